@@ -1,0 +1,131 @@
+"""Audit records (D3): one for every access to personal data.
+
+Records carry ids and field *names* only, never values. They go to the
+outbox in the caller's transaction, so a record exists exactly when the
+access it describes was committed; a denied attempt is written in a
+transaction of its own, since the attempt's own work is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from marshmallow import Schema, fields, validate
+from sqlalchemy.engine import Connection, Engine
+
+from .context import RequestContext
+from .events import new_id, utcnow
+from .outbox import enqueue, message_headers
+from .topology import AUDIT_EXCHANGE, audit_routing_key
+
+ACTIONS = (
+    "read", "list", "create", "update", "delete", "export", "share", "notify",
+    "login", "logout", "erase", "audit_query",
+)
+OUTCOMES = ("success", "denied", "failure")
+
+
+class AuditRecordSchema(Schema):
+    """The wire form of an audit record (what the ``audit`` exchange carries)."""
+
+    audit_id = fields.UUID(required=True)
+    occurred_at = fields.AwareDateTime(required=True)
+    service = fields.String(required=True)
+    actor_id = fields.String(allow_none=True)
+    actor_role = fields.String(allow_none=True)
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    resource_type = fields.String(required=True)
+    resource_id = fields.String(allow_none=True)
+    subject_id = fields.String(allow_none=True)
+    fields_ = fields.List(fields.String(), data_key="fields", attribute="fields", required=True)
+    purpose = fields.String(required=True)
+    request_id = fields.String(allow_none=True)
+    source_ip = fields.String(allow_none=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    service: str
+    action: str
+    resource_type: str
+    resource_id: str | None
+    subject_id: str | None
+    fields: tuple[str, ...]
+    purpose: str
+    actor_id: str | None
+    actor_role: str | None
+    request_id: str | None
+    source_ip: str | None
+    outcome: str = "success"
+    audit_id: str = field(default_factory=new_id)
+    occurred_at: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown audit action {self.action!r}")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"unknown audit outcome {self.outcome!r}")
+        if not self.purpose:
+            raise ValueError("an audit record needs a purpose")
+
+    def to_message(self) -> dict:
+        data = asdict(self)
+        data["fields"] = sorted(self.fields)
+        data["occurred_at"] = self.occurred_at.isoformat()
+        return data
+
+
+class AuditEmitter:
+    """Writes audit records of one service into its outbox."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def build(
+        self,
+        context: RequestContext,
+        *,
+        action: str,
+        resource_type: str,
+        resource_id: str | None,
+        subject_id: str | None,
+        fields: Iterable[str],
+        purpose: str,
+        outcome: str = "success",
+    ) -> AuditRecord:
+        return AuditRecord(
+            service=self.service,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            subject_id=subject_id,
+            fields=tuple(sorted(set(fields))),
+            purpose=purpose,
+            actor_id=context.actor_id,
+            actor_role=context.actor_role,
+            request_id=context.request_id,
+            source_ip=context.source_ip,
+            outcome=outcome,
+        )
+
+    def emit(self, conn: Connection, context: RequestContext, record: AuditRecord) -> AuditRecord:
+        enqueue(
+            conn,
+            message_id=record.audit_id,
+            exchange=AUDIT_EXCHANGE,
+            routing_key=audit_routing_key(self.service, record.action),
+            body=record.to_message(),
+            headers=message_headers(context),
+        )
+        return record
+
+    def record(self, conn: Connection, context: RequestContext, **kwargs) -> AuditRecord:
+        return self.emit(conn, context, self.build(context, **kwargs))
+
+    def record_denied(self, engine: Engine, context: RequestContext, **kwargs) -> AuditRecord:
+        """Record a refused attempt in its own transaction (the attempt itself rolls back)."""
+        with engine.begin() as conn:
+            return self.record(conn, context, outcome="denied", **kwargs)

@@ -1,0 +1,171 @@
+"""The command line every service shares: ``python -m upgestao_<svc> <command>``.
+
+    run                 start the nameko service (validates configuration first)
+    relay               publish the outbox to RabbitMQ until SIGINT/SIGTERM
+    migrate             apply the Alembic migrations
+    rebuild             rebuild every read model from the event log
+    parked list         show parked messages of this service's handlers
+    parked replay       put parked messages back on their queue
+    rotate-master-key   re-wrap every data key under the current master key
+    check-config        validate the environment and exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .config import ConfigError, Settings, load_settings
+from .logging import configure_logging, get_logger
+from .projections import Projection
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    service_class: str  # "package.module:Class"
+    migrations: str  # "package:migrations"
+    projections: Callable[[], Sequence[Projection]] = field(default=lambda: ())
+    publishes_events: bool = True
+    nameko_config: Callable[[Settings], dict] = field(default=lambda settings: {})
+
+    def load_class(self) -> type:
+        module, _, attr = self.service_class.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def handler_queues(self) -> list[str]:
+        from .nameko_ext.entrypoints import ReliableEventHandler
+
+        cls = self.load_class()
+        queues = []
+        for attr in dir(cls):
+            for ext in getattr(getattr(cls, attr, None), "nameko_entrypoints", ()):
+                if isinstance(ext, ReliableEventHandler):
+                    queues.append(f"{self.name}.{attr}")
+        return sorted(queues)
+
+
+def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"upgestao-{definition.name}", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run")
+    sub.add_parser("relay")
+    sub.add_parser("migrate")
+    sub.add_parser("rebuild")
+    sub.add_parser("check-config")
+    sub.add_parser("rotate-master-key")
+    parked = sub.add_parser("parked")
+    parked.add_argument("action", choices=("list", "replay"))
+    parked.add_argument("--queue", help="handler queue (default: all of this service's handlers)")
+    parked.add_argument("--message-id", action="append", help="replay only these (repeatable)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings(definition.name)
+        configure_logging(definition.name, settings.log_level)
+        from .vault import load_keys
+
+        keys = load_keys(settings, os.environ)
+    except ConfigError as exc:
+        print(f"upgestao-{definition.name}: {exc}", file=sys.stderr)
+        return 2
+
+    command = args.command.replace("-", "_")
+    return COMMANDS[command](definition, settings, keys, args)
+
+
+def _run(definition: ServiceDefinition, settings: Settings, keys, args) -> int:
+    from nameko.cli.run import run
+
+    if settings.database_url.startswith("postgresql"):
+        from .db import green_postgres
+
+        green_postgres()
+    config = {**settings.nameko_config(), **definition.nameko_config(settings)}
+    # nameko configures stdlib logging only when told to; ours is already JSON.
+    run([definition.load_class()], config)
+    return 0
+
+
+def _relay(definition: ServiceDefinition, settings: Settings, keys, args) -> int:
+    from .db import create_engine
+    from .relay import OutboxRelay
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    relay = OutboxRelay(
+        create_engine(settings.database_url, pool_size=2),
+        settings.amqp_uri,
+        services=[definition.name] if definition.publishes_events else [],
+        batch_size=settings.relay_batch_size,
+        poll_interval_s=settings.relay_poll_ms / 1000,
+    )
+    relay.run(stop)
+    return 0
+
+
+def _migrate(definition: ServiceDefinition, settings: Settings, keys, args) -> int:
+    from .migrations import upgrade
+
+    upgrade(definition.migrations, settings.database_url)
+    log.info("migrations.applied", database=settings.database_url.split("://", 1)[0])
+    return 0
+
+
+def _rebuild(definition: ServiceDefinition, settings: Settings, keys, args) -> int:
+    from .db import create_engine
+    from .projections import rebuild
+
+    count = rebuild(create_engine(settings.database_url), definition.projections())
+    print(f"rebuilt read models of {definition.name} from {count} events")
+    return 0
+
+
+def _check_config(definition: ServiceDefinition, settings: Settings, keys, args) -> int:
+    print(f"{definition.name}: configuration ok ({settings.env})")
+    return 0
+
+
+def _rotate_master_key(definition: ServiceDefinition, settings: Settings, keys, args) -> int:
+    from .db import create_engine
+    from .vault import rotate_master_key
+
+    keyring, _ = keys
+    count = rotate_master_key(create_engine(settings.database_url), keyring, keyring)
+    print(f"re-wrapped {count} data keys of {definition.name} under the current master key")
+    return 0
+
+
+def _parked(definition: ServiceDefinition, settings: Settings, keys, args) -> int:
+    from .parking import list_parked, replay_parked
+
+    queues = [args.queue] if args.queue else definition.handler_queues()
+    for queue in queues:
+        if args.action == "list":
+            for m in list_parked(settings.amqp_uri, queue):
+                print(f"{queue}\t{m.message_id}\t{m.event_type}\t{m.attempts}\t{m.parked_at}\t{m.error}")
+        else:
+            n = replay_parked(settings.amqp_uri, queue, args.message_id)
+            print(f"{queue}: replayed {n} parked messages")
+    return 0
+
+
+COMMANDS = {
+    "run": _run,
+    "relay": _relay,
+    "migrate": _migrate,
+    "rebuild": _rebuild,
+    "check_config": _check_config,
+    "rotate_master_key": _rotate_master_key,
+    "parked": _parked,
+}

@@ -1,0 +1,143 @@
+"""Configuration from environment variables, validated once at start.
+
+Every problem is reported as :class:`ConfigError` naming the variable, so a
+service that cannot start says exactly why. Defaults make the platform start
+with no configuration at all: SQLite files under ``UPGESTAO_DATA_DIR`` and a
+loopback RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ENVIRONMENTS = ("local", "test", "production")
+DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_RETRY_DELAYS_MS = (1_000, 5_000, 30_000)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """A configuration variable is missing or wrong."""
+
+    def __init__(self, variable: str, problem: str):
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"configuration error: {variable}: {problem}")
+
+
+def env_prefix(service: str) -> str:
+    """``integration-gateway`` -> ``INTEGRATION_GATEWAY``."""
+    return re.sub(r"[^A-Za-z0-9]", "_", service).upper()
+
+
+def normalise_database_url(variable: str, url: str) -> str:
+    """Force psycopg2 for PostgreSQL (green under eventlet via psycogreen).
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which must
+    never be used here.
+    """
+    scheme = urlsplit(url).scheme
+    if scheme in ("postgres", "postgresql"):
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    if scheme == "postgresql+psycopg2" or scheme == "sqlite":
+        return url
+    raise ConfigError(
+        variable, f"unsupported scheme {scheme!r}: use postgresql:// or sqlite:///"
+    )
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"expected an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(name, f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _int_list(environ: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    try:
+        values = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(name, f"expected comma-separated integers, got {raw!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise ConfigError(name, "every delay must be a positive number of milliseconds")
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    env: str
+    data_dir: Path
+    amqp_uri: str
+    database_url: str
+    log_level: str
+    retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
+    rpc_timeout_s: int = 10
+    relay_batch_size: int = 500
+    relay_poll_ms: int = 50
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def max_attempts(self) -> int:
+        """First delivery plus one per retry delay, then parking."""
+        return len(self.retry_delays_ms) + 1
+
+    def nameko_config(self) -> dict:
+        return {"AMQP_URI": self.amqp_uri, "serializer": "json", "max_workers": 10}
+
+
+def load_settings(service: str, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings of ``service`` from the environment."""
+    environ = os.environ if environ is None else environ
+    env = environ.get("UPGESTAO_ENV", "local")
+    if env not in ENVIRONMENTS:
+        raise ConfigError("UPGESTAO_ENV", f"must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+
+    data_dir = Path(environ.get("UPGESTAO_DATA_DIR") or "var").resolve()
+
+    amqp_uri = environ.get("AMQP_URI") or DEFAULT_AMQP_URI
+    if urlsplit(amqp_uri).scheme not in ("amqp", "amqps", "pyamqp"):
+        raise ConfigError("AMQP_URI", f"expected amqp://user:password@host:port/vhost, got scheme {urlsplit(amqp_uri).scheme!r}")
+
+    db_var = f"{env_prefix(service)}_DATABASE_URL"
+    raw_db = environ.get(db_var)
+    if raw_db:
+        database_url = normalise_database_url(db_var, raw_db)
+    elif env == "production":
+        raise ConfigError(db_var, "required in production (embedded SQLite is for local use)")
+    else:
+        database_url = f"sqlite:///{data_dir / (service + '.sqlite3')}"
+
+    log_level = (environ.get("UPGESTAO_LOG_LEVEL") or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError("UPGESTAO_LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
+
+    return Settings(
+        service=service,
+        env=env,
+        data_dir=data_dir,
+        amqp_uri=amqp_uri,
+        database_url=database_url,
+        log_level=log_level,
+        retry_delays_ms=_int_list(environ, "UPGESTAO_RETRY_DELAYS_MS", DEFAULT_RETRY_DELAYS_MS),
+        rpc_timeout_s=_int(environ, "UPGESTAO_RPC_TIMEOUT_S", 10, 1, 300),
+        relay_batch_size=_int(environ, "UPGESTAO_RELAY_BATCH_SIZE", 500, 1, 10_000),
+        relay_poll_ms=_int(environ, "UPGESTAO_RELAY_POLL_MS", 50, 1, 60_000),
+    )

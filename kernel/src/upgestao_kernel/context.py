@@ -1,0 +1,59 @@
+"""Request context: who asked, from where, under which request id.
+
+It travels from the gateway through nameko context data (message headers)
+into every RPC, event, log line and audit record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .events import Actor, new_id
+
+CONTEXT_KEYS = ("request_id", "actor_id", "actor_role", "source_ip", "correlation_id", "causation_id")
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str
+    actor_id: str | None = None
+    actor_role: str | None = None
+    source_ip: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(id=self.actor_id, role=self.actor_role)
+
+    @classmethod
+    def from_context_data(cls, data: Mapping[str, Any] | None) -> RequestContext:
+        data = data or {}
+        request_id = str(data.get("request_id") or new_id())
+        return cls(
+            request_id=request_id,
+            actor_id=_opt(data.get("actor_id")),
+            actor_role=_opt(data.get("actor_role")),
+            source_ip=_opt(data.get("source_ip")),
+            correlation_id=_opt(data.get("correlation_id")) or request_id,
+            causation_id=_opt(data.get("causation_id")),
+        )
+
+    def to_context_data(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def caused_by(self, event_id: str) -> RequestContext:
+        """Context for work done because of an event."""
+        return RequestContext(**{**asdict(self), "causation_id": event_id})
+
+
+def system_context(request_id: str | None = None) -> RequestContext:
+    """For work no person asked for (relays, start-up tasks, CLI commands)."""
+    rid = request_id or new_id()
+    return RequestContext(request_id=rid, actor_id="system", actor_role="system", correlation_id=rid)
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)

@@ -1,0 +1,145 @@
+"""Append-only event store on SQLAlchemy 2 Core (PostgreSQL and SQLite).
+
+Optimistic concurrency per stream: ``append`` takes the version the caller
+last saw; any other current version raises :class:`ConcurrencyError`, and the
+caller's transaction (which the error aborts) writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .context import RequestContext
+from .events import Actor, EventEnvelope, NewEvent, new_id, utcnow
+from .schema import events
+
+ANY_VERSION = None
+
+
+class ConcurrencyError(Exception):
+    """The stream moved on since the caller read it."""
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int):
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"stream {stream_id}: expected version {expected}, found {actual}")
+
+
+def current_version(conn: Connection, stream_id: str) -> int:
+    value = conn.execute(
+        sa.select(sa.func.max(events.c.version)).where(events.c.stream_id == stream_id)
+    ).scalar()
+    return int(value or 0)
+
+
+def append(
+    conn: Connection,
+    stream_id: str,
+    expected_version: int | None,
+    new_events: Sequence[NewEvent],
+    context: RequestContext,
+    occurred_at: datetime | None = None,
+) -> list[EventEnvelope]:
+    """Append ``new_events`` after ``expected_version`` (0: new stream; None: any)."""
+    if not new_events:
+        return []
+    actual = current_version(conn, stream_id)
+    if expected_version is not None and actual != expected_version:
+        raise ConcurrencyError(stream_id, expected_version, actual)
+    when = occurred_at or utcnow()
+    envelopes = [
+        EventEnvelope(
+            event_id=new_id(),
+            stream_id=stream_id,
+            version=actual + offset,
+            type=event.type,
+            occurred_at=when,
+            actor=context.actor,
+            correlation_id=context.correlation_id or context.request_id,
+            causation_id=context.causation_id or context.request_id,
+            data=dict(event.data),
+        )
+        for offset, event in enumerate(new_events, start=1)
+    ]
+    try:
+        # A savepoint keeps the caller's transaction usable for reporting,
+        # while the unique (stream_id, version) index settles races between
+        # two writers that both read ``actual``.
+        with conn.begin_nested():
+            result = conn.execute(
+                events.insert().returning(events.c.position, events.c.event_id),
+                [_row(e) for e in envelopes],
+            )
+            positions = {row.event_id: row.position for row in result}
+    except sa.exc.IntegrityError:
+        raise ConcurrencyError(stream_id, expected_version, current_version(conn, stream_id)) from None
+    return [_with_position(e, positions.get(e.event_id)) for e in envelopes]
+
+
+def read_stream(conn: Connection, stream_id: str, after_version: int = 0) -> list[EventEnvelope]:
+    rows = conn.execute(
+        sa.select(events)
+        .where(events.c.stream_id == stream_id, events.c.version > after_version)
+        .order_by(events.c.version)
+    )
+    return [_envelope(row) for row in rows]
+
+
+def read_all(conn: Connection, after_position: int = 0, batch_size: int = 1000) -> Iterator[EventEnvelope]:
+    """Every event in global order, fetched in batches."""
+    position = after_position
+    while True:
+        rows = conn.execute(
+            sa.select(events)
+            .where(events.c.position > position)
+            .order_by(events.c.position)
+            .limit(batch_size)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield _envelope(row)
+        position = rows[-1].position
+
+
+def _row(e: EventEnvelope) -> dict:
+    return {
+        "event_id": e.event_id,
+        "stream_id": e.stream_id,
+        "version": e.version,
+        "type": e.type,
+        "occurred_at": e.occurred_at,
+        "actor_id": e.actor.id,
+        "actor_role": e.actor.role,
+        "correlation_id": e.correlation_id,
+        "causation_id": e.causation_id,
+        "data": dict(e.data),
+    }
+
+
+def _envelope(row) -> EventEnvelope:
+    occurred = row.occurred_at
+    if occurred.tzinfo is None:  # SQLite drops the zone; we only ever store UTC
+        occurred = occurred.replace(tzinfo=UTC)
+    return EventEnvelope(
+        event_id=row.event_id,
+        stream_id=row.stream_id,
+        version=row.version,
+        type=row.type,
+        occurred_at=occurred,
+        actor=Actor(id=row.actor_id, role=row.actor_role),
+        correlation_id=row.correlation_id,
+        causation_id=row.causation_id,
+        data=row.data,
+        position=row.position,
+    )
+
+
+def _with_position(e: EventEnvelope, position: int | None) -> EventEnvelope:
+    return replace(e, position=position)

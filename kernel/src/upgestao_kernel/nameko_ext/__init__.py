@@ -1,0 +1,11 @@
+"""The thin nameko layer: dependency providers and entrypoints.
+
+Everything nameko- or eventlet-specific in the kernel lives here, so the
+domain and service-layer code could move to another transport unchanged.
+"""
+
+from .database import Database, ServiceDatabase
+from .entrypoints import reliable_handler
+from .health import HealthRpc
+
+__all__ = ["Database", "ServiceDatabase", "reliable_handler", "HealthRpc"]

@@ -1,0 +1,101 @@
+"""``Database``: a service's own database, unit of work and vault, for nameko.
+
+nameko-sqlalchemy does not work with SQLAlchemy 2; this is the small
+replacement, built on the kernel's unit of work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from nameko.extensions import DependencyProvider
+
+from ..config import load_settings
+from ..context import RequestContext
+from ..db import create_engine, green_postgres
+from ..events import EventEnvelope, new_id
+from ..logging import bind_request_context, clear_request_context
+from ..projections import Projection
+from ..unit_of_work import UnitOfWork
+from ..vault import Vault, load_keys
+
+
+class ServiceDatabase:
+    """What a worker sees as ``self.db``: bound to the worker's request context."""
+
+    def __init__(self, provider: Database, context: RequestContext, entrypoint_name: str) -> None:
+        self._provider = provider
+        self.context = context
+        self._entrypoint_name = entrypoint_name
+
+    @property
+    def engine(self) -> sa.engine.Engine:
+        return self._provider.engine
+
+    def unit_of_work(self, context: RequestContext | None = None) -> UnitOfWork:
+        return UnitOfWork(
+            self._provider.engine,
+            self._provider.service,
+            context or self.context,
+            projections=self._provider.projections,
+            vault=self._provider.vault,
+        )
+
+    @contextmanager
+    def handling(self, event: EventEnvelope) -> Iterator[UnitOfWork | None]:
+        """A unit of work that processes ``event`` at most once for this handler.
+
+        Yields ``None`` when the event was already processed (a duplicate
+        delivery): the handler then does nothing.
+        """
+        consumer = f"{self._provider.service}.{self._entrypoint_name}"
+        with self.unit_of_work(self.context.caused_by(event.event_id)) as uow:
+            yield uow if uow.claim(consumer, event.event_id) else None
+
+    def ping(self) -> str:
+        with self._provider.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return "ok"
+
+
+class Database(DependencyProvider):
+    def __init__(self, projections: Callable[[], Sequence[Projection]] | Sequence[Projection] = ()) -> None:
+        self._projections = projections
+
+    def setup(self) -> None:
+        self.service = self.container.service_name
+        settings = load_settings(self.service)
+        if settings.database_url.startswith("postgresql"):
+            green_postgres()
+        self.engine = create_engine(settings.database_url)
+        keyring, blind_key = load_keys(settings, os.environ)
+        self.vault = Vault(keyring, blind_key)
+        self.projections = tuple(self._projections() if callable(self._projections) else self._projections)
+
+    def stop(self) -> None:
+        self.engine.dispose()
+
+    def worker_setup(self, worker_ctx) -> None:
+        ctx = worker_context(worker_ctx)
+        bind_request_context(
+            request_id=ctx.request_id, actor_id=ctx.actor_id, actor_role=ctx.actor_role,
+            entrypoint=worker_ctx.entrypoint.method_name,
+        )
+
+    def worker_teardown(self, worker_ctx) -> None:
+        clear_request_context()
+
+    def get_dependency(self, worker_ctx) -> ServiceDatabase:
+        return ServiceDatabase(self, worker_context(worker_ctx), worker_ctx.entrypoint.method_name)
+
+
+def worker_context(worker_ctx) -> RequestContext:
+    """The worker's request context; a request id is minted once if none came in,
+    and stored in the context data so it travels on with outgoing calls."""
+    data = worker_ctx.context_data
+    if not data.get("request_id"):
+        data["request_id"] = new_id()
+    return RequestContext.from_context_data(data)

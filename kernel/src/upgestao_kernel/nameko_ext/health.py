@@ -1,0 +1,18 @@
+"""The health RPC every service answers."""
+
+from __future__ import annotations
+
+from nameko.rpc import rpc
+
+
+class HealthRpc:
+    """Mixin: ``health()`` says the service is up and its database answers.
+
+    The service class must have a ``db`` (:class:`Database`) dependency.
+    """
+
+    name: str
+
+    @rpc
+    def health(self) -> dict:
+        return {"service": self.name, "status": "ok", "database": self.db.ping()}  # type: ignore[attr-defined]

@@ -1,0 +1,64 @@
+"""Transactional outbox: messages written in the same transaction as the
+events (or data accesses) they describe, published later by the relay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .context import RequestContext
+from .events import EventEnvelope, NewEvent, utcnow
+from .schema import outbox
+from .topology import events_exchange_name
+
+
+def message_headers(context: RequestContext, **extra: str | None) -> dict[str, str]:
+    """nameko-style headers, so consumers get the request context as context data."""
+    data = {**context.to_context_data(), **{k: v for k, v in extra.items() if v is not None}}
+    return {f"nameko.{key}": value for key, value in data.items()}
+
+
+def enqueue(
+    conn: Connection,
+    *,
+    message_id: str,
+    exchange: str,
+    routing_key: str,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+) -> None:
+    conn.execute(
+        outbox.insert().values(
+            message_id=message_id,
+            exchange=exchange,
+            routing_key=routing_key,
+            body=dict(body),
+            headers=dict(headers),
+            created_at=utcnow(),
+        )
+    )
+
+
+def enqueue_event(
+    conn: Connection, service: str, event: NewEvent, envelope: EventEnvelope, context: RequestContext
+) -> None:
+    """Queue the published view of ``envelope`` unless the event is private."""
+    if event.published is False:
+        return
+    data = envelope.data if event.published in (None, True) else event.published
+    enqueue(
+        conn,
+        message_id=envelope.event_id,
+        exchange=events_exchange_name(service),
+        routing_key=envelope.type,
+        body=envelope.to_message(data),
+        headers=message_headers(context, causation_id=envelope.event_id),
+    )
+
+
+def unsent_count(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).where(outbox.c.sent_at.is_(None))).scalar())

@@ -1,0 +1,147 @@
+"""Outbox relay: publishes unsent outbox rows with publisher confirms.
+
+Order of operations per batch: read unsent rows, publish each with
+``mandatory=True`` on a confirming channel (``basic.publish`` returns only
+once the broker has acked it), then mark the confirmed rows sent. A relay
+killed after a confirm but before the mark republishes those rows when it
+restarts: duplicates are possible (consumers are idempotent by message id),
+loss is not. Unroutable messages go to the alternate exchange; a message the
+broker still returns is left unsent and retried.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from kombu import Connection as AmqpConnection
+from kombu import Producer
+from sqlalchemy.engine import Engine
+
+from .events import utcnow
+from .logging import get_logger
+from .schema import outbox
+from .topology import declare_publishing
+
+log = get_logger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: Engine,
+        amqp_uri: str,
+        services: Sequence[str] = (),
+        batch_size: int = 500,
+        poll_interval_s: float = 0.05,
+    ) -> None:
+        self.engine = engine
+        self.amqp_uri = amqp_uri
+        self.services = tuple(services)
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self._connection: AmqpConnection | None = None
+        self._producer: Producer | None = None
+        self._returned: set[str] = set()
+
+    # -- broker ---------------------------------------------------------
+    def _ensure_producer(self) -> Producer:
+        if self._producer is None:
+            conn = AmqpConnection(self.amqp_uri, transport_options={"confirm_publish": True})
+            conn.ensure_connection(max_retries=3)
+            channel = conn.channel()
+            channel.events["basic_return"].add(self._on_return)
+            declare_publishing(channel, self.services)
+            self._connection = conn
+            self._producer = Producer(channel, serializer="json")
+        return self._producer
+
+    def _on_return(self, exc, exchange, routing_key, message) -> None:
+        message_id = message.properties.get("message_id")
+        self._returned.add(message_id)
+        log.error("relay.message_returned", exchange=exchange, routing_key=routing_key, message_id=message_id)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.release()
+        self._connection = self._producer = None
+
+    # -- work -----------------------------------------------------------
+    def publish_batch(self) -> int:
+        """Publish up to ``batch_size`` unsent rows; returns how many were confirmed."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(self.batch_size)
+            ).all()
+        if not rows:
+            return 0
+        producer = self._ensure_producer()
+        confirmed: list[int] = []
+        try:
+            for row in rows:
+                producer.publish(
+                    row.body,
+                    exchange=row.exchange,
+                    routing_key=row.routing_key,
+                    headers=dict(row.headers),
+                    message_id=row.message_id,
+                    type=row.body.get("type") if isinstance(row.body, dict) else None,
+                    delivery_mode=2,
+                    mandatory=True,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    retry=False,
+                )
+                if row.message_id in self._returned:
+                    self._returned.discard(row.message_id)
+                    continue
+                confirmed.append(row.id)
+        except Exception:
+            self.close()
+            raise
+        finally:
+            self._mark_sent(confirmed)
+        return len(confirmed)
+
+    def _mark_sent(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                conn.execute(outbox.update().where(outbox.c.id.in_(chunk)).values(sent_at=now))
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Publish until ``stop`` is set; back off on broker or database errors."""
+        stop = stop or threading.Event()
+        backoff = self.poll_interval_s
+        log.info("relay.started", services=list(self.services))
+        while not stop.is_set():
+            try:
+                published = self.publish_batch()
+                backoff = self.poll_interval_s
+            except Exception as exc:  # broker or database down: retry, never drop
+                log.warning("relay.publish_failed", error=type(exc).__name__, retry_in_s=backoff)
+                published = 0
+                backoff = min(backoff * 2 if backoff > self.poll_interval_s else 0.5, 10.0)
+                stop.wait(backoff)
+                continue
+            if published == 0:
+                stop.wait(self.poll_interval_s)
+        self.close()
+        log.info("relay.stopped")
+
+
+def drain(relay: OutboxRelay, timeout_s: float = 10.0) -> int:
+    """Publish until the outbox is empty (tests, CLI). Returns rows published."""
+    total = 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        n = relay.publish_batch()
+        total += n
+        if n == 0:
+            return total
+    raise TimeoutError("outbox not drained in time")

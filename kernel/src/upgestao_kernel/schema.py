@@ -1,0 +1,77 @@
+"""The kernel's tables, present in every service's own database.
+
+``kernel_metadata`` describes them for SQLAlchemy Core; the first Alembic
+migration of each service creates them with :func:`create_kernel_tables`.
+A later change to these tables must ship as a new Alembic revision in every
+service (op.add_column & co.), never as an edit here alone.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+kernel_metadata = sa.MetaData()
+
+events = sa.Table(
+    "events",
+    kernel_metadata,
+    sa.Column("position", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("stream_id", sa.String(200), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(200), nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=True),
+    sa.Column("actor_role", sa.String(64), nullable=True),
+    sa.Column("correlation_id", sa.String(64), nullable=True),
+    sa.Column("causation_id", sa.String(64), nullable=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    kernel_metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(36), nullable=False, unique=True),
+    sa.Column("exchange", sa.String(200), nullable=False),
+    sa.Column("routing_key", sa.String(200), nullable=False),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_outbox_unsent", "id", postgresql_where=sa.text("sent_at IS NULL"),
+             sqlite_where=sa.text("sent_at IS NULL")),
+)
+
+processed_events = sa.Table(
+    "processed_events",
+    kernel_metadata,
+    sa.Column("consumer", sa.String(200), primary_key=True),
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+subject_keys = sa.Table(
+    "subject_keys",
+    kernel_metadata,
+    sa.Column("subject_id", sa.String(64), primary_key=True),
+    # NULL once shredded: the key is gone, every ciphertext of the subject is noise.
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=True),
+    sa.Column("master_kid", sa.String(16), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("shredded_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+
+def create_kernel_tables(op) -> None:
+    """Alembic: create the kernel tables (kernel schema version 1)."""
+    bind = op.get_bind()
+    kernel_metadata.create_all(bind, checkfirst=False)
+
+
+def drop_kernel_tables(op) -> None:
+    kernel_metadata.drop_all(op.get_bind())

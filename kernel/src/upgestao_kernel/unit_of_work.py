@@ -1,0 +1,179 @@
+"""Unit of work: one transaction holding events, read models, outbox and audit.
+
+This is the only door to personal data: values go in through
+``personal.seal`` and come out through ``personal.open``, and both write the
+audit record into the same transaction. There is no unaudited read path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from . import eventstore
+from .audit import AuditEmitter, AuditRecord
+from .context import RequestContext
+from .events import Aggregate, EventEnvelope, NewEvent, utcnow
+from .outbox import enqueue_event
+from .projections import Projection
+from .schema import processed_events
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class PersonalData:
+    """Encrypt and decrypt personal fields, auditing every access."""
+
+    def __init__(self, conn: Connection, vault: Any, audit: AuditEmitter, context: RequestContext) -> None:
+        self._conn = conn
+        self._vault = vault
+        self._audit = audit
+        self._context = context
+
+    def seal(
+        self,
+        *,
+        subject_id: str,
+        resource_type: str,
+        resource_id: str | None,
+        values: Mapping[str, str | None],
+        purpose: str,
+        action: str = "create",
+    ) -> dict[str, str | None]:
+        """Encrypt ``values`` under the subject's key; audited as ``action``."""
+        self._audit.record(
+            self._conn, self._context, action=action, resource_type=resource_type,
+            resource_id=resource_id, subject_id=subject_id, fields=values.keys(), purpose=purpose,
+        )
+        return {name: self._vault.encrypt(self._conn, subject_id, name, value) for name, value in values.items()}
+
+    def open(
+        self,
+        *,
+        subject_id: str,
+        resource_type: str,
+        resource_id: str | None,
+        sealed: Mapping[str, str | None],
+        purpose: str,
+        action: str = "read",
+    ) -> dict[str, Any]:
+        """Decrypt ``sealed`` fields; the audit record is written first."""
+        self._audit.record(
+            self._conn, self._context, action=action, resource_type=resource_type,
+            resource_id=resource_id, subject_id=subject_id, fields=sealed.keys(), purpose=purpose,
+        )
+        return self._vault.decrypt_many(self._conn, subject_id, dict(sealed))
+
+    def blind_index(self, field: str, value: str) -> str:
+        """Exact-match lookup key: no personal value is revealed, so not audited."""
+        return self._vault.blind_index(field, value)
+
+    def shred(self, *, subject_id: str, resource_type: str, purpose: str) -> bool:
+        """Destroy the subject's key: every ciphertext of theirs becomes unreadable."""
+        self._audit.record(
+            self._conn, self._context, action="erase", resource_type=resource_type,
+            resource_id=subject_id, subject_id=subject_id, fields=(), purpose=purpose,
+        )
+        return self._vault.shred(self._conn, subject_id)
+
+
+class UnitOfWork:
+    """``with UnitOfWork(...) as uow:`` commits on success, rolls back on error."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        service: str,
+        context: RequestContext,
+        projections: Sequence[Projection] = (),
+        vault: Any = None,
+    ) -> None:
+        self.engine = engine
+        self.service = service
+        self.context = context
+        self.projections = tuple(projections)
+        self.vault = vault
+        self.audit = AuditEmitter(service)
+        self._conn: Connection | None = None
+        self.recorded: list[EventEnvelope] = []
+
+    def __enter__(self) -> UnitOfWork:
+        self._conn = self.engine.connect()
+        self._conn.begin()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._conn is not None
+        try:
+            if exc_type is None:
+                self._conn.commit()
+            else:
+                self._conn.rollback()
+        finally:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("unit of work used outside its with-block")
+        return self._conn
+
+    @property
+    def personal(self) -> PersonalData:
+        if self.vault is None:
+            raise RuntimeError(f"{self.service} has no vault configured")
+        return PersonalData(self.conn, self.vault, self.audit, self.context)
+
+    # -- events ------------------------------------------------------------
+    def record(self, stream_id: str, expected_version: int | None, new_events: Sequence[NewEvent]) -> list[EventEnvelope]:
+        """Append, project and queue for publication, all in this transaction."""
+        envelopes = eventstore.append(self.conn, stream_id, expected_version, new_events, self.context)
+        for event, envelope in zip(new_events, envelopes, strict=True):
+            for projection in self.projections:
+                projection.apply(self.conn, envelope)
+            enqueue_event(self.conn, self.service, event, envelope, self.context)
+        self.recorded.extend(envelopes)
+        return envelopes
+
+    def load(self, aggregate_cls: type[A], id: str) -> A | None:
+        history = eventstore.read_stream(self.conn, aggregate_cls.stream_id_for(id))
+        return aggregate_cls.replay(id, history) if history else None
+
+    def save(self, aggregate: Aggregate) -> list[EventEnvelope]:
+        envelopes = self.record(aggregate.stream_id, aggregate.expected_version, aggregate.collect())
+        if envelopes:
+            aggregate.version = envelopes[-1].version
+        return envelopes
+
+    # -- audit without personal values (lists, logins, queries) --------------
+    def audit_access(self, **kwargs: Any) -> AuditRecord:
+        return self.audit.record(self.conn, self.context, **kwargs)
+
+    def deny(self, **kwargs: Any) -> AuditRecord:
+        """Record a refused attempt; survives this unit's rollback."""
+        return self.audit.record_denied(self.engine, self.context, **kwargs)
+
+    # -- idempotent consumption --------------------------------------------
+    def claim(self, consumer: str, event_id: str) -> bool:
+        """Mark ``event_id`` processed by ``consumer``; False if it already was."""
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(
+                    processed_events.insert().values(consumer=consumer, event_id=event_id, processed_at=utcnow())
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+
+def was_processed(conn: Connection, consumer: str, event_ids: Iterable[str]) -> set[str]:
+    rows = conn.execute(
+        sa.select(processed_events.c.event_id).where(
+            processed_events.c.consumer == consumer, processed_events.c.event_id.in_(list(event_ids))
+        )
+    )
+    return {r.event_id for r in rows}
