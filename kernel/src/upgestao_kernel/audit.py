@@ -2,8 +2,8 @@
 
 Records carry ids and field *names* only, never values. They go to the
 outbox in the caller's transaction, so a record exists exactly when the
-access it describes was committed; a denied attempt is written in a
-transaction of its own, since the attempt's own work is rolled back.
+access it describes was committed; a denied attempt is written even when
+the attempt's own work rolls back (see ``UnitOfWork.deny``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from marshmallow import Schema, fields, validate
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from .context import RequestContext
 from .events import new_id, utcnow
@@ -124,8 +124,3 @@ class AuditEmitter:
 
     def record(self, conn: Connection, context: RequestContext, **kwargs) -> AuditRecord:
         return self.emit(conn, context, self.build(context, **kwargs))
-
-    def record_denied(self, engine: Engine, context: RequestContext, **kwargs) -> AuditRecord:
-        """Record a refused attempt in its own transaction (the attempt itself rolls back)."""
-        with engine.begin() as conn:
-            return self.record(conn, context, outcome="denied", **kwargs)

@@ -113,8 +113,9 @@ def load_settings(service: str, environ: Mapping[str, str] | None = None) -> Set
     data_dir = Path(environ.get("UPGESTAO_DATA_DIR") or "var").resolve()
 
     amqp_uri = environ.get("AMQP_URI") or DEFAULT_AMQP_URI
-    if urlsplit(amqp_uri).scheme not in ("amqp", "amqps", "pyamqp"):
-        raise ConfigError("AMQP_URI", f"expected amqp://user:password@host:port/vhost, got scheme {urlsplit(amqp_uri).scheme!r}")
+    scheme = urlsplit(amqp_uri).scheme
+    if scheme not in ("amqp", "amqps", "pyamqp"):
+        raise ConfigError("AMQP_URI", f"expected amqp://user:password@host:port/vhost, got scheme {scheme!r}")
 
     db_var = f"{env_prefix(service)}_DATABASE_URL"
     raw_db = environ.get(db_var)

@@ -14,8 +14,8 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .eventstore import read_all
 from .events import EventEnvelope
+from .eventstore import read_all
 
 
 class Projection(Protocol):

@@ -90,8 +90,6 @@ class OutboxRelay:
                     type=row.body.get("type") if isinstance(row.body, dict) else None,
                     delivery_mode=2,
                     mandatory=True,
-                    content_type="application/json",
-                    content_encoding="utf-8",
                     retry=False,
                 )
                 if row.message_id in self._returned:

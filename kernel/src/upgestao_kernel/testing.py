@@ -1,8 +1,8 @@
 """pytest fixtures shared by every service's tests (``pytest_plugins``).
 
 Tests run against the real RabbitMQ and PostgreSQL of the machine: each test
-session gets its own RabbitMQ vhost, each database-using test its own
-PostgreSQL database, and both are deleted afterwards.
+gets its own RabbitMQ vhost and its own PostgreSQL databases, all deleted
+afterwards, so no queue or row of one test is seen by another.
 
     UPGESTAO_TEST_AMQP_URI   broker (default amqp://guest:guest@127.0.0.1:5672/)
     UPGESTAO_TEST_RABBIT_API management API (default http://guest:guest@127.0.0.1:15672)
@@ -68,7 +68,7 @@ def drop_database(name: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def amqp_vhost() -> Iterator[str]:
     name = f"upgestao-test-{uuid.uuid4().hex[:10]}"
     create_vhost(name)
@@ -76,7 +76,7 @@ def amqp_vhost() -> Iterator[str]:
     delete_vhost(name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def amqp_uri(amqp_vhost: str) -> str:
     parts = urlsplit(AMQP_BASE)
     return urlunsplit((parts.scheme, parts.netloc, "/" + quote(amqp_vhost, safe=""), "", ""))
@@ -127,10 +127,12 @@ def run_service(service_env, database_factory, monkeypatch) -> Iterator:
 
     started: list = []
 
-    def run(service_cls, migrations: str, extra_config: dict | None = None):
-        url = database_factory(service_cls.name)
+    def run(service_cls, migrations, extra_config: dict | None = None, database_url: str | None = None):
+        """``migrations``: an Alembic location (``pkg:migrations``) or a callable(url)."""
+        url = database_url or database_factory(service_cls.name)
         monkeypatch.setenv(f"{env_prefix(service_cls.name)}_DATABASE_URL", url)
-        upgrade(migrations, url)
+        if database_url is None:
+            migrations(url) if callable(migrations) else upgrade(migrations, url)
         config = {"AMQP_URI": service_env["AMQP_URI"], "serializer": "json", **(extra_config or {})}
         container = ServiceContainer(service_cls, config)
         container.start()

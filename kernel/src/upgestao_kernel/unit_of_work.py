@@ -98,6 +98,7 @@ class UnitOfWork:
         self.vault = vault
         self.audit = AuditEmitter(service)
         self._conn: Connection | None = None
+        self._denied: list[AuditRecord] = []
         self.recorded: list[EventEnvelope] = []
 
     def __enter__(self) -> UnitOfWork:
@@ -109,9 +110,16 @@ class UnitOfWork:
         assert self._conn is not None
         try:
             if exc_type is None:
+                for record in self._denied:
+                    self.audit.emit(self._conn, self.context, record)
                 self._conn.commit()
             else:
                 self._conn.rollback()
+                if self._denied:
+                    # The attempt's own work is gone; its denial must not be.
+                    with self.engine.begin() as conn:
+                        for record in self._denied:
+                            self.audit.emit(conn, self.context, record)
         finally:
             self._conn.close()
             self._conn = None
@@ -129,7 +137,9 @@ class UnitOfWork:
         return PersonalData(self.conn, self.vault, self.audit, self.context)
 
     # -- events ------------------------------------------------------------
-    def record(self, stream_id: str, expected_version: int | None, new_events: Sequence[NewEvent]) -> list[EventEnvelope]:
+    def record(
+        self, stream_id: str, expected_version: int | None, new_events: Sequence[NewEvent]
+    ) -> list[EventEnvelope]:
         """Append, project and queue for publication, all in this transaction."""
         envelopes = eventstore.append(self.conn, stream_id, expected_version, new_events, self.context)
         for event, envelope in zip(new_events, envelopes, strict=True):
@@ -154,8 +164,10 @@ class UnitOfWork:
         return self.audit.record(self.conn, self.context, **kwargs)
 
     def deny(self, **kwargs: Any) -> AuditRecord:
-        """Record a refused attempt; survives this unit's rollback."""
-        return self.audit.record_denied(self.engine, self.context, **kwargs)
+        """Record a refused attempt; it is written whether this unit commits or rolls back."""
+        record = self.audit.build(self.context, outcome="denied", **kwargs)
+        self._denied.append(record)
+        return record
 
     # -- idempotent consumption --------------------------------------------
     def claim(self, consumer: str, event_id: str) -> bool:

@@ -1,1 +1,2 @@
-"""UpGestão identity service: Staff users and customers, their personal data, roles and permissions, authentication (issue 3)."""
+"""UpGestão identity service: staff users and customers, their personal data,
+roles and permissions, authentication (issue 3)."""

@@ -4,8 +4,8 @@ Revision ID: 0001
 Revises:
 """
 
-from upgestao_kernel.schema import create_kernel_tables, drop_kernel_tables
 from alembic import op
+from upgestao_kernel.schema import create_kernel_tables, drop_kernel_tables
 
 revision = "0001"
 down_revision = None

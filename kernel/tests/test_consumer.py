@@ -1,0 +1,123 @@
+"""Reliable consumers: duplicates handled once, failures retried then parked
+and replayable, request context carried from RPC to event to audit record."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlalchemy as sa
+from kombu import Connection
+from upgestao_kernel.db import create_engine
+from upgestao_kernel.parking import list_parked, replay_parked
+from upgestao_kernel.relay import OutboxRelay, drain
+from upgestao_kernel.schema import kernel_metadata, outbox
+from upgestao_kernel.topology import events_exchange
+
+from . import sample_services
+from .sample import sample_metadata
+from .sample_services import LedgerService, TallyService
+
+
+def _create_tables(url: str) -> None:
+    engine = create_engine(url)
+    kernel_metadata.create_all(engine)
+    sample_metadata.create_all(engine)
+    engine.dispose()
+
+
+def wait_for(predicate, timeout=15.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture(autouse=True)
+def reset_switches():
+    sample_services.CALLS.clear()
+    sample_services.BEHAVIOUR["fail"] = False
+    yield
+
+
+@pytest.fixture
+def platform(run_service, database_factory, amqp_uri):
+    ledger_url = database_factory("ledger")
+    _create_tables(ledger_url)
+    tally = run_service(TallyService, _create_tables)
+    ledger = run_service(LedgerService, None, database_url=ledger_url)
+    relay = OutboxRelay(create_engine(ledger_url), amqp_uri, services=["ledger"])
+    yield ledger, tally, relay, ledger_url
+    relay.close()
+
+
+def test_event_is_handled_once_even_when_delivered_twice(platform, amqp_uri):
+    ledger, tally, relay, ledger_url = platform
+    ledger.open_account("acc-1", "a@example.com")
+    drain(relay)
+    wait_for(lambda: len(tally.handled()) == 1)
+    # deliver the very same message again, as a relay restart would
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        conn.execute(outbox.update().values(sent_at=None))
+    drain(relay)
+    wait_for(lambda: len(sample_services.CALLS) == 2)
+    time.sleep(0.3)  # give a wrongly non-idempotent handler time to write twice
+    assert len(tally.handled()) == 1
+
+
+def test_failing_handler_is_retried_then_parked_then_replayed(platform, amqp_uri, service_env):
+    ledger, tally, relay, _ = platform
+    sample_services.BEHAVIOUR["fail"] = True
+    ledger.open_account("acc-1", "a@example.com")
+    drain(relay)
+    parked = wait_for(lambda: list_parked(amqp_uri, "tally.on_ledger_event"))
+    # UPGESTAO_RETRY_DELAYS_MS=100,200: first try + 2 retries, then parked
+    assert len(sample_services.CALLS) == 3
+    assert len(set(sample_services.CALLS)) == 1
+    assert parked[0].event_type == "ledger.account_opened.v1"
+    assert parked[0].error == "RuntimeError: downstream unavailable"
+    assert tally.handled() == []
+    # listing does not consume
+    assert len(list_parked(amqp_uri, "tally.on_ledger_event")) == 1
+
+    sample_services.BEHAVIOUR["fail"] = False
+    assert replay_parked(amqp_uri, "tally.on_ledger_event") == 1
+    wait_for(lambda: len(tally.handled()) == 1)
+    assert list_parked(amqp_uri, "tally.on_ledger_event") == []
+
+
+def test_malformed_message_is_parked_not_lost(platform, amqp_uri):
+    with Connection(amqp_uri) as conn:
+        conn.Producer().publish({"not": "an envelope"}, exchange=events_exchange("ledger"),
+                                routing_key="ledger.account_opened.v1", message_id="bad-1", serializer="json")
+    parked = wait_for(lambda: list_parked(amqp_uri, "tally.on_ledger_event"))
+    assert parked[0].message_id == "bad-1" and parked[0].error.startswith("KeyError")
+
+
+def test_request_context_travels_from_rpc_to_event_and_audit(run_service, database_factory, amqp_uri):
+    from nameko.standalone.rpc import ServiceRpcProxy
+
+    url = database_factory("ledger")
+    _create_tables(url)
+    run_service(LedgerService, None, database_url=url)
+    context = {"request_id": "req-ctx-0001", "actor_id": "staff-7", "actor_role": "supervisor",
+               "source_ip": "192.0.2.10"}
+    with ServiceRpcProxy("ledger", {"AMQP_URI": amqp_uri}, context_data=context, timeout=10) as ledger:
+        ledger.open_account("acc-1", "a@example.com")
+        assert ledger.read_email("acc-1") == "a@example.com"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox)).all()
+    assert {r.routing_key for r in rows} == {"audit.ledger.create", "audit.ledger.read", "ledger.account_opened.v1"}
+    for row in rows:
+        assert row.headers["nameko.request_id"] == "req-ctx-0001"
+        if row.exchange == "audit":
+            assert (row.body["actor_id"], row.body["actor_role"], row.body["source_ip"]) == (
+                "staff-7", "supervisor", "192.0.2.10")
+        else:
+            assert row.body["actor"] == {"id": "staff-7", "role": "supervisor"}
+            assert row.body["correlation_id"] == "req-ctx-0001"
