@@ -75,24 +75,26 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
         from .vault import load_keys
 
         keys = load_keys(settings, os.environ)
+        nameko_config = {**settings.nameko_config(), **definition.nameko_config(settings)}
     except ConfigError as exc:
         print(f"upgestao-{definition.name}: {exc}", file=sys.stderr)
         return 2
 
     command = args.command.replace("-", "_")
+    if command == "run":
+        return _run(definition, settings, nameko_config)
     return COMMANDS[command](definition, settings, keys, args)
 
 
-def _run(definition: ServiceDefinition, settings: Settings, keys, args) -> int:
+def _run(definition: ServiceDefinition, settings: Settings, nameko_config: dict) -> int:
     from nameko.cli.run import run
 
     if settings.database_url.startswith("postgresql"):
         from .db import green_postgres
 
         green_postgres()
-    config = {**settings.nameko_config(), **definition.nameko_config(settings)}
     # nameko configures stdlib logging only when told to; ours is already JSON.
-    run([definition.load_class()], config)
+    run([definition.load_class()], nameko_config)
     return 0
 
 
@@ -161,7 +163,6 @@ def _parked(definition: ServiceDefinition, settings: Settings, keys, args) -> in
 
 
 COMMANDS = {
-    "run": _run,
     "relay": _relay,
     "migrate": _migrate,
     "rebuild": _rebuild,

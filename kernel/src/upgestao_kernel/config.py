@@ -89,6 +89,7 @@ class Settings:
     rpc_timeout_s: int = 10
     relay_batch_size: int = 500
     relay_poll_ms: int = 50
+    max_workers: int = 10
 
     @property
     def production(self) -> bool:
@@ -100,7 +101,7 @@ class Settings:
         return len(self.retry_delays_ms) + 1
 
     def nameko_config(self) -> dict:
-        return {"AMQP_URI": self.amqp_uri, "serializer": "json", "max_workers": 10}
+        return {"AMQP_URI": self.amqp_uri, "serializer": "json", "max_workers": self.max_workers}
 
 
 def load_settings(service: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -141,4 +142,5 @@ def load_settings(service: str, environ: Mapping[str, str] | None = None) -> Set
         rpc_timeout_s=_int(environ, "UPGESTAO_RPC_TIMEOUT_S", 10, 1, 300),
         relay_batch_size=_int(environ, "UPGESTAO_RELAY_BATCH_SIZE", 500, 1, 10_000),
         relay_poll_ms=_int(environ, "UPGESTAO_RELAY_POLL_MS", 50, 1, 60_000),
+        max_workers=_int(environ, f"{env_prefix(service)}_MAX_WORKERS", 10, 1, 1000),
     )

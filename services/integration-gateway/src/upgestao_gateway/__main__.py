@@ -1,0 +1,17 @@
+"""``python -m upgestao_gateway <command>``: see ``upgestao_kernel.cli``."""
+
+import eventlet
+
+eventlet.monkey_patch()  # before anything else imports socket or threading
+
+from upgestao_kernel.cli import main as kernel_main  # noqa: E402
+
+from .definition import DEFINITION  # noqa: E402
+
+
+def main() -> int:
+    return kernel_main(DEFINITION)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

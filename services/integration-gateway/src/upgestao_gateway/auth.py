@@ -1,0 +1,65 @@
+"""The authentication slot of the gateway.
+
+A route declares ``auth="required"`` (optionally ``roles=(...)``); before its
+worker starts, the gateway asks the service's ``authenticator`` for the
+:class:`Principal` behind the request:
+
+* ``authenticate(request)`` returns the principal, or ``None`` when the request
+  carries no credentials it can accept (answered 401 with
+  ``WWW-Authenticate: Bearer``);
+* it may raise :class:`~upgestao_gateway.problems.Problem` itself (e.g.
+  ``unauthenticated(error="invalid_token")`` for an expired token).
+
+It runs in the request's green thread, before any worker, so it may do green
+I/O but has no nameko dependencies. Until a verifier is plugged in
+(``GatewayService.authenticator``), :class:`NoAuthenticator` accepts nobody.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from werkzeug.wrappers import Request
+
+from .problems import unauthenticated
+
+
+@dataclass(frozen=True)
+class Principal:
+    actor_id: str
+    role: str
+    session_id: str | None = None
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    def authenticate(self, request: Request) -> Principal | None: ...
+
+
+class NoAuthenticator:
+    """No verifier configured: nobody can authenticate."""
+
+    def authenticate(self, request: Request) -> Principal | None:
+        return None
+
+
+# RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token
+_BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
+MAX_TOKEN_LENGTH = 8192
+
+
+def bearer_token(request: Request) -> str | None:
+    """The bearer token of the ``Authorization`` header; ``None`` when there is none.
+
+    A header that is present but not a well-formed bearer credential is
+    answered 401 ``invalid_request`` (never silently ignored).
+    """
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    match = _BEARER.match(header)
+    if match is None or len(match.group(1)) > MAX_TOKEN_LENGTH:
+        raise unauthenticated("The Authorization header must be 'Bearer <token>'.", error="invalid_request")
+    return match.group(1)

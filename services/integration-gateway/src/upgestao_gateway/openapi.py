@@ -1,0 +1,119 @@
+"""The OpenAPI 3.0.3 document, generated from the route declarations.
+
+Routes are found on the service class the same way nameko finds them, so a
+route that is served is a route that is documented.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from .problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
+from .schemas import ProblemSchema
+from .web import JSON_CONTENT_TYPE, REQUEST_ID_HEADER, GatewayRoute, RouteSpec
+
+OPENAPI_VERSION = "3.0.3"
+_CONVERTER_SCHEMAS = {
+    "int": {"type": "integer"},
+    "float": {"type": "number"},
+    "uuid": {"type": "string", "format": "uuid"},
+}
+_STRING = {"type": "string"}
+_TITLES = {status: title for status, title in PROBLEM_TYPES.values()}
+_TITLES[503] = "Service unavailable"
+
+
+def routes_of(service_cls: type) -> list[tuple[str, RouteSpec]]:
+    """``[(method_name, spec)]`` of every gateway route of ``service_cls``."""
+    found = []
+    for name, member in inspect.getmembers(service_cls, inspect.isfunction):
+        for entrypoint in getattr(member, "nameko_entrypoints", ()):
+            if isinstance(entrypoint, GatewayRoute):
+                found.append((name, entrypoint.spec))
+    return sorted(found, key=lambda item: (item[1].template, item[1].method))
+
+
+def _version() -> str:
+    try:
+        return version("upgestao-integration-gateway")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+def _with_request_id(response: dict[str, Any]) -> dict[str, Any]:
+    response["headers"] = {REQUEST_ID_HEADER: "RequestId"}
+    return response
+
+
+def _operation(method_name: str, spec: RouteSpec) -> dict[str, Any]:
+    operation: dict[str, Any] = {"operationId": method_name, "responses": {}}
+    if spec.summary:
+        operation["summary"] = spec.summary
+    if spec.description:
+        operation["description"] = spec.description
+    if spec.tags:
+        operation["tags"] = list(spec.tags)
+    if spec.auth == "required":
+        operation["security"] = [{"bearerAuth": []}]
+    parameters: list[Any] = ["RequestId"]
+    if spec.query is not None:
+        parameters.append({"in": "query", "schema": spec.query})
+    operation["parameters"] = parameters
+    if spec.body is not None:
+        operation["requestBody"] = {"required": True, "content": {JSON_CONTENT_TYPE: {"schema": spec.body}}}
+
+    success: dict[str, Any] = {"description": spec.summary or "Success"}
+    if spec.status != 204:
+        success["content"] = {JSON_CONTENT_TYPE: {"schema": spec.response}}
+    operation["responses"][str(spec.status)] = _with_request_id(success)
+    for status in spec.error_statuses:
+        operation["responses"][str(status)] = _with_request_id({
+            "description": _TITLES.get(status, "Error"),
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": ProblemSchema}},
+        })
+    return operation
+
+
+@functools.cache
+def openapi_document(service_cls: type) -> dict[str, Any]:
+    spec = APISpec(
+        title="UpGestão API",
+        version=_version(),
+        openapi_version=OPENAPI_VERSION,
+        plugins=[MarshmallowPlugin()],
+        info={"description": "The HTTP API of the UpGestão platform. Every error is "
+                             "application/problem+json (RFC 9457)."},
+    )
+    spec.components.schema("Problem", schema=ProblemSchema)
+    spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    spec.components.parameter("RequestId", "header", {
+        "name": REQUEST_ID_HEADER,
+        "required": False,
+        "description": "Your id for this request; a new one is generated when absent or not well-formed.",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{8,128}$"},
+    })
+    spec.components.header("RequestId", {
+        "description": "The request id: yours when well-formed, else generated.",
+        "schema": {"type": "string"},
+    })
+
+    by_path: dict[str, list[tuple[str, RouteSpec]]] = {}
+    for method_name, route in routes_of(service_cls):
+        by_path.setdefault(route.template, []).append((method_name, route))
+    for template, routes in by_path.items():
+        path_parameters = [
+            {"in": "path", "name": name, "required": True, "schema": dict(_CONVERTER_SCHEMAS.get(conv, _STRING))}
+            for name, conv in routes[0][1].path_variables
+        ]
+        spec.path(
+            path=template,
+            operations={route.method.lower(): _operation(name, route) for name, route in routes},
+            parameters=path_parameters or None,
+        )
+    return spec.to_dict()

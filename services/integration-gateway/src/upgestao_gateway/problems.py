@@ -1,0 +1,145 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``).
+
+Every error the gateway answers is a :class:`Problem`. Handlers raise one (or
+one of the constructors below); anything else that escapes a handler becomes
+a generic 500 whose details go to the logs only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from marshmallow import ValidationError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://upgestao.com.br/problems/"
+
+# type slug -> (status, title). The title is the same for every occurrence of a type.
+PROBLEM_TYPES: dict[str, tuple[int, str]] = {
+    "malformed-request": (400, "Malformed request"),
+    "unauthenticated": (401, "Authentication required"),
+    "forbidden": (403, "Forbidden"),
+    "not-found": (404, "Not found"),
+    "method-not-allowed": (405, "Method not allowed"),
+    "payload-too-large": (413, "Payload too large"),
+    "unsupported-media-type": (415, "Unsupported media type"),
+    "validation-error": (422, "Validation error"),
+    "internal-error": (500, "Internal server error"),
+    "service-unavailable": (503, "Service unavailable"),
+    "not-ready": (503, "Not ready"),
+}
+
+
+def problem_type_uri(slug: str) -> str:
+    return PROBLEM_BASE + slug
+
+
+class Problem(Exception):
+    """An error answer. ``extensions`` become extra members of the document."""
+
+    def __init__(
+        self,
+        slug: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        default_status, default_title = PROBLEM_TYPES.get(slug, (500, "Error"))
+        self.type = problem_type_uri(slug)
+        self.status = status or default_status
+        self.title = title or default_title
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+        super().__init__(f"{self.status} {self.title}: {detail}")
+
+    def to_dict(self, instance: str, request_id: str | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+        }
+        if request_id:
+            doc["request_id"] = request_id
+        doc.update(self.extensions)
+        return doc
+
+
+# -- constructors for the errors the gateway itself produces --------------------
+
+
+def malformed_request(detail: str) -> Problem:
+    return Problem("malformed-request", detail)
+
+
+def not_found() -> Problem:
+    return Problem("not-found", "No resource is found at this path.")
+
+
+def method_not_allowed(allowed: Iterable[str]) -> Problem:
+    allow = ", ".join(sorted(set(allowed)))
+    return Problem("method-not-allowed", f"Allowed methods: {allow}.", headers={"Allow": allow})
+
+
+def payload_too_large(limit: int) -> Problem:
+    return Problem("payload-too-large", f"The request body must not exceed {limit} bytes.")
+
+
+def unsupported_media_type(expected: str) -> Problem:
+    return Problem("unsupported-media-type", f"The request body must be {expected}.")
+
+
+def unauthenticated(detail: str = "A valid bearer token is required.", error: str | None = None) -> Problem:
+    challenge = 'Bearer realm="upgestao"' + (f', error="{error}"' if error else "")
+    return Problem("unauthenticated", detail, headers={"WWW-Authenticate": challenge})
+
+
+def forbidden(detail: str = "You are not allowed to do this.") -> Problem:
+    return Problem("forbidden", detail)
+
+
+def internal_error() -> Problem:
+    return Problem("internal-error", "An unexpected error occurred. Quote the request id when reporting it.")
+
+
+def service_unavailable(detail: str = "A service needed to answer is unavailable; try again later.") -> Problem:
+    return Problem("service-unavailable", detail, headers={"Retry-After": "5"})
+
+
+def validation_failed(exc: ValidationError, location: str = "body") -> Problem:
+    return Problem(
+        "validation-error",
+        f"The request {location} is invalid.",
+        errors=field_errors(exc.messages),
+    )
+
+
+def field_errors(messages: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Flatten marshmallow's nested messages into ``[{"field": "a.b.0.c", "message": ...}]``.
+
+    Schema-level errors (marshmallow's ``_schema``) are reported on the
+    enclosing field, or as ``_schema`` at the root.
+    """
+    out: list[dict[str, str]] = []
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            if key == "_schema":
+                path = prefix or "_schema"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            out.extend(field_errors(value, path))
+    elif isinstance(messages, (list, tuple)):
+        for item in messages:
+            if isinstance(item, (Mapping, list, tuple)):
+                out.extend(field_errors(item, prefix))
+            else:
+                out.append({"field": prefix or "_schema", "message": str(item)})
+    else:
+        out.append({"field": prefix or "_schema", "message": str(messages)})
+    return out

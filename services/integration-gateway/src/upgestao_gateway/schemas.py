@@ -1,0 +1,43 @@
+"""marshmallow schemas of the gateway's own answers (and of problem documents)."""
+
+from __future__ import annotations
+
+from marshmallow import INCLUDE, Schema, fields
+
+
+class FieldErrorSchema(Schema):
+    field = fields.String(required=True, metadata={"description": "Dotted path of the invalid field."})
+    message = fields.String(required=True)
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details (extension members allowed)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(required=True, metadata={"format": "uri", "description": "Identifies the problem type."})
+    title = fields.String(required=True, metadata={"description": "Short summary of the problem type."})
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True, metadata={"description": "Explanation of this occurrence."})
+    instance = fields.String(required=True, metadata={"description": "The request path."})
+    request_id = fields.String(metadata={"description": "The request id (also in X-Request-ID)."})
+    errors = fields.List(fields.Nested(FieldErrorSchema), metadata={"description": "Validation failures."})
+    checks = fields.Dict(keys=fields.String(), values=fields.String(),
+                         metadata={"description": "Readiness checks and their state (ok or down)."})
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ok"})
+
+
+class ReadySchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ready"})
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                         metadata={"description": "Each dependency checked and its state (ok or down)."})
+
+
+class PingSchema(Schema):
+    pong = fields.Boolean(required=True)
+    service = fields.String(required=True, metadata={"description": "The service that answered the RPC."})
+    request_id = fields.String(required=True)

@@ -1,0 +1,72 @@
+"""nameko service of the integration gateway: the platform's HTTP front door.
+
+Thin: each route validates, calls services over RPC and shapes the answer.
+Routes are declared with :func:`~upgestao_gateway.web.route`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from nameko.dependency_providers import Config
+from upgestao_kernel.nameko_ext import Database, HealthRpc
+
+from .auth import Authenticator, NoAuthenticator
+from .openapi import openapi_document
+from .problems import Problem
+from .readiness import DOWN, check_broker, expect_healthy, run_checks
+from .rpc import Rpc
+from .schemas import HealthSchema, PingSchema, ReadySchema
+from .web import GatewayRequest, route
+
+# Services the gateway cannot answer without.
+DOWNSTREAM_SERVICES = ("identity", "messaging", "privacy", "notifier")
+OPERATIONS = ("operations",)
+
+
+class GatewayService(HealthRpc):
+    name = "gateway"
+
+    db = Database()
+    rpc = Rpc()
+    config = Config()
+
+    # Verifies bearer tokens; the identity service's JWT verifier plugs in here.
+    authenticator: Authenticator = NoAuthenticator()
+    readiness_timeout_s = 2.0
+    downstream_services = DOWNSTREAM_SERVICES
+
+    @route("GET", "/healthz", response=HealthSchema, tags=OPERATIONS,
+           summary="Liveness: the process answers (no I/O)")
+    def healthz(self, request: GatewayRequest) -> dict:
+        return {"status": "ok"}
+
+    @route("GET", "/readyz", response=ReadySchema, errors=(503,), tags=OPERATIONS,
+           summary="Readiness: the broker, the gateway's database and every service answer")
+    def readyz(self, request: GatewayRequest) -> dict:
+        timeout_s = self.readiness_timeout_s
+        checks = {
+            "broker": partial(check_broker, self.config["AMQP_URI"], timeout_s),
+            "database": self.db.ping,
+        }
+        for service in self.downstream_services:
+            checks[service] = partial(self._health_of, service, timeout_s)
+        results = run_checks(checks, timeout_s)
+        down = sorted(name for name, state in results.items() if state == DOWN)
+        if down:
+            raise Problem("not-ready", f"Not ready: {', '.join(down)} unavailable.", checks=results)
+        return {"status": "ready", "checks": results}
+
+    def _health_of(self, service: str, timeout_s: float) -> None:
+        expect_healthy(self.rpc.call(service, "health", timeout=timeout_s))
+
+    @route("GET", "/v1/ping", response=PingSchema, errors=(503,), tags=OPERATIONS,
+           summary="One RPC round trip through the platform")
+    def ping(self, request: GatewayRequest) -> dict:
+        answer = self.rpc.identity.health()
+        return {"pong": True, "service": answer["service"], "request_id": request.request_id}
+
+    @route("GET", "/v1/openapi.json", response={"type": "object"}, tags=OPERATIONS,
+           summary="This OpenAPI document")
+    def openapi(self, request: GatewayRequest) -> dict:
+        return openapi_document(type(self))

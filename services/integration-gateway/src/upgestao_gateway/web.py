@@ -1,0 +1,513 @@
+"""The HTTP layer: web server, routing, request guards, responses.
+
+Every route is declared once with :func:`route`; that one declaration drives
+the URL map, the request guards (auth, body size, content type, JSON,
+validation) and the OpenAPI document (:mod:`upgestao_gateway.openapi`)::
+
+    @route("POST", "/v1/things", body=NewThingSchema, response=ThingSchema, status=201,
+           auth="required", roles=("admin",), errors=(409, 503), summary="Create a thing")
+    def create_thing(self, request, body):
+        return self.rpc.things.create(**body)
+
+A handler receives the :class:`GatewayRequest` (``request.request_id``,
+``request.principal``), the path variables by name, ``body=`` (the loaded
+``body`` schema) and ``query=`` (the loaded ``query`` schema) when declared.
+It returns the payload (dumped through ``response`` and answered with
+``status``), a :class:`Reply` for another status or extra headers, or raises a
+:class:`~upgestao_gateway.problems.Problem`. Anything else it raises is
+logged with its traceback and answered as a generic 500 problem.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import re
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from logging import getLogger
+from typing import Any
+
+import eventlet
+from eventlet import wsgi
+from eventlet.event import Event
+from marshmallow import Schema, ValidationError
+from marshmallow import fields as ma_fields
+from nameko.exceptions import ConfigurationError, ContainerBeingKilled
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import HttpOnlyProtocol, WebServer
+from upgestao_kernel.logging import get_logger
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from .auth import Authenticator, NoAuthenticator, Principal
+from .problems import (
+    PROBLEM_CONTENT_TYPE,
+    Problem,
+    forbidden,
+    internal_error,
+    malformed_request,
+    method_not_allowed,
+    not_found,
+    payload_too_large,
+    service_unavailable,
+    unauthenticated,
+    unsupported_media_type,
+    validation_failed,
+)
+from .rpc import RpcUnavailable
+
+log = get_logger(__name__)
+
+MAX_BODY_BYTES = 1 << 20  # 1 MiB
+JSON_CONTENT_TYPE = "application/json"
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+_ENV_CLOSE = "upgestao.close_connection"
+AUTH_MODES = ("none", "required")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_PATH_VARIABLE = re.compile(r"<(?:(?P<converter>[A-Za-z_]\w*)(?:\([^)]*\))?:)?(?P<name>[A-Za-z_]\w*)>")
+
+
+def accept_request_id(value: str | None) -> str:
+    """The client's request id when well-formed, else a new one."""
+    if value and _REQUEST_ID.match(value):
+        return value
+    return str(uuid.uuid4())
+
+
+class GatewayRequest(Request):
+    request_id: str = ""
+    principal: Principal | None = None
+    route: RouteSpec | None = None
+    path_values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A payload answered with another status than the route's, or extra headers."""
+
+    payload: Any = None
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# -- server ----------------------------------------------------------------------
+
+
+class GatewayApp:
+    """The WSGI application: request id, routing errors, size limit, access log."""
+
+    def __init__(self, server: GatewayWebServer) -> None:
+        self.server = server
+        self.url_map = server.make_url_map()
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        request = GatewayRequest(environ, shallow=True)
+        request.request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
+        provider = None
+        try:
+            try:
+                provider, values = self.url_map.bind_to_environ(environ).match()
+            except MethodNotAllowed as exc:
+                raise method_not_allowed(exc.valid_methods or ()) from None
+            except HTTPException:
+                raise not_found() from None
+            request.path_values = values
+            if (request.content_length or 0) > MAX_BODY_BYTES:
+                close_connection_after_response(environ)
+                raise payload_too_large(MAX_BODY_BYTES)
+            response = provider.handle_request(request)
+        except Problem as problem:
+            response = problem_response(problem, request)
+        except Exception as exc:
+            log.error("http.unhandled_exception", error_type=type(exc).__name__, request_id=request.request_id,
+                      exc_info=True)
+            response = problem_response(internal_error(), request)
+        response.headers[REQUEST_ID_HEADER] = request.request_id
+        log.info(
+            "http.request",
+            method=request.method,
+            path=provider.spec.template if provider is not None else None,
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            request_id=request.request_id,
+        )
+        return response(environ, start_response)
+
+
+class GatewayProtocol(HttpOnlyProtocol):
+    """eventlet's HTTP protocol, able to close a connection whose body it refused.
+
+    A refused body is not discarded by reading it all (eventlet's default for
+    kept-alive connections): the connection is closed after the response, with
+    a short, bounded lingering read so the client still receives the answer
+    instead of a connection reset.
+    """
+
+    linger_bytes = 8 * MAX_BODY_BYTES
+    linger_seconds = 2.0
+    _linger = False
+
+    def get_environ(self):
+        environ = super().get_environ()
+        environ[_ENV_CLOSE] = self._close_after_response
+        return environ
+
+    def _close_after_response(self) -> None:
+        self.close_connection = 1
+        self._linger = True
+
+    def finish(self):
+        if self._linger:
+            self._linger = False
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                received = 0
+                with eventlet.Timeout(self.linger_seconds, False):
+                    while received < self.linger_bytes:
+                        chunk = self.connection.recv(65536)
+                        if not chunk:
+                            break
+                        received += len(chunk)
+            except OSError:
+                pass
+        super().finish()
+
+
+class GatewayWebServer(WebServer):
+    """nameko's web server with the gateway's WSGI app, protocol and context data."""
+
+    keepalive_s = 75
+    socket_timeout_s = 30
+
+    def get_wsgi_app(self) -> GatewayApp:
+        return GatewayApp(self)
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=GatewayProtocol, debug=False):
+        return wsgi.Server(
+            sock,
+            sock.getsockname(),
+            wsgi_app,
+            protocol=GatewayProtocol,
+            debug=False,  # never a traceback in a response
+            log=getLogger(__name__),
+            log_output=False,  # eventlet's access log shows query strings; ours does not
+            keepalive=self.keepalive_s,
+            socket_timeout=self.socket_timeout_s,
+            capitalize_response_headers=False,
+        )
+
+    def make_url_map(self) -> Map:
+        url_map = Map(strict_slashes=True, merge_slashes=False, redirect_defaults=False)
+        seen: dict[tuple[str, str], str] = {}
+        for provider in self._providers:
+            key = (provider.spec.method, provider.spec.template)
+            if key in seen:
+                raise ConfigurationError(
+                    f"{key[0]} {key[1]} is declared by both {seen[key]} and {provider.method_name}"
+                )
+            seen[key] = provider.method_name
+            rule = provider.get_url_rule()
+            rule.endpoint = provider
+            url_map.add(rule)
+        return url_map
+
+    def context_data_from_headers(self, request: GatewayRequest) -> dict[str, str]:
+        """What travels with every RPC the request's worker makes."""
+        data = {"request_id": request.request_id}
+        if request.remote_addr:
+            data["source_ip"] = request.remote_addr
+        if request.principal is not None:
+            data["actor_id"] = request.principal.actor_id
+            data["actor_role"] = request.principal.role
+        return data
+
+
+# -- route declarations ----------------------------------------------------------
+
+
+def _schema(value: Any, what: str) -> Schema | None:
+    if value is None:
+        return None
+    if isinstance(value, type) and issubclass(value, Schema):
+        return value()
+    if isinstance(value, Schema):
+        return value
+    raise TypeError(f"{what} must be a marshmallow Schema class or instance, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """Everything declared about one route: the source of routing, guards and docs."""
+
+    method: str
+    path: str  # werkzeug rule, e.g. /v1/things/<uuid:thing_id>
+    auth: str = "none"
+    roles: tuple[str, ...] = ()
+    body: Schema | None = None
+    query: Schema | None = None
+    response: Schema | Mapping[str, Any] | None = None  # a Schema, or a JSON schema for the docs only
+    status: int = 200
+    summary: str = ""
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    errors: tuple[int, ...] = ()
+
+    @property
+    def path_variables(self) -> list[tuple[str, str]]:
+        """``[(name, converter)]`` in path order."""
+        return [(m["name"], m["converter"] or "default") for m in _PATH_VARIABLE.finditer(self.path)]
+
+    @property
+    def template(self) -> str:
+        """The path in OpenAPI form (``/v1/things/{thing_id}``); also what access logs show."""
+        return _PATH_VARIABLE.sub(lambda m: "{" + m["name"] + "}", self.path)
+
+    @property
+    def error_statuses(self) -> list[int]:
+        statuses = {500, *self.errors}
+        if self.body is not None:
+            statuses |= {400, 413, 415, 422}
+        if self.query is not None:
+            statuses.add(422)
+        if self.auth == "required":
+            statuses.add(401)
+            if self.roles:
+                statuses.add(403)
+        return sorted(statuses)
+
+
+class GatewayRoute(HttpRequestHandler):
+    """The gateway's HTTP entrypoint (use :func:`route`)."""
+
+    server = GatewayWebServer()
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        *,
+        auth: str = "none",
+        roles: Iterable[str] = (),
+        body: Any = None,
+        query: Any = None,
+        response: Any = None,
+        status: int = 200,
+        summary: str = "",
+        description: str = "",
+        tags: Iterable[str] = (),
+        errors: Iterable[int] = (),
+        **kwargs: Any,
+    ) -> None:
+        method = method.upper()
+        if method not in METHODS:
+            raise ValueError(f"route method must be one of {', '.join(METHODS)}, got {method!r}")
+        if auth not in AUTH_MODES:
+            raise ValueError(f"route auth must be one of {', '.join(AUTH_MODES)}, got {auth!r}")
+        if roles and auth != "required":
+            raise ValueError("route roles need auth='required'")
+        if body is not None and method in ("GET", "DELETE"):
+            raise ValueError(f"{method} routes take no body")
+        if not isinstance(response, Mapping):
+            response = _schema(response, "response")
+        if response is None and status != 204:
+            raise ValueError(f"route {method} {path} must declare its response (or status=204)")
+        self.spec = RouteSpec(
+            method=method, path=path, auth=auth, roles=tuple(roles), body=_schema(body, "body"),
+            query=_schema(query, "query"), response=response, status=status, summary=summary,
+            description=description, tags=tuple(tags), errors=tuple(errors),
+        )
+        super().__init__(method, path, **kwargs)
+
+    # -- nameko life cycle
+
+    def setup(self) -> None:
+        service_cls = self.container.service_cls
+        authenticator = getattr(service_cls, "authenticator", None) or NoAuthenticator()
+        if not isinstance(authenticator, Authenticator):
+            raise ConfigurationError(f"{service_cls.__name__}.authenticator has no authenticate(request)")
+        self.authenticator = authenticator
+        self._check_handler_signature()
+        super().setup()
+
+    def _check_handler_signature(self) -> None:
+        handler = getattr(self.container.service_cls, self.method_name)
+        names = [name for name, _ in self.spec.path_variables]
+        names += [name for name, schema in (("body", self.spec.body), ("query", self.spec.query)) if schema]
+        try:
+            inspect.signature(handler).bind(None, None, **dict.fromkeys(names))
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"handler {self.method_name} must take (self, request, {', '.join(names)}): {exc}"
+            ) from None
+
+    def get_url_rule(self) -> Rule:
+        return Rule(self.spec.path, methods=[self.spec.method])
+
+    def check_signature(self, args, kwargs) -> None:  # checked once, at setup
+        pass
+
+    # -- a request
+
+    def handle_request(self, request: GatewayRequest) -> Response:
+        request.shallow = False
+        request.route = self.spec
+        request.principal = self._authenticate(request)
+        kwargs = dict(request.path_values)
+        if self.spec.body is not None:
+            kwargs["body"] = self._load_body(request)
+        if self.spec.query is not None:
+            kwargs["query"] = self._load_query(request)
+        context_data = self.server.context_data_from_headers(request)
+
+        done = Event()
+        try:
+            self.container.spawn_worker(
+                self, (request,), kwargs, context_data=context_data,
+                handle_result=partial(self.handle_result, done),
+            )
+        except ContainerBeingKilled:
+            raise service_unavailable("The gateway is shutting down.") from None
+        return done.wait()
+
+    def handle_result(self, done: Event, worker_ctx, result, exc_info):
+        """Runs in the worker's green thread: turn the outcome into a response."""
+        request = worker_ctx.args[0]
+        try:
+            if exc_info is not None:
+                response = problem_response(problem_from_exception(exc_info[1]), request)
+            else:
+                response = self.response_from_result(request, result)
+        except Exception:
+            log.error("http.response_failed", route=self.spec.template, exc_info=True)
+            response = problem_response(internal_error(), request)
+        done.send(response)
+        return result, exc_info
+
+    def response_from_result(self, request: GatewayRequest, result: Any) -> Response:
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, Problem):
+            return problem_response(result, request)
+        status, headers, payload = self.spec.status, {}, result
+        if isinstance(result, Reply):
+            status, headers, payload = result.status or self.spec.status, dict(result.headers), result.payload
+        if status == 204:
+            return Response(status=204, headers=headers)
+        if isinstance(self.spec.response, Schema) and status == self.spec.status:
+            payload = self.spec.response.dump(payload)
+        return json_response(payload, status, headers)
+
+    # -- guards
+
+    def _authenticate(self, request: GatewayRequest) -> Principal | None:
+        if self.spec.auth == "none":
+            return None
+        principal = self.authenticator.authenticate(request)
+        if principal is None:
+            raise unauthenticated()
+        if self.spec.roles and principal.role not in self.spec.roles:
+            raise forbidden()
+        return principal
+
+    def _load_body(self, request: GatewayRequest) -> Any:
+        mimetype = request.mimetype
+        if not (mimetype == JSON_CONTENT_TYPE or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
+            raise unsupported_media_type(JSON_CONTENT_TYPE)
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if charset not in ("utf-8", "utf8"):
+            raise unsupported_media_type(f"{JSON_CONTENT_TYPE} in UTF-8")
+        # Content-Length was checked before dispatch; this bounds chunked bodies.
+        try:
+            raw = request.environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
+        except (OSError, ValueError):  # timed out, reset, or broken chunked encoding
+            close_connection_after_response(request.environ)
+            raise malformed_request("The request body could not be read.") from None
+        if len(raw) > MAX_BODY_BYTES:
+            close_connection_after_response(request.environ)
+            raise payload_too_large(MAX_BODY_BYTES)
+        if not raw.strip():
+            raise malformed_request("A JSON request body is required.")
+        try:
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except (ValueError, RecursionError):
+            raise malformed_request("The request body is not valid JSON.") from None
+        try:
+            return self.spec.body.load(data)
+        except ValidationError as exc:
+            raise validation_failed(exc, "body") from None
+
+    def _load_query(self, request: GatewayRequest) -> Any:
+        schema = self.spec.query
+        multi = {f.data_key or name for name, f in schema.fields.items() if isinstance(f, ma_fields.List)}
+        data = {key: request.args.getlist(key) if key in multi else request.args.get(key) for key in request.args}
+        try:
+            return schema.load(data)
+        except ValidationError as exc:
+            raise validation_failed(exc, "query") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def route(method: str, path: str, **options: Any) -> Callable:
+    """Declare an HTTP route of the gateway (see the module docstring)."""
+    entrypoint = GatewayRoute.decorator(method, path, **options)
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def handler(self, *args: Any, **kwargs: Any) -> Any:
+            # Errors become answers here, in the worker, so they are logged once
+            # (with the worker's request context) and never by nameko.
+            try:
+                return fn(self, *args, **kwargs)
+            except Exception as exc:
+                return problem_from_exception(exc)
+
+        return entrypoint(handler)
+
+    return decorate
+
+
+def problem_from_exception(exc: BaseException) -> Problem:
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, RpcUnavailable):
+        log.warning("http.service_unavailable", downstream=exc.service, method=exc.method, reason=exc.reason)
+        return service_unavailable()
+    log.error("http.unhandled_exception", error_type=type(exc).__name__,
+              exc_info=(type(exc), exc, exc.__traceback__))
+    return internal_error()
+
+
+# -- responses -------------------------------------------------------------------
+
+
+def _dumps(payload: Any) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(_dumps(payload), status=status, headers=dict(headers or {}), content_type=JSON_CONTENT_TYPE)
+
+
+def problem_response(problem: Problem, request: Request) -> Response:
+    body = problem.to_dict(instance=request.path, request_id=getattr(request, "request_id", None))
+    return Response(_dumps(body), status=problem.status, headers=problem.headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def close_connection_after_response(environ: Mapping[str, Any]) -> None:
+    """Do not keep this connection alive (its unread body is not worth reading)."""
+    close = environ.get(_ENV_CLOSE)
+    if close is not None:
+        close()

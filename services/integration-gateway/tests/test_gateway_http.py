@@ -1,0 +1,390 @@
+"""The gateway over real HTTP, with the platform's services on real RabbitMQ
+and PostgreSQL: problem details, request ids, limits, auth, readiness, docs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import socket
+import time
+
+import pytest
+import structlog
+from openapi_spec_validator import validate
+from upgestao_gateway.openapi import routes_of
+from upgestao_gateway.problems import PROBLEM_BASE
+from upgestao_gateway.schemas import ProblemSchema
+from upgestao_gateway.web import MAX_BODY_BYTES, GatewayWebServer
+from upgestao_kernel.logging import configure_logging
+from upgestao_notifier.service import NotifierService
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+JSON = {"Content-Type": "application/json"}
+VALID_ECHO = {"title": "order", "lines": [{"sku": "A-1", "quantity": 2}]}
+
+
+def assert_problem(response, status: int, slug: str, instance: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == PROBLEM_BASE + slug
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    assert body["instance"] == instance
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    assert ProblemSchema().validate(body) == {}
+    assert "Traceback" not in response.text
+    return body
+
+
+# -- success and request ids ---------------------------------------------------------
+
+
+def test_healthz_is_json_with_a_generated_request_id(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == {"status": "ok"}
+    assert UUID4.match(response.headers["X-Request-ID"])
+
+
+def test_head_answers_without_body(client):
+    response = client.request("HEAD", "/healthz")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/no/such/path", "/test/boom"])
+def test_a_well_formed_request_id_is_echoed_on_every_response(client, path):
+    response = client.get(path, headers={"X-Request-ID": "client.req_0001-A"})
+    assert response.headers["X-Request-ID"] == "client.req_0001-A"
+
+
+@pytest.mark.parametrize("bad", ["short", "has spaces in it", "x" * 129, "émoji-id-123", "a,b,c,d,e,f"])
+def test_a_malformed_request_id_is_replaced(client, bad):
+    response = client.get("/healthz", headers={"X-Request-ID": bad})
+    assert UUID4.match(response.headers["X-Request-ID"])
+
+
+def test_ping_makes_one_rpc_round_trip(client):
+    response = client.get("/v1/ping", headers={"X-Request-ID": "bench-ping-0001"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == {"pong": True, "service": "identity", "request_id": "bench-ping-0001"}
+
+
+def test_request_id_and_source_ip_reach_the_downstream_service(client):
+    response = client.get("/test/context", headers={"X-Request-ID": "trace-me-0001"})
+    assert response.status_code == 200
+    assert response.json() == {"request_id": "trace-me-0001", "source_ip": "127.0.0.1"}
+
+
+def test_a_generated_request_id_reaches_the_downstream_service(client):
+    response = client.get("/test/context")
+    assert response.json()["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_the_authenticated_actor_reaches_the_downstream_service(client):
+    response = client.get("/test/private", headers={"Authorization": "Bearer admin-token",
+                                                    "X-Request-ID": "actor-trace-01"})
+    assert response.status_code == 200
+    assert response.json() == {
+        "actor_id": "user-admin",
+        "downstream": {"request_id": "actor-trace-01", "source_ip": "127.0.0.1",
+                       "actor_id": "user-admin", "actor_role": "admin"},
+    }
+
+
+def test_valid_body_and_query_are_loaded_and_the_answer_dumped(client):
+    response = client.post("/test/echo?limit=5&tag=a&tag=b", json=VALID_ECHO)
+    assert response.status_code == 201
+    assert response.headers["Content-Type"] == "application/json"
+    # "unexpected" (returned by the handler) is not in the response schema: not sent
+    assert response.json() == {**VALID_ECHO, "limit": 5, "tag": ["a", "b"]}
+
+
+def test_a_small_chunked_body_is_accepted(client):
+    chunks = iter([b'{"title": "chunked", ', b'"lines": []}'])
+    response = client.post("/test/echo", data=chunks, headers=JSON)
+    assert response.status_code == 201
+    assert response.json()["title"] == "chunked"
+
+
+def test_reply_sets_status_and_headers(client):
+    response = client.get("/test/items/1")
+    assert response.status_code == 202
+    assert response.headers["Location"] == "/test/items/1"
+    assert response.json() == {"item_id": 1}
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+def test_unknown_path_is_404_problem(client):
+    response = client.get("/no/such/path?secret=1")
+    assert_problem(response, 404, "not-found", "/no/such/path")
+
+
+def test_path_converter_mismatch_is_404_problem(client):
+    assert_problem(client.get("/test/items/abc"), 404, "not-found", "/test/items/abc")
+
+
+def test_problem_raised_by_a_handler(client):
+    body = assert_problem(client.get("/test/items/0"), 404, "not-found", "/test/items/0")
+    assert body["detail"] == "No item 0."
+
+
+def test_wrong_method_is_405_problem_with_allow(client):
+    response = client.post("/healthz", json={})
+    assert_problem(response, 405, "method-not-allowed", "/healthz")
+    assert response.headers["Allow"] == "GET, HEAD"
+
+
+def test_body_over_1_mib_is_413(client):
+    response = client.post("/test/echo", data=b" " * (2 * MAX_BODY_BYTES), headers=JSON)
+    assert_problem(response, 413, "payload-too-large", "/test/echo")
+    assert response.headers["Connection"] == "close"
+
+
+def raw_exchange(platform, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send raw bytes, read one response: (status line, lower-cased headers, body)."""
+    with socket.create_connection((platform.host, platform.port), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed without an answer"
+            received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+        while len(body) < int(headers["content-length"]):
+            body += sock.recv(65536)
+    return lines[0], headers, body
+
+
+def test_broken_chunked_encoding_is_400(platform):
+    status, headers, body = raw_exchange(
+        platform,
+        b"POST /test/echo HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nZZZ\r\n{}\r\n0\r\n\r\n",
+    )
+    assert status.startswith("HTTP/1.1 400 ")
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(body)["type"] == PROBLEM_BASE + "malformed-request"
+
+
+def test_declared_length_over_the_limit_is_refused_before_the_body_arrives(platform):
+    """The body is never sent: an answer proves the server did not wait for it."""
+    status, headers, body = raw_exchange(
+        platform,
+        b"POST /test/echo HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        b"X-Request-ID: raw-socket-413\r\nContent-Length: 5242880\r\n\r\n",
+    )
+    assert status.startswith("HTTP/1.1 413 ")
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["x-request-id"] == "raw-socket-413"
+    assert headers["connection"] == "close"
+    assert json.loads(body)["type"] == PROBLEM_BASE + "payload-too-large"
+
+
+def test_chunked_body_over_1_mib_is_413(client):
+    def chunks():
+        for _ in range(24):  # 1.5 MiB
+            yield b" " * 65536
+
+    response = client.post("/test/echo", data=chunks(), headers=JSON)
+    assert_problem(response, 413, "payload-too-large", "/test/echo")
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "application/json; charset=latin-1"])
+def test_a_body_that_is_not_json_is_415(client, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/test/echo", data=json.dumps(VALID_ECHO).encode(), headers=headers)
+    assert_problem(response, 415, "unsupported-media-type", "/test/echo")
+
+
+def test_json_suffix_media_types_are_accepted(client):
+    response = client.post("/test/echo", data=json.dumps(VALID_ECHO),
+                           headers={"Content-Type": "application/merge-patch+json; charset=utf-8"})
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("raw", [b"{bad", b"", b"   ", b'{"title": NaN}', b"\xff\xfe{}", b"[" * 100_000])
+def test_malformed_json_is_400(client, raw):
+    response = client.post("/test/echo", data=raw, headers=JSON)
+    assert_problem(response, 400, "malformed-request", "/test/echo")
+
+
+def test_invalid_body_is_422_with_dotted_field_paths(client):
+    response = client.post("/test/echo", json={
+        "title": "",
+        "lines": [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 0}],
+        "extra": True,
+    })
+    body = assert_problem(response, 422, "validation-error", "/test/echo")
+    fields = {error["field"]: error["message"] for error in body["errors"]}
+    assert set(fields) == {"title", "lines.1.quantity", "extra"}
+    assert fields["lines.1.quantity"] == "Must be greater than or equal to 1."
+    assert fields["extra"] == "Unknown field."
+
+
+def test_a_body_of_the_wrong_shape_is_422(client):
+    body = assert_problem(client.post("/test/echo", json=[1, 2]), 422, "validation-error", "/test/echo")
+    assert body["errors"] == [{"field": "_schema", "message": "Invalid input type."}]
+
+
+def test_invalid_query_is_422(client):
+    response = client.post("/test/echo?limit=0", json=VALID_ECHO)
+    body = assert_problem(response, 422, "validation-error", "/test/echo")
+    assert [error["field"] for error in body["errors"]] == ["limit"]
+
+
+def test_an_exploding_handler_is_a_generic_500_and_the_traceback_is_logged(client, json_logs):
+    response = client.get("/test/boom", headers={"X-Request-ID": "boom-request-01"})
+    body = assert_problem(response, 500, "internal-error", "/test/boom")
+    assert "secret-internal-detail" not in response.text
+    assert "RuntimeError" not in response.text
+    assert set(body) == {"type", "title", "status", "detail", "instance", "request_id"}
+
+    logged = [line for line in json_logs() if line.get("event") == "http.unhandled_exception"]
+    assert len(logged) == 1
+    assert logged[0]["request_id"] == "boom-request-01"
+    assert logged[0]["error_type"] == "RuntimeError"
+    assert "Traceback" in logged[0]["exception"] and "secret-internal-detail" in logged[0]["exception"]
+
+
+def test_auth_required_without_credentials_is_401_bearer_challenge(client):
+    response = client.get("/test/private")
+    assert_problem(response, 401, "unauthenticated", "/test/private")
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="upgestao"'
+
+
+@pytest.mark.parametrize("header", ["Bearer unknown-token", "Basic dXNlcjpwYXNz", "Bearer", "Bearer a b"])
+def test_unacceptable_credentials_are_401(client, header):
+    response = client.get("/test/private", headers={"Authorization": header})
+    assert_problem(response, 401, "unauthenticated", "/test/private")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+
+
+def test_a_role_the_route_does_not_allow_is_403(client):
+    response = client.get("/test/admin", headers={"Authorization": "Bearer member-token"})
+    assert_problem(response, 403, "forbidden", "/test/admin")
+    assert client.get("/test/admin", headers={"Authorization": "Bearer admin-token"}).json() == {"ok": True}
+
+
+def test_a_service_that_does_not_answer_in_time_is_503(client):
+    started = time.monotonic()
+    response = client.get("/test/slow")
+    assert_problem(response, 503, "service-unavailable", "/test/slow")
+    assert response.headers["Retry-After"] == "5"
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_service_that_does_not_exist_is_503(client):
+    assert_problem(client.get("/test/nowhere"), 503, "service-unavailable", "/test/nowhere")
+
+
+# -- logs ------------------------------------------------------------------------------
+
+
+def test_one_access_log_line_per_request_without_query_values(client, json_logs):
+    client.get("/v1/ping?email=someone@example.com", headers={"X-Request-ID": "access-log-0001"})
+    client.get("/no/such/place", headers={"X-Request-ID": "access-log-0002"})
+    lines = [line for line in json_logs() if line.get("event") == "http.request"]
+    by_id = {line["request_id"]: line for line in lines}
+    assert len(lines) == 2
+    ping, missing = by_id["access-log-0001"], by_id["access-log-0002"]
+    assert (ping["method"], ping["path"], ping["status"]) == ("GET", "/v1/ping", 200)
+    assert (missing["path"], missing["status"]) == (None, 404)
+    assert isinstance(ping["duration_ms"], float) and ping["duration_ms"] > 0
+    assert "someone@example.com" not in json.dumps(lines)
+
+
+@pytest.fixture
+def json_logs():
+    """Route the logs through the kernel's JSON configuration into a buffer."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_config = structlog.get_config()
+    stream = io.StringIO()
+    configure_logging("gateway", "INFO", stream=stream)
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+    yield lines
+    for handler in root.handlers[:]:
+        if handler not in saved_handlers:
+            root.removeHandler(handler)
+    for handler in saved_handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(saved_level)
+    structlog.configure(**saved_config)
+
+
+# -- readiness ----------------------------------------------------------------------------
+
+
+def test_readyz_is_ready_when_everything_answers(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {
+        "broker": "ok", "database": "ok", "identity": "ok", "messaging": "ok", "privacy": "ok", "notifier": "ok",
+    }}
+
+
+def test_readyz_is_503_naming_a_stopped_service(platform, client):
+    platform.stop("notifier")
+    try:
+        response = client.get("/readyz")
+        body = assert_problem(response, 503, "not-ready", "/readyz")
+        assert body["checks"] == {
+            "broker": "ok", "database": "ok", "identity": "ok", "messaging": "ok", "privacy": "ok",
+            "notifier": "down",
+        }
+        assert "notifier" in body["detail"]
+    finally:
+        platform.start("notifier", NotifierService)
+    assert client.get("/readyz").status_code == 200
+
+
+# -- documentation ---------------------------------------------------------------------
+
+
+def test_openapi_document_is_valid_and_documents_every_served_route(platform, client):
+    response = client.get("/v1/openapi.json")
+    assert response.status_code == 200
+    doc = response.json()
+    validate(doc)
+    assert doc["openapi"] == "3.0.3"
+
+    documented = {(method.upper(), path) for path, item in doc["paths"].items()
+                  for method in item if method != "parameters"}
+    server = next(ext for ext in platform.containers["gateway"].extensions if isinstance(ext, GatewayWebServer))
+    served = {(provider.spec.method, provider.spec.template) for provider in server._providers}
+    assert served == documented
+    assert {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/ping"), ("GET", "/v1/openapi.json")} <= served
+
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for method_name, spec in routes_of(platform.containers["gateway"].service_cls):
+        operation = doc["paths"][spec.template][spec.method.lower()]
+        assert operation["operationId"] == method_name
+        responses = operation["responses"]
+        assert str(spec.status) in responses
+        assert responses["500"]["content"]["application/problem+json"]["schema"] == problem_ref
+        if spec.auth == "required":
+            assert operation["security"] == [{"bearerAuth": []}] and "401" in responses
+        if spec.body is not None:
+            assert {"400", "413", "415", "422"} <= set(responses)
+            assert "application/json" in operation["requestBody"]["content"]
+
+    echo = doc["paths"]["/test/echo"]["post"]
+    assert {p["name"] for p in echo["parameters"] if p.get("in") == "query"} == {"limit", "tag"}
+    assert doc["paths"]["/test/items/{item_id}"]["parameters"] == [
+        {"in": "path", "name": "item_id", "required": True, "schema": {"type": "integer"}},
+    ]
