@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from kernel_sample import sample_metadata
 from upgestao_kernel.db import create_engine
 from upgestao_kernel.schema import kernel_metadata
 from upgestao_kernel.vault import MasterKeyring, Vault
-
-from .sample import sample_metadata
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

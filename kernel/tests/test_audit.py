@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from kernel_sample import AccountsProjection, open_account, read_email
 from kombu import Connection, Queue
 from upgestao_kernel.audit import AuditRecordSchema
 from upgestao_kernel.context import RequestContext
 from upgestao_kernel.relay import OutboxRelay, drain
 from upgestao_kernel.topology import audit_exchange
 from upgestao_kernel.unit_of_work import UnitOfWork
-
-from .sample import AccountsProjection, open_account, read_email
 
 CTX = RequestContext(request_id="req-audit-1", actor_id="staff-1", actor_role="attendant", source_ip="192.0.2.1")
 

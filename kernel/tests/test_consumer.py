@@ -5,35 +5,18 @@ from __future__ import annotations
 
 import time
 
+import kernel_sample_services as sample_services
 import pytest
 import sqlalchemy as sa
+from kernel_sample import create_sample_tables as _create_tables
+from kernel_sample_services import LedgerService, TallyService
 from kombu import Connection
 from upgestao_kernel.db import create_engine
 from upgestao_kernel.parking import list_parked, replay_parked
 from upgestao_kernel.relay import OutboxRelay, drain
-from upgestao_kernel.schema import kernel_metadata, outbox
+from upgestao_kernel.schema import outbox
+from upgestao_kernel.testing import wait_for
 from upgestao_kernel.topology import events_exchange
-
-from . import sample_services
-from .sample import sample_metadata
-from .sample_services import LedgerService, TallyService
-
-
-def _create_tables(url: str) -> None:
-    engine = create_engine(url)
-    kernel_metadata.create_all(engine)
-    sample_metadata.create_all(engine)
-    engine.dispose()
-
-
-def wait_for(predicate, timeout=15.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 @pytest.fixture(autouse=True)

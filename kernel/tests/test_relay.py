@@ -10,19 +10,19 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import kernel_sample_services as sample_services
 import pytest
 import sqlalchemy as sa
+from kernel_sample import create_sample_tables as _create_tables
+from kernel_sample_services import TallyService
 from kombu import Connection, Queue
 from upgestao_kernel.db import create_engine
 from upgestao_kernel.events import Actor, EventEnvelope
 from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.relay import OutboxRelay, drain
 from upgestao_kernel.schema import outbox
+from upgestao_kernel.testing import wait_for
 from upgestao_kernel.topology import UNROUTED, events_exchange
-
-from . import sample_services
-from .sample_services import TallyService
-from .test_consumer import _create_tables, wait_for
 
 
 def _rows(n: int) -> list[dict]:

@@ -11,13 +11,12 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from kernel_sample import Account, AccountsProjection, accounts, open_account, read_email
 from upgestao_kernel.context import RequestContext
 from upgestao_kernel.projections import rebuild, snapshot
 from upgestao_kernel.schema import events, outbox
 from upgestao_kernel.unit_of_work import UnitOfWork
 from upgestao_kernel.vault import ERASED
-
-from .sample import Account, AccountsProjection, accounts, open_account, read_email
 
 CTX = RequestContext(request_id="req-42", actor_id="staff-1", actor_role="attendant", source_ip="10.0.0.9",
                      correlation_id="req-42")

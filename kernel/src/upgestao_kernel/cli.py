@@ -35,6 +35,9 @@ class ServiceDefinition:
     migrations: str  # "package:migrations"
     projections: Callable[[], Sequence[Projection]] = field(default=lambda: ())
     publishes_events: bool = True
+    # concurrent workers (``<SERVICE>_MAX_WORKERS`` overrides): an HTTP front
+    # door holds one per request in flight, so it wants more than a backend.
+    default_max_workers: int = 10
     nameko_config: Callable[[Settings], dict] = field(default=lambda settings: {})
 
     def load_class(self) -> type:
@@ -70,7 +73,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
     args = parser.parse_args(argv)
 
     try:
-        settings = load_settings(definition.name)
+        settings = load_settings(definition.name, default_max_workers=definition.default_max_workers)
         configure_logging(definition.name, settings.log_level)
         from .vault import load_keys
 

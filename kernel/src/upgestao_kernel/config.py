@@ -104,7 +104,9 @@ class Settings:
         return {"AMQP_URI": self.amqp_uri, "serializer": "json", "max_workers": self.max_workers}
 
 
-def load_settings(service: str, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    service: str, environ: Mapping[str, str] | None = None, *, default_max_workers: int = 10
+) -> Settings:
     """Read and validate the settings of ``service`` from the environment."""
     environ = os.environ if environ is None else environ
     env = environ.get("UPGESTAO_ENV", "local")
@@ -142,5 +144,5 @@ def load_settings(service: str, environ: Mapping[str, str] | None = None) -> Set
         rpc_timeout_s=_int(environ, "UPGESTAO_RPC_TIMEOUT_S", 10, 1, 300),
         relay_batch_size=_int(environ, "UPGESTAO_RELAY_BATCH_SIZE", 500, 1, 10_000),
         relay_poll_ms=_int(environ, "UPGESTAO_RELAY_POLL_MS", 50, 1, 60_000),
-        max_workers=_int(environ, f"{env_prefix(service)}_MAX_WORKERS", 10, 1, 1000),
+        max_workers=_int(environ, f"{env_prefix(service)}_MAX_WORKERS", default_max_workers, 1, 1000),
     )

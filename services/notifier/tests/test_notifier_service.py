@@ -6,3 +6,4 @@ from upgestao_notifier.service import NotifierService
 def test_health_answers_over_rpc(run_service):
     proxy = run_service(NotifierService, "upgestao_notifier:migrations")
     assert proxy.health() == {"service": "notifier", "status": "ok", "database": "ok"}
+    assert proxy.ping() == {"service": "notifier"}

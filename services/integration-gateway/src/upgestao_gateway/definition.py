@@ -36,5 +36,6 @@ DEFINITION = ServiceDefinition(
     service_class="upgestao_gateway.service:GatewayService",
     migrations="upgestao_gateway:migrations",
     publishes_events=False,
+    default_max_workers=64,
     nameko_config=nameko_config,
 )

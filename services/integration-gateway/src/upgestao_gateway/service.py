@@ -63,7 +63,7 @@ class GatewayService(HealthRpc):
     @route("GET", "/v1/ping", response=PingSchema, errors=(503,), tags=OPERATIONS,
            summary="One RPC round trip through the platform")
     def ping(self, request: GatewayRequest) -> dict:
-        answer = self.rpc.identity.health()
+        answer = self.rpc.identity.ping()
         return {"pong": True, "service": answer["service"], "request_id": request.request_id}
 
     @route("GET", "/v1/openapi.json", response={"type": "object"}, tags=OPERATIONS,

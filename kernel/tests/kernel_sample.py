@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from upgestao_kernel.db import create_engine
 from upgestao_kernel.events import Aggregate, EventEnvelope
+from upgestao_kernel.schema import kernel_metadata
 from upgestao_kernel.unit_of_work import UnitOfWork
 
 sample_metadata = sa.MetaData()
@@ -89,3 +91,11 @@ def read_email(uow: UnitOfWork, account_id: str) -> str:
     opened = uow.personal.open(subject_id=account_id, resource_type="account", resource_id=account_id,
                                sealed={"email": row.email}, purpose="support")
     return opened["email"]
+
+
+def create_sample_tables(url: str) -> None:
+    """Kernel tables and the sample's read models (tests skip Alembic here)."""
+    engine = create_engine(url)
+    kernel_metadata.create_all(engine)
+    sample_metadata.create_all(engine)
+    engine.dispose()
