@@ -1,0 +1,75 @@
+# UpGestão — the two commands of a fresh machine are `make up` and `make test`.
+#
+#   make up      install into .venv (if needed) and run the whole platform in the foreground
+#   make test    install (if needed), check RabbitMQ/PostgreSQL, ruff, pytest
+#   make lint    ruff only
+#   make bench   benchmarks (bench/run.py); `make bench SCENARIOS=outbox_publish` for one
+#   make clean   remove var/ and bench results (keeps .venv)
+
+SHELL   := /bin/bash
+PYTHON  ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.upgestao-installed
+
+PACKAGES := kernel services/identity services/messaging services/privacy services/notifier \
+            services/integration-gateway
+PRESENT  := $(strip $(foreach p,$(PACKAGES),$(if $(wildcard $(p)/pyproject.toml),$(p))))
+MISSING  := $(filter-out $(PRESENT),$(PACKAGES))
+# Reinstall when any of these is newer than the stamp.
+DEPS     := pyproject.toml $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES))) \
+            $(wildcard requirements*.txt) $(wildcard $(addsuffix /requirements*.txt,$(PACKAGES)))
+
+SCENARIOS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_NO_INPUT := 1
+
+.PHONY: up test lint bench clean venv rabbitmq-management
+
+up: venv
+	$(VPY) scripts/platformctl.py up
+
+test: venv rabbitmq-management
+	$(VPY) scripts/platformctl.py preflight --wait 60
+	@rc=0; \
+	echo "$(VPY) -m ruff check ."; $(VPY) -m ruff check . || rc=$$?; \
+	echo "$(VPY) -m pytest"; $(VPY) -m pytest || rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "make test: FAILED (last non-zero exit: $$rc; pytest 5 = no tests ran)" >&2; fi; \
+	exit $$rc
+
+lint: venv
+	$(VPY) -m ruff check .
+
+bench: venv
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing wrk (apt-get) for the HTTP benchmark"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q wrk >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; } \
+	      || echo "could not install wrk: bench falls back to its Python load generator"; \
+	  else echo "wrk not installed (needs root: apt-get install wrk): bench uses its Python load generator"; fi; }
+	$(VPY) bench/run.py $(SCENARIOS)
+
+clean:
+	rm -rf var bench/results/*.json
+
+# -- the virtualenv -----------------------------------------------------------
+
+venv: $(STAMP)
+	@grep -qxF "$(PRESENT)" $(STAMP) || { rm -f $(STAMP); $(MAKE) --no-print-directory $(STAMP); }
+
+$(VPY):
+	$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian install python3-venv" >&2; exit 1; }
+
+$(STAMP): $(DEPS) | $(VPY)
+	$(if $(MISSING),@echo "warning: no pyproject.toml yet (not installed): $(MISSING)" >&2)
+	$(VPY) -m pip install -q $(foreach p,$(PRESENT),-e $(p)) -r requirements-dev.txt
+	@echo "$(PRESENT)" > $@
+
+# Idempotent; needs root (or the broker's Erlang cookie): ignore failure otherwise.
+rabbitmq-management:
+	@if command -v rabbitmq-plugins >/dev/null; then \
+	  rabbitmq-plugins -q enable rabbitmq_management >/dev/null 2>&1 \
+	    || echo "note: could not run 'rabbitmq-plugins enable rabbitmq_management' (not root?); continuing"; \
+	fi

@@ -1,0 +1,82 @@
+"""Readable tables of bench/results/*.json (``python bench/report.py`` prints them all)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from common import RESULTS
+
+
+def table_ping(data: dict) -> list[str]:
+    lines = [
+        f"{'ping':<16} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}   "
+        f"{'healthz req/s':>13} {'p50 ms':>8} {'p99 ms':>8}   {'rps ratio':>9}"
+    ]
+    for key, f in data["figures"].items():
+        b, r = data["baseline"][key], data["ratios"][key]
+        lines.append(
+            f"{'GET /v1/ping':<16} {key[1:]:>5} {f['rps']:>9.1f} {f['p50_ms']:>8.2f} {f['p99_ms']:>8.2f} "
+            f"{f['errors'] + f['non_2xx']:>6}   {b['rps']:>13.1f} {b['p50_ms']:>8.2f} {b['p99_ms']:>8.2f}"
+            f"   {r['rps']:>9.3f}"
+        )
+    for key, c in data.get("loadgen_ceiling", {}).items():
+        lines.append(
+            f"{'(loadgen ceil.)':<16} {key[1:]:>5} {c['rps']:>9.1f} {c['p50_ms']:>8.2f} {c['p99_ms']:>8.2f}"
+            f"   {', '.join(data['parameters']['loadgen'])}"
+        )
+    return lines
+
+
+def table_outbox_publish(data: dict) -> list[str]:
+    raw = data["baseline"]["raw_kombu"]
+    lines = [
+        f"{'outbox_publish':<26} {'msgs/s':>9}   {'samples':<30} {'ratio':>6}",
+        f"{'raw kombu (baseline)':<26} {raw['msgs_per_s']:>9.0f}   "
+        f"{', '.join(f'{x:.0f}' for x in raw['samples']):<30} {1:>6.3f}",
+    ]
+    for key, f in data["figures"].items():
+        if "samples" not in f:
+            continue
+        ratio = data["ratios"][f"{key}/raw"]
+        lines.append(
+            f"{key.replace('_', ' (', 1) + ')':<26} {f['msgs_per_s']:>9.0f}   "
+            f"{', '.join(f'{x:.0f}' for x in f['samples']):<30} {ratio:>6.3f}"
+        )
+    nb = data["figures"].get("relay_postgresql_without_broker")
+    if nb:
+        expected = data["ratios"]["expected_relay_postgresql/raw"]
+        lines.append(
+            f"{'relay (pg) w/o broker':<26} {nb['msgs_per_s']:>9.0f}   "
+            f"{'publish = no-op; expected ->':<30} {expected:>6.3f}"
+        )
+    target = data["ratios"]["target"]
+    ok = "meets" if data["ratios"]["meets_target"] else "MISSES"
+    lines.append(
+        f"relay(postgresql)/raw {ok} the target {target} "
+        f"({data['parameters']['messages']} msgs, {data['parameters']['queue_type']} queue, median of "
+        f"{data['parameters']['repetitions']})"
+    )
+    return lines
+
+
+TABLES = {"ping": table_ping, "outbox_publish": table_outbox_publish}
+
+
+def render(data: dict) -> str:
+    lines = TABLES[data["scenario"]](data)
+    m = data["machine"]
+    lines.append(f"  ({data['timestamp']}, {m.get('nproc')} cores {m.get('cpu', '')}, Python {m.get('python')})")
+    return "\n".join(lines)
+
+
+def main(names: list[str]) -> int:
+    for name in names or list(TABLES):
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            print(render(json.loads(path.read_text())) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

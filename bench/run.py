@@ -1,0 +1,66 @@
+"""``make bench``: run benchmark scenarios, write bench/results/<scenario>.json,
+print a table.
+
+    python bench/run.py                  every scenario
+    python bench/run.py outbox_publish   only these
+
+Each scenario runs in its own process (``bench/<scenario>.py``, runnable on
+its own too) on its own RabbitMQ vhost, databases and, for ``ping``, a fresh
+platform on a free port; everything is deleted afterwards. Settings are
+environment variables, documented at the top of each scenario's file
+(BENCH_DURATION_S, BENCH_OUTBOX_N, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import RESULTS, log
+from report import render
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = ("ping", "outbox_publish")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        choices=[[], *SCENARIOS],
+        metavar="scenario",
+        help=f"any of {', '.join(SCENARIOS)} (default: all)",
+    )
+    args = parser.parse_args(argv)
+    chosen = args.scenarios or list(SCENARIOS)
+
+    failed: dict[str, int] = {}
+    fresh: list[Path] = []
+    for name in chosen:
+        log(f"--- {name}")
+        started = time.time()
+        rc = subprocess.run([sys.executable, str(HERE / f"{name}.py")]).returncode
+        path = RESULTS / f"{name}.json"
+        if rc != 0 or not path.exists() or path.stat().st_mtime < started:
+            failed[name] = rc
+            log(f"{name} FAILED (exit {rc})")
+        else:
+            fresh.append(path)
+
+    print()
+    for path in fresh:
+        print(render(json.loads(path.read_text())))
+        print()
+    if failed:
+        print(f"failed scenarios: {', '.join(f'{n} (exit {rc})' for n, rc in failed.items())}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,600 @@
+"""Start the whole UpGestão platform as processes (stdlib only).
+
+One :class:`Platform` owns, for one data directory:
+
+* ``python -m <pkg> migrate`` for every service (before anything starts);
+* ``python -m <pkg> run`` and ``python -m <pkg> relay`` for every service,
+  each writing stdout+stderr to ``<data_dir>/logs/<name>.log`` where
+  ``<name>`` is ``identity``, ``identity-relay``, ... ``gateway-relay``;
+* a lock file ``<data_dir>/platform.pid`` (``flock``), so a second platform
+  on the same data directory is refused while the first one runs.
+
+Two platforms with different data directories, AMQP vhosts and gateway
+addresses do not interfere. A vhost other than ``/`` is created through the
+RabbitMQ management API when it does not exist.
+
+Used by ``scripts/platformctl.py`` (``make up``), by ``bench/run.py`` and by
+the end-to-end tests::
+
+    from upgestao_platform import Platform, free_address
+
+    with Platform(data_dir=tmp, amqp_uri=uri, http_address=free_address()) as p:
+        requests.get(p.url + "/v1/ping")
+        p.kill("identity")              # SIGKILL one process
+        p.restart("identity")           # and start it again
+
+Importing: add ``scripts/`` to ``sys.path`` or load this file with
+``importlib`` (as ``tests/conftest.py`` does).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_HTTP_ADDRESS = "127.0.0.1:8000"
+DEFAULT_DATA_DIR = "var"
+LOCK_FILE = "platform.pid"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # nameko service name, also the log and process name
+    package: str  # python -m <package> <command>
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("identity", "upgestao_identity"),
+    Service("messaging", "upgestao_messaging"),
+    Service("privacy", "upgestao_privacy"),
+    Service("notifier", "upgestao_notifier"),
+    Service("gateway", "upgestao_gateway"),
+)
+SERVICE_NAMES = tuple(s.name for s in SERVICES)
+
+
+class PlatformError(Exception):
+    """The platform cannot start (or went down); the message says why."""
+
+
+# -- small helpers ------------------------------------------------------------
+
+
+def default_python() -> str:
+    """The repository's virtualenv if there is one, else this interpreter."""
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise PlatformError(f"HTTP address {address!r}: expected host:port, e.g. 127.0.0.1:8000")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def free_address(host: str = "127.0.0.1") -> str:
+    """``host:port`` with a port that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return f"{host}:{s.getsockname()[1]}"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def tcp_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def redact_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def vhost_of(amqp_uri: str) -> str:
+    """The vhost an AMQP URI names (kombu's convention: empty path = ``/``)."""
+    path = urlsplit(amqp_uri).path
+    return "/" if path in ("", "/") else unquote(path[1:])
+
+
+def amqp_uri_with_vhost(amqp_uri: str, vhost: str) -> str:
+    parts = urlsplit(amqp_uri)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), "", ""))
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """(status, body); status 0 when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own URL
+            return response.status, response.read(4096).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(4096).decode("utf-8", "replace")
+    except (OSError, ValueError) as exc:
+        return 0, str(getattr(exc, "reason", exc))
+
+
+_EVENTLET_NOISE = re.compile(r"^.*EventletDeprecationWarning:.*?\n\s*import eventlet\n", re.DOTALL | re.MULTILINE)
+
+
+def clean_output(text: str, lines: int = 25) -> str:
+    """The tail of a process's output without eventlet's deprecation banner."""
+    text = _EVENTLET_NOISE.sub("", text)
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            return clean_output(f.read().decode("utf-8", "replace"), lines)
+    except OSError:
+        return ""
+
+
+# -- RabbitMQ management API --------------------------------------------------
+
+
+class RabbitAdmin:
+    """The few management-API calls the platform and the bench need."""
+
+    def __init__(self, amqp_uri: str = DEFAULT_AMQP_URI, api_url: str | None = None):
+        amqp = urlsplit(amqp_uri)
+        api_url = api_url or os.environ.get("RABBITMQ_MANAGEMENT_URL") or f"http://{amqp.hostname or '127.0.0.1'}:15672"
+        api = urlsplit(api_url)
+        self.base = urlunsplit((api.scheme, api.hostname + (f":{api.port}" if api.port else ""), "", "", ""))
+        self.user = unquote(api.username or amqp.username or "guest")
+        self.password = unquote(api.password or amqp.password or "guest")
+        self.amqp_user = unquote(amqp.username or "guest")
+
+    def request(self, method: str, path: str, body: object | None = None, timeout: float = 10.0) -> tuple[int, str]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                return response.status, response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode("utf-8", "replace")
+
+    def answers(self) -> bool:
+        try:
+            return self.request("GET", "/api/overview", timeout=3)[0] == 200
+        except OSError:
+            return False
+
+    def vhost_exists(self, vhost: str) -> bool:
+        status, body = self.request("GET", f"/api/vhosts/{quote(vhost, safe='')}")
+        if status == 200:
+            return True
+        if status == 404:
+            return False
+        raise PlatformError(f"RabbitMQ management API {self.base}: GET vhost {vhost!r} answered {status}: {body[:200]}")
+
+    def create_vhost(self, vhost: str) -> None:
+        for path, body in (
+            (f"/api/vhosts/{quote(vhost, safe='')}", None),
+            (
+                f"/api/permissions/{quote(vhost, safe='')}/{quote(self.amqp_user, safe='')}",
+                {"configure": ".*", "write": ".*", "read": ".*"},
+            ),
+        ):
+            status, text = self.request("PUT", path, body)
+            if status not in (200, 201, 204):
+                raise PlatformError(f"RabbitMQ management API {self.base}: PUT {path} answered {status}: {text[:200]}")
+
+    def delete_vhost(self, vhost: str) -> None:
+        status, text = self.request("DELETE", f"/api/vhosts/{quote(vhost, safe='')}")
+        if status not in (200, 204, 404):
+            raise PlatformError(f"RabbitMQ management API {self.base}: DELETE vhost answered {status}: {text[:200]}")
+
+
+def ensure_vhost(amqp_uri: str, echo: Callable[[str], None] = lambda _: None) -> None:
+    """Make sure the vhost of ``amqp_uri`` exists (creating it via the management API)."""
+    parts = urlsplit(amqp_uri)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5672
+    if not tcp_answers(host, port):
+        raise PlatformError(
+            f"RabbitMQ does not answer at {host}:{port} (AMQP_URI={redact_uri(amqp_uri)}).\n"
+            "  Start it, e.g. `rabbitmq-server -detached`, or point AMQP_URI at your broker."
+        )
+    vhost = vhost_of(amqp_uri)
+    if vhost == "/":
+        return
+    admin = RabbitAdmin(amqp_uri)
+    try:
+        exists = admin.vhost_exists(vhost)
+    except OSError as exc:
+        raise PlatformError(
+            f"RabbitMQ vhost {vhost!r} (from AMQP_URI) cannot be checked or created: the management API at "
+            f"{admin.base} does not answer ({getattr(exc, 'reason', exc)}).\n"
+            "  Enable it (`rabbitmq-plugins enable rabbitmq_management`, or set RABBITMQ_MANAGEMENT_URL),\n"
+            f"  or create the vhost yourself: rabbitmqctl add_vhost {vhost} && "
+            f"rabbitmqctl set_permissions -p {vhost} {admin.amqp_user} '.*' '.*' '.*'\n"
+            "  and start with UPGESTAO_SKIP_VHOST_CHECK=1."
+        ) from None
+    if not exists:
+        admin.create_vhost(vhost)
+        echo(f"created RabbitMQ vhost {vhost!r} (management API {admin.base})")
+
+
+# -- the data-directory lock ---------------------------------------------------
+
+
+class DataDirLock:
+    """``flock`` on ``<data_dir>/platform.pid``; the file holds the owner's pid."""
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self, url: str = "") -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            owner = self.owner()
+            raise PlatformError(
+                f"another platform{f' (pid {owner})' if owner else ''} is already running on data dir "
+                f"{self.path.parent}: stop it (`scripts/platformctl.py stop --data-dir {self.path.parent}`) "
+                "or use another UPGESTAO_DATA_DIR"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n{url}\n".encode())
+        os.set_inheritable(fd, False)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def url(self) -> str:
+        """The gateway URL the running platform wrote next to its pid ("" if none)."""
+        try:
+            lines = self.path.read_text().split("\n")
+        except OSError:
+            return ""
+        return lines[1].strip() if len(lines) > 1 else ""
+
+    def owner(self) -> int | None:
+        """The pid of the running platform on this data dir, or None."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.read(fd, 64).decode().split("\n")[0].strip()
+                return int(text) if text.isdigit() else -1
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+
+# -- children ------------------------------------------------------------------
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """preexec_fn: the child gets SIGTERM when its parent dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+    def preexec() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return preexec
+
+
+_PREEXEC = _parent_death_signal()
+
+
+class Platform:
+    """Every service and relay of the platform as child processes."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike | None = None,
+        amqp_uri: str | None = None,
+        http_address: str | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        services: Iterable[str] | None = None,
+        relays: bool = True,
+        python: str | None = None,
+        migrate: bool = True,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir or os.environ.get("UPGESTAO_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+        self.amqp_uri = amqp_uri or os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI
+        self.http_address = http_address or os.environ.get("GATEWAY_HTTP_ADDRESS") or DEFAULT_HTTP_ADDRESS
+        self.extra_env = dict(env or {})
+        names = list(services) if services is not None else list(SERVICE_NAMES)
+        unknown = sorted(set(names) - set(SERVICE_NAMES))
+        if unknown:
+            raise PlatformError(f"unknown services {unknown}: choose from {', '.join(SERVICE_NAMES)}")
+        self.services = [s for s in SERVICES if s.name in names]
+        self.relays = relays
+        self.python = python or default_python()
+        self.run_migrations = migrate
+        self.echo = echo or (lambda _msg: None)
+        self.log_dir = self.data_dir / "logs"
+        self.children: dict[str, subprocess.Popen] = {}
+        self._commands: dict[str, list[str]] = {}
+        self._logs: dict[str, object] = {}
+        self._lock = DataDirLock(self.data_dir)
+        split_address(self.http_address)  # validate early
+
+    # -- properties ------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = split_address(self.http_address)
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"http://{host}:{port}"
+
+    @property
+    def has_gateway(self) -> bool:
+        return any(s.name == "gateway" for s in self.services)
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def environment(self) -> dict[str, str]:
+        """The environment every child gets."""
+        env = dict(os.environ)
+        env.update(
+            AMQP_URI=self.amqp_uri,
+            UPGESTAO_DATA_DIR=str(self.data_dir),
+            GATEWAY_HTTP_ADDRESS=self.http_address,
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        return env
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self, timeout: float = 60.0) -> Platform:
+        """Check, migrate, start every process and wait until ready (or raise)."""
+        started = time.monotonic()
+        self._lock.acquire(self.url if self.has_gateway else "")
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.preflight()
+            if self.run_migrations:
+                self.migrate()
+            for service in self.services:
+                self._spawn(service.name, [self.python, "-m", service.package, "run"])
+            if self.relays:
+                for service in self.services:
+                    self._spawn(f"{service.name}-relay", [self.python, "-m", service.package, "relay"])
+            self.echo(f"started {len(self.children)} processes, logs in {self.log_dir}/")
+            self.wait_ready(max(5.0, timeout - (time.monotonic() - started)))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def preflight(self) -> None:
+        """Broker, vhost, free gateway port and installed packages; raises PlatformError."""
+        if os.environ.get("UPGESTAO_SKIP_VHOST_CHECK") != "1":
+            ensure_vhost(self.amqp_uri, self.echo)
+        if self.has_gateway:
+            host, port = split_address(self.http_address)
+            if not port_is_free(host, port):
+                raise PlatformError(
+                    f"GATEWAY_HTTP_ADDRESS {self.http_address} is already in use (another platform?): "
+                    "stop it or choose another address, e.g. GATEWAY_HTTP_ADDRESS=127.0.0.1:8001"
+                )
+        probe = (
+            "import importlib.util, sys; "
+            "print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+        )
+        result = subprocess.run(
+            [self.python, "-c", probe, *(s.package for s in self.services)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        missing = result.stdout.split()
+        if result.returncode != 0 or missing:
+            raise PlatformError(
+                f"not installed in {self.python}: {', '.join(missing) or result.stderr.strip()}\n"
+                "  run `make up` (installs every package into .venv) or pip install -e the service"
+            )
+
+    def migrate(self) -> None:
+        """``migrate`` every service (in parallel); the first failure raises with its stderr."""
+        started = time.monotonic()
+        env = self.environment()
+        procs = {}
+        for service in self.services:
+            log = open(self.log_path(f"{service.name}-migrate"), "w")  # noqa: SIM115 - closed below
+            procs[service.name] = (
+                subprocess.Popen(
+                    [self.python, "-m", service.package, "migrate"],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    preexec_fn=_PREEXEC,
+                ),
+                log,
+            )
+        failures = []
+        for name, (proc, log) in procs.items():
+            try:
+                _, err = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+                err += "\n(migrate timed out after 120 s)"
+            log.write(err)
+            log.close()
+            if proc.returncode != 0:
+                failures.append(f"{name} migrate failed (exit {proc.returncode}):\n{_indent(clean_output(err))}")
+        if failures:
+            raise PlatformError("\n".join(failures))
+        self.echo(f"migrated {', '.join(s.name for s in self.services)} ({time.monotonic() - started:.1f} s)")
+
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+        log = open(self.log_path(name), "a", buffering=1)  # noqa: SIM115 - closed in _reap
+        log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting: {' '.join(command[1:])}\n")
+        log.flush()
+        proc = subprocess.Popen(
+            command,
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the platform only; it stops the children in order
+            preexec_fn=_PREEXEC,  # ... and the children never outlive it
+        )
+        self.children[name] = proc
+        self._commands[name] = command
+        self._logs[name] = log
+        return proc
+
+    def readyz(self, timeout: float = 2.0) -> tuple[int, str]:
+        return http_get(self.url + "/readyz", timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until GET /readyz answers 200; raises if a child exits or time runs out.
+
+        Without the gateway, "ready" means every process is still alive after 3 s.
+        """
+        deadline = time.monotonic() + timeout
+        settle = time.monotonic() + 3.0
+        status, body = 0, ""
+        while True:
+            self.check_alive()
+            if self.has_gateway:
+                status, body = self.readyz()
+                if status == 200:
+                    return
+            elif time.monotonic() >= settle:
+                return
+            if time.monotonic() >= deadline:
+                answer = f"last answer {status}: {body.strip()[:500]}" if status else f"no answer ({body})"
+                raise PlatformError(
+                    f"not ready after {timeout:.0f} s: GET {self.url}/readyz {answer}\n  logs: {self.log_dir}/"
+                )
+            time.sleep(0.25)
+
+    def exited(self) -> dict[str, int]:
+        """Children that have exited: name -> return code."""
+        return {name: proc.returncode for name, proc in self.children.items() if proc.poll() is not None}
+
+    def check_alive(self) -> None:
+        dead = self.exited()
+        if dead:
+            raise PlatformError("\n".join(self.describe_exit(name, rc) for name, rc in dead.items()))
+
+    def describe_exit(self, name: str, rc: int) -> str:
+        how = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
+        return f"{name} died ({how}); last lines of {self.log_path(name)}:\n{_indent(tail(self.log_path(name), 15))}"
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one child (it stays in ``children`` until restarted)."""
+        self.children[name].send_signal(sig)
+
+    def restart(self, name: str, timeout: float = 15.0) -> subprocess.Popen:
+        """Stop one child (SIGTERM, then SIGKILL) and start the same command again."""
+        self._terminate({name: self.children[name]}, timeout)
+        self._close_log(name)
+        return self._spawn(name, self._commands[name])
+
+    def stop(self, timeout: float = 15.0) -> dict[str, int]:
+        """Stop every child; idempotent. Returns name -> exit code.
+
+        In three phases, each SIGTERM, wait up to ``timeout``, SIGKILL: the
+        gateway first (no new requests; its in-flight RPCs still get answers),
+        then the services, then the relays (they publish what was written last).
+        """
+        phases: list[list[str]] = [[], [], []]
+        for name in self.children:
+            phases[2 if name.endswith("-relay") else 0 if name == "gateway" else 1].append(name)
+        codes: dict[str, int] = {}
+        for phase in phases:
+            codes.update(self._terminate({name: self.children[name] for name in phase}, timeout))
+        for name in list(self._logs):
+            self._close_log(name)
+        self._lock.release()
+        return codes
+
+    def _terminate(self, procs: dict[str, subprocess.Popen], timeout: float) -> dict[str, int]:
+        for proc in procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name, proc in procs.items():
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.echo(f"{name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s: SIGKILL")
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait()
+        return {name: proc.returncode for name, proc in procs.items()}
+
+    def _close_log(self, name: str) -> None:
+        log = self._logs.pop(name, None)
+        if log is not None:
+            log.close()
+
+    def __enter__(self) -> Platform:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines()) or prefix + "(no output)"
