@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from kernel_sample import AccountsProjection, handled, open_account, read_email
-from nameko.rpc import rpc
-from upgestao_kernel.nameko_ext import Database, HealthRpc, reliable_handler
+from upgestao_kernel.nameko_ext import Database, HealthRpc, reliable_handler, rpc
 
 # Test switches for the consumer (same process as the test).
 CALLS: list[str] = []

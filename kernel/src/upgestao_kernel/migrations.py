@@ -7,6 +7,8 @@ from alembic.config import Config
 
 from .db import create_engine
 
+MIGRATION_LOCK = 0x75706765  # "upge": one service's migrations at a time per database
+
 
 def alembic_config(script_location: str, database_url: str) -> Config:
     """``script_location`` like ``upgestao_identity:migrations``."""
@@ -30,6 +32,10 @@ def run_migrations(context) -> None:
     engine = create_engine(url, pool_size=1)
     try:
         with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # Two replicas migrating at once (init containers): one waits.
+                connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+                connection.commit()
             context.configure(
                 connection=connection,
                 target_metadata=None,

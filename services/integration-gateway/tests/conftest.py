@@ -16,13 +16,13 @@ import requests
 from marshmallow import Schema, fields, validate
 from nameko.containers import ServiceContainer
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 from upgestao_gateway.auth import Principal, bearer_token
 from upgestao_gateway.problems import Problem
 from upgestao_gateway.service import GatewayService
 from upgestao_gateway.web import Reply, route
 from upgestao_kernel.config import env_prefix
 from upgestao_kernel.migrations import upgrade
+from upgestao_kernel.nameko_ext import rpc
 from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
 
 SERVICES = {

@@ -7,5 +7,6 @@ domain and service-layer code could move to another transport unchanged.
 from .database import Database, ServiceDatabase
 from .entrypoints import reliable_handler
 from .health import HealthRpc
+from .rpc import rpc
 
-__all__ = ["Database", "ServiceDatabase", "reliable_handler", "HealthRpc"]
+__all__ = ["Database", "ServiceDatabase", "reliable_handler", "HealthRpc", "rpc"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nameko.rpc import rpc
+from .rpc import rpc
 
 
 class HealthRpc:

@@ -1,6 +1,10 @@
 """``python -m upgestao_identity <command>``: see ``upgestao_kernel.cli``."""
 
-import eventlet
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # before anything else imports socket or threading
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import eventlet
 from kombu.exceptions import OperationalError
+from nameko.constants import NON_PERSISTENT
 from nameko.exceptions import UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import MethodProxy, ReplyListener
@@ -64,8 +65,11 @@ class RpcClient:
         reply = None
         deadline = eventlet.Timeout(timeout_s)
         try:
+            # Transient: a request outliving its deadline is useless, so it
+            # need not wait for the broker's disk before being confirmed.
             proxy = MethodProxy(
-                self._worker_ctx, service, method, self._reply_listener, expiration=timeout_s,
+                self._worker_ctx, service, method, self._reply_listener,
+                expiration=timeout_s, delivery_mode=NON_PERSISTENT,
             )
             reply = proxy.call_async(*args, **kwargs)
             return reply.result()
