@@ -1,0 +1,623 @@
+"""Static checks of ``deploy/``: the Dockerfile and the Kubernetes manifests (D1, D4).
+
+No Docker engine and no cluster: every YAML document is parsed and checked against
+what the code needs (commands, packages, production configuration, the gateway's
+HTTP address and probes) and against the deployment rules (one relay replica,
+non-root, read-only, limits, the gateway as the only door). If ``kubectl`` is
+installed, ``kubectl kustomize`` must render the kustomization too (offline).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from upgestao_kernel.config import env_prefix, load_settings
+from upgestao_kernel.vault import generate_key, load_keys
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+DOCKERFILE = DEPLOY / "Dockerfile"
+DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
+JOB_TEMPLATE = K8S / "jobs" / "service-command.job.yaml"
+SECRET_TEMPLATE = K8S / "secret.example.yaml"
+
+NAMESPACE = "upgestao"
+SECRET = "upgestao-secrets"
+CONFIGMAP = "upgestao-config"
+UID = 10001
+GATEWAY_PORT = 8000
+
+# nameko name -> (folder under services/, package)
+SERVICES = {
+    "gateway": ("integration-gateway", "upgestao_gateway"),
+    "identity": ("identity", "upgestao_identity"),
+    "messaging": ("messaging", "upgestao_messaging"),
+    "privacy": ("privacy", "upgestao_privacy"),
+    "notifier": ("notifier", "upgestao_notifier"),
+}
+SHARED_SECRETS = ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "AMQP_URI")
+API_VERSIONS = {
+    "Namespace": "v1",
+    "ServiceAccount": "v1",
+    "ConfigMap": "v1",
+    "Secret": "v1",
+    "Service": "v1",
+    "Deployment": "apps/v1",
+    "Job": "batch/v1",
+    "Ingress": "networking.k8s.io/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+    "PodDisruptionBudget": "policy/v1",
+}
+DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+# -- loading ------------------------------------------------------------------
+
+
+@functools.cache
+def _parse(text: str) -> tuple:
+    return tuple(doc for doc in yaml.safe_load_all(text) if doc is not None)
+
+
+def load_docs(path: Path) -> list[dict]:
+    """The documents of ``path``, fresh copies (the parse is cached by content)."""
+    return copy.deepcopy(list(_parse(path.read_text())))
+
+
+def kustomization() -> dict:
+    (doc,) = load_docs(K8S / "kustomization.yaml")
+    return doc
+
+
+def resources() -> list[dict]:
+    docs = []
+    for entry in kustomization()["resources"]:
+        docs.extend(load_docs(K8S / entry))
+    return docs
+
+
+def of_kind(kind: str) -> list[dict]:
+    return [doc for doc in resources() if doc["kind"] == kind]
+
+
+def deployments() -> dict[str, dict]:
+    return {doc["metadata"]["name"]: doc for doc in of_kind("Deployment")}
+
+
+def configmap_data() -> dict[str, str]:
+    (configmap,) = [doc for doc in of_kind("ConfigMap") if doc["metadata"]["name"] == CONFIGMAP]
+    return configmap["data"]
+
+
+def secret_template_keys() -> set[str]:
+    (secret,) = load_docs(SECRET_TEMPLATE)
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == SECRET
+    return set(secret.get("stringData", {})) | set(secret.get("data", {}))
+
+
+def job(service: str, command: str) -> dict:
+    """The one-off Job template instantiated as deploy/README.md does with sed."""
+    _, package = SERVICES[service]
+    text = (
+        JOB_TEMPLATE.read_text()
+        .replace("__SERVICE__", service)
+        .replace("__PACKAGE__", package)
+        .replace("__PREFIX__", env_prefix(service))
+        .replace("__COMMAND__", command)
+    )
+    (doc,) = yaml.safe_load_all(text)
+    return doc
+
+
+WORKLOADS = [*SERVICES, *(f"{service}-relay" for service in SERVICES), *(f"job/{service}" for service in SERVICES)]
+
+
+def workload_named(name: str) -> dict:
+    """A Deployment by name, or ``job/<service>``: the Job template for that service."""
+    if name.startswith("job/"):
+        return job(name.removeprefix("job/"), "rotate-master-key")
+    return deployments()[name]
+
+
+def all_workloads() -> list[dict]:
+    """Every Deployment, and the Job template for every service."""
+    return [workload_named(name) for name in WORKLOADS]
+
+
+def pod_spec(workload: dict) -> dict:
+    return workload["spec"]["template"]["spec"]
+
+
+def containers(workload: dict) -> list[dict]:
+    spec = pod_spec(workload)
+    return spec.get("initContainers", []) + spec["containers"]
+
+
+def service_of(workload: dict) -> str:
+    return workload["metadata"]["labels"]["app.kubernetes.io/name"]
+
+
+def resolved_env(container: dict) -> dict[str, tuple[str, str]]:
+    """``{VAR: (source, value)}``: source is value, configmap or secret (value = its key)."""
+    env: dict[str, tuple[str, str]] = {}
+    for source in container.get("envFrom", []):
+        ref = source["configMapRef"]
+        assert ref["name"] == CONFIGMAP, f"{container['name']}: unknown ConfigMap {ref['name']}"
+        for name, value in configmap_data().items():
+            env[name] = ("configmap", value)
+    names = [item["name"] for item in container.get("env", [])]
+    assert len(names) == len(set(names)), f"{container['name']}: duplicate env vars {names}"
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = ("value", str(item["value"]))
+        elif "secretKeyRef" in item.get("valueFrom", {}):
+            ref = item["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == SECRET, f"{item['name']}: secret {ref['name']}, expected {SECRET}"
+            env[item["name"]] = ("secret", ref["key"])
+        elif "configMapKeyRef" in item.get("valueFrom", {}):
+            ref = item["valueFrom"]["configMapKeyRef"]
+            assert ref["name"] == CONFIGMAP
+            env[item["name"]] = ("configmap", configmap_data()[ref["key"]])
+        else:
+            pytest.fail(f"{container['name']}: env {item['name']} has no value this test understands")
+    return env
+
+
+def container_port(container: dict, port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in container.get("ports", []) if p.get("name") == port]
+    return number
+
+
+def gateway_run_container() -> dict:
+    (container,) = deployments()["gateway"]["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+# -- the manifests as documents ---------------------------------------------
+
+
+def test_every_yaml_document_parses_and_has_kind_and_name():
+    files = sorted(DEPLOY.rglob("*.yaml")) + sorted(DEPLOY.rglob("*.yml"))
+    assert files, "no YAML under deploy/"
+    for path in files:
+        docs = load_docs(path)
+        assert docs, f"{path} is empty"
+        for doc in docs:
+            assert isinstance(doc, dict), f"{path}: a document is not a mapping"
+            assert doc.get("apiVersion") and doc.get("kind"), f"{path}: apiVersion/kind missing"
+            if doc["kind"] != "Kustomization":
+                assert doc.get("metadata", {}).get("name"), f"{path}: metadata.name missing"
+
+
+def test_kustomization_lists_every_manifest_and_nothing_else():
+    kust = kustomization()
+    assert kust["kind"] == "Kustomization"
+    assert kust["namespace"] == NAMESPACE
+    listed = kust["resources"]
+    assert len(listed) == len(set(listed))
+    for entry in listed:
+        assert (K8S / entry).is_file(), f"kustomization.yaml lists {entry}, which does not exist"
+    assert "secret.example.yaml" not in listed, "the Secret is a template: never apply placeholders"
+    assert not any(entry.startswith("jobs") for entry in listed), "one-off Jobs are not part of the platform"
+    top_level = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml", "secret.example.yaml"}
+    assert top_level == set(listed), "a manifest is missing from kustomization.yaml"
+    images = {image["name"] for image in kust.get("images", [])}
+    assert images == {f"upgestao/{service}" for service in SERVICES}
+
+
+def test_basic_schema_of_every_resource():
+    seen: set[tuple[str, str]] = set()
+    docs = resources() + [job(service, "rebuild") for service in SERVICES]
+    for doc in docs:
+        kind, name = doc["kind"], doc["metadata"]["name"]
+        assert kind in API_VERSIONS, f"unexpected kind {kind}"
+        assert doc["apiVersion"] == API_VERSIONS[kind], f"{kind} {name}: apiVersion {doc['apiVersion']}"
+        assert DNS_1123.match(name) and len(name) <= 63, f"{kind} {name}: not a DNS-1123 label"
+        assert (kind, name) not in seen, f"duplicate {kind} {name}"
+        seen.add((kind, name))
+        assert doc["metadata"].get("namespace", NAMESPACE) == NAMESPACE
+        assert doc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "upgestao"
+        if kind in ("Deployment", "Job"):
+            labels = doc["spec"]["template"]["metadata"]["labels"]
+            assert labels["app.kubernetes.io/name"] in SERVICES
+            assert labels["app.kubernetes.io/component"] in ("service", "relay", "job")
+            assert doc["metadata"]["labels"] == labels
+            spec = doc["spec"]["template"]["spec"]
+            names = [c["name"] for c in containers(doc)]
+            assert len(names) == len(set(names)), f"{name}: duplicate container names"
+            volumes = {v["name"] for v in spec.get("volumes", [])}
+            for container in containers(doc):
+                assert container["image"] and container["name"]
+                for mount in container.get("volumeMounts", []):
+                    assert mount["name"] in volumes, f"{name}/{container['name']}: no volume {mount['name']}"
+        if kind == "Deployment":
+            selector = doc["spec"]["selector"]["matchLabels"]
+            labels = doc["spec"]["template"]["metadata"]["labels"]
+            assert selector and selector.items() <= labels.items(), f"{name}: selector does not match its pods"
+        if kind == "Job":
+            assert doc["spec"]["template"]["spec"]["restartPolicy"] in ("Never", "OnFailure")
+    selectors = [tuple(sorted(d["spec"]["selector"]["matchLabels"].items())) for d in deployments().values()]
+    assert len(selectors) == len(set(selectors)), "two Deployments select the same pods"
+
+
+# -- the five services --------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_a_run_and_a_single_relay_deployment(service):
+    found = deployments()
+    mine = {name for name, d in found.items() if service_of(d) == service}
+    assert mine == {service, f"{service}-relay"}
+
+    run = found[service]
+    assert run["metadata"]["labels"]["app.kubernetes.io/component"] == "service"
+    assert run["spec"]["replicas"] >= (2 if service == "gateway" else 1)
+
+    relay = found[f"{service}-relay"]
+    assert relay["metadata"]["labels"]["app.kubernetes.io/component"] == "relay"
+    assert relay["spec"]["replicas"] == 1, "exactly one relay replica per service"
+    assert relay["spec"]["strategy"]["type"] == "Recreate", "a rollout must not run two relays"
+
+
+def test_there_are_exactly_the_ten_deployments():
+    expected = set(SERVICES) | {f"{service}-relay" for service in SERVICES}
+    assert set(deployments()) == expected
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_containers_run_the_right_package_and_command(service):
+    folder, package = SERVICES[service]
+    assert (ROOT / "services" / folder / "src" / package / "__main__.py").is_file()
+    definition = importlib.import_module(f"{package}.definition").DEFINITION
+    assert definition.name == service
+
+    def check(container: dict, command: str) -> None:
+        repository, _, tag = container["image"].partition(":")
+        assert repository == f"upgestao/{service}", container["image"]
+        assert tag and tag != "latest", f"{container['image']}: pin a tag"
+        assert container["command"] == ["python", "-m", package]
+        assert container["args"] == [command]
+
+    run = pod_spec(deployments()[service])
+    (main,) = run["containers"]
+    check(main, "run")
+    (migrate,) = run["initContainers"]
+    assert migrate["name"] == "migrate"
+    check(migrate, "migrate")
+
+    relay = pod_spec(deployments()[f"{service}-relay"])
+    (relay_container,) = relay["containers"]
+    check(relay_container, "relay")
+    assert not relay.get("initContainers")
+
+    for command in ("rotate-master-key", "rebuild"):
+        (job_container,) = pod_spec(job(service, command))["containers"]
+        check(job_container, command)
+
+
+def _fake_secret(key: str) -> str:
+    if key in ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY"):
+        return generate_key()
+    if key == "AMQP_URI":
+        return "amqp://user:password@rabbitmq:5672/upgestao"
+    return "postgresql://user:password@postgres:5432/db"
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_every_container_gets_the_production_configuration(name):
+    workload = workload_named(name)
+    service = service_of(workload)
+    own_db = f"{env_prefix(service)}_DATABASE_URL"
+    others_db = {f"{env_prefix(other)}_DATABASE_URL" for other in SERVICES} - {own_db}
+    secret_keys = secret_template_keys()
+    for container in containers(workload):
+        env = resolved_env(container)
+        where = f"{workload['metadata']['name']}/{container['name']}"
+        assert env.get("UPGESTAO_ENV") == ("configmap", "production"), where
+        for var in (*SHARED_SECRETS, own_db):
+            assert env.get(var, ("missing",))[0] == "secret", f"{where}: {var} must come from {SECRET}"
+        assert not others_db & env.keys(), f"{where}: another service's database URL"
+        for var, (source, value) in env.items():
+            if source == "secret":
+                assert value in secret_keys, f"{where}: {var} reads key {value}, not in secret.example.yaml"
+
+        # The service itself accepts it: production settings and keys load.
+        environ = {var: _fake_secret(value) if source == "secret" else value for var, (source, value) in env.items()}
+        settings = load_settings(service, environ)
+        assert settings.production
+        assert settings.database_url.startswith("postgresql+psycopg2://")
+        load_keys(settings, environ)
+
+
+def test_every_secret_key_is_used_and_every_used_key_is_templated():
+    used = set()
+    for workload in all_workloads():
+        for container in containers(workload):
+            used |= {value for source, value in resolved_env(container).values() if source == "secret"}
+    expected = set(SHARED_SECRETS) | {f"{env_prefix(service)}_DATABASE_URL" for service in SERVICES}
+    assert used == expected
+    assert secret_template_keys() == expected
+
+
+@pytest.mark.parametrize("name", WORKLOADS)
+def test_every_container_is_locked_down(name):
+    workload = workload_named(name)
+    spec = pod_spec(workload)
+    pod_sc = spec.get("securityContext", {})
+    assert spec.get("automountServiceAccountToken") is False
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not spec.get(flag)
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    assert not any("hostPath" in v for v in volumes.values())
+    for container in containers(workload):
+        where = f"{workload['metadata']['name']}/{container['name']}"
+        sc = container.get("securityContext", {})
+        assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, where
+        assert sc.get("runAsUser", pod_sc.get("runAsUser")) == UID, where
+        assert sc.get("allowPrivilegeEscalation") is False, where
+        assert not sc.get("privileged"), where
+        assert sc.get("readOnlyRootFilesystem") is True, where
+        assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
+        assert not sc.get("capabilities", {}).get("add"), where
+        (tmp,) = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+        assert "emptyDir" in volumes[tmp["name"]], f"{where}: /tmp must be an emptyDir"
+        resources_ = container.get("resources", {})
+        for bound in ("requests", "limits"):
+            assert {"cpu", "memory"} <= resources_.get(bound, {}).keys(), f"{where}: no {bound}"
+
+
+# -- the gateway is the only door ----------------------------------------------
+
+
+def test_gateway_listens_where_its_probes_and_service_look():
+    container = gateway_run_container()
+    env = resolved_env(container)
+    host, _, port = env["GATEWAY_HTTP_ADDRESS"][1].rpartition(":")
+    assert host == "0.0.0.0" and int(port) == GATEWAY_PORT
+    definition = importlib.import_module("upgestao_gateway.definition")
+    assert definition.http_address({"GATEWAY_HTTP_ADDRESS": env["GATEWAY_HTTP_ADDRESS"][1]})
+    assert [p["containerPort"] for p in container["ports"]] == [GATEWAY_PORT]
+
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")):
+        get = container[probe]["httpGet"]
+        assert get["path"] == path, probe
+        assert container_port(container, get["port"]) == GATEWAY_PORT, probe
+
+    (service,) = of_kind("Service")
+    assert service["metadata"]["name"] == "gateway"
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert (
+        service["spec"]["selector"].items()
+        <= deployments()["gateway"]["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == 80
+    assert container_port(container, port["targetPort"]) == GATEWAY_PORT
+
+
+def test_only_the_gateway_is_reachable():
+    pods = {name: d["spec"]["template"]["metadata"]["labels"] for name, d in deployments().items()}
+
+    def selected(selector: dict) -> set[str]:
+        return {name for name, labels in pods.items() if selector.items() <= labels.items()}
+
+    for service in of_kind("Service"):
+        assert selected(service["spec"]["selector"]) == {"gateway"}
+    (ingress,) = of_kind("Ingress")
+    service_ports = {(s["metadata"]["name"], p.get("name")) for s in of_kind("Service") for p in s["spec"]["ports"]}
+    service_ports |= {(s["metadata"]["name"], p["port"]) for s in of_kind("Service") for p in s["spec"]["ports"]}
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            assert backend["name"] == "gateway"
+            assert (backend["name"], backend["port"].get("name", backend["port"].get("number"))) in service_ports
+    for name, deployment in deployments().items():
+        if name == "gateway":
+            continue
+        for container in containers(deployment):
+            assert not container.get("ports"), f"{name}: only the gateway listens"
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                assert "httpGet" not in container.get(probe, {}), f"{name}: no HTTP server to probe"
+
+    policies = of_kind("NetworkPolicy")
+    deny = [p for p in policies if p["spec"]["podSelector"] == {} and not p["spec"].get("ingress")]
+    assert deny and "Ingress" in deny[0]["spec"]["policyTypes"], "no default deny of ingress"
+    for policy in policies:
+        if policy["spec"].get("ingress"):
+            assert selected(policy["spec"]["podSelector"].get("matchLabels", {})) == {"gateway"}
+            for rule in policy["spec"]["ingress"]:
+                for port in rule.get("ports", []):
+                    assert container_port(gateway_run_container(), port["port"]) == GATEWAY_PORT
+
+
+# -- the image --------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """``[(INSTRUCTION, arguments)]`` with continuation lines joined, comments dropped."""
+    lines = [line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")]
+    joined, current = [], ""
+    for line in lines:
+        if line.rstrip().endswith("\\"):
+            current += line.rstrip()[:-1] + " "
+            continue
+        current += line
+        if current.strip():
+            joined.append(current.strip())
+        current = ""
+    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1] if " " in text else "") for text in joined]
+
+
+def stages() -> list[list[tuple[str, str]]]:
+    result: list[list[tuple[str, str]]] = []
+    for instruction, args in dockerfile_instructions():
+        if instruction == "FROM":
+            result.append([])
+        if result:
+            result[-1].append((instruction, args))
+    return result
+
+
+def test_dockerfile_builds_any_service_on_a_pinned_slim_python():
+    instructions = dockerfile_instructions()
+    global_args = {}
+    for instruction, args in instructions:
+        if instruction == "FROM":
+            break
+        if instruction == "ARG" and "=" in args:
+            name, _, value = args.partition("=")
+            global_args[name] = value
+    build = stages()
+    assert len(build) >= 2, "multi-stage: a builder and a runtime stage"
+    for stage in build:
+        image = stage[0][1].split()[0]
+        image = re.sub(r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), image)
+        assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", image), f"unpinned or wrong base {image}"
+    builder, runtime = build[0], build[-1]
+    for stage in (builder, runtime):
+        declared = {args.split("=")[0] for instruction, args in stage if instruction == "ARG"}
+        assert {"SERVICE", "PACKAGE"} <= declared
+    copies = [args for instruction, args in builder if instruction == "COPY"]
+    assert any(args.split()[0] == "kernel/" for args in copies), "the builder must copy kernel/"
+    assert any(args.split()[0] == "services/${SERVICE}/" for args in copies)
+    assert any("pip wheel" in args and "./kernel" in args for instruction, args in builder if instruction == "RUN")
+
+    runtime_text = " ".join(args for _, args in runtime)
+    assert "from=builder" in runtime_text, "the runtime stage installs the builder's wheels"
+    for tool in ("gcc", "build-essential", "apt-get install", "make "):
+        assert tool not in runtime_text, f"build tool in the runtime stage: {tool}"
+    (user,) = [args for instruction, args in runtime if instruction == "USER"]
+    uid = user.split(":")[0]
+    assert uid.isdigit() and int(uid) == UID != 0, "non-root numeric USER matching the manifests"
+    env = " ".join(args for instruction, args in runtime if instruction == "ENV")
+    assert "PACKAGE=${PACKAGE}" in env
+    (entrypoint,) = [json.loads(args) for instruction, args in runtime if instruction == "ENTRYPOINT"]
+    assert "python -m" in " ".join(entrypoint) and "$PACKAGE" in " ".join(entrypoint)
+    assert entrypoint[-1] == "--" or entrypoint[:2] == ["python", "-m"]
+    (cmd,) = [json.loads(args) for instruction, args in runtime if instruction == "CMD"]
+    assert cmd == ["run"]
+    assert [i for i, _ in runtime].index("USER") > max(n for n, (i, _) in enumerate(runtime) if i == "RUN"), (
+        "USER comes after the last RUN"
+    )
+
+
+def _dockerignore_excludes(path: str) -> bool:
+    """Docker's rules: last matching pattern wins; a pattern matches a path or any parent."""
+
+    def regex(pattern: str) -> re.Pattern:
+        out = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                out += "(?:.*/)?"
+                i += 3
+            elif pattern.startswith("**", i):
+                out += ".*"
+                i += 2
+            elif pattern[i] == "*":
+                out += "[^/]*"
+                i += 1
+            elif pattern[i] == "?":
+                out += "[^/]"
+                i += 1
+            elif pattern[i] == "[":
+                end = pattern.index("]", i)
+                out += pattern[i : end + 1]
+                i = end + 1
+            else:
+                out += re.escape(pattern[i])
+                i += 1
+        return re.compile(out + r"$")
+
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for raw in DOCKERIGNORE.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = regex(line.lstrip("!").strip("/"))
+        if any(pattern.match(prefix) for prefix in prefixes):
+            excluded = not negate
+    return excluded
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".venv/bin/python",
+        "var/identity.sqlite3",
+        ".git/HEAD",
+        "bench/results/run.json",
+        "kernel/src/upgestao_kernel/__pycache__/config.cpython-311.pyc",
+        "services/identity/src/upgestao_identity/__pycache__/service.cpython-311.pyc",
+        "services/identity/src/upgestao_identity.egg-info/PKG-INFO",
+    ],
+)
+def test_dockerignore_keeps_local_state_out_of_the_context(path):
+    assert _dockerignore_excludes(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "kernel/pyproject.toml",
+        "kernel/src/upgestao_kernel/config.py",
+        "services/identity/pyproject.toml",
+        "services/integration-gateway/src/upgestao_gateway/migrations/script.py.mako",
+    ],
+)
+def test_dockerignore_keeps_what_the_build_copies(path):
+    assert (ROOT / path).exists()
+    assert not _dockerignore_excludes(path)
+
+
+def test_readme_builds_all_five_images_consistently():
+    text = (DEPLOY / "README.md").read_text() + DOCKERFILE.read_text()
+    builds = re.findall(
+        r"docker build -f deploy/Dockerfile\s+(?:\\\s*#?\s*)?--build-arg SERVICE=(\S+)\s+(?:\\\s*#?\s*)?"
+        r"--build-arg PACKAGE=(\S+)\s+-t\s+(\S+)\s+\.",
+        text,
+    )
+    by_folder = {folder: (service, package) for service, (folder, package) in SERVICES.items()}
+    seen = set()
+    for folder, package, tag in builds:
+        service, expected_package = by_folder[folder]
+        assert package == expected_package
+        assert tag.split(":")[0] == f"upgestao/{service}"
+        seen.add(service)
+    assert seen == set(SERVICES)
+
+
+# -- optional: kustomize renders it (kubectl needs no cluster for this) --------------
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+def test_kubectl_kustomize_renders_the_platform():
+    try:
+        out = subprocess.run(
+            ["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip("kubectl kustomize did not answer in time")
+    assert out.returncode == 0, out.stderr
+    rendered = [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in rendered) == sorted(
+        (d["kind"], d["metadata"]["name"]) for d in resources()
+    )
+    for doc in rendered:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == NAMESPACE
