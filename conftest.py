@@ -1,15 +1,10 @@
 """Root conftest: eventlet first (nameko needs it), then the shared fixtures."""
 
+import upgestao_kernel.green  # noqa: F401,I001  (first: eventlet monkey-patching)
+
 import os
-import warnings
 
-warnings.filterwarnings("ignore", message="\\s*Eventlet is deprecated")
-
-import eventlet  # noqa: E402
-
-eventlet.monkey_patch()
-
-from upgestao_kernel.db import green_postgres  # noqa: E402
+from upgestao_kernel.db import green_postgres
 
 green_postgres()  # as in the running services: psycopg2 yields to other greenlets
 

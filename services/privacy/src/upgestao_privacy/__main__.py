@@ -1,16 +1,10 @@
 """``python -m upgestao_privacy <command>``: see ``upgestao_kernel.cli``."""
 
-import warnings
+import upgestao_kernel.green  # noqa: F401,I001  (first: eventlet monkey-patching)
 
-warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+from upgestao_kernel.cli import main as kernel_main
 
-import eventlet  # noqa: E402
-
-eventlet.monkey_patch()  # before anything else imports socket or threading
-
-from upgestao_kernel.cli import main as kernel_main  # noqa: E402
-
-from .definition import DEFINITION  # noqa: E402
+from .definition import DEFINITION
 
 
 def main() -> int:
