@@ -26,8 +26,14 @@ def _platform_module():
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory):
-    module = _platform_module()
+def platform_module():
+    """``scripts/upgestao_platform.py``: ``Platform``, ``free_address``, ``PlatformError``."""
+    return _platform_module()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory, platform_module):
+    module = platform_module
     tag = uuid.uuid4().hex[:8]
     vhost = f"upgestao-e2e-{tag}"
     amqp_uri = create_vhost(vhost)
