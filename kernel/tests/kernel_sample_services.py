@@ -6,8 +6,10 @@ import sqlalchemy as sa
 from kernel_sample import AccountsProjection, handled, open_account, read_email
 from upgestao_kernel.nameko_ext import Database, HealthRpc, reliable_handler, rpc
 
-# Test switches for the consumer (same process as the test).
+# Test switches and probes for the consumer (same process as the test):
+# CALLS when a delivery starts, DONE when it finished without error.
 CALLS: list[str] = []
+DONE: list[str] = []
 BEHAVIOUR = {"fail": False}
 
 
@@ -39,9 +41,9 @@ class TallyService(HealthRpc):
         if BEHAVIOUR["fail"]:
             raise RuntimeError("downstream unavailable")
         with self.db.handling(event) as uow:
-            if uow is None:
-                return  # duplicate delivery
-            uow.conn.execute(handled.insert().values(event_id=event.event_id))
+            if uow is not None:  # None: a duplicate delivery, already handled
+                uow.conn.execute(handled.insert().values(event_id=event.event_id))
+        DONE.append(event.event_id)
 
     @rpc
     def handled(self) -> list[str]:
