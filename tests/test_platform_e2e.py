@@ -4,9 +4,9 @@ process (D1, D4): readiness, the RPC round trip, request ids, problem+json."""
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
+from upgestao_kernel.testing import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -53,18 +53,9 @@ def test_openapi_document_validates(http):
 def test_readyz_names_a_stopped_service_then_recovers(platform, http):
     platform.kill("notifier", signal.SIGKILL)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            down = get(http, "/readyz")
-            if down.status_code == 503 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        assert down.status_code == 503
+        down = wait_for(lambda: (r := get(http, "/readyz")).status_code == 503 and r, timeout=20, interval=0.2)
         assert down.headers["Content-Type"].startswith("application/problem+json")
         assert down.json()["checks"]["notifier"] != "ok"
     finally:
         platform.restart("notifier")
-    deadline = time.monotonic() + 30
-    while get(http, "/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "platform did not recover"
-        time.sleep(0.2)
+    wait_for(lambda: get(http, "/readyz").status_code == 200, timeout=30, interval=0.2)
