@@ -53,7 +53,9 @@ def test_openapi_document_validates(http):
 def test_readyz_names_a_stopped_service_then_recovers(platform, http):
     platform.kill("notifier", signal.SIGKILL)
     try:
-        down = wait_for(lambda: (r := get(http, "/readyz")).status_code == 503 and r, timeout=20, interval=0.2)
+        # (a 503 Response is falsy, so wait for the pair)
+        _, down = wait_for(lambda: (r := get(http, "/readyz")).status_code == 503 and (True, r),
+                           timeout=20, interval=0.2)
         assert down.headers["Content-Type"].startswith("application/problem+json")
         assert down.json()["checks"]["notifier"] != "ok"
     finally:
