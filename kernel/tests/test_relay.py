@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import subprocess
 import sys
 import uuid
@@ -129,3 +130,23 @@ def test_relay_killed_between_publish_and_mark_loses_nothing(
         relay.terminate()
         relay.wait(10)
         engine.dispose()
+
+
+def test_broker_unreachable_keeps_rows_and_the_relay_alive(pg_engine):
+    """A relay that cannot reach the broker backs off and retries; nothing is marked sent."""
+    with pg_engine.begin() as conn:
+        conn.execute(outbox.insert(), _rows(3))
+    relay = OutboxRelay(pg_engine, "amqp://guest:guest@127.0.0.1:1/", services=["ledger"], poll_interval_s=0.01)
+    with pytest.raises(OSError):  # connection refused: publish_batch fails fast
+        relay.publish_batch()
+    stop = threading.Event()
+    runner = threading.Thread(target=relay.run, args=(stop,))
+    runner.start()
+    try:
+        wait_for(lambda: relay.failures >= 2, timeout=20)  # it keeps trying
+        assert runner.is_alive()
+    finally:
+        stop.set()
+        runner.join(15)
+    assert not runner.is_alive()
+    assert _unsent(pg_engine) == 3

@@ -45,12 +45,13 @@ class OutboxRelay:
         self._connection: AmqpConnection | None = None
         self._producer: Producer | None = None
         self._returned: set[str] = set()
+        self.failures = 0  # consecutive failed batches (broker or database down)
 
     # -- broker ---------------------------------------------------------
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
             conn = AmqpConnection(self.amqp_uri, transport_options={"confirm_publish": True})
-            conn.ensure_connection(max_retries=3)
+            conn.connect()  # fail fast: run() owns the back-off
             channel = conn.channel()
             channel.events["basic_return"].add(self._on_return)
             declare_publishing(channel, self.services)
@@ -121,10 +122,11 @@ class OutboxRelay:
             try:
                 published = self.publish_batch()
                 backoff = self.poll_interval_s
+                self.failures = 0
             except Exception as exc:  # broker or database down: retry, never drop
-                log.warning("relay.publish_failed", error=type(exc).__name__, retry_in_s=backoff)
-                published = 0
+                self.failures += 1
                 backoff = min(backoff * 2 if backoff > self.poll_interval_s else 0.5, 10.0)
+                log.warning("relay.publish_failed", error=type(exc).__name__, retry_in_s=backoff)
                 stop.wait(backoff)
                 continue
             if published == 0:
