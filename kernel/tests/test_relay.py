@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import subprocess
 import sys
+import threading
 import uuid
 from datetime import UTC, datetime
 
