@@ -95,7 +95,7 @@ class UnitOfWork:
         self.service = service
         self.context = context
         self.projections = tuple(projections)
-        self.vault = vault
+        self._vault = vault  # private: personal data goes through ``personal`` only
         self.audit = AuditEmitter(service)
         self._conn: Connection | None = None
         self._denied: list[AuditRecord] = []
@@ -132,9 +132,9 @@ class UnitOfWork:
 
     @property
     def personal(self) -> PersonalData:
-        if self.vault is None:
+        if self._vault is None:
             raise RuntimeError(f"{self.service} has no vault configured")
-        return PersonalData(self.conn, self.vault, self.audit, self.context)
+        return PersonalData(self.conn, self._vault, self.audit, self.context)
 
     # -- events ------------------------------------------------------------
     def record(

@@ -41,7 +41,7 @@ class ServiceDatabase:
             self._provider.service,
             context or self.context,
             projections=self._provider.projections,
-            vault=self._provider.vault,
+            vault=self._provider._vault,
         )
 
     @contextmanager
@@ -72,7 +72,7 @@ class Database(DependencyProvider):
             green_postgres()
         self.engine = create_engine(settings.database_url)
         keyring, blind_key = load_keys(settings, os.environ)
-        self.vault = Vault(keyring, blind_key)
+        self._vault = Vault(keyring, blind_key)
         self.projections = tuple(self._projections() if callable(self._projections) else self._projections)
 
     def stop(self) -> None:
