@@ -138,10 +138,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     return code
 
 
-def cmd_stop(args: argparse.Namespace) -> int:
+def _running_on(args: argparse.Namespace) -> tuple[Path, DataDirLock, int | None]:
+    """The data dir named by --data-dir (or the environment), its lock, and the pid holding it."""
     data_dir = Path(args.data_dir or os.environ.get("UPGESTAO_DATA_DIR") or "var").resolve()
     lock = DataDirLock(data_dir)
-    pid = lock.owner()
+    return data_dir, lock, lock.owner()
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    data_dir, lock, pid = _running_on(args)
     if pid is None:
         say(f"no platform running on {data_dir}")
         return 0
@@ -157,9 +162,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir or os.environ.get("UPGESTAO_DATA_DIR") or "var").resolve()
-    lock = DataDirLock(data_dir)
-    pid = lock.owner()
+    data_dir, lock, pid = _running_on(args)
     if pid is None:
         say(f"not running on {data_dir}")
         return 3
