@@ -64,6 +64,9 @@ def _int(environ: Mapping[str, str], name: str, default: int, lo: int, hi: int) 
     return value
 
 
+int_setting = _int  # for services' own settings
+
+
 def _int_list(environ: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     raw = environ.get(name)
     if not raw:

@@ -39,12 +39,14 @@ class NewEvent:
     ``data`` is stored in the event log; personal values in it must already
     be vault ciphertext. ``published`` is what leaves the service on the
     broker; ``None`` publishes ``data`` as it is, ``False`` keeps the event
-    private to the service.
+    private to the service. ``secret`` marks a published view holding a
+    secret (a single-use token): its outbox copy is wiped once delivered.
     """
 
     type: str
     data: Mapping[str, Any] = field(default_factory=dict)
     published: Mapping[str, Any] | None | bool = None
+    secret: bool = False
 
     def __post_init__(self) -> None:
         if not EVENT_TYPE.match(self.type):
@@ -116,8 +118,10 @@ class Aggregate:
             aggregate.version = envelope.version
         return aggregate
 
-    def trigger(self, type: str, published: Mapping[str, Any] | None | bool = None, **data: Any) -> None:
-        event = NewEvent(type=type, data=data, published=published)
+    def trigger(
+        self, type: str, published: Mapping[str, Any] | None | bool = None, secret: bool = False, **data: Any
+    ) -> None:
+        event = NewEvent(type=type, data=data, published=published, secret=secret)
         self._apply(event.type, event.data)
         self._pending.append(event)
 

@@ -15,6 +15,11 @@ from .events import EventEnvelope, NewEvent, utcnow
 from .schema import outbox
 from .topology import events_exchange_name
 
+# Marks a message whose body holds a secret (a single-use token): the relay
+# wipes the stored body once the broker has confirmed it.
+SECRET_HEADER = "upgestao-secret"
+WIPED_BODY = {"wiped": True}
+
 
 def message_headers(context: RequestContext, **extra: str | None) -> dict[str, str]:
     """nameko-style headers, so consumers get the request context as context data."""
@@ -50,13 +55,16 @@ def enqueue_event(
     if event.published is False:
         return
     data = envelope.data if event.published in (None, True) else event.published
+    headers = message_headers(context, causation_id=envelope.event_id)
+    if event.secret:
+        headers[SECRET_HEADER] = "1"
     enqueue(
         conn,
         message_id=envelope.event_id,
         exchange=events_exchange_name(service),
         routing_key=envelope.type,
         body=envelope.to_message(data),
-        headers=message_headers(context, causation_id=envelope.event_id),
+        headers=headers,
     )
 
 

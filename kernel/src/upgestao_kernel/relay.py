@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from .events import utcnow
 from .logging import get_logger
+from .outbox import SECRET_HEADER, WIPED_BODY
 from .schema import outbox
 from .topology import declare_publishing
 
@@ -80,6 +81,7 @@ class OutboxRelay:
             return 0
         producer = self._ensure_producer()
         confirmed: list[int] = []
+        secret = {row.id for row in rows if (row.headers or {}).get(SECRET_HEADER)}
         try:
             for row in rows:
                 producer.publish(
@@ -101,10 +103,10 @@ class OutboxRelay:
             self.close()
             raise
         finally:
-            self._mark_sent(confirmed)
+            self._mark_sent(confirmed, secret)
         return len(confirmed)
 
-    def _mark_sent(self, ids: list[int]) -> None:
+    def _mark_sent(self, ids: list[int], secret: set[int] = frozenset()) -> None:
         if not ids:
             return
         now = utcnow()
@@ -112,6 +114,9 @@ class OutboxRelay:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 conn.execute(outbox.update().where(outbox.c.id.in_(chunk)).values(sent_at=now))
+            wipe = [i for i in ids if i in secret]
+            if wipe:  # a secret (e.g. a reset token) must not stay at rest once delivered
+                conn.execute(outbox.update().where(outbox.c.id.in_(wipe)).values(body=WIPED_BODY))
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Publish until ``stop`` is set; back off on broker or database errors."""

@@ -8,7 +8,28 @@ service (op.add_column & co.), never as an edit here alone.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import sqlalchemy as sa
+
+
+class UtcDateTime(sa.TypeDecorator):
+    """``DateTime(timezone=True)`` that always reads back an aware UTC datetime
+    (SQLite drops the zone; every timestamp stored here is UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime: store aware UTC datetimes only")
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -195,6 +195,11 @@ def _key_or_file(settings: Settings, environ: Mapping[str, str], variable: str, 
     return [_local_key_file(settings, variable, filename)]
 
 
+# Public names for services that keep keys of their own (e.g. token signing keys).
+decode_key = _decode_key
+local_key_file = _local_key_file
+
+
 def load_keys(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[MasterKeyring, bytes]:
     """Master keyring and blind-index key from the environment (or local files).
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
 
 from ..config import load_settings
-from ..context import RequestContext
+from ..context import RequestContext, system_context
 from ..db import create_engine, green_postgres
 from ..events import EventEnvelope, new_id
 from ..logging import bind_request_context, clear_request_context
@@ -77,6 +77,11 @@ class Database(DependencyProvider):
 
     def stop(self) -> None:
         self.engine.dispose()
+
+    def unit_of_work(self, context: RequestContext | None = None) -> UnitOfWork:
+        """For work outside any worker (start-up tasks): the system acts."""
+        return UnitOfWork(self.engine, self.service, context or system_context(), projections=self.projections,
+                          vault=self._vault)
 
     def worker_setup(self, worker_ctx) -> None:
         ctx = worker_context(worker_ctx)

@@ -5,6 +5,10 @@ disk buys nothing: nameko publishes replies persistent, and a persistent
 message is confirmed only after the broker's fsync (measured here: ~1,400
 confirmed persistent publishes/s against ~5,000 transient). Replies stay
 confirmed, so a reply the broker refused still raises.
+
+A :class:`~upgestao_kernel.errors.ServiceError` (any subclass) is answered as
+the base class, which callers rebuild as an instance (not a ``RemoteError``),
+so the gateway can turn it into a precise problem document.
 """
 
 from __future__ import annotations
@@ -18,8 +22,13 @@ from nameko.constants import (
     NON_PERSISTENT,
     SERIALIZER_CONFIG_KEY,
 )
+from nameko.exceptions import deserialize_to_instance
 from nameko.rpc import Responder, RpcConsumer, get_rpc_exchange
 from nameko.rpc import Rpc as NamekoRpc
+
+from ..errors import ServiceError
+
+deserialize_to_instance(ServiceError)
 
 
 class TransientPublisher(Publisher):
@@ -32,6 +41,8 @@ class TransientResponder(Responder):
 
 class TransientRpcConsumer(RpcConsumer):
     def handle_result(self, message, result, exc_info):
+        if exc_info is not None and isinstance(exc_info[1], ServiceError):
+            exc_info = (ServiceError, exc_info[1].as_base(), exc_info[2])
         config = self.container.config
         responder = TransientResponder(
             config[AMQP_URI_CONFIG_KEY],
@@ -48,6 +59,10 @@ class TransientRpcConsumer(RpcConsumer):
 
 class Rpc(NamekoRpc):
     rpc_consumer = TransientRpcConsumer()
+
+    def __init__(self, expected_exceptions=ServiceError, **kwargs):
+        # A ServiceError is an answer, not a failure: no traceback in the logs.
+        super().__init__(expected_exceptions=expected_exceptions, **kwargs)
 
 
 rpc = Rpc.decorator
