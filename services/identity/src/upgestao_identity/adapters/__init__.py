@@ -1,0 +1,1 @@
+"""Adapters of the identity service to the outside world (hashing, storage, ...)."""
