@@ -1,9 +1,197 @@
-"""nameko entrypoints of the identity service (thin: no domain logic here)."""
+"""nameko entrypoints of the identity service (thin: validation of shapes, then the use cases).
 
-from upgestao_kernel.nameko_ext import Database, HealthRpc
+Every method runs in the caller's request context (request id, actor,
+source address) carried by nameko's context data; personal data goes in and
+out only through the unit of work (audited by construction).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from upgestao_kernel.errors import ServiceError, field_error, validation_error
+from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
+
+from .adapters.projections import projections
+from .domain.datamap import data_map_document
+from .entrypoints.dependencies import Identity
+from .service_layer import customers, roles, sessions, users
+from .service_layer.auth import Auth, checked_password
+
+MAX_PHOTO_BYTES = 2 * 1024 * 1024
 
 
 class IdentityService(HealthRpc):
     name = "identity"
 
-    db = Database()
+    db = Database(projections=projections)
+    identity = Identity()
+
+    def _auth(self) -> Auth:
+        c = self.identity
+        return Auth(self.db.unit_of_work, c.hasher, c.issuer, c.settings, c.now)
+
+    # -- keys and permissions (for the gateway) ---------------------------------
+
+    @rpc
+    def public_keys(self) -> dict:
+        """JWKS of the access-token signing keys."""
+        return self.identity.issuer.jwks()
+
+    @rpc
+    def role_permissions(self) -> dict:
+        with self.db.unit_of_work() as uow:
+            return roles.permissions_by_role(uow)
+
+    @rpc
+    def data_map(self) -> dict:
+        return {"items": data_map_document()}
+
+    # -- authentication ----------------------------------------------------------
+
+    @rpc(sensitive_arguments=("password",))
+    def login(self, email, password) -> dict:
+        return self._auth().login(email, password)
+
+    @rpc(sensitive_arguments=("refresh_token",))
+    def refresh(self, refresh_token) -> dict:
+        return self._auth().refresh(refresh_token)
+
+    @rpc
+    def logout(self, session_id: str | None) -> None:
+        self._auth().logout(session_id)
+
+    @rpc
+    def list_sessions(self, current_session_id: str | None = None) -> dict:
+        with self.db.unit_of_work() as uow:
+            return sessions.list_own(uow, current_session_id)
+
+    @rpc
+    def delete_session(self, session_id: str) -> None:
+        with self.db.unit_of_work() as uow:
+            sessions.delete_own(uow, session_id)
+
+    @rpc(sensitive_arguments=("current_password", "new_password"))
+    def change_password(self, current_password, new_password, current_session_id: str | None = None) -> dict:
+        return self._auth().change_password(current_password, new_password, current_session_id)
+
+    @rpc
+    def request_password_reset(self, email) -> None:
+        self._auth().request_reset(email)
+
+    @rpc(sensitive_arguments=("token", "new_password"))
+    def confirm_password_reset(self, token, new_password) -> None:
+        self._auth().confirm_reset(token, new_password)
+
+    # -- staff users --------------------------------------------------------------
+
+    @rpc(sensitive_arguments=("data.password",))
+    def create_user(self, data: dict) -> dict:
+        data = _mapping(data)
+        password = data.pop("password", None)
+        email = data.get("email") if isinstance(data.get("email"), str) else None
+        if password in (None, ""):
+            raise validation_error([field_error("password", "is required")])
+        checked_password(password, email)
+        c = self.identity
+        with self.db.unit_of_work() as uow:  # validate everything before paying for a hash
+            users.require(uow, "users.create", action="create", resource_type="user")
+            users.clean_fields({k: v for k, v in data.items() if k != "role"},
+                               allowed=users.USER_PROFILE_FIELDS, required=users.REQUIRED_USER,
+                               today=c.today(), minimum_age=c.settings.minimum_age)
+        password_hash = c.hasher.hash(password)
+        with self.db.unit_of_work() as uow:
+            created = users.register(uow, data, password_hash=password_hash, today=c.today(),
+                                     minimum_age=c.settings.minimum_age)
+            return users.get_as_creator(uow, created["id"])
+
+    @rpc
+    def get_user(self, user_id: str) -> dict:
+        with self.db.unit_of_work() as uow:
+            return users.get(uow, user_id)
+
+    @rpc
+    def me(self) -> dict:
+        with self.db.unit_of_work() as uow:
+            return users.get(uow, users.require_actor(uow))
+
+    @rpc
+    def list_users(self, limit: int = 50, cursor: str | None = None) -> dict:
+        with self.db.unit_of_work() as uow:
+            return users.list_page(uow, limit, cursor)
+
+    @rpc
+    def update_me(self, changes: dict) -> dict:
+        c = self.identity
+        with self.db.unit_of_work() as uow:
+            return users.update_own(uow, _mapping(changes), today=c.today(), minimum_age=c.settings.minimum_age)
+
+    @rpc
+    def update_user(self, user_id: str, changes: dict) -> dict:
+        c = self.identity
+        with self.db.unit_of_work() as uow:
+            return users.update(uow, user_id, _mapping(changes), today=c.today(),
+                                minimum_age=c.settings.minimum_age)
+
+    @rpc
+    def deactivate_user(self, user_id: str) -> dict:
+        with self.db.unit_of_work() as uow:
+            return users.deactivate(uow, user_id)
+
+    @rpc
+    def set_photo(self, user_id: str, content_b64: str) -> dict:
+        try:
+            content = base64.b64decode(content_b64, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise validation_error([field_error("photo", "is not base64")]) from None
+        if len(content) > MAX_PHOTO_BYTES:
+            raise ServiceError("payload-too-large", f"A photo must not exceed {MAX_PHOTO_BYTES} bytes.", 413)
+        with self.db.unit_of_work() as uow:
+            return users.set_photo(uow, user_id, content)
+
+    @rpc
+    def get_photo(self, user_id: str) -> dict:
+        with self.db.unit_of_work() as uow:
+            return users.get_photo(uow, user_id)
+
+    # -- customers ------------------------------------------------------------------
+
+    @rpc
+    def create_customer(self, data: dict) -> dict:
+        with self.db.unit_of_work() as uow:
+            return customers.register(uow, _mapping(data), today=self.identity.today())
+
+    @rpc
+    def get_customer(self, customer_id: str) -> dict:
+        with self.db.unit_of_work() as uow:
+            return customers.get(uow, customer_id)
+
+    @rpc
+    def list_customers(self, email: str | None = None, phone: str | None = None, limit: int = 50,
+                       cursor: str | None = None) -> dict:
+        with self.db.unit_of_work() as uow:
+            return customers.search(uow, email=email, phone=phone, limit=limit, cursor=cursor)
+
+    @rpc
+    def update_customer(self, customer_id: str, changes: dict) -> dict:
+        with self.db.unit_of_work() as uow:
+            return customers.update(uow, customer_id, _mapping(changes), today=self.identity.today())
+
+    # -- roles ------------------------------------------------------------------------
+
+    @rpc
+    def list_roles(self) -> dict:
+        with self.db.unit_of_work() as uow:
+            return roles.list_roles(uow)
+
+    @rpc
+    def update_role(self, name: str, permissions: list, self_editable_fields: list) -> dict:
+        with self.db.unit_of_work() as uow:
+            return roles.update_role(uow, name, list(permissions), list(self_editable_fields))
+
+
+def _mapping(value) -> dict:
+    if not isinstance(value, dict):
+        raise validation_error([field_error("_schema", "must be an object")])
+    return dict(value)

@@ -1,0 +1,52 @@
+"""Customers: the people staff talk to, created and edited by staff."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from upgestao_kernel.events import Aggregate
+
+from .datamap import CUSTOMER_PROFILE_FIELDS, sealable
+
+
+class Customer(Aggregate):
+    stream_type = "customer"
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id)
+        self.fields: set[str] = set()
+        self.registered = False
+
+    @classmethod
+    def register(cls, id: str, *, sealed: Mapping[str, str | None], email_index: str | None,
+                 phone_index: str | None) -> Customer:
+        names = sealable("customer", [n for n, v in sealed.items() if v is not None])
+        customer = cls(id)
+        customer.trigger(
+            "identity.customer_registered.v1",
+            published={"customer_id": id, "fields": sorted(names)},
+            fields={n: sealed[n] for n in names}, email_index=email_index, phone_index=phone_index,
+        )
+        return customer
+
+    def change(self, sealed: Mapping[str, str | None], indexes: Mapping[str, str | None]) -> list[str]:
+        """New sealed values (``None`` clears); ``indexes`` the new blind indexes of changed keys."""
+        names = sorted(sealable("customer", sealed))
+        if any(n not in CUSTOMER_PROFILE_FIELDS for n in names):
+            raise ValueError(f"not customer fields: {names}")
+        if not names:
+            return []
+        self.trigger(
+            "identity.customer_changed.v1",
+            published={"customer_id": self.id, "fields": names},
+            fields={n: sealed[n] for n in names}, indexes=dict(indexes),
+        )
+        return names
+
+    def when_customer_registered(self, fields, email_index, phone_index) -> None:
+        self.registered = True
+        self.fields = set(fields)
+
+    def when_customer_changed(self, fields, indexes) -> None:
+        for name, value in fields.items():
+            (self.fields.add if value is not None else self.fields.discard)(name)

@@ -1,0 +1,115 @@
+"""Permission levels (R2.1): roles are named sets of permissions, stored as data.
+
+The four built-in roles start with the defaults below; an admin changes them
+(``PUT /v1/roles/{name}``). Each role also lists the own-profile fields its
+holders may edit directly; any other field needs a correction request (R5.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from upgestao_kernel.errors import ServiceError, invalid_field
+from upgestao_kernel.events import Aggregate
+
+PERMISSIONS: dict[str, str] = {
+    "profile.read": "Read one's own profile",
+    "profile.update": "Edit one's own profile (the role's self-editable fields)",
+    "password.change": "Change one's own password",
+    "sessions.read": "List one's own sessions",
+    "sessions.delete": "End one's own sessions (log out)",
+    "datamap.read": "Read the personal-data map",
+    "users.list": "List staff users",
+    "users.read": "Read any staff user's profile",
+    "users.create": "Create staff users",
+    "users.update": "Edit any staff user's profile and role",
+    "users.deactivate": "Deactivate staff users",
+    "customers.list": "List and search customers",
+    "customers.read": "Read customers",
+    "customers.create": "Create customers",
+    "customers.update": "Edit customers",
+    "roles.read": "Read roles and their permissions",
+    "roles.update": "Change the permissions of a role",
+    "audit.read": "Query the audit log",
+}
+
+SELF_EDITABLE_CHOICES = ("full_name", "email", "phone", "birth_date", "address", "job_title", "gender", "photo")
+
+_OWN = ("profile.read", "profile.update", "password.change", "sessions.read", "sessions.delete", "datamap.read")
+_CONTACT = ("phone", "address", "gender", "photo")
+
+BUILT_IN_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
+    "admin": {
+        "permissions": tuple(p for p in PERMISSIONS if p != "audit.read"),
+        "self_editable_fields": SELF_EDITABLE_CHOICES,
+    },
+    "supervisor": {
+        "permissions": _OWN + ("users.list", "users.read", "customers.list", "customers.read",
+                               "customers.create", "customers.update"),
+        "self_editable_fields": _CONTACT,
+    },
+    "attendant": {
+        "permissions": _OWN + ("customers.list", "customers.read", "customers.create", "customers.update"),
+        "self_editable_fields": _CONTACT,
+    },
+    "dpo": {
+        "permissions": _OWN + ("users.list", "users.read", "customers.list", "customers.read", "roles.read",
+                               "audit.read"),
+        "self_editable_fields": _CONTACT,
+    },
+}
+ROLE_NAMES = tuple(BUILT_IN_ROLES)
+# The admin role keeps these, so nobody can lock every admin out of role management.
+ADMIN_FLOOR = ("roles.read", "roles.update", "users.update")
+
+
+def check_role_definition(name: str, permissions: Iterable[str], self_editable: Iterable[str]) -> None:
+    unknown = sorted(set(permissions) - set(PERMISSIONS))
+    if unknown:
+        raise invalid_field("permissions", f"unknown permissions: {', '.join(unknown)}")
+    bad = sorted(set(self_editable) - set(SELF_EDITABLE_CHOICES))
+    if bad:
+        raise invalid_field("self_editable_fields", f"not profile fields: {', '.join(bad)}")
+    if name == "admin":
+        missing = sorted(set(ADMIN_FLOOR) - set(permissions))
+        if missing:
+            raise invalid_field("permissions", f"the admin role must keep: {', '.join(missing)}")
+
+
+class Role(Aggregate):
+    stream_type = "role"
+
+    def __init__(self, id: str) -> None:
+        super().__init__(id)
+        self.permissions: tuple[str, ...] = ()
+        self.self_editable_fields: tuple[str, ...] = ()
+        self.defined = False
+
+    @classmethod
+    def define(cls, name: str, permissions: Iterable[str], self_editable_fields: Iterable[str]) -> Role:
+        permissions, editable = sorted(set(permissions)), sorted(set(self_editable_fields))
+        check_role_definition(name, permissions, editable)
+        role = cls(name)
+        role.trigger("identity.role_defined.v1", permissions=permissions, self_editable_fields=editable)
+        return role
+
+    def change(self, permissions: Iterable[str], self_editable_fields: Iterable[str]) -> bool:
+        if not self.defined:
+            raise ServiceError("not-found", f"No such role: {self.id}.", 404)
+        permissions, editable = sorted(set(permissions)), sorted(set(self_editable_fields))
+        check_role_definition(self.id, permissions, editable)
+        if tuple(permissions) == self.permissions and tuple(editable) == self.self_editable_fields:
+            return False
+        self.trigger("identity.role_permissions_changed.v1", published={"role": self.id},
+                     permissions=permissions, self_editable_fields=editable,
+                     previous_permissions=list(self.permissions))
+        return True
+
+    def when_role_defined(self, permissions, self_editable_fields) -> None:
+        self.defined = True
+        self.permissions = tuple(permissions)
+        self.self_editable_fields = tuple(self_editable_fields)
+
+    def when_role_permissions_changed(self, permissions, self_editable_fields, previous_permissions) -> None:
+        self.permissions = tuple(permissions)
+        self.self_editable_fields = tuple(self_editable_fields)

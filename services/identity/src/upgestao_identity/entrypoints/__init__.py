@@ -1,0 +1,1 @@
+"""The thin nameko layer of the identity service."""

@@ -1,0 +1,95 @@
+"""``Identity``: the service's collaborators (hasher, token issuer, settings, clock),
+built once per container, plus the start-up tasks (built-in roles, first admin)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import eventlet
+from nameko.extensions import DependencyProvider
+from upgestao_kernel.config import load_settings
+from upgestao_kernel.errors import ServiceError
+from upgestao_kernel.events import utcnow
+from upgestao_kernel.logging import get_logger
+
+from ..adapters.hashing import PasswordHasher
+from ..adapters.tokens import TokenIssuer, load_signing_keys
+from ..service_layer import bootstrap, roles
+from ..settings import IdentitySettings, load_identity_settings
+
+log = get_logger(__name__)
+CIVIL_TIMEZONE = ZoneInfo("America/Sao_Paulo")  # "the day of registration" is a Brazilian calendar day
+
+
+def today() -> date:
+    return datetime.now(CIVIL_TIMEZONE).date()
+
+
+@dataclass
+class Collaborators:
+    settings: IdentitySettings
+    hasher: PasswordHasher
+    issuer: TokenIssuer
+
+    @staticmethod
+    def now() -> datetime:
+        return utcnow()
+
+    @staticmethod
+    def today() -> date:
+        return today()
+
+
+class Identity(DependencyProvider):
+    """``self.identity``: settings, hasher and issuer; runs the start-up tasks."""
+
+    def __init__(self, database_attr: str = "db") -> None:
+        self.database_attr = database_attr
+
+    def setup(self) -> None:
+        base = load_settings(self.container.service_name)
+        settings = load_identity_settings(base)
+        self.collaborators = Collaborators(
+            settings=settings,
+            hasher=PasswordHasher(settings.bcrypt_cost, allow_low_cost=not base.production),
+            issuer=TokenIssuer(load_signing_keys(base, os.environ), settings.access_ttl_s),
+        )
+        self._bootstrap = None
+
+    def start(self) -> None:
+        self._bootstrap = self.container.spawn_managed_thread(self._run_bootstrap, identifier="identity.bootstrap")
+
+    def _run_bootstrap(self) -> None:
+        database = next(d for d in self.container.dependencies if d.attr_name == self.database_attr)
+        uow = database.unit_of_work
+
+        delay = 0.5
+        while True:
+            try:
+                created = roles.ensure_built_in(uow)
+                if created:
+                    log.info("identity.roles_defined", roles=created)
+                s = self.collaborators.settings
+                if s.admin_email and s.admin_password and s.admin_birth_date:
+                    admin_id = bootstrap.create_admin(
+                        uow, self.collaborators.hasher, email=s.admin_email, password=s.admin_password,
+                        full_name=s.admin_name, birth_date=s.admin_birth_date, today=today(),
+                        minimum_age=s.minimum_age, only_if_none=True,
+                    )
+                    if admin_id:
+                        log.info("identity.first_admin_created", user_id=admin_id)
+                return
+            except Exception as exc:  # a database still starting: retry; a bad admin setting: say so
+                if isinstance(exc, ServiceError):
+                    log.error("identity.first_admin_refused", problem=exc.slug, detail=exc.detail,
+                              errors=exc.extensions.get("errors"))
+                    return
+                log.warning("identity.bootstrap_retry", error_type=type(exc).__name__, exc_info=True)
+                eventlet.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    def get_dependency(self, worker_ctx) -> Collaborators:
+        return self.collaborators

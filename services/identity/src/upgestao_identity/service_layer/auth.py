@@ -1,0 +1,273 @@
+"""Authentication: login with brute-force protection, logout, password change and reset.
+
+bcrypt runs outside any database transaction (a login holds no connection or
+lock while hashing): each use case reads in one short unit of work, checks
+the password, then writes in another. Errors that must not undo what was
+recorded (a failure counted, a session revoked) are *returned* by the use
+case and raised by the entrypoint after the unit of work has committed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from upgestao_kernel.errors import ServiceError, field_error, validation_error
+from upgestao_kernel.unit_of_work import UnitOfWork
+
+from ..adapters.hashing import PasswordHasher
+from ..adapters.tables import credentials, login_failures, password_resets, users
+from ..adapters.tokens import TokenIssuer, in_seconds, token_hash
+from ..domain.passwords import PasswordRejected, check_password
+from ..domain.throttle import LockoutPolicy
+from ..domain.users import User
+from ..settings import IdentitySettings
+from . import sessions as session_cases
+from .authorization import require, require_actor
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+def invalid_credentials() -> ServiceError:
+    return ServiceError("invalid-credentials", "The e-mail or the password is wrong.", 401)
+
+
+def too_many_attempts(retry_after: int) -> ServiceError:
+    return ServiceError("too-many-requests", "Too many failed logins; try again later.", 429,
+                        {"retry_after": int(retry_after)})
+
+
+def password_problem(exc: Exception, field: str = "password") -> ServiceError:
+    return validation_error([field_error(field, str(exc))])
+
+
+def checked_password(password: object, email: str | None, field: str = "password") -> str:
+    try:
+        check_password(password, email=email)  # type: ignore[arg-type]
+    except PasswordRejected as exc:
+        raise password_problem(exc, field) from None
+    return password  # type: ignore[return-value]
+
+
+# -- throttle ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Throttle:
+    account: LockoutPolicy
+    address: LockoutPolicy
+
+    @classmethod
+    def from_settings(cls, s: IdentitySettings) -> Throttle:
+        return cls(
+            LockoutPolicy(s.lockout_threshold, s.lockout_window_s, s.lockout_base_s, s.lockout_max_s),
+            LockoutPolicy(s.ip_failure_limit, s.lockout_window_s, s.lockout_base_s, s.lockout_max_s),
+        )
+
+    def _state(self, uow: UnitOfWork, key: str, policy: LockoutPolicy, now: datetime) -> int:
+        since = now - timedelta(seconds=policy.window_s)
+        count, last = uow.conn.execute(
+            sa.select(sa.func.count(), sa.func.max(login_failures.c.failed_at))
+            .where(login_failures.c.key == key, login_failures.c.failed_at > since)
+        ).one()
+        return policy.locked_for(int(count), last, now)
+
+    def locked_for(self, uow: UnitOfWork, account_key: str, address_key: str, now: datetime) -> int:
+        return max(self._state(uow, account_key, self.account, now), self._state(uow, address_key, self.address, now))
+
+    def record_failure(self, uow: UnitOfWork, keys: list[str], now: datetime) -> None:
+        horizon = now - timedelta(seconds=max(self.account.window_s, self.address.window_s))
+        for key in keys:
+            uow.conn.execute(login_failures.insert().values(key=key, failed_at=now))
+            uow.conn.execute(login_failures.delete().where(login_failures.c.key == key,
+                                                           login_failures.c.failed_at <= horizon))
+
+    def clear(self, uow: UnitOfWork, key: str) -> None:
+        uow.conn.execute(login_failures.delete().where(login_failures.c.key == key))
+
+
+# -- login ------------------------------------------------------------------------
+
+
+@dataclass
+class Auth:
+    """The authentication use cases with their collaborators."""
+
+    unit_of_work: UnitOfWorkFactory
+    hasher: PasswordHasher
+    issuer: TokenIssuer
+    settings: IdentitySettings
+    now: Callable[[], datetime]
+
+    @property
+    def throttle(self) -> Throttle:
+        return Throttle.from_settings(self.settings)
+
+    def login(self, email: object, password: object) -> dict:
+        now = self.now()
+        email_text = email if isinstance(email, str) else ""
+        with self.unit_of_work() as uow:
+            index = uow.personal.blind_index("email", email_text.strip())
+            account_key = "account:" + index
+            address_key = "address:" + (uow.context.source_ip or "unknown")
+            locked = self.throttle.locked_for(uow, account_key, address_key, now)
+            row = uow.conn.execute(
+                sa.select(users.c.id, users.c.role, users.c.status, credentials.c.password_hash)
+                .join(credentials, credentials.c.user_id == users.c.id)
+                .where(users.c.email_index == index)
+            ).first()
+            if locked:
+                uow.audit_access(action="login", resource_type="session", resource_id=None,
+                                 subject_id=row.id if row else None, fields=(), purpose="login (locked out)",
+                                 outcome="denied")
+        if locked:
+            raise too_many_attempts(locked)
+        if row is not None and isinstance(password, str):
+            ok = self.hasher.verify(password, row.password_hash)
+        else:
+            ok = self.hasher.verify_dummy(password if isinstance(password, str) else "")
+        now = self.now()
+        with self.unit_of_work() as uow:
+            if not ok or row.status != "active":
+                if not ok:
+                    self.throttle.record_failure(uow, [account_key, address_key], now)
+                uow.audit_access(action="login", resource_type="session", resource_id=None,
+                                 subject_id=row.id if row else None, fields=(),
+                                 purpose="login" if ok else "login (wrong e-mail or password)",
+                                 outcome="failure" if not ok else "denied")
+                error = invalid_credentials() if not ok else ServiceError(
+                    "account-deactivated", "This account is deactivated.", 403)
+                result = None
+            else:
+                self.throttle.clear(uow, account_key)
+                result = session_cases.start(uow, self.issuer, user_id=row.id, role=row.role, now=now,
+                                             refresh_ttl_s=self.settings.refresh_ttl_s)
+                uow.audit_access(action="login", resource_type="session", resource_id=result["session_id"],
+                                 subject_id=row.id, fields=(), purpose="login")
+                error = None
+        if error is not None:
+            raise error
+        if self.hasher.needs_rehash(row.password_hash):  # the configured cost changed: upgrade the hash
+            new_hash = self.hasher.hash(password)  # type: ignore[arg-type]
+            with self.unit_of_work() as uow:
+                uow.conn.execute(credentials.update().where(credentials.c.user_id == row.id)
+                                 .values(password_hash=new_hash, updated_at=now))
+        return result
+
+    def refresh(self, refresh_token: object) -> dict:
+        if not isinstance(refresh_token, str):
+            raise session_cases.invalid_refresh_token()
+        now = self.now()
+        with self.unit_of_work() as uow:
+            result, error = session_cases.refresh(uow, self.issuer, refresh_token, now=now,
+                                                  role_of=lambda uid: _role_of(uow, uid))
+        if error is not None:
+            raise error
+        return result
+
+    def logout(self, session_id: str | None) -> None:
+        with self.unit_of_work() as uow:
+            actor = require_actor(uow)
+            if session_id and session_cases.owner_of(uow, session_id) == actor:
+                session_cases.revoke(uow, session_id, "logout")
+            uow.audit_access(action="logout", resource_type="session", resource_id=session_id, subject_id=actor,
+                             fields=(), purpose="logout")
+
+    def change_password(self, current_password: object, new_password: object, current_session_id: str | None) -> dict:
+        with self.unit_of_work() as uow:
+            actor = require_actor(uow)
+            require(uow, "password.change", action="update", resource_type="credential", resource_id=actor,
+                    subject_id=actor)
+            stored = uow.conn.execute(sa.select(credentials.c.password_hash)
+                                      .where(credentials.c.user_id == actor)).scalar()
+            email = self._email_of(uow, actor)
+        if stored is None or not isinstance(current_password, str) or not self.hasher.verify(current_password,
+                                                                                              stored):
+            raise ServiceError("validation-error", "The current password is wrong.", 422,
+                               {"errors": [field_error("current_password", "is wrong")]})
+        checked_password(new_password, email, "new_password")
+        new_hash = self.hasher.hash(new_password)  # type: ignore[arg-type]
+        now = self.now()
+        with self.unit_of_work() as uow:
+            user = uow.load(User, actor)
+            uow.conn.execute(credentials.update().where(credentials.c.user_id == actor)
+                             .values(password_hash=new_hash, updated_at=now))
+            user.password_changed("changed")
+            uow.save(user)
+            revoked = session_cases.revoke_all(uow, actor, "password_changed", keep=current_session_id)
+            uow.audit_access(action="update", resource_type="credential", resource_id=actor, subject_id=actor,
+                             fields=["password"], purpose="password change")
+        return {"revoked_sessions": revoked}
+
+    def _email_of(self, uow: UnitOfWork, user_id: str) -> str | None:
+        sealed = uow.conn.execute(sa.select(users.c.email).where(users.c.id == user_id)).scalar()
+        if sealed is None:
+            return None
+        opened = uow.personal.open(subject_id=user_id, resource_type="user", resource_id=user_id,
+                                   sealed={"email": sealed}, purpose="password policy: no e-mail in the password")
+        value = opened["email"]
+        return value if isinstance(value, str) else None
+
+    # -- reset
+
+    def request_reset(self, email: object) -> None:
+        """Always succeeds for the caller (no account enumeration); an event carries the token."""
+        if not isinstance(email, str):
+            return
+        now = self.now()
+        with self.unit_of_work() as uow:
+            index = uow.personal.blind_index("email", email.strip())
+            row = uow.conn.execute(sa.select(users.c.id, users.c.status).where(users.c.email_index == index)).first()
+            if row is None or row.status != "active":
+                uow.audit_access(action="update", resource_type="credential", resource_id=None, subject_id=None,
+                                 fields=(), purpose="password reset requested for an unknown e-mail",
+                                 outcome="failure")
+                return
+            token = secrets.token_urlsafe(32)
+            user = uow.load(User, row.id)
+            user.request_password_reset(token, token_hash(token), in_seconds(now, self.settings.reset_ttl_s))
+            uow.save(user)
+            uow.audit_access(action="update", resource_type="credential", resource_id=row.id, subject_id=row.id,
+                             fields=(), purpose="password reset requested")
+
+    def confirm_reset(self, token: object, new_password: object) -> None:
+        if not isinstance(token, str) or not token:
+            raise _bad_reset_token()
+        now = self.now()
+        digest = token_hash(token)
+        with self.unit_of_work() as uow:
+            reset = uow.conn.execute(sa.select(password_resets).where(password_resets.c.token_hash == digest)).first()
+            if reset is None or reset.used_at is not None or reset.expires_at <= now:
+                raise _bad_reset_token()
+            email = self._email_of(uow, reset.user_id)
+        checked_password(new_password, email, "new_password")
+        new_hash = self.hasher.hash(new_password)  # type: ignore[arg-type]
+        with self.unit_of_work() as uow:
+            user = uow.load(User, reset.user_id)
+            fresh = uow.conn.execute(sa.select(password_resets.c.used_at)
+                                     .where(password_resets.c.token_hash == digest)).first()
+            if fresh is None or fresh.used_at is not None or user is None or not user.active:
+                raise _bad_reset_token()
+            user.complete_password_reset(digest)
+            user.password_changed("reset")
+            uow.save(user)
+            uow.conn.execute(credentials.update().where(credentials.c.user_id == reset.user_id)
+                             .values(password_hash=new_hash, updated_at=now))
+            session_cases.revoke_all(uow, reset.user_id, "password_reset")
+            self.throttle.clear(uow, "account:" + user.email_index)
+            uow.audit_access(action="update", resource_type="credential", resource_id=reset.user_id,
+                             subject_id=reset.user_id, fields=["password"], purpose="password reset")
+
+
+def _bad_reset_token() -> ServiceError:
+    return ServiceError("invalid-token", "The reset token is invalid, used or expired.", 400,
+                        {"errors": [field_error("token", "is invalid, used or expired")]})
+
+
+def _role_of(uow: UnitOfWork, user_id: str) -> tuple[str | None, bool]:
+    row = uow.conn.execute(sa.select(users.c.role, users.c.status).where(users.c.id == user_id)).first()
+    return (row.role, row.status == "active") if row else (None, False)
+

@@ -1,0 +1,125 @@
+"""Customers: created, found (by e-mail or phone, through blind indexes), read and edited by staff."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from upgestao_kernel.errors import conflict, field_error, validation_error
+from upgestao_kernel.events import new_id
+from upgestao_kernel.unit_of_work import UnitOfWork
+
+from ..adapters.tables import customers
+from ..domain import people
+from ..domain.customers import Customer
+from ..domain.datamap import CUSTOMER_PROFILE_FIELDS
+from .authorization import require
+from .profiles import REQUIRED_CUSTOMER, clean_fields, not_found, open_row
+from .users import PAGE_MAX, decode_cursor, encode_cursor
+
+RESOURCE = "customer"
+
+
+def view(uow: UnitOfWork, row, *, purpose: str, action: str = "read") -> dict[str, Any]:
+    opened = open_row(uow, row, CUSTOMER_PROFILE_FIELDS, resource_type=RESOURCE, purpose=purpose, action=action)
+    return {"id": row.id, **opened, "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat()}
+
+
+def _indexes(uow: UnitOfWork, values: dict) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in ("email", "phone"):
+        if name in values:
+            out[f"{name}_index"] = uow.personal.blind_index(name, values[name]) if values[name] else None
+    return out
+
+
+def _check_unique(uow: UnitOfWork, indexes: dict, except_id: str | None = None) -> None:
+    for column, value in indexes.items():
+        if value is None:
+            continue
+        q = sa.select(customers.c.id).where(customers.c[column] == value)
+        if except_id:
+            q = q.where(customers.c.id != except_id)
+        existing = uow.conn.execute(q).scalar()
+        if existing:
+            field = column.removesuffix("_index")
+            raise conflict(f"A customer with this {field.replace('_', ' ')} already exists.", field=field,
+                           existing_id=existing)
+
+
+def register(uow: UnitOfWork, data: dict, *, today: date) -> dict:
+    require(uow, "customers.create", action="create", resource_type=RESOURCE)
+    values = clean_fields(data, allowed=CUSTOMER_PROFILE_FIELDS, required=REQUIRED_CUSTOMER, today=today,
+                          minimum_age=None)
+    if not values.get("email") and not values.get("phone"):
+        raise validation_error([field_error("email", "an e-mail or a phone is required"),
+                                field_error("phone", "an e-mail or a phone is required")])
+    indexes = _indexes(uow, values)
+    _check_unique(uow, indexes)
+    customer_id = new_id()
+    sealed = uow.personal.seal(subject_id=customer_id, resource_type=RESOURCE, resource_id=customer_id,
+                               values={k: v for k, v in values.items() if v is not None},
+                               purpose="customer registration", action="create")
+    uow.save(Customer.register(customer_id, sealed=sealed, email_index=indexes.get("email_index"),
+                               phone_index=indexes.get("phone_index")))
+    row = uow.conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
+    return view(uow, row, purpose="customer registration")
+
+
+def get(uow: UnitOfWork, customer_id: str) -> dict:
+    require(uow, "customers.read", action="read", resource_type=RESOURCE, resource_id=customer_id,
+            subject_id=customer_id)
+    row = uow.conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
+    if row is None:
+        raise not_found("customer")
+    return view(uow, row, purpose="customer service")
+
+
+def search(uow: UnitOfWork, *, email: str | None, phone: str | None, limit: int, cursor: str | None) -> dict:
+    require(uow, "customers.list", action="list", resource_type=RESOURCE)
+    q = sa.select(customers)
+    try:
+        if email:
+            q = q.where(customers.c.email_index == uow.personal.blind_index("email", people.normalise_email(email)))
+        if phone:
+            q = q.where(customers.c.phone_index == uow.personal.blind_index("phone", people.normalise_phone(phone)))
+    except people.InvalidValue as exc:
+        raise validation_error([field_error(exc.field, exc.message)], "The request query is invalid.") from None
+    limit = max(1, min(PAGE_MAX, int(limit)))
+    q = q.order_by(customers.c.created_at, customers.c.id).limit(limit + 1)
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        q = q.where(sa.or_(customers.c.created_at > created_at,
+                           sa.and_(customers.c.created_at == created_at, customers.c.id > last_id)))
+    rows = uow.conn.execute(q).all()
+    page = rows[:limit]
+    items = [view(uow, row, purpose="customer search" if (email or phone) else "customer list", action="list")
+             for row in page]
+    return {"items": items,
+            "next_cursor": encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None}
+
+
+def update(uow: UnitOfWork, customer_id: str, changes: dict, *, today: date) -> dict:
+    require(uow, "customers.update", action="update", resource_type=RESOURCE, resource_id=customer_id,
+            subject_id=customer_id)
+    customer = uow.load(Customer, customer_id)
+    if customer is None:
+        raise not_found("customer")
+    values = clean_fields(changes, allowed=CUSTOMER_PROFILE_FIELDS, required=(), today=today, minimum_age=None)
+    if "full_name" in values and values["full_name"] is None:
+        raise validation_error([field_error("full_name", "cannot be removed")])
+    remaining = (customer.fields | {k for k, v in values.items() if v}) - {k for k, v in values.items() if not v}
+    if not {"email", "phone"} & remaining:
+        raise validation_error([field_error("email", "an e-mail or a phone must remain"),
+                                field_error("phone", "an e-mail or a phone must remain")])
+    indexes = _indexes(uow, values)
+    _check_unique(uow, indexes, except_id=customer_id)
+    if values:
+        sealed = uow.personal.seal(subject_id=customer_id, resource_type=RESOURCE, resource_id=customer_id,
+                                   values=values, purpose="customer record maintenance", action="update")
+        customer.change(sealed, indexes)
+        uow.save(customer)
+    row = uow.conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
+    return view(uow, row, purpose="customer record maintenance")

@@ -1,0 +1,246 @@
+"""Staff users: register, read, list, edit (own profile and as admin), deactivate, photo."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from upgestao_kernel.errors import ServiceError, conflict, field_error, validation_error
+from upgestao_kernel.events import new_id
+from upgestao_kernel.unit_of_work import UnitOfWork
+
+from ..adapters.tables import credentials, photos, users
+from ..domain.datamap import USER_PROFILE_FIELDS
+from ..domain.photos import PhotoRejected, sanitize_photo
+from ..domain.users import User
+from . import sessions as session_cases
+from .authorization import require, require_actor, self_editable_fields
+from .profiles import REQUIRED_USER, clean_fields, not_found, open_row
+
+RESOURCE = "user"
+PAGE_MAX = 100
+
+
+def view(uow: UnitOfWork, row, *, purpose: str, action: str = "read") -> dict[str, Any]:
+    opened = open_row(uow, row, USER_PROFILE_FIELDS, resource_type=RESOURCE, purpose=purpose, action=action)
+    return {"id": row.id, **opened, "role": row.role, "status": row.status,
+            "has_photo": row.photo_id is not None, "created_at": row.created_at.isoformat()}
+
+
+def _row(uow: UnitOfWork, user_id: str):
+    return uow.conn.execute(sa.select(users).where(users.c.id == user_id)).first()
+
+
+def _email_taken(uow: UnitOfWork, email_index: str, except_id: str | None = None) -> bool:
+    q = sa.select(users.c.id).where(users.c.email_index == email_index)
+    if except_id:
+        q = q.where(users.c.id != except_id)
+    return uow.conn.execute(q).first() is not None
+
+
+def register(uow: UnitOfWork, data: dict, *, password_hash: str, today: date, minimum_age: int,
+             authorize: bool = True, required: tuple[str, ...] = REQUIRED_USER) -> dict:
+    """Create a staff user (``password_hash`` already checked against the policy and hashed)."""
+    if authorize:
+        require(uow, "users.create", action="create", resource_type=RESOURCE)
+    role = data.get("role")
+    profile = {k: v for k, v in data.items() if k != "role"}
+    values = clean_fields(profile, allowed=USER_PROFILE_FIELDS, required=required, today=today,
+                          minimum_age=minimum_age)
+    email_index = uow.personal.blind_index("email", values["email"])
+    if _email_taken(uow, email_index):
+        raise conflict("A user with this e-mail already exists.", field="email")
+    user_id = new_id()
+    sealed = uow.personal.seal(subject_id=user_id, resource_type=RESOURCE, resource_id=user_id,
+                               values={k: v for k, v in values.items() if v is not None},
+                               purpose="staff account registration", action="create")
+    user = User.register(user_id, role=role or "", sealed=sealed, email_index=email_index)
+    uow.save(user)
+    uow.conn.execute(credentials.insert().values(user_id=user_id, password_hash=password_hash,
+                                                 updated_at=uow.recorded[-1].occurred_at))
+    return {"id": user_id}
+
+
+def get_as_creator(uow: UnitOfWork, user_id: str) -> dict:
+    """The representation of a user just created in this unit of work (authorised by ``users.create``)."""
+    return view(uow, _row(uow, user_id), purpose="staff account registration")
+
+
+def get(uow: UnitOfWork, user_id: str) -> dict:
+    actor = require_actor(uow)
+    if actor != user_id:
+        require(uow, "users.read", action="read", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
+    else:
+        require(uow, "profile.read", action="read", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
+    row = _row(uow, user_id)
+    if row is None:
+        raise not_found("user")
+    return view(uow, row, purpose="staff profile shown to an authorised user" if actor != user_id
+                else "own profile")
+
+
+def list_page(uow: UnitOfWork, limit: int, cursor: str | None) -> dict:
+    require(uow, "users.list", action="list", resource_type=RESOURCE)
+    limit = max(1, min(PAGE_MAX, int(limit)))
+    q = sa.select(users).order_by(users.c.created_at, users.c.id).limit(limit + 1)
+    if cursor:
+        created_at, last_id = decode_cursor(cursor)
+        q = q.where(sa.or_(users.c.created_at > created_at,
+                           sa.and_(users.c.created_at == created_at, users.c.id > last_id)))
+    rows = uow.conn.execute(q).all()
+    page = rows[:limit]
+    items = [view(uow, row, purpose="staff directory", action="list") for row in page]
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def encode_cursor(created_at: datetime, last_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), last_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, last_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return datetime.fromisoformat(created_at), str(last_id)
+    except (ValueError, TypeError):
+        raise validation_error([field_error("cursor", "is not a cursor this API returned")],
+                               "The request query is invalid.") from None
+
+
+def update_own(uow: UnitOfWork, changes: dict, *, today: date, minimum_age: int) -> dict:
+    """``PATCH /v1/me``: only the fields the caller's role may edit directly (else 403 correction-required)."""
+    actor = require_actor(uow)
+    require(uow, "profile.update", action="update", resource_type=RESOURCE, resource_id=actor, subject_id=actor)
+    editable = set(self_editable_fields(uow.conn, uow.context.actor_role))
+    refused = sorted(set(changes) - editable)
+    if refused:
+        uow.deny(action="update", resource_type=RESOURCE, resource_id=actor, subject_id=actor, fields=refused,
+                 purpose="own profile edit outside the role's self-editable fields")
+        raise ServiceError(
+            "correction-required",
+            "Your role cannot edit these fields directly; file a correction request for them.",
+            403, {"fields": refused, "editable_fields": sorted(editable)},
+        )
+    return _apply_changes(uow, actor, changes, today=today, minimum_age=minimum_age, purpose="own profile edit")
+
+
+def update(uow: UnitOfWork, user_id: str, changes: dict, *, today: date, minimum_age: int) -> dict:
+    """``PATCH /v1/users/{id}`` by someone allowed to edit any user (and change roles)."""
+    require(uow, "users.update", action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
+    return _apply_changes(uow, user_id, changes, today=today, minimum_age=minimum_age,
+                          purpose="staff profile administration", allow_role=True)
+
+
+def _apply_changes(uow: UnitOfWork, user_id: str, changes: dict, *, today: date, minimum_age: int, purpose: str,
+                   allow_role: bool = False) -> dict:
+    changes = dict(changes)
+    role = changes.pop("role", None) if allow_role else None
+    if "photo" in changes:
+        raise validation_error([field_error("photo", "upload the photo with PUT /v1/users/{id}/photo")])
+    user = uow.load(User, user_id)
+    if user is None:
+        raise not_found("user")
+    if not user.active:
+        raise conflict("This user is deactivated.")
+    values = clean_fields(changes, allowed=USER_PROFILE_FIELDS, required=(), today=today, minimum_age=minimum_age)
+    for name in ("full_name", "email", "phone", "birth_date", "address", "job_title"):
+        if name in values and values[name] is None:
+            raise validation_error([field_error(name, "cannot be removed")])
+    email_index = None
+    if values.get("email"):
+        email_index = uow.personal.blind_index("email", values["email"])
+        if _email_taken(uow, email_index, except_id=user_id):
+            raise conflict("A user with this e-mail already exists.", field="email")
+    changed: list[str] = []
+    if values:
+        sealed = uow.personal.seal(subject_id=user_id, resource_type=RESOURCE, resource_id=user_id,
+                                   values=values, purpose=purpose, action="update")
+        changed += user.change_profile(sealed, email_index)
+    if role is not None and user.change_role(role):
+        changed.append("role")
+    uow.save(user)
+    if "role" in changed:
+        session_cases.revoke_all(uow, user_id, "role_changed")
+    row = _row(uow, user_id)
+    return {"changed": sorted(changed), "user": view(uow, row, purpose=purpose)}
+
+
+def deactivate(uow: UnitOfWork, user_id: str) -> dict:
+    require(uow, "users.deactivate", action="update", resource_type=RESOURCE, resource_id=user_id,
+            subject_id=user_id)
+    if user_id == uow.context.actor_id:
+        raise conflict("You cannot deactivate your own account.")
+    user = uow.load(User, user_id)
+    if user is None:
+        raise not_found("user")
+    if user.deactivate():
+        uow.save(user)
+        uow.audit_access(action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id,
+                         fields=["status"], purpose="staff account deactivation")
+        session_cases.revoke_all(uow, user_id, "deactivated")
+    return {"id": user_id, "status": "deactivated"}
+
+
+# -- photo ----------------------------------------------------------------------
+
+
+def _may_touch_photo(uow: UnitOfWork, user_id: str, action: str) -> None:
+    actor = require_actor(uow)
+    if actor == user_id:
+        if action == "update":
+            require(uow, "profile.update", action="update", resource_type=RESOURCE, resource_id=user_id,
+                    subject_id=user_id)
+            if "photo" not in self_editable_fields(uow.conn, uow.context.actor_role):
+                uow.deny(action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id,
+                         fields=["photo"], purpose="own photo outside the role's self-editable fields")
+                raise ServiceError("correction-required", "Your role cannot change its photo directly.", 403,
+                                   {"fields": ["photo"]})
+        else:
+            require(uow, "profile.read", action="read", resource_type=RESOURCE, resource_id=user_id,
+                    subject_id=user_id)
+    else:
+        permission = "users.update" if action == "update" else "users.read"
+        require(uow, permission, action=action, resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
+
+
+def set_photo(uow: UnitOfWork, user_id: str, content: bytes) -> dict:
+    _may_touch_photo(uow, user_id, "update")
+    user = uow.load(User, user_id)
+    if user is None:
+        raise not_found("user")
+    try:
+        photo = sanitize_photo(content)
+    except PhotoRejected as exc:
+        status = 413 if "large" in str(exc).lower() else 422
+        slug = "payload-too-large" if status == 413 else "validation-error"
+        raise ServiceError(slug, str(exc), status, {"errors": [field_error("photo", str(exc))]}) from None
+    photo_id = new_id()
+    sealed = uow.personal.seal(subject_id=user_id, resource_type=RESOURCE, resource_id=user_id,
+                               values={"photo": base64.b64encode(photo.content).decode("ascii")},
+                               purpose="profile photo upload", action="update")
+    user.change_photo(photo_id, photo.content_type, len(photo.content))
+    uow.save(user)
+    uow.conn.execute(photos.insert().values(id=photo_id, subject_id=user_id, content=sealed["photo"],
+                                            created_at=uow.recorded[-1].occurred_at))
+    uow.conn.execute(photos.delete().where(photos.c.subject_id == user_id, photos.c.id != photo_id))
+    return {"id": user_id, "content_type": photo.content_type, "size": len(photo.content),
+            "width": photo.width, "height": photo.height}
+
+
+def get_photo(uow: UnitOfWork, user_id: str) -> dict:
+    _may_touch_photo(uow, user_id, "read")
+    row = _row(uow, user_id)
+    if row is None or row.photo_id is None:
+        raise not_found("photo")
+    blob = uow.conn.execute(sa.select(photos.c.content).where(photos.c.id == row.photo_id)).scalar()
+    opened = uow.personal.open(subject_id=user_id, resource_type=RESOURCE, resource_id=user_id,
+                               sealed={"photo": blob}, purpose="profile photo shown", action="read")
+    value = opened["photo"]
+    if not isinstance(value, str):
+        raise not_found("photo")
+    return {"content_type": row.photo_content_type, "content_b64": value}

@@ -1,0 +1,62 @@
+"""The identity service's own settings, from the environment, validated at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from upgestao_kernel.config import ConfigError, Settings
+from upgestao_kernel.config import int_setting as _int
+
+ADMIN_EMAIL_VAR = "UPGESTAO_ADMIN_EMAIL"
+ADMIN_PASSWORD_VAR = "UPGESTAO_ADMIN_PASSWORD"
+ADMIN_BIRTH_DATE_VAR = "UPGESTAO_ADMIN_BIRTH_DATE"
+ADMIN_NAME_VAR = "UPGESTAO_ADMIN_NAME"
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    access_ttl_s: int = 900
+    refresh_ttl_s: int = 14 * 24 * 3600
+    bcrypt_cost: int = 12
+    lockout_threshold: int = 5  # failures of one account within the window before 429
+    lockout_window_s: int = 900
+    lockout_base_s: int = 60  # first lockout; doubles with every further failure
+    lockout_max_s: int = 3600
+    ip_failure_limit: int = 50  # failures from one address within the window before 429
+    reset_ttl_s: int = 3600
+    minimum_age: int = 18
+    admin_email: str | None = None
+    admin_password: str | None = None
+    admin_birth_date: str | None = None
+    admin_name: str = "Administrator"
+
+
+def load_identity_settings(settings: Settings, environ: Mapping[str, str] | None = None) -> IdentitySettings:
+    env = os.environ if environ is None else environ
+    cost = _int(env, "IDENTITY_BCRYPT_COST", 12, 4, 16)
+    if cost < 12 and settings.production:
+        raise ConfigError("IDENTITY_BCRYPT_COST", "must be at least 12 in production (R1.2)")
+    email = (env.get(ADMIN_EMAIL_VAR) or "").strip() or None
+    password = env.get(ADMIN_PASSWORD_VAR) or None
+    birth_date = (env.get(ADMIN_BIRTH_DATE_VAR) or "").strip() or None
+    given = {ADMIN_EMAIL_VAR: email, ADMIN_PASSWORD_VAR: password, ADMIN_BIRTH_DATE_VAR: birth_date}
+    if any(given.values()) and not all(given.values()):
+        missing = next(name for name, value in given.items() if not value)
+        raise ConfigError(missing, f"the first admin needs {', '.join(given)} together (or none of them)")
+    return IdentitySettings(
+        access_ttl_s=_int(env, "IDENTITY_ACCESS_TOKEN_TTL_S", 900, 30, 3600),
+        refresh_ttl_s=_int(env, "IDENTITY_REFRESH_TOKEN_TTL_S", 14 * 24 * 3600, 60, 90 * 24 * 3600),
+        bcrypt_cost=cost,
+        lockout_threshold=_int(env, "IDENTITY_LOCKOUT_THRESHOLD", 5, 1, 100),
+        lockout_window_s=_int(env, "IDENTITY_LOCKOUT_WINDOW_S", 900, 1, 86400),
+        lockout_base_s=_int(env, "IDENTITY_LOCKOUT_BASE_S", 60, 1, 86400),
+        lockout_max_s=_int(env, "IDENTITY_LOCKOUT_MAX_S", 3600, 1, 7 * 86400),
+        ip_failure_limit=_int(env, "IDENTITY_IP_FAILURE_LIMIT", 50, 1, 100000),
+        reset_ttl_s=_int(env, "IDENTITY_RESET_TOKEN_TTL_S", 3600, 60, 86400),
+        admin_email=email,
+        admin_password=password,
+        admin_birth_date=birth_date,
+        admin_name=(env.get(ADMIN_NAME_VAR) or "").strip() or "Administrator",
+    )
