@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .config import ConfigError, Settings, load_settings
@@ -26,6 +26,15 @@ from .logging import configure_logging, get_logger
 from .projections import Projection
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceCommand:
+    """A command of one service only (``python -m upgestao_identity create-admin``)."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[..., int]  # (definition, settings, keys, args) -> exit status
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class ServiceDefinition:
     # door holds one per request in flight, so it wants more than a backend.
     default_max_workers: int = 10
     nameko_config: Callable[[Settings], dict] = field(default=lambda settings: {})
+    commands: Mapping[str, ServiceCommand] = field(default_factory=dict)
 
     def load_class(self) -> type:
         module, _, attr = self.service_class.partition(":")
@@ -70,6 +80,8 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
     parked.add_argument("action", choices=("list", "replay"))
     parked.add_argument("--queue", help="handler queue (default: all of this service's handlers)")
     parked.add_argument("--message-id", action="append", help="replay only these (repeatable)")
+    for name, command in definition.commands.items():
+        command.configure(sub.add_parser(name, help=command.help))
     args = parser.parse_args(argv)
 
     try:
@@ -86,6 +98,12 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
     command = args.command.replace("-", "_")
     if command == "run":
         return _run(definition, settings, nameko_config)
+    if args.command in definition.commands:
+        try:
+            return definition.commands[args.command].run(definition, settings, keys, args)
+        except ConfigError as exc:
+            print(f"upgestao-{definition.name}: {exc}", file=sys.stderr)
+            return 2
     return COMMANDS[command](definition, settings, keys, args)
 
 

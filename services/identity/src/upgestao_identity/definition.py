@@ -2,8 +2,13 @@
 
 from upgestao_kernel.cli import ServiceDefinition
 
+from .adapters.projections import projections
+from .commands import COMMANDS
+
 DEFINITION = ServiceDefinition(
     name="identity",
     service_class="upgestao_identity.service:IdentityService",
     migrations="upgestao_identity:migrations",
+    projections=projections,
+    commands=COMMANDS,
 )
