@@ -66,6 +66,25 @@ class ServiceDefinition:
         return sorted(queues)
 
 
+def system_units_of_work(definition: ServiceDefinition, settings: Settings, keys) -> tuple[Callable, object]:
+    """For a command: ``(make_unit_of_work, engine)``, the system acting, personal data through the vault
+    (audited like any other access). Dispose of the engine when done."""
+    from .context import system_context
+    from .db import create_engine
+    from .unit_of_work import UnitOfWork
+    from .vault import Vault
+
+    engine = create_engine(settings.database_url)
+    keyring, blind_key = keys
+    vault = Vault(keyring, blind_key)
+    projections = tuple(definition.projections())
+
+    def make() -> UnitOfWork:
+        return UnitOfWork(engine, definition.name, system_context(), projections, vault=vault)
+
+    return make, engine
+
+
 def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"upgestao-{definition.name}", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

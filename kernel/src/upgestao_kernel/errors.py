@@ -12,17 +12,24 @@ Pure Python: domain code raises these without knowing nameko.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 
 class ServiceError(Exception):
-    def __init__(self, slug: str, detail: str, status: int = 400, extensions: Mapping[str, Any] | None = None):
+    def __init__(
+        self, slug: str, detail: str, status: int | str = 400, extensions: Mapping[str, Any] | str | None = None
+    ):
+        if isinstance(extensions, str):  # as it crossed the wire
+            extensions = json.loads(extensions)
         self.slug = slug
         self.detail = detail
         self.status = int(status)
         self.extensions = dict(extensions or {})
-        super().__init__(slug, detail, self.status, self.extensions)
+        # nameko turns every non-string scalar of the args into its repr on the way:
+        # the args are strings only, the extensions one JSON document.
+        super().__init__(slug, detail, str(self.status), json.dumps(self.extensions, ensure_ascii=False))
 
     def __str__(self) -> str:
         return f"{self.status} {self.slug}: {self.detail}"

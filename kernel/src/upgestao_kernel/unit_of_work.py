@@ -20,6 +20,7 @@ from .events import Aggregate, EventEnvelope, NewEvent, utcnow
 from .outbox import enqueue_event
 from .projections import Projection
 from .schema import processed_events
+from .vault import ERASED, is_erased  # noqa: F401  (what an opened value of a shredded subject is)
 
 A = TypeVar("A", bound=Aggregate)
 

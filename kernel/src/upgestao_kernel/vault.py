@@ -27,10 +27,8 @@ import os
 import secrets
 import unicodedata
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
-import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Connection, Engine
@@ -38,6 +36,9 @@ from sqlalchemy.exc import IntegrityError
 
 from .config import ConfigError, Settings
 from .events import utcnow
+from .keys import decode_key as _decode_key
+from .keys import generate_key  # noqa: F401  (part of this module's API)
+from .keys import local_key_file as _local_key_file
 from .schema import subject_keys
 
 KEY_BYTES = 32
@@ -85,11 +86,6 @@ def is_erased(value: object) -> bool:
 def key_id(key: bytes) -> str:
     """First 16 hex characters of SHA-256(key)."""
     return hashlib.sha256(key).hexdigest()[:16]
-
-
-def generate_key() -> str:
-    """A fresh random 32-byte key, standard base64."""
-    return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
 
 
 def _check_key(key: bytes) -> bytes:
@@ -144,48 +140,6 @@ class MasterKeyring:
 # -- loading keys from the environment -------------------------------------
 
 
-def _decode_key(variable: str, text: str) -> bytes:
-    """Standard or urlsafe base64, padding optional, exactly 32 bytes."""
-    text = text.strip().replace("-", "+").replace("_", "/")
-    text += "=" * (-len(text) % 4)
-    try:
-        key = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError(variable, "not valid base64") from None
-    if len(key) != KEY_BYTES:
-        raise ConfigError(variable, f"a key must be {KEY_BYTES} bytes (base64), got {len(key)}")
-    return key
-
-
-def _local_key_file(settings: Settings, variable: str, filename: str) -> bytes:
-    """Read, or create once, a local development key under ``data_dir/keys``."""
-    log = structlog.get_logger()
-    path = Path(settings.data_dir) / "keys" / filename
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{filename}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(generate_key() + "\n")
-            try:
-                os.link(tmp, path)  # atomic; loses cleanly to a concurrent start
-                log.warning(f"{variable} not set: generated a local key file (never use in production)",
-                            path=str(path))
-            except FileExistsError:
-                pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    else:
-        log.warning(f"{variable} not set: using the local key file (never use in production)",
-                    path=str(path))
-    try:
-        return _decode_key(variable, path.read_text())
-    except ConfigError as e:
-        raise ConfigError(variable, f"local key file {path}: {e.problem}") from None
-
-
 def _key_or_file(settings: Settings, environ: Mapping[str, str], variable: str, filename: str) -> list[bytes]:
     raw = (environ.get(variable) or "").strip()
     if raw:
@@ -193,11 +147,6 @@ def _key_or_file(settings: Settings, environ: Mapping[str, str], variable: str, 
     if settings.production:
         raise ConfigError(variable, "required in production")
     return [_local_key_file(settings, variable, filename)]
-
-
-# Public names for services that keep keys of their own (e.g. token signing keys).
-decode_key = _decode_key
-local_key_file = _local_key_file
 
 
 def load_keys(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[MasterKeyring, bytes]:

@@ -4,6 +4,7 @@ PostgreSQL, driven over HTTP with ``requests``."""
 
 from __future__ import annotations
 
+import base64
 import importlib
 import socket
 import time
@@ -11,12 +12,16 @@ import uuid
 from dataclasses import dataclass, field
 
 import eventlet
+import jwt
 import pytest
 import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from marshmallow import Schema, fields, validate
 from nameko.containers import ServiceContainer
 from nameko.extensions import DependencyProvider
 from upgestao_gateway.auth import Principal, bearer_token
+from upgestao_gateway.bodies import BinaryResponse, RawBody
 from upgestao_gateway.problems import Problem
 from upgestao_gateway.service import GatewayService
 from upgestao_gateway.web import Reply, route
@@ -24,6 +29,7 @@ from upgestao_kernel.config import env_prefix
 from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc
 from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
+from werkzeug.wrappers import Response
 
 SERVICES = {
     "identity": ("upgestao_identity.service:IdentityService", "upgestao_identity:migrations"),
@@ -61,8 +67,10 @@ class TokenTable:
     """Test-only authenticator: a fixed table of tokens."""
 
     principals = {
-        "admin-token": Principal(actor_id="user-admin", role="admin", session_id="sess-1"),
-        "member-token": Principal(actor_id="user-member", role="member", session_id="sess-2"),
+        "admin-token": Principal(actor_id="user-admin", role="admin", session_id="sess-1",
+                                 permissions=frozenset({"private.read", "admin.read"})),
+        "member-token": Principal(actor_id="user-member", role="member", session_id="sess-2",
+                                  permissions=frozenset({"private.read"})),
     }
 
     def authenticate(self, request):
@@ -97,6 +105,8 @@ class ItemSchema(Schema):
 
 
 ANY_OBJECT = {"type": "object"}
+IMAGES = ("image/jpeg", "image/png", "image/webp")
+PHOTO_LIMIT = 2 * 1024 * 1024
 
 
 class GatewayUnderTest(GatewayService):
@@ -123,13 +133,21 @@ class GatewayUnderTest(GatewayService):
     def context(self, request):
         return self.rpc.probe.context()
 
-    @route("GET", "/test/private", auth="required", response=ANY_OBJECT)
+    @route("GET", "/test/private", auth="required", permission="private.read", response=ANY_OBJECT)
     def private(self, request):
         return {"actor_id": request.principal.actor_id, "downstream": self.rpc.probe.context()}
 
-    @route("GET", "/test/admin", auth="required", roles=("admin",), response=ANY_OBJECT)
+    @route("GET", "/test/admin", auth="required", permission="admin.read", response=ANY_OBJECT)
     def admin(self, request):
         return {"ok": True}
+
+    @route("PUT", "/test/photo", body=RawBody(IMAGES, max_bytes=PHOTO_LIMIT), response=ANY_OBJECT)
+    def put_photo(self, request, body):
+        return {"bytes": len(body), "type": request.mimetype, "head": body[:4].hex()}
+
+    @route("GET", "/test/photo", response=BinaryResponse(IMAGES, "The photo"))
+    def get_photo(self, request):
+        return Response(b"\x89PNG\r\n\x1a\n", content_type="image/png")
 
     @route("GET", "/test/slow", response=ANY_OBJECT, errors=(503,))
     def slow(self, request):
@@ -138,6 +156,46 @@ class GatewayUnderTest(GatewayService):
     @route("GET", "/test/nowhere", response=ANY_OBJECT, errors=(503,))
     def nowhere(self, request):
         return {"answer": self.rpc.call("no-such-service", "health")}
+
+
+# -- access tokens ---------------------------------------------------------------------
+
+
+class Issuer:
+    """Signs access tokens the way the identity service does, with keys made by the test."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Ed25519PrivateKey] = {}
+
+    def new_key(self, kid: str | None = None) -> str:
+        kid = kid or f"k-{uuid.uuid4().hex[:8]}"
+        self.keys[kid] = Ed25519PrivateKey.generate()
+        return kid
+
+    def jwk(self, kid: str) -> dict:
+        raw = self.keys[kid].public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}
+
+    def jwks(self, *kids: str) -> dict:
+        return {"keys": [self.jwk(kid) for kid in kids]}
+
+    def claims(self, *, sub: str = "user-1", sid: str | None = None, role: str = "attendant",
+               iat: int | None = None, ttl: int = 900) -> dict:
+        iat = int(time.time()) if iat is None else iat
+        return {"iss": "upgestao-identity", "aud": "upgestao", "sub": sub, "sid": sid or f"sess-{uuid.uuid4().hex}",
+                "role": role, "iat": iat, "exp": iat + ttl, "jti": uuid.uuid4().hex}
+
+    def token(self, kid: str, claims: dict | None = None, *, signing_key: Ed25519PrivateKey | None = None,
+              **claim_overrides) -> str:
+        payload = {**(claims or self.claims()), **claim_overrides}
+        payload = {key: value for key, value in payload.items() if value is not None}
+        return jwt.encode(payload, signing_key or self.keys[kid], algorithm="EdDSA", headers={"kid": kid})
+
+
+@pytest.fixture(scope="session")
+def issuer() -> Issuer:
+    return Issuer()
 
 
 # -- HTTP client ---------------------------------------------------------------------
@@ -157,6 +215,9 @@ class Client:
 
     def post(self, path: str, **kwargs) -> requests.Response:
         return self.request("POST", path, **kwargs)
+
+    def close(self) -> None:
+        self.session.close()
 
 
 def free_port() -> int:

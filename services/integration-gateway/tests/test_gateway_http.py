@@ -23,6 +23,7 @@ from upgestao_notifier.service import NotifierService
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 JSON = {"Content-Type": "application/json"}
 VALID_ECHO = {"title": "order", "lines": [{"sku": "A-1", "quantity": 2}]}
+PHOTO_LIMIT = 2 * 1024 * 1024  # /test/photo's RawBody limit (conftest)
 
 
 def assert_problem(response, status: int, slug: str, instance: str) -> dict:
@@ -270,10 +271,66 @@ def test_unacceptable_credentials_are_401(client, header):
     assert response.headers["WWW-Authenticate"].startswith("Bearer ")
 
 
-def test_a_role_the_route_does_not_allow_is_403(client):
+def test_a_missing_permission_is_403_naming_it(client):
     response = client.get("/test/admin", headers={"Authorization": "Bearer member-token"})
-    assert_problem(response, 403, "forbidden", "/test/admin")
+    body = assert_problem(response, 403, "forbidden", "/test/admin")
+    assert body["permission"] == "admin.read"
     assert client.get("/test/admin", headers={"Authorization": "Bearer admin-token"}).json() == {"ok": True}
+
+
+# -- raw bodies --------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 100
+
+
+def test_a_raw_body_reaches_the_handler_as_bytes(client):
+    response = client.request("PUT", "/test/photo", data=PNG, headers={"Content-Type": "image/png"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"bytes": len(PNG), "type": "image/png", "head": "89504e47"}
+
+
+def test_a_raw_body_over_the_global_json_limit_but_within_the_routes_limit_is_accepted(client):
+    data = b"\xff\xd8" + b"\0" * (MAX_BODY_BYTES + 1000)
+    response = client.request("PUT", "/test/photo", data=data, headers={"Content-Type": "image/jpeg"})
+    assert response.status_code == 200, response.text
+    assert response.json()["bytes"] == len(data)
+
+
+@pytest.mark.parametrize("content_type", [None, "application/json", "image/gif", "text/plain"])
+def test_a_raw_body_of_another_type_is_415(client, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.request("PUT", "/test/photo", data=PNG, headers=headers)
+    body = assert_problem(response, 415, "unsupported-media-type", "/test/photo")
+    assert "image/png" in body["detail"]
+
+
+def test_a_raw_body_over_the_routes_limit_is_413(client):
+    data = b"\0" * (PHOTO_LIMIT + 1)
+    response = client.request("PUT", "/test/photo", data=data, headers={"Content-Type": "image/png"})
+    body = assert_problem(response, 413, "payload-too-large", "/test/photo")
+    assert str(PHOTO_LIMIT) in body["detail"]
+    assert response.headers["Connection"] == "close"
+
+
+def test_a_chunked_raw_body_over_the_routes_limit_is_413(client):
+    def chunks():
+        for _ in range(40):  # 2.5 MiB
+            yield b"\0" * 65536
+
+    response = client.request("PUT", "/test/photo", data=chunks(), headers={"Content-Type": "image/png"})
+    assert_problem(response, 413, "payload-too-large", "/test/photo")
+
+
+def test_an_empty_raw_body_is_400(client):
+    response = client.request("PUT", "/test/photo", data=b"", headers={"Content-Type": "image/png"})
+    assert_problem(response, 400, "malformed-request", "/test/photo")
+
+
+def test_a_binary_response_is_passed_through(client):
+    response = client.get("/test/photo")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG")
 
 
 def test_a_service_that_does_not_answer_in_time_is_503(client):
@@ -378,10 +435,21 @@ def test_openapi_document_is_valid_and_documents_every_served_route(platform, cl
         assert str(spec.status) in responses
         assert responses["500"]["content"]["application/problem+json"]["schema"] == problem_ref
         if spec.auth == "required":
-            assert operation["security"] == [{"bearerAuth": []}] and "401" in responses
-        if spec.body is not None:
+            assert operation["security"] == [{"bearerAuth": []}] and {"401", "403"} <= set(responses)
+            assert operation["x-permission"] == spec.permission
+        else:
+            assert "security" not in operation and "x-permission" not in operation
+        if spec.body is not None and spec.template != "/test/photo":
             assert {"400", "413", "415", "422"} <= set(responses)
             assert "application/json" in operation["requestBody"]["content"]
+
+    assert doc["paths"]["/test/admin"]["get"]["x-permission"] == "admin.read"
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["bearerFormat"] == "JWT"
+    put_photo = doc["paths"]["/test/photo"]["put"]
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    assert put_photo["requestBody"]["content"] == {"image/jpeg": binary, "image/png": binary, "image/webp": binary}
+    assert {"400", "413", "415"} <= set(put_photo["responses"]) and "422" not in put_photo["responses"]
+    assert doc["paths"]["/test/photo"]["get"]["responses"]["200"]["content"]["image/png"] == binary
 
     echo = doc["paths"]["/test/echo"]["post"]
     assert {p["name"] for p in echo["parameters"] if p.get("in") == "query"} == {"limit", "tag"}

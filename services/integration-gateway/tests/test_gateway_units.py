@@ -8,13 +8,17 @@ from marshmallow import Schema, ValidationError, fields
 from nameko.containers import ServiceContainer
 from nameko.exceptions import ConfigurationError
 from openapi_spec_validator import validate
-from upgestao_gateway.auth import NoAuthenticator, bearer_token
+from upgestao_gateway.access import JwtAuthentication
+from upgestao_gateway.access.denials import audit_action, resource_type, singular, subject_of
+from upgestao_gateway.auth import NoAuthenticator, Principal, bearer_token
+from upgestao_gateway.bodies import BinaryResponse, RawBody
 from upgestao_gateway.definition import DEFINITION, http_address
 from upgestao_gateway.openapi import openapi_document, routes_of
-from upgestao_gateway.problems import Problem, field_errors, validation_failed
+from upgestao_gateway.problems import PROBLEM_TYPES, Problem, field_errors, validation_failed
 from upgestao_gateway.service import GatewayService
-from upgestao_gateway.web import accept_request_id, route
+from upgestao_gateway.web import GatewayRoute, accept_request_id, problem_from_exception, route
 from upgestao_kernel.config import ConfigError, load_settings
+from upgestao_kernel.errors import ServiceError, conflict, invalid_field
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -112,9 +116,69 @@ def test_bearer_token_parsing():
         assert raised.value.headers["WWW-Authenticate"] == 'Bearer realm="upgestao", error="invalid_request"'
 
 
-def test_no_verifier_is_configured_yet_so_nobody_authenticates():
-    assert isinstance(GatewayService.authenticator, NoAuthenticator)
-    assert GatewayService.authenticator.authenticate(request_with({"Authorization": "Bearer any"})) is None
+def test_the_gateway_verifies_identitys_access_tokens():
+    assert isinstance(GatewayService.authenticator, JwtAuthentication)
+    assert NoAuthenticator().authenticate(request_with({"Authorization": "Bearer any"})) is None
+
+
+def test_a_principal_can_what_its_permissions_say():
+    principal = Principal("user-1", "attendant", "sess-1", frozenset({"profile.read", "profile.update"}))
+    assert principal.can("profile.update")
+    assert not principal.can("users.read")
+    assert not Principal("user-2", "nobody").can("profile.read")
+
+
+# -- service errors ----------------------------------------------------------------------
+
+
+def test_a_service_error_becomes_its_problem_with_its_members():
+    problem = problem_from_exception(invalid_field("birth_date", "Must be in the past."))
+    assert (problem.status, problem.title) == (422, "Validation error")
+    assert problem.to_dict("/v1/me") == {
+        "type": "https://upgestao.com.br/problems/validation-error", "title": "Validation error", "status": 422,
+        "detail": "The request body is invalid.", "instance": "/v1/me",
+        "errors": [{"field": "birth_date", "message": "Must be in the past."}],
+    }
+    assert problem_from_exception(conflict("Already registered.")).status == 409
+
+
+def test_retry_after_of_a_service_error_becomes_a_header():
+    problem = problem_from_exception(ServiceError("too-many-requests", "Slow down.", 429, {"retry_after": 30}))
+    assert (problem.status, problem.title) == (429, "Too many requests")
+    assert problem.headers["Retry-After"] == "30"
+    assert problem.to_dict("/x")["retry_after"] == 30
+    # nameko turns scalars into strings on the way
+    stringified = problem_from_exception(ServiceError("too-many-requests", "Slow down.", "429", {"retry_after": "30"}))
+    assert stringified.headers["Retry-After"] == "30" and stringified.to_dict("/x")["retry_after"] == 30
+    for odd in ("30s", "-1", 2.5, True, -1):
+        assert "Retry-After" not in problem_from_exception(
+            ServiceError("too-many-requests", "Slow down.", 429, {"retry_after": odd})).headers
+
+
+def test_a_service_error_cannot_override_the_gateways_members():
+    error = ServiceError("conflict", "Taken.", 409, {"status": 200, "type": "x", "instance": "/y", "title": "T",
+                                                     "request_id": "r", "headers": {"A": "b"}, "field": "email"})
+    doc = problem_from_exception(error).to_dict("/v1/users", request_id="req-00000001")
+    assert doc == {"type": "https://upgestao.com.br/problems/conflict", "title": "Conflict", "status": 409,
+                   "detail": "Taken.", "instance": "/v1/users", "request_id": "req-00000001", "field": "email"}
+
+
+def test_a_401_service_error_carries_the_bearer_challenge():
+    problem = problem_from_exception(ServiceError("invalid-credentials", "Wrong e-mail or password.", 401))
+    assert problem.headers["WWW-Authenticate"] == 'Bearer realm="upgestao"'
+    problem = problem_from_exception(ServiceError("invalid-token", "The refresh token is invalid.", 401))
+    assert problem.headers["WWW-Authenticate"] == 'Bearer realm="upgestao", error="invalid_token"'
+
+
+@pytest.mark.parametrize("slug, status", [("Bad Slug", 400), ("conflict", 200), ("conflict", 700)])
+def test_a_malformed_service_error_is_a_generic_500(slug, status):
+    assert problem_from_exception(ServiceError(slug, "?", status)).status == 500
+
+
+def test_the_problem_types_services_need_are_known():
+    expected = {"correction-required": 403, "conflict": 409, "too-many-requests": 429, "invalid-credentials": 401,
+                "invalid-token": 401, "gone": 410}
+    assert {slug: PROBLEM_TYPES[slug][0] for slug in expected} == expected
 
 
 # -- route declarations ----------------------------------------------------------------
@@ -127,7 +191,11 @@ class Thing(Schema):
 @pytest.mark.parametrize("kwargs, message", [
     ({}, "must declare its response"),
     ({"response": Thing, "auth": "maybe"}, "auth must be one of"),
-    ({"response": Thing, "roles": ("admin",)}, "roles need auth='required'"),
+    ({"response": Thing, "auth": "required"}, "needs permission="),
+    ({"response": Thing, "permission": "things.read"}, "a permission needs auth='required'"),
+    ({"response": Thing, "auth": "required", "permission": "Things"}, "must look like 'users.read'"),
+    ({"response": Thing, "auth": "required", "permission": "things.read.all"}, "must look like"),
+    ({"response": Thing, "auth": "required", "roles": ("admin",)}, "roles= is gone"),
     ({"response": Thing, "body": Thing}, "GET routes take no body"),
     ({"response": "Thing"}, "must be a marshmallow Schema"),
 ])
@@ -136,6 +204,60 @@ def test_route_declaration_mistakes_fail_at_import(kwargs, message):
         @route("GET", "/x", **kwargs)
         def handler(self, request):
             pass
+
+
+def test_auth_required_without_a_permission_fails_at_declaration():
+    with pytest.raises(ValueError, match="access is denied by default"):
+        @route("GET", "/v1/users", auth="required", response=Thing)
+        def users(self, request):
+            pass
+
+
+def test_route_declarations_record_the_permission_and_bodies():
+    entrypoint = GatewayRoute("PUT", "/v1/me/photo", auth="required", permission="profile.update",
+                              body=RawBody(["IMAGE/PNG"], max_bytes=10), response=BinaryResponse(("image/png",)))
+    spec = entrypoint.spec
+    assert spec.permission == "profile.update"
+    assert spec.body.content_types == ("image/png",)
+    assert spec.max_body_bytes == 10
+    assert spec.error_statuses == [400, 401, 403, 413, 415, 500, 503]
+    assert GatewayRoute("GET", "/x", response=Thing).spec.max_body_bytes == 1 << 20
+
+
+@pytest.mark.parametrize("content_types, max_bytes", [
+    ((), 1), (("image/*",), 1), (("png",), 1), (("image/png; q=1",), 1), (("image/png",), 0), (("image/png",), "1"),
+])
+def test_raw_body_declaration_mistakes(content_types, max_bytes):
+    with pytest.raises(ValueError):
+        RawBody(content_types, max_bytes=max_bytes)
+
+
+@pytest.mark.parametrize("method, path, permission, action, resource", [
+    ("GET", "/v1/users", "users.read", "list", "user"),
+    ("GET", "/v1/users/<uuid:user_id>", "users.read", "read", "user"),
+    ("GET", "/v1/me/profile", "profile.read", "read", "profile"),
+    ("POST", "/v1/users", "users.create", "create", "user"),
+    ("PUT", "/v1/me/photo", "profile.update", "update", "profile"),
+    ("PATCH", "/v1/categories/<int:category_id>", "categories.update", "update", "category"),
+    ("DELETE", "/v1/addresses/<int:address_id>", "addresses.delete", "delete", "address"),
+])
+def test_denials_are_audited_with_an_action_and_resource_type(method, path, permission, action, resource):
+    spec = GatewayRoute(method, path, auth="required", permission=permission, response=Thing).spec
+    assert audit_action(spec) == action
+    assert resource_type(permission) == resource
+
+
+def test_the_subject_of_a_denial_is_a_path_id():
+    spec = GatewayRoute("GET", "/v1/orgs/<org_id>/users/<user_id>", auth="required", permission="users.read",
+                        response=Thing).spec
+    assert subject_of(spec, {"org_id": "o-1", "user_id": "u-1"}) == "u-1"
+    spec = GatewayRoute("GET", "/v1/things/<int:thing_id>/<name>", auth="required", permission="things.read",
+                        response=Thing).spec
+    assert subject_of(spec, {"thing_id": 7, "name": "x"}) == "7"
+    assert subject_of(GatewayRoute("GET", "/v1/me", auth="required", permission="profile.read",
+                                   response=Thing).spec, {}) is None
+    assert [singular(w) for w in ("status", "class", "boxes", "users", "me")] == ["status", "class", "box", "user",
+                                                                                   "me"]
 
 
 def _start_fails(service_cls, match: str) -> None:
@@ -156,6 +278,17 @@ def test_a_handler_without_the_path_variables_fails_at_start():
             pass
 
     _start_fails(Broken, "must take")
+
+
+def test_authenticated_routes_need_a_database_to_audit_refusals():
+    class NoDatabase:
+        name = "no-database"
+
+        @route("GET", "/things", auth="required", permission="things.read", response=Thing)
+        def things(self, request):
+            pass
+
+    _start_fails(NoDatabase, "no `db`")
 
 
 def test_two_handlers_for_one_route_fail_at_start():
@@ -180,8 +313,11 @@ def test_production_openapi_document():
     doc = openapi_document(GatewayService)
     validate(doc)
     assert doc["openapi"] == "3.0.3"
-    assert set(doc["paths"]) == {"/healthz", "/readyz", "/v1/ping", "/v1/openapi.json"}
-    assert [name for name, _ in routes_of(GatewayService)] == ["healthz", "readyz", "openapi", "ping"]
+    assert {"/healthz", "/readyz", "/v1/ping", "/v1/openapi.json", "/v1/me", "/v1/auth/login"} <= set(doc["paths"])
+    names = [name for name, _ in routes_of(GatewayService)]
+    assert {"healthz", "readyz", "openapi", "ping", "login", "me", "create_user"} <= set(names)
+    me = doc["paths"]["/v1/me"]["get"]
+    assert me["security"] and me["x-permission"] == "profile.read"
     assert "Problem" in doc["components"]["schemas"]
     ready = doc["paths"]["/readyz"]["get"]["responses"]
     assert ready["503"]["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}

@@ -1,8 +1,8 @@
 """The authentication slot of the gateway.
 
-A route declares ``auth="required"`` (optionally ``roles=(...)``); before its
-worker starts, the gateway asks the service's ``authenticator`` for the
-:class:`Principal` behind the request:
+A route declares ``auth="required"`` and the permission it needs
+(``permission="users.read"``); before its worker starts, the gateway asks the
+service's ``authenticator`` for the :class:`Principal` behind the request:
 
 * ``authenticate(request)`` returns the principal, or ``None`` when the request
   carries no credentials it can accept (answered 401 with
@@ -11,15 +11,21 @@ worker starts, the gateway asks the service's ``authenticator`` for the
   ``unauthenticated(error="invalid_token")`` for an expired token).
 
 It runs in the request's green thread, before any worker, so it may do green
-I/O but has no nameko dependencies. Until a verifier is plugged in
-(``GatewayService.authenticator``), :class:`NoAuthenticator` accepts nobody.
+I/O but has no nameko dependencies. The permission check happens later, in
+the worker, so that a denial is audited (see :mod:`upgestao_gateway.access.denials`).
+
+``GatewayService.authenticator`` is either an :class:`Authenticator` or an
+:class:`AuthenticatorFactory` whose ``bind(access)`` builds the container's
+authenticator (the JWT verifier, :class:`upgestao_gateway.access.JwtAuthentication`,
+needs per-container state). :class:`NoAuthenticator` accepts nobody.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 from werkzeug.wrappers import Request
 
@@ -28,14 +34,29 @@ from .problems import unauthenticated
 
 @dataclass(frozen=True)
 class Principal:
+    """Who is asking: the user, their role, their session and what the role may do."""
+
     actor_id: str
     role: str
     session_id: str | None = None
+    permissions: frozenset[str] = field(default_factory=frozenset)
+    expires_at: datetime | None = None
+
+    def can(self, permission: str) -> bool:
+        """Whether the principal holds ``permission`` (``"<resource>.<action>"``)."""
+        return permission in self.permissions
 
 
 @runtime_checkable
 class Authenticator(Protocol):
     def authenticate(self, request: Request) -> Principal | None: ...
+
+
+@runtime_checkable
+class AuthenticatorFactory(Protocol):
+    """Declared on the service class; builds the authenticator of one container."""
+
+    def bind(self, access: Any) -> Authenticator: ...
 
 
 class NoAuthenticator:

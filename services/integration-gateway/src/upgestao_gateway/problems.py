@@ -7,24 +7,33 @@ a generic 500 whose details go to the logs only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from marshmallow import ValidationError
+from upgestao_kernel.errors import ServiceError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://upgestao.com.br/problems/"
 
 # type slug -> (status, title). The title is the same for every occurrence of a type.
+# Services name these slugs in the ServiceErrors they raise (upgestao_kernel.errors).
 PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "malformed-request": (400, "Malformed request"),
     "unauthenticated": (401, "Authentication required"),
+    "invalid-credentials": (401, "Invalid credentials"),
+    "invalid-token": (401, "Invalid token"),
     "forbidden": (403, "Forbidden"),
+    "correction-required": (403, "Correction required"),
     "not-found": (404, "Not found"),
     "method-not-allowed": (405, "Method not allowed"),
+    "conflict": (409, "Conflict"),
+    "gone": (410, "Gone"),
     "payload-too-large": (413, "Payload too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "validation-error": (422, "Validation error"),
+    "too-many-requests": (429, "Too many requests"),
     "internal-error": (500, "Internal server error"),
     "service-unavailable": (503, "Service unavailable"),
     "not-ready": (503, "Not ready"),
@@ -95,13 +104,22 @@ def unsupported_media_type(expected: str) -> Problem:
     return Problem("unsupported-media-type", f"The request body must be {expected}.")
 
 
+def bearer_challenge(error: str | None = None) -> str:
+    """The ``WWW-Authenticate`` value of a 401 (RFC 6750 section 3)."""
+    return 'Bearer realm="upgestao"' + (f', error="{error}"' if error else "")
+
+
 def unauthenticated(detail: str = "A valid bearer token is required.", error: str | None = None) -> Problem:
-    challenge = 'Bearer realm="upgestao"' + (f', error="{error}"' if error else "")
-    return Problem("unauthenticated", detail, headers={"WWW-Authenticate": challenge})
+    return Problem("unauthenticated", detail, headers={"WWW-Authenticate": bearer_challenge(error)})
 
 
-def forbidden(detail: str = "You are not allowed to do this.") -> Problem:
-    return Problem("forbidden", detail)
+def forbidden(detail: str = "You are not allowed to do this.", **extensions: Any) -> Problem:
+    return Problem("forbidden", detail, **extensions)
+
+
+def missing_permission(permission: str) -> Problem:
+    """403 naming the permission the principal lacks (``permission`` member)."""
+    return Problem("forbidden", f"This needs the permission {permission}.", permission=permission)
 
 
 def internal_error() -> Problem:
@@ -143,3 +161,47 @@ def field_errors(messages: Any, prefix: str = "") -> list[dict[str, str]]:
     else:
         out.append({"field": prefix or "_schema", "message": str(messages)})
     return out
+
+
+# -- errors answered by the services ------------------------------------------------
+
+# Members a service cannot set (the gateway owns them) or that would clash with Problem's own arguments.
+_RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "request_id", "slug", "headers"})
+_SLUG = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+
+
+def problem_from_service_error(error: ServiceError) -> Problem:
+    """The problem document of a :class:`ServiceError` a service answered over RPC.
+
+    ``extensions`` become members (``errors``, ``retry_after``, ...); an integer
+    ``retry_after`` (seconds) also sets ``Retry-After``; a 401 carries the bearer
+    challenge. A malformed slug or status is a bug of the service: answered 500.
+
+    The kernel sends the extensions as one JSON document, so types survive
+    nameko's serialisation; a ``retry_after`` given as a decimal string is
+    accepted too.
+    """
+    slug, status = str(error.slug), error.status
+    if not _SLUG.match(slug) or not 400 <= status <= 599:
+        return internal_error()
+    extensions = {
+        key: value for key, value in error.extensions.items()
+        if isinstance(key, str) and key not in _RESERVED_MEMBERS
+    }
+    headers: dict[str, str] = {}
+    retry_after = _seconds(extensions.get("retry_after"))
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+        extensions["retry_after"] = retry_after
+    if status == 401:
+        headers["WWW-Authenticate"] = bearer_challenge("invalid_token" if slug == "invalid-token" else None)
+    return Problem(slug, str(error.detail), status=status, headers=headers, **extensions)
+
+
+def _seconds(value: Any) -> int | None:
+    """A non-negative whole number of seconds (an int, or its decimal string); else None."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9:
+        return value
+    return None

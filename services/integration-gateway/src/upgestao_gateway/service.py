@@ -1,7 +1,8 @@
 """nameko service of the integration gateway: the platform's HTTP front door.
 
 Thin: each route validates, calls services over RPC and shapes the answer.
-Routes are declared with :func:`~upgestao_gateway.web.route`.
+Routes are declared with :func:`~upgestao_gateway.web.route`; bearer tokens
+are identity's access tokens, verified locally (:mod:`upgestao_gateway.access`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from functools import partial
 from nameko.dependency_providers import Config
 from upgestao_kernel.nameko_ext import Database, HealthRpc
 
-from .auth import Authenticator, NoAuthenticator
+from .access import Access, JwtAuthentication
+from .auth import Authenticator, AuthenticatorFactory
+from .identity_routes import IdentityRoutes
 from .openapi import openapi_document
 from .problems import Problem
 from .readiness import DOWN, check_broker, expect_healthy, run_checks
@@ -24,15 +27,16 @@ DOWNSTREAM_SERVICES = ("identity", "messaging", "privacy", "notifier")
 OPERATIONS = ("operations",)
 
 
-class GatewayService(HealthRpc):
+class GatewayService(IdentityRoutes, HealthRpc):
     name = "gateway"
 
     db = Database()
     rpc = Rpc()
     config = Config()
+    access = Access()
 
-    # Verifies bearer tokens; the identity service's JWT verifier plugs in here.
-    authenticator: Authenticator = NoAuthenticator()
+    # Verifies bearer tokens: identity's access tokens (tests may plug another Authenticator).
+    authenticator: Authenticator | AuthenticatorFactory = JwtAuthentication()
     readiness_timeout_s = 2.0
     downstream_services = DOWNSTREAM_SERVICES
 
@@ -49,6 +53,8 @@ class GatewayService(HealthRpc):
             "broker": partial(check_broker, self.config["AMQP_URI"], timeout_s),
             "database": self.db.ping,
         }
+        if self.access.enabled:  # revoked sessions read up to date: authenticated routes can answer
+            checks["revocations"] = partial(self.access.expect_current, timeout_s)
         for service in self.downstream_services:
             checks[service] = partial(self._health_of, service, timeout_s)
         results = run_checks(checks, timeout_s)

@@ -1,17 +1,23 @@
 """The HTTP layer: web server, routing, request guards, responses.
 
 Every route is declared once with :func:`route`; that one declaration drives
-the URL map, the request guards (auth, body size, content type, JSON,
-validation) and the OpenAPI document (:mod:`upgestao_gateway.openapi`)::
+the URL map, the request guards (auth, permission, body size, content type,
+JSON, validation) and the OpenAPI document (:mod:`upgestao_gateway.openapi`)::
 
     @route("POST", "/v1/things", body=NewThingSchema, response=ThingSchema, status=201,
-           auth="required", roles=("admin",), errors=(409, 503), summary="Create a thing")
+           auth="required", permission="things.create", errors=(409, 503), summary="Create a thing")
     def create_thing(self, request, body):
         return self.rpc.things.create(**body)
 
+Access is denied by default: an ``auth="required"`` route must name the
+permission it needs. Authentication (401) happens before the worker; the
+permission check (403) in the worker, so the refusal is audited through the
+gateway's own database (:mod:`upgestao_gateway.access.denials`).
+
 A handler receives the :class:`GatewayRequest` (``request.request_id``,
 ``request.principal``), the path variables by name, ``body=`` (the loaded
-``body`` schema) and ``query=`` (the loaded ``query`` schema) when declared.
+``body`` schema, or ``bytes`` for a :class:`~upgestao_gateway.bodies.RawBody`)
+and ``query=`` (the loaded ``query`` schema) when declared.
 It returns the payload (dumped through ``response`` and answered with
 ``status``), a :class:`Reply` for another status or extra headers, or raises a
 :class:`~upgestao_gateway.problems.Problem`. Anything else it raises is
@@ -41,21 +47,25 @@ from marshmallow import fields as ma_fields
 from nameko.exceptions import ConfigurationError, ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import HttpOnlyProtocol, WebServer
+from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.logging import get_logger
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from .auth import Authenticator, NoAuthenticator, Principal
+from .access.control import AccessControl
+from .access.denials import deny
+from .auth import Authenticator, AuthenticatorFactory, NoAuthenticator, Principal
+from .bodies import BinaryResponse, RawBody
 from .problems import (
     PROBLEM_CONTENT_TYPE,
     Problem,
-    forbidden,
     internal_error,
     malformed_request,
     method_not_allowed,
     not_found,
     payload_too_large,
+    problem_from_service_error,
     service_unavailable,
     unauthenticated,
     unsupported_media_type,
@@ -72,6 +82,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 _ENV_CLOSE = "upgestao.close_connection"
 AUTH_MODES = ("none", "required")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+PERMISSION = re.compile(r"^[a-z][a-z0-9_-]*\.[a-z][a-z0-9_-]*$")
 _PATH_VARIABLE = re.compile(r"<(?:(?P<converter>[A-Za-z_]\w*)(?:\([^)]*\))?:)?(?P<name>[A-Za-z_]\w*)>")
 
 
@@ -121,9 +132,10 @@ class GatewayApp:
             except HTTPException:
                 raise not_found() from None
             request.path_values = values
-            if (request.content_length or 0) > MAX_BODY_BYTES:
+            limit = provider.spec.max_body_bytes
+            if (request.content_length or 0) > limit:
                 close_connection_after_response(environ)
-                raise payload_too_large(MAX_BODY_BYTES)
+                raise payload_too_large(limit)
             response = provider.handle_request(request)
         except Problem as problem:
             response = problem_response(problem, request)
@@ -252,10 +264,11 @@ class RouteSpec:
     method: str
     path: str  # werkzeug rule, e.g. /v1/things/<uuid:thing_id>
     auth: str = "none"
-    roles: tuple[str, ...] = ()
-    body: Schema | None = None
+    permission: str | None = None  # "<resource>.<action>", required with auth="required"
+    body: Schema | RawBody | None = None
     query: Schema | None = None
-    response: Schema | Mapping[str, Any] | None = None  # a Schema, or a JSON schema for the docs only
+    # a Schema, a JSON schema for the docs only, or a BinaryResponse (the handler returns a Response)
+    response: Schema | Mapping[str, Any] | BinaryResponse | None = None
     status: int = 200
     summary: str = ""
     description: str = ""
@@ -273,16 +286,22 @@ class RouteSpec:
         return _PATH_VARIABLE.sub(lambda m: "{" + m["name"] + "}", self.path)
 
     @property
+    def max_body_bytes(self) -> int:
+        """The body size limit: the route's RawBody limit, else the JSON limit (1 MiB)."""
+        return self.body.max_bytes if isinstance(self.body, RawBody) else MAX_BODY_BYTES
+
+    @property
     def error_statuses(self) -> list[int]:
         statuses = {500, *self.errors}
-        if self.body is not None:
+        if isinstance(self.body, RawBody):
+            statuses |= {400, 413, 415}
+        elif self.body is not None:
             statuses |= {400, 413, 415, 422}
         if self.query is not None:
             statuses.add(422)
         if self.auth == "required":
-            statuses.add(401)
-            if self.roles:
-                statuses.add(403)
+            # 503: identity's keys or role map, or the revocation view, cannot be had
+            statuses |= {401, 403, 503}
         return sorted(statuses)
 
 
@@ -290,6 +309,7 @@ class GatewayRoute(HttpRequestHandler):
     """The gateway's HTTP entrypoint (use :func:`route`)."""
 
     server = GatewayWebServer()
+    access = AccessControl()
 
     def __init__(
         self,
@@ -297,7 +317,7 @@ class GatewayRoute(HttpRequestHandler):
         path: str,
         *,
         auth: str = "none",
-        roles: Iterable[str] = (),
+        permission: str | None = None,
         body: Any = None,
         query: Any = None,
         response: Any = None,
@@ -313,16 +333,24 @@ class GatewayRoute(HttpRequestHandler):
             raise ValueError(f"route method must be one of {', '.join(METHODS)}, got {method!r}")
         if auth not in AUTH_MODES:
             raise ValueError(f"route auth must be one of {', '.join(AUTH_MODES)}, got {auth!r}")
-        if roles and auth != "required":
-            raise ValueError("route roles need auth='required'")
+        if "roles" in kwargs:
+            raise ValueError("route roles= is gone: declare the permission the route needs (permission='users.read')")
+        if auth == "required" and permission is None:
+            raise ValueError(f"route {method} {path}: auth='required' needs permission='<resource>.<action>' "
+                             "(access is denied by default)")
+        if permission is not None and auth != "required":
+            raise ValueError(f"route {method} {path}: a permission needs auth='required'")
+        if permission is not None and not (isinstance(permission, str) and PERMISSION.match(permission)):
+            raise ValueError(f"route permission must look like 'users.read', got {permission!r}")
         if body is not None and method in ("GET", "DELETE"):
             raise ValueError(f"{method} routes take no body")
-        if not isinstance(response, Mapping):
+        if not isinstance(response, Mapping | BinaryResponse):
             response = _schema(response, "response")
         if response is None and status != 204:
             raise ValueError(f"route {method} {path} must declare its response (or status=204)")
         self.spec = RouteSpec(
-            method=method, path=path, auth=auth, roles=tuple(roles), body=_schema(body, "body"),
+            method=method, path=path, auth=auth, permission=permission,
+            body=body if isinstance(body, RawBody) else _schema(body, "body"),
             query=_schema(query, "query"), response=response, status=status, summary=summary,
             description=description, tags=tuple(tags), errors=tuple(errors),
         )
@@ -332,9 +360,13 @@ class GatewayRoute(HttpRequestHandler):
 
     def setup(self) -> None:
         service_cls = self.container.service_cls
-        authenticator = getattr(service_cls, "authenticator", None) or NoAuthenticator()
+        declared = getattr(service_cls, "authenticator", None) or NoAuthenticator()
+        authenticator = declared.bind(self.access) if isinstance(declared, AuthenticatorFactory) else declared
         if not isinstance(authenticator, Authenticator):
             raise ConfigurationError(f"{service_cls.__name__}.authenticator has no authenticate(request)")
+        if self.spec.auth == "required" and not hasattr(service_cls, "db"):
+            raise ConfigurationError(f"{service_cls.__name__} has auth='required' routes but no `db` "
+                                     "(Database) dependency to audit refusals in")
         self.authenticator = authenticator
         self._check_handler_signature()
         super().setup()
@@ -363,10 +395,17 @@ class GatewayRoute(HttpRequestHandler):
         request.route = self.spec
         request.principal = self._authenticate(request)
         kwargs = dict(request.path_values)
-        if self.spec.body is not None:
-            kwargs["body"] = self._load_body(request)
-        if self.spec.query is not None:
-            kwargs["query"] = self._load_query(request)
+        # A refused request is not read further: its worker only audits the refusal (see route()),
+        # and its unread body is not worth keeping the connection for.
+        if permitted(request):
+            if isinstance(self.spec.body, RawBody):
+                kwargs["body"] = self._load_raw_body(request)
+            elif self.spec.body is not None:
+                kwargs["body"] = self._load_body(request)
+            if self.spec.query is not None:
+                kwargs["query"] = self._load_query(request)
+        elif self.spec.body is not None:
+            close_connection_after_response(request.environ)
         context_data = self.server.context_data_from_headers(request)
 
         done = Event()
@@ -415,9 +454,28 @@ class GatewayRoute(HttpRequestHandler):
         principal = self.authenticator.authenticate(request)
         if principal is None:
             raise unauthenticated()
-        if self.spec.roles and principal.role not in self.spec.roles:
-            raise forbidden()
         return principal
+
+    def _read_body(self, request: GatewayRequest, limit: int) -> bytes:
+        # Content-Length was checked before dispatch; this bounds chunked bodies.
+        try:
+            raw = request.environ["wsgi.input"].read(limit + 1)
+        except (OSError, ValueError):  # timed out, reset, or broken chunked encoding
+            close_connection_after_response(request.environ)
+            raise malformed_request("The request body could not be read.") from None
+        if len(raw) > limit:
+            close_connection_after_response(request.environ)
+            raise payload_too_large(limit)
+        return raw
+
+    def _load_raw_body(self, request: GatewayRequest) -> bytes:
+        spec: RawBody = self.spec.body
+        if request.mimetype not in spec.content_types:
+            raise unsupported_media_type(" or ".join(spec.content_types))
+        raw = self._read_body(request, spec.max_bytes)
+        if not raw:
+            raise malformed_request("A request body is required.")
+        return raw
 
     def _load_body(self, request: GatewayRequest) -> Any:
         mimetype = request.mimetype
@@ -426,15 +484,7 @@ class GatewayRoute(HttpRequestHandler):
         charset = request.mimetype_params.get("charset", "utf-8").lower()
         if charset not in ("utf-8", "utf8"):
             raise unsupported_media_type(f"{JSON_CONTENT_TYPE} in UTF-8")
-        # Content-Length was checked before dispatch; this bounds chunked bodies.
-        try:
-            raw = request.environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
-        except (OSError, ValueError):  # timed out, reset, or broken chunked encoding
-            close_connection_after_response(request.environ)
-            raise malformed_request("The request body could not be read.") from None
-        if len(raw) > MAX_BODY_BYTES:
-            close_connection_after_response(request.environ)
-            raise payload_too_large(MAX_BODY_BYTES)
+        raw = self._read_body(request, MAX_BODY_BYTES)
         if not raw.strip():
             raise malformed_request("A JSON request body is required.")
         try:
@@ -460,17 +510,25 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def permitted(request: GatewayRequest) -> bool:
+    """Whether the request's principal holds its route's permission (public routes: always)."""
+    permission = request.route.permission if request.route is not None else None
+    return permission is None or (request.principal is not None and request.principal.can(permission))
+
+
 def route(method: str, path: str, **options: Any) -> Callable:
     """Declare an HTTP route of the gateway (see the module docstring)."""
     entrypoint = GatewayRoute.decorator(method, path, **options)
 
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
-        def handler(self, *args: Any, **kwargs: Any) -> Any:
+        def handler(self, request: GatewayRequest, *args: Any, **kwargs: Any) -> Any:
             # Errors become answers here, in the worker, so they are logged once
             # (with the worker's request context) and never by nameko.
             try:
-                return fn(self, *args, **kwargs)
+                if not permitted(request):
+                    return deny(self, request)
+                return fn(self, request, *args, **kwargs)
             except Exception as exc:
                 return problem_from_exception(exc)
 
@@ -482,6 +540,8 @@ def route(method: str, path: str, **options: Any) -> Callable:
 def problem_from_exception(exc: BaseException) -> Problem:
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, ServiceError):
+        return problem_from_service_error(exc)
     if isinstance(exc, RpcUnavailable):
         log.warning("http.service_unavailable", downstream=exc.service, method=exc.method, reason=exc.reason)
         return service_unavailable()

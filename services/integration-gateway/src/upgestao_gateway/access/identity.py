@@ -1,0 +1,53 @@
+"""Calls to the identity service from outside any worker (key and role-map fetches).
+
+Each call uses nameko's standalone ``ClusterRpcProxy`` (its own connection and
+reply queue; green under eventlet) and is bounded by ``timeout_s`` end to end,
+connection included. These calls are rare (first need, a key rotation, a
+role-map change or once a minute), so a connection per call costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import eventlet
+from nameko.standalone.rpc import ClusterRpcProxy
+from upgestao_kernel.context import system_context
+
+IDENTITY = "identity"
+
+
+class IdentityUnavailable(Exception):
+    def __init__(self, method: str, reason: str) -> None:
+        self.method = method
+        self.reason = reason
+        super().__init__(f"{IDENTITY}.{method}: {reason}")
+
+
+class IdentityClient:
+    def __init__(self, config: Mapping[str, Any], timeout_s: float = 5.0) -> None:
+        self._config = dict(config)
+        self.timeout_s = timeout_s
+
+    def call(self, method: str) -> Any:
+        """``identity.<method>()``; raises :class:`IdentityUnavailable` on any failure."""
+        deadline = eventlet.Timeout(self.timeout_s)
+        try:
+            context = system_context().to_context_data()
+            with ClusterRpcProxy(self._config, context_data=context, timeout=self.timeout_s) as proxy:
+                return getattr(getattr(proxy, IDENTITY), method)()
+        except eventlet.Timeout as exc:
+            if exc is not deadline:
+                raise
+            raise IdentityUnavailable(method, f"no reply within {self.timeout_s}s") from None
+        except Exception as exc:  # unknown service, broker down, remote error: all mean "not now"
+            raise IdentityUnavailable(method, type(exc).__name__) from None
+        finally:
+            deadline.cancel()
+
+    def public_keys(self) -> Any:
+        return self.call("public_keys")
+
+    def role_permissions(self) -> Any:
+        return self.call("role_permissions")

@@ -1,0 +1,146 @@
+"""The identity service's public keys: JWKS parsing and the gateway's key cache.
+
+Access tokens are signed with Ed25519; identity publishes the public halves
+as a JWKS document (``identity.public_keys()``, or ``GATEWAY_JWT_PUBLIC_KEYS``)::
+
+    {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "<base64url, 32 bytes>",
+               "kid": "<id>", "alg": "EdDSA", "use": "sig"}]}
+
+:class:`PublicKeys` fetches them at first need, keeps them, and refetches
+when a token names a key it does not know, at most once per
+``refetch_interval_s`` (a stream of tokens with made-up ``kid``\\ s cannot turn
+into a stream of RPCs).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from eventlet.semaphore import Semaphore
+from upgestao_kernel.logging import get_logger
+
+log = get_logger(__name__)
+
+MAX_KEYS = 32
+
+
+class InvalidJwks(ValueError):
+    """A JWKS document that is not a set of Ed25519 signing keys."""
+
+
+class KeysUnavailable(Exception):
+    """The keys cannot be fetched now (identity unreachable or answering nonsense)."""
+
+
+def _b64url_decode(value: str) -> bytes:
+    if not isinstance(value, str) or "=" in value:
+        raise InvalidJwks("x must be base64url without padding")
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidJwks("x is not base64url") from None
+
+
+def parse_jwks(document: Any) -> dict[str, Ed25519PublicKey]:
+    """``{kid: public key}`` of a JWKS document; :class:`InvalidJwks` says what is wrong."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise InvalidJwks('expected a JWKS document: {"keys": [...]}')
+    entries = document["keys"]
+    if not entries:
+        raise InvalidJwks("the key set is empty")
+    if len(entries) > MAX_KEYS:
+        raise InvalidJwks(f"more than {MAX_KEYS} keys")
+    keys: dict[str, Ed25519PublicKey] = {}
+    for index, entry in enumerate(entries):
+        where = f"keys[{index}]"
+        if not isinstance(entry, Mapping):
+            raise InvalidJwks(f"{where} is not an object")
+        kid = entry.get("kid")
+        if not isinstance(kid, str) or not kid or len(kid) > 128:
+            raise InvalidJwks(f"{where}: kid must be a non-empty string")
+        if entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519":
+            raise InvalidJwks(f"{where} ({kid}): only kty OKP with crv Ed25519 is accepted")
+        if entry.get("alg", "EdDSA") != "EdDSA" or entry.get("use", "sig") != "sig":
+            raise InvalidJwks(f"{where} ({kid}): alg must be EdDSA and use sig")
+        if "d" in entry:
+            raise InvalidJwks(f"{where} ({kid}) holds a private key: publish the public half only")
+        raw = _b64url_decode(entry.get("x"))
+        if len(raw) != 32:
+            raise InvalidJwks(f"{where} ({kid}): x must encode 32 bytes, got {len(raw)}")
+        if kid in keys:
+            raise InvalidJwks(f"{where}: kid {kid} appears twice")
+        keys[kid] = Ed25519PublicKey.from_public_bytes(raw)
+    return keys
+
+
+class PublicKeys:
+    """The verification keys, by ``kid``.
+
+    ``fetch`` returns a JWKS document (the identity RPC); ``static`` keys (from
+    the environment) are never refetched.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], Any] | None = None,
+        static: Mapping[str, Ed25519PublicKey] | None = None,
+        refetch_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if fetch is None and static is None:
+            raise ValueError("PublicKeys needs a fetch function or static keys")
+        self._fetch = None if static is not None else fetch
+        self._keys: dict[str, Ed25519PublicKey] | None = dict(static) if static is not None else None
+        self.refetch_interval_s = refetch_interval_s
+        self._clock = clock
+        self._last_attempt: float | None = None
+        self._last_failed = False
+        self._lock = Semaphore(1)
+        self.fetches = 0  # attempts made (for tests and metrics)
+
+    def key_for(self, kid: str) -> Ed25519PublicKey | None:
+        """The key named ``kid``; ``None`` when identity does not have it.
+
+        Raises :class:`KeysUnavailable` when the key is unknown and the keys
+        cannot be (re)fetched now.
+        """
+        keys = self._keys
+        if keys is not None and kid in keys:
+            return keys[kid]
+        if self._fetch is None:
+            return None
+        with self._lock:  # one fetch at a time; the others wait for its result
+            keys = self._keys
+            if keys is not None and kid in keys:
+                return keys[kid]
+            if self._may_fetch():
+                self._refresh()
+            if self._keys is None or (self._last_failed and kid not in self._keys):
+                raise KeysUnavailable("the identity service's public keys cannot be fetched")
+            return self._keys.get(kid)
+
+    def _may_fetch(self) -> bool:
+        return self._last_attempt is None or self._clock() - self._last_attempt >= self.refetch_interval_s
+
+    def _refresh(self) -> None:
+        self._last_attempt = self._clock()
+        self.fetches += 1
+        try:
+            keys = parse_jwks(self._fetch())
+        except InvalidJwks as exc:
+            log.error("access.public_keys_invalid", reason=str(exc))
+            self._last_failed = True
+            return
+        except Exception as exc:
+            log.warning("access.public_keys_unavailable", error=type(exc).__name__, reason=getattr(exc, "reason", ""))
+            self._last_failed = True
+            return
+        self._last_failed = False
+        if self._keys is None or set(keys) != set(self._keys):
+            log.info("access.public_keys_loaded", kids=sorted(keys))
+        self._keys = keys

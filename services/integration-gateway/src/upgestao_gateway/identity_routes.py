@@ -1,0 +1,209 @@
+"""The identity routes of the gateway: people, roles, authentication.
+
+Each handler shapes the request for one identity RPC and its answer for the
+client; identity decides (and audits) everything about personal data. Every
+authenticated route names the permission it needs (checked here first, and
+again by identity).
+"""
+
+from __future__ import annotations
+
+import base64
+
+from werkzeug.wrappers import Response
+
+from .identity_schemas import (
+    AcceptedSchema,
+    CustomerCreateSchema,
+    CustomerPageSchema,
+    CustomerPatchSchema,
+    CustomerQuerySchema,
+    CustomerSchema,
+    DataMapSchema,
+    LoginSchema,
+    MePatchSchema,
+    PageQuerySchema,
+    PasswordChangedSchema,
+    PasswordChangeSchema,
+    PasswordResetConfirmSchema,
+    PasswordResetRequestSchema,
+    PhotoSchema,
+    RefreshSchema,
+    RoleListSchema,
+    RoleSchema,
+    RoleUpdateSchema,
+    SessionListSchema,
+    TokenPairSchema,
+    UserCreateSchema,
+    UserPageSchema,
+    UserPatchSchema,
+    UserSchema,
+    UserStatusSchema,
+)
+from .web import BinaryResponse, GatewayRequest, RawBody, Reply, route
+
+AUTH = ("auth",)
+PEOPLE = ("users",)
+CUSTOMERS = ("customers",)
+ROLES = ("roles",)
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
+MAX_PHOTO_BYTES = 2 * 1024 * 1024
+
+
+def _tokens(answer: dict) -> Reply:
+    return Reply({k: answer[k] for k in ("access_token", "refresh_token", "token_type", "expires_in")},
+                 headers={"Cache-Control": "no-store"})
+
+
+class IdentityRoutes:
+    """Mixed into the gateway service (which provides ``self.rpc``)."""
+
+    # -- authentication ------------------------------------------------------------
+
+    @route("POST", "/v1/auth/login", body=LoginSchema, response=TokenPairSchema, errors=(401, 403, 429, 503),
+           tags=AUTH, summary="Log in with e-mail and password")
+    def login(self, request: GatewayRequest, body: dict) -> Reply:
+        return _tokens(self.rpc.identity.login(body["email"], body["password"]))
+
+    @route("POST", "/v1/auth/refresh", body=RefreshSchema, response=TokenPairSchema, errors=(401, 503),
+           tags=AUTH, summary="Swap a refresh token for a new pair (the old one is spent)")
+    def refresh(self, request: GatewayRequest, body: dict) -> Reply:
+        return _tokens(self.rpc.identity.refresh(body["refresh_token"]))
+
+    @route("POST", "/v1/auth/logout", status=204, auth="required", permission="sessions.delete", errors=(503,),
+           tags=AUTH, summary="End the current session")
+    def logout(self, request: GatewayRequest) -> None:
+        self.rpc.identity.logout(request.principal.session_id)
+
+    @route("GET", "/v1/auth/sessions", response=SessionListSchema, auth="required", permission="sessions.read",
+           errors=(503,), tags=AUTH, summary="List one's own active sessions")
+    def list_sessions(self, request: GatewayRequest) -> dict:
+        return self.rpc.identity.list_sessions(request.principal.session_id)
+
+    @route("DELETE", "/v1/auth/sessions/<uuid:session_id>", status=204, auth="required",
+           permission="sessions.delete", errors=(404, 503), tags=AUTH, summary="End one of one's own sessions")
+    def delete_session(self, request: GatewayRequest, session_id) -> None:
+        self.rpc.identity.delete_session(str(session_id))
+
+    @route("POST", "/v1/auth/password", body=PasswordChangeSchema, response=PasswordChangedSchema,
+           auth="required", permission="password.change", errors=(503,), tags=AUTH,
+           summary="Change one's password (every other session ends)")
+    def change_password(self, request: GatewayRequest, body: dict) -> dict:
+        return self.rpc.identity.change_password(body["current_password"], body["new_password"],
+                                                 request.principal.session_id)
+
+    @route("POST", "/v1/auth/password-reset", body=PasswordResetRequestSchema, response=AcceptedSchema,
+           status=202, errors=(503,), tags=AUTH,
+           summary="Ask for a password-reset e-mail (always accepted, whether or not the e-mail is known)")
+    def request_password_reset(self, request: GatewayRequest, body: dict) -> dict:
+        self.rpc.identity.request_password_reset(body["email"])
+        return {"status": "accepted"}
+
+    @route("POST", "/v1/auth/password-reset/confirm", body=PasswordResetConfirmSchema, status=204,
+           errors=(400, 503), tags=AUTH, summary="Set a new password with a reset token (single use, 1 hour)")
+    def confirm_password_reset(self, request: GatewayRequest, body: dict) -> None:
+        self.rpc.identity.confirm_password_reset(body["token"], body["new_password"])
+
+    # -- own profile ------------------------------------------------------------------
+
+    @route("GET", "/v1/me", response=UserSchema, auth="required", permission="profile.read", errors=(503,),
+           tags=PEOPLE, summary="One's own profile")
+    def me(self, request: GatewayRequest) -> dict:
+        return self.rpc.identity.me()
+
+    @route("PATCH", "/v1/me", body=MePatchSchema, response=UserSchema, auth="required", permission="profile.update",
+           errors=(409, 503), tags=PEOPLE,
+           summary="Edit one's own profile (fields the role allows; others need a correction request: 403 "
+                   "correction-required)")
+    def update_me(self, request: GatewayRequest, body: dict) -> dict:
+        return self.rpc.identity.update_me(body)["user"]
+
+    # -- staff users ------------------------------------------------------------------
+
+    @route("POST", "/v1/users", body=UserCreateSchema, response=UserSchema, status=201, auth="required",
+           permission="users.create", errors=(409, 503), tags=PEOPLE, summary="Create a staff user")
+    def create_user(self, request: GatewayRequest, body: dict) -> Reply:
+        user = self.rpc.identity.create_user(body)
+        return Reply(user, headers={"Location": f"/v1/users/{user['id']}"})
+
+    @route("GET", "/v1/users", query=PageQuerySchema, response=UserPageSchema, auth="required",
+           permission="users.list", errors=(503,), tags=PEOPLE, summary="List staff users (cursor pagination)")
+    def list_users(self, request: GatewayRequest, query: dict) -> dict:
+        return self.rpc.identity.list_users(query["limit"], query.get("cursor"))
+
+    @route("GET", "/v1/users/<uuid:user_id>", response=UserSchema, auth="required", permission="users.read",
+           errors=(404, 503), tags=PEOPLE, summary="A staff user")
+    def get_user(self, request: GatewayRequest, user_id) -> dict:
+        return self.rpc.identity.get_user(str(user_id))
+
+    @route("PATCH", "/v1/users/<uuid:user_id>", body=UserPatchSchema, response=UserSchema, auth="required",
+           permission="users.update", errors=(404, 409, 503), tags=PEOPLE,
+           summary="Edit a staff user, including the role (a role change ends the user's sessions)")
+    def update_user(self, request: GatewayRequest, user_id, body: dict) -> dict:
+        return self.rpc.identity.update_user(str(user_id), body)["user"]
+
+    @route("POST", "/v1/users/<uuid:user_id>/deactivate", response=UserStatusSchema, auth="required",
+           permission="users.deactivate", errors=(404, 409, 503), tags=PEOPLE,
+           summary="Deactivate a staff user (every session ends at once)")
+    def deactivate_user(self, request: GatewayRequest, user_id) -> dict:
+        return self.rpc.identity.deactivate_user(str(user_id))
+
+    @route("PUT", "/v1/users/<uuid:user_id>/photo", body=RawBody(PHOTO_TYPES, MAX_PHOTO_BYTES), response=PhotoSchema,
+           auth="required", permission="profile.update", errors=(404, 409, 503), tags=PEOPLE,
+           summary="Upload a profile photo (JPEG, PNG or WebP, ≤ 2 MiB; metadata stripped). One's own needs "
+                   "profile.update and the role's self-editable 'photo'; another user's needs users.update")
+    def put_photo(self, request: GatewayRequest, user_id, body: bytes) -> dict:
+        return self.rpc.identity.set_photo(str(user_id), base64.b64encode(body).decode("ascii"))
+
+    @route("GET", "/v1/users/<uuid:user_id>/photo", response=BinaryResponse(PHOTO_TYPES), auth="required",
+           permission="profile.read", errors=(404, 503), tags=PEOPLE,
+           summary="A profile photo (one's own needs profile.read; another user's needs users.read)")
+    def get_photo(self, request: GatewayRequest, user_id) -> Response:
+        photo = self.rpc.identity.get_photo(str(user_id))
+        return Response(base64.b64decode(photo["content_b64"]), status=200, content_type=photo["content_type"],
+                        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+
+    # -- customers --------------------------------------------------------------------
+
+    @route("POST", "/v1/customers", body=CustomerCreateSchema, response=CustomerSchema, status=201,
+           auth="required", permission="customers.create", errors=(409, 503), tags=CUSTOMERS,
+           summary="Create a customer (an e-mail or a phone is required; duplicates refused)")
+    def create_customer(self, request: GatewayRequest, body: dict) -> Reply:
+        customer = self.rpc.identity.create_customer(body)
+        return Reply(customer, headers={"Location": f"/v1/customers/{customer['id']}"})
+
+    @route("GET", "/v1/customers", query=CustomerQuerySchema, response=CustomerPageSchema, auth="required",
+           permission="customers.list", errors=(503,), tags=CUSTOMERS,
+           summary="List customers, or find them by exact e-mail or phone")
+    def list_customers(self, request: GatewayRequest, query: dict) -> dict:
+        return self.rpc.identity.list_customers(query.get("email"), query.get("phone"), query["limit"],
+                                                query.get("cursor"))
+
+    @route("GET", "/v1/customers/<uuid:customer_id>", response=CustomerSchema, auth="required",
+           permission="customers.read", errors=(404, 503), tags=CUSTOMERS, summary="A customer")
+    def get_customer(self, request: GatewayRequest, customer_id) -> dict:
+        return self.rpc.identity.get_customer(str(customer_id))
+
+    @route("PATCH", "/v1/customers/<uuid:customer_id>", body=CustomerPatchSchema, response=CustomerSchema,
+           auth="required", permission="customers.update", errors=(404, 409, 503), tags=CUSTOMERS,
+           summary="Edit a customer")
+    def update_customer(self, request: GatewayRequest, customer_id, body: dict) -> dict:
+        return self.rpc.identity.update_customer(str(customer_id), body)
+
+    # -- roles and the data map ------------------------------------------------------------
+
+    @route("GET", "/v1/roles", response=RoleListSchema, auth="required", permission="roles.read", errors=(503,),
+           tags=ROLES, summary="Roles, their permissions and self-editable fields")
+    def list_roles(self, request: GatewayRequest) -> dict:
+        return self.rpc.identity.list_roles()
+
+    @route("PUT", "/v1/roles/<any(admin,supervisor,attendant,dpo):name>", body=RoleUpdateSchema,
+           response=RoleSchema, auth="required", permission="roles.update", errors=(404, 503), tags=ROLES,
+           summary="Change a role's permissions and self-editable fields")
+    def update_role(self, request: GatewayRequest, name: str, body: dict) -> dict:
+        return self.rpc.identity.update_role(name, body["permissions"], body["self_editable_fields"])
+
+    @route("GET", "/v1/data-map", response=DataMapSchema, auth="required", permission="datamap.read",
+           errors=(503,), tags=ROLES, summary="The personal-data map: every personal field and its category (R1.1)")
+    def data_map(self, request: GatewayRequest) -> dict:
+        return self.rpc.identity.data_map()
