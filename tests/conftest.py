@@ -10,11 +10,22 @@ from pathlib import Path
 
 import pytest
 import requests
+from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD
 from upgestao_kernel.config import env_prefix
 from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("identity", "messaging", "privacy", "notifier", "gateway")
+# The first admin comes from the environment (as in the README); lockouts are
+# short so a test can watch one expire. bcrypt keeps its production cost (12).
+E2E_IDENTITY_ENV = {
+    "UPGESTAO_ADMIN_EMAIL": ADMIN_EMAIL,
+    "UPGESTAO_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    "UPGESTAO_ADMIN_BIRTH_DATE": "1980-01-15",
+    "UPGESTAO_ADMIN_NAME": "Primeira Admin",
+    "IDENTITY_LOCKOUT_BASE_S": "2",
+    "IDENTITY_IP_FAILURE_LIMIT": "1000",
+}
 
 
 def _platform_module():
@@ -38,15 +49,18 @@ def platform(tmp_path_factory, platform_module):
     vhost = f"upgestao-e2e-{tag}"
     amqp_uri = create_vhost(vhost)
     databases = {name: f"t_e2e_{name}_{tag}" for name in SERVICES}
-    env = {"UPGESTAO_ENV": "test", "UPGESTAO_RETRY_DELAYS_MS": "100,200"}
+    env = {"UPGESTAO_ENV": "test", "UPGESTAO_RETRY_DELAYS_MS": "100,200", **E2E_IDENTITY_ENV}
+    urls = {}
     for service, database in databases.items():
-        env[f"{env_prefix(service)}_DATABASE_URL"] = create_database(database)
+        urls[service] = env[f"{env_prefix(service)}_DATABASE_URL"] = create_database(database)
     running = module.Platform(
         data_dir=tmp_path_factory.mktemp("platform"),
         amqp_uri=amqp_uri,
         http_address=module.free_address(),
         env=env,
     )
+    running.database_urls = urls
+    running.vhost = vhost
     try:
         running.start(timeout=90)
         yield running

@@ -8,9 +8,7 @@ import os
 import sys
 
 from upgestao_kernel.cli import ServiceCommand
-from upgestao_kernel.context import system_context
 from upgestao_kernel.errors import ServiceError
-from upgestao_kernel.unit_of_work import UnitOfWork
 
 
 def _configure_create_admin(parser: argparse.ArgumentParser) -> None:
@@ -22,11 +20,9 @@ def _configure_create_admin(parser: argparse.ArgumentParser) -> None:
 
 
 def _create_admin(definition, settings, keys, args) -> int:
-    from upgestao_kernel.db import create_engine
-    from upgestao_kernel.vault import Vault
+    from upgestao_kernel.cli import system_units_of_work
 
     from .adapters.hashing import PasswordHasher
-    from .adapters.projections import projections
     from .entrypoints.dependencies import today
     from .service_layer import bootstrap, roles
     from .settings import load_identity_settings
@@ -36,12 +32,7 @@ def _create_admin(definition, settings, keys, args) -> int:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = os.environ.get("UPGESTAO_ADMIN_PASSWORD") or getpass.getpass("Password for the new admin: ")
-    engine = create_engine(settings.database_url)
-    keyring, blind_key = keys
-    vault = Vault(keyring, blind_key)
-
-    def uow() -> UnitOfWork:
-        return UnitOfWork(engine, definition.name, system_context(), projections(), vault=vault)
+    uow, engine = system_units_of_work(definition, settings, keys)
 
     try:
         roles.ensure_built_in(uow)

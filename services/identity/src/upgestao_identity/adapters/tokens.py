@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from upgestao_kernel.config import ConfigError, Settings
 from upgestao_kernel.events import new_id
-from upgestao_kernel.vault import decode_key, local_key_file
+from upgestao_kernel.keys import decode_key, local_key_file
 
 SIGNING_KEYS_VAR = "IDENTITY_JWT_SIGNING_KEYS"
 ISSUER = "upgestao-identity"

@@ -13,8 +13,7 @@ from datetime import date
 from typing import Any
 
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
-from upgestao_kernel.unit_of_work import UnitOfWork
-from upgestao_kernel.vault import is_erased
+from upgestao_kernel.unit_of_work import UnitOfWork, is_erased
 
 from ..domain import people
 

@@ -1,0 +1,109 @@
+"""A small HTTP client of the gateway for end-to-end tests: log in, act as someone,
+create staff users of any role."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import requests
+from upgestao_kernel.testing import wait_for
+
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+PASSWORD = "Girassol-Azul-Quartzo-77"
+ADMIN_EMAIL = "admin@upgestao.example.com"
+ADMIN_PASSWORD = "Quartzo-Azul-Girassol-42"
+_counter = itertools.count(1)
+
+
+def today_in_brazil() -> date:
+    return datetime.now(SAO_PAULO).date()
+
+
+def years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February in a non-leap year
+        return day.replace(year=day.year - years, day=28)
+
+
+def address(**over) -> dict:
+    return {"street": "Rua Augusta", "number": "1500", "complement": "ap 12", "district": "Consolação",
+            "city": "São Paulo", "state": "SP", "postal_code": "01304-001", "country": "BR", **over}
+
+
+def staff_payload(role: str = "attendant", **over) -> dict:
+    n = next(_counter)
+    tag = uuid.uuid4().hex[:8]
+    data = {
+        "full_name": f"Beatriz Carvalho {tag}",
+        "email": f"beatriz.{tag}@example.com.br",
+        "phone": f"(11) 9{n % 10}{tag[:3].translate(str.maketrans('abcdef', '123456'))}-{n % 10000:04d}",
+        "birth_date": years_before(today_in_brazil(), 30).isoformat(),
+        "address": address(),
+        "job_title": "Atendente",
+        "gender": "feminino",
+        "role": role,
+        "password": PASSWORD,
+    }
+    data.update(over)
+    return data
+
+
+class Api:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.session.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+
+    def get(self, path, token=None, **kw):
+        return self.request("GET", path, token, **kw)
+
+    def post(self, path, token=None, **kw):
+        return self.request("POST", path, token, **kw)
+
+    def patch(self, path, token=None, **kw):
+        return self.request("PATCH", path, token, **kw)
+
+    def put(self, path, token=None, **kw):
+        return self.request("PUT", path, token, **kw)
+
+    def delete(self, path, token=None, **kw):
+        return self.request("DELETE", path, token, **kw)
+
+    def login(self, email: str, password: str) -> requests.Response:
+        return self.post("/v1/auth/login", json={"email": email, "password": password})
+
+    def tokens(self, email: str, password: str = PASSWORD) -> dict:
+        response = self.login(email, password)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def admin_tokens(self, email: str, password: str, timeout: float = 30) -> dict:
+        """The first admin is created by identity at start; wait for it."""
+        answer: dict = {}
+
+        def logged_in() -> bool:
+            response = self.login(email, password)
+            if response.status_code == 200:
+                answer.update(response.json())
+                return True
+            return False
+
+        wait_for(logged_in, timeout=timeout, interval=0.5)
+        return answer
+
+    def create_staff(self, admin_token: str, role: str = "attendant", **over) -> tuple[dict, dict]:
+        """(the created user, its login tokens)."""
+        payload = staff_payload(role, **over)
+        response = self.post("/v1/users", admin_token, json=payload)
+        assert response.status_code == 201, response.text
+        user = response.json()
+        return user, self.tokens(payload["email"], payload["password"])

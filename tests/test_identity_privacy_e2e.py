@@ -1,0 +1,172 @@
+"""What identity writes and publishes, read straight from its database and the
+broker (R1.2, R3.1, D3): no personal value in clear in any event or outbox row
+or message, and an audit record for every personal-data access of a scenario
+driven through the gateway."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api, staff_payload
+from kombu import Connection, Exchange, Queue
+from PIL import Image
+from upgestao_kernel.testing import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def tap(platform):
+    """A queue of our own bound to the audit exchange and identity's events exchange."""
+    name = f"e2e-tap-{uuid.uuid4().hex[:8]}"
+    with Connection(platform.amqp_uri) as conn:
+        queue = Queue(name, exchange=Exchange("audit", type="topic", passive=True), routing_key="#",
+                      durable=False, channel=conn.channel())
+        queue.declare()
+        queue.bind_to(exchange="identity.events", routing_key="#")
+        messages: list[dict] = []
+
+        def drain() -> list[dict]:
+            while True:
+                message = queue.get(no_ack=True)
+                if message is None:
+                    return messages
+                body = message.body.decode() if isinstance(message.body, bytes) else str(message.body)
+                messages.append({"body": body, "headers": message.headers})
+
+        yield drain
+        queue.delete()
+
+
+def _rows_as_text(url: str, table: str) -> list[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [json.dumps([str(v) for v in row]) for row in conn.execute(sa.text(f"SELECT * FROM {table}"))]
+    finally:
+        engine.dispose()
+
+
+def _audit_rows(url: str) -> list[dict]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT body FROM outbox WHERE exchange = 'audit'")).all()
+    finally:
+        engine.dispose()
+    return [r.body if isinstance(r.body, dict) else json.loads(r.body) for r in rows]
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), (10, 20, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_no_clear_personal_values_and_every_access_audited(platform, tap):
+    api = Api(platform.url)
+    admin = api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
+    payload = staff_payload("attendant", full_name="Heloísa Quintanilha Prado", gender="mulher cis")
+    secret_values = [payload["full_name"], payload["email"], payload["address"]["street"],
+                     payload["address"]["postal_code"], payload["birth_date"], "mulher cis", PASSWORD]
+    rid = {name: f"e2e-{name}-{uuid.uuid4().hex[:12]}" for name in (
+        "create", "login", "login_failed", "me", "edit", "admin_read", "admin_list", "denied", "customer",
+        "customer_read", "customer_search", "customer_edit", "photo_put", "photo_get")}
+
+    def h(name: str) -> dict:
+        return {"X-Request-ID": rid[name]}
+
+    created = api.post("/v1/users", admin, json=payload, headers=h("create"))
+    assert created.status_code == 201, created.text
+    user_id = created.json()["id"]
+    secret_values.append(created.json()["phone"])
+    assert api.post("/v1/auth/login", json={"email": payload["email"], "password": "wrong password 42"},
+                    headers=h("login_failed")).status_code == 401
+    login = api.post("/v1/auth/login", json={"email": payload["email"], "password": PASSWORD}, headers=h("login"))
+    token = login.json()["access_token"]
+    assert api.get("/v1/me", token, headers=h("me")).status_code == 200
+    assert api.patch("/v1/me", token, json={"phone": "+55 31 98888-1234"}, headers=h("edit")).status_code == 200
+    secret_values.append("+5531988881234")
+    assert api.get(f"/v1/users/{user_id}", admin, headers=h("admin_read")).status_code == 200
+    assert api.get("/v1/users?limit=100", admin, headers=h("admin_list")).status_code == 200
+    assert api.get("/v1/users", token, headers=h("denied")).status_code == 403
+    customer_email = f"ximena.{uuid.uuid4().hex[:6]}@example.org"
+    customer = api.post("/v1/customers", token, headers=h("customer"),
+                        json={"full_name": "Ximena Albuquerque Tavares", "email": customer_email,
+                              "phone": "+55 48 99123-4567"})
+    assert customer.status_code == 201, customer.text
+    customer_id = customer.json()["id"]
+    secret_values += ["Ximena Albuquerque Tavares", customer_email, "+5548991234567"]
+    assert api.get(f"/v1/customers/{customer_id}", token, headers=h("customer_read")).status_code == 200
+    found = api.get("/v1/customers", token, params={"email": customer_email}, headers=h("customer_search"))
+    assert [c["id"] for c in found.json()["items"]] == [customer_id]
+    assert api.patch(f"/v1/customers/{customer_id}", token, json={"gender": "não declarado"},
+                     headers=h("customer_edit")).status_code == 200
+    assert api.put(f"/v1/users/{user_id}/photo", token, data=_png(), headers={**h("photo_put"),
+                                                                          "Content-Type": "image/png"}
+                   ).status_code == 200
+    assert api.get(f"/v1/users/{user_id}/photo", token, headers=h("photo_get")).status_code == 200
+
+    identity_url = platform.database_urls["identity"]
+    gateway_url = platform.database_urls["gateway"]
+
+    # 1. nothing personal in clear in identity's event log or outbox (R3.1, R1.2)
+    for table in ("events", "outbox"):
+        for text in _rows_as_text(identity_url, table):
+            for value in secret_values:
+                assert value not in text, f"{value!r} in clear in identity.{table}"
+
+    # 2. an audit record for every access, with actor, subject, fields and request id (D3)
+    def audits() -> dict[str, list[dict]]:
+        by_request: dict[str, list[dict]] = {}
+        for record in _audit_rows(identity_url) + _audit_rows(gateway_url):
+            by_request.setdefault(record.get("request_id"), []).append(record)
+        return by_request
+
+    def has(name: str, action: str, subject: str | None, outcome: str = "success", fields: set | None = None,
+            records=None) -> bool:
+        for r in (records or audits()).get(rid[name], []):
+            if r["action"] == action and r["outcome"] == outcome and (subject is None or r["subject_id"] == subject):
+                if fields is None or fields <= set(r["fields"]):
+                    return True
+        return False
+
+    wait_for(lambda: has("denied", "list", None, outcome="denied"), timeout=10)
+    records = audits()
+    expected = [
+        ("create", "create", user_id, "success", {"full_name", "email", "phone", "birth_date", "address"}),
+        ("login_failed", "login", user_id, "failure", None),
+        ("login", "login", user_id, "success", None),
+        ("me", "read", user_id, "success", {"full_name", "email", "phone"}),
+        ("edit", "update", user_id, "success", {"phone"}),
+        ("admin_read", "read", user_id, "success", {"email"}),
+        ("admin_list", "list", user_id, "success", {"email"}),
+        ("denied", "list", None, "denied", None),
+        ("customer", "create", customer_id, "success", {"full_name", "email", "phone"}),
+        ("customer_read", "read", customer_id, "success", {"email"}),
+        ("customer_search", "list", customer_id, "success", {"email"}),
+        ("customer_edit", "update", customer_id, "success", {"gender"}),
+        ("photo_put", "update", user_id, "success", {"photo"}),
+        ("photo_get", "read", user_id, "success", {"photo"}),
+    ]
+    for name, action, subject, outcome, fields in expected:
+        assert has(name, action, subject, outcome, fields, records), (name, records.get(rid[name]))
+    for name in ("me", "edit", "photo_get", "denied"):
+        assert all(r["actor_id"] == user_id for r in records[rid[name]]), records[rid[name]]
+    for record_list in records.values():
+        for record in record_list:
+            for value in secret_values:
+                assert value not in json.dumps(record), "a personal value in an audit record"
+
+    # 3. and what reached the broker: the same records, and events without values
+    wait_for(lambda: any(rid["photo_get"] in m["body"] for m in tap()), timeout=15)
+    messages = tap()
+    for message in messages:
+        for value in secret_values:
+            assert value not in str(message["body"]), f"{value!r} in clear on the broker"
+    assert any(rid["me"] in m["body"] for m in messages)
+    assert any("identity.user_registered.v1" in m["body"] and user_id in m["body"] for m in messages)

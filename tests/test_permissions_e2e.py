@@ -1,0 +1,143 @@
+"""Every route × every role, through the gateway (R2.1): deny by default.
+
+The table below is the specification, written out by hand: for each route the
+status each built-in role gets with a valid request. A route of the OpenAPI
+document missing from the table fails the test, so a new route cannot ship
+without its row. Without a token, every protected route is 401.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, address
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+
+ROLES = ("attendant", "supervisor", "dpo", "admin")  # admin last: its calls may change the target
+
+# (method, path template) -> statuses for (attendant, supervisor, dpo, admin)
+TABLE: dict[tuple[str, str], tuple[int, int, int, int]] = {
+    ("GET", "/v1/me"): (200, 200, 200, 200),
+    ("PATCH", "/v1/me"): (200, 200, 200, 200),
+    ("GET", "/v1/auth/sessions"): (200, 200, 200, 200),
+    ("DELETE", "/v1/auth/sessions/{session_id}"): (404, 404, 404, 404),  # someone else's: as good as absent
+    ("POST", "/v1/auth/logout"): (204, 204, 204, 204),
+    ("POST", "/v1/auth/password"): (422, 422, 422, 422),  # wrong current password: authorised, then refused
+    ("GET", "/v1/data-map"): (200, 200, 200, 200),
+    ("POST", "/v1/users"): (403, 403, 403, 201),
+    ("GET", "/v1/users"): (403, 200, 200, 200),
+    ("GET", "/v1/users/{user_id}"): (403, 200, 200, 200),
+    ("PATCH", "/v1/users/{user_id}"): (403, 403, 403, 200),
+    ("POST", "/v1/users/{user_id}/deactivate"): (403, 403, 403, 200),
+    ("PUT", "/v1/users/{user_id}/photo"): (403, 403, 403, 200),  # another user's photo needs users.update
+    ("GET", "/v1/users/{user_id}/photo"): (403, 200, 200, 200),  # another user's photo needs users.read
+    ("POST", "/v1/customers"): (201, 201, 403, 201),
+    ("GET", "/v1/customers"): (200, 200, 200, 200),
+    ("GET", "/v1/customers/{customer_id}"): (200, 200, 200, 200),
+    ("PATCH", "/v1/customers/{customer_id}"): (200, 200, 403, 200),
+    ("GET", "/v1/roles"): (403, 403, 200, 200),
+    ("PUT", "/v1/roles/{name}"): (403, 403, 403, 200),
+}
+PUBLIC = {
+    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/ping"), ("GET", "/v1/openapi.json"),
+    ("POST", "/v1/auth/login"), ("POST", "/v1/auth/refresh"), ("POST", "/v1/auth/password-reset"),
+    ("POST", "/v1/auth/password-reset/confirm"),
+}
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def api(platform):
+    return Api(platform.url)
+
+
+@pytest.fixture(scope="module")
+def world(api):
+    """Staff of every role, a target user with a photo, a customer."""
+    admin = api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
+    people = {role: api.create_staff(admin, role) for role in ROLES if role != "admin"}
+    admin_user = api.get("/v1/me", admin).json()
+    people["admin"] = (admin_user, {"access_token": admin})
+    target, target_tokens = api.create_staff(admin, "attendant")
+    assert api.put(f"/v1/users/{target['id']}/photo", target_tokens["access_token"], data=_png(),
+                   headers={"Content-Type": "image/png"}).status_code == 200
+    customer = api.post("/v1/customers", admin, json={"full_name": "Cliente Tabela",
+                                                      "email": f"tabela.{uuid.uuid4().hex[:8]}@example.com"})
+    assert customer.status_code == 201, customer.text
+    return {"admin": admin, "people": people, "target": target, "customer": customer.json()}
+
+
+def _request(api: Api, world: dict, role: str, method: str, template: str):
+    user, tokens = world["people"][role]
+    token = tokens["access_token"]
+    target = world["target"]["id"]
+    if (method, template) in {("POST", "/v1/auth/logout")}:
+        token = api.tokens(user["email"])["access_token"] if role != "admin" else \
+            api.tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
+    if template == "/v1/users/{user_id}/deactivate":
+        target = api.create_staff(world["admin"], "attendant")[0]["id"] if role == "admin" else target
+    path = (template.replace("{user_id}", target).replace("{customer_id}", world["customer"]["id"])
+            .replace("{session_id}", str(uuid.uuid4())).replace("{name}", "supervisor"))
+    kwargs: dict = {}
+    if (method, template) == ("PATCH", "/v1/me"):
+        kwargs["json"] = {"gender": "não informado"}
+    elif (method, template) == ("POST", "/v1/auth/password"):
+        kwargs["json"] = {"current_password": "not-the-current-one", "new_password": "Nova-Senha-Comprida-8"}
+    elif (method, template) == ("POST", "/v1/users"):
+        from e2e_api import staff_payload
+
+        kwargs["json"] = staff_payload("attendant")
+    elif (method, template) == ("PATCH", "/v1/users/{user_id}"):
+        kwargs["json"] = {"job_title": f"Atendente {role}"}
+    elif (method, template) == ("PUT", "/v1/users/{user_id}/photo"):
+        kwargs.update(data=_png(), headers={"Content-Type": "image/png"})
+    elif (method, template) == ("POST", "/v1/customers"):
+        kwargs["json"] = {"full_name": "Cliente Novo", "email": f"novo.{uuid.uuid4().hex[:8]}@example.com",
+                          "address": address()}
+    elif (method, template) == ("PATCH", "/v1/customers/{customer_id}"):
+        kwargs["json"] = {"gender": f"g-{role}"}
+    elif (method, template) == ("PUT", "/v1/roles/{name}"):
+        current = next(r for r in api.get("/v1/roles", world["admin"]).json()["items"] if r["name"] == "supervisor")
+        kwargs["json"] = {"permissions": current["permissions"],
+                          "self_editable_fields": current["self_editable_fields"]}
+    return api.request(method, path, token, **kwargs)
+
+
+def test_the_table_covers_every_route_of_the_openapi_document(api):
+    document = api.get("/v1/openapi.json").json()
+    routes = {(method.upper(), path) for path, item in document["paths"].items() for method in item
+              if method in ("get", "post", "put", "patch", "delete")}
+    assert routes - set(TABLE) - PUBLIC == set(), "routes without a row in the permission table"
+    assert set(TABLE) - routes == set(), "rows for routes that no longer exist"
+    for method, path in TABLE:
+        operation = document["paths"][path][method.lower()]
+        assert operation.get("security"), f"{method} {path} is protected but documents no security"
+
+
+@pytest.mark.parametrize(("method", "template"), sorted(TABLE))
+def test_route_by_role(api, world, method, template):
+    got = {}
+    for role in ROLES:
+        response = _request(api, world, role, method, template)
+        got[role] = response.status_code
+        if response.status_code == 403:
+            assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert tuple(got[r] for r in ROLES) == TABLE[(method, template)], got
+
+
+@pytest.mark.parametrize(("method", "template"), sorted(TABLE))
+def test_route_without_a_token_is_401(api, world, method, template):
+    path = (template.replace("{user_id}", world["target"]["id"])
+            .replace("{customer_id}", world["customer"]["id"]).replace("{session_id}", str(uuid.uuid4()))
+            .replace("{name}", "supervisor"))
+    response = api.request(method, path)
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith("Bearer")
