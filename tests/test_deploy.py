@@ -46,6 +46,7 @@ SERVICES = {
     "notifier": ("notifier", "upgestao_notifier"),
 }
 SHARED_SECRETS = ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "AMQP_URI")
+SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS"}  # one service's own key: identity signs access tokens
 API_VERSIONS = {
     "Namespace": "v1",
     "ServiceAccount": "v1",
@@ -308,7 +309,7 @@ def test_containers_run_the_right_package_and_command(service):
 
 
 def _fake_secret(key: str) -> str:
-    if key in ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY"):
+    if key in ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "IDENTITY_JWT_SIGNING_KEYS"):
         return generate_key()
     if key == "AMQP_URI":
         return "amqp://user:password@rabbitmq:5672/upgestao"
@@ -339,6 +340,12 @@ def test_every_container_gets_the_production_configuration(name):
         assert settings.production
         assert settings.database_url.startswith("postgresql+psycopg2://")
         load_keys(settings, environ)
+        if service == "identity" and container["name"] == "identity":  # the service itself signs tokens
+            from upgestao_identity.adapters.tokens import load_signing_keys
+            from upgestao_identity.settings import load_identity_settings
+
+            assert load_signing_keys(settings, environ)
+            assert load_identity_settings(settings, environ).bcrypt_cost >= 12
 
 
 def test_every_secret_key_is_used_and_every_used_key_is_templated():
@@ -347,6 +354,7 @@ def test_every_secret_key_is_used_and_every_used_key_is_templated():
         for container in containers(workload):
             used |= {value for source, value in resolved_env(container).values() if source == "secret"}
     expected = set(SHARED_SECRETS) | {f"{env_prefix(service)}_DATABASE_URL" for service in SERVICES}
+    expected |= SERVICE_SECRETS
     assert used == expected
     assert secret_template_keys() == expected
 
