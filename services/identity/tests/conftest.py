@@ -3,17 +3,46 @@ and RPC callers acting as a given user (context data as the gateway sends it).""
 
 from __future__ import annotations
 
+import functools
+from datetime import date
+
+import eventlet
 import pytest
 import sqlalchemy as sa
 from upgestao_kernel.testing import wait_for
 
 ADMIN_CONTEXT = {"actor_id": "00000000-0000-4000-8000-000000000001", "actor_role": "admin"}
+PASSWORD = "correct horse battery staple"
+
+
+def adult_birth_date(years: int = 30) -> str:
+    today = date.today()
+    return today.replace(year=today.year - years, day=min(today.day, 28)).isoformat()
+
+
+def user_data(n: int = 1, role: str = "attendant", **over) -> dict:
+    """A valid ``create_user`` body for user number ``n``."""
+    data = {
+        "full_name": f"Ana Souza {n}", "email": f"ana{n}@example.com.br", "phone": "+55 11 91234-5678",
+        "birth_date": adult_birth_date(), "job_title": "Atendente", "gender": None, "role": role,
+        "address": {"street": "Rua das Flores", "number": "100", "district": "Centro", "city": "São Paulo",
+                    "state": "SP", "postal_code": "01001-000", "country": "BR"},
+        "password": PASSWORD,
+    }
+    data.update(over)
+    return data
 
 
 class IdentityHarness:
-    def __init__(self, config: dict, database_url: str) -> None:
+    admin_id = ADMIN_CONTEXT["actor_id"]  # the actor of ``admin()`` (not a user of the database)
+    password = PASSWORD  # every user made by ``user_data``/``add_user`` has it unless told otherwise
+    user_data = staticmethod(user_data)
+    adult_birth_date = staticmethod(adult_birth_date)
+
+    def __init__(self, config: dict, database_url: str, container=None) -> None:
         self.config = config
         self.database_url = database_url
+        self.container = container
         self.engine = sa.create_engine(database_url)
         self._proxies: list = []
 
@@ -30,8 +59,48 @@ class IdentityHarness:
         self._proxies.append(ctx)
         return ctx.start()
 
-    def admin(self):
-        return self.caller(**{"actor_id": ADMIN_CONTEXT["actor_id"], "role": "admin"})
+    def admin(self, request_id: str | None = None):
+        return self.caller(ADMIN_CONTEXT["actor_id"], "admin", request_id=request_id)
+
+    def add_user(self, n: int = 1, role: str = "attendant", **over) -> dict:
+        """A user created by the admin (the representation ``create_user`` returns)."""
+        return self.admin().create_user(user_data(n, role, **over))
+
+    # -- direct reads of the service's database ------------------------------------
+
+    def rows(self, query: str, **params) -> list:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(query), params).all()
+
+    def outbox(self, exchange: str | None = None, routing_key: str | None = None) -> list:
+        """Outbox rows (id, message_id, exchange, routing_key, headers, body, sent_at), in order."""
+        from upgestao_kernel.schema import outbox
+
+        q = sa.select(outbox).order_by(outbox.c.id)
+        if exchange is not None:
+            q = q.where(outbox.c.exchange == exchange)
+        if routing_key is not None:
+            q = q.where(outbox.c.routing_key == routing_key)
+        with self.engine.connect() as conn:
+            return conn.execute(q).all()
+
+    def audit(self, **match) -> list[dict]:
+        """Audit records (bodies of the outbox rows to the ``audit`` exchange) whose keys equal ``match``."""
+        return [r.body for r in self.outbox(exchange="audit")
+                if all(r.body.get(k) == v for k, v in match.items())]
+
+    def published(self, event_type: str) -> list[dict]:
+        """Bodies of the outbox rows publishing ``event_type`` on ``identity.events``."""
+        return [r.body for r in self.outbox(exchange="identity.events", routing_key=event_type)]
+
+    def wait_bootstrap(self, timeout: float = 15.0) -> None:
+        """Wait until this container's start-up tasks (built-in roles, first admin) have finished."""
+        from upgestao_identity.entrypoints.dependencies import Identity
+
+        provider = next(d for d in self.container.dependencies if isinstance(d, Identity))
+        wait_for(lambda: provider._bootstrap is not None, timeout)
+        with eventlet.Timeout(timeout):
+            provider._bootstrap.wait()
 
     def close(self) -> None:
         for ctx in self._proxies:
@@ -40,17 +109,50 @@ class IdentityHarness:
 
 
 @pytest.fixture
-def identity(run_service, database_factory, service_env, monkeypatch):
-    """The identity service (bcrypt cost 4 for speed) with the built-in roles defined."""
+def start_identity(database_factory, service_env, monkeypatch):
+    """``start(env=None, database_url=None, ready=True) -> IdentityHarness``: an identity container
+    (bcrypt cost 4) started after ``env`` is set, on a fresh migrated database unless ``database_url``
+    names one; with ``ready``, returns once the built-in roles are defined."""
+    from kombu.mixins import ConsumerMixin
+    from nameko.containers import ServiceContainer
+    from nameko.messaging import QueueConsumer
     from upgestao_identity.service import IdentityService
     from upgestao_kernel.migrations import upgrade
 
-    monkeypatch.setenv("IDENTITY_BCRYPT_COST", "4")
-    url = database_factory("identity")
-    upgrade("upgestao_identity:migrations", url)
-    run_service(IdentityService, None, database_url=url)
-    harness = IdentityHarness({"AMQP_URI": service_env["AMQP_URI"], "serializer": "json"}, url)
-    with harness.engine.connect() as conn:
-        wait_for(lambda: conn.execute(sa.text("SELECT count(*) FROM roles")).scalar() == 4)
-    yield harness
-    harness.close()
+    # nameko's consumer notices a stop only between two ``drain_events`` calls, which kombu bounds by a
+    # 1 s ``safety_interval`` nameko does not expose: a container took 2 s to stop. 0.1 s here.
+    monkeypatch.setattr(QueueConsumer, "run", functools.partialmethod(ConsumerMixin.run, safety_interval=0.1))
+    started: list[tuple] = []
+
+    def start(env: dict[str, str] | None = None, database_url: str | None = None,
+              ready: bool = True) -> IdentityHarness:
+        monkeypatch.setenv("IDENTITY_BCRYPT_COST", "4")
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        url = database_url
+        if url is None:
+            url = database_factory("identity")
+            upgrade("upgestao_identity:migrations", url)
+        monkeypatch.setenv("IDENTITY_DATABASE_URL", url)
+        config = {"AMQP_URI": service_env["AMQP_URI"], "serializer": "json"}
+        container = ServiceContainer(IdentityService, config)
+        container.start()
+        harness = IdentityHarness(config, url, container)
+        started.append((container, harness))
+        if ready:
+            with harness.engine.connect() as conn:
+                wait_for(lambda: conn.execute(sa.text("SELECT count(*) FROM roles")).scalar() == 4)
+        return harness
+
+    yield start
+    pool = eventlet.GreenPool()
+    for container, harness in reversed(started):
+        harness.close()
+        pool.spawn(container.stop)
+    pool.waitall()
+
+
+@pytest.fixture
+def identity(start_identity):
+    """The identity service (bcrypt cost 4 for speed) with the built-in roles defined."""
+    return start_identity()

@@ -65,7 +65,7 @@ class IdentityService(HealthRpc):
     @rpc
     def list_sessions(self, current_session_id: str | None = None) -> dict:
         with self.db.unit_of_work() as uow:
-            return sessions.list_own(uow, current_session_id)
+            return sessions.list_own(uow, current_session_id, self.identity.now())
 
     @rpc
     def delete_session(self, session_id: str) -> None:
@@ -91,12 +91,12 @@ class IdentityService(HealthRpc):
         data = _mapping(data)
         password = data.pop("password", None)
         email = data.get("email") if isinstance(data.get("email"), str) else None
-        if password in (None, ""):
-            raise validation_error([field_error("password", "is required")])
-        checked_password(password, email)
         c = self.identity
-        with self.db.unit_of_work() as uow:  # validate everything before paying for a hash
+        with self.db.unit_of_work() as uow:  # authorise, then validate everything before paying for a hash
             users.require(uow, "users.create", action="create", resource_type="user")
+            if password in (None, ""):
+                raise validation_error([field_error("password", "is required")])
+            checked_password(password, email)
             users.clean_fields({k: v for k, v in data.items() if k != "role"},
                                allowed=users.USER_PROFILE_FIELDS, required=users.REQUIRED_USER,
                                today=c.today(), minimum_age=c.settings.minimum_age)

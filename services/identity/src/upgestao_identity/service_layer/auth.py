@@ -21,6 +21,7 @@ from upgestao_kernel.unit_of_work import UnitOfWork
 from ..adapters.hashing import PasswordHasher
 from ..adapters.tables import credentials, login_failures, password_resets, users
 from ..adapters.tokens import TokenIssuer, in_seconds, token_hash
+from ..domain import people
 from ..domain.passwords import PasswordRejected, check_password
 from ..domain.throttle import LockoutPolicy
 from ..domain.users import User
@@ -50,6 +51,17 @@ def checked_password(password: object, email: str | None, field: str = "password
     except PasswordRejected as exc:
         raise password_problem(exc, field) from None
     return password  # type: ignore[return-value]
+
+
+def email_index(uow: UnitOfWork, email: object) -> str:
+    """The blind index of ``email`` as typed, normalised the way it was at registration (IDN domains
+    in their ``xn--`` form); text that is no e-mail at all still gets an index, which matches nobody."""
+    text = email if isinstance(email, str) else ""
+    try:
+        text = people.normalise_email(text)
+    except people.InvalidValue:
+        text = text.strip()
+    return uow.personal.blind_index("email", text)
 
 
 # -- throttle ---------------------------------------------------------------------
@@ -108,9 +120,8 @@ class Auth:
 
     def login(self, email: object, password: object) -> dict:
         now = self.now()
-        email_text = email if isinstance(email, str) else ""
         with self.unit_of_work() as uow:
-            index = uow.personal.blind_index("email", email_text.strip())
+            index = email_index(uow, email)
             account_key = "account:" + index
             address_key = "address:" + (uow.context.source_ip or "unknown")
             locked = self.throttle.locked_for(uow, account_key, address_key, now)
@@ -152,8 +163,9 @@ class Auth:
             raise error
         if self.hasher.needs_rehash(row.password_hash):  # the configured cost changed: upgrade the hash
             new_hash = self.hasher.hash(password)  # type: ignore[arg-type]
-            with self.unit_of_work() as uow:
-                uow.conn.execute(credentials.update().where(credentials.c.user_id == row.id)
+            with self.unit_of_work() as uow:  # unless the password was changed meanwhile
+                uow.conn.execute(credentials.update().where(credentials.c.user_id == row.id,
+                                                            credentials.c.password_hash == row.password_hash)
                                  .values(password_hash=new_hash, updated_at=now))
         return result
 
@@ -219,7 +231,7 @@ class Auth:
             return
         now = self.now()
         with self.unit_of_work() as uow:
-            index = uow.personal.blind_index("email", email.strip())
+            index = email_index(uow, email)
             row = uow.conn.execute(sa.select(users.c.id, users.c.status).where(users.c.email_index == index)).first()
             if row is None or row.status != "active":
                 uow.audit_access(action="update", resource_type="credential", resource_id=None, subject_id=None,

@@ -74,11 +74,13 @@ def revoke_all(uow: UnitOfWork, user_id: str, reason: str, *, keep: str | None =
     return sum(1 for sid in ids if sid != keep and revoke(uow, sid, reason))
 
 
-def list_own(uow: UnitOfWork, current_session_id: str | None) -> dict:
+def list_own(uow: UnitOfWork, current_session_id: str | None, now: datetime) -> dict:
+    """The caller's sessions still usable: not revoked and not expired."""
     actor = require_actor(uow)
     require(uow, "sessions.read", action="list", resource_type="session", subject_id=actor)
     rows = uow.conn.execute(
-        sa.select(sessions).where(sessions.c.user_id == actor, sessions.c.status == "active")
+        sa.select(sessions).where(sessions.c.user_id == actor, sessions.c.status == "active",
+                                  sessions.c.expires_at > now)
         .order_by(sessions.c.created_at.desc())
     ).all()
     return {"items": [

@@ -61,6 +61,8 @@ def register(uow: UnitOfWork, data: dict, *, password_hash: str, today: date, mi
     uow.save(user)
     uow.conn.execute(credentials.insert().values(user_id=user_id, password_hash=password_hash,
                                                  updated_at=uow.recorded[-1].occurred_at))
+    uow.audit_access(action="create", resource_type="credential", resource_id=user_id, subject_id=user_id,
+                     fields=["password"], purpose="staff account registration")
     return {"id": user_id}
 
 
