@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
@@ -64,7 +65,13 @@ def _ms(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]]
 
 
-def run_wrk(url: str, connections: int, duration_s: float, threads: int | None = None) -> LoadResult:
+def run_wrk(
+    url: str,
+    connections: int,
+    duration_s: float,
+    threads: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> LoadResult:
     threads = threads or max(1, min(connections, 2))
     cmd = [
         "wrk",
@@ -74,6 +81,7 @@ def run_wrk(url: str, connections: int, duration_s: float, threads: int | None =
         "--latency",
         "--timeout",
         "10s",
+        *(arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")),
         url,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60)
@@ -101,9 +109,10 @@ def run_wrk(url: str, connections: int, duration_s: float, threads: int | None =
     )
 
 
-def run_python(url: str, connections: int, duration_s: float) -> LoadResult:
+def run_python(url: str, connections: int, duration_s: float, headers: Mapping[str, str] | None = None) -> LoadResult:
     """Threaded keep-alive client on ``http.client`` (one connection per thread)."""
     parts = urlsplit(url)
+    request_headers = dict(headers or {})
     path = parts.path or "/"
     latencies: list[list[float]] = [[] for _ in range(connections)]
     statuses: list[dict[int, int]] = [{} for _ in range(connections)]
@@ -121,7 +130,7 @@ def run_python(url: str, connections: int, duration_s: float) -> LoadResult:
             if t0 >= stop_at[0]:
                 break
             try:
-                conn.request("GET", path)
+                conn.request("GET", path, headers=request_headers)
                 response = conn.getresponse()
                 response.read()
             except (OSError, http.client.HTTPException):
@@ -162,8 +171,13 @@ def run_python(url: str, connections: int, duration_s: float) -> LoadResult:
     )
 
 
-def run_load(url: str, connections: int, duration_s: float, kind: str) -> LoadResult:
-    return run_wrk(url, connections, duration_s) if kind == "wrk" else run_python(url, connections, duration_s)
+def run_load(
+    url: str, connections: int, duration_s: float, kind: str, headers: Mapping[str, str] | None = None
+) -> LoadResult:
+    """``headers`` (e.g. ``Authorization``) go with every request."""
+    if kind == "wrk":
+        return run_wrk(url, connections, duration_s, headers=headers)
+    return run_python(url, connections, duration_s, headers=headers)
 
 
 # -- the trivial server (ceiling of the load generator on this machine) ---------

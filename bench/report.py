@@ -60,7 +60,55 @@ def table_outbox_publish(data: dict) -> list[str]:
     return lines
 
 
-TABLES = {"ping": table_ping, "outbox_publish": table_outbox_publish}
+def _meets(ok: bool) -> str:
+    return "meets" if ok else "MISSES"
+
+
+def table_identity(data: dict) -> list[str]:
+    f, b, r, p = data["figures"], data["baseline"], data["ratios"], data["parameters"]
+    lines = [
+        f"{'identity':<20} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   "
+        f"{'ping req/s':>10} {'p50 ms':>8} {'p99 ms':>8}   {'rps ratio':>9}  target >= {r['targets']['me/ping rps >=']}"
+    ]
+    for key, me in f["me"].items():
+        ping, ratio = b["ping"][key], r["me/ping"][key]
+        lines.append(
+            f"{'GET /v1/me':<20} {key[1:]:>5} {me['rps']:>9.1f} {me['p50_ms']:>8.2f} {me['p99_ms']:>8.2f}   "
+            f"{ping['rps']:>10.1f} {ping['p50_ms']:>8.2f} {ping['p99_ms']:>8.2f}   {ratio['rps']:>9.3f}  "
+            f"{_meets(r['meets'][f'me/ping {key}'])}"
+        )
+    key = f"c{p['me_loaded_connections']}"
+    loaded = f["me_under_logins"][key]
+    quiet, logins = b["me_quiet"][key], f["me_under_logins"]["logins"]
+    ratio = r["me_under_logins/me_quiet"]["p99"]
+    lines.append(
+        f"{'GET /v1/me + logins':<20} {key[1:]:>5} {loaded['rps']:>9.1f} {loaded['p50_ms']:>8.2f} "
+        f"{loaded['p99_ms']:>8.2f}   {'alone:':>10} {quiet['p50_ms']:>8.2f} {quiet['p99_ms']:>8.2f}   "
+        f"{ratio:>9.3f}  p99 ratio, target <= {r['targets']['me_under_logins/me_quiet p99 <=']} "
+        f"{_meets(r['meets']['me_under_logins p99'])}"
+    )
+    lines.append(
+        f"{'':<20} {'':>5} ({logins['clients']} login clients: {logins['per_s']} logins/s, "
+        f"login p50 {logins['p50_ms']} ms, p99 {logins['p99_ms']} ms; alone {quiet['rps']} req/s)"
+    )
+    bc = b["bcrypt"]
+    lines.append(
+        f"{'POST /v1/auth/login':<20} {'conns':>5} {'logins/s':>9} {'p50 ms':>8} {'p99 ms':>8}   "
+        f"{'bcrypt limit/s':>14}   {'ratio':>6}"
+    )
+    for key, got in f["logins"].items():
+        lines.append(
+            f"{'':<20} {key[1:]:>5} {got['per_s']:>9.2f} {got['p50_ms']:>8.1f} {got['p99_ms']:>8.1f}   "
+            f"{bc['limit_per_s']:>14.2f}   {r['logins/bcrypt_limit'][key]:>6.3f}"
+        )
+    lines.append(
+        f"  bcrypt limit = {bc['cores']} cores / {bc['checkpw_ms']} ms (median bcrypt.checkpw, cost {bc['cost']}, "
+        f"this process); {p['databases']}; {', '.join(p['loadgen'])}"
+    )
+    return lines
+
+
+TABLES = {"ping": table_ping, "outbox_publish": table_outbox_publish, "identity": table_identity}
 
 
 def render(data: dict) -> str:
