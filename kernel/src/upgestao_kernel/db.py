@@ -7,6 +7,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+READ_ONLY = "upgestao_read_only"
+
+
+def read_only(conn: sa.engine.Connection) -> sa.engine.Connection:
+    """Mark a connection that will only read (on SQLite: no write lock taken)."""
+    return conn.execution_options(**{READ_ONLY: True})
+
 
 def create_engine(url: str, *, pool_size: int = 10) -> Engine:
     """PostgreSQL through psycopg2, or an embedded SQLite file in WAL mode."""
@@ -34,8 +41,10 @@ def _sqlite_engine(url: str) -> Engine:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # pragma: no cover - driver hook
         # Take the write lock up front: two deferred transactions upgrading
-        # to writers would deadlock instead of waiting on busy_timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # to writers would deadlock instead of waiting on busy_timeout. A
+        # connection marked read_only (``read_only(conn)``) never writes, so
+        # it need not hold up the writers.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -20,6 +20,7 @@ from kombu import Connection as AmqpConnection
 from kombu import Producer
 from sqlalchemy.engine import Engine
 
+from .db import read_only
 from .events import utcnow
 from .logging import get_logger
 from .outbox import SECRET_HEADER, WIPED_BODY
@@ -74,7 +75,7 @@ class OutboxRelay:
     def publish_batch(self) -> int:
         """Publish up to ``batch_size`` unsent rows; returns how many were confirmed."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
+            rows = read_only(conn).execute(
                 sa.select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(self.batch_size)
             ).all()
         if not rows:
@@ -122,12 +123,19 @@ class OutboxRelay:
         """Publish until ``stop`` is set; back off on broker or database errors."""
         stop = stop or threading.Event()
         backoff = self.poll_interval_s
+        # An idle relay polls less often (each poll is a query): after IDLE_AFTER_S
+        # without work, at 4x the interval (at most 250 ms), back to the interval
+        # as soon as a row shows up.
+        idle_interval = max(self.poll_interval_s, min(4 * self.poll_interval_s, 0.25))
+        last_work = time.monotonic()
         log.info("relay.started", services=list(self.services))
         while not stop.is_set():
             try:
                 published = self.publish_batch()
                 backoff = self.poll_interval_s
                 self.failures = 0
+                if published:
+                    last_work = time.monotonic()
             except Exception as exc:  # broker or database down: retry, never drop
                 self.failures += 1
                 backoff = min(backoff * 2 if backoff > self.poll_interval_s else 0.5, 10.0)
@@ -135,9 +143,13 @@ class OutboxRelay:
                 stop.wait(backoff)
                 continue
             if published == 0:
-                stop.wait(self.poll_interval_s)
+                idle = time.monotonic() - last_work > IDLE_AFTER_S
+                stop.wait(idle_interval if idle else self.poll_interval_s)
         self.close()
         log.info("relay.stopped")
+
+
+IDLE_AFTER_S = 2.0
 
 
 def drain(relay: OutboxRelay, timeout_s: float = 10.0) -> int:

@@ -147,7 +147,7 @@ def test_change_password_revokes_the_other_sessions_but_not_the_current_one(iden
     me = identity.caller(user["id"], "attendant")
 
     revoked = me.change_password(identity.password, NEW_PASSWORD, current["session_id"])
-    assert revoked == {"revoked_sessions": 1}
+    assert revoked == {"revoked_sessions": 1, "revoked_session_ids": [other["session_id"]]}
     assert sessions_of(identity, user["id"]) == {current["session_id"]: ("active", None),
                                                  other["session_id"]: ("revoked", "password_changed")}
     assert error_of(anon.refresh, other["refresh_token"]).slug == "invalid-token"
@@ -248,7 +248,9 @@ def test_password_reset_delivers_the_token_once_then_wipes_it(identity):
     [row] = identity.outbox(routing_key="identity.password_reset_requested.v1")
     assert row.sent_at is not None and row.body == WIPED_BODY  # ... and gone from the database
 
-    assert anon.confirm_password_reset(token, NEW_PASSWORD) is None
+    answer = anon.confirm_password_reset(token, NEW_PASSWORD)
+    assert set(answer["revoked_session_ids"]) == set(sessions_of(identity, user["id"])) - {
+        sid for sid, (status, reason) in sessions_of(identity, user["id"]).items() if reason != "password_reset"}
     assert outcome(anon, user["email"], identity.password) == "invalid-credentials"
     assert outcome(anon, user["email"], NEW_PASSWORD) == "ok"
     assert {s: sessions_of(identity, user["id"])[s] for s in sessions} == {
@@ -318,7 +320,9 @@ def test_deactivation_and_role_change_revoke_every_session(identity):
     leaving_sessions = [anon.login(leaving["email"], identity.password) for _ in range(2)]
     promoted_sessions = [anon.login(promoted["email"], identity.password) for _ in range(2)]
 
-    assert admin.deactivate_user(leaving["id"]) == {"id": leaving["id"], "status": "deactivated"}
+    answer = admin.deactivate_user(leaving["id"])
+    assert (answer["id"], answer["status"]) == (leaving["id"], "deactivated")
+    assert set(answer["revoked_session_ids"]) == {s["session_id"] for s in leaving_sessions}
     assert set(sessions_of(identity, leaving["id"]).values()) == {("revoked", "deactivated")}
     problem = error_of(anon.login, leaving["email"], identity.password)
     assert (problem.slug, problem.status) == ("account-deactivated", 403)

@@ -11,4 +11,7 @@ DEFINITION = ServiceDefinition(
     migrations="upgestao_identity:migrations",
     projections=projections,
     commands=COMMANDS,
+    # a login waiting for its bcrypt slot holds a worker (no database connection):
+    # enough workers that queued logins never starve other requests
+    default_max_workers=64,
 )

@@ -9,17 +9,32 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
 from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
 
+from .adapters.hashing_pool import HasherBusy
 from .adapters.projections import projections
 from .domain.datamap import data_map_document
 from .entrypoints.dependencies import Identity
 from .service_layer import customers, roles, sessions, users
-from .service_layer.auth import Auth, checked_password
+from .service_layer.auth import Auth, checked_password, hashing_busy
 
 MAX_PHOTO_BYTES = 2 * 1024 * 1024
+
+
+def hashing(method):
+    """A method that checks or hashes a password: a full bcrypt queue is a 503, not a wait past the deadline."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except HasherBusy:
+            raise hashing_busy() from None
+
+    return wrapper
 
 
 class IdentityService(HealthRpc):
@@ -51,6 +66,7 @@ class IdentityService(HealthRpc):
     # -- authentication ----------------------------------------------------------
 
     @rpc(sensitive_arguments=("password",))
+    @hashing
     def login(self, email, password) -> dict:
         return self._auth().login(email, password)
 
@@ -73,6 +89,7 @@ class IdentityService(HealthRpc):
             sessions.delete_own(uow, session_id)
 
     @rpc(sensitive_arguments=("current_password", "new_password"))
+    @hashing
     def change_password(self, current_password, new_password, current_session_id: str | None = None) -> dict:
         return self._auth().change_password(current_password, new_password, current_session_id)
 
@@ -81,12 +98,14 @@ class IdentityService(HealthRpc):
         self._auth().request_reset(email)
 
     @rpc(sensitive_arguments=("token", "new_password"))
-    def confirm_password_reset(self, token, new_password) -> None:
-        self._auth().confirm_reset(token, new_password)
+    @hashing
+    def confirm_password_reset(self, token, new_password) -> dict:
+        return self._auth().confirm_reset(token, new_password)
 
     # -- staff users --------------------------------------------------------------
 
     @rpc(sensitive_arguments=("data.password",))
+    @hashing
     def create_user(self, data: dict) -> dict:
         data = _mapping(data)
         password = data.pop("password", None)

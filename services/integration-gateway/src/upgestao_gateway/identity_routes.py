@@ -56,7 +56,12 @@ def _tokens(answer: dict) -> Reply:
 
 
 class IdentityRoutes:
-    """Mixed into the gateway service (which provides ``self.rpc``)."""
+    """Mixed into the gateway service (which provides ``self.rpc`` and ``self.access``).
+
+    Routes that revoke sessions tell this gateway's revocation view at once, so
+    the very next request with such a token is refused here even before the
+    ``identity.session_revoked.v1`` event has come round through the stream.
+    """
 
     # -- authentication ------------------------------------------------------------
 
@@ -74,6 +79,7 @@ class IdentityRoutes:
            tags=AUTH, summary="End the current session")
     def logout(self, request: GatewayRequest) -> None:
         self.rpc.identity.logout(request.principal.session_id)
+        self.access.revoked_here([request.principal.session_id])
 
     @route("GET", "/v1/auth/sessions", response=SessionListSchema, auth="required", permission="sessions.read",
            errors=(503,), tags=AUTH, summary="List one's own active sessions")
@@ -84,13 +90,16 @@ class IdentityRoutes:
            permission="sessions.delete", errors=(404, 503), tags=AUTH, summary="End one of one's own sessions")
     def delete_session(self, request: GatewayRequest, session_id) -> None:
         self.rpc.identity.delete_session(str(session_id))
+        self.access.revoked_here([str(session_id)])
 
     @route("POST", "/v1/auth/password", body=PasswordChangeSchema, response=PasswordChangedSchema,
            auth="required", permission="password.change", errors=(503,), tags=AUTH,
            summary="Change one's password (every other session ends)")
     def change_password(self, request: GatewayRequest, body: dict) -> dict:
-        return self.rpc.identity.change_password(body["current_password"], body["new_password"],
-                                                 request.principal.session_id)
+        answer = self.rpc.identity.change_password(body["current_password"], body["new_password"],
+                                                   request.principal.session_id)
+        self.access.revoked_here(answer.get("revoked_session_ids"))
+        return answer
 
     @route("POST", "/v1/auth/password-reset", body=PasswordResetRequestSchema, response=AcceptedSchema,
            status=202, errors=(503,), tags=AUTH,
@@ -102,7 +111,8 @@ class IdentityRoutes:
     @route("POST", "/v1/auth/password-reset/confirm", body=PasswordResetConfirmSchema, status=204,
            errors=(400, 503), tags=AUTH, summary="Set a new password with a reset token (single use, 1 hour)")
     def confirm_password_reset(self, request: GatewayRequest, body: dict) -> None:
-        self.rpc.identity.confirm_password_reset(body["token"], body["new_password"])
+        answer = self.rpc.identity.confirm_password_reset(body["token"], body["new_password"])
+        self.access.revoked_here((answer or {}).get("revoked_session_ids"))
 
     # -- own profile ------------------------------------------------------------------
 
@@ -140,13 +150,17 @@ class IdentityRoutes:
            permission="users.update", errors=(404, 409, 503), tags=PEOPLE,
            summary="Edit a staff user, including the role (a role change ends the user's sessions)")
     def update_user(self, request: GatewayRequest, user_id, body: dict) -> dict:
-        return self.rpc.identity.update_user(str(user_id), body)["user"]
+        answer = self.rpc.identity.update_user(str(user_id), body)
+        self.access.revoked_here(answer.get("revoked_session_ids"))
+        return answer["user"]
 
     @route("POST", "/v1/users/<uuid:user_id>/deactivate", response=UserStatusSchema, auth="required",
            permission="users.deactivate", errors=(404, 409, 503), tags=PEOPLE,
            summary="Deactivate a staff user (every session ends at once)")
     def deactivate_user(self, request: GatewayRequest, user_id) -> dict:
-        return self.rpc.identity.deactivate_user(str(user_id))
+        answer = self.rpc.identity.deactivate_user(str(user_id))
+        self.access.revoked_here(answer.get("revoked_session_ids"))
+        return answer
 
     @route("PUT", "/v1/users/<uuid:user_id>/photo", body=RawBody(PHOTO_TYPES, MAX_PHOTO_BYTES), response=PhotoSchema,
            auth="required", permission="profile.update", errors=(404, 409, 503), tags=PEOPLE,

@@ -48,6 +48,10 @@ class UsersProjection:
         elif t == "identity.password_reset_completed.v1":
             conn.execute(password_resets.update().where(password_resets.c.token_hash == d["token_hash"])
                          .values(used_at=at))
+        elif t == "identity.user_password_changed.v1":
+            # a new password spends every reset token still outstanding
+            conn.execute(password_resets.update().where(password_resets.c.user_id == user_id,
+                                                        password_resets.c.used_at.is_(None)).values(used_at=at))
         conn.execute(users.update().where(where).values(**values))
 
 

@@ -16,6 +16,7 @@ from upgestao_kernel.events import utcnow
 from upgestao_kernel.logging import get_logger
 
 from ..adapters.hashing import PasswordHasher
+from ..adapters.hashing_pool import BoundedOffload
 from ..adapters.tokens import TokenIssuer, load_signing_keys
 from ..service_layer import bootstrap, roles
 from ..settings import IdentitySettings, load_identity_settings
@@ -54,7 +55,10 @@ class Identity(DependencyProvider):
         settings = load_identity_settings(base)
         self.collaborators = Collaborators(
             settings=settings,
-            hasher=PasswordHasher(settings.bcrypt_cost, allow_low_cost=not base.production),
+            hasher=PasswordHasher(
+                settings.bcrypt_cost, allow_low_cost=not base.production,
+                offload=BoundedOffload(settings.bcrypt_concurrency, settings.bcrypt_max_waiting, settings.bcrypt_nice),
+            ),
             issuer=TokenIssuer(load_signing_keys(base, os.environ), settings.access_ttl_s),
         )
         self._bootstrap = None

@@ -16,9 +16,11 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
+from upgestao_kernel.eventstore import ConcurrencyError
 from upgestao_kernel.unit_of_work import UnitOfWork
 
 from ..adapters.hashing import PasswordHasher
+from ..adapters.hashing_pool import HasherBusy
 from ..adapters.tables import credentials, login_failures, password_resets, users
 from ..adapters.tokens import TokenIssuer, in_seconds, token_hash
 from ..domain import people
@@ -34,6 +36,11 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 def invalid_credentials() -> ServiceError:
     return ServiceError("invalid-credentials", "The e-mail or the password is wrong.", 401)
+
+
+def hashing_busy() -> ServiceError:
+    return ServiceError("service-busy", "Too many password checks at once; try again in a moment.", 503,
+                        {"retry_after": 1})
 
 
 def too_many_attempts(retry_after: int) -> ServiceError:
@@ -162,7 +169,11 @@ class Auth:
         if error is not None:
             raise error
         if self.hasher.needs_rehash(row.password_hash):  # the configured cost changed: upgrade the hash
-            new_hash = self.hasher.hash(password)  # type: ignore[arg-type]
+            try:
+                new_hash = self.hasher.hash(password)  # type: ignore[arg-type]
+            except HasherBusy:
+                return result  # upgrade at a quieter login
+
             with self.unit_of_work() as uow:  # unless the password was changed meanwhile
                 uow.conn.execute(credentials.update().where(credentials.c.user_id == row.id,
                                                             credentials.c.password_hash == row.password_hash)
@@ -212,7 +223,7 @@ class Auth:
             revoked = session_cases.revoke_all(uow, actor, "password_changed", keep=current_session_id)
             uow.audit_access(action="update", resource_type="credential", resource_id=actor, subject_id=actor,
                              fields=["password"], purpose="password change")
-        return {"revoked_sessions": revoked}
+        return {"revoked_sessions": len(revoked), "revoked_session_ids": revoked}
 
     def _email_of(self, uow: UnitOfWork, user_id: str) -> str | None:
         sealed = uow.conn.execute(sa.select(users.c.email).where(users.c.id == user_id)).scalar()
@@ -245,7 +256,7 @@ class Auth:
             uow.audit_access(action="update", resource_type="credential", resource_id=row.id, subject_id=row.id,
                              fields=(), purpose="password reset requested")
 
-    def confirm_reset(self, token: object, new_password: object) -> None:
+    def confirm_reset(self, token: object, new_password: object) -> dict:
         if not isinstance(token, str) or not token:
             raise _bad_reset_token()
         now = self.now()
@@ -257,6 +268,12 @@ class Auth:
             email = self._email_of(uow, reset.user_id)
         checked_password(new_password, email, "new_password")
         new_hash = self.hasher.hash(new_password)  # type: ignore[arg-type]
+        try:
+            return self._complete_reset(reset, digest, new_hash, now)
+        except ConcurrencyError:  # the same token confirmed twice at once: one wins
+            raise _bad_reset_token() from None
+
+    def _complete_reset(self, reset, digest: str, new_hash: str, now: datetime) -> dict:
         with self.unit_of_work() as uow:
             user = uow.load(User, reset.user_id)
             fresh = uow.conn.execute(sa.select(password_resets.c.used_at)
@@ -268,10 +285,11 @@ class Auth:
             uow.save(user)
             uow.conn.execute(credentials.update().where(credentials.c.user_id == reset.user_id)
                              .values(password_hash=new_hash, updated_at=now))
-            session_cases.revoke_all(uow, reset.user_id, "password_reset")
+            revoked = session_cases.revoke_all(uow, reset.user_id, "password_reset")
             self.throttle.clear(uow, "account:" + user.email_index)
             uow.audit_access(action="update", resource_type="credential", resource_id=reset.user_id,
                              subject_id=reset.user_id, fields=["password"], purpose="password reset")
+        return {"revoked_session_ids": revoked}
 
 
 def _bad_reset_token() -> ServiceError:

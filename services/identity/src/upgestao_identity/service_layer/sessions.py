@@ -67,11 +67,13 @@ def revoke(uow: UnitOfWork, session_id: str, reason: str) -> bool:
     return True
 
 
-def revoke_all(uow: UnitOfWork, user_id: str, reason: str, *, keep: str | None = None) -> int:
+def revoke_all(uow: UnitOfWork, user_id: str, reason: str, *, keep: str | None = None) -> list[str]:
+    """Revoke the user's active sessions (but ``keep``); returns the ids revoked, so the caller's gateway
+    can refuse them at once (the others learn it from ``identity.session_revoked.v1``)."""
     ids = uow.conn.execute(
         sa.select(sessions.c.id).where(sessions.c.user_id == user_id, sessions.c.status == "active")
     ).scalars().all()
-    return sum(1 for sid in ids if sid != keep and revoke(uow, sid, reason))
+    return [sid for sid in ids if sid != keep and revoke(uow, sid, reason)]
 
 
 def list_own(uow: UnitOfWork, current_session_id: str | None, now: datetime) -> dict:

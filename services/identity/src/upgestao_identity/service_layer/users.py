@@ -166,10 +166,9 @@ def _apply_changes(uow: UnitOfWork, user_id: str, changes: dict, *, today: date,
     if role is not None and user.change_role(role):
         changed.append("role")
     uow.save(user)
-    if "role" in changed:
-        session_cases.revoke_all(uow, user_id, "role_changed")
+    revoked = session_cases.revoke_all(uow, user_id, "role_changed") if "role" in changed else []
     row = _row(uow, user_id)
-    return {"changed": sorted(changed), "user": view(uow, row, purpose=purpose)}
+    return {"changed": sorted(changed), "user": view(uow, row, purpose=purpose), "revoked_session_ids": revoked}
 
 
 def deactivate(uow: UnitOfWork, user_id: str) -> dict:
@@ -180,12 +179,13 @@ def deactivate(uow: UnitOfWork, user_id: str) -> dict:
     user = uow.load(User, user_id)
     if user is None:
         raise not_found("user")
+    revoked: list[str] = []
     if user.deactivate():
         uow.save(user)
         uow.audit_access(action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id,
                          fields=["status"], purpose="staff account deactivation")
-        session_cases.revoke_all(uow, user_id, "deactivated")
-    return {"id": user_id, "status": "deactivated"}
+        revoked = session_cases.revoke_all(uow, user_id, "deactivated")
+    return {"id": user_id, "status": "deactivated", "revoked_session_ids": revoked}
 
 
 # -- photo ----------------------------------------------------------------------

@@ -104,6 +104,15 @@ class AccessControl(SharedExtension):
     def is_revoked(self, session_id: str) -> bool:
         return self.revocations is not None and self.revocations.is_revoked(session_id)
 
+    def revoked_here(self, session_ids) -> None:
+        """Sessions this gateway just had identity revoke: refused here at once, before the
+        event reaches the stream (other replicas learn them from it)."""
+        if self.revocations is None:
+            return
+        for session_id in session_ids or ():
+            if isinstance(session_id, str) and session_id:
+                self.revocations.revoke(session_id)
+
     def expect_current(self, timeout_s: float) -> None:
         """Readiness: raises unless the access-events view is current."""
         if not self.wait_current(timeout_s):
