@@ -1,23 +1,26 @@
 """Outbox relay: publishes unsent outbox rows with publisher confirms.
 
-Order of operations per batch: read unsent rows, publish each with
-``mandatory=True`` on a confirming channel (``basic.publish`` returns only
-once the broker has acked it), then mark the confirmed rows sent. A relay
-killed after a confirm but before the mark republishes those rows when it
-restarts: duplicates are possible (consumers are idempotent by message id),
-loss is not. Unroutable messages go to the alternate exchange; a message the
-broker still returns is left unsent and retried.
+Order of operations per batch: read unsent rows, publish them all with
+``mandatory=True`` on a channel in confirm mode (pipelined: the broker's acks
+are awaited once for the whole batch, not one round trip per message), then
+mark the acked rows sent. A relay killed after a confirm but before the mark
+republishes those rows when it restarts: duplicates are possible (consumers
+are idempotent by message id), loss is not. A row the broker nacks, or does
+not ack within ``confirm_timeout_s``, stays unsent and is retried.
+Unroutable messages go to the alternate exchange; a message the broker still
+returns is left unsent and retried.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
 
+import amqp
 import sqlalchemy as sa
 from kombu import Connection as AmqpConnection
-from kombu import Producer
 from sqlalchemy.engine import Engine
 
 from .db import read_only
@@ -44,32 +47,52 @@ class OutboxRelay:
         self.services = tuple(services)
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.confirm_timeout_s = 10.0
         self._connection: AmqpConnection | None = None
-        self._producer: Producer | None = None
+        self._channel = None
         self._returned: set[str] = set()
+        self._unconfirmed: dict[int, int] = {}  # delivery tag -> outbox row id, awaiting the broker
+        self._acked: list[int] = []
+        self._delivery_tag = 0
         self.failures = 0  # consecutive failed batches (broker or database down)
 
     # -- broker ---------------------------------------------------------
-    def _ensure_producer(self) -> Producer:
-        if self._producer is None:
-            conn = AmqpConnection(self.amqp_uri, transport_options={"confirm_publish": True})
+    def _ensure_channel(self):
+        if self._channel is None:
+            conn = AmqpConnection(self.amqp_uri)
             conn.connect()  # fail fast: run() owns the back-off
             channel = conn.channel()
             channel.events["basic_return"].add(self._on_return)
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
             declare_publishing(channel, self.services)
-            self._connection = conn
-            self._producer = Producer(channel, serializer="json")
-        return self._producer
+            channel.confirm_select()
+            self._connection, self._channel = conn, channel
+            self._delivery_tag = 0  # the broker numbers confirms per channel, from 1
+            self._unconfirmed.clear()
+        return self._channel
 
     def _on_return(self, exc, exchange, routing_key, message) -> None:
         message_id = message.properties.get("message_id")
         self._returned.add(message_id)
         log.error("relay.message_returned", exchange=exchange, routing_key=routing_key, message_id=message_id)
 
+    def _settled(self, tag: int, multiple: bool) -> list[int]:
+        tags = [t for t in self._unconfirmed if t <= tag] if multiple else [tag]
+        return [self._unconfirmed.pop(t) for t in tags if t in self._unconfirmed]
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        self._acked.extend(self._settled(tag, multiple))
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        nacked = self._settled(tag, multiple)
+        log.error("relay.message_nacked", rows=len(nacked))
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.release()
-        self._connection = self._producer = None
+        self._connection = self._channel = None
+        self._unconfirmed.clear()
 
     # -- work -----------------------------------------------------------
     def publish_batch(self) -> int:
@@ -80,30 +103,36 @@ class OutboxRelay:
             ).all()
         if not rows:
             return 0
-        producer = self._ensure_producer()
+        channel = self._ensure_channel()
         confirmed: list[int] = []
         secret = {row.id for row in rows if (row.headers or {}).get(SECRET_HEADER)}
+        message_ids = {row.id: row.message_id for row in rows}
+        self._acked = []
         try:
             for row in rows:
-                producer.publish(
-                    row.body,
-                    exchange=row.exchange,
-                    routing_key=row.routing_key,
-                    headers=dict(row.headers),
-                    message_id=row.message_id,
-                    type=row.body.get("type") if isinstance(row.body, dict) else None,
-                    delivery_mode=2,
-                    mandatory=True,
-                    retry=False,
-                )
-                if row.message_id in self._returned:
-                    self._returned.discard(row.message_id)
+                channel.basic_publish(_message(row), exchange=row.exchange, routing_key=row.routing_key,
+                                      mandatory=True)
+                self._delivery_tag += 1
+                self._unconfirmed[self._delivery_tag] = row.id
+            deadline = time.monotonic() + self.confirm_timeout_s
+            while self._unconfirmed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{len(self._unconfirmed)} publishes not confirmed in {self.confirm_timeout_s}s")
+                try:
+                    self._connection.drain_events(timeout=remaining)
+                except TimeoutError:
                     continue
-                confirmed.append(row.id)
         except Exception:
             self.close()
             raise
         finally:
+            for row_id in self._acked:
+                if message_ids[row_id] in self._returned:  # acked, but returned unroutable: retry
+                    self._returned.discard(message_ids[row_id])
+                    continue
+                confirmed.append(row_id)
+            self._acked = []
             self._mark_sent(confirmed, secret)
         return len(confirmed)
 
@@ -150,6 +179,21 @@ class OutboxRelay:
 
 
 IDLE_AFTER_S = 2.0
+
+
+def _message(row) -> amqp.Message:
+    """The AMQP message of an outbox row: JSON as kombu would encode it, persistent."""
+    body = row.body
+    properties = {
+        "content_type": "application/json",
+        "content_encoding": "utf-8",
+        "application_headers": dict(row.headers or {}),
+        "delivery_mode": 2,
+        "message_id": row.message_id,
+    }
+    if isinstance(body, dict) and isinstance(body.get("type"), str):
+        properties["type"] = body["type"]
+    return amqp.Message(json.dumps(body, separators=(",", ":")).encode("utf-8"), **properties)
 
 
 def drain(relay: OutboxRelay, timeout_s: float = 10.0) -> int:

@@ -399,6 +399,45 @@ def test_what_cannot_be_checked_now_is_503(issuer, kid, case):
     assert raised.value.headers["Retry-After"]
 
 
+def test_a_token_is_verified_once_then_served_from_the_cache(issuer, kid, monkeypatch):
+    from upgestao_gateway.access import tokens as tokens_module
+
+    calls = []
+    real = tokens_module.verify_access_token
+    monkeypatch.setattr(tokens_module, "verify_access_token", lambda *a, **k: calls.append(1) or real(*a, **k))
+    auth = authenticator(issuer)
+    token = issuer.token(kid, issuer.claims(sid="sess-cached"))
+    for _ in range(3):
+        assert auth.authenticate(bearer(token)).session_id == "sess-cached"
+    assert len(calls) == 1
+    # revocation is still checked on every request
+    auth.revocations = View(revoked=("sess-cached",))
+    with pytest.raises(Problem) as raised:
+        auth.authenticate(bearer(token))
+    assert raised.value.detail == REVOKED
+
+
+def test_a_cached_token_still_expires_and_loses_a_withdrawn_key(issuer, kid, monkeypatch):
+    from upgestao_gateway.access import tokens as tokens_module
+
+    auth = authenticator(issuer)
+    token = issuer.token(kid, issuer.claims(sid="sess-short"))
+    assert auth.authenticate(bearer(token)) is not None
+    later = time.time() + 3600
+    monkeypatch.setattr(tokens_module.time, "time", lambda: later)
+    with pytest.raises(Problem) as expired:
+        auth.authenticate(bearer(token))
+    assert expired.value.detail == EXPIRED
+
+    monkeypatch.undo()
+    other = issuer.token(kid, issuer.claims(sid="sess-key"))
+    assert auth.authenticate(bearer(other)) is not None
+    del issuer.keys[kid]  # the key is withdrawn from identity's JWKS
+    with pytest.raises(Problem) as withdrawn:
+        auth.authenticate(bearer(other))
+    assert withdrawn.value.status == 401
+
+
 def test_an_invalid_token_is_refused_before_waiting_for_the_view(issuer, kid):
     with pytest.raises(Problem) as raised:
         authenticator(issuer, view=View(current=False)).authenticate(bearer("garbage"))

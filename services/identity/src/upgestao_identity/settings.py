@@ -21,8 +21,8 @@ class IdentitySettings:
     refresh_ttl_s: int = 14 * 24 * 3600
     bcrypt_cost: int = 12
     bcrypt_concurrency: int = 2  # hashes at once (default: the number of cores)
-    bcrypt_max_waiting: int = 32  # queued beyond that: 503 at once
-    bcrypt_nice: int = 10  # CPU priority of the hashing threads (0: normal)
+    bcrypt_max_waiting: int = 8  # queued beyond that: 503 at once (default: 2 per hashing slot)
+    bcrypt_nice: int = 8  # CPU priority of the hashing threads (0: normal)
     lockout_threshold: int = 5  # failures of one account within the window before 429
     lockout_window_s: int = 900
     lockout_base_s: int = 60  # first lockout; doubles with every further failure
@@ -41,6 +41,7 @@ def load_identity_settings(settings: Settings, environ: Mapping[str, str] | None
     cost = _int(env, "IDENTITY_BCRYPT_COST", 12, 4, 16)
     if cost < 12 and settings.production:
         raise ConfigError("IDENTITY_BCRYPT_COST", "must be at least 12 in production (R1.2)")
+    concurrency = _int(env, "IDENTITY_BCRYPT_CONCURRENCY", os.cpu_count() or 1, 1, 256)
     email = (env.get(ADMIN_EMAIL_VAR) or "").strip() or None
     password = env.get(ADMIN_PASSWORD_VAR) or None
     birth_date = (env.get(ADMIN_BIRTH_DATE_VAR) or "").strip() or None
@@ -52,9 +53,9 @@ def load_identity_settings(settings: Settings, environ: Mapping[str, str] | None
         access_ttl_s=_int(env, "IDENTITY_ACCESS_TOKEN_TTL_S", 900, 30, 3600),
         refresh_ttl_s=_int(env, "IDENTITY_REFRESH_TOKEN_TTL_S", 14 * 24 * 3600, 60, 90 * 24 * 3600),
         bcrypt_cost=cost,
-        bcrypt_concurrency=_int(env, "IDENTITY_BCRYPT_CONCURRENCY", os.cpu_count() or 1, 1, 256),
-        bcrypt_max_waiting=_int(env, "IDENTITY_BCRYPT_MAX_WAITING", 32, 0, 10000),
-        bcrypt_nice=_int(env, "IDENTITY_BCRYPT_NICE", 10, 0, 19),
+        bcrypt_concurrency=concurrency,
+        bcrypt_max_waiting=_int(env, "IDENTITY_BCRYPT_MAX_WAITING", 2 * concurrency, 0, 10000),
+        bcrypt_nice=_int(env, "IDENTITY_BCRYPT_NICE", 8, 0, 19),
         lockout_threshold=_int(env, "IDENTITY_LOCKOUT_THRESHOLD", 5, 1, 100),
         lockout_window_s=_int(env, "IDENTITY_LOCKOUT_WINDOW_S", 900, 1, 86400),
         lockout_base_s=_int(env, "IDENTITY_LOCKOUT_BASE_S", 60, 1, 86400),
