@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 
 import pytest
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api, staff_payload, today_in_brazil, years_before
@@ -192,3 +193,37 @@ def test_photo_upload_strips_exif_and_gps(api, admin):
     too_big = api.put(f"/v1/users/{user['id']}/photo", tokens["access_token"], data=b"\xff" * (2 * 1024 * 1024 + 1),
                       headers={"Content-Type": "image/jpeg"})
     assert too_big.status_code == 413
+
+
+def test_the_data_map_tags_every_personal_field_with_a_category(api, admin):
+    """R1.1: one declared map, served by the API."""
+    _, tokens = api.create_staff(admin, "attendant")
+    response = api.get("/v1/data-map", tokens["access_token"])
+    assert response.status_code == 200
+    entries = {(e["resource"], e["field"]): e for e in response.json()["items"]}
+    for field in ("full_name", "email", "phone", "birth_date", "address", "job_title", "gender", "photo"):
+        assert entries[("user", field)]["category"] in (
+            "identification", "contact", "demographic", "professional", "image")
+        assert entries[("user", field)]["encrypted_at_rest"] is True
+    assert entries[("user", "password")]["category"] == "credential"
+    assert {f for (r, f) in entries if r == "customer"} == {"full_name", "email", "phone", "birth_date", "address",
+                                                           "gender"}
+    shareable = {f for (r, f), e in entries.items() if e["shareable_with_integrations"]}
+    assert shareable == {"full_name", "email", "phone"}  # R4.1: nothing else may ever leave
+
+
+def test_customers_are_found_by_email_or_phone_and_duplicates_refused(api, admin):
+    _, tokens = api.create_staff(admin, "attendant")
+    token = tokens["access_token"]
+    email = f"cliente.{uuid.uuid4().hex[:8]}@example.com"
+    phone = f"+55 85 9{uuid.uuid4().int % 10**4:04d}-{uuid.uuid4().int % 10**4:04d}"
+    created = api.post("/v1/customers", token, json={"full_name": "Cliente Busca", "email": email, "phone": phone})
+    assert created.status_code == 201, created.text
+    customer = created.json()
+    by_email = api.get("/v1/customers", token, params={"email": email.upper()}).json()["items"]
+    by_phone = api.get("/v1/customers", token, params={"phone": phone}).json()["items"]
+    assert [c["id"] for c in by_email] == [c["id"] for c in by_phone] == [customer["id"]]
+    duplicate = api.post("/v1/customers", token, json={"full_name": "Outra Pessoa", "phone": phone})
+    assert problem(duplicate, 409, "conflict")["field"] == "phone"
+    no_contact = api.post("/v1/customers", token, json={"full_name": "Sem Contato"})
+    assert {e["field"] for e in problem(no_contact, 422, "validation-error")["errors"]} == {"email", "phone"}

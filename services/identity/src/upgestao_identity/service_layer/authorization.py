@@ -1,6 +1,15 @@
-"""Server-side authorisation (R2.1): the caller's role, looked up as data; deny by default."""
+"""Server-side authorisation (R2.1): the caller's role, looked up as data; deny by default.
+
+Identity checks again what the gateway already checked (defence in depth).
+Role definitions are read through a per-process cache of ``ROLE_CACHE_S``
+seconds, emptied when this process changes a role: the gateway applies a
+change on the next request (it learns it from the event), identity at most
+that long after.
+"""
 
 from __future__ import annotations
+
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -12,10 +21,25 @@ from ..adapters.tables import roles
 SYSTEM_ROLE = "system"
 
 
+ROLE_CACHE_S = 1.0
+_role_cache: dict[tuple[str, str], tuple[float, object]] = {}
+
+
+def forget_roles() -> None:
+    _role_cache.clear()
+
+
 def role_row(conn: Connection, role: str | None):
     if not role:
         return None
-    return conn.execute(sa.select(roles).where(roles.c.name == role)).first()
+    key = (str(conn.engine.url), role)
+    hit = _role_cache.get(key)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    row = conn.execute(sa.select(roles).where(roles.c.name == role)).first()
+    _role_cache[key] = (now + ROLE_CACHE_S, row)
+    return row
 
 
 def permissions_of(conn: Connection, role: str | None) -> frozenset[str]:

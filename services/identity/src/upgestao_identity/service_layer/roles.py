@@ -9,7 +9,7 @@ from upgestao_kernel.unit_of_work import UnitOfWork
 
 from ..adapters.tables import roles
 from ..domain.roles import BUILT_IN_ROLES, PERMISSIONS, Role
-from .authorization import require
+from .authorization import forget_roles, require
 
 
 def ensure_built_in(uow_factory) -> list[str]:
@@ -52,6 +52,7 @@ def update_role(uow: UnitOfWork, name: str, permissions: list[str], self_editabl
         raise ServiceError("not-found", f"No such role: {name}.", 404)
     if role.change(permissions, self_editable_fields):
         uow.save(role)
+        forget_roles()
     row = uow.conn.execute(sa.select(roles).where(roles.c.name == name)).first()
     return _doc(row)
 
