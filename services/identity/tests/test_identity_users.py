@@ -8,36 +8,19 @@ import pytest
 from upgestao_kernel.errors import ServiceError
 
 
-def adult_birth_date(years: int = 30) -> str:
-    today = date.today()
-    return today.replace(year=today.year - years, day=min(today.day, 28)).isoformat()
-
-
-def new_user(n: int = 1, role: str = "attendant", **over) -> dict:
-    data = {
-        "full_name": f"Ana Souza {n}", "email": f"ana{n}@example.com.br", "phone": "+55 11 91234-5678",
-        "birth_date": adult_birth_date(), "job_title": "Atendente", "gender": None, "role": role,
-        "address": {"street": "Rua das Flores", "number": "100", "district": "Centro", "city": "São Paulo",
-                    "state": "SP", "postal_code": "01001-000", "country": "BR"},
-        "password": "correct horse battery staple",
-    }
-    data.update(over)
-    return data
-
-
 def test_admin_creates_user_who_logs_in_and_reads_own_profile(identity):
     admin = identity.admin()
-    created = admin.create_user(new_user())
+    created = admin.create_user(identity.user_data())
     assert created["email"] == "ana1@example.com.br" and created["role"] == "attendant"
     anon = identity.caller()
-    tokens = anon.login("ANA1@example.com.br", "correct horse battery staple")
+    tokens = anon.login("ANA1@example.com.br", identity.password)
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 900
     me = identity.caller(created["id"], "attendant").me()
     assert me["full_name"] == "Ana Souza 1" and me["address"]["city"] == "São Paulo"
 
 
 def test_wrong_password_and_unknown_email_give_the_same_error(identity):
-    identity.admin().create_user(new_user(2))
+    identity.admin().create_user(identity.user_data(2))
     anon = identity.caller()
     with pytest.raises(ServiceError) as wrong:
         anon.login("ana2@example.com.br", "not the password at all")
@@ -51,21 +34,21 @@ def test_under_18_refused(identity):
     today = date.today()
     young = today.replace(year=today.year - 17).isoformat() if not (today.month == 2 and today.day == 29) else None
     with pytest.raises(ServiceError) as exc:
-        identity.admin().create_user(new_user(3, birth_date=young))
+        identity.admin().create_user(identity.user_data(3, birth_date=young))
     assert exc.value.status == 422
     assert [e["field"] for e in exc.value.extensions["errors"]] == ["birth_date"]
 
 
 def test_attendant_cannot_create_users(identity):
     with pytest.raises(ServiceError) as exc:
-        identity.caller("11111111-1111-4111-8111-111111111111", "attendant").create_user(new_user(4))
+        identity.caller("11111111-1111-4111-8111-111111111111", "attendant").create_user(identity.user_data(4))
     assert exc.value.status == 403
 
 
 def test_refresh_rotation_and_reuse(identity):
-    identity.admin().create_user(new_user(5))
+    identity.admin().create_user(identity.user_data(5))
     anon = identity.caller()
-    first = anon.login("ana5@example.com.br", "correct horse battery staple")
+    first = anon.login("ana5@example.com.br", identity.password)
     second = anon.refresh(first["refresh_token"])
     assert second["refresh_token"] != first["refresh_token"]
     with pytest.raises(ServiceError):

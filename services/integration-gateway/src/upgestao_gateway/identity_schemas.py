@@ -57,15 +57,19 @@ class UserPatchSchema(MePatchSchema):
     role = fields.String(validate=validate.OneOf(ROLES))
 
 
-class UserSchema(Schema):
+class _PersonOut(Schema):
+    """What identity answers about a person (decrypted for this caller, audited)."""
+
     id = fields.String(required=True)
     full_name = fields.String(allow_none=True)
     email = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
     birth_date = fields.String(allow_none=True)
     address = fields.Nested(AddressSchema, allow_none=True)
-    job_title = fields.String(allow_none=True)
     gender = fields.String(allow_none=True)
+
+
+class UserSchema(_PersonOut):
     role = fields.String(required=True)
     status = fields.String(required=True, metadata={"enum": ["active", "deactivated"]})
     has_photo = fields.Boolean(required=True)
@@ -103,14 +107,7 @@ class CustomerPatchSchema(_Profile):
     pass
 
 
-class CustomerSchema(Schema):
-    id = fields.String(required=True)
-    full_name = fields.String(allow_none=True)
-    email = fields.String(allow_none=True)
-    phone = fields.String(allow_none=True)
-    birth_date = fields.String(allow_none=True)
-    address = fields.Nested(AddressSchema, allow_none=True)
-    gender = fields.String(allow_none=True)
+class CustomerSchema(_PersonOut):
     created_at = fields.String(required=True)
     updated_at = fields.String(required=True)
 

@@ -15,8 +15,8 @@ from ..domain import people
 from ..domain.customers import Customer
 from ..domain.datamap import CUSTOMER_PROFILE_FIELDS
 from .authorization import require
+from .pagination import keyset_page
 from .profiles import REQUIRED_CUSTOMER, clean_fields, not_found, open_row
-from .users import PAGE_MAX, decode_cursor, encode_cursor
 
 RESOURCE = "customer"
 
@@ -87,18 +87,10 @@ def search(uow: UnitOfWork, *, email: str | None, phone: str | None, limit: int,
             q = q.where(customers.c.phone_index == uow.personal.blind_index("phone", people.normalise_phone(phone)))
     except people.InvalidValue as exc:
         raise validation_error([field_error(exc.field, exc.message)], "The request query is invalid.") from None
-    limit = max(1, min(PAGE_MAX, int(limit)))
-    q = q.order_by(customers.c.created_at, customers.c.id).limit(limit + 1)
-    if cursor:
-        created_at, last_id = decode_cursor(cursor)
-        q = q.where(sa.or_(customers.c.created_at > created_at,
-                           sa.and_(customers.c.created_at == created_at, customers.c.id > last_id)))
-    rows = uow.conn.execute(q).all()
-    page = rows[:limit]
+    page, next_cursor = keyset_page(uow.conn, q, customers, limit, cursor)
     items = [view(uow, row, purpose="customer search" if (email or phone) else "customer list", action="list")
              for row in page]
-    return {"items": items,
-            "next_cursor": encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None}
+    return {"items": items, "next_cursor": next_cursor}
 
 
 def update(uow: UnitOfWork, customer_id: str, changes: dict, *, today: date) -> dict:

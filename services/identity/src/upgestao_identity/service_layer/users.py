@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import base64
-import json
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,10 +17,10 @@ from ..domain.photos import PhotoRejected, sanitize_photo
 from ..domain.users import User
 from . import sessions as session_cases
 from .authorization import require, require_actor, self_editable_fields
+from .pagination import keyset_page
 from .profiles import REQUIRED_USER, clean_fields, not_found, open_row
 
 RESOURCE = "user"
-PAGE_MAX = 100
 
 
 def view(uow: UnitOfWork, row, *, purpose: str, action: str = "read") -> dict[str, Any]:
@@ -86,32 +85,9 @@ def get(uow: UnitOfWork, user_id: str) -> dict:
 
 def list_page(uow: UnitOfWork, limit: int, cursor: str | None) -> dict:
     require(uow, "users.list", action="list", resource_type=RESOURCE)
-    limit = max(1, min(PAGE_MAX, int(limit)))
-    q = sa.select(users).order_by(users.c.created_at, users.c.id).limit(limit + 1)
-    if cursor:
-        created_at, last_id = decode_cursor(cursor)
-        q = q.where(sa.or_(users.c.created_at > created_at,
-                           sa.and_(users.c.created_at == created_at, users.c.id > last_id)))
-    rows = uow.conn.execute(q).all()
-    page = rows[:limit]
+    page, next_cursor = keyset_page(uow.conn, sa.select(users), users, limit, cursor)
     items = [view(uow, row, purpose="staff directory", action="list") for row in page]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
-
-
-def encode_cursor(created_at: datetime, last_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), last_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, last_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(created_at), str(last_id)
-    except (ValueError, TypeError):
-        raise validation_error([field_error("cursor", "is not a cursor this API returned")],
-                               "The request query is invalid.") from None
 
 
 def update_own(uow: UnitOfWork, changes: dict, *, today: date, minimum_age: int) -> dict:

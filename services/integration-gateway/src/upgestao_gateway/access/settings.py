@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from upgestao_kernel.config import ConfigError
+from upgestao_kernel.config import int_setting as _int
 
 from .keys import InvalidJwks, parse_jwks
 
@@ -57,19 +58,6 @@ def max_age_seconds(value: str) -> int:
     if match is None:
         raise ValueError(value)
     return int(match["n"]) * _UNIT_S[match["unit"]]
-
-
-def _int(environ: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(name, f"expected an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(name, f"must be between {lo} and {hi}, got {value}")
-    return value
 
 
 def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSettings:
