@@ -70,6 +70,7 @@ class _PersonOut(Schema):
 
 
 class UserSchema(_PersonOut):
+    job_title = fields.String(allow_none=True)
     role = fields.String(required=True)
     status = fields.String(required=True, metadata={"enum": ["active", "deactivated"]})
     has_photo = fields.Boolean(required=True)
