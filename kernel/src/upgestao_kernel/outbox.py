@@ -21,6 +21,9 @@ SECRET_HEADER = "upgestao-secret"
 WIPED_BODY = {"wiped": True}
 
 
+_INSERT = outbox.insert()
+
+
 def message_headers(context: RequestContext, **extra: str | None) -> dict[str, str]:
     """nameko-style headers, so consumers get the request context as context data."""
     data = {**context.to_context_data(), **{k: v for k, v in extra.items() if v is not None}}
@@ -37,14 +40,15 @@ def enqueue(
     headers: Mapping[str, str],
 ) -> None:
     conn.execute(
-        outbox.insert().values(
-            message_id=message_id,
-            exchange=exchange,
-            routing_key=routing_key,
-            body=dict(body),
-            headers=dict(headers),
-            created_at=utcnow(),
-        )
+        _INSERT,  # one statement object: compiled once, parameters per call
+        {
+            "message_id": message_id,
+            "exchange": exchange,
+            "routing_key": routing_key,
+            "body": dict(body),
+            "headers": dict(headers),
+            "created_at": utcnow(),
+        },
     )
 
 

@@ -171,7 +171,9 @@ class OutboxRelay:
                 log.warning("relay.publish_failed", error=type(exc).__name__, retry_in_s=backoff)
                 stop.wait(backoff)
                 continue
-            if published == 0:
+            if published < self.batch_size:
+                # A partial batch means the outbox is drained: wait for the next rows to gather
+                # (one batch per interval, not one round of queries and confirms per message).
                 idle = time.monotonic() - last_work > IDLE_AFTER_S
                 stop.wait(idle_interval if idle else self.poll_interval_s)
         self.close()

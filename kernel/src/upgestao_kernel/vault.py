@@ -183,6 +183,11 @@ def _check_ids(subject_id: str, field: str | None = None) -> None:
         raise VaultError("field must be a non-empty string")
 
 
+_KEY_ROW = sa.select(subject_keys.c.wrapped_key, subject_keys.c.master_kid, subject_keys.c.shredded_at).where(
+    subject_keys.c.subject_id == sa.bindparam("subject_id")
+)
+
+
 class Vault:
     def __init__(self, keyring: MasterKeyring, blind_index_key: bytes):
         self.keyring = keyring
@@ -191,10 +196,7 @@ class Vault:
     # key storage
 
     def _row(self, conn: Connection, subject_id: str) -> sa.Row | None:
-        return conn.execute(
-            sa.select(subject_keys.c.wrapped_key, subject_keys.c.master_kid, subject_keys.c.shredded_at)
-            .where(subject_keys.c.subject_id == subject_id)
-        ).first()
+        return conn.execute(_KEY_ROW, {"subject_id": subject_id}).first()
 
     def _data_key(self, conn: Connection, subject_id: str) -> bytes | None:
         """The subject's data key; None if shredded. VaultError if none exists."""

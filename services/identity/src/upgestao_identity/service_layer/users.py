@@ -29,8 +29,11 @@ def view(uow: UnitOfWork, row, *, purpose: str, action: str = "read") -> dict[st
             "has_photo": row.photo_id is not None, "created_at": row.created_at.isoformat()}
 
 
+_USER_ROW = sa.select(users).where(users.c.id == sa.bindparam("user_id"))
+
+
 def _row(uow: UnitOfWork, user_id: str):
-    return uow.conn.execute(sa.select(users).where(users.c.id == user_id)).first()
+    return uow.conn.execute(_USER_ROW, {"user_id": user_id}).first()
 
 
 def _email_taken(uow: UnitOfWork, email_index: str, except_id: str | None = None) -> bool:
