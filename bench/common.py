@@ -115,3 +115,8 @@ def bench_vhost(prefix: str = "upgestao-bench") -> Iterator[str]:
 
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def ratio(a: float, b: float) -> float | None:
+    """``a / b`` to three places (None when the baseline is zero)."""
+    return round(a / b, 3) if b else None

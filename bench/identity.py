@@ -58,8 +58,8 @@ from datetime import date
 from urllib.parse import urlsplit
 
 import bcrypt
-from common import PG_ADMIN, bench_vhost, env_float, env_int, log, median, percentile, result, write_result
-from loadgen import LoadResult, run_load, wrk_available
+from common import PG_ADMIN, bench_vhost, env_float, env_int, log, median, percentile, ratio, result, write_result
+from loadgen import run_load, wrk_available
 from upgestao_platform import SERVICE_NAMES, Platform, free_address
 
 SCENARIO = "identity"
@@ -187,19 +187,8 @@ def create_staff(base_url: str, admin_token: str, n: int) -> str:
 # -- measurements --------------------------------------------------------------------
 
 
-def summary(r: LoadResult) -> dict:
-    return {
-        "rps": round(r.rps, 1),
-        "p50_ms": round(r.p50_ms, 2),
-        "p99_ms": round(r.p99_ms, 2),
-        "requests": r.requests,
-        "non_2xx": r.non_2xx,
-        "errors": r.errors,
-    }
 
 
-def ratio(a: float, b: float) -> float | None:
-    return round(a / b, 3) if b else None
 
 
 def checked_load(base_url: str, path: str, connections: int, duration: float, kind: str, token: str | None = None):
@@ -464,7 +453,7 @@ def run() -> dict:
                 ping = checked_load(url, PING, c, duration, kind)
                 me = checked_load(url, ME, c, duration, kind, token)
                 platform.check_alive()
-                figures["me"][key], baseline["ping"][key] = summary(me), summary(ping)
+                figures["me"][key], baseline["ping"][key] = me.summary(), ping.summary()
                 ratios["me/ping"][key] = {
                     "rps": ratio(me.rps, ping.rps),
                     "p50": ratio(me.p50_ms, ping.p50_ms),
@@ -487,8 +476,8 @@ def run() -> dict:
             loop.check("login loops during GET /v1/me", logins)
             platform.check_alive()
             key = f"c{loaded_conns}"
-            baseline["me_quiet"] = {key: summary(quiet)}
-            figures["me_under_logins"] = {key: summary(loaded), "logins": logins}
+            baseline["me_quiet"] = {key: quiet.summary()}
+            figures["me_under_logins"] = {key: loaded.summary(), "logins": logins}
             ratios["me_under_logins/me_quiet"] = {
                 "p99": ratio(loaded.p99_ms, quiet.p99_ms),
                 "p50": ratio(loaded.p50_ms, quiet.p50_ms),

@@ -48,6 +48,17 @@ class LoadResult:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def summary(self) -> dict:
+        """The figures a result file keeps of one measurement."""
+        return {
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.p50_ms, 2),
+            "p99_ms": round(self.p99_ms, 2),
+            "requests": self.requests,
+            "non_2xx": self.non_2xx,
+            "errors": self.errors,
+        }
+
 
 def wrk_available() -> bool:
     return shutil.which("wrk") is not None

@@ -13,8 +13,8 @@ import os
 import tempfile
 import time
 
-from common import bench_vhost, env_float, log, result, write_result
-from loadgen import LoadResult, ceiling, run_load, wrk_available
+from common import bench_vhost, env_float, log, ratio, result, write_result
+from loadgen import ceiling, run_load, wrk_available
 from upgestao_platform import Platform, free_address
 
 SCENARIO = "ping"
@@ -22,19 +22,8 @@ ENDPOINT = "/v1/ping"
 BASELINE = "/healthz"
 
 
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 3) if b else None
 
 
-def _summary(r: LoadResult) -> dict:
-    return {
-        "rps": round(r.rps, 1),
-        "p50_ms": round(r.p50_ms, 2),
-        "p99_ms": round(r.p99_ms, 2),
-        "requests": r.requests,
-        "non_2xx": r.non_2xx,
-        "errors": r.errors,
-    }
 
 
 def run() -> dict:
@@ -63,11 +52,11 @@ def run() -> dict:
                     f"p99 {ping.p99_ms:7.2f} ms  errors {ping.errors + ping.non_2xx}"
                 )
                 platform.check_alive()
-                figures[key], baseline[key] = _summary(ping), _summary(base)
+                figures[key], baseline[key] = ping.summary(), base.summary()
                 ratios[key] = {
-                    "rps": _ratio(ping.rps, base.rps),
-                    "p50": _ratio(ping.p50_ms, base.p50_ms),
-                    "p99": _ratio(ping.p99_ms, base.p99_ms),
+                    "rps": ratio(ping.rps, base.rps),
+                    "p50": ratio(ping.p50_ms, base.p50_ms),
+                    "p99": ratio(ping.p99_ms, base.p99_ms),
                 }
                 loadgens.add(ping.loadgen)
     # The load generator alone, against a trivial server, after the platform is gone.
@@ -97,7 +86,7 @@ def run() -> dict:
         figures=figures,
         baseline=baseline,
         ratios=ratios,
-        loadgen_ceiling={f"c{top}": _summary(ceil)},
+        loadgen_ceiling={f"c{top}": ceil.summary()},
         notes=notes,
     )
 
