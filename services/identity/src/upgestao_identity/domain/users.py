@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from upgestao_kernel.errors import ServiceError
+from upgestao_kernel.errors import ServiceError, invalid_field
 from upgestao_kernel.events import Aggregate
 
 from .datamap import USER_PROFILE_FIELDS, sealable
@@ -22,8 +22,7 @@ DEACTIVATED = "deactivated"
 
 def _check_role(role: str) -> None:
     if role not in ROLE_NAMES:
-        raise ServiceError("validation-error", "The request body is invalid.", 422,
-                           {"errors": [{"field": "role", "message": f"must be one of {', '.join(ROLE_NAMES)}"}]})
+        raise invalid_field("role", f"must be one of {', '.join(ROLE_NAMES)}")
 
 
 class User(Aggregate):

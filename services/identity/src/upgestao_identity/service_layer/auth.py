@@ -9,6 +9,7 @@ case and raised by the entrypoint after the unit of work has committed.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,7 +122,7 @@ class Auth:
     settings: IdentitySettings
     now: Callable[[], datetime]
 
-    @property
+    @functools.cached_property
     def throttle(self) -> Throttle:
         return Throttle.from_settings(self.settings)
 

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from upgestao_kernel.errors import conflict, field_error, validation_error
+from upgestao_kernel.errors import conflict, field_error, not_found, validation_error
 from upgestao_kernel.events import new_id
 from upgestao_kernel.unit_of_work import UnitOfWork
 
@@ -16,7 +16,7 @@ from ..domain.customers import Customer
 from ..domain.datamap import CUSTOMER_PROFILE_FIELDS
 from .authorization import require
 from .pagination import keyset_page
-from .profiles import REQUIRED_CUSTOMER, clean_fields, not_found, open_row
+from .profiles import REQUIRED_CUSTOMER, clean_fields, open_row
 
 RESOURCE = "customer"
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from upgestao_kernel.errors import ServiceError, field_error, validation_error
+from upgestao_kernel.errors import field_error, validation_error
 from upgestao_kernel.unit_of_work import UnitOfWork, is_erased
 
 from ..domain import people
@@ -97,7 +97,3 @@ def open_row(uow: UnitOfWork, row, names: Iterable[str], *, resource_type: str, 
     opened = uow.personal.open(subject_id=row.id, resource_type=resource_type, resource_id=row.id,
                                sealed=sealed, purpose=purpose, action=action)
     return opened_to_view(opened)
-
-
-def not_found(what: str) -> ServiceError:
-    return ServiceError("not-found", f"No such {what}.", 404)

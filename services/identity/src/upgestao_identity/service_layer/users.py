@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from upgestao_kernel.errors import ServiceError, conflict, field_error, validation_error
+from upgestao_kernel.errors import ServiceError, conflict, field_error, not_found, validation_error
 from upgestao_kernel.events import new_id
 from upgestao_kernel.unit_of_work import UnitOfWork
 
@@ -18,7 +18,7 @@ from ..domain.users import User
 from . import sessions as session_cases
 from .authorization import require, require_actor, self_editable_fields
 from .pagination import keyset_page
-from .profiles import REQUIRED_USER, clean_fields, not_found, open_row
+from .profiles import REQUIRED_USER, clean_fields, open_row
 
 RESOURCE = "user"
 
