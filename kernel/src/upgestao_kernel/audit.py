@@ -44,6 +44,8 @@ class AuditRecordSchema(Schema):
     request_id = fields.String(allow_none=True)
     source_ip = fields.String(allow_none=True)
     outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+    # with whom the data was shared (action ``share``: an integration's id), R4.2
+    recipient = fields.String(allow_none=True, load_default=None)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class AuditRecord:
     request_id: str | None
     source_ip: str | None
     outcome: str = "success"
+    recipient: str | None = None
     audit_id: str = field(default_factory=new_id)
     occurred_at: datetime = field(default_factory=utcnow)
 
@@ -78,7 +81,7 @@ class AuditRecord:
             "resource_id": self.resource_id, "subject_id": self.subject_id, "fields": sorted(self.fields),
             "purpose": self.purpose, "actor_id": self.actor_id, "actor_role": self.actor_role,
             "request_id": self.request_id, "source_ip": self.source_ip, "outcome": self.outcome,
-            "audit_id": self.audit_id, "occurred_at": self.occurred_at.isoformat(),
+            "recipient": self.recipient, "audit_id": self.audit_id, "occurred_at": self.occurred_at.isoformat(),
         }
 
 
@@ -99,6 +102,7 @@ class AuditEmitter:
         fields: Iterable[str],
         purpose: str,
         outcome: str = "success",
+        recipient: str | None = None,
     ) -> AuditRecord:
         return AuditRecord(
             service=self.service,
@@ -113,6 +117,7 @@ class AuditEmitter:
             request_id=context.request_id,
             source_ip=context.source_ip,
             outcome=outcome,
+            recipient=recipient,
         )
 
     def emit(self, conn: Connection, context: RequestContext, record: AuditRecord) -> AuditRecord:

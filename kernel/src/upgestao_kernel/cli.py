@@ -105,7 +105,9 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
 
     try:
         settings = load_settings(definition.name, default_max_workers=definition.default_max_workers)
-        configure_logging(definition.name, settings.log_level)
+        # daemons log to stdout; a command's stdout is its output (JSON Lines, say): its logs go to stderr
+        configure_logging(definition.name, settings.log_level,
+                          sys.stdout if args.command in ("run", "relay") else sys.stderr)
         from .vault import load_keys
 
         keys = load_keys(settings, os.environ)

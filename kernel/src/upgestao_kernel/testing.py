@@ -153,6 +153,7 @@ def run_service(service_env, database_factory, monkeypatch) -> Iterator:
         started.append((container, proxy_ctx))
         return proxy
 
+    run.started = started  # (container, proxy context) pairs: a test may stop a service early
     yield run
     for container, proxy_ctx in reversed(started):
         proxy_ctx.stop()
