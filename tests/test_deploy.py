@@ -46,7 +46,8 @@ SERVICES = {
     "notifier": ("notifier", "upgestao_notifier"),
 }
 SHARED_SECRETS = ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "AMQP_URI")
-SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS"}  # one service's own key: identity signs access tokens
+# services' own keys: identity signs access tokens, privacy signs audit checkpoints
+SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS", "PRIVACY_AUDIT_SIGNING_KEY"}
 API_VERSIONS = {
     "Namespace": "v1",
     "ServiceAccount": "v1",
@@ -309,7 +310,8 @@ def test_containers_run_the_right_package_and_command(service):
 
 
 def _fake_secret(key: str) -> str:
-    if key in ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "IDENTITY_JWT_SIGNING_KEYS"):
+    if key in ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "IDENTITY_JWT_SIGNING_KEYS",
+               "PRIVACY_AUDIT_SIGNING_KEY"):
         return generate_key()
     if key == "AMQP_URI":
         return "amqp://user:password@rabbitmq:5672/upgestao"
@@ -346,6 +348,10 @@ def test_every_container_gets_the_production_configuration(name):
 
             assert load_signing_keys(settings, environ)
             assert load_identity_settings(settings, environ).bcrypt_cost >= 12
+        if service == "privacy" and container["name"] == "privacy":  # the service itself signs checkpoints
+            from upgestao_privacy.settings import load_audit_settings
+
+            assert len(load_audit_settings(settings, environ).signing_key) == 32
 
 
 def test_every_secret_key_is_used_and_every_used_key_is_templated():

@@ -2,8 +2,11 @@
 
 from upgestao_kernel.cli import ServiceDefinition
 
+from .commands import COMMANDS
+
 DEFINITION = ServiceDefinition(
     name="privacy",
     service_class="upgestao_privacy.service:PrivacyService",
     migrations="upgestao_privacy:migrations",
+    commands=COMMANDS,
 )

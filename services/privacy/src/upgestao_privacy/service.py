@@ -1,9 +1,58 @@
-"""nameko entrypoints of the privacy service (thin: no domain logic here)."""
+"""nameko entrypoints of the privacy service (thin: argument shapes, then the use cases).
 
-from upgestao_kernel.nameko_ext import Database, HealthRpc
+Owns the audit log (D3): ingest, checkpoints and the audit stream run in
+:class:`~.entrypoints.audit_log.AuditLogRunner`; compliance queries are RPCs
+(the gateway's ``/v1/audit`` routes), each needing ``audit.read`` and each
+audited as ``audit_query``.
+"""
+
+from __future__ import annotations
+
+from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
+
+from .entrypoints.audit_log import AuditLogRunner
+from .entrypoints.permissions import RolePermissions
+from .service_layer.audit_queries import AuditQueries
 
 
 class PrivacyService(HealthRpc):
     name = "privacy"
 
     db = Database()
+    audit_log = AuditLogRunner()
+    roles = RolePermissions()
+
+    def _queries(self) -> AuditQueries:
+        return AuditQueries(self.db.unit_of_work, self.roles.permissions_of, self.audit_log.signer)
+
+    @rpc
+    def audit_search(self, filters: dict | None = None, limit: int = 50, cursor: str | None = None) -> dict:
+        return self._queries().search(filters or {}, limit, cursor)
+
+    @rpc
+    def audit_subject_summary(self, subject_id: str) -> dict:
+        return self._queries().subject_summary(subject_id)
+
+    @rpc
+    def audit_checkpoint(self) -> dict:
+        return self._queries().checkpoint()
+
+    @rpc
+    def audit_public_key(self) -> dict:
+        return self._queries().public_key()
+
+    @rpc
+    def audit_inclusion_proof(self, seq: int, tree_size: int) -> dict:
+        return self._queries().inclusion_proof(seq, tree_size)
+
+    @rpc
+    def audit_consistency_proof(self, first: int, second: int) -> dict:
+        return self._queries().consistency_proof(first, second)
+
+    @rpc
+    def audit_export_start(self, from_: str | None = None, to: str | None = None) -> dict:
+        return self._queries().export_start(from_, to)
+
+    @rpc
+    def audit_export_records(self, start: int, end: int) -> list[dict]:
+        return self._queries().export_records(start, end)

@@ -1,0 +1,1 @@
+"""Adapters of the privacy service: its SQL tables and stores, the audit stream."""

@@ -1,0 +1,240 @@
+"""The audit log in SQL: append a batch (gap-free seqs, Merkle nodes), read it back.
+
+Appends lock the single ``audit_tree_head`` row, so any number of ingesting
+processes produce one gap-free sequence; the head keeps the tree's right
+border (:class:`~upgestao_privacy.domain.merkle.Frontier`) so an append costs
+O(log n) hashes and never reads old nodes. Every complete subtree an append
+finishes is stored once in ``audit_tree_nodes``: proofs read O(log n) of them
+in one query.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..domain.checkpoints import Checkpoint, CheckpointSigner
+from ..domain.leaves import leaf_for
+from ..domain.merkle import Frontier, MissingNode, NodeKey, leaf_hash
+from .tables import audit_checkpoints, audit_records, audit_stream_position, audit_tree_head, audit_tree_nodes
+
+HEAD_ID = 1
+
+# built once: these run for every batch / every proof
+_NODES = sa.select(audit_tree_nodes.c.level, audit_tree_nodes.c.idx, audit_tree_nodes.c.hash).where(
+    sa.tuple_(audit_tree_nodes.c.level, audit_tree_nodes.c.idx).in_(sa.bindparam("keys", expanding=True))
+)
+_HEAD = sa.select(audit_tree_head.c.tree_size, audit_tree_head.c.frontier).where(audit_tree_head.c.id == HEAD_ID)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+_KNOWN_IDS = sa.select(audit_records.c.audit_id).where(
+    audit_records.c.audit_id.in_(sa.bindparam("ids", expanding=True))
+)
+_UPDATE_HEAD = audit_tree_head.update().where(audit_tree_head.c.id == HEAD_ID).values(
+    tree_size=sa.bindparam("size"), frontier=sa.bindparam("frontier"), updated_at=sa.bindparam("now"))
+_LATEST_CHECKPOINT = sa.select(audit_checkpoints).order_by(audit_checkpoints.c.tree_size.desc()).limit(1)
+
+
+class SqlNodeSource:
+    """:class:`~upgestao_privacy.domain.merkle.NodeSource` over ``audit_tree_nodes``."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get_nodes(self, keys: Collection[NodeKey]) -> Mapping[NodeKey, bytes]:
+        if not keys:
+            return {}
+        found = {(row.level, row.idx): bytes(row.hash) for row in self.conn.execute(_NODES, {"keys": list(keys)})}
+        for key in keys:
+            if key not in found:
+                raise MissingNode(key)
+        return found
+
+
+@dataclass(frozen=True)
+class Head:
+    tree_size: int
+    frontier: Frontier
+
+
+@dataclass(frozen=True)
+class Appended:
+    seq: int
+    record: dict[str, Any]
+    leaf: str
+
+
+def read_head(conn: Connection, *, lock: bool = False) -> Head:
+    row = conn.execute(_HEAD_FOR_UPDATE if lock else _HEAD).one()
+    return Head(row.tree_size, Frontier.from_bytes(row.tree_size, bytes(row.frontier)))
+
+
+def append(conn: Connection, records: Sequence[Mapping[str, Any]], now: datetime) -> list[Appended]:
+    """Store ``records`` (validated wire dicts) after the current end of the log.
+
+    Records whose ``audit_id`` is already stored, or repeated in the batch,
+    are skipped: a redelivered record is stored once. Call inside a
+    transaction; the head row stays locked until it ends.
+    """
+    head = read_head(conn, lock=True)
+    fresh: dict[str, Mapping[str, Any]] = {}
+    for record in records:
+        fresh.setdefault(record["audit_id"], record)
+    if fresh:
+        known = {row.audit_id for row in conn.execute(_KNOWN_IDS, {"ids": list(fresh)})}
+        for audit_id in known:
+            del fresh[audit_id]
+    if not fresh:
+        return []
+    frontier = head.frontier
+    seq = head.tree_size
+    appended: list[Appended] = []
+    rows: list[dict[str, Any]] = []
+    nodes: list[dict[str, Any]] = []
+    for record in fresh.values():
+        leaf = leaf_for(record, seq)
+        for level, idx, digest in frontier.append(leaf_hash(leaf)):
+            nodes.append({"level": level, "idx": idx, "hash": digest})
+        text = leaf.decode("utf-8")
+        rows.append({
+            "seq": seq, "audit_id": record["audit_id"], "occurred_at": datetime.fromisoformat(record["occurred_at"]),
+            "service": record["service"], "action": record["action"], "resource_type": record["resource_type"],
+            "subject_id": record.get("subject_id"), "actor_id": record.get("actor_id"),
+            "request_id": record.get("request_id"), "outcome": record["outcome"], "leaf": text, "stored_at": now,
+        })
+        appended.append(Appended(seq, {**record, "seq": seq}, text))
+        seq += 1
+    conn.execute(audit_records.insert(), rows)
+    conn.execute(audit_tree_nodes.insert(), nodes)
+    conn.execute(_UPDATE_HEAD, {"size": frontier.size, "frontier": frontier.to_bytes(), "now": now})
+    return appended
+
+
+# -- checkpoints --------------------------------------------------------------------
+
+
+def _checkpoint(row) -> Checkpoint:
+    return Checkpoint(tree_size=row.tree_size, root_hash=bytes(row.root_hash), signed_at=row.signed_at,
+                      key_id=row.key_id, signature=bytes(row.signature))
+
+
+def latest_checkpoint(conn: Connection) -> Checkpoint | None:
+    row = conn.execute(_LATEST_CHECKPOINT).first()
+    return _checkpoint(row) if row is not None else None
+
+
+def checkpoints_between(conn: Connection, lo: int, hi: int) -> list[Checkpoint]:
+    """Checkpoints with ``lo < tree_size <= hi``, oldest first."""
+    rows = conn.execute(sa.select(audit_checkpoints).where(
+        audit_checkpoints.c.tree_size > lo, audit_checkpoints.c.tree_size <= hi,
+    ).order_by(audit_checkpoints.c.tree_size))
+    return [_checkpoint(row) for row in rows]
+
+
+def checkpoint_if_due(conn: Connection, signer: CheckpointSigner, now: datetime, *, every: int,
+                      force: bool = False) -> Checkpoint | None:
+    """Sign the current tree when ``every`` records arrived since the last checkpoint
+    (or, with ``force``, when any did). Takes the head lock: one signer at a time."""
+    head = read_head(conn, lock=True)
+    latest = latest_checkpoint(conn)
+    last_size = latest.tree_size if latest is not None else -1
+    grown = head.tree_size - max(last_size, 0)
+    if head.tree_size == last_size or (not force and grown < every):
+        return None
+    checkpoint = signer.sign(head.tree_size, head.frontier.root(), now)
+    conn.execute(audit_checkpoints.insert().values(
+        tree_size=checkpoint.tree_size, root_hash=checkpoint.root_hash, signed_at=checkpoint.signed_at,
+        key_id=checkpoint.key_id, signature=checkpoint.signature))
+    return checkpoint
+
+
+# -- reading records -------------------------------------------------------------------
+
+
+FILTER_COLUMNS = {
+    "subject_id": audit_records.c.subject_id,
+    "actor_id": audit_records.c.actor_id,
+    "action": audit_records.c.action,
+    "service": audit_records.c.service,
+    "resource_type": audit_records.c.resource_type,
+    "outcome": audit_records.c.outcome,
+    "request_id": audit_records.c.request_id,
+}
+
+
+def search(conn: Connection, filters: Mapping[str, Any], limit: int, before_seq: int | None) -> list[dict]:
+    """Records matching every filter, newest (highest seq) first, at most ``limit``."""
+    query = sa.select(audit_records.c.leaf)
+    for name, column in FILTER_COLUMNS.items():
+        if filters.get(name) is not None:
+            query = query.where(column == filters[name])
+    if filters.get("from") is not None:
+        query = query.where(audit_records.c.occurred_at >= filters["from"])
+    if filters.get("to") is not None:
+        query = query.where(audit_records.c.occurred_at < filters["to"])
+    if before_seq is not None:
+        query = query.where(audit_records.c.seq < before_seq)
+    query = query.order_by(audit_records.c.seq.desc()).limit(limit)
+    return [json.loads(row.leaf) for row in conn.execute(query)]
+
+
+def records_of_subject(conn: Connection, subject_id: str) -> Iterable[dict]:
+    rows = conn.execute(sa.select(audit_records.c.leaf).where(audit_records.c.subject_id == subject_id)
+                        .order_by(audit_records.c.seq))
+    for row in rows:
+        yield json.loads(row.leaf)
+
+
+def seq_range(conn: Connection, start: datetime | None, end: datetime | None) -> tuple[int, int] | None:
+    """The smallest seq range ``[first, end)`` holding every record that occurred in ``[start, end)``."""
+    query = sa.select(sa.func.min(audit_records.c.seq), sa.func.max(audit_records.c.seq))
+    if start is not None:
+        query = query.where(audit_records.c.occurred_at >= start)
+    if end is not None:
+        query = query.where(audit_records.c.occurred_at < end)
+    low, high = conn.execute(query).one()
+    return None if low is None else (int(low), int(high) + 1)
+
+
+def export_lines(conn: Connection, start: int, end: int) -> list[dict]:
+    """Records with ``start <= seq < end``, each with the leaf hash the tree holds for it
+    (read from the tree, not recomputed: the verifier compares the two)."""
+    leaves = audit_tree_nodes.alias("leaves")
+    rows = conn.execute(
+        sa.select(audit_records.c.seq, audit_records.c.leaf, leaves.c.hash)
+        .select_from(audit_records.outerjoin(leaves, sa.and_(leaves.c.level == 0,
+                                                              leaves.c.idx == audit_records.c.seq)))
+        .where(audit_records.c.seq >= start, audit_records.c.seq < end)
+        .order_by(audit_records.c.seq)
+    )
+    return [{"seq": row.seq, "leaf_hash": bytes(row.hash) if row.hash is not None else None,
+             "record": json.loads(row.leaf)} for row in rows]
+
+
+# -- the stream position ----------------------------------------------------------------
+
+
+def stream_position(conn: Connection, *, lock: bool = False) -> int | None:
+    """The next seq to put on the audit stream; ``None`` when another process holds the lock."""
+    query = sa.select(audit_stream_position.c.next_seq).where(audit_stream_position.c.id == HEAD_ID)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    row = conn.execute(query).first()
+    return None if row is None else int(row.next_seq)
+
+
+def set_stream_position(conn: Connection, next_seq: int, now: datetime) -> None:
+    conn.execute(audit_stream_position.update().where(audit_stream_position.c.id == HEAD_ID)
+                 .values(next_seq=next_seq, updated_at=now))
+
+
+def leaves_from(conn: Connection, start: int, limit: int) -> list[tuple[int, str, str]]:
+    """``(seq, audit_id, leaf)`` of up to ``limit`` records from ``start`` on."""
+    rows = conn.execute(sa.select(audit_records.c.seq, audit_records.c.audit_id, audit_records.c.leaf)
+                        .where(audit_records.c.seq >= start).order_by(audit_records.c.seq).limit(limit))
+    return [(row.seq, row.audit_id, row.leaf) for row in rows]

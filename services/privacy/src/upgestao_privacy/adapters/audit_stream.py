@@ -1,0 +1,162 @@
+"""The audit stream: every stored record, in seq order, on a RabbitMQ stream queue.
+
+Compliance tools replay it from any point (``x-stream-offset``: ``first``,
+``last``, ``next``, a numeric offset or a time). Retention is the queue's
+``x-max-age`` and ``x-max-length-bytes``. Each message body is the record's
+leaf (canonical JSON, with its ``seq``); the ``seq`` and ``leaf_hash``-free
+``audit_id`` travel as headers/properties too. A record can appear twice
+after a crash between the broker's confirm and the saved position: readers
+skip a seq they have seen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import IO
+
+import amqp
+from kombu import Connection
+
+from ..settings import AuditSettings
+
+
+def stream_arguments(settings: AuditSettings) -> dict:
+    return {"x-queue-type": "stream", "x-max-age": settings.stream_max_age,
+            "x-max-length-bytes": settings.stream_max_bytes}
+
+
+def declare_stream(channel, settings: AuditSettings) -> None:
+    channel.queue_declare(settings.stream_queue, durable=True, auto_delete=False,
+                          arguments=stream_arguments(settings))
+
+
+class StreamPublisher:
+    """Publishes batches to the stream with pipelined publisher confirms."""
+
+    def __init__(self, amqp_uri: str, settings: AuditSettings, confirm_timeout_s: float = 10.0) -> None:
+        self.amqp_uri = amqp_uri
+        self.settings = settings
+        self.confirm_timeout_s = confirm_timeout_s
+        self._connection: Connection | None = None
+        self._channel = None
+        self._pending: set[int] = set()
+        self._nacked = 0
+        self._tag = 0
+
+    def _ensure_channel(self):
+        if self._channel is None:
+            conn = Connection(self.amqp_uri)
+            conn.connect()
+            channel = conn.channel()
+            declare_stream(channel, self.settings)
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            channel.confirm_select()
+            self._connection, self._channel, self._tag = conn, channel, 0
+            self._pending.clear()
+        return self._channel
+
+    def _settle(self, tag: int, multiple: bool) -> int:
+        done = {t for t in self._pending if t <= tag} if multiple else {tag} & self._pending
+        self._pending -= done
+        return len(done)
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        self._settle(tag, multiple)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        self._nacked += self._settle(tag, multiple)
+
+    def publish(self, leaves: Sequence[tuple[int, str, str]]) -> None:
+        """Publish ``(seq, audit_id, leaf)``s; returns once the broker confirmed all, else raises."""
+        channel = self._ensure_channel()
+        self._nacked = 0
+        try:
+            for seq, audit_id, leaf in leaves:
+                message = amqp.Message(leaf.encode("utf-8"), content_type="application/json",
+                                       content_encoding="utf-8", delivery_mode=2, message_id=audit_id,
+                                       application_headers={"seq": seq})
+                channel.basic_publish(message, exchange="", routing_key=self.settings.stream_queue)
+                self._tag += 1
+                self._pending.add(self._tag)
+            deadline = time.monotonic() + self.confirm_timeout_s
+            while self._pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{len(self._pending)} stream publishes not confirmed")
+                try:
+                    self._connection.drain_events(timeout=remaining)
+                except TimeoutError:
+                    continue
+            if self._nacked:
+                raise RuntimeError(f"the broker refused {self._nacked} stream publishes")
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.release()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+        self._connection = self._channel = None
+        self._pending.clear()
+
+
+def parse_offset(text: str) -> str | int | datetime:
+    """``first``, ``last``, ``next``, a numeric offset, or an ISO-8601 time (with zone)."""
+    if text in ("first", "last", "next"):
+        return text
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--from: expected first, last, next, an offset or an ISO-8601 time, got {text!r}") from None
+    if when.tzinfo is None:
+        raise ValueError("--from: an ISO-8601 time needs a time zone (e.g. 2026-11-29T10:00:00Z)")
+    return when
+
+
+def tail(amqp_uri: str, settings: AuditSettings, offset: str | int | datetime, out: IO[str], *,
+         follow: bool = False, idle_timeout_s: float = 2.0, limit: int | None = None,
+         stop: Callable[[], bool] = lambda: False) -> int:
+    """Print the stream from ``offset`` as JSON Lines; returns how many records were printed.
+
+    Without ``follow`` it stops once no record arrived for ``idle_timeout_s``
+    (the stream is drained); with it, it waits for new records until ``stop()``.
+    """
+    printed = 0
+    with Connection(amqp_uri) as conn:
+        conn.connect()
+        channel = conn.channel()
+        declare_stream(channel, settings)
+        channel.basic_qos(0, 500, False)  # a stream consumer must set a prefetch
+
+        def on_message(message) -> None:
+            nonlocal printed
+            if limit is not None and printed >= limit:
+                return
+            body = message.body.decode("utf-8") if isinstance(message.body, bytes) else message.body
+            out.write(body + "\n")
+            printed += 1
+            channel.basic_ack(message.delivery_tag)
+
+        channel.basic_consume(settings.stream_queue, callback=on_message, no_ack=False,
+                              arguments={"x-stream-offset": offset})
+        last = time.monotonic()
+        while not stop() and (limit is None or printed < limit):
+            before = printed
+            try:
+                conn.drain_events(timeout=0.25)
+            except TimeoutError:
+                pass
+            if printed != before:
+                last = time.monotonic()
+            elif not follow and time.monotonic() - last >= idle_timeout_s:
+                break
+        out.flush()
+    return printed

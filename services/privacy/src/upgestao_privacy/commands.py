@@ -1,0 +1,66 @@
+"""Commands of the privacy service only: ``python -m upgestao_privacy audit <tail|verify|public-key>``.
+
+    audit tail --from first|last|next|<offset>|<ISO time> [--follow] [--limit N]
+        print the audit stream as JSON Lines (one stored record per line, with its seq)
+    audit verify --export FILE | --url GATEWAY --token T, with --public-key
+        check an export or the live log: signatures, root, inclusion and consistency proofs
+    audit public-key
+        print the checkpoint signing key (base64) for auditors
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from upgestao_kernel.cli import ServiceCommand
+
+
+def _configure_audit(parser: argparse.ArgumentParser) -> None:
+    from . import verify_command
+
+    sub = parser.add_subparsers(dest="audit_command", required=True)
+    tail = sub.add_parser("tail", help="print the audit stream as JSON Lines")
+    tail.add_argument("--from", dest="offset", default="first",
+                      help="first | last | next | a stream offset | an ISO-8601 time with zone (default: first)")
+    tail.add_argument("--follow", action="store_true", help="keep waiting for new records (until Ctrl-C)")
+    tail.add_argument("--limit", type=int, default=None, help="stop after this many records")
+    tail.add_argument("--idle-timeout", type=float, default=2.0,
+                      help="without --follow: stop once no record arrived for this many seconds (default 2)")
+    verify_command.configure(sub.add_parser("verify", help="verify an export file or the live log"))
+    sub.add_parser("public-key", help="print the checkpoint signing public key")
+
+
+def _audit(definition, settings, keys, args) -> int:
+    from .settings import load_audit_settings
+
+    audit = load_audit_settings(settings, signing_key=args.audit_command == "public-key")
+    if args.audit_command == "tail":
+        from .adapters.audit_stream import parse_offset, tail
+
+        try:
+            offset = parse_offset(args.offset)
+        except ValueError as exc:
+            print(f"audit tail: {exc}", file=sys.stderr)
+            return 2
+        try:
+            tail(settings.amqp_uri, audit, offset, sys.stdout, follow=args.follow,
+                 idle_timeout_s=args.idle_timeout, limit=args.limit)
+        except KeyboardInterrupt:
+            return 0
+        return 0
+    if args.audit_command == "public-key":
+        from .domain.checkpoints import CheckpointSigner
+
+        signer = CheckpointSigner(audit.signing_key)
+        print(signer.public_key_b64)
+        return 0
+    from . import verify_command
+
+    return verify_command.run(args)
+
+
+COMMANDS = {
+    "audit": ServiceCommand("the audit log: tail its stream, verify it, print its public key",
+                            _configure_audit, _audit),
+}

@@ -1,0 +1,1 @@
+"""nameko extensions of the privacy service (thin: they call the service layer)."""

@@ -1,0 +1,247 @@
+"""``AuditLogRunner``: the audit log's three background loops in the privacy service.
+
+* ingest: consumes ``privacy.audit-ingest`` (durable quorum queue bound to
+  the ``audit`` exchange), stores batches (:mod:`..service_layer.ingest`) and
+  acks them only after the commit; malformed records go to
+  ``privacy.audit-ingest.parked`` (confirmed) before being acked;
+* checkpoints: every ``checkpoint_interval_s`` the tree is signed if it grew;
+* stream: stored records go on the stream queue in seq order, the saved
+  position moving only after the broker confirmed them.
+
+The loops survive a broker or database outage: they back off and resume;
+unacked messages stay in the queue meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import amqp
+import eventlet
+import sqlalchemy as sa
+from eventlet.event import Event
+from kombu import Connection
+from nameko.extensions import DependencyProvider
+from upgestao_kernel.config import load_settings
+from upgestao_kernel.db import create_engine, green_postgres, read_only
+from upgestao_kernel.logging import get_logger
+from upgestao_kernel.topology import audit_exchange, consumer_queue, declare_publishing, parking_queue
+
+from ..adapters import audit_store
+from ..adapters.audit_stream import StreamPublisher
+from ..domain.checkpoints import CheckpointSigner
+from ..service_layer import ingest
+from ..settings import AuditSettings, load_audit_settings
+
+log = get_logger(__name__)
+
+INGEST_QUEUE = "privacy.audit-ingest"
+BATCH_WAIT_S = 0.02  # a partial batch is stored once no record arrived for this long
+ERROR_HEADER = "x-upgestao-error"
+
+
+def ingest_queue():
+    return consumer_queue(INGEST_QUEUE, audit_exchange(), ["audit.#"])
+
+
+def declare_ingest(channel) -> None:
+    declare_publishing(channel)
+    ingest_queue()(channel).declare()
+    parking_queue(INGEST_QUEUE)(channel).declare()
+
+
+class AuditLogRunner(DependencyProvider):
+    """Runs the loops; ``self.audit_log`` in a worker gives the signer and settings."""
+
+    def setup(self) -> None:
+        base = load_settings(self.container.service_name)
+        self.settings: AuditSettings = load_audit_settings(base)
+        self.signer = CheckpointSigner(self.settings.signing_key)
+        self.amqp_uri = self.container.config["AMQP_URI"]
+        if base.database_url.startswith("postgresql"):
+            green_postgres()
+        self.engine = create_engine(base.database_url, pool_size=3)
+        self._stopping = False
+        self._stored = Event()  # set when records were stored: the stream loop wakes at once
+        self._threads: list = []
+        with Connection(self.amqp_uri) as conn:
+            declare_ingest(conn.default_channel)
+
+    def start(self) -> None:
+        for loop in (self._ingest_loop, self._checkpoint_loop, self._stream_loop):
+            self._threads.append(self.container.spawn_managed_thread(loop, identifier=loop.__name__))
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake()
+        for thread in self._threads:
+            try:
+                thread.wait()
+            except Exception:  # noqa: BLE001 - a loop that died already logged why
+                pass
+        self.engine.dispose()
+
+    def kill(self) -> None:
+        self._stopping = True
+        for thread in self._threads:
+            thread.kill()
+
+    def get_dependency(self, worker_ctx) -> AuditLogRunner:
+        return self
+
+    def _wake(self) -> None:
+        if not self._stored.ready():
+            self._stored.send(True)
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            eventlet.sleep(min(0.1, deadline - time.monotonic()))
+
+    def _forever(self, name: str, step) -> None:
+        backoff = 0.5
+        while not self._stopping:
+            try:
+                step()
+                backoff = 0.5
+            except Exception as exc:  # noqa: BLE001 - broker or database trouble: back off, retry
+                log.error(f"audit.{name}_failed", error=type(exc).__name__, detail=str(exc)[:300])
+                self._sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    # -- ingest -------------------------------------------------------------------------------
+
+    def _ingest_loop(self) -> None:
+        self._forever("ingest", self._consume)
+
+    def _consume(self) -> None:
+        pending: list = []
+        with Connection(self.amqp_uri) as conn:
+            conn.connect()
+            channel = conn.channel()
+            declare_ingest(channel)
+            # malformed records are parked on a connection whose publishes wait for the broker's confirm
+            parking_conn = Connection(self.amqp_uri, transport_options={"confirm_publish": True})
+            parking = parking_conn.channel()
+            channel.basic_qos(0, self.settings.ingest_prefetch, False)
+            channel.basic_consume(INGEST_QUEUE, callback=pending.append, no_ack=False)
+            try:
+                while not self._stopping:
+                    try:
+                        conn.drain_events(timeout=BATCH_WAIT_S if pending else 0.5)
+                        if len(pending) < self.settings.ingest_batch:
+                            continue
+                    except TimeoutError:
+                        if not pending:
+                            continue
+                    batch, pending[:] = list(pending), []
+                    self._store(channel, parking, batch)
+            finally:
+                parking_conn.release()
+
+    def _store(self, channel, parking, messages: list) -> None:
+        records, malformed = [], []
+        for message in messages:
+            try:
+                records.append(ingest.parse(json.loads(message.body)))
+            except ValueError as exc:  # (json.JSONDecodeError is a ValueError)
+                malformed.append((message, exc))
+        for message, exc in malformed:
+            self._park(parking, message, exc)
+        if records:
+            try:
+                result = ingest.store(self.engine, records, self.signer,
+                                      checkpoint_every=self.settings.checkpoint_every)
+            except sa.exc.DBAPIError as exc:
+                if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError) or len(records) == 1:
+                    raise  # the database is away: nothing acked, everything redelivered later
+                result = self._store_one_by_one(parking, messages, records)
+            if result.stored:
+                self._wake()
+            log.debug("audit.stored", stored=len(result.stored), duplicates=result.duplicates,
+                      checkpoint=result.checkpoint.tree_size if result.checkpoint else None)
+        channel.basic_ack(messages[-1].delivery_tag, multiple=True)
+
+    def _store_one_by_one(self, parking, messages, records) -> ingest.IngestResult:
+        """A batch the database refused: find the record it refuses, park it, store the rest."""
+        by_id = {}
+        for message in messages:
+            try:
+                by_id[json.loads(message.body).get("audit_id")] = message
+            except (ValueError, AttributeError):
+                continue
+        total = ingest.IngestResult()
+        for record in records:
+            try:
+                result = ingest.store(self.engine, [record], self.signer,
+                                      checkpoint_every=self.settings.checkpoint_every)
+            except sa.exc.DBAPIError as exc:
+                if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
+                    raise
+                self._park(parking, by_id[record["audit_id"]], exc)
+                continue
+            total.stored.extend(result.stored)
+            total.duplicates += result.duplicates
+        return total
+
+    def _park(self, parking, message, exc: Exception) -> None:
+        headers = dict(message.properties.get("application_headers") or {})
+        headers[ERROR_HEADER] = f"{type(exc).__name__}: {exc}"[:1000]
+        parking.basic_publish(
+            amqp.Message(message.body, content_type=message.properties.get("content_type"),
+                         delivery_mode=2, message_id=message.properties.get("message_id"),
+                         application_headers=headers),
+            exchange="", routing_key=parking_queue(INGEST_QUEUE).name)  # confirm mode: waits for the ack
+        log.warning("audit.record_parked", message_id=message.properties.get("message_id"),
+                    error=type(exc).__name__)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def _checkpoint_loop(self) -> None:
+        def step() -> None:
+            self._sleep(self.settings.checkpoint_interval_s)
+            if not self._stopping:
+                ingest.sign_pending(self.engine, self.signer)
+
+        self._forever("checkpoint", step)
+
+    # -- stream --------------------------------------------------------------------------------------
+
+    def _stream_loop(self) -> None:
+        publisher = StreamPublisher(self.amqp_uri, self.settings)
+        try:
+            self._forever("stream", lambda: self._feed_stream(publisher))
+        finally:
+            publisher.close()
+
+    def _feed_stream(self, publisher: StreamPublisher) -> None:
+        published = self.feed_stream_once(publisher)
+        if published == 0 and not self._stopping:
+            self._stored = Event()
+            with eventlet.Timeout(1.0, False):
+                self._stored.wait()
+
+    def feed_stream_once(self, publisher: StreamPublisher) -> int:
+        """Publish the next batch of stored records to the stream; how many were published."""
+        now = datetime.now(UTC)
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as conn:  # the row lock makes one replica the publisher at a time
+                position = audit_store.stream_position(conn, lock=True)
+                if position is None:
+                    return 0
+                leaves = audit_store.leaves_from(conn, position, self.settings.stream_batch)
+                if leaves:
+                    publisher.publish(leaves)
+                    audit_store.set_stream_position(conn, leaves[-1][0] + 1, now)
+                return len(leaves)
+        with self.engine.connect() as conn:  # SQLite: one process; no write lock while publishing
+            with read_only(conn).begin():
+                position = audit_store.stream_position(conn)
+                leaves = audit_store.leaves_from(conn, position, self.settings.stream_batch)
+        if leaves:
+            publisher.publish(leaves)
+            with self.engine.begin() as conn:
+                audit_store.set_stream_position(conn, leaves[-1][0] + 1, now)
+        return len(leaves)

@@ -1,0 +1,49 @@
+"""``RolePermissions``: which permissions a role grants, asked of identity and cached.
+
+Roles are identity's data; privacy checks ``audit.read`` again after the
+gateway (defence in depth). The answer is cached ``CACHE_S`` seconds per
+process; when identity cannot answer, the caller gets 503 (never a guess).
+"""
+
+from __future__ import annotations
+
+import time
+
+from eventlet.semaphore import Semaphore
+from nameko.extensions import DependencyProvider
+from nameko.standalone.rpc import ClusterRpcProxy
+from upgestao_kernel.errors import ServiceError
+from upgestao_kernel.logging import get_logger
+
+log = get_logger(__name__)
+
+CACHE_S = 5.0
+TIMEOUT_S = 5.0
+
+
+class RolePermissions(DependencyProvider):
+    def setup(self) -> None:
+        self._lock = Semaphore()
+        self._roles: dict[str, frozenset[str]] = {}
+        self._expires = 0.0
+
+    def _fetch(self) -> dict[str, frozenset[str]]:
+        with ClusterRpcProxy(self.container.config, timeout=TIMEOUT_S) as cluster:
+            document = cluster.identity.role_permissions()
+        return {name: frozenset(perms) for name, perms in document["roles"].items()}
+
+    def permissions_of(self, role: str | None) -> frozenset[str]:
+        if time.monotonic() >= self._expires:
+            with self._lock:
+                if time.monotonic() >= self._expires:
+                    try:
+                        self._roles = self._fetch()
+                    except Exception as exc:  # noqa: BLE001 - identity away or too slow
+                        log.warning("privacy.role_permissions_unavailable", error=type(exc).__name__)
+                        raise ServiceError("service-unavailable", "Permissions cannot be checked right now.",
+                                           503) from None
+                    self._expires = time.monotonic() + CACHE_S
+        return self._roles.get(role or "", frozenset())
+
+    def get_dependency(self, worker_ctx) -> RolePermissions:
+        return self

@@ -1,0 +1,1 @@
+"""Use cases of the privacy service (no nameko here)."""

@@ -1,0 +1,276 @@
+"""Compliance queries on the audit log (D3, R4.2): search, a subject's summary,
+checkpoints, proofs and exports.
+
+Every query needs ``audit.read`` (checked here again after the gateway) and is
+itself audited as ``audit_query`` in the same transaction that reads: the
+log shows who looked at whom. Refusals are audited as denied.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from upgestao_kernel.audit import ACTIONS, OUTCOMES
+from upgestao_kernel.errors import ServiceError, field_error, validation_error
+from upgestao_kernel.unit_of_work import UnitOfWork
+
+from ..adapters import audit_store
+from ..domain import merkle
+from ..domain.checkpoints import Checkpoint, CheckpointSigner
+
+PERMISSION = "audit.read"
+RESOURCE = "audit_log"
+PURPOSE = "compliance"
+SEARCH_MAX = 500
+EXPORT_PAGE_MAX = 1000
+EXPORT_FORMAT = "upgestao-audit-export/v1"
+SYSTEM = "system"
+
+PermissionsOf = Callable[[str | None], frozenset[str]]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class AuditQueries:
+    def __init__(self, unit_of_work: Callable[[], UnitOfWork], permissions_of: PermissionsOf,
+                 signer: CheckpointSigner) -> None:
+        self._unit_of_work = unit_of_work
+        self._permissions_of = permissions_of
+        self.signer = signer
+
+    # -- access ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _open(self, *, subject_id: str | None = None, fields: tuple[str, ...] = (),
+              audited: bool = True) -> Iterator[UnitOfWork]:
+        """A unit of work for a permitted caller, the query audited in it; refused (403, audited) otherwise."""
+        with self._unit_of_work() as uow:
+            ctx = uow.context
+            allowed = (ctx.actor_id == SYSTEM and ctx.actor_role == SYSTEM) or (
+                bool(ctx.actor_id) and PERMISSION in self._permissions_of(ctx.actor_role))
+            if not allowed:
+                uow.deny(action="audit_query", resource_type=RESOURCE, resource_id=None, subject_id=subject_id,
+                         fields=fields, purpose="authorization")
+                raise ServiceError("forbidden", f"Your role does not grant {PERMISSION}.", 403,
+                                   {"permission": PERMISSION})
+            if audited:
+                uow.audit_access(action="audit_query", resource_type=RESOURCE, resource_id=None,
+                                 subject_id=subject_id, fields=fields, purpose=PURPOSE)
+            yield uow
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search(self, filters: Mapping[str, Any], limit: int = 50, cursor: str | None = None) -> dict:
+        clean = _filters(filters)
+        limit = _limit(limit)
+        before = _decode_cursor(cursor) if cursor else None
+        with self._open(subject_id=clean.get("subject_id"), fields=tuple(sorted(clean))) as uow:
+            items = audit_store.search(uow.conn, clean, limit + 1, before)
+        page = items[:limit]
+        next_cursor = _encode_cursor(page[-1]["seq"]) if len(items) > limit else None
+        return {"items": page, "next_cursor": next_cursor}
+
+    def subject_summary(self, subject_id: str) -> dict:
+        subject_id = _text("subject_id", subject_id, 64)
+        with self._open(subject_id=subject_id, fields=("subject_id",)) as uow:
+            records = list(audit_store.records_of_subject(uow.conn, subject_id))
+        return summarise(subject_id, records)
+
+    # -- tamper evidence --------------------------------------------------------------------
+
+    def checkpoint(self) -> dict:
+        with self._open() as uow:
+            checkpoint = audit_store.latest_checkpoint(uow.conn)
+            if checkpoint is None or checkpoint.tree_size < audit_store.read_head(uow.conn).tree_size:
+                checkpoint = audit_store.checkpoint_if_due(uow.conn, self.signer, datetime.now(UTC), every=1,
+                                                           force=True) or checkpoint
+        return checkpoint.to_dict()
+
+    def public_key(self) -> dict:
+        return {"algorithm": "Ed25519", "key_id": self.signer.key_id, "public_key": self.signer.public_key_b64}
+
+    def inclusion_proof(self, seq: int, tree_size: int) -> dict:
+        seq = _int("seq", seq, 0)
+        tree_size = _int("tree_size", tree_size, 1)
+        if seq >= tree_size:
+            raise validation_error([field_error("seq", "must be less than tree_size")], "The proof request is invalid.")
+        with self._open(fields=("seq", "tree_size")) as uow:
+            size = audit_store.read_head(uow.conn).tree_size
+            if tree_size > size:
+                raise validation_error([field_error("tree_size", f"the log holds {size} records")],
+                                       "The proof request is invalid.")
+            source = audit_store.SqlNodeSource(uow.conn)
+            leaf = source.get_nodes([(0, seq)])[(0, seq)]
+            path = merkle.inclusion_proof(seq, tree_size, source)
+        return {"seq": seq, "tree_size": tree_size, "leaf_hash": b64(leaf), "audit_path": [b64(h) for h in path]}
+
+    def consistency_proof(self, first: int, second: int) -> dict:
+        first = _int("first", first, 0)
+        second = _int("second", second, 1)
+        if first > second:
+            raise validation_error([field_error("first", "must not exceed second")], "The proof request is invalid.")
+        with self._open(fields=("first", "second")) as uow:
+            size = audit_store.read_head(uow.conn).tree_size
+            if second > size:
+                raise validation_error([field_error("second", f"the log holds {size} records")],
+                                       "The proof request is invalid.")
+            proof = merkle.consistency_proof(first, second, audit_store.SqlNodeSource(uow.conn))
+        return {"first": first, "second": second, "proof": [b64(h) for h in proof]}
+
+    # -- export -------------------------------------------------------------------------------
+
+    def export_start(self, from_: str | None = None, to: str | None = None) -> dict:
+        """The header of an export of ``[from, to)``: the seq range, a checkpoint covering it,
+        the proof tying the range to that checkpoint's root, and the checkpoints in between."""
+        start = _datetime("from", from_) if from_ else None
+        end = _datetime("to", to) if to else None
+        if start and end and start > end:
+            raise validation_error([field_error("from", "must not be after to")], "The export request is invalid.")
+        with self._open(fields=tuple(name for name, v in (("from", from_), ("to", to)) if v)) as uow:
+            head = audit_store.read_head(uow.conn)
+            if start is None and end is None:
+                span = (0, head.tree_size)
+            else:
+                span = audit_store.seq_range(uow.conn, start, end) or (head.tree_size, head.tree_size)
+            checkpoint = audit_store.latest_checkpoint(uow.conn)
+            if checkpoint is None or checkpoint.tree_size < span[1]:
+                checkpoint = audit_store.checkpoint_if_due(uow.conn, self.signer, datetime.now(UTC), every=1,
+                                                           force=True) or checkpoint
+            first, end_seq = span
+            proof = merkle.range_proof(first, end_seq, checkpoint.tree_size, audit_store.SqlNodeSource(uow.conn)) \
+                if end_seq > first else []
+            between = audit_store.checkpoints_between(uow.conn, first, end_seq)
+        return export_header(first, end_seq, checkpoint, between, proof, from_, to)
+
+    def export_records(self, start: int, end: int) -> list[dict]:
+        start = _int("start", start, 0)
+        end = _int("end", end, 0)
+        if not start <= end <= start + EXPORT_PAGE_MAX:
+            raise validation_error([field_error("end", f"must be within [start, start + {EXPORT_PAGE_MAX}]")],
+                                   "The export request is invalid.")
+        with self._open(audited=False) as uow:  # the export was audited once, at its start
+            lines = audit_store.export_lines(uow.conn, start, end)
+        for line in lines:
+            line["leaf_hash"] = b64(line["leaf_hash"]) if line["leaf_hash"] is not None else None
+        return lines
+
+
+def export_header(first: int, end_seq: int, checkpoint: Checkpoint, between: list[Checkpoint],
+                  proof: list[bytes], from_: str | None, to: str | None) -> dict:
+    return {
+        "format": EXPORT_FORMAT, "first_seq": first, "end_seq": end_seq, "tree_size": checkpoint.tree_size,
+        "checkpoint": checkpoint.to_dict(), "checkpoints": [c.to_dict() for c in between],
+        "range_proof": [b64(h) for h in proof], "from": from_, "to": to,
+        "exported_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+    }
+
+
+def summarise(subject_id: str, records: list[dict]) -> dict:
+    """Who accessed the subject's data, when, which fields, for what purpose; with whom it was shared."""
+    accesses: dict[tuple, dict] = {}
+    shares: dict[tuple, dict] = {}
+    denied = 0
+    for record in records:
+        if record["outcome"] != "success":
+            denied += 1
+            continue
+        if record["action"] == "share":
+            key = (record.get("recipient"), record["service"])
+            entry = shares.setdefault(key, {"recipient": key[0], "service": key[1], "fields": set(), "count": 0,
+                                            "first_at": record["occurred_at"], "last_at": record["occurred_at"]})
+        else:
+            key = (record.get("actor_id"), record.get("actor_role"), record["service"], record["resource_type"],
+                   record["action"], record["purpose"])
+            entry = accesses.setdefault(key, dict(zip(
+                ("actor_id", "actor_role", "service", "resource_type", "action", "purpose"), key, strict=True),
+                fields=set(), count=0, first_at=record["occurred_at"], last_at=record["occurred_at"]))
+        entry["fields"].update(record["fields"])
+        entry["count"] += 1
+        entry["first_at"] = min(entry["first_at"], record["occurred_at"])
+        entry["last_at"] = max(entry["last_at"], record["occurred_at"])
+    for entry in (*accesses.values(), *shares.values()):
+        entry["fields"] = sorted(entry["fields"])
+    by_recent = lambda e: e["last_at"]  # noqa: E731
+    return {
+        "subject_id": subject_id, "total_records": len(records), "denied_attempts": denied,
+        "accesses": sorted(accesses.values(), key=by_recent, reverse=True),
+        "shared_with": sorted(shares.values(), key=by_recent, reverse=True),
+    }
+
+
+# -- argument checks (the gateway validated already; RPC callers may not have) -------------
+
+
+def _invalid(name: str, message: str) -> ServiceError:
+    return validation_error([field_error(name, message)], "The audit query is invalid.")
+
+
+def _text(name: str, value: Any, limit: int) -> str:
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise _invalid(name, f"must be a non-empty string of at most {limit} characters")
+    return value
+
+
+def _int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _invalid(name, f"must be an integer >= {minimum}")
+    return value
+
+
+def _limit(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= SEARCH_MAX:
+        raise _invalid("limit", f"must be between 1 and {SEARCH_MAX}")
+    return value
+
+
+def _datetime(name: str, value: Any) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise _invalid(name, "must be an ISO-8601 date-time with a time zone")
+    return parsed.astimezone(UTC)
+
+
+def _filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    known = {*audit_store.FILTER_COLUMNS, "from", "to"}
+    clean: dict[str, Any] = {}
+    for name, value in (filters or {}).items():
+        if name not in known:
+            raise _invalid(name, "is not a filter of the audit log")
+        if value is None or value == "":
+            continue
+        if name in ("from", "to"):
+            clean[name] = _datetime(name, value)
+        else:
+            clean[name] = _text(name, value, 128)
+    if clean.get("action") and clean["action"] not in ACTIONS:
+        raise _invalid("action", f"must be one of {', '.join(ACTIONS)}")
+    if clean.get("outcome") and clean["outcome"] not in OUTCOMES:
+        raise _invalid("outcome", f"must be one of {', '.join(OUTCOMES)}")
+    if clean.get("from") and clean.get("to") and clean["from"] > clean["to"]:
+        raise _invalid("from", "must not be after to")
+    return clean
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before": seq}).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        value = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))["before"]
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _invalid("cursor", "is not a cursor this API returned")
+    return value

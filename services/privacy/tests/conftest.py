@@ -1,0 +1,161 @@
+"""Fixtures of the privacy service tests: the service on real RabbitMQ and PostgreSQL,
+a stand-in identity (role permissions only), a publisher of audit records and the
+outbox relay of privacy itself (its own ``audit_query`` records come back through it)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from kombu import Connection
+from nameko.rpc import rpc
+from upgestao_kernel.audit import AuditRecord
+from upgestao_kernel.db import create_engine
+from upgestao_kernel.relay import OutboxRelay
+from upgestao_kernel.testing import wait_for
+from upgestao_kernel.topology import AUDIT_EXCHANGE, audit_exchange, audit_routing_key, declare_publishing
+
+MIGRATIONS = "upgestao_privacy:migrations"
+DPO = {"actor_id": "00000000-0000-4000-8000-00000000d0d0", "actor_role": "dpo"}
+ATTENDANT = {"actor_id": "00000000-0000-4000-8000-00000000a77e", "actor_role": "attendant"}
+
+
+class FakeIdentity:
+    """Only what privacy asks of identity: which permissions each role grants."""
+
+    name = "identity"
+
+    @rpc
+    def role_permissions(self) -> dict:
+        return {"roles": {"dpo": ["audit.read"], "admin": ["users.read"], "attendant": []}}
+
+
+def audit_record(**over) -> dict:
+    """A valid wire-form audit record (what services publish on the ``audit`` exchange)."""
+    fields = {
+        "service": "identity", "action": "read", "resource_type": "user", "resource_id": str(uuid.uuid4()),
+        "subject_id": str(uuid.uuid4()), "fields": ("email", "full_name"), "purpose": "profile",
+        "actor_id": str(uuid.uuid4()), "actor_role": "admin", "request_id": uuid.uuid4().hex,
+        "source_ip": "203.0.113.9", "occurred_at": datetime.now(UTC),
+    }
+    fields.update(over)
+    return AuditRecord(**fields).to_message()
+
+
+class PrivacyHarness:
+    DPO = DPO
+    ATTENDANT = ATTENDANT
+    record = staticmethod(audit_record)
+
+    def __init__(self, run_service, service_env, database_url: str, config: dict) -> None:
+        self._run_service = run_service
+        self.env = service_env
+        self.database_url = database_url
+        self.config = config
+        self.engine = sa.create_engine(database_url)
+        self.amqp_uri = service_env["AMQP_URI"]
+        self.container = None
+        self._proxies: list = []
+        self._relay_stop: threading.Event | None = None
+
+    # -- processes --------------------------------------------------------------------------
+    def start(self):
+        from upgestao_privacy.service import PrivacyService
+
+        self.proxy = self._run_service(PrivacyService, None, database_url=self.database_url)
+        return self.proxy
+
+    def stop_service(self) -> None:
+        """Stop the privacy containers started so far (the queue keeps what arrives meanwhile)."""
+        for container, _ in self._run_service.started:
+            if container.service_name == "privacy":
+                container.stop()
+
+    def start_relay(self) -> None:
+        """Privacy's own outbox relay (its ``audit_query`` records go out through it)."""
+        stop = threading.Event()
+        relay = OutboxRelay(create_engine(self.database_url, pool_size=2), self.amqp_uri, services=["privacy"],
+                            poll_interval_s=0.05)
+        threading.Thread(target=relay.run, args=(stop,), daemon=True).start()
+        self._relay_stop = stop
+
+    def close(self) -> None:
+        if self._relay_stop is not None:
+            self._relay_stop.set()
+        for ctx in self._proxies:
+            ctx.stop()
+        self.engine.dispose()
+
+    def caller(self, context: dict, request_id: str | None = None):
+        from nameko.standalone.rpc import ServiceRpcProxy
+
+        data = dict(context)
+        if request_id:
+            data["request_id"] = request_id
+        ctx = ServiceRpcProxy("privacy", self.config, context_data=data, timeout=15)
+        self._proxies.append(ctx)
+        return ctx.start()
+
+    # -- audit records ------------------------------------------------------------------------
+    def publish(self, records: list[dict]) -> None:
+        with Connection(self.amqp_uri, transport_options={"confirm_publish": True}) as conn:
+            declare_publishing(conn.default_channel)
+            producer = conn.Producer()
+            for record in records:
+                producer.publish(record, exchange=audit_exchange(), routing_key=audit_routing_key(
+                    record["service"], record["action"]), message_id=record["audit_id"], delivery_mode=2,
+                    serializer="json")
+
+    def publish_raw(self, body: bytes, message_id: str) -> None:
+        with Connection(self.amqp_uri, transport_options={"confirm_publish": True}) as conn:
+            conn.Producer().publish(body, exchange=AUDIT_EXCHANGE, routing_key="audit.identity.read",
+                                    message_id=message_id, content_type="application/json",
+                                    content_encoding="utf-8", delivery_mode=2)
+
+    def scalar(self, sql: str):
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql)).scalar()
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM audit_records")).scalar_one()
+
+    def wait_count(self, n: int, timeout: float = 20.0) -> int:
+        wait_for(lambda: self.count() >= n, timeout=timeout)
+        return self.count()
+
+    def stored(self) -> list[dict]:
+        import json
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT seq, leaf FROM audit_records ORDER BY seq")).all()
+        return [{"seq": row.seq, **json.loads(row.leaf)} for row in rows]
+
+
+@pytest.fixture(name="audit_record")
+def audit_record_fixture():
+    """``audit_record(**over)``: a valid wire-form record."""
+    return audit_record
+
+
+@pytest.fixture
+def fake_identity(run_service, tmp_path):
+    return run_service(FakeIdentity, None, database_url=f"sqlite:///{tmp_path / 'identity.sqlite3'}")
+
+
+@pytest.fixture
+def privacy(run_service, service_env, database_factory, fake_identity, monkeypatch):
+    """The privacy service on a fresh PostgreSQL database, checkpoints every second."""
+    from upgestao_kernel.migrations import upgrade
+
+    monkeypatch.setenv("PRIVACY_AUDIT_CHECKPOINT_INTERVAL_S", "1")
+    url = database_factory("privacy")
+    upgrade(MIGRATIONS, url)
+    harness = PrivacyHarness(run_service, service_env, url,
+                             {"AMQP_URI": service_env["AMQP_URI"], "serializer": "json"})
+    harness.start()
+    yield harness
+    harness.close()

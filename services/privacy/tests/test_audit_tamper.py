@@ -1,0 +1,104 @@
+"""Tamper evidence end to end at the service: rows edited, deleted, reordered or
+truncated directly in PostgreSQL (by someone able to switch the append-only
+triggers off) are reported by the verifier, naming the first bad seq."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+from upgestao_kernel.testing import wait_for
+from upgestao_privacy.domain.checkpoints import decode_public_key
+from upgestao_privacy.domain.leaves import canonical_json
+from upgestao_privacy.domain.verification import verify_export
+
+RECORDS = 40
+
+
+@pytest.fixture
+def log(privacy):
+    privacy.publish([privacy.record(subject_id=f"subject-{i % 7}") for i in range(RECORDS)])
+    privacy.wait_count(RECORDS)
+    dpo = privacy.caller(privacy.DPO)
+    wait_for(lambda: dpo.audit_checkpoint()["tree_size"] == RECORDS)
+    privacy.dpo = dpo
+    privacy.public_key = decode_public_key(dpo.audit_public_key()["public_key"])
+    return privacy
+
+
+def export(privacy) -> list[str]:
+    """A full export through the RPCs the gateway's /v1/audit/export streams."""
+    header = privacy.dpo.audit_export_start(None, None)
+    lines = [json.dumps(header)]
+    for start in range(header["first_seq"], header["end_seq"], 1000):
+        page = privacy.dpo.audit_export_records(start, min(start + 1000, header["end_seq"]))
+        lines.extend(json.dumps(line) for line in page)
+    return lines
+
+
+def tamper(privacy, *statements: str | tuple[str, dict]) -> None:
+    with privacy.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE audit_records DISABLE TRIGGER USER"))
+        for statement in statements:
+            sql, params = statement if isinstance(statement, tuple) else (statement, {})
+            conn.execute(sa.text(sql), params)
+        conn.execute(sa.text("ALTER TABLE audit_records ENABLE TRIGGER USER"))
+
+
+def leaf(privacy, seq: int) -> dict:
+    with privacy.engine.connect() as conn:
+        return json.loads(conn.execute(sa.text("SELECT leaf FROM audit_records WHERE seq = :s"), {"s": seq}).scalar())
+
+
+def test_an_untampered_log_verifies(log):
+    report = verify_export(export(log), log.public_key)
+    assert report.ok, report.summary()
+    assert (report.first_seq, report.end_seq, report.records) == (0, RECORDS, RECORDS)
+
+
+def test_an_edited_record_is_named(log):
+    edited = {**leaf(log, 17), "actor_id": "someone-innocent"}
+    tamper(log, ("UPDATE audit_records SET leaf = :leaf, actor_id = 'someone-innocent' WHERE seq = 17",
+                 {"leaf": canonical_json(edited).decode()}))
+    report = verify_export(export(log), log.public_key)
+    assert not report.ok
+    assert report.first_bad_seq == 17
+    assert "edited" in {f.kind for f in report.findings}
+
+
+def test_a_deleted_record_is_named(log):
+    tamper(log, "DELETE FROM audit_records WHERE seq = 23")
+    report = verify_export(export(log), log.public_key)
+    assert not report.ok
+    assert report.first_bad_seq == 23
+    assert "missing" in {f.kind for f in report.findings}
+
+
+def test_reordered_records_are_named(log):
+    a, b = leaf(log, 9), leaf(log, 30)
+    # swap the two records' contents, each keeping its row's seq column and leaf seq: a silent reorder
+    swapped_a, swapped_b = {**b, "seq": 9}, {**a, "seq": 30}
+    tamper(log, ("UPDATE audit_records SET leaf = :leaf WHERE seq = 9", {"leaf": canonical_json(swapped_a).decode()}),
+           ("UPDATE audit_records SET leaf = :leaf WHERE seq = 30", {"leaf": canonical_json(swapped_b).decode()}))
+    report = verify_export(export(log), log.public_key)
+    assert not report.ok
+    assert report.first_bad_seq == 9
+    assert {f.seq for f in report.findings if f.kind in ("edited", "reordered")} == {9, 30}
+
+
+def test_swapped_seq_numbers_are_named(log):
+    tamper(log, "UPDATE audit_records SET seq = -1 WHERE seq = 12",
+           "UPDATE audit_records SET seq = 12 WHERE seq = 13",
+           "UPDATE audit_records SET seq = 13 WHERE seq = -1")
+    report = verify_export(export(log), log.public_key)
+    assert not report.ok
+    assert report.first_bad_seq == 12
+
+
+def test_a_truncated_log_is_named(log):
+    tamper(log, f"DELETE FROM audit_records WHERE seq >= {RECORDS - 5}")
+    report = verify_export(export(log), log.public_key)
+    assert not report.ok
+    assert report.first_bad_seq == RECORDS - 5
+    assert {f.kind for f in report.findings} & {"truncated", "missing"}
