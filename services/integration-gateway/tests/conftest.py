@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import json
 import socket
 import time
 import uuid
@@ -17,14 +18,15 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from eventlet.event import Event
 from marshmallow import Schema, fields, validate
 from nameko.containers import ServiceContainer
 from nameko.extensions import DependencyProvider
 from upgestao_gateway.auth import Principal, bearer_token
-from upgestao_gateway.bodies import BinaryResponse, RawBody
+from upgestao_gateway.bodies import BinaryResponse, RawBody, StreamResponse
 from upgestao_gateway.problems import Problem
 from upgestao_gateway.service import GatewayService
-from upgestao_gateway.web import Reply, route
+from upgestao_gateway.web import Reply, Stream, route
 from upgestao_kernel.config import env_prefix
 from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc
@@ -100,6 +102,19 @@ class EchoReply(Schema):
     tag = fields.List(fields.String())
 
 
+class StreamQuery(Schema):
+    lines = fields.Integer(load_default=3, validate=validate.Range(min=0))
+    endless = fields.Boolean(load_default=False)
+    fail_at = fields.Integer(load_default=-1)
+    per_chunk = fields.Integer(load_default=1, validate=validate.Range(min=1))
+
+
+class StreamEvents:
+    """What the /test/stream generators went through (shared with the tests)."""
+
+    closed = Event()
+
+
 class ItemSchema(Schema):
     item_id = fields.Integer(required=True)
 
@@ -112,16 +127,17 @@ PHOTO_LIMIT = 2 * 1024 * 1024
 class GatewayUnderTest(GatewayService):
     authenticator = TokenTable()
     readiness_timeout_s = 0.5
+    stream_events = StreamEvents
 
-    @route("POST", "/test/echo", body=EchoSchema, query=EchoQuery, response=EchoReply, status=201)
+    @route("POST", "/test/echo", personal_data=False, body=EchoSchema, query=EchoQuery, response=EchoReply, status=201)
     def echo(self, request, body, query):
         return {**body, **query, "unexpected": "dropped by the response schema"}
 
-    @route("GET", "/test/boom", response=ANY_OBJECT)
+    @route("GET", "/test/boom", personal_data=False, response=ANY_OBJECT)
     def boom(self, request):
         raise RuntimeError("secret-internal-detail")
 
-    @route("GET", "/test/items/<int:item_id>", response=ItemSchema, errors=(404,))
+    @route("GET", "/test/items/<int:item_id>", personal_data=False, response=ItemSchema, errors=(404,))
     def item(self, request, item_id):
         if item_id == 0:
             raise Problem("not-found", "No item 0.")
@@ -129,31 +145,56 @@ class GatewayUnderTest(GatewayService):
             return Reply({"item_id": 1}, status=202, headers={"Location": "/test/items/1"})
         return {"item_id": item_id}
 
-    @route("GET", "/test/context", response=ANY_OBJECT)
+    @route("GET", "/test/context", personal_data=False, response=ANY_OBJECT)
     def context(self, request):
         return self.rpc.probe.context()
 
-    @route("GET", "/test/private", auth="required", permission="private.read", response=ANY_OBJECT)
+    @route("GET", "/test/private", personal_data=False, auth="required", permission="private.read", response=ANY_OBJECT)
     def private(self, request):
         return {"actor_id": request.principal.actor_id, "downstream": self.rpc.probe.context()}
 
-    @route("GET", "/test/admin", auth="required", permission="admin.read", response=ANY_OBJECT)
+    @route("GET", "/test/admin", personal_data=False, auth="required", permission="admin.read", response=ANY_OBJECT)
     def admin(self, request):
         return {"ok": True}
 
-    @route("PUT", "/test/photo", body=RawBody(IMAGES, max_bytes=PHOTO_LIMIT), response=ANY_OBJECT)
+    @route("PUT", "/test/photo", personal_data=False, body=RawBody(IMAGES, max_bytes=PHOTO_LIMIT), response=ANY_OBJECT)
     def put_photo(self, request, body):
         return {"bytes": len(body), "type": request.mimetype, "head": body[:4].hex()}
 
-    @route("GET", "/test/photo", response=BinaryResponse(IMAGES, "The photo"))
+    @route("GET", "/test/photo", personal_data=False, response=BinaryResponse(IMAGES, "The photo"))
     def get_photo(self, request):
         return Response(b"\x89PNG\r\n\x1a\n", content_type="image/png")
 
-    @route("GET", "/test/slow", response=ANY_OBJECT, errors=(503,))
+    @route("GET", "/test/stream", personal_data=False, query=StreamQuery,
+           response=StreamResponse("application/x-ndjson", "Numbered lines"))
+    def stream(self, request, query):
+        def lines():
+            n = 0
+            try:
+                while query["endless"] or n < query["lines"]:
+                    if n == query["fail_at"]:
+                        raise RuntimeError("broken mid-stream")
+                    # an RPC per chunk: the worker's dependencies (and context) serve the whole stream
+                    context = self.rpc.probe.context()
+                    chunk = "".join(json.dumps({"n": n + i, "request_id": context.get("request_id")}) + "\n"
+                                    for i in range(query["per_chunk"]))
+                    n += query["per_chunk"]
+                    yield chunk
+            finally:
+                if query["endless"]:
+                    StreamEvents.closed.send(n)
+
+        return Stream(lines(), headers={"X-Stream": "yes"})
+
+    @route("GET", "/test/not-a-stream", personal_data=False, response=ANY_OBJECT)
+    def not_a_stream(self, request):
+        return Stream(iter(["a\n"]))
+
+    @route("GET", "/test/slow", personal_data=False, response=ANY_OBJECT, errors=(503,))
     def slow(self, request):
         return {"answer": self.rpc.call("probe", "sleep", 1.0, timeout=0.2)}
 
-    @route("GET", "/test/nowhere", response=ANY_OBJECT, errors=(503,))
+    @route("GET", "/test/nowhere", personal_data=False, response=ANY_OBJECT, errors=(503,))
     def nowhere(self, request):
         return {"answer": self.rpc.call("no-such-service", "health")}
 

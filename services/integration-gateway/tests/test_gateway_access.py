@@ -97,29 +97,30 @@ class JwtGateway(GatewayService):
     downstream_services = ("identity",)
     readiness_timeout_s = 1.0
 
-    @route("GET", "/test/me", auth="required", permission="profile.read", response=ANY_OBJECT)
+    @route("GET", "/test/me", personal_data=False, auth="required", permission="profile.read", response=ANY_OBJECT)
     def me(self, request):
         principal = request.principal
         return {"actor_id": principal.actor_id, "role": principal.role, "session_id": principal.session_id,
                 "permissions": sorted(principal.permissions), "expires_at": principal.expires_at.isoformat(),
                 "downstream": self.rpc.identity.context()}
 
-    @route("GET", "/test/users/<user_id>", auth="required", permission="users.read", response=ANY_OBJECT)
+    @route("GET", "/test/users/<user_id>", personal_data=True, auth="required", permission="users.read",
+           response=ANY_OBJECT)
     def user(self, request, user_id):
         return {"user_id": user_id}
 
-    @route("POST", "/test/users", auth="required", permission="users.create", body=NewUser, response=ANY_OBJECT,
-           status=201)
+    @route("POST", "/test/users", personal_data=True, auth="required", permission="users.create", body=NewUser,
+           response=ANY_OBJECT, status=201)
     def create_user(self, request, body):
         return {"created": True}
 
-    @route("GET", "/test/secret", auth="required", permission="profile.read", response=ANY_OBJECT)
+    @route("GET", "/test/secret", personal_data=False, auth="required", permission="profile.read", response=ANY_OBJECT)
     def secret(self, request):
         if not request.principal.can("profile.secret"):
             raise deny(self, request, "profile.secret")
         return {"secret": True}
 
-    @route("GET", "/test/throttled", response=ANY_OBJECT, errors=(429,))
+    @route("GET", "/test/throttled", personal_data=False, response=ANY_OBJECT, errors=(429,))
     def throttled(self, request):
         return self.rpc.identity.throttled()
 
@@ -371,7 +372,9 @@ def test_a_missing_permission_is_403_and_the_refusal_is_audited(platform, gatewa
         "purpose": "authorization", "outcome": "denied",
     }
     assert set(record) == {"audit_id", "occurred_at", "service", "actor_id", "actor_role", "action", "resource_type",
-                           "resource_id", "subject_id", "fields", "purpose", "request_id", "source_ip", "outcome"}
+                           "resource_id", "subject_id", "fields", "purpose", "request_id", "source_ip", "outcome",
+                           "recipient"}
+    assert record["recipient"] is None
 
 
 def test_a_refused_request_is_not_read_further(platform, gateway):

@@ -10,8 +10,11 @@ import re
 import socket
 import time
 
+import eventlet
 import pytest
+import requests
 import structlog
+from eventlet.event import Event
 from openapi_spec_validator import validate
 from upgestao_gateway.openapi import routes_of
 from upgestao_gateway.problems import PROBLEM_BASE
@@ -333,6 +336,64 @@ def test_a_binary_response_is_passed_through(client):
     assert response.content.startswith(b"\x89PNG")
 
 
+# -- streamed responses --------------------------------------------------------------------
+
+
+def test_a_stream_is_sent_chunk_by_chunk_from_the_routes_worker(client):
+    response = client.get("/test/stream?lines=300&per_chunk=7", headers={"X-Request-ID": "stream-request-01"},
+                          stream=True)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/x-ndjson"
+    assert response.headers["Transfer-Encoding"] == "chunked" and "Content-Length" not in response.headers
+    assert response.headers["X-Stream"] == "yes" and response.headers["X-Request-ID"] == "stream-request-01"
+    lines = [json.loads(line) for line in response.iter_lines()]
+    assert [line["n"] for line in lines] == list(range(301))
+    # every chunk made an RPC with the request's context: the worker lived for the whole stream
+    assert {line["request_id"] for line in lines} == {"stream-request-01"}
+    assert client.get("/healthz").status_code == 200  # and the connection is reusable
+
+
+def test_an_empty_stream_is_an_empty_body(client):
+    response = client.get("/test/stream?lines=0")
+    assert response.status_code == 200 and response.content == b""
+
+
+def test_a_stream_failing_before_its_first_chunk_is_an_ordinary_500(client):
+    assert_problem(client.get("/test/stream?fail_at=0"), 500, "internal-error", "/test/stream")
+
+
+def test_a_stream_failing_midway_is_cut_short_and_logged(client, json_logs):
+    response = client.get("/test/stream?lines=10&fail_at=4", headers={"X-Request-ID": "stream-request-02"},
+                          stream=True)
+    assert response.status_code == 200
+    received = []
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        for line in response.iter_lines():
+            received.append(json.loads(line)["n"])
+    assert received == [0, 1, 2, 3]  # what was produced before the failure, then no final chunk
+    logged = [line for line in json_logs() if line.get("event") == "http.stream_failed"]
+    assert len(logged) == 1 and logged[0]["request_id"] == "stream-request-02"
+    assert logged[0]["route"] == "/test/stream" and logged[0]["chunks"] == 4
+    assert "broken mid-stream" in logged[0]["exception"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_client_leaving_a_stream_ends_its_worker(platform, client):
+    events = platform.containers["gateway"].service_cls.stream_events
+    events.closed = Event()
+    response = client.get("/test/stream?endless=true", stream=True)
+    lines = response.iter_lines()
+    assert [json.loads(next(lines))["n"] for _ in range(3)] == [0, 1, 2]
+    response.close()
+    with eventlet.Timeout(10):
+        produced = events.closed.wait()
+    assert produced >= 3
+
+
+def test_a_stream_from_a_route_not_declared_streaming_is_a_500(client):
+    assert_problem(client.get("/test/not-a-stream"), 500, "internal-error", "/test/not-a-stream")
+
+
 def test_a_service_that_does_not_answer_in_time_is_503(client):
     started = time.monotonic()
     response = client.get("/test/slow")
@@ -431,6 +492,7 @@ def test_openapi_document_is_valid_and_documents_every_served_route(platform, cl
     for method_name, spec in routes_of(platform.containers["gateway"].service_cls):
         operation = doc["paths"][spec.template][spec.method.lower()]
         assert operation["operationId"] == method_name
+        assert operation["x-personal-data"] is spec.personal_data
         responses = operation["responses"]
         assert str(spec.status) in responses
         assert responses["500"]["content"]["application/problem+json"]["schema"] == problem_ref
@@ -450,6 +512,9 @@ def test_openapi_document_is_valid_and_documents_every_served_route(platform, cl
     assert put_photo["requestBody"]["content"] == {"image/jpeg": binary, "image/png": binary, "image/webp": binary}
     assert {"400", "413", "415"} <= set(put_photo["responses"]) and "422" not in put_photo["responses"]
     assert doc["paths"]["/test/photo"]["get"]["responses"]["200"]["content"]["image/png"] == binary
+    streamed = doc["paths"]["/test/stream"]["get"]["responses"]["200"]
+    assert streamed["content"] == {"application/x-ndjson": {"schema": {"type": "string"}}}
+    assert streamed["description"] == "Numbered lines"
 
     echo = doc["paths"]["/test/echo"]["post"]
     assert {p["name"] for p in echo["parameters"] if p.get("in") == "query"} == {"limit", "tag"}

@@ -201,27 +201,27 @@ class Thing(Schema):
 ])
 def test_route_declaration_mistakes_fail_at_import(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
-        @route("GET", "/x", **kwargs)
+        @route("GET", "/x", personal_data=False, **kwargs)
         def handler(self, request):
             pass
 
 
 def test_auth_required_without_a_permission_fails_at_declaration():
     with pytest.raises(ValueError, match="access is denied by default"):
-        @route("GET", "/v1/users", auth="required", response=Thing)
+        @route("GET", "/v1/users", personal_data=False, auth="required", response=Thing)
         def users(self, request):
             pass
 
 
 def test_route_declarations_record_the_permission_and_bodies():
-    entrypoint = GatewayRoute("PUT", "/v1/me/photo", auth="required", permission="profile.update",
+    entrypoint = GatewayRoute("PUT", "/v1/me/photo", personal_data=False, auth="required", permission="profile.update",
                               body=RawBody(["IMAGE/PNG"], max_bytes=10), response=BinaryResponse(("image/png",)))
     spec = entrypoint.spec
     assert spec.permission == "profile.update"
     assert spec.body.content_types == ("image/png",)
     assert spec.max_body_bytes == 10
     assert spec.error_statuses == [400, 401, 403, 413, 415, 500, 503]
-    assert GatewayRoute("GET", "/x", response=Thing).spec.max_body_bytes == 1 << 20
+    assert GatewayRoute("GET", "/x", personal_data=False, response=Thing).spec.max_body_bytes == 1 << 20
 
 
 @pytest.mark.parametrize("content_types, max_bytes", [
@@ -242,19 +242,19 @@ def test_raw_body_declaration_mistakes(content_types, max_bytes):
     ("DELETE", "/v1/addresses/<int:address_id>", "addresses.delete", "delete", "address"),
 ])
 def test_denials_are_audited_with_an_action_and_resource_type(method, path, permission, action, resource):
-    spec = GatewayRoute(method, path, auth="required", permission=permission, response=Thing).spec
+    spec = GatewayRoute(method, path, personal_data=False, auth="required", permission=permission, response=Thing).spec
     assert audit_action(spec) == action
     assert resource_type(permission) == resource
 
 
 def test_the_subject_of_a_denial_is_a_path_id():
-    spec = GatewayRoute("GET", "/v1/orgs/<org_id>/users/<user_id>", auth="required", permission="users.read",
-                        response=Thing).spec
+    spec = GatewayRoute("GET", "/v1/orgs/<org_id>/users/<user_id>", personal_data=True, auth="required",
+                        permission="users.read", response=Thing).spec
     assert subject_of(spec, {"org_id": "o-1", "user_id": "u-1"}) == "u-1"
-    spec = GatewayRoute("GET", "/v1/things/<int:thing_id>/<name>", auth="required", permission="things.read",
-                        response=Thing).spec
+    spec = GatewayRoute("GET", "/v1/things/<int:thing_id>/<name>", personal_data=False, auth="required",
+                        permission="things.read", response=Thing).spec
     assert subject_of(spec, {"thing_id": 7, "name": "x"}) == "7"
-    assert subject_of(GatewayRoute("GET", "/v1/me", auth="required", permission="profile.read",
+    assert subject_of(GatewayRoute("GET", "/v1/me", personal_data=False, auth="required", permission="profile.read",
                                    response=Thing).spec, {}) is None
     assert [singular(w) for w in ("status", "class", "boxes", "users", "me")] == ["status", "class", "box", "user",
                                                                                    "me"]
@@ -273,7 +273,7 @@ def test_a_handler_without_the_path_variables_fails_at_start():
     class Broken:
         name = "broken"
 
-        @route("GET", "/things/<int:thing_id>", response=Thing)
+        @route("GET", "/things/<int:thing_id>", personal_data=False, response=Thing)
         def thing(self, request):
             pass
 
@@ -284,7 +284,7 @@ def test_authenticated_routes_need_a_database_to_audit_refusals():
     class NoDatabase:
         name = "no-database"
 
-        @route("GET", "/things", auth="required", permission="things.read", response=Thing)
+        @route("GET", "/things", personal_data=False, auth="required", permission="things.read", response=Thing)
         def things(self, request):
             pass
 
@@ -295,11 +295,11 @@ def test_two_handlers_for_one_route_fail_at_start():
     class Twice:
         name = "twice"
 
-        @route("GET", "/things", response=Thing)
+        @route("GET", "/things", personal_data=False, response=Thing)
         def one(self, request):
             pass
 
-        @route("GET", "/things", response=Thing)
+        @route("GET", "/things", personal_data=False, response=Thing)
         def two(self, request):
             pass
 

@@ -7,6 +7,11 @@ route), an empty body is 400.
 
 ``response=BinaryResponse(("image/jpeg", "image/png"))`` documents a binary
 answer; the handler returns a werkzeug ``Response`` itself.
+
+``response=StreamResponse("application/x-ndjson", "One JSON object a line")``
+declares a streamed answer: the handler returns a
+:class:`~upgestao_gateway.web.Stream` of chunks, produced in the route's
+worker while they are sent (see :mod:`upgestao_gateway.web`).
 """
 
 from __future__ import annotations
@@ -41,3 +46,14 @@ class BinaryResponse:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "content_types", _content_types(self.content_types, "BinaryResponse"))
+
+
+@dataclass(frozen=True)
+class StreamResponse:
+    """A streamed answer of one media type (JSON Lines, say), sent as it is produced."""
+
+    content_type: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "content_type", _content_types((self.content_type,), "StreamResponse")[0])

@@ -4,6 +4,12 @@ Each handler shapes the request for one identity RPC and its answer for the
 client; identity decides (and audits) everything about personal data. Every
 authenticated route names the permission it needs (checked here first, and
 again by identity).
+
+``personal_data=True`` marks the routes that read or change a field of the
+data map (``GET /v1/data-map``): profiles, users, customers, photos, and the
+credentials and e-mail of the authentication routes; identity audits each
+success. Sessions, token refresh and logout carry ids and times only; roles
+and the data map are no one's data.
 """
 
 from __future__ import annotations
@@ -65,34 +71,34 @@ class IdentityRoutes:
 
     # -- authentication ------------------------------------------------------------
 
-    @route("POST", "/v1/auth/login", body=LoginSchema, response=TokenPairSchema, errors=(401, 403, 429, 503),
-           tags=AUTH, summary="Log in with e-mail and password")
+    @route("POST", "/v1/auth/login", personal_data=True, body=LoginSchema, response=TokenPairSchema,
+           errors=(401, 403, 429, 503), tags=AUTH, summary="Log in with e-mail and password")
     def login(self, request: GatewayRequest, body: dict) -> Reply:
         return _tokens(self.rpc.identity.login(body["email"], body["password"]))
 
-    @route("POST", "/v1/auth/refresh", body=RefreshSchema, response=TokenPairSchema, errors=(401, 503),
-           tags=AUTH, summary="Swap a refresh token for a new pair (the old one is spent)")
+    @route("POST", "/v1/auth/refresh", personal_data=False, body=RefreshSchema, response=TokenPairSchema,
+           errors=(401, 503), tags=AUTH, summary="Swap a refresh token for a new pair (the old one is spent)")
     def refresh(self, request: GatewayRequest, body: dict) -> Reply:
         return _tokens(self.rpc.identity.refresh(body["refresh_token"]))
 
-    @route("POST", "/v1/auth/logout", status=204, auth="required", permission="sessions.delete", errors=(503,),
-           tags=AUTH, summary="End the current session")
+    @route("POST", "/v1/auth/logout", personal_data=False, status=204, auth="required", permission="sessions.delete",
+           errors=(503,), tags=AUTH, summary="End the current session")
     def logout(self, request: GatewayRequest) -> None:
         self.rpc.identity.logout(request.principal.session_id)
         self.access.revoked_here([request.principal.session_id])
 
-    @route("GET", "/v1/auth/sessions", response=SessionListSchema, auth="required", permission="sessions.read",
-           errors=(503,), tags=AUTH, summary="List one's own active sessions")
+    @route("GET", "/v1/auth/sessions", personal_data=False, response=SessionListSchema, auth="required",
+           permission="sessions.read", errors=(503,), tags=AUTH, summary="List one's own active sessions")
     def list_sessions(self, request: GatewayRequest) -> dict:
         return self.rpc.identity.list_sessions(request.principal.session_id)
 
-    @route("DELETE", "/v1/auth/sessions/<uuid:session_id>", status=204, auth="required",
+    @route("DELETE", "/v1/auth/sessions/<uuid:session_id>", personal_data=False, status=204, auth="required",
            permission="sessions.delete", errors=(404, 503), tags=AUTH, summary="End one of one's own sessions")
     def delete_session(self, request: GatewayRequest, session_id) -> None:
         self.rpc.identity.delete_session(str(session_id))
         self.access.revoked_here([str(session_id)])
 
-    @route("POST", "/v1/auth/password", body=PasswordChangeSchema, response=PasswordChangedSchema,
+    @route("POST", "/v1/auth/password", personal_data=True, body=PasswordChangeSchema, response=PasswordChangedSchema,
            auth="required", permission="password.change", errors=(503,), tags=AUTH,
            summary="Change one's password (every other session ends)")
     def change_password(self, request: GatewayRequest, body: dict) -> dict:
@@ -101,14 +107,14 @@ class IdentityRoutes:
         self.access.revoked_here(answer.get("revoked_session_ids"))
         return answer
 
-    @route("POST", "/v1/auth/password-reset", body=PasswordResetRequestSchema, response=AcceptedSchema,
-           status=202, errors=(503,), tags=AUTH,
+    @route("POST", "/v1/auth/password-reset", personal_data=True, body=PasswordResetRequestSchema,
+           response=AcceptedSchema, status=202, errors=(503,), tags=AUTH,
            summary="Ask for a password-reset e-mail (always accepted, whether or not the e-mail is known)")
     def request_password_reset(self, request: GatewayRequest, body: dict) -> dict:
         self.rpc.identity.request_password_reset(body["email"])
         return {"status": "accepted"}
 
-    @route("POST", "/v1/auth/password-reset/confirm", body=PasswordResetConfirmSchema, status=204,
+    @route("POST", "/v1/auth/password-reset/confirm", personal_data=True, body=PasswordResetConfirmSchema, status=204,
            errors=(400, 503), tags=AUTH, summary="Set a new password with a reset token (single use, 1 hour)")
     def confirm_password_reset(self, request: GatewayRequest, body: dict) -> None:
         answer = self.rpc.identity.confirm_password_reset(body["token"], body["new_password"])
@@ -116,13 +122,13 @@ class IdentityRoutes:
 
     # -- own profile ------------------------------------------------------------------
 
-    @route("GET", "/v1/me", response=UserSchema, auth="required", permission="profile.read", errors=(503,),
-           tags=PEOPLE, summary="One's own profile")
+    @route("GET", "/v1/me", personal_data=True, response=UserSchema, auth="required", permission="profile.read",
+           errors=(503,), tags=PEOPLE, summary="One's own profile")
     def me(self, request: GatewayRequest) -> dict:
         return self.rpc.identity.me()
 
-    @route("PATCH", "/v1/me", body=MePatchSchema, response=UserSchema, auth="required", permission="profile.update",
-           errors=(409, 503), tags=PEOPLE,
+    @route("PATCH", "/v1/me", personal_data=True, body=MePatchSchema, response=UserSchema, auth="required",
+           permission="profile.update", errors=(409, 503), tags=PEOPLE,
            summary="Edit one's own profile (fields the role allows; others need a correction request: 403 "
                    "correction-required)")
     def update_me(self, request: GatewayRequest, body: dict) -> dict:
@@ -130,47 +136,47 @@ class IdentityRoutes:
 
     # -- staff users ------------------------------------------------------------------
 
-    @route("POST", "/v1/users", body=UserCreateSchema, response=UserSchema, status=201, auth="required",
-           permission="users.create", errors=(409, 503), tags=PEOPLE, summary="Create a staff user")
+    @route("POST", "/v1/users", personal_data=True, body=UserCreateSchema, response=UserSchema, status=201,
+           auth="required", permission="users.create", errors=(409, 503), tags=PEOPLE, summary="Create a staff user")
     def create_user(self, request: GatewayRequest, body: dict) -> Reply:
         user = self.rpc.identity.create_user(body)
         return Reply(user, headers={"Location": f"/v1/users/{user['id']}"})
 
-    @route("GET", "/v1/users", query=PageQuerySchema, response=UserPageSchema, auth="required",
+    @route("GET", "/v1/users", personal_data=True, query=PageQuerySchema, response=UserPageSchema, auth="required",
            permission="users.list", errors=(503,), tags=PEOPLE, summary="List staff users (cursor pagination)")
     def list_users(self, request: GatewayRequest, query: dict) -> dict:
         return self.rpc.identity.list_users(query["limit"], query.get("cursor"))
 
-    @route("GET", "/v1/users/<uuid:user_id>", response=UserSchema, auth="required", permission="users.read",
-           errors=(404, 503), tags=PEOPLE, summary="A staff user")
+    @route("GET", "/v1/users/<uuid:user_id>", personal_data=True, response=UserSchema, auth="required",
+           permission="users.read", errors=(404, 503), tags=PEOPLE, summary="A staff user")
     def get_user(self, request: GatewayRequest, user_id) -> dict:
         return self.rpc.identity.get_user(str(user_id))
 
-    @route("PATCH", "/v1/users/<uuid:user_id>", body=UserPatchSchema, response=UserSchema, auth="required",
-           permission="users.update", errors=(404, 409, 503), tags=PEOPLE,
+    @route("PATCH", "/v1/users/<uuid:user_id>", personal_data=True, body=UserPatchSchema, response=UserSchema,
+           auth="required", permission="users.update", errors=(404, 409, 503), tags=PEOPLE,
            summary="Edit a staff user, including the role (a role change ends the user's sessions)")
     def update_user(self, request: GatewayRequest, user_id, body: dict) -> dict:
         answer = self.rpc.identity.update_user(str(user_id), body)
         self.access.revoked_here(answer.get("revoked_session_ids"))
         return answer["user"]
 
-    @route("POST", "/v1/users/<uuid:user_id>/deactivate", response=UserStatusSchema, auth="required",
-           permission="users.deactivate", errors=(404, 409, 503), tags=PEOPLE,
+    @route("POST", "/v1/users/<uuid:user_id>/deactivate", personal_data=True, response=UserStatusSchema,
+           auth="required", permission="users.deactivate", errors=(404, 409, 503), tags=PEOPLE,
            summary="Deactivate a staff user (every session ends at once)")
     def deactivate_user(self, request: GatewayRequest, user_id) -> dict:
         answer = self.rpc.identity.deactivate_user(str(user_id))
         self.access.revoked_here(answer.get("revoked_session_ids"))
         return answer
 
-    @route("PUT", "/v1/users/<uuid:user_id>/photo", body=RawBody(PHOTO_TYPES, MAX_PHOTO_BYTES), response=PhotoSchema,
-           auth="required", permission="profile.update", errors=(404, 409, 503), tags=PEOPLE,
+    @route("PUT", "/v1/users/<uuid:user_id>/photo", personal_data=True, body=RawBody(PHOTO_TYPES, MAX_PHOTO_BYTES),
+           response=PhotoSchema, auth="required", permission="profile.update", errors=(404, 409, 503), tags=PEOPLE,
            summary="Upload a profile photo (JPEG, PNG or WebP, ≤ 2 MiB; metadata stripped). One's own needs "
                    "profile.update and the role's self-editable 'photo'; another user's needs users.update")
     def put_photo(self, request: GatewayRequest, user_id, body: bytes) -> dict:
         return self.rpc.identity.set_photo(str(user_id), base64.b64encode(body).decode("ascii"))
 
-    @route("GET", "/v1/users/<uuid:user_id>/photo", response=BinaryResponse(PHOTO_TYPES), auth="required",
-           permission="profile.read", errors=(404, 503), tags=PEOPLE,
+    @route("GET", "/v1/users/<uuid:user_id>/photo", personal_data=True, response=BinaryResponse(PHOTO_TYPES),
+           auth="required", permission="profile.read", errors=(404, 503), tags=PEOPLE,
            summary="A profile photo (one's own needs profile.read; another user's needs users.read)")
     def get_photo(self, request: GatewayRequest, user_id) -> Response:
         photo = self.rpc.identity.get_photo(str(user_id))
@@ -179,45 +185,46 @@ class IdentityRoutes:
 
     # -- customers --------------------------------------------------------------------
 
-    @route("POST", "/v1/customers", body=CustomerCreateSchema, response=CustomerSchema, status=201,
+    @route("POST", "/v1/customers", personal_data=True, body=CustomerCreateSchema, response=CustomerSchema, status=201,
            auth="required", permission="customers.create", errors=(409, 503), tags=CUSTOMERS,
            summary="Create a customer (an e-mail or a phone is required; duplicates refused)")
     def create_customer(self, request: GatewayRequest, body: dict) -> Reply:
         customer = self.rpc.identity.create_customer(body)
         return Reply(customer, headers={"Location": f"/v1/customers/{customer['id']}"})
 
-    @route("GET", "/v1/customers", query=CustomerQuerySchema, response=CustomerPageSchema, auth="required",
-           permission="customers.list", errors=(503,), tags=CUSTOMERS,
+    @route("GET", "/v1/customers", personal_data=True, query=CustomerQuerySchema, response=CustomerPageSchema,
+           auth="required", permission="customers.list", errors=(503,), tags=CUSTOMERS,
            summary="List customers, or find them by exact e-mail or phone")
     def list_customers(self, request: GatewayRequest, query: dict) -> dict:
         return self.rpc.identity.list_customers(query.get("email"), query.get("phone"), query["limit"],
                                                 query.get("cursor"))
 
-    @route("GET", "/v1/customers/<uuid:customer_id>", response=CustomerSchema, auth="required",
+    @route("GET", "/v1/customers/<uuid:customer_id>", personal_data=True, response=CustomerSchema, auth="required",
            permission="customers.read", errors=(404, 503), tags=CUSTOMERS, summary="A customer")
     def get_customer(self, request: GatewayRequest, customer_id) -> dict:
         return self.rpc.identity.get_customer(str(customer_id))
 
-    @route("PATCH", "/v1/customers/<uuid:customer_id>", body=CustomerPatchSchema, response=CustomerSchema,
-           auth="required", permission="customers.update", errors=(404, 409, 503), tags=CUSTOMERS,
-           summary="Edit a customer")
+    @route("PATCH", "/v1/customers/<uuid:customer_id>", personal_data=True, body=CustomerPatchSchema,
+           response=CustomerSchema, auth="required", permission="customers.update", errors=(404, 409, 503),
+           tags=CUSTOMERS, summary="Edit a customer")
     def update_customer(self, request: GatewayRequest, customer_id, body: dict) -> dict:
         return self.rpc.identity.update_customer(str(customer_id), body)
 
     # -- roles and the data map ------------------------------------------------------------
 
-    @route("GET", "/v1/roles", response=RoleListSchema, auth="required", permission="roles.read", errors=(503,),
-           tags=ROLES, summary="Roles, their permissions and self-editable fields")
+    @route("GET", "/v1/roles", personal_data=False, response=RoleListSchema, auth="required", permission="roles.read",
+           errors=(503,), tags=ROLES, summary="Roles, their permissions and self-editable fields")
     def list_roles(self, request: GatewayRequest) -> dict:
         return self.rpc.identity.list_roles()
 
-    @route("PUT", "/v1/roles/<any(admin,supervisor,attendant,dpo):name>", body=RoleUpdateSchema,
+    @route("PUT", "/v1/roles/<any(admin,supervisor,attendant,dpo):name>", personal_data=False, body=RoleUpdateSchema,
            response=RoleSchema, auth="required", permission="roles.update", errors=(404, 503), tags=ROLES,
            summary="Change a role's permissions and self-editable fields")
     def update_role(self, request: GatewayRequest, name: str, body: dict) -> dict:
         return self.rpc.identity.update_role(name, body["permissions"], body["self_editable_fields"])
 
-    @route("GET", "/v1/data-map", response=DataMapSchema, auth="required", permission="datamap.read",
-           errors=(503,), tags=ROLES, summary="The personal-data map: every personal field and its category (R1.1)")
+    @route("GET", "/v1/data-map", personal_data=False, response=DataMapSchema, auth="required",
+           permission="datamap.read", errors=(503,), tags=ROLES,
+           summary="The personal-data map: every personal field and its category (R1.1)")
     def data_map(self, request: GatewayRequest) -> dict:
         return self.rpc.identity.data_map()

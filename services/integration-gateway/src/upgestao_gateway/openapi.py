@@ -1,7 +1,10 @@
 """The OpenAPI 3.0.3 document, generated from the route declarations.
 
 Routes are found on the service class the same way nameko finds them, so a
-route that is served is a route that is documented.
+route that is served is a route that is documented. Each operation carries
+its route's declarations as extensions: ``x-permission`` (the permission an
+authenticated route needs) and ``x-personal-data`` (whether it reads or
+changes a person's data, so each successful call is audited).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from .bodies import BinaryResponse, RawBody
+from .bodies import BinaryResponse, RawBody, StreamResponse
 from .problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
 from .schemas import ProblemSchema
 from .web import JSON_CONTENT_TYPE, REQUEST_ID_HEADER, GatewayRoute, RouteSpec
@@ -74,6 +77,7 @@ def _operation(method_name: str, spec: RouteSpec) -> dict[str, Any]:
     if spec.auth == "required":
         operation["security"] = [{"bearerAuth": []}]
         operation["x-permission"] = spec.permission
+    operation["x-personal-data"] = spec.personal_data
     parameters: list[Any] = ["RequestId"]
     if spec.query is not None:
         parameters.append({"in": "query", "schema": spec.query})
@@ -92,6 +96,10 @@ def _operation(method_name: str, spec: RouteSpec) -> dict[str, Any]:
         if spec.response.description:
             success["description"] = spec.response.description
         success["content"] = {content_type: {"schema": dict(_BINARY)} for content_type in spec.response.content_types}
+    elif isinstance(spec.response, StreamResponse):
+        if spec.response.description:
+            success["description"] = spec.response.description
+        success["content"] = {spec.response.content_type: {"schema": dict(_STRING)}}
     elif spec.status != 204:
         success["content"] = {JSON_CONTENT_TYPE: {"schema": spec.response}}
     operation["responses"][str(spec.status)] = _with_request_id(success)

@@ -13,6 +13,7 @@ from nameko.dependency_providers import Config
 from upgestao_kernel.nameko_ext import Database, HealthRpc
 
 from .access import Access, JwtAuthentication
+from .audit_routes import AuditRoutes
 from .auth import Authenticator, AuthenticatorFactory
 from .identity_routes import IdentityRoutes
 from .openapi import openapi_document
@@ -27,7 +28,7 @@ DOWNSTREAM_SERVICES = ("identity", "messaging", "privacy", "notifier")
 OPERATIONS = ("operations",)
 
 
-class GatewayService(IdentityRoutes, HealthRpc):
+class GatewayService(IdentityRoutes, AuditRoutes, HealthRpc):
     name = "gateway"
 
     db = Database()
@@ -40,12 +41,12 @@ class GatewayService(IdentityRoutes, HealthRpc):
     readiness_timeout_s = 2.0
     downstream_services = DOWNSTREAM_SERVICES
 
-    @route("GET", "/healthz", response=HealthSchema, tags=OPERATIONS,
+    @route("GET", "/healthz", personal_data=False, response=HealthSchema, tags=OPERATIONS,
            summary="Liveness: the process answers (no I/O)")
     def healthz(self, request: GatewayRequest) -> dict:
         return {"status": "ok"}
 
-    @route("GET", "/readyz", response=ReadySchema, errors=(503,), tags=OPERATIONS,
+    @route("GET", "/readyz", personal_data=False, response=ReadySchema, errors=(503,), tags=OPERATIONS,
            summary="Readiness: the broker, the gateway's database and every service answer")
     def readyz(self, request: GatewayRequest) -> dict:
         timeout_s = self.readiness_timeout_s
@@ -66,13 +67,13 @@ class GatewayService(IdentityRoutes, HealthRpc):
     def _health_of(self, service: str, timeout_s: float) -> None:
         expect_healthy(self.rpc.call(service, "health", timeout=timeout_s))
 
-    @route("GET", "/v1/ping", response=PingSchema, errors=(503,), tags=OPERATIONS,
+    @route("GET", "/v1/ping", personal_data=False, response=PingSchema, errors=(503,), tags=OPERATIONS,
            summary="One RPC round trip through the platform")
     def ping(self, request: GatewayRequest) -> dict:
         answer = self.rpc.identity.ping()
         return {"pong": True, "service": answer["service"], "request_id": request.request_id}
 
-    @route("GET", "/v1/openapi.json", response={"type": "object"}, tags=OPERATIONS,
+    @route("GET", "/v1/openapi.json", personal_data=False, response={"type": "object"}, tags=OPERATIONS,
            summary="This OpenAPI document")
     def openapi(self, request: GatewayRequest) -> dict:
         return openapi_document(type(self))

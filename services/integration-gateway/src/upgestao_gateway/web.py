@@ -5,9 +5,15 @@ the URL map, the request guards (auth, permission, body size, content type,
 JSON, validation) and the OpenAPI document (:mod:`upgestao_gateway.openapi`)::
 
     @route("POST", "/v1/things", body=NewThingSchema, response=ThingSchema, status=201,
-           auth="required", permission="things.create", errors=(409, 503), summary="Create a thing")
+           auth="required", permission="things.create", personal_data=False, errors=(409, 503),
+           summary="Create a thing")
     def create_thing(self, request, body):
         return self.rpc.things.create(**body)
+
+Every route says whether it reads or changes a person's data
+(``personal_data=True|False``, required; the OpenAPI operation shows it as
+``x-personal-data``): such a route must leave an audit record of each
+successful call, which the end-to-end tests check route by route.
 
 Access is denied by default: an ``auth="required"`` route must name the
 permission it needs. Authentication (401) happens before the worker; the
@@ -19,7 +25,9 @@ A handler receives the :class:`GatewayRequest` (``request.request_id``,
 ``body`` schema, or ``bytes`` for a :class:`~upgestao_gateway.bodies.RawBody`)
 and ``query=`` (the loaded ``query`` schema) when declared.
 It returns the payload (dumped through ``response`` and answered with
-``status``), a :class:`Reply` for another status or extra headers, or raises a
+``status``), a :class:`Reply` for another status or extra headers, a
+:class:`Stream` (a route declared with a
+:class:`~upgestao_gateway.bodies.StreamResponse`), or raises a
 :class:`~upgestao_gateway.problems.Problem`. Anything else it raises is
 logged with its traceback and answered as a generic 500 problem.
 """
@@ -28,12 +36,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import json
 import re
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from logging import getLogger
@@ -42,6 +51,7 @@ from typing import Any
 import eventlet
 from eventlet import wsgi
 from eventlet.event import Event
+from eventlet.queue import Empty, Full, LightQueue
 from marshmallow import Schema, ValidationError
 from marshmallow import fields as ma_fields
 from nameko.exceptions import ConfigurationError, ContainerBeingKilled
@@ -56,7 +66,7 @@ from werkzeug.wrappers import Request, Response
 from .access.control import AccessControl
 from .access.denials import deny
 from .auth import Authenticator, AuthenticatorFactory, NoAuthenticator, Principal
-from .bodies import BinaryResponse, RawBody
+from .bodies import BinaryResponse, RawBody, StreamResponse
 from .problems import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -106,6 +116,21 @@ class Reply:
 
     payload: Any = None
     status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The answer of a route declared with ``response=StreamResponse(...)``.
+
+    ``chunks`` (bytes or str; a generator, typically) is iterated in the
+    route's worker *after* the status and headers are sent, so the worker's
+    dependencies (``self.rpc``) still serve it. An exception while iterating
+    is logged and ends the transfer abruptly (no final chunk): the client sees
+    a truncated body, never a well-formed one that merely stops early.
+    """
+
+    chunks: Iterable[bytes | str]
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -263,12 +288,14 @@ class RouteSpec:
 
     method: str
     path: str  # werkzeug rule, e.g. /v1/things/<uuid:thing_id>
+    personal_data: bool  # reads or changes a person's data: each success is audited (x-personal-data)
     auth: str = "none"
     permission: str | None = None  # "<resource>.<action>", required with auth="required"
     body: Schema | RawBody | None = None
     query: Schema | None = None
-    # a Schema, a JSON schema for the docs only, or a BinaryResponse (the handler returns a Response)
-    response: Schema | Mapping[str, Any] | BinaryResponse | None = None
+    # a Schema, a JSON schema for the docs only, a BinaryResponse (the handler returns a Response)
+    # or a StreamResponse (the handler returns a Stream)
+    response: Schema | Mapping[str, Any] | BinaryResponse | StreamResponse | None = None
     status: int = 200
     summary: str = ""
     description: str = ""
@@ -316,6 +343,7 @@ class GatewayRoute(HttpRequestHandler):
         method: str,
         path: str,
         *,
+        personal_data: bool | None = None,
         auth: str = "none",
         permission: str | None = None,
         body: Any = None,
@@ -333,6 +361,9 @@ class GatewayRoute(HttpRequestHandler):
             raise ValueError(f"route method must be one of {', '.join(METHODS)}, got {method!r}")
         if auth not in AUTH_MODES:
             raise ValueError(f"route auth must be one of {', '.join(AUTH_MODES)}, got {auth!r}")
+        if not isinstance(personal_data, bool):
+            raise ValueError(f"route {method} {path} must declare personal_data=True or False: does it read or "
+                             f"change a person's data (then each success must be audited)? got {personal_data!r}")
         if "roles" in kwargs:
             raise ValueError("route roles= is gone: declare the permission the route needs (permission='users.read')")
         if auth == "required" and permission is None:
@@ -344,12 +375,12 @@ class GatewayRoute(HttpRequestHandler):
             raise ValueError(f"route permission must look like 'users.read', got {permission!r}")
         if body is not None and method in ("GET", "DELETE"):
             raise ValueError(f"{method} routes take no body")
-        if not isinstance(response, Mapping | BinaryResponse):
+        if not isinstance(response, Mapping | BinaryResponse | StreamResponse):
             response = _schema(response, "response")
         if response is None and status != 204:
             raise ValueError(f"route {method} {path} must declare its response (or status=204)")
         self.spec = RouteSpec(
-            method=method, path=path, auth=auth, permission=permission,
+            method=method, path=path, personal_data=personal_data, auth=auth, permission=permission,
             body=body if isinstance(body, RawBody) else _schema(body, "body"),
             query=_schema(query, "query"), response=response, status=status, summary=summary,
             description=description, tags=tuple(tags), errors=tuple(errors),
@@ -421,16 +452,45 @@ class GatewayRoute(HttpRequestHandler):
     def handle_result(self, done: Event, worker_ctx, result, exc_info):
         """Runs in the worker's green thread: turn the outcome into a response."""
         request = worker_ctx.args[0]
+        pipe = chunks = None
         try:
             if exc_info is not None:
                 response = problem_response(problem_from_exception(exc_info[1]), request)
+            elif isinstance(result, Stream):
+                try:
+                    response, pipe, chunks = self.stream_response(request, result)
+                except Exception as exc:  # before anything is sent: an ordinary error answer
+                    response = problem_response(problem_from_exception(exc), request)
             else:
                 response = self.response_from_result(request, result)
         except Exception:
             log.error("http.response_failed", route=self.spec.template, exc_info=True)
             response = problem_response(internal_error(), request)
         done.send(response)
+        if pipe is not None:  # still in the worker: its dependencies are torn down after this
+            pipe.feed(chunks, getattr(result.chunks, "close", None), route=self.spec.template,
+                      request_id=request.request_id)
         return result, exc_info
+
+    def stream_response(self, request: GatewayRequest, stream: Stream) -> tuple[Response, _Pipe, Iterator]:
+        """The response of a :class:`Stream`, once its first chunk is produced (a failure before it is
+        answered as any handler error); the pipe to feed and the remaining chunks."""
+        if not isinstance(self.spec.response, StreamResponse):
+            raise TypeError(f"{self.spec.method} {self.spec.path} returned a Stream but does not declare "
+                            "response=StreamResponse(...)")
+        chunks = iter(stream.chunks)
+        try:
+            first = next(chunks)
+        except StopIteration:
+            pass
+        else:
+            chunks = itertools.chain((first,), chunks)
+        pipe = _Pipe()
+        # each chunk goes out as it comes (eventlet would otherwise hold back writes under 4 KiB)
+        request.environ["eventlet.minimum_write_chunk_size"] = 0
+        response = Response(pipe, status=self.spec.status, headers=dict(stream.headers),
+                            content_type=self.spec.response.content_type)
+        return response, pipe, chunks
 
     def response_from_result(self, request: GatewayRequest, result: Any) -> Response:
         if isinstance(result, Response):
@@ -504,6 +564,94 @@ class GatewayRoute(HttpRequestHandler):
             return schema.load(data)
         except ValidationError as exc:
             raise validation_failed(exc, "query") from None
+
+
+_END = object()
+
+
+class _Pipe:
+    """Chunks of a :class:`Stream` from the route's worker to the HTTP connection.
+
+    The worker (:meth:`feed`) waits while the client is slow (a few chunks are
+    held at most) and gives up once the connection is done with the response
+    (:meth:`close`, called by the WSGI server). The connection's side is the
+    WSGI response body (iterating this object).
+    """
+
+    max_chunks = 4
+    poll_s = 1.0
+    idle_timeout_s = 120.0  # the worker produced nothing for this long: end the transfer
+
+    def __init__(self) -> None:
+        self._queue: LightQueue = LightQueue(self.max_chunks)
+        self.closed = False  # the connection is done with the response (sent, or the client left)
+        self.finished = False  # the worker produced its last chunk (or failed)
+        self.failed = False
+
+    # -- the worker's side
+
+    def feed(self, chunks: Iterable[bytes | str], close: Callable[[], Any] | None = None, **log_context: Any) -> None:
+        """Send ``chunks`` (then call ``close``, the source's, if given), in the worker."""
+        count = 0
+        try:
+            for chunk in chunks:
+                data = chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
+                if data and not self._put(data):  # the client went away, or stopped reading
+                    self.failed = True
+                    log.info("http.stream_abandoned", chunks=count, **log_context)
+                    return
+                count += 1
+        except Exception:
+            self.failed = True
+            log.error("http.stream_failed", chunks=count, **log_context, exc_info=True)
+        finally:
+            try:
+                if close is not None:
+                    close()  # a generator left early runs its cleanup now, in the worker
+            except Exception:
+                log.error("http.stream_close_failed", **log_context, exc_info=True)
+            self.finished = True
+            try:
+                self._queue.put_nowait(_END)
+            except Full:  # the connection sees `finished` once it has taken what is queued
+                pass
+
+    def _put(self, data: bytes) -> bool:
+        waited = 0.0
+        while not self.closed and waited < self.idle_timeout_s:  # (a connection that died unseen)
+            try:
+                self._queue.put(data, timeout=self.poll_s)
+                return True
+            except Full:
+                waited += self.poll_s
+        return False
+
+    # -- the connection's side (the WSGI response body)
+
+    def __iter__(self):
+        idle = 0.0
+        while True:
+            try:
+                item = self._queue.get(timeout=self.poll_s)
+            except Empty:
+                if self.finished:
+                    break
+                idle += self.poll_s
+                if idle >= self.idle_timeout_s:
+                    log.error("http.stream_stalled", idle_s=idle)
+                    self.failed = True
+                    break
+                continue
+            if item is _END:
+                break
+            idle = 0.0
+            yield item
+        if self.failed:
+            # End the transfer without its final chunk: the client must see a truncated body.
+            wsgi.WSGI_LOCAL.already_handled = True
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def _reject_constant(name: str) -> Any:
