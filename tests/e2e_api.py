@@ -1,9 +1,11 @@
 """A small HTTP client of the gateway for end-to-end tests: log in, act as someone,
-create staff users of any role."""
+create staff users of any role, wait for an access to reach the audit log."""
 
 from __future__ import annotations
 
 import itertools
+import re
+import time
 import uuid
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -107,3 +109,58 @@ class Api:
         assert response.status_code == 201, response.text
         user = response.json()
         return user, self.tokens(payload["email"], payload["password"])
+
+
+# -- the audit log (GET /v1/audit, as a dpo) ------------------------------------------------
+
+AUDIT_TIMEOUT_S = 20.0  # outbox relay -> RabbitMQ -> privacy's ingest: usually well under a second
+_NOT_ID = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def new_request_id(label: str) -> str:
+    """A unique, well-formed X-Request-ID that says what it was for (``label`` is tidied)."""
+    return f"e2e-{_NOT_ID.sub('-', label).strip('-')[:60]}-{uuid.uuid4().hex[:12]}"
+
+
+def audit_matches(record: dict, expected: dict) -> bool:
+    """``record`` has every ``expected`` value; ``fields`` is a subset check."""
+    for key, value in expected.items():
+        if key == "fields":
+            if not set(value) <= set(record.get("fields") or ()):
+                return False
+        elif record.get(key) != value:
+            return False
+    return True
+
+
+def create_user(api: Api, admin_token: str, role: str = "attendant", **over) -> dict:
+    """A staff user created by an admin, without logging in (bcrypt is slow: log in only when needed)."""
+    response = api.post("/v1/users", admin_token, json=staff_payload(role, **over))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def audit_search(api: Api, token: str, **params) -> dict:
+    response = api.get("/v1/audit", token, params=params)
+    assert response.status_code == 200, f"GET /v1/audit?{params}: {response.status_code} {response.text}"
+    return response.json()
+
+
+def wait_for_audit(api: Api, token: str, expected: dict, *, what: str, timeout: float = AUDIT_TIMEOUT_S,
+                   **params) -> dict:
+    """The first record of ``GET /v1/audit?<params>`` (newest first) matching ``expected``, polled until
+    ``timeout``: audit records reach the log asynchronously. Fails naming ``what`` and what was found."""
+    deadline = time.monotonic() + timeout
+    items: list[dict] = []
+    while True:
+        items = audit_search(api, token, limit=500, **params)["items"]
+        for record in items:
+            if audit_matches(record, expected):
+                return record
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)
+    found = [{k: r.get(k) for k in ("seq", "service", "action", "resource_type", "subject_id", "actor_id",
+                                     "fields", "outcome", "request_id")} for r in items[:10]]
+    raise AssertionError(f"no audit record for {what} within {timeout}s: expected {expected} in "
+                         f"GET /v1/audit?{params}; found {len(items)}: {found}")

@@ -41,6 +41,20 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("PATCH", "/v1/customers/{customer_id}"): (200, 200, 403, 200),
     ("GET", "/v1/roles"): (403, 403, 200, 200),
     ("PUT", "/v1/roles/{name}"): (403, 403, 403, 200),
+    # the audit log: the dpo's alone (audit.read), not even the admin's
+    ("GET", "/v1/audit"): (403, 403, 200, 403),
+    ("GET", "/v1/audit/subjects/{subject_id}/summary"): (403, 403, 200, 403),
+    ("GET", "/v1/audit/checkpoint"): (403, 403, 200, 403),
+    ("GET", "/v1/audit/public-key"): (403, 403, 200, 403),
+    ("GET", "/v1/audit/proof/inclusion"): (403, 403, 200, 403),
+    ("GET", "/v1/audit/proof/consistency"): (403, 403, 200, 403),
+    ("GET", "/v1/audit/export"): (403, 403, 200, 403),
+}
+# query parameters a valid request needs (the log holds records by then: the world's creations)
+QUERIES: dict[str, dict] = {
+    "/v1/audit": {"limit": 5},
+    "/v1/audit/proof/inclusion": {"seq": 0, "tree_size": 1},
+    "/v1/audit/proof/consistency": {"first": 1, "second": 1},
 }
 PUBLIC = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/ping"), ("GET", "/v1/openapi.json"),
@@ -76,6 +90,13 @@ def world(api):
     return {"admin": admin, "people": people, "target": target, "customer": customer.json()}
 
 
+def _path(world: dict, template: str, target: str | None = None) -> str:
+    target = target or world["target"]["id"]
+    return (template.replace("{user_id}", target).replace("{customer_id}", world["customer"]["id"])
+            .replace("{session_id}", str(uuid.uuid4())).replace("{name}", "supervisor")
+            .replace("{subject_id}", world["target"]["id"]))
+
+
 def _request(api: Api, world: dict, role: str, method: str, template: str):
     user, tokens = world["people"][role]
     token = tokens["access_token"]
@@ -85,9 +106,8 @@ def _request(api: Api, world: dict, role: str, method: str, template: str):
             api.tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
     if template == "/v1/users/{user_id}/deactivate":
         target = api.create_staff(world["admin"], "attendant")[0]["id"] if role == "admin" else target
-    path = (template.replace("{user_id}", target).replace("{customer_id}", world["customer"]["id"])
-            .replace("{session_id}", str(uuid.uuid4())).replace("{name}", "supervisor"))
-    kwargs: dict = {}
+    path = _path(world, template, target)
+    kwargs: dict = {"params": QUERIES.get(template)}
     if (method, template) == ("PATCH", "/v1/me"):
         kwargs["json"] = {"gender": "não informado"}
     elif (method, template) == ("POST", "/v1/auth/password"):
@@ -136,8 +156,5 @@ def test_route_by_role(api, world, method, template):
 
 @pytest.mark.parametrize(("method", "template"), sorted(TABLE))
 def test_route_without_a_token_is_401(api, world, method, template):
-    path = (template.replace("{user_id}", world["target"]["id"])
-            .replace("{customer_id}", world["customer"]["id"]).replace("{session_id}", str(uuid.uuid4()))
-            .replace("{name}", "supervisor"))
-    response = api.request(method, path)
+    response = api.request(method, _path(world, template), params=QUERIES.get(template))
     assert response.status_code == 401 and response.headers["WWW-Authenticate"].startswith("Bearer")

@@ -1,0 +1,352 @@
+"""Every route that touches personal data leaves an audit record (D3), route by route.
+
+The OpenAPI document marks such routes ``x-personal-data: true`` (declared on
+each route, see ``upgestao_gateway.web.route``). SCENARIOS below, written by
+hand, performs one successful call of each with its own ``X-Request-ID`` and
+says which record it must leave; the test polls ``GET /v1/audit?request_id=``
+(as the dpo) until that record arrives. A personal-data route without a
+scenario fails: a new route cannot ship unaudited, or untested for it.
+
+The second test guards the declarations themselves: an operation whose body,
+query, answer or path names a field of the data map (``GET /v1/data-map``)
+must be declared personal data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from e2e_api import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    PASSWORD,
+    Api,
+    address,
+    create_user,
+    new_request_id,
+    staff_payload,
+    wait_for_audit,
+)
+from kombu import Connection, Exchange, Queue
+from PIL import Image
+from upgestao_kernel.testing import wait_for
+
+pytestmark = pytest.mark.e2e
+
+METHODS = ("get", "post", "put", "patch", "delete")
+NEW_PASSWORD = "Outra-Senha-Comprida-Jacaranda-31"
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (6, 6), (200, 40, 90)).save(out, "PNG")
+    return out.getvalue()
+
+
+@dataclass
+class World:
+    """Who acts and on what; scenarios add what they create."""
+
+    api: Api
+    amqp_uri: str
+    admin: str
+    admin_id: str
+    dpo: str
+    user: dict  # an attendant, logged in: own profile and photo
+    token: str
+    customer: dict
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def call(self, method: str, path: str, token: str | None, rid: str, expect: int, **kwargs):
+        headers = {**kwargs.pop("headers", {}), "X-Request-ID": rid}
+        response = self.api.request(method, path, token, headers=headers, **kwargs)
+        assert response.status_code == expect, f"{method} {path}: {response.status_code} {response.text}"
+        return response
+
+
+# -- scenarios: (method, path template) -> one successful call and the record it must leave ----------------
+
+Scenario = Callable[[World, str], dict]
+
+
+def login(w: World, rid: str) -> dict:
+    w.call("POST", "/v1/auth/login", None, rid, 200, json={"email": w.user["email"], "password": PASSWORD})
+    return {"service": "identity", "action": "login", "resource_type": "session", "subject_id": w.user["id"]}
+
+
+def change_password(w: World, rid: str) -> dict:
+    user, tokens = w.api.create_staff(w.admin, "attendant")
+    w.call("POST", "/v1/auth/password", tokens["access_token"], rid, 200,
+           json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
+    return {"service": "identity", "action": "update", "resource_type": "credential", "subject_id": user["id"],
+            "actor_id": user["id"], "fields": ["password"]}
+
+
+def _reset_tokens(w: World):
+    """A queue on identity's events for the reset tokens (what the notifier e-mails)."""
+    name = f"e2e-resets-{uuid.uuid4().hex[:8]}"
+    connection = Connection(w.amqp_uri)
+    queue = Queue(name, exchange=Exchange("identity.events", type="topic", passive=True),
+                  routing_key="identity.password_reset_requested.v1", durable=False, auto_delete=False,
+                  channel=connection.channel())
+    queue.declare()
+    return connection, queue
+
+
+def request_password_reset(w: World, rid: str) -> dict:
+    user = create_user(w.api, w.admin, "attendant")
+    connection, queue = _reset_tokens(w)
+    try:
+        w.call("POST", "/v1/auth/password-reset", None, rid, 202, json={"email": user["email"]})
+        token = wait_for(lambda: _token_for(queue, user["id"]), timeout=20, interval=0.1)
+    finally:
+        queue.delete()
+        connection.release()
+    w.extra["reset"] = (user, token)
+    return {"service": "identity", "action": "update", "resource_type": "credential", "subject_id": user["id"]}
+
+
+def _token_for(queue: Queue, user_id: str) -> str | None:
+    while (message := queue.get(no_ack=True)) is not None:
+        body = message.body if isinstance(message.body, dict) else json.loads(message.body)
+        if body["data"].get("user_id") == user_id:
+            return body["data"]["token"]
+    return None
+
+
+def confirm_password_reset(w: World, rid: str) -> dict:
+    user, token = w.extra["reset"]  # (request_password_reset runs first)
+    w.call("POST", "/v1/auth/password-reset/confirm", None, rid, 204,
+           json={"token": token, "new_password": NEW_PASSWORD})
+    return {"service": "identity", "action": "update", "resource_type": "credential", "subject_id": user["id"],
+            "fields": ["password"]}
+
+
+def read_me(w: World, rid: str) -> dict:
+    w.call("GET", "/v1/me", w.token, rid, 200)
+    return {"service": "identity", "action": "read", "resource_type": "user", "subject_id": w.user["id"],
+            "actor_id": w.user["id"], "fields": ["email", "full_name"]}
+
+
+def update_me(w: World, rid: str) -> dict:
+    w.call("PATCH", "/v1/me", w.token, rid, 200, json={"gender": f"g-{uuid.uuid4().hex[:6]}"})
+    return {"service": "identity", "action": "update", "resource_type": "user", "subject_id": w.user["id"],
+            "actor_id": w.user["id"], "fields": ["gender"]}
+
+
+def create_staff_user(w: World, rid: str) -> dict:
+    created = w.call("POST", "/v1/users", w.admin, rid, 201, json=staff_payload("attendant")).json()
+    return {"service": "identity", "action": "create", "resource_type": "user", "subject_id": created["id"],
+            "actor_id": w.admin_id, "fields": ["email", "full_name", "phone"]}
+
+
+def list_users(w: World, rid: str) -> dict:
+    w.call("GET", "/v1/users", w.admin, rid, 200, params={"limit": 1})
+    return {"service": "identity", "action": "list", "resource_type": "user", "actor_id": w.admin_id}
+
+
+def read_user(w: World, rid: str) -> dict:
+    w.call("GET", f"/v1/users/{w.user['id']}", w.admin, rid, 200)
+    return {"service": "identity", "action": "read", "resource_type": "user", "subject_id": w.user["id"],
+            "actor_id": w.admin_id}
+
+
+def update_user(w: World, rid: str) -> dict:
+    w.call("PATCH", f"/v1/users/{w.user['id']}", w.admin, rid, 200, json={"job_title": "Atendente sênior"})
+    return {"service": "identity", "action": "update", "resource_type": "user", "subject_id": w.user["id"],
+            "actor_id": w.admin_id, "fields": ["job_title"]}
+
+
+def deactivate_user(w: World, rid: str) -> dict:
+    user = create_user(w.api, w.admin, "attendant")
+    w.call("POST", f"/v1/users/{user['id']}/deactivate", w.admin, rid, 200)
+    return {"service": "identity", "action": "update", "resource_type": "user", "subject_id": user["id"],
+            "actor_id": w.admin_id, "fields": ["status"]}
+
+
+def put_photo(w: World, rid: str) -> dict:
+    w.call("PUT", f"/v1/users/{w.user['id']}/photo", w.token, rid, 200, data=_png(),
+           headers={"Content-Type": "image/png"})
+    return {"service": "identity", "action": "update", "resource_type": "user", "subject_id": w.user["id"],
+            "fields": ["photo"]}
+
+
+def get_photo(w: World, rid: str) -> dict:
+    w.call("GET", f"/v1/users/{w.user['id']}/photo", w.token, rid, 200)  # (put_photo runs first)
+    return {"service": "identity", "action": "read", "resource_type": "user", "subject_id": w.user["id"],
+            "fields": ["photo"]}
+
+
+def create_customer(w: World, rid: str) -> dict:
+    created = w.call("POST", "/v1/customers", w.token, rid, 201,
+                     json={"full_name": "Cliente Completo", "email": f"completo.{uuid.uuid4().hex[:8]}@example.com",
+                           "address": address()}).json()
+    return {"service": "identity", "action": "create", "resource_type": "customer", "subject_id": created["id"],
+            "actor_id": w.user["id"], "fields": ["email", "full_name"]}
+
+
+def list_customers(w: World, rid: str) -> dict:
+    w.call("GET", "/v1/customers", w.token, rid, 200, params={"email": w.customer["email"]})
+    return {"service": "identity", "action": "list", "resource_type": "customer", "subject_id": w.customer["id"]}
+
+
+def read_customer(w: World, rid: str) -> dict:
+    w.call("GET", f"/v1/customers/{w.customer['id']}", w.token, rid, 200)
+    return {"service": "identity", "action": "read", "resource_type": "customer", "subject_id": w.customer["id"]}
+
+
+def update_customer(w: World, rid: str) -> dict:
+    w.call("PATCH", f"/v1/customers/{w.customer['id']}", w.token, rid, 200, json={"gender": "não declarado"})
+    return {"service": "identity", "action": "update", "resource_type": "customer", "subject_id": w.customer["id"],
+            "fields": ["gender"]}
+
+
+# In this order (a scenario may use what an earlier one made).
+SCENARIOS: dict[tuple[str, str], Scenario] = {
+    ("POST", "/v1/auth/login"): login,
+    ("POST", "/v1/auth/password"): change_password,
+    ("POST", "/v1/auth/password-reset"): request_password_reset,
+    ("POST", "/v1/auth/password-reset/confirm"): confirm_password_reset,
+    ("GET", "/v1/me"): read_me,
+    ("PATCH", "/v1/me"): update_me,
+    ("POST", "/v1/users"): create_staff_user,
+    ("GET", "/v1/users"): list_users,
+    ("GET", "/v1/users/{user_id}"): read_user,
+    ("PATCH", "/v1/users/{user_id}"): update_user,
+    ("POST", "/v1/users/{user_id}/deactivate"): deactivate_user,
+    ("PUT", "/v1/users/{user_id}/photo"): put_photo,
+    ("GET", "/v1/users/{user_id}/photo"): get_photo,
+    ("POST", "/v1/customers"): create_customer,
+    ("GET", "/v1/customers"): list_customers,
+    ("GET", "/v1/customers/{customer_id}"): read_customer,
+    ("PATCH", "/v1/customers/{customer_id}"): update_customer,
+}
+
+
+# -- fixtures -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api(platform):
+    return Api(platform.url)
+
+
+@pytest.fixture(scope="module")
+def document(api) -> dict:
+    response = api.get("/v1/openapi.json")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def operations(document: dict) -> dict[tuple[str, str], dict]:
+    return {(method.upper(), path): operation for path, item in document["paths"].items()
+            for method, operation in item.items() if method in METHODS}
+
+
+@pytest.fixture(scope="module")
+def world(platform, api) -> World:
+    admin = api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
+    _, dpo_tokens = api.create_staff(admin, "dpo")
+    user, tokens = api.create_staff(admin, "attendant")
+    customer = api.post("/v1/customers", admin, json={"full_name": "Cliente Auditado",
+                                                      "email": f"auditado.{uuid.uuid4().hex[:8]}@example.com"})
+    assert customer.status_code == 201, customer.text
+    return World(api=api, amqp_uri=platform.amqp_uri, admin=admin, admin_id=api.get("/v1/me", admin).json()["id"],
+                 dpo=dpo_tokens["access_token"], user=user, token=tokens["access_token"], customer=customer.json())
+
+
+@pytest.fixture(scope="module")
+def performed(world) -> dict[tuple[str, str], tuple[str, dict | None, str | None]]:
+    """Every scenario run once, in order: route -> (request id, expected record, or the failure)."""
+    done = {}
+    for route, scenario in SCENARIOS.items():
+        rid = new_request_id(f"{route[0]}-{route[1]}")
+        try:
+            done[route] = (rid, scenario(world, rid), None)
+        except AssertionError as failure:
+            done[route] = (rid, None, str(failure))
+    return done
+
+
+# -- the tests --------------------------------------------------------------------------------------
+
+
+def test_every_personal_data_route_has_a_scenario(document):
+    declared = operations(document)
+    personal = {route for route, operation in declared.items() if operation.get("x-personal-data") is True}
+    assert all(isinstance(op.get("x-personal-data"), bool) for op in declared.values()), \
+        "every operation must say x-personal-data: true or false"
+    missing = sorted(personal - set(SCENARIOS))
+    assert not missing, f"new route without audit: add a scenario to SCENARIOS for {missing}"
+    stale = sorted(set(SCENARIOS) - personal)
+    assert not stale, f"scenarios for routes that are gone or no longer personal data: {stale}"
+
+
+@pytest.mark.parametrize("route", list(SCENARIOS), ids=lambda r: f"{r[0]} {r[1]}")
+def test_a_successful_call_of_the_route_is_audited(world, performed, route):
+    rid, expected, failure = performed[route]
+    assert failure is None, f"{route[0]} {route[1]}: the scenario's call did not succeed: {failure}"
+    wait_for_audit(world.api, world.dpo, {**expected, "outcome": "success"}, what=f"{route[0]} {route[1]}",
+                   request_id=rid)
+
+
+def _names(schema: Any, components: dict, seen: set[str]) -> set[str]:
+    """Every property name in ``schema``, nested ones and those behind ``$ref`` included."""
+    if isinstance(schema, list):
+        return set().union(*(_names(item, components, seen) for item in schema)) if schema else set()
+    if not isinstance(schema, dict):
+        return set()
+    names: set[str] = set()
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[-1]
+        if name not in seen:
+            names |= _names(components.get(name, {}), components, seen | {name})
+    names |= set(schema.get("properties", {}))
+    for key in ("properties", "items", "allOf", "anyOf", "oneOf", "additionalProperties"):
+        value = schema.get(key)
+        if isinstance(value, dict) and key == "properties":
+            value = list(value.values())
+        names |= _names(value, components, seen)
+    return names
+
+
+def names_of(operation: dict, path: str, components: dict) -> set[str]:
+    """What the operation takes or gives: body, answers (2xx), query parameters, literal path segments."""
+    schemas = [media.get("schema") for media in operation.get("requestBody", {}).get("content", {}).values()]
+    for status, response in operation.get("responses", {}).items():
+        if status.startswith("2"):
+            schemas += [media.get("schema") for media in response.get("content", {}).values()]
+    names = _names(schemas, components, set())
+    names |= {p["name"] for p in operation.get("parameters", []) if isinstance(p, dict) and p.get("in") == "query"}
+    names |= {segment for segment in path.split("/") if segment and not segment.startswith("{")}
+    return names
+
+
+def carries(name: str, personal_field: str) -> bool:
+    """``email``, ``new_password``, ``password-reset``: the name is, or ends with, the field."""
+    return name == personal_field or name.endswith("_" + personal_field) or personal_field in name.split("-")
+
+
+def test_a_route_that_carries_a_personal_field_is_declared_personal_data(document, world):
+    data_map = world.api.get("/v1/data-map", world.token)
+    assert data_map.status_code == 200, data_map.text
+    personal_fields = {entry["field"] for entry in data_map.json()["items"]}
+    assert {"email", "phone", "full_name", "birth_date", "address", "photo"} <= personal_fields
+    components = document.get("components", {}).get("schemas", {})
+    carried = {route: {f for name in names_of(operation, route[1], components) for f in personal_fields
+                       if carries(name, f)}
+               for route, operation in operations(document).items()}
+    assert carried[("GET", "/v1/me")] >= {"email", "full_name"}  # the check sees through $refs
+    assert carried[("GET", "/v1/users/{user_id}/photo")] == {"photo"}  # and paths
+    assert carried[("GET", "/v1/customers")] >= {"email", "phone"}  # and queries
+    assert carried[("POST", "/v1/auth/password-reset/confirm")] == {"password"}  # new_password
+    wrong = {f"{method} {path}": sorted(names) for (method, path), names in carried.items()
+             if names and operations(document)[(method, path)].get("x-personal-data") is not True}
+    assert not wrong, f"routes carrying personal fields but declared x-personal-data: false: {wrong}"
