@@ -168,7 +168,7 @@ class SubjectAccessSchema(Schema):
 
 
 class SubjectSharingSchema(Schema):
-    recipient = fields.String(required=True)
+    recipient = fields.String(required=True, allow_none=True)  # (a share record that named none)
     service = fields.String(required=True)
     fields_ = fields.List(fields.String(), data_key="fields", attribute="fields", required=True)
     count = fields.Integer(required=True)
