@@ -49,6 +49,10 @@ class ServiceDefinition:
     default_max_workers: int = 10
     nameko_config: Callable[[Settings], dict] = field(default=lambda settings: {})
     commands: Mapping[str, ServiceCommand] = field(default_factory=dict)
+    # more publishing loops for the relay process, beside the outbox relay (privacy: the audit stream);
+    # each is called with the stop event and returns when it is set
+    relay_loops: Callable[[Settings], Sequence[Callable[[threading.Event], None]]] = field(
+        default=lambda settings: ())
 
     def load_class(self) -> type:
         module, _, attr = self.service_class.partition(":")
@@ -154,7 +158,13 @@ def _relay(definition: ServiceDefinition, settings: Settings, keys, args) -> int
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_ms / 1000,
     )
+    loops = [threading.Thread(target=loop, args=(stop,), name=getattr(loop, "__name__", "relay-loop"), daemon=True)
+             for loop in definition.relay_loops(settings)]
+    for thread in loops:
+        thread.start()
     relay.run(stop)
+    for thread in loops:
+        thread.join(timeout=15)
     return 0
 
 
