@@ -76,10 +76,20 @@ class PrivacyHarness:
 
     def start_relay(self) -> None:
         """Privacy's own outbox relay (its ``audit_query`` records go out through it)."""
-        stop = threading.Event()
+        stop = self._relay_stop or threading.Event()
         relay = OutboxRelay(create_engine(self.database_url, pool_size=2), self.amqp_uri, services=["privacy"],
                             poll_interval_s=0.05)
         threading.Thread(target=relay.run, args=(stop,), daemon=True).start()
+        self._relay_stop = stop
+
+    def start_stream_feeder(self) -> None:
+        """What privacy's relay process also runs: stored records onto the audit stream."""
+        from upgestao_kernel.config import load_settings
+        from upgestao_privacy.adapters.stream_feeder import relay_loops
+
+        stop = self._relay_stop or threading.Event()
+        for loop in relay_loops(load_settings("privacy")):
+            threading.Thread(target=loop, args=(stop,), daemon=True).start()
         self._relay_stop = stop
 
     def close(self) -> None:

@@ -76,7 +76,7 @@ APPEND_ONLY_VIOLATIONS = (
     "UPDATE audit_records SET actor_id = 'someone-else' WHERE seq = 0",
     "DELETE FROM audit_records WHERE seq = 0",
     "TRUNCATE audit_records",
-    "UPDATE audit_tree_nodes SET hash = hash WHERE level = 0",
+    "UPDATE audit_tree_nodes SET hash = hash WHERE node_id = 0",
     "DELETE FROM audit_tree_nodes",
     "DELETE FROM audit_checkpoints",
     "UPDATE audit_checkpoints SET tree_size = tree_size + 1",

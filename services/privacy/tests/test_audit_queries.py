@@ -115,10 +115,12 @@ def test_an_export_of_a_time_range_verifies_against_its_checkpoint(privacy):
     assert report.ok, report.summary()
 
 
-def test_audit_tail_replays_the_stream_from_first_from_an_offset_and_from_a_time(privacy):
+def test_audit_tail_replays_the_stream_from_first_from_an_offset_and_from_a_time(privacy, monkeypatch):
+    monkeypatch.setenv("PRIVACY_AUDIT_STREAM_RECORDS_PER_MESSAGE", "10")  # messages: seqs 0-9, 10-19, 20-24
     records = [privacy.record() for _ in range(25)]
     privacy.publish(records)
     privacy.wait_count(25)
+    privacy.start_stream_feeder()
     settings = load_audit_settings(load_settings("privacy"))
 
     def replay(offset) -> list[dict]:
@@ -130,6 +132,6 @@ def test_audit_tail_replays_the_stream_from_first_from_an_offset_and_from_a_time
     assert [r["seq"] for r in everything] == list(range(25))
     assert [r["audit_id"] for r in everything] == [r["audit_id"] for r in records]
     assert everything == privacy.stored()
-    assert [r["seq"] for r in replay(20)] == [20, 21, 22, 23, 24]
+    assert [r["seq"] for r in replay(2)] == [20, 21, 22, 23, 24]  # the third message
     assert [r["seq"] for r in replay(datetime.now(UTC) + timedelta(minutes=5))] == []
     assert len(replay(datetime.now(UTC) - timedelta(minutes=5))) == 25

@@ -2,6 +2,7 @@
 
 from upgestao_kernel.cli import ServiceDefinition
 
+from .adapters.stream_feeder import relay_loops
 from .commands import COMMANDS
 
 DEFINITION = ServiceDefinition(
@@ -9,4 +10,5 @@ DEFINITION = ServiceDefinition(
     service_class="upgestao_privacy.service:PrivacyService",
     migrations="upgestao_privacy:migrations",
     commands=COMMANDS,
+    relay_loops=relay_loops,  # the audit stream is published by the relay process
 )

@@ -20,12 +20,13 @@ class AuditSettings:
     signing_key: bytes  # Ed25519 seed of the checkpoint signer
     checkpoint_every: int = 1000  # records between checkpoints, at most
     checkpoint_interval_s: int = 10  # seconds between checkpoints while records arrive, at most
-    ingest_batch: int = 500  # records per transaction, at most
-    ingest_prefetch: int = 2000
+    ingest_batch: int = 1000  # records per transaction, at most
+    ingest_prefetch: int = 4000
     stream_queue: str = "audit.log"
     stream_max_age: str = "90D"  # RabbitMQ x-max-age: Y, M, D, h, m or s
     stream_max_bytes: int = 10 * 1024**3  # x-max-length-bytes
-    stream_batch: int = 1000
+    stream_batch: int = 1000  # records per confirmed batch
+    stream_records_per_message: int = 100
 
 
 def load_audit_settings(settings: Settings, environ: Mapping[str, str] | None = None, *,
@@ -49,10 +50,11 @@ def load_audit_settings(settings: Settings, environ: Mapping[str, str] | None = 
         signing_key=key,
         checkpoint_every=_int(env, "PRIVACY_AUDIT_CHECKPOINT_EVERY", 1000, 1, 1_000_000),
         checkpoint_interval_s=_int(env, "PRIVACY_AUDIT_CHECKPOINT_INTERVAL_S", 10, 1, 3600),
-        ingest_batch=_int(env, "PRIVACY_AUDIT_INGEST_BATCH", 500, 1, 10_000),
-        ingest_prefetch=_int(env, "PRIVACY_AUDIT_INGEST_PREFETCH", 2000, 1, 65_535),
+        ingest_batch=_int(env, "PRIVACY_AUDIT_INGEST_BATCH", 1000, 1, 10_000),
+        ingest_prefetch=_int(env, "PRIVACY_AUDIT_INGEST_PREFETCH", 4000, 1, 65_535),
         stream_queue=(env.get("PRIVACY_AUDIT_STREAM_QUEUE") or "audit.log").strip(),
         stream_max_age=max_age,
         stream_max_bytes=_int(env, "PRIVACY_AUDIT_STREAM_MAX_BYTES", 10 * 1024**3, 1024**2, 2**50),
         stream_batch=_int(env, "PRIVACY_AUDIT_STREAM_BATCH", 1000, 1, 10_000),
+        stream_records_per_message=_int(env, "PRIVACY_AUDIT_STREAM_RECORDS_PER_MESSAGE", 100, 1, 1000),
     )

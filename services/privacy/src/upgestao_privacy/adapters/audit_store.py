@@ -22,14 +22,21 @@ from sqlalchemy.engine import Connection
 from ..domain.checkpoints import Checkpoint, CheckpointSigner
 from ..domain.leaves import leaf_for
 from ..domain.merkle import Frontier, MissingNode, NodeKey, leaf_hash
-from .tables import audit_checkpoints, audit_records, audit_stream_position, audit_tree_head, audit_tree_nodes
+from .tables import (
+    audit_checkpoints,
+    audit_records,
+    audit_stream_position,
+    audit_tree_head,
+    audit_tree_nodes,
+    node_id,
+)
 
 HEAD_ID = 1
 
 # built once: these run for every batch / every proof
-_NODES = sa.select(audit_tree_nodes.c.level, audit_tree_nodes.c.idx, audit_tree_nodes.c.hash).where(
-    sa.tuple_(audit_tree_nodes.c.level, audit_tree_nodes.c.idx).in_(sa.bindparam("keys", expanding=True))
-)
+_NODES = sa.select(audit_tree_nodes.c.node_id, audit_tree_nodes.c.hash).where(
+    audit_tree_nodes.c.node_id.in_(sa.bindparam("ids", expanding=True)))
+_NODES_PG = sa.text("SELECT node_id, hash FROM audit_tree_nodes WHERE node_id = ANY(:ids)")
 _HEAD = sa.select(audit_tree_head.c.tree_size, audit_tree_head.c.frontier).where(audit_tree_head.c.id == HEAD_ID)
 _HEAD_FOR_UPDATE = _HEAD.with_for_update()
 _KNOWN_IDS = sa.select(audit_records.c.audit_id).where(
@@ -49,7 +56,9 @@ class SqlNodeSource:
     def get_nodes(self, keys: Collection[NodeKey]) -> Mapping[NodeKey, bytes]:
         if not keys:
             return {}
-        found = {(row.level, row.idx): bytes(row.hash) for row in self.conn.execute(_NODES, {"keys": list(keys)})}
+        ids = {node_id(level, index): (level, index) for level, index in keys}
+        statement = _NODES_PG if self.conn.dialect.name == "postgresql" else _NODES
+        found = {ids[row.node_id]: bytes(row.hash) for row in self.conn.execute(statement, {"ids": list(ids)})}
         for key in keys:
             if key not in found:
                 raise MissingNode(key)
@@ -94,25 +103,45 @@ def append(conn: Connection, records: Sequence[Mapping[str, Any]], now: datetime
     frontier = head.frontier
     seq = head.tree_size
     appended: list[Appended] = []
-    rows: list[dict[str, Any]] = []
-    nodes: list[dict[str, Any]] = []
+    rows: list[tuple] = []
+    nodes: list[tuple[int, bytes]] = []
     for record in fresh.values():
         leaf = leaf_for(record, seq)
-        for level, idx, digest in frontier.append(leaf_hash(leaf)):
-            nodes.append({"level": level, "idx": idx, "hash": digest})
+        for level, index, digest in frontier.append(leaf_hash(leaf)):
+            nodes.append((node_id(level, index), digest))
         text = leaf.decode("utf-8")
-        rows.append({
-            "seq": seq, "audit_id": record["audit_id"], "occurred_at": datetime.fromisoformat(record["occurred_at"]),
-            "service": record["service"], "action": record["action"], "resource_type": record["resource_type"],
-            "subject_id": record.get("subject_id"), "actor_id": record.get("actor_id"),
-            "request_id": record.get("request_id"), "outcome": record["outcome"], "leaf": text, "stored_at": now,
-        })
+        rows.append((seq, record["audit_id"], datetime.fromisoformat(record["occurred_at"]), record["service"],
+                     record["action"], record["resource_type"], record.get("subject_id"), record.get("actor_id"),
+                     record.get("request_id"), record["outcome"], text, now))
         appended.append(Appended(seq, {**record, "seq": seq}, text))
         seq += 1
-    conn.execute(audit_records.insert(), rows)
-    conn.execute(audit_tree_nodes.insert(), nodes)
+    _insert(conn, audit_records, RECORD_COLUMNS, rows)
+    _insert(conn, audit_tree_nodes, ("node_id", "hash"), nodes)
     conn.execute(_UPDATE_HEAD, {"size": frontier.size, "frontier": frontier.to_bytes(), "now": now})
     return appended
+
+
+RECORD_COLUMNS = ("seq", "audit_id", "occurred_at", "service", "action", "resource_type", "subject_id", "actor_id",
+                  "request_id", "outcome", "leaf", "stored_at")
+
+
+_PG_TYPES = {"seq": "bigint", "audit_id": "text", "occurred_at": "timestamptz", "service": "text", "action": "text",
+             "resource_type": "text", "subject_id": "text", "actor_id": "text", "request_id": "text",
+             "outcome": "text", "leaf": "text", "stored_at": "timestamptz", "node_id": "bigint", "hash": "bytea"}
+
+
+def _insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple]) -> None:
+    """Many rows in one statement. On PostgreSQL one array per column through ``unnest``: the
+    driver adapts each column in one go, not each row (this is the ingest's hot path)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        arrays = [list(column) for column in zip(*rows, strict=True)]
+        unnest = ", ".join(f"%s::{_PG_TYPES[name]}[]" for name in columns)
+        with conn.connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({unnest})", arrays)
+        return
+    conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 # -- checkpoints --------------------------------------------------------------------
@@ -207,8 +236,7 @@ def export_lines(conn: Connection, start: int, end: int) -> list[dict]:
     leaves = audit_tree_nodes.alias("leaves")
     rows = conn.execute(
         sa.select(audit_records.c.seq, audit_records.c.leaf, leaves.c.hash)
-        .select_from(audit_records.outerjoin(leaves, sa.and_(leaves.c.level == 0,
-                                                              leaves.c.idx == audit_records.c.seq)))
+        .select_from(audit_records.outerjoin(leaves, leaves.c.node_id == audit_records.c.seq))  # level 0
         .where(audit_records.c.seq >= start, audit_records.c.seq < end)
         .order_by(audit_records.c.seq)
     )

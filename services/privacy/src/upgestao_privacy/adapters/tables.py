@@ -41,11 +41,18 @@ audit_records = sa.Table(
 audit_tree_nodes = sa.Table(
     "audit_tree_nodes",
     metadata,
-    # (level, index): the complete subtree over leaves [index << level, (index + 1) << level)
-    sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
-    sa.Column("idx", BigInt, primary_key=True, autoincrement=False),
+    # node_id(level, index): the complete subtree over leaves [index << level, (index + 1) << level);
+    # a leaf's hash has node_id == its seq
+    sa.Column("node_id", BigInt, primary_key=True, autoincrement=False),
     sa.Column("hash", sa.LargeBinary(32), nullable=False),
 )
+
+LEVEL_SHIFT = 48  # 2^48 leaves per level at most; level <= 48 keeps node ids in a signed BIGINT
+
+
+def node_id(level: int, index: int) -> int:
+    return (level << LEVEL_SHIFT) | index
+
 
 audit_checkpoints = sa.Table(
     "audit_checkpoints",

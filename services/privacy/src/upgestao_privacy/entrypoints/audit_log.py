@@ -1,12 +1,12 @@
-"""``AuditLogRunner``: the audit log's three background loops in the privacy service.
+"""``AuditLogRunner``: the audit log's two background loops in the privacy service.
 
 * ingest: consumes ``privacy.audit-ingest`` (durable quorum queue bound to
   the ``audit`` exchange), stores batches (:mod:`..service_layer.ingest`) and
   acks them only after the commit; malformed records go to
   ``privacy.audit-ingest.parked`` (confirmed) before being acked;
-* checkpoints: every ``checkpoint_interval_s`` the tree is signed if it grew;
-* stream: stored records go on the stream queue in seq order, the saved
-  position moving only after the broker confirmed them.
+* checkpoints: every ``checkpoint_interval_s`` the tree is signed if it grew.
+
+(The audit stream is fed by the relay process: :mod:`..adapters.stream_feeder`.)
 
 The loops survive a broker or database outage: they back off and resume;
 unacked messages stay in the queue meanwhile.
@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 
 import amqp
 import eventlet
 import sqlalchemy as sa
-from eventlet.event import Event
 from kombu import Connection
 from nameko.extensions import DependencyProvider
 from upgestao_kernel.config import load_settings
-from upgestao_kernel.db import create_engine, green_postgres, read_only
+from upgestao_kernel.db import create_engine, green_postgres
 from upgestao_kernel.logging import get_logger
 from upgestao_kernel.topology import audit_exchange, consumer_queue, declare_publishing, parking_queue
 
-from ..adapters import audit_store
-from ..adapters.audit_stream import StreamPublisher
 from ..domain.checkpoints import CheckpointSigner
 from ..service_layer import ingest
 from ..settings import AuditSettings, load_audit_settings
@@ -64,18 +60,16 @@ class AuditLogRunner(DependencyProvider):
             green_postgres()
         self.engine = create_engine(base.database_url, pool_size=3)
         self._stopping = False
-        self._stored = Event()  # set when records were stored: the stream loop wakes at once
         self._threads: list = []
         with Connection(self.amqp_uri) as conn:
             declare_ingest(conn.default_channel)
 
     def start(self) -> None:
-        for loop in (self._ingest_loop, self._checkpoint_loop, self._stream_loop):
+        for loop in (self._ingest_loop, self._checkpoint_loop):
             self._threads.append(self.container.spawn_managed_thread(loop, identifier=loop.__name__))
 
     def stop(self) -> None:
         self._stopping = True
-        self._wake()
         for thread in self._threads:
             try:
                 thread.wait()
@@ -90,10 +84,6 @@ class AuditLogRunner(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> AuditLogRunner:
         return self
-
-    def _wake(self) -> None:
-        if not self._stored.ready():
-            self._stored.send(True)
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -117,7 +107,10 @@ class AuditLogRunner(DependencyProvider):
         self._forever("ingest", self._consume)
 
     def _consume(self) -> None:
+        """Collect deliveries into batches; one batch is stored (in its own green thread) while the
+        next one arrives, and each is acked here, on the consuming thread, once its commit is done."""
         pending: list = []
+        storing = None  # (green thread, last delivery tag of its batch)
         with Connection(self.amqp_uri) as conn:
             conn.connect()
             channel = conn.channel()
@@ -129,19 +122,30 @@ class AuditLogRunner(DependencyProvider):
             channel.basic_consume(INGEST_QUEUE, callback=pending.append, no_ack=False)
             try:
                 while not self._stopping:
+                    quiet = False
                     try:
-                        conn.drain_events(timeout=BATCH_WAIT_S if pending else 0.5)
-                        if len(pending) < self.settings.ingest_batch:
-                            continue
+                        conn.drain_events(timeout=BATCH_WAIT_S if pending or storing else 0.5)
                     except TimeoutError:
-                        if not pending:
-                            continue
-                    batch, pending[:] = list(pending), []
-                    self._store(channel, parking, batch)
+                        quiet = True
+                    if storing is not None and storing[0].dead:
+                        storing[0].wait()  # re-raises a failed store: nothing acked, all redelivered
+                        channel.basic_ack(storing[1], multiple=True)
+                        storing = None
+                    ready = len(pending) >= self.settings.ingest_batch or (quiet and pending)
+                    if storing is None and ready:
+                        batch = pending[: self.settings.ingest_batch]
+                        del pending[: len(batch)]
+                        storing = (eventlet.spawn(self._store, parking, batch), batch[-1].delivery_tag)
             finally:
+                if storing is not None:
+                    try:
+                        storing[0].wait()  # let a commit in progress finish: its batch is redelivered anyway
+                    except Exception:  # noqa: BLE001 - already failing: the outer loop logs and retries
+                        pass
                 parking_conn.release()
 
-    def _store(self, channel, parking, messages: list) -> None:
+    def _store(self, parking, messages: list) -> None:
+        """Park the malformed, store the rest in one transaction (the caller acks afterwards)."""
         records, malformed = [], []
         for message in messages:
             try:
@@ -155,14 +159,11 @@ class AuditLogRunner(DependencyProvider):
                 result = ingest.store(self.engine, records, self.signer,
                                       checkpoint_every=self.settings.checkpoint_every)
             except sa.exc.DBAPIError as exc:
-                if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError) or len(records) == 1:
+                if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
                     raise  # the database is away: nothing acked, everything redelivered later
-                result = self._store_one_by_one(parking, messages, records)
-            if result.stored:
-                self._wake()
+                result = self._store_one_by_one(parking, messages, records)  # a record it refuses: parked
             log.debug("audit.stored", stored=len(result.stored), duplicates=result.duplicates,
                       checkpoint=result.checkpoint.tree_size if result.checkpoint else None)
-        channel.basic_ack(messages[-1].delivery_tag, multiple=True)
 
     def _store_one_by_one(self, parking, messages, records) -> ingest.IngestResult:
         """A batch the database refused: find the record it refuses, park it, store the rest."""
@@ -206,42 +207,3 @@ class AuditLogRunner(DependencyProvider):
                 ingest.sign_pending(self.engine, self.signer)
 
         self._forever("checkpoint", step)
-
-    # -- stream --------------------------------------------------------------------------------------
-
-    def _stream_loop(self) -> None:
-        publisher = StreamPublisher(self.amqp_uri, self.settings)
-        try:
-            self._forever("stream", lambda: self._feed_stream(publisher))
-        finally:
-            publisher.close()
-
-    def _feed_stream(self, publisher: StreamPublisher) -> None:
-        published = self.feed_stream_once(publisher)
-        if published == 0 and not self._stopping:
-            self._stored = Event()
-            with eventlet.Timeout(1.0, False):
-                self._stored.wait()
-
-    def feed_stream_once(self, publisher: StreamPublisher) -> int:
-        """Publish the next batch of stored records to the stream; how many were published."""
-        now = datetime.now(UTC)
-        if self.engine.dialect.name == "postgresql":
-            with self.engine.begin() as conn:  # the row lock makes one replica the publisher at a time
-                position = audit_store.stream_position(conn, lock=True)
-                if position is None:
-                    return 0
-                leaves = audit_store.leaves_from(conn, position, self.settings.stream_batch)
-                if leaves:
-                    publisher.publish(leaves)
-                    audit_store.set_stream_position(conn, leaves[-1][0] + 1, now)
-                return len(leaves)
-        with self.engine.connect() as conn:  # SQLite: one process; no write lock while publishing
-            with read_only(conn).begin():
-                position = audit_store.stream_position(conn)
-                leaves = audit_store.leaves_from(conn, position, self.settings.stream_batch)
-        if leaves:
-            publisher.publish(leaves)
-            with self.engine.begin() as conn:
-                audit_store.set_stream_position(conn, leaves[-1][0] + 1, now)
-        return len(leaves)

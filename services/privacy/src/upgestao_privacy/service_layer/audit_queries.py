@@ -103,14 +103,15 @@ class AuditQueries:
         if seq >= tree_size:
             raise validation_error([field_error("seq", "must be less than tree_size")], "The proof request is invalid.")
         with self._open(fields=("seq", "tree_size")) as uow:
-            size = audit_store.read_head(uow.conn).tree_size
-            if tree_size > size:
-                raise validation_error([field_error("tree_size", f"the log holds {size} records")],
-                                       "The proof request is invalid.")
-            source = audit_store.SqlNodeSource(uow.conn)
-            leaf = source.get_nodes([(0, seq)])[(0, seq)]
-            path = merkle.inclusion_proof(seq, tree_size, source)
-        return {"seq": seq, "tree_size": tree_size, "leaf_hash": b64(leaf), "audit_path": [b64(h) for h in path]}
+            source = _AlsoFetching(audit_store.SqlNodeSource(uow.conn), (0, seq))  # path and leaf: one query
+            try:
+                path = merkle.inclusion_proof(seq, tree_size, source)
+                if not source.extra:  # (a one-leaf tree has an empty path: nothing was fetched)
+                    source.get_nodes(())
+            except merkle.MissingNode:  # only leaves not appended yet have no nodes
+                raise _beyond_the_log("tree_size", uow) from None
+        return {"seq": seq, "tree_size": tree_size, "leaf_hash": b64(source.extra),
+                "audit_path": [b64(h) for h in path]}
 
     def consistency_proof(self, first: int, second: int) -> dict:
         first = _int("first", first, 0)
@@ -118,11 +119,10 @@ class AuditQueries:
         if first > second:
             raise validation_error([field_error("first", "must not exceed second")], "The proof request is invalid.")
         with self._open(fields=("first", "second")) as uow:
-            size = audit_store.read_head(uow.conn).tree_size
-            if second > size:
-                raise validation_error([field_error("second", f"the log holds {size} records")],
-                                       "The proof request is invalid.")
-            proof = merkle.consistency_proof(first, second, audit_store.SqlNodeSource(uow.conn))
+            try:
+                proof = merkle.consistency_proof(first, second, audit_store.SqlNodeSource(uow.conn))
+            except merkle.MissingNode:
+                raise _beyond_the_log("second", uow) from None
         return {"first": first, "second": second, "proof": [b64(h) for h in proof]}
 
     # -- export -------------------------------------------------------------------------------
@@ -161,6 +161,25 @@ class AuditQueries:
         for line in lines:
             line["leaf_hash"] = b64(line["leaf_hash"]) if line["leaf_hash"] is not None else None
         return lines
+
+
+class _AlsoFetching:
+    """A node source that fetches one more node with the first lookup (the leaf of a proof)."""
+
+    def __init__(self, source: merkle.NodeSource, key: merkle.NodeKey) -> None:
+        self.source = source
+        self.key = key
+        self.extra = b""
+
+    def get_nodes(self, keys):
+        found = self.source.get_nodes({*keys, self.key})
+        self.extra = found[self.key]
+        return found
+
+
+def _beyond_the_log(name: str, uow: UnitOfWork) -> ServiceError:
+    size = audit_store.read_head(uow.conn).tree_size
+    return validation_error([field_error(name, f"the log holds {size} records")], "The proof request is invalid.")
 
 
 def export_header(first: int, end_seq: int, checkpoint: Checkpoint, between: list[Checkpoint],

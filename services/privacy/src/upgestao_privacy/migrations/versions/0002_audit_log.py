@@ -46,8 +46,7 @@ def upgrade() -> None:
     op.create_index("ix_audit_records_action", "audit_records", ["action", "seq"])
     op.create_table(
         "audit_tree_nodes",
-        sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
-        sa.Column("idx", BIG, primary_key=True, autoincrement=False),
+        sa.Column("node_id", BIG, primary_key=True, autoincrement=False),  # (level << 48) | index
         sa.Column("hash", sa.LargeBinary(32), nullable=False),
     )
     op.create_table(

@@ -1,0 +1,87 @@
+"""``StreamFeeder``: stored audit records onto the stream queue, in seq order.
+
+Runs in the privacy relay process (``python -m upgestao_privacy relay``, one
+replica), beside the outbox relay, so publishing the stream never takes CPU
+from the ingest. The position moves only after the broker confirmed a batch;
+a crash in between repeats those records on the stream (readers skip a seq
+they have seen), never skips one. On PostgreSQL the position row is locked
+(``SKIP LOCKED``) while a batch is published, so two feeders never interleave.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+from upgestao_kernel.db import read_only
+from upgestao_kernel.logging import get_logger
+
+from ..settings import AuditSettings
+from . import audit_store
+from .audit_stream import StreamPublisher
+
+log = get_logger(__name__)
+
+IDLE_POLL_S = 0.1  # nothing to publish: look again this much later
+
+
+class StreamFeeder:
+    def __init__(self, engine: Engine, amqp_uri: str, settings: AuditSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.publisher = StreamPublisher(amqp_uri, settings)
+
+    def feed_once(self) -> int:
+        """Publish the next batch of stored records; how many were published."""
+        now = datetime.now(UTC)
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as conn:
+                position = audit_store.stream_position(conn, lock=True)
+                if position is None:  # another feeder holds the position
+                    return 0
+                leaves = audit_store.leaves_from(conn, position, self.settings.stream_batch)
+                if leaves:
+                    self.publisher.publish(leaves)
+                    audit_store.set_stream_position(conn, leaves[-1][0] + 1, now)
+                return len(leaves)
+        with self.engine.connect() as conn:  # SQLite: one process; no write lock while publishing
+            with read_only(conn).begin():
+                position = audit_store.stream_position(conn)
+                leaves = audit_store.leaves_from(conn, position, self.settings.stream_batch)
+        if leaves:
+            self.publisher.publish(leaves)
+            with self.engine.begin() as conn:
+                audit_store.set_stream_position(conn, leaves[-1][0] + 1, now)
+        return len(leaves)
+
+    def run(self, stop: threading.Event) -> None:
+        """Feed until ``stop`` is set; back off on broker or database errors."""
+        backoff = 0.5
+        log.info("audit_stream.started", queue=self.settings.stream_queue)
+        try:
+            while not stop.is_set():
+                try:
+                    published = self.feed_once()
+                    backoff = 0.5
+                except Exception as exc:  # noqa: BLE001 - broker or database away: retry, never skip
+                    log.warning("audit_stream.publish_failed", error=type(exc).__name__, retry_in_s=backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+                if published < self.settings.stream_batch:
+                    stop.wait(IDLE_POLL_S)
+        finally:
+            self.publisher.close()
+            log.info("audit_stream.stopped")
+
+
+def relay_loops(settings) -> list:
+    """The privacy relay process's extra loop (``ServiceDefinition.relay_loops``)."""
+    from upgestao_kernel.db import create_engine
+
+    from ..settings import load_audit_settings
+
+    feeder = StreamFeeder(create_engine(settings.database_url, pool_size=2), settings.amqp_uri,
+                          load_audit_settings(settings, signing_key=False))
+    return [feeder.run]
