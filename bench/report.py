@@ -108,7 +108,77 @@ def table_identity(data: dict) -> list[str]:
     return lines
 
 
-TABLES = {"ping": table_ping, "outbox_publish": table_outbox_publish, "identity": table_identity}
+def table_audit(data: dict) -> list[str]:
+    f, b, r, p = data["figures"], data["baseline"], data["ratios"], data["parameters"]
+    targets, meets = r["targets"], r["meets"]
+    lines: list[str] = []
+    if "ingest" in f:
+        fi, bi, ri, pi = f["ingest"], b["ingest"], r["ingest"], p["ingest"]
+
+        def samples(values: list[float]) -> str:
+            return ", ".join(f"{x:.0f}" for x in values)
+
+        lines += [
+            f"{'audit ingest':<30} {'per s':>9}   {'samples':<24} {'ingest/this':>11}",
+            f"{'privacy service ingest':<30} {fi['records_per_s']:>9.0f}   {samples(fi['samples']):<24} {1:>11.3f}",
+            f"{'raw consume+ack (baseline)':<30} {bi['raw_consume']['msgs_per_s']:>9.0f}   "
+            f"{samples(bi['raw_consume']['samples']):<24} {ri['ingest/raw_consume']:>11.3f}",
+            f"{'raw batched INSERT (baseline)':<30} {bi['raw_insert']['rows_per_s']:>9.0f}   "
+            f"{samples(bi['raw_insert']['samples']):<24} {ri['ingest/raw_insert']:>11.3f}",
+            f"{'  both, one after the other':<30} {bi['serial_consume_then_insert']['per_s']:>9.0f}   "
+            f"{'1/(1/consume + 1/insert)':<24} {ri['ingest/serial_consume_then_insert']:>11.3f}",
+            f"ingest {_meets(meets['ingest_records_per_s'])} the target >= {targets['ingest_records_per_s >=']} "
+            f"records/s ({pi['records']} records, median of {pi['repetitions']}; privacy process "
+            f"{fi['privacy_cpu_cores']:.2f} cores, machine {100 * fi['machine_cpu_busy']:.0f}% busy, "
+            f"start-up {fi['startup_s']} s)",
+        ]
+    if "queries" in f:
+        fq, bq, rq, pq = f["queries"], b["queries"], r["queries"], p["queries"]
+        if lines:
+            lines.append("")
+        lines.append(
+            f"{'audit at ' + format(pq['records'], ',') + ' records':<30} {'p50 ms':>8} {'p95 ms':>8} "
+            f"{'p99 ms':>8} {'max ms':>8}   {'p99 ratio':>9}  target"
+        )
+        rows = (
+            (
+                "search by subject_id",
+                fq["search"],
+                rq["search/pk_lookup p99"],
+                f"p99 <= {targets['search_p99_ms <=']} ms {_meets(meets['search_p99_ms'])}",
+            ),
+            (
+                "inclusion proof",
+                fq["proof"],
+                rq["proof/pk_lookup p99"],
+                f"p99 <= {targets['proof_p99_ms <=']} ms {_meets(meets['proof_p99_ms'])}",
+            ),
+            ("pk lookup (baseline)", bq["pk_lookup"], 1.0, ""),
+        )
+        for name, t, ratio, target in rows:
+            lines.append(
+                f"{name:<30} {t['p50_ms']:>8.2f} {t['p95_ms']:>8.2f} {t['p99_ms']:>8.2f} {t['max_ms']:>8.2f}   "
+                f"{ratio:>9.3f}  {target}"
+            )
+        v = fq["verify"]
+        lines += [
+            f"{'full verification':<30} {'seconds':>8}   {'parse+hash s':>12} {'ratio':>7}  target",
+            f"{'verify_export (' + ('ok' if v['ok'] else 'FAILED') + ')':<30} {v['seconds']:>8.1f}   "
+            f"{bq['parse_hash']['seconds']:>12.1f} {rq['verify/parse_hash']:>7.2f}  "
+            f"<= {targets['verify_s <=']} s {_meets(meets['verify_s'])}",
+            f"  ({pq['iterations']} iterations each after {pq['warmup']}, interleaved; {pq['subjects_distinct']} "
+            f"subjects; loaded in {pq['load_s']} s, {pq['database_mib']} MiB; export {fq['export']['seconds']} s, "
+            f"{fq['export']['bytes'] / 2**20:.0f} MiB)",
+        ]
+    return lines
+
+
+TABLES = {
+    "ping": table_ping,
+    "outbox_publish": table_outbox_publish,
+    "identity": table_identity,
+    "audit": table_audit,
+}
 
 
 def render(data: dict) -> str:
