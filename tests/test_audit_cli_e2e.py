@@ -53,8 +53,10 @@ def test_audit_tail_from_first_replays_everything_the_log_holds(platform, api, d
     assert sorted(by_seq)[: len(stored)] == sorted(stored)
     for seq, record in stored.items():
         assert by_seq[seq] == record
-    later = privacy_command(platform, "tail", "--from", str(size - 1), "--idle-timeout", "1")
-    assert json.loads(later.stdout.splitlines()[0])["seq"] == size - 1
+    last = privacy_command(platform, "tail", "--from", "last", "--idle-timeout", "1")
+    assert json.loads(last.stdout.splitlines()[-1])["seq"] == max(by_seq)
+    two = privacy_command(platform, "tail", "--from", "first", "--limit", "2", "--idle-timeout", "1")
+    assert [json.loads(line)["seq"] for line in two.stdout.splitlines()] == [0, 1]
 
 
 def test_audit_verify_checks_the_live_log_through_the_http_api(platform, api, dpo_token, tmp_path):
