@@ -504,6 +504,10 @@ def run_ingest(amqp_uri: str, url: str, messages: Sequence[Wire], profile: str |
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _seconds(value: float | None) -> str:
+    return "(no relay)" if value is None else f"{value:.2f} s"
+
+
 def _tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -636,7 +640,7 @@ def part_ingest(n: int, repeat: int, seed: int) -> dict:
                             f"run {rep + 1}: ingest        {got['records_per_s']:8.0f} records/s "
                             f"(privacy process {got['privacy_cpu_cores']:.2f} cores, machine "
                             f"{100 * got['machine_cpu_busy']:.0f}% busy; start-up {got['startup_s']:.1f} s; "
-                            f"stream caught up {got['stream_caught_up_s_after']} s after)"
+                            f"stream caught up {_seconds(got['stream_caught_up_s_after'])} after)"
                         )
                     elif kind == "raw_consume":
                         rate = run_raw_consume(amqp_uri, messages)
