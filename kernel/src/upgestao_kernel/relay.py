@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 
 import amqp
 import sqlalchemy as sa
@@ -114,15 +114,7 @@ class OutboxRelay:
                                       mandatory=True)
                 self._delivery_tag += 1
                 self._unconfirmed[self._delivery_tag] = row.id
-            deadline = time.monotonic() + self.confirm_timeout_s
-            while self._unconfirmed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(self._unconfirmed)} publishes not confirmed in {self.confirm_timeout_s}s")
-                try:
-                    self._connection.drain_events(timeout=remaining)
-                except TimeoutError:
-                    continue
+            wait_for_confirms(self._connection, self._unconfirmed, self.confirm_timeout_s)
         except Exception:
             self.close()
             raise
@@ -181,6 +173,21 @@ class OutboxRelay:
 
 
 IDLE_AFTER_S = 2.0
+
+
+def wait_for_confirms(connection, unsettled: Sized, timeout_s: float) -> None:
+    """Read the broker's confirms until ``unsettled`` (emptied by the channel's ack/nack
+    callbacks) is empty; ``TimeoutError`` after ``timeout_s``. Pipelined publishing: publish
+    a whole batch first, then wait once."""
+    deadline = time.monotonic() + timeout_s
+    while unsettled:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"{len(unsettled)} publishes not confirmed in {timeout_s}s")
+        try:
+            connection.drain_events(timeout=remaining)
+        except TimeoutError:
+            continue
 
 
 def _message(row) -> amqp.Message:

@@ -23,6 +23,7 @@ from typing import IO
 
 import amqp
 from kombu import Connection
+from upgestao_kernel.relay import wait_for_confirms
 
 from ..settings import AuditSettings
 
@@ -94,15 +95,7 @@ class StreamPublisher:
                 channel.basic_publish(message, exchange="", routing_key=self.settings.stream_queue)
                 self._tag += 1
                 self._pending.add(self._tag)
-            deadline = time.monotonic() + self.confirm_timeout_s
-            while self._pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(self._pending)} stream publishes not confirmed")
-                try:
-                    self._connection.drain_events(timeout=remaining)
-                except TimeoutError:
-                    continue
+            wait_for_confirms(self._connection, self._pending, self.confirm_timeout_s)
             if self._nacked:
                 raise RuntimeError(f"the broker refused {self._nacked} stream publishes")
         except Exception:
