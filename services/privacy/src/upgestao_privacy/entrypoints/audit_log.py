@@ -38,6 +38,17 @@ BATCH_WAIT_S = 0.02  # a partial batch is stored once no record arrived for this
 ERROR_HEADER = "x-upgestao-error"
 
 
+def _describe(exc: BaseException) -> str:
+    """What went wrong, without the values involved: a database error's text can quote the
+    failing row (a record's source address, say), so only its type and SQLSTATE are kept;
+    the parser's own errors name fields only."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return f"{type(exc.orig).__name__} (SQLSTATE {getattr(exc.orig, 'pgcode', None) or '?'})"
+    if isinstance(exc, ValueError) and not isinstance(exc, UnicodeError):
+        return f"{type(exc).__name__}: {exc}"[:1000]
+    return type(exc).__name__
+
+
 def ingest_queue():
     return consumer_queue(INGEST_QUEUE, audit_exchange(), ["audit.#"])
 
@@ -97,7 +108,7 @@ class AuditLogRunner(DependencyProvider):
                 step()
                 backoff = 0.5
             except Exception as exc:  # noqa: BLE001 - broker or database trouble: back off, retry
-                log.error(f"audit.{name}_failed", error=type(exc).__name__, detail=str(exc)[:300])
+                log.error(f"audit.{name}_failed", error=_describe(exc))
                 self._sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
@@ -189,7 +200,7 @@ class AuditLogRunner(DependencyProvider):
 
     def _park(self, parking, message, exc: Exception) -> None:
         headers = dict(message.properties.get("application_headers") or {})
-        headers[ERROR_HEADER] = f"{type(exc).__name__}: {exc}"[:1000]
+        headers[ERROR_HEADER] = _describe(exc)
         parking.basic_publish(
             amqp.Message(message.body, content_type=message.properties.get("content_type"),
                          delivery_mode=2, message_id=message.properties.get("message_id"),
