@@ -180,6 +180,86 @@ def test_broken_chunked_encoding_is_400(platform):
     assert json.loads(body)["type"] == PROBLEM_BASE + "malformed-request"
 
 
+def assert_raw_problem(status_line: str, headers: dict[str, str], body: bytes, status: int, slug: str) -> dict:
+    assert status_line.startswith(f"HTTP/1.1 {status} "), status_line
+    assert headers["content-type"] == "application/problem+json"
+    assert headers["connection"] == "close"
+    assert int(headers["content-length"]) == len(body)
+    document = json.loads(body)
+    assert document["type"] == PROBLEM_BASE + slug and document["status"] == status
+    assert document["request_id"] == headers["x-request-id"]
+    assert ProblemSchema().validate(document) == {}
+    return document
+
+
+def test_an_over_long_request_line_is_414_problem_json(platform):
+    status, headers, body = raw_exchange(
+        platform, b"GET /healthz?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    document = assert_raw_problem(status, headers, body, 414, "uri-too-long")
+    assert "aaaa" not in body.decode()  # the client's input is not echoed
+    assert document["instance"] == ""
+
+
+def test_an_over_long_header_line_is_431_problem_json(platform):
+    status, headers, body = raw_exchange(
+        platform, b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n")
+    document = assert_raw_problem(status, headers, body, 431, "header-fields-too-large")
+    assert document["instance"] == "/healthz"
+
+
+def test_too_many_header_bytes_are_431_problem_json(platform):
+    many = b"".join(b"X-H%d: %s\r\n" % (i, b"c" * 4000) for i in range(20))  # 80 KB in lines under 8 KB
+    status, headers, body = raw_exchange(platform, b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n" + many + b"\r\n")
+    assert_raw_problem(status, headers, body, 431, "header-fields-too-large")
+
+
+def test_too_many_header_fields_are_431_problem_json(platform):
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
+    status, headers, body = raw_exchange(platform, b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n" + many + b"\r\n")
+    assert_raw_problem(status, headers, body, 431, "header-fields-too-large")
+
+
+@pytest.mark.parametrize("line", [b"GET /healthz HTTP/x.y", b"GET /healthz HTTP/1.1 extra", b"POST /test/echo"])
+def test_a_malformed_request_line_is_400_problem_json(platform, line):
+    status, headers, body = raw_exchange(platform, line + b"\r\nHost: gateway\r\n\r\n")
+    document = assert_raw_problem(status, headers, body, 400, "malformed-request")
+    assert "x.y" not in document["detail"] and "extra" not in document["detail"]
+
+
+def test_http_2_on_the_http_1_port_is_505_problem_json(platform):
+    status, headers, body = raw_exchange(platform, b"GET /healthz HTTP/2.0\r\nHost: gateway\r\n\r\n")
+    assert_raw_problem(status, headers, body, 505, "http-version-not-supported")
+
+
+@pytest.mark.parametrize("extra", [b"Content-Length: -1\r\n", b"Content-Length: 1x\r\n",
+                                   b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n"])
+def test_a_malformed_content_length_is_400_problem_json(platform, extra):
+    status, headers, body = raw_exchange(
+        platform, b"POST /test/echo HTTP/1.1\r\nHost: gateway\r\nX-Request-ID: raw-socket-cl-400\r\n"
+                  b"Content-Type: application/json\r\n" + extra + b"\r\n{}")
+    assert_raw_problem(status, headers, body, 400, "malformed-request")
+    assert headers["x-request-id"] == "raw-socket-cl-400"
+
+
+def test_a_refused_request_line_leaves_one_info_line_without_traceback(platform, json_logs):
+    raw_exchange(platform, b"GET /" + b"z" * 9000 + b" HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    refused = [line for line in json_logs() if line.get("event") == "http.refused"]
+    assert len(refused) == 1 and refused[0]["level"] == "info" and refused[0]["status"] == 414
+    assert "exception" not in refused[0]
+
+
+def test_the_connection_serves_the_next_request_after_a_normal_one(platform):
+    """The override keeps eventlet's keep-alive path: two requests on one connection."""
+    with socket.create_connection((platform.host, platform.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n" * 2)
+        received = b""
+        while received.count(b'{"status":"ok"}') < 2:
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    assert received.count(b"HTTP/1.1 200 ") == 2
+
+
 def test_declared_length_over_the_limit_is_refused_before_the_body_arrives(platform):
     """The body is never sent: an answer proves the server did not wait for it."""
     status, headers, body = raw_exchange(
@@ -221,6 +301,18 @@ def test_json_suffix_media_types_are_accepted(client):
 def test_malformed_json_is_400(client, raw):
     response = client.post("/test/echo", data=raw, headers=JSON)
     assert_problem(response, 400, "malformed-request", "/test/echo")
+
+
+@pytest.mark.parametrize("raw, key", [
+    (b'{"title": "A", "title": "B", "lines": []}', "title"),
+    (b'{"title": "A", "lines": [{"sku": "x", "quantity": 1, "sku": "y"}]}', "sku"),
+    (b'{"title": "A", "lines": [], "\\u0074itle": "B"}', "title"),  # the same name, escaped
+])
+def test_a_json_object_repeating_a_member_is_400_naming_it(client, raw, key):
+    response = client.post("/test/echo", data=raw, headers=JSON)
+    body = assert_problem(response, 400, "malformed-request", "/test/echo")
+    assert body["errors"] == [{"field": key, "message": "is given more than once"}]
+    assert repr(key) in body["detail"]
 
 
 def test_invalid_body_is_422_with_dotted_field_paths(client):

@@ -31,12 +31,15 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "conflict": (409, "Conflict"),
     "gone": (410, "Gone"),
     "payload-too-large": (413, "Payload too large"),
+    "uri-too-long": (414, "URI too long"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "validation-error": (422, "Validation error"),
     "too-many-requests": (429, "Too many requests"),
+    "header-fields-too-large": (431, "Request header fields too large"),
     "internal-error": (500, "Internal server error"),
     "service-unavailable": (503, "Service unavailable"),
     "not-ready": (503, "Not ready"),
+    "http-version-not-supported": (505, "HTTP version not supported"),
 }
 
 
@@ -85,6 +88,26 @@ class Problem(Exception):
 
 def malformed_request(detail: str) -> Problem:
     return Problem("malformed-request", detail)
+
+
+def duplicate_key(key: str) -> Problem:
+    """400 naming a member a JSON object of the body gives twice."""
+    shown = key if len(key) <= 100 else key[:100] + "…"
+    return Problem("malformed-request", f"The request body gives the member {shown!r} more than once.",
+                   errors=[{"field": shown, "message": "is given more than once"}])
+
+
+def uri_too_long(limit: int) -> Problem:
+    return Problem("uri-too-long", f"The request line must be shorter than {limit} bytes.")
+
+
+def header_fields_too_large(line_limit: int, total_limit: int) -> Problem:
+    return Problem("header-fields-too-large", f"Each header line must be shorter than {line_limit} bytes and "
+                   f"all of them together at most {total_limit} bytes (at most 100 header fields).")
+
+
+def http_version_not_supported() -> Problem:
+    return Problem("http-version-not-supported", "Only HTTP/1.0 and HTTP/1.1 are served here.")
 
 
 def not_found() -> Problem:

@@ -45,6 +45,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from http import HTTPStatus
 from logging import getLogger
 from typing import Any
 
@@ -70,6 +71,9 @@ from .bodies import BinaryResponse, RawBody, StreamResponse
 from .problems import (
     PROBLEM_CONTENT_TYPE,
     Problem,
+    duplicate_key,
+    header_fields_too_large,
+    http_version_not_supported,
     internal_error,
     malformed_request,
     method_not_allowed,
@@ -79,6 +83,7 @@ from .problems import (
     service_unavailable,
     unauthenticated,
     unsupported_media_type,
+    uri_too_long,
     validation_failed,
 )
 from .rpc import RpcUnavailable
@@ -90,6 +95,7 @@ JSON_CONTENT_TYPE = "application/json"
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
 _ENV_CLOSE = "upgestao.close_connection"
+_MAX_INSTANCE = 2048  # a longer request path is not echoed as a problem's instance
 AUTH_MODES = ("none", "required")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 PERMISSION = re.compile(r"^[a-z][a-z0-9_-]*\.[a-z][a-z0-9_-]*$")
@@ -192,11 +198,100 @@ class GatewayProtocol(HttpOnlyProtocol):
     linger_bytes = 8 * MAX_BODY_BYTES
     linger_seconds = 2.0
     _linger = False
+    command: str | None = None
 
     def get_environ(self):
         environ = super().get_environ()
         environ[_ENV_CLOSE] = self._close_after_response
         return environ
+
+    # -- requests refused before they reach the application
+
+    def handle_one_request(self) -> None:
+        """eventlet's ``handle_one_request``, answering what it refuses itself (a request line or header
+        over the limits, a malformed ``Content-Length``) with problem+json instead of an empty HTTP/1.0
+        answer; everything else is eventlet's own path."""
+        if self.server.max_http_version:
+            self.protocol_version = self.server.max_http_version
+        self.command, self.path, self.headers = None, "", None  # nothing of the previous request
+        self.raw_requestline = self._read_request_line()
+        self.conn_state[2] = wsgi.STATE_REQUEST
+        if not self.raw_requestline:
+            self.close_connection = 1
+            return
+        if len(self.raw_requestline) >= self.server.url_length_limit:
+            self._refuse(uri_too_long(self.server.url_length_limit))
+            return
+        original_rfile = self.rfile
+        try:
+            self.rfile = wsgi.FileObjectForHeaders(self.rfile)
+            if not self.parse_request():  # it answered through send_error
+                return
+        except (wsgi.HeaderLineTooLong, wsgi.HeadersTooLarge):
+            self.headers = None  # (partly read)
+            self._refuse(header_fields_too_large(wsgi.MAX_HEADER_LINE, wsgi.MAX_TOTAL_HEADER_SIZE))
+            return
+        finally:
+            self.rfile = original_rfile
+
+        content_length = self.headers.get("content-length")
+        if content_length is not None:
+            if not (content_length.isascii() and content_length.isdigit()):
+                self._refuse(malformed_request("Content-Length must be a number of bytes."))
+                return
+            if self.headers.get("transfer-encoding") is not None:
+                self._refuse(malformed_request("Content-Length and Transfer-Encoding must not be sent together."))
+                return
+
+        self.environ = self.get_environ()
+        self.application = self.server.app
+        try:
+            self.server.outstanding_requests += 1
+            try:
+                self.handle_one_response()
+            except OSError as exc:
+                if getattr(exc, "errno", None) not in wsgi.BROKEN_SOCK:
+                    raise
+        finally:
+            self.server.outstanding_requests -= 1
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's request-line and header errors (``parse_request``), as problem+json.
+        Its messages quote the client's input: they are not repeated."""
+        status = int(code)
+        if status == 505:
+            problem = http_version_not_supported()
+        elif status == 431:
+            problem = header_fields_too_large(wsgi.MAX_HEADER_LINE, wsgi.MAX_TOTAL_HEADER_SIZE)
+        elif status == 414:
+            problem = uri_too_long(self.server.url_length_limit)
+        else:
+            problem = malformed_request("The request line or a header is not valid HTTP/1.1.")
+        self._refuse(problem)
+
+    def _refuse(self, problem: Problem) -> None:
+        """Answer ``problem`` and close the connection (what is left of the request is not read)."""
+        headers = getattr(self, "headers", None)
+        request_id = accept_request_id(headers.get(REQUEST_ID_HEADER) if headers is not None else None)
+        path = self.path if self.command else ""
+        instance = path.split("?", 1)[0] if len(path) <= _MAX_INSTANCE else ""
+        body = _dumps(problem.to_dict(instance=instance, request_id=request_id)).encode("utf-8")
+        reason = HTTPStatus(problem.status).phrase if problem.status in HTTPStatus._value2member_map_ else "Error"
+        head = [
+            f"HTTP/1.1 {problem.status} {reason}",
+            f"Content-Type: {PROBLEM_CONTENT_TYPE}",
+            f"Content-Length: {len(body)}",
+            f"{REQUEST_ID_HEADER}: {request_id}",
+            "Connection: close",
+            *(f"{name}: {value}" for name, value in problem.headers.items()),
+        ]
+        try:
+            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+            self.wfile.flush()
+        except OSError:
+            pass
+        self._close_after_response()
+        log.info("http.refused", status=problem.status, type=problem.type.rsplit("/", 1)[-1], request_id=request_id)
 
     def _close_after_response(self) -> None:
         self.close_connection = 1
@@ -548,7 +643,9 @@ class GatewayRoute(HttpRequestHandler):
         if not raw.strip():
             raise malformed_request("A JSON request body is required.")
         try:
-            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        except DuplicateKey as exc:
+            raise duplicate_key(exc.key) from None
         except (ValueError, RecursionError):
             raise malformed_request("The request body is not valid JSON.") from None
         try:
@@ -656,6 +753,26 @@ class _Pipe:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+class DuplicateKey(Exception):
+    """A JSON object names the same member twice (RFC 8259 section 4: its meaning is undefined)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` refusing a repeated member: parsers disagree on which value wins
+    (the first, the last, an error), and such differentials between a checker and a consumer
+    are an attack vector. Nothing downstream ever sees an ambiguous body."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise DuplicateKey(key)
+        data[key] = value
+    return data
 
 
 def permitted(request: GatewayRequest) -> bool:
