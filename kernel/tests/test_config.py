@@ -31,6 +31,9 @@ def test_postgres_url_is_forced_onto_psycopg2():
         ({"UPGESTAO_LOG_LEVEL": "LOUD"}, "UPGESTAO_LOG_LEVEL"),
         ({"UPGESTAO_RETRY_DELAYS_MS": "1,x"}, "UPGESTAO_RETRY_DELAYS_MS"),
         ({"UPGESTAO_RELAY_BATCH_SIZE": "0"}, "UPGESTAO_RELAY_BATCH_SIZE"),
+        ({"UPGESTAO_RELAY_CRASH_AFTER_CONFIRM": "0"}, "UPGESTAO_RELAY_CRASH_AFTER_CONFIRM"),
+        ({"UPGESTAO_ENV": "production", "IDENTITY_DATABASE_URL": "postgresql://u@h/db",
+          "UPGESTAO_RELAY_CRASH_AFTER_CONFIRM": "1"}, "UPGESTAO_RELAY_CRASH_AFTER_CONFIRM"),
     ],
 )
 def test_wrong_values_name_the_variable(environ, variable):
@@ -38,6 +41,16 @@ def test_wrong_values_name_the_variable(environ, variable):
         load_settings("identity", environ)
     assert err.value.variable == variable
     assert variable in str(err.value)
+
+
+def test_the_relay_crash_hook_is_for_test_and_local_only():
+    for env in ("test", "local"):
+        settings = load_settings("identity", {"UPGESTAO_ENV": env, "UPGESTAO_RELAY_CRASH_AFTER_CONFIRM": "3"})
+        assert settings.relay_crash_after_confirm == 3
+    assert load_settings("identity", {}).relay_crash_after_confirm is None
+    with pytest.raises(ConfigError, match="refused in production"):
+        load_settings("identity", {"UPGESTAO_ENV": "production", "IDENTITY_DATABASE_URL": "postgresql://u@h/db",
+                                   "UPGESTAO_RELAY_CRASH_AFTER_CONFIRM": "3"})
 
 
 def test_service_refuses_to_start_and_says_why(tmp_path):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import kernel_sample_services as sample_services
 import pytest
@@ -19,7 +22,7 @@ from kombu import Connection, Queue
 from upgestao_kernel.db import create_engine
 from upgestao_kernel.events import Actor, EventEnvelope
 from upgestao_kernel.migrations import upgrade
-from upgestao_kernel.relay import OutboxRelay, drain
+from upgestao_kernel.relay import CRASH_EXIT_STATUS, OutboxRelay, drain
 from upgestao_kernel.schema import outbox
 from upgestao_kernel.testing import wait_for
 from upgestao_kernel.topology import UNROUTED, events_exchange
@@ -93,43 +96,164 @@ def _exists(conn, name) -> bool:
         return False
 
 
-def test_relay_killed_between_publish_and_mark_loses_nothing(
+def test_relay_crashing_after_the_confirm_before_the_mark_duplicates_but_loses_nothing(
     run_service, database_factory, amqp_uri, service_env, raw_queue
 ):
-    """kill -9 the relay process mid-batch; on restart every event arrives and
-    the idempotent consumer handles each exactly once."""
+    """The relay process dies (crash hook: ``os._exit`` after the broker confirmed its third batch, before
+    marking it sent): the confirmed batch is on the broker and still unsent in the outbox. On restart it
+    goes out again, so the broker sees exactly one batch twice, and the idempotent consumer still
+    applies every event exactly once."""
     sample_services.DONE.clear()
     tally = run_service(TallyService, _create_tables)
     url = database_factory("notifier")
     upgrade("upgestao_notifier:migrations", url)
     engine = create_engine(url)
-    total = 3000
+    total, batch, crash_after = 3000, 400, 3
     with engine.begin() as conn:
         conn.execute(outbox.insert(), _rows(total))
 
-    env = {**os.environ, **service_env, "NOTIFIER_DATABASE_URL": url, "UPGESTAO_RELAY_BATCH_SIZE": "400"}
+    env = {**os.environ, **service_env, "NOTIFIER_DATABASE_URL": url, "UPGESTAO_RELAY_BATCH_SIZE": str(batch)}
     command = [sys.executable, "-m", "upgestao_notifier", "relay"]
+    crashing = subprocess.run(command, env={**env, "UPGESTAO_RELAY_CRASH_AFTER_CONFIRM": str(crash_after)},
+                              capture_output=True, text=True, timeout=120)
+    assert crashing.returncode == CRASH_EXIT_STATUS, crashing.stdout[-2000:] + crashing.stderr[-2000:]
+    assert "relay.crash_hook" in crashing.stdout
+    # the window: the third batch confirmed by the broker, yet not marked sent
+    stranded = _unsent(engine)
+    assert stranded == total - (crash_after - 1) * batch
+    confirmed = _count(amqp_uri, raw_queue)
+    assert confirmed == crash_after * batch
+    assert confirmed + stranded == total + batch  # published and unsent: one batch will go out twice
+
     relay = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # Wait until the broker holds some messages the database has not yet marked sent.
-        wait_for(lambda: _count(amqp_uri, raw_queue) >= 500, timeout=30, interval=0.005)
-        relay.send_signal(signal.SIGKILL)
-        relay.wait(10)
-        stranded = _unsent(engine)
-        assert 0 < stranded < total, "the kill must land while work is outstanding"
-
-        relay = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: _unsent(engine) == 0, timeout=60)
-        # the raw queue saw every delivery; the consumer's queue got the same ones
-        delivered = _count(amqp_uri, raw_queue)
-        assert delivered >= total  # duplicates allowed on the wire, loss is not
-        wait_for(lambda: len(sample_services.DONE) == delivered, timeout=60)
+        delivered = _count(amqp_uri, raw_queue)  # every delivery, duplicates included
+        assert delivered == total + batch and delivered > total
+        wait_for(lambda: len(sample_services.DONE) == delivered, timeout=60)  # the consumer saw each delivery
         handled = tally.handled()
-        assert len(handled) == total and len(set(handled)) == total  # every one, exactly once
+        assert len(handled) == total and set(handled) == {row["message_id"] for row in _ids(engine)}
     finally:
         relay.terminate()
         relay.wait(10)
         engine.dispose()
+
+
+def _ids(engine) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(outbox.c.message_id))]
+
+
+def test_nacked_rows_stay_unsent_and_go_out_once_the_broker_takes_them(pg_engine, amqp_uri):
+    """A queue that is full and rejects publishes makes the broker nack: exactly the nacked rows stay unsent."""
+    full = Queue(f"test.full.{uuid.uuid4().hex[:8]}", exchange=events_exchange("ledger"), routing_key="#",
+                 durable=True, auto_delete=False,
+                 queue_arguments={"x-max-length": 10, "x-overflow": "reject-publish"})
+    with Connection(amqp_uri) as conn:
+        events_exchange("ledger")(conn.default_channel).declare()
+        full(conn.default_channel).declare()
+    with pg_engine.begin() as conn:
+        conn.execute(outbox.insert(), _rows(25))
+    with pg_engine.connect() as conn:
+        ids = [r.id for r in conn.execute(sa.select(outbox.c.id).order_by(outbox.c.id))]
+    relay = OutboxRelay(pg_engine, amqp_uri, services=["ledger"], batch_size=25)
+    try:
+        assert relay.publish_batch() == 10  # the first ten fill the queue; the broker nacks the rest
+        assert _unsent_ids(pg_engine) == ids[10:]
+        assert _count(amqp_uri, full) == 10
+        for expected, left in ((10, ids[20:]), (5, [])):
+            _purge(amqp_uri, full)
+            assert relay.publish_batch() == expected
+            assert _unsent_ids(pg_engine) == left
+        assert _count(amqp_uri, full) == 5
+    finally:
+        relay.close()
+
+
+def _unsent_ids(engine) -> list[int]:
+    with engine.connect() as conn:
+        return [r.id for r in conn.execute(sa.select(outbox.c.id).where(outbox.c.sent_at.is_(None))
+                                           .order_by(outbox.c.id))]
+
+
+def _purge(amqp_uri: str, queue: Queue) -> None:
+    with Connection(amqp_uri) as conn:
+        queue(conn.default_channel).purge()
+
+
+class StallingProxy:
+    """A TCP proxy in front of the broker whose broker-to-relay direction can be held back: the broker
+    receives and enqueues every publish, but its confirms do not reach the relay in time."""
+
+    def __init__(self, amqp_uri: str) -> None:
+        parts = urlsplit(amqp_uri)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 5672)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        port = self.server.getsockname()[1]
+        self.uri = urlunsplit((parts.scheme, f"{parts.username}:{parts.password}@127.0.0.1:{port}", parts.path,
+                               parts.query, parts.fragment))
+        self.stalled = threading.Event()
+        self.closed = threading.Event()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            broker = socket.create_connection(self.upstream)
+            self.sockets += [client, broker]
+            threading.Thread(target=self._pump, args=(client, broker, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(broker, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, from_broker: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                while from_broker and self.stalled.is_set() and not self.closed.is_set():
+                    time.sleep(0.01)
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.closed.set()
+        self.server.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_rows_without_a_confirm_in_time_stay_unsent_and_are_republished(pg_engine, amqp_uri, raw_queue):
+    """The broker takes the batch but its confirms are held up (a stalled network): after
+    ``confirm_timeout_s`` the relay gives up on the batch, marks nothing, reconnects, republishes."""
+    with pg_engine.begin() as conn:
+        conn.execute(outbox.insert(), _rows(20))
+    proxy = StallingProxy(amqp_uri)
+    relay = OutboxRelay(pg_engine, proxy.uri, services=["ledger"], batch_size=50)
+    relay.confirm_timeout_s = 0.5
+    try:
+        relay._ensure_channel()  # connected and in confirm mode before the network stalls
+        proxy.stalled.set()
+        resume = threading.Timer(2.0, proxy.stalled.clear)
+        resume.start()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            relay.publish_batch()
+        assert time.monotonic() - started >= relay.confirm_timeout_s
+        resume.join()
+        assert _unsent(pg_engine) == 20  # nothing marked sent without its confirm ...
+        wait_for(lambda: _count(amqp_uri, raw_queue) == 20)  # ... though the broker holds every message
+        assert drain(relay) == 20  # a new channel: all republished, confirmed, marked
+        assert _unsent(pg_engine) == 0
+        assert _count(amqp_uri, raw_queue) == 40  # duplicates, which consumers absorb; nothing lost
+    finally:
+        relay.close()
+        proxy.close()
 
 
 def test_broker_unreachable_keeps_rows_and_the_relay_alive(pg_engine):

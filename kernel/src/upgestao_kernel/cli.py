@@ -7,7 +7,7 @@
     parked list         show parked messages of this service's handlers
     parked replay       put parked messages back on their queue
     rotate-master-key   re-wrap every data key under the current master key
-    check-config        validate the environment and exit
+    check-config        validate the environment (everything ``run`` validates) and exit
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ class ServiceDefinition:
     # each is called with the stop event and returns when it is set
     relay_loops: Callable[[Settings], Sequence[Callable[[threading.Event], None]]] = field(
         default=lambda settings: ())
+    # validates the service's own settings (raises ``ConfigError``): the same code its ``run`` uses,
+    # called by ``run`` and by ``check-config`` before anything starts
+    check_config: Callable[[Settings], None] = field(default=lambda settings: None)
 
     def load_class(self) -> type:
         module, _, attr = self.service_class.partition(":")
@@ -116,6 +119,8 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
 
         keys = load_keys(settings, os.environ)
         nameko_config = {**settings.nameko_config(), **definition.nameko_config(settings)}
+        if args.command in ("run", "check-config"):
+            definition.check_config(settings)
     except ConfigError as exc:
         print(f"upgestao-{definition.name}: {exc}", file=sys.stderr)
         return 2
@@ -157,6 +162,7 @@ def _relay(definition: ServiceDefinition, settings: Settings, keys, args) -> int
         services=[definition.name] if definition.publishes_events else [],
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_ms / 1000,
+        crash_after_confirm=settings.relay_crash_after_confirm,
     )
     loops = [threading.Thread(target=loop, args=(stop,), name=getattr(loop, "__name__", "relay-loop"), daemon=True)
              for loop in definition.relay_loops(settings)]

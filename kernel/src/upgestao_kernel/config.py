@@ -93,6 +93,9 @@ class Settings:
     relay_batch_size: int = 500
     relay_poll_ms: int = 50
     max_workers: int = 10
+    # fault injection (test and local only): the relay process exits after the broker confirmed
+    # this many batches, before marking the last one sent (UPGESTAO_RELAY_CRASH_AFTER_CONFIRM)
+    relay_crash_after_confirm: int | None = None
 
     @property
     def production(self) -> bool:
@@ -148,4 +151,18 @@ def load_settings(
         relay_batch_size=_int(environ, "UPGESTAO_RELAY_BATCH_SIZE", 500, 1, 10_000),
         relay_poll_ms=_int(environ, "UPGESTAO_RELAY_POLL_MS", 50, 1, 60_000),
         max_workers=_int(environ, f"{env_prefix(service)}_MAX_WORKERS", default_max_workers, 1, 1000),
+        relay_crash_after_confirm=_crash_hook(environ, env),
     )
+
+
+CRASH_AFTER_CONFIRM = "UPGESTAO_RELAY_CRASH_AFTER_CONFIRM"
+
+
+def _crash_hook(environ: Mapping[str, str], env: str) -> int | None:
+    """The relay's crash hook, for fault-injection tests: refused in production, where a
+    process that kills itself on purpose can only be a mistake."""
+    if not environ.get(CRASH_AFTER_CONFIRM):
+        return None
+    if env == "production":
+        raise ConfigError(CRASH_AFTER_CONFIRM, "a fault-injection hook: refused in production")
+    return _int(environ, CRASH_AFTER_CONFIRM, 0, 1, 1_000_000)

@@ -9,11 +9,19 @@ are idempotent by message id), loss is not. A row the broker nacks, or does
 not ack within ``confirm_timeout_s``, stays unsent and is retried.
 Unroutable messages go to the alternate exchange; a message the broker still
 returns is left unsent and retried.
+
+For fault-injection tests, ``crash_after_confirm=N`` (the setting
+``UPGESTAO_RELAY_CRASH_AFTER_CONFIRM``, refused in production) makes the
+process exit (``os._exit``, status :data:`CRASH_EXIT_STATUS`, no clean-up)
+right after the broker confirmed its N-th batch and before that batch is
+marked sent: the window in which a crash must cause duplicates, never loss.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 import time
 from collections.abc import Sequence, Sized
@@ -41,6 +49,7 @@ class OutboxRelay:
         services: Sequence[str] = (),
         batch_size: int = 500,
         poll_interval_s: float = 0.05,
+        crash_after_confirm: int | None = None,
     ) -> None:
         self.engine = engine
         self.amqp_uri = amqp_uri
@@ -55,6 +64,8 @@ class OutboxRelay:
         self._acked: list[int] = []
         self._delivery_tag = 0
         self.failures = 0  # consecutive failed batches (broker or database down)
+        self.crash_after_confirm = crash_after_confirm
+        self.confirmed_batches = 0
 
     # -- broker ---------------------------------------------------------
     def _ensure_channel(self):
@@ -94,6 +105,18 @@ class OutboxRelay:
         self._connection = self._channel = None
         self._unconfirmed.clear()
 
+    def _abandon(self) -> None:
+        """Drop the connection after a failed batch without AMQP's closing handshake: its state is
+        unknown, and a graceful close on a stalled network would hold the relay until TCP gives up,
+        however short ``confirm_timeout_s``. Rows not confirmed by then stay unsent and go out again."""
+        if self._connection is not None:
+            try:
+                self._connection.collect()
+            except Exception as exc:  # the socket is going away either way
+                log.warning("relay.abandon_failed", error=type(exc).__name__)
+        self._connection = self._channel = None
+        self._unconfirmed.clear()
+
     # -- work -----------------------------------------------------------
     def publish_batch(self) -> int:
         """Publish up to ``batch_size`` unsent rows; returns how many were confirmed."""
@@ -115,8 +138,11 @@ class OutboxRelay:
                 self._delivery_tag += 1
                 self._unconfirmed[self._delivery_tag] = row.id
             wait_for_confirms(self._connection, self._unconfirmed, self.confirm_timeout_s)
+            self.confirmed_batches += 1
+            if self.crash_after_confirm is not None and self.confirmed_batches >= self.crash_after_confirm:
+                _crash(len(self._acked), self.confirmed_batches)
         except Exception:
-            self.close()
+            self._abandon()
             raise
         finally:
             for row_id in self._acked:
@@ -173,6 +199,15 @@ class OutboxRelay:
 
 
 IDLE_AFTER_S = 2.0
+CRASH_EXIT_STATUS = 86  # the crash hook's exit status: a test knows the kill hit its window
+
+
+def _crash(confirmed_rows: int, batches: int) -> None:
+    """The fault-injection hook: die at once, like ``kill -9`` after the broker's confirm."""
+    log.warning("relay.crash_hook", confirmed_rows=confirmed_rows, batches=batches, exit_status=CRASH_EXIT_STATUS)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(CRASH_EXIT_STATUS)
 
 
 def wait_for_confirms(connection, unsettled: Sized, timeout_s: float) -> None:
