@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Run the whole UpGestão platform on this machine (stdlib only).
 
-    platformctl.py up        migrate every service, start every service and relay,
-                          wait for the gateway's /readyz, stay in the foreground
-                          until Ctrl-C / SIGTERM (then stop everything, exit 0)
+    platformctl.py up        check every service's configuration, migrate every service,
+                          start every service and relay, wait for the gateway's /readyz,
+                          stay in the foreground until Ctrl-C / SIGTERM (then stop
+                          everything, exit 0); a process that dies is restarted with
+                          back-off (0.5 s doubling to 30 s); 5 deaths of one process
+                          within 60 s stop everything (exit 1)
     platformctl.py start     the same, with every setting as an option (for scripts)
     platformctl.py stop      stop the platform running on a data dir
     platformctl.py status    is a platform running on a data dir? is it ready?
@@ -121,14 +124,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     code = 0
     try:
         while True:
-            dead = platform.exited()
-            if dead:
-                for name, rc in dead.items():
-                    say(platform.describe_exit(name, rc))
-                say("a process died: stopping the platform")
+            # restarts dead children with back-off (said through `say`); a crash loop ends it
+            if any(event.kind == "gave_up" for event in platform.supervise()):
+                say("a crash loop: stopping the platform")
                 code = 1
                 break
-            time.sleep(0.5)
+            time.sleep(0.25)
     except Stop as sig:
         say(f"{sig}: stopping")
     finally:

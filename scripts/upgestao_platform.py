@@ -40,11 +40,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -314,6 +317,82 @@ class DataDirLock:
             os.close(fd)
 
 
+
+# -- supervision ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When the supervisor restarts a dead child, and when it gives up.
+
+    A child that dies is started again after a delay: ``initial_delay_s``,
+    doubled at every further death up to ``max_delay_s``; a child that stayed up
+    ``reset_after_s`` starts over at ``initial_delay_s``. ``crash_limit`` deaths
+    of one child within ``crash_window_s`` is a crash loop: the supervisor gives up.
+    """
+
+    initial_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    reset_after_s: float = 60.0
+    crash_limit: int = 5
+    crash_window_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.initial_delay_s <= self.max_delay_s:
+            raise ValueError("need 0 < initial_delay_s <= max_delay_s")
+        if self.crash_limit < 1 or self.crash_window_s <= 0 or self.reset_after_s <= 0:
+            raise ValueError("crash_limit, crash_window_s and reset_after_s must be positive")
+
+
+@dataclass
+class ChildBackoff:
+    """One child's restart history under a :class:`RestartPolicy` (no processes: times are given)."""
+
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    restarts: int = 0  # restarts so far (for the console)
+    delay_s: float | None = None  # the last delay used; None: the next one is the initial delay
+    deaths: deque = field(default_factory=deque)  # monotonic times of the deaths within the crash window
+
+    def died(self, now: float, up_since: float) -> float | None:
+        """A death at ``now`` of a child started at ``up_since``: the delay before restarting it,
+        or None when this death makes a crash loop (give up)."""
+        policy = self.policy
+        if now - up_since >= policy.reset_after_s:
+            self.delay_s = None
+        self.deaths.append(now)
+        while self.deaths and self.deaths[0] <= now - policy.crash_window_s:
+            self.deaths.popleft()
+        if len(self.deaths) >= policy.crash_limit:
+            return None
+        self.delay_s = policy.initial_delay_s if self.delay_s is None else min(self.delay_s * 2, policy.max_delay_s)
+        self.restarts += 1
+        return self.delay_s
+
+
+@dataclass(frozen=True)
+class SupervisorEvent:
+    """What :meth:`Platform.supervise` did: ``kind`` is ``died`` (restart scheduled),
+    ``restarted`` or ``gave_up`` (a crash loop; the platform should stop)."""
+
+    kind: str
+    name: str
+    message: str
+    returncode: int | None = None
+    delay_s: float | None = None
+    restart: int = 0
+    pid: int | None = None
+    at: float = 0.0  # time.monotonic()
+
+
+def describe_returncode(rc: int) -> str:
+    if rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exit code {rc}"
+
+
 # -- children ------------------------------------------------------------------
 
 
@@ -350,6 +429,8 @@ class Platform:
         relays: bool = True,
         python: str | None = None,
         migrate: bool = True,
+        check_config: bool = True,
+        restart_policy: RestartPolicy | None = None,
         echo: Callable[[str], None] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir or os.environ.get("UPGESTAO_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
@@ -364,11 +445,20 @@ class Platform:
         self.relays = relays
         self.python = python or default_python()
         self.run_migrations = migrate
+        self.run_check_config = check_config
+        self.restart_policy = restart_policy or RestartPolicy()
         self.echo = echo or (lambda _msg: None)
         self.log_dir = self.data_dir / "logs"
         self.children: dict[str, subprocess.Popen] = {}
         self._commands: dict[str, list[str]] = {}
         self._logs: dict[str, object] = {}
+        # supervision: when each child was (re)started, its restart history, the restarts due
+        self._up_since: dict[str, float] = {}
+        self._backoff: dict[str, ChildBackoff] = {}
+        self._restart_due: dict[str, float] = {}
+        self._given_up: set[str] = set()
+        self._stopped = False  # after stop(): supervise() does nothing
+        self._supervision = threading.RLock()  # supervise() may run in another thread than stop()/restart()
         self._lock = DataDirLock(self.data_dir)
         split_address(self.http_address)  # validate early
 
@@ -400,12 +490,16 @@ class Platform:
 
     # -- lifecycle -------------------------------------------------------
     def start(self, timeout: float = 60.0) -> Platform:
-        """Check, migrate, start every process and wait until ready (or raise)."""
+        """Check (environment, broker, every service's configuration), migrate, start every process
+        and wait until ready (or raise)."""
         started = time.monotonic()
         self._lock.acquire(self.url if self.has_gateway else "")
+        self._stopped = False
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self.preflight()
+            if self.run_check_config:
+                self.check_config()
             if self.run_migrations:
                 self.migrate()
             for service in self.services:
@@ -447,6 +541,36 @@ class Platform:
                 f"not installed in {self.python}: {', '.join(missing) or result.stderr.strip()}\n"
                 "  run `make up` (installs every package into .venv) or pip install -e the service"
             )
+
+    def check_config(self, timeout: float = 60.0) -> None:
+        """``check-config`` of every service, in parallel, with the platform's environment.
+
+        Raises PlatformError naming each problem in one line
+        (``identity: configuration error: UPGESTAO_ADMIN_PASSWORD: ...``), without tracebacks;
+        only an unexpected failure (not a configuration error) shows the tail of its output.
+        """
+        env = self.environment()
+
+        def check(service: Service) -> str | None:
+            try:
+                result = subprocess.run(
+                    [self.python, "-m", service.package, "check-config"],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired:
+                return f"{service.name}: check-config did not finish within {timeout:.0f} s"
+            if result.returncode == 0:
+                return None
+            return config_problem(service.name, result.returncode, result.stderr, result.stdout)
+
+        with ThreadPoolExecutor(max_workers=max(1, len(self.services))) as pool:
+            problems = [problem for problem in pool.map(check, self.services) if problem]
+        if problems:
+            raise PlatformError("\n".join(problems))
 
     def migrate(self) -> None:
         """``migrate`` every service (in parallel); the first failure raises with its stderr."""
@@ -499,6 +623,8 @@ class Platform:
         self.children[name] = proc
         self._commands[name] = command
         self._logs[name] = log
+        self._up_since[name] = time.monotonic()
+        self._restart_due.pop(name, None)
         return proc
 
     def readyz(self, timeout: float = 2.0) -> tuple[int, str]:
@@ -537,8 +663,74 @@ class Platform:
             raise PlatformError("\n".join(self.describe_exit(name, rc) for name, rc in dead.items()))
 
     def describe_exit(self, name: str, rc: int) -> str:
-        how = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
+        how = describe_returncode(rc)
         return f"{name} died ({how}); last lines of {self.log_path(name)}:\n{_indent(tail(self.log_path(name), 15))}"
+
+    def supervise(self, now: float | None = None) -> list[SupervisorEvent]:
+        """One round of supervision (call it every fraction of a second): notice dead children,
+        schedule their restart under ``restart_policy``, start those that are due.
+
+        Returns what it did, each also said through ``echo``. A ``gave_up`` event is a crash
+        loop: that child stays dead and the caller should stop the platform.
+        """
+        with self._supervision:
+            if self._stopped:
+                return []
+            events = self._supervise(time.monotonic() if now is None else now)
+        for event in events:
+            self.echo(event.message)
+        return events
+
+    def _supervise(self, now: float) -> list[SupervisorEvent]:
+        events: list[SupervisorEvent] = []
+        for name, proc in list(self.children.items()):
+            if name in self._restart_due or name in self._given_up or proc.poll() is None:
+                continue
+            rc = proc.returncode
+            backoff = self._backoff.setdefault(name, ChildBackoff(self.restart_policy))
+            delay = backoff.died(now, self._up_since.get(name, now))
+            how = describe_returncode(rc)
+            if delay is None:
+                self._given_up.add(name)
+                policy = self.restart_policy
+                self._log_line(name, f"died ({how}); a crash loop: not restarted")
+                message = (f"{name} died {len(backoff.deaths)} times within {policy.crash_window_s:g} s "
+                           f"(a crash loop): giving up\n{self.describe_exit(name, rc)}")
+                events.append(SupervisorEvent("gave_up", name, message, returncode=rc, restart=backoff.restarts,
+                                              at=now))
+                continue
+            self._restart_due[name] = now + delay
+            self._log_line(name, f"died ({how}); restarting in {delay:g} s (restart {backoff.restarts})")
+            message = f"{name} died ({how}); restarting in {delay:g} s (restart {backoff.restarts})"
+            if rc > 0:  # it failed by itself: say why
+                message += f"; last lines of {self.log_path(name)}:\n{_indent(tail(self.log_path(name), 5))}"
+            events.append(SupervisorEvent("died", name, message, returncode=rc, delay_s=delay,
+                                          restart=backoff.restarts, at=now))
+        for name, due in sorted(self._restart_due.items(), key=lambda item: item[1]):
+            if due > now:
+                continue
+            self._close_log(name)
+            proc = self._spawn(name, self._commands[name])
+            restarts = self._backoff[name].restarts
+            events.append(SupervisorEvent("restarted", name, f"{name} restarted (pid {proc.pid}, restart {restarts})",
+                                          restart=restarts, pid=proc.pid, at=now))
+        return events
+
+    @property
+    def restarting(self) -> dict[str, float]:
+        """Children waiting for their restart: name -> when (``time.monotonic()``)."""
+        return dict(self._restart_due)
+
+    def restarts(self) -> dict[str, int]:
+        """How many times the supervisor restarted each child."""
+        return {name: backoff.restarts for name, backoff in self._backoff.items()}
+
+    def _log_line(self, name: str, text: str) -> None:
+        log = self._logs.get(name)
+        if log is not None:
+            with contextlib.suppress(OSError, ValueError):
+                log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} {text}\n")
+                log.flush()
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one child (it stays in ``children`` until restarted)."""
@@ -546,9 +738,11 @@ class Platform:
 
     def restart(self, name: str, timeout: float = 15.0) -> subprocess.Popen:
         """Stop one child (SIGTERM, then SIGKILL) and start the same command again."""
-        self._terminate({name: self.children[name]}, timeout)
-        self._close_log(name)
-        return self._spawn(name, self._commands[name])
+        with self._supervision:
+            self._terminate({name: self.children[name]}, timeout)
+            self._close_log(name)
+            self._given_up.discard(name)
+            return self._spawn(name, self._commands[name])
 
     def stop(self, timeout: float = 15.0) -> dict[str, int]:
         """Stop every child; idempotent. Returns name -> exit code.
@@ -557,6 +751,9 @@ class Platform:
         gateway first (no new requests; its in-flight RPCs still get answers),
         then the services, then the relays (they publish what was written last).
         """
+        with self._supervision:
+            self._stopped = True
+            self._restart_due.clear()
         phases: list[list[str]] = [[], [], []]
         for name in self.children:
             phases[2 if name.endswith("-relay") else 0 if name == "gateway" else 1].append(name)
@@ -594,6 +791,21 @@ class Platform:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def config_problem(service: str, returncode: int, stderr: str, stdout: str = "") -> str:
+    """What a failed ``check-config`` says, as ``<service>: <message>`` lines.
+
+    The service CLI prints a configuration error as one line ``upgestao-<service>: configuration error: ...``;
+    that line (or those lines) is the message. Anything else (an import error, a crash) is unexpected:
+    the tail of its output follows.
+    """
+    prefix = f"upgestao-{service}: "
+    lines = [line[len(prefix):].strip() for line in stderr.splitlines() if line.startswith(prefix)]
+    if lines:
+        return "\n".join(f"{service}: {line}" for line in lines)
+    output = clean_output(f"{stdout}\n{stderr}", 15)
+    return f"{service}: check-config failed ({describe_returncode(returncode)}):\n{_indent(output)}"
 
 
 def _indent(text: str, prefix: str = "    ") -> str:

@@ -4,6 +4,7 @@ from upgestao_kernel.cli import ServiceDefinition
 
 from .adapters.projections import projections
 from .commands import COMMANDS
+from .settings import check_config
 
 DEFINITION = ServiceDefinition(
     name="identity",
@@ -11,6 +12,7 @@ DEFINITION = ServiceDefinition(
     migrations="upgestao_identity:migrations",
     projections=projections,
     commands=COMMANDS,
+    check_config=check_config,  # settings, signing keys, the first admin: before anything starts
     # a login waiting for its bcrypt slot holds a worker (no database connection):
     # enough workers that queued logins never starve other requests
     default_max_workers=64,

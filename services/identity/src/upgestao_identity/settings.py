@@ -67,3 +67,40 @@ def load_identity_settings(settings: Settings, environ: Mapping[str, str] | None
         admin_birth_date=birth_date,
         admin_name=(env.get(ADMIN_NAME_VAR) or "").strip() or "Administrator",
     )
+
+
+ADMIN_FIELD_VARS = {"email": ADMIN_EMAIL_VAR, "password": ADMIN_PASSWORD_VAR, "birth_date": ADMIN_BIRTH_DATE_VAR,
+                    "full_name": ADMIN_NAME_VAR}
+
+
+def check_config(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """Everything identity's ``run`` validates (``check-config`` and ``run`` call it before anything
+    starts): its settings, its token signing keys and the first admin of the environment (the password
+    policy, the e-mail, an adult's birth date), which ``run`` would otherwise refuse only once started.
+    Raises ``ConfigError`` naming the variable."""
+    from upgestao_kernel.errors import ServiceError
+
+    from .adapters.tokens import load_signing_keys
+    from .entrypoints.dependencies import today
+    from .service_layer.auth import checked_password
+    from .service_layer.bootstrap import ADMIN_REQUIRED
+    from .service_layer.profiles import clean_fields
+
+    env = os.environ if environ is None else environ
+    identity = load_identity_settings(settings, env)
+    load_signing_keys(settings, env)
+    if not identity.admin_email:
+        return
+    admin = {"full_name": identity.admin_name, "email": identity.admin_email, "birth_date": identity.admin_birth_date}
+    try:
+        clean_fields(admin, allowed=ADMIN_REQUIRED, required=ADMIN_REQUIRED, today=today(),
+                     minimum_age=identity.minimum_age)
+        checked_password(identity.admin_password, identity.admin_email)
+    except ServiceError as exc:
+        errors = exc.extensions.get("errors") or [{"field": "", "message": exc.detail}]
+        first = errors[0]
+        variable = ADMIN_FIELD_VARS.get(first.get("field"), ADMIN_EMAIL_VAR)
+        others = "; ".join(f"{ADMIN_FIELD_VARS.get(e.get('field'), e.get('field'))}: {e.get('message')}"
+                           for e in errors[1:])
+        raise ConfigError(variable, f"the first admin: {first.get('message')}" + (f" (and {others})" if others else "")
+                          ) from None

@@ -4,6 +4,7 @@ from upgestao_kernel.cli import ServiceDefinition
 
 from .adapters.stream_feeder import relay_loops
 from .commands import COMMANDS
+from .settings import check_config
 
 DEFINITION = ServiceDefinition(
     name="privacy",
@@ -11,4 +12,6 @@ DEFINITION = ServiceDefinition(
     migrations="upgestao_privacy:migrations",
     commands=COMMANDS,
     relay_loops=relay_loops,  # the audit stream is published by the relay process
+    # the audit log's settings and signing key, as the service loads them at start
+    check_config=check_config,
 )

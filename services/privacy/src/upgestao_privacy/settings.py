@@ -58,3 +58,9 @@ def load_audit_settings(settings: Settings, environ: Mapping[str, str] | None = 
         stream_batch=_int(env, "PRIVACY_AUDIT_STREAM_BATCH", 1000, 1, 10_000),
         stream_records_per_message=_int(env, "PRIVACY_AUDIT_STREAM_RECORDS_PER_MESSAGE", 100, 1, 1000),
     )
+
+
+def check_config(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """Everything privacy's ``run`` validates (``check-config`` and ``run`` call it before anything
+    starts): the audit log's settings and its checkpoint signing key. Raises ``ConfigError``."""
+    load_audit_settings(settings, environ)
