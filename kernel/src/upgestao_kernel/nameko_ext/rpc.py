@@ -9,9 +9,19 @@ confirmed, so a reply the broker refused still raises.
 A :class:`~upgestao_kernel.errors.ServiceError` (any subclass) is answered as
 the base class, which callers rebuild as an instance (not a ``RemoteError``),
 so the gateway can turn it into a precise problem document.
+
+A ServiceError is an answer, not a failure of the service: nameko logs every
+"expected" exception at WARNING with its traceback, which buried real errors
+under thousands of client mistakes. :class:`AnsweredErrors` rewrites that line:
+a 4xx is one INFO line (``rpc.answered_error``, no traceback); a 5xx the
+service chose to answer stays a WARNING, without a traceback either (its
+detail says what happened). Anything else a handler raises is a bug: nameko
+logs it at ERROR with its traceback, untouched.
 """
 
 from __future__ import annotations
+
+import logging
 
 from nameko.amqp.publish import Publisher
 from nameko.constants import (
@@ -29,6 +39,40 @@ from nameko.rpc import Rpc as NamekoRpc
 from ..errors import ServiceError
 
 deserialize_to_instance(ServiceError)
+
+_CONTAINER_LOGGER = "nameko.containers"
+_EXPECTED_PREFIX = "(expected) error handling worker"
+
+
+class AnsweredErrors(logging.Filter):
+    """On nameko's container logger: a ServiceError handed back to the caller, logged as an answer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, ServiceError) or not str(record.msg).startswith(_EXPECTED_PREFIX):
+            return True
+        level = logging.INFO if exc.status < 500 else logging.WARNING
+        if not logging.getLogger(record.name).isEnabledFor(level):
+            return False
+        worker_ctx = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        entrypoint = getattr(worker_ctx, "entrypoint", None)
+        record.levelno, record.levelname = level, logging.getLevelName(level)
+        record.msg, record.args = "rpc.answered_error", ()
+        record.exc_info, record.exc_text = None, None
+        record.error_type = exc.slug
+        record.status = exc.status
+        record.method = getattr(entrypoint, "method_name", None)
+        return True
+
+
+def install_answered_errors_filter() -> None:
+    """Idempotent: the filter once on nameko's container logger."""
+    logger = logging.getLogger(_CONTAINER_LOGGER)
+    if not any(isinstance(f, AnsweredErrors) for f in logger.filters):
+        logger.addFilter(AnsweredErrors())
+
+
+install_answered_errors_filter()
 
 
 class TransientPublisher(Publisher):

@@ -56,4 +56,4 @@ def check_password(password: str, *, email: str | None) -> None:
     if email:
         local = _fold(email.rpartition("@")[0] if "@" in email else email)
         if len(local) >= MIN_LOCAL_PART and local in _fold(password):
-            raise PasswordRejected("the password must not contain your e-mail address")
+            raise PasswordRejected("the password must not contain the part of your e-mail address before the @")
