@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -22,29 +26,117 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
+# SQLite's own busy handler sleeps inside C: under eventlet that stalls every
+# green thread of the process, including the one holding the lock it waits for.
+# So SQLite is asked never to wait long; writers of one process queue on a
+# cooperative lock, and a lock held by another process is waited for here, in
+# short steps that let the rest of the process run.
+SQLITE_BUSY_STEP_MS = 20  # the longest one attempt may stall the process
+SQLITE_LOCK_TIMEOUT_S = 30.0  # then "database is locked", as pysqlite's own timeout did
+
+_GATE_HOLDER = "upgestao_write_gate"
+
+
+class SqliteWriteGate:
+    """One writer at a time per SQLite file in this process, waited for cooperatively.
+
+    A ``threading.Lock``: eventlet's after monkey-patching (a waiting green thread
+    yields), a real one otherwise. Released when the transaction ends.
+    """
+
+    _gates: dict[str, SqliteWriteGate] = {}
+    _gates_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_path(cls, path: str) -> SqliteWriteGate:
+        key = os.path.realpath(path) if path and path != ":memory:" else f"memory:{id(object())}"
+        with cls._gates_lock:
+            gate = cls._gates.get(key)
+            if gate is None:
+                gate = cls._gates[key] = cls()
+            return gate
+
+    def acquire(self, timeout_s: float) -> None:
+        if not self._lock.acquire(timeout=timeout_s):
+            raise sa.exc.OperationalError(
+                "BEGIN IMMEDIATE",
+                None,
+                sqlite3.OperationalError(f"database is locked (by this process, for {timeout_s:.0f} s)"),
+            )
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def _locked(exc: Exception) -> bool:
+    """SQLITE_BUSY: another process holds the lock (raw, or wrapped by SQLAlchemy)."""
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    return isinstance(orig, sqlite3.OperationalError) and ("locked" in str(orig) or "busy" in str(orig))
+
+
+def _retry_while_locked(run, deadline: float):
+    """``run()`` again, after a short cooperative sleep, while another process holds the lock."""
+    pause = 0.002
+    while True:
+        try:
+            return run()
+        except (sqlite3.OperationalError, sa.exc.OperationalError) as exc:
+            if not _locked(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)  # green after monkey-patching: the process goes on meanwhile
+        pause = min(pause * 2, 0.05)
+
+
 def _sqlite_engine(url: str) -> Engine:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = sa.create_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_STEP_MS / 1000, "check_same_thread": False}
+    )
+    gate = SqliteWriteGate.for_path(path)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # pragma: no cover - driver hook
         # Let SQLAlchemy, not pysqlite, decide where transactions begin.
         dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        deadline = time.monotonic() + SQLITE_LOCK_TIMEOUT_S
+        for pragma in ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"):
+            _retry_while_locked(lambda pragma=pragma: dbapi_conn.execute(pragma).close(), deadline)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # pragma: no cover - driver hook
-        # Take the write lock up front: two deferred transactions upgrading
-        # to writers would deadlock instead of waiting on busy_timeout. A
-        # connection marked read_only (``read_only(conn)``) never writes, so
-        # it need not hold up the writers.
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+        # A connection marked read_only (``read_only(conn)``) never writes: in WAL
+        # mode it reads a snapshot and holds nobody up.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+            return
+        # Take the write lock up front: two deferred transactions upgrading to
+        # writers would deadlock instead of waiting.
+        deadline = time.monotonic() + SQLITE_LOCK_TIMEOUT_S
+        gate.acquire(SQLITE_LOCK_TIMEOUT_S)
+        conn.info[_GATE_HOLDER] = True
+        try:
+            _retry_while_locked(lambda: conn.exec_driver_sql("BEGIN IMMEDIATE"), deadline)
+        except BaseException:
+            _release(conn.info)
+            raise
+
+    def _release(info: dict) -> None:
+        if info.pop(_GATE_HOLDER, False):
+            gate.release()
+
+    # The transaction ends (the gate is let go before SQLite's COMMIT runs, but
+    # no other green thread runs in between: nothing yields there).
+    sa.event.listen(engine, "commit", lambda conn: _release(conn.info))
+    sa.event.listen(engine, "rollback", lambda conn: _release(conn.info))
+    # ... or the connection goes back to the pool or away without either event.
+    sa.event.listen(engine.pool, "checkin", lambda _dbapi, record: _release(record.info))
+    sa.event.listen(engine.pool, "invalidate", lambda _dbapi, record, _exc: _release(record.info))
+    sa.event.listen(engine.pool, "close", lambda _dbapi, record: _release(record.info))
 
     return engine
 
