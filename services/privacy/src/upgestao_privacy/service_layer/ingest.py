@@ -38,8 +38,9 @@ class IngestSchema(AuditRecordSchema):
 
 
 _schema = IngestSchema()
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
+# (matched with fullmatch: "$" would also match before a trailing newline, which the schema refuses)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})")
 _REQUIRED_TEXT = ("service", "action", "resource_type", "purpose", "outcome")
 _OPTIONAL_TEXT = ("actor_id", "actor_role", "resource_id", "subject_id", "request_id", "source_ip", "recipient")
 _KEYS = frozenset(("audit_id", "occurred_at", "fields", *_REQUIRED_TEXT, *_OPTIONAL_TEXT))
@@ -72,17 +73,18 @@ def _fast(body: Any) -> dict[str, Any] | None:
     fields = body["fields"]
     if (type(fields) is not list or any(type(f) is not str for f in fields) or body["action"] not in _ACTIONS
             or body["outcome"] not in _OUTCOMES or type(body["audit_id"]) is not str
-            or not _UUID.match(body["audit_id"]) or type(body["occurred_at"]) is not str
-            or not _ISO_TIME.match(body["occurred_at"])):
+            or not _UUID.fullmatch(body["audit_id"]) or type(body["occurred_at"]) is not str
+            or not _ISO_TIME.fullmatch(body["occurred_at"])):
         return None
     try:
         occurred_at = datetime.fromisoformat(body["occurred_at"])
-    except ValueError:
-        return None
-    if occurred_at.tzinfo is None:
+        if occurred_at.tzinfo is None:
+            return None
+        occurred_at = occurred_at.astimezone(UTC)
+    except (ValueError, OverflowError):  # (year 1 or 9999 with an offset may not exist in UTC)
         return None
     record = dict(body)
-    record["occurred_at"] = occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
+    record["occurred_at"] = occurred_at.isoformat(timespec="microseconds")
     record["fields"] = sorted(set(fields))
     return record
 
@@ -94,9 +96,13 @@ def _by_schema(body: Any) -> dict[str, Any]:
         loaded = _schema.load(body)
     except ValidationError as exc:
         raise ValueError(f"invalid audit record: {sorted(exc.messages)}") from None
+    try:
+        occurred_at = loaded["occurred_at"].astimezone(UTC)
+    except OverflowError:  # an instant of year 1 or 9999 that UTC cannot hold
+        raise ValueError("invalid audit record: ['occurred_at']") from None
     record = dict(loaded)
     record["audit_id"] = str(loaded["audit_id"])
-    record["occurred_at"] = loaded["occurred_at"].astimezone(UTC).isoformat(timespec="microseconds")
+    record["occurred_at"] = occurred_at.isoformat(timespec="microseconds")
     record["fields"] = sorted(set(loaded["fields"]))
     for name in _OPTIONAL_TEXT:
         record.setdefault(name, None)
