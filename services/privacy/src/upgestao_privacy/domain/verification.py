@@ -178,7 +178,7 @@ def _integer(header: Mapping[str, Any], name: str) -> int:
 def _parse_header(line: str | bytes) -> _Header:
     try:
         header = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # (RecursionError: nested too deep)
         raise ValueError("the header line is not JSON") from None
     if not isinstance(header, dict):
         raise ValueError("the header line is not a JSON object")
@@ -220,16 +220,12 @@ def _signed_checkpoints(header: _Header, public_key: bytes, findings: _Findings)
     return good
 
 
-def _runs(flags: bytearray, value: int, stop: int) -> Iterator[tuple[int, int]]:
-    """Maximal runs ``[start, end)`` of ``value`` bytes in ``flags[:stop]``."""
-    needle, other = bytes([value]), bytes([1 - value])
-    position = flags.find(needle, 0, stop)
-    while position != -1:
-        end = flags.find(other, position, stop)
-        if end == -1:
-            end = stop
-        yield position, end
-        position = flags.find(needle, end, stop)
+def _prefix(hashes: dict[int, bytes], count: int) -> list[bytes]:
+    """The hashes of slots ``0, 1, ...`` up to the first one absent (at most ``count``)."""
+    prefix: list[bytes] = []
+    while len(prefix) < count and (hashed := hashes.get(len(prefix))) is not None:
+        prefix.append(hashed)
+    return prefix
 
 
 def _seqs(start: int, end: int) -> str:
@@ -284,14 +280,18 @@ def verify_export(
 
     first, end, size = header.first_seq, header.end_seq, header.tree_size
     count = end - first
-    stored: list[bytes | None] = [None] * count
-    computed: list[bytes | None] = [None] * count
-    seen = bytearray(count)
+    # by slot (seq - first), holding only what the lines gave: the header's range is not yet
+    # vouched for, and must not size the memory used (a forged header may claim 2**63 seqs)
+    stored: dict[int, bytes] = {}
+    computed: dict[int, bytes] = {}
+    seen: set[int] = set()
     records, flagged = _read_records(stream, header, stored, computed, seen, findings, on_record)
 
-    last = seen.rfind(b"\x01")
-    for start, stop in _runs(seen, 0, last + 1):
-        findings.add("missing", first + start, f"{_seqs(first + start, first + stop)} absent from the export")
+    last = -1
+    for slot in sorted(seen):
+        if slot > last + 1:
+            findings.add("missing", first + last + 1, f"{_seqs(first + last + 1, first + slot)} absent from the export")
+        last = slot
     if last + 1 < count:
         cut = first + last + 1
         findings.add("truncated", cut, f"the export stops before seq {cut}: {_seqs(cut, end)} absent")
@@ -299,30 +299,31 @@ def verify_export(
         return findings.report(header, records)
 
     signed_root = header.checkpoint.root_hash
-    complete = last + 1 == count and seen.find(b"\x00") == -1
+    complete = len(seen) == count  # (then as many lines were read)
     authentic = False
-    if complete and None not in stored:
+    if complete and len(stored) == count:
+        leaves = [stored[slot] for slot in range(count)]
         try:
-            authentic = root_from_range(first, end, size, stored, header.range_proof) == signed_root
+            authentic = root_from_range(first, end, size, leaves, header.range_proof) == signed_root
         except ProofError as error:
             findings.add("format", None, f"range_proof: {error}")
     if authentic:
-        for slot, (mine, theirs) in enumerate(zip(computed, stored, strict=True)):
-            if mine != theirs and first + slot not in flagged:
+        for slot in range(count):
+            if computed.get(slot) != stored[slot] and first + slot not in flagged:
                 findings.add("edited", first + slot, "the record's hash differs from the authentic leaf hash")
     else:
         _check_roots(header, stored, computed, complete, findings)
     if first == 0:
-        _walk_checkpoints(header, earlier, stored if authentic else computed, authentic, findings)
+        _walk_checkpoints(header, earlier, _prefix(stored if authentic else computed, count), authentic, findings)
     return findings.report(header, records)
 
 
 def _read_records(
     stream: Iterator[str | bytes],
     header: _Header,
-    stored: list[bytes | None],
-    computed: list[bytes | None],
-    seen: bytearray,
+    stored: dict[int, bytes],
+    computed: dict[int, bytes],
+    seen: set[int],
     findings: _Findings,
     on_record: Callable[[int, bytes], None] | None,
 ) -> tuple[int, set[int]]:
@@ -342,7 +343,7 @@ def _read_records(
         records += 1
         try:
             entry = loads(line.decode("utf-8") if isinstance(line, bytes) else line)
-        except ValueError:  # UnicodeDecodeError included
+        except (ValueError, RecursionError):  # UnicodeDecodeError included; RecursionError: nested too deep
             findings.add("format", None, f"line {line_number} is not JSON")
             continue
         seq = entry.get("seq") if isinstance(entry, dict) else None
@@ -353,10 +354,10 @@ def _read_records(
             findings.add("format", seq, f"line {line_number}: seq {seq} is outside the export's range [{first}, {end})")
             continue
         slot = seq - first
-        if seen[slot]:
+        if slot in seen:
             findings.add("reordered", seq, f"seq {seq} appears more than once (line {line_number})")
             continue
-        seen[slot] = 1
+        seen.add(slot)
         if seq < highest:
             findings.add("reordered", seq, f"seq {seq} comes after seq {highest} (line {line_number})")
         else:
@@ -378,7 +379,7 @@ def _read_records(
             continue
         try:
             computed[slot] = hashed = hash_leaf(encode(record))
-        except ValueError:
+        except (ValueError, RecursionError):
             findings.add("edited", seq, "the record is not canonical JSON (NaN or infinity)")
             flagged.add(seq)
             continue
@@ -393,16 +394,17 @@ def _read_records(
 
 def _check_roots(
     header: _Header,
-    stored: list[bytes | None],
-    computed: list[bytes | None],
+    stored: dict[int, bytes],
+    computed: dict[int, bytes],
     complete: bool,
     findings: _Findings,
 ) -> None:
     """The stored hashes did not reproduce the signed root: say why, and whether the records do."""
     first, end, size = header.first_seq, header.end_seq, header.tree_size
+    count = end - first
     signed_root = header.checkpoint.root_hash
     if complete:
-        absent = [first + slot for slot, hashed in enumerate(stored) if hashed is None]
+        absent = [first + slot for slot in range(count) if slot not in stored]
         if absent:
             findings.add("tree", absent[0], f"the tree store has no leaf hash for {len(absent)} records")
         else:
@@ -410,13 +412,14 @@ def _check_roots(
                 f"the tree store's leaf hashes of [{first}, {end}) do not reproduce the signed root of tree size {size}"
             )
             findings.add("tree", None, detail)
-    unreadable = sum(1 for hashed in computed if hashed is None)
+    unreadable = count - len(computed)
     if unreadable:
         detail = f"the signed root of tree size {size} cannot be recomputed: {unreadable} records absent or unreadable"
         findings.add("root", None, detail)
         return
+    leaves = [computed[slot] for slot in range(count)]
     try:
-        reproduced = root_from_range(first, end, size, computed, header.range_proof) == signed_root
+        reproduced = root_from_range(first, end, size, leaves, header.range_proof) == signed_root
     except ProofError:
         reproduced = False  # already reported as a format finding
     if not reproduced:
@@ -426,7 +429,7 @@ def _check_roots(
 def _walk_checkpoints(
     header: _Header,
     checkpoints: list[Checkpoint],
-    hashes: list[bytes | None],
+    hashes: list[bytes],
     authentic: bool,
     findings: _Findings,
 ) -> None:
@@ -440,10 +443,7 @@ def _walk_checkpoints(
     if not walk:
         return
     walk.sort(key=lambda c: c.tree_size)
-    try:
-        usable = hashes.index(None)
-    except ValueError:
-        usable = len(hashes)
+    usable = len(hashes)  # the hashes of seqs 0.. up to the first absent or unreadable one
     frontier = Frontier()
     good = 0
     for checkpoint in walk:
