@@ -10,22 +10,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD
+from e2e_api import E2E_IDENTITY_ENV
 from upgestao_kernel.config import env_prefix
 from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("identity", "messaging", "privacy", "notifier", "gateway")
-# The first admin comes from the environment (as in the README); lockouts are
-# short so a test can watch one expire. bcrypt keeps its production cost (12).
-E2E_IDENTITY_ENV = {
-    "UPGESTAO_ADMIN_EMAIL": ADMIN_EMAIL,
-    "UPGESTAO_ADMIN_PASSWORD": ADMIN_PASSWORD,
-    "UPGESTAO_ADMIN_BIRTH_DATE": "1980-01-15",
-    "UPGESTAO_ADMIN_NAME": "Primeira Admin",
-    "IDENTITY_LOCKOUT_BASE_S": "2",
-    "IDENTITY_IP_FAILURE_LIMIT": "1000",
-}
 
 
 def _platform_module():

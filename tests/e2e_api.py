@@ -19,6 +19,17 @@ ADMIN_EMAIL = "admin@upgestao.example.com"
 ADMIN_PASSWORD = "Quartzo-Azul-Girassol-42"
 _counter = itertools.count(1)
 
+# The first admin comes from the environment (as in the README); lockouts are
+# short so a test can watch one expire. bcrypt keeps its production cost (12).
+E2E_IDENTITY_ENV = {
+    "UPGESTAO_ADMIN_EMAIL": ADMIN_EMAIL,
+    "UPGESTAO_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    "UPGESTAO_ADMIN_BIRTH_DATE": "1980-01-15",
+    "UPGESTAO_ADMIN_NAME": "Primeira Admin",
+    "IDENTITY_LOCKOUT_BASE_S": "2",
+    "IDENTITY_IP_FAILURE_LIMIT": "1000",
+}
+
 
 def today_in_brazil() -> date:
     return datetime.now(SAO_PAULO).date()
