@@ -87,12 +87,16 @@ def verify_access_token(
     subject, session_id, role = claims["sub"], claims["sid"], claims["role"]
     if not all(isinstance(value, str) and value for value in (subject, session_id, role)):
         raise rejected(INVALID)
+    try:
+        expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+    except (OverflowError, OSError, ValueError):  # an exp past what a datetime holds (year 9999)
+        raise rejected(INVALID) from None
     token_id = claims.get("jti")
     return AccessClaims(
         subject=subject,
         session_id=session_id,
         role=role,
-        expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        expires_at=expires_at,
         token_id=token_id if isinstance(token_id, str) else None,
     )
 
