@@ -8,6 +8,7 @@ import json
 
 import pytest
 import sqlalchemy as sa
+from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.testing import wait_for
 from upgestao_privacy.domain.checkpoints import decode_public_key
 from upgestao_privacy.domain.leaves import canonical_json
@@ -102,3 +103,43 @@ def test_a_truncated_log_is_named(log):
     assert not report.ok
     assert report.first_bad_seq == RECORDS - 5
     assert {f.kind for f in report.findings} & {"truncated", "missing"}
+
+
+def test_an_edited_index_column_is_reported_never_misattributed_and_fails_verification(log):
+    """``subject_id`` and ``actor_id`` are columns beside the leaf, which search and the subject summary
+    filter on: an edit of the column alone (the leaf and the tree untouched) must not quietly file a
+    record under someone else, nor pass ``audit verify``."""
+    before = log.dpo.audit_search({"subject_id": "subject-3"}, 50, None)["items"]
+    assert 17 in [r["seq"] for r in before]
+    victim = leaf(log, 17)
+    assert victim["subject_id"] == "subject-3"
+    page = log.dpo.audit_search({}, 23, None)  # seqs 39 to 17
+    assert page["items"][-1]["seq"] == 17
+    tamper(log, "UPDATE audit_records SET subject_id = 'subject-5' WHERE seq = 17",
+           ("UPDATE audit_records SET actor_id = 'someone-innocent' WHERE seq = 30", {}))
+    assert leaf(log, 17) == victim  # the leaf, and so the tree, untouched
+
+    def refused(call, *args) -> ServiceError:
+        with pytest.raises(ServiceError) as err:
+            call(*args)
+        assert (err.value.slug, err.value.status) == ("audit-log-tampered", 500), err.value
+        return err.value
+
+    # where the edited column would file the record, the answer is refused, naming the record and column
+    assert refused(log.dpo.audit_search, {"subject_id": "subject-5"}, 50, None).extensions["tampered"] == [
+        {"seq": 17, "columns": ["subject_id"]}]
+    assert refused(log.dpo.audit_subject_summary, "subject-5").extensions["tampered"] == [
+        {"seq": 17, "columns": ["subject_id"]}]
+    assert refused(log.dpo.audit_search, {"actor_id": "someone-innocent"}, 50, None).extensions["tampered"] == [
+        {"seq": 30, "columns": ["actor_id"]}]
+    assert {t["seq"] for t in refused(log.dpo.audit_search, {}, 50, None).extensions["tampered"]} == {17, 30}
+    # a page that does not hold them is still answered, every record agreeing with its leaf
+    older = log.dpo.audit_search({}, 10, page["next_cursor"])["items"]
+    assert [r["seq"] for r in older] == list(range(16, 6, -1))
+
+    # the filter on subject-3 no longer finds seq 17: the verifier does, as an edited record
+    assert 17 not in [r["seq"] for r in log.dpo.audit_search({"subject_id": "subject-3"}, 50, None)["items"]]
+    report = verify_export(export(log), log.public_key)
+    assert not report.ok
+    assert report.first_bad_seq == 17
+    assert {f.seq for f in report.findings if f.kind == "edited"} == {17, 30}

@@ -196,9 +196,58 @@ FILTER_COLUMNS = {
 }
 
 
+# The columns kept beside the leaf for filtering. They are not in the tree: an edit of a column alone
+# would hide a record from a filter (or file it under someone else) while the leaves still verify. So
+# every record read back is checked against its leaf, and the export shows the record as the columns
+# say, so that the verifier sees such an edit as an edited leaf.
+INDEX_COLUMNS = ("audit_id", "occurred_at", "service", "action", "resource_type", "subject_id", "actor_id",
+                 "request_id", "outcome")
+_RECORD_READ = [audit_records.c.seq, audit_records.c.leaf, *(audit_records.c[name] for name in INDEX_COLUMNS)]
+
+
+class ColumnsTampered(Exception):
+    """Stored records whose index columns disagree with their leaves: ``{seq: [column, ...]}``."""
+
+    def __init__(self, disagreements: Mapping[int, list[str]]) -> None:
+        self.disagreements = dict(disagreements)
+        named = ", ".join(f"seq {seq} ({', '.join(cols)})" for seq, cols in sorted(self.disagreements.items()))
+        super().__init__(f"{len(self.disagreements)} records whose columns disagree with their leaves: {named}")
+
+
+def disagreeing_columns(row: Any, record: Mapping[str, Any]) -> list[str]:
+    """The columns (and ``seq``) of ``row`` whose value is not the one its leaf ``record`` holds."""
+    wrong = ["seq"] if record.get("seq") != row.seq else []
+    for name in INDEX_COLUMNS:
+        column, leaf = getattr(row, name), record.get(name)
+        if name == "occurred_at":
+            try:
+                leaf = datetime.fromisoformat(leaf) if isinstance(leaf, str) else leaf
+            except ValueError:
+                leaf = None
+        if column != leaf:
+            wrong.append(name)
+    return wrong
+
+
+def _checked(rows: Iterable[Any]) -> list[dict]:
+    """The leaves of ``rows``, each checked against its row's columns; :class:`ColumnsTampered` otherwise."""
+    records: list[dict] = []
+    tampered: dict[int, list[str]] = {}
+    for row in rows:
+        record = json.loads(row.leaf)
+        wrong = disagreeing_columns(row, record) if isinstance(record, dict) else ["leaf"]
+        if wrong:
+            tampered[row.seq] = wrong
+        records.append(record)
+    if tampered:
+        raise ColumnsTampered(tampered)
+    return records
+
+
 def search(conn: Connection, filters: Mapping[str, Any], limit: int, before_seq: int | None) -> list[dict]:
-    """Records matching every filter, newest (highest seq) first, at most ``limit``."""
-    query = sa.select(audit_records.c.leaf)
+    """Records matching every filter, newest (highest seq) first, at most ``limit``; each checked against
+    its leaf (:class:`ColumnsTampered`)."""
+    query = sa.select(*_RECORD_READ)
     for name, column in FILTER_COLUMNS.items():
         if filters.get(name) is not None:
             query = query.where(column == filters[name])
@@ -209,14 +258,13 @@ def search(conn: Connection, filters: Mapping[str, Any], limit: int, before_seq:
     if before_seq is not None:
         query = query.where(audit_records.c.seq < before_seq)
     query = query.order_by(audit_records.c.seq.desc()).limit(limit)
-    return [json.loads(row.leaf) for row in conn.execute(query)]
+    return _checked(conn.execute(query))
 
 
-def records_of_subject(conn: Connection, subject_id: str) -> Iterable[dict]:
-    rows = conn.execute(sa.select(audit_records.c.leaf).where(audit_records.c.subject_id == subject_id)
-                        .order_by(audit_records.c.seq))
-    for row in rows:
-        yield json.loads(row.leaf)
+def records_of_subject(conn: Connection, subject_id: str) -> list[dict]:
+    """Every record of ``subject_id``, oldest first, each checked against its leaf (:class:`ColumnsTampered`)."""
+    return _checked(conn.execute(sa.select(*_RECORD_READ).where(audit_records.c.subject_id == subject_id)
+                                 .order_by(audit_records.c.seq)))
 
 
 def seq_range(conn: Connection, start: datetime | None, end: datetime | None) -> tuple[int, int] | None:
@@ -232,16 +280,29 @@ def seq_range(conn: Connection, start: datetime | None, end: datetime | None) ->
 
 def export_lines(conn: Connection, start: int, end: int) -> list[dict]:
     """Records with ``start <= seq < end``, each with the leaf hash the tree holds for it
-    (read from the tree, not recomputed: the verifier compares the two)."""
+    (read from the tree, not recomputed: the verifier compares the two).
+
+    A record whose index columns disagree with its leaf is exported as its columns say: the
+    filters and the subject summary see it that way, and so must the verifier, which then finds
+    a record that does not hash to its leaf and names its seq."""
     leaves = audit_tree_nodes.alias("leaves")
     rows = conn.execute(
-        sa.select(audit_records.c.seq, audit_records.c.leaf, leaves.c.hash)
+        sa.select(*_RECORD_READ, leaves.c.hash)
         .select_from(audit_records.outerjoin(leaves, leaves.c.node_id == audit_records.c.seq))  # level 0
         .where(audit_records.c.seq >= start, audit_records.c.seq < end)
         .order_by(audit_records.c.seq)
     )
-    return [{"seq": row.seq, "leaf_hash": bytes(row.hash) if row.hash is not None else None,
-             "record": json.loads(row.leaf)} for row in rows]
+    lines = []
+    for row in rows:
+        record = json.loads(row.leaf)
+        if isinstance(record, dict):
+            for name in disagreeing_columns(row, record):
+                if name in INDEX_COLUMNS:
+                    value = getattr(row, name)
+                    record[name] = value.isoformat() if isinstance(value, datetime) else value
+        lines.append({"seq": row.seq, "leaf_hash": bytes(row.hash) if row.hash is not None else None,
+                      "record": record})
+    return lines
 
 
 # -- the stream position ----------------------------------------------------------------

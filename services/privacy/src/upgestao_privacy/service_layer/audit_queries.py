@@ -18,6 +18,7 @@ from typing import Any
 
 from upgestao_kernel.audit import ACTIONS, OUTCOMES
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
+from upgestao_kernel.logging import get_logger
 from upgestao_kernel.unit_of_work import UnitOfWork
 
 from ..adapters import audit_store
@@ -33,6 +34,9 @@ EXPORT_FORMAT = "upgestao-audit-export/v1"
 SYSTEM = "system"
 
 PermissionsOf = Callable[[str | None], frozenset[str]]
+TAMPERED = "audit-log-tampered"
+
+log = get_logger(__name__)
 
 
 def b64(data: bytes) -> str:
@@ -73,7 +77,9 @@ class AuditQueries:
         limit = _limit(limit)
         before = _decode_cursor(cursor) if cursor else None
         with self._open(subject_id=clean.get("subject_id"), fields=tuple(sorted(clean))) as uow:
-            items = audit_store.search(uow.conn, clean, limit + 1, before)
+            items = _or_tampered(lambda: audit_store.search(uow.conn, clean, limit + 1, before))
+        if isinstance(items, audit_store.ColumnsTampered):  # (raised once the query itself is audited)
+            raise _tampered(items)
         page = items[:limit]
         next_cursor = _encode_cursor(page[-1]["seq"]) if len(items) > limit else None
         return {"items": page, "next_cursor": next_cursor}
@@ -81,7 +87,9 @@ class AuditQueries:
     def subject_summary(self, subject_id: str) -> dict:
         subject_id = _text("subject_id", subject_id, 64)
         with self._open(subject_id=subject_id, fields=("subject_id",)) as uow:
-            records = list(audit_store.records_of_subject(uow.conn, subject_id))
+            records = _or_tampered(lambda: audit_store.records_of_subject(uow.conn, subject_id))
+        if isinstance(records, audit_store.ColumnsTampered):
+            raise _tampered(records)
         return summarise(subject_id, records)
 
     # -- tamper evidence --------------------------------------------------------------------
@@ -161,6 +169,24 @@ class AuditQueries:
         for line in lines:
             line["leaf_hash"] = b64(line["leaf_hash"]) if line["leaf_hash"] is not None else None
         return lines
+
+
+def _or_tampered(read: Callable[[], list[dict]]) -> list[dict] | audit_store.ColumnsTampered:
+    try:
+        return read()
+    except audit_store.ColumnsTampered as exc:
+        return exc
+
+
+def _tampered(exc: audit_store.ColumnsTampered) -> ServiceError:
+    """A record filed under columns its leaf does not hold: someone edited the store around the tree.
+    The answer would misattribute it (or miss it), so there is none: the error names the seqs, for
+    ``audit verify``, which reports the same records as edited."""
+    tampered = [{"seq": seq, "columns": columns} for seq, columns in sorted(exc.disagreements.items())]
+    log.error("audit.columns_tampered", records=len(tampered), seqs=[t["seq"] for t in tampered[:50]])
+    return ServiceError(TAMPERED, f"The audit log's index disagrees with {len(tampered)} of its records: the "
+                        "store was edited outside the log. Run `audit verify`; no answer is given from it "
+                        "meanwhile.", 500, {"tampered": tampered[:50]})
 
 
 class _AlsoFetching:
