@@ -21,6 +21,7 @@ from upgestao_gateway.access.tokens import EXPIRED, INVALID, REVOKED, JwtAuthent
 from upgestao_gateway.definition import DEFINITION
 from upgestao_gateway.problems import Problem
 from upgestao_kernel.config import ConfigError, load_settings
+from upgestao_kernel.testing import wait_for
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -329,12 +330,16 @@ def test_tokens_not_signed_by_identity_are_invalid(issuer, kid):
 
 
 class View:
-    def __init__(self, current: bool = True, revoked: tuple[str, ...] = ()) -> None:
+    def __init__(self, current: bool = True, revoked: tuple[str, ...] = (), reason: str = "loading") -> None:
         self.current = current
         self.revoked = set(revoked)
+        self.reason = reason
 
     def wait_current(self, timeout_s: float) -> bool:
         return self.current
+
+    def stale_reason(self) -> str:
+        return self.reason
 
     def is_revoked(self, session_id: str) -> bool:
         return session_id in self.revoked
@@ -438,6 +443,15 @@ def test_a_cached_token_still_expires_and_loses_a_withdrawn_key(issuer, kid, mon
     assert withdrawn.value.status == 401
 
 
+@pytest.mark.parametrize(("reason", "detail"), [("loading", "still loading revoked sessions"),
+                                              ("broker-unreachable", "message broker is unreachable")])
+def test_a_view_that_is_not_current_says_why(issuer, kid, reason, detail):
+    """During a broker outage the 503 names the broker, not a load that is not happening (defect 4)."""
+    with pytest.raises(Problem) as raised:
+        authenticator(issuer, view=View(current=False, reason=reason)).authenticate(bearer(issuer.token(kid)))
+    assert raised.value.status == 503 and detail in raised.value.detail
+
+
 def test_an_invalid_token_is_refused_before_waiting_for_the_view(issuer, kid):
     with pytest.raises(Problem) as raised:
         authenticator(issuer, view=View(current=False)).authenticate(bearer("garbage"))
@@ -473,3 +487,22 @@ def test_the_stream_starts_one_token_lifetime_back_then_resumes_after_the_last_o
     stream.last_offset = 41
     assert stream.start_offset() == 42
     assert not stream.current and not stream.wait_current(0.01)
+
+
+def test_the_stream_does_not_make_requests_wait_while_the_broker_is_unreachable():
+    """Nothing to read: the broker refuses connections. ``wait_current`` answers at once and the
+    reason is the broker (issue 9, defect 4)."""
+    stream = AccessEventsStream("amqp://guest:guest@127.0.0.1:1//", load_access_settings({}), handle=lambda b: None)
+    stream.connect_timeout_s = 0.5
+    thread = eventlet.spawn(stream.run)
+    try:
+        wait_for(lambda: stream.broker_unreachable, timeout=5)
+        started = time.monotonic()
+        assert not stream.wait_current(3.0)
+        assert time.monotonic() - started < 0.1
+        control = AccessControl()
+        control.stream = stream
+        assert control.stale_reason() == "broker-unreachable"
+    finally:
+        stream.stop()
+        thread.kill()

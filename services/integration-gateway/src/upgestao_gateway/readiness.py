@@ -13,6 +13,7 @@ log = get_logger(__name__)
 
 OK = "ok"
 DOWN = "down"
+SKIPPED = "skipped"  # not checked: it needs something that is down
 
 
 def run_checks(checks: Mapping[str, Callable[[], object]], timeout_s: float) -> dict[str, str]:
@@ -35,9 +36,11 @@ def run_checks(checks: Mapping[str, Callable[[], object]], timeout_s: float) -> 
 
 
 def check_broker(amqp_uri: str, timeout_s: float) -> None:
-    """Open (and close) one AMQP connection."""
+    """Open (and close) one AMQP connection: one attempt, so a refusing broker is down at once
+    (kombu's ``connect()`` would retry after 2 s)."""
     with Connection(amqp_uri, connect_timeout=timeout_s) as connection:
-        connection.connect()
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, interval_max=0,
+                                     timeout=timeout_s)
 
 
 def expect_healthy(answer: object) -> None:

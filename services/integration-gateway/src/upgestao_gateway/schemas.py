@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from marshmallow import INCLUDE, Schema, fields
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
+
+
+class Pattern(validate.Regexp):
+    """``validate.Regexp`` that must match the whole value, as the OpenAPI ``pattern`` it is documented
+    as does (ECMA-262): Python's ``$`` also matches before a final newline, so ``re.match`` would
+    accept ``"value\\n"`` where the document refuses it."""
+
+    def __init__(self, pattern: str, error: str | None = None) -> None:
+        super().__init__(pattern, error=error)
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 class FieldErrorSchema(Schema):
@@ -34,7 +50,8 @@ class HealthSchema(Schema):
 class ReadySchema(Schema):
     status = fields.String(required=True, metadata={"example": "ready"})
     checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
-                         metadata={"description": "Each dependency checked and its state (ok or down)."})
+                         metadata={"description": "Each dependency and its state: ok, down, or skipped "
+                                                         "(not checked: it needs the broker, which is down)."})
 
 
 class PingSchema(Schema):

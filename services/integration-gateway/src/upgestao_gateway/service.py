@@ -18,7 +18,7 @@ from .auth import Authenticator, AuthenticatorFactory
 from .identity_routes import IdentityRoutes
 from .openapi import openapi_document
 from .problems import Problem
-from .readiness import DOWN, check_broker, expect_healthy, run_checks
+from .readiness import DOWN, SKIPPED, check_broker, expect_healthy, run_checks
 from .rpc import Rpc
 from .schemas import HealthSchema, PingSchema, ReadySchema
 from .web import GatewayRequest, route
@@ -50,15 +50,19 @@ class GatewayService(IdentityRoutes, AuditRoutes, HealthRpc):
            summary="Readiness: the broker, the gateway's database and every service answer")
     def readyz(self, request: GatewayRequest) -> dict:
         timeout_s = self.readiness_timeout_s
-        checks = {
-            "broker": partial(check_broker, self.config["AMQP_URI"], timeout_s),
-            "database": self.db.ping,
-        }
+        # The broker first, and alone: every other check goes through it, so without it they
+        # could only wait out their timeouts. A stopped broker refuses at once: so does /readyz.
+        results = run_checks({"broker": partial(check_broker, self.config["AMQP_URI"], timeout_s)}, timeout_s)
+        checks = {"database": self.db.ping}
         if self.access.enabled:  # revoked sessions read up to date: authenticated routes can answer
             checks["revocations"] = partial(self.access.expect_current, timeout_s)
         for service in self.downstream_services:
             checks[service] = partial(self._health_of, service, timeout_s)
-        results = run_checks(checks, timeout_s)
+        if results["broker"] == DOWN:
+            results.update(run_checks({"database": self.db.ping}, timeout_s))
+            results.update({name: SKIPPED for name in checks if name not in results})
+        else:
+            results.update(run_checks(checks, timeout_s))
         down = sorted(name for name, state in results.items() if state == DOWN)
         if down:
             raise Problem("not-ready", f"Not ready: {', '.join(down)} unavailable.", checks=results)

@@ -23,7 +23,7 @@ from .permissions import RolePermissions
 from .revocations import RevocationList
 from .settings import AccessSettings, load_access_settings
 from .stream import ROLE_PERMISSIONS_CHANGED, SESSION_REVOKED, AccessEventsStream
-from .tokens import JwtAuthenticator
+from .tokens import BROKER_UNREACHABLE, LOADING, JwtAuthenticator
 
 log = get_logger(__name__)
 
@@ -104,6 +104,12 @@ class AccessControl(SharedExtension):
     def is_revoked(self, session_id: str) -> bool:
         return self.revocations is not None and self.revocations.is_revoked(session_id)
 
+    def stale_reason(self) -> str:
+        """Why the view is not current: the broker is unreachable, or it is still being read."""
+        if self.stream is not None and self.stream.broker_unreachable:
+            return BROKER_UNREACHABLE
+        return LOADING
+
     def revoked_here(self, session_ids) -> None:
         """Sessions this gateway just had identity revoke: refused here at once, before the
         event reaches the stream (other replicas learn them from it)."""
@@ -116,7 +122,7 @@ class AccessControl(SharedExtension):
     def expect_current(self, timeout_s: float) -> None:
         """Readiness: raises unless the access-events view is current."""
         if not self.wait_current(timeout_s):
-            raise RuntimeError("access events not read up to date")
+            raise RuntimeError(f"access events not read up to date: {self.stale_reason()}")
 
     # -- events
 

@@ -97,7 +97,7 @@ class AccessEventsStream:
     connect_timeout_s = 5.0
     confirm_timeout_s = 10.0
     backoff_initial_s = 0.2
-    backoff_max_s = 10.0
+    backoff_max_s = 2.0  # a broker back from a restart is noticed within this
 
     def __init__(
         self,
@@ -118,6 +118,7 @@ class AccessEventsStream:
         self._nonce: str | None = None
         self.last_offset: int | None = None
         self.attaches = 0  # successful attaches (reconnections show here)
+        self._broker_unreachable = False  # the last connection attempt failed, or the connection was lost
 
     # -- the view ------------------------------------------------------------
 
@@ -125,11 +126,19 @@ class AccessEventsStream:
     def current(self) -> bool:
         return self._current
 
+    @property
+    def broker_unreachable(self) -> bool:
+        """The broker cannot be reached now (not merely: the view is still being read)."""
+        return self._broker_unreachable
+
     def wait_current(self, timeout_s: float) -> bool:
-        """True once everything published before the (last) attach has been read."""
+        """True once everything published before the (last) attach has been read.
+
+        Does not wait while the broker is unreachable: nothing could change that sooner.
+        """
         if self._current:
             return True
-        if timeout_s > 0:
+        if timeout_s > 0 and not self._broker_unreachable:
             with eventlet.Timeout(timeout_s, False):
                 self._became_current.wait()
         return self._current
@@ -175,6 +184,7 @@ class AccessEventsStream:
             except Exception as exc:
                 if self._stopping:
                     break
+                self._broker_unreachable = True
                 log.warning("access.stream_lost", queue=QUEUE, error=type(exc).__name__, reason=str(exc)[:200],
                             retry_in_s=delay, offset=self.last_offset)
             finally:
@@ -201,6 +211,7 @@ class AccessEventsStream:
         )
         self._connection = connection
         connection.connect()
+        self._broker_unreachable = False
         declare_access_events(connection, self.settings)
 
         channel = connection.channel()

@@ -101,8 +101,19 @@ def verify_access_token(
     )
 
 
+# Why a revocation view is not current (RevocationView.stale_reason).
+BROKER_UNREACHABLE = "broker-unreachable"
+LOADING = "loading"
+STALE_DETAIL = {
+    BROKER_UNREACHABLE: "The message broker is unreachable; try again shortly.",
+    LOADING: "The gateway is still loading revoked sessions; try again shortly.",
+}
+
+
 class RevocationView(Protocol):
     def wait_current(self, timeout_s: float) -> bool: ...
+
+    def stale_reason(self) -> str: ...
 
     def is_revoked(self, session_id: str) -> bool: ...
 
@@ -161,7 +172,7 @@ class JwtAuthenticator:
         except KeysUnavailable:
             raise service_unavailable("Access tokens cannot be verified now; try again later.") from None
         if not self.revocations.wait_current(self.caught_up_wait_s):
-            raise service_unavailable("The gateway is still loading revoked sessions; try again shortly.")
+            raise service_unavailable(STALE_DETAIL.get(self.revocations.stale_reason(), STALE_DETAIL[LOADING]))
         if self.revocations.is_revoked(claims.session_id):
             raise rejected(REVOKED)
         try:
