@@ -7,6 +7,8 @@ import uuid
 from datetime import date
 
 import bcrypt
+import eventlet
+import eventlet.event
 import jwt
 import pytest
 import sqlalchemy as sa
@@ -353,6 +355,37 @@ ADMIN_ENV = {"UPGESTAO_ADMIN_EMAIL": "root@example.com.br", "UPGESTAO_ADMIN_PASS
 
 def admins(identity) -> list:
     return identity.rows("SELECT id FROM users WHERE role = 'admin'")
+
+
+def test_health_is_ok_only_once_the_first_admin_exists(start_identity, monkeypatch):
+    """/readyz relies on health(): ready must mean that the admin of the environment can log in
+    (issue 9, defect 3: a login right after readiness got 401)."""
+    from upgestao_identity.service_layer import bootstrap
+
+    gate = eventlet.event.Event()
+    create_admin = bootstrap.create_admin
+
+    def slow_create_admin(*args, **kwargs):
+        gate.wait()
+        return create_admin(*args, **kwargs)
+
+    monkeypatch.setattr(bootstrap, "create_admin", slow_create_admin)
+    identity = start_identity(ADMIN_ENV, ready=False)
+    starting = identity.caller().health()
+    assert starting["status"] == "starting" and "first admin" in starting["reason"], starting
+    gate.send(True)
+    identity.wait_bootstrap()
+    assert identity.caller().health() == {"service": "identity", "status": "ok", "database": "ok"}
+    assert identity.caller().login("root@example.com.br", ADMIN_ENV["UPGESTAO_ADMIN_PASSWORD"])["access_token"]
+
+
+def test_health_never_turns_ok_when_the_first_admin_is_refused(start_identity):
+    underage = {**ADMIN_ENV, "UPGESTAO_ADMIN_BIRTH_DATE": date(date.today().year - 10, 1, 15).isoformat()}
+    identity = start_identity(underage, ready=False)
+    identity.wait_bootstrap()
+    health = identity.caller().health()
+    assert health["status"] == "starting" and "refused" in health["reason"], health
+    assert admins(identity) == []
 
 
 def test_first_admin_is_created_once_and_can_log_in(start_identity):

@@ -21,4 +21,14 @@ class HealthRpc:
 
     @rpc
     def health(self) -> dict:
-        return {"service": self.name, "status": "ok", "database": self.db.ping()}  # type: ignore[attr-defined]
+        """``status`` "ok" only once the service can serve: its database answers and its start-up
+        tasks are done (``not_ready_reason``); otherwise "starting" with the reason."""
+        database = self.db.ping()  # type: ignore[attr-defined]
+        reason = self.not_ready_reason()
+        if reason is not None:
+            return {"service": self.name, "status": "starting", "reason": reason, "database": database}
+        return {"service": self.name, "status": "ok", "database": database}
+
+    def not_ready_reason(self) -> str | None:
+        """Override: why the service cannot serve yet (``None``: it can)."""
+        return None

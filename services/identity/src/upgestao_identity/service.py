@@ -43,6 +43,9 @@ class IdentityService(HealthRpc):
     db = Database(projections=projections)
     identity = Identity()
 
+    def not_ready_reason(self) -> str | None:
+        return self.identity.starting
+
     def _auth(self) -> Auth:
         c = self.identity
         return Auth(self.db.unit_of_work, c.hasher, c.issuer, c.settings, c.now)

@@ -34,6 +34,9 @@ class Collaborators:
     settings: IdentitySettings
     hasher: PasswordHasher
     issuer: TokenIssuer
+    # Why identity cannot serve yet: its start-up tasks (built-in roles, the first admin of the
+    # environment) are not done. None once they are; health() reports it, so /readyz means ready.
+    starting: str | None = "built-in roles and the first admin not yet in place"
 
     @staticmethod
     def now() -> datetime:
@@ -85,11 +88,14 @@ class Identity(DependencyProvider):
                     )
                     if admin_id:
                         log.info("identity.first_admin_created", user_id=admin_id)
+                self.collaborators.starting = None
                 return
             except Exception as exc:  # a database still starting: retry; a bad admin setting: say so
                 if isinstance(exc, ServiceError):
                     log.error("identity.first_admin_refused", problem=exc.slug, detail=exc.detail,
                               errors=exc.extensions.get("errors"))
+                    # never ready: the environment asks for an admin that cannot be created
+                    self.collaborators.starting = f"the first admin of the environment was refused: {exc.slug}"
                     return
                 log.warning("identity.bootstrap_retry", error_type=type(exc).__name__, exc_info=True)
                 eventlet.sleep(delay)
