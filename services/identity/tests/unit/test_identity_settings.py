@@ -1,0 +1,29 @@
+"""Identity's settings: what tests may loosen, production may not (issue 9, defect 7)."""
+
+from __future__ import annotations
+
+import pytest
+from upgestao_identity.settings import PRODUCTION_MAX_IP_FAILURES, load_identity_settings
+from upgestao_kernel.config import ConfigError, load_settings
+
+PRODUCTION = {
+    "UPGESTAO_ENV": "production",
+    "UPGESTAO_MASTER_KEY": "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=",
+    "UPGESTAO_BLIND_INDEX_KEY": "MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI=",
+    "IDENTITY_DATABASE_URL": "postgresql://u@127.0.0.1:5432/identity",
+}
+
+
+def test_a_fuzzer_may_raise_the_per_address_limit_outside_production(tmp_path):
+    env = {"UPGESTAO_ENV": "test", "UPGESTAO_DATA_DIR": str(tmp_path), "IDENTITY_IP_FAILURE_LIMIT": "100000"}
+    settings = load_identity_settings(load_settings("identity", env), env)
+    assert settings.ip_failure_limit == 100000
+
+
+def test_production_refuses_a_per_address_limit_that_is_no_limit(tmp_path):
+    env = {**PRODUCTION, "UPGESTAO_DATA_DIR": str(tmp_path), "IDENTITY_IP_FAILURE_LIMIT": "100000"}
+    with pytest.raises(ConfigError) as refused:
+        load_identity_settings(load_settings("identity", env), env)
+    assert "IDENTITY_IP_FAILURE_LIMIT" in str(refused.value)
+    env["IDENTITY_IP_FAILURE_LIMIT"] = str(PRODUCTION_MAX_IP_FAILURES)
+    assert load_identity_settings(load_settings("identity", env), env).ip_failure_limit == PRODUCTION_MAX_IP_FAILURES
