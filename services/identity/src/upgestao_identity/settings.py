@@ -36,12 +36,20 @@ class IdentitySettings:
     admin_name: str = "Administrator"
 
 
+PRODUCTION_MAX_IP_FAILURES = 500
+
+
 def load_identity_settings(settings: Settings, environ: Mapping[str, str] | None = None) -> IdentitySettings:
     env = os.environ if environ is None else environ
     cost = _int(env, "IDENTITY_BCRYPT_COST", 12, 4, 16)
     if cost < 12 and settings.production:
         raise ConfigError("IDENTITY_BCRYPT_COST", "must be at least 12 in production (R1.2)")
     concurrency = _int(env, "IDENTITY_BCRYPT_CONCURRENCY", os.cpu_count() or 1, 1, 256)
+    # Tests and fuzzers log in many times from one address; production may not open that hole.
+    ip_failure_limit = _int(env, "IDENTITY_IP_FAILURE_LIMIT", 50, 1, 100000)
+    if ip_failure_limit > PRODUCTION_MAX_IP_FAILURES and settings.production:
+        raise ConfigError("IDENTITY_IP_FAILURE_LIMIT",
+                          f"must be at most {PRODUCTION_MAX_IP_FAILURES} in production (brute-force limit)")
     email = (env.get(ADMIN_EMAIL_VAR) or "").strip() or None
     password = env.get(ADMIN_PASSWORD_VAR) or None
     birth_date = (env.get(ADMIN_BIRTH_DATE_VAR) or "").strip() or None
@@ -60,7 +68,7 @@ def load_identity_settings(settings: Settings, environ: Mapping[str, str] | None
         lockout_window_s=_int(env, "IDENTITY_LOCKOUT_WINDOW_S", 900, 1, 86400),
         lockout_base_s=_int(env, "IDENTITY_LOCKOUT_BASE_S", 60, 1, 86400),
         lockout_max_s=_int(env, "IDENTITY_LOCKOUT_MAX_S", 3600, 1, 7 * 86400),
-        ip_failure_limit=_int(env, "IDENTITY_IP_FAILURE_LIMIT", 50, 1, 100000),
+        ip_failure_limit=ip_failure_limit,
         reset_ttl_s=_int(env, "IDENTITY_RESET_TOKEN_TTL_S", 3600, 60, 86400),
         admin_email=email,
         admin_password=password,
