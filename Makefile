@@ -4,6 +4,8 @@
 #   make test    install (if needed), check RabbitMQ/PostgreSQL, ruff, pytest
 #   make lint    ruff only
 #   make bench   benchmarks (bench/run.py); `make bench SCENARIOS=outbox_publish` for one
+#   make chaos   faults under a recorded workload, then every promise checked (bench/chaos.py);
+#                `make chaos DURATION=1800 SEED=7`, CHAOS_DATABASE=sqlite for the embedded default
 #   make clean   remove var/ and bench results (keeps .venv)
 
 SHELL   := /bin/bash
@@ -21,11 +23,14 @@ DEPS     := pyproject.toml $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES))) 
             $(wildcard requirements*.txt) $(wildcard $(addsuffix /requirements*.txt,$(PACKAGES)))
 
 SCENARIOS ?=
+DURATION  ?= 120
+SEED      ?=
+FAULTS    ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: up test lint bench clean venv rabbitmq-management
+.PHONY: up test lint bench chaos clean venv rabbitmq-management
 
 up: venv
 	$(VPY) scripts/platformctl.py up
@@ -50,6 +55,12 @@ bench: venv
 	      || echo "could not install wrk: bench falls back to its Python load generator"; \
 	  else echo "wrk not installed (needs root: apt-get install wrk): bench uses its Python load generator"; fi; }
 	$(VPY) bench/run.py $(SCENARIOS)
+
+# Restarts the machine's own RabbitMQ (stop_app/start_app) and PostgreSQL during the run:
+# not while other work uses them (FAULTS=kill,stall leaves both alone).
+chaos: venv
+	$(VPY) scripts/platformctl.py preflight --wait 60
+	$(VPY) bench/chaos.py --duration $(DURATION) $(if $(SEED),--seed $(SEED)) $(if $(FAULTS),--faults $(FAULTS))
 
 clean:
 	rm -rf var bench/results/*.json

@@ -1,0 +1,1023 @@
+"""``make chaos``: the platform keeps its promises while processes die, the broker and the
+database restart and consumers stall (issue 9) -- and this proves it against a client's record.
+
+One run:
+
+1. starts a fresh platform (``Platform``, its supervisor restarting whatever dies) in a fresh
+   RabbitMQ vhost, on fresh PostgreSQL databases (``CHAOS_DATABASE=sqlite``: the embedded default);
+2. runs a mixed workload through the gateway from a *recording* client: attendants create
+   customers (each with a unique e-mail), read them, rename them, read their own profile;
+   a dpo searches the audit log. Every request carries its own ``X-Request-ID`` and is recorded
+   with its answer: ``ack`` (2xx), ``rejected`` (4xx: certainly not applied) or ``unknown``
+   (5xx, no answer, a timeout: the effect may or may not have happened);
+3. injects faults at moments drawn from a seeded random schedule (``--seed`` reproduces the
+   schedule and the workload's choices): ``kill`` (SIGKILL of any service or relay),
+   ``stall`` (SIGSTOP of one process for a few seconds, then SIGCONT), ``broker``
+   (``rabbitmqctl stop_app`` for a few seconds, then ``start_app``: the machine's own broker, so
+   only when the AMQP host is local), ``postgres`` (``pg_ctlcluster ... restart``, PostgreSQL runs only);
+4. after the last fault, waits for quiescence (ready, queues drained, the audit log caught up) and
+   checks against the client's record:
+
+   * every acknowledged customer exists exactly once (found by its e-mail and in the full
+     listing), with the name of its last acknowledged rename (or of a later unknown one);
+     no customer exists that the client never asked for; none whose creation was rejected;
+   * every acknowledged audited request (personal-data routes, audit queries) has its audit
+     record(s), no access is recorded twice, seqs are gap-free, and ``audit verify`` (privacy's
+     verifier over HTTP, with the log's public key) passes;
+   * no message is left in any queue but the parking queues (each parked message is listed
+     with its error) and ``upgestao.unrouted`` (events no consumer is bound for yet, by routing key);
+   * requests answered 5xx whose effect was applied anyway are counted and listed: the client
+     recorded them as ``unknown`` and they are accounted for (never counted as acknowledged);
+     a *4xx* whose effect was applied is a violation;
+   * recovery: for each fault, the time from injection until the fault is over (the process
+     restarted, SIGCONT sent, the broker or PostgreSQL back) and the gateway answers ``/readyz``
+     200 again; p50 and p99 by kind.
+
+It prints a table, writes ``bench/results/chaos.json`` and exits 1 on any violation.
+
+    python bench/chaos.py --duration 600 --seed 7
+    make chaos DURATION=600 SEED=7 [CHAOS_DATABASE=sqlite] [FAULTS=kill,stall]
+
+Options (and environment): ``--duration`` (CHAOS_DURATION_S, 120), ``--seed`` (CHAOS_SEED,
+random; printed), ``--database`` (CHAOS_DATABASE, postgresql), ``--faults`` (CHAOS_FAULTS,
+kill,stall,broker,postgres), ``--fault-every`` (CHAOS_FAULT_EVERY_S, mean seconds between
+faults, 10), ``--workers`` (CHAOS_WORKERS, 3), ``--plan`` (a fixed schedule instead of a random one:
+``kill:identity@10,stall:privacy@20/4,broker@40/5`` -- kind:target@seconds/duration).
+``--fault-every`` / ``--duration`` give about duration/fault-every faults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import requests
+from common import RESULTS, log, machine, percentile
+from upgestao_platform import SERVICE_NAMES, Platform, RabbitAdmin, RestartPolicy, free_address
+
+SCENARIO = "chaos"
+FAULT_KINDS = ("kill", "stall", "broker", "postgres")
+FAULT_WEIGHTS = {"kill": 4, "stall": 2, "broker": 1, "postgres": 1}
+ADMIN_EMAIL = "admin@chaos.upgestao.example.com"
+ADMIN_PASSWORD = "Quartzo-Azul-Girassol-42"
+STAFF_PASSWORD = "Girassol-Azul-Quartzo-77"
+PLATFORM_ENV = {
+    "UPGESTAO_ENV": "test",
+    "UPGESTAO_ADMIN_EMAIL": ADMIN_EMAIL,
+    "UPGESTAO_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    "UPGESTAO_ADMIN_BIRTH_DATE": "1980-01-15",
+    "UPGESTAO_ADMIN_NAME": "Admin do Caos",
+    # the chaos client logs in only a few times; failures (before the admin exists) must not lock it out
+    "IDENTITY_IP_FAILURE_LIMIT": "100000",
+    "IDENTITY_LOCKOUT_BASE_S": "1",
+    # logins are not what this measures: a cheaper hash leaves the two cores to the workload
+    "IDENTITY_BCRYPT_COST": "4",
+    "UPGESTAO_RETRY_DELAYS_MS": "200,1000,5000",
+}
+HTTP_TIMEOUT_S = 30.0
+# a process killed repeatedly from outside is not a crash loop of its own making: allow more deaths
+CHAOS_RESTART_POLICY = RestartPolicy(initial_delay_s=0.5, max_delay_s=10.0, reset_after_s=30.0, crash_limit=12,
+                                     crash_window_s=60.0)
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+PG_VERSION_DIR = Path("/etc/postgresql")
+
+
+class ChaosError(Exception):
+    """The run could not be carried out (not a violation of the platform's promises)."""
+
+
+# -- the fault schedule ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    at_s: float  # seconds after the workload started
+    kind: str  # kill | stall | broker | postgres
+    target: str = ""  # the process (kill, stall)
+    duration_s: float = 0.0  # stall and broker outage length
+
+    def label(self) -> str:
+        what = f"{self.kind}:{self.target}" if self.target else self.kind
+        return what + (f"/{self.duration_s:g}s" if self.duration_s else "")
+
+
+def random_schedule(seed: int, duration_s: float, kinds: tuple[str, ...], every_s: float,
+                    targets: list[str]) -> list[Fault]:
+    """Faults at exponentially spaced moments over ``duration_s`` (none in the first 5 s nor the
+    last 10 %), kinds weighted by FAULT_WEIGHTS; the same seed gives the same schedule."""
+    rng = random.Random(seed)
+    weights = [FAULT_WEIGHTS[k] for k in kinds]
+    faults, t = [], 5.0
+    end = duration_s * 0.9
+    while True:
+        t += rng.expovariate(1.0 / every_s)
+        if t >= end:
+            return faults
+        kind = rng.choices(kinds, weights)[0]
+        if kind == "kill":
+            faults.append(Fault(round(t, 2), kind, rng.choice(targets)))
+        elif kind == "stall":
+            faults.append(Fault(round(t, 2), kind, rng.choice(targets), round(rng.uniform(2.0, 8.0), 1)))
+        elif kind == "broker":
+            faults.append(Fault(round(t, 2), kind, "", round(rng.uniform(2.0, 6.0), 1)))
+        else:
+            faults.append(Fault(round(t, 2), kind))
+
+
+def parse_plan(text: str) -> list[Fault]:
+    """``kill:identity@10,stall:privacy@20/4,broker@40/5,postgres@60``."""
+    faults = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        what, _, when = item.partition("@")
+        at, _, duration = when.partition("/")
+        kind, _, target = what.partition(":")
+        if kind not in FAULT_KINDS or not at:
+            raise ChaosError(f"--plan item {item!r}: expected kind[:target]@seconds[/duration], kinds {FAULT_KINDS}")
+        if kind in ("kill", "stall") and target not in process_names():
+            raise ChaosError(f"--plan item {item!r}: target must be one of {', '.join(process_names())}")
+        faults.append(Fault(float(at), kind, target, float(duration or (5 if kind in ("stall", "broker") else 0))))
+    return sorted(faults, key=lambda f: f.at_s)
+
+
+def process_names() -> list[str]:
+    return [*SERVICE_NAMES, *(f"{name}-relay" for name in SERVICE_NAMES)]
+
+
+# -- the recording client --------------------------------------------------------------------
+
+
+@dataclass
+class Op:
+    """One request the client made, and what it learnt."""
+
+    kind: str  # create | read | update | me | audit | check-*
+    request_id: str
+    method: str
+    path: str
+    status: int = 0  # 0: no answer
+    outcome: str = "unknown"  # ack | rejected | unknown
+    started: float = 0.0
+    ended: float = 0.0
+    audited: bool = False  # a 2xx here must leave audit record(s)
+    email: str | None = None
+    customer_id: str | None = None
+    value: str | None = None  # the name a create or rename asked for
+    problem: str | None = None  # the problem type's slug, or the connection error
+
+
+class Client:
+    """A gateway client that logs in again when its token is refused and records every request."""
+
+    def __init__(self, base_url: str, record: Callable[[Op], None], email: str, password: str) -> None:
+        self.base_url = base_url
+        self.record = record
+        self.email, self.password = email, password
+        self.session = requests.Session()
+        self.token: str | None = None
+
+    def login(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                response = self.session.post(self.base_url + "/v1/auth/login", timeout=HTTP_TIMEOUT_S,
+                                             json={"email": self.email, "password": self.password})
+                if response.status_code == 200:
+                    self.token = response.json()["access_token"]
+                    return
+                last = f"{response.status_code} {response.text[:200]}"
+            except requests.RequestException as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.5)
+        raise ChaosError(f"could not log in as {self.email} within {timeout:.0f} s: {last}")
+
+    def call(self, kind: str, method: str, path: str, *, audited: bool, record: bool = True,
+             **fields) -> tuple[Op, object]:
+        """One request; on 401 log in again and repeat it (a 401 changes nothing)."""
+        for _ in range(3):
+            op = Op(kind, f"chaos-{kind}-{uuid.uuid4().hex}", method, path, audited=audited,
+                    **{k: v for k, v in fields.items() if k in ("email", "customer_id", "value")})
+            body = fields.get("json")
+            op.started = time.time()
+            answer: object = None
+            try:
+                response = self.session.request(
+                    method, self.base_url + path, json=body, params=fields.get("params"), timeout=HTTP_TIMEOUT_S,
+                    headers={"Authorization": f"Bearer {self.token}", "X-Request-ID": op.request_id})
+                op.status = response.status_code
+                try:
+                    answer = response.json()
+                except ValueError:
+                    answer = response.text
+            except requests.RequestException as exc:
+                op.problem = type(exc).__name__
+            op.ended = time.time()
+            if op.status == 401:
+                self.login()
+                continue
+            if 200 <= op.status < 300:
+                op.outcome = "ack"
+            elif 400 <= op.status < 500:
+                op.outcome = "rejected"
+            if isinstance(answer, dict) and op.status >= 400:
+                op.problem = str(answer.get("type", "")).rsplit("/", 1)[-1] or op.problem
+            if record:
+                self.record(op)
+            return op, answer
+        raise ChaosError(f"{method} {path}: refused three times after logging in again")
+
+
+def years_ago(years: int) -> str:
+    today = datetime.now(SAO_PAULO).date()
+    try:
+        return today.replace(year=today.year - years).isoformat()
+    except ValueError:
+        return date(today.year - years, today.month, 28).isoformat()
+
+
+def staff_payload(role: str, n: int) -> dict:
+    tag = uuid.uuid4().hex[:8]
+    return {
+        "full_name": f"Caos {role} {n}", "email": f"chaos.{role}.{n}.{tag}@example.com.br",
+        "phone": f"(11) 9{n % 10}{(uuid.uuid4().int % 1000):03d}-{(uuid.uuid4().int % 10000):04d}",
+        "birth_date": years_ago(30), "job_title": "Atendente", "gender": "feminino", "role": role,
+        "password": STAFF_PASSWORD,
+        "address": {"street": "Rua Augusta", "number": "1500", "complement": "ap 12", "district": "Consolação",
+                    "city": "São Paulo", "state": "SP", "postal_code": "01304-001", "country": "BR"},
+    }
+
+
+class Workload:
+    """Attendant workers and a dpo, each a thread; every request recorded in ``ops``."""
+
+    def __init__(self, base_url: str, seed: int, workers: int) -> None:
+        self.base_url = base_url
+        self.seed = seed
+        self.workers = workers
+        self.ops: list[Op] = []
+        self._lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+        self.clients: list[Client] = []
+        self.dpo: Client | None = None
+
+    def record(self, op: Op) -> None:
+        with self._lock:
+            self.ops.append(op)
+
+    def prepare(self) -> None:
+        admin = Client(self.base_url, lambda op: None, ADMIN_EMAIL, ADMIN_PASSWORD)
+        admin.login(timeout=180)
+        for n in range(self.workers + 1):
+            role = "dpo" if n == self.workers else "attendant"
+            payload = staff_payload(role, n)
+            op, answer = admin.call("setup-user", "POST", "/v1/users", audited=False, record=False, json=payload)
+            if op.status != 201:
+                raise ChaosError(f"creating the {role} user: {op.status} {answer}")
+            client = Client(self.base_url, self.record, payload["email"], payload["password"])
+            client.login()
+            (self.clients.append(client) if role == "attendant" else setattr(self, "dpo", client))
+
+    def start(self) -> None:
+        for i, client in enumerate(self.clients):
+            self.threads.append(threading.Thread(target=self._guard, args=(self._attendant, client, i),
+                                                 name=f"attendant-{i}", daemon=True))
+        self.threads.append(threading.Thread(target=self._guard, args=(self._dpo, self.dpo, self.workers),
+                                             name="dpo", daemon=True))
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=HTTP_TIMEOUT_S * 4)
+
+    def _guard(self, loop: Callable[[Client, random.Random], None], client: Client, i: int) -> None:
+        try:
+            loop(client, random.Random(self.seed * 1000 + i))
+        except Exception as exc:  # noqa: BLE001 - reported as a failed run
+            self.errors.append(f"{threading.current_thread().name}: {type(exc).__name__}: {exc}")
+
+    def _attendant(self, client: Client, rng: random.Random) -> None:
+        mine: list[str] = []  # ids of this worker's acknowledged customers
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            choice = rng.choices(("create", "read", "update", "me"), (4, 3, 2, 1))[0]
+            if choice != "create" and not mine:
+                choice = "create"
+            if choice == "create":
+                email = f"chaos.{uuid.uuid4().hex[:12]}@example.com"
+                name = f"Cliente Caos {uuid.uuid4().hex[:6]} v0"
+                op, answer = client.call("create", "POST", "/v1/customers", audited=True, email=email, value=name,
+                                         json={"full_name": name, "email": email})
+                if op.outcome == "ack" and isinstance(answer, dict):
+                    op.customer_id = answer.get("id")
+                    mine.append(op.customer_id)
+            elif choice == "read":
+                customer = rng.choice(mine)
+                client.call("read", "GET", f"/v1/customers/{customer}", audited=True, customer_id=customer)
+            elif choice == "update":
+                customer = rng.choice(mine)
+                name = f"Cliente Caos {uuid.uuid4().hex[:6]} v{n}"
+                client.call("update", "PATCH", f"/v1/customers/{customer}", audited=True, customer_id=customer,
+                            value=name, json={"full_name": name})
+            else:
+                client.call("me", "GET", "/v1/me", audited=True)
+            time.sleep(rng.uniform(0.0, 0.05))
+
+    def _dpo(self, client: Client, rng: random.Random) -> None:
+        while not self.stop.is_set():
+            with self._lock:
+                created = [op.customer_id for op in self.ops if op.kind == "create" and op.customer_id]
+            params = {"limit": 20}
+            if created and rng.random() < 0.7:
+                params["subject_id"] = rng.choice(created)
+            client.call("audit", "GET", "/v1/audit", audited=True, params=params)
+            self.stop.wait(rng.uniform(0.3, 1.0))
+
+
+# -- fault injection -------------------------------------------------------------------------
+
+
+@dataclass
+class FaultRun:
+    fault: Fault
+    injected: float = 0.0  # time.time()
+    over: float = 0.0  # the fault ended (process back, SIGCONT, broker/PostgreSQL back)
+    recovered: float = 0.0  # and /readyz answered 200
+    pid: int | None = None
+    note: str = ""
+
+    @property
+    def recovery_s(self) -> float | None:
+        return round(self.recovered - self.injected, 3) if self.recovered else None
+
+
+class Injector:
+    """Carries out a schedule against a platform whose supervisor runs in this process."""
+
+    def __init__(self, platform: Platform, schedule: list[Fault], amqp_uri: str, database: str) -> None:
+        self.platform = platform
+        self.schedule = schedule
+        self.amqp_uri = amqp_uri
+        self.database = database
+        self.runs: list[FaultRun] = []
+        self.errors: list[str] = []
+        self.stopped: set[str] = set()  # SIGSTOPped processes, to resume at any exit
+        self.broker_down = False
+
+    def run(self, t0: float, stop: threading.Event) -> None:
+        for fault in self.schedule:
+            if stop.wait(max(0.0, t0 + fault.at_s - time.time())):
+                return
+            try:
+                self.runs.append(self.inject(fault))
+            except Exception as exc:  # noqa: BLE001 - reported
+                self.errors.append(f"{fault.label()}: {type(exc).__name__}: {exc}")
+            finally:
+                self.undo()
+
+    def inject(self, fault: Fault) -> FaultRun:
+        run = FaultRun(fault)
+        log(f"fault {fault.label()} at +{fault.at_s:.1f} s")
+        if fault.kind in ("kill", "stall"):
+            proc = self._live(fault.target)
+            run.pid = proc.pid
+            run.injected = time.time()
+            if fault.kind == "kill":
+                proc.send_signal(signal.SIGKILL)
+                run.over = self._restarted(fault.target, proc.pid)
+            else:
+                os.kill(proc.pid, signal.SIGSTOP)
+                self.stopped.add(fault.target)
+                time.sleep(fault.duration_s)
+                os.kill(proc.pid, signal.SIGCONT)
+                self.stopped.discard(fault.target)
+                run.over = time.time()
+        elif fault.kind == "broker":
+            self._check_local_broker()
+            run.injected = time.time()
+            self.broker_down = True
+            rabbitmqctl("stop_app")
+            time.sleep(fault.duration_s)
+            rabbitmqctl("start_app")
+            self.broker_down = False
+            run.over = time.time()
+        elif fault.kind == "postgres":
+            if self.database != "postgresql":
+                raise ChaosError("a PostgreSQL restart on a SQLite run")
+            run.injected = time.time()
+            restart_postgres()
+            run.over = time.time()
+        run.recovered = self._ready_after(run.over)
+        if not run.recovered:
+            run.note = "not ready within 120 s"
+        return run
+
+    def undo(self) -> None:
+        """Never leave a process stopped or the broker down (an exception, the end of the run)."""
+        for name in list(self.stopped):
+            proc = self.platform.children.get(name)
+            if proc is not None and proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+            self.stopped.discard(name)
+        if self.broker_down:
+            rabbitmqctl("start_app")
+            self.broker_down = False
+
+    def _live(self, name: str, timeout: float = 60.0):
+        """The child ``name`` once it runs (it may be waiting for a restart)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.platform.children[name]
+            if proc.poll() is None:
+                return proc
+            time.sleep(0.1)
+        raise ChaosError(f"{name} did not come back within {timeout:.0f} s")
+
+    def _restarted(self, name: str, old_pid: int, timeout: float = 120.0) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.platform.children[name]
+            if proc.pid != old_pid and proc.poll() is None:
+                return time.time()
+            time.sleep(0.05)
+        raise ChaosError(f"{name} was not restarted within {timeout:.0f} s")
+
+    def _ready_after(self, since: float, timeout: float = 120.0) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            asked = time.time()
+            status, _ = self.platform.readyz(timeout=2.0)
+            if status == 200 and asked >= since:
+                return time.time()
+            time.sleep(0.2)
+        return 0.0
+
+    def _check_local_broker(self) -> None:
+        host = urlsplit(self.amqp_uri).hostname or "127.0.0.1"
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ChaosError(f"broker faults only on this machine's broker, not {host}")
+
+
+def rabbitmqctl(action: str) -> None:
+    result = subprocess.run(["rabbitmqctl", "-q", action], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise ChaosError(f"rabbitmqctl {action}: exit {result.returncode}: {result.stderr.strip()[:300]}")
+
+
+def restart_postgres() -> None:
+    versions = sorted(p.name for p in PG_VERSION_DIR.iterdir()) if PG_VERSION_DIR.is_dir() else []
+    if not versions:
+        raise ChaosError(f"no PostgreSQL cluster under {PG_VERSION_DIR}")
+    result = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "restart"],
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise ChaosError(f"pg_ctlcluster restart: exit {result.returncode}: {result.stderr.strip()[:300]}")
+
+
+class Supervisor:
+    """``Platform.supervise()`` every 100 ms in a thread; what it did is kept."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.events: list = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.1):
+            self.events += self.platform.supervise()
+
+    @property
+    def gave_up(self) -> list:
+        return [e for e in self.events if e.kind == "gave_up"]
+
+
+# -- the environment: vhost, databases -------------------------------------------------------
+
+
+@contextmanager
+def environment(database: str) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """(amqp_uri, vhost, database environment) -- all fresh, deleted afterwards."""
+    from upgestao_kernel.config import env_prefix
+    from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
+
+    tag = uuid.uuid4().hex[:8]
+    vhost = f"upgestao-chaos-{tag}"
+    amqp_uri = create_vhost(vhost)
+    created: list[str] = []
+    env: dict[str, str] = {}
+    try:
+        if database == "postgresql":
+            for service in SERVICE_NAMES:
+                name = f"chaos_{service}_{tag}"
+                env[f"{env_prefix(service)}_DATABASE_URL"] = create_database(name)
+                created.append(name)
+        elif database != "sqlite":
+            raise ChaosError(f"CHAOS_DATABASE: postgresql or sqlite, not {database!r}")
+        yield amqp_uri, vhost, env
+    finally:
+        for name in created:
+            for _ in range(30):  # PostgreSQL may be restarting
+                try:
+                    drop_database(name)
+                    break
+                except Exception:  # noqa: BLE001 - retried, then left behind (named in the log)
+                    time.sleep(2)
+            else:
+                log(f"could not drop database {name}")
+        try:
+            delete_vhost(vhost)
+        except Exception as exc:  # noqa: BLE001
+            log(f"could not delete vhost {vhost}: {exc}")
+
+
+# -- quiescence and the checks ---------------------------------------------------------------
+
+
+def wait_ready(platform: Platform, timeout: float = 180.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if platform.readyz(timeout=5.0)[0] == 200:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def management(admin: RabbitAdmin, method: str, path: str, body: object | None = None,
+               timeout: float = 120.0) -> tuple[int, str]:
+    """A management-API call, retried while the API does not answer (the broker may be restarting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return admin.request(method, path, body)
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
+
+
+def queues(admin: RabbitAdmin, vhost: str) -> list[dict]:
+    status, body = management(admin, "GET", f"/api/queues/{quote(vhost, safe='')}?columns=name,type,messages,"
+                                            "messages_ready,messages_unacknowledged,arguments")
+    if status != 200:
+        raise ChaosError(f"management API: GET queues answered {status}: {body[:200]}")
+    return json.loads(body)
+
+
+def peek(admin: RabbitAdmin, vhost: str, queue: str, count: int = 100) -> list[dict]:
+    """Up to ``count`` messages of ``queue``, put back where they were."""
+    status, body = management(
+        admin, "POST", f"/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}/get",
+        {"count": count, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": 2000})
+    return json.loads(body) if status == 200 else []
+
+
+def is_stream(queue: dict) -> bool:
+    return queue.get("type") == "stream" or (queue.get("arguments") or {}).get("x-queue-type") == "stream"
+
+
+def drained(admin: RabbitAdmin, vhost: str) -> list[dict]:
+    """Queues that still hold messages and should not."""
+    return [q for q in queues(admin, vhost) if not is_stream(q) and not q["name"].endswith(".parked")
+            and q["name"] != "upgestao.unrouted" and (q.get("messages") or 0) > 0]
+
+
+def export_records(client: Client) -> tuple[dict, list[dict]]:
+    """The audit log's export (header, records) as the dpo."""
+    response = client.session.get(client.base_url + "/v1/audit/export", timeout=300,
+                                  headers={"Authorization": f"Bearer {client.token}"})
+    if response.status_code == 401:
+        client.login()
+        return export_records(client)
+    if response.status_code != 200:
+        raise ChaosError(f"GET /v1/audit/export: {response.status_code} {response.text[:300]}")
+    lines = [line for line in response.text.splitlines() if line.strip()]
+    header = json.loads(lines[0])
+    records = []
+    for line in lines[1:]:
+        item = json.loads(line)  # {"seq", "leaf_hash", "record"}
+        records.append({**item["record"], "seq": item["seq"]})
+    return header, records
+
+
+def audit_verify(platform: Platform, client: Client) -> tuple[bool, str]:
+    """privacy's ``audit verify`` over HTTP with the log's public key (from the platform's key file)."""
+    env = platform.environment()
+    key = subprocess.run([platform.python, "-m", "upgestao_privacy", "audit", "public-key"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    if key.returncode != 0:
+        return False, f"audit public-key: exit {key.returncode}: {key.stderr.strip()[-500:]}"
+    result = subprocess.run(
+        [platform.python, "-m", "upgestao_privacy", "audit", "verify", "--url", platform.url,
+         "--public-key", key.stdout.strip(), "--samples", "64"],
+        env={**env, "UPGESTAO_TOKEN": client.token or ""}, capture_output=True, text=True, timeout=600)
+    return result.returncode == 0, (result.stdout.strip() or result.stderr.strip())[-2000:]
+
+
+@dataclass
+class Findings:
+    violations: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    facts: dict[str, object] = field(default_factory=dict)
+
+    def violation(self, kind: str, detail: str) -> None:
+        self.violations[kind].append(detail)
+
+
+def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) -> Findings:
+    found = Findings()
+    checker = workload.clients[0]
+    ops = list(workload.ops)
+
+    def settled_get(path: str, params: dict | None = None) -> object:
+        """A check read, repeated until answered (the platform is quiet now: 5xx is a finding)."""
+        for _ in range(10):
+            op, answer = checker.call("check", "GET", path, audited=True, params=params)
+            if op.status == 200:
+                return answer
+            if op.status == 404:
+                return None
+            time.sleep(1.0)
+        raise ChaosError(f"GET {path} {params or ''}: no 200 after 10 tries (last {op.status} {op.problem})")
+
+    # every customer there is, from the full listing (no customer twice, none the client never asked for)
+    log("checking: listing every customer")
+    listed: dict[str, dict] = {}
+    times_listed: Counter = Counter()
+    cursor = None
+    while True:
+        page = settled_get("/v1/customers", {"limit": 100, **({"cursor": cursor} if cursor else {})})
+        for item in page["items"]:
+            listed[item["id"]] = item
+            times_listed[item["id"]] += 1
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    for customer_id, count in times_listed.items():
+        if count > 1:
+            found.violation("duplicated", f"customer {customer_id} listed {count} times")
+    by_email: dict[str, list[str]] = defaultdict(list)
+    for customer_id, item in listed.items():
+        by_email[(item.get("email") or "").lower()].append(customer_id)
+
+    # each e-mail asked for: exactly once when acknowledged, never when rejected
+    creates = [op for op in ops if op.kind == "create"]
+    asked = {op.email for op in creates}
+    unknown_applied, unknown_not_applied, fivexx_applied = [], 0, []
+    for op in creates:
+        ids = by_email.get(op.email, [])
+        if len(ids) > 1:
+            found.violation("duplicated", f"customer e-mail {op.email}: {len(ids)} customers {ids}")
+        if op.outcome == "ack":
+            if not ids:
+                found.violation("lost", f"acknowledged create {op.request_id} ({op.email}) not found")
+            elif op.customer_id not in ids:
+                found.violation("lost", f"acknowledged create {op.request_id}: id {op.customer_id}, found {ids}")
+        elif op.outcome == "rejected" and ids:
+            found.violation("rejected_then_applied", f"create {op.request_id} answered {op.status} "
+                                                     f"({op.problem}) but {op.email} exists")
+        elif op.outcome == "unknown":
+            if ids:
+                unknown_applied.append(op)
+                if op.status >= 500:
+                    fivexx_applied.append(f"{op.method} {op.path} {op.request_id} answered {op.status} "
+                                          f"({op.problem}); the customer exists")
+            else:
+                unknown_not_applied += 1
+    for email, ids in by_email.items():
+        if email not in asked:
+            found.violation("phantom", f"customers {ids} exist but the client never asked for them")
+
+    # the e-mail lookup (blind index) finds acknowledged customers: a sample
+    log("checking: e-mail lookups")
+    acked = [op for op in creates if op.outcome == "ack"]
+    for op in random.Random(len(acked)).sample(acked, min(25, len(acked))):
+        items = settled_get("/v1/customers", {"email": op.email})["items"]
+        if [item["id"] for item in items] != [op.customer_id]:
+            found.violation("lost", f"GET /v1/customers?email={op.email}: {[i['id'] for i in items]}, "
+                                    f"expected [{op.customer_id}]")
+
+    # renames: the last acknowledged value, or a later unknown one
+    by_customer: dict[str, list[Op]] = defaultdict(list)
+    for op in ops:
+        if op.kind in ("create", "update") and op.customer_id:
+            by_customer[op.customer_id].append(op)
+    renamed_checked = 0
+    for customer_id, history in by_customer.items():
+        history.sort(key=lambda op: op.started)
+        acked_at = [i for i, op in enumerate(history) if op.outcome == "ack"]
+        if not acked_at:
+            continue
+        last = acked_at[-1]
+        allowed = {history[last].value} | {op.value for op in history[last + 1:] if op.outcome == "unknown"}
+        customer = listed.get(customer_id)
+        renamed_checked += 1
+        if customer is None:
+            continue  # already counted as lost above
+        if customer.get("full_name") not in allowed:
+            found.violation("lost", f"customer {customer_id}: name {customer.get('full_name')!r}, expected one of "
+                                    f"{sorted(allowed)} (the last acknowledged rename lost)")
+        for op in history:
+            applied = customer.get("full_name") == op.value
+            if op.kind == "update" and op.outcome == "unknown" and op.status >= 500 and applied:
+                fivexx_applied.append(f"{op.method} {op.path} {op.request_id} answered {op.status} ({op.problem}); "
+                                      "the rename is in place")
+            if op.kind == "update" and op.outcome == "rejected" and applied:
+                found.violation("rejected_then_applied", f"rename {op.request_id} answered {op.status} but applied")
+    found.facts["customers"] = {"asked": len(creates), "listed": len(listed),
+                                "acknowledged": len(acked),
+                                "rejected": sum(op.outcome == "rejected" for op in creates),
+                                "unknown_applied": len(unknown_applied), "unknown_not_applied": unknown_not_applied,
+                                "names_checked": renamed_checked}
+    found.facts["answered_5xx_then_applied"] = fivexx_applied
+
+    # the audit log, once everything it should hold has arrived
+    log("checking: the audit log (waiting until it holds every audited request)")
+    ops = list(workload.ops)  # with the check reads
+    expected = {op.request_id for op in ops if op.audited and op.outcome == "ack"}
+    admin = RabbitAdmin(platform.amqp_uri)
+    deadline = time.monotonic() + quiesce_s
+    next_note = time.monotonic() + 10
+    records: list[dict] = []
+    header: dict = {}
+    while True:
+        # (every audit query, this one included, is itself audited: the log never stops growing
+        # while it is watched, so "complete" means: every request the client expects is in the export)
+        busy = drained(admin, vhost)
+        header, records = export_records(workload.dpo)
+        missing = expected - {r.get("request_id") for r in records}
+        if not busy and not missing:
+            break
+        if time.monotonic() >= next_note:
+            log(f"waiting: {len(missing)} audited requests not in the export (end_seq {header.get('end_seq')}); "
+                f"queues not drained: {[(q['name'], q['messages']) for q in busy]}")
+            next_note = time.monotonic() + 10
+        if time.monotonic() >= deadline:
+            for q in busy:
+                found.violation("queue_not_drained", f"{q['name']}: {q['messages']} messages after {quiesce_s:.0f} s")
+            break
+        time.sleep(2.0)
+    seen = Counter(r.get("request_id") for r in records)
+    for request_id in sorted(expected - set(seen)):
+        op = next(o for o in ops if o.request_id == request_id)
+        found.violation("audit_missing", f"{op.method} {op.path} {request_id} answered {op.status}: no audit record")
+    seqs = sorted(r["seq"] for r in records)
+    if seqs and seqs != list(range(len(seqs))):
+        found.violation("audit_gap", f"seqs are not 0..{len(seqs) - 1} without gaps: {len(seqs)} records from "
+                                     f"{seqs[0]} to {seqs[-1]}")
+    ids = Counter(r.get("audit_id") for r in records)
+    for audit_id, count in ids.items():
+        if count > 1:
+            found.violation("audit_duplicated", f"audit_id {audit_id} stored {count} times")
+    accesses = Counter(access_key(r) for r in records if r.get("request_id") in seen)
+    for key, count in accesses.items():
+        if count > 1:
+            found.violation("audit_duplicated", f"one access recorded {count} times: {key}")
+    log(f"checking: audit verify over {len(records)} records")
+    ok, report = audit_verify(platform, workload.dpo)
+    if not ok:
+        found.violation("audit_verify", report)
+    found.facts["audit"] = {"records": len(records), "expected_requests": len(expected),
+                            "verify": report.splitlines()[0] if report else ""}
+
+    # queues: only parking queues and the unrouted queue may hold messages, each one explained
+    explained: dict[str, list[str]] = {}
+    for q in queues(admin, vhost):
+        if is_stream(q) or not q.get("messages"):
+            continue
+        if q["name"].endswith(".parked"):
+            explained[q["name"]] = [
+                f"{(m.get('properties') or {}).get('headers', {})}"[:400] for m in peek(admin, vhost, q["name"])]
+        elif q["name"] == "upgestao.unrouted":
+            keys = Counter(m.get("routing_key") for m in peek(admin, vhost, q["name"], 1000))
+            explained[q["name"]] = [f"{count} x {key} (no consumer bound yet)" for key, count in keys.most_common()]
+    found.facts["queues_explained"] = explained
+    return found
+
+
+def access_key(record: dict) -> tuple:
+    return (record.get("request_id"), record.get("service"), record.get("action"), record.get("resource_type"),
+            record.get("resource_id"), record.get("subject_id"), tuple(sorted(record.get("fields") or ())),
+            record.get("outcome"))
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    duration_s: float = 120.0
+    seed: int = 0
+    database: str = "postgresql"
+    faults: tuple[str, ...] = FAULT_KINDS
+    fault_every_s: float = 10.0
+    workers: int = 3
+    plan: list[Fault] | None = None
+    quiesce_s: float = 180.0
+    write: bool = True
+
+
+def run_chaos(config: Config) -> dict:
+    """One chaos run; returns the result (also written to bench/results/chaos.json when ``write``)."""
+    kinds = tuple(k for k in config.faults if k != "postgres" or config.database == "postgresql")
+    schedule = config.plan if config.plan is not None else random_schedule(
+        config.seed, config.duration_s, kinds, config.fault_every_s, process_names())
+    log(f"seed {config.seed}, {config.duration_s:.0f} s, {config.database}, {len(schedule)} faults planned: "
+        + ", ".join(f"+{f.at_s:.0f}s {f.label()}" for f in schedule))
+    started = time.time()
+    with environment(config.database) as (amqp_uri, vhost, db_env), \
+            tempfile.TemporaryDirectory(prefix="upgestao-chaos-") as data_dir:
+        platform = Platform(data_dir=data_dir, amqp_uri=amqp_uri, http_address=free_address(),
+                            env={**PLATFORM_ENV, **db_env}, restart_policy=CHAOS_RESTART_POLICY, echo=log)
+        platform.start(timeout=180)
+        supervisor = Supervisor(platform)
+        supervisor.thread.start()
+        injector = Injector(platform, schedule, amqp_uri, config.database)
+        workload = Workload(platform.url, config.seed, config.workers)
+        stop = threading.Event()
+        try:
+            workload.prepare()
+            workload.start()
+            t0 = time.time()
+            faults = threading.Thread(target=injector.run, args=(t0, stop), name="injector", daemon=True)
+            faults.start()
+            stop.wait(max(config.duration_s, (schedule[-1].at_s + 5) if schedule else 0))
+            stop.set()
+            faults.join(timeout=300)
+            injector.undo()
+            workload.finish()
+            workload_s = time.time() - t0
+            log(f"workload done: {len(workload.ops)} requests in {workload_s:.0f} s; waiting for quiescence")
+            ready = wait_ready(platform)
+            findings = check(platform, workload, vhost, config.quiesce_s) if ready else Findings()
+            if not ready:
+                findings.violation("not_ready", "/readyz did not answer 200 within 180 s after the last fault")
+        finally:
+            stop.set()
+            injector.undo()
+            supervisor.stop.set()
+            supervisor.thread.join(timeout=5)
+            platform.stop()
+        logs = {name: platform.log_path(name) for name in platform.children}
+        for event in supervisor.gave_up:
+            findings.violation("crash_loop", event.message)
+        for error in injector.errors:
+            findings.violation("fault_not_carried_out", error)
+        for error in workload.errors:
+            findings.violation("client_error", error)
+        tracebacks = {name: count_tracebacks(path) for name, path in logs.items()}
+    result = summarise(config, schedule, injector, supervisor, workload, findings, started, workload_s)
+    result["tracebacks_in_logs"] = {k: v for k, v in tracebacks.items() if v}
+    if config.write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{SCENARIO}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return result
+
+
+def count_tracebacks(path: Path) -> int:
+    try:
+        return path.read_text(errors="replace").count("Traceback")
+    except OSError:
+        return 0
+
+
+def summarise(config: Config, schedule: list[Fault], injector: Injector, supervisor: Supervisor,
+              workload: Workload, findings: Findings, started: float, workload_s: float) -> dict:
+    ops = workload.ops
+    work = [op for op in ops if op.kind != "check"]
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for run in injector.runs:
+        if run.recovery_s is not None:
+            by_kind[run.fault.kind].append(run.recovery_s)
+    recovery = {}
+    for kind, values in sorted(by_kind.items()):
+        values.sort()
+        recovery[kind] = {"n": len(values), "p50_s": percentile(values, 50), "p99_s": percentile(values, 99),
+                          "max_s": values[-1]}
+    everything = sorted(v for values in by_kind.values() for v in values)
+    if everything:
+        recovery["all"] = {"n": len(everything), "p50_s": percentile(everything, 50),
+                           "p99_s": percentile(everything, 99), "max_s": everything[-1]}
+    customers = findings.facts.get("customers", {})
+    counts = {kind: len(items) for kind, items in findings.violations.items()}
+    return {
+        "scenario": SCENARIO,
+        "timestamp": datetime.fromtimestamp(started).astimezone().isoformat(timespec="seconds"),
+        "machine": machine(),
+        "parameters": {"seed": config.seed, "duration_s": config.duration_s, "database": config.database,
+                       "fault_kinds": list(config.faults), "fault_every_s": config.fault_every_s,
+                       "workers": config.workers, "plan": [f.label() + f"@{f.at_s:g}" for f in schedule]},
+        "faults": {"planned": len(schedule), "injected": len(injector.runs),
+                   "by_kind": dict(Counter(run.fault.kind for run in injector.runs)),
+                   "runs": [{**asdict(run.fault), "injected": run.injected, "over_s": round(run.over - run.injected, 3),
+                             "recovery_s": run.recovery_s, "pid": run.pid, "note": run.note}
+                            for run in injector.runs]},
+        "restarts": [{"name": e.name, "kind": e.kind, "returncode": e.returncode, "delay_s": e.delay_s}
+                     for e in supervisor.events],
+        "requests": {"total": len(work), "workload_s": round(workload_s, 1),
+                     "by_kind": dict(Counter(op.kind for op in work)),
+                     "by_outcome": dict(Counter(op.outcome for op in work)),
+                     "by_status": dict(Counter(str(op.status) for op in work)),
+                     "check_requests": len(ops) - len(work)},
+        "effects_checked": {"customers": customers.get("asked", 0), "names": customers.get("names_checked", 0),
+                            "audited_requests": (findings.facts.get("audit") or {}).get("expected_requests", 0)},
+        "customers": customers,
+        "audit": findings.facts.get("audit", {}),
+        "lost": counts.get("lost", 0),
+        "duplicated": counts.get("duplicated", 0) + counts.get("audit_duplicated", 0),
+        "answered_5xx_then_applied": findings.facts.get("answered_5xx_then_applied", []),
+        "queues_explained": findings.facts.get("queues_explained", {}),
+        "recovery": recovery,
+        "violations": {kind: items[:50] for kind, items in findings.violations.items()},
+        "ok": not findings.violations,
+    }
+
+
+def render(result: dict) -> str:
+    p = result["parameters"]
+    faults, requests_, customers, audit = result["faults"], result["requests"], result["customers"], result["audit"]
+    lines = [f"chaos: seed {p['seed']}, {p['duration_s']:.0f} s, {p['database']}, {p['workers']} attendants + 1 dpo",
+             "", f"  faults injected     {faults['injected']} of {faults['planned']}: "
+             + (", ".join(f"{k} {v}" for k, v in sorted(faults['by_kind'].items())) or "none"),
+             f"  restarts            {sum(1 for r in result['restarts'] if r['kind'] == 'restarted')}",
+             f"  requests            {requests_['total']} ("
+             + ", ".join(f"{k} {v}" for k, v in sorted(requests_["by_outcome"].items()))
+             + f") + {requests_['check_requests']} check reads",
+             f"  effects checked     {customers.get('asked', 0)} creates, {customers.get('names_checked', 0)} names, "
+             f"{audit.get('expected_requests', 0)} audited requests ({audit.get('records', 0)} records)",
+             f"  unknown outcomes    creates applied {customers.get('unknown_applied', 0)}, not applied "
+             f"{customers.get('unknown_not_applied', 0)}; answered 5xx then applied "
+             f"{len(result['answered_5xx_then_applied'])}",
+             f"  lost                {result['lost']}",
+             f"  duplicated          {result['duplicated']}",
+             f"  audit verify        {audit.get('verify', '-')}",
+             "", "  recovery (s)        kind       n    p50     p99     max"]
+    for kind, r in result["recovery"].items():
+        lines.append(f"                      {kind:<9} {r['n']:>3}  {r['p50_s']:>6.2f}  {r['p99_s']:>6.2f}  "
+                     f"{r['max_s']:>6.2f}")
+    for queue, items in result["queues_explained"].items():
+        lines.append(f"  left in {queue}: " + "; ".join(items[:5]))
+    if result["violations"]:
+        lines.append("")
+        lines.append("  VIOLATIONS")
+        for kind, items in result["violations"].items():
+            lines.append(f"    {kind}: {len(items)}")
+            lines.extend(f"      {item}" for item in items[:5])
+    lines.append("")
+    lines.append("  OK: every promise held" if result["ok"] else "  FAILED")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=float(os.environ.get("CHAOS_DURATION_S") or 120))
+    parser.add_argument("--seed", type=int, default=int(os.environ["CHAOS_SEED"]) if os.environ.get("CHAOS_SEED")
+                        else None)
+    parser.add_argument("--database", default=os.environ.get("CHAOS_DATABASE") or "postgresql",
+                        choices=("postgresql", "sqlite"))
+    parser.add_argument("--faults", default=os.environ.get("CHAOS_FAULTS") or ",".join(FAULT_KINDS))
+    parser.add_argument("--fault-every", type=float, default=float(os.environ.get("CHAOS_FAULT_EVERY_S") or 10))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("CHAOS_WORKERS") or 3))
+    parser.add_argument("--plan", default=os.environ.get("CHAOS_PLAN") or None)
+    args = parser.parse_args(argv)
+    kinds = tuple(k.strip() for k in args.faults.split(",") if k.strip())
+    unknown = set(kinds) - set(FAULT_KINDS)
+    if unknown:
+        parser.error(f"--faults: unknown {sorted(unknown)}; choose from {', '.join(FAULT_KINDS)}")
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
+    try:
+        config = Config(duration_s=args.duration, seed=seed, database=args.database, faults=kinds,
+                        fault_every_s=args.fault_every, workers=args.workers,
+                        plan=parse_plan(args.plan) if args.plan else None)
+        result = run_chaos(config)
+    except ChaosError as exc:
+        log(f"chaos run could not be carried out: {exc}")
+        return 2
+    print(render(result))
+    print(f"\n  written: {RESULTS / (SCENARIO + '.json')}   (reproduce: --seed {seed} --duration {args.duration:g} "
+          f"--database {args.database})")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
