@@ -315,6 +315,19 @@ def test_a_json_object_repeating_a_member_is_400_naming_it(client, raw, key):
     assert repr(key) in body["detail"]
 
 
+@pytest.mark.parametrize("raw", [b'{"title": "\\ud800", "lines": []}', b'{"title": "A", "lines": [{"sku": "\\udfff"}]}',
+                                 b'{"\\ud83d": 1, "title": "A", "lines": []}'])
+def test_a_lone_surrogate_escape_is_400(client, raw):
+    """Valid JSON, but no character: it would fail later, when a service encodes it (a 500)."""
+    body = assert_problem(client.post("/test/echo", data=raw, headers=JSON), 400, "malformed-request", "/test/echo")
+    assert "surrogate" in body["detail"]
+
+
+def test_a_surrogate_pair_escape_is_a_character(client):
+    response = client.post("/test/echo", data=b'{"title": "\\ud83d\\ude00", "lines": []}', headers=JSON)
+    assert response.status_code == 201 and response.json()["title"] == "\U0001f600"
+
+
 def test_invalid_body_is_422_with_dotted_field_paths(client):
     response = client.post("/test/echo", json={
         "title": "",

@@ -14,10 +14,13 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 from upgestao_kernel.audit import ACTIONS, OUTCOMES
 
+from .schemas import Pattern
+from .web import ID_PATTERN
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_SEQ = 2**63 - 1  # a leaf index (PostgreSQL bigint)
-_ID = validate.Length(min=1, max=128)
+_ID = Pattern(ID_PATTERN, error="must be an id: letters, digits and . _ : - (at most 128)")
 _CURSOR = validate.Length(min=1, max=500)
 _DATE_TIME = {"format": "date-time"}
 # "2024-05-01T10:00:00+00:00" typed into a URL unencoded arrives with a space for the "+"

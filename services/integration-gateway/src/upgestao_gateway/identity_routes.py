@@ -44,7 +44,7 @@ from .identity_schemas import (
     UserPageSchema,
     UserPatchSchema,
     UserSchema,
-    UserStatusSchema,
+    UserStatusChangeSchema,
 )
 from .web import BinaryResponse, GatewayRequest, RawBody, Reply, route
 
@@ -160,7 +160,7 @@ class IdentityRoutes:
         self.access.revoked_here(answer.get("revoked_session_ids"))
         return answer["user"]
 
-    @route("POST", "/v1/users/<uuid:user_id>/deactivate", personal_data=True, response=UserStatusSchema,
+    @route("POST", "/v1/users/<uuid:user_id>/deactivate", personal_data=True, response=UserStatusChangeSchema,
            auth="required", permission="users.deactivate", errors=(404, 409, 503), tags=PEOPLE,
            summary="Deactivate a staff user (every session ends at once)")
     def deactivate_user(self, request: GatewayRequest, user_id) -> dict:

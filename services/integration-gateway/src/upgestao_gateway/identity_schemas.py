@@ -3,10 +3,70 @@ e-mail syntax, E.164 phone, CEP and UF, minimum age, password policy)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
+from .schemas import Pattern
+
 ROLES = ("admin", "supervisor", "attendant", "dpo")
+STATUSES = ("active", "deactivated")
 _TEXT = validate.Length(min=1, max=200)
+
+# What identity accepts, as the OpenAPI document states it and the gateway checks it first (422 naming
+# the field). Identity still checks meaning no pattern can: that a phone number exists, an adult's
+# birth date, a password that is not common, an IDN domain that encodes.
+# The patterns bound every length themselves (an e-mail at most 254 characters, its local part 64),
+# so a value built from the pattern alone meets every constraint stated.
+# The e-mail: RFC 5322 dot-atoms (one to three), non-ASCII letters allowed (RFC 6531); one to four
+# domain labels and a TLD (an IDN's ASCII form too). Lone surrogates are not characters: excluded.
+_U = "\\u0080-\\ud7ff\\ue000-\\uffff"
+_C = f"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~{_U}-]"
+_LOCAL = f"(?:{_C}{{1,64}}|{_C}{{1,31}}\\.{_C}{{1,32}}|{_C}{{1,20}}(?:\\.{_C}{{1,20}}){{2}})"
+_LABEL = f"[A-Za-z0-9{_U}](?:[A-Za-z0-9{_U}-]{{0,38}}[A-Za-z0-9{_U}])?"
+_TLD = f"(?:[A-Za-z{_U}]{{2,24}}|[Xx][Nn]--[A-Za-z0-9-]{{1,20}})"
+EMAIL_PATTERN = f"^{_LOCAL}@(?:{_LABEL}\\.){{1,4}}{_TLD}$"
+EMAIL_MAX = 254
+# digits with the usual separators, an optional leading + (E.164 when given); Brazilian by default
+PHONE_PATTERN = r"^\+?[0-9 ().-]{8,32}$"
+# a calendar day from 1900-01-01 to 2099-12-31 (29 February of leap years only; 1900 is not one)
+_MONTH_DAY = ("(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+              "|02-(?:0[1-9]|1[0-9]|2[0-8]))")
+_LEAP_YEAR = "(?:19(?:0[48]|[2468][048]|[13579][26])|20(?:[02468][048]|[13579][26]))"
+DATE_PATTERN = f"^(?:(?:19|20)[0-9]{{2}}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)$"
+# secrets.token_urlsafe(32): the reset token; "<session id>.<token_urlsafe(32)>": the refresh token
+RESET_TOKEN_PATTERN = r"^[A-Za-z0-9_-]{43}$"
+REFRESH_TOKEN_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[A-Za-z0-9_-]{43}$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,500}$"
+COUNTRY_PATTERN = r"^[A-Za-z]{2}$"
+PASSWORD_MIN, PASSWORD_MAX = 10, 72  # characters; identity also refuses more than 72 bytes in UTF-8
+
+
+def _email(description: str | None = None, **kwargs: Any) -> fields.String:
+    metadata = {"format": "email", "maxLength": EMAIL_MAX, **({"description": description} if description else {})}
+    return fields.String(validate=Pattern(EMAIL_PATTERN, error="must look like name@example.com"),
+                         metadata=metadata, **kwargs)
+
+
+def _phone(**kwargs: Any) -> fields.String:
+    return fields.String(validate=Pattern(PHONE_PATTERN, error="must be a phone number: digits, spaces, "
+                                                  "( ) . - and an optional leading +"),
+                         metadata={"description": "Brazilian numbers by default, else +country code; stored as "
+                                                  "E.164. Identity refuses a number that cannot exist (422)."},
+                         **kwargs)
+
+
+def _birth_date(**kwargs: Any) -> fields.String:
+    return fields.String(validate=Pattern(DATE_PATTERN, error="must be a date YYYY-MM-DD from 1900 to 2099"),
+                         metadata={"format": "date", "description": "Not in the future, not before 1900; staff "
+                                                                    "must be adults (422 otherwise)."}, **kwargs)
+
+
+def _new_password(**kwargs: Any) -> fields.String:
+    return fields.String(load_only=True, validate=validate.Length(min=PASSWORD_MIN, max=PASSWORD_MAX),
+                         metadata={"description": "At least 10 characters, at most 72 bytes in UTF-8, not a common "
+                                                  "password, not containing the part of the e-mail before the @ "
+                                                  "(422 otherwise)."}, **kwargs)
 
 
 class AddressSchema(Schema):
@@ -19,34 +79,29 @@ class AddressSchema(Schema):
                           metadata={"description": "UF code (SP, RJ, ...) in Brazil"})
     postal_code = fields.String(required=True, validate=validate.Length(min=1, max=20),
                                 metadata={"example": "01001-000"})
-    country = fields.String(load_default="BR", validate=validate.Length(equal=2),
-                            metadata={"description": "ISO 3166-1 alpha-2"})
+    country = fields.String(load_default="BR", validate=Pattern(COUNTRY_PATTERN,
+                                                                      error="must be a two-letter country code"),
+                            metadata={"description": "ISO 3166-1 alpha-2 (identity refuses an unassigned code)"})
 
 
 class _Profile(Schema):
     full_name = fields.String(validate=_TEXT)
-    email = fields.String(validate=validate.Length(min=3, max=254), metadata={"format": "email"})
-    phone = fields.String(validate=validate.Length(min=3, max=64),
-                          metadata={"description": "Brazilian numbers by default; stored as E.164"})
-    birth_date = fields.String(validate=validate.Regexp(r"^\d{4}-\d{2}-\d{2}$", error="must be YYYY-MM-DD"),
-                               metadata={"format": "date"})
+    email = _email()
+    phone = _phone()
+    birth_date = _birth_date()
     address = fields.Nested(AddressSchema)
     gender = fields.String(allow_none=True, validate=validate.Length(max=100))
 
 
 class UserCreateSchema(_Profile):
     full_name = fields.String(required=True, validate=_TEXT)
-    email = fields.String(required=True, validate=validate.Length(min=3, max=254), metadata={"format": "email"})
-    phone = fields.String(required=True, validate=validate.Length(min=3, max=64))
-    birth_date = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-\d{2}-\d{2}$",
-                                                                       error="must be YYYY-MM-DD"),
-                               metadata={"format": "date"})
+    email = _email(required=True)
+    phone = _phone(required=True)
+    birth_date = _birth_date(required=True)
     address = fields.Nested(AddressSchema, required=True)
     job_title = fields.String(required=True, validate=_TEXT)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024),
-                             metadata={"description": "At least 10 characters, at most 72 bytes in UTF-8, "
-                                                      "not a common password, not containing the e-mail"})
+    password = _new_password(required=True)
 
 
 class MePatchSchema(_Profile):
@@ -72,7 +127,7 @@ class _PersonOut(Schema):
 class UserSchema(_PersonOut):
     job_title = fields.String(allow_none=True)
     role = fields.String(required=True)
-    status = fields.String(required=True, metadata={"enum": ["active", "deactivated"]})
+    status = fields.String(required=True, metadata={"enum": list(STATUSES)})
     has_photo = fields.Boolean(required=True)
     created_at = fields.String(required=True, metadata={"format": "date-time"})
 
@@ -84,12 +139,15 @@ class UserPageSchema(Schema):
 
 class PageQuerySchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(validate=validate.Length(max=500))
+    cursor = fields.String(validate=Pattern(CURSOR_PATTERN, error="is not a cursor this API returned"),
+                           metadata={"description": "next_cursor of the previous page (another is refused: 422)."})
 
 
-class UserStatusSchema(Schema):
+class UserStatusChangeSchema(Schema):
+    """The answer of a deactivation: the user and the status they now have."""
+
     id = fields.String(required=True)
-    status = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": list(STATUSES)})
 
 
 class PhotoSchema(Schema):
@@ -119,8 +177,8 @@ class CustomerPageSchema(Schema):
 
 
 class CustomerQuerySchema(PageQuerySchema):
-    email = fields.String(validate=validate.Length(max=254))
-    phone = fields.String(validate=validate.Length(max=64))
+    email = _email("Exact match (case-insensitive).")
+    phone = _phone()
 
 
 class LoginSchema(Schema):
@@ -136,12 +194,13 @@ class TokenPairSchema(Schema):
 
 
 class RefreshSchema(Schema):
-    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    refresh_token = fields.String(required=True, validate=Pattern(
+        REFRESH_TOKEN_PATTERN, error="is not a refresh token this API issued"))
 
 
 class PasswordChangeSchema(Schema):
     current_password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
-    new_password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+    new_password = _new_password(required=True)
 
 
 class PasswordChangedSchema(Schema):
@@ -149,12 +208,14 @@ class PasswordChangedSchema(Schema):
 
 
 class PasswordResetRequestSchema(Schema):
-    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    email = _email(required=True)
 
 
 class PasswordResetConfirmSchema(Schema):
-    token = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    new_password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+    token = fields.String(required=True, validate=Pattern(
+        RESET_TOKEN_PATTERN, error="is not a reset token this API issued"),
+        metadata={"description": "The token of the reset e-mail (single use, 1 hour; a spent or expired one: 400)."})
+    new_password = _new_password(required=True)
 
 
 class AcceptedSchema(Schema):

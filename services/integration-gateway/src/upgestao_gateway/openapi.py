@@ -20,13 +20,18 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from .bodies import BinaryResponse, RawBody, StreamResponse
 from .problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
 from .schemas import ProblemSchema
-from .web import JSON_CONTENT_TYPE, REQUEST_ID_HEADER, GatewayRoute, RouteSpec
+from .web import ID_PATTERN, JSON_CONTENT_TYPE, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, GatewayRoute, RouteSpec
 
 OPENAPI_VERSION = "3.0.3"
+# Client generators name packages after info.title (openapi-python-client: "<title>-client"), so the
+# title is ASCII; the product's own spelling is in x-product-name and the description.
+API_TITLE = "UpGestao API"
+PRODUCT_NAME = "UpGestão"
 _CONVERTER_SCHEMAS = {
     "int": {"type": "integer"},
     "float": {"type": "number"},
     "uuid": {"type": "string", "format": "uuid"},
+    "id": {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128},
 }
 _STRING = {"type": "string"}
 _BINARY = {"type": "string", "format": "binary"}
@@ -114,24 +119,27 @@ def _operation(method_name: str, spec: RouteSpec) -> dict[str, Any]:
 @functools.cache
 def openapi_document(service_cls: type) -> dict[str, Any]:
     spec = APISpec(
-        title="UpGestão API",
+        title=API_TITLE,
         version=_version(),
         openapi_version=OPENAPI_VERSION,
         plugins=[MarshmallowPlugin()],
         info={"description": "The HTTP API of the UpGestão platform. Every error is "
-                             "application/problem+json (RFC 9457)."},
+                             "application/problem+json (RFC 9457).",
+              "x-product-name": PRODUCT_NAME},
     )
     spec.components.schema("Problem", schema=ProblemSchema)
     spec.components.security_scheme("bearerAuth", BEARER_SCHEME)
     spec.components.parameter("RequestId", "header", {
         "name": REQUEST_ID_HEADER,
         "required": False,
-        "description": "Your id for this request; a new one is generated when absent or not well-formed.",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{8,128}$"},
+        "description": "Your id for this request, used when it matches ^[A-Za-z0-9._-]{8,128}$. Any other "
+                       "value is accepted and replaced by a generated id (answered in X-Request-ID), never "
+                       "refused: a request id is for tracing, not a reason to fail a request.",
+        "schema": {"type": "string"},
     })
     spec.components.header("RequestId", {
         "description": "The request id: yours when well-formed, else generated.",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN},
     })
 
     by_path: dict[str, list[tuple[str, RouteSpec]]] = {}

@@ -61,7 +61,7 @@ from nameko.web.server import HttpOnlyProtocol, WebServer
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.logging import get_logger
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from .access.control import AccessControl
@@ -93,7 +93,11 @@ log = get_logger(__name__)
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
 JSON_CONTENT_TYPE = "application/json"
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,128}$")
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{8,128}$"
+# An id that is not a UUID (a data subject's, an actor's, a service's): what the `id` path converter takes.
+ID_CHARACTERS = r"[A-Za-z0-9._:-]{1,128}"
+ID_PATTERN = f"^{ID_CHARACTERS}$"
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _ENV_CLOSE = "upgestao.close_connection"
 _MAX_INSTANCE = 2048  # a longer request path is not echoed as a problem's instance
 AUTH_MODES = ("none", "required")
@@ -104,9 +108,16 @@ _PATH_VARIABLE = re.compile(r"<(?:(?P<converter>[A-Za-z_]\w*)(?:\([^)]*\))?:)?(?
 
 def accept_request_id(value: str | None) -> str:
     """The client's request id when well-formed, else a new one."""
-    if value and _REQUEST_ID.match(value):
+    if value and _REQUEST_ID.fullmatch(value):
         return value
     return str(uuid.uuid4())
+
+
+class IdConverter(BaseConverter):
+    """``<id:name>``: letters, digits and ``. _ : -``, at most 128 (anything else: 404, as for a UUID)."""
+
+    regex = ID_CHARACTERS
+    part_isolating = True
 
 
 class GatewayRequest(Request):
@@ -339,7 +350,8 @@ class GatewayWebServer(WebServer):
         )
 
     def make_url_map(self) -> Map:
-        url_map = Map(strict_slashes=True, merge_slashes=False, redirect_defaults=False)
+        url_map = Map(strict_slashes=True, merge_slashes=False, redirect_defaults=False,
+                      converters={"id": IdConverter})
         seen: dict[tuple[str, str], str] = {}
         for provider in self._providers:
             key = (provider.spec.method, provider.spec.template)
@@ -648,6 +660,8 @@ class GatewayRoute(HttpRequestHandler):
             raise duplicate_key(exc.key) from None
         except (ValueError, RecursionError):
             raise malformed_request("The request body is not valid JSON.") from None
+        if _has_lone_surrogate(data):  # "\\ud800" escapes are valid JSON but no character: nothing can store them
+            raise malformed_request("The request body holds a \\u escape of a lone UTF-16 surrogate, not a character.")
         try:
             return self.spec.body.load(data)
         except ValidationError as exc:
@@ -753,6 +767,14 @@ class _Pipe:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class DuplicateKey(Exception):

@@ -1,0 +1,187 @@
+"""The production OpenAPI document says what the gateway and identity enforce (issue 9, defect 5):
+formats, patterns and lengths of e-mails, phones, dates, tokens, cursors and ids; names client
+generators can use (an ASCII title, no enum colliding with a schema)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from upgestao_gateway.identity_schemas import (
+    CustomerQuerySchema,
+    MePatchSchema,
+    PasswordResetConfirmSchema,
+    RefreshSchema,
+    UserCreateSchema,
+)
+from upgestao_gateway.openapi import openapi_document
+from upgestao_gateway.service import GatewayService
+from upgestao_gateway.web import GatewayWebServer
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict:
+    return openapi_document(GatewayService)
+
+
+def schema_of(doc: dict, name: str) -> dict:
+    return doc["components"]["schemas"][name]
+
+
+def ecma_fullmatch(pattern: str, value: str) -> bool:
+    """How a JSON Schema validator reads an anchored ``^…$`` pattern: ECMA-262's ``$`` (without the m flag)
+    is the end of the value only, never before a final newline as Python's is; for a pattern anchored at
+    both ends that is Python's ``fullmatch``."""
+    assert pattern.startswith("^") and pattern.endswith("$"), pattern
+    return re.fullmatch(pattern, value) is not None
+
+
+def test_the_title_is_ascii_so_generated_package_names_are(doc):
+    assert doc["info"]["title"].isascii()
+    assert doc["info"]["x-product-name"] == "UpGestão"
+
+
+def test_no_inline_enum_takes_the_name_of_a_schema(doc):
+    """openapi-python-client names an inline enum <Schema><Property> and drops a schema whose enum
+    collides with a component of that name (User.status vs UserStatus dropped every User model)."""
+    schemas = doc["components"]["schemas"]
+    for name, schema in schemas.items():
+        for prop, definition in schema.get("properties", {}).items():
+            if "enum" in definition:
+                generated = name + "".join(part.capitalize() for part in prop.split("_"))
+                assert generated not in schemas, f"{name}.{prop} would collide with the schema {generated}"
+
+
+@pytest.mark.parametrize("schema, field, fmt", [
+    ("UserCreate", "email", "email"), ("CustomerCreate", "email", "email"), ("MePatch", "email", "email"),
+    ("PasswordResetRequest", "email", "email"), ("UserCreate", "birth_date", "date"),
+    ("UserCreate", "phone", None), ("Address", "country", None),
+    ("CustomerPatch", "birth_date", "date"),
+])
+def test_personal_fields_state_their_format_and_pattern(doc, schema, field, fmt):
+    definition = schema_of(doc, schema)["properties"][field]
+    assert definition.get("format") == fmt
+    assert definition["pattern"]
+
+
+def test_lengths_and_patterns_of_what_identity_checks(doc):
+    create = schema_of(doc, "UserCreate")["properties"]
+    assert create["password"]["minLength"] == 10 and create["password"]["maxLength"] == 72
+    assert create["email"]["maxLength"] == 254
+    assert create["phone"]["pattern"]
+    assert create["role"]["enum"] == ["admin", "supervisor", "attendant", "dpo"]
+    assert schema_of(doc, "PasswordResetConfirm")["properties"]["token"]["pattern"] == r"^[A-Za-z0-9_-]{43}$"
+    assert schema_of(doc, "PasswordChange")["properties"]["new_password"]["minLength"] == 10
+    assert "pattern" in schema_of(doc, "Refresh")["properties"]["refresh_token"]
+    assert schema_of(doc, "User")["properties"]["status"]["enum"] == ["active", "deactivated"]
+    assert schema_of(doc, "UserStatusChange")["properties"]["status"]["enum"] == ["active", "deactivated"]
+
+
+def test_the_subject_summary_takes_only_an_id(doc):
+    item = doc["paths"]["/v1/audit/subjects/{subject_id}/summary"]
+    (parameter,) = item["parameters"]
+    assert parameter["schema"]["pattern"] and parameter["schema"]["maxLength"] == 128
+    assert "404" in item["get"]["responses"]
+    url_map = GatewayWebServer.make_url_map.__get__(_server_with_routes())()
+    adapter = url_map.bind("gateway")
+    assert adapter.match("/v1/audit/subjects/3f1c0a9e-1b7a-4c55-9a55-1c1f4a2e9d10/summary")[1] == {
+        "subject_id": "3f1c0a9e-1b7a-4c55-9a55-1c1f4a2e9d10"}
+    for bad in ("a\x00b", "a b", "ç", "x" * 129, "%00"):
+        with pytest.raises(Exception) as raised:
+            adapter.match(f"/v1/audit/subjects/{bad}/summary")
+        assert getattr(raised.value, "code", None) == 404, bad
+
+
+def _server_with_routes():
+    """A web server holding the production routes (as nameko would bind them), without a container."""
+    from upgestao_gateway.openapi import routes_of
+    from upgestao_gateway.web import GatewayRoute
+
+    server = GatewayWebServer()
+    for name, spec in routes_of(GatewayService):
+        provider = GatewayRoute(spec.method, spec.path, personal_data=spec.personal_data, auth=spec.auth,
+                                permission=spec.permission, response=spec.response or {"type": "object"},
+                                status=spec.status)
+        provider.method_name = name
+        server._providers.add(provider)
+    return server
+
+
+def test_the_request_id_header_is_documented_as_accepted_whatever_its_value(doc):
+    parameter = doc["components"]["parameters"]["RequestId"]
+    assert parameter["schema"] == {"type": "string"}  # a malformed one is replaced, never refused
+    assert "^[A-Za-z0-9._-]{8,128}$" in parameter["description"]
+    assert doc["components"]["headers"]["RequestId"]["schema"]["pattern"] == "^[A-Za-z0-9._-]{8,128}$"
+
+
+# -- the gateway enforces exactly what the document says ---------------------------------------------
+
+EMAILS = ["x" * 64 + "@" + "d" * 40 + ".example.com", "x" * 65 + "@example.com", "a\ud800b@example.com",
+          "maria@example.com", "Maria.Silva+x@sub.example.com.br", "joão@exemplo.com.br", "a@xn--bcher-kva.ch",
+          "maria@example.com\n", " maria@example.com", "maria@@example.com", "maria@example", "a..b@example.com",
+          ".a@example.com", "maria@-example.com", "maria@example.c", "ma ria@example.com", "maria@exa_mple.com"]
+PHONES = ["(11) 91234-5678", "+55 11 91234-5678", "11912345678", "+5511912345678", "1234", "+55 11 9123a-5678",
+          "(11) 91234-5678\n", "+" + "1" * 40]
+DATES = {"1990-02-28": True, "2000-02-29": True, "1904-02-29": True, "2099-12-31": True, "1900-01-01": True,
+         "1900-02-29": False, "1990-02-30": False, "1990-04-31": False, "1990-13-01": False, "1899-12-31": False,
+         "0000-01-01": False, "90-01-01": False, "1990-01-01\n": False, "١٩٩٠-٠١-٠١": False}
+TOKENS = ["A" * 43, "a-_" + "b" * 40, "A" * 42, "A" * 44, "A" * 42 + "=", "A" * 43 + "\n"]
+
+
+@pytest.mark.parametrize("value", EMAILS)
+def test_an_email_is_refused_by_the_gateway_exactly_when_the_document_refuses_it(doc, value):
+    pattern = schema_of(doc, "CustomerCreate")["properties"]["email"]["pattern"]
+    documented = ecma_fullmatch(pattern, value)
+    assert ("email" not in CustomerQuerySchema().validate({"email": value})) is documented
+
+
+@pytest.mark.parametrize("value", PHONES)
+def test_a_phone_is_refused_by_the_gateway_exactly_when_the_document_refuses_it(doc, value):
+    pattern = schema_of(doc, "CustomerCreate")["properties"]["phone"]["pattern"]
+    assert ("phone" not in CustomerQuerySchema().validate({"phone": value})) is ecma_fullmatch(pattern, value)
+
+
+@pytest.mark.parametrize("value, exists", DATES.items())
+def test_a_birth_date_is_a_calendar_date_in_the_documented_form(doc, value, exists):
+    """The pattern alone says which days exist (1900-2099), so data built from the document is valid."""
+    pattern = schema_of(doc, "MePatch")["properties"]["birth_date"]["pattern"]
+    accepted = "birth_date" not in MePatchSchema().validate({"birth_date": value})
+    assert accepted is exists is ecma_fullmatch(pattern, value)
+
+
+@pytest.mark.parametrize("value", TOKENS)
+def test_a_reset_token_is_what_identity_issues(doc, value):
+    pattern = schema_of(doc, "PasswordResetConfirm")["properties"]["token"]["pattern"]
+    errors = PasswordResetConfirmSchema().validate({"token": value, "new_password": "x" * 12})
+    assert ("token" not in errors) is ecma_fullmatch(pattern, value)
+
+
+def test_an_email_built_from_the_pattern_is_never_over_254_characters(doc):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pattern = schema_of(doc, "UserCreate")["properties"]["email"]["pattern"]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.from_regex(pattern, fullmatch=True))
+    def check(value: str) -> None:
+        assert len(value) <= 254 and len(value.partition("@")[0]) <= 64
+        assert CustomerQuerySchema().validate({"email": value}) == {}
+
+    check()
+
+
+def test_a_refresh_token_is_a_session_id_and_a_secret():
+    good = "3f1c0a9e-1b7a-4c55-9a55-1c1f4a2e9d10." + "s" * 43
+    assert RefreshSchema().validate({"refresh_token": good}) == {}
+    assert "refresh_token" in RefreshSchema().validate({"refresh_token": "x"})
+    assert "refresh_token" in RefreshSchema().validate({"refresh_token": good + "\n"})
+
+
+def test_new_passwords_have_the_policy_lengths():
+    base = {"full_name": "A", "email": "a@example.com", "phone": "(11) 91234-5678", "birth_date": "1990-01-01",
+            "address": {"street": "R", "number": "1", "district": "D", "city": "C", "state": "SP",
+                        "postal_code": "01001-000"}, "job_title": "J", "role": "attendant"}
+    assert "password" in UserCreateSchema().validate({**base, "password": "short"})
+    assert "password" in UserCreateSchema().validate({**base, "password": "p" * 73})
+    assert UserCreateSchema().validate({**base, "password": "p" * 72}) == {}
