@@ -3,9 +3,13 @@
 The OpenAPI document marks such routes ``x-personal-data: true`` (declared on
 each route, see ``upgestao_gateway.web.route``). SCENARIOS below, written by
 hand, performs one successful call of each with its own ``X-Request-ID`` and
-says which record it must leave; the test polls ``GET /v1/audit?request_id=``
-(as the dpo) until that record arrives. A personal-data route without a
-scenario fails: a new route cannot ship unaudited, or untested for it.
+says which record it must leave: service, action, resource, subject, actor and
+exactly its fields. The test polls ``GET /v1/audit?request_id=`` (as the dpo)
+until that record arrives, and then requires every personal field the answer
+actually carried (a field of the data map, ``GET /v1/data-map``, with a value,
+at any depth; an image is the ``photo``) to be named by the request's records.
+A personal-data route without a scenario fails: a new route cannot ship
+unaudited, or untested for it.
 
 The second test guards the declarations themselves: an operation whose body,
 query, answer or path names a field of the data map (``GET /v1/data-map``)
@@ -16,22 +20,24 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import requests
 from e2e_api import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     PASSWORD,
     Api,
     address,
+    audit_search,
     create_user,
     new_request_id,
     staff_payload,
-    wait_for_audit,
 )
 from kombu import Connection, Exchange, Queue
 from PIL import Image
@@ -41,6 +47,9 @@ pytestmark = pytest.mark.e2e
 
 METHODS = ("get", "post", "put", "patch", "delete")
 NEW_PASSWORD = "Outra-Senha-Comprida-Jacaranda-31"
+# a staff user's profile as staff_payload fills it: every field of it that an answer carries
+PROFILE = ["address", "birth_date", "email", "full_name", "gender", "job_title", "phone"]
+CUSTOMER = ["address", "birth_date", "email", "full_name", "gender", "phone"]  # a customer read names them all
 
 
 def _png() -> bytes:
@@ -62,11 +71,13 @@ class World:
     token: str
     customer: dict
     extra: dict[str, Any] = field(default_factory=dict)
+    responses: dict[str, requests.Response] = field(default_factory=dict)  # request id -> its answer
 
     def call(self, method: str, path: str, token: str | None, rid: str, expect: int, **kwargs):
         headers = {**kwargs.pop("headers", {}), "X-Request-ID": rid}
         response = self.api.request(method, path, token, headers=headers, **kwargs)
         assert response.status_code == expect, f"{method} {path}: {response.status_code} {response.text}"
+        self.responses[rid] = response
         return response
 
 
@@ -77,7 +88,8 @@ Scenario = Callable[[World, str], dict]
 
 def login(w: World, rid: str) -> dict:
     w.call("POST", "/v1/auth/login", None, rid, 200, json={"email": w.user["email"], "password": PASSWORD})
-    return {"service": "identity", "action": "login", "resource_type": "session", "subject_id": w.user["id"]}
+    return {"service": "identity", "action": "login", "resource_type": "session", "subject_id": w.user["id"],
+            "actor_id": None, "fields": []}  # nobody is authenticated yet: the subject is who logs in
 
 
 def change_password(w: World, rid: str) -> dict:
@@ -109,7 +121,8 @@ def request_password_reset(w: World, rid: str) -> dict:
         queue.delete()
         connection.release()
     w.extra["reset"] = (user, token)
-    return {"service": "identity", "action": "update", "resource_type": "credential", "subject_id": user["id"]}
+    return {"service": "identity", "action": "update", "resource_type": "credential", "subject_id": user["id"],
+            "actor_id": None, "fields": []}
 
 
 def _token_for(queue: Queue, user_id: str) -> str | None:
@@ -125,13 +138,13 @@ def confirm_password_reset(w: World, rid: str) -> dict:
     w.call("POST", "/v1/auth/password-reset/confirm", None, rid, 204,
            json={"token": token, "new_password": NEW_PASSWORD})
     return {"service": "identity", "action": "update", "resource_type": "credential", "subject_id": user["id"],
-            "fields": ["password"]}
+            "actor_id": None, "fields": ["password"]}
 
 
 def read_me(w: World, rid: str) -> dict:
     w.call("GET", "/v1/me", w.token, rid, 200)
     return {"service": "identity", "action": "read", "resource_type": "user", "subject_id": w.user["id"],
-            "actor_id": w.user["id"], "fields": ["email", "full_name"]}
+            "actor_id": w.user["id"], "fields": PROFILE}
 
 
 def update_me(w: World, rid: str) -> dict:
@@ -143,18 +156,19 @@ def update_me(w: World, rid: str) -> dict:
 def create_staff_user(w: World, rid: str) -> dict:
     created = w.call("POST", "/v1/users", w.admin, rid, 201, json=staff_payload("attendant")).json()
     return {"service": "identity", "action": "create", "resource_type": "user", "subject_id": created["id"],
-            "actor_id": w.admin_id, "fields": ["email", "full_name", "phone"]}
+            "actor_id": w.admin_id, "fields": PROFILE}
 
 
 def list_users(w: World, rid: str) -> dict:
     w.call("GET", "/v1/users", w.admin, rid, 200, params={"limit": 1})
-    return {"service": "identity", "action": "list", "resource_type": "user", "actor_id": w.admin_id}
+    return {"service": "identity", "action": "list", "resource_type": "user", "actor_id": w.admin_id,
+            "fields": PROFILE}
 
 
 def read_user(w: World, rid: str) -> dict:
     w.call("GET", f"/v1/users/{w.user['id']}", w.admin, rid, 200)
     return {"service": "identity", "action": "read", "resource_type": "user", "subject_id": w.user["id"],
-            "actor_id": w.admin_id}
+            "actor_id": w.admin_id, "fields": PROFILE}
 
 
 def update_user(w: World, rid: str) -> dict:
@@ -174,13 +188,13 @@ def put_photo(w: World, rid: str) -> dict:
     w.call("PUT", f"/v1/users/{w.user['id']}/photo", w.token, rid, 200, data=_png(),
            headers={"Content-Type": "image/png"})
     return {"service": "identity", "action": "update", "resource_type": "user", "subject_id": w.user["id"],
-            "fields": ["photo"]}
+            "actor_id": w.user["id"], "fields": ["photo"]}
 
 
 def get_photo(w: World, rid: str) -> dict:
     w.call("GET", f"/v1/users/{w.user['id']}/photo", w.token, rid, 200)  # (put_photo runs first)
     return {"service": "identity", "action": "read", "resource_type": "user", "subject_id": w.user["id"],
-            "fields": ["photo"]}
+            "actor_id": w.user["id"], "fields": ["photo"]}
 
 
 def create_customer(w: World, rid: str) -> dict:
@@ -188,23 +202,25 @@ def create_customer(w: World, rid: str) -> dict:
                      json={"full_name": "Cliente Completo", "email": f"completo.{uuid.uuid4().hex[:8]}@example.com",
                            "address": address()}).json()
     return {"service": "identity", "action": "create", "resource_type": "customer", "subject_id": created["id"],
-            "actor_id": w.user["id"], "fields": ["email", "full_name"]}
+            "actor_id": w.user["id"], "fields": ["address", "email", "full_name"]}
 
 
 def list_customers(w: World, rid: str) -> dict:
     w.call("GET", "/v1/customers", w.token, rid, 200, params={"email": w.customer["email"]})
-    return {"service": "identity", "action": "list", "resource_type": "customer", "subject_id": w.customer["id"]}
+    return {"service": "identity", "action": "list", "resource_type": "customer", "subject_id": w.customer["id"],
+            "actor_id": w.user["id"], "fields": CUSTOMER}
 
 
 def read_customer(w: World, rid: str) -> dict:
     w.call("GET", f"/v1/customers/{w.customer['id']}", w.token, rid, 200)
-    return {"service": "identity", "action": "read", "resource_type": "customer", "subject_id": w.customer["id"]}
+    return {"service": "identity", "action": "read", "resource_type": "customer", "subject_id": w.customer["id"],
+            "actor_id": w.user["id"], "fields": CUSTOMER}
 
 
 def update_customer(w: World, rid: str) -> dict:
     w.call("PATCH", f"/v1/customers/{w.customer['id']}", w.token, rid, 200, json={"gender": "não declarado"})
     return {"service": "identity", "action": "update", "resource_type": "customer", "subject_id": w.customer["id"],
-            "fields": ["gender"]}
+            "actor_id": w.user["id"], "fields": ["gender"]}
 
 
 # In this order (a scenario may use what an earlier one made).
@@ -288,12 +304,72 @@ def test_every_personal_data_route_has_a_scenario(document):
     assert not stale, f"scenarios for routes that are gone or no longer personal data: {stale}"
 
 
+@pytest.fixture(scope="module")
+def personal_fields(world) -> frozenset[str]:
+    data_map = world.api.get("/v1/data-map", world.token)
+    assert data_map.status_code == 200, data_map.text
+    fields = frozenset(entry["field"] for entry in data_map.json()["items"])
+    assert {"email", "phone", "full_name", "birth_date", "address", "photo", "password"} <= fields
+    return fields
+
+
+def carried_personal_fields(response: requests.Response, personal: frozenset[str]) -> set[str]:
+    """The data map's fields the answer holds with a value, at any depth (an image answer: the photo)."""
+    content_type = response.headers.get("Content-Type", "")
+    if content_type.startswith("image/"):
+        return {"photo"}
+    if not response.content or "json" not in content_type:
+        return set()
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in personal and item not in (None, "", [], {}):
+                    found.add(key)
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(response.json())
+    return found
+
+
+def matches(record: dict, expected: dict) -> bool:
+    """Every expected value equal; ``fields`` the same set (not a subset)."""
+    return all(set(record.get("fields") or ()) == set(value) if key == "fields" else record.get(key) == value
+               for key, value in expected.items())
+
+
+def wait_for_record(world: World, rid: str, expected: dict, what: str) -> tuple[dict, list[dict]]:
+    """The request's record matching ``expected`` and every record of the request, polled until they
+    arrive (the audit log is fed asynchronously)."""
+    deadline = time.monotonic() + 20
+    while True:
+        records = audit_search(world.api, world.dpo, request_id=rid, limit=500)["items"]
+        found = [r for r in records if matches(r, expected)]
+        if found or time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)
+    shown = [{k: r.get(k) for k in ("service", "action", "resource_type", "subject_id", "actor_id", "fields",
+                                     "outcome")} for r in records]
+    assert len(found) == 1, f"{what}: expected exactly one record {expected}; the request left {shown}"
+    return found[0], records
+
+
 @pytest.mark.parametrize("route", list(SCENARIOS), ids=lambda r: f"{r[0]} {r[1]}")
-def test_a_successful_call_of_the_route_is_audited(world, performed, route):
+def test_a_successful_call_of_the_route_is_audited(world, performed, personal_fields, route):
     rid, expected, failure = performed[route]
-    assert failure is None, f"{route[0]} {route[1]}: the scenario's call did not succeed: {failure}"
-    wait_for_audit(world.api, world.dpo, {**expected, "outcome": "success"}, what=f"{route[0]} {route[1]}",
-                   request_id=rid)
+    what = f"{route[0]} {route[1]}"
+    assert failure is None, f"{what}: the scenario's call did not succeed: {failure}"
+    assert {"service", "action", "resource_type", "actor_id", "fields"} <= set(expected), \
+        f"{what}: a scenario states who acted and exactly which fields: {expected}"
+    record, records = wait_for_record(world, rid, {**expected, "outcome": "success"}, what)
+    carried = carried_personal_fields(world.responses[rid], personal_fields)
+    audited = set().union(*(set(r["fields"]) for r in records if r["outcome"] == "success"))
+    assert carried <= audited, (f"{what}: the answer carried {sorted(carried)} but the request's records name "
+                                f"only {sorted(audited)}: {sorted(carried - audited)} left unaudited")
 
 
 def _names(schema: Any, components: dict, seen: set[str]) -> set[str]:
@@ -334,11 +410,7 @@ def carries(name: str, personal_field: str) -> bool:
     return name == personal_field or name.endswith("_" + personal_field) or personal_field in name.split("-")
 
 
-def test_a_route_that_carries_a_personal_field_is_declared_personal_data(document, world):
-    data_map = world.api.get("/v1/data-map", world.token)
-    assert data_map.status_code == 200, data_map.text
-    personal_fields = {entry["field"] for entry in data_map.json()["items"]}
-    assert {"email", "phone", "full_name", "birth_date", "address", "photo"} <= personal_fields
+def test_a_route_that_carries_a_personal_field_is_declared_personal_data(document, personal_fields):
     components = document.get("components", {}).get("schemas", {})
     carried = {route: {f for name in names_of(operation, route[1], components) for f in personal_fields
                        if carries(name, f)}

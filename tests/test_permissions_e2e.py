@@ -4,15 +4,21 @@ The table below is the specification, written out by hand: for each route the
 status each built-in role gets with a valid request. A route of the OpenAPI
 document missing from the table fails the test, so a new route cannot ship
 without its row. Without a token, every protected route is 401.
+
+Every refusal is audited: each request carries its own ``X-Request-ID``, and
+each 403 cell must have left exactly one ``denied`` record naming the caller
+and its role in the audit log (read as the dpo through ``GET /v1/audit``);
+an allowed cell leaves no denial.
 """
 
 from __future__ import annotations
 
 import io
+import time
 import uuid
 
 import pytest
-from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, address
+from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, address, audit_search, new_request_id, staff_payload
 from PIL import Image
 
 pytestmark = pytest.mark.e2e
@@ -97,7 +103,7 @@ def _path(world: dict, template: str, target: str | None = None) -> str:
             .replace("{subject_id}", world["target"]["id"]))
 
 
-def _request(api: Api, world: dict, role: str, method: str, template: str):
+def _request(api: Api, world: dict, role: str, method: str, template: str, request_id: str):
     user, tokens = world["people"][role]
     token = tokens["access_token"]
     target = world["target"]["id"]
@@ -113,8 +119,6 @@ def _request(api: Api, world: dict, role: str, method: str, template: str):
     elif (method, template) == ("POST", "/v1/auth/password"):
         kwargs["json"] = {"current_password": "not-the-current-one", "new_password": "Nova-Senha-Comprida-8"}
     elif (method, template) == ("POST", "/v1/users"):
-        from e2e_api import staff_payload
-
         kwargs["json"] = staff_payload("attendant")
     elif (method, template) == ("PATCH", "/v1/users/{user_id}"):
         kwargs["json"] = {"job_title": f"Atendente {role}"}
@@ -129,6 +133,7 @@ def _request(api: Api, world: dict, role: str, method: str, template: str):
         current = next(r for r in api.get("/v1/roles", world["admin"]).json()["items"] if r["name"] == "supervisor")
         kwargs["json"] = {"permissions": current["permissions"],
                           "self_editable_fields": current["self_editable_fields"]}
+    kwargs["headers"] = {**kwargs.get("headers", {}), "X-Request-ID": request_id}
     return api.request(method, path, token, **kwargs)
 
 
@@ -143,15 +148,43 @@ def test_the_table_covers_every_route_of_the_openapi_document(api):
         assert operation.get("security"), f"{method} {path} is protected but documents no security"
 
 
+AUDIT_TIMEOUT_S = 20.0
+
+
+def _denials(api: Api, dpo_token: str, request_ids: dict[str, str]) -> dict[str, list[dict]]:
+    """role -> the denied records of its request, polled until every request has one (or the timeout)."""
+    deadline = time.monotonic() + AUDIT_TIMEOUT_S
+    while True:
+        found = {role: [r for r in audit_search(api, dpo_token, request_id=rid, limit=50)["items"]
+                        if r["outcome"] == "denied"] for role, rid in request_ids.items()}
+        if all(found.values()) or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.25)
+
+
 @pytest.mark.parametrize(("method", "template"), sorted(TABLE))
 def test_route_by_role(api, world, method, template):
-    got = {}
+    got, rids = {}, {}
     for role in ROLES:
-        response = _request(api, world, role, method, template)
+        rids[role] = new_request_id(f"{role}-{method}-{template}")
+        response = _request(api, world, role, method, template, rids[role])
         got[role] = response.status_code
         if response.status_code == 403:
             assert response.headers["Content-Type"].startswith("application/problem+json")
     assert tuple(got[r] for r in ROLES) == TABLE[(method, template)], got
+
+    # every refusal is in the audit log: one denied record per 403, naming who was refused
+    dpo_token = world["people"]["dpo"][1]["access_token"]
+    refused = {role: rids[role] for role in ROLES if got[role] == 403}
+    denials = _denials(api, dpo_token, refused)
+    for role, records in denials.items():
+        user = world["people"][role][0]
+        assert len(records) == 1, f"{role}: {method} {template} answered 403; its denied records: {records}"
+        assert (records[0]["actor_id"], records[0]["actor_role"]) == (user["id"], role), records[0]
+    allowed = {role: rids[role] for role in ROLES if got[role] != 403}
+    for role, rid in allowed.items():  # (checked once the row's denials, if any, have arrived)
+        wrong = [r for r in audit_search(api, dpo_token, request_id=rid, limit=50)["items"] if r["outcome"] == "denied"]
+        assert not wrong, f"{role}: {method} {template} answered {got[role]} yet left a denial: {wrong}"
 
 
 @pytest.mark.parametrize(("method", "template"), sorted(TABLE))
