@@ -2,7 +2,7 @@
 
 Profiles, chosen with ``HYPOTHESIS_PROFILE``:
 
-- ``ci`` (default): derandomised (the same inputs on every run, so CI is not flaky), 150 examples a
+- ``ci`` (default): derandomised (the same inputs on every run, so CI is not flaky), 200 examples a
   test, the whole fuzz set well under a minute on one core;
 - ``long`` (``make fuzz-parsers``): random, 5,000 examples a test; a failure prints the
   ``@reproduce_failure`` blob to replay it.
@@ -30,7 +30,7 @@ MiB = 1024 * 1024
 
 settings.register_profile(
     "ci",
-    max_examples=150,
+    max_examples=200,
     deadline=2000,  # ms per example; the bounded() budgets are the real per-input limits
     derandomize=True,
     database=None,

@@ -287,11 +287,14 @@ def verify_export(
     seen: set[int] = set()
     records, flagged = _read_records(stream, header, stored, computed, seen, findings, on_record)
 
-    last = -1
-    for slot in sorted(seen):
-        if slot > last + 1:
-            findings.add("missing", first + last + 1, f"{_seqs(first + last + 1, first + slot)} absent from the export")
-        last = slot
+    last = count - 1  # the last slot seen
+    if len(seen) < count:  # some are absent: name the gaps before the last one seen
+        last = -1
+        for slot in sorted(seen):
+            if slot > last + 1:
+                gap = _seqs(first + last + 1, first + slot)
+                findings.add("missing", first + last + 1, f"{gap} absent from the export")
+            last = slot
     if last + 1 < count:
         cut = first + last + 1
         findings.add("truncated", cut, f"the export stops before seq {cut}: {_seqs(cut, end)} absent")
@@ -302,14 +305,14 @@ def verify_export(
     complete = len(seen) == count  # (then as many lines were read)
     authentic = False
     if complete and len(stored) == count:
-        leaves = [stored[slot] for slot in range(count)]
+        leaves = list(map(stored.__getitem__, range(count)))
         try:
             authentic = root_from_range(first, end, size, leaves, header.range_proof) == signed_root
         except ProofError as error:
             findings.add("format", None, f"range_proof: {error}")
     if authentic:
-        for slot in range(count):
-            if computed.get(slot) != stored[slot] and first + slot not in flagged:
+        for slot, (mine, theirs) in enumerate(zip(map(computed.get, range(count)), leaves, strict=True)):
+            if mine != theirs and first + slot not in flagged:
                 findings.add("edited", first + slot, "the record's hash differs from the authentic leaf hash")
     else:
         _check_roots(header, stored, computed, complete, findings)
@@ -417,7 +420,7 @@ def _check_roots(
         detail = f"the signed root of tree size {size} cannot be recomputed: {unreadable} records absent or unreadable"
         findings.add("root", None, detail)
         return
-    leaves = [computed[slot] for slot in range(count)]
+    leaves = list(map(computed.__getitem__, range(count)))
     try:
         reproduced = root_from_range(first, end, size, leaves, header.range_proof) == signed_root
     except ProofError:
