@@ -28,6 +28,7 @@ from .tables import (
     audit_stream_position,
     audit_tree_head,
     audit_tree_nodes,
+    leaf_member_sql,
     node_id,
 )
 
@@ -194,6 +195,15 @@ FILTER_COLUMNS = {
     "outcome": audit_records.c.outcome,
     "request_id": audit_records.c.request_id,
 }
+# who a record is about and who acted are read from the leaf (the tree vouches for it), through the
+# expression indexes of migration 0003: an edited column can neither hide nor re-file a record
+LEAF_FILTERS = ("subject_id", "actor_id")
+
+
+def _filter_on(conn: Connection, name: str) -> sa.ColumnElement:
+    if name not in LEAF_FILTERS:
+        return FILTER_COLUMNS[name]
+    return sa.literal_column(leaf_member_sql(conn.dialect.name, name), sa.String)
 
 
 # The columns kept beside the leaf for filtering. They are not in the tree: an edit of a column alone
@@ -247,23 +257,26 @@ def _checked(rows: Iterable[Any]) -> list[dict]:
 def search(conn: Connection, filters: Mapping[str, Any], limit: int, before_seq: int | None) -> list[dict]:
     """Records matching every filter, newest (highest seq) first, at most ``limit``; each checked against
     its leaf (:class:`ColumnsTampered`)."""
+    return _checked(conn.execute(search_statement(conn, filters, limit, before_seq)))
+
+
+def search_statement(conn: Connection, filters: Mapping[str, Any], limit: int, before_seq: int | None) -> sa.Select:
     query = sa.select(*_RECORD_READ)
-    for name, column in FILTER_COLUMNS.items():
+    for name in FILTER_COLUMNS:
         if filters.get(name) is not None:
-            query = query.where(column == filters[name])
+            query = query.where(_filter_on(conn, name) == filters[name])
     if filters.get("from") is not None:
         query = query.where(audit_records.c.occurred_at >= filters["from"])
     if filters.get("to") is not None:
         query = query.where(audit_records.c.occurred_at < filters["to"])
     if before_seq is not None:
         query = query.where(audit_records.c.seq < before_seq)
-    query = query.order_by(audit_records.c.seq.desc()).limit(limit)
-    return _checked(conn.execute(query))
+    return query.order_by(audit_records.c.seq.desc()).limit(limit)
 
 
 def records_of_subject(conn: Connection, subject_id: str) -> list[dict]:
     """Every record of ``subject_id``, oldest first, each checked against its leaf (:class:`ColumnsTampered`)."""
-    return _checked(conn.execute(sa.select(*_RECORD_READ).where(audit_records.c.subject_id == subject_id)
+    return _checked(conn.execute(sa.select(*_RECORD_READ).where(_filter_on(conn, "subject_id") == subject_id)
                                  .order_by(audit_records.c.seq)))
 
 
