@@ -73,6 +73,9 @@ from common import RESULTS, log, machine, percentile
 from upgestao_platform import SERVICE_NAMES, Platform, RabbitAdmin, RestartPolicy, free_address
 
 SCENARIO = "chaos"
+# audit records one request of the workload leaves: a create or a rename seals the fields and opens
+# them for its answer (two accesses of the subject), a read or an audit query is one access
+RECORDS_PER_REQUEST = {"create": 2, "update": 2, "read": 1, "me": 1, "audit": 1}
 FAULT_KINDS = ("kill", "stall", "broker", "postgres")
 FAULT_WEIGHTS = {"kill": 4, "stall": 2, "broker": 1, "postgres": 1}
 ADMIN_EMAIL = "admin@chaos.upgestao.example.com"
@@ -172,7 +175,7 @@ class Op:
     method: str
     path: str
     status: int = 0  # 0: no answer
-    outcome: str = "unknown"  # ack | rejected | unknown
+    outcome: str = "unknown"  # ack | rejected | not_sent (connection refused) | unknown
     started: float = 0.0
     ended: float = 0.0
     audited: bool = False  # a 2xx here must leave audit record(s)
@@ -228,6 +231,9 @@ class Client:
                     answer = response.text
             except requests.RequestException as exc:
                 op.problem = type(exc).__name__
+                if isinstance(exc, requests.ConnectionError) and "NewConnectionError" in repr(exc):
+                    op.outcome = "not_sent"  # the connection was refused: nothing reached the gateway
+                    time.sleep(0.2)
             op.ended = time.time()
             if op.status == 401:
                 self.login()
@@ -255,7 +261,7 @@ def years_ago(years: int) -> str:
 def staff_payload(role: str, n: int) -> dict:
     tag = uuid.uuid4().hex[:8]
     return {
-        "full_name": f"Caos {role} {n}", "email": f"chaos.{role}.{n}.{tag}@example.com.br",
+        "full_name": f"Caos {role} {n}", "email": f"chaos.{role}{n}.{tag}@example.com.br",
         "phone": f"(11) 9{n % 10}{(uuid.uuid4().int % 1000):03d}-{(uuid.uuid4().int % 10000):04d}",
         "birth_date": years_ago(30), "job_title": "Atendente", "gender": "feminino", "role": role,
         "password": STAFF_PASSWORD,
@@ -579,7 +585,7 @@ def management(admin: RabbitAdmin, method: str, path: str, body: object | None =
 
 def queues(admin: RabbitAdmin, vhost: str) -> list[dict]:
     status, body = management(admin, "GET", f"/api/queues/{quote(vhost, safe='')}?columns=name,type,messages,"
-                                            "messages_ready,messages_unacknowledged,arguments")
+                                            "messages_ready,messages_unacknowledged,consumers,arguments")
     if status != 200:
         raise ChaosError(f"management API: GET queues answered {status}: {body[:200]}")
     return json.loads(body)
@@ -597,10 +603,21 @@ def is_stream(queue: dict) -> bool:
     return queue.get("type") == "stream" or (queue.get("arguments") or {}).get("x-queue-type") == "stream"
 
 
+def orphan_reply(queue: dict) -> bool:
+    """The RPC reply queue of a caller that died (a killed gateway): nobody consumes it and the
+    broker deletes it ``x-expires`` after its last use -- its replies are worthless, not lost work."""
+    return (queue["name"].startswith("rpc.reply-") and not queue.get("consumers")
+            and bool((queue.get("arguments") or {}).get("x-expires")))
+
+
+def may_hold_messages(queue: dict) -> bool:
+    return (is_stream(queue) or queue["name"].endswith(".parked") or queue["name"] == "upgestao.unrouted"
+            or orphan_reply(queue))
+
+
 def drained(admin: RabbitAdmin, vhost: str) -> list[dict]:
     """Queues that still hold messages and should not."""
-    return [q for q in queues(admin, vhost) if not is_stream(q) and not q["name"].endswith(".parked")
-            and q["name"] != "upgestao.unrouted" and (q.get("messages") or 0) > 0]
+    return [q for q in queues(admin, vhost) if (q.get("messages") or 0) > 0 and not may_hold_messages(q)]
 
 
 def export_records(client: Client) -> tuple[dict, list[dict]]:
@@ -693,7 +710,7 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
                 found.violation("lost", f"acknowledged create {op.request_id} ({op.email}) not found")
             elif op.customer_id not in ids:
                 found.violation("lost", f"acknowledged create {op.request_id}: id {op.customer_id}, found {ids}")
-        elif op.outcome == "rejected" and ids:
+        elif op.outcome in ("rejected", "not_sent") and ids:
             found.violation("rejected_then_applied", f"create {op.request_id} answered {op.status} "
                                                      f"({op.problem}) but {op.email} exists")
         elif op.outcome == "unknown":
@@ -742,11 +759,12 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
             if op.kind == "update" and op.outcome == "unknown" and op.status >= 500 and applied:
                 fivexx_applied.append(f"{op.method} {op.path} {op.request_id} answered {op.status} ({op.problem}); "
                                       "the rename is in place")
-            if op.kind == "update" and op.outcome == "rejected" and applied:
+            if op.kind == "update" and op.outcome in ("rejected", "not_sent") and applied:
                 found.violation("rejected_then_applied", f"rename {op.request_id} answered {op.status} but applied")
     found.facts["customers"] = {"asked": len(creates), "listed": len(listed),
                                 "acknowledged": len(acked),
                                 "rejected": sum(op.outcome == "rejected" for op in creates),
+                                "not_sent": sum(op.outcome == "not_sent" for op in creates),
                                 "unknown_applied": len(unknown_applied), "unknown_not_applied": unknown_not_applied,
                                 "names_checked": renamed_checked}
     found.facts["answered_5xx_then_applied"] = fivexx_applied
@@ -763,9 +781,17 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
     while True:
         # (every audit query, this one included, is itself audited: the log never stops growing
         # while it is watched, so "complete" means: every request the client expects is in the export)
-        busy = drained(admin, vhost)
         header, records = export_records(workload.dpo)
         missing = expected - {r.get("request_id") for r in records}
+        # our own queries keep a few messages moving (the export's audit record, its RPC): a queue
+        # counts as not drained only when it holds messages at three looks, a second apart
+        busy = drained(admin, vhost)
+        for _ in range(2):
+            if not busy:
+                break
+            time.sleep(1.0)
+            still = {q["name"] for q in drained(admin, vhost)}
+            busy = [q for q in busy if q["name"] in still]
         if not busy and not missing:
             break
         if time.monotonic() >= next_note:
@@ -793,6 +819,32 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
     for key, count in accesses.items():
         if count > 1:
             found.violation("audit_duplicated", f"one access recorded {count} times: {key}")
+    # each request of the workload leaves exactly its records (RECORDS_PER_REQUEST); one whose outcome is
+    # unknown leaves all of them or none (they are written in the transaction of the access); one
+    # refused or never sent leaves none
+    per_request: dict[str, Counter] = defaultdict(Counter)
+    by_request: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_request[r.get("request_id")].append(r)
+    for op in ops:
+        if op.kind not in RECORDS_PER_REQUEST:
+            continue
+        want = RECORDS_PER_REQUEST[op.kind]
+        mine = by_request.get(op.request_id, [])
+        count = len(mine)
+        per_request[op.kind][count] += 1
+        allowed = {"ack": {want}, "unknown": {0, want}}.get(op.outcome, {0})
+        if count not in allowed:
+            kind = "audit_duplicated" if count > want else "audit_missing" if op.outcome == "ack" else "audit_wrong"
+            found.violation(kind, f"{op.method} {op.path} {op.request_id} ({op.outcome}, {op.status}): {count} "
+                                  f"records, expected {' or '.join(map(str, sorted(allowed)))}")
+        if op.kind in ("create", "read", "update") and op.customer_id:
+            for record in mine:
+                if record.get("subject_id") != op.customer_id:
+                    found.violation("audit_wrong", f"{op.request_id}: record subject {record.get('subject_id')}, "
+                                                   f"customer {op.customer_id}")
+    found.facts["records_per_request"] = {kind: {str(n): c for n, c in sorted(counts.items())}
+                                          for kind, counts in sorted(per_request.items())}
     log(f"checking: audit verify over {len(records)} records")
     ok, report = audit_verify(platform, workload.dpo)
     if not ok:
@@ -808,9 +860,15 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
         if q["name"].endswith(".parked"):
             explained[q["name"]] = [
                 f"{(m.get('properties') or {}).get('headers', {})}"[:400] for m in peek(admin, vhost, q["name"])]
+        elif orphan_reply(q):
+            explained[q["name"]] = [f"{q['messages']} replies to a caller that died (no consumer); the broker "
+                                    f"deletes the queue {q['arguments']['x-expires'] / 1000:g} s after its last use"]
         elif q["name"] == "upgestao.unrouted":
-            keys = Counter(m.get("routing_key") for m in peek(admin, vhost, q["name"], 1000))
-            explained[q["name"]] = [f"{count} x {key} (no consumer bound yet)" for key, count in keys.most_common()]
+            sample = peek(admin, vhost, q["name"], 1000)
+            keys = Counter(m.get("routing_key") for m in sample)
+            explained[q["name"]] = [f"{q['messages']} messages, events no queue is bound for yet; of the first "
+                                    f"{len(sample)}: " + ", ".join(f"{count} x {key}" for key, count in
+                                                                  keys.most_common())]
     found.facts["queues_explained"] = explained
     return found
 
@@ -942,7 +1000,8 @@ def summarise(config: Config, schedule: list[Fault], injector: Injector, supervi
         "effects_checked": {"customers": customers.get("asked", 0), "names": customers.get("names_checked", 0),
                             "audited_requests": (findings.facts.get("audit") or {}).get("expected_requests", 0)},
         "customers": customers,
-        "audit": findings.facts.get("audit", {}),
+        "audit": {**findings.facts.get("audit", {}),
+                  "records_per_request": findings.facts.get("records_per_request", {})},
         "lost": counts.get("lost", 0),
         "duplicated": counts.get("duplicated", 0) + counts.get("audit_duplicated", 0),
         "answered_5xx_then_applied": findings.facts.get("answered_5xx_then_applied", []),
