@@ -208,8 +208,8 @@ def _filter_on(conn: Connection, name: str) -> sa.ColumnElement:
 
 # The columns kept beside the leaf for filtering. They are not in the tree: an edit of a column alone
 # would hide a record from a filter (or file it under someone else) while the leaves still verify. So
-# every record read back is checked against its leaf, and the export shows the record as the columns
-# say, so that the verifier sees such an edit as an edited leaf.
+# every record read back is checked against its leaf (ColumnsTampered), and the export shows the
+# record as the columns file it, so that the verifier sees such an edit as an edited leaf.
 INDEX_COLUMNS = ("audit_id", "occurred_at", "service", "action", "resource_type", "subject_id", "actor_id",
                  "request_id", "outcome")
 _RECORD_READ = [audit_records.c.seq, audit_records.c.leaf, *(audit_records.c[name] for name in INDEX_COLUMNS)]
@@ -295,9 +295,9 @@ def export_lines(conn: Connection, start: int, end: int) -> list[dict]:
     """Records with ``start <= seq < end``, each with the leaf hash the tree holds for it
     (read from the tree, not recomputed: the verifier compares the two).
 
-    A record whose index columns disagree with its leaf is exported as its columns say: the
-    filters and the subject summary see it that way, and so must the verifier, which then finds
-    a record that does not hash to its leaf and names its seq."""
+    A record whose index columns disagree with its leaf is exported as its columns file it (the
+    filters on those columns and the time ranges see it that way): the verifier then finds a
+    record that does not hash to its leaf and names its seq as edited."""
     leaves = audit_tree_nodes.alias("leaves")
     rows = conn.execute(
         sa.select(*_RECORD_READ, leaves.c.hash)
