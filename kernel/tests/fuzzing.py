@@ -28,26 +28,30 @@ from hypothesis import HealthCheck, settings
 
 MiB = 1024 * 1024
 
-settings.register_profile(
-    "ci",
-    max_examples=200,
-    deadline=None,  # wall clock: a loaded machine stalls; the bounded() budgets (CPU time) are the limits
-    derandomize=True,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "long",
-    max_examples=5000,
-    deadline=None,
-    derandomize=False,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+PROFILES = {
+    "ci": settings(
+        max_examples=200,
+        deadline=None,  # wall clock: a loaded machine stalls; the bounded() budgets (CPU time) are the limits
+        derandomize=True,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    ),
+    "long": settings(
+        max_examples=5000,
+        deadline=None,
+        derandomize=False,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    ),
+}
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-settings.load_profile(PROFILE)
+if PROFILE not in PROFILES:
+    raise ValueError(f"HYPOTHESIS_PROFILE must be one of {sorted(PROFILES)} for the fuzz tests, got {PROFILE!r}")
+# applied to each fuzz test (``@fuzz`` above ``@given``) rather than loaded as hypothesis's default,
+# so other hypothesis users in the same run (schemathesis) keep their own settings
+fuzz = PROFILES[PROFILE]
 
 _STATUS = "/proc/self/status"
 _CAN_RESET_PEAK = os.access("/proc/self/clear_refs", os.W_OK)

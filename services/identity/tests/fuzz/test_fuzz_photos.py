@@ -13,7 +13,7 @@ import struct
 import zlib
 
 import pytest
-from fuzzing import MiB, bounded
+from fuzzing import MiB, bounded, fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image
@@ -132,11 +132,13 @@ def sanitize(data: bytes, *, memory: int = PIXEL_BUDGET, **limits) -> SanitizedP
     return photo
 
 
+@fuzz
 @given(st.sampled_from(MAGIC + [b""]), st.binary(max_size=2048))
 def test_random_bytes_are_refused_or_a_photo(magic, tail):
     sanitize(magic + tail)
 
 
+@fuzz
 @given(images())
 def test_valid_images_are_accepted(image):
     fmt, data = image
@@ -145,6 +147,7 @@ def test_valid_images_are_accepted(image):
     assert photo.content_type == CONTENT_TYPES[fmt]
 
 
+@fuzz
 @given(damaged_images())
 # (Pillow warns about the damaged EXIF blocks it skips; the sanitiser drops EXIF anyway)
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning", "ignore:Truncated File Read:UserWarning")
@@ -155,6 +158,7 @@ def test_damaged_images_are_refused_or_a_photo(data):
 BOMB_SIDES = st.integers(1, 2**31 - 1)
 
 
+@fuzz
 @given(st.sampled_from(["png", "jpeg", "webp"]), BOMB_SIDES, BOMB_SIDES, st.sampled_from([MAX_PIXELS, 40_000_000]))
 @example("png", 2**31 - 1, 2**31 - 1, 40_000_000)
 @example("png", 100_000, 100_000, 40_000_000)
@@ -184,6 +188,7 @@ def test_decompression_bombs_are_refused_without_decoding(kind, width, height, m
             raise AssertionError(f"a {kind} declaring {width} x {height} pixels was accepted")
 
 
+@fuzz
 @given(st.integers(1, 3000), st.integers(1, 3000), st.sampled_from([0, 2, 4, 6]), st.sampled_from([8, 16]))
 def test_declared_pixels_bound_the_memory(width, height, colour_type, depth):
     """A PNG within the pixel limit but whose data stops early: refused, within memory for its pixels."""

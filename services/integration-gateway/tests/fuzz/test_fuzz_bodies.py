@@ -15,7 +15,7 @@ from datetime import UTC, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from fuzzing import MiB, bounded
+from fuzzing import MiB, bounded, fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 from marshmallow import Schema, fields, validate
@@ -159,6 +159,7 @@ def encode(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
+@fuzz
 @given(st.sampled_from(BODY_ROUTES), st.data())
 def test_bodies_as_the_schema_declares_them_are_loaded(entry, data):
     body = data.draw(valid_body(entry.spec.body), label="body")
@@ -166,12 +167,14 @@ def test_bodies_as_the_schema_declares_them_are_loaded(entry, data):
     assert not isinstance(answer, Problem), (answer.status, answer.extensions.get("errors"), body)
 
 
+@fuzz
 @given(st.sampled_from(BODY_ROUTES), st.data())
 def test_near_valid_bodies_are_loaded_or_refused_naming_the_field(entry, data):
     body = data.draw(near_valid_bodies(entry.spec.body), label="body")
     check_answer(load_body(entry, encode(body)))
 
 
+@fuzz
 @given(st.sampled_from(BODY_ROUTES), json_values)
 def test_any_json_value_is_loaded_or_refused(entry, value):
     check_answer(load_body(entry, encode(value)))
@@ -187,6 +190,7 @@ raw_bodies = st.one_of(
 )
 
 
+@fuzz
 @given(st.sampled_from(BODY_ROUTES), raw_bodies)
 @example(BODY_ROUTES[0], b"[" * 500_000)
 @example(BODY_ROUTES[0], b"x" * (1024 * 1024 + 1))
@@ -194,6 +198,7 @@ def test_any_bytes_are_loaded_or_refused(entry, raw):
     check_answer(load_body(entry, raw))
 
 
+@fuzz
 @given(st.sampled_from(BODY_ROUTES), st.sampled_from(["text/plain", "application/json; charset=latin-1",
                                                       "application/problem+json", "multipart/form-data",
                                                       "application/x-www-form-urlencoded", ""]))
@@ -222,6 +227,7 @@ def query_strings(draw, schema: Schema) -> str:
     return urlencode(pairs)
 
 
+@fuzz
 @given(st.sampled_from(QUERY_ROUTES), st.data())
 def test_any_query_string_is_loaded_or_refused_naming_the_parameter(entry, data):
     query = data.draw(query_strings(entry.spec.query), label="query")

@@ -15,7 +15,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fuzzing import MiB, bounded
+from fuzzing import MiB, bounded, fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 from upgestao_gateway.access.tokens import (
@@ -139,6 +139,7 @@ def verify(token: str) -> AccessClaims | None:
     return result
 
 
+@fuzz
 @given(any_tokens)
 @example(GENUINE)
 @example(jwt.encode(claims(exp=10**20), KEY, algorithm="EdDSA", headers={"kid": KID}))
@@ -155,6 +156,7 @@ def test_any_token_gives_claims_or_the_documented_rejection(token):
         assert result.expires_at.timestamp() + 30 >= time.time()
 
 
+@fuzz
 @given(mutated_tokens())
 def test_a_changed_genuine_token_is_never_accepted_with_other_claims(token):
     result = verify(token)
@@ -190,6 +192,7 @@ header_texts = st.one_of(
 ).map(lambda value: value.replace("\r", " ").replace("\n", " "))  # (no HTTP server passes a header line break on)
 
 
+@fuzz
 @given(header_texts)
 @example(f"Bearer {GENUINE}")
 @example("Bearer " + "A" * 100_000)

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from fuzzing import MiB, bounded
+from fuzzing import MiB, bounded, fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 from upgestao_kernel.audit import ACTIONS, OUTCOMES
@@ -126,6 +126,7 @@ def check(body: Any) -> None:
             assert parsed[name] is None or len(parsed[name]) <= limit
 
 
+@fuzz
 @given(emitted_records())
 def test_records_as_emitted_take_the_fast_path(body):
     assert ingest._fast(body) is not None
@@ -142,6 +143,7 @@ _VALID = {"audit_id": "8cdcf1a5-9329-4de7-aed7-7f4762b10c2d", "occurred_at": "20
           "purpose": "profile", **dict.fromkeys(ingest._OPTIONAL_TEXT)}
 
 
+@fuzz
 @given(mutated_records())
 @example(_VALID)
 @example({**_VALID, **REGRESSIONS[0]})
@@ -151,6 +153,7 @@ def test_near_valid_records_fast_path_and_schema_agree(body):
     check(body)
 
 
+@fuzz
 @given(json_values)
 def test_any_json_value_is_a_record_or_a_value_error(body):
     check(body)

@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fuzzing import MiB, bounded
+from fuzzing import MiB, bounded, fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 from upgestao_privacy.domain.checkpoints import CheckpointSigner
@@ -153,6 +153,7 @@ def record_contents(lines: list[str | bytes]) -> list[tuple[Any, bytes]] | None:
     return contents
 
 
+@fuzz
 @given(st.sampled_from(RANGES), st.data())
 def test_a_mutated_export_is_reported_and_never_ok_with_other_records(span, data):
     lines = data.draw(mutations(LOG.export(*span)), label="lines")
@@ -165,6 +166,7 @@ def test_a_mutated_export_is_reported_and_never_ok_with_other_records(span, data
             assert content == GENUINE.get(seq), f"ok for an export whose record of seq {seq} changed"
 
 
+@fuzz
 @given(st.sampled_from(RANGES))
 def test_untouched_exports_are_ok(span):
     report = verify(LOG.export(*span))
@@ -172,6 +174,7 @@ def test_untouched_exports_are_ok(span):
     assert report.records == span[1] - span[0]
 
 
+@fuzz
 @given(st.lists(garbage_lines, max_size=5))
 @example(["[" * 100_000 + "]" * 100_000])
 @example([LOG.export(0, SIZE)[0], "[" * 100_000 + "]" * 100_000])
@@ -187,6 +190,7 @@ def _forged_header(first: int, end: int, size: int) -> str:
     return header_line(first, end, checkpoint, [], [], exported_at=T0)
 
 
+@fuzz
 @given(st.integers(0, 2**63).flatmap(lambda end: st.tuples(st.integers(0, end), st.just(end))),
        st.lists(st.integers(0, 2**63), max_size=3))
 @example((0, 10**9), [])
@@ -201,6 +205,7 @@ def test_what_a_header_claims_does_not_size_the_work(span, seqs):
     assert "signature" in {finding.kind for finding in report.findings}
 
 
+@fuzz
 @given(st.sampled_from(RANGES), st.data())
 def test_trusted_checkpoints_and_mutations(span, data):
     """With the checkpoints an earlier run verified, as ``audit verify --state`` passes them."""
