@@ -6,6 +6,8 @@
 #   make bench   benchmarks (bench/run.py); `make bench SCENARIOS=outbox_publish` for one
 #   make chaos   faults under a recorded workload, then every promise checked (bench/chaos.py);
 #                `make chaos DURATION=1800 SEED=7`, CHAOS_DATABASE=sqlite for the embedded default
+#   make fuzz    schemathesis against /v1/openapi.json as admin, attendant and dpo, every operation and check;
+#                FUZZ_EXAMPLES per operation, mode and persona (25: about 5,000 cases); tally in bench/results/fuzz.json
 #   make clean   remove var/ and bench results (keeps .venv)
 
 SHELL   := /bin/bash
@@ -26,11 +28,12 @@ SCENARIOS ?=
 DURATION  ?= 120
 SEED      ?=
 FAULTS    ?=
+FUZZ_EXAMPLES ?= 25
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: up test lint bench chaos clean venv rabbitmq-management
+.PHONY: up test lint bench chaos fuzz clean venv rabbitmq-management
 
 up: venv
 	$(VPY) scripts/platformctl.py up
@@ -61,6 +64,11 @@ bench: venv
 chaos: venv
 	$(VPY) scripts/platformctl.py preflight --wait 60
 	$(VPY) bench/chaos.py --duration $(DURATION) $(if $(SEED),--seed $(SEED)) $(if $(FAULTS),--faults $(FAULTS))
+
+# Its own platform on the machine's RabbitMQ and PostgreSQL (like `make test`); CI runs the same test bounded.
+fuzz: venv rabbitmq-management
+	$(VPY) scripts/platformctl.py preflight --wait 60
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VPY) -m pytest tests/test_api_fuzz_e2e.py -p no:cacheprovider -q -s
 
 clean:
 	rm -rf var bench/results/*.json
