@@ -52,6 +52,8 @@ import argparse
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -944,12 +946,35 @@ def run_chaos(config: Config) -> dict:
         for error in workload.errors:
             findings.violation("client_error", error)
         tracebacks = {name: count_tracebacks(path) for name, path in logs.items()}
+        kept = None
+        if findings.violations:  # keep the platform's logs for the post-mortem
+            kept = RESULTS / "chaos-logs" / f"seed-{config.seed}-{datetime.now():%Y%m%dT%H%M%S}"
+            shutil.copytree(platform.log_dir, kept)
     result = summarise(config, schedule, injector, supervisor, workload, findings, started, workload_s)
     result["tracebacks_in_logs"] = {k: v for k, v in tracebacks.items() if v}
+    result["logs_kept"] = str(kept) if kept else None
     if config.write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{SCENARIO}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
+
+
+REQUEST_ID = re.compile(r"chaos-[a-z-]+-[0-9a-f]{32}")
+
+
+def violating_requests(findings: Findings, ops: list[Op], runs: list[FaultRun]) -> list[dict]:
+    """Each request a violation names, with when it ran relative to the fault injected last before it."""
+    named = {rid for items in findings.violations.values() for item in items for rid in REQUEST_ID.findall(item)}
+    out = []
+    for op in ops:
+        if op.request_id not in named:
+            continue
+        before = [run for run in runs if run.injected <= op.ended]
+        last = max(before, key=lambda run: run.injected) if before else None
+        out.append({**asdict(op), "duration_s": round(op.ended - op.started, 3),
+                    "last_fault": last.fault.label() if last else None,
+                    "started_after_fault_s": round(op.started - last.injected, 3) if last else None})
+    return out[:50]
 
 
 def count_tracebacks(path: Path) -> int:
@@ -1008,6 +1033,7 @@ def summarise(config: Config, schedule: list[Fault], injector: Injector, supervi
         "queues_explained": findings.facts.get("queues_explained", {}),
         "recovery": recovery,
         "violations": {kind: items[:50] for kind, items in findings.violations.items()},
+        "violating_requests": violating_requests(findings, workload.ops, injector.runs),
         "ok": not findings.violations,
     }
 
@@ -1042,6 +1068,12 @@ def render(result: dict) -> str:
         for kind, items in result["violations"].items():
             lines.append(f"    {kind}: {len(items)}")
             lines.extend(f"      {item}" for item in items[:5])
+        for op in result.get("violating_requests", [])[:10]:
+            lines.append(f"    request {op['request_id']}: {op['method']} {op['path']} -> {op['status']} "
+                         f"({op['outcome']}) in {op['duration_s']} s, started {op['started_after_fault_s']} s "
+                         f"after {op['last_fault']}")
+        if result.get("logs_kept"):
+            lines.append(f"    platform logs kept in {result['logs_kept']}")
     lines.append("")
     lines.append("  OK: every promise held" if result["ok"] else "  FAILED")
     return "\n".join(lines)
