@@ -921,9 +921,12 @@ def run_chaos(config: Config) -> dict:
             t0 = time.time()
             faults = threading.Thread(target=injector.run, args=(t0, stop), name="injector", daemon=True)
             faults.start()
-            stop.wait(max(config.duration_s, (schedule[-1].at_s + 5) if schedule else 0))
+            # the workload runs for the duration and until every planned fault is over (a fault waits
+            # for the previous one's recovery, so a schedule may run late)
+            time.sleep(config.duration_s)
+            faults.join(timeout=max(300.0, config.duration_s))
             stop.set()
-            faults.join(timeout=300)
+            faults.join(timeout=60)
             injector.undo()
             workload.finish()
             workload_s = time.time() - t0
@@ -947,16 +950,38 @@ def run_chaos(config: Config) -> dict:
             findings.violation("client_error", error)
         tracebacks = {name: count_tracebacks(path) for name, path in logs.items()}
         kept = None
-        if findings.violations:  # keep the platform's logs for the post-mortem
+        # a process that died by itself (not our SIGKILL): the supervisor brought it back, but it is a finding
+        self_deaths = [e for e in supervisor.events if e.kind in ("died", "gave_up") and (e.returncode or 0) > 0]
+        if findings.violations or self_deaths:  # keep the platform's logs for the post-mortem
             kept = RESULTS / "chaos-logs" / f"seed-{config.seed}-{datetime.now():%Y%m%dT%H%M%S}"
             shutil.copytree(platform.log_dir, kept)
     result = summarise(config, schedule, injector, supervisor, workload, findings, started, workload_s)
     result["tracebacks_in_logs"] = {k: v for k, v in tracebacks.items() if v}
     result["logs_kept"] = str(kept) if kept else None
+    wall = time.time() - time.monotonic()  # monotonic -> wall clock
+    result["died_by_themselves"] = [{"name": e.name, "returncode": e.returncode, "at": wall + e.at,
+                                     "after_fault": fault_before(injector.runs, wall + e.at),
+                                     "error": last_error(e.message), "message": e.message} for e in self_deaths]
     if config.write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / f"{SCENARIO}.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     return result
+
+
+def last_error(text: str) -> str:
+    """The last line of a log tail that names an exception (else its last line)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("---")]
+    errors = [line for line in lines if re.search(r"(Error|Exception)\b", line)]
+    return (errors or lines or [""])[-1][:300]
+
+
+def fault_before(runs: list[FaultRun], when: float) -> str | None:
+    """The fault injected last before ``when`` (time.time()), with how long before."""
+    before = [run for run in runs if run.injected <= when]
+    if not before:
+        return None
+    last = max(before, key=lambda run: run.injected)
+    return f"{last.fault.label()} ({when - last.injected:.1f} s before)"
 
 
 REQUEST_ID = re.compile(r"chaos-[a-z-]+-[0-9a-f]{32}")
@@ -1060,6 +1085,9 @@ def render(result: dict) -> str:
     for kind, r in result["recovery"].items():
         lines.append(f"                      {kind:<9} {r['n']:>3}  {r['p50_s']:>6.2f}  {r['p99_s']:>6.2f}  "
                      f"{r['max_s']:>6.2f}")
+    for death in result.get("died_by_themselves", []):
+        lines.append(f"  died by itself      {death['name']} (exit code {death['returncode']}) after "
+                     f"{death['after_fault']}: {death['error'][:160]}")
     for queue, items in result["queues_explained"].items():
         lines.append(f"  left in {queue}: " + "; ".join(items[:5]))
     if result["violations"]:
