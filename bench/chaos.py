@@ -996,9 +996,13 @@ def violating_requests(findings: Findings, ops: list[Op], runs: list[FaultRun]) 
             continue
         before = [run for run in runs if run.injected <= op.ended]
         last = max(before, key=lambda run: run.injected) if before else None
+        after = [run for run in runs if run.injected > op.ended]
+        following = min(after, key=lambda run: run.injected) if after else None
         out.append({**asdict(op), "duration_s": round(op.ended - op.started, 3),
                     "last_fault": last.fault.label() if last else None,
-                    "started_after_fault_s": round(op.started - last.injected, 3) if last else None})
+                    "started_after_fault_s": round(op.started - last.injected, 3) if last else None,
+                    "next_fault": following.fault.label() if following else None,
+                    "next_fault_after_answer_s": round(following.injected - op.ended, 3) if following else None})
     return out[:50]
 
 
@@ -1099,7 +1103,8 @@ def render(result: dict) -> str:
         for op in result.get("violating_requests", [])[:10]:
             lines.append(f"    request {op['request_id']}: {op['method']} {op['path']} -> {op['status']} "
                          f"({op['outcome']}) in {op['duration_s']} s, started {op['started_after_fault_s']} s "
-                         f"after {op['last_fault']}")
+                         f"after {op['last_fault']}; answered {op['next_fault_after_answer_s']} s before "
+                         f"{op['next_fault']}")
         if result.get("logs_kept"):
             lines.append(f"    platform logs kept in {result['logs_kept']}")
     lines.append("")
