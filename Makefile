@@ -8,6 +8,8 @@
 #                `make chaos DURATION=1800 SEED=7`, CHAOS_DATABASE=sqlite for the embedded default
 #   make fuzz    schemathesis against /v1/openapi.json as admin, attendant and dpo, every operation and check;
 #                FUZZ_EXAMPLES per operation, mode and persona (25: about 5,000 cases); tally in bench/results/fuzz.json
+#   make soak    an hour of the chaos workload without faults, RSS and open fds of every process sampled
+#                (bench/soak.py; SOAK_DURATION seconds, 3600): bench/results/soak.json and docs/soak-rss.png
 #   make clean   remove var/ and bench results (keeps .venv)
 
 SHELL   := /bin/bash
@@ -33,7 +35,7 @@ FUZZ_EXAMPLES ?= 25
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: up test lint bench chaos fuzz clean venv rabbitmq-management
+.PHONY: up test lint bench chaos fuzz soak clean venv rabbitmq-management
 
 up: venv
 	$(VPY) scripts/platformctl.py up
@@ -69,6 +71,13 @@ chaos: venv
 fuzz: venv rabbitmq-management
 	$(VPY) scripts/platformctl.py preflight --wait 60
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VPY) -m pytest tests/test_api_fuzz_e2e.py -p no:cacheprovider -q -s
+
+# Not in CI (an hour). matplotlib draws the PNG: installed here only (requirements-bench.txt).
+SOAK_DURATION ?= 3600
+soak: venv
+	$(VPY) scripts/platformctl.py preflight --wait 60
+	$(VPY) -m pip install -q -r requirements-bench.txt
+	$(VPY) bench/soak.py --duration $(SOAK_DURATION)
 
 clean:
 	rm -rf var bench/results/*.json
