@@ -1057,7 +1057,9 @@ def summarise(config: Config, schedule: list[Fault], injector: Injector, supervi
         "audit": {**findings.facts.get("audit", {}),
                   "records_per_request": findings.facts.get("records_per_request", {})},
         "lost": counts.get("lost", 0),
-        "duplicated": counts.get("duplicated", 0) + counts.get("audit_duplicated", 0),
+        # effects applied more than once: customers, or requests whose audit records repeat
+        "duplicated": counts.get("duplicated", 0) + len({
+            (REQUEST_ID.findall(item) or [item])[0] for item in findings.violations.get("audit_duplicated", [])}),
         "answered_5xx_then_applied": findings.facts.get("answered_5xx_then_applied", []),
         "queues_explained": findings.facts.get("queues_explained", {}),
         "recovery": recovery,
