@@ -1,14 +1,17 @@
-"""What an RPC service logs when a handler raises: a ServiceError is an answer (one line, no
-traceback; INFO for a 4xx), anything else a bug (ERROR with its traceback)."""
+"""What an RPC service answers and logs when a handler raises: a ServiceError is an answer (one
+line, no traceback; INFO for a 4xx), a database outage a 503 with Retry-After, anything else a bug
+(ERROR with its traceback)."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 
 import pytest
+import sqlalchemy as sa
 import structlog
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ServiceRpcProxy
@@ -98,3 +101,64 @@ def test_client_errors_are_dropped_when_the_level_is_warning(answering, json_log
     with pytest.raises(ServiceError):
         answering.refuse(404)
     assert _worker_lines(json_logs()) == []
+
+
+# -- a database outage is a 503, not a bug -----------------------------------------------------------
+
+
+class DatabaseService:
+    name = "database_user"
+
+    @rpc
+    def query(self, url: str, sql: str) -> int:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=_connect_args(url))
+        try:
+            with engine.connect() as conn:
+                return conn.execute(sa.text(sql)).scalar_one()
+        finally:
+            engine.dispose()
+
+
+def _connect_args(url: str) -> dict:
+    return {"connect_timeout": 2} if url.startswith("postgresql") else {"timeout": 0.2}
+
+
+@pytest.fixture
+def database_user(amqp_uri) -> Iterator:
+    config = {"AMQP_URI": amqp_uri, "serializer": "json"}
+    container = ServiceContainer(DatabaseService, config)
+    container.start()
+    try:
+        with ServiceRpcProxy("database_user", config, timeout=15) as proxy:
+            yield proxy
+    finally:
+        container.stop()
+
+
+def test_a_database_that_cannot_be_reached_is_answered_503_with_retry_after(database_user):
+    with pytest.raises(ServiceError) as raised:  # nothing listens on port 1
+        database_user.query("postgresql+psycopg2://postgres@127.0.0.1:1/nowhere", "SELECT 1")
+    assert (raised.value.slug, raised.value.status) == ("service-unavailable", 503)
+    assert raised.value.extensions == {"retry_after": 5}
+
+
+def test_a_locked_sqlite_database_is_answered_503(database_user, tmp_path):
+    path = tmp_path / "locked.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(ServiceError) as raised:
+            database_user.query(f"sqlite:///{path}", "SELECT count(*) FROM t")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert (raised.value.slug, raised.value.status) == ("service-unavailable", 503)
+
+
+def test_a_query_that_is_wrong_stays_a_bug(database_user, tmp_path):
+    """SQLite reports a missing table as an OperationalError too: that is our bug, not an outage."""
+    with pytest.raises(Exception) as raised:
+        database_user.query(f"sqlite:///{tmp_path / 'empty.sqlite3'}", "SELECT count(*) FROM no_such_table")
+    assert not isinstance(raised.value, ServiceError)
+    assert "no such table" in str(raised.value)

@@ -8,7 +8,10 @@ confirmed, so a reply the broker refused still raises.
 
 A :class:`~upgestao_kernel.errors.ServiceError` (any subclass) is answered as
 the base class, which callers rebuild as an instance (not a ``RemoteError``),
-so the gateway can turn it into a precise problem document.
+so the gateway can turn it into a precise problem document. A database that
+cannot be reached (SQLAlchemy's ``OperationalError``: a restart, a failover, a
+lost connection) is answered as a 503 ``service-unavailable`` with
+``retry_after``, not as an unexpected error (a 500).
 
 A ServiceError is an answer, not a failure of the service: nameko logs every
 "expected" exception at WARNING with its traceback, which buried real errors
@@ -35,6 +38,7 @@ from nameko.constants import (
 from nameko.exceptions import deserialize_to_instance
 from nameko.rpc import Responder, RpcConsumer, get_rpc_exchange
 from nameko.rpc import Rpc as NamekoRpc
+from sqlalchemy.exc import OperationalError
 
 from ..errors import ServiceError
 
@@ -83,9 +87,36 @@ class TransientResponder(Responder):
     publisher_cls = TransientPublisher
 
 
+DATABASE_UNAVAILABLE_RETRY_S = 5
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or used now (not that the query is wrong):
+    a connection SQLAlchemy invalidated, any PostgreSQL (psycopg2) ``OperationalError`` (connection
+    refused or lost, the server shutting down, a statement timeout), SQLite's busy or unopenable file.
+    SQLite also reports a missing table as an ``OperationalError``: that stays a bug (a 500)."""
+    if not isinstance(exc, OperationalError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if type(exc.orig).__module__.split(".")[0] == "psycopg2":
+        return True
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "unable to open database" in message
+
+
+def database_unavailable() -> ServiceError:
+    return ServiceError("service-unavailable", "The service's database is unavailable; try again shortly.", 503,
+                        {"retry_after": DATABASE_UNAVAILABLE_RETRY_S})
+
+
 class TransientRpcConsumer(RpcConsumer):
     def handle_result(self, message, result, exc_info):
-        if exc_info is not None and isinstance(exc_info[1], ServiceError):
+        if exc_info is not None and is_database_outage(exc_info[1]):
+            # the database went away (a restart, a failover, a lost connection): an outage, not a bug of
+            # the request; answered 503 with Retry-After (nameko logged it at ERROR with its traceback)
+            exc_info = (ServiceError, database_unavailable(), exc_info[2])
+        elif exc_info is not None and isinstance(exc_info[1], ServiceError):
             exc_info = (ServiceError, exc_info[1].as_base(), exc_info[2])
         config = self.container.config
         responder = TransientResponder(
