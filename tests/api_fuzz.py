@@ -48,6 +48,7 @@ class FuzzState:
     cases: Counter = field(default_factory=Counter)  # (persona, operation) -> cases sent
     statuses: Counter = field(default_factory=Counter)  # status -> responses
     relogins: int = 0
+    outage_retries: int = 0  # cases sent again after a 503 once the platform was ready again
     no_negative_data: set[str] = field(default_factory=set)  # operations where nothing can be malformed
     restores: Counter = field(default_factory=Counter)
     failures: list[dict] = field(default_factory=list)
@@ -66,6 +67,21 @@ class FuzzState:
             who.token = response.json()["access_token"]
             self.relogins += 1
         return who.token
+
+    def wait_until_ready(self, timeout: float = 120.0) -> bool:
+        """After a 503: whether ``/readyz`` was down and is ready again within ``timeout`` (a dependency
+        restarted); False when it was ready all along (the 503 is the answer to the request)."""
+        ready = self.api.get("/readyz")
+        if ready.status_code == 200:
+            return False
+        deadline = time.monotonic() + timeout
+        while ready.status_code != 200 and time.monotonic() < deadline:
+            time.sleep(1)
+            ready = self.api.get("/readyz")
+        self.outage_retries += 1
+        for who in self.personas.values():  # sessions may have been revoked meanwhile: log in afresh
+            who.token = None
+        return ready.status_code == 200
 
     def session_ids(self, persona: str) -> list[str]:
         """The persona's current session id (the ``sid`` of its access token): DELETE /v1/auth/sessions/{id}
@@ -128,6 +144,7 @@ class FuzzState:
             "cases_by_persona": {p: sum(n for (who, _), n in self.cases.items() if who == p) for p in PERSONAS},
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "relogins": self.relogins,
+            "outage_retries": self.outage_retries,
             "no_negative_data": sorted(self.no_negative_data),
             "restores": dict(self.restores),
             "failures": self.failures,
@@ -142,7 +159,8 @@ class FuzzState:
             f"{len(summary['failures'])} failures",
             "  statuses: " + ", ".join(f"{status}: {n}" for status, n in summary["statuses"].items()),
             f"  sessions ended by the fuzzer and logged in again: {summary['relogins']}; "
-            f"state restored: {summary['restores'] or 'none needed'}",
+            f"state restored: {summary['restores'] or 'none needed'}; cases sent again after a dependency "
+            f"outage: {summary['outage_retries']}",
         ]
         lines += [f"  FAILED {f['persona']} {f['operation']} ({f['mode']}): {f['failure'][:200]}"
                   for f in summary["failures"]]
