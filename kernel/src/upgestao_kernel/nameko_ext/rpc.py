@@ -13,6 +13,12 @@ cannot be reached (SQLAlchemy's ``OperationalError``: a restart, a failover, a
 lost connection) is answered as a 503 ``service-unavailable`` with
 ``retry_after``, not as an unexpected error (a 500).
 
+A request is run at most once: one the broker delivers again (its first consumer
+went away without acknowledging it, perhaps after running it and replying) is
+answered 503 "outcome unknown" instead of being run a second time, which would
+repeat its effects and its audit records (found by the chaos suite: a service
+killed between its reply and its ack).
+
 A ServiceError is an answer, not a failure of the service: nameko logs every
 "expected" exception at WARNING with its traceback, which buried real errors
 under thousands of client mistakes. :class:`AnsweredErrors` rewrites that line:
@@ -41,9 +47,11 @@ from nameko.rpc import Rpc as NamekoRpc
 from sqlalchemy.exc import OperationalError
 
 from ..errors import ServiceError
+from ..logging import get_logger
 
 deserialize_to_instance(ServiceError)
 
+log = get_logger(__name__)
 _CONTAINER_LOGGER = "nameko.containers"
 _EXPECTED_PREFIX = "(expected) error handling worker"
 
@@ -110,7 +118,28 @@ def database_unavailable() -> ServiceError:
                         {"retry_after": DATABASE_UNAVAILABLE_RETRY_S})
 
 
+def request_interrupted() -> ServiceError:
+    return ServiceError(
+        "service-unavailable",
+        "The service restarted while this request was in progress; its outcome is unknown: check, then retry.",
+        503, {"retry_after": 1},
+    )
+
+
 class TransientRpcConsumer(RpcConsumer):
+    def handle_message(self, body, message):
+        """A request the broker delivers again was delivered before to a consumer that went away
+        without acknowledging it: it may have been carried out, its reply even sent (a service
+        killed between its reply and its ack). Running it again would repeat its effects and its
+        audit records, so it is answered as interrupted (503), never run twice. The caller, if it
+        still waits, learns at once instead of at its timeout; a caller already answered ignores it."""
+        if message.delivery_info.get("redelivered"):
+            log.warning("rpc.redelivery_refused", method=message.delivery_info.get("routing_key"),
+                        correlation_id=message.properties.get("correlation_id"))
+            self.handle_result(message, None, (ServiceError, request_interrupted(), None))
+            return
+        super().handle_message(body, message)
+
     def handle_result(self, message, result, exc_info):
         if exc_info is not None and is_database_outage(exc_info[1]):
             # the database went away (a restart, a failover, a lost connection): an outage, not a bug of
