@@ -9,6 +9,7 @@ schema declares (lengths, choices, patterns, ranges) are accepted.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from datetime import UTC, timedelta, timezone
@@ -50,6 +51,7 @@ def _validator(field: fields.Field, kind: type) -> Any:
     return next((v for v in field.validators if isinstance(v, kind)), None)
 
 
+@functools.cache  # (built once per field: a regex strategy takes a while to build)
 def valid_value(field: fields.Field) -> st.SearchStrategy[Any]:
     """Values ``field`` must accept, from its type and validators (a field type not handled here
     fails the test, so a schema using a new one gets a strategy)."""
@@ -83,6 +85,7 @@ def valid_value(field: fields.Field) -> st.SearchStrategy[Any]:
     return st.none() | strategy if field.allow_none else strategy
 
 
+@functools.cache
 def valid_body(schema: Schema) -> st.SearchStrategy[dict[str, Any]]:
     required, optional = {}, {}
     for name, field in schema.load_fields.items():
