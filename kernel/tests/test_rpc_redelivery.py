@@ -9,6 +9,7 @@ that receives it again must answer "outcome unknown" (503) without running it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import uuid
 
@@ -79,3 +80,45 @@ def test_a_request_delivered_again_is_answered_as_interrupted_never_run_twice(le
     # a fresh request is served as usual
     assert run_service.started[-1][1].start().read_email("acc-1") == "someone@example.com"
     assert reads_audited(url, "acc-1") == 2
+
+
+def test_a_reply_the_broker_cannot_take_does_not_kill_the_service(ledger, run_service, amqp_uri, monkeypatch):
+    """The broker goes away while a reply is being published (a restart). nameko let that error
+    kill the whole service (identity exited 1 at every broker stop of the chaos suite); now the
+    service lives on, and the unacknowledged request, delivered again, is answered as interrupted."""
+    from kombu.exceptions import OperationalError as KombuOperationalError
+    # the module (the package exports the decorator under the same name)
+    kernel_rpc = importlib.import_module("upgestao_kernel.nameko_ext.rpc")
+
+    proxy, url = ledger
+    proxy.open_account("acc-2", "other@example.com")
+    publish = kernel_rpc.TransientPublisher.publish
+    failed = []
+
+    def publish_once_failing(self, payload, **kwargs):
+        if not failed and kwargs.get("routing_key", "").startswith("test-replies-"):
+            failed.append(kwargs["correlation_id"])
+            raise KombuOperationalError("[Errno 111] ECONNREFUSED")
+        return publish(self, payload, **kwargs)
+
+    monkeypatch.setattr(kernel_rpc.TransientPublisher, "publish", publish_once_failing)
+    correlation_id = uuid.uuid4().hex
+    with Connection(amqp_uri) as conn:
+        channel = conn.channel()
+        name = f"test-replies-{correlation_id}"
+        replies = Queue(name, exchange=RPC_EXCHANGE, routing_key=name, exclusive=True, auto_delete=True)
+        replies(channel).declare()
+        conn.Producer(channel).publish(
+            {"args": ["acc-2"], "kwargs": {}}, exchange=RPC_EXCHANGE, routing_key="ledger.read_email",
+            serializer="json", reply_to=name, correlation_id=correlation_id)
+        wait_for(lambda: failed == [correlation_id], timeout=10)
+        container, proxy_ctx = run_service.started[0]
+        assert proxy.health()["status"] == "ok"  # still serving
+        assert proxy.read_email("acc-2") == "other@example.com"
+        # it stops (the broker takes the unacknowledged request back) and starts again
+        proxy_ctx.stop()
+        container.stop()
+        run_service(LedgerService, None, database_url=url)
+        reply = wait_for(lambda: replies(channel).get(no_ack=True), timeout=15)
+        assert reply.properties["correlation_id"] == correlation_id
+        assert "outcome is unknown" in reply.payload["error"]["value"]

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import logging
 
+from amqp.exceptions import ConnectionError as AMQPConnectionError
+from kombu.exceptions import OperationalError as KombuOperationalError
 from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
@@ -118,6 +120,10 @@ def database_unavailable() -> ServiceError:
                         {"retry_after": DATABASE_UNAVAILABLE_RETRY_S})
 
 
+# What a reply's publish raises when the broker cannot be reached (kombu wraps socket errors).
+REPLY_LOST = (KombuOperationalError, ConnectionError, OSError, AMQPConnectionError)
+
+
 def request_interrupted() -> ServiceError:
     return ServiceError(
         "service-unavailable",
@@ -156,7 +162,15 @@ class TransientRpcConsumer(RpcConsumer):
             ssl=config.get(AMQP_SSL_CONFIG_KEY),
             login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
         )
-        result, exc_info = responder.send_response(result, exc_info)
+        try:
+            result, exc_info = responder.send_response(result, exc_info)
+        except REPLY_LOST as exc:
+            # The broker went away under the reply (a restart): nameko would let this kill the whole
+            # service. The request stays unacknowledged, so the broker delivers it again, and it is
+            # then answered as interrupted (handle_message); the caller meanwhile times out.
+            log.warning("rpc.reply_lost", method=message.delivery_info.get("routing_key"),
+                        correlation_id=message.properties.get("correlation_id"), error=type(exc).__name__)
+            return result, exc_info
         self.queue_consumer.ack_message(message)
         return result, exc_info
 
