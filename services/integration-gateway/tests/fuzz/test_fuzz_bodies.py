@@ -51,6 +51,12 @@ def _validator(field: fields.Field, kind: type) -> Any:
     return next((v for v in field.validators if isinstance(v, kind)), None)
 
 
+def _fits(value: str, length: validate.Length) -> bool:
+    if length.equal is not None:
+        return len(value) == length.equal
+    return (length.min is None or len(value) >= length.min) and (length.max is None or len(value) <= length.max)
+
+
 @functools.cache  # (built once per field: a regex strategy takes a while to build)
 def valid_value(field: fields.Field) -> st.SearchStrategy[Any]:
     """Values ``field`` must accept, from its type and validators (a field type not handled here
@@ -74,6 +80,8 @@ def valid_value(field: fields.Field) -> st.SearchStrategy[Any]:
             strategy = st.sampled_from(list(choices.choices))
         elif pattern:
             strategy = st.from_regex(pattern.regex, fullmatch=True)
+            if length:  # a pattern and a length (the e-mail): a value must satisfy both
+                strategy = strategy.filter(lambda value, length=length: _fits(value, length))
         elif length and length.equal is not None:
             strategy = st.text(min_size=length.equal, max_size=length.equal)
         else:
