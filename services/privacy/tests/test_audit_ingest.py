@@ -53,6 +53,23 @@ def test_a_malformed_record_is_parked_and_the_others_stored(privacy):
     assert wait_for(lambda: parked() == 2)
 
 
+def test_a_record_nested_too_deep_is_parked_not_a_poison_message(privacy):
+    """json.loads raises RecursionError (not ValueError) on deep nesting: the batch was never acked
+    and came back forever, blocking every audit record behind it (found by the parser fuzzers)."""
+    good = privacy.record()
+    privacy.publish_raw(b"[" * 100_000 + b"]" * 100_000, message_id=str(uuid.uuid4()))
+    privacy.publish_raw(b'{"a":' * 50_000 + b"1" + b"}" * 50_000, message_id=str(uuid.uuid4()))
+    privacy.publish([good])
+    privacy.wait_count(1)
+    assert [r["audit_id"] for r in privacy.stored()] == [good["audit_id"]]
+
+    def parked() -> int:
+        with Connection(privacy.amqp_uri) as conn:
+            return conn.default_channel.queue_declare("privacy.audit-ingest.parked", passive=True).message_count
+
+    assert wait_for(lambda: parked() == 2)
+
+
 def test_records_emitted_while_privacy_is_stopped_arrive_once_it_starts(privacy):
     first = [privacy.record() for _ in range(5)]
     privacy.publish(first)

@@ -36,6 +36,9 @@ log = get_logger(__name__)
 INGEST_QUEUE = "privacy.audit-ingest"
 BATCH_WAIT_S = 0.02  # a partial batch is stored once no record arrived for this long
 ERROR_HEADER = "x-upgestao-error"
+# A message that is not a record: parked. json.JSONDecodeError is a ValueError; JSON nested too
+# deep raises RecursionError, which left unparked made the batch a poison message redelivered forever.
+UNREADABLE = (ValueError, RecursionError)
 
 
 def _describe(exc: BaseException) -> str:
@@ -161,7 +164,7 @@ class AuditLogRunner(DependencyProvider):
         for message in messages:
             try:
                 records.append(ingest.parse(json.loads(message.body)))
-            except ValueError as exc:  # (json.JSONDecodeError is a ValueError)
+            except UNREADABLE as exc:
                 malformed.append((message, exc))
         for message, exc in malformed:
             self._park(parking, message, exc)
@@ -182,7 +185,7 @@ class AuditLogRunner(DependencyProvider):
         for message in messages:
             try:
                 by_id[json.loads(message.body).get("audit_id")] = message
-            except (ValueError, AttributeError):
+            except (*UNREADABLE, AttributeError):
                 continue
         total = ingest.IngestResult()
         for record in records:
