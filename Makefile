@@ -8,6 +8,7 @@
 #                `make chaos DURATION=1800 SEED=7`, CHAOS_DATABASE=sqlite for the embedded default
 #   make fuzz    schemathesis against /v1/openapi.json as admin, attendant and dpo, every operation and check;
 #                FUZZ_EXAMPLES per operation, mode and persona (25: about 5,000 cases); tally in bench/results/fuzz.json
+#   make fuzz-parsers  the hypothesis parser fuzzers with 5,000 random examples each (CI runs 200, fixed)
 #   make soak    an hour of the chaos workload without faults, RSS and open fds of every process sampled
 #                (bench/soak.py; SOAK_DURATION seconds, 3600): bench/results/soak.json and docs/soak-rss.png
 #   make clean   remove var/ and bench results (keeps .venv)
@@ -35,7 +36,7 @@ FUZZ_EXAMPLES ?= 25
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: up test lint bench chaos fuzz soak clean venv rabbitmq-management
+.PHONY: up test lint bench chaos fuzz fuzz-parsers soak clean venv rabbitmq-management
 
 up: venv
 	$(VPY) scripts/platformctl.py up
@@ -71,6 +72,12 @@ chaos: venv
 fuzz: venv rabbitmq-management
 	$(VPY) scripts/platformctl.py preflight --wait 60
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VPY) -m pytest tests/test_api_fuzz_e2e.py -p no:cacheprovider -q -s
+
+# Body schemas, photo sanitiser, audit ingest parser, export verifier, JWT parsing (kernel/tests/fuzzing.py);
+# a failure prints a @reproduce_failure blob. --timeout=0: the suite's 180 s per test is for CI's profile.
+FUZZ_PARSER_PATHS := services/identity/tests/fuzz services/privacy/tests/fuzz services/integration-gateway/tests/fuzz
+fuzz-parsers: venv
+	HYPOTHESIS_PROFILE=long $(VPY) -m pytest $(FUZZ_PARSER_PATHS) -q --timeout=0
 
 # Not in CI (an hour). matplotlib draws the PNG: installed here only (requirements-bench.txt).
 SOAK_DURATION ?= 3600
