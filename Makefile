@@ -45,7 +45,7 @@ test: venv rabbitmq-management
 	$(VPY) scripts/platformctl.py preflight --wait 60
 	@rc=0; \
 	echo "$(VPY) -m ruff check ."; $(VPY) -m ruff check . || rc=$$?; \
-	echo "$(VPY) -m pytest"; $(VPY) -m pytest || rc=$$?; \
+	echo "$(VPY) -m pytest --durations=25"; $(VPY) -m pytest --durations=25 || rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED (last non-zero exit: $$rc; pytest 5 = no tests ran)" >&2; fi; \
 	exit $$rc
 
