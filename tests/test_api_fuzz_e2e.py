@@ -27,21 +27,19 @@ import pytest
 import schemathesis
 from api_fuzz import PERSONAS, FuzzState, Persona
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api, staff_payload
+from e2e_platform import own_platform
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
-from upgestao_kernel.config import env_prefix
-from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 SUMMARY = ROOT / "bench" / "results" / "fuzz.json"
-SERVICES = ("identity", "messaging", "privacy", "notifier", "gateway")
 FUZZ_ENV = {
     "UPGESTAO_ADMIN_EMAIL": ADMIN_EMAIL,
     "UPGESTAO_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -68,23 +66,8 @@ ACCEPTED = ["2xx", "401", "403", "404", "409", "429"]
 
 @pytest.fixture(scope="module")
 def fuzz_platform(tmp_path_factory, platform_module):
-    tag = uuid.uuid4().hex[:8]
-    vhost = f"upgestao-fuzz-{tag}"
-    amqp_uri = create_vhost(vhost)
-    databases = {name: f"t_fuzz_{name}_{tag}" for name in SERVICES}
-    env = {"UPGESTAO_ENV": "test", "UPGESTAO_RETRY_DELAYS_MS": "100,200", **FUZZ_ENV}
-    for service, database in databases.items():
-        env[f"{env_prefix(service)}_DATABASE_URL"] = create_database(database)
-    running = platform_module.Platform(data_dir=tmp_path_factory.mktemp("fuzz-platform"), amqp_uri=amqp_uri,
-                                       http_address=platform_module.free_address(), env=env)
-    try:
-        running.start(timeout=90)
+    with own_platform(platform_module, tmp_path_factory.mktemp("fuzz-platform"), "fuzz", FUZZ_ENV) as running:
         yield running
-    finally:
-        running.stop()
-        for database in databases.values():
-            drop_database(database)
-        delete_vhost(vhost)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, E2E_IDENTITY_ENV, Api, wait_for_audit
-from upgestao_kernel.testing import create_vhost, delete_vhost
+from e2e_platform import own_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -48,25 +48,9 @@ print(count, worst, failed)
 @pytest.fixture(scope="module")
 def sqlite_platform(tmp_path_factory, platform_module):
     """Every service on its embedded SQLite default (no ``*_DATABASE_URL``), in its own vhost."""
-    vhost = f"upgestao-sqlite-{uuid.uuid4().hex[:8]}"
-    amqp_uri = create_vhost(vhost)
-    env = {"UPGESTAO_ENV": "test", "UPGESTAO_RETRY_DELAYS_MS": "100,200", **E2E_IDENTITY_ENV}
-    inherited = {k: v for k, v in os.environ.items() if k.endswith("_DATABASE_URL")}
-    for key in inherited:
-        os.environ.pop(key)
-    running = platform_module.Platform(
-        data_dir=tmp_path_factory.mktemp("sqlite-platform"),
-        amqp_uri=amqp_uri,
-        http_address=platform_module.free_address(),
-        env=env,
-    )
-    try:
-        running.start(timeout=90)
+    with own_platform(platform_module, tmp_path_factory.mktemp("sqlite-platform"), "sqlite", E2E_IDENTITY_ENV,
+                      database="sqlite") as running:
         yield running
-    finally:
-        running.stop()
-        os.environ.update(inherited)
-        delete_vhost(vhost)
 
 
 class Outcomes:

@@ -38,6 +38,11 @@ def test_records_are_stored_once_with_gap_free_seqs_and_canonical_leaves(privacy
     assert {k: v for k, v in stored[0].items() if k not in ("occurred_at", "seq")} == original
 
 
+def parked(privacy) -> int:
+    with Connection(privacy.amqp_uri) as conn:
+        return conn.default_channel.queue_declare("privacy.audit-ingest.parked", passive=True).message_count
+
+
 def test_a_malformed_record_is_parked_and_the_others_stored(privacy):
     good = privacy.record()
     privacy.publish_raw(b"{not json", message_id=str(uuid.uuid4()))
@@ -46,11 +51,7 @@ def test_a_malformed_record_is_parked_and_the_others_stored(privacy):
     privacy.wait_count(1)
     assert [r["audit_id"] for r in privacy.stored()] == [good["audit_id"]]
 
-    def parked() -> int:
-        with Connection(privacy.amqp_uri) as conn:
-            return conn.default_channel.queue_declare("privacy.audit-ingest.parked", passive=True).message_count
-
-    assert wait_for(lambda: parked() == 2)
+    assert wait_for(lambda: parked(privacy) == 2)
 
 
 def test_a_record_nested_too_deep_is_parked_not_a_poison_message(privacy):
@@ -63,11 +64,7 @@ def test_a_record_nested_too_deep_is_parked_not_a_poison_message(privacy):
     privacy.wait_count(1)
     assert [r["audit_id"] for r in privacy.stored()] == [good["audit_id"]]
 
-    def parked() -> int:
-        with Connection(privacy.amqp_uri) as conn:
-            return conn.default_channel.queue_declare("privacy.audit-ingest.parked", passive=True).message_count
-
-    assert wait_for(lambda: parked() == 2)
+    assert wait_for(lambda: parked(privacy) == 2)
 
 
 def test_records_emitted_while_privacy_is_stopped_arrive_once_it_starts(privacy):

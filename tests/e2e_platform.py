@@ -1,0 +1,44 @@
+"""A whole platform of the tests' own: a fresh vhost, fresh PostgreSQL databases (or the
+embedded SQLite default), every process started, all of it removed afterwards."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from upgestao_kernel.config import env_prefix
+from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
+
+SERVICES = ("identity", "messaging", "privacy", "notifier", "gateway")
+
+
+@contextmanager
+def own_platform(platform_module, data_dir: Path, label: str, env: Mapping[str, str],
+                 database: str = "postgresql", timeout: float = 90) -> Iterator:
+    """A started ``Platform`` (``platform_module`` is ``scripts/upgestao_platform.py``) with
+    ``database_urls`` (service -> URL; empty on SQLite) and ``vhost``; stopped and removed after."""
+    tag = uuid.uuid4().hex[:8]
+    vhost = f"upgestao-{label}-{tag}"
+    amqp_uri = create_vhost(vhost)
+    env = {"UPGESTAO_ENV": "test", "UPGESTAO_RETRY_DELAYS_MS": "100,200", **env}
+    databases = {name: f"t_{label}_{name}_{tag}" for name in SERVICES} if database == "postgresql" else {}
+    urls = {service: create_database(name) for service, name in databases.items()}
+    env.update({f"{env_prefix(service)}_DATABASE_URL": url for service, url in urls.items()})
+    # the embedded default: no database URL may come from the tests' own environment either
+    inherited = {k: os.environ.pop(k) for k in list(os.environ) if k.endswith("_DATABASE_URL")} if not urls else {}
+    running = platform_module.Platform(data_dir=data_dir, amqp_uri=amqp_uri,
+                                       http_address=platform_module.free_address(), env=env)
+    running.database_urls = urls
+    running.vhost = vhost
+    try:
+        running.start(timeout=timeout)
+        yield running
+    finally:
+        running.stop()
+        os.environ.update(inherited)
+        for name in databases.values():
+            drop_database(name)
+        delete_vhost(vhost)
