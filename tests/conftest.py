@@ -3,30 +3,16 @@ RabbitMQ, started once per test session in its own vhost and databases."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import requests
 from e2e_api import E2E_IDENTITY_ENV
-from e2e_platform import own_platform
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _platform_module():
-    spec = importlib.util.spec_from_file_location("upgestao_platform", ROOT / "scripts" / "upgestao_platform.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["upgestao_platform"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+from e2e_platform import load_script, own_platform
 
 
 @pytest.fixture(scope="session")
 def platform_module():
     """``scripts/upgestao_platform.py``: ``Platform``, ``free_address``, ``PlatformError``."""
-    return _platform_module()
+    return load_script("scripts/upgestao_platform.py", "upgestao_platform")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,9 @@ embedded SQLite default), every process started, all of it removed afterwards.""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -12,7 +14,21 @@ from pathlib import Path
 from upgestao_kernel.config import env_prefix
 from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
 
+ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("identity", "messaging", "privacy", "notifier", "gateway")
+
+
+def load_script(relative: str, name: str, imports_from: tuple[str, ...] = ()):
+    """A script of the repository (``scripts/…``, ``bench/…``) as module ``name``; the folders it
+    imports from (``imports_from``, e.g. ``("bench", "scripts")``) are put on the path first."""
+    for folder in imports_from:
+        if str(ROOT / folder) not in sys.path:
+            sys.path.append(str(ROOT / folder))
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 @contextmanager

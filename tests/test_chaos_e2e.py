@@ -7,31 +7,16 @@ every audited access recorded once and the audit log verified.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from e2e_platform import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
 PLAN = ("kill:identity@6,kill:privacy-relay@14,stall:privacy@20/3,broker@28/4,kill:gateway@40,"
         "kill:identity-relay@46,kill:privacy@52")
 
 
-def load_chaos():
-    for path in (ROOT / "bench", ROOT / "scripts"):
-        if str(path) not in sys.path:
-            sys.path.append(str(path))
-    spec = importlib.util.spec_from_file_location("upgestao_chaos", ROOT / "bench" / "chaos.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["upgestao_chaos"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def chaos():
-    return load_chaos()
+    return load_script("bench/chaos.py", "upgestao_chaos", imports_from=("bench", "scripts"))
 
 
 def test_a_seed_reproduces_the_schedule(chaos):
