@@ -122,3 +122,26 @@ def test_a_reply_the_broker_cannot_take_does_not_kill_the_service(ledger, run_se
         reply = wait_for(lambda: replies(channel).get(no_ack=True), timeout=15)
         assert reply.properties["correlation_id"] == correlation_id
         assert "outcome is unknown" in reply.payload["error"]["value"]
+
+
+def test_an_ack_the_broker_cannot_take_does_not_kill_the_service(ledger, run_service, monkeypatch):
+    """A moment later in the same outage: the reply went out, the ack meets a reset connection
+    (identity exited 1 in the 30-minute chaos run). The service lives on."""
+    from nameko.messaging import QueueConsumer
+
+    proxy, _url = ledger
+    proxy.open_account("acc-3", "third@example.com")
+    ack = QueueConsumer.ack_message
+    failed = []
+
+    def ack_once_failing(self, message):
+        if not failed and message.delivery_info.get("routing_key") == "ledger.read_email":
+            failed.append(message.properties.get("correlation_id"))
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return ack(self, message)
+
+    monkeypatch.setattr(QueueConsumer, "ack_message", ack_once_failing)
+    assert proxy.read_email("acc-3") == "third@example.com"  # the reply was sent before the ack
+    assert failed
+    assert proxy.health()["status"] == "ok"  # still serving
+    assert proxy.read_email("acc-3") == "third@example.com"

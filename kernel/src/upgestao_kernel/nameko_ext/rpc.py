@@ -171,7 +171,11 @@ class TransientRpcConsumer(RpcConsumer):
             log.warning("rpc.reply_lost", method=message.delivery_info.get("routing_key"),
                         correlation_id=message.properties.get("correlation_id"), error=type(exc).__name__)
             return result, exc_info
-        self.queue_consumer.ack_message(message)
+        try:
+            self.queue_consumer.ack_message(message)
+        except REPLY_LOST as exc:  # the same outage, a moment later: the request comes back, refused
+            log.warning("rpc.ack_lost", method=message.delivery_info.get("routing_key"),
+                        correlation_id=message.properties.get("correlation_id"), error=type(exc).__name__)
         return result, exc_info
 
 
