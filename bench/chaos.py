@@ -647,6 +647,7 @@ def audit_verify(platform: Platform, client: Client) -> tuple[bool, str]:
                          capture_output=True, text=True, timeout=120)
     if key.returncode != 0:
         return False, f"audit public-key: exit {key.returncode}: {key.stderr.strip()[-500:]}"
+    client.login()  # a fresh access token: the one from the start of a long run has expired (15 min)
     result = subprocess.run(
         [platform.python, "-m", "upgestao_privacy", "audit", "verify", "--url", platform.url,
          "--public-key", key.stdout.strip(), "--samples", "64"],
