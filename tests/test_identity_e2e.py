@@ -227,3 +227,32 @@ def test_customers_are_found_by_email_or_phone_and_duplicates_refused(api, admin
     assert problem(duplicate, 409, "conflict")["field"] == "phone"
     no_contact = api.post("/v1/customers", token, json={"full_name": "Sem Contato"})
     assert {e["field"] for e in problem(no_contact, 422, "validation-error")["errors"]} == {"email", "phone"}
+
+
+def test_a_write_sent_again_with_its_idempotency_key_is_answered_as_the_first_time(api, admin):
+    """Issue 9: a write whose answer was lost is asked again with the same key and never carried out
+    twice. Through the gateway: the same key, the same answer (and one customer);
+    another body under the key, 422; another caller's key is theirs alone; a malformed key, 400."""
+    _, tokens = api.create_staff(admin, "attendant")
+    token = tokens["access_token"]
+    email = f"idem.{uuid.uuid4().hex[:8]}@example.com"
+    key = f"idem-{uuid.uuid4()}"
+    body = {"full_name": "Cliente Idempotente", "email": email}
+    first = api.post("/v1/customers", token, json=body, headers={"Idempotency-Key": key})
+    again = api.post("/v1/customers", token, json=body, headers={"Idempotency-Key": f'"{key}"'})
+    assert first.status_code == again.status_code == 201, (first.text, again.text)
+    assert first.json() == again.json() and again.headers["Idempotency-Key"] == key
+    found = api.get("/v1/customers", token, params={"email": email}).json()["items"]
+    assert [c["id"] for c in found] == [first.json()["id"]]
+    reused = api.post("/v1/customers", token, json={**body, "full_name": "Outro Nome"},
+                      headers={"Idempotency-Key": key})
+    assert problem(reused, 422, "idempotency-key-reused")
+    # another attendant's request under the same key is their own request (keys are per caller)
+    _, other = api.create_staff(admin, "attendant")
+    theirs = api.post("/v1/customers", other["access_token"], json=body, headers={"Idempotency-Key": key})
+    assert problem(theirs, 409, "conflict")["field"] == "email"  # carried out (and refused on its own merits)
+    malformed = api.post("/v1/customers", token, json=body, headers={"Idempotency-Key": "spaces are not allowed"})
+    assert problem(malformed, 400, "malformed-request")["errors"][0]["field"] == "Idempotency-Key"
+    # without a key the gateway draws one and says it, for a retry after a 503
+    drawn = api.post("/v1/customers", token, json={"full_name": "Sem Chave", "email": f"drawn.{key}@example.com"})
+    assert drawn.status_code == 201 and len(drawn.headers["Idempotency-Key"]) == 36

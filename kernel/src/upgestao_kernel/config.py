@@ -90,6 +90,8 @@ class Settings:
     log_level: str
     retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
     rpc_timeout_s: int = 10
+    # how long the gateway keeps asking again (same idempotency key) for a write whose answer was lost
+    rpc_retry_budget_s: int = 30
     relay_batch_size: int = 500
     relay_poll_ms: int = 50
     max_workers: int = 10
@@ -148,6 +150,7 @@ def load_settings(
         log_level=log_level,
         retry_delays_ms=_int_list(environ, "UPGESTAO_RETRY_DELAYS_MS", DEFAULT_RETRY_DELAYS_MS),
         rpc_timeout_s=_int(environ, "UPGESTAO_RPC_TIMEOUT_S", 10, 1, 300),
+        rpc_retry_budget_s=_int(environ, "UPGESTAO_RPC_RETRY_BUDGET_S", 30, 0, 600),
         relay_batch_size=_int(environ, "UPGESTAO_RELAY_BATCH_SIZE", 500, 1, 10_000),
         relay_poll_ms=_int(environ, "UPGESTAO_RELAY_POLL_MS", 50, 1, 60_000),
         max_workers=_int(environ, f"{env_prefix(service)}_MAX_WORKERS", default_max_workers, 1, 1000),

@@ -87,12 +87,41 @@ subject_keys = sa.Table(
     sa.Column("shredded_at", sa.DateTime(timezone=True), nullable=True),
 )
 
+# Kernel schema version 2: the replies of keyed requests (see keyed_requests.py).
+request_replies = sa.Table(
+    "request_replies",
+    kernel_metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("method", sa.String(200), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=True),
+    # claimed (an effect committed, the reply not yet known) | answered | not_kept
+    sa.Column("state", sa.String(12), nullable=False),
+    # the reply as JSON, sealed under subject_id's key when it holds that subject's values
+    sa.Column("reply", sa.Text, nullable=True),
+    sa.Column("subject_id", sa.String(64), nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("answered_at", UtcDateTime, nullable=True),
+    sa.Index("ix_request_replies_created", "created_at"),
+)
+
+KERNEL_V1 = (events, outbox, processed_events, subject_keys)
+KERNEL_V2 = (request_replies,)
+
 
 def create_kernel_tables(op) -> None:
-    """Alembic: create the kernel tables (kernel schema version 1)."""
-    bind = op.get_bind()
-    kernel_metadata.create_all(bind, checkfirst=False)
+    """Alembic: create the kernel tables of kernel schema version 1 (a service's first revision)."""
+    kernel_metadata.create_all(op.get_bind(), tables=list(KERNEL_V1), checkfirst=False)
 
 
 def drop_kernel_tables(op) -> None:
-    kernel_metadata.drop_all(op.get_bind())
+    kernel_metadata.drop_all(op.get_bind(), tables=list(KERNEL_V1))
+
+
+def create_kernel_v2_tables(op) -> None:
+    """Alembic: kernel schema version 2 (``request_replies``), a revision of its own in every service."""
+    kernel_metadata.create_all(op.get_bind(), tables=list(KERNEL_V2), checkfirst=False)
+
+
+def drop_kernel_v2_tables(op) -> None:
+    kernel_metadata.drop_all(op.get_bind(), tables=list(KERNEL_V2))

@@ -8,7 +8,7 @@ audit record into the same transaction. There is no unaudited read path.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -22,17 +22,26 @@ from .projections import Projection
 from .schema import processed_events
 from .vault import ERASED, is_erased  # noqa: F401  (what an opened value of a shredded subject is)
 
+if TYPE_CHECKING:
+    from .keyed_requests import KeyedRequest
+
 A = TypeVar("A", bound=Aggregate)
 
 
 class PersonalData:
     """Encrypt and decrypt personal fields, auditing every access."""
 
-    def __init__(self, conn: Connection, vault: Any, audit: AuditEmitter, context: RequestContext) -> None:
+    def __init__(self, conn: Connection, vault: Any, audit: AuditEmitter, context: RequestContext,
+                 request: KeyedRequest | None = None) -> None:
         self._conn = conn
         self._vault = vault
         self._audit = audit
         self._context = context
+        self._request = request
+
+    def _touch(self, subject_id: str) -> None:
+        if self._request is not None:  # a kept reply is sealed under the subject whose values it holds
+            self._request.note_subject(subject_id)
 
     def seal(
         self,
@@ -45,6 +54,7 @@ class PersonalData:
         action: str = "create",
     ) -> dict[str, str | None]:
         """Encrypt ``values`` under the subject's key; audited as ``action``."""
+        self._touch(subject_id)
         self._audit.record(
             self._conn, self._context, action=action, resource_type=resource_type,
             resource_id=resource_id, subject_id=subject_id, fields=values.keys(), purpose=purpose,
@@ -62,6 +72,7 @@ class PersonalData:
         action: str = "read",
     ) -> dict[str, Any]:
         """Decrypt ``sealed`` fields; the audit record is written first."""
+        self._touch(subject_id)
         self._audit.record(
             self._conn, self._context, action=action, resource_type=resource_type,
             resource_id=resource_id, subject_id=subject_id, fields=sealed.keys(), purpose=purpose,
@@ -82,7 +93,12 @@ class PersonalData:
 
 
 class UnitOfWork:
-    """``with UnitOfWork(...) as uow:`` commits on success, rolls back on error."""
+    """``with UnitOfWork(...) as uow:`` commits on success, rolls back on error.
+
+    Inside a keyed request (``request``, see :mod:`.keyed_requests`) the commit of a successful
+    unit is deferred until the request's reply is known, and made with the reply in the same
+    transaction; the first unit of the request claims its key.
+    """
 
     def __init__(
         self,
@@ -91,8 +107,10 @@ class UnitOfWork:
         context: RequestContext,
         projections: Sequence[Projection] = (),
         vault: Any = None,
+        request: KeyedRequest | None = None,
     ) -> None:
         self.engine = engine
+        self.request = request
         self.service = service
         self.context = context
         self.projections = tuple(projections)
@@ -103,27 +121,52 @@ class UnitOfWork:
         self.recorded: list[EventEnvelope] = []
 
     def __enter__(self) -> UnitOfWork:
+        if self.request is not None:
+            self.request.begin_unit()  # the request's previous unit commits before this one opens
         self._conn = self.engine.connect()
         self._conn.begin()
+        if self.request is not None:
+            try:
+                self.request.claim(self)
+            except BaseException:
+                self._conn.rollback()
+                self._conn.close()
+                self._conn = None
+                raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self._conn is not None
+        deferred = False
         try:
             if exc_type is None:
                 for record in self._denied:
                     self.audit.emit(self._conn, self.context, record)
-                self._conn.commit()
+                if self.request is not None:
+                    self.request.defer(self)  # committed with the reply (or when the next unit opens)
+                    deferred = True
+                else:
+                    self._conn.commit()
             else:
                 self._conn.rollback()
+                if self.request is not None:
+                    self.request.rolled_back(self)
                 if self._denied:
                     # The attempt's own work is gone; its denial must not be.
                     with self.engine.begin() as conn:
                         for record in self._denied:
                             self.audit.emit(conn, self.context, record)
         finally:
-            self._conn.close()
-            self._conn = None
+            if not deferred:
+                self._conn.close()
+                self._conn = None
+
+    def release(self) -> Connection:
+        """The open connection of a deferred unit, handed to its keyed request to commit or roll back."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            raise RuntimeError("unit of work has no open connection")
+        return conn
 
     @property
     def conn(self) -> Connection:
@@ -135,7 +178,7 @@ class UnitOfWork:
     def personal(self) -> PersonalData:
         if self._vault is None:
             raise RuntimeError(f"{self.service} has no vault configured")
-        return PersonalData(self.conn, self._vault, self.audit, self.context)
+        return PersonalData(self.conn, self._vault, self.audit, self.context, self.request)
 
     # -- events ------------------------------------------------------------
     def record(

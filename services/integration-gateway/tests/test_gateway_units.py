@@ -177,7 +177,7 @@ def test_a_malformed_service_error_is_a_generic_500(slug, status):
 
 def test_the_problem_types_services_need_are_known():
     expected = {"correction-required": 403, "conflict": 409, "too-many-requests": 429, "invalid-credentials": 401,
-                "invalid-token": 401, "gone": 410}
+                "invalid-token": 401, "gone": 410, "request-already-applied": 409, "idempotency-key-reused": 422}
     assert {slug: PROBLEM_TYPES[slug][0] for slug in expected} == expected
 
 

@@ -12,11 +12,13 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 from nameko.extensions import DependencyProvider
+from nameko.utils import get_redacted_args
 
 from ..config import load_settings
 from ..context import RequestContext, system_context
 from ..db import create_engine, green_postgres
 from ..events import EventEnvelope, new_id
+from ..keyed_requests import KeyedRequest, fingerprint
 from ..logging import bind_request_context, clear_request_context
 from ..projections import Projection
 from ..unit_of_work import UnitOfWork
@@ -26,10 +28,12 @@ from ..vault import Vault, load_keys
 class ServiceDatabase:
     """What a worker sees as ``self.db``: bound to the worker's request context."""
 
-    def __init__(self, provider: Database, context: RequestContext, entrypoint_name: str) -> None:
+    def __init__(self, provider: Database, context: RequestContext, entrypoint_name: str,
+                 keyed: KeyedRequest | None = None) -> None:
         self._provider = provider
         self.context = context
         self._entrypoint_name = entrypoint_name
+        self.keyed = keyed  # the worker's keyed request (an RPC that came with an idempotency key)
 
     @property
     def engine(self) -> sa.engine.Engine:
@@ -42,6 +46,7 @@ class ServiceDatabase:
             context or self.context,
             projections=self._provider.projections,
             vault=self._provider._vault,
+            request=self.keyed if context is None else None,
         )
 
     @contextmanager
@@ -91,10 +96,38 @@ class Database(DependencyProvider):
         )
 
     def worker_teardown(self, worker_ctx) -> None:
+        keyed = getattr(worker_ctx, "keyed_request", None)
+        if keyed is not None:
+            keyed.abandon()  # normally finished by the entrypoint already; never leave a transaction open
         clear_request_context()
 
     def get_dependency(self, worker_ctx) -> ServiceDatabase:
-        return ServiceDatabase(self, worker_context(worker_ctx), worker_ctx.entrypoint.method_name)
+        context = worker_context(worker_ctx)
+        # The key is this request's, not its callees': taken out so it does not travel on.
+        key = worker_ctx.context_data.pop(IDEMPOTENCY_KEY, None)
+        keyed = None
+        if key and getattr(worker_ctx.entrypoint, "keyed_requests", False):
+            keyed = KeyedRequest(
+                self.engine, self._vault, key=str(key), method=worker_ctx.entrypoint.method_name,
+                fingerprint=request_fingerprint(worker_ctx),
+                actor_id=context.actor_id, keep_reply=getattr(worker_ctx.entrypoint, "keep_reply", True),
+            )
+            worker_ctx.keyed_request = keyed
+        return ServiceDatabase(self, context, worker_ctx.entrypoint.method_name, keyed)
+
+
+IDEMPOTENCY_KEY = "idempotency_key"
+
+
+def request_fingerprint(worker_ctx) -> str:
+    """The request's method and arguments, its sensitive ones (passwords, tokens) redacted."""
+    entrypoint = worker_ctx.entrypoint
+    try:
+        callargs = get_redacted_args(entrypoint, *worker_ctx.args, **worker_ctx.kwargs)
+    except TypeError:  # arguments that do not fit: nameko refuses the call anyway
+        callargs = {"args": list(worker_ctx.args), "kwargs": worker_ctx.kwargs}
+    callargs.pop("self", None)
+    return fingerprint(entrypoint.method_name, (), callargs)
 
 
 def worker_context(worker_ctx) -> RequestContext:

@@ -17,7 +17,10 @@ A request is run at most once: one the broker delivers again (its first consumer
 went away without acknowledging it, perhaps after running it and replying) is
 answered 503 "outcome unknown" instead of being run a second time, which would
 repeat its effects and its audit records (found by the chaos suite: a service
-killed between its reply and its ack).
+killed between its reply and its ack). A request that carries an idempotency key
+(the gateway's writes, :mod:`upgestao_kernel.keyed_requests`) does better: its
+reply is kept in the transaction of its effects, and a second delivery, or the
+caller's retry, is answered from it; one that never committed anything runs.
 
 A ServiceError is an answer, not a failure of the service: nameko logs every
 "expected" exception at WARNING with its traceback, which buried real errors
@@ -30,6 +33,8 @@ logs it at ERROR with its traceback, untouched.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 
 from amqp.exceptions import ConnectionError as AMQPConnectionError
@@ -49,7 +54,9 @@ from nameko.rpc import Rpc as NamekoRpc
 from sqlalchemy.exc import OperationalError
 
 from ..errors import ServiceError
+from ..keyed_requests import outcome_unknown
 from ..logging import get_logger
+from .database import IDEMPOTENCY_KEY, ServiceDatabase
 
 deserialize_to_instance(ServiceError)
 
@@ -124,12 +131,8 @@ def database_unavailable() -> ServiceError:
 REPLY_LOST = (KombuOperationalError, ConnectionError, OSError, AMQPConnectionError)
 
 
-def request_interrupted() -> ServiceError:
-    return ServiceError(
-        "service-unavailable",
-        "The service restarted while this request was in progress; its outcome is unknown: check, then retry.",
-        503, {"retry_after": 1},
-    )
+request_interrupted = outcome_unknown
+KEY_HEADER = f"nameko.{IDEMPOTENCY_KEY}"
 
 
 class TransientRpcConsumer(RpcConsumer):
@@ -139,7 +142,7 @@ class TransientRpcConsumer(RpcConsumer):
         killed between its reply and its ack). Running it again would repeat its effects and its
         audit records, so it is answered as interrupted (503), never run twice. The caller, if it
         still waits, learns at once instead of at its timeout; a caller already answered ignores it."""
-        if message.delivery_info.get("redelivered"):
+        if message.delivery_info.get("redelivered") and not (message.headers or {}).get(KEY_HEADER):
             log.warning("rpc.redelivery_refused", method=message.delivery_info.get("routing_key"),
                         correlation_id=message.properties.get("correlation_id"))
             self.handle_result(message, None, (ServiceError, request_interrupted(), None))
@@ -179,12 +182,57 @@ class TransientRpcConsumer(RpcConsumer):
         return result, exc_info
 
 
-class Rpc(NamekoRpc):
-    rpc_consumer = TransientRpcConsumer()
+def _keyed(service) -> ServiceDatabase | None:
+    for value in vars(service).values():
+        if isinstance(value, ServiceDatabase) and value.keyed is not None:
+            return value
+    return None
 
-    def __init__(self, expected_exceptions=ServiceError, **kwargs):
+
+def replaying(fn):
+    """The method, unless its keyed request was answered before: then that answer, unchanged."""
+
+    @functools.wraps(fn)
+    def method(self, *args, **kwargs):
+        db = _keyed(self)
+        if db is not None:
+            found, stored = db.keyed.stored_reply()  # raises the stored error, or why none can be given
+            if found:
+                return stored
+        return fn(self, *args, **kwargs)
+
+    # nameko checks a request's arguments (and redacts sensitive ones) against the signature
+    method.__signature__ = inspect.signature(fn)
+    return method
+
+
+class Rpc(NamekoRpc):
+    """nameko's ``@rpc`` with transient replies, at-most-once requests and keyed requests.
+
+    ``keep_reply=False``: a method whose answer must not be stored (it carries credentials); a keyed
+    retry of it, once it ran, is answered 409 instead of from a stored reply.
+    """
+
+    rpc_consumer = TransientRpcConsumer()
+    keyed_requests = True
+
+    def __init__(self, expected_exceptions=ServiceError, keep_reply: bool = True, **kwargs):
         # A ServiceError is an answer, not a failure: no traceback in the logs.
         super().__init__(expected_exceptions=expected_exceptions, **kwargs)
+        self.keep_reply = keep_reply
+
+    @classmethod
+    def decorator(cls, *args, **kwargs):
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            return super().decorator(replaying(args[0]))
+        registering = super().decorator(*args, **kwargs)
+        return lambda fn: registering(replaying(fn))
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        keyed = getattr(worker_ctx, "keyed_request", None)
+        if keyed is not None:  # the last unit of work commits now, with the reply
+            result, exc_info = keyed.finish(result, exc_info)
+        return super().handle_result(message, worker_ctx, result, exc_info)
 
 
 rpc = Rpc.decorator

@@ -68,12 +68,12 @@ class IdentityService(HealthRpc):
 
     # -- authentication ----------------------------------------------------------
 
-    @rpc(sensitive_arguments=("password",))
+    @rpc(sensitive_arguments=("password",), keep_reply=False)  # a reply of tokens is never stored
     @hashing
     def login(self, email, password) -> dict:
         return self._auth().login(email, password)
 
-    @rpc(sensitive_arguments=("refresh_token",))
+    @rpc(sensitive_arguments=("refresh_token",), keep_reply=False)
     def refresh(self, refresh_token) -> dict:
         return self._auth().refresh(refresh_token)
 
@@ -91,7 +91,7 @@ class IdentityService(HealthRpc):
         with self.db.unit_of_work() as uow:
             sessions.delete_own(uow, session_id)
 
-    @rpc(sensitive_arguments=("current_password", "new_password"))
+    @rpc(sensitive_arguments=("current_password", "new_password"), keep_reply=False)
     @hashing
     def change_password(self, current_password, new_password, current_session_id: str | None = None) -> dict:
         return self._auth().change_password(current_password, new_password, current_session_id)
@@ -100,7 +100,7 @@ class IdentityService(HealthRpc):
     def request_password_reset(self, email) -> None:
         self._auth().request_reset(email)
 
-    @rpc(sensitive_arguments=("token", "new_password"))
+    @rpc(sensitive_arguments=("token", "new_password"), keep_reply=False)
     @hashing
     def confirm_password_reset(self, token, new_password) -> dict:
         return self._auth().confirm_reset(token, new_password)

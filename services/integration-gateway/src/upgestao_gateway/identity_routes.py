@@ -99,7 +99,7 @@ class IdentityRoutes:
         self.access.revoked_here([str(session_id)])
 
     @route("POST", "/v1/auth/password", personal_data=True, body=PasswordChangeSchema, response=PasswordChangedSchema,
-           auth="required", permission="password.change", errors=(503,), tags=AUTH,
+           auth="required", permission="password.change", errors=(503,), tags=AUTH, keyed=False,
            summary="Change one's password (every other session ends)")
     def change_password(self, request: GatewayRequest, body: dict) -> dict:
         answer = self.rpc.identity.change_password(body["current_password"], body["new_password"],

@@ -20,7 +20,16 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from .bodies import BinaryResponse, RawBody, StreamResponse
 from .problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
 from .schemas import ProblemSchema
-from .web import ID_PATTERN, JSON_CONTENT_TYPE, REQUEST_ID_HEADER, REQUEST_ID_PATTERN, GatewayRoute, RouteSpec
+from .web import (
+    ID_PATTERN,
+    IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENCY_KEY_PATTERN,
+    JSON_CONTENT_TYPE,
+    REQUEST_ID_HEADER,
+    REQUEST_ID_PATTERN,
+    GatewayRoute,
+    RouteSpec,
+)
 
 OPENAPI_VERSION = "3.0.3"
 # Client generators name packages after info.title (openapi-python-client: "<title>-client"), so the
@@ -84,6 +93,8 @@ def _operation(method_name: str, spec: RouteSpec) -> dict[str, Any]:
         operation["x-permission"] = spec.permission
     operation["x-personal-data"] = spec.personal_data
     parameters: list[Any] = ["RequestId"]
+    if spec.keyed:
+        parameters.append("IdempotencyKey")
     if spec.query is not None:
         parameters.append({"in": "query", "schema": spec.query})
     operation["parameters"] = parameters
@@ -136,6 +147,15 @@ def openapi_document(service_cls: type) -> dict[str, Any]:
                        "value is accepted and replaced by a generated id (answered in X-Request-ID), never "
                        "refused: a request id is for tracing, not a reason to fail a request.",
         "schema": {"type": "string"},
+    })
+    spec.components.parameter("IdempotencyKey", "header", {
+        "name": IDEMPOTENCY_KEY_HEADER,
+        "required": False,
+        "description": "Your key for this write (a quoted or bare string). Sent again with the same request, "
+                       "it is answered as the first time was, and the write is never carried out twice; with "
+                       "another request, it is refused (422). Without one, the gateway draws a key and answers "
+                       "it in the Idempotency-Key header: use it to retry a write whose answer was a 503.",
+        "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
     })
     spec.components.header("RequestId", {
         "description": "The request id: yours when well-formed, else generated.",

@@ -12,10 +12,21 @@ in time raises :class:`RpcTimeout`; a call no service can receive raises
 :class:`RpcUnavailable` (the gateway answers both 503). The request message
 expires with the deadline, so a stopped service does not pile up calls that
 nobody waits for any more.
+
+A call made for a write (an HTTP request given an ``idempotency_base``, see
+``web.py``) carries an idempotency key: the base, the service and method, and
+the call's rank among the request's calls of that method. When its answer does
+not come -- the broker went away, the service died after its commit, it timed
+out, its database was briefly unreachable -- it is asked again with the same key,
+for up to ``UPGESTAO_RPC_RETRY_BUDGET_S``: the service answers from the reply it
+kept with the effects (``upgestao_kernel.keyed_requests``) or, if nothing was
+committed, carries it out. An answer that says the outcome is unknown is not
+asked again.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import eventlet
@@ -25,6 +36,13 @@ from nameko.exceptions import UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import MethodProxy, ReplyListener
 from upgestao_kernel.config import load_settings
+from upgestao_kernel.errors import ServiceError
+from upgestao_kernel.logging import get_logger
+
+log = get_logger(__name__)
+IDEMPOTENCY_HEADER = "nameko.idempotency_key"
+RETRY_FIRST_DELAY_S = 0.25
+RETRY_MAX_DELAY_S = 2.0
 
 
 class RpcUnavailable(Exception):
@@ -39,7 +57,29 @@ class RpcUnavailable(Exception):
 
 class RpcTimeout(RpcUnavailable):
     def __init__(self, service: str, method: str, timeout_s: float) -> None:
-        super().__init__(service, method, f"no reply within {timeout_s}s")
+        super().__init__(service, method, f"no reply within {timeout_s:g}s")
+
+
+class KeyedMethodProxy(MethodProxy):
+    """nameko's method proxy, adding the call's idempotency key to the worker's context headers."""
+
+    def __init__(self, worker_ctx, service_name, method_name, reply_listener, *, idempotency_key: str, **options):
+        self.idempotency_key = idempotency_key
+        super().__init__(worker_ctx, service_name, method_name, reply_listener, **options)
+
+    def get_message_headers(self, worker_ctx):
+        headers = super().get_message_headers(worker_ctx)
+        headers[IDEMPOTENCY_HEADER] = self.idempotency_key
+        return headers
+
+
+def retryable(exc: BaseException) -> bool:
+    """Worth asking again with the same key: no answer came, or the service said "not now" (its
+    database was unreachable, its hashing queue full) without saying the outcome is unknown."""
+    if isinstance(exc, RpcUnavailable):
+        return True
+    return (isinstance(exc, ServiceError) and exc.status == 503
+            and exc.extensions.get("outcome") != "unknown")
 
 
 class DeadlineReplyListener(ReplyListener):
@@ -52,25 +92,60 @@ class DeadlineReplyListener(ReplyListener):
 
 
 class RpcClient:
-    def __init__(self, worker_ctx, reply_listener: DeadlineReplyListener, timeout_s: float) -> None:
+    def __init__(self, worker_ctx, reply_listener: DeadlineReplyListener, timeout_s: float,
+                 retry_budget_s: float = 0.0) -> None:
         self._worker_ctx = worker_ctx
         self._reply_listener = reply_listener
         self.timeout_s = timeout_s
+        self.retry_budget_s = retry_budget_s
+        self._ranks: dict[str, int] = {}
 
     def call(self, service: str, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         return self.invoke(service, method, args, kwargs, timeout)
 
+    def _idempotency_key(self, service: str, method: str) -> str | None:
+        args = self._worker_ctx.args
+        base = getattr(args[0], "idempotency_base", None) if args else None
+        if not base:
+            return None
+        name = f"{service}.{method}"
+        self._ranks[name] = rank = self._ranks.get(name, 0) + 1
+        return f"{base}:{name}#{rank}"
+
     def invoke(self, service: str, method: str, args: tuple, kwargs: dict, timeout: float | None = None) -> Any:
         timeout_s = timeout or self.timeout_s
+        key = self._idempotency_key(service, method)
+        if key is None:
+            return self._attempt(service, method, args, kwargs, timeout_s, None)
+        give_up_at = time.monotonic() + self.retry_budget_s
+        delay, attempt = RETRY_FIRST_DELAY_S, 1
+        while True:
+            try:
+                return self._attempt(service, method, args, kwargs, timeout_s, key)
+            except (RpcUnavailable, ServiceError) as exc:
+                if not retryable(exc) or time.monotonic() + delay >= give_up_at:
+                    if attempt > 1:
+                        log.warning("rpc.retries_exhausted", downstream=service, method=method, attempts=attempt)
+                    raise
+                log.info("rpc.retrying", downstream=service, method=method, attempt=attempt,
+                         reason=getattr(exc, "reason", None) or getattr(exc, "slug", None))
+            eventlet.sleep(delay)
+            delay, attempt = min(delay * 2, RETRY_MAX_DELAY_S), attempt + 1
+            timeout_s = max(1.0, min(timeout_s, give_up_at - time.monotonic()))
+
+    def _attempt(self, service: str, method: str, args: tuple, kwargs: dict, timeout_s: float,
+                 key: str | None) -> Any:
         reply = None
         deadline = eventlet.Timeout(timeout_s)
         try:
             # Transient: a request outliving its deadline is useless, so it
             # need not wait for the broker's disk before being confirmed.
-            proxy = MethodProxy(
-                self._worker_ctx, service, method, self._reply_listener,
-                expiration=timeout_s, delivery_mode=NON_PERSISTENT,
-            )
+            options = {"expiration": timeout_s, "delivery_mode": NON_PERSISTENT}
+            if key is None:
+                proxy = MethodProxy(self._worker_ctx, service, method, self._reply_listener, **options)
+            else:
+                proxy = KeyedMethodProxy(self._worker_ctx, service, method, self._reply_listener,
+                                         idempotency_key=key, **options)
             reply = proxy.call_async(*args, **kwargs)
             return reply.result()
         except eventlet.Timeout as exc:
@@ -110,17 +185,22 @@ class _ServiceCaller:
 class Rpc(DependencyProvider):
     """``self.rpc``: calls to any service, each bounded by a deadline.
 
-    The default deadline is ``UPGESTAO_RPC_TIMEOUT_S`` (kernel settings).
+    The default deadline is ``UPGESTAO_RPC_TIMEOUT_S``, the retry budget of keyed calls
+    ``UPGESTAO_RPC_RETRY_BUDGET_S`` (kernel settings).
     """
 
     reply_listener = DeadlineReplyListener()
 
-    def __init__(self, timeout_s: float | None = None) -> None:
+    def __init__(self, timeout_s: float | None = None, retry_budget_s: float | None = None) -> None:
         self.timeout_s = timeout_s
+        self.retry_budget_s = retry_budget_s
 
     def setup(self) -> None:
+        settings = load_settings(self.container.service_name)
         if self.timeout_s is None:
-            self.timeout_s = float(load_settings(self.container.service_name).rpc_timeout_s)
+            self.timeout_s = float(settings.rpc_timeout_s)
+        if self.retry_budget_s is None:
+            self.retry_budget_s = float(settings.rpc_retry_budget_s)
 
     def get_dependency(self, worker_ctx) -> RpcClient:
-        return RpcClient(worker_ctx, self.reply_listener, self.timeout_s)
+        return RpcClient(worker_ctx, self.reply_listener, self.timeout_s, self.retry_budget_s)

@@ -94,6 +94,12 @@ MAX_BODY_BYTES = 1 << 20  # 1 MiB
 JSON_CONTENT_TYPE = "application/json"
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{8,128}$"
+# A write's idempotency key (the IETF draft's header; a structured-field string, quoted or not):
+# the same key again is answered as the first time, never carried out twice (keyed requests).
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{8,128}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # An id that is not a UUID (a data subject's, an actor's, a service's): what the `id` path converter takes.
 ID_CHARACTERS = r"[A-Za-z0-9._:-]{1,128}"
 ID_PATTERN = f"^{ID_CHARACTERS}$"
@@ -104,6 +110,19 @@ AUTH_MODES = ("none", "required")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 PERMISSION = re.compile(r"^[a-z][a-z0-9_-]*\.[a-z][a-z0-9_-]*$")
 _PATH_VARIABLE = re.compile(r"<(?:(?P<converter>[A-Za-z_]\w*)(?:\([^)]*\))?:)?(?P<name>[A-Za-z_]\w*)>")
+
+
+def accept_idempotency_key(value: str | None) -> str:
+    """The client's Idempotency-Key, or a new one; a malformed one is refused (a key that is silently
+    replaced would not protect the retry its client counts on)."""
+    if value is None:
+        return str(uuid.uuid4())
+    unquoted = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    if not _IDEMPOTENCY_KEY.fullmatch(unquoted):
+        raise Problem("malformed-request",
+                      f"The {IDEMPOTENCY_KEY_HEADER} header must match {IDEMPOTENCY_KEY_PATTERN}.",
+                      errors=[{"field": IDEMPOTENCY_KEY_HEADER, "message": "is malformed"}])
+    return unquoted
 
 
 def accept_request_id(value: str | None) -> str:
@@ -122,6 +141,8 @@ class IdConverter(BaseConverter):
 
 class GatewayRequest(Request):
     request_id: str = ""
+    idempotency_key: str | None = None  # a keyed route's (the client's, or generated and answered)
+    idempotency_base: str | None = None  # the key scoped to the caller: what the RPC keys start with
     principal: Principal | None = None
     route: RouteSpec | None = None
     path_values: dict[str, Any]
@@ -186,6 +207,8 @@ class GatewayApp:
                       exc_info=True)
             response = problem_response(internal_error(), request)
         response.headers[REQUEST_ID_HEADER] = request.request_id
+        if request.idempotency_key is not None:  # a retry with it is answered as this request was
+            response.headers[IDEMPOTENCY_KEY_HEADER] = request.idempotency_key
         log.info(
             "http.request",
             method=request.method,
@@ -408,6 +431,9 @@ class RouteSpec:
     description: str = ""
     tags: tuple[str, ...] = ()
     errors: tuple[int, ...] = ()
+    # a write whose RPC calls carry an idempotency key (retried, never carried out twice); not for
+    # calls whose answer must not be kept (tokens) nor for anonymous ones
+    keyed: bool = False
 
     @property
     def path_variables(self) -> list[tuple[str, str]]:
@@ -461,6 +487,7 @@ class GatewayRoute(HttpRequestHandler):
         description: str = "",
         tags: Iterable[str] = (),
         errors: Iterable[int] = (),
+        keyed: bool | None = None,
         **kwargs: Any,
     ) -> None:
         method = method.upper()
@@ -486,11 +513,15 @@ class GatewayRoute(HttpRequestHandler):
             response = _schema(response, "response")
         if response is None and status != 204:
             raise ValueError(f"route {method} {path} must declare its response (or status=204)")
+        if keyed is None:
+            keyed = method in WRITE_METHODS and auth == "required"
+        if keyed and (method not in WRITE_METHODS or auth != "required"):
+            raise ValueError(f"route {method} {path}: keyed=True is for writes of signed-in callers")
         self.spec = RouteSpec(
             method=method, path=path, personal_data=personal_data, auth=auth, permission=permission,
             body=body if isinstance(body, RawBody) else _schema(body, "body"),
             query=_schema(query, "query"), response=response, status=status, summary=summary,
-            description=description, tags=tuple(tags), errors=tuple(errors),
+            description=description, tags=tuple(tags), errors=tuple(errors), keyed=keyed,
         )
         super().__init__(method, path, **kwargs)
 
@@ -536,6 +567,9 @@ class GatewayRoute(HttpRequestHandler):
         # A refused request is not read further: its worker only audits the refusal (see route()),
         # and its unread body is not worth keeping the connection for.
         if permitted(request):
+            if self.spec.keyed:
+                request.idempotency_key = accept_idempotency_key(request.headers.get(IDEMPOTENCY_KEY_HEADER))
+                request.idempotency_base = f"{request.principal.actor_id}:{request.idempotency_key}"
             if isinstance(self.spec.body, RawBody):
                 kwargs["body"] = self._load_raw_body(request)
             elif self.spec.body is not None:
