@@ -185,7 +185,8 @@ class OutboxRelay:
                     last_work = time.monotonic()
             except Exception as exc:  # broker or database down: retry, never drop
                 self.failures += 1
-                backoff = min(backoff * 2 if backoff > self.poll_interval_s else 0.5, 10.0)
+                # at most 2 s: a broker or database back from a restart is used again within 2 s
+                backoff = min(backoff * 2 if backoff > self.poll_interval_s else 0.5, 2.0)
                 log.warning("relay.publish_failed", error=type(exc).__name__, retry_in_s=backoff)
                 stop.wait(backoff)
                 continue

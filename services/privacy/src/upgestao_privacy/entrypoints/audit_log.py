@@ -113,7 +113,7 @@ class AuditLogRunner(DependencyProvider):
             except Exception as exc:  # noqa: BLE001 - broker or database trouble: back off, retry
                 log.error(f"audit.{name}_failed", error=_describe(exc))
                 self._sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(backoff * 2, 2.0)  # a broker or database back from a restart: used within 2 s
 
     # -- ingest -------------------------------------------------------------------------------
 

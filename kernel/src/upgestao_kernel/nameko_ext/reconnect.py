@@ -1,0 +1,33 @@
+"""Back on the broker within a second or two of its return.
+
+nameko's queue consumer (every RPC, event handler and reply listener of a service) reconnects
+through kombu's ``ensure_connection`` with kombu's default back-off: 2 s, then 4, 6, ... up to
+30 s between attempts. After a 5-second broker restart, services came back 6 to 12 s after the
+broker did (the chaos suite's recovery p50 was 14 s), and requests in that gap failed. Here the
+attempts come every 0.25 s at first, growing to at most 2 s: a broker that stays down is asked
+about once every 2 s per process (the cost of a TCP connect), a broker that returns is used within
+about 2 s.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from nameko.messaging import QueueConsumer
+
+RECONNECT_BACKOFF = {"interval_start": 0.25, "interval_step": 0.5, "interval_max": 2.0}
+
+
+@contextmanager
+def _establish_connection(self):
+    with self.create_connection() as conn:
+        conn.ensure_connection(self.on_connection_error, self.connect_max_retries, **RECONNECT_BACKOFF)
+        yield conn
+
+
+def install_fast_reconnect() -> None:
+    """Idempotent: nameko's queue consumer reconnects with :data:`RECONNECT_BACKOFF`."""
+    QueueConsumer.establish_connection = _establish_connection
+
+
+install_fast_reconnect()
