@@ -462,6 +462,10 @@ class RouteSpec:
         if self.auth == "required":
             # 503: identity's keys or role map, or the revocation view, cannot be had
             statuses |= {401, 403, 503}
+        if self.keyed:
+            # a malformed Idempotency-Key (400), one reused for another request (422), a request carried
+            # out before whose answer was not kept (409)
+            statuses |= {400, 409, 422}
         return sorted(statuses)
 
 
