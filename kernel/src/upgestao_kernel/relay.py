@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from kombu import Connection as AmqpConnection
 from sqlalchemy.engine import Engine
 
+from .consumers.backoff import BackoffLoop, Stop
 from .db import read_only
 from .events import utcnow
 from .logging import get_logger
@@ -63,7 +64,7 @@ class OutboxRelay:
         self._unconfirmed: dict[int, int] = {}  # delivery tag -> outbox row id, awaiting the broker
         self._acked: list[int] = []
         self._delivery_tag = 0
-        self.failures = 0  # consecutive failed batches (broker or database down)
+        self._loop: BackoffLoop | None = None
         self.crash_after_confirm = crash_after_confirm
         self.confirmed_batches = 0
 
@@ -166,35 +167,34 @@ class OutboxRelay:
             if wipe:  # a secret (e.g. a reset token) must not stay at rest once delivered
                 conn.execute(outbox.update().where(outbox.c.id.in_(wipe)).values(body=WIPED_BODY))
 
-    def run(self, stop: threading.Event | None = None) -> None:
-        """Publish until ``stop`` is set; back off on broker or database errors."""
+    @property
+    def failures(self) -> int:
+        """Consecutive failed batches (broker or database down)."""
+        return self._loop.failures if self._loop is not None else 0
+
+    def run(self, stop: Stop | None = None) -> None:
+        """Publish until ``stop`` is set; back off on broker or database errors (at most 2 s)."""
         stop = stop or threading.Event()
-        backoff = self.poll_interval_s
         # An idle relay polls less often (each poll is a query): after IDLE_AFTER_S
         # without work, at 4x the interval (at most 250 ms), back to the interval
         # as soon as a row shows up.
         idle_interval = max(self.poll_interval_s, min(4 * self.poll_interval_s, 0.25))
         last_work = time.monotonic()
+
+        def step() -> float:
+            nonlocal last_work
+            published = self.publish_batch()
+            if published:
+                last_work = time.monotonic()
+            if published >= self.batch_size:
+                return 0  # more rows are waiting
+            # A partial batch means the outbox is drained: wait for the next rows to gather
+            # (one batch per interval, not one round of queries and confirms per message).
+            return idle_interval if time.monotonic() - last_work > IDLE_AFTER_S else self.poll_interval_s
+
         log.info("relay.started", services=list(self.services))
-        while not stop.is_set():
-            try:
-                published = self.publish_batch()
-                backoff = self.poll_interval_s
-                self.failures = 0
-                if published:
-                    last_work = time.monotonic()
-            except Exception as exc:  # broker or database down: retry, never drop
-                self.failures += 1
-                # at most 2 s: a broker or database back from a restart is used again within 2 s
-                backoff = min(backoff * 2 if backoff > self.poll_interval_s else 0.5, 2.0)
-                log.warning("relay.publish_failed", error=type(exc).__name__, retry_in_s=backoff)
-                stop.wait(backoff)
-                continue
-            if published < self.batch_size:
-                # A partial batch means the outbox is drained: wait for the next rows to gather
-                # (one batch per interval, not one round of queries and confirms per message).
-                idle = time.monotonic() - last_work > IDLE_AFTER_S
-                stop.wait(idle_interval if idle else self.poll_interval_s)
+        self._loop = BackoffLoop(step, stop=stop, event="relay.publish_failed")
+        self._loop.run()
         self.close()
         log.info("relay.stopped")
 

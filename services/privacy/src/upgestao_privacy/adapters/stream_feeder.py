@@ -10,10 +10,10 @@ they have seen), never skips one. On PostgreSQL the position row is locked
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
+from upgestao_kernel.consumers import Stop, run_forever
 from upgestao_kernel.db import read_only
 from upgestao_kernel.logging import get_logger
 
@@ -55,22 +55,14 @@ class StreamFeeder:
                 audit_store.set_stream_position(conn, leaves[-1][0] + 1, now)
         return len(leaves)
 
-    def run(self, stop: threading.Event) -> None:
-        """Feed until ``stop`` is set; back off on broker or database errors."""
-        backoff = 0.5
+    def run(self, stop: Stop) -> None:
+        """Feed until ``stop`` is set; back off on broker or database errors (at most 2 s), never skip."""
+        def step() -> float:
+            return 0 if self.feed_once() >= self.settings.stream_batch else IDLE_POLL_S
+
         log.info("audit_stream.started", queue=self.settings.stream_queue)
         try:
-            while not stop.is_set():
-                try:
-                    published = self.feed_once()
-                    backoff = 0.5
-                except Exception as exc:  # noqa: BLE001 - broker or database away: retry, never skip
-                    log.warning("audit_stream.publish_failed", error=type(exc).__name__, retry_in_s=backoff)
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                    continue
-                if published < self.settings.stream_batch:
-                    stop.wait(IDLE_POLL_S)
+            run_forever(step, stop=stop, event="audit_stream.publish_failed")
         finally:
             self.publisher.close()
             log.info("audit_stream.stopped")
