@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-import eventlet
-
 from ..logging import get_logger
 
 log = get_logger(__name__)
@@ -60,6 +58,8 @@ class GreenStop:
         return self._set
 
     def wait(self, timeout: float | None = None) -> bool:
+        import eventlet  # here, not at the top: the relay process runs real threads and never loads eventlet
+
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._set:
             remaining = self.slice_s if deadline is None else deadline - time.monotonic()
