@@ -3,10 +3,12 @@ gives exactly what the schema gives, and anything else is judged by the schema."
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 from upgestao_kernel.audit import AuditRecord
 from upgestao_privacy.service_layer import ingest
 
@@ -65,3 +67,34 @@ def test_a_malformed_record_is_refused_naming_the_field(change, field):
 def test_a_non_object_is_refused():
     with pytest.raises(ValueError, match="JSON object"):
         ingest.parse(["not", "a", "record"])
+
+
+def test_a_message_is_json_then_a_record():
+    body = emitted()
+    assert ingest.parse_message(json.dumps(body).encode()) == ingest.parse(body)
+    with pytest.raises(ValueError):
+        ingest.parse_message(b"{not json")
+    with pytest.raises(RecursionError):
+        ingest.parse_message(b"[" * 100_000)
+
+
+def test_a_database_error_blames_the_record_unless_the_database_is_away():
+    refused = sa.exc.IntegrityError("INSERT ...", {}, _PgError("value too long", "22001"))
+    away = sa.exc.OperationalError("SELECT 1", {}, _PgError("server closed the connection", None))
+    lost = sa.exc.DBAPIError("INSERT ...", {}, _PgError("reset", None), connection_invalidated=True)
+    assert ingest.refused(refused)
+    assert not ingest.refused(away) and not ingest.refused(lost) and not ingest.refused(ConnectionError())
+
+
+def test_a_parked_records_error_names_no_value():
+    refused = sa.exc.DataError("INSERT ... '203.0.113.9'", {}, _PgError("value '203.0.113.9' too long", "22001"))
+    assert ingest.describe_error(refused) == "_PgError (SQLSTATE 22001)"
+    assert ingest.describe_error(ValueError("invalid audit record: ['fields']")) == (
+        "ValueError: invalid audit record: ['fields']")
+    assert ingest.describe_error(KeyError("203.0.113.9")) == "KeyError"
+
+
+class _PgError(Exception):
+    def __init__(self, text: str, pgcode: str | None) -> None:
+        super().__init__(text)
+        self.pgcode = pgcode

@@ -10,12 +10,14 @@ redelivered records are recognised by ``audit_id``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from marshmallow import ValidationError, validate
 from sqlalchemy.engine import Engine
 from upgestao_kernel.audit import ACTIONS, OUTCOMES, AuditRecordSchema
@@ -55,6 +57,30 @@ def parse(body: Any) -> dict[str, Any]:
     record); anything else is judged by the schema, which also words the error.
     """
     return _fast(body) or _by_schema(body)
+
+
+def parse_message(body: bytes | str) -> dict[str, Any]:
+    """A message of the ingest queue: JSON, then :func:`parse`. ``ValueError`` (``RecursionError``
+    for JSON nested too deep) if it can never be stored: the consumer parks it."""
+    return parse(json.loads(body))
+
+
+def refused(exc: BaseException) -> bool:
+    """A database error that blames a record (a constraint, a value it cannot hold), not the
+    database being away (a lost connection, an operational error): that record is parked."""
+    return (isinstance(exc, sa.exc.DBAPIError) and not exc.connection_invalidated
+            and not isinstance(exc, sa.exc.OperationalError))
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong, without the values involved: a database error's text can quote the
+    failing row (a record's source address, say), so only its type and SQLSTATE are kept;
+    the parser's own errors name fields only."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return f"{type(exc.orig).__name__} (SQLSTATE {getattr(exc.orig, 'pgcode', None) or '?'})"
+    if isinstance(exc, ValueError) and not isinstance(exc, UnicodeError):
+        return f"{type(exc).__name__}: {exc}"[:1000]
+    return type(exc).__name__
 
 
 def _fast(body: Any) -> dict[str, Any] | None:

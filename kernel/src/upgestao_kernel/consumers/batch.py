@@ -1,0 +1,175 @@
+"""Batch consumer: a durable queue taken up to N messages at a time, each batch handled
+in one transaction and acked after its commit.
+
+What makes it reliable:
+
+* nothing is acked before the handler's transaction committed: a crash, a
+  lost connection or a database away at any point leaves the batch in the
+  queue, redelivered later (the handler must recognise a redelivered
+  message: privacy's audit ingest dedupes by ``audit_id``);
+* a message that can never be handled is *parked*, not redelivered forever:
+  one that does not parse (``ValueError``; ``RecursionError`` for JSON nested
+  too deep) and one the store refuses (``BatchHandler.refuses``: the batch is
+  then stored one message at a time to find it). It goes to
+  ``<queue>.parked`` with the error in :data:`~upgestao_kernel.parking.ERROR_HEADER`,
+  on a connection that waits for the broker's confirm, before being acked;
+* one batch is stored (in its own green thread) while the next one arrives,
+  and acked on the consuming thread (``multiple``) once stored;
+* it runs in a nameko managed thread on the back-off loop: broker or
+  database trouble is waited out, the queue keeps what arrives meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import amqp
+import eventlet
+from kombu import Connection
+
+from ..logging import get_logger
+from ..parking import ERROR_HEADER, PARKED_AT_HEADER, QUEUE_HEADER
+from ..topology import parking_queue_name
+from .backoff import BackoffLoop, GreenStop
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+# What a message that can never be handled raises when parsed. json.JSONDecodeError is a ValueError;
+# JSON nested too deep raises RecursionError, which left unparked made its batch a poison message.
+UNREADABLE = (ValueError, RecursionError)
+BATCH_WAIT_S = 0.02  # a partial batch is handled once no message arrived for this long
+
+
+def describe_error(exc: BaseException) -> str:
+    """The parked message's error: the type, and the text of a ``ValueError`` (a parser's words)."""
+    if isinstance(exc, ValueError) and not isinstance(exc, UnicodeError):
+        return f"{type(exc).__name__}: {exc}"[:1000]
+    return type(exc).__name__
+
+
+def never(exc: BaseException) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class BatchHandler(Generic[T]):
+    """What a batch consumer does with its messages.
+
+    ``parse`` turns a message body into an item, raising one of :data:`UNREADABLE`
+    for a message to park; ``store`` handles the items of a batch in one
+    transaction (raising: nothing is acked); ``refuses`` says whether a store
+    error blames a message (then each is stored alone and the refused one
+    parked) rather than the infrastructure; ``describe`` words the error kept
+    with a parked message (no values: a database error's text can quote a row).
+    """
+
+    parse: Callable[[bytes], T]
+    store: Callable[[Sequence[T]], None]
+    refuses: Callable[[BaseException], bool] = never
+    describe: Callable[[BaseException], str] = describe_error
+
+
+class BatchConsumer(Generic[T]):
+    """Consumes ``queue`` in batches of up to ``batch_size`` with ``prefetch`` unacked messages."""
+
+    def __init__(self, amqp_uri: str, queue: str, handler: BatchHandler[T], *,
+                 declare: Callable[[Any], None], batch_size: int, prefetch: int, name: str,
+                 batch_wait_s: float = BATCH_WAIT_S, stop: GreenStop | None = None) -> None:
+        self.amqp_uri = amqp_uri
+        self.queue = queue
+        self.handler = handler
+        self.declare = declare
+        self.batch_size = batch_size
+        self.prefetch = prefetch
+        self.name = name
+        self.batch_wait_s = batch_wait_s
+        self.stop = stop or GreenStop()
+
+    def run(self) -> None:
+        """Consume until ``stop`` is set, reconnecting with back-off (a managed green thread)."""
+        BackoffLoop(self.consume, stop=self.stop, event=f"{self.name}_failed", level="error",
+                    describe=lambda exc: {"error": self.handler.describe(exc)}).run()
+
+    def consume(self) -> None:
+        """One connection's life: collect deliveries into batches, store one while the next
+        arrives, ack each once stored. Returns when stopped; raises when the broker or the
+        store fails (nothing of an unstored batch acked: all redelivered)."""
+        pending: list[amqp.Message] = []
+        storing = None  # (green thread, last delivery tag of its batch)
+        with Connection(self.amqp_uri) as conn:
+            conn.connect()
+            channel = conn.channel()
+            self.declare(channel)
+            parking_conn = Connection(self.amqp_uri, transport_options={"confirm_publish": True})
+            parking = parking_conn.channel()
+            channel.basic_qos(0, self.prefetch, False)
+            channel.basic_consume(self.queue, callback=pending.append, no_ack=False)
+            try:
+                while not self.stop.is_set():
+                    quiet = False
+                    try:
+                        conn.drain_events(timeout=self.batch_wait_s if pending or storing else 0.5)
+                    except TimeoutError:
+                        quiet = True
+                    if storing is not None and storing[0].dead:
+                        storing[0].wait()  # re-raises a failed store: nothing acked, all redelivered
+                        channel.basic_ack(storing[1], multiple=True)
+                        storing = None
+                    ready = len(pending) >= self.batch_size or (quiet and pending)
+                    if storing is None and ready:
+                        batch = pending[: self.batch_size]
+                        del pending[: len(batch)]
+                        storing = (eventlet.spawn(self.handle, parking, batch), batch[-1].delivery_tag)
+            finally:
+                if storing is not None:
+                    try:
+                        storing[0].wait()  # let a commit in progress finish: its batch is redelivered anyway
+                    except Exception:  # noqa: BLE001 - already failing: the back-off loop logs and retries
+                        pass
+                parking_conn.release()
+
+    def handle(self, parking, messages: Sequence[amqp.Message]) -> None:
+        """Park the unreadable, store the rest in one transaction (the caller acks afterwards)."""
+        parsed: list[tuple[amqp.Message, T]] = []
+        for message in messages:
+            try:
+                parsed.append((message, self.handler.parse(message.body)))
+            except UNREADABLE as exc:
+                self.park(parking, message, exc)
+        if not parsed:
+            return
+        try:
+            self.handler.store([item for _, item in parsed])
+        except Exception as exc:
+            if not self.handler.refuses(exc):
+                raise  # the store is away: nothing acked, everything redelivered later
+            self._store_one_by_one(parking, parsed)
+
+    def _store_one_by_one(self, parking, parsed: Sequence[tuple[amqp.Message, T]]) -> None:
+        """A batch the store refused: find the message it refuses, park it, store the rest."""
+        for message, item in parsed:
+            try:
+                self.handler.store([item])
+            except Exception as exc:
+                if not self.handler.refuses(exc):
+                    raise
+                self.park(parking, message, exc)
+
+    def park(self, parking, message: amqp.Message, exc: BaseException) -> None:
+        """Put ``message`` on ``<queue>.parked`` with the error; returns once the broker confirmed it."""
+        headers = dict(message.properties.get("application_headers") or {})
+        headers[ERROR_HEADER] = self.handler.describe(exc)
+        headers[QUEUE_HEADER] = self.queue
+        headers[PARKED_AT_HEADER] = datetime.now(UTC).isoformat()
+        parking.basic_publish(
+            amqp.Message(message.body, content_type=message.properties.get("content_type"),
+                         delivery_mode=2, message_id=message.properties.get("message_id"),
+                         application_headers=headers),
+            exchange="", routing_key=parking_queue_name(self.queue))  # confirm mode: waits for the ack
+        log.warning(f"{self.name}_parked", queue=self.queue, message_id=message.properties.get("message_id"),
+                    error=type(exc).__name__)
