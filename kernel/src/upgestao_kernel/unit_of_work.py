@@ -3,12 +3,18 @@
 This is the only door to personal data: values go in through
 ``personal.seal`` and come out through ``personal.open``, and both write the
 audit record into the same transaction. There is no unaudited read path.
+
+:class:`UnitOfWorkPort` is what a service layer may use; :class:`UnitOfWork` is the real one
+(SQLAlchemy, one database transaction) and :class:`upgestao_kernel.fakes.FakeUnitOfWork` the
+in-memory one its unit tests run on. A service reaches its own tables through *repositories*:
+a factory given to :meth:`UnitOfWork.with_repositories` builds them on the unit's connection,
+and the unit hands them out by name (``uow.users``), so the service layer holds no SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -26,6 +32,74 @@ if TYPE_CHECKING:
     from .keyed_requests import KeyedRequest
 
 A = TypeVar("A", bound=Aggregate)
+U = TypeVar("U", bound="RepositoryAccess")
+
+RepositoryFactory = Callable[[Any], Any]
+"""Builds a service's repositories for one unit of work (given the unit: they use its ``conn``)."""
+
+
+class UnitOfWorkPort(Protocol):
+    """What a use case may do with a unit of work, whichever implementation it gets.
+
+    ``with uow:`` commits on success and rolls back on error; a denial (``deny``) is kept either way.
+    """
+
+    context: RequestContext
+    recorded: list[EventEnvelope]
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, exc_type, exc, tb) -> None: ...
+
+    @property
+    def personal(self) -> PersonalData:
+        """The only door to personal values: seal, open, blind_index, shred (audited)."""
+
+    def record(self, stream_id: str, expected_version: int | None,
+               new_events: Sequence[NewEvent]) -> list[EventEnvelope]: ...
+
+    def stream_version(self, stream_id: str) -> int: ...
+
+    def load(self, aggregate_cls: type[A], id: str) -> A | None: ...
+
+    def save(self, aggregate: Aggregate) -> list[EventEnvelope]: ...
+
+    def audit_access(self, **kwargs: Any) -> AuditRecord: ...
+
+    def deny(self, **kwargs: Any) -> AuditRecord: ...
+
+    def claim(self, consumer: str, event_id: str) -> bool: ...
+
+    @property
+    def repositories(self) -> Any:
+        """The service's repositories, also reachable by name (``uow.users``)."""
+
+
+class RepositoryAccess:
+    """Hands a unit of work's repositories to the service layer: ``uow.users`` is
+    ``uow.repositories.users``, built once per unit by the factory given to :meth:`with_repositories`."""
+
+    _repository_factory: RepositoryFactory | None = None
+    _repository_set: Any = None
+
+    def with_repositories(self: U, factory: RepositoryFactory) -> U:
+        self._repository_factory = factory
+        self._repository_set = None
+        return self
+
+    @property
+    def repositories(self) -> Any:
+        if self._repository_set is None:
+            if self._repository_factory is None:
+                raise RuntimeError("this unit of work has no repositories: build it with with_repositories()")
+            self._repository_set = self._repository_factory(self)
+        return self._repository_set
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only when ordinary lookup failed: a repository's name, or a genuine AttributeError.
+        if name.startswith("_") or name == "repositories" or self._repository_factory is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self.repositories, name)
 
 
 class PersonalData:
@@ -92,7 +166,7 @@ class PersonalData:
         return self._vault.shred(self._conn, subject_id)
 
 
-class UnitOfWork:
+class UnitOfWork(RepositoryAccess):
     """``with UnitOfWork(...) as uow:`` commits on success, rolls back on error.
 
     Inside a keyed request (``request``, see :mod:`.keyed_requests`) the commit of a successful
@@ -108,6 +182,7 @@ class UnitOfWork:
         projections: Sequence[Projection] = (),
         vault: Any = None,
         request: KeyedRequest | None = None,
+        repositories: RepositoryFactory | None = None,
     ) -> None:
         self.engine = engine
         self.request = request
@@ -119,6 +194,8 @@ class UnitOfWork:
         self._conn: Connection | None = None
         self._denied: list[AuditRecord] = []
         self.recorded: list[EventEnvelope] = []
+        if repositories is not None:
+            self.with_repositories(repositories)
 
     def __enter__(self) -> UnitOfWork:
         if self.request is not None:
@@ -193,6 +270,10 @@ class UnitOfWork:
         self.recorded.extend(envelopes)
         return envelopes
 
+    def stream_version(self, stream_id: str) -> int:
+        """The stream's current version (0: no such stream), to append at with ``record``."""
+        return eventstore.current_version(self.conn, stream_id)
+
     def load(self, aggregate_cls: type[A], id: str) -> A | None:
         history = eventstore.read_stream(self.conn, aggregate_cls.stream_id_for(id))
         return aggregate_cls.replay(id, history) if history else None
@@ -225,11 +306,3 @@ class UnitOfWork:
             return False
         return True
 
-
-def was_processed(conn: Connection, consumer: str, event_ids: Iterable[str]) -> set[str]:
-    rows = conn.execute(
-        sa.select(processed_events.c.event_id).where(
-            processed_events.c.consumer == consumer, processed_events.c.event_id.in_(list(event_ids))
-        )
-    )
-    return {r.event_id for r in rows}
