@@ -19,12 +19,13 @@ VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.upgestao-installed
 
-PACKAGES := kernel services/identity services/messaging services/privacy services/notifier \
-            services/integration-gateway
-PRESENT  := $(strip $(foreach p,$(PACKAGES),$(if $(wildcard $(p)/pyproject.toml),$(p))))
-MISSING  := $(filter-out $(PRESENT),$(PACKAGES))
-# Reinstall when any of these is newer than the stamp.
-DEPS     := pyproject.toml $(wildcard $(addsuffix /pyproject.toml,$(PACKAGES))) \
+# The kernel and every folder of services/ with a pyproject.toml: a service is added by its folder alone
+# (its pyproject declares it in the `upgestao.services` entry-point group, which the launcher, the tests
+# and the deploy checks read).
+PACKAGES := kernel $(patsubst %/pyproject.toml,%,$(sort $(wildcard services/*/pyproject.toml)))
+# Reinstall when any of these is newer than the stamp (a changed entry point is a changed pyproject.toml),
+# or when the set of packages is not the one the stamp names.
+DEPS     := pyproject.toml $(addsuffix /pyproject.toml,$(PACKAGES)) \
             $(wildcard requirements*.txt) $(wildcard $(addsuffix /requirements*.txt,$(PACKAGES)))
 
 SCENARIOS ?=
@@ -92,15 +93,14 @@ clean:
 # -- the virtualenv -----------------------------------------------------------
 
 venv: $(STAMP)
-	@grep -qxF "$(PRESENT)" $(STAMP) || { rm -f $(STAMP); $(MAKE) --no-print-directory $(STAMP); }
+	@grep -qxF "$(PACKAGES)" $(STAMP) || { rm -f $(STAMP); $(MAKE) --no-print-directory $(STAMP); }
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian install python3-venv" >&2; exit 1; }
 
 $(STAMP): $(DEPS) | $(VPY)
-	$(if $(MISSING),@echo "warning: no pyproject.toml yet (not installed): $(MISSING)" >&2)
-	$(VPY) -m pip install -q $(foreach p,$(PRESENT),-e $(p)) -r requirements-dev.txt
-	@echo "$(PRESENT)" > $@
+	$(VPY) -m pip install -q $(foreach p,$(PACKAGES),-e $(p)) -r requirements-dev.txt
+	@echo "$(PACKAGES)" > $@
 
 # Idempotent; needs root (or the broker's Erlang cookie): ignore failure otherwise.
 rabbitmq-management:
