@@ -1,26 +1,36 @@
-"""Every service's Alembic history goes up, down and up again, on PostgreSQL
-and on the embedded SQLite default."""
+"""Every service's Alembic history goes up, down and up again, on PostgreSQL and on the embedded
+SQLite default; and a database migrated with the former layout (the kernel's revisions copied into
+every service, until commit b06866b) upgrades to the present one and ends with the same schema."""
 
 from __future__ import annotations
 
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from upgestao_kernel.migrations import downgrade, upgrade
 from upgestao_kernel.schema import kernel_metadata
+from upgestao_kernel.service_registry import service_definitions
 
-MIGRATIONS = [
-    "upgestao_identity:migrations",
-    "upgestao_messaging:migrations",
-    "upgestao_privacy:migrations",
-    "upgestao_notifier:migrations",
-    "upgestao_gateway:migrations",
-]
+ROOT = Path(__file__).resolve().parent.parent
+FORMER_LAYOUT = "b06866b"  # the last commit whose services carried copies of the kernel's revisions
+MIGRATIONS = sorted(definition.migrations for definition in service_definitions().values())
+BACKENDS = ["postgresql", "sqlite"]
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def database_url(backend: str, database_factory, path: Path) -> str:
+    return database_factory("migrations") if backend == "postgresql" else f"sqlite:///{path}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("migrations", MIGRATIONS)
 def test_upgrade_downgrade_upgrade(migrations, backend, database_factory, tmp_path):
-    url = database_factory("migrations") if backend == "postgresql" else f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    url = database_url(backend, database_factory, tmp_path / "m.sqlite3")
     engine = sa.create_engine(url)
 
     def tables() -> set[str]:
@@ -33,3 +43,92 @@ def test_upgrade_downgrade_upgrade(migrations, backend, database_factory, tmp_pa
     upgrade(migrations, url)
     assert set(kernel_metadata.tables) <= tables()
     engine.dispose()
+
+
+# -- from the former layout -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def former_histories(tmp_path_factory) -> Path:
+    """The services' ``migrations`` folders as they were at ``FORMER_LAYOUT``, from git."""
+    shallow = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"],
+                             capture_output=True, text=True)
+    if shallow.stdout.strip() == "true":
+        pytest.skip(f"a shallow clone: {FORMER_LAYOUT} may not be in it")
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", FORMER_LAYOUT, "services"],
+                             capture_output=True, check=True).stdout
+    root = tmp_path_factory.mktemp("former")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(root, members=[m for m in tar.getmembers() if "/migrations/" in m.name], filter="data")
+    return root
+
+
+def former_location(former_histories: Path, migrations: str) -> Path:
+    package = migrations.partition(":")[0]
+    (location,) = former_histories.glob(f"services/*/src/{package}/migrations")
+    return location
+
+
+def former_revisions(location: Path) -> list[str]:
+    return sorted(path.name.partition("_")[0] for path in (location / "versions").glob("[0-9]*.py"))
+
+
+def upgrade_former(location: Path, url: str, revision: str) -> None:
+    """The former layout alone: its own versions folder, no kernel branch (as alembic ran it then)."""
+    config = Config()
+    config.set_main_option("script_location", str(location))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, revision)
+
+
+# every index (expression indexes too) and trigger, as the database's catalogue spells them
+CATALOGUE = {
+    "sqlite": "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type IN ('index', 'trigger')",
+    "postgresql": "SELECT 'index', indexname, tablename, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                  "UNION ALL SELECT 'trigger', trigger_name, event_object_table, "
+                  "event_manipulation || ' ' || action_timing || ' ' || action_statement "
+                  "FROM information_schema.triggers WHERE trigger_schema = 'public'",
+}
+
+
+def schema(url: str) -> dict:
+    """Tables, columns, keys, indexes and the version rows: what two migrated databases must share."""
+    engine = sa.create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        found = {}
+        for table in sorted(inspector.get_table_names()):
+            found[table] = {
+                "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+                "primary key": inspector.get_pk_constraint(table)["constrained_columns"],
+                "unique": sorted((u["name"] or "", tuple(u["column_names"]))
+                                 for u in inspector.get_unique_constraints(table)),
+            }
+        with engine.connect() as connection:
+            found["indexes and triggers"] = sorted(tuple(row) for row in connection.exec_driver_sql(
+                CATALOGUE[engine.dialect.name]))
+            found["alembic_version rows"] = sorted(
+                row[0] for row in connection.exec_driver_sql("SELECT version_num FROM alembic_version"))
+        return found
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("migrations", MIGRATIONS)
+def test_a_database_of_the_former_layout_upgrades_to_the_same_schema(migrations, backend, former_histories,
+                                                                      database_factory, tmp_path):
+    location = former_location(former_histories, migrations)
+    fresh = database_url(backend, database_factory, tmp_path / "fresh.sqlite3")
+    upgrade(migrations, fresh)
+    expected = schema(fresh)
+    revisions = former_revisions(location)
+    assert revisions[0] == "0001" and len(revisions) >= 2, revisions  # the kernel's tables, then more
+    for revision in revisions:  # stopped at each revision of the former line, then upgraded today
+        url = database_url(backend, database_factory, tmp_path / f"former-{revision}.sqlite3")
+        upgrade_former(location, url, revision)
+        assert schema(url)["alembic_version rows"] == [revision]
+        upgrade(migrations, url)
+        assert schema(url) == expected, f"{migrations} from the former {revision}"
+        upgrade(migrations, url)  # and again: nothing left to do
+        assert schema(url) == expected

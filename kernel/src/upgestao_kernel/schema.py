@@ -1,9 +1,10 @@
 """The kernel's tables, present in every service's own database.
 
-``kernel_metadata`` describes them for SQLAlchemy Core; the first Alembic
-migration of each service creates them with :func:`create_kernel_tables`.
-A later change to these tables must ship as a new Alembic revision in every
-service (op.add_column & co.), never as an edit here alone.
+``kernel_metadata`` describes them for SQLAlchemy Core; the kernel's own Alembic
+branch (:mod:`upgestao_kernel.schema_versions`, on which every service's history
+depends) creates them with the functions at the end of this module. A later change
+to these tables must ship as a new revision of that branch (op.add_column & co.),
+never as an edit here alone.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ KERNEL_V2 = (request_replies,)
 
 
 def create_kernel_tables(op) -> None:
-    """Alembic: create the kernel tables of kernel schema version 1 (a service's first revision)."""
+    """Alembic: create the kernel tables of kernel schema version 1 (revision ``kernel_v1``)."""
     kernel_metadata.create_all(op.get_bind(), tables=list(KERNEL_V1), checkfirst=False)
 
 
@@ -119,7 +120,7 @@ def drop_kernel_tables(op) -> None:
 
 
 def create_kernel_v2_tables(op) -> None:
-    """Alembic: kernel schema version 2 (``request_replies``), a revision of its own in every service."""
+    """Alembic: kernel schema version 2 (``request_replies``, revision ``kernel_v2``)."""
     kernel_metadata.create_all(op.get_bind(), tables=list(KERNEL_V2), checkfirst=False)
 
 

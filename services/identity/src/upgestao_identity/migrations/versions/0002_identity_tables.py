@@ -2,16 +2,16 @@
 models) and credentials, photos, login failures (operational stores).
 
 Revision ID: 0002
-Revises: 0001
+Revises: (none: the first of this service's own; depends on the kernel's kernel_v1)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
-down_revision = "0001"
-branch_labels = None
-depends_on = None
+down_revision = None
+branch_labels = ("identity",)
+depends_on = "kernel_v1"
 
 TS = sa.DateTime(timezone=True)
 

@@ -6,7 +6,7 @@ service can rewrite history. Tampering needs someone able to drop the
 triggers, and the signed checkpoints make that detectable.
 
 Revision ID: 0002
-Revises: 0001
+Revises: (none: the first of this service's own; depends on the kernel's kernel_v1)
 """
 
 from datetime import UTC, datetime
@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
-down_revision = "0001"
-branch_labels = None
-depends_on = None
+down_revision = None
+branch_labels = ("privacy",)
+depends_on = "kernel_v1"
 
 TS = sa.DateTime(timezone=True)
 BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

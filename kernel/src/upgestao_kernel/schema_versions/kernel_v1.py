@@ -1,15 +1,16 @@
-"""Kernel tables: event store, outbox, processed events, subject keys.
+"""Kernel schema version 1: event store, outbox, processed events, subject keys.
 
-Revision ID: 0001
+Revision ID: kernel_v1
 Revises:
 """
 
 from alembic import op
+
 from upgestao_kernel.schema import create_kernel_tables, drop_kernel_tables
 
-revision = "0001"
+revision = "kernel_v1"
 down_revision = None
-branch_labels = None
+branch_labels = ("kernel",)
 depends_on = None
 
 
