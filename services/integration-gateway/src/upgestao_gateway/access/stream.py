@@ -17,7 +17,8 @@ still be valid.
   :meth:`wait_current` makes authenticated requests wait;
 * each message is acknowledged (a stream consumer's credit) and its offset
   remembered; after a lost connection it reconnects with back-off and resumes
-  at the last offset + 1.
+  at the last offset + 1 (the kernel's
+  :class:`~upgestao_kernel.consumers.stream.StreamConsumer` does the reading).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ import amqp
 import eventlet
 from amqp.exceptions import PreconditionFailed
 from eventlet.event import Event
-from greenlet import GreenletExit
 from kombu import Connection, Queue, binding
+from upgestao_kernel.consumers.stream import StreamConsumer
 from upgestao_kernel.logging import get_logger
 from upgestao_kernel.topology import declare_publishing, events_exchange
 
@@ -88,16 +89,13 @@ def declare_access_events(connection: Connection, settings: AccessSettings) -> N
         channel.close()
 
 
-class AccessEventsStream:
+class AccessEventsStream(StreamConsumer):
     """Reads ``gateway.access-events``; hands each event to ``handle(body)``."""
 
-    prefetch_count = 500
-    heartbeat_s = 10
-    poll_s = 1.0
-    connect_timeout_s = 5.0
     confirm_timeout_s = 10.0
-    backoff_initial_s = 0.2
-    backoff_max_s = 2.0  # a broker back from a restart is noticed within this
+    connection_name = f"gateway {QUEUE}"
+    lost_event = "access.stream_lost"
+    unreadable_event = "access.event_unreadable"
 
     def __init__(
         self,
@@ -106,30 +104,19 @@ class AccessEventsStream:
         handle: Callable[[Mapping[str, Any]], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.amqp_uri = amqp_uri
+        super().__init__(amqp_uri, QUEUE)
         self.settings = settings
         self._handle = handle
         self._clock = clock
-        self._connection: Connection | None = None
-        self._thread = None
-        self._stopping = False
         self._current = False
         self._became_current = Event()
         self._nonce: str | None = None
-        self.last_offset: int | None = None
-        self.attaches = 0  # successful attaches (reconnections show here)
-        self._broker_unreachable = False  # the last connection attempt failed, or the connection was lost
 
     # -- the view ------------------------------------------------------------
 
     @property
     def current(self) -> bool:
         return self._current
-
-    @property
-    def broker_unreachable(self) -> bool:
-        """The broker cannot be reached now (not merely: the view is still being read)."""
-        return self._broker_unreachable
 
     def wait_current(self, timeout_s: float) -> bool:
         """True once everything published before the (last) attach has been read.
@@ -138,7 +125,7 @@ class AccessEventsStream:
         """
         if self._current:
             return True
-        if timeout_s > 0 and not self._broker_unreachable:
+        if timeout_s > 0 and not self.broker_unreachable:
             with eventlet.Timeout(timeout_s, False):
                 self._became_current.wait()
         return self._current
@@ -149,87 +136,23 @@ class AccessEventsStream:
             self._became_current.send(True)
             log.info("access.stream_current", queue=QUEUE, offset=self.last_offset)
 
-    def _mark_stale(self) -> None:
+    def detached(self) -> None:
+        """Stale until the next sentinel comes back."""
         if self._current:
             self._current = False
             self._became_current = Event()
 
-    # -- life cycle ----------------------------------------------------------
-
-    def start(self, spawn: Callable[[Callable[[], None]], Any]) -> None:
-        self._stopping = False
-        self._thread = spawn(self.run)
-
-    def stop(self) -> None:
-        """Stop reading: the green thread ends (its connection closed) before this returns."""
-        self._stopping = True
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.kill()
-            with eventlet.Timeout(2.0, False):  # closing the connection is itself bounded (1 s)
-                try:
-                    thread.wait()
-                except GreenletExit:
-                    pass
-        self._close()
-        self._mark_stale()
-
-    def run(self) -> None:
-        """Read until stopped; reconnect with back-off. Never raises (a managed thread)."""
-        delay = self.backoff_initial_s
-        while not self._stopping:
-            attaches = self.attaches
-            try:
-                self._consume()
-            except Exception as exc:
-                if self._stopping:
-                    break
-                self._broker_unreachable = True
-                log.warning("access.stream_lost", queue=QUEUE, error=type(exc).__name__, reason=str(exc)[:200],
-                            retry_in_s=delay, offset=self.last_offset)
-            finally:
-                self._mark_stale()
-                self._close()
-            if self.attaches > attaches:
-                delay = self.backoff_initial_s
-            eventlet.sleep(delay)
-            delay = min(delay * 2, self.backoff_max_s)
-
     # -- reading -------------------------------------------------------------
 
-    def start_offset(self) -> int | datetime:
-        """Where to (re)attach: after the last message read, else one token lifetime (+60 s) back."""
-        if self.last_offset is not None:
-            return self.last_offset + 1
-        since = datetime.fromtimestamp(self._clock(), UTC) - timedelta(seconds=self.settings.revocation_retention_s)
-        return since
-
-    def _consume(self) -> None:
-        connection = Connection(
-            self.amqp_uri, heartbeat=self.heartbeat_s, connect_timeout=self.connect_timeout_s,
-            transport_options={"client_properties": {"connection_name": f"gateway {QUEUE}"}},
-        )
-        self._connection = connection
-        connection.connect()
-        self._broker_unreachable = False
+    def declare(self, connection: Connection) -> None:
         declare_access_events(connection, self.settings)
 
-        channel = connection.channel()
-        channel.basic_qos(0, self.prefetch_count, False)
-        channel.basic_consume(
-            QUEUE, callback=lambda message: self._on_message(channel, message),
-            arguments={"x-stream-offset": self.start_offset()},
-        )
-        self.attaches += 1
-        self._publish_sentinel(connection)
-        while not self._stopping:
-            try:
-                connection.drain_events(timeout=self.poll_s)
-            except TimeoutError:
-                pass
-            connection.heartbeat_check()
+    def initial_offset(self) -> datetime:
+        """One token lifetime (+60 s) back: every revocation whose tokens may still be valid."""
+        return datetime.fromtimestamp(self._clock(), UTC) - timedelta(seconds=self.settings.revocation_retention_s)
 
-    def _publish_sentinel(self, connection: Connection) -> None:
+    def attached(self, connection: Connection) -> None:
+        """Publish the sentinel (confirmed): when it comes back, the view is current."""
         self._nonce = uuid.uuid4().hex
         body = json.dumps({"type": SENTINEL, "nonce": self._nonce})
         channel = connection.channel()
@@ -239,33 +162,13 @@ class AccessEventsStream:
         )
         channel.close()
 
-    def _on_message(self, channel, message) -> None:
-        offset = (message.properties.get("application_headers") or {}).get("x-stream-offset")
-        try:
-            raw = message.body.decode("utf-8") if isinstance(message.body, bytes) else message.body
-            body = json.loads(raw)
-            if not isinstance(body, Mapping):
-                raise ValueError("not a JSON object")
-            if body.get("type") == SENTINEL:
-                if body.get("nonce") == self._nonce:
-                    self._mark_current()
-            else:
-                self._handle(body)
-        except Exception as exc:  # one unreadable message must not stop the stream
-            log.warning("access.event_unreadable", queue=QUEUE, offset=offset, error=type(exc).__name__)
-        finally:
-            if isinstance(offset, int):
-                self.last_offset = offset
-            channel.basic_ack(message.delivery_tag)
-
-    def _close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        try:
-            with eventlet.Timeout(1.0, False):
-                connection.release()
-        except Exception:  # already broken: nothing to close politely
-            pass
-        finally:
-            connection.collect()
+    def handle(self, message: amqp.Message) -> None:
+        raw = message.body.decode("utf-8") if isinstance(message.body, bytes) else message.body
+        body = json.loads(raw)
+        if not isinstance(body, Mapping):
+            raise ValueError("not a JSON object")
+        if body.get("type") == SENTINEL:
+            if body.get("nonce") == self._nonce:
+                self._mark_current()
+        else:
+            self._handle(body)
