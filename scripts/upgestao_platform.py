@@ -33,6 +33,7 @@ import base64
 import contextlib
 import ctypes
 import fcntl
+import importlib.metadata
 import json
 import os
 import re
@@ -58,19 +59,32 @@ DEFAULT_DATA_DIR = "var"
 LOCK_FILE = "platform.pid"
 
 
+# Every service's pyproject.toml declares its definition in this entry-point group
+# (``identity = "upgestao_identity.definition:DEFINITION"``): the one list of the services.
+SERVICE_GROUP = "upgestao.services"
+HTTP_SERVICE = "gateway"  # the HTTP front door: its port is checked, its /readyz awaited, it stops first
+
+
 @dataclass(frozen=True)
 class Service:
     name: str  # nameko service name, also the log and process name
     package: str  # python -m <package> <command>
 
 
-SERVICES: tuple[Service, ...] = (
-    Service("identity", "upgestao_identity"),
-    Service("messaging", "upgestao_messaging"),
-    Service("privacy", "upgestao_privacy"),
-    Service("notifier", "upgestao_notifier"),
-    Service("gateway", "upgestao_gateway"),
-)
+def installed_services() -> tuple[Service, ...]:
+    """The services installed (``make venv``), read from their entry points without importing them
+    (this script is stdlib only): from this interpreter's path and the repository's virtualenv, which
+    runs them. By name, the HTTP front door last."""
+    venv_site = sorted(str(path) for path in (ROOT / ".venv" / "lib").glob("python*/site-packages"))
+    found: dict[str, Service] = {}
+    for distribution in importlib.metadata.distributions(path=[*sys.path, *venv_site]):
+        for entry_point in distribution.entry_points:
+            if entry_point.group == SERVICE_GROUP:
+                found.setdefault(entry_point.name, Service(entry_point.name, entry_point.module.partition(".")[0]))
+    return tuple(sorted(found.values(), key=lambda service: (service.name == HTTP_SERVICE, service.name)))
+
+
+SERVICES: tuple[Service, ...] = installed_services()
 SERVICE_NAMES = tuple(s.name for s in SERVICES)
 
 
@@ -437,6 +451,8 @@ class Platform:
         self.amqp_uri = amqp_uri or os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI
         self.http_address = http_address or os.environ.get("GATEWAY_HTTP_ADDRESS") or DEFAULT_HTTP_ADDRESS
         self.extra_env = dict(env or {})
+        if not SERVICES:
+            raise PlatformError(f"no service installed (no entry point in {SERVICE_GROUP}): run `make venv`")
         names = list(services) if services is not None else list(SERVICE_NAMES)
         unknown = sorted(set(names) - set(SERVICE_NAMES))
         if unknown:
@@ -471,7 +487,7 @@ class Platform:
 
     @property
     def has_gateway(self) -> bool:
-        return any(s.name == "gateway" for s in self.services)
+        return any(s.name == HTTP_SERVICE for s in self.services)
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -756,7 +772,7 @@ class Platform:
             self._restart_due.clear()
         phases: list[list[str]] = [[], [], []]
         for name in self.children:
-            phases[2 if name.endswith("-relay") else 0 if name == "gateway" else 1].append(name)
+            phases[2 if name.endswith("-relay") else 0 if name == HTTP_SERVICE else 1].append(name)
         codes: dict[str, int] = {}
         for phase in phases:
             codes.update(self._terminate({name: self.children[name] for name in phase}, timeout))

@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from upgestao_kernel.config import env_prefix
+from upgestao_kernel.service_registry import service_definitions
 from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("identity", "messaging", "privacy", "notifier", "gateway")
+SERVICES = tuple(service_definitions())  # every installed service's name (its entry point)
 
 
 def load_script(relative: str, name: str, imports_from: tuple[str, ...] = ()):

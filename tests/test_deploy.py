@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import importlib.util
 import json
 import re
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from upgestao_kernel.config import env_prefix, load_settings
+from upgestao_kernel.service_registry import service_definitions, service_package
 from upgestao_kernel.vault import generate_key, load_keys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,14 +39,18 @@ CONFIGMAP = "upgestao-config"
 UID = 10001
 GATEWAY_PORT = 8000
 
-# nameko name -> (folder under services/, package)
-SERVICES = {
-    "gateway": ("integration-gateway", "upgestao_gateway"),
-    "identity": ("identity", "upgestao_identity"),
-    "messaging": ("messaging", "upgestao_messaging"),
-    "privacy": ("privacy", "upgestao_privacy"),
-    "notifier": ("notifier", "upgestao_notifier"),
-}
+
+def service_folders() -> dict[str, tuple[str, str]]:
+    """nameko name -> (folder under services/, package), for every installed service (its entry point)."""
+    folders = {}
+    for name, definition in service_definitions().items():
+        package = service_package(definition)
+        origin = Path(importlib.util.find_spec(package).origin)  # services/<folder>/src/<package>/__init__.py
+        folders[name] = (origin.parents[2].name, package)
+    return folders
+
+
+SERVICES = service_folders()
 SHARED_SECRETS = ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "AMQP_URI")
 # services' own keys: identity signs access tokens, privacy signs audit checkpoints
 SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS", "PRIVACY_AUDIT_SIGNING_KEY"}

@@ -30,15 +30,13 @@ from upgestao_gateway.web import Reply, Stream, route
 from upgestao_kernel.config import env_prefix
 from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc
+from upgestao_kernel.service_registry import service_definitions
 from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
 from werkzeug.wrappers import Response
 
-SERVICES = {
-    "identity": ("upgestao_identity.service:IdentityService", "upgestao_identity:migrations"),
-    "messaging": ("upgestao_messaging.service:MessagingService", "upgestao_messaging:migrations"),
-    "privacy": ("upgestao_privacy.service:PrivacyService", "upgestao_privacy:migrations"),
-    "notifier": ("upgestao_notifier.service:NotifierService", "upgestao_notifier:migrations"),
-}
+# the services behind the gateway: name -> (service class, migrations), from their entry points
+SERVICES = {name: (definition.service_class, definition.migrations)
+            for name, definition in service_definitions().items() if name != "gateway"}
 
 
 # -- test-only services -----------------------------------------------------------
