@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-import eventlet
 from nameko.extensions import DependencyProvider
 from upgestao_kernel.config import load_settings
+from upgestao_kernel.consumers import GreenStop, run_forever
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.events import utcnow
 from upgestao_kernel.logging import get_logger
@@ -73,8 +73,9 @@ class Identity(DependencyProvider):
         database = next(d for d in self.container.dependencies if d.attr_name == self.database_attr)
         uow = database.unit_of_work
 
-        delay = 0.5
-        while True:
+        done = GreenStop()
+
+        def step() -> None:
             try:
                 created = roles.ensure_built_in(uow)
                 if created:
@@ -89,17 +90,16 @@ class Identity(DependencyProvider):
                     if admin_id:
                         log.info("identity.first_admin_created", user_id=admin_id)
                 self.collaborators.starting = None
-                return
-            except Exception as exc:  # a database still starting: retry; a bad admin setting: say so
-                if isinstance(exc, ServiceError):
-                    log.error("identity.first_admin_refused", problem=exc.slug, detail=exc.detail,
-                              errors=exc.extensions.get("errors"))
-                    # never ready: the environment asks for an admin that cannot be created
-                    self.collaborators.starting = f"the first admin of the environment was refused: {exc.slug}"
-                    return
-                log.warning("identity.bootstrap_retry", error_type=type(exc).__name__, exc_info=True)
-                eventlet.sleep(delay)
-                delay = min(delay * 2, 10)
+            except ServiceError as exc:  # a bad admin setting: say so (anything else: a database still starting)
+                log.error("identity.first_admin_refused", problem=exc.slug, detail=exc.detail,
+                          errors=exc.extensions.get("errors"))
+                # never ready: the environment asks for an admin that cannot be created
+                self.collaborators.starting = f"the first admin of the environment was refused: {exc.slug}"
+            done.set()
+
+        # until done: a database still starting is retried on the kernel's back-off loop
+        run_forever(step, stop=done, event="identity.bootstrap_retry",
+                    describe=lambda exc: {"error_type": type(exc).__name__, "exc_info": True})
 
     def get_dependency(self, worker_ctx) -> Collaborators:
         return self.collaborators
