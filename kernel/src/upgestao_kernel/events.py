@@ -1,16 +1,20 @@
-"""Event envelopes and the aggregate base: pure domain code.
+"""Event declarations, envelopes and the aggregate base: pure domain code.
 
 Event types are dotted, past tense and versioned: ``identity.user_registered.v1``.
+A service declares each of its events once, as a :class:`DomainEvent` subclass
+(its stored fields, which of them it publishes); the type string is derived
+from the declaration, so producers, projections, consumers and the generated
+catalogue (``docs/events.md``) never type it again.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_-]*\.[a-z][a-z0-9_]*\.v[0-9]+$")
 
@@ -96,11 +100,186 @@ class EventEnvelope:
         )
 
 
+# --------------------------------------------------------------------------- declared events
+
+_STORED = "stored"
+_DECLARED: dict[str, type[DomainEvent]] = {}
+E = TypeVar("E", bound="DomainEvent")
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def published_only(default: Any = None) -> Any:
+    """A field of the published view that is never stored (a single-use token: only its hash is kept)."""
+    return field(default=default, metadata={_STORED: False})
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class DomainEvent:
+    """The declaration of one event type: subclasses are frozen dataclasses of what the event holds.
+
+    ``class UserRegistered(IdentityEvent, subject="user_id", publishes=("user_id", "role", "fields"))``
+    declares ``identity.user_registered.v1`` (service from the base, the class name in snake case,
+    ``version``). The dataclass fields are the stored data, in the event log (except
+    :func:`published_only` fields). ``publishes`` names the members of the published view, in order:
+    ``subject`` is the id of the aggregate the event happened to, a stored mapping (sealed personal
+    values by field name) is published as its sorted keys -- names, never values -- and any other
+    name is the attribute of that name. ``publishes=True`` publishes the stored data as it is,
+    ``False`` keeps the event inside its service. ``secret`` marks a published view holding a secret
+    (its outbox copy is wiped once delivered). A service's own base sets ``service`` with
+    ``abstract=True``; every concrete declaration is registered by type, once.
+    """
+
+    service: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    type: ClassVar[str] = ""
+    subject: ClassVar[str | None] = None
+    publishes: ClassVar[tuple[str, ...] | bool] = True
+    secret: ClassVar[bool] = False
+
+    def __init_subclass__(
+        cls,
+        *,
+        abstract: bool = False,
+        service: str | None = None,
+        version: int | None = None,
+        subject: str | None = None,
+        publishes: tuple[str, ...] | bool | None = None,
+        secret: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in (("service", service), ("version", version), ("subject", subject),
+                            ("publishes", publishes), ("secret", secret)):
+            if value is not None:
+                setattr(cls, name, value)
+        if abstract:
+            return
+        cls.type = f"{cls.service}.{_snake(cls.__name__)}.v{cls.version}"
+        if not EVENT_TYPE.match(cls.type):
+            raise TypeError(f"{cls.__qualname__} declares {cls.type!r}: not <service>.<past_tense_name>.v<N>")
+        if isinstance(cls.publishes, tuple) and cls.subject is not None and cls.subject not in cls.publishes:
+            raise TypeError(f"{cls.type}: its subject {cls.subject!r} is not in what it publishes")
+        declared = _DECLARED.get(cls.type)
+        if declared is not None and (declared.__module__, declared.__qualname__) != (cls.__module__,
+                                                                                     cls.__qualname__):
+            raise TypeError(f"{cls.type} is declared twice: {declared.__module__}.{declared.__qualname__} "
+                            f"and {cls.__module__}.{cls.__qualname__}")
+        _DECLARED[cls.type] = cls
+
+    @classmethod
+    def stored_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.metadata.get(_STORED, True))
+
+    @classmethod
+    def published_names(cls) -> tuple[str, ...]:
+        """The members of the published view (empty when the event is not published)."""
+        if cls.publishes is True:
+            return cls.stored_names()
+        return cls.publishes or ()
+
+    def data(self) -> dict[str, Any]:
+        """What the event log stores."""
+        return {name: getattr(self, name) for name in self.stored_names()}
+
+    def published_view(self, subject_id: str) -> Mapping[str, Any] | bool | None:
+        """What leaves the service, in :class:`NewEvent`'s terms (``None``: the data as it is; ``False``: nothing)."""
+        if self.publishes is True:
+            return None
+        if self.publishes is False:
+            return False
+        return {name: self._published_value(name, subject_id) for name in self.publishes}
+
+    def _published_value(self, name: str, subject_id: str) -> Any:
+        if name == self.subject:
+            return subject_id
+        value = getattr(self, name)
+        return sorted(value) if isinstance(value, Mapping) else value
+
+    def new_event(self, subject_id: str) -> NewEvent:
+        """The event to store for the aggregate (or stream owner) ``subject_id``."""
+        return NewEvent(type=self.type, data=self.data(), published=self.published_view(subject_id),
+                        secret=self.secret)
+
+    @classmethod
+    def from_envelope(cls: type[E], envelope: EventEnvelope) -> E:
+        """The event as stored; a stored key the declaration does not know is a bug, and raises."""
+        if envelope.type != cls.type:
+            raise ValueError(f"{envelope.type} is not {cls.type}")
+        return cls(**envelope.data)
+
+
+def declared_events() -> dict[str, type[DomainEvent]]:
+    """Every declaration imported so far, by type."""
+    return dict(_DECLARED)
+
+
+class EventHandlers:
+    """A dispatch table from declared events to the methods handling them (a projection's, a consumer's).
+
+    In a class body, ``on = EventHandlers()``, then ``@on(UserRegistered)`` over a method taking
+    ``(self, *args, envelope, event)``; ``self.on.dispatch(self, envelope, *args)`` calls the method
+    of the envelope's type with the event decoded from the stored data, and says whether there was one.
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, tuple[type[DomainEvent], Callable[..., Any]]] = {}
+
+    def __call__(self, *event_classes: type[DomainEvent]) -> Callable[[H], H]:
+        def register(fn: H) -> H:
+            for cls in event_classes:
+                if cls.type in self._handlers:
+                    raise TypeError(f"{cls.type} has two handlers: {self._handlers[cls.type][1].__name__} "
+                                    f"and {fn.__name__}")
+                self._handlers[cls.type] = (cls, fn)
+            return fn
+
+        return register
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(self._handlers)
+
+    def dispatch(self, owner: Any, envelope: EventEnvelope, *args: Any) -> bool:
+        entry = self._handlers.get(envelope.type)
+        if entry is None:
+            return False
+        cls, method = entry
+        method(owner, *args, envelope, cls.from_envelope(envelope))
+        return True
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A consumer of another service's published events, declared beside its wiring.
+
+    Services never import each other's code, so a consumer names the event types it reads;
+    the catalogue (``docs/events.md``) lists each subscription under its events and fails on
+    a type no producer declares.
+    """
+
+    service: str  # the consuming service
+    handler: str  # what handles them (a class, a method)
+    events: tuple[str, ...]
+    via: str  # the queue or stream they arrive through
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.events if not EVENT_TYPE.match(t)]
+        if bad or not self.events:
+            raise ValueError(f"{self.service}.{self.handler}: not event types: {bad or self.events}")
+
+
+# --------------------------------------------------------------------------- aggregates
+
+
 class Aggregate:
     """Event-sourced aggregate: state changes only by applying events.
 
     Subclasses set ``stream_type``, implement ``when_<name>`` for the event
-    ``<svc>.<name>.vN`` (``when_user_registered``) and decide with ``trigger``.
+    ``<svc>.<name>.vN`` (``when_user_registered``, called with the stored data as keywords)
+    and decide with ``trigger`` (a declared :class:`DomainEvent`, preferably).
     """
 
     stream_type = "aggregate"
@@ -119,11 +298,19 @@ class Aggregate:
         return aggregate
 
     def trigger(
-        self, type: str, published: Mapping[str, Any] | None | bool = None, secret: bool = False, **data: Any
+        self, event: DomainEvent | str, published: Mapping[str, Any] | None | bool = None, secret: bool = False,
+        **data: Any,
     ) -> None:
-        event = NewEvent(type=type, data=data, published=published, secret=secret)
-        self._apply(event.type, event.data)
-        self._pending.append(event)
+        """Decide on ``event``: a declared :class:`DomainEvent` (which carries its data and published view),
+        or an event type with the data as keywords."""
+        if isinstance(event, DomainEvent):
+            if published is not None or secret or data:
+                raise TypeError(f"{event.type}: a declared event carries its own data and published view")
+            new = event.new_event(self.id)
+        else:
+            new = NewEvent(type=event, data=data, published=published, secret=secret)
+        self._apply(new.type, new.data)
+        self._pending.append(new)
 
     def collect(self) -> list[NewEvent]:
         """Hand over the pending events (and forget them)."""
