@@ -24,7 +24,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence, Sized
+from collections.abc import Sequence
 
 import amqp
 import sqlalchemy as sa
@@ -32,6 +32,7 @@ from kombu import Connection as AmqpConnection
 from sqlalchemy.engine import Engine
 
 from .consumers.backoff import BackoffLoop, Stop
+from .consumers.publishing import wait_for_confirms
 from .db import read_only
 from .events import utcnow
 from .logging import get_logger
@@ -209,21 +210,6 @@ def _crash(confirmed_rows: int, batches: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(CRASH_EXIT_STATUS)
-
-
-def wait_for_confirms(connection, unsettled: Sized, timeout_s: float) -> None:
-    """Read the broker's confirms until ``unsettled`` (emptied by the channel's ack/nack
-    callbacks) is empty; ``TimeoutError`` after ``timeout_s``. Pipelined publishing: publish
-    a whole batch first, then wait once."""
-    deadline = time.monotonic() + timeout_s
-    while unsettled:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"{len(unsettled)} publishes not confirmed in {timeout_s}s")
-        try:
-            connection.drain_events(timeout=remaining)
-        except TimeoutError:
-            continue
 
 
 def _message(row) -> amqp.Message:

@@ -23,7 +23,7 @@ from typing import IO
 
 import amqp
 from kombu import Connection
-from upgestao_kernel.relay import wait_for_confirms
+from upgestao_kernel.consumers.publishing import ConfirmedPublisher
 
 from ..settings import AuditSettings
 
@@ -41,75 +41,32 @@ def declare_stream(channel, settings: AuditSettings) -> None:
 
 
 class StreamPublisher:
-    """Publishes batches to the stream with pipelined publisher confirms."""
+    """Publishes stored records to the stream as JSON Lines messages, confirmed
+    (the kernel's :class:`~upgestao_kernel.consumers.publishing.ConfirmedPublisher`)."""
 
     def __init__(self, amqp_uri: str, settings: AuditSettings, confirm_timeout_s: float = 10.0) -> None:
-        self.amqp_uri = amqp_uri
         self.settings = settings
-        self.confirm_timeout_s = confirm_timeout_s
-        self._connection: Connection | None = None
-        self._channel = None
-        self._pending: set[int] = set()
-        self._nacked = 0
-        self._tag = 0
-
-    def _ensure_channel(self):
-        if self._channel is None:
-            conn = Connection(self.amqp_uri)
-            conn.connect()
-            channel = conn.channel()
-            declare_stream(channel, self.settings)
-            channel.events["basic_ack"].add(self._on_ack)
-            channel.events["basic_nack"].add(self._on_nack)
-            channel.confirm_select()
-            self._connection, self._channel, self._tag = conn, channel, 0
-            self._pending.clear()
-        return self._channel
-
-    def _settle(self, tag: int, multiple: bool) -> int:
-        done = {t for t in self._pending if t <= tag} if multiple else {tag} & self._pending
-        self._pending -= done
-        return len(done)
-
-    def _on_ack(self, tag: int, multiple: bool) -> None:
-        self._settle(tag, multiple)
-
-    def _on_nack(self, tag: int, multiple: bool) -> None:
-        self._nacked += self._settle(tag, multiple)
+        self._publisher = ConfirmedPublisher(amqp_uri, settings.stream_queue,
+                                             declare=lambda channel: declare_stream(channel, settings),
+                                             confirm_timeout_s=confirm_timeout_s)
 
     def publish(self, leaves: Sequence[tuple[int, str, str]]) -> None:
         """Publish ``(seq, audit_id, leaf)``s, consecutive, in messages of up to
         ``stream_records_per_message``; returns once the broker confirmed all, else raises."""
-        channel = self._ensure_channel()
-        self._nacked = 0
         per_message = self.settings.stream_records_per_message
-        try:
-            for start in range(0, len(leaves), per_message):
-                chunk = leaves[start : start + per_message]
-                first, last = chunk[0][0], chunk[-1][0]
-                body = "".join(f"{leaf}\n" for _, _, leaf in chunk).encode("utf-8")
-                message = amqp.Message(body, content_type=NDJSON, content_encoding="utf-8", delivery_mode=2,
-                                       message_id=f"audit-{first}-{last}",
-                                       application_headers={"first_seq": first, "last_seq": last,
-                                                            "count": len(chunk)})
-                channel.basic_publish(message, exchange="", routing_key=self.settings.stream_queue)
-                self._tag += 1
-                self._pending.add(self._tag)
-            wait_for_confirms(self._connection, self._pending, self.confirm_timeout_s)
-            if self._nacked:
-                raise RuntimeError(f"the broker refused {self._nacked} stream publishes")
-        except Exception:
-            self.close()
-            raise
+        messages = []
+        for start in range(0, len(leaves), per_message):
+            chunk = leaves[start : start + per_message]
+            first, last = chunk[0][0], chunk[-1][0]
+            body = "".join(f"{leaf}\n" for _, _, leaf in chunk).encode("utf-8")
+            messages.append(amqp.Message(body, content_type=NDJSON, content_encoding="utf-8", delivery_mode=2,
+                                         message_id=f"audit-{first}-{last}",
+                                         application_headers={"first_seq": first, "last_seq": last,
+                                                              "count": len(chunk)}))
+        self._publisher.publish(messages)
 
     def close(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.release()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-        self._connection = self._channel = None
-        self._pending.clear()
+        self._publisher.close()
 
 
 def parse_offset(text: str) -> str | int | datetime:
