@@ -7,6 +7,13 @@ the last attempt, to a parking queue with the error, then acks. Each handler
 owns a durable queue ``<service>.<method>`` bound to the source's events
 exchange. Handlers receive an :class:`EventEnvelope` and must do their work in
 ``self.db.handling(event)`` so a redelivered event is processed once.
+
+It is the consumer toolkit's entry for one event at a time in a nameko service
+(:mod:`upgestao_kernel.consumers` has the batch and stream consumers and the
+back-off loop). No service consumes another's events yet, so its users today
+are the kernel's tests (``kernel_sample_services``); it is kept, not removed,
+because the services to come consume events next: the notifier (mail on
+identity's events), messaging and the integrations.
 """
 
 from __future__ import annotations
@@ -33,7 +40,6 @@ from ..topology import (
 )
 
 log = get_logger(__name__)
-
 
 
 class ReliableEventHandler(Consumer):
