@@ -8,7 +8,11 @@ confirmed, so a reply the broker refused still raises.
 
 A :class:`~upgestao_kernel.errors.ServiceError` (any subclass) is answered as
 the base class, which callers rebuild as an instance (not a ``RemoteError``),
-so the gateway can turn it into a precise problem document. A database that
+so the gateway can turn it into a precise problem document. A domain's refusal
+(a :class:`~upgestao_kernel.errors.DomainError`) becomes the ServiceError its
+row in :data:`PROBLEMS` makes: the kernel's rows (an event stream changed by a
+concurrent request: a 409 ``conflict``, never a 500) plus each service's table,
+registered with :func:`register_problems` by its entrypoints. A database that
 cannot be reached (SQLAlchemy's ``OperationalError``: a restart, a failover, a
 lost connection) is answered as a 503 ``service-unavailable`` with
 ``retry_after``, not as an unexpected error (a 500).
@@ -36,6 +40,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+from collections.abc import Mapping
 
 from amqp.exceptions import ConnectionError as AMQPConnectionError
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -53,7 +58,8 @@ from nameko.rpc import Responder, RpcConsumer, get_rpc_exchange
 from nameko.rpc import Rpc as NamekoRpc
 from sqlalchemy.exc import OperationalError
 
-from ..errors import ServiceError
+from ..errors import ProblemFactory, Problems, ServiceError, problem
+from ..eventstore import ConcurrencyError
 from ..keyed_requests import outcome_unknown
 from ..logging import get_logger
 from .database import IDEMPOTENCY_KEY, ServiceDatabase
@@ -182,6 +188,40 @@ class TransientRpcConsumer(RpcConsumer):
         return result, exc_info
 
 
+CONCURRENT_CHANGE = "This was changed by someone else meanwhile; reload and retry."
+
+# The edge's table: the kernel's own rows; each service adds its domain's with register_problems().
+PROBLEMS = Problems({
+    # optimistic concurrency: two requests changed one aggregate at once and this one lost (nothing written)
+    ConcurrencyError: problem("conflict", 409, CONCURRENT_CHANGE),
+})
+
+
+def register_problems(rows: Mapping[type[BaseException], ProblemFactory]) -> None:
+    """Answer these exceptions (a service's domain errors) as the problems their rows make."""
+    PROBLEMS.register(rows)
+
+
+def translating(fn):
+    """The method, a refusal it raises answered as the problem of its row in :data:`PROBLEMS`
+    (unmapped exceptions pass unchanged: a bug stays a bug)."""
+
+    @functools.wraps(fn)
+    def method(self, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except ServiceError:
+            raise
+        except Exception as exc:
+            answer = PROBLEMS.answer(exc)
+            if answer is None:
+                raise
+            raise answer from exc
+
+    method.__signature__ = inspect.signature(fn)
+    return method
+
+
 def _keyed(service) -> ServiceDatabase | None:
     for value in vars(service).values():
         if isinstance(value, ServiceDatabase) and value.keyed is not None:
@@ -207,7 +247,8 @@ def replaying(fn):
 
 
 class Rpc(NamekoRpc):
-    """nameko's ``@rpc`` with transient replies, at-most-once requests and keyed requests.
+    """nameko's ``@rpc`` with transient replies, at-most-once requests, keyed requests and domain errors
+    answered as problems.
 
     ``keep_reply=False``: a method whose answer must not be stored (it carries credentials); a keyed
     retry of it, once it ran, is answered 409 instead of from a stored reply.
@@ -224,9 +265,9 @@ class Rpc(NamekoRpc):
     @classmethod
     def decorator(cls, *args, **kwargs):
         if len(args) == 1 and not kwargs and callable(args[0]):
-            return super().decorator(replaying(args[0]))
+            return super().decorator(replaying(translating(args[0])))
         registering = super().decorator(*args, **kwargs)
-        return lambda fn: registering(replaying(fn))
+        return lambda fn: registering(replaying(translating(fn)))
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         keyed = getattr(worker_ctx, "keyed_request", None)
