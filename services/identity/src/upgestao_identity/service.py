@@ -18,6 +18,7 @@ from .adapters.hashing_pool import HasherBusy
 from .adapters.projections import projections
 from .domain.datamap import data_map_document
 from .entrypoints.dependencies import Identity
+from .entrypoints.errors import PROBLEMS  # noqa: F401  (registers identity's refusals with @rpc's edge table)
 from .service_layer import customers, roles, sessions, users
 from .service_layer.auth import Auth, checked_password, hashing_busy
 

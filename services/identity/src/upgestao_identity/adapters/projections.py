@@ -1,12 +1,35 @@
-"""Projections of the identity event log into the read models."""
+"""Projections of the identity event log into the read models.
+
+Each projection dispatches on the declared events (``domain/events.py``): one method per event type
+that changes its tables, found through its ``on`` table, so a type string is never typed again here.
+A method gets the stored envelope (stream id, version, time) and the event decoded from its data.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Connection
-from upgestao_kernel.events import EventEnvelope
+from upgestao_kernel.events import EventEnvelope, EventHandlers
 
+from ..domain.events import (
+    CustomerChanged,
+    CustomerRegistered,
+    PasswordResetCompleted,
+    PasswordResetRequested,
+    RoleDefined,
+    RolePermissionsChanged,
+    SessionRefreshed,
+    SessionRevoked,
+    SessionStarted,
+    UserDeactivated,
+    UserPasswordChanged,
+    UserPhotoChanged,
+    UserProfileChanged,
+    UserRegistered,
+    UserRoleChanged,
+)
 from .tables import customers, password_resets, roles, sessions, users
 
 
@@ -17,100 +40,139 @@ def _id(event: EventEnvelope, prefix: str) -> str:
 class UsersProjection:
     name = "users"
     tables = (users, password_resets)
+    on = EventHandlers()
 
     def apply(self, conn: Connection, event: EventEnvelope) -> None:
-        t, d, at = event.type, event.data, event.occurred_at
-        if not t.startswith("identity.") or not event.stream_id.startswith("user-"):
-            return
-        user_id = _id(event, "user")
-        where = users.c.id == user_id
-        if t == "identity.user_registered.v1":
-            conn.execute(users.insert().values(
-                id=user_id, role=d["role"], status="active", email_index=d["email_index"],
-                created_at=at, updated_at=at, version=event.version, **d["fields"],
-            ))
-            return
-        values: dict = {"updated_at": at, "version": event.version}
-        if t == "identity.user_profile_changed.v1":
-            values.update(d["fields"])
-            if d.get("email_index"):
-                values["email_index"] = d["email_index"]
-        elif t == "identity.user_role_changed.v1":
-            values["role"] = d["role"]
-        elif t == "identity.user_photo_changed.v1":
-            values.update(photo_id=d["photo_id"], photo_content_type=d["content_type"])
-        elif t == "identity.user_deactivated.v1":
-            values["status"] = "deactivated"
-        elif t == "identity.password_reset_requested.v1":
-            conn.execute(password_resets.insert().values(
-                token_hash=d["token_hash"], user_id=user_id, expires_at=datetime.fromisoformat(d["expires_at"]),
-            ))
-        elif t == "identity.password_reset_completed.v1":
-            conn.execute(password_resets.update().where(password_resets.c.token_hash == d["token_hash"])
-                         .values(used_at=at))
-        elif t == "identity.user_password_changed.v1":
-            # a new password spends every reset token still outstanding
-            conn.execute(password_resets.update().where(password_resets.c.user_id == user_id,
-                                                        password_resets.c.used_at.is_(None)).values(used_at=at))
-        conn.execute(users.update().where(where).values(**values))
+        self.on.dispatch(self, event, conn)
+
+    @staticmethod
+    def _touch(conn: Connection, envelope: EventEnvelope, **values: Any) -> None:
+        """Every event of a user after the first moves the row's version and time, with its own changes."""
+        conn.execute(users.update().where(users.c.id == _id(envelope, "user"))
+                     .values(updated_at=envelope.occurred_at, version=envelope.version, **values))
+
+    @on(UserRegistered)
+    def _registered(self, conn: Connection, envelope: EventEnvelope, event: UserRegistered) -> None:
+        at = envelope.occurred_at
+        conn.execute(users.insert().values(
+            id=_id(envelope, "user"), role=event.role, status="active", email_index=event.email_index,
+            created_at=at, updated_at=at, version=envelope.version, **event.fields,
+        ))
+
+    @on(UserProfileChanged)
+    def _profile_changed(self, conn: Connection, envelope: EventEnvelope, event: UserProfileChanged) -> None:
+        values: dict[str, Any] = dict(event.fields)
+        if event.email_index:
+            values["email_index"] = event.email_index
+        self._touch(conn, envelope, **values)
+
+    @on(UserRoleChanged)
+    def _role_changed(self, conn: Connection, envelope: EventEnvelope, event: UserRoleChanged) -> None:
+        self._touch(conn, envelope, role=event.role)
+
+    @on(UserPhotoChanged)
+    def _photo_changed(self, conn: Connection, envelope: EventEnvelope, event: UserPhotoChanged) -> None:
+        self._touch(conn, envelope, photo_id=event.photo_id, photo_content_type=event.content_type)
+
+    @on(UserDeactivated)
+    def _deactivated(self, conn: Connection, envelope: EventEnvelope, event: UserDeactivated) -> None:
+        self._touch(conn, envelope, status="deactivated")
+
+    @on(PasswordResetRequested)
+    def _reset_requested(self, conn: Connection, envelope: EventEnvelope, event: PasswordResetRequested) -> None:
+        conn.execute(password_resets.insert().values(
+            token_hash=event.token_hash, user_id=_id(envelope, "user"),
+            expires_at=datetime.fromisoformat(event.expires_at),
+        ))
+        self._touch(conn, envelope)
+
+    @on(PasswordResetCompleted)
+    def _reset_completed(self, conn: Connection, envelope: EventEnvelope, event: PasswordResetCompleted) -> None:
+        conn.execute(password_resets.update().where(password_resets.c.token_hash == event.token_hash)
+                     .values(used_at=envelope.occurred_at))
+        self._touch(conn, envelope)
+
+    @on(UserPasswordChanged)
+    def _password_changed(self, conn: Connection, envelope: EventEnvelope, event: UserPasswordChanged) -> None:
+        # a new password spends every reset token still outstanding
+        conn.execute(password_resets.update().where(password_resets.c.user_id == _id(envelope, "user"),
+                                                    password_resets.c.used_at.is_(None))
+                     .values(used_at=envelope.occurred_at))
+        self._touch(conn, envelope)
 
 
 class CustomersProjection:
     name = "customers"
     tables = (customers,)
+    on = EventHandlers()
 
     def apply(self, conn: Connection, event: EventEnvelope) -> None:
-        t, d, at = event.type, event.data, event.occurred_at
-        if t == "identity.customer_registered.v1":
-            conn.execute(customers.insert().values(
-                id=_id(event, "customer"), email_index=d["email_index"], phone_index=d["phone_index"],
-                created_at=at, updated_at=at, version=event.version, **d["fields"],
-            ))
-        elif t == "identity.customer_changed.v1":
-            conn.execute(customers.update().where(customers.c.id == _id(event, "customer")).values(
-                updated_at=at, version=event.version, **d["fields"], **d["indexes"],
-            ))
+        self.on.dispatch(self, event, conn)
+
+    @on(CustomerRegistered)
+    def _registered(self, conn: Connection, envelope: EventEnvelope, event: CustomerRegistered) -> None:
+        at = envelope.occurred_at
+        conn.execute(customers.insert().values(
+            id=_id(envelope, "customer"), email_index=event.email_index, phone_index=event.phone_index,
+            created_at=at, updated_at=at, version=envelope.version, **event.fields,
+        ))
+
+    @on(CustomerChanged)
+    def _changed(self, conn: Connection, envelope: EventEnvelope, event: CustomerChanged) -> None:
+        conn.execute(customers.update().where(customers.c.id == _id(envelope, "customer")).values(
+            updated_at=envelope.occurred_at, version=envelope.version, **event.fields, **event.indexes,
+        ))
 
 
 class RolesProjection:
     name = "roles"
     tables = (roles,)
+    on = EventHandlers()
 
     def apply(self, conn: Connection, event: EventEnvelope) -> None:
-        t, d = event.type, event.data
-        if t == "identity.role_defined.v1":
-            conn.execute(roles.insert().values(
-                name=_id(event, "role"), permissions=list(d["permissions"]),
-                self_editable_fields=list(d["self_editable_fields"]), updated_at=event.occurred_at,
-                version=event.version,
-            ))
-        elif t == "identity.role_permissions_changed.v1":
-            conn.execute(roles.update().where(roles.c.name == _id(event, "role")).values(
-                permissions=list(d["permissions"]), self_editable_fields=list(d["self_editable_fields"]),
-                updated_at=event.occurred_at, version=event.version,
-            ))
+        self.on.dispatch(self, event, conn)
+
+    @on(RoleDefined)
+    def _defined(self, conn: Connection, envelope: EventEnvelope, event: RoleDefined) -> None:
+        conn.execute(roles.insert().values(
+            name=_id(envelope, "role"), permissions=list(event.permissions),
+            self_editable_fields=list(event.self_editable_fields), updated_at=envelope.occurred_at,
+            version=envelope.version,
+        ))
+
+    @on(RolePermissionsChanged)
+    def _changed(self, conn: Connection, envelope: EventEnvelope, event: RolePermissionsChanged) -> None:
+        conn.execute(roles.update().where(roles.c.name == _id(envelope, "role")).values(
+            permissions=list(event.permissions), self_editable_fields=list(event.self_editable_fields),
+            updated_at=envelope.occurred_at, version=envelope.version,
+        ))
 
 
 class SessionsProjection:
     name = "sessions"
     tables = (sessions,)
+    on = EventHandlers()
 
     def apply(self, conn: Connection, event: EventEnvelope) -> None:
-        t, d, at = event.type, event.data, event.occurred_at
-        if not event.stream_id.startswith("session-"):
-            return
-        session_id = _id(event, "session")
-        if t == "identity.session_started.v1":
-            conn.execute(sessions.insert().values(
-                id=session_id, user_id=d["user_id"], status="active", created_at=at,
-                expires_at=datetime.fromisoformat(d["expires_at"]),
-            ))
-        elif t == "identity.session_refreshed.v1":
-            conn.execute(sessions.update().where(sessions.c.id == session_id).values(last_refreshed_at=at))
-        elif t == "identity.session_revoked.v1":
-            conn.execute(sessions.update().where(sessions.c.id == session_id).values(
-                status="revoked", revoked_at=at, revoked_reason=d["reason"],
-            ))
+        self.on.dispatch(self, event, conn)
+
+    @on(SessionStarted)
+    def _started(self, conn: Connection, envelope: EventEnvelope, event: SessionStarted) -> None:
+        conn.execute(sessions.insert().values(
+            id=_id(envelope, "session"), user_id=event.user_id, status="active", created_at=envelope.occurred_at,
+            expires_at=datetime.fromisoformat(event.expires_at),
+        ))
+
+    @on(SessionRefreshed)
+    def _refreshed(self, conn: Connection, envelope: EventEnvelope, event: SessionRefreshed) -> None:
+        conn.execute(sessions.update().where(sessions.c.id == _id(envelope, "session"))
+                     .values(last_refreshed_at=envelope.occurred_at))
+
+    @on(SessionRevoked)
+    def _revoked(self, conn: Connection, envelope: EventEnvelope, event: SessionRevoked) -> None:
+        conn.execute(sessions.update().where(sessions.c.id == _id(envelope, "session")).values(
+            status="revoked", revoked_at=envelope.occurred_at, revoked_reason=event.reason,
+        ))
 
 
 def projections() -> list:

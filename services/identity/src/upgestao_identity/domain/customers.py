@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from upgestao_kernel.events import Aggregate
 
 from .datamap import CUSTOMER_PROFILE_FIELDS, sealable
+from .events import CustomerChanged, CustomerRegistered
 
 
 class Customer(Aggregate):
@@ -22,11 +23,8 @@ class Customer(Aggregate):
                  phone_index: str | None) -> Customer:
         names = sealable("customer", [n for n, v in sealed.items() if v is not None])
         customer = cls(id)
-        customer.trigger(
-            "identity.customer_registered.v1",
-            published={"customer_id": id, "fields": sorted(names)},
-            fields={n: sealed[n] for n in names}, email_index=email_index, phone_index=phone_index,
-        )
+        customer.trigger(CustomerRegistered(fields={n: sealed[n] for n in names}, email_index=email_index,
+                                            phone_index=phone_index))
         return customer
 
     def change(self, sealed: Mapping[str, str | None], indexes: Mapping[str, str | None]) -> list[str]:
@@ -36,11 +34,7 @@ class Customer(Aggregate):
             raise ValueError(f"not customer fields: {names}")
         if not names:
             return []
-        self.trigger(
-            "identity.customer_changed.v1",
-            published={"customer_id": self.id, "fields": names},
-            fields={n: sealed[n] for n in names}, indexes=dict(indexes),
-        )
+        self.trigger(CustomerChanged(fields={n: sealed[n] for n in names}, indexes=dict(indexes)))
         return names
 
     def when_customer_registered(self, fields, email_index, phone_index) -> None:

@@ -9,6 +9,8 @@ import functools
 import unicodedata
 from importlib import resources
 
+from .errors import IdentityError
+
 MIN_LENGTH = 10
 MAX_BYTES = 72  # bcrypt ignores every byte after the 72nd: longer passwords are refused, never truncated
 MIN_LOCAL_PART = 3  # e-mail local parts shorter than this are not looked for in the password
@@ -16,7 +18,7 @@ MIN_LOCAL_PART = 3  # e-mail local parts shorter than this are not looked for in
 _COMMON_RESOURCE = "common_passwords.txt"
 
 
-class PasswordRejected(ValueError):
+class PasswordRejected(IdentityError, ValueError):
     """The password breaks the policy; ``message`` is the reason to show to the user."""
 
     def __init__(self, message: str) -> None:

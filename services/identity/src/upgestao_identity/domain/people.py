@@ -9,8 +9,10 @@ from typing import Any
 
 import phonenumbers
 
+from .errors import IdentityError
 
-class InvalidValue(ValueError):
+
+class InvalidValue(IdentityError, ValueError):
     """A personal value is not acceptable; ``field`` names it (dotted when nested), ``message`` says why."""
 
     def __init__(self, field: str, message: str) -> None:

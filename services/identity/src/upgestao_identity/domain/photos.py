@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
+from .errors import IdentityError
+
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 
@@ -42,7 +44,7 @@ _FORMATS: dict[str, tuple[str, tuple[str, ...], str]] = {
 }
 
 
-class PhotoRejected(ValueError):
+class PhotoRejected(IdentityError, ValueError):
     """The upload is not an acceptable photo; ``message`` is the reason to show to the user."""
 
     def __init__(self, message: str) -> None:

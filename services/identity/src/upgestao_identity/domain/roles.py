@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from upgestao_kernel.errors import ServiceError, invalid_field
 from upgestao_kernel.events import Aggregate
+
+from .errors import AdminFloorRemoved, NotSelfEditable, RoleNotFound, UnknownPermissions
+from .events import RoleDefined, RolePermissionsChanged
 
 PERMISSIONS: dict[str, str] = {
     "profile.read": "Read one's own profile",
@@ -66,14 +68,14 @@ ADMIN_FLOOR = ("roles.read", "roles.update", "users.update")
 def check_role_definition(name: str, permissions: Iterable[str], self_editable: Iterable[str]) -> None:
     unknown = sorted(set(permissions) - set(PERMISSIONS))
     if unknown:
-        raise invalid_field("permissions", f"unknown permissions: {', '.join(unknown)}")
+        raise UnknownPermissions(unknown)
     bad = sorted(set(self_editable) - set(SELF_EDITABLE_CHOICES))
     if bad:
-        raise invalid_field("self_editable_fields", f"not profile fields: {', '.join(bad)}")
+        raise NotSelfEditable(bad)
     if name == "admin":
         missing = sorted(set(ADMIN_FLOOR) - set(permissions))
         if missing:
-            raise invalid_field("permissions", f"the admin role must keep: {', '.join(missing)}")
+            raise AdminFloorRemoved(missing)
 
 
 class Role(Aggregate):
@@ -90,19 +92,18 @@ class Role(Aggregate):
         permissions, editable = sorted(set(permissions)), sorted(set(self_editable_fields))
         check_role_definition(name, permissions, editable)
         role = cls(name)
-        role.trigger("identity.role_defined.v1", permissions=permissions, self_editable_fields=editable)
+        role.trigger(RoleDefined(permissions=permissions, self_editable_fields=editable))
         return role
 
     def change(self, permissions: Iterable[str], self_editable_fields: Iterable[str]) -> bool:
         if not self.defined:
-            raise ServiceError("not-found", f"No such role: {self.id}.", 404)
+            raise RoleNotFound(self.id)
         permissions, editable = sorted(set(permissions)), sorted(set(self_editable_fields))
         check_role_definition(self.id, permissions, editable)
         if tuple(permissions) == self.permissions and tuple(editable) == self.self_editable_fields:
             return False
-        self.trigger("identity.role_permissions_changed.v1", published={"role": self.id},
-                     permissions=permissions, self_editable_fields=editable,
-                     previous_permissions=list(self.permissions))
+        self.trigger(RolePermissionsChanged(permissions=permissions, self_editable_fields=editable,
+                                            previous_permissions=list(self.permissions)))
         return True
 
     def when_role_defined(self, permissions, self_editable_fields) -> None:

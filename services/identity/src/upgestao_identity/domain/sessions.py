@@ -9,8 +9,10 @@ revokes the whole session (someone else holds a copy).
 
 from __future__ import annotations
 
-from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.events import Aggregate
+
+from .errors import InvalidRefreshToken
+from .events import SessionRefreshed, SessionRevoked, SessionStarted
 
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -19,8 +21,9 @@ REASONS = ("logout", "deleted", "password_changed", "password_reset", "deactivat
            "refresh_token_reused")
 
 
-def invalid_refresh_token() -> ServiceError:
-    return ServiceError("invalid-token", "The refresh token is invalid, expired or revoked.", 401)
+def invalid_refresh_token() -> InvalidRefreshToken:
+    """The refusal of a refresh (the service layer raises it too, after its unit of work keeps a revocation)."""
+    return InvalidRefreshToken()
 
 
 class Session(Aggregate):
@@ -37,8 +40,7 @@ class Session(Aggregate):
     @classmethod
     def start(cls, id: str, *, user_id: str, refresh_hash: str, expires_at: str) -> Session:
         session = cls(id)
-        session.trigger("identity.session_started.v1", published={"session_id": id, "user_id": user_id},
-                        user_id=user_id, refresh_hash=refresh_hash, expires_at=expires_at)
+        session.trigger(SessionStarted(user_id=user_id, refresh_hash=refresh_hash, expires_at=expires_at))
         return session
 
     def refresh(self, presented_hash: str, new_hash: str, now_iso: str) -> None:
@@ -50,17 +52,14 @@ class Session(Aggregate):
             return
         if presented_hash != self.current_hash or (self.expires_at and now_iso >= self.expires_at):
             raise invalid_refresh_token()
-        self.trigger("identity.session_refreshed.v1", published=False,
-                     spent_hash=presented_hash, refresh_hash=new_hash)
+        self.trigger(SessionRefreshed(spent_hash=presented_hash, refresh_hash=new_hash))
 
     def revoke(self, reason: str) -> bool:
         if reason not in REASONS:
             raise ValueError(f"unknown revocation reason {reason!r}")
         if self.status != ACTIVE:
             return False
-        self.trigger("identity.session_revoked.v1",
-                     published={"session_id": self.id, "user_id": self.user_id, "reason": reason},
-                     user_id=self.user_id, reason=reason)
+        self.trigger(SessionRevoked(user_id=self.user_id, reason=reason))
         return True
 
     def when_session_started(self, user_id, refresh_hash, expires_at) -> None:

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from upgestao_kernel.errors import ServiceError, invalid_field
 from upgestao_kernel.events import Aggregate
 
 from .datamap import USER_PROFILE_FIELDS, sealable
+from .errors import UnknownRole, UserIsDeactivated
+from .events import (
+    PasswordResetCompleted,
+    PasswordResetRequested,
+    UserDeactivated,
+    UserPasswordChanged,
+    UserPhotoChanged,
+    UserProfileChanged,
+    UserRegistered,
+    UserRoleChanged,
+)
 from .roles import ROLE_NAMES
 
 ACTIVE = "active"
@@ -22,7 +32,7 @@ DEACTIVATED = "deactivated"
 
 def _check_role(role: str) -> None:
     if role not in ROLE_NAMES:
-        raise invalid_field("role", f"must be one of {', '.join(ROLE_NAMES)}")
+        raise UnknownRole(role, ROLE_NAMES)
 
 
 class User(Aggregate):
@@ -45,11 +55,7 @@ class User(Aggregate):
         _check_role(role)
         names = sealable("user", [name for name, value in sealed.items() if value is not None])
         user = cls(id)
-        user.trigger(
-            "identity.user_registered.v1",
-            published={"user_id": id, "role": role, "fields": sorted(names)},
-            role=role, fields={n: sealed[n] for n in names}, email_index=email_index,
-        )
+        user.trigger(UserRegistered(role=role, fields={n: sealed[n] for n in names}, email_index=email_index))
         return user
 
     def change_profile(self, sealed: Mapping[str, str | None], email_index: str | None = None) -> list[str]:
@@ -61,11 +67,7 @@ class User(Aggregate):
             raise ValueError(f"not profile fields: {bad}")
         if not names:
             return []
-        self.trigger(
-            "identity.user_profile_changed.v1",
-            published={"user_id": self.id, "fields": names},
-            fields={n: sealed[n] for n in names}, email_index=email_index,
-        )
+        self.trigger(UserProfileChanged(fields={n: sealed[n] for n in names}, email_index=email_index))
         return names
 
     def change_role(self, role: str) -> bool:
@@ -73,41 +75,35 @@ class User(Aggregate):
         _check_role(role)
         if role == self.role:
             return False
-        self.trigger("identity.user_role_changed.v1", published={"user_id": self.id, "role": role,
-                                                                  "previous_role": self.role},
-                     role=role, previous_role=self.role)
+        self.trigger(UserRoleChanged(role=role, previous_role=self.role))
         return True
 
     def change_photo(self, photo_id: str, content_type: str, size: int) -> None:
         self._require_active()
-        self.trigger("identity.user_photo_changed.v1", published={"user_id": self.id, "fields": ["photo"]},
-                     photo_id=photo_id, content_type=content_type, size=size)
+        self.trigger(UserPhotoChanged(photo_id=photo_id, content_type=content_type, size=size))
 
     def deactivate(self) -> bool:
         if self.status == DEACTIVATED:
             return False
-        self.trigger("identity.user_deactivated.v1", published={"user_id": self.id})
+        self.trigger(UserDeactivated())
         return True
 
     def password_changed(self, how: str) -> None:
         """The hash lives in the credential store, never in an event (R1.2)."""
-        self.trigger("identity.user_password_changed.v1", published={"user_id": self.id, "how": how}, how=how)
+        self.trigger(UserPasswordChanged(how=how))
 
     def request_password_reset(self, token: str, token_hash: str, expires_at: str) -> None:
         """The single-use token is published (for the notifier to mail); only its hash is stored."""
         self._require_active()
-        self.trigger("identity.password_reset_requested.v1", secret=True,
-                     published={"user_id": self.id, "token": token, "expires_at": expires_at},
-                     token_hash=token_hash, expires_at=expires_at)
+        self.trigger(PasswordResetRequested(token_hash=token_hash, expires_at=expires_at, token=token))
 
     def complete_password_reset(self, token_hash: str) -> None:
         self._require_active()
-        self.trigger("identity.password_reset_completed.v1", published={"user_id": self.id},
-                     token_hash=token_hash)
+        self.trigger(PasswordResetCompleted(token_hash=token_hash))
 
     def _require_active(self) -> None:
         if self.status != ACTIVE:
-            raise ServiceError("conflict", "This user is deactivated.", 409)
+            raise UserIsDeactivated(self.id)
 
     # -- state
 

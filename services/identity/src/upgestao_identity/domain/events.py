@@ -1,0 +1,168 @@
+"""Identity's events, each declared once: what the event log stores and what leaves the service.
+
+The type strings (``identity.user_registered.v1``) derive from these classes; they and their
+payloads are what the event store already holds, so nothing here may change what an existing
+type stores or publishes (a new shape is a new version). Stored events keep sealed personal
+values (vault ciphertext, by field name); published views carry ids and field names only.
+``docs/events.md`` is generated from these declarations (``python scripts/event_catalogue.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from upgestao_kernel.events import DomainEvent, published_only
+
+
+class IdentityEvent(DomainEvent, abstract=True, service="identity"):
+    """An event of the identity service (published on ``identity.events``)."""
+
+
+# -- staff users: stream ``user-<id>``
+
+
+@dataclass(frozen=True)
+class UserRegistered(IdentityEvent, subject="user_id", publishes=("user_id", "role", "fields")):
+    """A staff user was created: an admin's ``create_user``, or the environment's first admin."""
+
+    role: str
+    fields: Mapping[str, str | None]  # sealed values by field name
+    email_index: str  # the blind index of the e-mail
+
+
+@dataclass(frozen=True)
+class UserProfileChanged(IdentityEvent, subject="user_id", publishes=("user_id", "fields")):
+    """Profile fields of a user changed (a ``None`` value cleared one)."""
+
+    fields: Mapping[str, str | None]
+    email_index: str | None = None  # set when the e-mail changed
+
+
+@dataclass(frozen=True)
+class UserRoleChanged(IdentityEvent, subject="user_id", publishes=("user_id", "role", "previous_role")):
+    """A user was given another role (their sessions are revoked with it)."""
+
+    role: str
+    previous_role: str | None
+
+
+@dataclass(frozen=True)
+class UserPhotoChanged(IdentityEvent, subject="user_id", publishes=("user_id", "fields")):
+    """A user's profile photo was replaced (the sanitised image is in the photo store)."""
+
+    photo_id: str
+    content_type: str
+    size: int
+
+    @property
+    def fields(self) -> list[str]:
+        """The changed field: always ``["photo"]``."""
+        return ["photo"]
+
+
+@dataclass(frozen=True)
+class UserDeactivated(IdentityEvent, subject="user_id", publishes=("user_id",)):
+    """A user can no longer log in; their sessions are revoked."""
+
+
+@dataclass(frozen=True)
+class UserPasswordChanged(IdentityEvent, subject="user_id", publishes=("user_id", "how")):
+    """A user's password changed: ``how`` is ``changed`` (by them) or ``reset``. The hash is never in an event."""
+
+    how: str
+
+
+@dataclass(frozen=True)
+class PasswordResetRequested(IdentityEvent, subject="user_id", publishes=("user_id", "token", "expires_at"),
+                             secret=True):
+    """A password reset was asked for: the single-use token is published (for the notifier to mail) and wiped
+    from the outbox once delivered; only its hash is stored."""
+
+    token_hash: str
+    expires_at: str  # ISO 8601
+    token: str | None = published_only()
+
+
+@dataclass(frozen=True)
+class PasswordResetCompleted(IdentityEvent, subject="user_id", publishes=("user_id",)):
+    """A reset token was spent on a new password."""
+
+    token_hash: str
+
+
+# -- customers: stream ``customer-<id>``
+
+
+@dataclass(frozen=True)
+class CustomerRegistered(IdentityEvent, subject="customer_id", publishes=("customer_id", "fields")):
+    """Staff created a customer."""
+
+    fields: Mapping[str, str | None]  # sealed values by field name
+    email_index: str | None
+    phone_index: str | None
+
+
+@dataclass(frozen=True)
+class CustomerChanged(IdentityEvent, subject="customer_id", publishes=("customer_id", "fields")):
+    """Staff changed a customer's fields (a ``None`` value cleared one)."""
+
+    fields: Mapping[str, str | None]
+    indexes: Mapping[str, str | None]  # the new blind indexes of the changed keys
+
+
+# -- roles: stream ``role-<name>``
+
+
+@dataclass(frozen=True)
+class RoleDefined(IdentityEvent, publishes=True):
+    """A built-in role was defined with its default permissions (at the first start)."""
+
+    permissions: list[str]
+    self_editable_fields: list[str]
+
+
+@dataclass(frozen=True)
+class RolePermissionsChanged(IdentityEvent, subject="role", publishes=("role",)):
+    """An admin changed what a role may do: every gateway refetches that role's permissions."""
+
+    permissions: list[str]
+    self_editable_fields: list[str]
+    previous_permissions: list[str]
+
+
+# -- sessions: stream ``session-<id>``
+
+
+@dataclass(frozen=True)
+class SessionStarted(IdentityEvent, subject="session_id", publishes=("session_id", "user_id")):
+    """A user logged in: a session with its first refresh token (only the token's hash is kept)."""
+
+    user_id: str
+    refresh_hash: str
+    expires_at: str  # ISO 8601
+
+
+@dataclass(frozen=True)
+class SessionRefreshed(IdentityEvent, publishes=False):
+    """A refresh token was spent for the next one (rotation)."""
+
+    spent_hash: str
+    refresh_hash: str
+
+
+@dataclass(frozen=True)
+class SessionRevoked(IdentityEvent, subject="session_id", publishes=("session_id", "user_id", "reason")):
+    """A session ended before its expiry (``reason``: one of ``sessions.REASONS``): every gateway refuses its
+    access tokens from then on."""
+
+    user_id: str | None
+    reason: str
+
+
+# -- start-up: stream ``bootstrap-admin``
+
+
+@dataclass(frozen=True)
+class AdminBootstrapped(IdentityEvent, publishes=False):
+    """A process claimed the creation of the environment's first admin (serialises racing processes)."""
