@@ -144,3 +144,27 @@ def test_a_refusal_reaches_the_caller_as_its_problem(ledger):
     with pytest.raises(ServiceError) as refused:
         ledger.refuse()
     assert refused.value.args == ("insufficient-funds", "2 more needed.", "422", '{"field": "amount"}')
+
+
+def test_the_answered_error_line_names_the_domain_refusal():
+    import logging
+    import sys
+
+    from upgestao_kernel.nameko_ext.rpc import AnsweredErrors
+
+    try:
+        Teller().withdraw(12)
+    except ServiceError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("nameko.containers", logging.WARNING, __file__, 1,
+                               "(expected) error handling worker %s: %s", (None, "x"), exc_info)
+    logger = logging.getLogger("nameko.containers")
+    saved = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        assert AnsweredErrors().filter(record)
+    finally:
+        logger.setLevel(saved)
+    assert (record.msg, record.levelname, record.error_type, record.status, record.refusal) == (
+        "rpc.answered_error", "INFO", "insufficient-funds", 422, "DeeplyOverdrawn")
+    assert record.exc_info is None  # an answer, not a failure: no traceback

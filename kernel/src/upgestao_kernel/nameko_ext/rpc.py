@@ -89,6 +89,8 @@ class AnsweredErrors(logging.Filter):
         record.error_type = exc.slug
         record.status = exc.status
         record.method = getattr(entrypoint, "method_name", None)
+        if exc.__cause__ is not None and PROBLEMS.answer(exc.__cause__) is not None:
+            record.refusal = type(exc.__cause__).__name__  # what the domain said, before the edge's table
         return True
 
 
