@@ -176,6 +176,7 @@ def test_rehash_on_login_never_undoes_a_password_changed_meanwhile(identity):
     """The login re-hashes after its session is committed; a password changed in between must stay changed.
     RPC cannot interleave that deterministically, so the use case runs here on the service's own database."""
     from upgestao_identity.adapters.hashing import PasswordHasher
+    from upgestao_identity.adapters.sql_repositories import with_sql_repositories
     from upgestao_identity.entrypoints.dependencies import Identity
     from upgestao_identity.service_layer.auth import Auth
     from upgestao_kernel.nameko_ext import Database
@@ -196,7 +197,8 @@ def test_rehash_on_login_never_undoes_a_password_changed_meanwhile(identity):
     providers = identity.container.dependencies
     database = next(d for d in providers if isinstance(d, Database))
     c = next(d for d in providers if isinstance(d, Identity)).collaborators
-    auth = Auth(database.unit_of_work, ChangedMeanwhile(4, allow_low_cost=True), c.issuer, c.settings, c.now)
+    auth = Auth(lambda: with_sql_repositories(database.unit_of_work()), ChangedMeanwhile(4, allow_low_cost=True),
+                c.issuer, c.settings, c.now)
     assert auth.login(user["email"], password)["session_id"]
     [stored] = identity.rows("SELECT password_hash FROM credentials WHERE user_id = :u", u=user["id"])
     assert stored.password_hash == changed

@@ -32,7 +32,12 @@ def _create_admin(definition, settings, keys, args) -> int:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = os.environ.get("UPGESTAO_ADMIN_PASSWORD") or getpass.getpass("Password for the new admin: ")
-    uow, engine = system_units_of_work(definition, settings, keys)
+    from .adapters.sql_repositories import with_sql_repositories
+
+    make_uow, engine = system_units_of_work(definition, settings, keys)
+
+    def uow():
+        return with_sql_repositories(make_uow())
 
     try:
         roles.ensure_built_in(uow)

@@ -13,9 +13,11 @@ import functools
 
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
 from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
+from upgestao_kernel.unit_of_work import UnitOfWork
 
 from .adapters.hashing_pool import HasherBusy
 from .adapters.projections import projections
+from .adapters.sql_repositories import with_sql_repositories
 from .domain.datamap import data_map_document
 from .entrypoints.dependencies import Identity
 from .entrypoints.errors import PROBLEMS  # noqa: F401  (registers identity's refusals with @rpc's edge table)
@@ -49,7 +51,11 @@ class IdentityService(HealthRpc):
 
     def _auth(self) -> Auth:
         c = self.identity
-        return Auth(self.db.unit_of_work, c.hasher, c.issuer, c.settings, c.now)
+        return Auth(self._uow, c.hasher, c.issuer, c.settings, c.now)
+
+    def _uow(self) -> UnitOfWork:
+        """A unit of work of this request (keyed, when the request is), with identity's repositories."""
+        return with_sql_repositories(self.db.unit_of_work())
 
     # -- keys and permissions (for the gateway) ---------------------------------
 
@@ -60,7 +66,7 @@ class IdentityService(HealthRpc):
 
     @rpc
     def role_permissions(self) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return roles.permissions_by_role(uow)
 
     @rpc
@@ -84,12 +90,12 @@ class IdentityService(HealthRpc):
 
     @rpc
     def list_sessions(self, current_session_id: str | None = None) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return sessions.list_own(uow, current_session_id, self.identity.now())
 
     @rpc
     def delete_session(self, session_id: str) -> None:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             sessions.delete_own(uow, session_id)
 
     @rpc(sensitive_arguments=("current_password", "new_password"), keep_reply=False)
@@ -115,7 +121,7 @@ class IdentityService(HealthRpc):
         password = data.pop("password", None)
         email = data.get("email") if isinstance(data.get("email"), str) else None
         c = self.identity
-        with self.db.unit_of_work() as uow:  # authorise, then validate everything before paying for a hash
+        with self._uow() as uow:  # authorise, then validate everything before paying for a hash
             users.require(uow, "users.create", action="create", resource_type="user")
             if password in (None, ""):
                 raise validation_error([field_error("password", "is required")])
@@ -124,42 +130,42 @@ class IdentityService(HealthRpc):
                                allowed=users.USER_PROFILE_FIELDS, required=users.REQUIRED_USER,
                                today=c.today(), minimum_age=c.settings.minimum_age)
         password_hash = c.hasher.hash(password)
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             created = users.register(uow, data, password_hash=password_hash, today=c.today(),
                                      minimum_age=c.settings.minimum_age)
             return users.get_as_creator(uow, created["id"])
 
     @rpc
     def get_user(self, user_id: str) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return users.get(uow, user_id)
 
     @rpc
     def me(self) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return users.get(uow, users.require_actor(uow))
 
     @rpc
     def list_users(self, limit: int = 50, cursor: str | None = None) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return users.list_page(uow, limit, cursor)
 
     @rpc
     def update_me(self, changes: dict) -> dict:
         c = self.identity
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return users.update_own(uow, _mapping(changes), today=c.today(), minimum_age=c.settings.minimum_age)
 
     @rpc
     def update_user(self, user_id: str, changes: dict) -> dict:
         c = self.identity
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return users.update(uow, user_id, _mapping(changes), today=c.today(),
                                 minimum_age=c.settings.minimum_age)
 
     @rpc
     def deactivate_user(self, user_id: str) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return users.deactivate(uow, user_id)
 
     @rpc
@@ -170,47 +176,47 @@ class IdentityService(HealthRpc):
             raise validation_error([field_error("photo", "is not base64")]) from None
         if len(content) > MAX_PHOTO_BYTES:
             raise ServiceError("payload-too-large", f"A photo must not exceed {MAX_PHOTO_BYTES} bytes.", 413)
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return users.set_photo(uow, user_id, content)
 
     @rpc
     def get_photo(self, user_id: str) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return users.get_photo(uow, user_id)
 
     # -- customers ------------------------------------------------------------------
 
     @rpc
     def create_customer(self, data: dict) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return customers.register(uow, _mapping(data), today=self.identity.today())
 
     @rpc
     def get_customer(self, customer_id: str) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return customers.get(uow, customer_id)
 
     @rpc
     def list_customers(self, email: str | None = None, phone: str | None = None, limit: int = 50,
                        cursor: str | None = None) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return customers.search(uow, email=email, phone=phone, limit=limit, cursor=cursor)
 
     @rpc
     def update_customer(self, customer_id: str, changes: dict) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return customers.update(uow, customer_id, _mapping(changes), today=self.identity.today())
 
     # -- roles ------------------------------------------------------------------------
 
     @rpc
     def list_roles(self) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return roles.list_roles(uow)
 
     @rpc
     def update_role(self, name: str, permissions: list, self_editable_fields: list) -> dict:
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             return roles.update_role(uow, name, list(permissions), list(self_editable_fields))
 
 

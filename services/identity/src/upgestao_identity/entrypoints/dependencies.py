@@ -17,6 +17,7 @@ from upgestao_kernel.logging import get_logger
 
 from ..adapters.hashing import PasswordHasher
 from ..adapters.hashing_pool import BoundedOffload
+from ..adapters.sql_repositories import with_sql_repositories
 from ..adapters.tokens import TokenIssuer, load_signing_keys
 from ..service_layer import bootstrap, roles
 from ..settings import IdentitySettings, load_identity_settings
@@ -71,7 +72,9 @@ class Identity(DependencyProvider):
 
     def _run_bootstrap(self) -> None:
         database = next(d for d in self.container.dependencies if d.attr_name == self.database_attr)
-        uow = database.unit_of_work
+
+        def uow():
+            return with_sql_repositories(database.unit_of_work())
 
         done = GreenStop()
 

@@ -15,14 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
 from upgestao_kernel.eventstore import ConcurrencyError
-from upgestao_kernel.unit_of_work import UnitOfWork
 
 from ..adapters.hashing import PasswordHasher
 from ..adapters.hashing_pool import HasherBusy
-from ..adapters.tables import credentials, login_failures, password_resets, users
+from ..adapters.ports import IdentityUnitOfWork, PasswordResetRecord
 from ..adapters.tokens import TokenIssuer, in_seconds, token_hash
 from ..domain import people
 from ..domain.passwords import PasswordRejected, check_password
@@ -32,7 +30,7 @@ from ..settings import IdentitySettings
 from . import sessions as session_cases
 from .authorization import require, require_actor
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
+UnitOfWorkFactory = Callable[[], IdentityUnitOfWork]
 
 
 def invalid_credentials() -> ServiceError:
@@ -61,7 +59,7 @@ def checked_password(password: object, email: str | None, field: str = "password
     return password  # type: ignore[return-value]
 
 
-def email_index(uow: UnitOfWork, email: object) -> str:
+def email_index(uow: IdentityUnitOfWork, email: object) -> str:
     """The blind index of ``email`` as typed, normalised the way it was at registration (IDN domains
     in their ``xn--`` form); text that is no e-mail at all still gets an index, which matches nobody."""
     text = email if isinstance(email, str) else ""
@@ -87,26 +85,21 @@ class Throttle:
             LockoutPolicy(s.ip_failure_limit, s.lockout_window_s, s.lockout_base_s, s.lockout_max_s),
         )
 
-    def _state(self, uow: UnitOfWork, key: str, policy: LockoutPolicy, now: datetime) -> int:
-        since = now - timedelta(seconds=policy.window_s)
-        count, last = uow.conn.execute(
-            sa.select(sa.func.count(), sa.func.max(login_failures.c.failed_at))
-            .where(login_failures.c.key == key, login_failures.c.failed_at > since)
-        ).one()
-        return policy.locked_for(int(count), last, now)
+    def _state(self, uow: IdentityUnitOfWork, key: str, policy: LockoutPolicy, now: datetime) -> int:
+        count, last = uow.login_failures.since(key, now - timedelta(seconds=policy.window_s))
+        return policy.locked_for(count, last, now)
 
-    def locked_for(self, uow: UnitOfWork, account_key: str, address_key: str, now: datetime) -> int:
+    def locked_for(self, uow: IdentityUnitOfWork, account_key: str, address_key: str, now: datetime) -> int:
         return max(self._state(uow, account_key, self.account, now), self._state(uow, address_key, self.address, now))
 
-    def record_failure(self, uow: UnitOfWork, keys: list[str], now: datetime) -> None:
+    def record_failure(self, uow: IdentityUnitOfWork, keys: list[str], now: datetime) -> None:
         horizon = now - timedelta(seconds=max(self.account.window_s, self.address.window_s))
         for key in keys:
-            uow.conn.execute(login_failures.insert().values(key=key, failed_at=now))
-            uow.conn.execute(login_failures.delete().where(login_failures.c.key == key,
-                                                           login_failures.c.failed_at <= horizon))
+            uow.login_failures.add(key, now)
+            uow.login_failures.forget_until(key, horizon)
 
-    def clear(self, uow: UnitOfWork, key: str) -> None:
-        uow.conn.execute(login_failures.delete().where(login_failures.c.key == key))
+    def clear(self, uow: IdentityUnitOfWork, key: str) -> None:
+        uow.login_failures.clear(key)
 
 
 # -- login ------------------------------------------------------------------------
@@ -133,11 +126,7 @@ class Auth:
             account_key = "account:" + index
             address_key = "address:" + (uow.context.source_ip or "unknown")
             locked = self.throttle.locked_for(uow, account_key, address_key, now)
-            row = uow.conn.execute(
-                sa.select(users.c.id, users.c.role, users.c.status, credentials.c.password_hash)
-                .join(credentials, credentials.c.user_id == users.c.id)
-                .where(users.c.email_index == index)
-            ).first()
+            row = uow.credentials.login_candidate(index)
             if locked:
                 uow.audit_access(action="login", resource_type="session", resource_id=None,
                                  subject_id=row.id if row else None, fields=(), purpose="login (locked out)",
@@ -176,9 +165,7 @@ class Auth:
                 return result  # upgrade at a quieter login
 
             with self.unit_of_work() as uow:  # unless the password was changed meanwhile
-                uow.conn.execute(credentials.update().where(credentials.c.user_id == row.id,
-                                                            credentials.c.password_hash == row.password_hash)
-                                 .values(password_hash=new_hash, updated_at=now))
+                uow.credentials.replace(row.id, row.password_hash, new_hash, now)
         return result
 
     def refresh(self, refresh_token: object) -> dict:
@@ -205,8 +192,7 @@ class Auth:
             actor = require_actor(uow)
             require(uow, "password.change", action="update", resource_type="credential", resource_id=actor,
                     subject_id=actor)
-            stored = uow.conn.execute(sa.select(credentials.c.password_hash)
-                                      .where(credentials.c.user_id == actor)).scalar()
+            stored = uow.credentials.hash_of(actor)
             email = self._email_of(uow, actor)
         if stored is None or not isinstance(current_password, str) or not self.hasher.verify(current_password,
                                                                                               stored):
@@ -217,8 +203,7 @@ class Auth:
         now = self.now()
         with self.unit_of_work() as uow:
             user = uow.load(User, actor)
-            uow.conn.execute(credentials.update().where(credentials.c.user_id == actor)
-                             .values(password_hash=new_hash, updated_at=now))
+            uow.credentials.set(actor, new_hash, now)
             user.password_changed("changed")
             uow.save(user)
             revoked = session_cases.revoke_all(uow, actor, "password_changed", keep=current_session_id)
@@ -226,8 +211,9 @@ class Auth:
                              fields=["password"], purpose="password change")
         return {"revoked_sessions": len(revoked), "revoked_session_ids": revoked}
 
-    def _email_of(self, uow: UnitOfWork, user_id: str) -> str | None:
-        sealed = uow.conn.execute(sa.select(users.c.email).where(users.c.id == user_id)).scalar()
+    def _email_of(self, uow: IdentityUnitOfWork, user_id: str) -> str | None:
+        user = uow.users.get(user_id)
+        sealed = user.email if user else None
         if sealed is None:
             return None
         opened = uow.personal.open(subject_id=user_id, resource_type="user", resource_id=user_id,
@@ -244,7 +230,7 @@ class Auth:
         now = self.now()
         with self.unit_of_work() as uow:
             index = email_index(uow, email)
-            row = uow.conn.execute(sa.select(users.c.id, users.c.status).where(users.c.email_index == index)).first()
+            row = uow.users.by_email_index(index)
             if row is None or row.status != "active":
                 uow.audit_access(action="update", resource_type="credential", resource_id=None, subject_id=None,
                                  fields=(), purpose="password reset requested for an unknown e-mail",
@@ -263,7 +249,7 @@ class Auth:
         now = self.now()
         digest = token_hash(token)
         with self.unit_of_work() as uow:
-            reset = uow.conn.execute(sa.select(password_resets).where(password_resets.c.token_hash == digest)).first()
+            reset = uow.password_resets.get(digest)
             if reset is None or reset.used_at is not None or reset.expires_at <= now:
                 raise _bad_reset_token()
             email = self._email_of(uow, reset.user_id)
@@ -274,18 +260,16 @@ class Auth:
         except ConcurrencyError:  # the same token confirmed twice at once: one wins
             raise _bad_reset_token() from None
 
-    def _complete_reset(self, reset, digest: str, new_hash: str, now: datetime) -> dict:
+    def _complete_reset(self, reset: PasswordResetRecord, digest: str, new_hash: str, now: datetime) -> dict:
         with self.unit_of_work() as uow:
             user = uow.load(User, reset.user_id)
-            fresh = uow.conn.execute(sa.select(password_resets.c.used_at)
-                                     .where(password_resets.c.token_hash == digest)).first()
+            fresh = uow.password_resets.get(digest)
             if fresh is None or fresh.used_at is not None or user is None or not user.active:
                 raise _bad_reset_token()
             user.complete_password_reset(digest)
             user.password_changed("reset")
             uow.save(user)
-            uow.conn.execute(credentials.update().where(credentials.c.user_id == reset.user_id)
-                             .values(password_hash=new_hash, updated_at=now))
+            uow.credentials.set(reset.user_id, new_hash, now)
             revoked = session_cases.revoke_all(uow, reset.user_id, "password_reset")
             self.throttle.clear(uow, "account:" + user.email_index)
             uow.audit_access(action="update", resource_type="credential", resource_id=reset.user_id,
@@ -298,7 +282,7 @@ def _bad_reset_token() -> ServiceError:
                         {"errors": [field_error("token", "is invalid, used or expired")]})
 
 
-def _role_of(uow: UnitOfWork, user_id: str) -> tuple[str | None, bool]:
-    row = uow.conn.execute(sa.select(users.c.role, users.c.status).where(users.c.id == user_id)).first()
-    return (row.role, row.status == "active") if row else (None, False)
+def _role_of(uow: IdentityUnitOfWork, user_id: str) -> tuple[str | None, bool]:
+    user = uow.users.get(user_id)
+    return (user.role, user.status == "active") if user else (None, False)
 

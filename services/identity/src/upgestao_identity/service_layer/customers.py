@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import sqlalchemy as sa
 from upgestao_kernel.errors import conflict, field_error, not_found, validation_error
 from upgestao_kernel.events import new_id
-from upgestao_kernel.unit_of_work import UnitOfWork
 
-from ..adapters.tables import customers
+from ..adapters.ports import CustomerRecord, IdentityUnitOfWork
 from ..domain import people
 from ..domain.customers import Customer
 from ..domain.datamap import CUSTOMER_PROFILE_FIELDS
@@ -21,13 +19,13 @@ from .profiles import REQUIRED_CUSTOMER, clean_fields, open_row
 RESOURCE = "customer"
 
 
-def view(uow: UnitOfWork, row, *, purpose: str, action: str = "read") -> dict[str, Any]:
+def view(uow: IdentityUnitOfWork, row: CustomerRecord, *, purpose: str, action: str = "read") -> dict[str, Any]:
     opened = open_row(uow, row, CUSTOMER_PROFILE_FIELDS, resource_type=RESOURCE, purpose=purpose, action=action)
     return {"id": row.id, **opened, "created_at": row.created_at.isoformat(),
             "updated_at": row.updated_at.isoformat()}
 
 
-def _indexes(uow: UnitOfWork, values: dict) -> dict[str, str | None]:
+def _indexes(uow: IdentityUnitOfWork, values: dict) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for name in ("email", "phone"):
         if name in values:
@@ -35,21 +33,18 @@ def _indexes(uow: UnitOfWork, values: dict) -> dict[str, str | None]:
     return out
 
 
-def _check_unique(uow: UnitOfWork, indexes: dict, except_id: str | None = None) -> None:
+def _check_unique(uow: IdentityUnitOfWork, indexes: dict, except_id: str | None = None) -> None:
     for column, value in indexes.items():
         if value is None:
             continue
-        q = sa.select(customers.c.id).where(customers.c[column] == value)
-        if except_id:
-            q = q.where(customers.c.id != except_id)
-        existing = uow.conn.execute(q).scalar()
+        existing = uow.customers.id_with(column, value, except_id)
         if existing:
             field = column.removesuffix("_index")
             raise conflict(f"A customer with this {field.replace('_', ' ')} already exists.", field=field,
                            existing_id=existing)
 
 
-def register(uow: UnitOfWork, data: dict, *, today: date) -> dict:
+def register(uow: IdentityUnitOfWork, data: dict, *, today: date) -> dict:
     require(uow, "customers.create", action="create", resource_type=RESOURCE)
     values = clean_fields(data, allowed=CUSTOMER_PROFILE_FIELDS, required=REQUIRED_CUSTOMER, today=today,
                           minimum_age=None)
@@ -64,36 +59,35 @@ def register(uow: UnitOfWork, data: dict, *, today: date) -> dict:
                                purpose="customer registration", action="create")
     uow.save(Customer.register(customer_id, sealed=sealed, email_index=indexes.get("email_index"),
                                phone_index=indexes.get("phone_index")))
-    row = uow.conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
-    return view(uow, row, purpose="customer registration")
+    return view(uow, uow.customers.get(customer_id), purpose="customer registration")
 
 
-def get(uow: UnitOfWork, customer_id: str) -> dict:
+def get(uow: IdentityUnitOfWork, customer_id: str) -> dict:
     require(uow, "customers.read", action="read", resource_type=RESOURCE, resource_id=customer_id,
             subject_id=customer_id)
-    row = uow.conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
+    row = uow.customers.get(customer_id)
     if row is None:
         raise not_found("customer")
     return view(uow, row, purpose="customer service")
 
 
-def search(uow: UnitOfWork, *, email: str | None, phone: str | None, limit: int, cursor: str | None) -> dict:
+def search(uow: IdentityUnitOfWork, *, email: str | None, phone: str | None, limit: int, cursor: str | None) -> dict:
     require(uow, "customers.list", action="list", resource_type=RESOURCE)
-    q = sa.select(customers)
+    indexes: dict[str, str] = {}
     try:
         if email:
-            q = q.where(customers.c.email_index == uow.personal.blind_index("email", people.normalise_email(email)))
+            indexes["email_index"] = uow.personal.blind_index("email", people.normalise_email(email))
         if phone:
-            q = q.where(customers.c.phone_index == uow.personal.blind_index("phone", people.normalise_phone(phone)))
+            indexes["phone_index"] = uow.personal.blind_index("phone", people.normalise_phone(phone))
     except people.InvalidValue as exc:
         raise validation_error([field_error(exc.field, exc.message)], "The request query is invalid.") from None
-    page, next_cursor = keyset_page(uow.conn, q, customers, limit, cursor)
+    page, next_cursor = keyset_page(lambda n, after: uow.customers.page(n, after, **indexes), limit, cursor)
     items = [view(uow, row, purpose="customer search" if (email or phone) else "customer list", action="list")
              for row in page]
     return {"items": items, "next_cursor": next_cursor}
 
 
-def update(uow: UnitOfWork, customer_id: str, changes: dict, *, today: date) -> dict:
+def update(uow: IdentityUnitOfWork, customer_id: str, changes: dict, *, today: date) -> dict:
     require(uow, "customers.update", action="update", resource_type=RESOURCE, resource_id=customer_id,
             subject_id=customer_id)
     customer = uow.load(Customer, customer_id)
@@ -113,5 +107,4 @@ def update(uow: UnitOfWork, customer_id: str, changes: dict, *, today: date) -> 
                                    values=values, purpose="customer record maintenance", action="update")
         customer.change(sealed, indexes)
         uow.save(customer)
-    row = uow.conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
-    return view(uow, row, purpose="customer record maintenance")
+    return view(uow, uow.customers.get(customer_id), purpose="customer record maintenance")

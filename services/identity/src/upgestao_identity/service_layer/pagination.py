@@ -1,28 +1,27 @@
 """Keyset pagination over a read model ordered by ``(created_at, id)``: stable under inserts,
-with an opaque cursor (``?limit=&cursor=`` -> ``{items, next_cursor}``)."""
+with an opaque cursor (``?limit=&cursor=`` -> ``{items, next_cursor}``). The repositories fetch
+the rows after a cursor; this module owns the cursor and the page size."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from upgestao_kernel.errors import field_error, validation_error
+
+from ..adapters.ports import Cursor
 
 PAGE_MAX = 100
 
 
-def keyset_page(conn: Connection, query: sa.Select, table: sa.Table, limit: int, cursor: str | None):
-    """``(rows of this page, next cursor or None)``."""
+def keyset_page(fetch: Callable[[int, Cursor | None], Sequence[Any]], limit: int,
+                cursor: str | None) -> tuple[Sequence[Any], str | None]:
+    """``(records of this page, next cursor or None)``; ``fetch(n, after)`` returns up to n records."""
     limit = max(1, min(PAGE_MAX, int(limit)))
-    query = query.order_by(table.c.created_at, table.c.id).limit(limit + 1)
-    if cursor:
-        created_at, last_id = decode_cursor(cursor)
-        query = query.where(sa.or_(table.c.created_at > created_at,
-                                   sa.and_(table.c.created_at == created_at, table.c.id > last_id)))
-    rows = conn.execute(query).all()
+    rows = fetch(limit + 1, decode_cursor(cursor) if cursor else None)
     page = rows[:limit]
     return page, (encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
 

@@ -13,7 +13,8 @@ from datetime import date
 from typing import Any
 
 from upgestao_kernel.errors import field_error, validation_error
-from upgestao_kernel.unit_of_work import UnitOfWork, is_erased
+from upgestao_kernel.unit_of_work import UnitOfWorkPort
+from upgestao_kernel.vault import is_erased
 
 from ..domain import people
 
@@ -91,7 +92,7 @@ def opened_to_view(opened: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def open_row(uow: UnitOfWork, row, names: Iterable[str], *, resource_type: str, purpose: str,
+def open_row(uow: UnitOfWorkPort, row, names: Iterable[str], *, resource_type: str, purpose: str,
              action: str = "read") -> dict[str, Any]:
     sealed = {n: getattr(row, n) for n in names}
     opened = uow.personal.open(subject_id=row.id, resource_type=resource_type, resource_id=row.id,

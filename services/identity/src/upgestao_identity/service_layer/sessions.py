@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.events import new_id
-from upgestao_kernel.unit_of_work import UnitOfWork
 
-from ..adapters.tables import sessions
+from ..adapters.ports import IdentityUnitOfWork
 from ..adapters.tokens import TokenIssuer, in_seconds, new_refresh_token, refresh_token_session, token_hash
 from ..domain.sessions import Session, invalid_refresh_token
 from .authorization import require, require_actor
 
 
-def start(uow: UnitOfWork, issuer: TokenIssuer, *, user_id: str, role: str, now: datetime,
+def start(uow: IdentityUnitOfWork, issuer: TokenIssuer, *, user_id: str, role: str, now: datetime,
           refresh_ttl_s: int) -> dict:
     session_id = new_id()
     refresh = new_refresh_token(session_id)
@@ -35,8 +33,8 @@ def tokens(issuer: TokenIssuer, *, user_id: str, session_id: str, role: str, ref
     }
 
 
-def refresh(uow: UnitOfWork, issuer: TokenIssuer, presented: str, *, now: datetime, role_of) -> tuple[dict | None,
-                                                                                                 ServiceError | None]:
+def refresh(uow: IdentityUnitOfWork, issuer: TokenIssuer, presented: str, *, now: datetime,
+            role_of) -> tuple[dict | None, ServiceError | None]:
     """Spend ``presented`` for a new pair. Returns (tokens, None) or (None, error): the error is raised by
     the caller after this unit of work commits, so a reuse's revocation is kept."""
     session_id = refresh_token_session(presented)
@@ -59,7 +57,7 @@ def refresh(uow: UnitOfWork, issuer: TokenIssuer, presented: str, *, now: dateti
     return tokens(issuer, user_id=session.user_id, session_id=session.id, role=role, refresh=new, now=now), None
 
 
-def revoke(uow: UnitOfWork, session_id: str, reason: str) -> bool:
+def revoke(uow: IdentityUnitOfWork, session_id: str, reason: str) -> bool:
     session = uow.load(Session, session_id)
     if session is None or not session.revoke(reason):
         return False
@@ -67,24 +65,17 @@ def revoke(uow: UnitOfWork, session_id: str, reason: str) -> bool:
     return True
 
 
-def revoke_all(uow: UnitOfWork, user_id: str, reason: str, *, keep: str | None = None) -> list[str]:
+def revoke_all(uow: IdentityUnitOfWork, user_id: str, reason: str, *, keep: str | None = None) -> list[str]:
     """Revoke the user's active sessions (but ``keep``); returns the ids revoked, so the caller's gateway
     can refuse them at once (the others learn it from ``identity.session_revoked.v1``)."""
-    ids = uow.conn.execute(
-        sa.select(sessions.c.id).where(sessions.c.user_id == user_id, sessions.c.status == "active")
-    ).scalars().all()
-    return [sid for sid in ids if sid != keep and revoke(uow, sid, reason)]
+    return [sid for sid in uow.sessions.active_ids_of(user_id) if sid != keep and revoke(uow, sid, reason)]
 
 
-def list_own(uow: UnitOfWork, current_session_id: str | None, now: datetime) -> dict:
+def list_own(uow: IdentityUnitOfWork, current_session_id: str | None, now: datetime) -> dict:
     """The caller's sessions still usable: not revoked and not expired."""
     actor = require_actor(uow)
     require(uow, "sessions.read", action="list", resource_type="session", subject_id=actor)
-    rows = uow.conn.execute(
-        sa.select(sessions).where(sessions.c.user_id == actor, sessions.c.status == "active",
-                                  sessions.c.expires_at > now)
-        .order_by(sessions.c.created_at.desc())
-    ).all()
+    rows = uow.sessions.usable_of(actor, now)
     return {"items": [
         {"id": r.id, "created_at": r.created_at.isoformat(),
          "last_refreshed_at": r.last_refreshed_at.isoformat() if r.last_refreshed_at else None,
@@ -93,11 +84,11 @@ def list_own(uow: UnitOfWork, current_session_id: str | None, now: datetime) -> 
     ]}
 
 
-def owner_of(uow: UnitOfWork, session_id: str) -> str | None:
-    return uow.conn.execute(sa.select(sessions.c.user_id).where(sessions.c.id == session_id)).scalar()
+def owner_of(uow: IdentityUnitOfWork, session_id: str) -> str | None:
+    return uow.sessions.owner_of(session_id)
 
 
-def delete_own(uow: UnitOfWork, session_id: str) -> None:
+def delete_own(uow: IdentityUnitOfWork, session_id: str) -> None:
     actor = require_actor(uow)
     require(uow, "sessions.delete", action="delete", resource_type="session", resource_id=session_id,
             subject_id=actor)

@@ -6,12 +6,10 @@ import base64
 from datetime import date
 from typing import Any
 
-import sqlalchemy as sa
 from upgestao_kernel.errors import ServiceError, conflict, field_error, not_found, validation_error
 from upgestao_kernel.events import new_id
-from upgestao_kernel.unit_of_work import UnitOfWork
 
-from ..adapters.tables import credentials, photos, users
+from ..adapters.ports import IdentityUnitOfWork, UserRecord
 from ..domain.datamap import USER_PROFILE_FIELDS
 from ..domain.photos import PhotoRejected, sanitize_photo
 from ..domain.users import User
@@ -23,27 +21,13 @@ from .profiles import REQUIRED_USER, clean_fields, open_row
 RESOURCE = "user"
 
 
-def view(uow: UnitOfWork, row, *, purpose: str, action: str = "read") -> dict[str, Any]:
+def view(uow: IdentityUnitOfWork, row: UserRecord, *, purpose: str, action: str = "read") -> dict[str, Any]:
     opened = open_row(uow, row, USER_PROFILE_FIELDS, resource_type=RESOURCE, purpose=purpose, action=action)
     return {"id": row.id, **opened, "role": row.role, "status": row.status,
             "has_photo": row.photo_id is not None, "created_at": row.created_at.isoformat()}
 
 
-_USER_ROW = sa.select(users).where(users.c.id == sa.bindparam("user_id"))
-
-
-def _row(uow: UnitOfWork, user_id: str):
-    return uow.conn.execute(_USER_ROW, {"user_id": user_id}).first()
-
-
-def _email_taken(uow: UnitOfWork, email_index: str, except_id: str | None = None) -> bool:
-    q = sa.select(users.c.id).where(users.c.email_index == email_index)
-    if except_id:
-        q = q.where(users.c.id != except_id)
-    return uow.conn.execute(q).first() is not None
-
-
-def register(uow: UnitOfWork, data: dict, *, password_hash: str, today: date, minimum_age: int,
+def register(uow: IdentityUnitOfWork, data: dict, *, password_hash: str, today: date, minimum_age: int,
              authorize: bool = True, required: tuple[str, ...] = REQUIRED_USER) -> dict:
     """Create a staff user (``password_hash`` already checked against the policy and hashed)."""
     if authorize:
@@ -53,7 +37,7 @@ def register(uow: UnitOfWork, data: dict, *, password_hash: str, today: date, mi
     values = clean_fields(profile, allowed=USER_PROFILE_FIELDS, required=required, today=today,
                           minimum_age=minimum_age)
     email_index = uow.personal.blind_index("email", values["email"])
-    if _email_taken(uow, email_index):
+    if uow.users.email_taken(email_index):
         raise conflict("A user with this e-mail already exists.", field="email")
     user_id = new_id()
     sealed = uow.personal.seal(subject_id=user_id, resource_type=RESOURCE, resource_id=user_id,
@@ -61,43 +45,42 @@ def register(uow: UnitOfWork, data: dict, *, password_hash: str, today: date, mi
                                purpose="staff account registration", action="create")
     user = User.register(user_id, role=role or "", sealed=sealed, email_index=email_index)
     uow.save(user)
-    uow.conn.execute(credentials.insert().values(user_id=user_id, password_hash=password_hash,
-                                                 updated_at=uow.recorded[-1].occurred_at))
+    uow.credentials.add(user_id, password_hash, uow.recorded[-1].occurred_at)
     uow.audit_access(action="create", resource_type="credential", resource_id=user_id, subject_id=user_id,
                      fields=["password"], purpose="staff account registration")
     return {"id": user_id}
 
 
-def get_as_creator(uow: UnitOfWork, user_id: str) -> dict:
+def get_as_creator(uow: IdentityUnitOfWork, user_id: str) -> dict:
     """The representation of a user just created in this unit of work (authorised by ``users.create``)."""
-    return view(uow, _row(uow, user_id), purpose="staff account registration")
+    return view(uow, uow.users.get(user_id), purpose="staff account registration")
 
 
-def get(uow: UnitOfWork, user_id: str) -> dict:
+def get(uow: IdentityUnitOfWork, user_id: str) -> dict:
     actor = require_actor(uow)
     if actor != user_id:
         require(uow, "users.read", action="read", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
     else:
         require(uow, "profile.read", action="read", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
-    row = _row(uow, user_id)
+    row = uow.users.get(user_id)
     if row is None:
         raise not_found("user")
     return view(uow, row, purpose="staff profile shown to an authorised user" if actor != user_id
                 else "own profile")
 
 
-def list_page(uow: UnitOfWork, limit: int, cursor: str | None) -> dict:
+def list_page(uow: IdentityUnitOfWork, limit: int, cursor: str | None) -> dict:
     require(uow, "users.list", action="list", resource_type=RESOURCE)
-    page, next_cursor = keyset_page(uow.conn, sa.select(users), users, limit, cursor)
+    page, next_cursor = keyset_page(uow.users.page, limit, cursor)
     items = [view(uow, row, purpose="staff directory", action="list") for row in page]
     return {"items": items, "next_cursor": next_cursor}
 
 
-def update_own(uow: UnitOfWork, changes: dict, *, today: date, minimum_age: int) -> dict:
+def update_own(uow: IdentityUnitOfWork, changes: dict, *, today: date, minimum_age: int) -> dict:
     """``PATCH /v1/me``: only the fields the caller's role may edit directly (else 403 correction-required)."""
     actor = require_actor(uow)
     require(uow, "profile.update", action="update", resource_type=RESOURCE, resource_id=actor, subject_id=actor)
-    editable = set(self_editable_fields(uow.conn, uow.context.actor_role))
+    editable = set(self_editable_fields(uow, uow.context.actor_role))
     refused = sorted(set(changes) - editable)
     if refused:
         uow.deny(action="update", resource_type=RESOURCE, resource_id=actor, subject_id=actor, fields=refused,
@@ -110,14 +93,14 @@ def update_own(uow: UnitOfWork, changes: dict, *, today: date, minimum_age: int)
     return _apply_changes(uow, actor, changes, today=today, minimum_age=minimum_age, purpose="own profile edit")
 
 
-def update(uow: UnitOfWork, user_id: str, changes: dict, *, today: date, minimum_age: int) -> dict:
+def update(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, today: date, minimum_age: int) -> dict:
     """``PATCH /v1/users/{id}`` by someone allowed to edit any user (and change roles)."""
     require(uow, "users.update", action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
     return _apply_changes(uow, user_id, changes, today=today, minimum_age=minimum_age,
                           purpose="staff profile administration", allow_role=True)
 
 
-def _apply_changes(uow: UnitOfWork, user_id: str, changes: dict, *, today: date, minimum_age: int, purpose: str,
+def _apply_changes(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, today: date, minimum_age: int, purpose: str,
                    allow_role: bool = False) -> dict:
     changes = dict(changes)
     role = changes.pop("role", None) if allow_role else None
@@ -135,7 +118,7 @@ def _apply_changes(uow: UnitOfWork, user_id: str, changes: dict, *, today: date,
     email_index = None
     if values.get("email"):
         email_index = uow.personal.blind_index("email", values["email"])
-        if _email_taken(uow, email_index, except_id=user_id):
+        if uow.users.email_taken(email_index, except_id=user_id):
             raise conflict("A user with this e-mail already exists.", field="email")
     changed: list[str] = []
     if values:
@@ -146,11 +129,11 @@ def _apply_changes(uow: UnitOfWork, user_id: str, changes: dict, *, today: date,
         changed.append("role")
     uow.save(user)
     revoked = session_cases.revoke_all(uow, user_id, "role_changed") if "role" in changed else []
-    row = _row(uow, user_id)
+    row = uow.users.get(user_id)
     return {"changed": sorted(changed), "user": view(uow, row, purpose=purpose), "revoked_session_ids": revoked}
 
 
-def deactivate(uow: UnitOfWork, user_id: str) -> dict:
+def deactivate(uow: IdentityUnitOfWork, user_id: str) -> dict:
     require(uow, "users.deactivate", action="update", resource_type=RESOURCE, resource_id=user_id,
             subject_id=user_id)
     if user_id == uow.context.actor_id:
@@ -170,13 +153,13 @@ def deactivate(uow: UnitOfWork, user_id: str) -> dict:
 # -- photo ----------------------------------------------------------------------
 
 
-def _may_touch_photo(uow: UnitOfWork, user_id: str, action: str) -> None:
+def _may_touch_photo(uow: IdentityUnitOfWork, user_id: str, action: str) -> None:
     actor = require_actor(uow)
     if actor == user_id:
         if action == "update":
             require(uow, "profile.update", action="update", resource_type=RESOURCE, resource_id=user_id,
                     subject_id=user_id)
-            if "photo" not in self_editable_fields(uow.conn, uow.context.actor_role):
+            if "photo" not in self_editable_fields(uow, uow.context.actor_role):
                 uow.deny(action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id,
                          fields=["photo"], purpose="own photo outside the role's self-editable fields")
                 raise ServiceError("correction-required", "Your role cannot change its photo directly.", 403,
@@ -189,7 +172,7 @@ def _may_touch_photo(uow: UnitOfWork, user_id: str, action: str) -> None:
         require(uow, permission, action=action, resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
 
 
-def set_photo(uow: UnitOfWork, user_id: str, content: bytes) -> dict:
+def set_photo(uow: IdentityUnitOfWork, user_id: str, content: bytes) -> dict:
     _may_touch_photo(uow, user_id, "update")
     user = uow.load(User, user_id)
     if user is None:
@@ -206,19 +189,18 @@ def set_photo(uow: UnitOfWork, user_id: str, content: bytes) -> dict:
                                purpose="profile photo upload", action="update")
     user.change_photo(photo_id, photo.content_type, len(photo.content))
     uow.save(user)
-    uow.conn.execute(photos.insert().values(id=photo_id, subject_id=user_id, content=sealed["photo"],
-                                            created_at=uow.recorded[-1].occurred_at))
-    uow.conn.execute(photos.delete().where(photos.c.subject_id == user_id, photos.c.id != photo_id))
+    uow.photos.add(photo_id, user_id, sealed["photo"], uow.recorded[-1].occurred_at)
+    uow.photos.delete_others(user_id, keep=photo_id)
     return {"id": user_id, "content_type": photo.content_type, "size": len(photo.content),
             "width": photo.width, "height": photo.height}
 
 
-def get_photo(uow: UnitOfWork, user_id: str) -> dict:
+def get_photo(uow: IdentityUnitOfWork, user_id: str) -> dict:
     _may_touch_photo(uow, user_id, "read")
-    row = _row(uow, user_id)
+    row = uow.users.get(user_id)
     if row is None or row.photo_id is None:
         raise not_found("photo")
-    blob = uow.conn.execute(sa.select(photos.c.content).where(photos.c.id == row.photo_id)).scalar()
+    blob = uow.photos.content(row.photo_id)
     opened = uow.personal.open(subject_id=user_id, resource_type=RESOURCE, resource_id=user_id,
                                sealed={"photo": blob}, purpose="profile photo shown", action="read")
     value = opened["photo"]

@@ -1,0 +1,310 @@
+"""Identity's repositories and read models in memory, for unit tests of every use case.
+
+Rows are dicts with the columns of :mod:`.tables`, kept in the unit of work's
+:class:`~upgestao_kernel.fakes.MemoryTransaction` (so they commit and roll back with it). The
+read models are folded from the recorded events by :func:`memory_projections`, which do what
+:mod:`.projections` does in SQL; ``tests/unit/test_identity_memory_parity.py`` replays the same
+events through both and compares every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from upgestao_kernel.context import RequestContext
+from upgestao_kernel.events import EventEnvelope, new_id
+from upgestao_kernel.fakes import FakeUnitOfWork, FakeVault, MemoryStore, MemoryTransaction
+
+from .ports import (
+    Cursor,
+    CustomerRecord,
+    LoginCandidate,
+    PasswordResetRecord,
+    RoleRecord,
+    SessionRecord,
+    UserRecord,
+)
+
+SERVICE = "identity"
+
+
+class _InTransaction:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def tx(self) -> MemoryTransaction:
+        return self._uow.conn
+
+
+def _keyset(rows: list[dict], limit: int, after: Cursor | None) -> list[dict]:
+    rows = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
+    if after is not None:
+        rows = [r for r in rows if (r["created_at"], r["id"]) > after]
+    return rows[:limit]
+
+
+class MemoryUsers(_InTransaction):
+    def get(self, user_id: str) -> UserRecord | None:
+        row = self.tx.get("users", user_id)
+        return UserRecord(**row) if row else None
+
+    def by_email_index(self, email_index: str) -> UserRecord | None:
+        return next((UserRecord(**r) for r in self.tx.table("users").values() if r["email_index"] == email_index),
+                    None)
+
+    def email_taken(self, email_index: str, except_id: str | None = None) -> bool:
+        return any(r["email_index"] == email_index and r["id"] != except_id for r in self.tx.table("users").values())
+
+    def page(self, limit: int, after: Cursor | None) -> list[UserRecord]:
+        return [UserRecord(**r) for r in _keyset(list(self.tx.table("users").values()), limit, after)]
+
+    def active_admin_exists(self) -> bool:
+        return any(r["role"] == "admin" and r["status"] == "active" for r in self.tx.table("users").values())
+
+
+class MemoryCustomers(_InTransaction):
+    def get(self, customer_id: str) -> CustomerRecord | None:
+        row = self.tx.get("customers", customer_id)
+        return CustomerRecord(**row) if row else None
+
+    def id_with(self, index: str, value: str, except_id: str | None = None) -> str | None:
+        return next((r["id"] for r in self.tx.table("customers").values()
+                     if r[index] == value and r["id"] != except_id), None)
+
+    def page(self, limit: int, after: Cursor | None, *, email_index: str | None = None,
+             phone_index: str | None = None) -> list[CustomerRecord]:
+        rows = [r for r in self.tx.table("customers").values()
+                if (email_index is None or r["email_index"] == email_index)
+                and (phone_index is None or r["phone_index"] == phone_index)]
+        return [CustomerRecord(**r) for r in _keyset(rows, limit, after)]
+
+
+class MemoryRoles(_InTransaction):
+    def get(self, name: str) -> RoleRecord | None:
+        row = self.tx.get("roles", name)
+        return RoleRecord(**row) if row else None
+
+    def cached(self, name: str | None) -> RoleRecord | None:
+        return self.get(name) if name else None
+
+    def forget_cached(self) -> None:
+        pass  # nothing cached in memory
+
+    def all(self) -> list[RoleRecord]:
+        return [RoleRecord(**r) for _, r in sorted(self.tx.table("roles").items())]
+
+
+class MemorySessions(_InTransaction):
+    def active_ids_of(self, user_id: str) -> list[str]:
+        return [r["id"] for r in self.tx.table("sessions").values()
+                if r["user_id"] == user_id and r["status"] == "active"]
+
+    def usable_of(self, user_id: str, now: datetime) -> list[SessionRecord]:
+        rows = [r for r in self.tx.table("sessions").values()
+                if r["user_id"] == user_id and r["status"] == "active" and r["expires_at"] > now]
+        return [SessionRecord(**r) for r in sorted(rows, key=lambda r: r["created_at"], reverse=True)]
+
+    def owner_of(self, session_id: str) -> str | None:
+        row = self.tx.get("sessions", session_id)
+        return row["user_id"] if row else None
+
+
+class MemoryPasswordResets(_InTransaction):
+    def get(self, token_hash: str) -> PasswordResetRecord | None:
+        row = self.tx.get("password_resets", token_hash)
+        return PasswordResetRecord(**row) if row else None
+
+
+class MemoryCredentials(_InTransaction):
+    def add(self, user_id: str, password_hash: str, at: datetime) -> None:
+        if self.tx.get("credentials", user_id) is not None:
+            raise KeyError(f"credentials of {user_id} exist already")  # the primary key the table has
+        self.tx.put("credentials", user_id, {"user_id": user_id, "password_hash": password_hash, "updated_at": at})
+
+    def hash_of(self, user_id: str) -> str | None:
+        row = self.tx.get("credentials", user_id)
+        return row["password_hash"] if row else None
+
+    def set(self, user_id: str, password_hash: str, at: datetime) -> None:
+        self.tx.update("credentials", user_id, password_hash=password_hash, updated_at=at)
+
+    def replace(self, user_id: str, old_hash: str, new_hash: str, at: datetime) -> None:
+        if self.hash_of(user_id) == old_hash:
+            self.set(user_id, new_hash, at)
+
+    def login_candidate(self, email_index: str) -> LoginCandidate | None:
+        user = MemoryUsers(self._uow).by_email_index(email_index)
+        password_hash = self.hash_of(user.id) if user else None
+        if user is None or password_hash is None:
+            return None
+        return LoginCandidate(id=user.id, role=user.role, status=user.status, password_hash=password_hash)
+
+
+class MemoryPhotos(_InTransaction):
+    def add(self, photo_id: str, subject_id: str, content: str, at: datetime) -> None:
+        self.tx.put("photos", photo_id, {"id": photo_id, "subject_id": subject_id, "content": content,
+                                         "created_at": at})
+
+    def delete_others(self, subject_id: str, keep: str) -> None:
+        for photo_id, row in self.tx.table("photos").items():
+            if row["subject_id"] == subject_id and photo_id != keep:
+                self.tx.delete("photos", photo_id)
+
+    def content(self, photo_id: str) -> str | None:
+        row = self.tx.get("photos", photo_id)
+        return row["content"] if row else None
+
+
+class MemoryLoginFailures(_InTransaction):
+    def _of(self, key: str) -> dict[str, dict]:
+        return {k: r for k, r in self.tx.table("login_failures").items() if r["key"] == key}
+
+    def since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
+        times = [r["failed_at"] for r in self._of(key).values() if r["failed_at"] > since]
+        return len(times), max(times, default=None)
+
+    def add(self, key: str, at: datetime) -> None:
+        failure_id = new_id()
+        self.tx.put("login_failures", failure_id, {"id": failure_id, "key": key, "failed_at": at})
+
+    def forget_until(self, key: str, horizon: datetime) -> None:
+        for failure_id, row in self._of(key).items():
+            if row["failed_at"] <= horizon:
+                self.tx.delete("login_failures", failure_id)
+
+    def clear(self, key: str) -> None:
+        for failure_id in self._of(key):
+            self.tx.delete("login_failures", failure_id)
+
+
+class MemoryRepositories:
+    """Identity's repositories on a fake unit of work (the factory given to ``with_repositories``)."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+        self.users = MemoryUsers(uow)
+        self.customers = MemoryCustomers(uow)
+        self.roles = MemoryRoles(uow)
+        self.sessions = MemorySessions(uow)
+        self.password_resets = MemoryPasswordResets(uow)
+        self.credentials = MemoryCredentials(uow)
+        self.photos = MemoryPhotos(uow)
+        self.login_failures = MemoryLoginFailures(uow)
+
+
+# -- read models ----------------------------------------------------------------------
+
+
+def _id(event: EventEnvelope, prefix: str) -> str:
+    return event.stream_id.removeprefix(prefix + "-")
+
+
+_USER_COLUMNS = ("full_name", "email", "phone", "birth_date", "address", "job_title", "gender")
+_CUSTOMER_COLUMNS = ("full_name", "email", "phone", "birth_date", "address", "gender")
+
+
+class MemoryUsersProjection:
+    def apply(self, tx: MemoryTransaction, event: EventEnvelope) -> None:
+        t, d, at = event.type, event.data, event.occurred_at
+        if not t.startswith("identity.") or not event.stream_id.startswith("user-"):
+            return
+        user_id = _id(event, "user")
+        if t == "identity.user_registered.v1":
+            tx.put("users", user_id, {
+                "id": user_id, "role": d["role"], "status": "active", "email_index": d["email_index"],
+                **dict.fromkeys(_USER_COLUMNS), "photo_id": None, "photo_content_type": None,
+                "created_at": at, "updated_at": at, "version": event.version, **d["fields"],
+            })
+            return
+        values: dict = {"updated_at": at, "version": event.version}
+        if t == "identity.user_profile_changed.v1":
+            values.update(d["fields"])
+            if d.get("email_index"):
+                values["email_index"] = d["email_index"]
+        elif t == "identity.user_role_changed.v1":
+            values["role"] = d["role"]
+        elif t == "identity.user_photo_changed.v1":
+            values.update(photo_id=d["photo_id"], photo_content_type=d["content_type"])
+        elif t == "identity.user_deactivated.v1":
+            values["status"] = "deactivated"
+        elif t == "identity.password_reset_requested.v1":
+            tx.put("password_resets", d["token_hash"], {
+                "token_hash": d["token_hash"], "user_id": user_id,
+                "expires_at": datetime.fromisoformat(d["expires_at"]), "used_at": None,
+            })
+        elif t == "identity.password_reset_completed.v1":
+            tx.update("password_resets", d["token_hash"], used_at=at)
+        elif t == "identity.user_password_changed.v1":  # a new password spends every reset still outstanding
+            for token_hash, reset in tx.table("password_resets").items():
+                if reset["user_id"] == user_id and reset["used_at"] is None:
+                    tx.update("password_resets", token_hash, used_at=at)
+        tx.update("users", user_id, **values)
+
+
+class MemoryCustomersProjection:
+    def apply(self, tx: MemoryTransaction, event: EventEnvelope) -> None:
+        t, d, at = event.type, event.data, event.occurred_at
+        if t == "identity.customer_registered.v1":
+            customer_id = _id(event, "customer")
+            tx.put("customers", customer_id, {
+                "id": customer_id, "email_index": d["email_index"], "phone_index": d["phone_index"],
+                **dict.fromkeys(_CUSTOMER_COLUMNS), "created_at": at, "updated_at": at, "version": event.version,
+                **d["fields"],
+            })
+        elif t == "identity.customer_changed.v1":
+            tx.update("customers", _id(event, "customer"), updated_at=at, version=event.version, **d["fields"],
+                      **d["indexes"])
+
+
+class MemoryRolesProjection:
+    def apply(self, tx: MemoryTransaction, event: EventEnvelope) -> None:
+        t, d = event.type, event.data
+        if t == "identity.role_defined.v1":
+            name = _id(event, "role")
+            tx.put("roles", name, {
+                "name": name, "permissions": list(d["permissions"]),
+                "self_editable_fields": list(d["self_editable_fields"]), "updated_at": event.occurred_at,
+                "version": event.version,
+            })
+        elif t == "identity.role_permissions_changed.v1":
+            tx.update("roles", _id(event, "role"), permissions=list(d["permissions"]),
+                      self_editable_fields=list(d["self_editable_fields"]), updated_at=event.occurred_at,
+                      version=event.version)
+
+
+class MemorySessionsProjection:
+    def apply(self, tx: MemoryTransaction, event: EventEnvelope) -> None:
+        t, d, at = event.type, event.data, event.occurred_at
+        if not event.stream_id.startswith("session-"):
+            return
+        session_id = _id(event, "session")
+        if t == "identity.session_started.v1":
+            tx.put("sessions", session_id, {
+                "id": session_id, "user_id": d["user_id"], "status": "active", "created_at": at,
+                "last_refreshed_at": None, "expires_at": datetime.fromisoformat(d["expires_at"]),
+                "revoked_at": None, "revoked_reason": None,
+            })
+        elif t == "identity.session_refreshed.v1":
+            tx.update("sessions", session_id, last_refreshed_at=at)
+        elif t == "identity.session_revoked.v1":
+            tx.update("sessions", session_id, status="revoked", revoked_at=at, revoked_reason=d["reason"])
+
+
+def memory_projections() -> list:
+    return [MemoryUsersProjection(), MemoryCustomersProjection(), MemoryRolesProjection(),
+            MemorySessionsProjection()]
+
+
+def memory_units(store: MemoryStore | None = None,
+                 vault: FakeVault | None = None) -> tuple[MemoryStore, Callable[[RequestContext], FakeUnitOfWork]]:
+    """A store for identity and a factory of its fake units of work (``make(context)``)."""
+    store = store if store is not None else MemoryStore(service=SERVICE)
+    vault = vault if vault is not None else FakeVault()
+
+    def make(context: RequestContext) -> FakeUnitOfWork:
+        return FakeUnitOfWork(store, context, projections=memory_projections(), vault=vault,
+                              repositories=MemoryRepositories)
+
+    return store, make

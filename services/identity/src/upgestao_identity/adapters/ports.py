@@ -1,0 +1,189 @@
+"""What identity's use cases ask of storage: the records they read and the repositories that keep them.
+
+Two implementations: :mod:`.sql_repositories` (the service's tables, on the unit of work's
+connection) and :mod:`.memory_repositories` (dicts in a :class:`~upgestao_kernel.fakes.MemoryStore`,
+for unit tests). The read models (users, customers, roles, sessions, password resets) are written
+only by projections of the events a unit of work records; their repositories only read. The
+operational stores (credentials, photos, login failures) are written through their repositories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from upgestao_kernel.unit_of_work import UnitOfWorkPort
+
+Cursor = tuple[datetime, str]  # (created_at, id) of the last row of the previous page
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A row of the users read model: personal values are vault ciphertexts."""
+
+    id: str
+    role: str
+    status: str
+    email_index: str
+    full_name: str | None
+    email: str | None
+    phone: str | None
+    birth_date: str | None
+    address: str | None
+    job_title: str | None
+    gender: str | None
+    photo_id: str | None
+    photo_content_type: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    id: str
+    email_index: str | None
+    phone_index: str | None
+    full_name: str | None
+    email: str | None
+    phone: str | None
+    birth_date: str | None
+    address: str | None
+    gender: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class RoleRecord:
+    name: str
+    permissions: list[str]
+    self_editable_fields: list[str]
+    updated_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    user_id: str
+    status: str
+    created_at: datetime
+    last_refreshed_at: datetime | None
+    expires_at: datetime
+    revoked_at: datetime | None
+    revoked_reason: str | None
+
+
+@dataclass(frozen=True)
+class PasswordResetRecord:
+    token_hash: str
+    user_id: str
+    expires_at: datetime
+    used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LoginCandidate:
+    """The user an e-mail names, with the hash to check the password against."""
+
+    id: str
+    role: str
+    status: str
+    password_hash: str
+
+
+class UserRepository(Protocol):
+    def get(self, user_id: str) -> UserRecord | None: ...
+
+    def by_email_index(self, email_index: str) -> UserRecord | None: ...
+
+    def email_taken(self, email_index: str, except_id: str | None = None) -> bool: ...
+
+    def page(self, limit: int, after: Cursor | None) -> list[UserRecord]:
+        """Up to ``limit`` users in ``(created_at, id)`` order, after ``after``."""
+
+    def active_admin_exists(self) -> bool: ...
+
+
+class CustomerRepository(Protocol):
+    def get(self, customer_id: str) -> CustomerRecord | None: ...
+
+    def id_with(self, index: str, value: str, except_id: str | None = None) -> str | None:
+        """The customer whose ``index`` (``email_index`` or ``phone_index``) is ``value``."""
+
+    def page(self, limit: int, after: Cursor | None, *, email_index: str | None = None,
+             phone_index: str | None = None) -> list[CustomerRecord]: ...
+
+
+class RoleRepository(Protocol):
+    def get(self, name: str) -> RoleRecord | None: ...
+
+    def cached(self, name: str | None) -> RoleRecord | None:
+        """For authorising: may be a little old (see ``sql_repositories.ROLE_CACHE_S``)."""
+
+    def forget_cached(self) -> None: ...
+
+    def all(self) -> list[RoleRecord]:
+        """Every role, by name."""
+
+
+class SessionRepository(Protocol):
+    def active_ids_of(self, user_id: str) -> list[str]: ...
+
+    def usable_of(self, user_id: str, now: datetime) -> list[SessionRecord]:
+        """Active and not expired, newest first."""
+
+    def owner_of(self, session_id: str) -> str | None: ...
+
+
+class PasswordResetRepository(Protocol):
+    def get(self, token_hash: str) -> PasswordResetRecord | None: ...
+
+
+class CredentialRepository(Protocol):
+    def add(self, user_id: str, password_hash: str, at: datetime) -> None: ...
+
+    def hash_of(self, user_id: str) -> str | None: ...
+
+    def set(self, user_id: str, password_hash: str, at: datetime) -> None: ...
+
+    def replace(self, user_id: str, old_hash: str, new_hash: str, at: datetime) -> None:
+        """Only if the stored hash is still ``old_hash`` (a password changed meanwhile stays changed)."""
+
+    def login_candidate(self, email_index: str) -> LoginCandidate | None: ...
+
+
+class PhotoRepository(Protocol):
+    def add(self, photo_id: str, subject_id: str, content: str, at: datetime) -> None: ...
+
+    def delete_others(self, subject_id: str, keep: str) -> None: ...
+
+    def content(self, photo_id: str) -> str | None: ...
+
+
+class LoginFailureRepository(Protocol):
+    def since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many failures of ``key`` after ``since``, and the last one."""
+
+    def add(self, key: str, at: datetime) -> None: ...
+
+    def forget_until(self, key: str, horizon: datetime) -> None:
+        """Drop the failures of ``key`` at or before ``horizon``."""
+
+    def clear(self, key: str) -> None: ...
+
+
+class IdentityUnitOfWork(UnitOfWorkPort, Protocol):
+    """The unit of work identity's use cases get: the kernel's port plus identity's repositories."""
+
+    users: UserRepository
+    customers: CustomerRepository
+    roles: RoleRepository
+    sessions: SessionRepository
+    password_resets: PasswordResetRepository
+    credentials: CredentialRepository
+    photos: PhotoRepository
+    login_failures: LoginFailureRepository

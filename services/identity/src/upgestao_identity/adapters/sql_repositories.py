@@ -1,0 +1,221 @@
+"""Identity's repositories on its own tables, through the unit of work's connection.
+
+Every query of the service lives here; the use cases see records (:mod:`.ports`). A repository
+asks the unit for its connection at each call, so it always works inside the unit's transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from upgestao_kernel.unit_of_work import UnitOfWork
+
+from .ports import (
+    Cursor,
+    CustomerRecord,
+    LoginCandidate,
+    PasswordResetRecord,
+    RoleRecord,
+    SessionRecord,
+    UserRecord,
+)
+from .tables import credentials, customers, login_failures, password_resets, photos, roles, sessions, users
+
+# Role definitions are read for every authorisation through a per-process cache of ROLE_CACHE_S
+# seconds, emptied when this process changes a role: the gateway applies a change on the next
+# request (it learns it from the event), identity at most that long after.
+ROLE_CACHE_S = 1.0
+_role_cache: dict[tuple[str, str], tuple[float, RoleRecord | None]] = {}
+
+
+class _OnConnection:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def conn(self) -> Connection:
+        return self._uow.conn
+
+
+def _keyset(conn: Connection, query: sa.Select, table: sa.Table, limit: int, after: Cursor | None) -> list:
+    """A page of ``query`` ordered by ``(created_at, id)``: stable under inserts."""
+    query = query.order_by(table.c.created_at, table.c.id).limit(limit)
+    if after is not None:
+        created_at, last_id = after
+        query = query.where(sa.or_(table.c.created_at > created_at,
+                                   sa.and_(table.c.created_at == created_at, table.c.id > last_id)))
+    return conn.execute(query).all()
+
+
+_USER_ROW = sa.select(users).where(users.c.id == sa.bindparam("user_id"))
+
+
+class SqlUsers(_OnConnection):
+    def get(self, user_id: str) -> UserRecord | None:
+        row = self.conn.execute(_USER_ROW, {"user_id": user_id}).first()
+        return UserRecord(**row._mapping) if row else None
+
+    def by_email_index(self, email_index: str) -> UserRecord | None:
+        row = self.conn.execute(sa.select(users).where(users.c.email_index == email_index)).first()
+        return UserRecord(**row._mapping) if row else None
+
+    def email_taken(self, email_index: str, except_id: str | None = None) -> bool:
+        q = sa.select(users.c.id).where(users.c.email_index == email_index)
+        if except_id:
+            q = q.where(users.c.id != except_id)
+        return self.conn.execute(q).first() is not None
+
+    def page(self, limit: int, after: Cursor | None) -> list[UserRecord]:
+        return [UserRecord(**r._mapping) for r in _keyset(self.conn, sa.select(users), users, limit, after)]
+
+    def active_admin_exists(self) -> bool:
+        return self.conn.execute(
+            sa.select(users.c.id).where(users.c.role == "admin", users.c.status == "active").limit(1)
+        ).first() is not None
+
+
+class SqlCustomers(_OnConnection):
+    def get(self, customer_id: str) -> CustomerRecord | None:
+        row = self.conn.execute(sa.select(customers).where(customers.c.id == customer_id)).first()
+        return CustomerRecord(**row._mapping) if row else None
+
+    def id_with(self, index: str, value: str, except_id: str | None = None) -> str | None:
+        q = sa.select(customers.c.id).where(customers.c[index] == value)
+        if except_id:
+            q = q.where(customers.c.id != except_id)
+        return self.conn.execute(q).scalar()
+
+    def page(self, limit: int, after: Cursor | None, *, email_index: str | None = None,
+             phone_index: str | None = None) -> list[CustomerRecord]:
+        q = sa.select(customers)
+        if email_index is not None:
+            q = q.where(customers.c.email_index == email_index)
+        if phone_index is not None:
+            q = q.where(customers.c.phone_index == phone_index)
+        return [CustomerRecord(**r._mapping) for r in _keyset(self.conn, q, customers, limit, after)]
+
+
+class SqlRoles(_OnConnection):
+    def get(self, name: str) -> RoleRecord | None:
+        row = self.conn.execute(sa.select(roles).where(roles.c.name == name)).first()
+        return RoleRecord(**row._mapping) if row else None
+
+    def cached(self, name: str | None) -> RoleRecord | None:
+        if not name:
+            return None
+        key = (str(self.conn.engine.url), name)
+        hit = _role_cache.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        record = self.get(name)
+        _role_cache[key] = (now + ROLE_CACHE_S, record)
+        return record
+
+    def forget_cached(self) -> None:
+        _role_cache.clear()
+
+    def all(self) -> list[RoleRecord]:
+        return [RoleRecord(**r._mapping) for r in self.conn.execute(sa.select(roles).order_by(roles.c.name))]
+
+
+class SqlSessions(_OnConnection):
+    def active_ids_of(self, user_id: str) -> list[str]:
+        return list(self.conn.execute(
+            sa.select(sessions.c.id).where(sessions.c.user_id == user_id, sessions.c.status == "active")
+        ).scalars())
+
+    def usable_of(self, user_id: str, now: datetime) -> list[SessionRecord]:
+        rows = self.conn.execute(
+            sa.select(sessions).where(sessions.c.user_id == user_id, sessions.c.status == "active",
+                                      sessions.c.expires_at > now)
+            .order_by(sessions.c.created_at.desc())
+        )
+        return [SessionRecord(**r._mapping) for r in rows]
+
+    def owner_of(self, session_id: str) -> str | None:
+        return self.conn.execute(sa.select(sessions.c.user_id).where(sessions.c.id == session_id)).scalar()
+
+
+class SqlPasswordResets(_OnConnection):
+    def get(self, token_hash: str) -> PasswordResetRecord | None:
+        row = self.conn.execute(sa.select(password_resets).where(password_resets.c.token_hash == token_hash)).first()
+        return PasswordResetRecord(**row._mapping) if row else None
+
+
+class SqlCredentials(_OnConnection):
+    def add(self, user_id: str, password_hash: str, at: datetime) -> None:
+        self.conn.execute(credentials.insert().values(user_id=user_id, password_hash=password_hash, updated_at=at))
+
+    def hash_of(self, user_id: str) -> str | None:
+        return self.conn.execute(sa.select(credentials.c.password_hash).where(credentials.c.user_id == user_id)
+                                 ).scalar()
+
+    def set(self, user_id: str, password_hash: str, at: datetime) -> None:
+        self.conn.execute(credentials.update().where(credentials.c.user_id == user_id)
+                          .values(password_hash=password_hash, updated_at=at))
+
+    def replace(self, user_id: str, old_hash: str, new_hash: str, at: datetime) -> None:
+        self.conn.execute(credentials.update().where(credentials.c.user_id == user_id,
+                                                     credentials.c.password_hash == old_hash)
+                          .values(password_hash=new_hash, updated_at=at))
+
+    def login_candidate(self, email_index: str) -> LoginCandidate | None:
+        row = self.conn.execute(
+            sa.select(users.c.id, users.c.role, users.c.status, credentials.c.password_hash)
+            .join(credentials, credentials.c.user_id == users.c.id)
+            .where(users.c.email_index == email_index)
+        ).first()
+        return LoginCandidate(**row._mapping) if row else None
+
+
+class SqlPhotos(_OnConnection):
+    def add(self, photo_id: str, subject_id: str, content: str, at: datetime) -> None:
+        self.conn.execute(photos.insert().values(id=photo_id, subject_id=subject_id, content=content, created_at=at))
+
+    def delete_others(self, subject_id: str, keep: str) -> None:
+        self.conn.execute(photos.delete().where(photos.c.subject_id == subject_id, photos.c.id != keep))
+
+    def content(self, photo_id: str) -> str | None:
+        return self.conn.execute(sa.select(photos.c.content).where(photos.c.id == photo_id)).scalar()
+
+
+class SqlLoginFailures(_OnConnection):
+    def since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
+        count, last = self.conn.execute(
+            sa.select(sa.func.count(), sa.func.max(login_failures.c.failed_at))
+            .where(login_failures.c.key == key, login_failures.c.failed_at > since)
+        ).one()
+        return int(count), last
+
+    def add(self, key: str, at: datetime) -> None:
+        self.conn.execute(login_failures.insert().values(key=key, failed_at=at))
+
+    def forget_until(self, key: str, horizon: datetime) -> None:
+        self.conn.execute(login_failures.delete().where(login_failures.c.key == key,
+                                                        login_failures.c.failed_at <= horizon))
+
+    def clear(self, key: str) -> None:
+        self.conn.execute(login_failures.delete().where(login_failures.c.key == key))
+
+
+class SqlRepositories:
+    """Identity's repositories for one unit of work (the factory given to ``with_repositories``)."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.users = SqlUsers(uow)
+        self.customers = SqlCustomers(uow)
+        self.roles = SqlRoles(uow)
+        self.sessions = SqlSessions(uow)
+        self.password_resets = SqlPasswordResets(uow)
+        self.credentials = SqlCredentials(uow)
+        self.photos = SqlPhotos(uow)
+        self.login_failures = SqlLoginFailures(uow)
+
+
+def with_sql_repositories(uow: UnitOfWork) -> UnitOfWork:
+    """``uow`` (a kernel unit of work on identity's database) with identity's repositories."""
+    return uow.with_repositories(SqlRepositories)
