@@ -1,0 +1,45 @@
+"""The in-memory read models are the SQL ones: the events of a busy day, folded by the memory
+projections (as the use cases ran on the fake) and replayed through ``adapters/projections.py``
+on SQLite, give the same rows in every read model."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from upgestao_identity.adapters.projections import projections
+from upgestao_identity.adapters.tables import READ_MODELS, metadata
+from upgestao_identity.domain.roles import BUILT_IN_ROLES
+from upgestao_identity.service_layer import customers, roles, users
+from upgestao_kernel.db import create_engine
+
+
+def busy_day(fake) -> None:
+    ana, bia = fake.add_user(1), fake.add_user(2, role="supervisor")
+    fake.login("ana1@example.com.br")
+    tokens = fake.login("ana2@example.com.br")
+    fake.auth().refresh(tokens["refresh_token"])
+    fake.run(users.update, ana, {"phone": "11 98888-7777", "email": "ana.new@example.com.br", "role": "dpo"},
+             today=fake.today, minimum_age=18)
+    fake.auth().request_reset("ana2@example.com.br")
+    fake.auth(bia, "supervisor").change_password(fake.password, fake.new_password, None)
+    fake.run(users.deactivate, ana)
+    carla = fake.run(customers.register, {"full_name": "Carla", "email": "carla@example.com"}, today=fake.today)
+    fake.run(customers.update, carla["id"], {"phone": "21 99876-5432", "email": None}, today=fake.today)
+    fake.run(roles.update_role, "attendant", list(BUILT_IN_ROLES["attendant"]["permissions"]), ["phone"])
+
+
+def test_memory_and_sql_projections_agree_row_for_row(fake, tmp_path):
+    busy_day(fake)
+    engine = create_engine(f"sqlite:///{tmp_path / 'identity.sqlite3'}")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        for event in fake.store.events:
+            for projection in projections():
+                projection.apply(conn, event)
+    with engine.connect() as conn:
+        for table in READ_MODELS:
+            key = table.primary_key.columns.values()[0].name
+            sql = sorted((dict(r._mapping) for r in conn.execute(sa.select(table))), key=lambda r: r[key])
+            memory = sorted(fake.store.rows(table.name), key=lambda r: r[key])
+            assert memory == sql, table.name
+            assert sql, f"the day left nothing in {table.name}: the comparison proves nothing"
+    engine.dispose()
