@@ -22,11 +22,14 @@ from eventlet.event import Event
 from marshmallow import Schema, fields, validate
 from nameko.containers import ServiceContainer
 from nameko.extensions import DependencyProvider
-from upgestao_gateway.auth import Principal, bearer_token
-from upgestao_gateway.bodies import BinaryResponse, RawBody, StreamResponse
-from upgestao_gateway.problems import Problem
+from upgestao_gateway.access.authentication import bearer_token
+from upgestao_gateway.domain.principal import Principal
+from upgestao_gateway.entrypoints.http.bodies import BinaryResponse, RawBody, StreamResponse
+from upgestao_gateway.entrypoints.http.problems import Problem
+from upgestao_gateway.entrypoints.http.responses import Reply
+from upgestao_gateway.entrypoints.http.routing import route
+from upgestao_gateway.entrypoints.http.streaming import Stream
 from upgestao_gateway.service import GatewayService
-from upgestao_gateway.web import Reply, Stream, route
 from upgestao_kernel.config import env_prefix
 from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc

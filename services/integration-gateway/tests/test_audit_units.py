@@ -9,19 +9,19 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from marshmallow import ValidationError
-from upgestao_gateway.audit_routes import EXPORT_PAGE, AuditRoutes, ExportBroken
-from upgestao_gateway.audit_schemas import (
+from upgestao_gateway.entrypoints.audit.routes import EXPORT_PAGE, AuditRoutes, ExportBroken
+from upgestao_gateway.entrypoints.audit.schemas import (
     AuditQuerySchema,
     ConsistencyQuerySchema,
     ExportQuerySchema,
     InclusionQuerySchema,
     audit_filters,
 )
-from upgestao_gateway.bodies import StreamResponse
-from upgestao_gateway.openapi import openapi_document, routes_of
-from upgestao_gateway.problems import validation_failed
+from upgestao_gateway.entrypoints.http.bodies import StreamResponse
+from upgestao_gateway.entrypoints.http.openapi import openapi_document, routes_of
+from upgestao_gateway.entrypoints.http.problems import validation_failed
+from upgestao_gateway.entrypoints.http.routing import GatewayRoute, route
 from upgestao_gateway.service import GatewayService
-from upgestao_gateway.web import GatewayRoute, route
 from upgestao_kernel.audit import ACTIONS, OUTCOMES
 
 AUDIT_PATHS = {

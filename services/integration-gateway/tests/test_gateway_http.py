@@ -16,10 +16,11 @@ import requests
 import structlog
 from eventlet.event import Event
 from openapi_spec_validator import validate
-from upgestao_gateway.openapi import routes_of
-from upgestao_gateway.problems import PROBLEM_BASE
-from upgestao_gateway.schemas import ProblemSchema
-from upgestao_gateway.web import MAX_BODY_BYTES, GatewayWebServer
+from upgestao_gateway.entrypoints.http.openapi import routes_of
+from upgestao_gateway.entrypoints.http.problems import PROBLEM_BASE
+from upgestao_gateway.entrypoints.http.schemas import ProblemSchema
+from upgestao_gateway.entrypoints.http.server import GatewayWebServer
+from upgestao_gateway.entrypoints.http.spec import MAX_BODY_BYTES
 from upgestao_kernel.logging import configure_logging
 from upgestao_notifier.service import NotifierService
 

@@ -8,15 +8,18 @@ from marshmallow import Schema, ValidationError, fields
 from nameko.containers import ServiceContainer
 from nameko.exceptions import ConfigurationError
 from openapi_spec_validator import validate
-from upgestao_gateway.access import JwtAuthentication
-from upgestao_gateway.access.denials import audit_action, resource_type, singular, subject_of
-from upgestao_gateway.auth import NoAuthenticator, Principal, bearer_token
-from upgestao_gateway.bodies import BinaryResponse, RawBody
+from upgestao_gateway.access.authentication import NoAuthenticator, bearer_token
 from upgestao_gateway.definition import DEFINITION, http_address
-from upgestao_gateway.openapi import openapi_document, routes_of
-from upgestao_gateway.problems import PROBLEM_TYPES, Problem, field_errors, validation_failed
+from upgestao_gateway.domain.permissions import audit_action, resource_type, singular, subject_of
+from upgestao_gateway.domain.principal import Principal
+from upgestao_gateway.entrypoints.dependencies import JwtAuthentication
+from upgestao_gateway.entrypoints.http.bodies import BinaryResponse, RawBody
+from upgestao_gateway.entrypoints.http.openapi import openapi_document, routes_of
+from upgestao_gateway.entrypoints.http.problems import PROBLEM_TYPES, Problem, field_errors, validation_failed
+from upgestao_gateway.entrypoints.http.request import accept_request_id
+from upgestao_gateway.entrypoints.http.responses import problem_from_exception
+from upgestao_gateway.entrypoints.http.routing import GatewayRoute, route
 from upgestao_gateway.service import GatewayService
-from upgestao_gateway.web import GatewayRoute, accept_request_id, problem_from_exception, route
 from upgestao_kernel.config import ConfigError, load_settings
 from upgestao_kernel.errors import ServiceError, conflict, invalid_field
 from werkzeug.test import EnvironBuilder

@@ -7,16 +7,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from upgestao_gateway.identity_schemas import (
+from upgestao_gateway.entrypoints.http.openapi import openapi_document
+from upgestao_gateway.entrypoints.http.server import GatewayWebServer
+from upgestao_gateway.entrypoints.identity.schemas import (
     CustomerQuerySchema,
     MePatchSchema,
     PasswordResetConfirmSchema,
     RefreshSchema,
     UserCreateSchema,
 )
-from upgestao_gateway.openapi import openapi_document
 from upgestao_gateway.service import GatewayService
-from upgestao_gateway.web import GatewayWebServer
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +94,8 @@ def test_the_subject_summary_takes_only_an_id(doc):
 
 def _server_with_routes():
     """A web server holding the production routes (as nameko would bind them), without a container."""
-    from upgestao_gateway.openapi import routes_of
-    from upgestao_gateway.web import GatewayRoute
+    from upgestao_gateway.entrypoints.http.openapi import routes_of
+    from upgestao_gateway.entrypoints.http.routing import GatewayRoute
 
     server = GatewayWebServer()
     for name, spec in routes_of(GatewayService):

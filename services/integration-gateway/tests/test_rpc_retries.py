@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from upgestao_gateway.rpc import RpcClient, RpcTimeout, RpcUnavailable
+from upgestao_gateway.adapters.rpc import RpcClient, RpcTimeout, RpcUnavailable
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.keyed_requests import outcome_unknown
 from upgestao_kernel.nameko_ext.rpc import database_unavailable
@@ -28,7 +28,7 @@ def client(monkeypatch, outcomes: list, base: str | None = "actor-1:key-123456",
         return outcome
 
     monkeypatch.setattr(rpc, "_attempt", attempt)
-    monkeypatch.setattr("upgestao_gateway.rpc.RETRY_FIRST_DELAY_S", 0.01)
+    monkeypatch.setattr("upgestao_gateway.adapters.rpc.RETRY_FIRST_DELAY_S", 0.01)
     return rpc, keys
 
 

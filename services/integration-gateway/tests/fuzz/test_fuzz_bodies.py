@@ -20,9 +20,11 @@ from fuzzing import MiB, bounded, fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
 from marshmallow import Schema, fields, validate
-from upgestao_gateway.problems import Problem
+from upgestao_gateway.entrypoints.http import guards
+from upgestao_gateway.entrypoints.http.problems import Problem
+from upgestao_gateway.entrypoints.http.request import GatewayRequest
+from upgestao_gateway.entrypoints.http.routing import GatewayRoute
 from upgestao_gateway.service import GatewayService
-from upgestao_gateway.web import GatewayRequest, GatewayRoute
 from werkzeug.test import EnvironBuilder
 
 DOCUMENTED = {400, 413, 415, 422}
@@ -149,7 +151,7 @@ def load_body(entry: GatewayRoute, raw: bytes, content_type: str = "application/
     request = GatewayRequest(builder.get_environ())
     with bounded(f"{entry.spec.method} {entry.spec.template} body", seconds=1.0, memory=64 * MiB):
         try:
-            return entry._load_body(request)
+            return guards.load_body(entry.spec.body, request)
         except Problem as problem:
             return problem
 
@@ -245,7 +247,7 @@ def test_any_query_string_is_loaded_or_refused_naming_the_parameter(entry, data)
     request = GatewayRequest(EnvironBuilder(method=entry.spec.method, path="/", query_string=query).get_environ())
     with bounded(f"{entry.spec.method} {entry.spec.template} query", seconds=1.0, memory=16 * MiB):
         try:
-            answer = entry._load_query(request)
+            answer = guards.load_query(entry.spec.query, request)
         except Problem as problem:
             answer = problem
     check_answer(answer)

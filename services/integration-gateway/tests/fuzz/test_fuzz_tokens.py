@@ -27,8 +27,8 @@ from upgestao_gateway.access.tokens import (
     JwtAuthenticator,
     verify_access_token,
 )
-from upgestao_gateway.auth import Principal
-from upgestao_gateway.problems import Problem
+from upgestao_gateway.domain.principal import Principal
+from upgestao_gateway.entrypoints.http.problems import Problem
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 

@@ -1,17 +1,15 @@
-"""Access control of the gateway: identity's access tokens verified locally.
+"""Authentication of the gateway: one home for it.
 
-* :mod:`.tokens` — JWT (EdDSA) verification and the authenticator;
-* :mod:`.keys` — identity's public keys (JWKS), fetched and cached;
-* :mod:`.permissions` — the role → permissions map, cached and refreshed;
-* :mod:`.revocations` / :mod:`.stream` — revoked sessions, learned from the
-  ``gateway.access-events`` RabbitMQ stream;
-* :mod:`.control` — the nameko extension holding all of it per container;
-* :mod:`.denials` — the audited 403 of a missing permission;
-* :mod:`.settings` — the environment variables.
+* :mod:`.authentication` — the ``authenticator`` slot every authenticated route goes through, and the
+  bearer credential (RFC 6750) every authenticator reads;
+* :mod:`.tokens` — identity's access tokens (JWT, EdDSA) verified locally, and the
+  :class:`~.tokens.JwtAuthenticator` that turns one into a
+  :class:`~upgestao_gateway.domain.principal.Principal`;
+* :mod:`.stream` — the ``gateway.access-events`` RabbitMQ stream, from which every replica learns
+  revoked sessions and role-permission changes.
+
+What they rest on lives in the service's layers: the principal, the role map, the revocation list and
+the JWKS format in :mod:`upgestao_gateway.domain`; the caches of identity's keys and role map in
+:mod:`upgestao_gateway.service_layer`; identity's client in :mod:`upgestao_gateway.adapters.identity`;
+the nameko extension holding it all per container in :mod:`upgestao_gateway.entrypoints.dependencies`.
 """
-
-from .control import Access, AccessControl, JwtAuthentication
-from .denials import deny
-from .settings import AccessSettings, load_access_settings
-
-__all__ = ["Access", "AccessControl", "AccessSettings", "JwtAuthentication", "deny", "load_access_settings"]

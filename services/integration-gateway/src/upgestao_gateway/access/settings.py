@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from upgestao_kernel.config import ConfigError
 from upgestao_kernel.config import int_setting as _int
 
-from .keys import InvalidJwks, parse_jwks
+from ..domain.jwks import InvalidJwks, parse_jwks
 
 TOKEN_TTL_VAR = "GATEWAY_ACCESS_TOKEN_TTL_S"
 MAX_AGE_VAR = "GATEWAY_ACCESS_EVENTS_MAX_AGE"

@@ -29,10 +29,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from werkzeug.wrappers import Request
 
-from ..auth import Principal, bearer_token
-from ..problems import Problem, service_unavailable, unauthenticated
-from .keys import KeysUnavailable
-from .permissions import PermissionsUnavailable
+from ..domain.principal import Principal
+from ..entrypoints.http.problems import Problem, service_unavailable, unauthenticated
+from ..service_layer.public_keys import KeysUnavailable
+from ..service_layer.role_permissions import PermissionsUnavailable
+from .authentication import bearer_token
 from .settings import LEEWAY_S
 
 ISSUER = "upgestao-identity"
@@ -127,7 +128,7 @@ class PermissionSource(Protocol):
 
 
 class JwtAuthenticator:
-    """The gateway's :class:`~upgestao_gateway.auth.Authenticator` for identity's tokens."""
+    """The gateway's :class:`~upgestao_gateway.access.authentication.Authenticator` for identity's tokens."""
 
     def __init__(
         self,

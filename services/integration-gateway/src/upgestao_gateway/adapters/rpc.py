@@ -1,7 +1,8 @@
 """RPC with a deadline, for code that must answer an HTTP client in time.
 
-nameko's ``RpcProxy`` waits for a reply forever. :class:`Rpc` gives the
-worker ``self.rpc``::
+nameko's ``RpcProxy`` waits for a reply forever. :class:`RpcClient` is the
+worker's ``self.rpc`` (given by the ``Rpc`` dependency provider of
+:mod:`upgestao_gateway.entrypoints.dependencies`)::
 
     self.rpc.identity.health()                       # the default deadline
     self.rpc.call("identity", "health", timeout=2)   # an explicit one
@@ -14,14 +15,18 @@ expires with the deadline, so a stopped service does not pile up calls that
 nobody waits for any more.
 
 A call made for a write (an HTTP request given an ``idempotency_base``, see
-``web.py``) carries an idempotency key: the base, the service and method, and
-the call's rank among the request's calls of that method. When its answer does
+:mod:`upgestao_gateway.entrypoints.http.guards`) carries an idempotency key: the
+base, the service and method, and the call's rank among the request's calls of
+that method. When its answer does
 not come -- the broker went away, the service died after its commit, it timed
 out, its database was briefly unreachable -- it is asked again with the same key,
 for up to ``UPGESTAO_RPC_RETRY_BUDGET_S``: the service answers from the reply it
 kept with the effects (``upgestao_kernel.keyed_requests``) or, if nothing was
 committed, carries it out. An answer that says the outcome is unknown is not
 asked again.
+
+An adapter importing nameko: this *is* nameko's RPC protocol (its method proxy
+and reply listener), given a deadline and idempotency keys.
 """
 
 from __future__ import annotations
@@ -33,9 +38,7 @@ import eventlet
 from kombu.exceptions import OperationalError
 from nameko.constants import NON_PERSISTENT
 from nameko.exceptions import UnknownService
-from nameko.extensions import DependencyProvider
 from nameko.rpc import MethodProxy, ReplyListener
-from upgestao_kernel.config import load_settings
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.logging import get_logger
 
@@ -180,27 +183,3 @@ class _ServiceCaller:
             return self._client.invoke(self._service, method, args, kwargs)
 
         return call
-
-
-class Rpc(DependencyProvider):
-    """``self.rpc``: calls to any service, each bounded by a deadline.
-
-    The default deadline is ``UPGESTAO_RPC_TIMEOUT_S``, the retry budget of keyed calls
-    ``UPGESTAO_RPC_RETRY_BUDGET_S`` (kernel settings).
-    """
-
-    reply_listener = DeadlineReplyListener()
-
-    def __init__(self, timeout_s: float | None = None, retry_budget_s: float | None = None) -> None:
-        self.timeout_s = timeout_s
-        self.retry_budget_s = retry_budget_s
-
-    def setup(self) -> None:
-        settings = load_settings(self.container.service_name)
-        if self.timeout_s is None:
-            self.timeout_s = float(settings.rpc_timeout_s)
-        if self.retry_budget_s is None:
-            self.retry_budget_s = float(settings.rpc_retry_budget_s)
-
-    def get_dependency(self, worker_ctx) -> RpcClient:
-        return RpcClient(worker_ctx, self.reply_listener, self.timeout_s, self.retry_budget_s)

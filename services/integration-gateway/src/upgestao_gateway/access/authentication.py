@@ -1,50 +1,35 @@
-"""The authentication slot of the gateway.
+"""Authentication: the gateway's slot for it, and the bearer credential every authenticator reads.
 
 A route declares ``auth="required"`` and the permission it needs
 (``permission="users.read"``); before its worker starts, the gateway asks the
-service's ``authenticator`` for the :class:`Principal` behind the request:
+service's ``authenticator`` for the :class:`~upgestao_gateway.domain.principal.Principal`
+behind the request:
 
 * ``authenticate(request)`` returns the principal, or ``None`` when the request
   carries no credentials it can accept (answered 401 with
   ``WWW-Authenticate: Bearer``);
-* it may raise :class:`~upgestao_gateway.problems.Problem` itself (e.g.
+* it may raise :class:`~upgestao_gateway.entrypoints.http.problems.Problem` itself (e.g.
   ``unauthenticated(error="invalid_token")`` for an expired token).
 
 It runs in the request's green thread, before any worker, so it may do green
 I/O but has no nameko dependencies. The permission check happens later, in
-the worker, so that a denial is audited (see :mod:`upgestao_gateway.access.denials`).
+the worker, so that a denial is audited (see :mod:`upgestao_gateway.entrypoints.http.guards`).
 
 ``GatewayService.authenticator`` is either an :class:`Authenticator` or an
 :class:`AuthenticatorFactory` whose ``bind(access)`` builds the container's
-authenticator (the JWT verifier, :class:`upgestao_gateway.access.JwtAuthentication`,
+authenticator (the JWT verifier, :class:`upgestao_gateway.entrypoints.dependencies.JwtAuthentication`,
 needs per-container state). :class:`NoAuthenticator` accepts nobody.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from werkzeug.wrappers import Request
 
-from .problems import unauthenticated
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is asking: the user, their role, their session and what the role may do."""
-
-    actor_id: str
-    role: str
-    session_id: str | None = None
-    permissions: frozenset[str] = field(default_factory=frozenset)
-    expires_at: datetime | None = None
-
-    def can(self, permission: str) -> bool:
-        """Whether the principal holds ``permission`` (``"<resource>.<action>"``)."""
-        return permission in self.permissions
+from ..domain.principal import Principal
+from ..entrypoints.http.problems import unauthenticated
 
 
 @runtime_checkable

@@ -10,8 +10,9 @@ answer; the handler returns a werkzeug ``Response`` itself.
 
 ``response=StreamResponse("application/x-ndjson", "One JSON object a line")``
 declares a streamed answer: the handler returns a
-:class:`~upgestao_gateway.web.Stream` of chunks, produced in the route's
-worker while they are sent (see :mod:`upgestao_gateway.web`).
+:class:`~upgestao_gateway.entrypoints.http.streaming.Stream` of chunks,
+produced in the route's worker while they are sent (see
+:mod:`upgestao_gateway.entrypoints.http.streaming`).
 """
 
 from __future__ import annotations

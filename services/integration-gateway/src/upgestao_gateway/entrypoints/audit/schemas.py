@@ -14,8 +14,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 from upgestao_kernel.audit import ACTIONS, OUTCOMES
 
-from .schemas import Pattern
-from .web import ID_PATTERN
+from ..http.request import ID_PATTERN
+from ..http.schemas import Pattern
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500

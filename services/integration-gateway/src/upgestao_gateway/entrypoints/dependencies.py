@@ -1,31 +1,44 @@
-"""The gateway's access control, one per container: keys, role map, revocations.
+"""The gateway's nameko dependencies: access control and RPC, one per container.
 
-``GatewayService.authenticator = JwtAuthentication()`` declares it; every
-route entrypoint shares one :class:`AccessControl` (a nameko shared
-extension), whose ``enable`` builds the container's :class:`JwtAuthenticator`
-at setup. ``start()`` starts reading the access-events stream in a managed
-green thread; ``stop()``/``kill()`` stop it. A service whose authenticator is
-something else (tests) leaves it disabled: no stream, no connection.
+* :class:`AccessControl` holds the container's access control: identity's keys,
+  the role map, the revocation list and the access-events stream.
+  ``GatewayService.authenticator = JwtAuthentication()`` declares it; every
+  route entrypoint shares one :class:`AccessControl` (a nameko shared
+  extension), whose ``enable`` builds the container's
+  :class:`~upgestao_gateway.access.tokens.JwtAuthenticator` at setup.
+  ``start()`` starts reading the access-events stream in a managed green
+  thread; ``stop()``/``kill()`` stop it. A service whose authenticator is
+  something else (tests) leaves it disabled: no stream, no connection.
+* :class:`Access` gives a worker ``self.access`` (readiness, and routes that
+  revoke sessions tell the revocation list at once);
+* :class:`Rpc` gives a worker ``self.rpc``: calls to any service, each bounded
+  by a deadline (:mod:`upgestao_gateway.adapters.rpc`);
+* ``Config`` (nameko's) and ``Database`` (the kernel's: the gateway's own
+  database, where refusals are audited) complete what the service declares,
+  so that the service module itself imports no nameko.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
+from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider, SharedExtension
-from upgestao_kernel.logging import get_logger
+from upgestao_kernel.config import load_settings
+from upgestao_kernel.nameko_ext import Database
 
-from .identity import IdentityClient
-from .keys import PublicKeys
-from .permissions import RolePermissions
-from .revocations import RevocationList
-from .settings import AccessSettings, load_access_settings
-from .stream import ROLE_PERMISSIONS_CHANGED, SESSION_REVOKED, AccessEventsStream
-from .tokens import BROKER_UNREACHABLE, LOADING, JwtAuthenticator
+from ..access.settings import AccessSettings, load_access_settings
+from ..access.stream import AccessEventsStream
+from ..access.tokens import BROKER_UNREACHABLE, LOADING, JwtAuthenticator
+from ..adapters.identity import IdentityClient
+from ..adapters.rpc import DeadlineReplyListener, RpcClient
+from ..domain.revocations import RevocationList
+from ..service_layer.access_events import apply_access_event
+from ..service_layer.public_keys import PublicKeys
+from ..service_layer.role_permissions import RolePermissions
 
-log = get_logger(__name__)
+__all__ = ["Access", "AccessControl", "Config", "Database", "JwtAuthentication", "Rpc"]
 
 
 class JwtAuthentication:
@@ -127,31 +140,7 @@ class AccessControl(SharedExtension):
     # -- events
 
     def handle_event(self, body: Mapping[str, Any]) -> None:
-        event_type = body.get("type")
-        data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
-        if event_type == SESSION_REVOKED:
-            session_id = data.get("session_id")
-            if not isinstance(session_id, str) or not session_id:
-                log.warning("access.event_invalid", type=event_type, event_id=body.get("event_id"))
-                return
-            if self.revocations.revoke(session_id, _epoch(body.get("occurred_at"))):
-                log.info("access.session_revoked", session_id=session_id, reason=data.get("reason"))
-        elif event_type == ROLE_PERMISSIONS_CHANGED:
-            log.info("access.role_permissions_changed", role=data.get("role"))
-            self.permissions.invalidate()
-
-
-def _epoch(occurred_at: Any) -> float | None:
-    """Epoch seconds of an envelope's ``occurred_at``; ``None`` (now) when absent or unreadable."""
-    if not isinstance(occurred_at, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(occurred_at)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        apply_access_event(body, self.revocations, self.permissions)
 
 
 class Access(DependencyProvider):
@@ -161,3 +150,27 @@ class Access(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> AccessControl:
         return self.control
+
+
+class Rpc(DependencyProvider):
+    """``self.rpc``: calls to any service, each bounded by a deadline.
+
+    The default deadline is ``UPGESTAO_RPC_TIMEOUT_S``, the retry budget of keyed calls
+    ``UPGESTAO_RPC_RETRY_BUDGET_S`` (kernel settings).
+    """
+
+    reply_listener = DeadlineReplyListener()
+
+    def __init__(self, timeout_s: float | None = None, retry_budget_s: float | None = None) -> None:
+        self.timeout_s = timeout_s
+        self.retry_budget_s = retry_budget_s
+
+    def setup(self) -> None:
+        settings = load_settings(self.container.service_name)
+        if self.timeout_s is None:
+            self.timeout_s = float(settings.rpc_timeout_s)
+        if self.retry_budget_s is None:
+            self.retry_budget_s = float(settings.rpc_retry_budget_s)
+
+    def get_dependency(self, worker_ctx) -> RpcClient:
+        return RpcClient(worker_ctx, self.reply_listener, self.timeout_s, self.retry_budget_s)

@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from .schemas import Pattern
+from ..http.schemas import Pattern
 
 ROLES = ("admin", "supervisor", "attendant", "dpo")
 STATUSES = ("active", "deactivated")

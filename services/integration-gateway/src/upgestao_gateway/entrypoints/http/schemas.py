@@ -1,4 +1,4 @@
-"""marshmallow schemas of the gateway's own answers (and of problem documents)."""
+"""marshmallow schemas every route shares: the problem document, and a pattern matched as OpenAPI does."""
 
 from __future__ import annotations
 
@@ -41,20 +41,3 @@ class ProblemSchema(Schema):
     errors = fields.List(fields.Nested(FieldErrorSchema), metadata={"description": "Validation failures."})
     checks = fields.Dict(keys=fields.String(), values=fields.String(),
                          metadata={"description": "Readiness checks and their state (ok or down)."})
-
-
-class HealthSchema(Schema):
-    status = fields.String(required=True, metadata={"example": "ok"})
-
-
-class ReadySchema(Schema):
-    status = fields.String(required=True, metadata={"example": "ready"})
-    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
-                         metadata={"description": "Each dependency and its state: ok, down, or skipped "
-                                                         "(not checked: it needs the broker, which is down)."})
-
-
-class PingSchema(Schema):
-    pong = fields.Boolean(required=True)
-    service = fields.String(required=True, metadata={"description": "The service that answered the RPC."})
-    request_id = fields.String(required=True)

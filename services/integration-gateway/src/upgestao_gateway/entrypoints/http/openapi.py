@@ -19,17 +19,11 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from .bodies import BinaryResponse, RawBody, StreamResponse
 from .problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
+from .request import ID_PATTERN, IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_PATTERN, REQUEST_ID_HEADER, REQUEST_ID_PATTERN
+from .responses import JSON_CONTENT_TYPE
+from .routing import GatewayRoute
 from .schemas import ProblemSchema
-from .web import (
-    ID_PATTERN,
-    IDEMPOTENCY_KEY_HEADER,
-    IDEMPOTENCY_KEY_PATTERN,
-    JSON_CONTENT_TYPE,
-    REQUEST_ID_HEADER,
-    REQUEST_ID_PATTERN,
-    GatewayRoute,
-    RouteSpec,
-)
+from .spec import RouteSpec
 
 OPENAPI_VERSION = "3.0.3"
 # Client generators name packages after info.title (openapi-python-client: "<title>-client"), so the

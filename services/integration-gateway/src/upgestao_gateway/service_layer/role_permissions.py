@@ -15,31 +15,18 @@ A role absent from the map has no permissions.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from upgestao_kernel.logging import get_logger
 
-log = get_logger(__name__)
+from ..domain.permissions import RoleMap, parse_role_permissions
 
-RoleMap = dict[str, frozenset[str]]
+log = get_logger(__name__)
 
 
 class PermissionsUnavailable(Exception):
     """No role map is known and identity cannot be asked now."""
-
-
-def parse_role_permissions(document: Any) -> RoleMap:
-    if not isinstance(document, Mapping) or not isinstance(document.get("roles"), Mapping):
-        raise ValueError('expected {"roles": {role: [permission, ...]}}')
-    roles: RoleMap = {}
-    for role, permissions in document["roles"].items():
-        if not isinstance(role, str) or not isinstance(permissions, list | tuple):
-            raise ValueError("each role must map to a list of permissions")
-        if not all(isinstance(p, str) for p in permissions):
-            raise ValueError(f"role {role}: permissions must be strings")
-        roles[role] = frozenset(permissions)
-    return roles
 
 
 class RolePermissions:

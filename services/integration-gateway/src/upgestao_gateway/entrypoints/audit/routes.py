@@ -17,7 +17,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from .audit_schemas import (
+from ..http.bodies import StreamResponse
+from ..http.request import GatewayRequest
+from ..http.routing import route
+from ..http.streaming import Stream
+from .schemas import (
     AuditPageSchema,
     AuditQuerySchema,
     CheckpointSchema,
@@ -31,8 +35,6 @@ from .audit_schemas import (
     audit_filters,
     iso,
 )
-from .bodies import StreamResponse
-from .web import GatewayRequest, Stream, route
 
 AUDIT = ("audit",)
 PERMISSION = "audit.read"

@@ -18,7 +18,11 @@ import base64
 
 from werkzeug.wrappers import Response
 
-from .identity_schemas import (
+from ..http.bodies import BinaryResponse, RawBody
+from ..http.request import GatewayRequest
+from ..http.responses import Reply
+from ..http.routing import route
+from .schemas import (
     AcceptedSchema,
     CustomerCreateSchema,
     CustomerPageSchema,
@@ -46,7 +50,6 @@ from .identity_schemas import (
     UserSchema,
     UserStatusChangeSchema,
 )
-from .web import BinaryResponse, GatewayRequest, RawBody, Reply, route
 
 AUTH = ("auth",)
 PEOPLE = ("users",)

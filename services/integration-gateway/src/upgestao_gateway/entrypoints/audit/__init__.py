@@ -1,0 +1,1 @@
+"""The routes of the privacy service's audit log (and their schemas)."""

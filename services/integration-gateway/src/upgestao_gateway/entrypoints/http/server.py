@@ -1,0 +1,279 @@
+"""The gateway's HTTP server: nameko's web server with the gateway's WSGI app and protocol.
+
+* :class:`GatewayApp` (the WSGI application) gives each request its id, routes it (404 and 405 as
+  problem documents, never werkzeug's HTML), refuses a body over the route's limit from its
+  ``Content-Length`` before reading anything, and writes one ``http.request`` log line per request.
+* :class:`GatewayProtocol` (eventlet's HTTP protocol) answers what eventlet refuses itself -- a request
+  line or headers over the limits, a malformed ``Content-Length``, an unsupported HTTP version (400,
+  414, 431, 505) -- with problem+json instead of an empty HTTP/1.0 answer, and closes a connection
+  whose body it refused after a short bounded lingering read, so the client still gets the answer.
+* :class:`GatewayWebServer` builds the URL map from the route entrypoints (a duplicate route fails at
+  start) and the context data that travels with every RPC.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from http import HTTPStatus
+from logging import getLogger
+
+import eventlet
+from eventlet import wsgi
+from nameko.exceptions import ConfigurationError
+from nameko.web.server import HttpOnlyProtocol, WebServer
+from upgestao_kernel.logging import get_logger
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map
+
+from .problems import (
+    PROBLEM_CONTENT_TYPE,
+    Problem,
+    header_fields_too_large,
+    http_version_not_supported,
+    internal_error,
+    malformed_request,
+    method_not_allowed,
+    not_found,
+    payload_too_large,
+    uri_too_long,
+)
+from .request import (
+    ENV_CLOSE,
+    IDEMPOTENCY_KEY_HEADER,
+    REQUEST_ID_HEADER,
+    GatewayRequest,
+    IdConverter,
+    accept_request_id,
+    close_connection_after_response,
+)
+from .responses import dumps, problem_response
+from .spec import MAX_BODY_BYTES
+
+log = get_logger(__name__)
+
+_MAX_INSTANCE = 2048  # a longer request path is not echoed as a problem's instance
+
+
+class GatewayApp:
+    """The WSGI application: request id, routing errors, size limit, access log."""
+
+    def __init__(self, server: GatewayWebServer) -> None:
+        self.server = server
+        self.url_map = server.make_url_map()
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        request = GatewayRequest(environ, shallow=True)
+        request.request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
+        provider = None
+        try:
+            try:
+                provider, values = self.url_map.bind_to_environ(environ).match()
+            except MethodNotAllowed as exc:
+                raise method_not_allowed(exc.valid_methods or ()) from None
+            except HTTPException:
+                raise not_found() from None
+            request.path_values = values
+            limit = provider.spec.max_body_bytes
+            if (request.content_length or 0) > limit:
+                close_connection_after_response(environ)
+                raise payload_too_large(limit)
+            response = provider.handle_request(request)
+        except Problem as problem:
+            response = problem_response(problem, request)
+        except Exception as exc:
+            log.error("http.unhandled_exception", error_type=type(exc).__name__, request_id=request.request_id,
+                      exc_info=True)
+            response = problem_response(internal_error(), request)
+        response.headers[REQUEST_ID_HEADER] = request.request_id
+        if request.idempotency_key is not None:  # a retry with it is answered as this request was
+            response.headers[IDEMPOTENCY_KEY_HEADER] = request.idempotency_key
+        log.info(
+            "http.request",
+            method=request.method,
+            path=provider.spec.template if provider is not None else None,
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            request_id=request.request_id,
+        )
+        return response(environ, start_response)
+
+
+class GatewayProtocol(HttpOnlyProtocol):
+    """eventlet's HTTP protocol, able to close a connection whose body it refused.
+
+    A refused body is not discarded by reading it all (eventlet's default for
+    kept-alive connections): the connection is closed after the response, with
+    a short, bounded lingering read so the client still receives the answer
+    instead of a connection reset.
+    """
+
+    linger_bytes = 8 * MAX_BODY_BYTES
+    linger_seconds = 2.0
+    _linger = False
+    command: str | None = None
+
+    def get_environ(self):
+        environ = super().get_environ()
+        environ[ENV_CLOSE] = self._close_after_response
+        return environ
+
+    # -- requests refused before they reach the application
+
+    def handle_one_request(self) -> None:
+        """eventlet's ``handle_one_request``, answering what it refuses itself (a request line or header
+        over the limits, a malformed ``Content-Length``) with problem+json instead of an empty HTTP/1.0
+        answer; everything else is eventlet's own path."""
+        if self.server.max_http_version:
+            self.protocol_version = self.server.max_http_version
+        self.command, self.path, self.headers = None, "", None  # nothing of the previous request
+        self.raw_requestline = self._read_request_line()
+        self.conn_state[2] = wsgi.STATE_REQUEST
+        if not self.raw_requestline:
+            self.close_connection = 1
+            return
+        if len(self.raw_requestline) >= self.server.url_length_limit:
+            self._refuse(uri_too_long(self.server.url_length_limit))
+            return
+        original_rfile = self.rfile
+        try:
+            self.rfile = wsgi.FileObjectForHeaders(self.rfile)
+            if not self.parse_request():  # it answered through send_error
+                return
+        except (wsgi.HeaderLineTooLong, wsgi.HeadersTooLarge):
+            self.headers = None  # (partly read)
+            self._refuse(header_fields_too_large(wsgi.MAX_HEADER_LINE, wsgi.MAX_TOTAL_HEADER_SIZE))
+            return
+        finally:
+            self.rfile = original_rfile
+
+        content_length = self.headers.get("content-length")
+        if content_length is not None:
+            if not (content_length.isascii() and content_length.isdigit()):
+                self._refuse(malformed_request("Content-Length must be a number of bytes."))
+                return
+            if self.headers.get("transfer-encoding") is not None:
+                self._refuse(malformed_request("Content-Length and Transfer-Encoding must not be sent together."))
+                return
+
+        self.environ = self.get_environ()
+        self.application = self.server.app
+        try:
+            self.server.outstanding_requests += 1
+            try:
+                self.handle_one_response()
+            except OSError as exc:
+                if getattr(exc, "errno", None) not in wsgi.BROKEN_SOCK:
+                    raise
+        finally:
+            self.server.outstanding_requests -= 1
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's request-line and header errors (``parse_request``), as problem+json.
+        Its messages quote the client's input: they are not repeated."""
+        status = int(code)
+        if status == 505:
+            problem = http_version_not_supported()
+        elif status == 431:
+            problem = header_fields_too_large(wsgi.MAX_HEADER_LINE, wsgi.MAX_TOTAL_HEADER_SIZE)
+        elif status == 414:
+            problem = uri_too_long(self.server.url_length_limit)
+        else:
+            problem = malformed_request("The request line or a header is not valid HTTP/1.1.")
+        self._refuse(problem)
+
+    def _refuse(self, problem: Problem) -> None:
+        """Answer ``problem`` and close the connection (what is left of the request is not read)."""
+        headers = getattr(self, "headers", None)
+        request_id = accept_request_id(headers.get(REQUEST_ID_HEADER) if headers is not None else None)
+        path = self.path if self.command else ""
+        instance = path.split("?", 1)[0] if len(path) <= _MAX_INSTANCE else ""
+        body = dumps(problem.to_dict(instance=instance, request_id=request_id)).encode("utf-8")
+        reason = HTTPStatus(problem.status).phrase if problem.status in HTTPStatus._value2member_map_ else "Error"
+        head = [
+            f"HTTP/1.1 {problem.status} {reason}",
+            f"Content-Type: {PROBLEM_CONTENT_TYPE}",
+            f"Content-Length: {len(body)}",
+            f"{REQUEST_ID_HEADER}: {request_id}",
+            "Connection: close",
+            *(f"{name}: {value}" for name, value in problem.headers.items()),
+        ]
+        try:
+            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+            self.wfile.flush()
+        except OSError:
+            pass
+        self._close_after_response()
+        log.info("http.refused", status=problem.status, type=problem.type.rsplit("/", 1)[-1], request_id=request_id)
+
+    def _close_after_response(self) -> None:
+        self.close_connection = 1
+        self._linger = True
+
+    def finish(self):
+        if self._linger:
+            self._linger = False
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                received = 0
+                with eventlet.Timeout(self.linger_seconds, False):
+                    while received < self.linger_bytes:
+                        chunk = self.connection.recv(65536)
+                        if not chunk:
+                            break
+                        received += len(chunk)
+            except OSError:
+                pass
+        super().finish()
+
+
+class GatewayWebServer(WebServer):
+    """nameko's web server with the gateway's WSGI app, protocol and context data."""
+
+    keepalive_s = 75
+    socket_timeout_s = 30
+
+    def get_wsgi_app(self) -> GatewayApp:
+        return GatewayApp(self)
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=GatewayProtocol, debug=False):
+        return wsgi.Server(
+            sock,
+            sock.getsockname(),
+            wsgi_app,
+            protocol=GatewayProtocol,
+            debug=False,  # never a traceback in a response
+            log=getLogger(__name__),
+            log_output=False,  # eventlet's access log shows query strings; ours does not
+            keepalive=self.keepalive_s,
+            socket_timeout=self.socket_timeout_s,
+            capitalize_response_headers=False,
+        )
+
+    def make_url_map(self) -> Map:
+        url_map = Map(strict_slashes=True, merge_slashes=False, redirect_defaults=False,
+                      converters={"id": IdConverter})
+        seen: dict[tuple[str, str], str] = {}
+        for provider in self._providers:
+            key = (provider.spec.method, provider.spec.template)
+            if key in seen:
+                raise ConfigurationError(
+                    f"{key[0]} {key[1]} is declared by both {seen[key]} and {provider.method_name}"
+                )
+            seen[key] = provider.method_name
+            rule = provider.get_url_rule()
+            rule.endpoint = provider
+            url_map.add(rule)
+        return url_map
+
+    def context_data_from_headers(self, request: GatewayRequest) -> dict[str, str]:
+        """What travels with every RPC the request's worker makes."""
+        data = {"request_id": request.request_id}
+        if request.remote_addr:
+            data["source_ip"] = request.remote_addr
+        if request.principal is not None:
+            data["actor_id"] = request.principal.actor_id
+            data["actor_role"] = request.principal.role
+        return data

@@ -1,0 +1,1 @@
+"""The routes of the identity service: people, roles, authentication (and their schemas)."""

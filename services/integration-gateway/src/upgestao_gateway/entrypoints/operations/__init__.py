@@ -1,0 +1,1 @@
+"""The gateway's own routes: liveness, readiness, ping, the OpenAPI document."""
