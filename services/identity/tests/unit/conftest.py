@@ -12,16 +12,24 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from upgestao_identity.adapters.hashing import PasswordHasher
 from upgestao_identity.adapters.memory_repositories import memory_units
+from upgestao_identity.adapters.projections import projections
+from upgestao_identity.adapters.sql_repositories import with_sql_repositories
+from upgestao_identity.adapters.tables import metadata
 from upgestao_identity.adapters.tokens import SigningKey, TokenIssuer
 from upgestao_identity.service_layer import bootstrap, roles, users
 from upgestao_identity.service_layer.auth import Auth
 from upgestao_identity.settings import IdentitySettings
 from upgestao_kernel.context import RequestContext, system_context
+from upgestao_kernel.db import create_engine
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.events import utcnow
 from upgestao_kernel.fakes import FakeUnitOfWork
+from upgestao_kernel.schema import events, kernel_metadata, outbox
+from upgestao_kernel.unit_of_work import UnitOfWork
+from upgestao_kernel.vault import MasterKeyring, Vault
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a different long passphrase"
@@ -144,6 +152,41 @@ class FakeIdentity:
         return self.store.tables.get(table, {}).get(key)
 
 
+class SqliteIdentity(FakeIdentity):
+    """The same harness on the real unit of work and the SQL repositories, on a SQLite file: what a
+    scenario observes here and on the fake must be the same."""
+
+    def __init__(self, path, settings: IdentitySettings | None = None) -> None:
+        super().__init__(settings)
+        self.engine = create_engine(f"sqlite:///{path}")
+        kernel_metadata.create_all(self.engine)
+        metadata.create_all(self.engine)
+        vault = Vault(MasterKeyring(b"\x11" * 32), b"\x22" * 32)
+        self._make = lambda context: with_sql_repositories(
+            UnitOfWork(self.engine, "identity", context, projections(), vault=vault))
+
+    def observed(self) -> dict:
+        with self.engine.connect() as conn:
+            types = list(conn.execute(sa.select(events.c.type).order_by(events.c.position)).scalars())
+            messages = conn.execute(sa.select(outbox).order_by(outbox.c.id)).all()
+        return _observation(types, [(m.exchange, m.routing_key, m.body) for m in messages])
+
+
+def _observation(types: list[str], messages: list[tuple]) -> dict:
+    """What a scenario did, without what differs on every run (ids, clocks)."""
+    audit = [(b["action"], b["resource_type"], b["fields"], b["purpose"], b["outcome"], b["actor_role"])
+             for exchange, _, b in messages if exchange == "audit"]
+    published = [(key, sorted(b["data"])) for exchange, key, b in messages if exchange != "audit"]
+    return {"events": types, "audit": audit, "published": published}
+
+
+def observed(identity: FakeIdentity) -> dict:
+    if isinstance(identity, SqliteIdentity):
+        return identity.observed()
+    return _observation(identity.store.event_types(),
+                        [(m["exchange"], m["routing_key"], m["body"]) for m in identity.store.outbox])
+
+
 @pytest.fixture
 def fake() -> FakeIdentity:
     return FakeIdentity().start()
@@ -153,3 +196,16 @@ def fake() -> FakeIdentity:
 def make_fake() -> Callable[..., FakeIdentity]:
     """``make_fake(settings, admin=True)``: a started identity with other settings (or no admin yet)."""
     return lambda settings, admin=True: FakeIdentity(settings).start(admin)
+
+
+@pytest.fixture
+def sqlite_identity(tmp_path) -> SqliteIdentity:
+    identity = SqliteIdentity(tmp_path / "identity.sqlite3").start()
+    yield identity
+    identity.engine.dispose()
+
+
+@pytest.fixture
+def observe() -> Callable[[FakeIdentity], dict]:
+    """``observe(identity)``: the events, audit records and published views it holds, comparable across runs."""
+    return observed

@@ -1,6 +1,11 @@
-"""The in-memory read models are the SQL ones: the events of a busy day, folded by the memory
-projections (as the use cases ran on the fake) and replayed through ``adapters/projections.py``
-on SQLite, give the same rows in every read model."""
+"""The fakes are the real thing, for what a use case can tell.
+
+* The in-memory read models are the SQL ones: the events of a busy day, folded by the memory
+  projections (as the use cases ran on the fake) and replayed through ``adapters/projections.py``
+  on SQLite, give the same rows in every read model.
+* The same busy day on the real unit of work with the SQL repositories (SQLite) records the same
+  events, the same audit records and the same published views as on the fake.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,13 @@ def busy_day(fake) -> None:
     carla = fake.run(customers.register, {"full_name": "Carla", "email": "carla@example.com"}, today=fake.today)
     fake.run(customers.update, carla["id"], {"phone": "21 99876-5432", "email": None}, today=fake.today)
     fake.run(roles.update_role, "attendant", list(BUILT_IN_ROLES["attendant"]["permissions"]), ["phone"])
+    # and what is refused: a wrong password (counted), a denial, a correction request, a search page
+    fake.refused(lambda: fake.login("ana2@example.com.br", "not the password"))
+    fake.refused(lambda: fake.run(users.list_page, 10, None, actor=bia, role="attendant"))
+    fake.refused(lambda: fake.run(users.update_own, {"full_name": "B"}, actor=bia, role="supervisor",
+                                  today=fake.today, minimum_age=18))
+    fake.run(customers.search, email="carla@example.com", phone=None, limit=5, cursor=None)
+    fake.run(users.list_page, 2, fake.run(users.list_page, 2, None)["next_cursor"])
 
 
 def test_memory_and_sql_projections_agree_row_for_row(fake, tmp_path):
@@ -43,3 +55,13 @@ def test_memory_and_sql_projections_agree_row_for_row(fake, tmp_path):
             assert memory == sql, table.name
             assert sql, f"the day left nothing in {table.name}: the comparison proves nothing"
     engine.dispose()
+
+
+def test_the_same_day_on_the_real_unit_of_work_and_sql_repositories_observes_the_same(fake, sqlite_identity,
+                                                                                    observe):
+    busy_day(fake)
+    busy_day(sqlite_identity)
+    real = observe(sqlite_identity)
+    assert observe(fake) == real
+    assert len(real["events"]) > 20 and len(real["audit"]) > 20
+    assert {a[4] for a in real["audit"]} == {"success", "failure", "denied"}
