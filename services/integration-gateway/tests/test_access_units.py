@@ -11,7 +11,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from upgestao_gateway.access.settings import load_access_settings
 from upgestao_gateway.access.stream import AccessEventsStream
 from upgestao_gateway.access.tokens import EXPIRED, INVALID, REVOKED, JwtAuthenticator, verify_access_token
 from upgestao_gateway.definition import DEFINITION
@@ -21,6 +20,7 @@ from upgestao_gateway.entrypoints.dependencies import AccessControl
 from upgestao_gateway.entrypoints.http.problems import Problem
 from upgestao_gateway.service_layer.public_keys import KeysUnavailable, PublicKeys
 from upgestao_gateway.service_layer.role_permissions import PermissionsUnavailable, RolePermissions
+from upgestao_gateway.settings import load_access_settings
 from upgestao_kernel.config import ConfigError, load_settings
 from upgestao_kernel.testing import wait_for
 from werkzeug.test import EnvironBuilder

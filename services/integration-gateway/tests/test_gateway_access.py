@@ -19,13 +19,13 @@ from kombu import Connection, Producer
 from marshmallow import Schema, fields
 from nameko.containers import ServiceContainer
 from nameko.extensions import DependencyProvider
-from upgestao_gateway.access.settings import load_access_settings
 from upgestao_gateway.access.stream import QUEUE, declare_access_events
 from upgestao_gateway.entrypoints.dependencies import AccessControl, JwtAuthentication
 from upgestao_gateway.entrypoints.http.guards import deny
 from upgestao_gateway.entrypoints.http.problems import PROBLEM_BASE
 from upgestao_gateway.entrypoints.http.routing import route
 from upgestao_gateway.service import GatewayService
+from upgestao_gateway.settings import load_access_settings
 from upgestao_kernel.config import env_prefix
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.events import SYSTEM_ACTOR, EventEnvelope, new_id, utcnow

@@ -29,7 +29,7 @@ def http_address(environ: Mapping[str, str] | None = None) -> str:
 
 def nameko_config(settings: Settings) -> dict:
     # Validated here so that `check-config` and `run` name a wrong variable before anything starts.
-    from .access.settings import load_access_settings
+    from .settings import load_access_settings
 
     load_access_settings()
     return {"WEB_SERVER_ADDRESS": http_address()}

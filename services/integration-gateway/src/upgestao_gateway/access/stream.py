@@ -39,7 +39,7 @@ from upgestao_kernel.consumers.stream import StreamConsumer
 from upgestao_kernel.logging import get_logger
 from upgestao_kernel.topology import declare_publishing, events_exchange
 
-from .settings import AccessSettings
+from ..settings import AccessSettings
 
 log = get_logger(__name__)
 

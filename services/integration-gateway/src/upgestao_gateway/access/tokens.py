@@ -33,8 +33,8 @@ from ..domain.principal import Principal
 from ..entrypoints.http.problems import Problem, service_unavailable, unauthenticated
 from ..service_layer.public_keys import KeysUnavailable
 from ..service_layer.role_permissions import PermissionsUnavailable
+from ..settings import LEEWAY_S
 from .authentication import bearer_token
-from .settings import LEEWAY_S
 
 ISSUER = "upgestao-identity"
 AUDIENCE = "upgestao"

@@ -1,4 +1,4 @@
-"""The access-control settings of the gateway, from the environment.
+"""The gateway's own settings beyond the kernel's: its access control, from the environment.
 
     GATEWAY_ACCESS_TOKEN_TTL_S       lifetime of identity's access tokens (default 900 s)
     GATEWAY_ACCESS_EVENTS_MAX_AGE    retention of the access-events stream (default 1h)
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from upgestao_kernel.config import ConfigError
 from upgestao_kernel.config import int_setting as _int
 
-from ..domain.jwks import InvalidJwks, parse_jwks
+from .domain.jwks import InvalidJwks, parse_jwks
 
 TOKEN_TTL_VAR = "GATEWAY_ACCESS_TOKEN_TTL_S"
 MAX_AGE_VAR = "GATEWAY_ACCESS_EVENTS_MAX_AGE"
