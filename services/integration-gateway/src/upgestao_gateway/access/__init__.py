@@ -6,7 +6,7 @@
   :class:`~.tokens.JwtAuthenticator` that turns one into a
   :class:`~upgestao_gateway.domain.principal.Principal`;
 * :mod:`.stream` — the ``gateway.access-events`` RabbitMQ stream, from which every replica learns
-  revoked sessions and role-permission changes.
+  revoked sessions and role-permission changes; :mod:`.events` — what those events change.
 
 What they rest on lives in the service's layers: the principal, the role map, the revocation list and
 the JWKS format in :mod:`upgestao_gateway.domain`; the caches of identity's keys and role map in

@@ -28,12 +28,12 @@ from nameko.extensions import DependencyProvider, SharedExtension
 from upgestao_kernel.config import load_settings
 from upgestao_kernel.nameko_ext import Database
 
+from ..access.events import apply_access_event
 from ..access.stream import AccessEventsStream
 from ..access.tokens import BROKER_UNREACHABLE, LOADING, JwtAuthenticator
 from ..adapters.identity import IdentityClient
 from ..adapters.rpc import DeadlineReplyListener, RpcClient
 from ..domain.revocations import RevocationList
-from ..service_layer.access_events import apply_access_event
 from ..service_layer.public_keys import PublicKeys
 from ..service_layer.role_permissions import RolePermissions
 from ..settings import AccessSettings, load_access_settings

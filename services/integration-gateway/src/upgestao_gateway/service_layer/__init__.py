@@ -2,7 +2,6 @@
 
 * :mod:`.readiness` — which dependencies answer now (the broker first);
 * :mod:`.denials` — a refused request, audited through the gateway's unit of work;
-* :mod:`.access_events` — what identity's access events change (revocations, the role map);
 * :mod:`.public_keys` / :mod:`.role_permissions` — the gateway's caches of identity's keys and role
   map, fetched at first need and refreshed (the fetching itself is :mod:`upgestao_gateway.adapters.identity`).
 """

@@ -20,7 +20,7 @@ permission it needs. Authentication (401) happens before the worker; the
 permission check (403) in the worker, so the refusal is audited through the
 gateway's own database (:func:`.guards.deny`).
 
-A handler receives the :class:`GatewayRequest` (``request.request_id``,
+A handler receives the :class:`~.request.GatewayRequest` (``request.request_id``,
 ``request.principal``), the path variables by name, ``body=`` (the loaded
 ``body`` schema, or ``bytes`` for a :class:`~.bodies.RawBody`)
 and ``query=`` (the loaded ``query`` schema) when declared.

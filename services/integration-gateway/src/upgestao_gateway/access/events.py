@@ -5,7 +5,7 @@ the revocation list from the moment it was revoked (the envelope's ``occurred_at
 event is forgotten when its tokens must have expired; ``identity.role_permissions_changed.v1``
 (``data = {"role"}``) makes the role map be fetched again. Other types are ignored.
 
-The event types are the stream's own (:mod:`upgestao_gateway.access.stream` binds them).
+The event types are the stream's own (:mod:`.stream` binds them).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from upgestao_kernel.logging import get_logger
 
-from ..access.stream import ROLE_PERMISSIONS_CHANGED, SESSION_REVOKED
 from ..domain.revocations import RevocationList
+from .stream import ROLE_PERMISSIONS_CHANGED, SESSION_REVOKED
 
 log = get_logger(__name__)
 
