@@ -28,12 +28,6 @@ class Projection(Protocol):
         """Update the read model for ``event``; ignore types it does not handle."""
 
 
-def apply_all(conn: Connection, projections: Sequence[Projection], events: Sequence[EventEnvelope]) -> None:
-    for event in events:
-        for projection in projections:
-            projection.apply(conn, event)
-
-
 def rebuild(engine: Engine, projections: Sequence[Projection]) -> int:
     """Rebuild every read model from the log, in one transaction; returns events replayed."""
     count = 0

@@ -50,10 +50,6 @@ def delete_vhost(name: str) -> None:
     _api("DELETE", f"/api/vhosts/{quote(name, safe='')}")
 
 
-def queue_info(vhost: str, queue: str) -> dict:
-    return _api("GET", f"/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}").json()
-
-
 def create_database(name: str) -> str:
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -108,11 +104,6 @@ def database_factory() -> Iterator:
     yield make
     for name in made:
         drop_database(name)
-
-
-@pytest.fixture
-def pg_url(database_factory) -> str:
-    return database_factory("kernel")
 
 
 @pytest.fixture
