@@ -2,7 +2,9 @@
 #
 #   make up      install into .venv (if needed) and run the whole platform in the foreground
 #   make test    install (if needed), check RabbitMQ/PostgreSQL, ruff, pytest
-#   make lint    ruff only
+#   make lint    ruff and the layer contracts (lint-imports, [tool.importlinter] in pyproject.toml)
+#   make test-fast  every test that needs neither RabbitMQ nor PostgreSQL (conftest.py marks the others
+#                `infra`), with the broker and the databases pointed at a closed port to prove it
 #   make bench   benchmarks (bench/run.py); `make bench SCENARIOS=outbox_publish` for one
 #   make chaos   faults under a recorded workload, then every promise checked (bench/chaos.py);
 #                `make chaos DURATION=1800 SEED=7`, CHAOS_DATABASE=sqlite for the embedded default
@@ -37,7 +39,7 @@ FUZZ_EXAMPLES ?= 25
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: up test lint bench chaos fuzz fuzz-parsers soak clean venv rabbitmq-management
+.PHONY: up test test-fast lint bench chaos fuzz fuzz-parsers soak clean venv rabbitmq-management
 
 up: venv
 	$(VPY) scripts/platformctl.py up
@@ -46,12 +48,18 @@ test: venv rabbitmq-management
 	$(VPY) scripts/platformctl.py preflight --wait 60
 	@rc=0; \
 	echo "$(VPY) -m ruff check ."; $(VPY) -m ruff check . || rc=$$?; \
+	echo "$(VENV)/bin/lint-imports"; $(VENV)/bin/lint-imports || rc=$$?; \
 	echo "$(VPY) -m pytest --durations=25"; $(VPY) -m pytest --durations=25 || rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED (last non-zero exit: $$rc; pytest 5 = no tests ran)" >&2; fi; \
 	exit $$rc
 
 lint: venv
-	$(VPY) -m ruff check .
+	@rc=0; $(VPY) -m ruff check . || rc=$$?; $(VENV)/bin/lint-imports || rc=$$?; exit $$rc
+
+# No broker, no database server: UPGESTAO_TEST_OFFLINE=1 points them all at a closed port (conftest.py);
+# one pytest per core (scripts/test_fast.py). `make test-fast ARGS="-k merkle"` passes ARGS to pytest.
+test-fast: venv
+	$(VPY) scripts/test_fast.py $(ARGS)
 
 bench: venv
 	@command -v wrk >/dev/null || { \
