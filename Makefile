@@ -1,7 +1,7 @@
 # UpGestão — the two commands of a fresh machine are `make up` and `make test`.
 #
 #   make up      install into .venv (if needed) and run the whole platform in the foreground
-#   make test    install (if needed), check RabbitMQ/PostgreSQL, ruff, pytest
+#   make test    install (if needed), check RabbitMQ/PostgreSQL, ruff, the layer contracts (lint-imports), pytest
 #   make lint    ruff and the layer contracts (lint-imports, [tool.importlinter] in pyproject.toml)
 #   make test-fast  every test that needs neither RabbitMQ nor PostgreSQL (conftest.py marks the others
 #                `infra`), with the broker and the databases pointed at a closed port to prove it
