@@ -1,12 +1,15 @@
 """Scenario ``outbox_publish``: the kernel's outbox relay against a raw kombu
 confirmed-publish loop, in the same process, on the same broker.
 
-raw    kombu.Connection(confirm_publish=True) + Producer.publish of N event
-       envelopes (same arguments as the relay: json, persistent, mandatory)
-       to a topic exchange bound to a queue.
+raw    N event envelopes published as the relay publishes them, without its database:
+       the same AMQP messages (json, persistent, mandatory) on a channel in confirm
+       mode, in batches of BENCH_RELAY_BATCH whose confirms are read once per batch
+       (pipelined, as the relay does), to a topic exchange bound to a queue.
 relay  N rows in the outbox of a fresh, migrated notifier database, then
        ``OutboxRelay.publish_batch()`` until the outbox is empty (select,
        publish with confirms, mark sent) -- what ``python -m <svc> relay`` does.
+       Last, the same without the broker (every publish confirmed at once by a
+       stand-in): the relay's own cost.
 
 Each is run BENCH_REPEAT (3) times, interleaved; the median is reported.
 
@@ -39,10 +42,12 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 import psycopg2  # noqa: E402
 from common import PG_ADMIN, bench_vhost, env_int, log, median, result, write_result  # noqa: E402
-from kombu import Connection, Producer, Queue  # noqa: E402
+from kombu import Connection, Queue  # noqa: E402
+from upgestao_kernel.consumers.publishing import wait_for_confirms  # noqa: E402
 from upgestao_kernel.context import RequestContext  # noqa: E402
 from upgestao_kernel.db import create_engine  # noqa: E402
 from upgestao_kernel.events import Actor, EventEnvelope, new_id, utcnow  # noqa: E402
@@ -50,6 +55,7 @@ from upgestao_kernel.logging import configure_logging  # noqa: E402
 from upgestao_kernel.migrations import upgrade  # noqa: E402
 from upgestao_kernel.outbox import message_headers, unsent_count  # noqa: E402
 from upgestao_kernel.relay import OutboxRelay  # noqa: E402
+from upgestao_kernel.relay import _message as relay_message  # noqa: E402  (the very message the relay sends)
 from upgestao_kernel.schema import outbox  # noqa: E402
 from upgestao_kernel.topology import declare_publishing, events_exchange_name, topic_exchange  # noqa: E402
 
@@ -59,6 +65,7 @@ MIGRATIONS = "upgestao_notifier:migrations"
 EVENT_TYPE = "notifier.notification_requested.v1"
 RAW_EXCHANGE = "bench.raw.events"
 TARGET_RATIO = 0.8
+CONFIRM_TIMEOUT_S = 10.0  # as the relay's
 SETTLE_S = float(os.environ.get("BENCH_SETTLE_S") or 1.0)  # pause before each timed run
 
 
@@ -118,31 +125,42 @@ def _drain_queue(amqp_uri: str, queue: Queue, expected: int) -> None:
 # -- raw kombu -------------------------------------------------------------------
 
 
-def run_raw(amqp_uri: str, messages, queue_type: str) -> float:
+def run_raw(amqp_uri: str, messages, queue_type: str, batch_size: int) -> float:
+    """Publishing alone, pipelined like the relay: a batch of publishes, then its confirms at once."""
     exchange = topic_exchange(RAW_EXCHANGE)
     queue = _queue("bench.raw", exchange, queue_type)
-    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as conn:
+    unconfirmed: set[int] = set()
+    refused: list[int] = []
+
+    def settle(tag: int, multiple: bool) -> set[int]:
+        done = {t for t in unconfirmed if t <= tag} if multiple else {tag} & unconfirmed
+        unconfirmed.difference_update(done)
+        return done
+
+    with Connection(amqp_uri) as conn:
         conn.ensure_connection(max_retries=3)
         channel = conn.channel()
         declare_publishing(channel)
         exchange(channel).declare()
         queue(channel).declare()
-        producer = Producer(channel, serializer="json")
+        channel.events["basic_ack"].add(settle)
+        channel.events["basic_nack"].add(lambda tag, multiple: refused.extend(settle(tag, multiple)))
+        channel.events["basic_return"].add(lambda exc, exchange, routing_key, message: refused.append(0))
+        channel.confirm_select()
+        tag = 0
         time.sleep(SETTLE_S)
         started = time.perf_counter()
-        for message_id, body, headers in messages:
-            producer.publish(
-                body,
-                exchange=RAW_EXCHANGE,
-                routing_key=body["type"],
-                headers=headers,
-                message_id=message_id,
-                type=body["type"],
-                delivery_mode=2,
-                mandatory=True,
-                retry=False,
-            )
+        for start in range(0, len(messages), batch_size):
+            for message_id, body, headers in messages[start : start + batch_size]:
+                row = SimpleNamespace(message_id=message_id, body=body, headers=headers)
+                channel.basic_publish(relay_message(row), exchange=RAW_EXCHANGE, routing_key=body["type"],
+                                      mandatory=True)
+                tag += 1
+                unconfirmed.add(tag)
+            wait_for_confirms(conn, unconfirmed, CONFIRM_TIMEOUT_S)
         elapsed = time.perf_counter() - started
+    if refused:
+        raise RuntimeError(f"the broker refused or returned {len(refused)} raw publishes")
     _drain_queue(amqp_uri, queue, len(messages))
     return len(messages) / elapsed
 
@@ -173,11 +191,23 @@ def _sqlite_database() -> tuple[str, Callable[[], None]]:
     return f"sqlite:///{Path(tmp.name) / 'notifier.sqlite3'}", tmp.cleanup
 
 
-class _NullProducer:
-    """Stands in for the relay's producer to time everything but the broker."""
+class _BrokerStandIn:
+    """Stands in for the relay's connection and channel to time everything but the broker: a publish
+    goes nowhere, and reading the confirms acknowledges every publish so far at once."""
 
-    def publish(self, *args, **kwargs) -> None:
+    def __init__(self, relay: OutboxRelay) -> None:
+        self.relay = relay
+
+    def basic_publish(self, *args, **kwargs) -> None:
         pass
+
+    def drain_events(self, timeout: float | None = None) -> None:
+        self.relay._on_ack(self.relay._delivery_tag, True)
+
+    def release(self) -> None:
+        pass
+
+    collect = release
 
 
 def run_relay(amqp_uri: str, messages, queue_type: str, database: str, batch_size: int, broker: bool = True) -> float:
@@ -210,8 +240,8 @@ def run_relay(amqp_uri: str, messages, queue_type: str, database: str, batch_siz
             queue(channel).declare()
 
         relay = OutboxRelay(engine, amqp_uri, services=[SERVICE], batch_size=batch_size)
-        if not broker:
-            relay._ensure_producer = _NullProducer  # private, but this is a benchmark
+        if not broker:  # the relay's private connection and channel, but this is a benchmark
+            relay._connection = relay._channel = _BrokerStandIn(relay)
         time.sleep(SETTLE_S)
         started = time.perf_counter()
         published = 0
@@ -256,7 +286,7 @@ def run() -> dict:
         for rep in range(repeat):
             for kind in kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]:  # rotate the order
                 if kind == "raw":
-                    rate = run_raw(amqp_uri, messages, queue_type)
+                    rate = run_raw(amqp_uri, messages, queue_type, batch_size)
                 else:
                     rate = run_relay(amqp_uri, messages, queue_type, kind, batch_size)
                 samples[kind].append(rate)
@@ -289,7 +319,8 @@ def run() -> dict:
             "headers_bytes_avg": round(header_bytes),
             "queue_type": queue_type,
             "relay_batch_size": batch_size,
-            "publish": "kombu Producer.publish, confirm_publish=True, json, delivery_mode=2, mandatory, one at a time",
+            "publish": "basic_publish on a channel in confirm mode, json, delivery_mode=2, mandatory; "
+                       "the confirms of each batch of relay_batch_size read at once (raw and relay alike)",
             "eventlet_monkey_patched": os.environ.get("BENCH_EVENTLET", "1") != "0",
             "databases": databases,
         },
