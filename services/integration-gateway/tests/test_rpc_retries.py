@@ -17,7 +17,7 @@ from upgestao_kernel.nameko_ext.rpc import database_unavailable
 
 def client(monkeypatch, outcomes: list, base: str | None = "actor-1:key-123456", budget: float = 5.0):
     request = SimpleNamespace(idempotency_base=base)
-    rpc = RpcClient(SimpleNamespace(args=(request,)), reply_listener=None, timeout_s=1.0, retry_budget_s=budget)
+    rpc = RpcClient(SimpleNamespace(args=(request,)), transport=None, timeout_s=1.0, retry_budget_s=budget)
     keys: list[str | None] = []
 
     def attempt(service, method, args, kwargs, timeout_s, key):

@@ -5,6 +5,7 @@
 * :mod:`.broker` — can the broker be reached (readiness).
 
 The access-events stream (a RabbitMQ stream consumer) is :mod:`upgestao_gateway.access.stream`.
-nameko is imported here only where the adapter *is* nameko's protocol: :mod:`.rpc` (its method proxy
-and reply listener) and :mod:`.identity` (its standalone RPC proxy).
+No adapter imports nameko: the calls go out through what the entrypoints give them (nameko's method
+proxy for :mod:`.rpc`, its standalone proxy for :mod:`.identity`; see
+:mod:`upgestao_gateway.entrypoints.nameko_rpc` and :mod:`upgestao_gateway.entrypoints.dependencies`).
 """

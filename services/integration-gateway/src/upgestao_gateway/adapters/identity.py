@@ -1,19 +1,20 @@
 """Calls to the identity service from outside any worker (key and role-map fetches).
 
-Each call uses nameko's standalone ``ClusterRpcProxy`` (its own connection and
-reply queue; green under eventlet) and is bounded by ``timeout_s`` end to end,
-connection included. These calls are rare (first need, a key rotation, a
-role-map change or once a minute), so a connection per call costs nothing.
+Each call opens a connection of its own (``connect(timeout_s)``: nameko's
+standalone ``ClusterRpcProxy`` in production, given by
+:func:`upgestao_gateway.entrypoints.dependencies.standalone_proxy`) and is
+bounded by ``timeout_s`` end to end, connection included. These calls are
+rare (first need, a key rotation, a role-map change or once a minute), so a
+connection per call costs nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import eventlet
-from nameko.standalone.rpc import ClusterRpcProxy
-from upgestao_kernel.context import system_context
 
 IDENTITY = "identity"
 
@@ -26,16 +27,15 @@ class IdentityUnavailable(Exception):
 
 
 class IdentityClient:
-    def __init__(self, config: Mapping[str, Any], timeout_s: float = 5.0) -> None:
-        self._config = dict(config)
+    def __init__(self, connect: Callable[[float], AbstractContextManager[Any]], timeout_s: float = 5.0) -> None:
+        self._connect = connect
         self.timeout_s = timeout_s
 
     def call(self, method: str) -> Any:
         """``identity.<method>()``; raises :class:`IdentityUnavailable` on any failure."""
         deadline = eventlet.Timeout(self.timeout_s)
         try:
-            context = system_context().to_context_data()
-            with ClusterRpcProxy(self._config, context_data=context, timeout=self.timeout_s) as proxy:
+            with self._connect(self.timeout_s) as proxy:
                 return getattr(getattr(proxy, IDENTITY), method)()
         except eventlet.Timeout as exc:
             if exc is not deadline:

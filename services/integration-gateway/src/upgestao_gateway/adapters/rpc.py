@@ -25,25 +25,23 @@ kept with the effects (``upgestao_kernel.keyed_requests``) or, if nothing was
 committed, carries it out. An answer that says the outcome is unknown is not
 asked again.
 
-An adapter importing nameko: this *is* nameko's RPC protocol (its method proxy
-and reply listener), given a deadline and idempotency keys.
+The calls go out through an :class:`RpcTransport`: nameko's method proxy and
+reply listener in production (:mod:`upgestao_gateway.entrypoints.dependencies`,
+the only place importing nameko), so this module is the deadline and the
+retries only.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import eventlet
 from kombu.exceptions import OperationalError
-from nameko.constants import NON_PERSISTENT
-from nameko.exceptions import UnknownService
-from nameko.rpc import MethodProxy, ReplyListener
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.logging import get_logger
 
 log = get_logger(__name__)
-IDEMPOTENCY_HEADER = "nameko.idempotency_key"
 RETRY_FIRST_DELAY_S = 0.25
 RETRY_MAX_DELAY_S = 2.0
 
@@ -63,19 +61,6 @@ class RpcTimeout(RpcUnavailable):
         super().__init__(service, method, f"no reply within {timeout_s:g}s")
 
 
-class KeyedMethodProxy(MethodProxy):
-    """nameko's method proxy, adding the call's idempotency key to the worker's context headers."""
-
-    def __init__(self, worker_ctx, service_name, method_name, reply_listener, *, idempotency_key: str, **options):
-        self.idempotency_key = idempotency_key
-        super().__init__(worker_ctx, service_name, method_name, reply_listener, **options)
-
-    def get_message_headers(self, worker_ctx):
-        headers = super().get_message_headers(worker_ctx)
-        headers[IDEMPOTENCY_HEADER] = self.idempotency_key
-        return headers
-
-
 def retryable(exc: BaseException) -> bool:
     """Worth asking again with the same key: no answer came, or the service said "not now" (its
     database was unreachable, its hashing queue full) without saying the outcome is unknown."""
@@ -85,20 +70,31 @@ def retryable(exc: BaseException) -> bool:
             and exc.extensions.get("outcome") != "unknown")
 
 
-class DeadlineReplyListener(ReplyListener):
-    """nameko's reply listener, able to forget a call whose caller gave up."""
+class PendingReply(Protocol):
+    def result(self) -> Any:
+        """The answer (or the service's error, raised); waits until it comes."""
 
-    def forget(self, reply_event) -> None:
-        for correlation_id, event in list(self._reply_events.items()):
-            if event is reply_event:
-                self._reply_events.pop(correlation_id, None)
+
+class RpcTransport(Protocol):
+    """How one call goes out, and is forgotten when its caller gives up on it.
+
+    ``send`` raises :class:`RpcUnavailable` when no service can receive the call (as may ``result``);
+    broker errors are kombu's ``OperationalError`` or a ``ConnectionError``.
+    """
+
+    def send(self, service: str, method: str, args: tuple, kwargs: dict, *, expiration_s: float,
+             idempotency_key: str | None) -> PendingReply: ...
+
+    def forget(self, reply: PendingReply) -> None: ...
 
 
 class RpcClient:
-    def __init__(self, worker_ctx, reply_listener: DeadlineReplyListener, timeout_s: float,
-                 retry_budget_s: float = 0.0) -> None:
+    """A worker's ``self.rpc``: ``worker_ctx.args[0]`` is the HTTP request, whose ``idempotency_base``
+    (a keyed route's) makes its calls keyed."""
+
+    def __init__(self, worker_ctx: Any, transport: RpcTransport, timeout_s: float, retry_budget_s: float = 0.0) -> None:
         self._worker_ctx = worker_ctx
-        self._reply_listener = reply_listener
+        self._transport = transport
         self.timeout_s = timeout_s
         self.retry_budget_s = retry_budget_s
         self._ranks: dict[str, int] = {}
@@ -141,24 +137,15 @@ class RpcClient:
         reply = None
         deadline = eventlet.Timeout(timeout_s)
         try:
-            # Transient: a request outliving its deadline is useless, so it
-            # need not wait for the broker's disk before being confirmed.
-            options = {"expiration": timeout_s, "delivery_mode": NON_PERSISTENT}
-            if key is None:
-                proxy = MethodProxy(self._worker_ctx, service, method, self._reply_listener, **options)
-            else:
-                proxy = KeyedMethodProxy(self._worker_ctx, service, method, self._reply_listener,
-                                         idempotency_key=key, **options)
-            reply = proxy.call_async(*args, **kwargs)
+            # The request message expires with the deadline: a request outliving it is useless.
+            reply = self._transport.send(service, method, args, kwargs, expiration_s=timeout_s, idempotency_key=key)
             return reply.result()
         except eventlet.Timeout as exc:
             if exc is not deadline:
                 raise
             if reply is not None:
-                self._reply_listener.forget(reply.reply_event)
+                self._transport.forget(reply)
             raise RpcTimeout(service, method, timeout_s) from None
-        except UnknownService:
-            raise RpcUnavailable(service, method, "no such service is listening") from None
         except (OperationalError, ConnectionError) as exc:
             raise RpcUnavailable(service, method, f"broker: {type(exc).__name__}") from None
         finally:

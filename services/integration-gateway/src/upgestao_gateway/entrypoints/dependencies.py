@@ -25,20 +25,34 @@ from typing import Any
 
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider, SharedExtension
+from nameko.standalone.rpc import ClusterRpcProxy
 from upgestao_kernel.config import load_settings
+from upgestao_kernel.context import system_context
 from upgestao_kernel.nameko_ext import Database
 
 from ..access.events import apply_access_event
 from ..access.stream import AccessEventsStream
 from ..access.tokens import BROKER_UNREACHABLE, LOADING, JwtAuthenticator
 from ..adapters.identity import IdentityClient
-from ..adapters.rpc import DeadlineReplyListener, RpcClient
+from ..adapters.rpc import RpcClient
 from ..domain.revocations import RevocationList
 from ..service_layer.public_keys import PublicKeys
 from ..service_layer.role_permissions import RolePermissions
 from ..settings import AccessSettings, load_access_settings
+from .nameko_rpc import DeadlineReplyListener, NamekoTransport
 
 __all__ = ["Access", "AccessControl", "Config", "Database", "JwtAuthentication", "Rpc"]
+
+
+def standalone_proxy(config: Mapping[str, Any]) -> Callable[[float], Any]:
+    """Opens nameko's standalone RPC proxy (its own connection and reply queue; green under eventlet),
+    with the system's context data: identity's keys and role map are fetched outside any worker."""
+    config = dict(config)
+
+    def connect(timeout_s: float) -> ClusterRpcProxy:
+        return ClusterRpcProxy(config, context_data=system_context().to_context_data(), timeout=timeout_s)
+
+    return connect
 
 
 class JwtAuthentication:
@@ -83,7 +97,7 @@ class AccessControl(SharedExtension):
         if self.authenticator is None:
             settings = load_access_settings()
             config = self.container.config
-            identity = IdentityClient(config, declaration.identity_timeout_s)
+            identity = IdentityClient(standalone_proxy(config), declaration.identity_timeout_s)
             self.settings = settings
             self.keys = PublicKeys(identity.public_keys, settings.static_keys, declaration.key_refetch_interval_s)
             self.permissions = RolePermissions(identity.role_permissions, self._spawn,
@@ -173,4 +187,5 @@ class Rpc(DependencyProvider):
             self.retry_budget_s = float(settings.rpc_retry_budget_s)
 
     def get_dependency(self, worker_ctx) -> RpcClient:
-        return RpcClient(worker_ctx, self.reply_listener, self.timeout_s, self.retry_budget_s)
+        return RpcClient(worker_ctx, NamekoTransport(worker_ctx, self.reply_listener), self.timeout_s,
+                         self.retry_budget_s)
