@@ -3,8 +3,9 @@
 The root conftest.py marks the other tests ``infra`` and, with ``UPGESTAO_TEST_OFFLINE=1``, points the
 broker and every database at a closed port, so that a test needing them unmarked fails here. pytest-xdist
 cannot start its workers once eventlet has monkey-patched them; instead this runs ``--shard i/n`` in
-``n`` processes at once (every n-th selected test each), shows their output one after the other and
-closes with the counts added up. Extra arguments go to every pytest (``-k``, ``-x``, paths).
+``n`` processes at once (every n-th selected test each; ``TEST_FAST_PROCESSES``, one per core by default),
+shows their output one after the other and closes with the counts added up. Extra arguments go to every
+pytest (``-k``, ``-x``, paths).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def summary_counts(output: str) -> dict[str, int]:
 
 
 def main(argv: list[str]) -> int:
-    shards = max(2, os.cpu_count() or 1)
+    # one per core: more would overlap the tests that wait, but starve the ones that time themselves
+    shards = int(os.environ.get("TEST_FAST_PROCESSES") or max(2, os.cpu_count() or 1))
     env = {**os.environ, "UPGESTAO_TEST_OFFLINE": "1"}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="test-fast-") as folder:
