@@ -15,13 +15,16 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from upgestao_kernel.migrations import downgrade, upgrade
+from alembic.script import ScriptDirectory
+from upgestao_kernel import schema_versions
+from upgestao_kernel.migrations import alembic_config, downgrade, upgrade
 from upgestao_kernel.schema import kernel_metadata
 from upgestao_kernel.service_registry import service_definitions
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMER_LAYOUT = "b06866b"  # the last commit whose services carried copies of the kernel's revisions
 MIGRATIONS = sorted(definition.migrations for definition in service_definitions().values())
+KERNEL_FOLDER = str(Path(schema_versions.__file__).parent)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -47,6 +50,22 @@ def test_upgrade_downgrade_upgrade(migrations, new_database):
     upgrade(migrations, url)
     assert set(kernel_metadata.tables) <= tables()
     engine.dispose()
+
+
+@pytest.mark.parametrize("migrations", MIGRATIONS)
+def test_a_service_history_stands_on_the_kernel_branch_and_copies_none_of_it(migrations):
+    script = ScriptDirectory.from_config(alembic_config(migrations, "sqlite://"))
+    kernel = {revision.revision for revision in script.walk_revisions() if revision.path.startswith(KERNEL_FOLDER)}
+    assert kernel, "the kernel's branch is not part of the history"
+    for revision in script.walk_revisions():
+        if revision.revision in kernel:
+            continue
+        assert "kernel" not in revision.module.__name__ and "kernel" not in (revision.doc or "").lower(), (
+            f"{revision.path}: the kernel's tables ship from the kernel's branch only")
+        if revision.down_revision is None:  # a first own revision: on top of the kernel's tables
+            dependencies = revision.dependencies or ()
+            dependencies = {dependencies} if isinstance(dependencies, str) else set(dependencies)
+            assert dependencies & kernel, f"{revision.path}: depends_on no kernel revision"
 
 
 # -- from the former layout -------------------------------------------------------
