@@ -183,30 +183,42 @@ def _purge(amqp_uri: str, queue: Queue) -> None:
 
 class StallingProxy:
     """A TCP proxy in front of the broker whose broker-to-relay direction can be held back: the broker
-    receives and enqueues every publish, but its confirms do not reach the relay in time."""
+    receives and enqueues every publish, but its confirms do not reach the relay in time.
+
+    It stops cleanly: its threads (green ones, under eventlet) leave their sockets before the sockets
+    are closed. A socket closed under a waiting green thread left the hub listening on its file
+    descriptor, and the next test's socket that got the same number failed with "Second simultaneous
+    read on fileno"."""
 
     def __init__(self, amqp_uri: str) -> None:
         parts = urlsplit(amqp_uri)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 5672)
         self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)
         port = self.server.getsockname()[1]
         self.uri = urlunsplit((parts.scheme, f"{parts.username}:{parts.password}@127.0.0.1:{port}", parts.path,
                                parts.query, parts.fragment))
         self.stalled = threading.Event()
         self.closed = threading.Event()
         self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
 
     def _accept(self) -> None:
         while not self.closed.is_set():
             try:
                 client, _ = self.server.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             broker = socket.create_connection(self.upstream)
             self.sockets += [client, broker]
-            threading.Thread(target=self._pump, args=(client, broker, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(broker, client, True), daemon=True).start()
+            for args in ((client, broker, False), (broker, client, True)):
+                thread = threading.Thread(target=self._pump, args=args, daemon=True)
+                self.threads.append(thread)
+                thread.start()
 
     def _pump(self, source: socket.socket, target: socket.socket, from_broker: bool) -> None:
         try:
@@ -223,6 +235,11 @@ class StallingProxy:
 
     def close(self) -> None:
         self.closed.set()
+        for sock in self.sockets:  # wakes every pump waiting in recv (end of stream)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in self.threads:
+            thread.join(timeout=5)
         self.server.close()
         for sock in self.sockets:
             sock.close()
