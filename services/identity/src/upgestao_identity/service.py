@@ -12,6 +12,7 @@ import binascii
 import functools
 
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
+from upgestao_kernel.limits import PHOTO_MAX_BYTES
 from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
 from upgestao_kernel.unit_of_work import UnitOfWork
 
@@ -24,7 +25,7 @@ from .entrypoints.errors import PROBLEMS  # noqa: F401  (registers identity's re
 from .service_layer import customers, roles, sessions, users
 from .service_layer.auth import Auth, checked_password, hashing_busy
 
-MAX_PHOTO_BYTES = 2 * 1024 * 1024
+MAX_PHOTO_BYTES = PHOTO_MAX_BYTES
 
 
 def hashing(method):

@@ -22,10 +22,11 @@ import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageFile, ImageOps
+from upgestao_kernel.limits import PHOTO_MAX_BYTES
 
 from .errors import IdentityError
 
-DEFAULT_MAX_BYTES = 2 * 1024 * 1024
+DEFAULT_MAX_BYTES = PHOTO_MAX_BYTES
 DEFAULT_MAX_PIXELS = 40_000_000
 
 JPEG = "image/jpeg"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 
+from upgestao_kernel.limits import PHOTO_MAX_BYTES
 from werkzeug.wrappers import Response
 
 from ..http.bodies import BinaryResponse, RawBody
@@ -56,7 +57,7 @@ PEOPLE = ("users",)
 CUSTOMERS = ("customers",)
 ROLES = ("roles",)
 PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
-MAX_PHOTO_BYTES = 2 * 1024 * 1024
+MAX_PHOTO_BYTES = PHOTO_MAX_BYTES
 
 
 def _tokens(answer: dict) -> Reply:
