@@ -944,7 +944,7 @@ def _measure_queries(
 
 
 def json_line(value) -> str:
-    """As the gateway streams the export (``upgestao_gateway.audit_routes.json_line``)."""
+    """As the gateway streams the export (``upgestao_gateway.entrypoints.audit.routes.json_line``)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
 
 

@@ -1,7 +1,7 @@
 """Every route that touches personal data leaves an audit record (D3), route by route.
 
 The OpenAPI document marks such routes ``x-personal-data: true`` (declared on
-each route, see ``upgestao_gateway.web.route``). SCENARIOS below, written by
+each route, see ``upgestao_gateway.entrypoints.http.routing.route``). SCENARIOS below, written by
 hand, performs one successful call of each with its own ``X-Request-ID`` and
 says which record it must leave: service, action, resource, subject, actor and
 exactly its fields. The test polls ``GET /v1/audit?request_id=`` (as the dpo)
