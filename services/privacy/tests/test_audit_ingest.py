@@ -159,11 +159,12 @@ def test_the_embedded_sqlite_log_appends_proves_and_refuses_rewrites(tmp_path, a
     engine = create_engine(url)
     signer = CheckpointSigner(b"\x07" * 32)
     records = [ingest.parse(audit_record()) for _ in range(7)]
-    first = ingest.store(engine, records[:4], signer, checkpoint_every=1000)
-    again = ingest.store(engine, records, signer, checkpoint_every=1000)
+    log = audit_store.sql_transactions(engine)
+    first = ingest.store(log, records[:4], signer, checkpoint_every=1000)
+    again = ingest.store(log, records, signer, checkpoint_every=1000)
     assert [a.seq for a in first.stored] == [0, 1, 2, 3] and [a.seq for a in again.stored] == [4, 5, 6]
     assert again.duplicates == 4
-    checkpoint = ingest.sign_pending(engine, signer)
+    checkpoint = ingest.sign_pending(log, signer)
     assert checkpoint.tree_size == 7
     with engine.connect() as conn:
         leaves = [row.leaf.encode() for row in conn.execute(sa.text("SELECT leaf FROM audit_records ORDER BY seq"))]

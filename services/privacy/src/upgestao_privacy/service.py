@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
 
+from .adapters.audit_store import with_sql_audit_log
 from .entrypoints.audit_log import AuditLogRunner
 from .entrypoints.permissions import RolePermissions
 from .service_layer.audit_queries import AuditQueries
@@ -23,7 +24,8 @@ class PrivacyService(HealthRpc):
     roles = RolePermissions()
 
     def _queries(self) -> AuditQueries:
-        return AuditQueries(self.db.unit_of_work, self.roles.permissions_of, self.audit_log.signer)
+        return AuditQueries(lambda: with_sql_audit_log(self.db.unit_of_work()), self.roles.permissions_of,
+                            self.audit_log.signer)
 
     @rpc
     def audit_search(self, filters: dict | None = None, limit: int = 50, cursor: str | None = None) -> dict:

@@ -1,10 +1,15 @@
-"""Unit test fixtures: an in-memory audit log built with the real domain functions."""
+"""Unit test fixtures: an in-memory audit log built with the real domain functions (``fake_log``), and
+privacy's use cases wired to the fake unit of work and the in-memory audit store (``fake_privacy``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from upgestao_kernel.context import RequestContext
+from upgestao_kernel.fakes import FakeUnitOfWork, MemoryStore
+from upgestao_privacy.adapters.memory_audit_log import memory_transactions, with_memory_audit_log
 from upgestao_privacy.domain.checkpoints import Checkpoint, CheckpointSigner
 from upgestao_privacy.domain.leaves import leaf_for
 from upgestao_privacy.domain.merkle import (
@@ -16,6 +21,8 @@ from upgestao_privacy.domain.merkle import (
     range_proof,
 )
 from upgestao_privacy.domain.verification import header_line, record_line
+from upgestao_privacy.service_layer import ingest
+from upgestao_privacy.service_layer.audit_queries import AuditQueries
 
 SEED = bytes(range(32))
 T0 = datetime(2026, 11, 29, 19, 0, 0, 123456, tzinfo=UTC)
@@ -90,3 +97,39 @@ def fake_log():
         return FakeLog(seed).append(size, checkpoint_every=checkpoint_every)
 
     return make
+
+
+# -- privacy's use cases on the fake unit of work -------------------------------------------------
+
+DPO = RequestContext(request_id="req-dpo", actor_id="dpo-1", actor_role="dpo", correlation_id="req-dpo")
+ATTENDANT = RequestContext(request_id="req-att", actor_id="att-1", actor_role="attendant", correlation_id="req-att")
+ROLE_PERMISSIONS = {"dpo": frozenset({"audit.read"}), "attendant": frozenset({"customers.read"})}
+
+
+class FakePrivacy:
+    """Privacy's use cases on the in-memory store: ingest through :func:`memory_transactions`, queries in
+    fake units of work acting as whoever the test says. ``store`` holds the log's rows (``audit_records``,
+    ``audit_tree_nodes``, ...) and, in its outbox, the audit records the queries themselves emit."""
+
+    def __init__(self, make_record: Callable[..., dict], seed: bytes = SEED) -> None:
+        self.store = MemoryStore(service="privacy")
+        self.signer = CheckpointSigner(seed)
+        self.transaction = memory_transactions(self.store)
+        self.record = make_record
+
+    def ingest(self, bodies: list[dict], *, checkpoint_every: int = 1000) -> ingest.IngestResult:
+        return ingest.store(self.transaction, [ingest.parse(body) for body in bodies], self.signer,
+                            checkpoint_every=checkpoint_every)
+
+    def queries(self, context: RequestContext = DPO) -> AuditQueries:
+        return AuditQueries(lambda: with_memory_audit_log(FakeUnitOfWork(self.store, context)),
+                            lambda role: ROLE_PERMISSIONS.get(role or "", frozenset()), self.signer)
+
+    def query_audits(self, **match) -> list[dict]:
+        """The ``audit_query`` records the queries emitted, in order."""
+        return self.store.audit_records(action="audit_query", **match)
+
+
+@pytest.fixture
+def fake_privacy(audit_record) -> FakePrivacy:
+    return FakePrivacy(audit_record)

@@ -6,22 +6,36 @@ border (:class:`~upgestao_privacy.domain.merkle.Frontier`) so an append costs
 O(log n) hashes and never reads old nodes. Every complete subtree an append
 finishes is stored once in ``audit_tree_nodes``: proofs read O(log n) of them
 in one query.
+
+:class:`SqlAuditLog` is the :class:`~.ports.AuditLogRepository` over these functions: privacy's
+units of work hand it out as ``uow.audit_log`` (:func:`with_sql_audit_log`), the ingest opens it
+per transaction (:func:`sql_transactions`).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from ..domain.checkpoints import Checkpoint, CheckpointSigner
+from ..domain.checkpoints import Checkpoint
 from ..domain.leaves import leaf_for
 from ..domain.merkle import Frontier, MissingNode, NodeKey, leaf_hash
+from .ports import (  # noqa: F401  (Head, Appended, ColumnsTampered, INDEX_COLUMNS: named here as before)
+    INDEX_COLUMNS,
+    LEAF_FILTERS,
+    Appended,
+    AuditRepositories,
+    ColumnsTampered,
+    Head,
+    checked,
+    disagreeing_columns,
+    export_line,
+)
 from .tables import (
     audit_checkpoints,
     audit_records,
@@ -64,19 +78,6 @@ class SqlNodeSource:
             if key not in found:
                 raise MissingNode(key)
         return found
-
-
-@dataclass(frozen=True)
-class Head:
-    tree_size: int
-    frontier: Frontier
-
-
-@dataclass(frozen=True)
-class Appended:
-    seq: int
-    record: dict[str, Any]
-    leaf: str
 
 
 def read_head(conn: Connection, *, lock: bool = False) -> Head:
@@ -166,21 +167,10 @@ def checkpoints_between(conn: Connection, lo: int, hi: int) -> list[Checkpoint]:
     return [_checkpoint(row) for row in rows]
 
 
-def checkpoint_if_due(conn: Connection, signer: CheckpointSigner, now: datetime, *, every: int,
-                      force: bool = False) -> Checkpoint | None:
-    """Sign the current tree when ``every`` records arrived since the last checkpoint
-    (or, with ``force``, when any did). Takes the head lock: one signer at a time."""
-    head = read_head(conn, lock=True)
-    latest = latest_checkpoint(conn)
-    last_size = latest.tree_size if latest is not None else -1
-    grown = head.tree_size - max(last_size, 0)
-    if head.tree_size == last_size or (not force and grown < every):
-        return None
-    checkpoint = signer.sign(head.tree_size, head.frontier.root(), now)
+def add_checkpoint(conn: Connection, checkpoint: Checkpoint) -> None:
     conn.execute(audit_checkpoints.insert().values(
         tree_size=checkpoint.tree_size, root_hash=checkpoint.root_hash, signed_at=checkpoint.signed_at,
         key_id=checkpoint.key_id, signature=checkpoint.signature))
-    return checkpoint
 
 
 # -- reading records -------------------------------------------------------------------
@@ -195,9 +185,8 @@ FILTER_COLUMNS = {
     "outcome": audit_records.c.outcome,
     "request_id": audit_records.c.request_id,
 }
-# who a record is about and who acted are read from the leaf (the tree vouches for it), through the
-# expression indexes of migration 0003: an edited column can neither hide nor re-file a record
-LEAF_FILTERS = ("subject_id", "actor_id")
+# who a record is about and who acted (ports.LEAF_FILTERS) are read from the leaf (the tree vouches for it),
+# through the expression indexes of migration 0003: an edited column can neither hide nor re-file a record
 
 
 def _filter_on(conn: Connection, name: str) -> sa.ColumnElement:
@@ -206,58 +195,14 @@ def _filter_on(conn: Connection, name: str) -> sa.ColumnElement:
     return sa.literal_column(leaf_member_sql(conn.dialect.name, name), sa.String)
 
 
-# The columns kept beside the leaf for filtering. They are not in the tree: an edit of a column alone
-# would hide a record from a filter (or file it under someone else) while the leaves still verify. So
-# every record read back is checked against its leaf (ColumnsTampered), and the export shows the
-# record as the columns file it, so that the verifier sees such an edit as an edited leaf.
-INDEX_COLUMNS = ("audit_id", "occurred_at", "service", "action", "resource_type", "subject_id", "actor_id",
-                 "request_id", "outcome")
+# every record read back is checked against its leaf (ports.checked), see ports.INDEX_COLUMNS
 _RECORD_READ = [audit_records.c.seq, audit_records.c.leaf, *(audit_records.c[name] for name in INDEX_COLUMNS)]
-
-
-class ColumnsTampered(Exception):
-    """Stored records whose index columns disagree with their leaves: ``{seq: [column, ...]}``."""
-
-    def __init__(self, disagreements: Mapping[int, list[str]]) -> None:
-        self.disagreements = dict(disagreements)
-        named = ", ".join(f"seq {seq} ({', '.join(cols)})" for seq, cols in sorted(self.disagreements.items()))
-        super().__init__(f"{len(self.disagreements)} records whose columns disagree with their leaves: {named}")
-
-
-def disagreeing_columns(row: Any, record: Mapping[str, Any]) -> list[str]:
-    """The columns (and ``seq``) of ``row`` whose value is not the one its leaf ``record`` holds."""
-    wrong = ["seq"] if record.get("seq") != row.seq else []
-    for name in INDEX_COLUMNS:
-        column, leaf = getattr(row, name), record.get(name)
-        if name == "occurred_at":
-            try:
-                leaf = datetime.fromisoformat(leaf) if isinstance(leaf, str) else leaf
-            except ValueError:
-                leaf = None
-        if column != leaf:
-            wrong.append(name)
-    return wrong
-
-
-def _checked(rows: Iterable[Any]) -> list[dict]:
-    """The leaves of ``rows``, each checked against its row's columns; :class:`ColumnsTampered` otherwise."""
-    records: list[dict] = []
-    tampered: dict[int, list[str]] = {}
-    for row in rows:
-        record = json.loads(row.leaf)
-        wrong = disagreeing_columns(row, record) if isinstance(record, dict) else ["leaf"]
-        if wrong:
-            tampered[row.seq] = wrong
-        records.append(record)
-    if tampered:
-        raise ColumnsTampered(tampered)
-    return records
 
 
 def search(conn: Connection, filters: Mapping[str, Any], limit: int, before_seq: int | None) -> list[dict]:
     """Records matching every filter, newest (highest seq) first, at most ``limit``; each checked against
     its leaf (:class:`ColumnsTampered`)."""
-    return _checked(conn.execute(search_statement(conn, filters, limit, before_seq)))
+    return checked(conn.execute(search_statement(conn, filters, limit, before_seq)))
 
 
 def search_statement(conn: Connection, filters: Mapping[str, Any], limit: int, before_seq: int | None) -> sa.Select:
@@ -276,7 +221,7 @@ def search_statement(conn: Connection, filters: Mapping[str, Any], limit: int, b
 
 def records_of_subject(conn: Connection, subject_id: str) -> list[dict]:
     """Every record of ``subject_id``, oldest first, each checked against its leaf (:class:`ColumnsTampered`)."""
-    return _checked(conn.execute(sa.select(*_RECORD_READ).where(_filter_on(conn, "subject_id") == subject_id)
+    return checked(conn.execute(sa.select(*_RECORD_READ).where(_filter_on(conn, "subject_id") == subject_id)
                                  .order_by(audit_records.c.seq)))
 
 
@@ -305,17 +250,7 @@ def export_lines(conn: Connection, start: int, end: int) -> list[dict]:
         .where(audit_records.c.seq >= start, audit_records.c.seq < end)
         .order_by(audit_records.c.seq)
     )
-    lines = []
-    for row in rows:
-        record = json.loads(row.leaf)
-        if isinstance(record, dict):
-            for name in disagreeing_columns(row, record):
-                if name in INDEX_COLUMNS:
-                    value = getattr(row, name)
-                    record[name] = value.isoformat() if isinstance(value, datetime) else value
-        lines.append({"seq": row.seq, "leaf_hash": bytes(row.hash) if row.hash is not None else None,
-                      "record": record})
-    return lines
+    return [export_line(row, bytes(row.hash) if row.hash is not None else None) for row in rows]
 
 
 # -- the stream position ----------------------------------------------------------------
@@ -340,3 +275,68 @@ def leaves_from(conn: Connection, start: int, limit: int) -> list[tuple[int, str
     rows = conn.execute(sa.select(audit_records.c.seq, audit_records.c.audit_id, audit_records.c.leaf)
                         .where(audit_records.c.seq >= start).order_by(audit_records.c.seq).limit(limit))
     return [(row.seq, row.audit_id, row.leaf) for row in rows]
+
+
+# -- the repository ------------------------------------------------------------------------
+
+
+class SqlAuditLog:
+    """:class:`~.ports.AuditLogRepository` on one transaction's connection (the statements above)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def head(self, *, lock: bool = False) -> Head:
+        return read_head(self.conn, lock=lock)
+
+    def append(self, records: Sequence[Mapping[str, Any]], now: datetime) -> list[Appended]:
+        return append(self.conn, records, now)
+
+    def nodes(self) -> SqlNodeSource:
+        return SqlNodeSource(self.conn)
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        return latest_checkpoint(self.conn)
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        add_checkpoint(self.conn, checkpoint)
+
+    def checkpoints_between(self, lo: int, hi: int) -> list[Checkpoint]:
+        return checkpoints_between(self.conn, lo, hi)
+
+    def search(self, filters: Mapping[str, Any], limit: int, before_seq: int | None) -> list[dict]:
+        return search(self.conn, filters, limit, before_seq)
+
+    def records_of_subject(self, subject_id: str) -> list[dict]:
+        return records_of_subject(self.conn, subject_id)
+
+    def seq_range(self, start: datetime | None, end: datetime | None) -> tuple[int, int] | None:
+        return seq_range(self.conn, start, end)
+
+    def export_lines(self, start: int, end: int) -> list[dict]:
+        return export_lines(self.conn, start, end)
+
+    def stream_position(self, *, lock: bool = False) -> int | None:
+        return stream_position(self.conn, lock=lock)
+
+    def set_stream_position(self, next_seq: int, now: datetime) -> None:
+        set_stream_position(self.conn, next_seq, now)
+
+    def leaves_from(self, start: int, limit: int) -> list[tuple[int, str, str]]:
+        return leaves_from(self.conn, start, limit)
+
+
+def with_sql_audit_log(uow: Any) -> Any:
+    """``uow`` (a kernel :class:`~upgestao_kernel.unit_of_work.UnitOfWork`) handing out ``uow.audit_log``."""
+    return uow.with_repositories(lambda unit: AuditRepositories(SqlAuditLog(unit.conn)))
+
+
+def sql_transactions(engine: Engine):
+    """The ingest's transactions on ``engine``: each ``with`` is one ``engine.begin()``."""
+
+    @contextmanager
+    def transaction() -> Iterator[SqlAuditLog]:
+        with engine.begin() as conn:
+            yield SqlAuditLog(conn)
+
+    return transaction

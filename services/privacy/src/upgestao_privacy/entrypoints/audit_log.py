@@ -27,6 +27,7 @@ from upgestao_kernel.db import create_engine, green_postgres
 from upgestao_kernel.logging import get_logger
 from upgestao_kernel.topology import audit_exchange, consumer_queue, declare_publishing, parking_queue
 
+from ..adapters.audit_store import sql_transactions
 from ..domain.checkpoints import CheckpointSigner
 from ..service_layer import ingest
 from ..settings import AuditSettings, load_audit_settings
@@ -58,6 +59,7 @@ class AuditLogRunner(DependencyProvider):
         if base.database_url.startswith("postgresql"):
             green_postgres()
         self.engine = create_engine(base.database_url, pool_size=3)
+        self.transaction = sql_transactions(self.engine)
         self._stop = GreenStop()
         self._threads: list = []
         self.consumer = BatchConsumer(
@@ -92,7 +94,7 @@ class AuditLogRunner(DependencyProvider):
         return self
 
     def _store(self, records: Sequence[dict[str, Any]]) -> None:
-        result = ingest.store(self.engine, records, self.signer, checkpoint_every=self.settings.checkpoint_every)
+        result = ingest.store(self.transaction, records, self.signer, checkpoint_every=self.settings.checkpoint_every)
         log.debug("audit.stored", stored=len(result.stored), duplicates=result.duplicates,
                   checkpoint=result.checkpoint.tree_size if result.checkpoint else None)
 
@@ -101,7 +103,7 @@ class AuditLogRunner(DependencyProvider):
         def step() -> None:
             self._stop.wait(self.settings.checkpoint_interval_s)
             if not self._stop.is_set():
-                ingest.sign_pending(self.engine, self.signer)
+                ingest.sign_pending(self.transaction, self.signer)
 
         run_forever(step, stop=self._stop, event="audit.checkpoint_failed", level="error",
                     describe=lambda exc: {"error": ingest.describe_error(exc)})

@@ -4,6 +4,8 @@ checkpoints, proofs and exports.
 Every query needs ``audit.read`` (checked here again after the gateway) and is
 itself audited as ``audit_query`` in the same transaction that reads: the
 log shows who looked at whom. Refusals are audited as denied.
+
+The unit of work hands out the log as ``uow.audit_log`` (:class:`~..adapters.ports.AuditLogRepository`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from typing import Any
 from upgestao_kernel.audit import ACTIONS, OUTCOMES
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
 from upgestao_kernel.logging import get_logger
-from upgestao_kernel.unit_of_work import UnitOfWork
+from upgestao_kernel.unit_of_work import UnitOfWorkPort
 
-from ..adapters import audit_store
+from ..adapters.ports import FILTERS, ColumnsTampered
 from ..domain import merkle
 from ..domain.checkpoints import Checkpoint, CheckpointSigner
+from .checkpointing import checkpoint_if_due
 
 PERMISSION = "audit.read"
 RESOURCE = "audit_log"
@@ -44,7 +47,7 @@ def b64(data: bytes) -> str:
 
 
 class AuditQueries:
-    def __init__(self, unit_of_work: Callable[[], UnitOfWork], permissions_of: PermissionsOf,
+    def __init__(self, unit_of_work: Callable[[], UnitOfWorkPort], permissions_of: PermissionsOf,
                  signer: CheckpointSigner) -> None:
         self._unit_of_work = unit_of_work
         self._permissions_of = permissions_of
@@ -54,7 +57,7 @@ class AuditQueries:
 
     @contextmanager
     def _open(self, *, subject_id: str | None = None, fields: tuple[str, ...] = (),
-              audited: bool = True) -> Iterator[UnitOfWork]:
+              audited: bool = True) -> Iterator[UnitOfWorkPort]:
         """A unit of work for a permitted caller, the query audited in it; refused (403, audited) otherwise."""
         with self._unit_of_work() as uow:
             ctx = uow.context
@@ -77,8 +80,8 @@ class AuditQueries:
         limit = _limit(limit)
         before = _decode_cursor(cursor) if cursor else None
         with self._open(subject_id=clean.get("subject_id"), fields=tuple(sorted(clean))) as uow:
-            items = _or_tampered(lambda: audit_store.search(uow.conn, clean, limit + 1, before))
-        if isinstance(items, audit_store.ColumnsTampered):  # (raised once the query itself is audited)
+            items = _or_tampered(lambda: uow.audit_log.search(clean, limit + 1, before))
+        if isinstance(items, ColumnsTampered):  # (raised once the query itself is audited)
             raise _tampered(items)
         page = items[:limit]
         next_cursor = _encode_cursor(page[-1]["seq"]) if len(items) > limit else None
@@ -87,8 +90,8 @@ class AuditQueries:
     def subject_summary(self, subject_id: str) -> dict:
         subject_id = _text("subject_id", subject_id, 64)
         with self._open(subject_id=subject_id, fields=("subject_id",)) as uow:
-            records = _or_tampered(lambda: audit_store.records_of_subject(uow.conn, subject_id))
-        if isinstance(records, audit_store.ColumnsTampered):
+            records = _or_tampered(lambda: uow.audit_log.records_of_subject(subject_id))
+        if isinstance(records, ColumnsTampered):
             raise _tampered(records)
         return summarise(subject_id, records)
 
@@ -96,9 +99,9 @@ class AuditQueries:
 
     def checkpoint(self) -> dict:
         with self._open() as uow:
-            checkpoint = audit_store.latest_checkpoint(uow.conn)
-            if checkpoint is None or checkpoint.tree_size < audit_store.read_head(uow.conn).tree_size:
-                checkpoint = audit_store.checkpoint_if_due(uow.conn, self.signer, datetime.now(UTC), every=1,
+            checkpoint = uow.audit_log.latest_checkpoint()
+            if checkpoint is None or checkpoint.tree_size < uow.audit_log.head().tree_size:
+                checkpoint = checkpoint_if_due(uow.audit_log, self.signer, datetime.now(UTC), every=1,
                                                            force=True) or checkpoint
         return checkpoint.to_dict()
 
@@ -111,7 +114,7 @@ class AuditQueries:
         if seq >= tree_size:
             raise validation_error([field_error("seq", "must be less than tree_size")], "The proof request is invalid.")
         with self._open(fields=("seq", "tree_size")) as uow:
-            source = _AlsoFetching(audit_store.SqlNodeSource(uow.conn), (0, seq))  # path and leaf: one query
+            source = _AlsoFetching(uow.audit_log.nodes(), (0, seq))  # path and leaf: one query
             try:
                 path = merkle.inclusion_proof(seq, tree_size, source)
                 if not source.extra:  # (a one-leaf tree has an empty path: nothing was fetched)
@@ -128,7 +131,7 @@ class AuditQueries:
             raise validation_error([field_error("first", "must not exceed second")], "The proof request is invalid.")
         with self._open(fields=("first", "second")) as uow:
             try:
-                proof = merkle.consistency_proof(first, second, audit_store.SqlNodeSource(uow.conn))
+                proof = merkle.consistency_proof(first, second, uow.audit_log.nodes())
             except merkle.MissingNode:
                 raise _beyond_the_log("second", uow) from None
         return {"first": first, "second": second, "proof": [b64(h) for h in proof]}
@@ -143,19 +146,19 @@ class AuditQueries:
         if start and end and start > end:
             raise validation_error([field_error("from", "must not be after to")], "The export request is invalid.")
         with self._open(fields=tuple(name for name, v in (("from", from_), ("to", to)) if v)) as uow:
-            head = audit_store.read_head(uow.conn)
+            head = uow.audit_log.head()
             if start is None and end is None:
                 span = (0, head.tree_size)
             else:
-                span = audit_store.seq_range(uow.conn, start, end) or (head.tree_size, head.tree_size)
-            checkpoint = audit_store.latest_checkpoint(uow.conn)
+                span = uow.audit_log.seq_range(start, end) or (head.tree_size, head.tree_size)
+            checkpoint = uow.audit_log.latest_checkpoint()
             if checkpoint is None or checkpoint.tree_size < span[1]:
-                checkpoint = audit_store.checkpoint_if_due(uow.conn, self.signer, datetime.now(UTC), every=1,
+                checkpoint = checkpoint_if_due(uow.audit_log, self.signer, datetime.now(UTC), every=1,
                                                            force=True) or checkpoint
             first, end_seq = span
-            proof = merkle.range_proof(first, end_seq, checkpoint.tree_size, audit_store.SqlNodeSource(uow.conn)) \
+            proof = merkle.range_proof(first, end_seq, checkpoint.tree_size, uow.audit_log.nodes()) \
                 if end_seq > first else []
-            between = audit_store.checkpoints_between(uow.conn, first, end_seq)
+            between = uow.audit_log.checkpoints_between(first, end_seq)
         return export_header(first, end_seq, checkpoint, between, proof, from_, to)
 
     def export_records(self, start: int, end: int) -> list[dict]:
@@ -165,20 +168,20 @@ class AuditQueries:
             raise validation_error([field_error("end", f"must be within [start, start + {EXPORT_PAGE_MAX}]")],
                                    "The export request is invalid.")
         with self._open(audited=False) as uow:  # the export was audited once, at its start
-            lines = audit_store.export_lines(uow.conn, start, end)
+            lines = uow.audit_log.export_lines(start, end)
         for line in lines:
             line["leaf_hash"] = b64(line["leaf_hash"]) if line["leaf_hash"] is not None else None
         return lines
 
 
-def _or_tampered(read: Callable[[], list[dict]]) -> list[dict] | audit_store.ColumnsTampered:
+def _or_tampered(read: Callable[[], list[dict]]) -> list[dict] | ColumnsTampered:
     try:
         return read()
-    except audit_store.ColumnsTampered as exc:
+    except ColumnsTampered as exc:
         return exc
 
 
-def _tampered(exc: audit_store.ColumnsTampered) -> ServiceError:
+def _tampered(exc: ColumnsTampered) -> ServiceError:
     """A record filed under columns its leaf does not hold: someone edited the store around the tree.
     The answer would misattribute it (or miss it), so there is none: the error names the seqs, for
     ``audit verify``, which reports the same records as edited."""
@@ -203,8 +206,8 @@ class _AlsoFetching:
         return found
 
 
-def _beyond_the_log(name: str, uow: UnitOfWork) -> ServiceError:
-    size = audit_store.read_head(uow.conn).tree_size
+def _beyond_the_log(name: str, uow: UnitOfWorkPort) -> ServiceError:
+    size = uow.audit_log.head().tree_size
     return validation_error([field_error(name, f"the log holds {size} records")], "The proof request is invalid.")
 
 
@@ -287,7 +290,7 @@ def _datetime(name: str, value: Any) -> datetime:
 
 
 def _filters(filters: Mapping[str, Any]) -> dict[str, Any]:
-    known = {*audit_store.FILTER_COLUMNS, "from", "to"}
+    known = {*FILTERS, "from", "to"}
     clean: dict[str, Any] = {}
     for name, value in (filters or {}).items():
         if name not in known:

@@ -6,6 +6,9 @@ seqs, Merkle nodes, head) and, when 1,000 records arrived since the last
 checkpoint, signed in the same transaction. The caller acks the messages
 only after this returns: a crash at any point leaves them in the queue, and
 redelivered records are recognised by ``audit_id``.
+
+The log is reached through :class:`~..adapters.ports.AuditLogRepository`, one per transaction
+opened by the ``transaction`` given (SQL in the service, in memory in the unit tests).
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from marshmallow import ValidationError, validate
-from sqlalchemy.engine import Engine
 from upgestao_kernel.audit import ACTIONS, OUTCOMES, AuditRecordSchema
 
-from ..adapters import audit_store
+from ..adapters.ports import Appended, AuditLogTransactions
 from ..domain.checkpoints import Checkpoint, CheckpointSigner
+from .checkpointing import checkpoint_if_due
 
 # the lengths of the indexed columns (adapters.tables), so a valid record always fits
 _LIMITS = {"service": 64, "resource_type": 64, "subject_id": 64, "actor_id": 64, "actor_role": 64,
@@ -137,22 +140,23 @@ def _by_schema(body: Any) -> dict[str, Any]:
 
 @dataclass
 class IngestResult:
-    stored: list[audit_store.Appended] = field(default_factory=list)
+    stored: list[Appended] = field(default_factory=list)
     duplicates: int = 0
     checkpoint: Checkpoint | None = None
 
 
-def store(engine: Engine, records: Sequence[dict[str, Any]], signer: CheckpointSigner, *,
+def store(transaction: AuditLogTransactions, records: Sequence[dict[str, Any]], signer: CheckpointSigner, *,
           checkpoint_every: int, now: datetime | None = None) -> IngestResult:
     """Append ``records`` (parsed) in one transaction; sign a checkpoint if one is due."""
     now = now or datetime.now(UTC)
-    with engine.begin() as conn:
-        stored = audit_store.append(conn, records, now)
-        checkpoint = audit_store.checkpoint_if_due(conn, signer, now, every=checkpoint_every) if stored else None
+    with transaction() as log:
+        stored = log.append(records, now)
+        checkpoint = checkpoint_if_due(log, signer, now, every=checkpoint_every) if stored else None
     return IngestResult(stored=stored, duplicates=len(records) - len(stored), checkpoint=checkpoint)
 
 
-def sign_pending(engine: Engine, signer: CheckpointSigner, now: datetime | None = None) -> Checkpoint | None:
+def sign_pending(transaction: AuditLogTransactions, signer: CheckpointSigner,
+                 now: datetime | None = None) -> Checkpoint | None:
     """Sign the tree if records arrived since the last checkpoint (the 10-second timer)."""
-    with engine.begin() as conn:
-        return audit_store.checkpoint_if_due(conn, signer, now or datetime.now(UTC), every=1, force=True)
+    with transaction() as log:
+        return checkpoint_if_due(log, signer, now or datetime.now(UTC), every=1, force=True)
