@@ -86,11 +86,17 @@ def scenario(transaction, unit_of_work, store_rows, audit_record) -> dict:
         out["stream moved"] = (log.stream_position(lock=True), log.leaves_from(21, 1))
         out["seq_range"] = [log.seq_range(T0 + timedelta(minutes=10), T0 + timedelta(minutes=50)),
                             log.seq_range(T0 + timedelta(days=9), None), log.seq_range(None, None)]
-    store_rows(3, subject_id=str(uuid.UUID(int=3)) + "x", action="read")  # edited around the tree
+    store_rows(3, subject_id=str(uuid.UUID(int=3)), action="read")  # edited around the tree
     with transaction() as log:
         with pytest.raises(ColumnsTampered) as tampered:
             log.search({}, 50, None)
         out["tampered"] = tampered.value.disagreements
+        # filed by its leaf (subject 1, actor 11), the edited record is still found, and refused
+        for member, value in (("subject_id", 1), ("actor_id", 11), ("subject_id", 3)):
+            try:
+                out[f"tampered by {member} {value}"] = log.search({member: str(uuid.UUID(int=value))}, 50, None)
+            except ColumnsTampered as exc:
+                out[f"tampered by {member} {value}"] = exc.disagreements
         out["tampered export"] = log.export_lines(3, 4)
     return out
 
@@ -131,4 +137,6 @@ def test_the_memory_store_answers_as_the_sql_store(tmp_path, audit_record):
         assert memory[key] == sql[key], key
     assert sql["tampered"] == {3: ["action", "subject_id"]}
     assert sql["tampered export"][0]["record"]["action"] == "read"
+    assert sql["tampered by subject_id 1"] == sql["tampered by actor_id 11"] == sql["tampered"]
+    assert 3 not in {item["seq"] for item in sql["tampered by subject_id 3"]}  # nor re-filed under the column
     assert [len(pages) for key, pages in sql.items() if key.startswith("search {")] != [1] * 9  # it pages
