@@ -13,8 +13,10 @@ from datetime import date
 from typing import Any
 
 from upgestao_kernel.errors import field_error, validation_error
-from upgestao_kernel.unit_of_work import UnitOfWorkPort
-from upgestao_kernel.vault import is_erased
+from upgestao_kernel.unit_of_work import (
+    UnitOfWorkPort,
+    is_erased,  # what an opened value of an erased subject is
+)
 
 from ..domain import people
 
