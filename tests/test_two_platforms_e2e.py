@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import requests
+from upgestao_kernel.service_registry import service_definitions
 from upgestao_kernel.testing import create_vhost, delete_vhost
 
 pytestmark = pytest.mark.e2e
@@ -25,7 +26,7 @@ def test_second_platform_on_sqlite_defaults_does_not_interfere(platform, platfor
             ready = requests.get(running.url + "/readyz", timeout=10)
             assert ready.status_code == 200, ready.text
         # each service of the second platform has its own embedded database
-        for service in ("identity", "messaging", "privacy", "notifier", "gateway"):
+        for service in service_definitions():
             assert (tmp_path / "second" / f"{service}.sqlite3").exists()
         # the same data directory twice is refused, naming the problem
         with pytest.raises(module.PlatformError, match="already running on data dir"):
