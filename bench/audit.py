@@ -101,7 +101,7 @@ from upgestao_kernel.migrations import upgrade  # noqa: E402
 from upgestao_kernel.outbox import message_headers  # noqa: E402
 from upgestao_kernel.topology import AUDIT_EXCHANGE, audit_routing_key, consumer_queue, topic_exchange  # noqa: E402
 from upgestao_kernel.unit_of_work import UnitOfWork  # noqa: E402
-from upgestao_privacy.adapters.audit_store import RECORD_COLUMNS  # noqa: E402
+from upgestao_privacy.adapters.audit_store import RECORD_COLUMNS, with_sql_audit_log  # noqa: E402
 from upgestao_privacy.adapters.tables import node_id  # noqa: E402
 from upgestao_privacy.domain.checkpoints import CheckpointSigner  # noqa: E402
 from upgestao_privacy.domain.leaves import leaf_for  # noqa: E402
@@ -846,7 +846,8 @@ def part_queries(n: int, subjects: int, iterations: int, warmup: int, verify_rep
             engine = create_engine(url)
             try:
                 queries = AuditQueries(
-                    lambda: UnitOfWork(engine, SERVICE, system_context()), lambda role: frozenset(), signer
+                    lambda: with_sql_audit_log(UnitOfWork(engine, SERVICE, system_context())), lambda role: frozenset(),
+                    signer
                 )
                 measured = _measure_queries(engine, queries, loaded["subjects"], n, iterations, warmup, seed)
                 verified = _measure_verification(queries, signer, work, n, loaded["root"], verify_repeat)
