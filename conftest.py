@@ -30,6 +30,9 @@ INFRA_FIXTURES = frozenset({
 INFRA_TESTS = {
     "tests/test_check_config.py::test_platform_start_fails_fast_with_just_the_message":
         "Platform.start asks the broker first (its preflight), before the services' check-config",
+    "tests/test_check_config.py::test_platformctl_up_prints_the_message_and_exits_non_zero":
+        "`platformctl up` (a subprocess with an environment of its own: the default broker) asks the broker first; "
+        "found by running test-fast with RabbitMQ and PostgreSQL stopped",
 }
 CLOSED_PORT = "127.0.0.1:9"  # discard: nothing listens, a connection is refused at once
 
