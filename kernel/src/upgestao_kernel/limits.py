@@ -6,3 +6,8 @@ photo one accepts would be refused by the next with another answer.
 """
 
 PHOTO_MAX_BYTES = 2 * 1024 * 1024
+
+# The longest access-token lifetime identity may be configured to issue (IDENTITY_ACCESS_TOKEN_TTL_S is
+# validated against it); the gateway keeps a revoked token's id at least this long, so a revoked token can
+# never be accepted again before it expires, whatever lifetime identity was given.
+MAX_ACCESS_TOKEN_TTL_S = 3600
