@@ -186,5 +186,6 @@ class JwtAuthenticator:
             session_id=claims.session_id,
             permissions=permissions,
             expires_at=claims.expires_at,
+            token=token,
         )
 

@@ -15,6 +15,9 @@ class Principal:
     session_id: str | None = None
     permissions: frozenset[str] = field(default_factory=frozenset)
     expires_at: datetime | None = None
+    # the access token itself: it travels with every call the request makes, so each service verifies
+    # who is asking from identity's signature instead of trusting a header (never logged, never shown)
+    token: str | None = field(default=None, repr=False, compare=False)
 
     def can(self, permission: str) -> bool:
         """Whether the principal holds ``permission`` (``"<resource>.<action>"``)."""

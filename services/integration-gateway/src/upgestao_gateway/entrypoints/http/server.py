@@ -274,6 +274,10 @@ class GatewayWebServer(WebServer):
         if request.remote_addr:
             data["source_ip"] = request.remote_addr
         if request.principal is not None:
+            # the proof of who asks: each service verifies it (identity's signature) and takes the actor
+            # from it; actor_id/actor_role are carried for logs only and trusted by nobody
+            if request.principal.token:
+                data["access_token"] = request.principal.token
             data["actor_id"] = request.principal.actor_id
             data["actor_role"] = request.principal.role
         return data
