@@ -23,6 +23,9 @@ class RequestContext:
     source_ip: str | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
+    # the service whose broker user sent the request (the AMQP ``user_id`` RabbitMQ checked); never read
+    # from a header, never sent on (see ``broker_identity``)
+    caller_service: str | None = None
 
     @property
     def actor(self) -> Actor:
@@ -42,7 +45,7 @@ class RequestContext:
         )
 
     def to_context_data(self) -> dict[str, str]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in asdict(self).items() if v is not None and k != "caller_service"}
 
     def caused_by(self, event_id: str) -> RequestContext:
         """Context for work done because of an event."""
