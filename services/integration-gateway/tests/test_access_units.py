@@ -22,6 +22,7 @@ from upgestao_gateway.service_layer.public_keys import KeysUnavailable, PublicKe
 from upgestao_gateway.service_layer.role_permissions import PermissionsUnavailable, RolePermissions
 from upgestao_gateway.settings import load_access_settings
 from upgestao_kernel.config import ConfigError, load_settings
+from upgestao_kernel.limits import MAX_ACCESS_TOKEN_TTL_S
 from upgestao_kernel.testing import wait_for
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
@@ -44,17 +45,16 @@ def bearer(token: str) -> Request:
 
 def test_access_settings_defaults():
     settings = load_access_settings({})
-    assert (settings.access_token_ttl_s, settings.events_max_age, settings.events_max_bytes) == (900, "1h", 100_000_000)
-    assert settings.revocation_retention_s == 960
+    assert (settings.events_max_age, settings.events_max_bytes) == ("2h", 100_000_000)
+    assert settings.revocation_retention_s == MAX_ACCESS_TOKEN_TTL_S + 60 == 3660
     assert settings.static_keys is None
 
 
 @pytest.mark.parametrize("variable, value, message", [
-    ("GATEWAY_ACCESS_TOKEN_TTL_S", "soon", "expected an integer"),
-    ("GATEWAY_ACCESS_TOKEN_TTL_S", "10", "between 30 and 86400"),
+    ("GATEWAY_ACCESS_TOKEN_TTL_S", "900", "no longer read"),
     ("GATEWAY_ACCESS_EVENTS_MAX_AGE", "1 hour", "such as 1h"),
     ("GATEWAY_ACCESS_EVENTS_MAX_AGE", "0h", "such as 1h"),
-    ("GATEWAY_ACCESS_EVENTS_MAX_AGE", "15m", r"at least the token lifetime plus 60s \(960s\)"),
+    ("GATEWAY_ACCESS_EVENTS_MAX_AGE", "1h", r"at least the longest token lifetime plus 60s \(3660s\)"),
     ("GATEWAY_ACCESS_EVENTS_MAX_BYTES", "1000", "between 1000000 and"),
     ("GATEWAY_JWT_PUBLIC_KEYS", "{not json", "not valid JSON"),
     ("GATEWAY_JWT_PUBLIC_KEYS", '{"keys": []}', "empty"),
@@ -66,10 +66,10 @@ def test_bad_access_settings_name_the_variable(variable, value, message):
     assert raised.value.variable == variable
 
 
-def test_a_longer_token_lifetime_needs_a_longer_stream_retention():
-    assert load_access_settings({"GATEWAY_ACCESS_TOKEN_TTL_S": "1800", "GATEWAY_ACCESS_EVENTS_MAX_AGE": "2h"})
-    with pytest.raises(ConfigError, match="1860s"):
-        load_access_settings({"GATEWAY_ACCESS_TOKEN_TTL_S": "1800", "GATEWAY_ACCESS_EVENTS_MAX_AGE": "30m"})
+def test_the_stream_keeps_at_least_the_longest_token_lifetime():
+    assert load_access_settings({"GATEWAY_ACCESS_EVENTS_MAX_AGE": "62m"}).events_max_age == "62m"
+    with pytest.raises(ConfigError, match="3660s"):
+        load_access_settings({"GATEWAY_ACCESS_EVENTS_MAX_AGE": "30m"})
 
 
 def test_static_public_keys_come_from_the_environment(issuer):
@@ -392,6 +392,35 @@ def test_a_revoked_session_is_refused(issuer, kid):
     assert (raised.value.status, raised.value.detail) == (401, REVOKED)
 
 
+class RevocationView(View):
+    """The authenticator's view over a real :class:`RevocationList`."""
+
+    def __init__(self, revocations: RevocationList) -> None:
+        super().__init__()
+        self.revocations = revocations
+
+    def is_revoked(self, session_id: str) -> bool:
+        return self.revocations.is_revoked(session_id)
+
+
+def test_a_revoked_token_living_an_hour_stays_revoked_after_sixteen_minutes(issuer, kid):
+    """Issue 11, finding 10: the gateway remembered a revocation for its own GATEWAY_ACCESS_TOKEN_TTL_S
+    (900 s) + 60 s while identity may issue tokens living 3600 s: 16 minutes after its revocation such a
+    token was accepted again. The retention is now identity's maximum lifetime, whatever is configured."""
+    now = int(time.time())
+    issued_at = now - 16 * 60 - 1
+    claims = issuer.claims(sid="sess-long", iat=issued_at, ttl=MAX_ACCESS_TOKEN_TTL_S)
+    token = issuer.token(kid, claims)
+    clock = Clock(float(now))
+    revocations = RevocationList(load_access_settings({}).revocation_retention_s, clock=clock)
+    assert revocations.revoke("sess-long", revoked_at=issued_at)  # revoked the moment it was issued
+    with pytest.raises(Problem) as raised:
+        authenticator(issuer, view=RevocationView(revocations)).authenticate(bearer(token))
+    assert (raised.value.status, raised.value.detail) == (401, REVOKED)
+    clock.now = claims["exp"] + 61.0  # forgotten only once the token itself cannot be accepted
+    assert not revocations.is_revoked("sess-long")
+
+
 @pytest.mark.parametrize("case", ["view not current", "keys unavailable", "permissions unavailable"])
 def test_what_cannot_be_checked_now_is_503(issuer, kid, case):
     parts = {
@@ -481,10 +510,10 @@ def test_events_revoke_sessions_and_invalidate_the_role_map():
     assert invalidated == [1]
 
 
-def test_the_stream_starts_one_token_lifetime_back_then_resumes_after_the_last_offset():
+def test_the_stream_starts_the_longest_token_lifetime_back_then_resumes_after_the_last_offset():
     stream = AccessEventsStream("amqp://unused", load_access_settings({}), handle=lambda body: None,
                                 clock=lambda: 100_000.0)
-    assert stream.start_offset().timestamp() == 100_000.0 - 960
+    assert stream.start_offset().timestamp() == 100_000.0 - (MAX_ACCESS_TOKEN_TTL_S + 60)
     stream.last_offset = 41
     assert stream.start_offset() == 42
     assert not stream.current and not stream.wait_current(0.01)

@@ -1,11 +1,17 @@
 """The gateway's own settings beyond the kernel's: its access control, from the environment.
 
-    GATEWAY_ACCESS_TOKEN_TTL_S       lifetime of identity's access tokens (default 900 s)
-    GATEWAY_ACCESS_EVENTS_MAX_AGE    retention of the access-events stream (default 1h)
+    GATEWAY_ACCESS_EVENTS_MAX_AGE    retention of the access-events stream (default 2h)
     GATEWAY_ACCESS_EVENTS_MAX_BYTES  size bound of that stream (default 100 MB)
     GATEWAY_JWT_PUBLIC_KEYS          a JWKS document; when unset the keys come from identity
 
 Each is validated once, at start; a wrong value is a ``ConfigError`` naming it.
+
+There is one token lifetime to think of, not two: a revoked session is remembered for the longest
+lifetime identity may ever be configured to issue (:data:`upgestao_kernel.limits.MAX_ACCESS_TOKEN_TTL_S`)
+plus a margin, whatever identity's current ``IDENTITY_ACCESS_TOKEN_TTL_S``. A gateway setting of its own
+(``GATEWAY_ACCESS_TOKEN_TTL_S``, gone) could be shorter than identity's, and a revoked token was accepted
+again once the gateway forgot it (issue 11, finding 10); an old deployment still setting it is refused at
+start rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -19,21 +25,22 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from upgestao_kernel.config import ConfigError
 from upgestao_kernel.config import int_setting as _int
+from upgestao_kernel.limits import MAX_ACCESS_TOKEN_TTL_S
 
 from .domain.jwks import InvalidJwks, parse_jwks
 
-TOKEN_TTL_VAR = "GATEWAY_ACCESS_TOKEN_TTL_S"
+REMOVED_TOKEN_TTL_VAR = "GATEWAY_ACCESS_TOKEN_TTL_S"  # gone: the lifetime is identity's maximum
 MAX_AGE_VAR = "GATEWAY_ACCESS_EVENTS_MAX_AGE"
 MAX_BYTES_VAR = "GATEWAY_ACCESS_EVENTS_MAX_BYTES"
 PUBLIC_KEYS_VAR = "GATEWAY_JWT_PUBLIC_KEYS"
 
-DEFAULT_TOKEN_TTL_S = 900
-DEFAULT_MAX_AGE = "1h"
+DEFAULT_MAX_AGE = "2h"
 DEFAULT_MAX_BYTES = 100_000_000
 # A token is accepted up to LEEWAY_S after its exp; a revocation is kept
-# RETENTION_MARGIN_S beyond the token lifetime (leeway plus clock skew).
+# RETENTION_MARGIN_S beyond the longest token lifetime (leeway plus clock skew).
 LEEWAY_S = 30
 RETENTION_MARGIN_S = 60
+REVOCATION_RETENTION_S = MAX_ACCESS_TOKEN_TTL_S + RETENTION_MARGIN_S
 
 # RabbitMQ's x-max-age units (Y and M as RabbitMQ counts them: 365 and 30 days).
 _AGE = re.compile(r"^(?P<n>[1-9][0-9]{0,6})(?P<unit>[YMDhms])$")
@@ -42,15 +49,15 @@ _UNIT_S = {"Y": 365 * 86400, "M": 30 * 86400, "D": 86400, "h": 3600, "m": 60, "s
 
 @dataclass(frozen=True)
 class AccessSettings:
-    access_token_ttl_s: int = DEFAULT_TOKEN_TTL_S
     events_max_age: str = DEFAULT_MAX_AGE
     events_max_bytes: int = DEFAULT_MAX_BYTES
     static_keys: Mapping[str, Ed25519PublicKey] | None = field(default=None, repr=False)
 
     @property
     def revocation_retention_s(self) -> int:
-        """How long a revoked session is remembered (and how far back the stream is replayed)."""
-        return self.access_token_ttl_s + RETENTION_MARGIN_S
+        """How long a revoked session is remembered (and how far back the stream is replayed): the
+        longest token lifetime identity may issue, plus the margin."""
+        return REVOCATION_RETENTION_S
 
 
 def max_age_seconds(value: str) -> int:
@@ -62,7 +69,10 @@ def max_age_seconds(value: str) -> int:
 
 def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSettings:
     environ = os.environ if environ is None else environ
-    ttl = _int(environ, TOKEN_TTL_VAR, DEFAULT_TOKEN_TTL_S, 30, 86_400)
+    if environ.get(REMOVED_TOKEN_TTL_VAR):
+        raise ConfigError(REMOVED_TOKEN_TTL_VAR, "is no longer read: revoked sessions are kept for the longest "
+                                                 f"lifetime identity may issue ({MAX_ACCESS_TOKEN_TTL_S}s) + "
+                                                 f"{RETENTION_MARGIN_S}s; remove it")
     max_bytes = _int(environ, MAX_BYTES_VAR, DEFAULT_MAX_BYTES, 1_000_000, 100_000_000_000)
 
     max_age = environ.get(MAX_AGE_VAR) or DEFAULT_MAX_AGE
@@ -71,9 +81,9 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
     except ValueError:
         problem = f"expected a number and a unit (Y, M, D, h, m, s) such as 1h, got {max_age!r}"
         raise ConfigError(MAX_AGE_VAR, problem) from None
-    if age_s < ttl + RETENTION_MARGIN_S:
-        raise ConfigError(MAX_AGE_VAR, f"must keep at least the token lifetime plus {RETENTION_MARGIN_S}s "
-                                       f"({ttl + RETENTION_MARGIN_S}s), got {max_age} ({age_s}s)")
+    if age_s < REVOCATION_RETENTION_S:
+        raise ConfigError(MAX_AGE_VAR, f"must keep at least the longest token lifetime plus {RETENTION_MARGIN_S}s "
+                                       f"({REVOCATION_RETENTION_S}s), got {max_age} ({age_s}s)")
 
     static_keys = None
     raw_keys = environ.get(PUBLIC_KEYS_VAR)
@@ -84,4 +94,4 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
             raise ConfigError(PUBLIC_KEYS_VAR, "is not valid JSON (expected a JWKS document)") from None
         except InvalidJwks as exc:
             raise ConfigError(PUBLIC_KEYS_VAR, str(exc)) from None
-    return AccessSettings(ttl, max_age, max_bytes, static_keys)
+    return AccessSettings(max_age, max_bytes, static_keys)

@@ -5,7 +5,7 @@ Identity publishes ``identity.session_revoked.v1`` and
 ``identity.events``. Both are bound to the RabbitMQ *stream* queue
 ``gateway.access-events``: a stream is not consumed away, so every replica
 reads every message, and a replica that starts reads back far enough
-(``now - (token TTL + 60 s)``) to know every revocation whose tokens may
+(``now - (longest token TTL + 60 s)``) to know every revocation whose tokens may
 still be valid.
 
 :class:`AccessEventsStream` reads it in a green thread:

@@ -2,8 +2,11 @@
 
 A session revoked at ``t`` cannot have a token valid after ``t + TTL``
 (plus the verification leeway): it is remembered until
-``t + retention_s`` (TTL + 60 s), then forgotten. Memory is bounded by the
-revocations of one token lifetime.
+``t + retention_s``, then forgotten. The gateway passes the longest lifetime
+identity may ever issue (``upgestao_kernel.limits.MAX_ACCESS_TOKEN_TTL_S``)
++ 60 s, not the lifetime it is told identity uses today: a shorter
+retention would let a revoked token in again before it expires. Memory is
+bounded by the revocations of one such lifetime.
 """
 
 from __future__ import annotations
