@@ -5,11 +5,13 @@ transaction, find and park what the store refuses, leave the rest to the back-of
 from __future__ import annotations
 
 import json
+from unittest.mock import patch
 
 import amqp
 import pytest
+import sqlalchemy as sa
 from upgestao_kernel.consumers.batch import BatchConsumer, BatchHandler, describe_error
-from upgestao_kernel.parking import ERROR_HEADER, PARKED_AT_HEADER, QUEUE_HEADER
+from upgestao_kernel.parking import ERROR_HEADER, PARKED_AT_HEADER, QUEUE_HEADER, error_header, failure_reason
 
 
 class Refused(Exception):
@@ -67,8 +69,10 @@ def test_an_unreadable_message_is_parked_with_its_error_and_headers_and_the_othe
     assert headers[ERROR_HEADER].startswith("JSONDecodeError: ") and headers[QUEUE_HEADER] == "svc.things"
     assert headers[PARKED_AT_HEADER] and headers["nameko.request_id"] == "r-1"
     assert first.body == b"{not json" and first.properties["delivery_mode"] == 2
-    assert parking.published[1][0].properties["application_headers"][ERROR_HEADER] == "ValueError: not a number"
-    assert parking.published[2][0].properties["application_headers"][ERROR_HEADER] == "RecursionError"
+    assert parking.published[1][0].properties["application_headers"][ERROR_HEADER] == (
+        "ValueError: the message is malformed or holds a value the handler refuses")  # not the parser's words
+    assert parking.published[2][0].properties["application_headers"][ERROR_HEADER] == (
+        "RecursionError: the body is nested too deep")
 
 
 def test_a_message_the_store_refuses_is_found_and_parked_and_the_others_stored():
@@ -76,7 +80,7 @@ def test_a_message_the_store_refuses_is_found_and_parked_and_the_others_stored()
     consumer(stored, refuse={2}).handle(parking, [delivery("1", "a"), delivery("2", "b"), delivery("3", "c")])
     assert stored == [[1], [3]]
     assert [m.properties["message_id"] for m, _ in parking.published] == ["b"]
-    assert parking.published[0][0].properties["application_headers"][ERROR_HEADER] == "Refused"
+    assert parking.published[0][0].properties["application_headers"][ERROR_HEADER] == "Refused: the handler failed"
 
 
 def test_a_store_that_is_away_raises_and_parks_nothing():
@@ -86,9 +90,49 @@ def test_a_store_that_is_away_raises_and_parks_nothing():
     assert stored == [] and parking.published == []
 
 
-def test_the_default_description_keeps_a_parsers_words_and_only_the_type_of_anything_else():
-    assert describe_error(ValueError("field 'x' missing")) == "ValueError: field 'x' missing"
-    assert describe_error(ValueError("x" * 2000)).startswith("ValueError: x") and len(describe_error(
-        ValueError("x" * 2000))) == 1000
-    assert describe_error(KeyError("secret@example.com")) == "KeyError"
-    assert describe_error(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")) == "UnicodeDecodeError"
+class _PgError(Exception):
+    """What psycopg2 raises: its text quotes the failing row."""
+
+    pgcode = "23505"
+
+
+class _SenderMismatch(ValueError):
+    park_reason = "the record names another service than its sender"
+
+
+def test_a_parked_messages_error_is_its_type_and_a_fixed_reason_never_a_value():
+    """Issue 11, finding 11: the parking header (and the log line) carried ``str(exc)``, which quotes
+    values: an e-mail a parser choked on, the row a database refused. Now: the type and a fixed reason."""
+    secret = "maria@example.com"
+    statement_error = sa.exc.IntegrityError("INSERT ...", {"email": secret},
+                                            _PgError(f"duplicate key: (email)=({secret}) already exists"))
+    cases = {
+        ValueError(f"invalid literal for int() with base 10: '{secret}'"):
+            "ValueError: the message is malformed or holds a value the handler refuses",
+        KeyError(secret): "KeyError: the message is malformed or holds a value the handler refuses",
+        json.JSONDecodeError(f"Expecting value near {secret}", secret, 0): "JSONDecodeError: the body is not JSON",
+        UnicodeDecodeError("utf-8", secret.encode() + b"\xff", 17, 18, "invalid start byte"):
+            "UnicodeDecodeError: the body is not valid text",
+        statement_error: "IntegrityError: the database refused it (SQLSTATE 23505)",
+        RuntimeError(secret): "RuntimeError: the handler failed",
+        _SenderMismatch(f"{secret} is not identity"):
+            "_SenderMismatch: the record names another service than its sender",
+    }
+    for exc, expected in cases.items():
+        assert describe_error(exc) == error_header(exc) == expected
+        assert secret not in describe_error(exc) and secret not in failure_reason(exc)
+    bogus = _PgError("x")
+    bogus.pgcode = f"'{secret}'"  # an SQLSTATE is five characters of [0-9A-Z], nothing else is echoed
+    assert failure_reason(sa.exc.DBAPIError("SELECT", {}, bogus)) == "the database refused it"
+
+
+def test_the_park_log_line_names_the_type_and_reason_only():
+    stored, parking = [], FakeParking()
+    logged = []
+    with patch("upgestao_kernel.consumers.batch.log") as log:
+        log.warning.side_effect = lambda event, **fields: logged.append((event, fields))
+        consumer(stored).handle(parking, [delivery('"maria@example.com"', "b")])
+    [(event, fields)] = logged
+    assert event == "svc.things_parked" and fields == {
+        "queue": "svc.things", "message_id": "b", "error": "ValueError",
+        "reason": "the message is malformed or holds a value the handler refuses"}

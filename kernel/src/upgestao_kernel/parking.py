@@ -1,10 +1,20 @@
-"""Parked messages: list them, and replay them once the handler is fixed."""
+"""Parked messages: list them, and replay them once the handler is fixed.
+
+What a parked (or retried) message says went wrong is :func:`error_header`: the exception's type and
+a fixed reason, never the exception's text. That text is written from the values at hand (a database
+error quotes the failing row, ``int("maria@example.com")`` quotes its argument), and a parking queue
+is read by operators, kept for days and copied into broker backups: no value belongs there, nor in
+the log line that says a message was parked.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from kombu import Connection
 
 from .topology import parking_queue_name
@@ -13,6 +23,39 @@ ATTEMPTS_HEADER = "x-upgestao-attempts"
 ERROR_HEADER = "x-upgestao-error"
 PARKED_AT_HEADER = "x-upgestao-parked-at"
 QUEUE_HEADER = "x-upgestao-queue"
+
+_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A fixed, value-free reason for ``exc``: one of a few sentences chosen by its type.
+
+    An exception class may state its own in a class attribute ``park_reason`` (a constant of the
+    code that raises it, e.g. "the record names another service than its sender"); an instance
+    attribute is not read, since it could be built from the values.
+    """
+    own = getattr(type(exc), "park_reason", None)
+    if isinstance(own, str) and own:
+        return own
+    if isinstance(exc, sa.exc.DBAPIError):
+        state = getattr(exc.orig, "pgcode", None)
+        return f"the database refused it (SQLSTATE {state})" if isinstance(state, str) and _SQLSTATE.fullmatch(
+            state) else "the database refused it"
+    if isinstance(exc, json.JSONDecodeError):
+        return "the body is not JSON"
+    if isinstance(exc, UnicodeError):
+        return "the body is not valid text"
+    if isinstance(exc, RecursionError):
+        return "the body is nested too deep"
+    if isinstance(exc, KeyError | TypeError | ValueError):
+        return "the message is malformed or holds a value the handler refuses"
+    return "the handler failed"
+
+
+def error_header(exc: BaseException) -> str:
+    """:data:`ERROR_HEADER` of a message parked (or sent to retry) because of ``exc``:
+    ``<exception type>: <fixed reason>`` (:func:`failure_reason`), never ``str(exc)``."""
+    return f"{type(exc).__name__}: {failure_reason(exc)}"
 
 
 @dataclass(frozen=True)

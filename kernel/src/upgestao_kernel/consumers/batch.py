@@ -31,7 +31,7 @@ import eventlet
 from kombu import Connection
 
 from ..logging import get_logger
-from ..parking import ERROR_HEADER, PARKED_AT_HEADER, QUEUE_HEADER
+from ..parking import ERROR_HEADER, PARKED_AT_HEADER, QUEUE_HEADER, error_header, failure_reason
 from ..topology import parking_queue_name
 from .backoff import BackoffLoop, GreenStop
 
@@ -46,10 +46,9 @@ BATCH_WAIT_S = 0.02  # a partial batch is handled once no message arrived for th
 
 
 def describe_error(exc: BaseException) -> str:
-    """The parked message's error: the type, and the text of a ``ValueError`` (a parser's words)."""
-    if isinstance(exc, ValueError) and not isinstance(exc, UnicodeError):
-        return f"{type(exc).__name__}: {exc}"[:1000]
-    return type(exc).__name__
+    """The parked message's error: its type and a fixed reason (:func:`~upgestao_kernel.parking.error_header`),
+    never its text, which a parser (``int(value)``) or a database writes from the message's values."""
+    return error_header(exc)
 
 
 def never(exc: BaseException) -> bool:
@@ -172,4 +171,4 @@ class BatchConsumer(Generic[T]):
                          application_headers=headers),
             exchange="", routing_key=parking_queue_name(self.queue))  # confirm mode: waits for the ack
         log.warning(f"{self.name}_parked", queue=self.queue, message_id=message.properties.get("message_id"),
-                    error=type(exc).__name__)
+                    error=type(exc).__name__, reason=failure_reason(exc))

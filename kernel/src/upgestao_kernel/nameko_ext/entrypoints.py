@@ -30,7 +30,7 @@ from nameko.messaging import Consumer
 from ..config import load_settings
 from ..events import EventEnvelope
 from ..logging import get_logger
-from ..parking import ATTEMPTS_HEADER, ERROR_HEADER, PARKED_AT_HEADER, QUEUE_HEADER
+from ..parking import ATTEMPTS_HEADER, ERROR_HEADER, PARKED_AT_HEADER, QUEUE_HEADER, error_header, failure_reason
 from ..topology import (
     consumer_queue,
     declare_consumer,
@@ -91,7 +91,7 @@ class ReliableEventHandler(Consumer):
     def _reroute(self, message, exc: BaseException, *, final: bool, attempts: int = 1) -> None:
         """Send the message to its next delay queue or to parking, then ack it."""
         headers = dict(message.headers or {})
-        headers[ERROR_HEADER] = f"{type(exc).__name__}: {exc}"[:1000]
+        headers[ERROR_HEADER] = error_header(exc)  # the type and a fixed reason: str(exc) may quote values
         headers[QUEUE_HEADER] = self.queue_name
         if final:
             target = parking_queue_name(self.queue_name)
@@ -120,6 +120,7 @@ class ReliableEventHandler(Consumer):
         log.warning(
             "consumer.parked" if final else "consumer.retry_scheduled",
             queue=self.queue_name, target=target, attempts=attempts, error=type(exc).__name__,
+            reason=failure_reason(exc),
         )
         self.queue_consumer.ack_message(message)
 
