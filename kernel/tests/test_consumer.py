@@ -14,6 +14,7 @@ from upgestao_kernel.parking import list_parked, replay_parked
 from upgestao_kernel.relay import OutboxRelay, drain
 from upgestao_kernel.schema import outbox
 from upgestao_kernel.testing import wait_for
+from upgestao_kernel.testing_tokens import acting_as
 from upgestao_kernel.topology import events_exchange
 
 
@@ -85,8 +86,7 @@ def test_request_context_travels_from_rpc_to_event_and_audit(run_service, databa
     url = database_factory("ledger")
     _create_tables(url)
     run_service(LedgerService, None, database_url=url)
-    context = {"request_id": "req-ctx-0001", "actor_id": "staff-7", "actor_role": "supervisor",
-               "source_ip": "192.0.2.10"}
+    context = acting_as("staff-7", "supervisor", request_id="req-ctx-0001", source_ip="192.0.2.10")
     with ServiceRpcProxy("ledger", {"AMQP_URI": amqp_uri}, context_data=context, timeout=10) as ledger:
         ledger.open_account("acc-1", "a@example.com")
         assert ledger.read_email("acc-1") == "a@example.com"

@@ -24,6 +24,7 @@ from upgestao_kernel.db import create_engine
 from upgestao_kernel.keyed_requests import KeyedRaced, KeyedRequest, fingerprint
 from upgestao_kernel.schema import request_replies
 from upgestao_kernel.testing import wait_for
+from upgestao_kernel.testing_tokens import acting_as
 from upgestao_kernel.unit_of_work import UnitOfWork
 
 RPC_EXCHANGE = Exchange("nameko-rpc", type="topic", durable=True)
@@ -73,7 +74,7 @@ class Caller:
 
     def send(self, method: str, args: list, key: str | None, actor: str = "staff-1") -> str:
         correlation_id = uuid.uuid4().hex
-        headers = {"nameko.request_id": uuid.uuid4().hex, "nameko.actor_id": actor, "nameko.actor_role": "admin"}
+        headers = {f"nameko.{k}": v for k, v in acting_as(actor, "admin", request_id=uuid.uuid4().hex).items()}
         if key is not None:
             headers["nameko.idempotency_key"] = key
         self.conn.Producer(self.channel).publish(

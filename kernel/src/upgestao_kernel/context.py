@@ -6,6 +6,7 @@ into every RPC, event, log line and audit record.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -44,6 +45,23 @@ class RequestContext:
             causation_id=_opt(data.get("causation_id")),
         )
 
+    @classmethod
+    def from_proof(cls, data: Mapping[str, Any] | None, claims: Any, caller_service: str | None) -> RequestContext:
+        """A request that came over the broker: the actor is whoever the verified access token ``claims``
+        name (``None``: nobody), the caller the service RabbitMQ vouched for; ``actor_id``/``actor_role``
+        headers are ignored, whatever they say."""
+        data = data or {}
+        request_id = _request_id(data.get("request_id")) or new_id()
+        return cls(
+            request_id=request_id,
+            actor_id=claims.subject if claims is not None else None,
+            actor_role=claims.role if claims is not None else None,
+            source_ip=_address(data.get("source_ip")),
+            correlation_id=_request_id(data.get("correlation_id")) or request_id,
+            causation_id=_request_id(data.get("causation_id")),
+            caller_service=_opt(caller_service),
+        )
+
     def to_context_data(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v is not None and k != "caller_service"}
 
@@ -56,6 +74,26 @@ def system_context(request_id: str | None = None) -> RequestContext:
     """For work no person asked for (relays, start-up tasks, CLI commands)."""
     rid = request_id or new_id()
     return RequestContext(request_id=rid, actor_id="system", actor_role="system", correlation_id=rid)
+
+
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+
+
+def _request_id(value: Any) -> str | None:
+    """A request, correlation or causation id as received: at most 128 of ``[A-Za-z0-9._:-]``, else none."""
+    text = _opt(value)
+    if text is None or len(text) > 128 or not set(text) <= _ID_CHARS:
+        return None
+    return text
+
+
+def _address(value: Any) -> str | None:
+    """An IP address as the calling edge stated it (the gateway's client address), else none."""
+    text = _opt(value)
+    try:
+        return str(ipaddress.ip_address(text)) if text is not None and len(text) <= 64 else None
+    except ValueError:
+        return None
 
 
 def _opt(value: Any) -> str | None:

@@ -22,6 +22,7 @@ import requests
 import sqlalchemy as sa
 
 from .config import env_prefix
+from .testing_tokens import test_jwks_json
 
 AMQP_BASE = os.environ.get("UPGESTAO_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 RABBIT_API = os.environ.get("UPGESTAO_TEST_RABBIT_API", "http://guest:guest@127.0.0.1:15672")
@@ -114,6 +115,8 @@ def service_env(monkeypatch, tmp_path, amqp_uri) -> dict[str, str]:
         "UPGESTAO_DATA_DIR": str(tmp_path / "var"),
         "AMQP_URI": amqp_uri,
         "UPGESTAO_RETRY_DELAYS_MS": "100,200",
+        # identity's keys pinned to the tests' signing key (testing_tokens.acting_as signs with it)
+        "UPGESTAO_IDENTITY_JWKS": test_jwks_json(),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -7,7 +7,7 @@ replacement, built on the kernel's unit of work.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import sqlalchemy as sa
@@ -17,12 +17,13 @@ from nameko.utils import get_redacted_args
 from ..config import load_settings
 from ..context import RequestContext, system_context
 from ..db import create_engine, green_postgres
-from ..events import EventEnvelope, new_id
+from ..events import EventEnvelope
 from ..keyed_requests import KeyedRequest, fingerprint
 from ..logging import bind_request_context, clear_request_context
 from ..projections import Projection
 from ..unit_of_work import UnitOfWork
 from ..vault import Vault, load_keys
+from .principals import Principals, pinned_keys, request_context
 
 
 class ServiceDatabase:
@@ -69,6 +70,14 @@ class ServiceDatabase:
 class Database(DependencyProvider):
     def __init__(self, projections: Callable[[], Sequence[Projection]] | Sequence[Projection] = ()) -> None:
         self._projections = projections
+        self._own_token_keys: dict = {}
+        self.principals: Principals | None = None
+
+    def trust_token_keys(self, keys: Mapping) -> None:
+        """Verify access tokens with these keys too (identity: the public halves of its signing keys)."""
+        self._own_token_keys.update(keys)
+        if self.principals is not None:
+            self.principals.trust(keys)
 
     def setup(self) -> None:
         self.service = self.container.service_name
@@ -78,6 +87,10 @@ class Database(DependencyProvider):
         self.engine = create_engine(settings.database_url)
         keyring, blind_key = load_keys(settings, os.environ)
         self._vault = Vault(keyring, blind_key)
+        config = dict(self.container.config)
+        self.principals = Principals(pinned_keys(settings, os.environ),
+                                     fetch=lambda: fetch_identity_keys(config))
+        self.principals.trust(self._own_token_keys)
         self.projections = tuple(self._projections() if callable(self._projections) else self._projections)
 
     def stop(self) -> None:
@@ -89,7 +102,7 @@ class Database(DependencyProvider):
                           vault=self._vault)
 
     def worker_setup(self, worker_ctx) -> None:
-        ctx = worker_context(worker_ctx)
+        ctx = request_context(worker_ctx, self.principals)
         bind_request_context(
             request_id=ctx.request_id, actor_id=ctx.actor_id, actor_role=ctx.actor_role,
             entrypoint=worker_ctx.entrypoint.method_name,
@@ -102,7 +115,7 @@ class Database(DependencyProvider):
         clear_request_context()
 
     def get_dependency(self, worker_ctx) -> ServiceDatabase:
-        context = worker_context(worker_ctx)
+        context = request_context(worker_ctx, self.principals)
         # The key is this request's, not its callees': taken out so it does not travel on.
         key = worker_ctx.context_data.pop(IDEMPOTENCY_KEY, None)
         keyed = None
@@ -130,10 +143,10 @@ def request_fingerprint(worker_ctx) -> str:
     return fingerprint(entrypoint.method_name, (), callargs)
 
 
-def worker_context(worker_ctx) -> RequestContext:
-    """The worker's request context; a request id is minted once if none came in,
-    and stored in the context data so it travels on with outgoing calls."""
-    data = worker_ctx.context_data
-    if not data.get("request_id"):
-        data["request_id"] = new_id()
-    return RequestContext.from_context_data(data)
+def fetch_identity_keys(config: Mapping) -> dict:
+    """Identity's JWKS document over RPC (outside production, unpinned): only identity's broker user may
+    consume ``rpc-identity``, so only identity can answer."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    with ClusterRpcProxy(dict(config), timeout=5) as cluster:
+        return cluster.identity.public_keys()

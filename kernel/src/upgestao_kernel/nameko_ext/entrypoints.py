@@ -38,11 +38,15 @@ from ..topology import (
     parking_queue_name,
     retry_queue_name,
 )
+from .principals import stamp_caller
 
 log = get_logger(__name__)
 
 
 class ReliableEventHandler(Consumer):
+    # a handler is the service's own work because of a fact it heard: the system acts (see .principals)
+    acts_as_system = True
+
     def __init__(self, source_service: str, event_types: str | Sequence[str], **kwargs) -> None:
         self.source_service = source_service
         self.event_types = [event_types] if isinstance(event_types, str) else list(event_types)
@@ -70,9 +74,9 @@ class ReliableEventHandler(Consumer):
             self._reroute(message, exc, final=True)
             return
         prefix = f"{self.header_prefix}."
-        context_data = {
+        context_data = stamp_caller({
             key[len(prefix):]: value for key, value in (message.headers or {}).items() if key.startswith(prefix)
-        }
+        }, message)
         try:
             self.container.spawn_worker(
                 self, (envelope,), {}, context_data=context_data,

@@ -63,6 +63,7 @@ from ..eventstore import ConcurrencyError
 from ..keyed_requests import outcome_unknown
 from ..logging import get_logger
 from .database import IDEMPOTENCY_KEY, ServiceDatabase
+from .principals import stamp_caller
 
 deserialize_to_instance(ServiceError)
 
@@ -270,6 +271,11 @@ class Rpc(NamekoRpc):
             return super().decorator(replaying(translating(args[0])))
         registering = super().decorator(*args, **kwargs)
         return lambda fn: registering(replaying(translating(fn)))
+
+    def unpack_message_headers(self, message):
+        """The context data of a request, its caller written from the message's ``user_id`` (checked by
+        RabbitMQ), never from a header (:mod:`.principals`)."""
+        return stamp_caller(super().unpack_message_headers(message), message)
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         keyed = getattr(worker_ctx, "keyed_request", None)
