@@ -15,12 +15,15 @@ from upgestao_privacy.domain.checkpoints import decode_public_key
 from upgestao_privacy.domain.leaves import canonical_json
 from upgestao_privacy.domain.verification import verify_export
 
+# seven subjects (a subject id is a UUID: privacy's queries refuse anything else)
+SUBJECT = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(7)]
+
 RECORDS = 40
 
 
 @pytest.fixture
 def log(privacy):
-    privacy.publish([privacy.record(subject_id=f"subject-{i % 7}") for i in range(RECORDS)])
+    privacy.publish([privacy.record(subject_id=SUBJECT[i % 7]) for i in range(RECORDS)])
     privacy.wait_count(RECORDS)
     dpo = privacy.caller(privacy.DPO)
     wait_for(lambda: dpo.audit_checkpoint()["tree_size"] == RECORDS)
@@ -113,8 +116,8 @@ def test_an_edited_index_column_is_reported_never_misattributed_and_fails_verifi
     page = log.dpo.audit_search({}, 23, None)  # seqs 39 to 17
     assert page["items"][-1]["seq"] == 17
     victim, other = leaf(log, 17), leaf(log, 30)
-    assert (victim["subject_id"], other["subject_id"]) == ("subject-3", "subject-2")
-    tamper(log, "UPDATE audit_records SET subject_id = 'subject-5' WHERE seq = 17",
+    assert (victim["subject_id"], other["subject_id"]) == (SUBJECT[3], SUBJECT[2])
+    tamper(log, f"UPDATE audit_records SET subject_id = '{SUBJECT[5]}' WHERE seq = 17",
            "UPDATE audit_records SET actor_id = 'someone-innocent' WHERE seq = 30")
     assert (leaf(log, 17), leaf(log, 30)) == (victim, other)  # the leaves, and so the tree, untouched
 
@@ -126,17 +129,17 @@ def test_an_edited_index_column_is_reported_never_misattributed_and_fails_verifi
 
     # the subject's search and summary still reach the record (they filter on the leaf) and refuse to
     # answer past it, naming it
-    assert refused(log.dpo.audit_search, {"subject_id": "subject-3"}, 50, None) == [
+    assert refused(log.dpo.audit_search, {"subject_id": SUBJECT[3]}, 50, None) == [
         {"seq": 17, "columns": ["subject_id"]}]
-    assert refused(log.dpo.audit_subject_summary, "subject-3") == [{"seq": 17, "columns": ["subject_id"]}]
+    assert refused(log.dpo.audit_subject_summary, SUBJECT[3]) == [{"seq": 17, "columns": ["subject_id"]}]
     assert refused(log.dpo.audit_search, {"actor_id": other["actor_id"]}, 50, None) == [
         {"seq": 30, "columns": ["actor_id"]}]
     assert {t["seq"] for t in refused(log.dpo.audit_search, {}, 50, None)} == {17, 30}
     # where the edited columns point, nothing is misattributed
-    subject_5 = log.dpo.audit_search({"subject_id": "subject-5"}, 50, None)["items"]
+    subject_5 = log.dpo.audit_search({"subject_id": SUBJECT[5]}, 50, None)["items"]
     assert subject_5 and 17 not in [r["seq"] for r in subject_5]
-    assert all(r["subject_id"] == "subject-5" for r in subject_5)
-    assert log.dpo.audit_subject_summary("subject-5")["total_records"] == len(subject_5)
+    assert all(r["subject_id"] == SUBJECT[5] for r in subject_5)
+    assert log.dpo.audit_subject_summary(SUBJECT[5])["total_records"] == len(subject_5)
     assert log.dpo.audit_search({"actor_id": "someone-innocent"}, 50, None)["items"] == []
     # a page that does not hold them is still answered
     older = log.dpo.audit_search({}, 10, page["next_cursor"])["items"]
@@ -153,7 +156,7 @@ def test_subject_and_actor_searches_use_the_leaf_indexes(log):
     """Filtering on the leaf stays an index lookup (``bench/audit.py`` measures its p99 at 1,000,000 records)."""
     with log.engine.connect() as conn:
         for member in ("subject_id", "actor_id"):
-            compiled = audit_store.search_statement(conn, {member: "subject-3"}, 51, None).compile(
+            compiled = audit_store.search_statement(conn, {member: SUBJECT[3]}, 51, None).compile(
                 conn, compile_kwargs={"literal_binds": True})
             conn.exec_driver_sql("SET enable_seqscan = off")  # (40 rows: a scan would be cheaper)
             plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}"))

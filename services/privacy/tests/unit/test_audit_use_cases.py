@@ -23,6 +23,8 @@ from upgestao_privacy.service_layer import ingest
 from .conftest import ATTENDANT, DPO
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+S1 = "5e1f0c3a-9d2b-4c7e-8a6f-0b1c2d3e4f51"  # a subject id: a UUID
+NOBODY = "00000000-0000-4000-8000-0000000000b0"  # a subject nobody touched
 
 
 def unb64(text: str) -> bytes:
@@ -140,7 +142,7 @@ def test_search_by_each_filter_newest_first_with_a_cursor(fake_privacy):
     assert ids({"outcome": "denied"}) == {denied["audit_id"]}
     assert ids({"subject_id": subject, "action": "share", "service": "", "to": None}) == {shared["audit_id"]}
     assert queries.search({}, 50, None)["items"][0]["seq"] == 9
-    assert queries.search({"subject_id": "nobody"}, 50, None) == {"items": [], "next_cursor": None}
+    assert queries.search({"subject_id": NOBODY}, 50, None) == {"items": [], "next_cursor": None}
 
 
 def test_search_by_time_takes_from_inclusive_and_to_exclusive(fake_privacy):
@@ -189,7 +191,7 @@ def test_subject_summary_groups_accesses_and_shares_and_counts_denials(fake_priv
                                        "fields": ["email", "full_name"], "count": 1,
                                        "first_at": stored(share)["occurred_at"],
                                        "last_at": stored(share)["occurred_at"]}]
-    assert fake_privacy.queries().subject_summary("nobody")["total_records"] == 0
+    assert fake_privacy.queries().subject_summary(NOBODY)["total_records"] == 0
 
 
 # -- checkpoints and proofs ------------------------------------------------------------------------
@@ -328,7 +330,9 @@ def test_malformed_export_requests_are_refused(fake_privacy):
     ({"action": "dance"}, 50, None, [{"field": "action", "message": f"must be one of {', '.join(ACTIONS)}"}]),
     ({"outcome": "maybe"}, 50, None, [{"field": "outcome", "message": f"must be one of {', '.join(OUTCOMES)}"}]),
     ({"subject_id": "x" * 129}, 50, None,
-     [{"field": "subject_id", "message": "must be a non-empty string of at most 128 characters"}]),
+     [{"field": "subject_id", "message": "must be a UUID (lowercase, 8-4-4-4-12 hexadecimal digits)"}]),
+    ({"subject_id": "Maria da Silva"}, 50, None,
+     [{"field": "subject_id", "message": "must be a UUID (lowercase, 8-4-4-4-12 hexadecimal digits)"}]),
     ({"actor_id": 7}, 50, None,
      [{"field": "actor_id", "message": "must be a non-empty string of at most 128 characters"}]),
     ({"from": "2026-11-30"}, 50, None,
@@ -348,15 +352,27 @@ def test_bad_search_arguments_are_refused_with_the_exact_errors(fake_privacy, fi
     assert fake_privacy.query_audits() == []
 
 
-def test_a_subject_id_must_be_a_short_non_empty_string(fake_privacy):
-    for bad in ("", "x" * 65, None):
-        assert errors_of(refused(lambda bad=bad: fake_privacy.queries().subject_summary(bad))) == [
-            {"field": "subject_id", "message": "must be a non-empty string of at most 64 characters"}]
+def test_a_subject_id_must_be_a_uuid_and_a_refused_one_is_stored_nowhere(fake_privacy):
+    """Defence in depth behind the gateway's 422: an RPC caller naming a subject by anything but its id
+    (a name, an e-mail, a path's text) is refused before the query is audited, so the text is stored
+    in no record, for the caller with ``audit.read`` and for the one without."""
+    typed = ("maria@example.com", "Maria da Silva", "", "x" * 65, None, 7, S1.upper(), S1 + "\n", f" {S1}")
+    for bad in typed:
+        for caller in (DPO, ATTENDANT):
+            queries = fake_privacy.queries(caller)
+            calls = [lambda q=queries, b=bad: q.subject_summary(b)]
+            if bad not in ("", None):  # (an empty filter is no filter)
+                calls.append(lambda q=queries, b=bad: q.search({"subject_id": b}, 50, None))
+            for call in calls:
+                assert errors_of(refused(call)) == [
+                    {"field": "subject_id", "message": "must be a UUID (lowercase, 8-4-4-4-12 hexadecimal digits)"}]
+    assert fake_privacy.query_audits() == [] and fake_privacy.query_audits(outcome="denied") == []
+    assert fake_privacy.queries().subject_summary(S1)["total_records"] == 0
 
 
 QUERIES = [
-    ("search", lambda q: q.search({"subject_id": "s-1", "action": "read"}), "s-1", ["action", "subject_id"]),
-    ("subject_summary", lambda q: q.subject_summary("s-1"), "s-1", ["subject_id"]),
+    ("search", lambda q: q.search({"subject_id": S1, "action": "read"}), S1, ["action", "subject_id"]),
+    ("subject_summary", lambda q: q.subject_summary(S1), S1, ["subject_id"]),
     ("checkpoint", lambda q: q.checkpoint(), None, []),
     ("inclusion_proof", lambda q: q.inclusion_proof(0, 1), None, ["seq", "tree_size"]),
     ("consistency_proof", lambda q: q.consistency_proof(0, 1), None, ["first", "second"]),
@@ -366,7 +382,7 @@ QUERIES = [
 
 @pytest.mark.parametrize(("name", "call", "subject", "fields"), QUERIES, ids=[q[0] for q in QUERIES])
 def test_each_query_is_audited_as_audit_query_in_its_own_unit(fake_privacy, name, call, subject, fields):
-    fake_privacy.ingest([fake_privacy.record(subject_id="s-1")])
+    fake_privacy.ingest([fake_privacy.record(subject_id=S1)])
     call(fake_privacy.queries())
     [audit] = fake_privacy.query_audits()
     assert {k: audit[k] for k in ("service", "action", "resource_type", "resource_id", "subject_id", "fields",
@@ -378,7 +394,7 @@ def test_each_query_is_audited_as_audit_query_in_its_own_unit(fake_privacy, name
 
 @pytest.mark.parametrize(("name", "call", "subject", "fields"), QUERIES, ids=[q[0] for q in QUERIES])
 def test_a_caller_without_audit_read_is_refused_and_the_refusal_audited(fake_privacy, name, call, subject, fields):
-    fake_privacy.ingest([fake_privacy.record(subject_id="s-1")])
+    fake_privacy.ingest([fake_privacy.record(subject_id=S1)])
     exc = refused(lambda: call(fake_privacy.queries(ATTENDANT)))
     assert (exc.status, exc.slug, exc.extensions) == (403, "forbidden", {"permission": "audit.read"})
     [denial] = fake_privacy.query_audits()
