@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kernel_sample import AccountsProjection, open_account, read_email
 from kombu import Connection, Queue
-from upgestao_kernel.audit import AuditRecordSchema
+from upgestao_kernel.audit import AuditEmitter, AuditRecordSchema, source_network
 from upgestao_kernel.context import RequestContext
 from upgestao_kernel.relay import OutboxRelay, drain
 from upgestao_kernel.topology import audit_exchange
@@ -58,3 +58,23 @@ def test_unknown_action_or_missing_purpose_is_refused(vault):
     with pytest.raises(ValueError):
         emitter.build(CTX, action="read", resource_type="account", resource_id="a", subject_id="a",
                       fields=[], purpose="")
+
+
+@pytest.mark.parametrize("address, network", [
+    ("192.0.2.1", "192.0.2.0/24"),
+    ("203.0.113.255", "203.0.113.0/24"),
+    ("2001:db8:1234:5678::9", "2001:db8:1234::/48"),
+    ("::ffff:198.51.100.7", "198.51.100.0/24"),
+    ("203.0.113.0/24", "203.0.113.0/24"),
+    ("10.0.0.0/8", "10.0.0.0/8"),
+    ("unknown", None), ("", None), (None, None),
+])
+def test_an_audit_record_keeps_the_network_never_the_address(address, network):
+    """Issue 11, finding 8: every record kept the client's address (personal data, in a log that can never
+    be erased); it keeps the IPv4 /24 or IPv6 /48 now, while the context still carries the address."""
+    context = RequestContext(request_id="req-net", actor_id="staff-1", actor_role="attendant", source_ip=address)
+    assert source_network(address) == network
+    record = AuditEmitter("ledger").build(context, action="read", resource_type="account", resource_id="a",
+                                          subject_id="a", fields=["email"], purpose="support")
+    assert record.source_ip == network and record.to_message()["source_ip"] == network
+    assert AuditRecordSchema().load(record.to_message())["source_ip"] == network

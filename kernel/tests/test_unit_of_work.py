@@ -42,7 +42,7 @@ def test_event_projection_outbox_and_audit_in_one_transaction(engine, vault):
     ]
     audit, event = rows[0].body, rows[1].body
     assert audit["action"] == "create" and audit["subject_id"] == "acc-1" and audit["fields"] == ["email"]
-    assert audit["request_id"] == "req-42" and audit["source_ip"] == "10.0.0.9" and audit["actor_id"] == "staff-1"
+    assert audit["request_id"] == "req-42" and audit["source_ip"] == "10.0.0.0/24" and audit["actor_id"] == "staff-1"
     assert audit["purpose"] == "account_opening" and audit["outcome"] == "success"
     # the published view carries ids and field names only
     assert event["data"] == {"account_id": "acc-1", "fields": ["email"]}

@@ -4,10 +4,20 @@ Records carry ids and field *names* only, never values. They go to the
 outbox in the caller's transaction, so a record exists exactly when the
 access it describes was committed; a denied attempt is written even when
 the attempt's own work rolls back (see ``UnitOfWork.deny``).
+
+Where a request came from is kept as a network, never as an address
+(:func:`source_network`): an IP address is personal data under the LGPD,
+and the audit log can never be erased. A record's ``source_ip`` holds the
+client's IPv4 /24 or IPv6 /48 (``203.0.113.0/24``, ``2001:db8:1234::/48``):
+enough to tell an office from a foreign network in an investigation, not
+enough to single out one subscriber. The full address lives only in the
+request's context, for as long as the request (identity's login throttle
+keys on it), and is never written anywhere.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +35,26 @@ ACTIONS = (
     "login", "logout", "erase", "audit_query",
 )
 OUTCOMES = ("success", "denied", "failure")
+# how much of a client's address an audit record keeps (see the module docstring)
+IPV4_PREFIX = 24
+IPV6_PREFIX = 48
+
+
+def source_network(address: str | None) -> str | None:
+    """The network an audit record keeps of ``address``: its IPv4 /24 or IPv6 /48 (an IPv4-mapped IPv6
+    address counts as IPv4; a network already that wide or wider is kept); None for anything else."""
+    if not address:
+        return None
+    try:
+        network = ipaddress.ip_network(address.strip(), strict=False)
+    except ValueError:
+        return None
+    if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
+        network = ipaddress.ip_network(network.network_address.ipv4_mapped)
+    prefix = IPV4_PREFIX if network.version == 4 else IPV6_PREFIX
+    if network.prefixlen > prefix:
+        network = network.supernet(new_prefix=prefix)
+    return str(network)
 
 
 class AuditRecordSchema(Schema):
@@ -60,7 +90,7 @@ class AuditRecord:
     actor_id: str | None
     actor_role: str | None
     request_id: str | None
-    source_ip: str | None
+    source_ip: str | None  # a network (source_network), never an address
     outcome: str = "success"
     recipient: str | None = None
     audit_id: str = field(default_factory=new_id)
@@ -115,7 +145,7 @@ class AuditEmitter:
             actor_id=context.actor_id,
             actor_role=context.actor_role,
             request_id=context.request_id,
-            source_ip=context.source_ip,
+            source_ip=source_network(context.source_ip),  # never the address itself
             outcome=outcome,
             recipient=recipient,
         )
