@@ -10,6 +10,7 @@ import eventlet
 import pytest
 import sqlalchemy as sa
 from upgestao_kernel.testing import wait_for
+from upgestao_kernel.testing_tokens import acting_as
 
 ADMIN_CONTEXT = {"actor_id": "00000000-0000-4000-8000-000000000001", "actor_role": "admin"}
 PASSWORD = "correct horse battery staple"
@@ -51,8 +52,8 @@ class IdentityHarness:
         from nameko.standalone.rpc import ServiceRpcProxy
 
         context = {"source_ip": source_ip}
-        if actor_id:
-            context.update(actor_id=actor_id, actor_role=role)
+        if actor_id:  # as the gateway calls: the access token is the proof of who asks
+            context.update(acting_as(actor_id, role))
         if request_id:
             context["request_id"] = request_id
         ctx = ServiceRpcProxy("identity", self.config, context_data=context, timeout=15)

@@ -286,8 +286,9 @@ def test_a_valid_token_authenticates_the_principal(platform, gateway):
     assert (body["actor_id"], body["role"], body["session_id"]) == ("user-42", "attendant", "sess-42")
     assert body["permissions"] == ["profile.read"]
     assert body["expires_at"].startswith(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(claims["exp"])))
+    # the token itself travels on: each service verifies who asks from identity's signature
     assert body["downstream"] == {"request_id": "access-me-0001", "source_ip": "127.0.0.1",
-                                  "actor_id": "user-42", "actor_role": "attendant"}
+                                  "actor_id": "user-42", "actor_role": "attendant", "access_token": token}
 
 
 def test_no_token_is_401_with_a_bearer_challenge(gateway):
@@ -445,7 +446,7 @@ def test_the_stream_is_declared_as_specified(platform, gateway):
     info = _api("GET", f"/api/queues/{quote(platform.vhost, safe='')}/{quote(QUEUE, safe='')}").json()
     assert info["durable"] is True
     assert info["arguments"]["x-queue-type"] == "stream"
-    assert info["arguments"]["x-max-age"] == "1h"
+    assert info["arguments"]["x-max-age"] == "2h"  # the longest token lifetime + 60 s fits
     assert info["arguments"]["x-max-length-bytes"] == 100_000_000
     bindings = _api("GET", f"/api/queues/{quote(platform.vhost, safe='')}/{quote(QUEUE, safe='')}/bindings").json()
     assert {(b["source"], b["routing_key"]) for b in bindings if b["source"]} == {

@@ -15,12 +15,15 @@ from nameko.rpc import rpc
 from upgestao_kernel.audit import AuditRecord
 from upgestao_kernel.db import create_engine
 from upgestao_kernel.relay import OutboxRelay
-from upgestao_kernel.testing import wait_for
+from upgestao_kernel.testing import service_amqp_uri, wait_for
+from upgestao_kernel.testing_tokens import acting_as
 from upgestao_kernel.topology import AUDIT_EXCHANGE, audit_exchange, audit_routing_key, declare_publishing
 
 MIGRATIONS = "upgestao_privacy:migrations"
 DPO = {"actor_id": "00000000-0000-4000-8000-00000000d0d0", "actor_role": "dpo"}
 ATTENDANT = {"actor_id": "00000000-0000-4000-8000-00000000a77e", "actor_role": "attendant"}
+# no proof, only claims: what anyone with broker credentials could send (the service must see nobody)
+FORGED_DPO = dict(DPO)
 
 
 class FakeIdentity:
@@ -48,6 +51,7 @@ def audit_record(**over) -> dict:
 class PrivacyHarness:
     DPO = DPO
     ATTENDANT = ATTENDANT
+    FORGED_DPO = FORGED_DPO
     record = staticmethod(audit_record)
 
     def __init__(self, run_service, service_env, database_url: str, config: dict) -> None:
@@ -77,7 +81,8 @@ class PrivacyHarness:
     def start_relay(self) -> None:
         """Privacy's own outbox relay (its ``audit_query`` records go out through it)."""
         stop = self._relay_stop or threading.Event()
-        relay = OutboxRelay(create_engine(self.database_url, pool_size=2), self.amqp_uri, services=["privacy"],
+        relay = OutboxRelay(create_engine(self.database_url, pool_size=2), service_amqp_uri(self.amqp_uri, "privacy"),
+                            services=["privacy"],
                             poll_interval_s=0.05)
         threading.Thread(target=relay.run, args=(stop,), daemon=True).start()
         self._relay_stop = stop
@@ -102,7 +107,8 @@ class PrivacyHarness:
     def caller(self, context: dict, request_id: str | None = None):
         from nameko.standalone.rpc import ServiceRpcProxy
 
-        data = dict(context)
+        proven = context is DPO or context is ATTENDANT  # any other context is sent exactly as given
+        data = acting_as(context["actor_id"], context["actor_role"]) if proven else dict(context)
         if request_id:
             data["request_id"] = request_id
         ctx = ServiceRpcProxy("privacy", self.config, context_data=data, timeout=15)
@@ -110,17 +116,24 @@ class PrivacyHarness:
         return ctx.start()
 
     # -- audit records ------------------------------------------------------------------------
-    def publish(self, records: list[dict]) -> None:
-        with Connection(self.amqp_uri, transport_options={"confirm_publish": True}) as conn:
-            declare_publishing(conn.default_channel)
-            producer = conn.Producer()
-            for record in records:
-                producer.publish(record, exchange=audit_exchange(), routing_key=audit_routing_key(
-                    record["service"], record["action"]), message_id=record["audit_id"], delivery_mode=2,
-                    serializer="json")
+    def publish(self, records: list[dict], as_service: str | None = None) -> None:
+        """Publish ``records``, each as its ``service``'s broker user (as ``as_service``'s, if given)."""
+        by_sender: dict[str, list[dict]] = {}
+        for record in records:
+            by_sender.setdefault(as_service or record["service"], []).append(record)
+        for sender, batch in by_sender.items():
+            with Connection(service_amqp_uri(self.amqp_uri, sender), transport_options={"confirm_publish": True}) \
+                    as conn:
+                declare_publishing(conn.default_channel)
+                producer = conn.Producer()
+                for record in batch:
+                    producer.publish(record, exchange=audit_exchange(), routing_key=audit_routing_key(
+                        sender, record["action"]), message_id=record["audit_id"], delivery_mode=2,
+                        serializer="json")
 
     def publish_raw(self, body: bytes, message_id: str) -> None:
-        with Connection(self.amqp_uri, transport_options={"confirm_publish": True}) as conn:
+        with Connection(service_amqp_uri(self.amqp_uri, "identity"), transport_options={"confirm_publish": True}) \
+                as conn:
             conn.Producer().publish(body, exchange=AUDIT_EXCHANGE, routing_key="audit.identity.read",
                                     message_id=message_id, content_type="application/json",
                                     content_encoding="utf-8", delivery_mode=2)

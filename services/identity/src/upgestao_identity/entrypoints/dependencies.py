@@ -13,10 +13,12 @@ from upgestao_kernel.config import load_settings
 from upgestao_kernel.consumers import GreenStop, run_forever
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.events import utcnow
+from upgestao_kernel.jwks import parse_jwks
 from upgestao_kernel.logging import get_logger
 
 from ..adapters.hashing import PasswordHasher
 from ..adapters.hashing_pool import BoundedOffload
+from ..adapters.photo_pool import PhotoWorkers
 from ..adapters.sql_repositories import with_sql_repositories
 from ..adapters.tokens import TokenIssuer, load_signing_keys
 from ..service_layer import bootstrap, roles
@@ -35,6 +37,7 @@ class Collaborators:
     settings: IdentitySettings
     hasher: PasswordHasher
     issuer: TokenIssuer
+    photos: PhotoWorkers  # where photos are decoded: off the hub, a bounded number at a time
     # Why identity cannot serve yet: its start-up tasks (built-in roles, the first admin of the
     # environment) are not done. None once they are; health() reports it, so /readyz means ready.
     starting: str | None = "built-in roles and the first admin not yet in place"
@@ -64,7 +67,11 @@ class Identity(DependencyProvider):
                 offload=BoundedOffload(settings.bcrypt_concurrency, settings.bcrypt_max_waiting, settings.bcrypt_nice),
             ),
             issuer=TokenIssuer(load_signing_keys(base, os.environ), settings.access_ttl_s),
+            photos=PhotoWorkers(settings.photo_concurrency),
         )
+        # identity verifies the tokens it signed itself, without asking anyone for its keys
+        database = next(d for d in self.container.dependencies if d.attr_name == self.database_attr)
+        database.trust_token_keys(parse_jwks(self.collaborators.issuer.jwks()))
         self._bootstrap = None
 
     def start(self) -> None:
@@ -80,6 +87,9 @@ class Identity(DependencyProvider):
 
         def step() -> None:
             try:
+                # the dummy hash an unknown e-mail is checked against exists before the first login: that
+                # login then costs one bcrypt check like every other (finding 4)
+                self.collaborators.hasher.verify_dummy("")
                 created = roles.ensure_built_in(uow)
                 if created:
                     log.info("identity.roles_defined", roles=created)
