@@ -86,6 +86,20 @@ def test_request_id_and_source_ip_reach_the_downstream_service(client):
     assert response.json() == {"request_id": "trace-me-0001", "source_ip": "127.0.0.1"}
 
 
+def test_a_direct_peer_cannot_name_its_own_address(client):
+    """No proxy is trusted (GATEWAY_TRUSTED_PROXIES unset): X-Forwarded-For means nothing (finding 3)."""
+    response = client.get("/test/context", headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.1"})
+    assert response.json()["source_ip"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("request_id", ["Maria Silva", "maria@example.com", "x" * 10_000, "short", "ação-123456"])
+def test_a_malformed_request_id_is_replaced_and_the_answer_says_which(client, request_id):
+    response = client.get("/test/context", headers={"X-Request-ID": request_id.encode("utf-8")})
+    used = response.headers["X-Request-ID"]
+    assert used != request_id and re.fullmatch(r"[0-9a-f-]{36}", used)
+    assert response.json()["request_id"] == used
+
+
 def test_a_generated_request_id_reaches_the_downstream_service(client):
     response = client.get("/test/context")
     assert response.json()["request_id"] == response.headers["X-Request-ID"]

@@ -5,9 +5,12 @@ generators can use (an ASCII title, no enum colliding with a schema)."""
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from upgestao_gateway.entrypoints.http.openapi import openapi_document
+from upgestao_gateway.entrypoints.http.problems import Problem
+from upgestao_gateway.entrypoints.http.request import check_path_ids
 from upgestao_gateway.entrypoints.http.server import GatewayWebServer
 from upgestao_gateway.entrypoints.identity.schemas import (
     CustomerQuerySchema,
@@ -77,19 +80,28 @@ def test_lengths_and_patterns_of_what_identity_checks(doc):
     assert schema_of(doc, "UserStatusChange")["properties"]["status"]["enum"] == ["active", "deactivated"]
 
 
-def test_the_subject_summary_takes_only_an_id(doc):
+def test_the_subject_summary_takes_only_a_uuid(doc):
+    """Issue 11, finding 8: any text up to 128 characters was a subject id, and a denied summary stored it
+    as the audit record's subject (a name, forever). Every path id is now a UUID: anything else in the
+    segment is a 422 naming the path parameter, before the request is authenticated or audited."""
     item = doc["paths"]["/v1/audit/subjects/{subject_id}/summary"]
     (parameter,) = item["parameters"]
-    assert parameter["schema"]["pattern"] and parameter["schema"]["maxLength"] == 128
-    assert "404" in item["get"]["responses"]
+    assert parameter["schema"] == {"type": "string", "format": "uuid"}
+    assert "404" in item["get"]["responses"] and "422" in item["get"]["responses"]
+    routes = {route.method_name: route for route in _server_with_routes()._providers}
     url_map = GatewayWebServer.make_url_map.__get__(_server_with_routes())()
     adapter = url_map.bind("gateway")
-    assert adapter.match("/v1/audit/subjects/3f1c0a9e-1b7a-4c55-9a55-1c1f4a2e9d10/summary")[1] == {
-        "subject_id": "3f1c0a9e-1b7a-4c55-9a55-1c1f4a2e9d10"}
-    for bad in ("a\x00b", "a b", "ç", "x" * 129, "%00"):
-        with pytest.raises(Exception) as raised:
-            adapter.match(f"/v1/audit/subjects/{bad}/summary")
-        assert getattr(raised.value, "code", None) == 404, bad
+    route, values = adapter.match("/v1/audit/subjects/3F1C0A9E-1b7a-4c55-9a55-1c1f4a2e9d10/summary")
+    assert check_path_ids(route.spec, values) == {"subject_id": uuid.UUID("3f1c0a9e-1b7a-4c55-9a55-1c1f4a2e9d10")}
+    for bad in ("Maria Silva", "maria.silva", "a\x00b", "ç", "x" * 129, "%00", "3f1c0a9e1b7a4c559a551c1f4a2e9d10"):
+        route, values = adapter.match(f"/v1/audit/subjects/{bad}/summary")
+        with pytest.raises(Problem) as raised:
+            check_path_ids(route.spec, values)
+        problem = raised.value
+        assert (problem.status, problem.extensions["errors"]) == (422, [{"field": "subject_id",
+                                                                          "message": "must be a UUID"}]), bad
+        assert bad not in str(problem.to_dict(instance="")), bad
+    assert routes["audit_subject_summary"].spec.path_variables == [("subject_id", "uuid")]
 
 
 def _server_with_routes():

@@ -29,9 +29,10 @@ def http_address(environ: Mapping[str, str] | None = None) -> str:
 
 def nameko_config(settings: Settings) -> dict:
     # Validated here so that `check-config` and `run` name a wrong variable before anything starts.
-    from .settings import load_access_settings
+    from .settings import load_access_settings, load_edge_settings
 
     load_access_settings()
+    load_edge_settings()
     return {"WEB_SERVER_ADDRESS": http_address()}
 
 

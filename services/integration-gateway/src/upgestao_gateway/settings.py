@@ -4,6 +4,13 @@
     GATEWAY_ACCESS_EVENTS_MAX_BYTES  size bound of that stream (default 100 MB)
     GATEWAY_JWT_PUBLIC_KEYS          a JWKS document; when unset the keys come from identity
 
+and its edge (:class:`EdgeSettings`, :func:`load_edge_settings`):
+
+    GATEWAY_TRUSTED_PROXIES          networks (CIDR, comma-separated) whose X-Forwarded-For is believed
+                                     (default: none; see :mod:`upgestao_gateway.domain.client_address`)
+    GATEWAY_OPS_NETWORKS             networks whose direct requests see readiness details (default:
+                                     loopback, 127.0.0.0/8 and ::1; empty: nobody)
+
 Each is validated once, at start; a wrong value is a ``ConfigError`` naming it.
 
 There is one token lifetime to think of, not two: a revoked session is remembered for the longest
@@ -27,12 +34,16 @@ from upgestao_kernel.config import ConfigError
 from upgestao_kernel.config import int_setting as _int
 from upgestao_kernel.limits import MAX_ACCESS_TOKEN_TTL_S
 
+from .domain.client_address import InvalidNetworks, Network, parse_networks
 from .domain.jwks import InvalidJwks, parse_jwks
 
 REMOVED_TOKEN_TTL_VAR = "GATEWAY_ACCESS_TOKEN_TTL_S"  # gone: the lifetime is identity's maximum
 MAX_AGE_VAR = "GATEWAY_ACCESS_EVENTS_MAX_AGE"
 MAX_BYTES_VAR = "GATEWAY_ACCESS_EVENTS_MAX_BYTES"
 PUBLIC_KEYS_VAR = "GATEWAY_JWT_PUBLIC_KEYS"
+TRUSTED_PROXIES_VAR = "GATEWAY_TRUSTED_PROXIES"
+OPS_NETWORKS_VAR = "GATEWAY_OPS_NETWORKS"
+DEFAULT_OPS_NETWORKS = "127.0.0.0/8,::1/128"
 
 DEFAULT_MAX_AGE = "2h"
 DEFAULT_MAX_BYTES = 100_000_000
@@ -95,3 +106,35 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
         except InvalidJwks as exc:
             raise ConfigError(PUBLIC_KEYS_VAR, str(exc)) from None
     return AccessSettings(max_age, max_bytes, static_keys)
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """Who the gateway believes about a client's address, and who may see readiness details.
+
+    ``trusted_proxies``: the peers whose ``X-Forwarded-For`` is walked for the client's address (none by
+    default: without a proxy in front, the peer is the client, and a header anyone can write means
+    nothing). Name the ingress's networks here, and a sidecar proxy's if the pod has one.
+
+    ``ops_networks``: a request whose TCP peer is in one of them, and is not a trusted proxy (a request an
+    ingress relays is a public one, whatever it says), gets readiness details on ``/readyz``: each
+    dependency and the depth of the broker's ``upgestao.unrouted`` queue. By default loopback only (an
+    operator's ``kubectl exec``/``port-forward``, a local ``curl``); everyone else gets ready / not ready.
+    """
+
+    trusted_proxies: tuple[Network, ...] = ()
+    ops_networks: tuple[Network, ...] = field(default_factory=lambda: parse_networks(DEFAULT_OPS_NETWORKS))
+
+
+def _networks(environ: Mapping[str, str], variable: str, default: str) -> tuple[Network, ...]:
+    raw = environ.get(variable)
+    try:
+        return parse_networks(default if raw is None else raw)
+    except InvalidNetworks as exc:
+        raise ConfigError(variable, str(exc)) from None
+
+
+def load_edge_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
+    environ = os.environ if environ is None else environ
+    return EdgeSettings(_networks(environ, TRUSTED_PROXIES_VAR, ""),
+                        _networks(environ, OPS_NETWORKS_VAR, DEFAULT_OPS_NETWORKS))

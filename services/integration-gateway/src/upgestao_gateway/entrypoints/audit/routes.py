@@ -67,12 +67,12 @@ class AuditRoutes:
     def search_audit(self, request: GatewayRequest, query: dict) -> dict:
         return self.rpc.privacy.audit_search(audit_filters(query), query["limit"], query.get("cursor"))
 
-    @route("GET", "/v1/audit/subjects/<id:subject_id>/summary", personal_data=False, response=SubjectSummarySchema,
+    @route("GET", "/v1/audit/subjects/<uuid:subject_id>/summary", personal_data=False, response=SubjectSummarySchema,
            auth="required", permission=PERMISSION, errors=(404, 503), tags=AUDIT,
            summary="What happened to one person's data: who accessed it, why, how often, and with whom it was "
                    "shared")
-    def audit_subject_summary(self, request: GatewayRequest, subject_id: str) -> dict:
-        return self.rpc.privacy.audit_subject_summary(subject_id)
+    def audit_subject_summary(self, request: GatewayRequest, subject_id) -> dict:
+        return self.rpc.privacy.audit_subject_summary(str(subject_id))
 
     @route("GET", "/v1/audit/checkpoint", personal_data=False, response=CheckpointSchema, auth="required",
            permission=PERMISSION, errors=(503,), tags=AUDIT,

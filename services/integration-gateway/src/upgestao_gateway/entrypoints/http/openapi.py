@@ -19,7 +19,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from .bodies import BinaryResponse, RawBody, StreamResponse
 from .problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES
-from .request import ID_PATTERN, IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_PATTERN, REQUEST_ID_HEADER, REQUEST_ID_PATTERN
+from .request import IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_PATTERN, REQUEST_ID_HEADER, REQUEST_ID_PATTERN
 from .responses import JSON_CONTENT_TYPE
 from .routing import GatewayRoute
 from .schemas import ProblemSchema
@@ -34,7 +34,6 @@ _CONVERTER_SCHEMAS = {
     "int": {"type": "integer"},
     "float": {"type": "number"},
     "uuid": {"type": "string", "format": "uuid"},
-    "id": {"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 128},
 }
 _STRING = {"type": "string"}
 _BINARY = {"type": "string", "format": "binary"}

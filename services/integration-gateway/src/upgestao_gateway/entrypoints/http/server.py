@@ -1,8 +1,11 @@
 """The gateway's HTTP server: nameko's web server with the gateway's WSGI app and protocol.
 
-* :class:`GatewayApp` (the WSGI application) gives each request its id, routes it (404 and 405 as
-  problem documents, never werkzeug's HTML), refuses a body over the route's limit from its
-  ``Content-Length`` before reading anything, and writes one ``http.request`` log line per request.
+* :class:`GatewayApp` (the WSGI application) gives each request its id and its client's address
+  (through the trusted proxies only: :mod:`upgestao_gateway.domain.client_address`), routes it (404
+  and 405 as problem documents, never werkzeug's HTML), refuses a path id that is not a UUID (422,
+  before anything else looks at the request) and a body over the route's limit from its
+  ``Content-Length`` before reading anything, and writes one ``http.request`` log line per request
+  (never an address).
 * :class:`GatewayProtocol` (eventlet's HTTP protocol) answers what eventlet refuses itself -- a request
   line or headers over the limits, a malformed ``Content-Length``, an unsupported HTTP version (400,
   414, 431, 505) -- with problem+json instead of an empty HTTP/1.0 answer, and closes a connection
@@ -26,6 +29,8 @@ from upgestao_kernel.logging import get_logger
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map
 
+from ...domain.client_address import client_address, is_trusted, parse_address
+from ...settings import EdgeSettings, load_edge_settings
 from .problems import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -43,8 +48,9 @@ from .request import (
     IDEMPOTENCY_KEY_HEADER,
     REQUEST_ID_HEADER,
     GatewayRequest,
-    IdConverter,
+    PathSegment,
     accept_request_id,
+    check_path_ids,
     close_connection_after_response,
 )
 from .responses import dumps, problem_response
@@ -66,6 +72,7 @@ class GatewayApp:
         started = time.perf_counter()
         request = GatewayRequest(environ, shallow=True)
         request.request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
+        self.identify_client(request, environ)
         provider = None
         try:
             try:
@@ -74,7 +81,7 @@ class GatewayApp:
                 raise method_not_allowed(exc.valid_methods or ()) from None
             except HTTPException:
                 raise not_found() from None
-            request.path_values = values
+            request.path_values = check_path_ids(provider.spec, values)
             limit = provider.spec.max_body_bytes
             if (request.content_length or 0) > limit:
                 close_connection_after_response(environ)
@@ -98,6 +105,16 @@ class GatewayApp:
             request_id=request.request_id,
         )
         return response(environ, start_response)
+
+    def identify_client(self, request: GatewayRequest, environ) -> None:
+        """The client's address (what travels as ``source_ip``: identity's per-address login budget
+        keys on it) and whether this is an operator's direct request."""
+        edge = self.server.edge
+        peer = environ.get("REMOTE_ADDR")
+        request.client_address = client_address(peer, environ.get("HTTP_X_FORWARDED_FOR"), edge.trusted_proxies)
+        address = parse_address(peer) if peer else None
+        request.operator = (address is not None and is_trusted(address, edge.ops_networks)
+                            and not is_trusted(address, edge.trusted_proxies))
 
 
 class GatewayProtocol(HttpOnlyProtocol):
@@ -234,6 +251,11 @@ class GatewayWebServer(WebServer):
 
     keepalive_s = 75
     socket_timeout_s = 30
+    edge: EdgeSettings = EdgeSettings()
+
+    def setup(self) -> None:
+        self.edge = load_edge_settings()
+        super().setup()
 
     def get_wsgi_app(self) -> GatewayApp:
         return GatewayApp(self)
@@ -254,7 +276,7 @@ class GatewayWebServer(WebServer):
 
     def make_url_map(self) -> Map:
         url_map = Map(strict_slashes=True, merge_slashes=False, redirect_defaults=False,
-                      converters={"id": IdConverter})
+                      converters={"uuid": PathSegment})
         seen: dict[tuple[str, str], str] = {}
         for provider in self._providers:
             key = (provider.spec.method, provider.spec.template)
@@ -271,8 +293,9 @@ class GatewayWebServer(WebServer):
     def context_data_from_headers(self, request: GatewayRequest) -> dict[str, str]:
         """What travels with every RPC the request's worker makes."""
         data = {"request_id": request.request_id}
-        if request.remote_addr:
-            data["source_ip"] = request.remote_addr
+        if request.client_address:
+            # the full address, for throttling only (audit records keep its network: upgestao_kernel.audit)
+            data["source_ip"] = request.client_address
         if request.principal is not None:
             # the proof of who asks: each service verifies it (identity's signature) and takes the actor
             # from it; actor_id/actor_role are carried for logs only and trusted by nobody

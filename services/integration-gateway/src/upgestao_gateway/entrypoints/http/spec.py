@@ -77,6 +77,8 @@ class RouteSpec:
     @property
     def error_statuses(self) -> list[int]:
         statuses = {500, *self.errors}
+        if any(converter == "uuid" for _, converter in self.path_variables):
+            statuses.add(422)  # a path id that is not a UUID
         if isinstance(self.body, RawBody):
             statuses |= {400, 413, 415}
         elif self.body is not None:
