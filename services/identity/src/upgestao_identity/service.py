@@ -22,7 +22,7 @@ from .adapters.sql_repositories import with_sql_repositories
 from .domain.datamap import data_map_document
 from .entrypoints.dependencies import Identity
 from .entrypoints.errors import PROBLEMS  # noqa: F401  (registers identity's refusals with @rpc's edge table)
-from .service_layer import customers, roles, sessions, users
+from .service_layer import customers, notices, roles, sessions, users
 from .service_layer.auth import Auth, checked_password, hashing_busy
 
 MAX_PHOTO_BYTES = PHOTO_MAX_BYTES
@@ -151,18 +151,33 @@ class IdentityService(HealthRpc):
         with self._uow() as uow:
             return users.list_page(uow, limit, cursor)
 
-    @rpc
+    @rpc(sensitive_arguments=("changes.current_password",))
+    @hashing
     def update_me(self, changes: dict) -> dict:
         c = self.identity
+        changes = self._proven(_mapping(changes), own=True)
         with self._uow() as uow:
-            return users.update_own(uow, _mapping(changes), today=c.today(), minimum_age=c.settings.minimum_age)
+            return users.update_own(uow, changes, today=c.today(), minimum_age=c.settings.minimum_age)
 
-    @rpc
+    @rpc(sensitive_arguments=("changes.current_password",))
+    @hashing
     def update_user(self, user_id: str, changes: dict) -> dict:
         c = self.identity
         with self._uow() as uow:
-            return users.update(uow, user_id, _mapping(changes), today=c.today(),
-                                minimum_age=c.settings.minimum_age)
+            own = uow.context.actor_id == user_id
+        changes = self._proven(_mapping(changes), own=own)
+        with self._uow() as uow:
+            return users.update(uow, user_id, changes, today=c.today(), minimum_age=c.settings.minimum_age)
+
+    def _proven(self, changes: dict, *, own: bool) -> dict:
+        """One's own e-mail changes only with the current password (checked, and charged to the login
+        budgets, before the change's unit of work opens); ``current_password`` is no profile field."""
+        current = changes.pop("current_password", None)
+        if own and "email" in changes:
+            if not isinstance(current, str) or not current:
+                raise validation_error([field_error("current_password", "is required to change one's e-mail")])
+            self._auth().check_current_password(current, purpose="e-mail change")
+        return changes
 
     @rpc
     def deactivate_user(self, user_id: str) -> dict:
@@ -177,8 +192,11 @@ class IdentityService(HealthRpc):
             raise validation_error([field_error("photo", "is not base64")]) from None
         if len(content) > MAX_PHOTO_BYTES:
             raise ServiceError("payload-too-large", f"A photo must not exceed {MAX_PHOTO_BYTES} bytes.", 413)
+        with self._uow() as uow:  # authorised before any pixel is looked at
+            users.may_set_photo(uow, user_id)
+        photo = users.sanitized_photo(content, self.identity.photos)  # off the hub, bounded, outside a transaction
         with self._uow() as uow:
-            return users.set_photo(uow, user_id, content)
+            return users.set_photo(uow, user_id, photo)
 
     @rpc
     def get_photo(self, user_id: str) -> dict:
@@ -198,10 +216,25 @@ class IdentityService(HealthRpc):
             return customers.get(uow, customer_id)
 
     @rpc
-    def list_customers(self, email: str | None = None, phone: str | None = None, limit: int = 50,
-                       cursor: str | None = None) -> dict:
+    def list_customers(self, limit: int = 50, cursor: str | None = None) -> dict:
         with self._uow() as uow:
-            return customers.search(uow, email=email, phone=phone, limit=limit, cursor=cursor)
+            return customers.search(uow, email=None, phone=None, limit=limit, cursor=cursor)
+
+    @rpc(sensitive_arguments=("criteria.email", "criteria.phone"))
+    def search_customers(self, criteria: dict) -> dict:
+        """Customers by exact e-mail and/or phone (``POST /v1/customers/search``: never in a URL)."""
+        criteria = _mapping(criteria)
+        with self._uow() as uow:
+            return customers.search(uow, email=criteria.get("email"), phone=criteria.get("phone"),
+                                    limit=criteria.get("limit", 50), cursor=criteria.get("cursor"))
+
+    # -- notices (for the notifier only) ---------------------------------------------------
+
+    @rpc(keep_reply=False)  # a reply holding a reset token is never stored
+    def notice(self, notice_id: str) -> dict:
+        """What the notifier must send for the notice event ``notice_id`` announced (403 to anyone else)."""
+        with self._uow() as uow:
+            return notices.fetch(uow, notice_id, self.identity.now())
 
     @rpc
     def update_customer(self, customer_id: str, changes: dict) -> dict:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from upgestao_kernel.config import ConfigError, Settings
 from upgestao_kernel.config import int_setting as _int
+from upgestao_kernel.limits import MAX_ACCESS_TOKEN_TTL_S
 
 ADMIN_EMAIL_VAR = "UPGESTAO_ADMIN_EMAIL"
 ADMIN_PASSWORD_VAR = "UPGESTAO_ADMIN_PASSWORD"
@@ -23,12 +24,16 @@ class IdentitySettings:
     bcrypt_concurrency: int = 2  # hashes at once (default: the number of cores)
     bcrypt_max_waiting: int = 8  # queued beyond that: 503 at once (default: 2 per hashing slot)
     bcrypt_nice: int = 8  # CPU priority of the hashing threads (0: normal)
-    lockout_threshold: int = 5  # failures of one account within the window before 429
+    lockout_threshold: int = 5  # login attempts of one account within the window before the first delay
     lockout_window_s: int = 900
-    lockout_base_s: int = 60  # first lockout; doubles with every further failure
+    lockout_base_s: int = 60  # the first delay; doubles with every further attempt
     lockout_max_s: int = 3600
-    ip_failure_limit: int = 50  # failures from one address within the window before 429
+    ip_failure_limit: int = 50  # login attempts from one address within the window before the first delay
     reset_ttl_s: int = 3600
+    reset_account_limit: int = 3  # reset requests for one account within the reset window before a delay
+    reset_address_limit: int = 20  # reset requests from one address within the reset window before a delay
+    reset_window_s: int = 3600
+    photo_concurrency: int = 2  # photos decoded at once (off the hub); beyond that: 503 at once
     minimum_age: int = 18
     admin_email: str | None = None
     admin_password: str | None = None
@@ -58,7 +63,8 @@ def load_identity_settings(settings: Settings, environ: Mapping[str, str] | None
         missing = next(name for name, value in given.items() if not value)
         raise ConfigError(missing, f"the first admin needs {', '.join(given)} together (or none of them)")
     return IdentitySettings(
-        access_ttl_s=_int(env, "IDENTITY_ACCESS_TOKEN_TTL_S", 900, 30, 3600),
+        # the gateway remembers a revoked token MAX_ACCESS_TOKEN_TTL_S: a longer-lived one would come back
+        access_ttl_s=_int(env, "IDENTITY_ACCESS_TOKEN_TTL_S", 900, 30, MAX_ACCESS_TOKEN_TTL_S),
         refresh_ttl_s=_int(env, "IDENTITY_REFRESH_TOKEN_TTL_S", 14 * 24 * 3600, 60, 90 * 24 * 3600),
         bcrypt_cost=cost,
         bcrypt_concurrency=concurrency,
@@ -70,6 +76,10 @@ def load_identity_settings(settings: Settings, environ: Mapping[str, str] | None
         lockout_max_s=_int(env, "IDENTITY_LOCKOUT_MAX_S", 3600, 1, 7 * 86400),
         ip_failure_limit=ip_failure_limit,
         reset_ttl_s=_int(env, "IDENTITY_RESET_TOKEN_TTL_S", 3600, 60, 86400),
+        reset_account_limit=_int(env, "IDENTITY_RESET_ACCOUNT_LIMIT", 3, 1, 100),
+        reset_address_limit=_int(env, "IDENTITY_RESET_ADDRESS_LIMIT", 20, 1, 100000),
+        reset_window_s=_int(env, "IDENTITY_RESET_WINDOW_S", 3600, 60, 86400),
+        photo_concurrency=_int(env, "IDENTITY_PHOTO_CONCURRENCY", 2, 1, 64),
         admin_email=email,
         admin_password=password,
         admin_birth_date=birth_date,

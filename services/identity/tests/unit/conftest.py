@@ -95,6 +95,10 @@ class FakeIdentity:
         return RequestContext(request_id="req-1", actor_id=actor_id, actor_role=role if actor_id else None,
                               source_ip=source_ip, correlation_id="req-1")
 
+    def notifier_context(self) -> RequestContext:
+        """A call from the notifier's broker user (what ``caller_service`` is, once RabbitMQ checked it)."""
+        return RequestContext(request_id="req-n", correlation_id="req-n", caller_service="notifier")
+
     def uow(self, actor_id: str | None = None, role: str | None = None, source_ip: str = "203.0.113.7",
             context: RequestContext | None = None) -> FakeUnitOfWork:
         return self._make(context or self.context(actor_id, role, source_ip))

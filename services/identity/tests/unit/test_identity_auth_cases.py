@@ -3,12 +3,14 @@ refresh (rotation, reuse), logout, sessions, password change and reset."""
 
 from __future__ import annotations
 
+import json
+
 import bcrypt
 from upgestao_identity.adapters.hashing import PasswordHasher
 from upgestao_identity.adapters.tokens import token_hash
 from upgestao_identity.domain.sessions import Session
 from upgestao_identity.domain.users import User
-from upgestao_identity.service_layer import sessions, users
+from upgestao_identity.service_layer import notices, sessions, users
 from upgestao_identity.settings import IdentitySettings
 
 EMAIL = "ana1@example.com.br"
@@ -36,6 +38,10 @@ def test_login_starts_a_session_and_audits_it(fake):
         "session_id": tokens["session_id"], "user_id": user_id}
 
 
+def budget(fake, prefix: str) -> list[dict]:
+    return [r for r in fake.store.rows("login_budgets") if r["key"].startswith(prefix)]
+
+
 def test_a_wrong_password_and_an_unknown_email_get_the_same_answer_and_are_counted(fake):
     user_id = fake.add_user(1)
     mark = fake.mark()
@@ -47,11 +53,28 @@ def test_a_wrong_password_and_an_unknown_email_get_the_same_answer_and_are_count
     audits = fake.audit_since(mark)
     assert [(a["subject_id"], a["outcome"], a["purpose"]) for a in audits] == [
         (user_id, "failure", "login (wrong e-mail or password)"), (None, "failure", "login (wrong e-mail or password)")]
-    keys = sorted(r["key"].split(":")[0] for r in fake.store.rows("login_failures"))
-    assert keys == ["account", "account", "address", "address"]
+    assert sorted(r["attempts"] for r in budget(fake, "account:")) == [1, 1]
+    assert [r["attempts"] for r in budget(fake, "address:")] == [2]
 
 
-def test_an_account_is_locked_after_the_threshold_even_for_the_right_password(fake):
+def test_the_attempt_is_counted_before_the_password_is_checked(fake):
+    """Finding 13: the budget is charged in a unit of work that commits before bcrypt runs, so a request
+    racing this one already sees the attempt (here: the hasher looks at the store while it checks)."""
+    fake.add_user(1)
+    seen = []
+    real_verify = fake.hasher.verify
+
+    def watching(password, hashed):
+        seen.append([r["attempts"] for r in budget(fake, "account:")])
+        return real_verify(password, hashed)
+
+    fake.hasher = type("Watching", (), {"verify": staticmethod(watching), "verify_dummy": fake.hasher.verify_dummy,
+                                         "needs_rehash": fake.hasher.needs_rehash})()
+    fake.refused(lambda: fake.login(EMAIL, "not the password at all"))
+    assert seen == [[1]]
+
+
+def test_an_account_is_slowed_after_its_allowance_even_for_the_right_password(fake):
     user_id = fake.add_user(1)
     for _ in range(fake.settings.lockout_threshold):
         assert fake.refused(lambda: fake.login(EMAIL, "not the password at all")).status == 401
@@ -62,27 +85,41 @@ def test_an_account_is_locked_after_the_threshold_even_for_the_right_password(fa
     (audit,) = fake.audit_since(mark)
     assert (audit["subject_id"], audit["outcome"], audit["purpose"]) == (user_id, "denied", "login (locked out)")
     assert fake.events_since(mark) == []
-    fake.advance(fake.settings.lockout_base_s + 1)  # the lock ends by itself
+    assert [r["attempts"] for r in budget(fake, "account:")] == [fake.settings.lockout_threshold]  # not counted
+    fake.advance(fake.settings.lockout_base_s + 1)  # the delay ends by itself
     assert fake.login(EMAIL)["session_id"]
-    assert not [r for r in fake.store.rows("login_failures") if r["key"].startswith("account:")]  # cleared
+    assert budget(fake, "account:") == []  # cleared by the success
+    assert [r["attempts"] for r in budget(fake, "address:")] == [fake.settings.lockout_threshold]  # refunded
 
 
-def test_a_further_failure_doubles_the_lock(fake):
+def test_every_further_attempt_doubles_the_delay(fake):
     fake.add_user(1)
     for _ in range(fake.settings.lockout_threshold + 1):
         fake.refused(lambda: fake.login(EMAIL, "not the password at all"))
-        fake.advance(fake.settings.lockout_base_s + 1)  # each attempt after the previous lock ended
+        fake.advance(fake.settings.lockout_base_s + 1)  # each attempt after the previous delay ended
     fake.advance(-(fake.settings.lockout_base_s + 1))
     assert fake.refused(lambda: fake.login(EMAIL)).extensions["retry_after"] == 2 * fake.settings.lockout_base_s
 
 
-def test_one_address_failing_on_many_accounts_is_locked(make_fake):
+def test_one_address_trying_many_accounts_is_slowed_not_the_others(make_fake):
     fake = make_fake(IdentitySettings(bcrypt_cost=4, ip_failure_limit=3))
     fake.add_user(1)
     for n in range(3):
         fake.refused(lambda n=n: fake.login(f"someone{n}@example.com", "whatever password"))
-    assert fake.refused(lambda: fake.login(EMAIL)).status == 429
+    slowed = fake.refused(lambda: fake.login(EMAIL))
+    assert slowed.status == 429 and slowed.extensions["retry_after"] <= fake.settings.lockout_base_s
     assert fake.auth(source_ip="198.51.100.1").login(EMAIL, PASSWORD)["session_id"]  # another address is not
+    fake.advance(fake.settings.lockout_base_s + 1)
+    assert fake.login(EMAIL)["session_id"]  # a delay, never a lock
+
+
+def test_a_refused_attempt_charges_nothing(make_fake):
+    """An address already slowed: the account it names is not charged (its budget is the victim's)."""
+    fake = make_fake(IdentitySettings(bcrypt_cost=4, ip_failure_limit=1))
+    fake.add_user(1)
+    fake.refused(lambda: fake.login("someone@example.com", "whatever password"))
+    assert fake.refused(lambda: fake.login(EMAIL, "not the password at all")).status == 429
+    assert len(budget(fake, "account:")) == 1  # someone@'s only
 
 
 def test_a_deactivated_account_cannot_log_in(fake):
@@ -93,7 +130,6 @@ def test_a_deactivated_account_cannot_log_in(fake):
     assert (answer.status, answer.slug) == (403, "account-deactivated")
     (audit,) = fake.audit_since(mark)
     assert (audit["outcome"], audit["purpose"]) == ("denied", "login")
-    assert fake.store.rows("login_failures") == []  # the password was right: not a failure
 
 
 def test_login_rehashes_a_password_of_another_cost(fake):
@@ -226,7 +262,8 @@ def test_change_password_refuses_a_wrong_current_password_and_a_weak_new_one(fak
     ana = fake.add_user(1)
     auth = fake.auth(ana, "attendant")
     wrong = fake.refused(lambda: auth.change_password("not my password", NEW_PASSWORD, None))
-    assert (wrong.status, wrong.extensions["errors"]) == (422, [{"field": "current_password", "message": "is wrong"}])
+    assert (wrong.status, wrong.slug, wrong.extensions["errors"]) == (
+        403, "wrong-password", [{"field": "current_password", "message": "is wrong"}])
     weak = fake.refused(lambda: auth.change_password(PASSWORD, "short", None))
     assert weak.status == 422 and weak.extensions["errors"][0]["field"] == "new_password"
     with_email = fake.refused(lambda: auth.change_password(PASSWORD, "ana1 is my long password", None))
@@ -239,8 +276,13 @@ def test_change_password_refuses_a_wrong_current_password_and_a_weak_new_one(fak
 
 
 def _reset_token(fake, mark) -> str:
+    """What the notifier does: the event names a notice (its own id), fetched from identity as the notifier."""
     (body,) = fake.published_since(mark, "identity.password_reset_requested.v1")
-    return body["data"]["token"]
+    assert set(body["data"]) == {"user_id", "expires_at"}  # ids only: no token on the broker
+    with fake.uow(context=fake.notifier_context()) as uow:
+        notice = notices.fetch(uow, body["event_id"], fake.now())
+    assert notice["kind"] == "password_reset" and notice["user_id"] == body["data"]["user_id"]
+    return notice["reset_token"]
 
 
 def test_a_reset_request_for_an_unknown_email_says_nothing_and_is_audited(fake):
@@ -261,18 +303,20 @@ def test_password_reset_publishes_a_secret_token_then_sets_the_password_once(fak
     fake.auth().request_reset(EMAIL)
     assert fake.events_since(mark) == ["identity.password_reset_requested.v1"]
     (message,) = [m for m in fake.store.outbox[mark[1]:] if m["routing_key"] == "identity.password_reset_requested.v1"]
-    assert message["headers"]["upgestao-secret"] == "1"
+    assert "token" not in json.dumps(message["body"]["data"])
+    assert [(a["subject_id"], a["purpose"]) for a in fake.audit_since(mark)] == [
+        (ana, "password reset delivery"), (ana, "password reset requested")]  # the token sealed, then the request
     token = _reset_token(fake, mark)
     assert fake.row("password_resets", token_hash(token))["user_id"] == ana  # only the hash is kept
-    (audit,) = fake.audit_since(mark)
-    assert (audit["subject_id"], audit["purpose"]) == (ana, "password reset requested")
+    assert fake.audit_since(mark)[-1]["purpose"] == "notification"  # the notifier's fetch, audited
 
     mark = fake.mark()
     assert fake.auth().confirm_reset(token, NEW_PASSWORD) == {"revoked_session_ids": [session]}
     assert fake.events_since(mark) == ["identity.password_reset_completed.v1", "identity.user_password_changed.v1",
                                        "identity.session_revoked.v1"]
     assert fake.row("password_resets", token_hash(token))["used_at"] is not None
-    assert not [r for r in fake.store.rows("login_failures") if r["key"].startswith("account:")]
+    assert budget(fake, "account:") == []
+    assert fake.store.rows("notices") == []  # a spent token is nothing to send any more
     assert fake.audit_since(mark)[-1]["purpose"] == "password reset"
     assert fake.login(EMAIL, NEW_PASSWORD)["session_id"]
     again = fake.refused(lambda: fake.auth().confirm_reset(token, "yet another long passphrase"))

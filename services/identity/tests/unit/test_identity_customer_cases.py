@@ -69,7 +69,7 @@ def test_search_finds_by_email_or_phone_through_blind_indexes(fake):
     assert [a["purpose"] for a in fake.audit_since(mark)] == ["customer search"] * 2 + ["customer list"] * 2
     bad = fake.refused(lambda: fake.run(customers.search, email="not an e-mail", phone=None, limit=10, cursor=None))
     assert (bad.status, bad.detail, bad.extensions["errors"][0]["field"]) == (
-        422, "The request query is invalid.", "email")
+        422, "The request body is invalid.", "email")
 
 
 def test_update_customer(fake):

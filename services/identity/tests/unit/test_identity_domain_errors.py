@@ -54,7 +54,7 @@ REFUSALS = [
      ("conflict", "This user is deactivated.", "409", "{}")),
     (lambda: _deactivated_user().change_profile({"phone": "v1:y"}), errors.UserIsDeactivated,
      ("conflict", "This user is deactivated.", "409", "{}")),
-    (lambda: _deactivated_user().request_password_reset("t", "h", "2030"), errors.UserIsDeactivated,
+    (lambda: _deactivated_user().request_password_reset("h", "2030"), errors.UserIsDeactivated,
      ("conflict", "This user is deactivated.", "409", "{}")),
     (lambda: _spent_session().refresh("h9", "h10", "2029"), errors.InvalidRefreshToken,
      ("invalid-token", "The refresh token is invalid, expired or revoked.", "401", "{}")),

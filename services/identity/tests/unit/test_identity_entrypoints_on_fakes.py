@@ -5,10 +5,13 @@ method reaches its use case. No container, no broker: the service object gets th
 from __future__ import annotations
 
 import base64
+import io
 from types import SimpleNamespace
 
 import pytest
+from PIL import Image
 from upgestao_identity.adapters.hashing_pool import HasherBusy
+from upgestao_identity.adapters.photo_pool import PhotoWorkers
 from upgestao_identity.service import MAX_PHOTO_BYTES, IdentityService
 
 
@@ -34,11 +37,13 @@ class CountingHasher:
 def service(fake):
     """``service(actor, role, busy=False)``: the identity service object acting as ``actor``."""
 
-    def acting(actor: str | None = None, role: str | None = None, busy: bool = False) -> IdentityService:
+    def acting(actor: str | None = None, role: str | None = None, busy: bool = False,
+               context=None, photos=None) -> IdentityService:
         svc = IdentityService()
-        svc._uow = lambda: fake.uow(actor, role)
+        svc._uow = lambda: fake.uow(actor, role, context=context)
         svc.identity = SimpleNamespace(hasher=CountingHasher(fake.hasher, busy), issuer=fake.issuer,
-                                       settings=fake.settings, now=fake.now, today=lambda: fake.today, starting=None)
+                                       settings=fake.settings, now=fake.now, today=lambda: fake.today, starting=None,
+                                       photos=photos or PhotoWorkers(1, offload=lambda f, *a: f(*a)))
         return svc
 
     return acting
@@ -100,7 +105,88 @@ def test_read_methods(fake, service):
     assert [r["name"] for r in admin.list_roles()["items"]] == ["admin", "attendant", "dpo", "supervisor"]
     customer = admin.create_customer({"full_name": "Carla", "email": "carla@example.com"})
     assert admin.get_customer(customer["id"])["email"] == "carla@example.com"
-    assert admin.list_customers(email="carla@example.com")["items"][0]["id"] == customer["id"]
+    assert admin.search_customers({"email": "carla@example.com"})["items"][0]["id"] == customer["id"]
+    assert admin.search_customers({"phone": "+55 11 90000-0000", "limit": 5})["items"] == []
+    assert [c["id"] for c in admin.list_customers(limit=5)["items"]] == [customer["id"]]
+    with pytest.raises(TypeError):  # the criteria are no longer arguments of the listing (nor in a URL)
+        admin.list_customers(email="carla@example.com")
+    assert fake.refused(lambda: admin.search_customers({"limit": "5"})).extensions["errors"][0]["field"] == "limit"
     assert admin.update_customer(customer["id"], {"gender": "f"})["gender"] == "f"
     assert [u["id"] for u in admin.list_users()["items"]] == [fake.admin_id]
     assert admin.get_user(fake.admin_id)["role"] == "admin"
+
+
+def test_ones_own_email_changes_only_with_the_current_password(fake, service):
+    ana = fake.add_user(1, role="admin")
+    me = service(ana, "admin")
+    missing = fake.refused(lambda: me.update_me({"email": "ana.new@example.com.br"}))
+    assert (missing.status, missing.extensions["errors"][0]["field"]) == (422, "current_password")
+    mark = fake.mark()
+    wrong = fake.refused(lambda: me.update_me({"email": "ana.new@example.com.br", "current_password": "nope nope"}))
+    assert (wrong.status, wrong.slug, wrong.extensions["errors"][0]["field"]) == (403, "wrong-password",
+                                                                                  "current_password")
+    assert fake.events_since(mark) == [] and fake.audit_since(mark)[-1]["outcome"] == "denied"
+    assert [r["attempts"] for r in fake.store.rows("login_budgets") if r["key"].startswith("account:")] == [1]
+    # the admin route on one's own id asks the same
+    assert fake.refused(lambda: me.update_user(ana, {"email": "ana.new@example.com.br"})).status == 422
+    changed = me.update_me({"email": "ana.new@example.com.br", "current_password": fake.password})
+    assert changed["user"]["email"] == "ana.new@example.com.br"
+    assert "current_password" not in changed["changed"]
+    # other fields need no password; an admin changing someone else's e-mail neither
+    assert me.update_me({"gender": "f"})["changed"] == ["gender"]
+    bia = fake.add_user(2)
+    assert me.update_user(bia, {"email": "bia.new@example.com.br"})["changed"] == ["email"]
+
+
+def test_a_notice_is_for_the_notifier_only(fake, service):
+    ana = fake.add_user(1)
+    service().request_password_reset("ana1@example.com.br")
+    (event,) = fake.store.published("identity.password_reset_requested.v1")
+    for caller in (service(fake.admin_id, "admin"), service(context=fake.context())):
+        mark = fake.mark()
+        refused = fake.refused(lambda caller=caller: caller.notice(event["event_id"]))
+        assert (refused.status, refused.slug) == (403, "forbidden")
+        (audit,) = fake.audit_since(mark)
+        assert (audit["outcome"], audit["purpose"], audit["resource_type"]) == ("denied", "notification", "notice")
+    notifier = service(context=fake.notifier_context())
+    notice = notifier.notice(event["event_id"])
+    assert (notice["kind"], notice["user_id"], notice["to"]) == ("password_reset", ana, "ana1@example.com.br")
+    assert len(notice["reset_token"]) == 43
+    assert fake.refused(lambda: notifier.notice("no-such-notice")).status == 404
+    fake.advance(fake.settings.reset_ttl_s + 1)
+    assert fake.refused(lambda: notifier.notice(event["event_id"])).status == 404  # expired
+
+
+def test_a_photo_is_sanitised_by_the_photo_workers_and_a_full_pool_is_a_503(fake, service):
+    ana = fake.add_user(1)
+    ran = []
+    me = service(ana, "attendant", photos=PhotoWorkers(1, offload=lambda f, *a: ran.append(f) or f(*a)))
+    assert me.set_photo(ana, base64.b64encode(png()).decode())["content_type"] == "image/png"
+    assert [f.__name__ for f in ran] == ["sanitize_photo"]
+
+    def occupied(f, *a):  # a second upload arrives while the only slot decodes
+        assert fake.refused(lambda: me.set_photo(ana, base64.b64encode(png()).decode())).status == 503
+        return f(*a)
+
+    me = service(ana, "attendant", photos=PhotoWorkers(1, offload=occupied))
+    assert me.set_photo(ana, base64.b64encode(png()).decode())["width"] > 0
+    photo = base64.b64encode(png()).decode()
+    busy = fake.refused(lambda: service(ana, "attendant", photos=_full()).set_photo(ana, photo))
+    assert (busy.status, busy.slug, busy.extensions) == (503, "service-busy", {"retry_after": 1})
+    other = fake.add_user(2)
+    ran.clear()
+    watching = PhotoWorkers(1, offload=lambda f, *a: ran.append(f))
+    refused = fake.refused(lambda: service(other, "attendant", photos=watching).set_photo(ana, photo))
+    assert refused.status == 403 and ran == []  # authorised before any pixel is looked at
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 8), (10, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _full() -> PhotoWorkers:
+    workers = PhotoWorkers(1, offload=lambda f, *a: f(*a))
+    workers._slots.acquire()
+    return workers

@@ -22,7 +22,7 @@ def busy_day(fake) -> None:
     fake.login("ana1@example.com.br")
     tokens = fake.login("ana2@example.com.br")
     fake.auth().refresh(tokens["refresh_token"])
-    fake.run(users.update, ana, {"phone": "11 98888-7777", "email": "ana.new@example.com.br", "role": "dpo"},
+    fake.run(users.update, ana, {"phone": "11 98888-7777", "email": "ana.new@example.com.br", "role": "supervisor"},
              today=fake.today, minimum_age=18)
     fake.auth().request_reset("ana2@example.com.br")
     fake.auth(bia, "supervisor").change_password(fake.password, fake.new_password, None)

@@ -131,6 +131,7 @@ def test_an_admin_changes_a_profile_and_a_role_which_revokes_the_sessions(fake):
     assert fake.published_since(mark, "identity.session_revoked.v1")[0]["data"]["reason"] == "role_changed"
     assert [(a["action"], a["fields"], a["purpose"]) for a in fake.audit_since(mark)] == [
         ("update", ["job_title"], "staff profile administration"),
+        ("update", ["role"], "role change: attendant to supervisor"),  # an update naming both roles, not a read
         ("read", ["address", "birth_date", "email", "full_name", "gender", "job_title", "phone"],
          "staff profile administration")]
 

@@ -77,13 +77,19 @@ class PasswordHasher:
         return hashed.decode("ascii")
 
     def verify(self, password: str, hashed: str) -> bool:
-        """True when ``password`` matches ``hashed``; False on a mismatch or any malformed input."""
+        """True when ``password`` matches ``hashed``; False on a mismatch or any malformed input.
+
+        Exactly one bcrypt check at this hasher's cost runs on every path: a password bcrypt cannot
+        take (over 72 bytes, not text) or a stored hash that is no bcrypt hash is checked against the
+        dummy hash instead of answering at once, so the time of a login says nothing about the
+        password's length nor about whether the e-mail is known (finding 4 of issue 11).
+        """
         try:
             data = _encode(password)
         except (TypeError, ValueError):
-            return False
+            return self.verify_dummy(password)
         if _hash_cost(hashed) is None:
-            return False
+            return self.verify_dummy(password)
         try:
             return bool(self._run(bcrypt.checkpw, data, hashed.encode("ascii")))
         except (TypeError, ValueError):
@@ -93,14 +99,15 @@ class PasswordHasher:
         """True when ``hashed`` was made with another cost (or is not a bcrypt hash)."""
         return _hash_cost(hashed) != self.cost
 
-    def verify_dummy(self, password: str) -> bool:
+    def verify_dummy(self, password: object) -> bool:
         """Spend the same time as ``verify`` against a hash of this cost; always False.
 
-        For an unknown e-mail, so that it cannot be told from a wrong password by timing.
+        For an unknown e-mail, or a password bcrypt cannot take, so that neither can be told from a
+        wrong password by timing.
         """
         dummy = self._dummy_hash()
         try:
-            data = _encode(password)
+            data = _encode(password)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             data = b"x" * MAX_BYTES  # still spend the time
         self._run(bcrypt.checkpw, data, dummy)

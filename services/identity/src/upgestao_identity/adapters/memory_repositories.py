@@ -13,13 +13,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 from upgestao_kernel.context import RequestContext
-from upgestao_kernel.events import EventEnvelope, new_id
+from upgestao_kernel.events import EventEnvelope
 from upgestao_kernel.fakes import FakeUnitOfWork, FakeVault, MemoryStore, MemoryTransaction
 
 from .ports import (
     Cursor,
     CustomerRecord,
     LoginCandidate,
+    NoticeRecord,
     PasswordResetRecord,
     RoleRecord,
     SessionRecord,
@@ -157,26 +158,60 @@ class MemoryPhotos(_InTransaction):
         return row["content"] if row else None
 
 
-class MemoryLoginFailures(_InTransaction):
-    def _of(self, key: str) -> dict[str, dict]:
-        return {k: r for k, r in self.tx.table("login_failures").items() if r["key"] == key}
+class MemoryLoginBudgets(_InTransaction):
+    """The SQL budgets' semantics on the transaction's rows (a fake unit of work is never concurrent)."""
 
-    def since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
-        times = [r["failed_at"] for r in self._of(key).values() if r["failed_at"] > since]
-        return len(times), max(times, default=None)
+    def charge(self, key: str, now: datetime, quiet_since: datetime) -> int | None:
+        row = self.tx.get("login_budgets", key)
+        if row is not None and row["blocked_until"] > now:
+            return None
+        attempts = 1 if row is None or row["last_at"] <= quiet_since else row["attempts"] + 1
+        blocked = row["blocked_until"] if row is not None else now
+        self.tx.put("login_budgets", key, {"key": key, "attempts": attempts, "last_at": now, "blocked_until": blocked})
+        return attempts
 
-    def add(self, key: str, at: datetime) -> None:
-        failure_id = new_id()
-        self.tx.put("login_failures", failure_id, {"id": failure_id, "key": key, "failed_at": at})
+    def block(self, key: str, until: datetime) -> None:
+        self.tx.update("login_budgets", key, blocked_until=until)
 
-    def forget_until(self, key: str, horizon: datetime) -> None:
-        for failure_id, row in self._of(key).items():
-            if row["failed_at"] <= horizon:
-                self.tx.delete("login_failures", failure_id)
+    def blocked_until(self, key: str) -> datetime | None:
+        row = self.tx.get("login_budgets", key)
+        return row["blocked_until"] if row else None
+
+    def refund(self, key: str) -> None:
+        row = self.tx.get("login_budgets", key)
+        if row is not None and row["attempts"] > 0:
+            self.tx.update("login_budgets", key, attempts=row["attempts"] - 1)
 
     def clear(self, key: str) -> None:
-        for failure_id in self._of(key):
-            self.tx.delete("login_failures", failure_id)
+        if self.tx.get("login_budgets", key) is not None:
+            self.tx.delete("login_budgets", key)
+
+    def forget_idle(self, idle_since: datetime, now: datetime) -> None:
+        for key, row in list(self.tx.table("login_budgets").items()):
+            if row["last_at"] <= idle_since and row["blocked_until"] <= now:
+                self.tx.delete("login_budgets", key)
+
+
+class MemoryNotices(_InTransaction):
+    def add(self, notice: NoticeRecord) -> None:
+        self.tx.put("notices", notice.id, dict(notice.__dict__))
+
+    def get(self, notice_id: str) -> NoticeRecord | None:
+        row = self.tx.get("notices", notice_id)
+        return NoticeRecord(**row) if row else None
+
+    def mark_fetched(self, notice_id: str, at: datetime) -> None:
+        self.tx.update("notices", notice_id, fetched_at=at)
+
+    def forget_expired(self, now: datetime) -> None:
+        for notice_id, row in list(self.tx.table("notices").items()):
+            if row["expires_at"] <= now:
+                self.tx.delete("notices", notice_id)
+
+    def drop_of(self, user_id: str, kind: str) -> None:
+        for notice_id, row in list(self.tx.table("notices").items()):
+            if row["user_id"] == user_id and row["kind"] == kind:
+                self.tx.delete("notices", notice_id)
 
 
 class MemoryRepositories:
@@ -191,7 +226,8 @@ class MemoryRepositories:
         self.password_resets = MemoryPasswordResets(uow)
         self.credentials = MemoryCredentials(uow)
         self.photos = MemoryPhotos(uow)
-        self.login_failures = MemoryLoginFailures(uow)
+        self.login_budgets = MemoryLoginBudgets(uow)
+        self.notices = MemoryNotices(uow)
 
 
 # -- read models ----------------------------------------------------------------------

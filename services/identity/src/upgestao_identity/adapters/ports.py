@@ -164,16 +164,53 @@ class PhotoRepository(Protocol):
     def content(self, photo_id: str) -> str | None: ...
 
 
-class LoginFailureRepository(Protocol):
-    def since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
-        """How many failures of ``key`` after ``since``, and the last one."""
+class LoginBudgetRepository(Protocol):
+    """The attempt budgets of ``domain/throttle.py``: one row per key, changed only atomically."""
 
-    def add(self, key: str, at: datetime) -> None: ...
+    def charge(self, key: str, now: datetime, quiet_since: datetime) -> int | None:
+        """Count one attempt of ``key`` unless it is blocked at ``now``, in one statement (two requests
+        at once are counted one after the other, never both against the same old count): the key's
+        attempts in its window including this one, or None when it is blocked. A key whose last
+        attempt is at or before ``quiet_since`` starts a new window."""
 
-    def forget_until(self, key: str, horizon: datetime) -> None:
-        """Drop the failures of ``key`` at or before ``horizon``."""
+    def block(self, key: str, until: datetime) -> None:
+        """No attempt of ``key`` is counted (nor let through) before ``until``."""
+
+    def blocked_until(self, key: str) -> datetime | None: ...
+
+    def refund(self, key: str) -> None:
+        """Give ``key`` its last attempt back (a successful login does not use up its address's budget)."""
 
     def clear(self, key: str) -> None: ...
+
+    def forget_idle(self, idle_since: datetime, now: datetime) -> None:
+        """Drop the keys whose last attempt is at or before ``idle_since`` and that are not blocked."""
+
+
+@dataclass(frozen=True)
+class NoticeRecord:
+    """Something the notifier must send to a user (``kind``), with its sealed values by name."""
+
+    id: str
+    kind: str
+    user_id: str
+    sealed: dict[str, str]
+    created_at: datetime
+    expires_at: datetime
+    fetched_at: datetime | None
+
+
+class NoticeRepository(Protocol):
+    def add(self, notice: NoticeRecord) -> None: ...
+
+    def get(self, notice_id: str) -> NoticeRecord | None: ...
+
+    def mark_fetched(self, notice_id: str, at: datetime) -> None: ...
+
+    def forget_expired(self, now: datetime) -> None: ...
+
+    def drop_of(self, user_id: str, kind: str) -> None:
+        """Forget every notice of ``kind`` for ``user_id`` (a spent reset token is nothing to send)."""
 
 
 class IdentityUnitOfWork(UnitOfWorkPort, Protocol):
@@ -186,4 +223,5 @@ class IdentityUnitOfWork(UnitOfWorkPort, Protocol):
     password_resets: PasswordResetRepository
     credentials: CredentialRepository
     photos: PhotoRepository
-    login_failures: LoginFailureRepository
+    login_budgets: LoginBudgetRepository
+    notices: NoticeRepository

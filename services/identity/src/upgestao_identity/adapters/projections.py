@@ -24,6 +24,7 @@ from ..domain.events import (
     SessionRevoked,
     SessionStarted,
     UserDeactivated,
+    UserEmailChanged,
     UserPasswordChanged,
     UserPhotoChanged,
     UserProfileChanged,
@@ -73,6 +74,10 @@ class UsersProjection:
     @on(UserPhotoChanged)
     def _photo_changed(self, conn: Connection, envelope: EventEnvelope, event: UserPhotoChanged) -> None:
         self._touch(conn, envelope, photo_id=event.photo_id, photo_content_type=event.content_type)
+
+    @on(UserEmailChanged)
+    def _email_changed(self, conn: Connection, envelope: EventEnvelope, event: UserEmailChanged) -> None:
+        self._touch(conn, envelope)  # the address itself changed with the profile event before it
 
     @on(UserDeactivated)
     def _deactivated(self, conn: Connection, envelope: EventEnvelope, event: UserDeactivated) -> None:

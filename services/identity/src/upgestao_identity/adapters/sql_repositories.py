@@ -7,9 +7,10 @@ asks the unit for its connection at each call, so it always works inside the uni
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from upgestao_kernel.unit_of_work import UnitOfWork
 
@@ -17,12 +18,23 @@ from .ports import (
     Cursor,
     CustomerRecord,
     LoginCandidate,
+    NoticeRecord,
     PasswordResetRecord,
     RoleRecord,
     SessionRecord,
     UserRecord,
 )
-from .tables import credentials, customers, login_failures, password_resets, photos, roles, sessions, users
+from .tables import (
+    credentials,
+    customers,
+    login_budgets,
+    notices,
+    password_resets,
+    photos,
+    roles,
+    sessions,
+    users,
+)
 
 # Role definitions are read for every authorisation through a per-process cache of ROLE_CACHE_S
 # seconds, emptied when this process changes a role: the gateway applies a change on the next
@@ -183,23 +195,68 @@ class SqlPhotos(_OnConnection):
         return self.conn.execute(sa.select(photos.c.content).where(photos.c.id == photo_id)).scalar()
 
 
-class SqlLoginFailures(_OnConnection):
-    def since(self, key: str, since: datetime) -> tuple[int, datetime | None]:
-        count, last = self.conn.execute(
-            sa.select(sa.func.count(), sa.func.max(login_failures.c.failed_at))
-            .where(login_failures.c.key == key, login_failures.c.failed_at > since)
-        ).one()
-        return int(count), last
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
-    def add(self, key: str, at: datetime) -> None:
-        self.conn.execute(login_failures.insert().values(key=key, failed_at=at))
 
-    def forget_until(self, key: str, horizon: datetime) -> None:
-        self.conn.execute(login_failures.delete().where(login_failures.c.key == key,
-                                                        login_failures.c.failed_at <= horizon))
+class SqlLoginBudgets(_OnConnection):
+    """One row per key; :meth:`charge` is a single conditional ``UPDATE ... RETURNING``.
+
+    On PostgreSQL a second request charging the same key waits on the first one's row lock, then
+    re-checks the ``WHERE`` against the row the first one committed (READ COMMITTED): it is counted
+    after it, or refused when the first one blocked the key. On SQLite every write transaction holds
+    the database's write lock from its start (``BEGIN IMMEDIATE``), so charges are serial anyway.
+    """
+
+    def _ensure(self, key: str) -> None:
+        insert = (postgresql.insert if self.conn.dialect.name == "postgresql" else sqlite.insert)(login_budgets)
+        self.conn.execute(insert.values(key=key, attempts=0, last_at=_NEVER, blocked_until=_NEVER)
+                          .on_conflict_do_nothing(index_elements=["key"]))
+
+    def charge(self, key: str, now: datetime, quiet_since: datetime) -> int | None:
+        self._ensure(key)
+        c = login_budgets.c
+        restart = c.last_at <= quiet_since
+        row = self.conn.execute(
+            login_budgets.update().where(c.key == key, c.blocked_until <= now)
+            .values(attempts=sa.case((restart, 1), else_=c.attempts + 1), last_at=now)
+            .returning(c.attempts)
+        ).first()
+        return None if row is None else int(row[0])
+
+    def block(self, key: str, until: datetime) -> None:
+        self.conn.execute(login_budgets.update().where(login_budgets.c.key == key).values(blocked_until=until))
+
+    def blocked_until(self, key: str) -> datetime | None:
+        return self.conn.execute(sa.select(login_budgets.c.blocked_until).where(login_budgets.c.key == key)).scalar()
+
+    def refund(self, key: str) -> None:
+        c = login_budgets.c
+        self.conn.execute(login_budgets.update().where(c.key == key, c.attempts > 0).values(attempts=c.attempts - 1))
 
     def clear(self, key: str) -> None:
-        self.conn.execute(login_failures.delete().where(login_failures.c.key == key))
+        self.conn.execute(login_budgets.delete().where(login_budgets.c.key == key))
+
+    def forget_idle(self, idle_since: datetime, now: datetime) -> None:
+        c = login_budgets.c
+        self.conn.execute(login_budgets.delete().where(c.last_at <= idle_since, c.blocked_until <= now))
+
+
+class SqlNotices(_OnConnection):
+    def add(self, notice: NoticeRecord) -> None:
+        self.conn.execute(notices.insert().values(**notice.__dict__))
+
+    def get(self, notice_id: str) -> NoticeRecord | None:
+        row = self.conn.execute(sa.select(notices).where(notices.c.id == notice_id)).first()
+        return NoticeRecord(**row._mapping) if row else None
+
+    def mark_fetched(self, notice_id: str, at: datetime) -> None:
+        self.conn.execute(notices.update().where(notices.c.id == notice_id).values(fetched_at=at))
+
+    def forget_expired(self, now: datetime) -> None:
+        self.conn.execute(notices.delete().where(notices.c.expires_at <= now))
+
+    def drop_of(self, user_id: str, kind: str) -> None:
+        self.conn.execute(notices.delete().where(notices.c.user_id == user_id, notices.c.kind == kind))
 
 
 class SqlRepositories:
@@ -213,7 +270,8 @@ class SqlRepositories:
         self.password_resets = SqlPasswordResets(uow)
         self.credentials = SqlCredentials(uow)
         self.photos = SqlPhotos(uow)
-        self.login_failures = SqlLoginFailures(uow)
+        self.login_budgets = SqlLoginBudgets(uow)
+        self.notices = SqlNotices(uow)
 
 
 def with_sql_repositories(uow: UnitOfWork) -> UnitOfWork:

@@ -7,7 +7,11 @@ vault ciphertexts; lookups go through keyed blind indexes.
 Operational stores, deliberately outside the event log:
 * ``credentials`` — bcrypt hashes (R1.2: never in an event);
 * ``photos`` — sealed photo bytes, referenced by id from the photo event;
-* ``login_failures`` — the brute-force throttle's memory.
+* ``login_budgets`` — the brute-force throttle's memory: one row per key (account, address, reset
+  requests of either), counted atomically before any password is checked;
+* ``notices`` — what the notifier must send and may fetch (``notice`` RPC, the notifier only): a reset
+  token, an old e-mail address, sealed under the user's data key and announced by an event that
+  carries ids only (the event's id is the notice's).
 """
 
 from __future__ import annotations
@@ -92,12 +96,25 @@ photos = sa.Table(
     sa.Column("created_at", TS, nullable=False),
 )
 
-login_failures = sa.Table(
-    "login_failures", metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("key", sa.String(80), nullable=False),
-    sa.Column("failed_at", TS, nullable=False),
-    sa.Index("ix_login_failures_key", "key", "failed_at"),
+login_budgets = sa.Table(
+    "login_budgets", metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_at", TS, nullable=False),
+    sa.Column("blocked_until", TS, nullable=False),
+    sa.Index("ix_login_budgets_last", "last_at"),
+)
+
+notices = sa.Table(
+    "notices", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # the id of the event announcing it
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("user_id", sa.String(36), nullable=False, index=True),
+    sa.Column("sealed", sa.JSON, nullable=False),  # vault ciphertexts by name (recipient, token)
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Column("fetched_at", TS),
+    sa.Index("ix_notices_expires", "expires_at"),
 )
 
 READ_MODELS = (users, customers, roles, sessions, password_resets)

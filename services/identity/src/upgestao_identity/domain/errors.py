@@ -69,3 +69,23 @@ class InvalidRefreshToken(IdentityError):
 
     def __init__(self) -> None:
         super().__init__("invalid refresh token")
+
+
+class CompliancePermissions(_Names):
+    """Only compliance roles may hold:"""
+
+
+class OwnRoleChange(IdentityError):
+    """Nobody changes their own role, nor the permissions of the role they hold (a second person must)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"you cannot change {what}")
+        self.what = what
+
+
+class ComplianceRoleAssignment(IdentityError):
+    """A compliance role is given or taken only by a holder of a compliance role."""
+
+    def __init__(self, role: str) -> None:
+        super().__init__(f"only a holder of a compliance role may give or take the role {role}")
+        self.role = role

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from upgestao_kernel.events import DomainEvent, published_only
+from upgestao_kernel.events import DomainEvent
 
 
 class IdentityEvent(DomainEvent, abstract=True, service="identity"):
@@ -74,14 +74,19 @@ class UserPasswordChanged(IdentityEvent, subject="user_id", publishes=("user_id"
 
 
 @dataclass(frozen=True)
-class PasswordResetRequested(IdentityEvent, subject="user_id", publishes=("user_id", "token", "expires_at"),
-                             secret=True):
-    """A password reset was asked for: the single-use token is published (for the notifier to mail) and wiped
-    from the outbox once delivered; only its hash is stored."""
+class PasswordResetRequested(IdentityEvent, subject="user_id", publishes=("user_id", "expires_at")):
+    """A password reset was asked for. Ids only: the token never travels on the broker. The notifier
+    fetches what to send with ``identity.notice(<this event's id>)`` (an RPC only the notifier's broker
+    user may call; the token is kept sealed under the user's data key until it expires or is spent)."""
 
     token_hash: str
     expires_at: str  # ISO 8601
-    token: str | None = published_only()
+
+
+@dataclass(frozen=True)
+class UserEmailChanged(IdentityEvent, subject="user_id", publishes=("user_id",)):
+    """A user's e-mail changed: the OLD address is to be told. Ids only; the notifier fetches the old
+    address with ``identity.notice(<this event's id>)`` (kept sealed by identity for the reset TTL)."""
 
 
 @dataclass(frozen=True)

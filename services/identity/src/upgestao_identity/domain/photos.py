@@ -22,12 +22,15 @@ import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageFile, ImageOps
-from upgestao_kernel.limits import PHOTO_MAX_BYTES
+from upgestao_kernel.limits import PHOTO_MAX_BYTES, PHOTO_MAX_PIXELS
 
 from .errors import IdentityError
 
 DEFAULT_MAX_BYTES = PHOTO_MAX_BYTES
-DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_PIXELS = PHOTO_MAX_PIXELS
+# Pillow's own bomb guard at the same cap (it warns above it, refuses above twice it, when the header is
+# read): a second line behind the explicit check of ``image.size`` below, for any other decoding path.
+Image.MAX_IMAGE_PIXELS = PHOTO_MAX_PIXELS
 
 JPEG = "image/jpeg"
 PNG = "image/png"
@@ -78,7 +81,12 @@ def detect_image_type(data: bytes) -> str | None:
 def sanitize_photo(
     data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> SanitizedPhoto:
-    """Validate ``data`` as a JPEG/PNG/WebP photo and return it re-encoded without any metadata."""
+    """Validate ``data`` as a JPEG/PNG/WebP photo and return it re-encoded without any metadata.
+
+    The pixel count comes from the header (``Image.open`` reads only that) and is refused above
+    ``max_pixels`` before anything is decoded. Decoding takes CPU seconds and memory in proportion
+    to the pixels: callers run this off the event loop, a bounded number at a time.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise PhotoRejected("the photo must be sent as binary data")
     data = bytes(data)

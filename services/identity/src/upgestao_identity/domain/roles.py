@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from upgestao_kernel.events import Aggregate
 
-from .errors import AdminFloorRemoved, NotSelfEditable, RoleNotFound, UnknownPermissions
+from .errors import AdminFloorRemoved, CompliancePermissions, NotSelfEditable, RoleNotFound, UnknownPermissions
 from .events import RoleDefined, RolePermissionsChanged
 
 PERMISSIONS: dict[str, str] = {
@@ -40,6 +40,10 @@ SELF_EDITABLE_CHOICES = ("full_name", "email", "phone", "birth_date", "address",
 _OWN = ("profile.read", "profile.update", "password.change", "sessions.read", "sessions.delete", "datamap.read")
 _CONTACT = ("phone", "address", "gender", "photo")
 
+# Permissions only a compliance role may hold (separation of duties: those who act are not those who
+# read the record of what they did). A role is a compliance role by definition here, never by an edit.
+COMPLIANCE_PERMISSIONS = ("audit.read",)
+
 BUILT_IN_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     "admin": {
         "permissions": tuple(p for p in PERMISSIONS if p != "audit.read"),
@@ -61,6 +65,19 @@ BUILT_IN_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 ROLE_NAMES = tuple(BUILT_IN_ROLES)
+COMPLIANCE_ROLES = frozenset({"dpo"})
+
+
+def is_compliance(role: str | None) -> bool:
+    """Whether ``role`` is a compliance role (data: :data:`COMPLIANCE_ROLES`, not editable through the API)."""
+    return role in COMPLIANCE_ROLES
+
+
+def effective_permissions(role: str | None, permissions: Iterable[str]) -> frozenset[str]:
+    """What ``role`` may do: its stored permissions, without any compliance permission of a role that is
+    not a compliance role (one granted before the rule existed grants nothing)."""
+    held = frozenset(permissions)
+    return held if is_compliance(role) else held - frozenset(COMPLIANCE_PERMISSIONS)
 # The admin role keeps these, so nobody can lock every admin out of role management.
 ADMIN_FLOOR = ("roles.read", "roles.update", "users.update")
 
@@ -72,6 +89,9 @@ def check_role_definition(name: str, permissions: Iterable[str], self_editable: 
     bad = sorted(set(self_editable) - set(SELF_EDITABLE_CHOICES))
     if bad:
         raise NotSelfEditable(bad)
+    misplaced = sorted(set(permissions) & set(COMPLIANCE_PERMISSIONS))
+    if misplaced and not is_compliance(name):
+        raise CompliancePermissions(misplaced)
     if name == "admin":
         missing = sorted(set(ADMIN_FLOOR) - set(permissions))
         if missing:

@@ -18,6 +18,7 @@ from .events import (
     PasswordResetCompleted,
     PasswordResetRequested,
     UserDeactivated,
+    UserEmailChanged,
     UserPasswordChanged,
     UserPhotoChanged,
     UserProfileChanged,
@@ -92,10 +93,17 @@ class User(Aggregate):
         """The hash lives in the credential store, never in an event (R1.2)."""
         self.trigger(UserPasswordChanged(how=how))
 
-    def request_password_reset(self, token: str, token_hash: str, expires_at: str) -> None:
-        """The single-use token is published (for the notifier to mail); only its hash is stored."""
+    def request_password_reset(self, token_hash: str, expires_at: str) -> None:
+        """Only the single-use token's hash is recorded; the token itself never enters an event (the
+        notifier fetches it, sealed, from identity: see ``service_layer/notices.py``)."""
         self._require_active()
-        self.trigger(PasswordResetRequested(token_hash=token_hash, expires_at=expires_at, token=token))
+        self.trigger(PasswordResetRequested(token_hash=token_hash, expires_at=expires_at))
+
+    def announce_email_change(self) -> None:
+        """The e-mail changed: the old address is told (the event names the user only; the old address
+        waits sealed in a notice whose id is this event's)."""
+        self._require_active()
+        self.trigger(UserEmailChanged())
 
     def complete_password_reset(self, token_hash: str) -> None:
         self._require_active()
@@ -133,4 +141,7 @@ class User(Aggregate):
         pass
 
     def when_password_reset_completed(self, token_hash) -> None:
+        pass
+
+    def when_user_email_changed(self) -> None:
         pass

@@ -14,8 +14,11 @@ from upgestao_kernel.nameko_ext.rpc import register_problems
 
 from ..domain.errors import (
     AdminFloorRemoved,
+    CompliancePermissions,
+    ComplianceRoleAssignment,
     InvalidRefreshToken,
     NotSelfEditable,
+    OwnRoleChange,
     RoleNotFound,
     UnknownPermissions,
     UnknownRole,
@@ -26,7 +29,7 @@ from ..domain.errors import (
 def _listing(field: str, lead: str) -> ProblemFactory:
     """A 422 naming ``field``: ``lead`` and the offending names."""
 
-    def answer(exc: UnknownPermissions | NotSelfEditable | AdminFloorRemoved) -> ServiceError:
+    def answer(exc: UnknownPermissions | NotSelfEditable | AdminFloorRemoved | CompliancePermissions) -> ServiceError:
         return invalid_field(field, f"{lead}: {', '.join(exc.names)}")
 
     return answer
@@ -39,6 +42,10 @@ PROBLEMS: dict[type[Exception], ProblemFactory] = {
     UnknownPermissions: _listing("permissions", "unknown permissions"),
     NotSelfEditable: _listing("self_editable_fields", "not profile fields"),
     AdminFloorRemoved: _listing("permissions", "the admin role must keep"),
+    CompliancePermissions: _listing("permissions", "only compliance roles may hold"),
+    OwnRoleChange: problem("forbidden", 403, lambda exc: f"Separation of duties: you cannot change {exc.what}."),
+    ComplianceRoleAssignment: problem("forbidden", 403, lambda exc: (
+        f"Separation of duties: only a holder of a compliance role may give or take the role {exc.role}.")),
     InvalidRefreshToken: problem("invalid-token", 401, "The refresh token is invalid, expired or revoked."),
 }
 

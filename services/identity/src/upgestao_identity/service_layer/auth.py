@@ -20,11 +20,12 @@ from upgestao_kernel.eventstore import ConcurrencyError
 
 from ..adapters.hashing import PasswordHasher
 from ..adapters.hashing_pool import HasherBusy
-from ..adapters.ports import IdentityUnitOfWork, PasswordResetRecord
+from ..adapters.ports import IdentityUnitOfWork, NoticeRecord, PasswordResetRecord
 from ..adapters.tokens import TokenIssuer, in_seconds, token_hash
 from ..domain import people
+from ..domain.notices import PASSWORD_RESET
 from ..domain.passwords import PasswordRejected, check_password
-from ..domain.throttle import LockoutPolicy
+from ..domain.throttle import AttemptBudget, retry_after
 from ..domain.users import User
 from ..settings import IdentitySettings
 from . import sessions as session_cases
@@ -40,6 +41,11 @@ def invalid_credentials() -> ServiceError:
 def hashing_busy() -> ServiceError:
     return ServiceError("service-busy", "Too many password checks at once; try again in a moment.", 503,
                         {"retry_after": 1})
+
+
+def wrong_current_password() -> ServiceError:
+    return ServiceError("wrong-password", "The current password is wrong.", 403,
+                        {"errors": [field_error("current_password", "is wrong")]})
 
 
 def too_many_attempts(retry_after: int) -> ServiceError:
@@ -72,34 +78,65 @@ def email_index(uow: IdentityUnitOfWork, email: object) -> str:
 
 # -- throttle ---------------------------------------------------------------------
 
+ACCOUNT, ADDRESS = "account:", "address:"
+RESET_ACCOUNT, RESET_ADDRESS = "reset-account:", "reset-address:"
+
+
+class Throttled(Exception):
+    """A budget is spent for now: nothing was counted (the unit of work rolls back), retry after ``seconds``."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(f"retry after {seconds} s")
+        self.seconds = seconds
+
 
 @dataclass(frozen=True)
 class Throttle:
-    account: LockoutPolicy
-    address: LockoutPolicy
+    """The login and reset budgets of ``domain/throttle.py``, charged through ``uow.login_budgets``."""
+
+    account: AttemptBudget
+    address: AttemptBudget
+    reset_account: AttemptBudget
+    reset_address: AttemptBudget
 
     @classmethod
     def from_settings(cls, s: IdentitySettings) -> Throttle:
-        return cls(
-            LockoutPolicy(s.lockout_threshold, s.lockout_window_s, s.lockout_base_s, s.lockout_max_s),
-            LockoutPolicy(s.ip_failure_limit, s.lockout_window_s, s.lockout_base_s, s.lockout_max_s),
-        )
+        def budget(allowance: int, window_s: int) -> AttemptBudget:
+            return AttemptBudget(allowance, window_s, s.lockout_base_s, max(s.lockout_base_s, s.lockout_max_s))
 
-    def _state(self, uow: IdentityUnitOfWork, key: str, policy: LockoutPolicy, now: datetime) -> int:
-        count, last = uow.login_failures.since(key, now - timedelta(seconds=policy.window_s))
-        return policy.locked_for(count, last, now)
+        return cls(budget(s.lockout_threshold, s.lockout_window_s), budget(s.ip_failure_limit, s.lockout_window_s),
+                   budget(s.reset_account_limit, s.reset_window_s), budget(s.reset_address_limit, s.reset_window_s))
 
-    def locked_for(self, uow: IdentityUnitOfWork, account_key: str, address_key: str, now: datetime) -> int:
-        return max(self._state(uow, account_key, self.account, now), self._state(uow, address_key, self.address, now))
+    def login_keys(self, uow: IdentityUnitOfWork, index: str) -> list[tuple[str, AttemptBudget]]:
+        """Address first, then account: every request takes the row locks in the same order (no deadlock)."""
+        return [(ADDRESS + _address(uow), self.address), (ACCOUNT + index, self.account)]
 
-    def record_failure(self, uow: IdentityUnitOfWork, keys: list[str], now: datetime) -> None:
-        horizon = now - timedelta(seconds=max(self.account.window_s, self.address.window_s))
-        for key in keys:
-            uow.login_failures.add(key, now)
-            uow.login_failures.forget_until(key, horizon)
+    def reset_keys(self, uow: IdentityUnitOfWork, index: str) -> list[tuple[str, AttemptBudget]]:
+        return [(RESET_ADDRESS + _address(uow), self.reset_address), (RESET_ACCOUNT + index, self.reset_account)]
 
-    def clear(self, uow: IdentityUnitOfWork, key: str) -> None:
-        uow.login_failures.clear(key)
+    def charge(self, uow: IdentityUnitOfWork, keys: list[tuple[str, AttemptBudget]], now: datetime) -> None:
+        """Count one attempt of every key, or raise :class:`Throttled` (the caller's unit must roll back:
+        a key charged before the blocked one gets its attempt back with it)."""
+        longest = max(b.window_s + b.max_s for _, b in keys)
+        uow.login_budgets.forget_idle(now - timedelta(seconds=longest), now)
+        for key, budget in keys:
+            attempts = uow.login_budgets.charge(key, now, budget.quiet_since(now))
+            if attempts is None:
+                raise Throttled(retry_after(uow.login_budgets.blocked_until(key), now))
+            delay = budget.delay_after(attempts)
+            if delay:
+                uow.login_budgets.block(key, now + timedelta(seconds=delay))
+
+    @staticmethod
+    def succeeded(uow: IdentityUnitOfWork, index: str) -> None:
+        """A right password: its account starts afresh, its address gets the attempt back."""
+        uow.login_budgets.clear(ACCOUNT + index)
+        uow.login_budgets.refund(ADDRESS + _address(uow))
+
+
+def _address(uow: IdentityUnitOfWork) -> str:
+    # the client's address as the gateway established it from its trusted proxies
+    return uow.context.source_ip or "unknown"
 
 
 # -- login ------------------------------------------------------------------------
@@ -120,28 +157,28 @@ class Auth:
         return Throttle.from_settings(self.settings)
 
     def login(self, email: object, password: object) -> dict:
+        """The attempt is counted before the password is checked (in a unit of its own, committed before
+        bcrypt runs), and every path runs exactly one bcrypt check at the configured cost."""
         now = self.now()
-        with self.unit_of_work() as uow:
-            index = email_index(uow, email)
-            account_key = "account:" + index
-            address_key = "address:" + (uow.context.source_ip or "unknown")
-            locked = self.throttle.locked_for(uow, account_key, address_key, now)
-            row = uow.credentials.login_candidate(index)
-            if locked:
-                uow.audit_access(action="login", resource_type="session", resource_id=None,
-                                 subject_id=row.id if row else None, fields=(), purpose="login (locked out)",
-                                 outcome="denied")
-        if locked:
-            raise too_many_attempts(locked)
-        if row is not None and isinstance(password, str):
-            ok = self.hasher.verify(password, row.password_hash)
+        try:
+            with self.unit_of_work() as uow:
+                index = email_index(uow, email)
+                row = uow.credentials.login_candidate(index)
+                try:
+                    self.throttle.charge(uow, self.throttle.login_keys(uow, index), now)
+                except Throttled:
+                    uow.deny(action="login", resource_type="session", resource_id=None,
+                             subject_id=row.id if row else None, fields=(), purpose="login (locked out)")
+                    raise
+        except Throttled as exc:
+            raise too_many_attempts(exc.seconds) from None
+        if row is not None:
+            ok = self.hasher.verify(password, row.password_hash)  # type: ignore[arg-type]
         else:
-            ok = self.hasher.verify_dummy(password if isinstance(password, str) else "")
+            ok = self.hasher.verify_dummy(password)
         now = self.now()
         with self.unit_of_work() as uow:
             if not ok or row.status != "active":
-                if not ok:
-                    self.throttle.record_failure(uow, [account_key, address_key], now)
                 uow.audit_access(action="login", resource_type="session", resource_id=None,
                                  subject_id=row.id if row else None, fields=(),
                                  purpose="login" if ok else "login (wrong e-mail or password)",
@@ -150,7 +187,7 @@ class Auth:
                     "account-deactivated", "This account is deactivated.", 403)
                 result = None
             else:
-                self.throttle.clear(uow, account_key)
+                self.throttle.succeeded(uow, index)
                 result = session_cases.start(uow, self.issuer, user_id=row.id, role=row.role, now=now,
                                              refresh_ttl_s=self.settings.refresh_ttl_s)
                 uow.audit_access(action="login", resource_type="session", resource_id=result["session_id"],
@@ -187,17 +224,45 @@ class Auth:
             uow.audit_access(action="logout", resource_type="session", resource_id=session_id, subject_id=actor,
                              fields=(), purpose="logout")
 
+    def check_current_password(self, current_password: object, *, purpose: str) -> tuple[str, str | None]:
+        """The caller proves they are who the token says before changing their password or e-mail: the
+        attempt is charged to the login budgets of their account and address first (a stolen token
+        gives no more guesses than the login form), and a wrong password is 403 naming
+        ``current_password``. Returns ``(actor, e-mail)``."""
+        now = self.now()
+        try:
+            with self.unit_of_work() as uow:
+                actor = require_actor(uow)
+                row = uow.users.get(actor)
+                stored = uow.credentials.hash_of(actor)
+                if row is None or stored is None:
+                    raise ServiceError("unauthenticated", "Authentication required.", 401)
+                try:
+                    self.throttle.charge(uow, self.throttle.login_keys(uow, row.email_index), now)
+                except Throttled:
+                    uow.deny(action="update", resource_type="credential", resource_id=actor, subject_id=actor,
+                             fields=(), purpose=f"{purpose} (locked out)")
+                    raise
+                email = self._email_of(uow, actor)
+        except Throttled as exc:
+            raise too_many_attempts(exc.seconds) from None
+        ok = self.hasher.verify(current_password, stored)  # type: ignore[arg-type]
+        with self.unit_of_work() as uow:
+            if not ok:
+                uow.deny(action="update", resource_type="credential", resource_id=actor, subject_id=actor,
+                         fields=(), purpose=f"{purpose} (wrong current password)")
+            else:
+                self.throttle.succeeded(uow, row.email_index)
+        if not ok:
+            raise wrong_current_password()
+        return actor, email
+
     def change_password(self, current_password: object, new_password: object, current_session_id: str | None) -> dict:
         with self.unit_of_work() as uow:
             actor = require_actor(uow)
             require(uow, "password.change", action="update", resource_type="credential", resource_id=actor,
                     subject_id=actor)
-            stored = uow.credentials.hash_of(actor)
-            email = self._email_of(uow, actor)
-        if stored is None or not isinstance(current_password, str) or not self.hasher.verify(current_password,
-                                                                                              stored):
-            raise ServiceError("validation-error", "The current password is wrong.", 422,
-                               {"errors": [field_error("current_password", "is wrong")]})
+        actor, email = self.check_current_password(current_password, purpose="password change")
         checked_password(new_password, email, "new_password")
         new_hash = self.hasher.hash(new_password)  # type: ignore[arg-type]
         now = self.now()
@@ -206,6 +271,7 @@ class Auth:
             uow.credentials.set(actor, new_hash, now)
             user.password_changed("changed")
             uow.save(user)
+            uow.notices.drop_of(actor, PASSWORD_RESET)  # a new password spends every reset still outstanding
             revoked = session_cases.revoke_all(uow, actor, "password_changed", keep=current_session_id)
             uow.audit_access(action="update", resource_type="credential", resource_id=actor, subject_id=actor,
                              fields=["password"], purpose="password change")
@@ -224,24 +290,50 @@ class Auth:
     # -- reset
 
     def request_reset(self, email: object) -> None:
-        """Always succeeds for the caller (no account enumeration); an event carries the token."""
+        """Always succeeds for the caller (no account enumeration, and the same answer when throttled).
+
+        The token never leaves identity in an event: ``identity.password_reset_requested.v1`` carries
+        ids only, and the token is kept sealed under the user's data key in a notice (its id is the
+        event's) that only the notifier may fetch (:func:`notice`). Requests are throttled per
+        account and per address; a throttled one sends nothing and is audited as denied.
+        """
         if not isinstance(email, str):
             return
         now = self.now()
-        with self.unit_of_work() as uow:
-            index = email_index(uow, email)
-            row = uow.users.by_email_index(index)
-            if row is None or row.status != "active":
-                uow.audit_access(action="update", resource_type="credential", resource_id=None, subject_id=None,
-                                 fields=(), purpose="password reset requested for an unknown e-mail",
-                                 outcome="failure")
-                return
-            token = secrets.token_urlsafe(32)
-            user = uow.load(User, row.id)
-            user.request_password_reset(token, token_hash(token), in_seconds(now, self.settings.reset_ttl_s))
-            uow.save(user)
-            uow.audit_access(action="update", resource_type="credential", resource_id=row.id, subject_id=row.id,
-                             fields=(), purpose="password reset requested")
+        try:
+            with self.unit_of_work() as uow:
+                index = email_index(uow, email)
+                row = uow.users.by_email_index(index)
+                try:
+                    self.throttle.charge(uow, self.throttle.reset_keys(uow, index), now)
+                except Throttled:
+                    uow.deny(action="update", resource_type="credential", resource_id=row.id if row else None,
+                             subject_id=row.id if row else None, fields=(),
+                             purpose="password reset requested (throttled)")
+                    raise
+                if row is None or row.status != "active":
+                    uow.audit_access(action="update", resource_type="credential", resource_id=None,
+                                     subject_id=None, fields=(),
+                                     purpose="password reset requested for an unknown e-mail", outcome="failure")
+                    return
+                token = secrets.token_urlsafe(32)
+                expires_at = now + timedelta(seconds=self.settings.reset_ttl_s)
+                user = uow.load(User, row.id)
+                user.request_password_reset(token_hash(token), in_seconds(now, self.settings.reset_ttl_s))
+                uow.save(user)
+                announced = uow.recorded[-1]
+                sealed = uow.personal.seal(subject_id=row.id, resource_type="credential", resource_id=row.id,
+                                           values={"reset_token": token}, purpose="password reset delivery",
+                                           action="update")
+                uow.notices.forget_expired(now)
+                uow.notices.add(NoticeRecord(
+                    id=announced.event_id, kind=PASSWORD_RESET, user_id=row.id,
+                    sealed={"email": row.email, "reset_token": sealed["reset_token"]},
+                    created_at=now, expires_at=expires_at, fetched_at=None))
+                uow.audit_access(action="update", resource_type="credential", resource_id=row.id,
+                                 subject_id=row.id, fields=(), purpose="password reset requested")
+        except Throttled:
+            return
 
     def confirm_reset(self, token: object, new_password: object) -> dict:
         if not isinstance(token, str) or not token:
@@ -271,7 +363,8 @@ class Auth:
             uow.save(user)
             uow.credentials.set(reset.user_id, new_hash, now)
             revoked = session_cases.revoke_all(uow, reset.user_id, "password_reset")
-            self.throttle.clear(uow, "account:" + user.email_index)
+            uow.login_budgets.clear(ACCOUNT + user.email_index)
+            uow.notices.drop_of(reset.user_id, PASSWORD_RESET)
             uow.audit_access(action="update", resource_type="credential", resource_id=reset.user_id,
                              subject_id=reset.user_id, fields=["password"], purpose="password reset")
         return {"revoked_session_ids": revoked}

@@ -10,13 +10,20 @@ from __future__ import annotations
 from upgestao_kernel.errors import ServiceError
 
 from ..adapters.ports import IdentityUnitOfWork
+from ..domain.roles import effective_permissions
 
 SYSTEM_ROLE = "system"
 
 
+def is_system(uow: IdentityUnitOfWork) -> bool:
+    """The caller is the system (start-up tasks, the CLI), not a person."""
+    ctx = uow.context
+    return ctx.actor_role == SYSTEM_ROLE and ctx.actor_id == SYSTEM_ROLE
+
+
 def permissions_of(uow: IdentityUnitOfWork, role: str | None) -> frozenset[str]:
     record = uow.roles.cached(role)
-    return frozenset(record.permissions) if record is not None else frozenset()
+    return effective_permissions(role, record.permissions) if record is not None else frozenset()
 
 
 def self_editable_fields(uow: IdentityUnitOfWork, role: str | None) -> tuple[str, ...]:
@@ -35,7 +42,7 @@ def require(
 ) -> None:
     """Refuse (403, audited as denied) unless the caller's role grants ``permission``."""
     ctx = uow.context
-    if ctx.actor_role == SYSTEM_ROLE and ctx.actor_id == SYSTEM_ROLE:
+    if is_system(uow):
         return
     if ctx.actor_id and permission in permissions_of(uow, ctx.actor_role):
         return

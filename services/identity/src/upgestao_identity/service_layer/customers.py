@@ -72,15 +72,20 @@ def get(uow: IdentityUnitOfWork, customer_id: str) -> dict:
 
 
 def search(uow: IdentityUnitOfWork, *, email: str | None, phone: str | None, limit: int, cursor: str | None) -> dict:
+    """A page of customers; with ``email`` and/or ``phone``, only those matching exactly (through the blind
+    indexes). The criteria come in a request body (``POST /v1/customers/search``), never in a URL that
+    proxies log."""
     require(uow, "customers.list", action="list", resource_type=RESOURCE)
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise validation_error([field_error("limit", "must be an integer")], "The request body is invalid.")
     indexes: dict[str, str] = {}
     try:
-        if email:
+        if email is not None:
             indexes["email_index"] = uow.personal.blind_index("email", people.normalise_email(email))
-        if phone:
+        if phone is not None:
             indexes["phone_index"] = uow.personal.blind_index("phone", people.normalise_phone(phone))
     except people.InvalidValue as exc:
-        raise validation_error([field_error(exc.field, exc.message)], "The request query is invalid.") from None
+        raise validation_error([field_error(exc.field, exc.message)], "The request body is invalid.") from None
     page, next_cursor = keyset_page(lambda n, after: uow.customers.page(n, after, **indexes), limit, cursor)
     items = [view(uow, row, purpose="customer search" if (email or phone) else "customer list", action="list")
              for row in page]

@@ -8,8 +8,10 @@ from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.eventstore import ConcurrencyError
 
 from ..adapters.ports import IdentityUnitOfWork, RoleRecord
-from ..domain.roles import BUILT_IN_ROLES, PERMISSIONS, Role
-from .authorization import require
+from ..domain.duties import check_role_edit
+from ..domain.errors import OwnRoleChange
+from ..domain.roles import BUILT_IN_ROLES, PERMISSIONS, Role, effective_permissions, is_compliance
+from .authorization import is_system, require
 
 
 def ensure_built_in(uow_factory: Callable[[], IdentityUnitOfWork]) -> list[str]:
@@ -28,7 +30,8 @@ def ensure_built_in(uow_factory: Callable[[], IdentityUnitOfWork]) -> list[str]:
 
 
 def _doc(record: RoleRecord) -> dict:
-    return {"name": record.name, "permissions": sorted(record.permissions),
+    return {"name": record.name, "compliance": is_compliance(record.name),
+            "permissions": sorted(effective_permissions(record.name, record.permissions)),
             "self_editable_fields": sorted(record.self_editable_fields),
             "updated_at": record.updated_at.isoformat()}
 
@@ -41,16 +44,30 @@ def list_roles(uow: IdentityUnitOfWork) -> dict:
 
 def permissions_by_role(uow: IdentityUnitOfWork) -> dict:
     """What the gateway caches to authorise each request."""
-    return {"roles": {r.name: sorted(r.permissions) for r in uow.roles.all()}}
+    return {"roles": {r.name: sorted(effective_permissions(r.name, r.permissions)) for r in uow.roles.all()}}
 
 
 def update_role(uow: IdentityUnitOfWork, name: str, permissions: list[str],
                 self_editable_fields: list[str]) -> dict:
+    """Change what a role may do: never the role one holds (separation of duties), never a compliance
+    permission for a role that is not a compliance one; audited as an update naming the role and the
+    permissions added and removed (role and permission names are no one's personal data)."""
     require(uow, "roles.update", action="update", resource_type="role", resource_id=name)
+    try:
+        check_role_edit(actor_role=uow.context.actor_role, role=name, system=is_system(uow))
+    except OwnRoleChange:
+        uow.deny(action="update", resource_type="role", resource_id=name, subject_id=None,
+                 fields=("permissions",), purpose="separation of duties: the role one holds")
+        raise
     role = uow.load(Role, name)
     if role is None:
         raise ServiceError("not-found", f"No such role: {name}.", 404)
+    before = set(role.permissions)
     if role.change(permissions, self_editable_fields):
         uow.save(role)
         uow.roles.forget_cached()
+        added, removed = sorted(set(role.permissions) - before), sorted(before - set(role.permissions))
+        uow.audit_access(action="update", resource_type="role", resource_id=name, subject_id=None,
+                         fields=("permissions", "self_editable_fields"),
+                         purpose=f"role {name} changed: added [{', '.join(added)}], removed [{', '.join(removed)}]")
     return _doc(uow.roles.get(name))

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import base64
-from datetime import date
+from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Any
 
 from upgestao_kernel.errors import ServiceError, conflict, field_error, not_found, validation_error
 from upgestao_kernel.events import new_id
 
-from ..adapters.ports import IdentityUnitOfWork, UserRecord
+from ..adapters.photo_pool import PhotosBusy
+from ..adapters.ports import IdentityUnitOfWork, NoticeRecord, UserRecord
 from ..domain.datamap import USER_PROFILE_FIELDS
-from ..domain.photos import PhotoRejected, sanitize_photo
+from ..domain.duties import check_role_assignment
+from ..domain.errors import ComplianceRoleAssignment, OwnRoleChange
+from ..domain.notices import EMAIL_CHANGE_NOTICE_TTL_S, EMAIL_CHANGED
+from ..domain.photos import PhotoRejected, SanitizedPhoto, sanitize_photo
 from ..domain.users import User
 from . import sessions as session_cases
-from .authorization import require, require_actor, self_editable_fields
+from .authorization import is_system, require, require_actor, self_editable_fields
 from .pagination import keyset_page
 from .profiles import REQUIRED_USER, clean_fields, open_row
 
@@ -33,6 +38,7 @@ def register(uow: IdentityUnitOfWork, data: dict, *, password_hash: str, today: 
     if authorize:
         require(uow, "users.create", action="create", resource_type=RESOURCE)
     role = data.get("role")
+    _check_assignment(uow, None, None, role)
     profile = {k: v for k, v in data.items() if k != "role"}
     values = clean_fields(profile, allowed=USER_PROFILE_FIELDS, required=required, today=today,
                           minimum_age=minimum_age)
@@ -111,6 +117,10 @@ def _apply_changes(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, toda
         raise not_found("user")
     if not user.active:
         raise conflict("This user is deactivated.")
+    previous_role = user.role
+    if role is not None:
+        _check_assignment(uow, user_id, previous_role, role)
+    old_email = uow.users.get(user_id).email
     values = clean_fields(changes, allowed=USER_PROFILE_FIELDS, required=(), today=today, minimum_age=minimum_age)
     for name in ("full_name", "email", "phone", "birth_date", "address", "job_title"):
         if name in values and values[name] is None:
@@ -128,9 +138,40 @@ def _apply_changes(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, toda
     if role is not None and user.change_role(role):
         changed.append("role")
     uow.save(user)
+    if "email" in changed and old_email is not None:
+        _announce_email_change(uow, user, old_email)
+    if "role" in changed:
+        uow.audit_access(action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id,
+                         fields=["role"], purpose=f"role change: {previous_role} to {role}")
     revoked = session_cases.revoke_all(uow, user_id, "role_changed") if "role" in changed else []
     row = uow.users.get(user_id)
     return {"changed": sorted(changed), "user": view(uow, row, purpose=purpose), "revoked_session_ids": revoked}
+
+
+def _check_assignment(uow: IdentityUnitOfWork, user_id: str | None, previous_role: str | None, role: object) -> None:
+    """Separation of duties on a role given (``domain/duties.py``): refused as 403, audited as denied."""
+    if not isinstance(role, str):
+        return  # not a role at all: the aggregate refuses it (422 naming the field)
+    ctx = uow.context
+    try:
+        check_role_assignment(actor_id=ctx.actor_id, actor_role=ctx.actor_role, user_id=user_id,
+                              previous_role=previous_role, new_role=role, system=is_system(uow))
+    except (OwnRoleChange, ComplianceRoleAssignment):
+        uow.deny(action="update" if user_id else "create", resource_type=RESOURCE, resource_id=user_id,
+                 subject_id=user_id, fields=["role"], purpose=f"separation of duties: role {previous_role} to {role}")
+        raise
+
+
+def _announce_email_change(uow: IdentityUnitOfWork, user: User, old_email: str) -> None:
+    """Tell the old address (finding 6): an event with ids only, the old address kept sealed (its ciphertext
+    as the users table held it, under the user's key) in a notice for the notifier to fetch."""
+    user.announce_email_change()
+    uow.save(user)
+    announced = uow.recorded[-1]
+    at = announced.occurred_at
+    uow.notices.add(NoticeRecord(id=announced.event_id, kind=EMAIL_CHANGED, user_id=user.id,
+                                 sealed={"email": old_email}, created_at=at,
+                                 expires_at=at + timedelta(seconds=EMAIL_CHANGE_NOTICE_TTL_S), fetched_at=None))
 
 
 def deactivate(uow: IdentityUnitOfWork, user_id: str) -> dict:
@@ -172,17 +213,35 @@ def _may_touch_photo(uow: IdentityUnitOfWork, user_id: str, action: str) -> None
         require(uow, permission, action=action, resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
 
 
-def set_photo(uow: IdentityUnitOfWork, user_id: str, content: bytes) -> dict:
+def may_set_photo(uow: IdentityUnitOfWork, user_id: str) -> None:
+    """Authorise a photo upload (before any pixel of it is looked at)."""
     _may_touch_photo(uow, user_id, "update")
-    user = uow.load(User, user_id)
-    if user is None:
+    if uow.users.get(user_id) is None:
         raise not_found("user")
+
+
+def sanitized_photo(content: bytes, run: Callable[..., SanitizedPhoto] | None = None) -> SanitizedPhoto:
+    """``content`` checked and re-encoded by the sanitiser, through ``run`` (the photo workers: off the
+    hub, bounded); a refusal is 422 (413 for size) naming ``photo``, a full pool 503 with ``retry_after``."""
     try:
-        photo = sanitize_photo(content)
+        return run(sanitize_photo, content) if run is not None else sanitize_photo(content)
+    except PhotosBusy:
+        raise ServiceError("service-busy", "Too many photos being processed at once; try again in a moment.",
+                           503, {"retry_after": 1}) from None
     except PhotoRejected as exc:
         status = 413 if "large" in str(exc).lower() else 422
         slug = "payload-too-large" if status == 413 else "validation-error"
         raise ServiceError(slug, str(exc), status, {"errors": [field_error("photo", str(exc))]}) from None
+
+
+def set_photo(uow: IdentityUnitOfWork, user_id: str, content: bytes | SanitizedPhoto) -> dict:
+    """Store a photo: ``content`` already sanitised (the service does that outside any transaction), or
+    raw bytes sanitised here (scripts and tests)."""
+    _may_touch_photo(uow, user_id, "update")
+    user = uow.load(User, user_id)
+    if user is None:
+        raise not_found("user")
+    photo = content if isinstance(content, SanitizedPhoto) else sanitized_photo(content)
     photo_id = new_id()
     sealed = uow.personal.seal(subject_id=user_id, resource_type=RESOURCE, resource_id=user_id,
                                values={"photo": base64.b64encode(photo.content).decode("ascii")},
