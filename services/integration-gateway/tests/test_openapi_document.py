@@ -13,7 +13,7 @@ from upgestao_gateway.entrypoints.http.problems import Problem
 from upgestao_gateway.entrypoints.http.request import check_path_ids
 from upgestao_gateway.entrypoints.http.server import GatewayWebServer
 from upgestao_gateway.entrypoints.identity.schemas import (
-    CustomerQuerySchema,
+    CustomerSearchSchema,
     MePatchSchema,
     PasswordResetConfirmSchema,
     RefreshSchema,
@@ -145,13 +145,13 @@ TOKENS = ["A" * 43, "a-_" + "b" * 40, "A" * 42, "A" * 44, "A" * 42 + "=", "A" * 
 def test_an_email_is_refused_by_the_gateway_exactly_when_the_document_refuses_it(doc, value):
     pattern = schema_of(doc, "CustomerCreate")["properties"]["email"]["pattern"]
     documented = ecma_fullmatch(pattern, value) and len(value) <= 254
-    assert ("email" not in CustomerQuerySchema().validate({"email": value})) is documented
+    assert ("email" not in CustomerSearchSchema().validate({"email": value})) is documented
 
 
 @pytest.mark.parametrize("value", PHONES)
 def test_a_phone_is_refused_by_the_gateway_exactly_when_the_document_refuses_it(doc, value):
     pattern = schema_of(doc, "CustomerCreate")["properties"]["phone"]["pattern"]
-    assert ("phone" not in CustomerQuerySchema().validate({"phone": value})) is ecma_fullmatch(pattern, value)
+    assert ("phone" not in CustomerSearchSchema().validate({"phone": value})) is ecma_fullmatch(pattern, value)
 
 
 @pytest.mark.parametrize("value, exists", DATES.items())
@@ -179,7 +179,7 @@ def test_an_email_built_from_the_documented_constraints_passes_the_gateway(doc):
     @settings(max_examples=300, deadline=None)
     @given(st.from_regex(email["pattern"], fullmatch=True).filter(lambda value: len(value) <= email["maxLength"]))
     def check(value: str) -> None:
-        assert CustomerQuerySchema().validate({"email": value}) == {}
+        assert CustomerSearchSchema().validate({"email": value}) == {}
 
     check()
 

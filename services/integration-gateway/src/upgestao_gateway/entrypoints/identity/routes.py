@@ -28,8 +28,8 @@ from .schemas import (
     CustomerCreateSchema,
     CustomerPageSchema,
     CustomerPatchSchema,
-    CustomerQuerySchema,
     CustomerSchema,
+    CustomerSearchSchema,
     DataMapSchema,
     LoginSchema,
     MePatchSchema,
@@ -103,7 +103,7 @@ class IdentityRoutes:
         self.access.revoked_here([str(session_id)])
 
     @route("POST", "/v1/auth/password", personal_data=True, body=PasswordChangeSchema, response=PasswordChangedSchema,
-           auth="required", permission="password.change", errors=(503,), tags=AUTH, keyed=False,
+           auth="required", permission="password.change", errors=(429, 503), tags=AUTH, keyed=False,
            summary="Change one's password (every other session ends)")
     def change_password(self, request: GatewayRequest, body: dict) -> dict:
         answer = self.rpc.identity.change_password(body["current_password"], body["new_password"],
@@ -132,7 +132,7 @@ class IdentityRoutes:
         return self.rpc.identity.me()
 
     @route("PATCH", "/v1/me", personal_data=True, body=MePatchSchema, response=UserSchema, auth="required",
-           permission="profile.update", errors=(409, 503), tags=PEOPLE,
+           permission="profile.update", errors=(409, 429, 503), tags=PEOPLE,
            summary="Edit one's own profile (fields the role allows; others need a correction request: 403 "
                    "correction-required)")
     def update_me(self, request: GatewayRequest, body: dict) -> dict:
@@ -157,8 +157,9 @@ class IdentityRoutes:
         return self.rpc.identity.get_user(str(user_id))
 
     @route("PATCH", "/v1/users/<uuid:user_id>", personal_data=True, body=UserPatchSchema, response=UserSchema,
-           auth="required", permission="users.update", errors=(404, 409, 503), tags=PEOPLE,
-           summary="Edit a staff user, including the role (a role change ends the user's sessions)")
+           auth="required", permission="users.update", errors=(404, 409, 429, 503), tags=PEOPLE,
+           summary="Edit a staff user, including the role (a role change ends the user's sessions; never one's "
+                   "own role; the dpo role only by a dpo)")
     def update_user(self, request: GatewayRequest, user_id, body: dict) -> dict:
         answer = self.rpc.identity.update_user(str(user_id), body)
         self.access.revoked_here(answer.get("revoked_session_ids"))
@@ -196,12 +197,18 @@ class IdentityRoutes:
         customer = self.rpc.identity.create_customer(body)
         return Reply(customer, headers={"Location": f"/v1/customers/{customer['id']}"})
 
-    @route("GET", "/v1/customers", personal_data=True, query=CustomerQuerySchema, response=CustomerPageSchema,
+    @route("GET", "/v1/customers", personal_data=True, query=PageQuerySchema, response=CustomerPageSchema,
            auth="required", permission="customers.list", errors=(503,), tags=CUSTOMERS,
-           summary="List customers, or find them by exact e-mail or phone")
+           summary="List customers (cursor pagination; to find one by e-mail or phone: POST /v1/customers/search)")
     def list_customers(self, request: GatewayRequest, query: dict) -> dict:
-        return self.rpc.identity.list_customers(query.get("email"), query.get("phone"), query["limit"],
-                                                query.get("cursor"))
+        return self.rpc.identity.list_customers(query["limit"], query.get("cursor"))
+
+    @route("POST", "/v1/customers/search", personal_data=True, body=CustomerSearchSchema, response=CustomerPageSchema,
+           auth="required", permission="customers.list", errors=(503,), tags=CUSTOMERS, keyed=False,
+           summary="Find customers by exact e-mail and/or phone (in the body, never in a URL that proxies log; "
+                   "cursor pagination)")
+    def search_customers(self, request: GatewayRequest, body: dict) -> dict:
+        return self.rpc.identity.search_customers(body)
 
     @route("GET", "/v1/customers/<uuid:customer_id>", personal_data=True, response=CustomerSchema, auth="required",
            permission="customers.read", errors=(404, 503), tags=CUSTOMERS, summary="A customer")
@@ -223,7 +230,8 @@ class IdentityRoutes:
 
     @route("PUT", "/v1/roles/<any(admin,supervisor,attendant,dpo):name>", personal_data=False, body=RoleUpdateSchema,
            response=RoleSchema, auth="required", permission="roles.update", errors=(404, 503), tags=ROLES,
-           summary="Change a role's permissions and self-editable fields")
+           summary="Change a role's permissions and self-editable fields (never the role one holds: 403; audit.read "
+                   "only for a compliance role: 422)")
     def update_role(self, request: GatewayRequest, name: str, body: dict) -> dict:
         return self.rpc.identity.update_role(name, body["permissions"], body["self_editable_fields"])
 

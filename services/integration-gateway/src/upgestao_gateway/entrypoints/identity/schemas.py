@@ -104,12 +104,21 @@ class UserCreateSchema(_Profile):
     password = _new_password(required=True)
 
 
+def _current_password() -> fields.String:
+    return fields.String(load_only=True, validate=validate.Length(min=1, max=1024), metadata={
+        "description": "Required to change one's own e-mail (403 wrong-password when wrong; the attempt counts "
+                       "against the login limits). The old address is told of the change."})
+
+
 class MePatchSchema(_Profile):
     job_title = fields.String(validate=_TEXT)
+    current_password = _current_password()
 
 
 class UserPatchSchema(MePatchSchema):
-    role = fields.String(validate=validate.OneOf(ROLES))
+    role = fields.String(validate=validate.OneOf(ROLES), metadata={
+        "description": "Nobody changes their own role; the compliance role (dpo) is given or taken only by a holder "
+                       "of a compliance role (403 otherwise)."})
 
 
 class _PersonOut(Schema):
@@ -176,7 +185,10 @@ class CustomerPageSchema(Schema):
     next_cursor = fields.String(allow_none=True, required=True)
 
 
-class CustomerQuerySchema(PageQuerySchema):
+class CustomerSearchSchema(PageQuerySchema):
+    """The criteria of a customer search, in the body: an e-mail or a phone in a URL would stay in every
+    proxy's and ingress's access log."""
+
     email = _email("Exact match (case-insensitive).")
     phone = _phone()
 
@@ -236,6 +248,9 @@ class SessionListSchema(Schema):
 
 class RoleSchema(Schema):
     name = fields.String(required=True)
+    compliance = fields.Boolean(required=True, metadata={
+        "description": "A compliance role (dpo): the only kind that may hold audit.read, given or taken only by a "
+                       "holder of a compliance role."})
     permissions = fields.List(fields.String(), required=True)
     self_editable_fields = fields.List(fields.String(), required=True)
     updated_at = fields.String(required=True)
