@@ -11,7 +11,15 @@ import pytest
 from upgestao_gateway.domain.permissions import PURPOSE
 from upgestao_gateway.entrypoints.http.spec import declare_route
 from upgestao_gateway.service_layer.denials import record_denial
-from upgestao_gateway.service_layer.readiness import DOWN, OK, SKIPPED, assess, unavailable
+from upgestao_gateway.service_layer.readiness import (
+    DOWN,
+    OK,
+    SKIPPED,
+    ReadinessCache,
+    Report,
+    assess,
+    unavailable,
+)
 
 
 def ok() -> None:
@@ -90,3 +98,59 @@ def test_a_route_declaration_is_checked_without_nameko(options, message):
     declaration = {"personal_data": False, "response": {"type": "object"}, **options}
     with pytest.raises(ValueError, match=message):
         declare_route("GET", "/v1/things", **declaration)
+
+
+# -- the readiness cache (issue 11, finding 12) ---------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_flood_of_readiness_questions_makes_one_check():
+    """200 concurrent /readyz used to make 200 broker connections and 800 RPCs: one check now, shared
+    by everyone who asked while it ran, then reused while younger than max_age_s."""
+    clock = Clock()
+    cache = ReadinessCache(max_age_s=2.0, clock=clock)
+    made = []
+
+    def check() -> Report:
+        made.append(1)
+        eventlet.sleep(0.05)  # waiting for answers: everyone else arrives meanwhile
+        return Report({"broker": OK, "identity": OK}, unrouted_depth=3)
+
+    pool = eventlet.GreenPool(200)
+    reports = list(pool.imap(lambda _: cache.get(check), range(200)))
+    assert len(made) == 1 == cache.checks_run
+    assert all(report.ready and report.unrouted_depth == 3 for report in reports)
+    clock.now += 1.9
+    cache.get(check)
+    assert len(made) == 1
+    clock.now += 0.2  # older than max_age_s: checked again, once
+    list(pool.imap(lambda _: cache.get(check), range(50)))
+    assert len(made) == 2
+
+
+def test_an_operator_gets_a_fresh_check_and_a_failure_reaches_every_waiter():
+    clock = Clock()
+    cache = ReadinessCache(max_age_s=60.0, clock=clock)
+    first = cache.get(lambda: Report({"broker": OK}))
+    assert first.ready and cache.get(lambda: Report({"broker": DOWN})) is first
+    fresh = cache.get(lambda: Report({"broker": DOWN, "identity": SKIPPED}), fresh=True)
+    assert not fresh.ready and fresh.down == ["broker"]
+    assert cache.get(lambda: Report({"broker": OK})) is fresh  # the fresh one is now the cached one
+
+    def broken() -> Report:
+        eventlet.sleep(0.05)
+        raise RuntimeError("bug")
+
+    waiters = [eventlet.spawn(cache.get, broken, True) for _ in range(3)]
+    for waiter in waiters:
+        with pytest.raises(RuntimeError):
+            waiter.wait()
+    assert cache.checks_run == 3  # the broken one ran once for the three
+    assert cache.get(lambda: Report({"broker": OK}), fresh=True).ready  # and does not stay stuck

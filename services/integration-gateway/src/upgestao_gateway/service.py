@@ -13,7 +13,7 @@ from upgestao_kernel.nameko_ext import HealthRpc
 
 from .access.authentication import Authenticator, AuthenticatorFactory
 from .entrypoints.audit.routes import AuditRoutes
-from .entrypoints.dependencies import Access, Config, Database, JwtAuthentication, Rpc
+from .entrypoints.dependencies import Access, Config, Database, JwtAuthentication, Readiness, Rpc
 from .entrypoints.identity.routes import IdentityRoutes
 from .entrypoints.operations.routes import OperationsRoutes
 
@@ -25,6 +25,7 @@ class GatewayService(OperationsRoutes, IdentityRoutes, AuditRoutes, HealthRpc):
     rpc = Rpc()
     config = Config()
     access = Access()
+    readiness = Readiness()
 
     # Verifies bearer tokens: identity's access tokens (tests may plug another Authenticator).
     authenticator: Authenticator | AuthenticatorFactory = JwtAuthentication()

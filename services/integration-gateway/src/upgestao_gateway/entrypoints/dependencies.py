@@ -11,6 +11,8 @@
   something else (tests) leaves it disabled: no stream, no connection.
 * :class:`Access` gives a worker ``self.access`` (readiness, and routes that
   revoke sessions tell the revocation list at once);
+* :class:`Readiness` gives a worker ``self.readiness``: the container's readiness cache (one check per
+  few seconds however often ``/readyz`` is asked);
 * :class:`Rpc` gives a worker ``self.rpc``: calls to any service, each bounded
   by a deadline (:mod:`upgestao_gateway.adapters.rpc`);
 * ``Config`` (nameko's) and ``Database`` (the kernel's: the gateway's own
@@ -37,11 +39,12 @@ from ..adapters.identity import IdentityClient
 from ..adapters.rpc import RpcClient
 from ..domain.revocations import RevocationList
 from ..service_layer.public_keys import PublicKeys
+from ..service_layer.readiness import ReadinessCache
 from ..service_layer.role_permissions import RolePermissions
 from ..settings import AccessSettings, load_access_settings
 from .nameko_rpc import DeadlineReplyListener, NamekoTransport
 
-__all__ = ["Access", "AccessControl", "Config", "Database", "JwtAuthentication", "Rpc"]
+__all__ = ["Access", "AccessControl", "Config", "Database", "JwtAuthentication", "Readiness", "Rpc"]
 
 
 def standalone_proxy(config: Mapping[str, Any]) -> Callable[[float], Any]:
@@ -164,6 +167,19 @@ class Access(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> AccessControl:
         return self.control
+
+
+class Readiness(DependencyProvider):
+    """``self.readiness``: the container's :class:`ReadinessCache`, its answers reused for the service's
+    ``readiness_max_age_s`` (2 s by default)."""
+
+    cache: ReadinessCache | None = None
+
+    def setup(self) -> None:
+        self.cache = ReadinessCache(float(getattr(self.container.service_cls, "readiness_max_age_s", 2.0)))
+
+    def get_dependency(self, worker_ctx) -> ReadinessCache:
+        return self.cache
 
 
 class Rpc(DependencyProvider):

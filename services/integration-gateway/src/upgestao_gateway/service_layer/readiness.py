@@ -4,13 +4,22 @@ Checks run concurrently, each bounded by a timeout; why one failed goes to
 the logs only. The broker is checked first, and alone: every other check
 but the database goes through it, so without it they could only wait out
 their timeouts (a stopped broker refuses at once: so does readiness).
+
+A check costs a broker connection and an RPC to each service, and
+``/readyz`` is public: :class:`ReadinessCache` makes a flood of it cost
+nothing (issue 11, finding 12). An answer is reused while younger than
+``max_age_s``, and one check at a time runs (single flight): whoever asks
+while it runs waits for its result instead of starting another.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import eventlet
+from eventlet.event import Event
 from eventlet.greenpool import GreenPool
 from upgestao_kernel.logging import get_logger
 
@@ -64,3 +73,52 @@ def expect_healthy(answer: object) -> None:
     """A service's ``health()`` answer must say ``{"status": "ok"}``."""
     if not isinstance(answer, Mapping) or answer.get("status") != OK:
         raise RuntimeError("unhealthy")
+
+
+@dataclass(frozen=True)
+class Report:
+    """One readiness check: each dependency's state, and the broker's catch-all queue depth (None:
+    unknown). ``checked_at`` is the cache's clock."""
+
+    checks: Mapping[str, str]
+    unrouted_depth: int | None = None
+    checked_at: float = 0.0
+    down: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return not self.down
+
+
+class ReadinessCache:
+    """The last :class:`Report`, reused while younger than ``max_age_s``; one check in flight at a time."""
+
+    def __init__(self, max_age_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._report: Report | None = None
+        self._in_flight: Event | None = None
+        self.checks_run = 0  # how many checks were actually made (a flood must not raise it)
+
+    def get(self, check: Callable[[], Report], fresh: bool = False) -> Report:
+        """The cached report, or the one ``check()`` makes now (``fresh``: never the cached one; a check
+        already in flight is shared all the same)."""
+        report = self._report
+        if not fresh and report is not None and self._clock() - report.checked_at < self.max_age_s:
+            return report
+        if self._in_flight is not None:
+            return self._in_flight.wait()
+        started = self._clock()
+        self._in_flight = in_flight = Event()
+        try:
+            self.checks_run += 1
+            made = check()
+            report = Report(made.checks, made.unrouted_depth, started, unavailable(made.checks))
+        except BaseException as exc:
+            self._in_flight = None
+            in_flight.send_exception(exc)
+            raise
+        self._report = report
+        self._in_flight = None
+        in_flight.send(report)
+        return report

@@ -11,9 +11,12 @@ class HealthSchema(Schema):
 
 class ReadySchema(Schema):
     status = fields.String(required=True, metadata={"example": "ready"})
-    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
-                         metadata={"description": "Each dependency and its state: ok, down, or skipped "
-                                                         "(not checked: it needs the broker, which is down)."})
+    checks = fields.Dict(keys=fields.String(), values=fields.String(),
+                         metadata={"description": "Operators only: each dependency and its state: ok, down, or "
+                                                  "skipped (not checked: it needs the broker, which is down)."})
+    unrouted_depth = fields.Integer(allow_none=True, metadata={
+        "description": "Operators only: messages waiting in the broker's upgestao.unrouted queue (published "
+                       "where no queue is bound); null when it cannot be read."})
 
 
 class PingSchema(Schema):
