@@ -54,12 +54,13 @@ class PrivacyHarness:
     FORGED_DPO = FORGED_DPO
     record = staticmethod(audit_record)
 
-    def __init__(self, run_service, service_env, database_url: str, config: dict) -> None:
+    def __init__(self, run_service, service_env, database_url: str, config: dict, owner_url: str | None = None) -> None:
         self._run_service = run_service
         self.env = service_env
-        self.database_url = database_url
+        self.database_url = database_url  # the runtime role's: what the service and its relay log in as
+        self.owner_url = owner_url or database_url  # the migrations' (the tests read and tamper with it)
         self.config = config
-        self.engine = sa.create_engine(database_url)
+        self.engine = sa.create_engine(self.owner_url)
         self.amqp_uri = service_env["AMQP_URI"]
         self.container = None
         self._proxies: list = []
@@ -170,15 +171,44 @@ def fake_identity(run_service, tmp_path):
 
 
 @pytest.fixture
-def privacy(run_service, service_env, database_factory, fake_identity, monkeypatch):
-    """The privacy service on a fresh PostgreSQL database, checkpoints every second."""
+def runtime_database(database_factory, monkeypatch):
+    """A fresh PostgreSQL database migrated as its owner, with the runtime role the service logs in as
+    (issue 11, finding 7): ``(owner_url, runtime_url)``; the role is dropped afterwards."""
     from upgestao_kernel.migrations import upgrade
+    from upgestao_privacy.adapters.database_roles import create_runtime_role, default_runtime_role, runtime_url
 
+    owner_url = database_factory("privacy")
+    role = default_runtime_role(owner_url)
+    admin = sa.create_engine(owner_url)
+    with admin.begin() as conn:
+        url = runtime_url(owner_url, role, create_runtime_role(conn, role))
+    with monkeypatch.context() as patched:  # the migrations grant the runtime role what it needs
+        patched.setenv("PRIVACY_MIGRATION_DATABASE_URL", owner_url)
+        upgrade(MIGRATIONS, url)
+    yield owner_url, url
+    drop_role(admin, role)
+    admin.dispose()
+
+
+def drop_role(engine, role: str) -> None:
+    """Drop a test's login role once its sessions are gone (the database itself is dropped after)."""
+    quoted = engine.dialect.identifier_preparer.quote(role)
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :role"),
+                     {"role": role})
+        conn.exec_driver_sql(f"DROP OWNED BY {quoted}")
+        conn.exec_driver_sql(f"DROP ROLE IF EXISTS {quoted}")
+
+
+@pytest.fixture
+def privacy(run_service, service_env, runtime_database, fake_identity, monkeypatch):
+    """The privacy service on a fresh PostgreSQL database, logged in as the runtime role (the tests' own
+    reads and edits use the owner's), checkpoints every second."""
+    owner_url, url = runtime_database
     monkeypatch.setenv("PRIVACY_AUDIT_CHECKPOINT_INTERVAL_S", "1")
-    url = database_factory("privacy")
-    upgrade(MIGRATIONS, url)
     harness = PrivacyHarness(run_service, service_env, url,
-                             {"AMQP_URI": service_env["AMQP_URI"], "serializer": "json"})
+                             {"AMQP_URI": service_env["AMQP_URI"], "serializer": "json"}, owner_url=owner_url)
     harness.start()
     yield harness
     harness.close()
+    harness.stop_service()  # before the runtime role is dropped

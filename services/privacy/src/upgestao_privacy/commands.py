@@ -6,6 +6,9 @@
         check an export or the live log: signatures, root, inclusion and consistency proofs
     audit public-key
         print the checkpoint signing key (base64) for auditors
+    runtime-role [--role NAME]
+        PostgreSQL: create the audit log's runtime login role (or renew its password) and print its URL
+        (connecting as PRIVACY_MIGRATION_DATABASE_URL, else PRIVACY_DATABASE_URL: a role with CREATEROLE)
 """
 
 from __future__ import annotations
@@ -60,7 +63,39 @@ def _audit(definition, settings, keys, args) -> int:
     return verify_command.run(args)
 
 
+def _configure_runtime_role(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--role", help="the runtime role's name (default: <database>_runtime)")
+
+
+def _runtime_role(definition, settings, keys, args) -> int:
+    """Create the runtime role the service will log in as and print its URL (for ``PRIVACY_DATABASE_URL``);
+    the next ``migrate`` (with the owner's URL in ``PRIVACY_MIGRATION_DATABASE_URL``) grants it."""
+    from upgestao_kernel.db import create_engine
+
+    from .adapters.database_roles import RoleError, create_runtime_role, default_runtime_role, runtime_url
+    from .settings import migration_database_url
+
+    admin_url = migration_database_url(settings.database_url)
+    if not admin_url.startswith("postgresql"):
+        print("runtime-role: PostgreSQL only (SQLite has no roles)", file=sys.stderr)
+        return 2
+    role = args.role or default_runtime_role(admin_url)
+    engine = create_engine(admin_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            password = create_runtime_role(conn, role)
+    except RoleError as exc:
+        print(f"runtime-role: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(runtime_url(admin_url, role, password))
+    return 0
+
+
 COMMANDS = {
     "audit": ServiceCommand("the audit log: tail its stream, verify it, print its public key",
                             _configure_audit, _audit),
+    "runtime-role": ServiceCommand("PostgreSQL: create the audit log's runtime role and print its URL",
+                                   _configure_runtime_role, _runtime_role),
 }

@@ -7,11 +7,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from upgestao_kernel.config import ConfigError, Settings
+from upgestao_kernel.config import ConfigError, Settings, normalise_database_url
 from upgestao_kernel.config import int_setting as _int
 from upgestao_kernel.keys import decode_key, local_key_file
 
 SIGNING_KEY_VAR = "PRIVACY_AUDIT_SIGNING_KEY"
+DATABASE_URL_VAR = "PRIVACY_DATABASE_URL"
+MIGRATION_URL_VAR = "PRIVACY_MIGRATION_DATABASE_URL"
 _MAX_AGE = re.compile(r"^[1-9][0-9]*(Y|M|D|h|m|s)$")
 
 
@@ -64,3 +66,24 @@ def check_config(settings: Settings, environ: Mapping[str, str] | None = None) -
     """Everything privacy's ``run`` validates (``check-config`` and ``run`` call it before anything
     starts): the audit log's settings and its checkpoint signing key. Raises ``ConfigError``."""
     load_audit_settings(settings, environ)
+
+
+def migration_database_url(runtime_url: str, environ: Mapping[str, str] | None = None) -> str:
+    """The URL the migrations run with: ``PRIVACY_MIGRATION_DATABASE_URL``, the audit log's owner
+    (``adapters.database_roles``), else the runtime URL itself (SQLite, which has no roles, or one
+    PostgreSQL role for both, which the service reports at start). Only the migration job is given
+    it: the service and its relay never hold the owner's credentials."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(MIGRATION_URL_VAR) or "").strip()
+    if not raw:
+        return runtime_url
+    from .adapters.database_roles import same_database
+
+    owner = normalise_database_url(MIGRATION_URL_VAR, raw)
+    if not owner.startswith("postgresql") or not runtime_url.startswith("postgresql"):
+        raise ConfigError(MIGRATION_URL_VAR, f"only for PostgreSQL (with {DATABASE_URL_VAR} on PostgreSQL too): "
+                                             "SQLite has no roles")
+    if not same_database(owner, runtime_url):
+        raise ConfigError(MIGRATION_URL_VAR, f"must name the database of {DATABASE_URL_VAR} (host, port and "
+                                             "database), logging in as the owner")
+    return owner
