@@ -94,6 +94,23 @@ class IdentityHarness:
         """Bodies of the outbox rows publishing ``event_type`` on ``identity.events``."""
         return [r.body for r in self.outbox(exchange="identity.events", routing_key=event_type)]
 
+    def as_service(self, service: str):
+        """An RPC client connected as ``service``'s own broker user (RabbitMQ stamps and checks its user_id)."""
+        from nameko.standalone.rpc import ServiceRpcProxy
+        from upgestao_kernel.testing import service_amqp_uri
+
+        config = {**self.config, "AMQP_URI": service_amqp_uri(self.config["AMQP_URI"], service)}
+        proxy = ServiceRpcProxy("identity", config, timeout=15)
+        self._proxies.append(proxy)
+        return proxy.start()
+
+    def reset_token(self, user_id: str) -> str:
+        """What the notifier does: the latest reset event of ``user_id`` names a notice (the event's id),
+        fetched from identity as the notifier (the token itself never travels in an event)."""
+        bodies = [b for b in self.published("identity.password_reset_requested.v1")
+                  if b["data"]["user_id"] == user_id]
+        return self.as_service("notifier").notice(bodies[-1]["event_id"])["reset_token"]
+
     def wait_bootstrap(self, timeout: float = 15.0) -> None:
         """Wait until this container's start-up tasks (built-in roles, first admin) have finished."""
         from upgestao_identity.entrypoints.dependencies import Identity

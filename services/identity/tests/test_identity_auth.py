@@ -12,12 +12,9 @@ import eventlet.event
 import jwt
 import pytest
 import sqlalchemy as sa
-from kombu import Connection, Queue
 from upgestao_kernel.errors import ServiceError
-from upgestao_kernel.outbox import SECRET_HEADER, WIPED_BODY
-from upgestao_kernel.relay import OutboxRelay, drain
+from upgestao_kernel.outbox import SECRET_HEADER
 from upgestao_kernel.testing import wait_for
-from upgestao_kernel.topology import events_exchange
 
 WRONG = "definitely not the password"
 NEW_PASSWORD = "a brand new passphrase"
@@ -123,7 +120,8 @@ def test_password_rules_on_create_user_and_change_password(identity):
 
     me = identity.caller(user["id"], "attendant")
     wrong = error_of(me.change_password, WRONG, NEW_PASSWORD)
-    assert wrong.status == 422 and wrong.extensions["errors"][0]["field"] == "current_password"
+    assert (wrong.status, wrong.slug, wrong.extensions["errors"][0]["field"]) == (403, "wrong-password",
+                                                                                  "current_password")
     for password, message in BAD_PASSWORDS:
         problem = error_of(me.change_password, "é" * 36, password)
         [error] = problem.extensions["errors"]
@@ -209,12 +207,14 @@ def test_rehash_on_login_never_undoes_a_password_changed_meanwhile(identity):
 
 
 def reset_token(identity, user_id: str) -> str:
-    """The token of the latest reset requested for ``user_id``, from its outbox row."""
-    bodies = [b for b in identity.published("identity.password_reset_requested.v1") if b["data"]["user_id"] == user_id]
-    return bodies[-1]["data"]["token"]
+    return identity.reset_token(user_id)
 
 
-def test_password_reset_delivers_the_token_once_then_wipes_it(identity):
+def as_service(identity, service: str):
+    return identity.as_service(service)
+
+
+def test_password_reset_sends_ids_only_and_the_notifier_alone_fetches_the_token(identity):
     user = identity.add_user(10)
     anon = identity.caller()
 
@@ -231,26 +231,24 @@ def test_password_reset_delivers_the_token_once_then_wipes_it(identity):
     assert anon.request_password_reset("ANA10@example.com.br ") is None
 
     [row] = identity.outbox(routing_key="identity.password_reset_requested.v1")
-    token = row.body["data"]["token"]
-    assert row.headers[SECRET_HEADER] == "1" and row.body["data"]["user_id"] == user["id"] and len(token) >= 32
-    events_text = " ".join(r.txt for r in identity.rows("SELECT e::text AS txt FROM events e"))
-    assert token not in events_text  # only its hash is stored
+    assert set(row.body["data"]) == {"user_id", "expires_at"} and SECRET_HEADER not in (row.headers or {})
 
-    queue = Queue(f"test.resets.{uuid.uuid4().hex[:8]}", exchange=events_exchange("identity"),
-                  routing_key="identity.password_reset_requested.v1", auto_delete=False)
-    amqp_uri = identity.config["AMQP_URI"]
-    with Connection(amqp_uri) as conn:
-        queue(conn.default_channel).declare()
-    relay = OutboxRelay(identity.engine, amqp_uri, services=["identity"])
-    try:
-        drain(relay)
-    finally:
-        relay.close()
-    with Connection(amqp_uri) as conn:
-        message = queue(conn.default_channel).get(no_ack=True)
-    assert message.payload["data"]["token"] == token  # delivered to the notifier's side ...
-    [row] = identity.outbox(routing_key="identity.password_reset_requested.v1")
-    assert row.sent_at is not None and row.body == WIPED_BODY  # ... and gone from the database
+    # anyone but the notifier is refused, audited: the test's own client (no service), the gateway's user
+    for caller in (identity.caller(), as_service(identity, "gateway")):
+        refused = error_of(caller.notice, row.body["event_id"])
+        assert (refused.status, refused.slug) == (403, "forbidden")
+    denied = [r.body for r in identity.outbox(exchange="audit") if r.body["resource_type"] == "notice"]
+    assert [(d["outcome"], d["purpose"]) for d in denied] == [("denied", "notification")] * 2
+
+    notice = as_service(identity, "notifier").notice(row.body["event_id"])
+    token = notice["reset_token"]
+    assert (notice["kind"], notice["user_id"], notice["to"]) == ("password_reset", user["id"], user["email"])
+    opened = [r.body for r in identity.outbox(exchange="audit") if r.body["resource_type"] == "notice"][-1]
+    assert (opened["outcome"], opened["purpose"], opened["subject_id"]) == ("success", "notification", user["id"])
+    stored = " ".join(r.txt for r in identity.rows("SELECT e::text AS txt FROM events e")) + " ".join(
+        r.txt for r in identity.rows("SELECT o::text AS txt FROM outbox o")) + " ".join(
+        r.txt for r in identity.rows("SELECT n::text AS txt FROM notices n"))
+    assert token not in stored  # only its hash, and its vault ciphertext
 
     answer = anon.confirm_password_reset(token, NEW_PASSWORD)
     assert set(answer["revoked_session_ids"]) == set(sessions_of(identity, user["id"])) - {
@@ -260,10 +258,24 @@ def test_password_reset_delivers_the_token_once_then_wipes_it(identity):
     assert {s: sessions_of(identity, user["id"])[s] for s in sessions} == {
         s: ("revoked", "password_reset") for s in sessions}
     assert_revocations_published(identity, {s: (user["id"], "password_reset") for s in sessions})
+    assert identity.rows("SELECT id FROM notices") == []  # a spent token is nothing to send any more
 
     again = error_of(anon.confirm_password_reset, token, "yet another passphrase")
     assert (again.slug, again.status) == ("invalid-token", 400)
     assert outcome(anon, user["email"], NEW_PASSWORD) == "ok"
+
+
+def test_reset_requests_are_throttled_per_account_with_the_same_answer(identity):
+    user = identity.add_user(12)
+    anon = identity.caller(source_ip="198.51.100.23")
+    for _ in range(5):
+        assert anon.request_password_reset(user["email"]) is None  # always the same 202 at the gateway
+    published = [b for b in identity.published("identity.password_reset_requested.v1")
+                 if b["data"]["user_id"] == user["id"]]
+    assert len(published) == 3  # IDENTITY_RESET_ACCOUNT_LIMIT: the first delay starts after the third
+    throttled = [r.body for r in identity.outbox(exchange="audit")
+                 if r.body["purpose"] == "password reset requested (throttled)"]
+    assert [(t["outcome"], t["subject_id"]) for t in throttled] == [("denied", user["id"])] * 2
 
 
 def test_an_expired_reset_token_is_refused(identity):

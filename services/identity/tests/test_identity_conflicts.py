@@ -63,12 +63,12 @@ def test_two_admins_changing_one_user_at_once_the_later_gets_409(identity, hold)
     held = hold(User, "change_role")
     first = identity.admin().update_user.call_async(user["id"], {"role": "supervisor"})
     held.wait_loaded()
-    assert identity.admin().update_user(user["id"], {"role": "dpo"})["changed"] == ["role"]
+    assert identity.admin().update_user(user["id"], {"role": "admin"})["changed"] == ["role"]
     held.release()
     with pytest.raises(ServiceError) as lost:
         first.result()
     assert lost.value.args == CONFLICT
-    assert identity.admin().get_user(user["id"])["role"] == "dpo"  # the winner's change, only
+    assert identity.admin().get_user(user["id"])["role"] == "admin"  # the winner's change, only
     assert len(identity.published("identity.user_role_changed.v1")) == 1
     # reloaded and retried, the loser's change goes through
     assert identity.admin().update_user(user["id"], {"role": "supervisor"})["changed"] == ["role"]

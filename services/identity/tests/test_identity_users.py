@@ -61,7 +61,7 @@ def test_customers(identity):
     staff = identity.caller("22222222-2222-4222-8222-222222222222", "attendant")
     c = staff.create_customer({"full_name": "João Lima", "email": "joao@example.com", "phone": "(21) 98765-4321"})
     assert c["phone"] == "+5521987654321"
-    found = staff.list_customers(email="JOAO@example.com")
+    found = staff.search_customers({"email": "JOAO@example.com"})
     assert [i["id"] for i in found["items"]] == [c["id"]]
     with pytest.raises(ServiceError) as dup:
         staff.create_customer({"full_name": "Outro", "phone": "+55 21 98765-4321"})
