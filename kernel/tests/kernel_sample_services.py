@@ -15,7 +15,7 @@ BEHAVIOUR = {"fail": False}
 
 class LedgerService(HealthRpc):
     name = "ledger"
-    db = Database(projections=lambda: [AccountsProjection()])
+    db = Database(projections=lambda: [AccountsProjection()], personal_data=True)
 
     @rpc
     def open_account(self, account_id: str, email: str) -> dict:

@@ -96,7 +96,7 @@ LOADED, RESUME = [Event()], [Event()]
 
 class ClashingLedger:
     name = "clashing_ledger"
-    db = Database(projections=lambda: [AccountsProjection()])
+    db = Database(projections=lambda: [AccountsProjection()], personal_data=True)
 
     @rpc
     def open(self, account_id: str) -> None:

@@ -44,6 +44,9 @@ class ServiceDefinition:
     migrations: str  # "package:migrations"
     projections: Callable[[], Sequence[Projection]] = field(default=lambda: ())
     publishes_events: bool = True
+    # keeps personal data (through the vault): only then does ``run`` load the master and blind-index keys
+    # (its Database says the same: ``Database(personal_data=True)``)
+    holds_personal_data: bool = False
     # concurrent workers (``<SERVICE>_MAX_WORKERS`` overrides): an HTTP front
     # door holds one per request in flight, so it wants more than a backend.
     default_max_workers: int = 10
@@ -73,6 +76,22 @@ class ServiceDefinition:
         return sorted(queues)
 
 
+class LazyKeys:
+    """The vault's keys ``(keyring, blind_key)``, read from the environment only when a command uses them:
+    the relay, migrations and a service without personal data never hold them (issue 11, finding 9)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._keys: tuple | None = None
+
+    def __iter__(self):
+        if self._keys is None:
+            from .vault import load_keys
+
+            self._keys = tuple(load_keys(self._settings, os.environ))
+        return iter(self._keys)
+
+
 def system_units_of_work(definition: ServiceDefinition, settings: Settings, keys) -> tuple[Callable, object]:
     """For a command: ``(make_unit_of_work, engine)``, the system acting, personal data through the vault
     (audited like any other access). Dispose of the engine when done."""
@@ -82,8 +101,7 @@ def system_units_of_work(definition: ServiceDefinition, settings: Settings, keys
     from .vault import Vault
 
     engine = create_engine(settings.database_url)
-    keyring, blind_key = keys
-    vault = Vault(keyring, blind_key)
+    vault = Vault(*keys) if definition.holds_personal_data else None
     projections = tuple(definition.projections())
 
     def make() -> UnitOfWork:
@@ -115,9 +133,9 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
         # daemons log to stdout; a command's stdout is its output (JSON Lines, say): its logs go to stderr
         configure_logging(definition.name, settings.log_level,
                           sys.stdout if args.command in ("run", "relay") else sys.stderr)
-        from .vault import load_keys
-
-        keys = load_keys(settings, os.environ)
+        keys = LazyKeys(settings)
+        if definition.holds_personal_data and args.command in ("run", "check-config"):
+            tuple(keys)  # a service that keeps personal data checks its keys before it starts
         nameko_config = {**settings.nameko_config(), **definition.nameko_config(settings)}
         if args.command in ("run", "check-config"):
             definition.check_config(settings)

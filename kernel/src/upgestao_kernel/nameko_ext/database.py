@@ -68,8 +68,13 @@ class ServiceDatabase:
 
 
 class Database(DependencyProvider):
-    def __init__(self, projections: Callable[[], Sequence[Projection]] | Sequence[Projection] = ()) -> None:
+    def __init__(self, projections: Callable[[], Sequence[Projection]] | Sequence[Projection] = (), *,
+                 personal_data: bool = False) -> None:
+        """``personal_data``: the service keeps personal data (through its vault). Only such a service
+        loads the master and blind-index keys: a front door or a service that never decrypts never holds
+        them, so its compromise opens nothing (issue 11, finding 9)."""
         self._projections = projections
+        self.personal_data = personal_data
         self._own_token_keys: dict = {}
         self.principals: Principals | None = None
 
@@ -85,8 +90,11 @@ class Database(DependencyProvider):
         if settings.database_url.startswith("postgresql"):
             green_postgres()
         self.engine = create_engine(settings.database_url)
-        keyring, blind_key = load_keys(settings, os.environ)
-        self._vault = Vault(keyring, blind_key)
+        if self.personal_data:
+            keyring, blind_key = load_keys(settings, os.environ)
+            self._vault = Vault(keyring, blind_key)
+        else:
+            self._vault = None  # any use of uow.personal says this service has no vault
         config = dict(self.container.config)
         self.principals = Principals(pinned_keys(settings, os.environ),
                                      fetch=lambda: fetch_identity_keys(config))

@@ -13,6 +13,7 @@ DEFINITION = ServiceDefinition(
     projections=projections,
     commands=COMMANDS,
     check_config=check_config,  # settings, signing keys, the first admin: before anything starts
+    holds_personal_data=True,  # users and customers, sealed per data subject: the only holder of the vault keys
     # a login waiting for its bcrypt slot holds a worker (no database connection):
     # enough workers that queued logins never starve other requests
     default_max_workers=64,

@@ -44,7 +44,7 @@ def hashing(method):
 class IdentityService(HealthRpc):
     name = "identity"
 
-    db = Database(projections=projections)
+    db = Database(projections=projections, personal_data=True)
     identity = Identity()
 
     def not_ready_reason(self) -> str | None:
