@@ -36,16 +36,16 @@ def test_each_event_has_its_producer_consumers_and_visibility(entries):
     assert [(c.service, c.handler) for c in revoked.consumers] == [("gateway", "AccessEventsStream")]
     assert [c.service for c in entries["identity.role_permissions_changed.v1"].consumers] == ["gateway"]
     assert entries["identity.session_refreshed.v1"].event.publishes is False
-    assert entries["identity.password_reset_requested.v1"].event.secret is True
+    assert entries["identity.password_reset_requested.v1"].event.secret is False  # ids only: nothing to wipe
     assert entries["identity.user_registered.v1"].read_models == ["identity: `users`"]
-    assert len([t for t in entries if t.startswith("identity.")]) == 16
+    assert len([t for t in entries if t.startswith("identity.")]) == 17
 
 
 def test_the_fields_say_what_is_stored_and_what_is_published(entries):
     rows = {row[0]: row for row in catalogue._field_rows(entries["identity.password_reset_requested.v1"].event)}
     assert rows["token_hash"][2:] == ("yes", "no")  # stored, never published
-    assert rows["token"][2:] == ("no", "yes: published only, never stored")
-    assert rows["user_id"][2] == "no"
+    assert "token" not in rows  # the token never travels on the broker: the notifier fetches it (issue 11)
+    assert rows["user_id"][2] == "no" and rows["expires_at"][2:] == ("yes", "yes")
     registered = {row[0]: row for row in catalogue._field_rows(entries["identity.user_registered.v1"].event)}
     assert registered["fields"][3] == "names only"  # sealed values never leave the service
 

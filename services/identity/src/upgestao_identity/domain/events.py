@@ -76,7 +76,7 @@ class UserPasswordChanged(IdentityEvent, subject="user_id", publishes=("user_id"
 @dataclass(frozen=True)
 class PasswordResetRequested(IdentityEvent, subject="user_id", publishes=("user_id", "expires_at")):
     """A password reset was asked for. Ids only: the token never travels on the broker. The notifier
-    fetches what to send with ``identity.notice(<this event's id>)`` (an RPC only the notifier's broker
+    fetches what to send with `identity.notice(<this event's id>)` (an RPC only the notifier's broker
     user may call; the token is kept sealed under the user's data key until it expires or is spent)."""
 
     token_hash: str
@@ -86,7 +86,7 @@ class PasswordResetRequested(IdentityEvent, subject="user_id", publishes=("user_
 @dataclass(frozen=True)
 class UserEmailChanged(IdentityEvent, subject="user_id", publishes=("user_id",)):
     """A user's e-mail changed: the OLD address is to be told. Ids only; the notifier fetches the old
-    address with ``identity.notice(<this event's id>)`` (kept sealed by identity for the reset TTL)."""
+    address with `identity.notice(<this event's id>)` (kept sealed by identity for 7 days)."""
 
 
 @dataclass(frozen=True)
