@@ -1,4 +1,8 @@
-"""Commands of the identity service only: ``python -m upgestao_identity create-admin``."""
+"""Commands of the identity service only: ``python -m upgestao_identity create-admin`` and ``assign-role``.
+
+``assign-role`` is how the first holder of a compliance role (dpo) gets it: through the API a compliance
+role is given only by a holder of one (separation of duties), so the first one is the operator's act,
+as the system, on the command line (and audited as such)."""
 
 from __future__ import annotations
 
@@ -56,7 +60,38 @@ def _create_admin(definition, settings, keys, args) -> int:
     return 0
 
 
+def _configure_assign_role(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user-id", required=True, help="the staff user's id")
+    parser.add_argument("--role", required=True, help="admin, supervisor, attendant or dpo")
+
+
+def _assign_role(definition, settings, keys, args) -> int:
+    from upgestao_kernel.cli import system_units_of_work
+
+    from .adapters.sql_repositories import with_sql_repositories
+    from .entrypoints.errors import PROBLEMS
+    from .service_layer import users
+
+    make_uow, engine = system_units_of_work(definition, settings, keys)
+    try:
+        with with_sql_repositories(make_uow()) as uow:
+            users.assign_role(uow, args.user_id, args.role)
+    except ServiceError as exc:
+        print(f"assign-role refused: {exc.detail}", file=sys.stderr)
+        return 1
+    except tuple(PROBLEMS) as exc:  # a refusal of the domain (an unknown role, a deactivated user)
+        answer = next(PROBLEMS[cls] for cls in type(exc).__mro__ if cls in PROBLEMS)(exc)
+        print(f"assign-role refused: {answer.detail}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"user {args.user_id} now holds the role {args.role}")
+    return 0
+
+
 COMMANDS = {
+    "assign-role": ServiceCommand("give a staff user a role as the system (the first dpo, say)",
+                                  _configure_assign_role, _assign_role),
     "create-admin": ServiceCommand("create an admin account (the first one, or another)",
                                    _configure_create_admin, _create_admin),
 }

@@ -148,6 +148,23 @@ def _apply_changes(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, toda
     return {"changed": sorted(changed), "user": view(uow, row, purpose=purpose), "revoked_session_ids": revoked}
 
 
+def assign_role(uow: IdentityUnitOfWork, user_id: str, role: str) -> dict:
+    """Give ``user_id`` the role ``role`` (the ``assign-role`` command, as the system; the API's way is
+    ``update`` with its permission and the separation of duties)."""
+    user = uow.load(User, user_id)
+    if user is None:
+        raise not_found("user")
+    previous_role = user.role
+    _check_assignment(uow, user_id, previous_role, role)
+    revoked: list[str] = []
+    if user.change_role(role):
+        uow.save(user)
+        uow.audit_access(action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id,
+                         fields=["role"], purpose=f"role change: {previous_role} to {role}")
+        revoked = session_cases.revoke_all(uow, user_id, "role_changed")
+    return {"id": user_id, "role": role, "revoked_session_ids": revoked}
+
+
 def _check_assignment(uow: IdentityUnitOfWork, user_id: str | None, previous_role: str | None, role: object) -> None:
     """Separation of duties on a role given (``domain/duties.py``): refused as 403, audited as denied."""
     if not isinstance(role, str):
