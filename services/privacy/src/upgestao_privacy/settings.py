@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from upgestao_kernel.config import ConfigError, Settings, normalise_database_url
 from upgestao_kernel.config import int_setting as _int
@@ -14,6 +15,7 @@ from upgestao_kernel.keys import decode_key, local_key_file
 SIGNING_KEY_VAR = "PRIVACY_AUDIT_SIGNING_KEY"
 DATABASE_URL_VAR = "PRIVACY_DATABASE_URL"
 MIGRATION_URL_VAR = "PRIVACY_MIGRATION_DATABASE_URL"
+CHECKPOINT_FILE_VAR = "PRIVACY_CHECKPOINT_FILE"
 _MAX_AGE = re.compile(r"^[1-9][0-9]*(Y|M|D|h|m|s)$")
 
 
@@ -29,6 +31,8 @@ class AuditSettings:
     stream_max_bytes: int = 10 * 1024**3  # x-max-length-bytes
     stream_batch: int = 1000  # records per confirmed batch
     stream_records_per_message: int = 100
+    # every checkpoint, appended as a JSON line for an auditor to keep (adapters.checkpoint_log)
+    checkpoint_file: Path | None = None
 
 
 def load_audit_settings(settings: Settings, environ: Mapping[str, str] | None = None, *,
@@ -59,6 +63,8 @@ def load_audit_settings(settings: Settings, environ: Mapping[str, str] | None = 
         stream_max_bytes=_int(env, "PRIVACY_AUDIT_STREAM_MAX_BYTES", 10 * 1024**3, 1024**2, 2**50),
         stream_batch=_int(env, "PRIVACY_AUDIT_STREAM_BATCH", 1000, 1, 10_000),
         stream_records_per_message=_int(env, "PRIVACY_AUDIT_STREAM_RECORDS_PER_MESSAGE", 100, 1, 1000),
+        checkpoint_file=Path((env.get(CHECKPOINT_FILE_VAR) or "").strip()
+                             or settings.data_dir / "audit-checkpoints.jsonl").absolute(),
     )
 
 

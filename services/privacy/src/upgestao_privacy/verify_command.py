@@ -2,6 +2,11 @@
 
 Only the standard library (urllib) and the pure domain code: an auditor runs it without the
 service's dependencies. Exit status: 0 verified, 1 tampering found, 2 usage or connection error.
+
+``--against FILE`` checks the log against checkpoints kept outside it (the checkpoint file the relay
+appends to, or what ``audit tail --checkpoints`` kept): each must be a prefix of the current tree. A
+rewrite of the database that was signed again with the pod's own key verifies on its own (the key is
+the same); it cannot reproduce the roots signed before it (issue 11, finding 7).
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
-from .domain.checkpoints import Checkpoint, CheckpointError, b64decode, decode_public_key, verify_checkpoint
+from .domain.checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    b64decode,
+    checkpoints_from_lines,
+    decode_public_key,
+    verify_checkpoint,
+)
 from .domain.merkle import HASH_SIZE, ProofError, verify_consistency, verify_inclusion
 from .domain.verification import EXPORT_FORMAT, Finding, Report, verify_export
 
@@ -46,6 +58,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--samples", type=int, default=32, metavar="N", help="inclusion proofs to check over HTTP (default 32)"
     )
+    parser.add_argument(
+        "--against", metavar="FILE",
+        help="checkpoints kept outside the log (JSON Lines: the checkpoint file, or audit tail --checkpoints); "
+             "every one must be a prefix of the current log",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,18 +71,39 @@ def run(args: argparse.Namespace) -> int:
         public_key = _public_key(args)
         if getattr(args, "samples", 32) < 0:
             raise ValueError("--samples must be >= 0")
+        kept = read_checkpoint_file(args.against) if getattr(args, "against", None) else []
         if args.export:
-            report = _verify_file_with_state(args.export, public_key, args.state)
+            report = _verify_file_with_state(args.export, public_key, args.state, against=kept)
         else:
             token = args.token or os.environ.get(TOKEN_ENV)
             if not token:
                 raise ValueError(f"--url needs --token or ${TOKEN_ENV}")
-            report = verify_api(args.url, token, public_key, state_path=args.state, samples=args.samples)
+            report = verify_api(args.url, token, public_key, state_path=args.state, samples=args.samples,
+                                against=kept)
     except (ApiError, OSError, ValueError) as error:
         print(f"audit verify: {error}", file=sys.stderr)
         return 2
     print(report.summary())
+    if getattr(args, "against", None):
+        print(_against_summary(report, kept, args.against))
     return 0 if report.ok else 1
+
+
+def read_checkpoint_file(path: str) -> list[Checkpoint]:
+    """The checkpoints kept in ``path`` (JSON Lines); ``ValueError`` if it holds none or a bad line."""
+    with open(path, "rb") as file:
+        kept = checkpoints_from_lines(file, f"--against {path}")
+    if not kept:
+        raise ValueError(f"--against {path} holds no checkpoint")
+    return kept
+
+
+def _against_summary(report: Report, kept: list[Checkpoint], path: str) -> str:
+    largest = kept[-1].tree_size
+    if report.ok:
+        return f"OK: the log extends all {len(kept)} checkpoints kept in {path} (up to tree size {largest})"
+    return (f"REWRITTEN OR TAMPERED: the log is not the one the {len(kept)} checkpoints kept in {path} "
+            f"(up to tree size {largest}) signed; a log signed again with the same key is a rewrite")
 
 
 def _public_key(args: argparse.Namespace) -> bytes:
@@ -87,11 +125,15 @@ def verify_file(path: str, public_key: bytes, *, trusted: Iterable[Checkpoint] =
     return verify_export(_file_lines(path), public_key, trusted=tuple(trusted))
 
 
-def _verify_file_with_state(path: str, public_key: bytes, state_path: str | None) -> Report:
+def _verify_file_with_state(path: str, public_key: bytes, state_path: str | None, *,
+                            against: list[Checkpoint] = ()) -> Report:
     remembered = _read_state(state_path)
-    report = verify_file(path, public_key, trusted=[remembered] if remembered else ())
+    report = verify_file(path, public_key, trusted=[*([remembered] if remembered else ()), *against])
     if remembered is not None and report.first_seq > 0:
         finding = Finding("format", None, "a partial export cannot be checked against the --state checkpoint")
+        report = _with_findings(report, [finding])
+    if against and report.first_seq > 0:
+        finding = Finding("format", None, "a partial export cannot be checked against --against checkpoints")
         report = _with_findings(report, [finding])
     if report.ok and state_path and report.checkpoint is not None:
         _write_state(state_path, report.checkpoint)
@@ -99,12 +141,14 @@ def _verify_file_with_state(path: str, public_key: bytes, state_path: str | None
 
 
 def verify_api(
-    base_url: str, token: str, public_key: bytes, *, state_path: str | None = None, samples: int = 32
+    base_url: str, token: str, public_key: bytes, *, state_path: str | None = None, samples: int = 32,
+    against: list[Checkpoint] = (),
 ) -> Report:
     """Verify the live log: the full export, sampled inclusion proofs, and consistency of the latest checkpoint.
 
     The latest checkpoint must extend the export's and, with ``state_path``, the one remembered
-    from the previous run; on success it is remembered.
+    from the previous run; on success it is remembered. Every checkpoint of ``against`` (kept
+    outside the log) must be a prefix of the exported tree.
 
     Raises ``ApiError`` when the API cannot be reached or refuses a request, ``ValueError`` on an
     unreadable state file.
@@ -114,7 +158,7 @@ def verify_api(
     tap = _SampleTap(samples)
     try:
         with api.get("/v1/audit/export") as response:
-            report = verify_export(tap.lines(response), public_key, on_record=tap.record)
+            report = verify_export(tap.lines(response), public_key, on_record=tap.record, trusted=tuple(against))
     except (OSError, http.client.HTTPException) as error:
         raise ApiError(f"reading GET /v1/audit/export failed: {error}") from None
     exported = report.checkpoint

@@ -13,6 +13,8 @@ from upgestao_privacy.domain.checkpoints import (
     Checkpoint,
     CheckpointError,
     CheckpointSigner,
+    checkpoint_line,
+    checkpoints_from_lines,
     decode_public_key,
     key_id_of,
     verify_checkpoint,
@@ -137,3 +139,16 @@ def test_decode_public_key(signer):
     for text in ("", "!!!!", base64.b64encode(raw[:31]).decode(), base64.b64encode(raw + b"x").decode()):
         with pytest.raises(ValueError):
             decode_public_key(text)
+
+
+def test_a_checkpoint_file_reads_back_smallest_first_each_once_and_refuses_a_bad_line(signer):
+    """The checkpoint file (JSON Lines) an auditor keeps: the relay may repeat a line after a crash,
+    ``audit tail --checkpoints`` may append what the relay wrote too."""
+    ten, twenty = signer.sign(10, ROOT, AT), signer.sign(20, hashlib.sha256(b"other").digest(), AT)
+    lines = [checkpoint_line(twenty), "", checkpoint_line(ten), checkpoint_line(twenty).encode() + b"\n"]
+    assert checkpoints_from_lines(lines) == [ten, twenty]
+    assert Checkpoint.from_dict(__import__("json").loads(checkpoint_line(ten))) == ten
+    with pytest.raises(ValueError, match=r"^kept.jsonl, line 2: not JSON|^kept.jsonl, line 2: "):
+        checkpoints_from_lines([checkpoint_line(ten), "{not json"], "kept.jsonl")
+    with pytest.raises(ValueError, match=r"^kept.jsonl, line 1: checkpoint origin"):
+        checkpoints_from_lines(['{"origin": "elsewhere"}'], "kept.jsonl")

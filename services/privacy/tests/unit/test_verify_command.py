@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from upgestao_privacy.domain.checkpoints import b64encode
+from upgestao_privacy.domain.checkpoints import b64encode, checkpoint_line
 from upgestao_privacy.verify_command import configure, run, verify_api, verify_file
 
 TOKEN = "auditor-token"
@@ -274,3 +274,76 @@ def test_export_file_with_state(log, fake_log, tmp_path, capsys):
 
 def test_public_key_is_base64_of_the_raw_key(log):
     assert base64.b64decode(log.signer.public_key_b64) == log.signer.public_key
+
+
+# -- against checkpoints kept outside the log (issue 11, finding 7) ------------------------------------------
+
+
+def rewrite_without(fake_log, original, deleted_seq: int):
+    """What someone holding the database and the pod's signing key can do: delete a record, rebuild
+    the tree and sign every checkpoint again with the same key."""
+    forged = fake_log(0)
+    forged.body = lambda seq: type(original).body(seq if seq < deleted_seq else seq + 1)
+    return forged.append(len(original.records) - 1, checkpoint_every=10)
+
+
+def kept_file(tmp_path, checkpoints) -> str:
+    path = tmp_path / "kept-checkpoints.jsonl"
+    path.write_text("".join(checkpoint_line(c) + "\n" for c in checkpoints), encoding="ascii")
+    return str(path)
+
+
+def test_a_re_signed_rewrite_verifies_alone_and_is_caught_against_the_checkpoints_kept(
+        log, fake_log, serve, tmp_path, capsys):
+    kept = kept_file(tmp_path, log.checkpoints)  # what the relay appended, and the stream carried, earlier
+    forged = rewrite_without(fake_log, log, 42)
+    export = tmp_path / "export.jsonl"
+    export.write_text("\n".join(forged.export()) + "\n", encoding="utf-8")
+
+    assert command("--export", str(export), *key_args(log)) == 0  # every signature is the pod's: OK alone
+    assert capsys.readouterr().out.startswith("OK: 99 records")
+
+    assert command("--export", str(export), *key_args(log), "--against", kept) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("TAMPERED: first bad seq 40")
+    assert "is not a prefix of the signed tree: the log was rewritten in [40, 50)" in out
+    assert "rollback: seq 99: the log has 99 records but a checkpoint of tree size 100" in out
+    assert out.rstrip().splitlines()[-1] == (
+        f"REWRITTEN OR TAMPERED: the log is not the one the 10 checkpoints kept in {kept} (up to tree size 100) "
+        "signed; a log signed again with the same key is a rewrite")
+
+    url = serve(FakeApi(forged))
+    assert command("--url", url, "--token", TOKEN, *key_args(log), "--samples", "0") == 0
+    capsys.readouterr()
+    assert command("--url", url, "--token", TOKEN, *key_args(log), "--samples", "0", "--against", kept) == 1
+    assert "the log was rewritten in [40, 50)" in capsys.readouterr().out
+
+
+def test_an_edit_re_signed_at_the_same_size_is_caught_too(log, fake_log, tmp_path, capsys):
+    forged = fake_log(0)
+    forged.body = lambda seq: {**type(log).body(seq), "actor": "someone-else"} if seq == 97 else type(log).body(seq)
+    forged.append(100, checkpoint_every=10)
+    export = tmp_path / "export.jsonl"
+    export.write_text("\n".join(forged.export()) + "\n", encoding="utf-8")
+    kept = kept_file(tmp_path, log.checkpoints)
+    assert command("--export", str(export), *key_args(log)) == 0
+    capsys.readouterr()
+    assert command("--export", str(export), *key_args(log), "--against", kept) == 1
+    out = capsys.readouterr().out
+    assert ("the trusted checkpoint of tree size 100 signed at 2026-11-29T19:01:40.123456+00:00 and the export's "
+            "checkpoint of that size sign different roots: the log was rewritten and signed again") in out
+
+
+def test_an_untouched_log_extends_every_checkpoint_kept(log, serve, tmp_path, capsys):
+    kept = kept_file(tmp_path, log.checkpoints[:6])
+    log.append(7, checkpoint_every=10)  # the log grew since
+    export = tmp_path / "export.jsonl"
+    export.write_text("\n".join(log.export()) + "\n", encoding="utf-8")
+    assert command("--export", str(export), *key_args(log), "--against", kept) == 0
+    assert capsys.readouterr().out.rstrip().splitlines()[-1] == (
+        f"OK: the log extends all 6 checkpoints kept in {kept} (up to tree size 60)")
+    assert command("--url", serve(FakeApi(log)), "--token", TOKEN, *key_args(log), "--against", kept) == 0
+    assert command("--export", str(export), *key_args(log), "--against", str(tmp_path / "absent")) == 2
+    (tmp_path / "empty.jsonl").write_text("\n")
+    assert command("--export", str(export), *key_args(log), "--against", str(tmp_path / "empty.jsonl")) == 2
+    assert "holds no checkpoint" in capsys.readouterr().err

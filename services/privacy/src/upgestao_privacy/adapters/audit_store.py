@@ -270,6 +270,17 @@ def set_stream_position(conn: Connection, next_seq: int, now: datetime) -> None:
                  .values(next_seq=next_seq, updated_at=now))
 
 
+def checkpoints_published(conn: Connection) -> int:
+    """The tree size of the last checkpoint put on the stream and in the checkpoint file (0: none)."""
+    return int(conn.execute(sa.select(audit_stream_position.c.checkpoints_published)
+                            .where(audit_stream_position.c.id == HEAD_ID)).scalar_one())
+
+
+def set_checkpoints_published(conn: Connection, tree_size: int, now: datetime) -> None:
+    conn.execute(audit_stream_position.update().where(audit_stream_position.c.id == HEAD_ID)
+                 .values(checkpoints_published=tree_size, updated_at=now))
+
+
 def leaves_from(conn: Connection, start: int, limit: int) -> list[tuple[int, str, str]]:
     """``(seq, audit_id, leaf)`` of up to ``limit`` records from ``start`` on."""
     rows = conn.execute(sa.select(audit_records.c.seq, audit_records.c.audit_id, audit_records.c.leaf)

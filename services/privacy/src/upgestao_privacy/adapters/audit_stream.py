@@ -7,11 +7,15 @@ Compliance tools replay it from any point (``x-stream-offset``: ``first``,
 A message carries up to ``stream_records_per_message`` consecutive records
 as JSON Lines (``application/x-ndjson``): each line is a record's leaf, the
 canonical JSON with its ``seq``; headers ``first_seq``, ``last_seq`` and
-``count`` say which. (One message per record cost the publisher and the
-broker as much CPU as the ingest itself; batching is what streams are built
-for.) Stream offsets therefore count messages, not records. A record can
-appear twice after a crash between the broker's confirm and the saved
-position: readers skip a seq they have seen.
+``count`` say which. Each signed checkpoint follows the records it covers as
+a message of its own (``application/json``, header ``kind: checkpoint`` and
+its ``tree_size``): a copy of it outside the database, for as long as the
+stream keeps it (``audit tail --checkpoints FILE`` keeps it for good).
+(One message per record cost the publisher and the broker as much CPU as
+the ingest itself; batching is what streams are built for.) Stream offsets
+therefore count messages, not records. A record can appear twice after a
+crash between the broker's confirm and the saved position: readers skip a
+seq they have seen.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ import amqp
 from kombu import Connection
 from upgestao_kernel.consumers.publishing import ConfirmedPublisher
 
+from ..domain.checkpoints import Checkpoint, checkpoint_line
 from ..settings import AuditSettings
 
 NDJSON = "application/x-ndjson"
+CHECKPOINT_KIND = "checkpoint"  # the ``kind`` header of a checkpoint's message
 
 
 def stream_arguments(settings: AuditSettings) -> dict:
@@ -65,6 +71,15 @@ class StreamPublisher:
                                                               "count": len(chunk)}))
         self._publisher.publish(messages)
 
+    def publish_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> None:
+        """Publish signed checkpoints, one message each; returns once the broker confirmed all, else raises."""
+        self._publisher.publish([
+            amqp.Message(checkpoint_line(checkpoint).encode("ascii"), content_type="application/json",
+                         content_encoding="utf-8", delivery_mode=2,
+                         message_id=f"audit-checkpoint-{checkpoint.tree_size}",
+                         application_headers={"kind": CHECKPOINT_KIND, "tree_size": checkpoint.tree_size})
+            for checkpoint in checkpoints])
+
     def close(self) -> None:
         self._publisher.close()
 
@@ -86,9 +101,10 @@ def parse_offset(text: str) -> str | int | datetime:
 
 def tail(amqp_uri: str, settings: AuditSettings, offset: str | int | datetime, out: IO[str], *,
          follow: bool = False, idle_timeout_s: float = 2.0, limit: int | None = None,
-         stop: Callable[[], bool] = lambda: False) -> int:
+         stop: Callable[[], bool] = lambda: False, checkpoints: IO[str] | None = None) -> int:
     """Print the stream from ``offset`` (a message's) as JSON Lines, one record a line;
-    returns how many records were printed.
+    returns how many records were printed. The checkpoints on it are written to ``checkpoints``
+    (one JSON line each: a checkpoint file for ``audit verify --against``), else skipped.
 
     Without ``follow`` it stops once no record arrived for ``idle_timeout_s``
     (the stream is drained); with it, it waits for new records until ``stop()``.
@@ -103,6 +119,12 @@ def tail(amqp_uri: str, settings: AuditSettings, offset: str | int | datetime, o
         def on_message(message) -> None:
             nonlocal printed
             body = message.body.decode("utf-8") if isinstance(message.body, bytes) else message.body
+            if (message.properties.get("application_headers") or {}).get("kind") == CHECKPOINT_KIND:
+                if checkpoints is not None:
+                    checkpoints.write(body.strip() + "\n")
+                    checkpoints.flush()
+                channel.basic_ack(message.delivery_tag)
+                return
             for line in body.splitlines():
                 if limit is not None and printed >= limit:
                     break

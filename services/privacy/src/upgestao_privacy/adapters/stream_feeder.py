@@ -6,6 +6,12 @@ from the ingest. The position moves only after the broker confirmed a batch;
 a crash in between repeats those records on the stream (readers skip a seq
 they have seen), never skips one. On PostgreSQL the position row is locked
 (``SKIP LOCKED``) while a batch is published, so two feeders never interleave.
+
+The signed checkpoints leave the database the same way: each one, once the
+records it covers are on the stream, is published after them and appended
+to the checkpoint file (:mod:`.checkpoint_log`), then its tree size is saved
+as published (issue 11, finding 7: copies a rewriter of the database cannot
+reach).
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from upgestao_kernel.consumers import Stop, run_forever
 from upgestao_kernel.db import read_only
 from upgestao_kernel.logging import get_logger
 
+from ..domain.checkpoints import Checkpoint
 from ..settings import AuditSettings
 from . import audit_store
 from .audit_stream import StreamPublisher
+from .checkpoint_log import CheckpointFile
 
 log = get_logger(__name__)
 
@@ -31,29 +39,49 @@ class StreamFeeder:
         self.engine = engine
         self.settings = settings
         self.publisher = StreamPublisher(amqp_uri, settings)
+        self.checkpoint_file = CheckpointFile(settings.checkpoint_file) if settings.checkpoint_file else None
 
     def feed_once(self) -> int:
-        """Publish the next batch of stored records; how many were published."""
+        """Publish the next batch of stored records, then the checkpoints they complete; how many
+        records were published."""
         now = datetime.now(UTC)
         if self.engine.dialect.name == "postgresql":
             with self.engine.begin() as conn:
                 position = audit_store.stream_position(conn, lock=True)
                 if position is None:  # another feeder holds the position
                     return 0
-                leaves = audit_store.leaves_from(conn, position, self.settings.stream_batch)
-                if leaves:
-                    self.publisher.publish(leaves)
-                    audit_store.set_stream_position(conn, leaves[-1][0] + 1, now)
+                leaves, checkpoints = self._pending(conn, position)
+                self._publish(leaves, checkpoints)
+                self._saved(conn, leaves, checkpoints, now)
                 return len(leaves)
         with self.engine.connect() as conn:  # SQLite: one process; no write lock while publishing
             with read_only(conn).begin():
-                position = audit_store.stream_position(conn)
-                leaves = audit_store.leaves_from(conn, position, self.settings.stream_batch)
+                leaves, checkpoints = self._pending(conn, audit_store.stream_position(conn))
+        self._publish(leaves, checkpoints)
+        with self.engine.begin() as conn:
+            self._saved(conn, leaves, checkpoints, now)
+        return len(leaves)
+
+    def _pending(self, conn, position: int) -> tuple[list[tuple[int, str, str]], list[Checkpoint]]:
+        """The next records, and the checkpoints not yet published that cover nothing beyond them."""
+        leaves = audit_store.leaves_from(conn, position, self.settings.stream_batch)
+        streamed = leaves[-1][0] + 1 if leaves else position
+        return leaves, audit_store.checkpoints_between(conn, audit_store.checkpoints_published(conn), streamed)
+
+    def _publish(self, leaves: list[tuple[int, str, str]], checkpoints: list[Checkpoint]) -> None:
         if leaves:
             self.publisher.publish(leaves)
-            with self.engine.begin() as conn:
-                audit_store.set_stream_position(conn, leaves[-1][0] + 1, now)
-        return len(leaves)
+        if checkpoints:
+            self.publisher.publish_checkpoints(checkpoints)
+            if self.checkpoint_file is not None:
+                self.checkpoint_file.append(checkpoints)
+
+    @staticmethod
+    def _saved(conn, leaves: list[tuple[int, str, str]], checkpoints: list[Checkpoint], now: datetime) -> None:
+        if leaves:
+            audit_store.set_stream_position(conn, leaves[-1][0] + 1, now)
+        if checkpoints:
+            audit_store.set_checkpoints_published(conn, checkpoints[-1].tree_size, now)
 
     def run(self, stop: Stop) -> None:
         """Feed until ``stop`` is set; back off on broker or database errors (at most 2 s), never skip."""

@@ -73,13 +73,15 @@ audit_tree_head = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
 
-# how far the audit stream has been fed (records with seq < stream_position are on it)
+# how far the audit stream has been fed (records with seq < stream_position are on it), and the tree size
+# of the last checkpoint published (on the stream and in the checkpoint file: migration 0004)
 audit_stream_position = sa.Table(
     "audit_stream_position",
     metadata,
     sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),  # always 1
     sa.Column("next_seq", BigInt, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("checkpoints_published", BigInt, nullable=False, server_default="0"),
 )
 
 APPEND_ONLY_TABLES = ("audit_records", "audit_tree_nodes", "audit_checkpoints")

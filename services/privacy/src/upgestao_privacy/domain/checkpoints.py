@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -179,3 +180,26 @@ def verify_checkpoint(checkpoint: Checkpoint, public_key: bytes) -> None:
         Ed25519PublicKey.from_public_bytes(public_key).verify(checkpoint.signature, checkpoint.body())
     except InvalidSignature:
         raise CheckpointError(f"checkpoint of tree size {checkpoint.tree_size} has a bad signature") from None
+
+
+def checkpoint_line(checkpoint: Checkpoint) -> str:
+    """One line of a checkpoint file (JSON Lines, no newline): :meth:`Checkpoint.to_dict` as compact JSON."""
+    return json.dumps(checkpoint.to_dict(), separators=(",", ":"), sort_keys=True)
+
+
+def checkpoints_from_lines(lines: Iterable[str | bytes], what: str = "the checkpoint file") -> list[Checkpoint]:
+    """The checkpoints of a JSON Lines text (a checkpoint file, or the checkpoints ``audit tail`` kept),
+    smallest tree first, a repeated one once; blank lines are skipped. ``ValueError`` naming the line
+    of anything else: a file an auditor relies on is read whole or not at all. (Signatures are the
+    verifier's to check.)"""
+    found: dict[tuple[int, bytes, bytes], Checkpoint] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            checkpoint = Checkpoint.from_dict(json.loads(line))
+        except (ValueError, RecursionError) as error:  # (UnicodeDecodeError and JSONDecodeError included)
+            raise ValueError(f"{what}, line {number}: {error if isinstance(error, ValueError) else 'not JSON'}") \
+                from None
+        found.setdefault((checkpoint.tree_size, checkpoint.root_hash, checkpoint.signature), checkpoint)
+    return sorted(found.values(), key=lambda c: (c.tree_size, c.signed_at))

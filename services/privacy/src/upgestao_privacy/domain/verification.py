@@ -275,7 +275,15 @@ def verify_export(
                 f"the log has {header.tree_size} records but a checkpoint of tree size {checkpoint.tree_size} "
                 "was verified before",
             )
-        else:
+            continue
+        # the export's own checkpoint of that size (a rewriter re-signs them all) must sign the same root
+        same_size = [c for c in (header.checkpoint, *earlier) if c.tree_size == checkpoint.tree_size]
+        if any(c.root_hash != checkpoint.root_hash for c in same_size):
+            findings.add("checkpoint", None, f"the trusted checkpoint of tree size {checkpoint.tree_size} signed at "
+                         f"{checkpoint.signed_at.isoformat()} and the export's checkpoint of that size sign "
+                         "different roots: the log was rewritten and signed again")
+            earlier = [c for c in earlier if c.tree_size != checkpoint.tree_size]  # walk the trusted one
+        if checkpoint.tree_size < header.tree_size:
             earlier.append(checkpoint)
 
     first, end, size = header.first_seq, header.end_seq, header.tree_size
