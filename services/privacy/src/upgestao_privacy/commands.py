@@ -1,9 +1,11 @@
 """Commands of the privacy service only: ``python -m upgestao_privacy audit <tail|verify|public-key>``.
 
-    audit tail --from first|last|next|<offset>|<ISO time> [--follow] [--limit N]
-        print the audit stream as JSON Lines (one stored record per line, with its seq)
-    audit verify --export FILE | --url GATEWAY --token T, with --public-key
-        check an export or the live log: signatures, root, inclusion and consistency proofs
+    audit tail --from first|last|next|<offset>|<ISO time> [--follow] [--limit N] [--checkpoints FILE]
+        print the audit stream as JSON Lines (one stored record per line, with its seq); the signed
+        checkpoints on it are appended to FILE (a checkpoint file of the auditor's own)
+    audit verify --export FILE | --url GATEWAY --token T, with --public-key [--against FILE]
+        check an export or the live log: signatures, root, inclusion and consistency proofs, and that
+        every checkpoint kept in FILE is a prefix of the log (a re-signed rewrite fails it)
     audit public-key
         print the checkpoint signing key (base64) for auditors
     runtime-role [--role NAME]
@@ -30,6 +32,9 @@ def _configure_audit(parser: argparse.ArgumentParser) -> None:
     tail.add_argument("--limit", type=int, default=None, help="stop after this many records")
     tail.add_argument("--idle-timeout", type=float, default=2.0,
                       help="without --follow: stop once no record arrived for this many seconds (default 2)")
+    tail.add_argument("--checkpoints", metavar="FILE",
+                      help="append the signed checkpoints on the stream to FILE (JSON Lines: keep it away from the "
+                           "platform; audit verify --against FILE checks the log still extends them)")
     verify_command.configure(sub.add_parser("verify", help="verify an export file or the live log"))
     sub.add_parser("public-key", help="print the checkpoint signing public key")
 
@@ -46,11 +51,15 @@ def _audit(definition, settings, keys, args) -> int:
         except ValueError as exc:
             print(f"audit tail: {exc}", file=sys.stderr)
             return 2
+        kept = open(args.checkpoints, "a", encoding="ascii") if args.checkpoints else None  # noqa: SIM115
         try:
             tail(settings.amqp_uri, audit, offset, sys.stdout, follow=args.follow,
-                 idle_timeout_s=args.idle_timeout, limit=args.limit)
+                 idle_timeout_s=args.idle_timeout, limit=args.limit, checkpoints=kept)
         except KeyboardInterrupt:
             return 0
+        finally:
+            if kept is not None:
+                kept.close()
         return 0
     if args.audit_command == "public-key":
         from .domain.checkpoints import CheckpointSigner
