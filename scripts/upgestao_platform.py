@@ -57,6 +57,10 @@ DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_HTTP_ADDRESS = "127.0.0.1:8000"
 DEFAULT_DATA_DIR = "var"
 LOCK_FILE = "platform.pid"
+# the audit log's database roles (provision_database_roles): its owner migrates, a runtime role runs it
+AUDIT_LOG_SERVICE = "privacy"
+RUNTIME_DATABASE_VAR = "PRIVACY_DATABASE_URL"
+MIGRATION_DATABASE_VAR = "PRIVACY_MIGRATION_DATABASE_URL"
 
 
 # Every service's pyproject.toml declares its definition in this entry-point group
@@ -477,6 +481,10 @@ class Platform:
         self._supervision = threading.RLock()  # supervise() may run in another thread than stop()/restart()
         self._lock = DataDirLock(self.data_dir)
         split_address(self.http_address)  # validate early
+        # privacy's database roles (provision_database_roles): what its processes and its migrations get
+        self.runtime_database_env: dict[str, str] = {}
+        self.migration_env: dict[str, str] = {}
+        self.database_roles_created: list[str] = []
 
     # -- properties ------------------------------------------------------
     @property
@@ -502,7 +510,48 @@ class Platform:
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra_env)
+        env.update(self.runtime_database_env)  # privacy runs as its runtime role (provision_database_roles)
+        for name in [name for name in env if name.endswith("_MIGRATION_DATABASE_URL")]:
+            del env[name]  # an owner's credentials: for the migrations only (migrate), never a running process
         return env
+
+    def provision_database_roles(self) -> None:
+        """PostgreSQL: privacy's audit log is migrated by its owner and written by a runtime role that may only
+        append to it (issue 11, finding 7; ``upgestao_privacy.adapters.database_roles``).
+
+        Given only ``PRIVACY_DATABASE_URL`` (a role that may create roles, as on a developer's PostgreSQL),
+        that URL becomes the migrations' (``PRIVACY_MIGRATION_DATABASE_URL``, the owner) and
+        ``python -m upgestao_privacy runtime-role`` creates the runtime role (a new password at each start),
+        whose URL privacy's processes get; ``migrate`` then grants it. Given both URLs (roles provisioned
+        elsewhere), they are used as they are. SQLite: nothing (no roles). Raises PlatformError."""
+        self.runtime_database_env.clear()
+        self.migration_env.clear()
+        privacy = next((s for s in self.services if s.name == AUDIT_LOG_SERVICE), None)
+        given = {**os.environ, **self.extra_env}.get(RUNTIME_DATABASE_VAR, "")
+        owner = {**os.environ, **self.extra_env}.get(MIGRATION_DATABASE_VAR, "")
+        if privacy is None or urlsplit(given).scheme not in ("postgres", "postgresql", "postgresql+psycopg2"):
+            return
+        if owner:
+            self.migration_env[MIGRATION_DATABASE_VAR] = owner
+            return
+        result = subprocess.run([self.python, "-m", privacy.package, "runtime-role"],
+                                env={**self.environment(), RUNTIME_DATABASE_VAR: given}, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=60)
+        runtime = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+        if result.returncode != 0 or not runtime:
+            raise PlatformError(
+                f"privacy's runtime database role cannot be created as {redact_uri(given)}:\n"
+                f"{_indent(clean_output(result.stderr or result.stdout, 5))}\n"
+                f"  give {RUNTIME_DATABASE_VAR} a role with CREATEROLE, or provision both roles yourself: "
+                f"{MIGRATION_DATABASE_VAR} (the owner, for the migrations) and {RUNTIME_DATABASE_VAR} "
+                "(the runtime role)")
+        self.migration_env[MIGRATION_DATABASE_VAR] = given
+        self.runtime_database_env[RUNTIME_DATABASE_VAR] = runtime
+        role = unquote(urlsplit(runtime).username or "")
+        if role not in self.database_roles_created:
+            self.database_roles_created.append(role)
+        self.echo(f"privacy: migrated as {unquote(urlsplit(given).username or '?')!r}, runs as {role!r} "
+                  "(may only append to the audit log)")
 
     # -- lifecycle -------------------------------------------------------
     def start(self, timeout: float = 60.0) -> Platform:
@@ -516,6 +565,7 @@ class Platform:
             self.preflight()
             if self.run_check_config:
                 self.check_config()
+            self.provision_database_roles()
             if self.run_migrations:
                 self.migrate()
             for service in self.services:
@@ -589,9 +639,10 @@ class Platform:
             raise PlatformError("\n".join(problems))
 
     def migrate(self) -> None:
-        """``migrate`` every service (in parallel); the first failure raises with its stderr."""
+        """``migrate`` every service (in parallel); the first failure raises with its stderr.
+        Only the migrations get an owner's URL (``migration_env``)."""
         started = time.monotonic()
-        env = self.environment()
+        env = {**self.environment(), **self.migration_env}
         procs = {}
         for service in self.services:
             log = open(self.log_path(f"{service.name}-migrate"), "w")  # noqa: SIM115 - closed below

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from upgestao_kernel.config import env_prefix
 from upgestao_kernel.service_registry import service_definitions
-from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
+from upgestao_kernel.testing import PG_ADMIN_URL, create_database, create_vhost, delete_vhost, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = tuple(service_definitions())  # every installed service's name (its entry point)
@@ -36,7 +36,9 @@ def load_script(relative: str, name: str, imports_from: tuple[str, ...] = ()):
 def own_platform(platform_module, data_dir: Path, label: str, env: Mapping[str, str],
                  database: str = "postgresql", timeout: float = 90) -> Iterator:
     """A started ``Platform`` (``platform_module`` is ``scripts/upgestao_platform.py``) with
-    ``database_urls`` (service -> URL; empty on SQLite) and ``vhost``; stopped and removed after."""
+    ``database_urls`` (service -> URL; empty on SQLite: the owners' on PostgreSQL, privacy's processes
+    running as the runtime role the platform creates) and ``vhost``; stopped and removed after, the
+    runtime roles too."""
     tag = uuid.uuid4().hex[:8]
     vhost = f"upgestao-{label}-{tag}"
     amqp_uri = create_vhost(vhost)
@@ -58,4 +60,18 @@ def own_platform(platform_module, data_dir: Path, label: str, env: Mapping[str, 
         os.environ.update(inherited)
         for name in databases.values():
             drop_database(name)
+        for role in getattr(running, "database_roles_created", ()):
+            drop_role(role)
         delete_vhost(vhost)
+
+
+def drop_role(role: str) -> None:
+    """Drop a login role a platform created (its database is gone: no grant holds it any more)."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {conn.dialect.identifier_preparer.quote(role)}")
+    finally:
+        admin.dispose()
