@@ -11,16 +11,20 @@ afterwards, so no queue or row of one test is seen by another.
 
 from __future__ import annotations
 
+import inspect
 import os
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
 import requests
 import sqlalchemy as sa
 
+from .broker_identity import broker_user, platform_prefix
+from .broker_permissions import CONSUMES, UNROUTED_POLICY, UNROUTED_POLICY_NAME, permissions_for
 from .config import env_prefix
 from .testing_tokens import test_jwks_json
 
@@ -39,16 +43,76 @@ def _api(method: str, path: str, **kwargs) -> requests.Response:
 
 
 def create_vhost(name: str) -> str:
+    """A fresh vhost, provisioned as the platform's is: the administrator's permissions, the
+    unrouted catch-all and its bounding policy."""
     _api("PUT", f"/api/vhosts/{quote(name, safe='')}")
     user = urlsplit(AMQP_BASE).username or "guest"
     _api("PUT", f"/api/permissions/{quote(name, safe='')}/{user}",
          json={"configure": ".*", "write": ".*", "read": ".*"})
     parts = urlsplit(AMQP_BASE)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(name, safe=""), "", ""))
+    uri = urlunsplit((parts.scheme, parts.netloc, "/" + quote(name, safe=""), "", ""))
+    provision_shared(name, uri)
+    return uri
+
+
+def provision_shared(vhost: str, admin_uri: str) -> None:
+    """What only an administrator declares: ``upgestao.unrouted`` (exchange, queue) and its policy."""
+    from kombu import Connection
+
+    from .topology import declare_unrouted
+
+    _api("PUT", f"/api/policies/{quote(vhost, safe='')}/{UNROUTED_POLICY_NAME}", json=dict(UNROUTED_POLICY))
+    with Connection(admin_uri) as conn:
+        declare_unrouted(conn.default_channel)
+
+
+_PASSWORDS: dict[str, str] = {}  # broker user -> password, for the users this process created
+
+
+def service_amqp_uri(amqp_uri: str, service: str, consumes: tuple[str, ...] | None = None) -> str:
+    """``amqp_uri`` (an administrator's, on a test vhost) with ``service``'s own broker user, created
+    (once per vhost) with its permissions from the table (``consumes``: the services whose events it
+    binds from, default the table's)."""
+    parts = urlsplit(amqp_uri)
+    vhost = unquote(parts.path[1:]) or "/"
+    user = broker_user(service, vhost)
+    if user not in _PASSWORDS:
+        password = secrets.token_urlsafe(24)
+        grants = permissions_for(service, vhost, consumes=consumes)
+        _api("PUT", f"/api/users/{quote(user, safe='')}", json={"password": password, "tags": ""})
+        path = f"{quote(vhost, safe='')}/{quote(user, safe='')}"
+        _api("PUT", f"/api/permissions/{path}",
+             json={"configure": grants.configure, "write": grants.write, "read": grants.read})
+        for topic in grants.topics:
+            _api("PUT", f"/api/topic-permissions/{path}",
+                 json={"exchange": topic.exchange, "write": topic.write, "read": topic.read})
+        _PASSWORDS[user] = password
+    netloc = f"{quote(user, safe='')}:{quote(_PASSWORDS[user], safe='')}@{parts.hostname}" + (
+        f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def delete_vhost(name: str) -> None:
+    """The vhost and the broker users of its platform (``<vhost>.<service>``)."""
     _api("DELETE", f"/api/vhosts/{quote(name, safe='')}")
+    prefix = platform_prefix(name) + "."
+    if prefix == "upgestao.":  # never the default platform's users
+        return
+    for user in _api("GET", "/api/users").json():
+        if user["name"].startswith(prefix):
+            _api("DELETE", f"/api/users/{quote(user['name'], safe='')}")
+            _PASSWORDS.pop(user["name"], None)
+
+
+def event_sources(service_cls) -> tuple[str, ...]:
+    """The services whose events ``service_cls``'s reliable handlers consume."""
+    sources = []
+    for _, method in inspect.getmembers(service_cls, callable):
+        for entrypoint in getattr(method, "nameko_entrypoints", ()):
+            source = getattr(entrypoint, "source_service", None)
+            if source and source not in sources:
+                sources.append(source)
+    return tuple(sources)
 
 
 def create_database(name: str) -> str:
@@ -139,10 +203,16 @@ def run_service(service_env, database_factory, monkeypatch) -> Iterator:
         monkeypatch.setenv(f"{env_prefix(service_cls.name)}_DATABASE_URL", url)
         if database_url is None:
             migrations(url) if callable(migrations) else upgrade(migrations, url)
-        config = {"AMQP_URI": service_env["AMQP_URI"], "serializer": "json", **(extra_config or {})}
+        admin_config = {"AMQP_URI": service_env["AMQP_URI"], "serializer": "json", **(extra_config or {})}
+        config = dict(admin_config)
+        try:  # the service as its own broker user; a test's service whose name is no service name: as admin
+            sources = (*CONSUMES.get(service_cls.name, ()), *event_sources(service_cls))
+            config["AMQP_URI"] = service_amqp_uri(admin_config["AMQP_URI"], service_cls.name, consumes=sources)
+        except ValueError:
+            pass
         container = ServiceContainer(service_cls, config)
         container.start()
-        proxy_ctx = ServiceRpcProxy(service_cls.name, config, timeout=10)
+        proxy_ctx = ServiceRpcProxy(service_cls.name, admin_config, timeout=10)
         proxy = proxy_ctx.start()
         started.append((container, proxy_ctx))
         return proxy

@@ -10,6 +10,14 @@ A reliable consumer owns a durable queue ``<service>.<handler>``, a delay
 queue per retry (``<queue>.retry.<n>``: TTL, then dead-lettered back to the
 consumer's queue through the default exchange, so only that consumer sees
 the retry) and a parking queue ``<queue>.parked``.
+
+A service's broker user may not read ``upgestao.unrouted`` nor declare it
+(:mod:`upgestao_kernel.broker_permissions`): the provisioning (``make up``,
+the tests' vhosts) declares it as an administrator with
+:func:`declare_unrouted`; publishers declare their exchanges only, naming it
+as their alternate exchange (which needs write on it, not more). Importing
+this module installs the ``user_id`` stamp (:mod:`upgestao_kernel.user_id_stamp`):
+everything that reaches the broker imports it.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kombu import Exchange, Queue, binding
+
+from . import user_id_stamp  # noqa: F401  (every publish carries the connection's user_id)
 
 UNROUTED = "upgestao.unrouted"
 AUDIT_EXCHANGE = "audit"
@@ -78,10 +88,15 @@ def parking_queue(queue: str) -> Queue:
     return Queue(parking_queue_name(queue), durable=True)
 
 
-def declare_publishing(channel, services: Sequence[str] = ()) -> None:
-    """Declare what a publisher needs: the unrouted catch-all, audit and event exchanges."""
+def declare_unrouted(channel) -> None:
+    """Declare the unrouted catch-all (exchange, queue, binding): the provisioning's, as an administrator."""
     unrouted_exchange(channel).declare()
     unrouted_queue(channel).declare()
+
+
+def declare_publishing(channel, services: Sequence[str] = ()) -> None:
+    """Declare what a publisher needs: the audit and event exchanges (their alternate exchange,
+    ``upgestao.unrouted``, is the provisioning's: :func:`declare_unrouted`)."""
     audit_exchange()(channel).declare()
     for service in services:
         events_exchange(service)(channel).declare()

@@ -4,6 +4,7 @@ Everything nameko- or eventlet-specific in the kernel lives here, so the
 domain and service-layer code could move to another transport unchanged.
 """
 
+from .. import user_id_stamp  # noqa: F401  (every publish carries the connection's user_id)
 from . import reconnect  # noqa: F401  (first: nameko's consumers reconnect quickly)
 from .database import Database, ServiceDatabase
 from .entrypoints import reliable_handler
