@@ -13,6 +13,10 @@ What makes it reliable:
   then stored one message at a time to find it). It goes to
   ``<queue>.parked`` with the error in :data:`~upgestao_kernel.parking.ERROR_HEADER`,
   on a connection that waits for the broker's confirm, before being acked;
+* a message whose sender may not say what it says is parked the same way:
+  ``BatchHandler.admit`` judges each parsed item against the message's AMQP
+  ``user_id``, which the broker guarantees is the publishing connection's user
+  (:mod:`upgestao_kernel.user_id_stamp`); a header could be forged, it cannot;
 * one batch is stored (in its own green thread) while the next one arrives,
   and acked on the consuming thread (``multiple``) once stored;
 * it runs in a nameko managed thread on the back-off loop: broker or
@@ -64,13 +68,17 @@ class BatchHandler(Generic[T]):
     transaction (raising: nothing is acked); ``refuses`` says whether a store
     error blames a message (then each is stored alone and the refused one
     parked) rather than the infrastructure; ``describe`` words the error kept
-    with a parked message (no values: a database error's text can quote a row).
+    with a parked message (no values: a database error's text can quote a row);
+    ``admit(item, user_id)``, when given, raises one of :data:`UNREADABLE` for an item
+    its sender (the message's broker-checked ``user_id``, ``None`` if it has none) may
+    not have sent: it is parked with that reason, never stored.
     """
 
     parse: Callable[[bytes], T]
     store: Callable[[Sequence[T]], None]
     refuses: Callable[[BaseException], bool] = never
     describe: Callable[[BaseException], str] = describe_error
+    admit: Callable[[T, str | None], None] | None = None
 
 
 class BatchConsumer(Generic[T]):
@@ -137,7 +145,10 @@ class BatchConsumer(Generic[T]):
         parsed: list[tuple[amqp.Message, T]] = []
         for message in messages:
             try:
-                parsed.append((message, self.handler.parse(message.body)))
+                item = self.handler.parse(message.body)
+                if self.handler.admit is not None:
+                    self.handler.admit(item, message.properties.get("user_id"))
+                parsed.append((message, item))
             except UNREADABLE as exc:
                 self.park(parking, message, exc)
         if not parsed:

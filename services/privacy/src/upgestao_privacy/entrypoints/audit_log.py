@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from kombu import Connection
 from nameko.extensions import DependencyProvider
+from upgestao_kernel.broker_permissions import SHARED_USER_ENV, shares_one_user
 from upgestao_kernel.config import ConfigError, load_settings
 from upgestao_kernel.consumers import GreenStop, run_forever
 from upgestao_kernel.consumers.batch import BATCH_WAIT_S, BatchConsumer, BatchHandler
@@ -68,7 +69,7 @@ class AuditLogRunner(DependencyProvider):
         self.consumer = BatchConsumer(
             self.amqp_uri, INGEST_QUEUE,
             BatchHandler(parse=ingest.parse_message, store=self._store, refuses=ingest.refused,
-                         describe=ingest.describe_error),
+                         describe=ingest.describe_error, admit=self._admit(base.env)),
             declare=declare_ingest, batch_size=self.settings.ingest_batch, prefetch=self.settings.ingest_prefetch,
             name="audit.ingest", stop=self._stop,
         )
@@ -113,6 +114,15 @@ class AuditLogRunner(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> AuditLogRunner:
         return self
+
+    @staticmethod
+    def _admit(env: str):
+        """A record is stored only if its ``service`` is its sender's (the message's ``user_id``); on a
+        platform whose processes share one broker user (never in production) that cannot be told."""
+        if shares_one_user(env):
+            log.warning("audit.sender_unchecked", reason=f"{SHARED_USER_ENV}=1: every process shares one broker user")
+            return ingest.admit_any
+        return ingest.admit
 
     def _store(self, records: Sequence[dict[str, Any]]) -> None:
         result = ingest.store(self.transaction, records, self.signer, checkpoint_every=self.settings.checkpoint_every)

@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from marshmallow import ValidationError, validate
 from upgestao_kernel.audit import ACTIONS, OUTCOMES, AuditRecordSchema
+from upgestao_kernel.broker_identity import service_of_user
 
 from ..adapters.ports import Appended, AuditLogTransactions
 from ..domain.checkpoints import Checkpoint, CheckpointSigner
@@ -160,3 +161,27 @@ def sign_pending(transaction: AuditLogTransactions, signer: CheckpointSigner,
     """Sign the tree if records arrived since the last checkpoint (the 10-second timer)."""
     with transaction() as log:
         return checkpoint_if_due(log, signer, now or datetime.now(UTC), every=1, force=True)
+
+
+class NotTheSender(ValueError):
+    """A record whose ``service`` is not the service whose broker user published it (or whose
+    message carries no ``user_id``): a forgery, or a sender outside the platform. Parked, never stored."""
+
+
+def admit(record: Mapping[str, Any], user_id: str | None) -> None:
+    """Refuse (:class:`NotTheSender`) a record another service's broker user published.
+
+    The AMQP ``user_id`` is checked by RabbitMQ against the publishing connection's user, so it says
+    which service sent the message; the record's own ``service`` field is only what the sender wrote.
+    The gateway's records say ``service=gateway`` and come from the gateway's user, so they pass."""
+    sender = service_of_user(user_id)
+    if sender is None:
+        raise NotTheSender("user_id: the message was not published by a service's broker user")
+    if record.get("service") != sender:
+        raise NotTheSender(f"service: a record of {record.get('service')!r} published by {sender!r}"[:300])
+
+
+def admit_any(record: Mapping[str, Any], user_id: str | None) -> None:
+    """Every record, whoever sent it: only for a platform whose processes share one broker user
+    (``UPGESTAO_BROKER_SHARED_USER=1``, never in production), where ``user_id`` cannot tell them apart."""
+    return None
