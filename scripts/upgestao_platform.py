@@ -11,7 +11,18 @@ One :class:`Platform` owns, for one data directory:
 
 Two platforms with different data directories, AMQP vhosts and gateway
 addresses do not interfere. A vhost other than ``/`` is created through the
-RabbitMQ management API when it does not exist.
+RabbitMQ management API when it does not exist (without the API, a vhost that
+exists is found over AMQP and used).
+
+Each service and its relay connect as the service's own broker user
+(``upgestao.<service>`` on ``/``, ``<vhost>.<service>`` elsewhere) with the
+permissions of ``upgestao_kernel.broker_permissions`` (:meth:`Platform.provision_broker`):
+created through the management API, else ``rabbitmqctl``; their random passwords are
+kept in ``<data_dir>/broker-users.json`` (0600) and reused (a user whose password the
+file lost gets a new one). ``upgestao.unrouted`` is declared and bounded by its policy.
+When neither can create users outside production, every process runs on the given
+``AMQP_URI``, said loudly (``UPGESTAO_BROKER_SHARED_USER=1``: the audit log cannot tell
+services apart then). ``Platform.broker_uris`` holds each service's URI.
 
 Used by ``scripts/platformctl.py`` (``make up``), by ``bench/run.py`` and by
 the end-to-end tests::
@@ -37,6 +48,8 @@ import importlib.metadata
 import json
 import os
 import re
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -61,6 +74,8 @@ LOCK_FILE = "platform.pid"
 AUDIT_LOG_SERVICE = "privacy"
 RUNTIME_DATABASE_VAR = "PRIVACY_DATABASE_URL"
 MIGRATION_DATABASE_VAR = "PRIVACY_MIGRATION_DATABASE_URL"
+BROKER_USERS_FILE = "broker-users.json"
+SHARED_USER_ENV = "UPGESTAO_BROKER_SHARED_USER"  # upgestao_kernel.broker_permissions.SHARED_USER_ENV
 
 
 # Every service's pyproject.toml declares its definition in this entry-point group
@@ -244,9 +259,70 @@ class RabbitAdmin:
         if status not in (200, 204, 404):
             raise PlatformError(f"RabbitMQ management API {self.base}: DELETE vhost answered {status}: {text[:200]}")
 
+    def put(self, path: str, body: object | None) -> None:
+        status, text = self.request("PUT", path, body)
+        if status not in (200, 201, 204):
+            raise PlatformError(f"RabbitMQ management API {self.base}: PUT {path} answered {status}: {text[:200]}")
 
-def ensure_vhost(amqp_uri: str, echo: Callable[[str], None] = lambda _: None) -> None:
-    """Make sure the vhost of ``amqp_uri`` exists (creating it via the management API)."""
+    def provision_user(self, vhost: str, grants: Mapping, password: str) -> None:
+        """Create (or update) one service's user: its password, permissions and topic permissions."""
+        user, where = quote(grants["user"], safe=""), f"{quote(vhost, safe='')}/{quote(grants['user'], safe='')}"
+        self.put(f"/api/users/{user}", {"password": password, "tags": ""})
+        self.put(f"/api/permissions/{where}",
+                 {"configure": grants["configure"], "write": grants["write"], "read": grants["read"]})
+        for topic in grants["topics"]:
+            self.put(f"/api/topic-permissions/{where}",
+                     {"exchange": topic["exchange"], "write": topic["write"], "read": topic["read"]})
+
+    def set_policy(self, vhost: str, policy: Mapping) -> None:
+        body = {key: value for key, value in policy.items() if key != "name"}
+        self.put(f"/api/policies/{quote(vhost, safe='')}/{quote(policy['name'], safe='')}", body)
+
+    def delete_user(self, user: str) -> None:
+        status, text = self.request("DELETE", f"/api/users/{quote(user, safe='')}")
+        if status not in (200, 204, 404):
+            raise PlatformError(f"RabbitMQ management API {self.base}: DELETE user answered {status}: {text[:200]}")
+
+    def may_administer(self) -> bool:
+        """The API answers and lets this user manage users (an ``administrator``)."""
+        try:
+            return self.request("GET", "/api/users", timeout=3)[0] == 200
+        except OSError:
+            return False
+
+
+def rabbitmqctl_provision(vhost: str, table: Mapping, passwords: Mapping[str, str]) -> None:
+    """The same as the management API, through ``rabbitmqctl`` (the broker's own host, as root or the
+    broker's user). Raises ``PlatformError`` when a step fails."""
+    def ctl(*args: str, input_text: str | None = None, ok_codes: tuple[int, ...] = (0,)) -> None:
+        result = subprocess.run(["rabbitmqctl", *args], input=input_text, capture_output=True, text=True, timeout=60)
+        if result.returncode not in ok_codes:
+            raise PlatformError(f"rabbitmqctl {args[0]} failed: {clean_output(result.stderr or result.stdout, 3)}")
+
+    existing = subprocess.run(["rabbitmqctl", "list_users", "--quiet", "--no-table-headers"], capture_output=True,
+                              text=True, timeout=60)
+    if existing.returncode != 0:
+        raise PlatformError(f"rabbitmqctl list_users failed: {clean_output(existing.stderr, 3)}")
+    known = {line.split()[0] for line in existing.stdout.splitlines() if line.strip()}
+    for grants in table["users"]:
+        user = grants["user"]
+        if user in known:  # the password from stdin, never on the command line (ps shows it)
+            ctl("change_password", user, input_text=passwords[user] + "\n")
+        else:
+            ctl("add_user", user, input_text=passwords[user] + "\n")
+        ctl("set_permissions", "-p", vhost, user, grants["configure"], grants["write"], grants["read"])
+        for topic in grants["topics"]:
+            ctl("set_topic_permissions", "-p", vhost, user, topic["exchange"], topic["write"], topic["read"])
+    policy = table["unrouted_policy"]
+    ctl("set_policy", "-p", vhost, "--apply-to", policy["apply-to"], "--priority", str(policy["priority"]),
+        policy["name"], policy["pattern"], json.dumps(policy["definition"]))
+
+
+def ensure_vhost(amqp_uri: str, echo: Callable[[str], None] = lambda _: None,
+                 probe: Callable[[str], str | None] | None = None) -> None:
+    """Make sure the vhost of ``amqp_uri`` exists (creating it via the management API). Without the
+    API, ``probe(amqp_uri)`` (None: the vhost answers over AMQP; else why not) decides: a vhost that
+    exists is used as it is."""
     parts = urlsplit(amqp_uri)
     host, port = parts.hostname or "127.0.0.1", parts.port or 5672
     if not tcp_answers(host, port):
@@ -261,6 +337,10 @@ def ensure_vhost(amqp_uri: str, echo: Callable[[str], None] = lambda _: None) ->
     try:
         exists = admin.vhost_exists(vhost)
     except OSError as exc:
+        why_not = probe(amqp_uri) if probe is not None else "not probed"
+        if why_not is None:
+            echo(f"RabbitMQ management API at {admin.base} does not answer; vhost {vhost!r} exists (AMQP): using it")
+            return
         raise PlatformError(
             f"RabbitMQ vhost {vhost!r} (from AMQP_URI) cannot be checked or created: the management API at "
             f"{admin.base} does not answer ({getattr(exc, 'reason', exc)}).\n"
@@ -485,6 +565,10 @@ class Platform:
         self.runtime_database_env: dict[str, str] = {}
         self.migration_env: dict[str, str] = {}
         self.database_roles_created: list[str] = []
+        # each service's AMQP URI with its own broker user (provision_broker); the users created here
+        self.broker_uris: dict[str, str] = {}
+        self.broker_users_created: list[str] = []
+        self.shared_broker_user = False
 
     # -- properties ------------------------------------------------------
     @property
@@ -500,8 +584,8 @@ class Platform:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def environment(self) -> dict[str, str]:
-        """The environment every child gets."""
+    def environment(self, service: str | None = None) -> dict[str, str]:
+        """The environment every child gets; ``service``'s own broker URI for that service's processes."""
         env = dict(os.environ)
         env.update(
             AMQP_URI=self.amqp_uri,
@@ -513,7 +597,110 @@ class Platform:
         env.update(self.runtime_database_env)  # privacy runs as its runtime role (provision_database_roles)
         for name in [name for name in env if name.endswith("_MIGRATION_DATABASE_URL")]:
             del env[name]  # an owner's credentials: for the migrations only (migrate), never a running process
+        if self.shared_broker_user:
+            env[SHARED_USER_ENV] = "1"
+        if service is not None and service in self.broker_uris:
+            env["AMQP_URI"] = self.broker_uris[service]
         return env
+
+    @property
+    def env_name(self) -> str:
+        return self.extra_env.get("UPGESTAO_ENV") or os.environ.get("UPGESTAO_ENV") or "local"
+
+    def _kernel(self, *args: str, amqp_uri: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """``python -m upgestao_kernel.broker_permissions ...`` with the platform's Python (the URI in
+        the environment, not on the command line)."""
+        env = dict(os.environ, AMQP_URI=amqp_uri or self.amqp_uri)
+        return subprocess.run([self.python, "-m", "upgestao_kernel.broker_permissions", *args], env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+    def probe_vhost(self, amqp_uri: str) -> str | None:
+        """None when ``amqp_uri``'s vhost answers over AMQP, else why not."""
+        result = self._kernel("probe", amqp_uri=amqp_uri)
+        return None if result.returncode == 0 else clean_output(result.stderr or result.stdout, 3)
+
+    def _broker_passwords(self, users: Iterable[str]) -> dict[str, str]:
+        """The users' passwords from ``<data_dir>/broker-users.json`` (0600), new ones for those it lacks."""
+        path = self.data_dir / BROKER_USERS_FILE
+        try:
+            kept = json.loads(path.read_text())
+            kept = kept if isinstance(kept, dict) else {}
+        except (OSError, ValueError):
+            kept = {}
+        passwords = {user: kept[user] if isinstance(kept.get(user), str) and kept[user] else secrets.token_urlsafe(32)
+                     for user in users}
+        if passwords.items() - kept.items():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({**kept, **passwords}, f, indent=1, sort_keys=True)
+            os.chmod(path.with_suffix(".tmp"), 0o600)
+            os.replace(path.with_suffix(".tmp"), path)
+        return passwords
+
+    def provision_broker(self) -> None:
+        """A broker user per service (permissions and topic permissions from the kernel's table), the
+        unrouted catch-all and its policy; ``broker_uris`` set. Through the management API, else
+        ``rabbitmqctl``; when neither can, outside production, every process shares ``AMQP_URI`` (said
+        loudly). Raises PlatformError."""
+        vhost = vhost_of(self.amqp_uri)
+        names = [s.name for s in self.services]
+        result = self._kernel("table", vhost, *names)
+        if result.returncode != 0:
+            raise PlatformError(f"the broker permission table cannot be read:\n{_indent(clean_output(result.stderr))}")
+        table = json.loads(result.stdout)
+        declared = self._kernel("declare-shared")
+        if declared.returncode != 0:
+            raise PlatformError(f"upgestao.unrouted cannot be declared on {redact_uri(self.amqp_uri)}: "
+                                f"{clean_output(declared.stderr, 3)}")
+        passwords = self._broker_passwords(grants["user"] for grants in table["users"])
+        admin = RabbitAdmin(self.amqp_uri)
+        how = None
+        if admin.may_administer():
+            for grants in table["users"]:
+                admin.provision_user(vhost, grants, passwords[grants["user"]])
+            admin.set_policy(vhost, table["unrouted_policy"])
+            how = f"management API {admin.base}"
+        elif shutil.which("rabbitmqctl"):
+            try:
+                rabbitmqctl_provision(vhost, table, passwords)
+                how = "rabbitmqctl"
+            except (PlatformError, OSError, subprocess.TimeoutExpired) as exc:
+                self.echo(f"rabbitmqctl could not create the broker users: {exc}")
+        if how is None:
+            if self.env_name == "production":
+                raise PlatformError(
+                    "cannot create the services' broker users: the management API does not let "
+                    f"{admin.user!r} manage users and rabbitmqctl is absent or refused.\n"
+                    "  In production every service must connect as its own user (deploy/k8s/rabbitmq-topology.yaml).")
+            self.shared_broker_user = True
+            self.broker_uris = {name: self.amqp_uri for name in names}
+            self.echo("WARNING: " + "!" * 60 + "\n"
+                      "WARNING: the services' broker users could not be created (no management API that lets "
+                      f"{admin.user!r} manage users, no usable rabbitmqctl):\n"
+                      f"WARNING: every process connects as {admin.amqp_user!r}. Any process can then read any "
+                      "queue and publish as any service,\n"
+                      "WARNING: and the audit log cannot tell services apart. Never run so with real data.\n"
+                      "WARNING: " + "!" * 60)
+            return
+        self.shared_broker_user = False
+        parts = urlsplit(self.amqp_uri)
+        host = (parts.hostname or "127.0.0.1") + (f":{parts.port}" if parts.port else "")
+        for grants in table["users"]:
+            user = grants["user"]
+            if user not in self.broker_users_created:
+                self.broker_users_created.append(user)
+            netloc = f"{quote(user, safe='')}:{quote(passwords[user], safe='')}@{host}"
+            self.broker_uris[grants["service"]] = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        self.echo(f"broker users for {', '.join(names)} on vhost {vhost!r} ({how})")
+
+    def remove_broker_users(self) -> None:
+        """Delete the users :meth:`provision_broker` created (a test platform's teardown)."""
+        admin = RabbitAdmin(self.amqp_uri)
+        for user in self.broker_users_created:
+            with contextlib.suppress(OSError, PlatformError):
+                admin.delete_user(user)
+        self.broker_users_created.clear()
 
     def provision_database_roles(self) -> None:
         """PostgreSQL: privacy's audit log is migrated by its owner and written by a runtime role that may only
@@ -583,7 +770,7 @@ class Platform:
     def preflight(self) -> None:
         """Broker, vhost, free gateway port and installed packages; raises PlatformError."""
         if os.environ.get("UPGESTAO_SKIP_VHOST_CHECK") != "1":
-            ensure_vhost(self.amqp_uri, self.echo)
+            ensure_vhost(self.amqp_uri, self.echo, probe=self.probe_vhost)
         if self.has_gateway:
             host, port = split_address(self.http_address)
             if not port_is_free(host, port):
@@ -607,6 +794,7 @@ class Platform:
                 f"not installed in {self.python}: {', '.join(missing) or result.stderr.strip()}\n"
                 "  run `make up` (installs every package into .venv) or pip install -e the service"
             )
+        self.provision_broker()
 
     def check_config(self, timeout: float = 60.0) -> None:
         """``check-config`` of every service, in parallel, with the platform's environment.
@@ -680,7 +868,7 @@ class Platform:
         log.flush()
         proc = subprocess.Popen(
             command,
-            env=self.environment(),
+            env=self.environment(name.removesuffix("-relay")),  # a service and its relay: the service's user
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -829,6 +1017,8 @@ class Platform:
             codes.update(self._terminate({name: self.children[name] for name in phase}, timeout))
         for name in list(self._logs):
             self._close_log(name)
+        if self.env_name == "test":  # a test platform leaves no user behind (make up keeps its users)
+            self.remove_broker_users()
         self._lock.release()
         return codes
 
