@@ -51,9 +51,12 @@ def service_folders() -> dict[str, tuple[str, str]]:
 
 
 SERVICES = service_folders()
-SHARED_SECRETS = ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "AMQP_URI")
+SHARED_SECRETS = ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY")
+# each service connects to the broker as its own user: its AMQP_URI from its own key
+BROKER_VHOST = "upgestao"
+BROKER_API = "rabbitmq.com/v1beta1"
 # services' own keys: identity signs access tokens, privacy signs audit checkpoints
-SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS", "PRIVACY_AUDIT_SIGNING_KEY"}
+SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS", "PRIVACY_AUDIT_SIGNING_KEY", "PRIVACY_MIGRATION_DATABASE_URL"}
 API_VERSIONS = {
     "Namespace": "v1",
     "ServiceAccount": "v1",
@@ -65,6 +68,10 @@ API_VERSIONS = {
     "Ingress": "networking.k8s.io/v1",
     "NetworkPolicy": "networking.k8s.io/v1",
     "PodDisruptionBudget": "policy/v1",
+    "User": BROKER_API,
+    "Permission": BROKER_API,
+    "TopicPermission": BROKER_API,
+    "Policy": BROKER_API,
 }
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -319,7 +326,7 @@ def _fake_secret(key: str) -> str:
     if key in ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "IDENTITY_JWT_SIGNING_KEYS",
                "PRIVACY_AUDIT_SIGNING_KEY"):
         return generate_key()
-    if key == "AMQP_URI":
+    if key.endswith("_AMQP_URI"):
         return "amqp://user:password@rabbitmq:5672/upgestao"
     return "postgresql://user:password@postgres:5432/db"
 
@@ -330,6 +337,7 @@ def test_every_container_gets_the_production_configuration(name):
     service = service_of(workload)
     own_db = f"{env_prefix(service)}_DATABASE_URL"
     others_db = {f"{env_prefix(other)}_DATABASE_URL" for other in SERVICES} - {own_db}
+    own_amqp = f"{env_prefix(service)}_AMQP_URI"
     secret_keys = secret_template_keys()
     for container in containers(workload):
         env = resolved_env(container)
@@ -337,6 +345,7 @@ def test_every_container_gets_the_production_configuration(name):
         assert env.get("UPGESTAO_ENV") == ("configmap", "production"), where
         for var in (*SHARED_SECRETS, own_db):
             assert env.get(var, ("missing",))[0] == "secret", f"{where}: {var} must come from {SECRET}"
+        assert env.get("AMQP_URI") == ("secret", own_amqp), f"{where}: AMQP_URI must be its own key {own_amqp}"
         assert not others_db & env.keys(), f"{where}: another service's database URL"
         for var, (source, value) in env.items():
             if source == "secret":
@@ -360,12 +369,23 @@ def test_every_container_gets_the_production_configuration(name):
             assert len(load_audit_settings(settings, environ).signing_key) == 32
 
 
+def test_only_privacys_migrations_get_the_audit_logs_owner():
+    """Issue 11, finding 7: the owner of the audit log's tables may switch its triggers off; its URL reaches
+    the ``migrate`` initContainer only, never the service or the relay (they run as the runtime role)."""
+    holders = {f"{workload['metadata']['name']}/{container['name']}" for workload in all_workloads()
+               for container in containers(workload) if "PRIVACY_MIGRATION_DATABASE_URL" in resolved_env(container)}
+    assert holders == {"privacy/migrate"}
+    relay = [c for c in containers(deployments()["privacy-relay"]) if c["name"] == "relay"][0]
+    assert resolved_env(relay)["PRIVACY_CHECKPOINT_FILE"][1].startswith("/var/lib/upgestao/audit-checkpoints/")
+
+
 def test_every_secret_key_is_used_and_every_used_key_is_templated():
     used = set()
     for workload in all_workloads():
         for container in containers(workload):
             used |= {value for source, value in resolved_env(container).values() if source == "secret"}
     expected = set(SHARED_SECRETS) | {f"{env_prefix(service)}_DATABASE_URL" for service in SERVICES}
+    expected |= {f"{env_prefix(service)}_AMQP_URI" for service in SERVICES}
     expected |= SERVICE_SECRETS
     assert used == expected
     assert secret_template_keys() == expected
@@ -620,6 +640,48 @@ def test_readme_builds_all_five_images_consistently():
         assert tag.split(":")[0] == f"upgestao/{service}"
         seen.add(service)
     assert seen == set(SERVICES)
+
+
+# -- the broker identities (issue 11) -----------------------------------------------------------
+
+
+def _broker(kind: str) -> list[dict]:
+    return [doc for doc in of_kind(kind) if doc["apiVersion"] == BROKER_API]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_its_broker_user_with_the_kernel_s_permissions(service):
+    from upgestao_kernel.broker_permissions import permissions_for
+
+    grants = permissions_for(service, BROKER_VHOST)
+    users = [u for u in _broker("User") if u["metadata"]["labels"].get("app.kubernetes.io/name") == service]
+    (user,) = users
+    assert user["spec"]["importCredentialsSecret"]["name"] == f"upgestao-broker-{service}"
+    assert user["spec"].get("tags", []) == [], "a service's user needs no management tag"
+    (permission,) = [p for p in _broker("Permission") if p["spec"]["userReference"]["name"] == user["metadata"]["name"]]
+    assert permission["spec"]["vhost"] == BROKER_VHOST
+    assert permission["spec"]["permissions"] == {"configure": grants.configure, "write": grants.write,
+                                                 "read": grants.read}
+    topics = {t["spec"]["permissions"]["exchange"]: t["spec"]["permissions"] for t in _broker("TopicPermission")
+              if t["spec"]["userReference"]["name"] == user["metadata"]["name"]}
+    assert topics == {t.exchange: {"exchange": t.exchange, "write": t.write, "read": t.read} for t in grants.topics}
+    assert all(t["spec"]["vhost"] == BROKER_VHOST for t in _broker("TopicPermission"))
+    # the credentials Secret's username is the kernel's name for the user (secret.example.yaml says so)
+    assert f"username={grants.user}" in SECRET_TEMPLATE.read_text().replace("$svc", service)
+
+
+def test_the_broker_resources_are_exactly_the_services_users_and_the_unrouted_policy():
+    assert len(_broker("User")) == len(SERVICES) == len(_broker("Permission"))
+    (policy,) = _broker("Policy")
+    from upgestao_kernel.broker_permissions import UNROUTED_POLICY, UNROUTED_POLICY_NAME
+
+    assert policy["spec"]["name"] == UNROUTED_POLICY_NAME and policy["spec"]["vhost"] == BROKER_VHOST
+    assert policy["spec"]["pattern"] == UNROUTED_POLICY["pattern"]
+    assert policy["spec"]["applyTo"] == UNROUTED_POLICY["apply-to"]
+    assert policy["spec"]["priority"] == UNROUTED_POLICY["priority"]
+    assert policy["spec"]["definition"] == UNROUTED_POLICY["definition"]
+    for doc in _broker("User") + _broker("Permission") + _broker("TopicPermission") + [policy]:
+        assert doc["spec"]["rabbitmqClusterReference"]["name"]
 
 
 # -- optional: kustomize renders it (kubectl needs no cluster for this) --------------
