@@ -7,8 +7,10 @@
   ``Content-Length`` before reading anything, and writes one ``http.request`` log line per request
   (never an address).
 * :class:`GatewayProtocol` (eventlet's HTTP protocol) answers what eventlet refuses itself -- a request
-  line or headers over the limits, a malformed ``Content-Length``, an unsupported HTTP version (400,
-  414, 431, 505) -- with problem+json instead of an empty HTTP/1.0 answer, and closes a connection
+  line or headers over the limits, an unsupported HTTP version (400, 414, 431, 505) -- and what it
+  would let through although two parsers could read it differently (a header line without a colon, a
+  malformed or conflicting ``Content-Length``, a transfer coding other than ``chunked``: 400) with
+  problem+json instead of an empty HTTP/1.0 answer or a guess, and closes a connection
   whose body it refused after a short bounded lingering read, so the client still gets the answer.
 * :class:`GatewayWebServer` builds the URL map from the route entrypoints (a duplicate route fails at
   start) and the context data that travels with every RPC.
@@ -165,14 +167,10 @@ class GatewayProtocol(HttpOnlyProtocol):
         finally:
             self.rfile = original_rfile
 
-        content_length = self.headers.get("content-length")
-        if content_length is not None:
-            if not (content_length.isascii() and content_length.isdigit()):
-                self._refuse(malformed_request("Content-Length must be a number of bytes."))
-                return
-            if self.headers.get("transfer-encoding") is not None:
-                self._refuse(malformed_request("Content-Length and Transfer-Encoding must not be sent together."))
-                return
+        refusal = self._framing_refusal()
+        if refusal is not None:
+            self._refuse(malformed_request(refusal))
+            return
 
         self.environ = self.get_environ()
         self.application = self.server.app
@@ -185,6 +183,30 @@ class GatewayProtocol(HttpOnlyProtocol):
                     raise
         finally:
             self.server.outstanding_requests -= 1
+
+    def _framing_refusal(self) -> str | None:
+        """Why the request's headers cannot say unambiguously where its body ends (None: they can).
+
+        Each case is one where two HTTP parsers in a row -- the ingress and this one -- could disagree on
+        where the next request starts (request smuggling), so it is refused and the connection closed:
+        a header line without a colon (the standard library drops it and *every header after it*), a
+        malformed or repeated-and-different ``Content-Length``, ``Content-Length`` with
+        ``Transfer-Encoding``, and a transfer coding other than ``chunked`` (its body's end is unknown)."""
+        if self.headers.defects:
+            return "A header line is not a 'name: value' field."
+        lengths = {value.strip() for value in self.headers.get_all("content-length") or ()}
+        if len(lengths) > 1:
+            return "Content-Length must be given once."
+        if lengths and not all(value.isascii() and value.isdigit() for value in lengths):
+            return "Content-Length must be a number of bytes."
+        encodings = self.headers.get_all("transfer-encoding")
+        if encodings is not None:
+            if lengths:
+                return "Content-Length and Transfer-Encoding must not be sent together."
+            codings = [coding.strip().lower() for coding in ",".join(encodings).split(",")]
+            if codings != ["chunked"]:
+                return "Transfer-Encoding must be chunked (and nothing else)."
+        return None
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The standard library's request-line and header errors (``parse_request``), as problem+json.
