@@ -255,9 +255,18 @@ class RabbitAdmin:
                 raise PlatformError(f"RabbitMQ management API {self.base}: PUT {path} answered {status}: {text[:200]}")
 
     def delete_vhost(self, vhost: str) -> None:
+        """The vhost and its platform's broker users (``<vhost>.<service>``: they serve no other vhost)."""
         status, text = self.request("DELETE", f"/api/vhosts/{quote(vhost, safe='')}")
         if status not in (200, 204, 404):
             raise PlatformError(f"RabbitMQ management API {self.base}: DELETE vhost answered {status}: {text[:200]}")
+        prefix = platform_prefix(vhost) + "."
+        if vhost in ("", "/"):
+            return
+        status, text = self.request("GET", "/api/users")
+        if status == 200:
+            for user in json.loads(text):
+                if user.get("name", "").startswith(prefix):
+                    self.delete_user(user["name"])
 
     def put(self, path: str, body: object | None) -> None:
         status, text = self.request("PUT", path, body)
@@ -289,6 +298,13 @@ class RabbitAdmin:
             return self.request("GET", "/api/users", timeout=3)[0] == 200
         except OSError:
             return False
+
+
+def platform_prefix(vhost: str) -> str:
+    """The prefix of a vhost's broker user names: ``upgestao_kernel.broker_identity.platform_prefix``
+    (this script imports nothing of the platform; tests/test_platform_broker_users.py checks both agree)."""
+    vhost = (vhost or "/").strip("/")
+    return re.sub(r"[^A-Za-z0-9_-]", "_", vhost) if vhost else "upgestao"
 
 
 def rabbitmqctl_provision(vhost: str, table: Mapping, passwords: Mapping[str, str]) -> None:

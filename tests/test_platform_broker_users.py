@@ -12,6 +12,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from kombu import Connection
+from upgestao_kernel.broker_identity import platform_prefix
 from upgestao_kernel.broker_permissions import UNROUTED_POLICY_NAME
 from upgestao_kernel.testing import _api, create_vhost, delete_vhost
 
@@ -93,3 +94,18 @@ def test_without_the_management_api_an_existing_vhost_is_used_and_a_missing_one_
     missing = uri.rsplit("/", 1)[0] + "/" + quote(f"{name}-missing", safe="")
     with pytest.raises(platform_module.PlatformError, match="cannot be checked or created"):
         platform_module.ensure_vhost(missing, messages.append, probe=platform.probe_vhost)
+
+
+@pytest.mark.parametrize("vhost_name", ["/", "", "upgestao-e2e-1", "odd/name with.dots", "/leading"])
+def test_the_script_names_users_as_the_kernel_does(platform_module, vhost_name):
+    assert platform_module.platform_prefix(vhost_name) == platform_prefix(vhost_name)
+
+
+def test_deleting_a_vhost_deletes_its_platform_s_users(platform_module, tmp_path):
+    name = f"upgestao-prov-{uuid.uuid4().hex[:8]}"
+    uri = create_vhost(name)
+    try:
+        platform_on(platform_module, tmp_path, uri).provision_broker()
+    finally:
+        platform_module.RabbitAdmin(uri).delete_vhost(name)
+    assert not {u["name"] for u in _api("GET", "/api/users").json() if u["name"].startswith(f"{name}.")}
