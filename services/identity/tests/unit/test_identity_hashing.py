@@ -128,3 +128,24 @@ def test_default_offload_follows_monkey_patching(monkeypatch):
     assert hashing.default_offload() is tpool.execute
     monkeypatch.setattr(patcher, "is_monkey_patched", lambda module: False)
     assert hashing.default_offload() is hashing._direct
+
+
+@pytest.mark.parametrize("password", ["x" * 200, "é" * 37, None, 42, ""])
+def test_every_verification_costs_exactly_one_bcrypt_check(password):
+    """Finding 4: a password bcrypt cannot take (over 72 bytes, not text) and a stored hash that is no
+    bcrypt hash cost one check like any other, so timing tells neither the length nor the account."""
+    calls = []
+
+    def counting(func, *args):
+        calls.append(func)
+        return func(*args)
+
+    counted = PasswordHasher(4, counting, allow_low_cost=True)
+    stored = counted.hash("correct horse battery")
+    counted.verify_dummy("warm the dummy hash")
+    for hashed in (stored, "not a bcrypt hash"):
+        calls.clear()
+        assert counted.verify(password, hashed) is False
+        assert calls == [bcrypt.checkpw]
+    calls.clear()
+    assert counted.verify_dummy(password) is False and calls == [bcrypt.checkpw]

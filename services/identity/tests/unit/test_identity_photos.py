@@ -294,3 +294,15 @@ def test_malformed_icc_profile_ignored():
     data = encode(photo(), "JPEG", icc_profile=b"not an ICC profile at all" * 10)
     result = sanitize_photo(data)
     assert_no_metadata(result)
+
+
+def test_the_pixel_cap_is_the_kernels_and_is_read_from_the_header():
+    """Finding 5: 12 MP (``upgestao_kernel.limits.PHOTO_MAX_PIXELS``), checked before a pixel is decoded;
+    Pillow's own guard is set to the same cap."""
+    from upgestao_kernel.limits import PHOTO_MAX_PIXELS
+
+    assert PHOTO_MAX_PIXELS == 12_000_000 and Image.MAX_IMAGE_PIXELS == PHOTO_MAX_PIXELS
+    with pytest.raises(PhotoRejected, match="too many pixels"):
+        sanitize_photo(_png_header_only(4_000, 3_001))  # 12 004 000: its IDAT would not even decode
+    with pytest.raises(PhotoRejected, match="too many pixels"):
+        sanitize_photo(_png_header_only(6_300, 6_300))  # the 40 MP bomb the landed code decoded

@@ -27,3 +27,16 @@ def test_production_refuses_a_per_address_limit_that_is_no_limit(tmp_path):
     assert "IDENTITY_IP_FAILURE_LIMIT" in str(refused.value)
     env["IDENTITY_IP_FAILURE_LIMIT"] = str(PRODUCTION_MAX_IP_FAILURES)
     assert load_identity_settings(load_settings("identity", env), env).ip_failure_limit == PRODUCTION_MAX_IP_FAILURES
+
+
+def test_identity_never_issues_a_token_the_gateway_would_forget_the_revocation_of(tmp_path):
+    """Finding 10: the gateway remembers a revoked token MAX_ACCESS_TOKEN_TTL_S; a longer lifetime is refused."""
+    from upgestao_kernel.limits import MAX_ACCESS_TOKEN_TTL_S
+
+    env = {"UPGESTAO_ENV": "test", "UPGESTAO_DATA_DIR": str(tmp_path),
+           "IDENTITY_ACCESS_TOKEN_TTL_S": str(MAX_ACCESS_TOKEN_TTL_S)}
+    assert load_identity_settings(load_settings("identity", env), env).access_ttl_s == MAX_ACCESS_TOKEN_TTL_S
+    env["IDENTITY_ACCESS_TOKEN_TTL_S"] = str(MAX_ACCESS_TOKEN_TTL_S + 1)
+    with pytest.raises(ConfigError) as refused:
+        load_identity_settings(load_settings("identity", env), env)
+    assert "IDENTITY_ACCESS_TOKEN_TTL_S" in str(refused.value) and str(MAX_ACCESS_TOKEN_TTL_S) in str(refused.value)
