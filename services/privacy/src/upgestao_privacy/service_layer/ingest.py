@@ -125,7 +125,11 @@ def _by_schema(body: Any) -> dict[str, Any]:
     try:
         loaded = _schema.load(body)
     except ValidationError as exc:
-        raise ValueError(f"invalid audit record: {sorted(exc.messages)}") from None
+        # only the record's own field names: an unknown key is the publisher's text (it may be a value)
+        named = sorted(name for name in exc.messages if name in _KEYS)
+        unknown = len(exc.messages) - len(named)
+        raise ValueError(f"invalid audit record: {named}" + (f" and {unknown} unknown keys" if unknown else "")) \
+            from None
     try:
         occurred_at = loaded["occurred_at"].astimezone(UTC)
     except OverflowError:  # an instant of year 1 or 9999 that UTC cannot hold
