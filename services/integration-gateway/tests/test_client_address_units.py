@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from upgestao_gateway.domain.client_address import MAX_HOPS, client_address, parse_address, parse_networks
+from upgestao_gateway.entrypoints.http.server import GatewayApp
 from upgestao_gateway.settings import load_edge_settings
 from upgestao_kernel.config import ConfigError
 
@@ -70,3 +73,29 @@ def test_bad_edge_settings_name_the_variable(variable, value, message):
     with pytest.raises(ConfigError, match=message) as raised:
         load_edge_settings({variable: value})
     assert raised.value.variable == variable
+
+
+@pytest.mark.parametrize("peer, forwarded, client, operator", [
+    ("127.0.0.1", None, "127.0.0.1", True),  # a local curl, kubectl port-forward: an operator
+    ("127.0.0.1", "203.0.113.9", "127.0.0.1", True),  # its header is ignored (not a trusted proxy)
+    ("10.1.2.3", "203.0.113.9", "203.0.113.9", False),  # relayed by the ingress: public, whatever it says
+    ("10.1.2.3", "127.0.0.1", "127.0.0.1", False),  # ... even when it claims loopback
+    ("192.0.2.50", None, "192.0.2.50", False),  # a kubelet probe from the node: public
+    ("::1", None, "::1", True),
+])
+def test_who_the_request_comes_from_and_whether_it_is_an_operator(peer, forwarded, client, operator):
+    server = SimpleNamespace(edge=load_edge_settings({"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8"}))
+    request = SimpleNamespace(client_address=None, operator=None)
+    environ = {"REMOTE_ADDR": peer, **({"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {})}
+    GatewayApp.identify_client(SimpleNamespace(server=server), request, environ)
+    assert (request.client_address, request.operator) == (client, operator)
+
+
+def test_a_proxy_on_loopback_is_never_an_operator():
+    """A sidecar proxy (Envoy, istio) connects from loopback: named as a trusted proxy, what it relays is
+    public; the operator networks are for direct requests only."""
+    server = SimpleNamespace(edge=load_edge_settings({"GATEWAY_TRUSTED_PROXIES": "127.0.0.6/32"}))
+    request = SimpleNamespace(client_address=None, operator=None)
+    GatewayApp.identify_client(SimpleNamespace(server=server), request,
+                               {"REMOTE_ADDR": "127.0.0.6", "HTTP_X_FORWARDED_FOR": "198.51.100.4"})
+    assert (request.client_address, request.operator) == ("198.51.100.4", False)

@@ -142,8 +142,8 @@ class GatewayProtocol(HttpOnlyProtocol):
 
     def handle_one_request(self) -> None:
         """eventlet's ``handle_one_request``, answering what it refuses itself (a request line or header
-        over the limits, a malformed ``Content-Length``) with problem+json instead of an empty HTTP/1.0
-        answer; everything else is eventlet's own path."""
+        over the limits) and what it would guess at (:meth:`_framing_refusal`) with problem+json instead
+        of an empty HTTP/1.0 answer; everything else is eventlet's own path."""
         if self.server.max_http_version:
             self.protocol_version = self.server.max_http_version
         self.command, self.path, self.headers = None, "", None  # nothing of the previous request
