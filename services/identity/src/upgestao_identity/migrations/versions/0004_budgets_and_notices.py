@@ -1,14 +1,15 @@
 """Attempt budgets instead of failure rows (counted before the password is checked, atomically),
 and the notices the notifier fetches (a reset token, an old e-mail: sealed, never on the broker).
 
-Revision ID: 0003
+Revision ID: 0004 (not 0003: the former layout's copy of the kernel's request_replies had that id, and a
+database stamped with it is read as the former layout's)
 Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
+revision = "0004"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
