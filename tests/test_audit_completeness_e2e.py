@@ -39,6 +39,7 @@ from e2e_api import (
     new_request_id,
     staff_payload,
 )
+from e2e_identity import create_dpo, fetch_notice
 from kombu import Connection, Exchange, Queue
 from PIL import Image
 from upgestao_kernel.testing import wait_for
@@ -64,6 +65,7 @@ class World:
 
     api: Api
     amqp_uri: str
+    platform: Any  # scripts/upgestao_platform.py's Platform: the notifier's broker user for reset tokens
     admin: str
     admin_id: str
     dpo: str
@@ -100,8 +102,8 @@ def change_password(w: World, rid: str) -> dict:
             "actor_id": user["id"], "fields": ["password"]}
 
 
-def _reset_tokens(w: World):
-    """A queue on identity's events for the reset tokens (what the notifier e-mails)."""
+def _reset_events(w: World):
+    """A queue on identity's reset events: ids only; the notifier fetches the token itself (issue 11)."""
     name = f"e2e-resets-{uuid.uuid4().hex[:8]}"
     connection = Connection(w.amqp_uri)
     queue = Queue(name, exchange=Exchange("identity.events", type="topic", passive=True),
@@ -113,23 +115,24 @@ def _reset_tokens(w: World):
 
 def request_password_reset(w: World, rid: str) -> dict:
     user = create_user(w.api, w.admin, "attendant")
-    connection, queue = _reset_tokens(w)
+    connection, queue = _reset_events(w)
     try:
         w.call("POST", "/v1/auth/password-reset", None, rid, 202, json={"email": user["email"]})
-        token = wait_for(lambda: _token_for(queue, user["id"]), timeout=20, interval=0.1)
+        notice_id = wait_for(lambda: _notice_for(queue, user["id"]), timeout=20, interval=0.1)
     finally:
         queue.delete()
         connection.release()
+    token = fetch_notice(w.platform, notice_id)["reset_token"]
     w.extra["reset"] = (user, token)
     return {"service": "identity", "action": "update", "resource_type": "credential", "subject_id": user["id"],
             "actor_id": None, "fields": []}
 
 
-def _token_for(queue: Queue, user_id: str) -> str | None:
+def _notice_for(queue: Queue, user_id: str) -> str | None:
     while (message := queue.get(no_ack=True)) is not None:
         body = message.body if isinstance(message.body, dict) else json.loads(message.body)
         if body["data"].get("user_id") == user_id:
-            return body["data"]["token"]
+            return body["event_id"]  # the notice's id
     return None
 
 
@@ -206,7 +209,13 @@ def create_customer(w: World, rid: str) -> dict:
 
 
 def list_customers(w: World, rid: str) -> dict:
-    w.call("GET", "/v1/customers", w.token, rid, 200, params={"email": w.customer["email"]})
+    w.call("GET", "/v1/customers", w.token, rid, 200, params={"limit": 100})
+    return {"service": "identity", "action": "list", "resource_type": "customer", "subject_id": w.customer["id"],
+            "actor_id": w.user["id"], "fields": CUSTOMER}
+
+
+def search_customers(w: World, rid: str) -> dict:
+    w.call("POST", "/v1/customers/search", w.token, rid, 200, json={"email": w.customer["email"]})
     return {"service": "identity", "action": "list", "resource_type": "customer", "subject_id": w.customer["id"],
             "actor_id": w.user["id"], "fields": CUSTOMER}
 
@@ -240,6 +249,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("GET", "/v1/users/{user_id}/photo"): get_photo,
     ("POST", "/v1/customers"): create_customer,
     ("GET", "/v1/customers"): list_customers,
+    ("POST", "/v1/customers/search"): search_customers,
     ("GET", "/v1/customers/{customer_id}"): read_customer,
     ("PATCH", "/v1/customers/{customer_id}"): update_customer,
 }
@@ -268,12 +278,13 @@ def operations(document: dict) -> dict[tuple[str, str], dict]:
 @pytest.fixture(scope="module")
 def world(platform, api) -> World:
     admin = api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
-    _, dpo_tokens = api.create_staff(admin, "dpo")
+    _, dpo_tokens = create_dpo(platform, api, admin)  # no admin may make a dpo (issue 11): the system does
     user, tokens = api.create_staff(admin, "attendant")
     customer = api.post("/v1/customers", admin, json={"full_name": "Cliente Auditado",
                                                       "email": f"auditado.{uuid.uuid4().hex[:8]}@example.com"})
     assert customer.status_code == 201, customer.text
-    return World(api=api, amqp_uri=platform.amqp_uri, admin=admin, admin_id=api.get("/v1/me", admin).json()["id"],
+    return World(api=api, amqp_uri=platform.amqp_uri, platform=platform, admin=admin,
+                 admin_id=api.get("/v1/me", admin).json()["id"],
                  dpo=dpo_tokens["access_token"], user=user, token=tokens["access_token"], customer=customer.json())
 
 

@@ -25,6 +25,7 @@ from e2e_api import (
     new_request_id,
     wait_for_audit,
 )
+from e2e_identity import create_dpo
 
 pytestmark = pytest.mark.e2e
 
@@ -39,10 +40,10 @@ def api(platform):
 
 
 @pytest.fixture(scope="module")
-def people(api):
+def people(platform, api):
     """An admin, a dpo and an attendant, each logged in once."""
     admin = api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
-    dpo_user, dpo_tokens = api.create_staff(admin, "dpo")
+    dpo_user, dpo_tokens = create_dpo(platform, api, admin)  # no admin may make a dpo (issue 11): the system does
     attendant_user, attendant_tokens = api.create_staff(admin, "attendant")
     return SimpleNamespace(
         admin=admin, admin_user=api.get("/v1/me", admin).json(),

@@ -220,8 +220,8 @@ def test_customers_are_found_by_email_or_phone_and_duplicates_refused(api, admin
     created = api.post("/v1/customers", token, json={"full_name": "Cliente Busca", "email": email, "phone": phone})
     assert created.status_code == 201, created.text
     customer = created.json()
-    by_email = api.get("/v1/customers", token, params={"email": email.upper()}).json()["items"]
-    by_phone = api.get("/v1/customers", token, params={"phone": phone}).json()["items"]
+    by_email = api.post("/v1/customers/search", token, json={"email": email.upper()}).json()["items"]
+    by_phone = api.post("/v1/customers/search", token, json={"phone": phone}).json()["items"]
     assert [c["id"] for c in by_email] == [c["id"] for c in by_phone] == [customer["id"]]
     duplicate = api.post("/v1/customers", token, json={"full_name": "Outra Pessoa", "phone": phone})
     assert problem(duplicate, 409, "conflict")["field"] == "phone"
@@ -242,7 +242,7 @@ def test_a_write_sent_again_with_its_idempotency_key_is_answered_as_the_first_ti
     again = api.post("/v1/customers", token, json=body, headers={"Idempotency-Key": f'"{key}"'})
     assert first.status_code == again.status_code == 201, (first.text, again.text)
     assert first.json() == again.json() and again.headers["Idempotency-Key"] == key
-    found = api.get("/v1/customers", token, params={"email": email}).json()["items"]
+    found = api.post("/v1/customers/search", token, json={"email": email}).json()["items"]
     assert [c["id"] for c in found] == [first.json()["id"]]
     reused = api.post("/v1/customers", token, json={**body, "full_name": "Outro Nome"},
                       headers={"Idempotency-Key": key})

@@ -19,6 +19,7 @@ import uuid
 
 import pytest
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, E2E_IDENTITY_ENV, Api, wait_for_audit
+from e2e_identity import create_dpo
 from e2e_platform import own_platform
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -69,7 +70,7 @@ class Outcomes:
 def test_exports_searches_and_writes_on_sqlite_never_stall_or_503(sqlite_platform):
     api = Api(sqlite_platform.url)
     admin = api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
-    dpo_user, dpo_tokens = api.create_staff(admin, "dpo")
+    dpo_user, dpo_tokens = create_dpo(sqlite_platform, api, admin)  # no admin may make a dpo (issue 11)
     dpo = dpo_tokens["access_token"]
     outcomes = Outcomes()
     created: list[str] = []
