@@ -74,7 +74,7 @@ audit_tree_head = sa.Table(
 )
 
 # how far the audit stream has been fed (records with seq < stream_position are on it), and the tree size
-# of the last checkpoint published (on the stream and in the checkpoint file: migration 0004)
+# of the last checkpoint published (on the stream and in the checkpoint file: migration 0005)
 audit_stream_position = sa.Table(
     "audit_stream_position",
     metadata,

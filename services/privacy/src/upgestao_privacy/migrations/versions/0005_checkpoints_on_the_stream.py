@@ -6,14 +6,14 @@ database and holds the signing key: a rewritten log re-signed with the pod's key
 A copy kept elsewhere (the stream's retention, the auditor's file) must stay a prefix of the log;
 ``audit verify --against <file>`` checks that (issue 11, finding 7).
 
-Revision ID: 0004
+Revision ID: 0005 (0004 was the former layout's copy of the kernel's request_replies: never used again)
 Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
+revision = "0005"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
