@@ -198,3 +198,21 @@ def test_new_passwords_have_the_policy_lengths():
     assert "password" in UserCreateSchema().validate({**base, "password": "short"})
     assert "password" in UserCreateSchema().validate({**base, "password": "p" * 73})
     assert UserCreateSchema().validate({**base, "password": "p" * 72}) == {}
+
+
+def test_customer_search_criteria_travel_in_a_body_never_in_the_url(doc):
+    """Issue 11, finding 8: an e-mail or a phone in a query string stays in every ingress's access log."""
+    listing = doc["paths"]["/v1/customers"]["get"]
+    assert {p["name"] for p in listing.get("parameters", []) if p.get("in") == "query"} == {"limit", "cursor"}
+    search = doc["paths"]["/v1/customers/search"]["post"]
+    body = search["requestBody"]["content"]["application/json"]["schema"]
+    properties = schema_of(doc, body["$ref"].rsplit("/", 1)[1])["properties"] if "$ref" in body else body["properties"]
+    assert {"email", "phone", "limit", "cursor"} <= set(properties)
+    assert not [p for p in search.get("parameters", []) if p.get("in") == "query"]
+    assert properties["email"]["format"] == "email" and properties["phone"]["pattern"]
+
+
+def test_own_email_change_and_role_rules_are_documented(doc):
+    assert "current_password" in schema_of(doc, "MePatch")["properties"]
+    assert schema_of(doc, "MePatch")["properties"]["current_password"].get("writeOnly") is True
+    assert schema_of(doc, "Role")["properties"]["compliance"]["type"] == "boolean"
