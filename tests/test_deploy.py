@@ -670,6 +670,13 @@ def test_every_service_has_its_broker_user_with_the_kernel_s_permissions(service
     assert f"username={grants.user}" in SECRET_TEMPLATE.read_text().replace("$svc", service)
 
 
+def test_the_broker_topology_is_the_one_generated_from_the_kernel_s_table():
+    from e2e_platform import load_script
+
+    topology = load_script("scripts/rabbitmq_topology.py", "rabbitmq_topology")
+    assert topology.main(["--check"]) == 0, "run python scripts/rabbitmq_topology.py"
+
+
 def test_the_broker_resources_are_exactly_the_services_users_and_the_unrouted_policy():
     assert len(_broker("User")) == len(SERVICES) == len(_broker("Permission"))
     (policy,) = _broker("Policy")

@@ -37,7 +37,8 @@ def topic(service: str, exchange: str):
 def test_a_service_owns_its_rpc_queue_reply_queues_consumer_queues_and_events_exchange(service):
     grants = permissions_for(service, "/")
     assert grants.user == f"upgestao.{service}"
-    own = [f"rpc-{service}", REPLY.format(service), REPLY.format("standalone_rpc_proxy"), f"{service}.on_thing",
+    assert not allows(grants.read, REPLY.format("standalone_rpc_proxy"))  # a proxy's replies are named per service
+    own = [f"rpc-{service}", REPLY.format(service), f"{service}.on_thing",
            f"{service}.on_thing.retry.1", f"{service}.on_thing.parked", f"{service}.events"]
     for name in own:
         assert allows(grants.configure, name) and allows(grants.write, name) and allows(grants.read, name), name
@@ -153,3 +154,21 @@ def test_a_publish_is_stamped_with_its_connection_user_unless_it_names_one():
 def test_every_amqp_publish_goes_through_the_stamp():
     assert getattr(amqp.Channel._basic_publish, "_upgestao_stamps_user_id", False)
     assert amqp.Channel.basic_publish is amqp.Channel._basic_publish
+
+
+def test_only_the_services_that_must_publish_straight_to_a_queue_write_on_the_default_exchange():
+    for service in SERVICES:
+        assert allows(permissions_for(service).write, "amq.default") == (service in ("gateway", "privacy")), service
+    assert allows(permissions_for("notifier", consumes=("identity",)).write, "amq.default")  # retries, parking
+
+
+def test_a_standalone_proxy_names_its_reply_queue_after_its_broker_user_s_service():
+    from nameko.standalone.rpc import ClusterRpcProxy
+    from upgestao_kernel.nameko_ext.standalone import proxy_service_name
+
+    as_gateway = {"AMQP_URI": "amqp://upgestao-test-1.gateway:pw@127.0.0.1:5672/upgestao-test-1"}
+    assert proxy_service_name(as_gateway) == "gateway"
+    assert proxy_service_name({"AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/"}) is None
+    assert ClusterRpcProxy(as_gateway)._reply_listener.container.service_name == "gateway"
+    assert ClusterRpcProxy({"AMQP_URI": "amqp://guest:guest@h/"})._reply_listener.container.service_name == \
+        "standalone_rpc_proxy"

@@ -26,9 +26,10 @@ and bounds it with :data:`UNROUTED_POLICY`.
 
 Residual, documented in ``docs/architecture.md``: configure on the shared exchanges lets a service
 delete one (a denial of service until it is declared again, never a read or a forgery); write on the
-default exchange (needed to park and retry, and for the gateway's stream sentinel) lets a service put
-a message straight into any queue by name: consumers therefore check the message's ``user_id``
-(audit ingest, reliable handlers), and an RPC request so delivered names no method.
+default exchange (:data:`DIRECT_PUBLISHERS`: to park and retry, for the gateway's stream sentinel and
+privacy's audit stream) lets that service put a message straight into any queue by name: a consumer
+must therefore judge a message by its ``user_id`` (the audit ingest does; an RPC request so delivered
+names no method and is refused).
 
 ``python -m upgestao_kernel.broker_permissions table <vhost> [service ...]`` prints the table as JSON for
 the stdlib-only platform script (``scripts/upgestao_platform.py``), which provisions it (its other
@@ -49,7 +50,6 @@ from .topology import AUDIT_EXCHANGE, UNROUTED, events_exchange_name
 
 RPC_EXCHANGE = "nameko-rpc"
 DEFAULT_EXCHANGE = "amq.default"  # the default exchange "" as RabbitMQ names it for permission checks
-STANDALONE_PROXY = "standalone_rpc_proxy"  # nameko's standalone RPC proxy's reply queues are named after it
 AUDIT_STREAM = "audit.log"  # privacy's audit stream (PRIVACY_AUDIT_STREAM_QUEUE's default)
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 NOTHING = "^$"  # the empty name only: no exchange or queue of the platform, no routing key it uses
@@ -64,6 +64,10 @@ CONSUMES: Mapping[str, tuple[str, ...]] = {"gateway": ("identity",)}
 EXTRA_QUEUES: Mapping[str, tuple[str, ...]] = {"privacy": (AUDIT_STREAM,)}
 # Who reads every audit record (binds ``audit.#``): the audit log's ingest.
 AUDIT_READER = "privacy"
+# Who publishes straight into a queue through the default exchange (write on it reaches *any* queue by
+# name): the gateway (its access stream's sentinel) and privacy (parking ingest failures, feeding the
+# audit stream); and any service that consumes events (its reliable handlers' retries and parking).
+DIRECT_PUBLISHERS = frozenset({"gateway", "privacy"})
 
 # upgestao.unrouted's bounds (a policy: an existing queue's arguments cannot change). A message lands
 # there only when no queue is bound for it (an event nobody consumes yet): kept a day for an operator
@@ -117,14 +121,15 @@ def permissions_for(service: str, vhost: str = "/", *, consumes: Sequence[str] |
     own_exchange = events_exchange_name(service)
     queues = [
         rf"rpc-{own}",  # its RPC queue
-        rf"rpc\.reply-({own}|{STANDALONE_PROXY})-{UUID}",  # its reply queues (nameko's and the standalone proxy's)
+        rf"rpc\.reply-{own}-{UUID}",  # its reply queues (its standalone proxies' too: nameko_ext.standalone)
         rf"{own}\..+",  # its consumer queues, their .retry.N and .parked, its streams, its events exchange
         *(re.escape(name) for name in EXTRA_QUEUES.get(service, ())),
     ]
     shared_declared = [RPC_EXCHANGE, AUDIT_EXCHANGE, *source_exchanges]
     configure = "^(" + _alternatives([*(re.escape(n) for n in shared_declared), *queues]) + ")$"
-    write = "^(" + _alternatives([*(re.escape(n) for n in (RPC_EXCHANGE, AUDIT_EXCHANGE, UNROUTED,
-                                                           DEFAULT_EXCHANGE)), *queues]) + ")$"
+    direct = (DEFAULT_EXCHANGE,) if service in DIRECT_PUBLISHERS or sources else ()
+    write = "^(" + _alternatives([*(re.escape(n) for n in (RPC_EXCHANGE, AUDIT_EXCHANGE, UNROUTED, *direct)),
+                                  *queues]) + ")$"
     read = "^(" + _alternatives([*(re.escape(n) for n in (RPC_EXCHANGE, AUDIT_EXCHANGE, *source_exchanges)),
                                  *queues]) + ")$"
     topics = (
