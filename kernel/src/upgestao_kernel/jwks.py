@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from .config import ConfigError
+
 MAX_KEYS = 32
+JWKS_VAR = "UPGESTAO_IDENTITY_JWKS"  # identity's public keys, pinned (every service that verifies tokens)
 
 
 class InvalidJwks(ValueError):
@@ -66,3 +71,23 @@ def parse_jwks(document: Any) -> dict[str, Ed25519PublicKey]:
             raise InvalidJwks(f"{where}: kid {kid} appears twice")
         keys[kid] = Ed25519PublicKey.from_public_bytes(raw)
     return keys
+
+
+def pinned_jwks(environ: Mapping[str, str], *, production: bool) -> dict[str, Ed25519PublicKey] | None:
+    """Identity's public keys from ``UPGESTAO_IDENTITY_JWKS`` (JSON, or a file path); ``None`` when unset
+    outside production; :class:`ConfigError` when wrong, or unset in production."""
+    raw = (environ.get(JWKS_VAR) or "").strip()
+    if not raw:
+        if production:
+            raise ConfigError(JWKS_VAR, "required in production: identity's public keys (the JWKS document "
+                              "identity.public_keys answers), pinned from a Secret")
+        return None
+    if not raw.startswith("{"):
+        try:
+            raw = Path(raw).read_text()
+        except OSError as exc:
+            raise ConfigError(JWKS_VAR, f"neither a JWKS document nor a readable file: {exc.strerror}") from None
+    try:
+        return parse_jwks(json.loads(raw))
+    except (ValueError, InvalidJwks) as exc:
+        raise ConfigError(JWKS_VAR, f"not a valid JWKS document: {exc}") from None

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from .broker_identity import broker_user, platform_prefix
 from .broker_permissions import CONSUMES, UNROUTED_POLICY, UNROUTED_POLICY_NAME, permissions_for
 from .config import env_prefix
-from .testing_tokens import test_jwks_json
+from .testing_tokens import token_jwks_json
 
 AMQP_BASE = os.environ.get("UPGESTAO_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 RABBIT_API = os.environ.get("UPGESTAO_TEST_RABBIT_API", "http://guest:guest@127.0.0.1:15672")
@@ -180,7 +180,7 @@ def service_env(monkeypatch, tmp_path, amqp_uri) -> dict[str, str]:
         "AMQP_URI": amqp_uri,
         "UPGESTAO_RETRY_DELAYS_MS": "100,200",
         # identity's keys pinned to the tests' signing key (testing_tokens.acting_as signs with it)
-        "UPGESTAO_IDENTITY_JWKS": test_jwks_json(),
+        "UPGESTAO_IDENTITY_JWKS": token_jwks_json(),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

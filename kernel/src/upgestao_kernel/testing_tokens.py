@@ -31,16 +31,16 @@ def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def test_jwks() -> dict:
+def token_jwks() -> dict:
     return {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": _b64url(_PUBLIC), "kid": TEST_KID, "alg": "EdDSA",
                       "use": "sig"}]}
 
 
-def test_jwks_json() -> str:
-    return json.dumps(test_jwks())
+def token_jwks_json() -> str:
+    return json.dumps(token_jwks())
 
 
-def test_token(actor_id: str, role: str, *, ttl_s: int = 900, session_id: str | None = None,
+def signed_token(actor_id: str, role: str, *, ttl_s: int = 900, session_id: str | None = None,
                **claims: Any) -> str:
     """An access token for ``actor_id`` with ``role``, signed with the test key."""
     now = int(time.time())
@@ -51,4 +51,4 @@ def test_token(actor_id: str, role: str, *, ttl_s: int = 900, session_id: str | 
 
 def acting_as(actor_id: str, role: str, **context: Any) -> dict:
     """Context data of a call made on behalf of ``actor_id`` (as the gateway makes it)."""
-    return {"access_token": test_token(actor_id, role), "actor_id": actor_id, "actor_role": role, **context}
+    return {"access_token": signed_token(actor_id, role), "actor_id": actor_id, "actor_role": role, **context}

@@ -56,9 +56,11 @@ def test_access_settings_defaults():
     ("GATEWAY_ACCESS_EVENTS_MAX_AGE", "0h", "such as 1h"),
     ("GATEWAY_ACCESS_EVENTS_MAX_AGE", "1h", r"at least the longest token lifetime plus 60s \(3660s\)"),
     ("GATEWAY_ACCESS_EVENTS_MAX_BYTES", "1000", "between 1000000 and"),
-    ("GATEWAY_JWT_PUBLIC_KEYS", "{not json", "not valid JSON"),
-    ("GATEWAY_JWT_PUBLIC_KEYS", '{"keys": []}', "empty"),
-    ("GATEWAY_JWT_PUBLIC_KEYS", '{"keys": [{"kty": "RSA", "kid": "a", "n": "x", "e": "AQAB"}]}', "Ed25519"),
+    ("UPGESTAO_IDENTITY_JWKS", "{not json", "not a valid JWKS document"),
+    ("UPGESTAO_IDENTITY_JWKS", '{"keys": []}', "empty"),
+    ("UPGESTAO_IDENTITY_JWKS", '{"keys": [{"kty": "RSA", "kid": "a", "n": "x", "e": "AQAB"}]}', "Ed25519"),
+    ("UPGESTAO_IDENTITY_JWKS", "/nonexistent/jwks.json", "neither a JWKS document nor a readable file"),
+    ("GATEWAY_JWT_PUBLIC_KEYS", '{"keys": []}', "renamed UPGESTAO_IDENTITY_JWKS"),
 ])
 def test_bad_access_settings_name_the_variable(variable, value, message):
     with pytest.raises(ConfigError, match=message) as raised:
@@ -74,8 +76,20 @@ def test_the_stream_keeps_at_least_the_longest_token_lifetime():
 
 def test_static_public_keys_come_from_the_environment(issuer):
     kid = issuer.new_key()
-    settings = load_access_settings({"GATEWAY_JWT_PUBLIC_KEYS": json.dumps(issuer.jwks(kid))})
+    settings = load_access_settings({"UPGESTAO_IDENTITY_JWKS": json.dumps(issuer.jwks(kid))})
     assert set(settings.static_keys) == {kid}
+
+
+def test_production_pins_identitys_keys(issuer, tmp_path):
+    """In production the keys never come from an RPC any consumer of rpc-identity could answer."""
+    with pytest.raises(ConfigError, match="required in production") as raised:
+        load_access_settings({"UPGESTAO_ENV": "production"})
+    assert raised.value.variable == "UPGESTAO_IDENTITY_JWKS"
+    kid = issuer.new_key()
+    pinned = tmp_path / "jwks.json"  # a mounted Secret: the file's path
+    pinned.write_text(json.dumps(issuer.jwks(kid)))
+    assert set(load_access_settings({"UPGESTAO_ENV": "production",
+                                     "UPGESTAO_IDENTITY_JWKS": str(pinned)}).static_keys) == {kid}
 
 
 def test_the_service_definition_validates_the_access_settings(monkeypatch):

@@ -28,9 +28,9 @@ def test_system_in_headers_is_nobody(privacy):
 def test_a_token_signed_by_another_key_is_nobody(privacy):
     import jwt
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from upgestao_kernel.testing_tokens import TEST_KID, test_token
+    from upgestao_kernel.testing_tokens import TEST_KID, signed_token
 
-    claims = jwt.decode(test_token("x", "dpo"), options={"verify_signature": False})
+    claims = jwt.decode(signed_token("x", "dpo"), options={"verify_signature": False})
     forged = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": TEST_KID})
     context = {**acting_as(privacy.DPO["actor_id"], "dpo"), "access_token": forged}
     with pytest.raises(ServiceError) as refused:

@@ -23,10 +23,8 @@ at first need and cached; only identity's broker user may consume ``rpc-identity
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -34,16 +32,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ..access_tokens import SYSTEM_ROLE as SYSTEM
 from ..access_tokens import AccessClaims, InvalidAccessToken, TokenVerifier
 from ..broker_identity import service_of_user
-from ..config import ConfigError, Settings
+from ..config import Settings
 from ..context import RequestContext
 from ..events import new_id
-from ..jwks import InvalidJwks, parse_jwks
+from ..jwks import JWKS_VAR, pinned_jwks  # noqa: F401  (JWKS_VAR: named here for readers)
 from ..logging import get_logger
 from ..public_keys import KeysUnavailable, PublicKeys
 
 log = get_logger(__name__)
 
-JWKS_VAR = "UPGESTAO_IDENTITY_JWKS"
 ACCESS_TOKEN = "access_token"
 CALLER_SERVICE = "caller_service"
 # what a sender may not say about itself: the receiving entrypoint writes it from the message
@@ -51,23 +48,8 @@ RESERVED_HEADERS = (CALLER_SERVICE,)
 
 
 def pinned_keys(settings: Settings, environ: Mapping[str, str]) -> dict[str, Ed25519PublicKey] | None:
-    """Identity's public keys from ``UPGESTAO_IDENTITY_JWKS`` (JSON, or a file path); ``None`` when unset
-    outside production; :class:`ConfigError` when wrong, or unset in production."""
-    raw = (environ.get(JWKS_VAR) or "").strip()
-    if not raw:
-        if settings.production:
-            raise ConfigError(JWKS_VAR, "required in production: identity's public keys (the JWKS document "
-                              "identity.public_keys answers), pinned from a Secret")
-        return None
-    if not raw.startswith("{"):
-        try:
-            raw = Path(raw).read_text()
-        except OSError as exc:
-            raise ConfigError(JWKS_VAR, f"neither a JWKS document nor a readable file: {exc.strerror}") from None
-    try:
-        return parse_jwks(json.loads(raw))
-    except (ValueError, InvalidJwks) as exc:
-        raise ConfigError(JWKS_VAR, f"not a valid JWKS document: {exc}") from None
+    """Identity's public keys from ``UPGESTAO_IDENTITY_JWKS`` (see :func:`pinned_jwks`)."""
+    return pinned_jwks(environ, production=settings.production)
 
 
 class Principals:

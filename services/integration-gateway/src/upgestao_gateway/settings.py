@@ -2,7 +2,8 @@
 
     GATEWAY_ACCESS_EVENTS_MAX_AGE    retention of the access-events stream (default 2h)
     GATEWAY_ACCESS_EVENTS_MAX_BYTES  size bound of that stream (default 100 MB)
-    GATEWAY_JWT_PUBLIC_KEYS          a JWKS document; when unset the keys come from identity
+    UPGESTAO_IDENTITY_JWKS           identity's public keys, pinned (a JWKS document or a file holding one;
+                                     required in production); when unset the keys come from identity
 
 and its edge (:class:`EdgeSettings`, :func:`load_edge_settings`):
 
@@ -23,7 +24,6 @@ start rather than silently ignored.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -32,15 +32,16 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from upgestao_kernel.config import ConfigError
 from upgestao_kernel.config import int_setting as _int
+from upgestao_kernel.jwks import JWKS_VAR, pinned_jwks
 from upgestao_kernel.limits import MAX_ACCESS_TOKEN_TTL_S
 
 from .domain.client_address import InvalidNetworks, Network, parse_networks
-from .domain.jwks import InvalidJwks, parse_jwks
 
 REMOVED_TOKEN_TTL_VAR = "GATEWAY_ACCESS_TOKEN_TTL_S"  # gone: the lifetime is identity's maximum
 MAX_AGE_VAR = "GATEWAY_ACCESS_EVENTS_MAX_AGE"
 MAX_BYTES_VAR = "GATEWAY_ACCESS_EVENTS_MAX_BYTES"
-PUBLIC_KEYS_VAR = "GATEWAY_JWT_PUBLIC_KEYS"
+PUBLIC_KEYS_VAR = JWKS_VAR  # UPGESTAO_IDENTITY_JWKS, read by every service that verifies tokens
+RENAMED_KEYS_VAR = "GATEWAY_JWT_PUBLIC_KEYS"
 TRUSTED_PROXIES_VAR = "GATEWAY_TRUSTED_PROXIES"
 OPS_NETWORKS_VAR = "GATEWAY_OPS_NETWORKS"
 DEFAULT_OPS_NETWORKS = "127.0.0.0/8,::1/128"
@@ -96,15 +97,12 @@ def load_access_settings(environ: Mapping[str, str] | None = None) -> AccessSett
         raise ConfigError(MAX_AGE_VAR, f"must keep at least the longest token lifetime plus {RETENTION_MARGIN_S}s "
                                        f"({REVOCATION_RETENTION_S}s), got {max_age} ({age_s}s)")
 
-    static_keys = None
-    raw_keys = environ.get(PUBLIC_KEYS_VAR)
-    if raw_keys:
-        try:
-            static_keys = parse_jwks(json.loads(raw_keys))
-        except json.JSONDecodeError:
-            raise ConfigError(PUBLIC_KEYS_VAR, "is not valid JSON (expected a JWKS document)") from None
-        except InvalidJwks as exc:
-            raise ConfigError(PUBLIC_KEYS_VAR, str(exc)) from None
+    if environ.get(RENAMED_KEYS_VAR):
+        raise ConfigError(RENAMED_KEYS_VAR, f"renamed {PUBLIC_KEYS_VAR} (one pin of identity's keys for every "
+                                            "service): set that instead")
+    # pinned (required in production: no consumer of rpc-identity can hand the gateway keys of its own),
+    # else fetched from identity.public_keys() at first need
+    static_keys = pinned_jwks(environ, production=environ.get("UPGESTAO_ENV") == "production")
     return AccessSettings(max_age, max_bytes, static_keys)
 
 
