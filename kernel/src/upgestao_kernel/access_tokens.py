@@ -103,10 +103,10 @@ class TokenVerifier:
     the claims of the last ``cache_size`` signatures it checked."""
 
     def __init__(self, key_for: Callable[[str], Ed25519PublicKey | None], cache_size: int = 10_000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] | None = None) -> None:
         self.key_for = key_for
         self.cache_size = cache_size
-        self._clock = clock
+        self._clock = clock or (lambda: time.time())
         self._verified: OrderedDict[str, tuple[str, AccessClaims]] = OrderedDict()
 
     def verify(self, token: str) -> AccessClaims:

@@ -449,11 +449,11 @@ def test_what_cannot_be_checked_now_is_503(issuer, kid, case):
 
 
 def test_a_token_is_verified_once_then_served_from_the_cache(issuer, kid, monkeypatch):
-    from upgestao_gateway.access import tokens as tokens_module
+    from upgestao_kernel import access_tokens as kernel_tokens
 
     calls = []
-    real = tokens_module.verify_access_token
-    monkeypatch.setattr(tokens_module, "verify_access_token", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = kernel_tokens.verify_access_token
+    monkeypatch.setattr(kernel_tokens, "verify_access_token", lambda *a, **k: calls.append(1) or real(*a, **k))
     auth = authenticator(issuer)
     token = issuer.token(kid, issuer.claims(sid="sess-cached"))
     for _ in range(3):
@@ -467,7 +467,7 @@ def test_a_token_is_verified_once_then_served_from_the_cache(issuer, kid, monkey
 
 
 def test_a_cached_token_still_expires_and_loses_a_withdrawn_key(issuer, kid, monkeypatch):
-    from upgestao_gateway.access import tokens as tokens_module
+    from upgestao_kernel import access_tokens as tokens_module
 
     auth = authenticator(issuer)
     token = issuer.token(kid, issuer.claims(sid="sess-short"))

@@ -18,15 +18,12 @@ cannot be had, the answer is 503.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from upgestao_kernel import access_tokens as kernel_tokens
+from upgestao_kernel.access_tokens import AccessClaims
 from werkzeug.wrappers import Request
 
 from ..domain.principal import Principal
@@ -36,70 +33,30 @@ from ..service_layer.role_permissions import PermissionsUnavailable
 from ..settings import LEEWAY_S
 from .authentication import bearer_token
 
-ISSUER = "upgestao-identity"
-AUDIENCE = "upgestao"
-ALGORITHM = "EdDSA"
-REQUIRED_CLAIMS = ("exp", "iat", "sub", "sid", "role")
+ISSUER, AUDIENCE, ALGORITHM = kernel_tokens.ISSUER, kernel_tokens.AUDIENCE, kernel_tokens.ALGORITHM
+REQUIRED_CLAIMS = kernel_tokens.REQUIRED_CLAIMS
 
 EXPIRED = "The access token has expired."
 INVALID = "The access token is invalid."
 REVOKED = "The access token has been revoked."
 
 
-@dataclass(frozen=True)
-class AccessClaims:
-    subject: str
-    session_id: str
-    role: str
-    expires_at: datetime
-    token_id: str | None = None
-
-
 def rejected(detail: str) -> Problem:
     return unauthenticated(detail, error="invalid_token")
+
+
+_DETAIL = {kernel_tokens.EXPIRED: EXPIRED, kernel_tokens.INVALID: INVALID}
 
 
 def verify_access_token(
     token: str, key_for: Callable[[str], Ed25519PublicKey | None], leeway_s: int = LEEWAY_S
 ) -> AccessClaims:
-    """The claims of a valid access token; a 401 :class:`Problem` otherwise.
-
-    ``key_for(kid)`` may raise :class:`KeysUnavailable` (answered 503 by the caller).
-    """
+    """The claims of a valid access token (the kernel's check, the one every service makes); a 401
+    :class:`Problem` otherwise. ``key_for(kid)`` may raise :class:`KeysUnavailable` (answered 503)."""
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise rejected(INVALID) from None
-    kid = header.get("kid")
-    if header.get("alg") != ALGORITHM or not isinstance(kid, str) or not kid:
-        raise rejected(INVALID)
-    key = key_for(kid)
-    if key is None:
-        raise rejected(INVALID)
-    try:
-        claims = jwt.decode(
-            token, key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER, leeway=leeway_s,
-            options={"require": list(REQUIRED_CLAIMS)},
-        )
-    except jwt.ExpiredSignatureError:
-        raise rejected(EXPIRED) from None
-    except jwt.PyJWTError:
-        raise rejected(INVALID) from None
-    subject, session_id, role = claims["sub"], claims["sid"], claims["role"]
-    if not all(isinstance(value, str) and value for value in (subject, session_id, role)):
-        raise rejected(INVALID)
-    try:
-        expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
-    except (OverflowError, OSError, ValueError):  # an exp past what a datetime holds (year 9999)
-        raise rejected(INVALID) from None
-    token_id = claims.get("jti")
-    return AccessClaims(
-        subject=subject,
-        session_id=session_id,
-        role=role,
-        expires_at=expires_at,
-        token_id=token_id if isinstance(token_id, str) else None,
-    )
+        return kernel_tokens.verify_access_token(token, key_for, leeway_s)
+    except kernel_tokens.InvalidAccessToken as exc:
+        raise rejected(_DETAIL[exc.reason]) from None
 
 
 # Why a revocation view is not current (RevocationView.stale_reason).
@@ -141,28 +98,16 @@ class JwtAuthenticator:
         self.permissions = permissions
         self.revocations = revocations
         self.caught_up_wait_s = caught_up_wait_s
-        # token -> (kid, claims) of signatures already verified: a client sends the same token for
-        # up to 15 minutes, so the Ed25519 check (a tenth of this gateway's CPU per request) runs
-        # once per token. Expiry, the signing key, revocation and permissions are checked every time.
-        self._verified: OrderedDict[str, tuple[str, AccessClaims]] = OrderedDict()
-        self.verified_cache_size = 10_000
+        # the kernel's verifier (the one every service uses) keeps the signatures it checked: a client sends
+        # the same token for its whole lifetime, so the Ed25519 check (a tenth of this gateway's CPU per
+        # request) runs once per token. Expiry, the signing key, revocation and permissions: every time.
+        self._verifier = kernel_tokens.TokenVerifier(keys.key_for)
 
     def _claims(self, token: str) -> AccessClaims:
-        hit = self._verified.get(token)
-        if hit is not None:
-            kid, claims = hit
-            if claims.expires_at.timestamp() + LEEWAY_S < time.time():
-                del self._verified[token]
-                raise rejected(EXPIRED)
-            if self.keys.key_for(kid) is not None:  # the key may have been withdrawn since
-                self._verified.move_to_end(token)
-                return claims
-            del self._verified[token]
-        claims = verify_access_token(token, self.keys.key_for)
-        self._verified[token] = (jwt.get_unverified_header(token)["kid"], claims)
-        if len(self._verified) > self.verified_cache_size:
-            self._verified.popitem(last=False)
-        return claims
+        try:
+            return self._verifier.verify(token)
+        except kernel_tokens.InvalidAccessToken as exc:
+            raise rejected(_DETAIL[exc.reason]) from None
 
     def authenticate(self, request: Request) -> Principal | None:
         token = bearer_token(request)
