@@ -756,6 +756,20 @@ class Platform:
         self.echo(f"privacy: migrated as {unquote(urlsplit(given).username or '?')!r}, runs as {role!r} "
                   "(may only append to the audit log)")
 
+    def remove_database_roles(self) -> None:
+        """Drop the runtime roles :meth:`provision_database_roles` created (a test platform's teardown;
+        ``make up`` keeps its role, as its database). Best effort: a database already gone took the grants."""
+        privacy = next((s for s in self.services if s.name == AUDIT_LOG_SERVICE), None)
+        owner = self.migration_env.get(MIGRATION_DATABASE_VAR)
+        if privacy is None or not owner:
+            return
+        for role in list(self.database_roles_created):
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run([self.python, "-m", privacy.package, "runtime-role", "--drop", "--role", role],
+                               env={**self.environment(), RUNTIME_DATABASE_VAR: owner}, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=60)
+            self.database_roles_created.remove(role)
+
     # -- lifecycle -------------------------------------------------------
     def start(self, timeout: float = 60.0) -> Platform:
         """Check (environment, broker, every service's configuration), migrate, start every process
@@ -1035,6 +1049,7 @@ class Platform:
             self._close_log(name)
         if self.env_name == "test":  # a test platform leaves no user behind (make up keeps its users)
             self.remove_broker_users()
+            self.remove_database_roles()
         self._lock.release()
         return codes
 

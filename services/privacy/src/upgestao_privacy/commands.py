@@ -8,9 +8,10 @@
         every checkpoint kept in FILE is a prefix of the log (a re-signed rewrite fails it)
     audit public-key
         print the checkpoint signing key (base64) for auditors
-    runtime-role [--role NAME]
+    runtime-role [--role NAME] [--drop]
         PostgreSQL: create the audit log's runtime login role (or renew its password) and print its URL
-        (connecting as PRIVACY_MIGRATION_DATABASE_URL, else PRIVACY_DATABASE_URL: a role with CREATEROLE)
+        (connecting as PRIVACY_MIGRATION_DATABASE_URL, else PRIVACY_DATABASE_URL: a role with CREATEROLE);
+        --drop removes it and its grants (a test platform's teardown)
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def _audit(definition, settings, keys, args) -> int:
 
 def _configure_runtime_role(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--role", help="the runtime role's name (default: <database>_runtime)")
+    parser.add_argument("--drop", action="store_true", help="drop the role (its sessions and grants first)")
 
 
 def _runtime_role(definition, settings, keys, args) -> int:
@@ -81,7 +83,13 @@ def _runtime_role(definition, settings, keys, args) -> int:
     the next ``migrate`` (with the owner's URL in ``PRIVACY_MIGRATION_DATABASE_URL``) grants it."""
     from upgestao_kernel.db import create_engine
 
-    from .adapters.database_roles import RoleError, create_runtime_role, default_runtime_role, runtime_url
+    from .adapters.database_roles import (
+        RoleError,
+        create_runtime_role,
+        default_runtime_role,
+        drop_runtime_role,
+        runtime_url,
+    )
     from .settings import migration_database_url
 
     admin_url = migration_database_url(settings.database_url)
@@ -92,6 +100,9 @@ def _runtime_role(definition, settings, keys, args) -> int:
     engine = create_engine(admin_url, pool_size=1)
     try:
         with engine.begin() as conn:
+            if args.drop:
+                drop_runtime_role(conn, role)
+                return 0
             password = create_runtime_role(conn, role)
     except RoleError as exc:
         print(f"runtime-role: {exc}", file=sys.stderr)

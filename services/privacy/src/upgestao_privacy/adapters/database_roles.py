@@ -103,6 +103,18 @@ def create_runtime_role(conn: Connection, role: str, password: str | None = None
     return password
 
 
+def drop_runtime_role(conn: Connection, role: str) -> None:
+    """Drop the runtime role (a test platform's teardown), as the owner or a role with CREATEROLE: its
+    sessions ended, its grants in this database revoked (``DROP OWNED BY``: it owns nothing else)."""
+    name = _quote(conn, role)
+    if conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}).first() is None:
+        return
+    conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :role"),
+                 {"role": role})
+    conn.exec_driver_sql(f"DROP OWNED BY {name}")
+    conn.exec_driver_sql(f"DROP ROLE {name}")
+
+
 def grant_runtime_role(conn: Connection, role: str) -> None:
     """As the owner, after the migrations: revoke everything from ``role`` on this database's
     tables and sequences, then grant :data:`RUNTIME_PRIVILEGES` (and the sequences the inserts
