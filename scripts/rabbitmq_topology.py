@@ -7,8 +7,10 @@ Topology Operator, from the kernel's permission table (nothing here is typed aga
 
 One ``User`` (credentials from the Secret ``upgestao-broker-<service>``), one ``Permission`` and a
 ``TopicPermission`` per topic permission for every service of the ``upgestao.services`` entry points,
-on the vhost ``upgestao``; and the ``Policy`` bounding ``upgestao.unrouted``
-(:mod:`upgestao_kernel.broker_permissions`). Strings are written as JSON, which is YAML.
+on the vhost ``upgestao``; what only an administrator declares (``Exchange``, ``Queue`` and ``Binding``
+of ``upgestao.unrouted``, the ``audit`` exchange: ``upgestao_kernel.topology.declare_shared``); and the
+``Policy`` bounding ``upgestao.unrouted`` (:mod:`upgestao_kernel.broker_permissions`). Strings are
+written as JSON, which is YAML.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from upgestao_kernel.broker_permissions import UNROUTED_POLICY, UNROUTED_POLICY_NAME, permission_table
 from upgestao_kernel.service_registry import service_definitions
+from upgestao_kernel.topology import AUDIT_EXCHANGE, UNROUTED
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "deploy" / "k8s" / "rabbitmq-topology.yaml"
@@ -38,8 +41,9 @@ HEADER = """\
 #     and has the vhost `upgestao` (e.g. a `Vhost` resource, or rabbitmqctl add_vhost upgestao);
 #   * each user's credentials Secret `upgestao-broker-<service>` exists (keys `username`, `password`;
 #     see secret.example.yaml), and `upgestao-secrets` holds the matching `<SERVICE>_AMQP_URI`.
-# Users get no tags: no management UI, no access to other vhosts. Only an administrator reads
-# upgestao.unrouted; the policy bounds it (message-ttl, max-length, drop-head)."""
+# Users get no tags: no management UI, no access to other vhosts. Only an administrator declares
+# upgestao.unrouted (declared here) and reads it; the policy bounds it (message-ttl, max-length,
+# drop-head). The audit exchange is declared here too: only privacy, the audit log, may configure it."""
 
 
 def _q(value: object) -> str:
@@ -68,6 +72,18 @@ def render(services: list[str]) -> str:
             documents.append(_document("TopicPermission", f"{name}-{topic.exchange.replace('.', '-')}", labels, [
                 f"  vhost: {VHOST}", *user_ref, "  permissions:", f"    exchange: {_q(topic.exchange)}",
                 f"    write: {_q(topic.write)}", f"    read: {_q(topic.read)}"]))
+    shared = {"app.kubernetes.io/part-of": "upgestao"}
+    documents.append(_document("Exchange", "upgestao-unrouted", shared, [
+        f"  vhost: {VHOST}", f"  name: {_q(UNROUTED)}", "  type: fanout", "  durable: true", "  autoDelete: false"]))
+    documents.append(_document("Queue", "upgestao-unrouted", shared, [
+        f"  vhost: {VHOST}", f"  name: {_q(UNROUTED)}", "  durable: true", "  autoDelete: false",
+        "  deletionPolicy: retain"]))
+    documents.append(_document("Binding", "upgestao-unrouted", shared, [
+        f"  vhost: {VHOST}", f"  source: {_q(UNROUTED)}", f"  destination: {_q(UNROUTED)}",
+        "  destinationType: queue", '  routingKey: ""']))
+    documents.append(_document("Exchange", "upgestao-audit", shared, [
+        f"  vhost: {VHOST}", f"  name: {_q(AUDIT_EXCHANGE)}", "  type: topic", "  durable: true", "  autoDelete: false",
+        "  arguments:", f"    alternate-exchange: {_q(UNROUTED)}"]))
     policy = UNROUTED_POLICY
     documents.append(_document("Policy", UNROUTED_POLICY_NAME, {"app.kubernetes.io/part-of": "upgestao"}, [
         f"  vhost: {VHOST}", f"  name: {UNROUTED_POLICY_NAME}", f"  pattern: {_q(policy['pattern'])}",

@@ -72,6 +72,9 @@ API_VERSIONS = {
     "Permission": BROKER_API,
     "TopicPermission": BROKER_API,
     "Policy": BROKER_API,
+    "Exchange": BROKER_API,
+    "Queue": BROKER_API,
+    "Binding": BROKER_API,
 }
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -689,6 +692,15 @@ def test_the_broker_resources_are_exactly_the_services_users_and_the_unrouted_po
     assert policy["spec"]["definition"] == UNROUTED_POLICY["definition"]
     for doc in _broker("User") + _broker("Permission") + _broker("TopicPermission") + [policy]:
         assert doc["spec"]["rabbitmqClusterReference"]["name"]
+    # what no service user may declare: the unrouted catch-all, bound, and the audit exchange
+    exchanges = {doc["spec"]["name"]: doc["spec"] for doc in _broker("Exchange")}
+    assert exchanges["upgestao.unrouted"]["type"] == "fanout"
+    assert exchanges["audit"]["arguments"] == {"alternate-exchange": "upgestao.unrouted"}
+    ((queue,),) = [[d["spec"] for d in _broker("Queue")]]
+    assert queue["name"] == "upgestao.unrouted" and queue["durable"]
+    ((binding,),) = [[d["spec"] for d in _broker("Binding")]]
+    assert (binding["source"], binding["destination"], binding["destinationType"]) == (
+        "upgestao.unrouted", "upgestao.unrouted", "queue")
 
 
 # -- optional: kustomize renders it (kubectl needs no cluster for this) --------------

@@ -172,3 +172,9 @@ def test_a_standalone_proxy_names_its_reply_queue_after_its_broker_user_s_servic
     assert ClusterRpcProxy(as_gateway)._reply_listener.container.service_name == "gateway"
     assert ClusterRpcProxy({"AMQP_URI": "amqp://guest:guest@h/"})._reply_listener.container.service_name == \
         "standalone_rpc_proxy"
+
+
+def test_only_the_audit_log_may_declare_or_delete_the_audit_exchange():
+    for service in SERVICES:
+        assert allows(permissions_for(service).configure, "audit") == (service == "privacy"), service
+        assert allows(permissions_for(service).write, "audit")  # every service publishes its records

@@ -169,6 +169,15 @@ def test_an_audit_record_claiming_identity_sent_by_the_gateway_is_parked_never_s
     assert ERROR_HEADER  # the reason travels in the parked message's header
 
 
+def test_the_gateway_cannot_delete_the_audit_exchange_and_so_unbind_the_audit_log(gateway_uri):
+    """Deleting ``audit`` would drop privacy's binding: every record after it would go unrouted."""
+    for action in (lambda channel: channel.exchange_delete(AUDIT_EXCHANGE),
+                   lambda channel: channel.exchange_delete(UNROUTED),
+                   lambda channel: channel.queue_delete(UNROUTED)):
+        refused = attempt(gateway_uri, action)
+        assert isinstance(refused, AccessRefused), refused
+
+
 def test_the_gateway_cannot_read_the_unrouted_queue(gateway_uri):
     assert queue_exists(gateway_uri, UNROUTED)
     refused = attempt(gateway_uri, lambda channel: channel.basic_consume(UNROUTED, callback=lambda m: None))

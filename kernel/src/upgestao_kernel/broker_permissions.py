@@ -6,8 +6,9 @@ expressions over exchange and queue names (RabbitMQ 3.10 semantics, checked agai
 by ``tests/security/test_broker_identities.py``):
 
 * **configure**: declare (not passively) or delete; own queues and exchanges only, plus the shared
-  exchanges a service must declare because nameko and the kernel declare before use (``nameko-rpc``,
-  ``audit``, and the events exchanges it binds from);
+  exchanges a service must declare because nameko and kombu declare before use (``nameko-rpc``, the
+  events exchanges it binds from; ``audit`` for privacy only: the provisioning declares it, and a
+  publisher declares it only where it is missing);
 * **write**: publish to an exchange; bind a queue (write on the queue); declare an exchange whose
   alternate exchange is ``upgestao.unrouted`` (write on the alternate exchange);
 * **read**: consume or purge a queue; bind from an exchange; declare an exchange with an alternate
@@ -24,8 +25,9 @@ queue of one's own to it would copy every unrouted message, reset tokens include
 it (deleting the queue). The provisioning declares it (:func:`~upgestao_kernel.topology.declare_unrouted`)
 and bounds it with :data:`UNROUTED_POLICY`.
 
-Residual, documented in ``docs/architecture.md``: configure on the shared exchanges lets a service
-delete one (a denial of service until it is declared again, never a read or a forgery); write on the
+Residual, documented in ``docs/architecture.md``: configure on ``nameko-rpc`` (and on the events
+exchanges a service consumes) lets a service delete it, dropping its bindings until the services
+reconnect (a denial of service, never a read or a forgery); write on the
 default exchange (:data:`DIRECT_PUBLISHERS`: to park and retry, for the gateway's stream sentinel and
 privacy's audit stream) lets that service put a message straight into any queue by name: a consumer
 must therefore judge a message by its ``user_id`` (the audit ingest does; an RPC request so delivered
@@ -125,7 +127,9 @@ def permissions_for(service: str, vhost: str = "/", *, consumes: Sequence[str] |
         rf"{own}\..+",  # its consumer queues, their .retry.N and .parked, its streams, its events exchange
         *(re.escape(name) for name in EXTRA_QUEUES.get(service, ())),
     ]
-    shared_declared = [RPC_EXCHANGE, AUDIT_EXCHANGE, *source_exchanges]
+    # declared before use by nameko (nameko-rpc) and by a queue's binding (kombu declares the source):
+    # the sources of its consumers, and audit for the audit log's ingest; the provisioning declares audit
+    shared_declared = [RPC_EXCHANGE, *source_exchanges, *((AUDIT_EXCHANGE,) if service == AUDIT_READER else ())]
     configure = "^(" + _alternatives([*(re.escape(n) for n in shared_declared), *queues]) + ")$"
     direct = (DEFAULT_EXCHANGE,) if service in DIRECT_PUBLISHERS or sources else ()
     write = "^(" + _alternatives([*(re.escape(n) for n in (RPC_EXCHANGE, AUDIT_EXCHANGE, UNROUTED, *direct)),
@@ -157,7 +161,7 @@ def permission_table(services: Iterable[str], vhost: str = "/") -> dict[str, Bro
 
 USAGE = """usage: python -m upgestao_kernel.broker_permissions COMMAND
   table <vhost> [service ...]  the users' permissions and the unrouted policy, JSON (default: every service)
-  declare-shared               declare upgestao.unrouted (exchange, queue) on $AMQP_URI (an administrator's)
+  declare-shared               declare upgestao.unrouted (exchange, queue) and audit on $AMQP_URI (an admin's)
   probe                        connect to $AMQP_URI: exit 0 if its vhost exists and the user may use it"""
 
 
@@ -180,13 +184,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     if command in ("declare-shared", "probe") and environ.get("AMQP_URI"):
         from kombu import Connection
 
-        from .topology import declare_unrouted
+        from .topology import declare_shared
 
         try:
             with Connection(environ["AMQP_URI"], connect_timeout=5) as conn:
                 conn.connect()
                 if command == "declare-shared":
-                    declare_unrouted(conn.default_channel)
+                    declare_shared(conn.default_channel)
         except Exception as exc:  # noqa: BLE001 - the platform script shows why, in one line
             print(f"{type(exc).__name__}: {exc}"[:300], file=sys.stderr)
             return 1

@@ -56,14 +56,14 @@ def create_vhost(name: str) -> str:
 
 
 def provision_shared(vhost: str, admin_uri: str) -> None:
-    """What only an administrator declares: ``upgestao.unrouted`` (exchange, queue) and its policy."""
+    """What only an administrator declares: ``upgestao.unrouted`` (exchange, queue) and its policy, ``audit``."""
     from kombu import Connection
 
-    from .topology import declare_unrouted
+    from .topology import declare_shared
 
     _api("PUT", f"/api/policies/{quote(vhost, safe='')}/{UNROUTED_POLICY_NAME}", json=dict(UNROUTED_POLICY))
     with Connection(admin_uri) as conn:
-        declare_unrouted(conn.default_channel)
+        declare_shared(conn.default_channel)
 
 
 _PASSWORDS: dict[str, str] = {}  # broker user -> password, for the users this process created

@@ -94,10 +94,36 @@ def declare_unrouted(channel) -> None:
     unrouted_queue(channel).declare()
 
 
+def declare_shared(channel) -> None:
+    """What the provisioning declares as an administrator: the unrouted catch-all and ``audit``, which no
+    publisher may configure (deleting ``audit`` would drop the audit log's binding: every record after
+    it would go unrouted)."""
+    declare_unrouted(channel)
+    audit_exchange()(channel).declare()
+
+
+def exchange_exists(channel, name: str) -> bool:
+    """Whether exchange ``name`` exists (a passive declare needs no permission), asked on a channel of
+    its own: the broker closes the channel that asked about a missing exchange."""
+    from amqp.exceptions import NotFound
+
+    probe = channel.connection.channel()
+    try:
+        probe.exchange_declare(name, "topic", passive=True)
+        return True
+    except NotFound:
+        return False
+    finally:
+        if getattr(probe, "is_open", False):
+            probe.close()
+
+
 def declare_publishing(channel, services: Sequence[str] = ()) -> None:
     """Declare what a publisher needs: the audit and event exchanges (their alternate exchange,
-    ``upgestao.unrouted``, is the provisioning's: :func:`declare_unrouted`)."""
-    audit_exchange()(channel).declare()
+    ``upgestao.unrouted``, is the provisioning's: :func:`declare_shared`). ``audit`` is declared only
+    where it is missing (a development broker without provisioning): a service's user may not."""
+    if not exchange_exists(channel, AUDIT_EXCHANGE):
+        audit_exchange()(channel).declare()
     for service in services:
         events_exchange(service)(channel).declare()
 
