@@ -11,6 +11,10 @@ from __future__ import annotations
 import subprocess
 
 from e2e_api import PASSWORD, Api
+from upgestao_kernel.nameko_ext.standalone import install_reply_queue_naming
+
+# a standalone proxy logged in as a service declares its replies where that service's broker user may read
+install_reply_queue_naming()
 
 
 def assign_role(platform, user_id: str, role: str) -> None:
