@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import subprocess
 
+# as in a service: every publish carries the user_id RabbitMQ checks (what identity reads the caller from),
+# and a standalone proxy's reply queue is named after its broker user's service (the only one it may read)
+import upgestao_kernel.nameko_ext  # noqa: F401
 from e2e_api import PASSWORD, Api
-from upgestao_kernel.nameko_ext.standalone import install_reply_queue_naming
-
-# a standalone proxy logged in as a service declares its replies where that service's broker user may read
-install_reply_queue_naming()
 
 
 def assign_role(platform, user_id: str, role: str) -> None:

@@ -192,9 +192,12 @@ class IdentityService(HealthRpc):
             raise validation_error([field_error("photo", "is not base64")]) from None
         if len(content) > MAX_PHOTO_BYTES:
             raise ServiceError("payload-too-large", f"A photo must not exceed {MAX_PHOTO_BYTES} bytes.", 413)
-        with self._uow() as uow:  # authorised before any pixel is looked at
-            users.may_set_photo(uow, user_id)
-        photo = users.sanitized_photo(content, self.identity.photos)  # off the hub, bounded, outside a transaction
+        # a slot first (a full pool is a 503 before anything is claimed or audited), then authorised before
+        # any pixel is looked at, then decoded off the hub outside any transaction
+        with users.photo_slot(self.identity.photos) as run:
+            with self._uow() as uow:
+                users.may_set_photo(uow, user_id)
+            photo = users.sanitized_photo(content, run)
         with self._uow() as uow:
             return users.set_photo(uow, user_id, photo)
 

@@ -171,8 +171,11 @@ def test_a_photo_is_sanitised_by_the_photo_workers_and_a_full_pool_is_a_503(fake
     me = service(ana, "attendant", photos=PhotoWorkers(1, offload=occupied))
     assert me.set_photo(ana, base64.b64encode(png()).decode())["width"] > 0
     photo = base64.b64encode(png()).decode()
+    mark = fake.mark()
     busy = fake.refused(lambda: service(ana, "attendant", photos=_full()).set_photo(ana, photo))
     assert (busy.status, busy.slug, busy.extensions) == (503, "service-busy", {"retry_after": 1})
+    # refused before any unit of work opened: a keyed request has claimed nothing its retry would trip on
+    assert fake.audit_since(mark) == [] and fake.events_since(mark) == []
     other = fake.add_user(2)
     ran.clear()
     watching = PhotoWorkers(1, offload=lambda f, *a: ran.append(f))

@@ -5,11 +5,17 @@ it would freeze every greenlet of the identity process (``GET /v1/me`` included)
 sanitiser runs in eventlet's OS thread pool (Pillow releases the GIL while it decodes), at most
 ``concurrency`` at once; an upload arriving when every slot is taken is refused at once
 (:class:`PhotosBusy`, answered 503 with ``Retry-After``) rather than queued without bound.
+
+The service takes its slot with :meth:`PhotoWorkers.reserved` before it opens any unit of work: a
+full pool is then refused before a keyed request has claimed its key (a 503 after the claim would
+leave the key "claimed", and the gateway's retry would find the outcome unknown), and the slot is
+certain once the upload is authorised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from eventlet.semaphore import Semaphore
@@ -32,11 +38,18 @@ class PhotoWorkers:
         self._slots = Semaphore(concurrency)
         self.refused = 0
 
-    def __call__(self, func: Callable[..., T], *args: Any) -> T:
+    @contextmanager
+    def reserved(self) -> Iterator[Callable[..., Any]]:
+        """A slot, or :class:`PhotosBusy` at once; yields the offload that runs in it."""
         if not self._slots.acquire(blocking=False):
             self.refused += 1
             raise PhotosBusy(f"{self.concurrency} photos being decoded already")
         try:
-            return self._offload(func, *args)
+            yield self._offload
         finally:
             self._slots.release()
+
+    def __call__(self, func: Callable[..., T], *args: Any) -> T:
+        """``func(*args)`` in a slot of its own (taken and given back around the call)."""
+        with self.reserved() as run:
+            return run(func, *args)

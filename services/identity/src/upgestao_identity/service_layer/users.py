@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
 from upgestao_kernel.errors import ServiceError, conflict, field_error, not_found, validation_error
 from upgestao_kernel.events import new_id
 
-from ..adapters.photo_pool import PhotosBusy
+from ..adapters.photo_pool import PhotosBusy, PhotoWorkers
 from ..adapters.ports import IdentityUnitOfWork, NoticeRecord, UserRecord
 from ..domain.datamap import USER_PROFILE_FIELDS
 from ..domain.duties import check_role_assignment
@@ -237,14 +238,28 @@ def may_set_photo(uow: IdentityUnitOfWork, user_id: str) -> None:
         raise not_found("user")
 
 
+@contextmanager
+def photo_slot(workers: PhotoWorkers) -> Iterator[Callable[..., SanitizedPhoto]]:
+    """A slot of the photo workers for one upload, or 503 ``service-busy`` with ``retry_after`` at once."""
+    try:
+        with workers.reserved() as run:
+            yield run
+    except PhotosBusy:
+        raise photos_busy() from None
+
+
+def photos_busy() -> ServiceError:
+    return ServiceError("service-busy", "Too many photos being processed at once; try again in a moment.",
+                        503, {"retry_after": 1})
+
+
 def sanitized_photo(content: bytes, run: Callable[..., SanitizedPhoto] | None = None) -> SanitizedPhoto:
     """``content`` checked and re-encoded by the sanitiser, through ``run`` (the photo workers: off the
     hub, bounded); a refusal is 422 (413 for size) naming ``photo``, a full pool 503 with ``retry_after``."""
     try:
         return run(sanitize_photo, content) if run is not None else sanitize_photo(content)
     except PhotosBusy:
-        raise ServiceError("service-busy", "Too many photos being processed at once; try again in a moment.",
-                           503, {"retry_after": 1}) from None
+        raise photos_busy() from None
     except PhotoRejected as exc:
         status = 413 if "large" in str(exc).lower() else 422
         slug = "payload-too-large" if status == 413 else "validation-error"
