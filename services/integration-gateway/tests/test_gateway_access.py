@@ -32,7 +32,15 @@ from upgestao_kernel.events import SYSTEM_ACTOR, EventEnvelope, new_id, utcnow
 from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc
 from upgestao_kernel.schema import outbox
-from upgestao_kernel.testing import _api, create_database, create_vhost, delete_vhost, drop_database, wait_for
+from upgestao_kernel.testing import (
+    _api,
+    create_database,
+    create_vhost,
+    delete_vhost,
+    drop_database,
+    service_amqp_uri,
+    wait_for,
+)
 
 ANY_OBJECT = {"type": "object"}
 ROLES = {
@@ -198,13 +206,15 @@ class AccessPlatform:
         payload = self.issuer.claims(role=role, **claims)
         return self.issuer.token(self.kid, payload), payload
 
-    def publish(self, event_type: str, data: dict) -> None:
-        """Publish as identity's relay does; returns once the broker has confirmed it."""
+    def publish(self, event_type: str, data: dict, as_service: str | None = "identity") -> None:
+        """Publish as identity's relay does (as identity's broker user; ``as_service=None``: as the
+        administrator, whom nobody's service is); returns once the broker has confirmed it."""
+        uri = service_amqp_uri(self.amqp_uri, as_service) if as_service else self.amqp_uri
         envelope = EventEnvelope(
             event_id=new_id(), stream_id=f"test-{uuid.uuid4().hex[:8]}", version=1, type=event_type,
             occurred_at=utcnow(), actor=SYSTEM_ACTOR, correlation_id=None, causation_id=None, data=data,
         )
-        with Connection(self.amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        with Connection(uri, transport_options={"confirm_publish": True}) as connection:
             producer = Producer(connection.default_channel, serializer="json")
             producer.publish(envelope.to_message(), exchange="identity.events", routing_key=event_type,
                              delivery_mode=2, mandatory=True, retry=False)
@@ -407,6 +417,26 @@ def test_a_role_permissions_change_is_applied(platform, gateway):
     IDENTITY.roles[role] = []
     platform.publish("identity.role_permissions_changed.v1", {"role": role})
     wait_for(lambda: gateway.get("/test/me", token).status_code == 403, timeout=5)
+
+
+def test_an_access_event_not_sent_by_identity_is_ignored(platform, gateway):
+    """Only identity's broker user writes identity.events; a permission change or a revocation reaching
+    the stream from anyone else (here the administrator's user, whom nobody's service is) changes nothing."""
+    role = f"forged-{uuid.uuid4().hex[:6]}"
+    forged_role, _ = platform.token(role)
+    token, claims = platform.token()
+    marker, marker_claims = platform.token()
+    assert_problem(gateway.get("/test/me", forged_role), 403, "forbidden")  # no permissions, now cached
+    assert gateway.get("/test/me", token).status_code == 200
+    IDENTITY.roles[role] = ["profile.read"]
+    platform.publish("identity.role_permissions_changed.v1", {"role": role}, as_service=None)
+    platform.publish("identity.session_revoked.v1", {"session_id": claims["sid"], "user_id": "user-1",
+                                                     "reason": "logout"}, as_service=None)
+    # identity's own revocation after the forged events: once it is applied, they were read (and ignored)
+    platform.revoke(marker_claims["sid"])
+    wait_for(lambda: gateway.get("/test/me", marker).status_code == 401, timeout=5)
+    assert gateway.get("/test/me", token).status_code == 200  # the forged revocation changed nothing
+    assert_problem(gateway.get("/test/me", forged_role), 403, "forbidden")  # nor the forged permission change
 
 
 # -- revocations ---------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import eventlet
 from amqp.exceptions import PreconditionFailed
 from eventlet.event import Event
 from kombu import Connection, Queue, binding
+from upgestao_kernel.broker_identity import service_of_user
 from upgestao_kernel.consumers.stream import StreamConsumer
 from upgestao_kernel.logging import get_logger
 from upgestao_kernel.topology import declare_publishing, events_exchange
@@ -42,6 +43,7 @@ from upgestao_kernel.topology import declare_publishing, events_exchange
 from ..settings import AccessSettings
 
 log = get_logger(__name__)
+SOURCE = "identity"  # the only service whose events this stream carries
 
 QUEUE = "gateway.access-events"
 SESSION_REVOKED = "identity.session_revoked.v1"
@@ -53,7 +55,7 @@ SEGMENT_BYTES = 8_000_000
 
 
 def access_events_queue(settings: AccessSettings) -> Queue:
-    exchange = events_exchange("identity")
+    exchange = events_exchange(SOURCE)
     return Queue(
         QUEUE,
         bindings=[binding(exchange, routing_key=event_type) for event_type in EVENT_TYPES],
@@ -162,6 +164,10 @@ class AccessEventsStream(StreamConsumer):
         )
         channel.close()
 
+    # the sender is checked (the message's broker-verified user_id), unless every process of this platform
+    # shares one broker user (UPGESTAO_BROKER_SHARED_USER, never in production)
+    check_sender = True
+
     def handle(self, message: amqp.Message) -> None:
         raw = message.body.decode("utf-8") if isinstance(message.body, bytes) else message.body
         body = json.loads(raw)
@@ -170,5 +176,9 @@ class AccessEventsStream(StreamConsumer):
         if body.get("type") == SENTINEL:
             if body.get("nonce") == self._nonce:
                 self._mark_current()
+        elif self.check_sender and service_of_user((message.properties or {}).get("user_id")) != SOURCE:
+            # only identity's broker user may write identity.events; anyone else who reached the stream
+            # (the default exchange takes a queue's name) could forge a revocation, or a role's permissions
+            log.warning("access.event_refused", reason="not sent by identity", event_type=str(body.get("type"))[:80])
         else:
             self._handle(body)

@@ -22,12 +22,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.standalone.rpc import ClusterRpcProxy
+from upgestao_kernel.broker_permissions import shares_one_user
 from upgestao_kernel.config import load_settings
 from upgestao_kernel.context import system_context
 from upgestao_kernel.nameko_ext import Database
@@ -107,6 +109,7 @@ class AccessControl(SharedExtension):
                                                max_age_s=declaration.permissions_max_age_s)
             self.revocations = RevocationList(settings.revocation_retention_s)
             self.stream = AccessEventsStream(config["AMQP_URI"], settings, self.handle_event)
+            self.stream.check_sender = not shares_one_user(os.environ.get("UPGESTAO_ENV", "local"))
             self.authenticator = JwtAuthenticator(self.keys, self.permissions, self, declaration.caught_up_wait_s)
         return self.authenticator
 
