@@ -13,7 +13,7 @@ from upgestao_kernel.db import create_engine
 from upgestao_kernel.parking import list_parked, replay_parked
 from upgestao_kernel.relay import OutboxRelay, drain
 from upgestao_kernel.schema import outbox
-from upgestao_kernel.testing import wait_for
+from upgestao_kernel.testing import service_amqp_uri, wait_for
 from upgestao_kernel.testing_tokens import acting_as
 from upgestao_kernel.topology import events_exchange
 
@@ -32,7 +32,7 @@ def platform(run_service, database_factory, amqp_uri):
     _create_tables(ledger_url)
     tally = run_service(TallyService, _create_tables)
     ledger = run_service(LedgerService, None, database_url=ledger_url)
-    relay = OutboxRelay(create_engine(ledger_url), amqp_uri, services=["ledger"])
+    relay = OutboxRelay(create_engine(ledger_url), service_amqp_uri(amqp_uri, "ledger"), services=["ledger"])
     yield ledger, tally, relay, ledger_url
     relay.close()
 
@@ -80,6 +80,23 @@ def test_malformed_message_is_parked_not_lost(platform, amqp_uri):
     assert parked[0].message_id == "bad-1" and parked[0].error.startswith("KeyError")
 
 
+def test_an_event_another_service_sent_is_parked_never_handled(platform, amqp_uri):
+    """Only ledger's broker user writes ledger.events; an event that reached tally's queue from another
+    service's user (the default exchange takes a queue's name) is parked with a fixed reason."""
+    ledger, tally, relay, _ = platform
+    envelope = {"event_id": "00000000-0000-4000-8000-0000000000e1", "stream_id": "acc-x", "version": 1,
+                "type": "ledger.account_opened.v1", "occurred_at": "2026-01-01T00:00:00+00:00",
+                "actor": {"id": "system", "role": "system"}, "correlation_id": None, "causation_id": None,
+                "data": {"account_id": "acc-x"}}
+    with Connection(service_amqp_uri(amqp_uri, "gateway")) as conn:
+        conn.Producer().publish(envelope, exchange="", routing_key="tally.on_ledger_event", message_id="forged-1",
+                                serializer="json")
+    parked = wait_for(lambda: list_parked(amqp_uri, "tally.on_ledger_event"))
+    assert parked[0].message_id == "forged-1"
+    assert parked[0].error == "NotTheSource: the event was not sent by its source service's broker user"
+    assert tally.handled() == []
+
+
 def test_request_context_travels_from_rpc_to_event_and_audit(run_service, database_factory, amqp_uri):
     from nameko.standalone.rpc import ServiceRpcProxy
 
@@ -98,7 +115,7 @@ def test_request_context_travels_from_rpc_to_event_and_audit(run_service, databa
         assert row.headers["nameko.request_id"] == "req-ctx-0001"
         if row.exchange == "audit":
             assert (row.body["actor_id"], row.body["actor_role"], row.body["source_ip"]) == (
-                "staff-7", "supervisor", "192.0.2.10")
+                "staff-7", "supervisor", "192.0.2.0/24")  # the client's network, never its address
         else:
             assert row.body["actor"] == {"id": "staff-7", "role": "supervisor"}
             assert row.body["correlation_id"] == "req-ctx-0001"

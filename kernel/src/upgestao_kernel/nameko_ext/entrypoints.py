@@ -27,6 +27,7 @@ from kombu.pools import producers
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer
 
+from ..broker_permissions import shares_one_user
 from ..config import load_settings
 from ..events import EventEnvelope
 from ..logging import get_logger
@@ -38,9 +39,15 @@ from ..topology import (
     parking_queue_name,
     retry_queue_name,
 )
-from .principals import stamp_caller
+from .principals import caller_service, stamp_caller
 
 log = get_logger(__name__)
+
+
+class NotTheSource(Exception):
+    """An event whose ``user_id`` is not the broker user of the service whose events the handler takes."""
+
+    park_reason = "the event was not sent by its source service's broker user"
 
 
 class ReliableEventHandler(Consumer):
@@ -58,6 +65,9 @@ class ReliableEventHandler(Consumer):
 
     def setup(self) -> None:
         settings = load_settings(self.container.service_name)
+        # unless every process shares one broker user (never in production): then a sender cannot be told
+        self.check_sender = not shares_one_user(settings.env)
+        self.service = self.container.service_name
         self.retry_delays_ms = settings.retry_delays_ms
         self.max_attempts = settings.max_attempts
         self.amqp_uri = self.container.config["AMQP_URI"]
@@ -68,6 +78,14 @@ class ReliableEventHandler(Consumer):
         super().setup()
 
     def handle_message(self, body, message) -> None:
+        sender = caller_service(message)
+        if self.check_sender and sender is not None and sender not in (self.source_service, self.service):
+            # only the source's broker user writes its events exchange, and only this service moves its own
+            # messages (retries, a replay by its CLI); another service that reached this queue (the default
+            # exchange takes a queue's name) is parked, never handled. An operator's own user is nobody's
+            # service: trusted like the administrator it is.
+            self._reroute(message, NotTheSource(), final=True)
+            return
         try:
             envelope = EventEnvelope.from_message(body)
         except (KeyError, TypeError, ValueError) as exc:

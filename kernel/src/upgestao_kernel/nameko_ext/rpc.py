@@ -42,6 +42,7 @@ import inspect
 import logging
 from collections.abc import Mapping
 
+from amqp.exceptions import ChannelError as AMQPChannelError
 from amqp.exceptions import ConnectionError as AMQPConnectionError
 from kombu.exceptions import OperationalError as KombuOperationalError
 from nameko.amqp.publish import Publisher
@@ -176,6 +177,11 @@ class TransientRpcConsumer(RpcConsumer):
         )
         try:
             result, exc_info = responder.send_response(result, exc_info)
+        except AMQPChannelError as exc:
+            # The broker refused the reply (a reply_to this service's user may not publish to): the
+            # caller's mistake or an attack, not a reason to die. The request ran; it is acknowledged.
+            log.warning("rpc.reply_refused", method=message.delivery_info.get("routing_key"),
+                        correlation_id=message.properties.get("correlation_id"), error=type(exc).__name__)
         except REPLY_LOST as exc:
             # The broker went away under the reply (a restart): nameko would let this kill the whole
             # service. The request stays unacknowledged, so the broker delivers it again, and it is
