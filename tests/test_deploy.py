@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 from upgestao_kernel.config import env_prefix, load_settings
+from upgestao_kernel.jwks import pinned_jwks
 from upgestao_kernel.service_registry import service_definitions, service_package
+from upgestao_kernel.testing_tokens import token_jwks_json
 from upgestao_kernel.vault import generate_key, load_keys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +58,12 @@ SHARED_SECRETS = ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY")
 BROKER_VHOST = "upgestao"
 BROKER_API = "rabbitmq.com/v1beta1"
 # services' own keys: identity signs access tokens, privacy signs audit checkpoints
-SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS", "PRIVACY_AUDIT_SIGNING_KEY", "PRIVACY_MIGRATION_DATABASE_URL"}
+SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS", "PRIVACY_AUDIT_SIGNING_KEY", "PRIVACY_MIGRATION_DATABASE_URL",
+                   "UPGESTAO_IDENTITY_JWKS"}
+# issue 11, finding 9: the vault's keys reach only the containers that open personal data
+VAULT_KEY_HOLDERS = {"identity/identity"}
+# the jobs template runs any service's command (identity's rotate-master-key among them): it may carry them
+VAULT_KEY_JOBS = True
 API_VERSIONS = {
     "Namespace": "v1",
     "ServiceAccount": "v1",
@@ -326,6 +333,8 @@ def test_containers_run_the_right_package_and_command(service):
 
 
 def _fake_secret(key: str) -> str:
+    if key == "UPGESTAO_IDENTITY_JWKS":
+        return token_jwks_json()
     if key in ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "IDENTITY_JWT_SIGNING_KEYS",
                "PRIVACY_AUDIT_SIGNING_KEY"):
         return generate_key()
@@ -346,8 +355,15 @@ def test_every_container_gets_the_production_configuration(name):
         env = resolved_env(container)
         where = f"{workload['metadata']['name']}/{container['name']}"
         assert env.get("UPGESTAO_ENV") == ("configmap", "production"), where
-        for var in (*SHARED_SECRETS, own_db):
-            assert env.get(var, ("missing",))[0] == "secret", f"{where}: {var} must come from {SECRET}"
+        assert env.get(own_db, ("missing",))[0] == "secret", f"{where}: {own_db} must come from {SECRET}"
+        holds_vault_keys = where in VAULT_KEY_HOLDERS or (workload["kind"] == "Job" and VAULT_KEY_JOBS)
+        for var in SHARED_SECRETS:
+            if holds_vault_keys:
+                assert env.get(var, ("missing",))[0] == "secret", f"{where}: {var} must come from {SECRET}"
+            else:
+                assert var not in env, f"{where}: {var} must not reach a container that opens no personal data"
+        if container["name"] == service:  # the service itself verifies access tokens: keys pinned
+            assert env.get("UPGESTAO_IDENTITY_JWKS") == ("secret", "UPGESTAO_IDENTITY_JWKS"), where
         assert env.get("AMQP_URI") == ("secret", own_amqp), f"{where}: AMQP_URI must be its own key {own_amqp}"
         assert not others_db & env.keys(), f"{where}: another service's database URL"
         for var, (source, value) in env.items():
@@ -359,7 +375,10 @@ def test_every_container_gets_the_production_configuration(name):
         settings = load_settings(service, environ)
         assert settings.production
         assert settings.database_url.startswith("postgresql+psycopg2://")
-        load_keys(settings, environ)
+        if holds_vault_keys:
+            load_keys(settings, environ)
+        if container["name"] == service:
+            assert pinned_jwks(environ, production=True)
         if service == "identity" and container["name"] == "identity":  # the service itself signs tokens
             from upgestao_identity.adapters.tokens import load_signing_keys
             from upgestao_identity.settings import load_identity_settings

@@ -1,4 +1,5 @@
-"""Commands of the identity service only: ``python -m upgestao_identity create-admin`` and ``assign-role``.
+"""Commands of the identity service only: ``python -m upgestao_identity create-admin``, ``assign-role`` and
+``public-keys`` (the JWKS to pin in ``UPGESTAO_IDENTITY_JWKS``).
 
 ``assign-role`` is how the first holder of a compliance role (dpo) gets it: through the API a compliance
 role is given only by a holder of one (separation of duties), so the first one is the operator's act,
@@ -89,7 +90,20 @@ def _assign_role(definition, settings, keys, args) -> int:
     return 0
 
 
+def _public_keys(definition, settings, keys, args) -> int:
+    """Print the JWKS of identity's signing keys (their public halves): the value of UPGESTAO_IDENTITY_JWKS,
+    the pin every service and the gateway verify access tokens with."""
+    import json
+
+    from .adapters.tokens import TokenIssuer, load_signing_keys
+
+    print(json.dumps(TokenIssuer(load_signing_keys(settings, os.environ), 0).jwks(), separators=(",", ":")))
+    return 0
+
+
 COMMANDS = {
+    "public-keys": ServiceCommand("print identity's public keys (JWKS) for UPGESTAO_IDENTITY_JWKS",
+                                  lambda parser: None, _public_keys),
     "assign-role": ServiceCommand("give a staff user a role as the system (the first dpo, say)",
                                   _configure_assign_role, _assign_role),
     "create-admin": ServiceCommand("create an admin account (the first one, or another)",
