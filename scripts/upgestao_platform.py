@@ -75,6 +75,7 @@ AUDIT_LOG_SERVICE = "privacy"
 RUNTIME_DATABASE_VAR = "PRIVACY_DATABASE_URL"
 MIGRATION_DATABASE_VAR = "PRIVACY_MIGRATION_DATABASE_URL"
 BROKER_USERS_FILE = "broker-users.json"
+CONFIG_ERROR_EXIT = 2  # upgestao_kernel.cli: a process stopped by its configuration (never restarted)
 SHARED_USER_ENV = "UPGESTAO_BROKER_SHARED_USER"  # upgestao_kernel.broker_permissions.SHARED_USER_ENV
 
 
@@ -975,6 +976,14 @@ class Platform:
             backoff = self._backoff.setdefault(name, ChildBackoff(self.restart_policy))
             delay = backoff.died(now, self._up_since.get(name, now))
             how = describe_returncode(rc)
+            if rc == CONFIG_ERROR_EXIT:  # its configuration stopped it: a restart cannot help, say why now
+                self._given_up.add(name)
+                self._log_line(name, f"died ({how}): a configuration error, not restarted")
+                message = (f"{name} stopped on a configuration error: not restarted\n"
+                           f"{_indent(tail(self.log_path(name), 5))}")
+                events.append(SupervisorEvent("gave_up", name, message, returncode=rc, restart=backoff.restarts,
+                                              at=now))
+                continue
             if delay is None:
                 self._given_up.add(name)
                 policy = self.restart_policy

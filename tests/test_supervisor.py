@@ -139,6 +139,23 @@ def test_a_crash_loop_gives_up_showing_the_childs_last_error_lines(bare_platform
     assert platform.supervise() == [] and platform.children["notifier"].poll() == 3
 
 
+CONFIG_FAILER = [sys.executable, "-c", "import sys; print('upgestao-identity: configuration error: "
+                  "UPGESTAO_IDENTITY_JWKS: not a valid JWKS document', file=sys.stderr); sys.exit(2)"]
+
+
+def test_a_configuration_error_stops_at_once_with_the_childs_own_words(bare_platform):
+    """Issue 11: a child stopped by its configuration (exit 2) is never restarted: the platform gives up at
+    the first death, showing the child's own error, instead of restarting it while the user waits."""
+    platform = bare_platform
+    platform._spawn("identity", CONFIG_FAILER)
+    events = supervise_until(platform, lambda es: any(e.kind == "gave_up" for e in es), timeout=5)
+    assert [e.kind for e in events] == ["gave_up"]
+    assert events[0].returncode == 2 and "configuration error: not restarted" in events[0].message
+    assert "UPGESTAO_IDENTITY_JWKS: not a valid JWKS document" in events[0].message
+    time.sleep(0.5)
+    assert platform.supervise() == [] and platform.children["identity"].poll() == 2  # never started again
+
+
 def test_stop_cancels_pending_restarts(bare_platform):
     platform = bare_platform
     platform._spawn("messaging", SLEEPER)

@@ -26,6 +26,8 @@ from .logging import configure_logging, get_logger
 from .projections import Projection
 
 log = get_logger(__name__)
+# the exit status of a process stopped by its configuration: restarting it cannot help (platformctl stops)
+CONFIG_ERROR_EXIT = 2
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,13 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
             tuple(keys)  # a service that keeps personal data checks its keys before it starts
         nameko_config = {**settings.nameko_config(), **definition.nameko_config(settings)}
         if args.command in ("run", "check-config"):
+            from .jwks import pinned_jwks
+
+            pinned_jwks(os.environ, production=settings.production)  # who verifies tokens checks its pin first
             definition.check_config(settings)
     except ConfigError as exc:
         print(f"upgestao-{definition.name}: {exc}", file=sys.stderr)
-        return 2
+        return CONFIG_ERROR_EXIT
 
     command = args.command.replace("-", "_")
     if command == "run":
@@ -151,7 +156,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
             return definition.commands[args.command].run(definition, settings, keys, args)
         except ConfigError as exc:
             print(f"upgestao-{definition.name}: {exc}", file=sys.stderr)
-            return 2
+            return CONFIG_ERROR_EXIT
     return COMMANDS[command](definition, settings, keys, args)
 
 
@@ -163,7 +168,11 @@ def _run(definition: ServiceDefinition, settings: Settings, nameko_config: dict)
 
         green_postgres()
     # nameko configures stdlib logging only when told to; ours is already JSON.
-    run([definition.load_class()], nameko_config)
+    try:
+        run([definition.load_class()], nameko_config)
+    except ConfigError as exc:  # found while the container set up: exit 2, the status a supervisor never retries
+        print(f"upgestao-{definition.name}: {exc}", file=sys.stderr)
+        return CONFIG_ERROR_EXIT
     return 0
 
 
