@@ -1,5 +1,9 @@
 """Fixtures of the identity service tests: the service on real RabbitMQ and PostgreSQL,
-and RPC callers acting as a given user (context data as the gateway sends it)."""
+and RPC callers acting as a given user (context data as the gateway sends it).
+
+Identity re-reads the actor of every call (their role and status now, not as the token says), so
+the harness's admin is a real user: the first admin of the environment, created by the service's
+own start-up task from the ``UPGESTAO_ADMIN_*`` settings, as in any deployment."""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ import functools
 from datetime import date
 
 import eventlet
+import jwt
 import pytest
 import sqlalchemy as sa
 from upgestao_kernel.testing import wait_for
 from upgestao_kernel.testing_tokens import acting_as
 
-ADMIN_CONTEXT = {"actor_id": "00000000-0000-4000-8000-000000000001", "actor_role": "admin"}
 PASSWORD = "correct horse battery staple"
+ADMIN_EMAIL = "first.admin@example.com.br"
 
 
 def adult_birth_date(years: int = 30) -> str:
@@ -34,8 +39,16 @@ def user_data(n: int = 1, role: str = "attendant", **over) -> dict:
     return data
 
 
+def harness_admin_env() -> dict[str, str]:
+    """The first admin every harness starts with (a test that sets any ``UPGESTAO_ADMIN_*`` has its own)."""
+    return {"UPGESTAO_ADMIN_EMAIL": ADMIN_EMAIL, "UPGESTAO_ADMIN_PASSWORD": PASSWORD,
+            "UPGESTAO_ADMIN_BIRTH_DATE": adult_birth_date(40), "UPGESTAO_ADMIN_NAME": "Ada Admin"}
+
+
 class IdentityHarness:
-    admin_id = ADMIN_CONTEXT["actor_id"]  # the actor of ``admin()`` (not a user of the database)
+    # the actor of ``admin()``: the first admin of the database (known once the start-up tasks ended)
+    admin_id: str | None = None
+    admin_email = ADMIN_EMAIL
     password = PASSWORD  # every user made by ``user_data``/``add_user`` has it unless told otherwise
     user_data = staticmethod(user_data)
     adult_birth_date = staticmethod(adult_birth_date)
@@ -48,11 +61,16 @@ class IdentityHarness:
         self._proxies: list = []
 
     def caller(self, actor_id: str | None = None, role: str | None = None, source_ip: str = "203.0.113.7",
-               request_id: str | None = None):
+               request_id: str | None = None, access_token: str | None = None):
+        """An RPC client acting as ``actor_id`` with ``role`` (a token signed with the tests' key), or
+        presenting ``access_token`` (one identity issued at a login), or anonymous."""
         from nameko.standalone.rpc import ServiceRpcProxy
 
         context = {"source_ip": source_ip}
-        if actor_id:  # as the gateway calls: the access token is the proof of who asks
+        if access_token:  # as the gateway calls with a user's own token: actor and role ride along
+            claims = jwt.decode(access_token, options={"verify_signature": False})
+            context.update(access_token=access_token, actor_id=claims["sub"], actor_role=claims["role"])
+        elif actor_id:  # as the gateway calls: the access token is the proof of who asks
             context.update(acting_as(actor_id, role))
         if request_id:
             context["request_id"] = request_id
@@ -61,11 +79,31 @@ class IdentityHarness:
         return ctx.start()
 
     def admin(self, request_id: str | None = None):
-        return self.caller(ADMIN_CONTEXT["actor_id"], "admin", request_id=request_id)
+        assert self.admin_id, "no admin yet: start the harness with ready=True and an admin"
+        return self.caller(self.admin_id, "admin", request_id=request_id)
 
     def add_user(self, n: int = 1, role: str = "attendant", **over) -> dict:
         """A user created by the admin (the representation ``create_user`` returns)."""
         return self.admin().create_user(user_data(n, role, **over))
+
+    def assign_role(self, user_id: str, role: str) -> dict:
+        """Give ``user_id`` the ``role`` as the system: what identity's ``assign-role`` command does (the only
+        way to a first dpo: an admin cannot give a compliance role)."""
+        import os
+
+        from upgestao_identity.adapters.sql_repositories import with_sql_repositories
+        from upgestao_identity.definition import DEFINITION
+        from upgestao_identity.service_layer import users
+        from upgestao_kernel.cli import LazyKeys, system_units_of_work
+        from upgestao_kernel.config import load_settings
+
+        settings = load_settings("identity", {**os.environ, "IDENTITY_DATABASE_URL": self.database_url})
+        make_uow, engine = system_units_of_work(DEFINITION, settings, LazyKeys(settings))
+        try:
+            with with_sql_repositories(make_uow()) as uow:
+                return users.assign_role(uow, user_id, role)
+        finally:
+            engine.dispose()
 
     # -- direct reads of the service's database ------------------------------------
 
@@ -112,13 +150,17 @@ class IdentityHarness:
         return self.as_service("notifier").notice(bodies[-1]["event_id"])["reset_token"]
 
     def wait_bootstrap(self, timeout: float = 15.0) -> None:
-        """Wait until this container's start-up tasks (built-in roles, first admin) have finished."""
+        """Wait until this container's start-up tasks (built-in roles, first admin) have finished;
+        ``admin_id`` is then the first admin of the database (``None`` if there is none)."""
         from upgestao_identity.entrypoints.dependencies import Identity
 
         provider = next(d for d in self.container.dependencies if isinstance(d, Identity))
         wait_for(lambda: provider._bootstrap is not None, timeout)
         with eventlet.Timeout(timeout):
             provider._bootstrap.wait()
+        first = self.rows("SELECT id FROM users WHERE role = 'admin' AND status = 'active' "
+                          "ORDER BY created_at, id LIMIT 1")
+        self.admin_id = first[0].id if first else None
 
     def close(self) -> None:
         for ctx in self._proxies:
@@ -130,7 +172,8 @@ class IdentityHarness:
 def start_identity(database_factory, service_env, monkeypatch):
     """``start(env=None, database_url=None, ready=True) -> IdentityHarness``: an identity container
     (bcrypt cost 4) started after ``env`` is set, on a fresh migrated database unless ``database_url``
-    names one; with ``ready``, returns once the built-in roles are defined."""
+    names one; the first admin is the harness's (``harness_admin_env``) unless ``env`` names another.
+    With ``ready``, returns once the start-up tasks ended (built-in roles and first admin in place)."""
     from kombu.mixins import ConsumerMixin
     from nameko.containers import ServiceContainer
     from nameko.messaging import QueueConsumer
@@ -145,7 +188,10 @@ def start_identity(database_factory, service_env, monkeypatch):
     def start(env: dict[str, str] | None = None, database_url: str | None = None,
               ready: bool = True) -> IdentityHarness:
         monkeypatch.setenv("IDENTITY_BCRYPT_COST", "4")
-        for key, value in (env or {}).items():
+        env = dict(env or {})
+        if not any(key.startswith("UPGESTAO_ADMIN_") for key in env):
+            env.update(harness_admin_env())
+        for key, value in env.items():
             monkeypatch.setenv(key, value)
         url = database_url
         if url is None:
@@ -158,8 +204,8 @@ def start_identity(database_factory, service_env, monkeypatch):
         harness = IdentityHarness(config, url, container)
         started.append((container, harness))
         if ready:
-            with harness.engine.connect() as conn:
-                wait_for(lambda: conn.execute(sa.text("SELECT count(*) FROM roles")).scalar() == 4)
+            harness.wait_bootstrap()
+            assert len(harness.rows("SELECT name FROM roles")) == 4
         return harness
 
     yield start

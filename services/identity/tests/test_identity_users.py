@@ -41,7 +41,7 @@ def test_under_18_refused(identity):
 
 def test_attendant_cannot_create_users(identity):
     with pytest.raises(ServiceError) as exc:
-        identity.caller("11111111-1111-4111-8111-111111111111", "attendant").create_user(identity.user_data(4))
+        identity.caller(identity.add_user(6)["id"], "attendant").create_user(identity.user_data(4))
     assert exc.value.status == 403
 
 
@@ -58,7 +58,7 @@ def test_refresh_rotation_and_reuse(identity):
 
 
 def test_customers(identity):
-    staff = identity.caller("22222222-2222-4222-8222-222222222222", "attendant")
+    staff = identity.caller(identity.add_user(6)["id"], "attendant")
     c = staff.create_customer({"full_name": "João Lima", "email": "joao@example.com", "phone": "(21) 98765-4321"})
     assert c["phone"] == "+5521987654321"
     found = staff.search_customers({"email": "JOAO@example.com"})

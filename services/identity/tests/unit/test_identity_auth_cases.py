@@ -232,9 +232,10 @@ def test_delete_session_revokes_ones_own_and_hides_anyone_elses(fake):
 
 
 def test_a_role_without_the_permission_is_refused_and_the_refusal_audited(fake):
+    ana = fake.add_user(1)  # an attendant: no users.list
     mark = fake.mark()
-    answer = fake.refused(lambda: fake.run(sessions.list_own, None, fake.now(), actor="someone", role="nobody"))
-    assert (answer.status, answer.slug, answer.extensions) == (403, "forbidden", {"permission": "sessions.read"})
+    answer = fake.refused(lambda: fake.run(users.list_page, 10, None, actor=ana, role="attendant"))
+    assert (answer.status, answer.slug, answer.extensions) == (403, "forbidden", {"permission": "users.list"})
     (audit,) = fake.audit_since(mark)
     assert (audit["outcome"], audit["purpose"], audit["action"]) == ("denied", "authorization", "list")
 

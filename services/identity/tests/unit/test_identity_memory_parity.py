@@ -32,7 +32,7 @@ def busy_day(fake) -> None:
     fake.run(roles.update_role, "attendant", list(BUILT_IN_ROLES["attendant"]["permissions"]), ["phone"])
     # and what is refused: a wrong password (counted), a denial, a correction request, a search page
     fake.refused(lambda: fake.login("ana2@example.com.br", "not the password"))
-    fake.refused(lambda: fake.run(users.list_page, 10, None, actor=bia, role="attendant"))
+    fake.refused(lambda: fake.run(roles.list_roles, actor=bia, role="supervisor"))
     fake.refused(lambda: fake.run(users.update_own, {"full_name": "B"}, actor=bia, role="supervisor",
                                   today=fake.today, minimum_age=18))
     fake.run(customers.search, email="carla@example.com", phone=None, limit=5, cursor=None)

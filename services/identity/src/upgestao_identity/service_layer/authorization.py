@@ -11,6 +11,7 @@ from upgestao_kernel.errors import ServiceError
 
 from ..adapters.ports import IdentityUnitOfWork
 from ..domain.roles import effective_permissions
+from ..domain.users import ACTIVE
 
 SYSTEM_ROLE = "system"
 
@@ -44,14 +45,33 @@ def require(
     ctx = uow.context
     if is_system(uow):
         return
-    if ctx.actor_id and permission in permissions_of(uow, ctx.actor_role):
+    if ctx.actor_id and permission in permissions_of(uow, current_role(uow)):
         return
     uow.deny(action=action, resource_type=resource_type, resource_id=resource_id, subject_id=subject_id,
              fields=(), purpose="authorization")
     raise ServiceError("forbidden", f"Your role does not grant {permission}.", 403, {"permission": permission})
 
 
+def current_role(uow: IdentityUnitOfWork) -> str | None:
+    """The actor's role as identity holds it now, not as their token says: a role taken away, or an account
+    deactivated, since the token was issued counts at once (``None``: no such active user). One read of
+    the users read model per unit of work (no personal value is opened)."""
+    actor = uow.context.actor_id
+    if not actor:
+        return None
+    known = getattr(uow, "_actor_role_now", _UNREAD)
+    if known is _UNREAD:
+        record = uow.users.get(actor)
+        known = record.role if record is not None and record.status == ACTIVE else None
+        uow._actor_role_now = known
+    return known
+
+
 def require_actor(uow: IdentityUnitOfWork) -> str:
-    if not uow.context.actor_id:
+    """The actor, who must be a user identity holds, active now (whatever their token still says)."""
+    if not uow.context.actor_id or current_role(uow) is None:
         raise ServiceError("unauthenticated", "Authentication required.", 401)
     return uow.context.actor_id
+
+
+_UNREAD = object()
