@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import uuid
 
-from upgestao_identity.service_layer import customers, sessions, users
+from upgestao_identity.domain.roles import BUILT_IN_ROLES
+from upgestao_identity.service_layer import customers, roles, sessions, users
 from upgestao_identity.service_layer.authorization import current_role, require, require_actor
 
 
@@ -107,3 +108,42 @@ def test_a_token_for_a_user_identity_does_not_hold_proves_nothing(fake):
         assert (answer.status, answer.slug) == (403, "forbidden")
     assert [(a["outcome"], a["actor_id"]) for a in fake.audit_since(mark)] == [("denied", stranger)] * 2
     assert fake.events_since(mark) == []  # nothing registered
+
+
+# -- what a role decides beyond a permission: the role held now too ----------------------------------------
+
+
+def test_own_fields_editable_are_those_of_the_role_held_now(fake):
+    ana = fake.add_user(1, role="admin")  # an admin edits every field of her own profile directly
+    fake.run(roles.update_role, "attendant", list(BUILT_IN_ROLES["attendant"]["permissions"]), ["phone"])
+    fake.run(users.update, ana, {"role": "attendant"}, today=fake.today, minimum_age=18)
+    answer = fake.refused(lambda: fake.run(users.update_own, {"full_name": "Ana Outra"}, actor=ana, role="admin",
+                                           today=fake.today, minimum_age=18))
+    assert (answer.status, answer.slug, answer.extensions["fields"]) == (403, "correction-required", ["full_name"])
+    answer = fake.refused(lambda: fake.run(users.may_set_photo, ana, actor=ana, role="admin"))
+    assert (answer.status, answer.slug) == (403, "correction-required")
+    assert fake.run(users.update_own, {"phone": "11 98888-7777"}, actor=ana, role="admin", today=fake.today,
+                    minimum_age=18)["changed"] == ["phone"]  # what an attendant may edit, she still may
+
+
+def test_nobody_edits_the_role_they_hold_now_whatever_their_token_says(fake):
+    ana = fake.add_user(1)
+    fake.run(users.update, ana, {"role": "admin"}, today=fake.today, minimum_age=18)  # promoted by the first admin
+    permissions = [*BUILT_IN_ROLES["admin"]["permissions"]]
+    answer = fake.refused(lambda: fake.run(roles.update_role, "admin", permissions, ["phone"], actor=ana,
+                                           role="attendant"))
+    assert (answer.status, answer.slug) == (403, "forbidden")
+    assert fake.run(roles.update_role, "attendant", list(BUILT_IN_ROLES["attendant"]["permissions"]), ["phone"],
+                    actor=ana, role="attendant")["name"] == "attendant"  # another role she may change
+
+
+def test_a_compliance_role_is_given_only_by_who_holds_one_now(fake):
+    carla, bia = fake.add_user(1), fake.add_user(2)
+    with fake.system() as uow:  # the operator made her dpo, then admin (both the system's acts)
+        users.assign_role(uow, carla, "dpo")
+    with fake.system() as uow:
+        users.assign_role(uow, carla, "admin")
+    answer = fake.refused(lambda: fake.run(users.update, bia, {"role": "dpo"}, actor=carla, role="dpo",
+                                           today=fake.today, minimum_age=18))
+    assert (answer.status, answer.slug) == (403, "forbidden")
+    assert fake.row("users", bia)["role"] == "attendant"

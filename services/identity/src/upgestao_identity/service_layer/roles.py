@@ -11,7 +11,7 @@ from ..adapters.ports import IdentityUnitOfWork, RoleRecord
 from ..domain.duties import check_role_edit
 from ..domain.errors import OwnRoleChange
 from ..domain.roles import BUILT_IN_ROLES, PERMISSIONS, Role, effective_permissions, is_compliance
-from .authorization import is_system, require
+from .authorization import current_role, is_system, require
 
 
 def ensure_built_in(uow_factory: Callable[[], IdentityUnitOfWork]) -> list[str]:
@@ -54,7 +54,7 @@ def update_role(uow: IdentityUnitOfWork, name: str, permissions: list[str],
     permissions added and removed (role and permission names are no one's personal data)."""
     require(uow, "roles.update", action="update", resource_type="role", resource_id=name)
     try:
-        check_role_edit(actor_role=uow.context.actor_role, role=name, system=is_system(uow))
+        check_role_edit(actor_role=current_role(uow), role=name, system=is_system(uow))
     except OwnRoleChange:
         uow.deny(action="update", resource_type="role", resource_id=name, subject_id=None,
                  fields=("permissions",), purpose="separation of duties: the role one holds")

@@ -20,7 +20,7 @@ from ..domain.notices import EMAIL_CHANGE_NOTICE_TTL_S, EMAIL_CHANGED
 from ..domain.photos import PhotoRejected, SanitizedPhoto, sanitize_photo
 from ..domain.users import User
 from . import sessions as session_cases
-from .authorization import is_system, require, require_actor, self_editable_fields
+from .authorization import current_role, is_system, require, require_actor, self_editable_fields
 from .pagination import keyset_page
 from .profiles import REQUIRED_USER, clean_fields, open_row
 
@@ -87,7 +87,7 @@ def update_own(uow: IdentityUnitOfWork, changes: dict, *, today: date, minimum_a
     """``PATCH /v1/me``: only the fields the caller's role may edit directly (else 403 correction-required)."""
     actor = require_actor(uow)
     require(uow, "profile.update", action="update", resource_type=RESOURCE, resource_id=actor, subject_id=actor)
-    editable = set(self_editable_fields(uow, uow.context.actor_role))
+    editable = set(self_editable_fields(uow, current_role(uow)))
     refused = sorted(set(changes) - editable)
     if refused:
         uow.deny(action="update", resource_type=RESOURCE, resource_id=actor, subject_id=actor, fields=refused,
@@ -172,7 +172,7 @@ def _check_assignment(uow: IdentityUnitOfWork, user_id: str | None, previous_rol
         return  # not a role at all: the aggregate refuses it (422 naming the field)
     ctx = uow.context
     try:
-        check_role_assignment(actor_id=ctx.actor_id, actor_role=ctx.actor_role, user_id=user_id,
+        check_role_assignment(actor_id=ctx.actor_id, actor_role=current_role(uow), user_id=user_id,
                               previous_role=previous_role, new_role=role, system=is_system(uow))
     except (OwnRoleChange, ComplianceRoleAssignment):
         uow.deny(action="update" if user_id else "create", resource_type=RESOURCE, resource_id=user_id,
@@ -218,7 +218,7 @@ def _may_touch_photo(uow: IdentityUnitOfWork, user_id: str, action: str) -> None
         if action == "update":
             require(uow, "profile.update", action="update", resource_type=RESOURCE, resource_id=user_id,
                     subject_id=user_id)
-            if "photo" not in self_editable_fields(uow, uow.context.actor_role):
+            if "photo" not in self_editable_fields(uow, current_role(uow)):
                 uow.deny(action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id,
                          fields=["photo"], purpose="own photo outside the role's self-editable fields")
                 raise ServiceError("correction-required", "Your role cannot change its photo directly.", 403,
