@@ -56,7 +56,8 @@ FUZZ_ENV = {
 # the API never gave, `from` after `to`, a role's permission that does not exist, an image that is not one).
 MEANING_CHECKED = {
     "POST /v1/users", "PATCH /v1/users/{user_id}", "PATCH /v1/me", "POST /v1/customers",
-    "PATCH /v1/customers/{customer_id}", "GET /v1/customers", "GET /v1/users", "POST /v1/auth/password",
+    "PATCH /v1/customers/{customer_id}", "GET /v1/customers", "POST /v1/customers/search", "GET /v1/users",
+    "POST /v1/auth/password",
     "PUT /v1/roles/{name}", "PUT /v1/users/{user_id}/photo", "GET /v1/audit", "GET /v1/audit/export",
     "GET /v1/audit/proof/inclusion", "GET /v1/audit/proof/consistency",
 }

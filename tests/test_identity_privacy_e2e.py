@@ -106,7 +106,7 @@ def test_no_clear_personal_values_and_every_access_audited(platform, tap):
     customer_id = customer.json()["id"]
     secret_values += ["Ximena Albuquerque Tavares", customer_email, "+55 48 99123-4567", "não declarado"]
     assert api.get(f"/v1/customers/{customer_id}", token, headers=h("customer_read")).status_code == 200
-    found = api.get("/v1/customers", token, params={"email": customer_email}, headers=h("customer_search"))
+    found = api.post("/v1/customers/search", token, json={"email": customer_email}, headers=h("customer_search"))
     assert [c["id"] for c in found.json()["items"]] == [customer_id]
     assert api.patch(f"/v1/customers/{customer_id}", token, json={"gender": "não declarado"},
                      headers=h("customer_edit")).status_code == 200
