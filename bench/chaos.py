@@ -277,8 +277,11 @@ def staff_payload(role: str, n: int) -> dict:
 class Workload:
     """Attendant workers and a dpo, each a thread; every request recorded in ``ops``."""
 
-    def __init__(self, base_url: str, seed: int, workers: int) -> None:
+    def __init__(self, base_url: str, seed: int, workers: int,
+                 assign_role: Callable[[str, str], None] | None = None) -> None:
         self.base_url = base_url
+        # the dpo is an attendant made dpo by the system (identity's assign-role): no admin may make one
+        self.assign_role = assign_role
         self.seed = seed
         self.workers = workers
         self.ops: list[Op] = []
@@ -298,10 +301,14 @@ class Workload:
         admin.login(timeout=180)
         for n in range(self.workers + 1):
             role = "dpo" if n == self.workers else "attendant"
-            payload = staff_payload(role, n)
+            payload = staff_payload("attendant", n)
             op, answer = admin.call("setup-user", "POST", "/v1/users", audited=False, record=False, json=payload)
             if op.status != 201:
                 raise ChaosError(f"creating the {role} user: {op.status} {answer}")
+            if role == "dpo":
+                if self.assign_role is None:
+                    raise ChaosError("no way to make the dpo (identity's assign-role) was given")
+                self.assign_role(answer["id"], "dpo")
             client = Client(self.base_url, self.record, payload["email"], payload["password"])
             client.login()
             (self.clients.append(client) if role == "attendant" else setattr(self, "dpo", client))
@@ -565,6 +572,16 @@ def environment(database: str) -> Iterator[tuple[str, str, dict[str, str]]]:
 # -- quiescence and the checks ---------------------------------------------------------------
 
 
+def assign_role(platform: Platform, user_id: str, role: str) -> None:
+    """Give ``user_id`` the ``role`` as the system: identity's ``assign-role`` command (a compliance role
+    is never given through the API by an admin: separation of duties)."""
+    result = subprocess.run([platform.python, "-m", "upgestao_identity", "assign-role", "--user-id", user_id,
+                             "--role", role], env=platform.environment("identity"), stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise ChaosError(f"assign-role {role}: {result.stderr.strip()[-500:]}")
+
+
 def wait_ready(platform: Platform, timeout: float = 180.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -671,16 +688,17 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
     checker = workload.clients[0]
     ops = list(workload.ops)
 
-    def settled_get(path: str, params: dict | None = None) -> object:
+    def settled_get(path: str, params: dict | None = None, *, method: str = "GET", body: dict | None = None) -> object:
         """A check read, repeated until answered (the platform is quiet now: 5xx is a finding)."""
         for _ in range(10):
-            op, answer = checker.call("check", "GET", path, audited=True, params=params)
+            op, answer = checker.call("check", method, path, audited=True, params=params,
+                                      **({"json": body} if body is not None else {}))
             if op.status == 200:
                 return answer
             if op.status == 404:
                 return None
             time.sleep(1.0)
-        raise ChaosError(f"GET {path} {params or ''}: no 200 after 10 tries (last {op.status} {op.problem})")
+        raise ChaosError(f"{method} {path} {params or ''}: no 200 after 10 tries (last {op.status} {op.problem})")
 
     # every customer there is, from the full listing (no customer twice, none the client never asked for)
     log("checking: listing every customer")
@@ -734,7 +752,8 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
     log("checking: e-mail lookups")
     acked = [op for op in creates if op.outcome == "ack"]
     for op in random.Random(len(acked)).sample(acked, min(25, len(acked))):
-        items = settled_get("/v1/customers", {"email": op.email})["items"]
+        # the e-mail in the body: never in a URL an ingress logs
+        items = settled_get("/v1/customers/search", method="POST", body={"email": op.email})["items"]
         if [item["id"] for item in items] != [op.customer_id]:
             found.violation("lost", f"GET /v1/customers?email={op.email}: {[i['id'] for i in items]}, "
                                     f"expected [{op.customer_id}]")
@@ -918,7 +937,8 @@ def run_chaos(config: Config) -> dict:
         supervisor = Supervisor(platform)
         supervisor.thread.start()
         injector = Injector(platform, schedule, amqp_uri, config.database)
-        workload = Workload(platform.url, config.seed, config.workers)
+        workload = Workload(platform.url, config.seed, config.workers, lambda user_id, role: assign_role(
+            platform, user_id, role))
         stop = threading.Event()
         try:
             workload.prepare()
