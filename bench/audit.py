@@ -99,8 +99,10 @@ from upgestao_kernel.db import create_engine  # noqa: E402
 from upgestao_kernel.logging import configure_logging  # noqa: E402
 from upgestao_kernel.migrations import upgrade  # noqa: E402
 from upgestao_kernel.outbox import message_headers  # noqa: E402
+from upgestao_kernel.testing import service_amqp_uri  # noqa: E402
 from upgestao_kernel.topology import AUDIT_EXCHANGE, audit_routing_key, consumer_queue, topic_exchange  # noqa: E402
 from upgestao_kernel.unit_of_work import UnitOfWork  # noqa: E402
+from upgestao_kernel.user_id_stamp import install_user_id_stamp  # noqa: E402
 from upgestao_privacy.adapters.audit_store import RECORD_COLUMNS, with_sql_audit_log  # noqa: E402
 from upgestao_privacy.adapters.tables import node_id  # noqa: E402
 from upgestao_privacy.domain.checkpoints import CheckpointSigner  # noqa: E402
@@ -396,7 +398,10 @@ def run_ingest(amqp_uri: str, url: str, messages: Sequence[Wire], profile: str |
     n = len(messages)
     with Connection(amqp_uri) as conn:
         declare_ingest(conn.default_channel)
-    publish_rate = publish(amqp_uri, AUDIT_EXCHANGE, messages)
+    # as identity's broker user, with the user_id RabbitMQ checks: the ingest stores a record only when its
+    # ``service`` is its sender's (every record here says identity)
+    install_user_id_stamp()
+    publish_rate = publish(service_amqp_uri(amqp_uri, "identity"), AUDIT_EXCHANGE, messages)
     wait_depth(amqp_uri, INGEST_QUEUE, n)
 
     work = Path(tempfile.mkdtemp(prefix="upgestao-bench-audit-"))
