@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from upgestao_kernel.errors import ServiceError
 
-from ..adapters.ports import IdentityUnitOfWork
+from ..adapters.ports import IdentityUnitOfWork, UserRecord
 from ..domain.roles import effective_permissions
 from ..domain.users import ACTIVE
 
@@ -56,14 +56,20 @@ def current_role(uow: IdentityUnitOfWork) -> str | None:
     """The actor's role as identity holds it now, not as their token says: a role taken away, or an account
     deactivated, since the token was issued counts at once (``None``: no such active user). One read of
     the users read model per unit of work (no personal value is opened)."""
+    record = actor_record(uow)
+    return record.role if record is not None and record.status == ACTIVE else None
+
+
+def actor_record(uow: IdentityUnitOfWork) -> UserRecord | None:
+    """The actor's row of the users read model, read once per unit of work (a use case reading the
+    actor's own profile takes it from here instead of reading it twice)."""
     actor = uow.context.actor_id
     if not actor:
         return None
-    known = getattr(uow, "_actor_role_now", _UNREAD)
+    known = getattr(uow, "_actor_now", _UNREAD)
     if known is _UNREAD:
-        record = uow.users.get(actor)
-        known = record.role if record is not None and record.status == ACTIVE else None
-        uow._actor_role_now = known
+        known = uow.users.get(actor)
+        uow._actor_now = known
     return known
 
 

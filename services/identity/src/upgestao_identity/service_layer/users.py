@@ -20,7 +20,7 @@ from ..domain.notices import EMAIL_CHANGE_NOTICE_TTL_S, EMAIL_CHANGED
 from ..domain.photos import PhotoRejected, SanitizedPhoto, sanitize_photo
 from ..domain.users import User
 from . import sessions as session_cases
-from .authorization import current_role, is_system, require, require_actor, self_editable_fields
+from .authorization import actor_record, current_role, is_system, require, require_actor, self_editable_fields
 from .pagination import keyset_page
 from .profiles import REQUIRED_USER, clean_fields, open_row
 
@@ -69,7 +69,8 @@ def get(uow: IdentityUnitOfWork, user_id: str) -> dict:
         require(uow, "users.read", action="read", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
     else:
         require(uow, "profile.read", action="read", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
-    row = uow.users.get(user_id)
+    # one's own profile: the row the actor's check just read in this unit of work (nothing written since)
+    row = actor_record(uow) if actor == user_id else uow.users.get(user_id)
     if row is None:
         raise not_found("user")
     return view(uow, row, purpose="staff profile shown to an authorised user" if actor != user_id
