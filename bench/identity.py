@@ -22,7 +22,8 @@ IDENTITY_IP_FAILURE_LIMIT, IDENTITY_LOCKOUT_THRESHOLD and IDENTITY_LOCKOUT_BASE_
 are relaxed only so that the admin logins tried before identity has created it
 cannot slow the run, and so that the login loops (20 clients taking turns with
 4 users: 5 logins of one account in flight at once) stay within the budgets,
-which are charged before bcrypt and given back on success (issue 11). Other variables of this process reach the platform unchanged (e.g.
+which are charged before bcrypt and given back on success (issue 11). Other
+variables of this process reach the platform unchanged (e.g.
 IDENTITY_MAX_WORKERS, recorded in the parameters).
 
 The platform uses the local defaults (SQLite per service) like ``ping``;
