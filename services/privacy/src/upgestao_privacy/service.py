@@ -9,10 +9,10 @@ audited as ``audit_query``.
 from __future__ import annotations
 
 from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
+from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
 
 from .adapters.audit_store import with_sql_audit_log
 from .entrypoints.audit_log import AuditLogRunner
-from .entrypoints.permissions import RolePermissions
 from .service_layer.audit_queries import AuditQueries
 
 

@@ -1,8 +1,9 @@
 """``RolePermissions``: which permissions a role grants, asked of identity and cached.
 
-Roles are identity's data; privacy checks ``audit.read`` again after the
-gateway (defence in depth). The answer is cached ``CACHE_S`` seconds per
-process; when identity cannot answer, the caller gets 503 (never a guess).
+Roles are identity's data; a service checks a permission again after the
+gateway (defence in depth): privacy ``audit.read``, the notifier ``notifications.read``.
+The answer is cached ``CACHE_S`` seconds per process; when identity cannot answer, the caller
+gets 503 (never a guess).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import time
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from nameko.standalone.rpc import ClusterRpcProxy
-from upgestao_kernel.errors import ServiceError
-from upgestao_kernel.logging import get_logger
+
+from ..errors import ServiceError
+from ..logging import get_logger
 
 log = get_logger(__name__)
 
@@ -39,7 +41,8 @@ class RolePermissions(DependencyProvider):
                     try:
                         self._roles = self._fetch()
                     except Exception as exc:  # noqa: BLE001 - identity away or too slow
-                        log.warning("privacy.role_permissions_unavailable", error=type(exc).__name__)
+                        log.warning("role_permissions_unavailable", service=self.container.service_name,
+                                    error=type(exc).__name__)
                         raise ServiceError("service-unavailable", "Permissions cannot be checked right now.",
                                            503) from None
                     self._expires = time.monotonic() + CACHE_S
