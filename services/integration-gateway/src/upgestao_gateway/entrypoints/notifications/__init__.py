@@ -1,0 +1,1 @@
+"""The routes of the notifier's delivery records (and their schemas)."""
