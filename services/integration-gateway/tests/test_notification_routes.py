@@ -37,7 +37,8 @@ RECIPIENT = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
 def delivery(**over) -> dict:
     return {"id": str(uuid.uuid4()), "event_id": EVENT, "event_type": "identity.password_reset_requested.v1",
             "kind": "password_reset", "campaign_id": None, "recipient_id": RECIPIENT, "status": "sent",
-            "attempts": 1, "last_error": None, "message_id": f"<{EVENT}.{RECIPIENT}@upgestao>",
+            "attempts": 1, "last_code": 250, "last_error": None, "confirmed": True,
+            "message_id": f"<{EVENT}.{RECIPIENT}@upgestao>",
             "created_at": "2026-12-02T04:00:00+00:00", "updated_at": "2026-12-02T04:00:01+00:00",
             "sent_at": "2026-12-02T04:00:01+00:00", "next_attempt_at": None, **over}
 

@@ -39,7 +39,8 @@ def doc_operation(path: str) -> dict:
 def delivery(**over) -> dict:
     return {"id": str(uuid.uuid4()), "event_id": ID, "event_type": "identity.password_reset_requested.v1",
             "kind": "password_reset", "campaign_id": None, "recipient_id": str(uuid.uuid4()), "status": "sent",
-            "attempts": 1, "last_error": None, "message_id": f"<{ID}.x@upgestao>",
+            "attempts": 1, "last_code": 250, "last_error": None, "confirmed": True,
+            "message_id": f"<{ID}.x@upgestao>",
             "created_at": "2026-12-02T04:00:00+00:00", "updated_at": "2026-12-02T04:00:01+00:00",
             "sent_at": "2026-12-02T04:00:01+00:00", "next_attempt_at": None, **over}
 

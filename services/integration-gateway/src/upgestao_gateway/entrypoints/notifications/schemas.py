@@ -80,8 +80,14 @@ class DeliverySchema(Schema):
     recipient_id = fields.String(required=True, metadata={"format": "uuid"})
     status = fields.String(required=True, metadata={"enum": list(STATUSES)})
     attempts = fields.Integer(required=True, metadata={"description": "SMTP attempts made so far."})
+    last_code = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "The SMTP reply code of the last attempt (null: none yet, or a connection error)."})
     last_error = fields.String(required=True, allow_none=True, metadata={
         "description": "The last failure: the server's reply code and text, or the connection error."})
+    confirmed = fields.Boolean(required=True, metadata={
+        "description": "false only for a delivery taken as sent without the server's word: its process stopped "
+                       "inside the SMTP transaction and nobody could tell whether the message was accepted "
+                       "(never sent again: at most once)."})
     message_id = fields.String(required=True, metadata={
         "description": "The Message-ID header, derived from (event id, recipient): a resend is recognisable."})
     created_at = fields.String(required=True, metadata=_DATE_TIME)
