@@ -59,7 +59,7 @@ MEANING_CHECKED = {
     "PATCH /v1/customers/{customer_id}", "GET /v1/customers", "POST /v1/customers/search", "GET /v1/users",
     "POST /v1/auth/password",
     "PUT /v1/roles/{name}", "PUT /v1/users/{user_id}/photo", "GET /v1/audit", "GET /v1/audit/export",
-    "GET /v1/audit/proof/inclusion", "GET /v1/audit/proof/consistency",
+    "GET /v1/audit/proof/inclusion", "GET /v1/audit/proof/consistency", "GET /v1/notifications/deliveries",
 }
 # A well-formed reset token that was never issued (or is spent, or expired) is 400 invalid-token, as documented.
 TOKEN_CHECKED = {"POST /v1/auth/password-reset/confirm"}

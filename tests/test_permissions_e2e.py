@@ -57,6 +57,9 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/v1/audit/proof/inclusion"): (403, 403, 200, 403),
     ("GET", "/v1/audit/proof/consistency"): (403, 403, 200, 403),
     ("GET", "/v1/audit/export"): (403, 403, 200, 403),
+    # the notifier's delivery records: the admin's and the dpo's (notifications.read); a random campaign is absent
+    ("GET", "/v1/notifications/deliveries"): (403, 403, 200, 200),
+    ("GET", "/v1/notifications/campaigns/{campaign_id}"): (403, 403, 404, 404),
 }
 # query parameters a valid request needs (the log holds records by then: the world's creations)
 QUERIES: dict[str, dict] = {
@@ -103,7 +106,7 @@ def _path(world: dict, template: str, target: str | None = None) -> str:
     target = target or world["target"]["id"]
     return (template.replace("{user_id}", target).replace("{customer_id}", world["customer"]["id"])
             .replace("{session_id}", str(uuid.uuid4())).replace("{name}", "supervisor")
-            .replace("{subject_id}", world["target"]["id"]))
+            .replace("{subject_id}", world["target"]["id"]).replace("{campaign_id}", str(uuid.uuid4())))
 
 
 def _request(api: Api, world: dict, role: str, method: str, template: str, request_id: str):
