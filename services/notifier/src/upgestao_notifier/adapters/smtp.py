@@ -2,8 +2,9 @@
 
 One :class:`SmtpMailer` per process. ``send`` hands one message to one recipient and says what became of it
 (:class:`SendOutcome`): ``sent`` (2xx), ``hard_failed`` (5xx: the address is refused, not worth retrying) or
-``soft_failed`` (4xx, a connection error, a timeout, or a 5xx that is the configuration's fault: AUTH, EHLO,
-STARTTLS — retrying after the operator fixes it must work, and the address must not be suppressed for it).
+``soft_failed`` (4xx, a connection error, a timeout, or a 5xx that is the configuration's fault: to AUTH, EHLO,
+STARTTLS, or MAIL FROM, which answers for our sender and not the recipient — retrying after the operator fixes
+it must work, and the address must not be suppressed for it).
 
 Connections are kept open between messages (a TLS handshake and AUTH per e-mail would cost more than the
 message). Each is used by one caller at a time; the pool is a semaphore and a stack, which are green under
@@ -14,6 +15,7 @@ Nothing is logged but the outcome's kind and code: no address, no text, no body.
 
 from __future__ import annotations
 
+import errno
 import re
 import smtplib
 import socket
@@ -132,10 +134,22 @@ def classify(code: int, text: bytes | str) -> SendOutcome:
     return SendOutcome(SOFT_FAILED, code, reply_error(code, text))
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """smtplib reports a reply that never came as "disconnected", the timeout being its context."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _connection_error(exc: BaseException) -> str:
     """A fixed-form reason for a connection-level failure (never the exception's text: it may quote a host's
     reply or an address)."""
-    if isinstance(exc, TimeoutError):
+    if _timed_out(exc):
         return "timeout"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
@@ -148,8 +162,6 @@ def _connection_error(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return "host not found"
     if isinstance(exc, OSError) and exc.errno is not None:
-        import errno
-
         return f"connection error ({errno.errorcode.get(exc.errno, exc.errno)})"
     return f"connection error ({type(exc).__name__})"
 
@@ -219,6 +231,11 @@ class SmtpMailer:
                 return SendOutcome(SOFT_FAILED, None, "disconnected")
             except _Refused as exc:
                 outcome = classify(exc.code, exc.text)
+                if exc.stage == "MAIL" and outcome.status == HARD_FAILED:
+                    # MAIL FROM names our sender, not the recipient: a 5xx there (530 authentication required,
+                    # 553 sender not allowed) is the configuration's fault, like AUTH's, and must not put the
+                    # recipient's address on the suppression list
+                    outcome = SendOutcome(SOFT_FAILED, exc.code, outcome.error)
                 if exc.code == 421 or not _reset(conn):  # 421: the server is closing the channel
                     _drop(conn)
                 else:
@@ -234,6 +251,8 @@ class SmtpMailer:
         try:
             code, text = conn.mail(sender)
         except (smtplib.SMTPServerDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+            if _timed_out(exc):  # a hung server, not a closed connection: another try would hang as long
+                raise
             raise _StaleConnection from exc
         if code == 421 and reused:  # a server closing an idle session says 421 first (postfix: "timeout exceeded")
             raise _StaleConnection
@@ -276,8 +295,8 @@ class SmtpMailer:
                     raise _ConfigurationRefused(f"starttls refused: {reply_error(code, text)}", code)
                 conn.ehlo()
             if s.username is not None:
-                conn.login(s.username, s.password or "")
-        except (OSError, EOFError, smtplib.SMTPServerDisconnected):
+                _login(conn, s.username, s.password or "")
+        except smtplib.SMTPServerDisconnected:  # (every SMTPException is an OSError: the order matters)
             _drop(conn)
             raise
         except smtplib.SMTPAuthenticationError as exc:
@@ -294,10 +313,32 @@ class SmtpMailer:
         except smtplib.SMTPException as exc:  # e.g. no AUTH mechanism in common
             _quit(conn)
             raise _ConfigurationRefused(f"session refused ({type(exc).__name__})") from None
+        except (OSError, EOFError):
+            _drop(conn)
+            raise
         except BaseException:
             _drop(conn)
             raise
         return conn
+
+
+# one mechanism, tried once (smtplib's login() tries every one in turn: three failures a login for a wrong
+# password, which some providers count towards locking the account)
+AUTH_MECHANISMS = ("CRAM-MD5", "PLAIN", "LOGIN")
+
+
+def _login(conn: smtplib.SMTP, username: str, password: str) -> None:
+    if not conn.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("AUTH")
+    offered = conn.esmtp_features["auth"].upper().split()
+    mechanism = next((m for m in AUTH_MECHANISMS if m in offered), None)
+    if mechanism is None:
+        raise smtplib.SMTPException("no AUTH mechanism in common")
+    conn.user, conn.password = username, password
+    authenticate = getattr(conn, "auth_" + mechanism.lower().replace("-", "_"))
+    code, text = conn.auth(mechanism, authenticate, initial_response_ok=True)
+    if code not in (235, 503):  # 503: already authenticated
+        raise smtplib.SMTPAuthenticationError(code, text)
 
 
 class _StaleConnection(Exception):
