@@ -33,8 +33,15 @@ def create_dpo(platform, api: Api, admin_token: str, **over) -> tuple[dict, dict
 
 
 def fetch_notice(platform, notice_id: str) -> dict:
-    """What the notifier would send for the notice event ``notice_id`` announced (asked as the notifier)."""
+    """What the notifier would send for the notice event ``notice_id`` announced (asked as the notifier), in
+    the notice protocol: ``{id, kind, campaign_id, data, recipients: [{id, to, locale, name, vars}], next}``."""
     from nameko.standalone.rpc import ServiceRpcProxy
 
     with ServiceRpcProxy("identity", {"AMQP_URI": platform.broker_uris["notifier"]}, timeout=20) as identity:
         return identity.notice(notice_id)
+
+
+def reset_token_of(notice: dict) -> str:
+    """The reset token a password-reset notice gives its only recipient."""
+    (recipient,) = notice["recipients"]
+    return recipient["vars"]["reset_token"]

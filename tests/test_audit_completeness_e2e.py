@@ -39,7 +39,7 @@ from e2e_api import (
     new_request_id,
     staff_payload,
 )
-from e2e_identity import create_dpo, fetch_notice
+from e2e_identity import create_dpo, fetch_notice, reset_token_of
 from kombu import Connection, Exchange, Queue
 from PIL import Image
 from upgestao_kernel.testing import wait_for
@@ -122,7 +122,7 @@ def request_password_reset(w: World, rid: str) -> dict:
     finally:
         queue.delete()
         connection.release()
-    token = fetch_notice(w.platform, notice_id)["reset_token"]
+    token = reset_token_of(fetch_notice(w.platform, notice_id))
     w.extra["reset"] = (user, token)
     return {"service": "identity", "action": "update", "resource_type": "credential", "subject_id": user["id"],
             "actor_id": None, "fields": []}

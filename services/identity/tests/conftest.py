@@ -147,7 +147,13 @@ class IdentityHarness:
         fetched from identity as the notifier (the token itself never travels in an event)."""
         bodies = [b for b in self.published("identity.password_reset_requested.v1")
                   if b["data"]["user_id"] == user_id]
-        return self.as_service("notifier").notice(bodies[-1]["event_id"])["reset_token"]
+        return self.reset_token_of(self.as_service("notifier").notice(bodies[-1]["event_id"]))
+
+    @staticmethod
+    def reset_token_of(notice: dict) -> str:
+        """The reset token a password-reset notice (the notice protocol) gives its only recipient."""
+        (recipient,) = notice["recipients"]
+        return recipient["vars"]["reset_token"]
 
     def wait_bootstrap(self, timeout: float = 15.0) -> None:
         """Wait until this container's start-up tasks (built-in roles, first admin) have finished;

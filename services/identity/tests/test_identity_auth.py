@@ -241,10 +241,12 @@ def test_password_reset_sends_ids_only_and_the_notifier_alone_fetches_the_token(
     assert [(d["outcome"], d["purpose"]) for d in denied] == [("denied", "notification")] * 2
 
     notice = as_service(identity, "notifier").notice(row.body["event_id"])
-    token = notice["reset_token"]
-    assert (notice["kind"], notice["user_id"], notice["to"]) == ("password_reset", user["id"], user["email"])
+    token = identity.reset_token_of(notice)
+    (recipient,) = notice["recipients"]
+    assert (notice["kind"], recipient["id"], recipient["to"]) == ("password_reset", user["id"], user["email"])
     opened = [r.body for r in identity.outbox(exchange="audit") if r.body["resource_type"] == "notice"][-1]
     assert (opened["outcome"], opened["purpose"], opened["subject_id"]) == ("success", "notification", user["id"])
+    assert sorted(opened["fields"]) == ["email", "full_name", "reset_token"]
     stored = " ".join(r.txt for r in identity.rows("SELECT e::text AS txt FROM events e")) + " ".join(
         r.txt for r in identity.rows("SELECT o::text AS txt FROM outbox o")) + " ".join(
         r.txt for r in identity.rows("SELECT n::text AS txt FROM notices n"))
@@ -258,7 +260,8 @@ def test_password_reset_sends_ids_only_and_the_notifier_alone_fetches_the_token(
     assert {s: sessions_of(identity, user["id"])[s] for s in sessions} == {
         s: ("revoked", "password_reset") for s in sessions}
     assert_revocations_published(identity, {s: (user["id"], "password_reset") for s in sessions})
-    assert identity.rows("SELECT id FROM notices") == []  # a spent token is nothing to send any more
+    # a spent token is nothing to send any more (the first login's alert stays)
+    assert [r.kind for r in identity.rows("SELECT kind FROM notices")] == ["new_login"]
 
     again = error_of(anon.confirm_password_reset, token, "yet another passphrase")
     assert (again.slug, again.status) == ("invalid-token", 400)

@@ -127,9 +127,11 @@ class IdentityService(HealthRpc):
             if password in (None, ""):
                 raise validation_error([field_error("password", "is required")])
             checked_password(password, email)
-            users.clean_fields({k: v for k, v in data.items() if k != "role"},
+            users.clean_fields({k: v for k, v in data.items() if k not in users.NOT_PROFILE_FIELDS},
                                allowed=users.USER_PROFILE_FIELDS, required=users.REQUIRED_USER,
                                today=c.today(), minimum_age=c.settings.minimum_age)
+            if data.get("locale") is not None:
+                users.checked_locale(data["locale"])
         password_hash = c.hasher.hash(password)
         with self._uow() as uow:
             created = users.register(uow, data, password_hash=password_hash, today=c.today(),
@@ -234,10 +236,11 @@ class IdentityService(HealthRpc):
     # -- notices (for the notifier only) ---------------------------------------------------
 
     @rpc(keep_reply=False)  # a reply holding a reset token is never stored
-    def notice(self, notice_id: str) -> dict:
-        """What the notifier must send for the notice event ``notice_id`` announced (403 to anyone else)."""
+    def notice(self, notice_id: str, recipient_id: str | None = None, cursor: str | None = None) -> dict:
+        """What the notifier must send for the notice event ``notice_id`` announced (403 to anyone else), in
+        the notice protocol: to every recipient, or to ``recipient_id`` only; ``cursor`` pages a campaign."""
         with self._uow() as uow:
-            return notices.fetch(uow, notice_id, self.identity.now())
+            return notices.fetch(uow, notice_id, self.identity.now(), recipient_id, cursor)
 
     @rpc
     def update_customer(self, customer_id: str, changes: dict) -> dict:

@@ -34,6 +34,7 @@ class IdentitySettings:
     reset_address_limit: int = 20  # reset requests from one address within the reset window before a delay
     reset_window_s: int = 3600
     photo_concurrency: int = 2  # photos decoded at once (off the hub); beyond that: 503 at once
+    known_network_days: int = 90  # a login from a network not seen for a user this long is told to them
     minimum_age: int = 18
     admin_email: str | None = None
     admin_password: str | None = None
@@ -80,6 +81,7 @@ def load_identity_settings(settings: Settings, environ: Mapping[str, str] | None
         reset_address_limit=_int(env, "IDENTITY_RESET_ADDRESS_LIMIT", 20, 1, 100000),
         reset_window_s=_int(env, "IDENTITY_RESET_WINDOW_S", 3600, 60, 86400),
         photo_concurrency=_int(env, "IDENTITY_PHOTO_CONCURRENCY", 2, 1, 64),
+        known_network_days=_int(env, "IDENTITY_KNOWN_NETWORK_DAYS", 90, 1, 3650),
         admin_email=email,
         admin_password=password,
         admin_birth_date=birth_date,

@@ -155,6 +155,19 @@ class FakeIdentity:
     def row(self, table: str, key: str) -> dict | None:
         return self.store.tables.get(table, {}).get(key)
 
+    def notice(self, notice_id: str, recipient_id: str | None = None) -> dict:
+        """What the notifier gets for ``notice_id`` (asked as the notifier), in the notice protocol."""
+        from upgestao_identity.service_layer import notices
+
+        with self.uow(context=self.notifier_context()) as uow:
+            return notices.fetch(uow, notice_id, self.now(), recipient_id)
+
+    @staticmethod
+    def reset_token_of(notice: dict) -> str:
+        """The reset token a password-reset notice gives its (only) recipient."""
+        (recipient,) = notice["recipients"]
+        return recipient["vars"]["reset_token"]
+
 
 class SqliteIdentity(FakeIdentity):
     """The same harness on the real unit of work and the SQL repositories, on a SQLite file: what a

@@ -118,7 +118,8 @@ def test_an_email_change_is_told_to_the_old_address(fake):
     assert event["data"] == {"user_id": ana}  # ids only
     with fake.uow(context=fake.notifier_context()) as uow:
         notice = notices.fetch(uow, event["event_id"], fake.now())
-    assert (notice["kind"], notice["to"], notice["user_id"]) == ("email_changed", "ana1@example.com.br", ana)
-    assert "reset_token" not in notice
+    (recipient,) = notice["recipients"]
+    assert (notice["kind"], recipient["to"], recipient["id"]) == ("email_changed", "ana1@example.com.br", ana)
+    assert recipient["vars"] == {} and set(notice["data"]) == {"occurred_at"}  # no token
     refused = fake.refused(lambda: fake.run(notices.fetch, event["event_id"], fake.now()))  # the admin: no
     assert refused.status == 403

@@ -150,8 +150,9 @@ def test_a_notice_is_for_the_notifier_only(fake, service):
         assert (audit["outcome"], audit["purpose"], audit["resource_type"]) == ("denied", "notification", "notice")
     notifier = service(context=fake.notifier_context())
     notice = notifier.notice(event["event_id"])
-    assert (notice["kind"], notice["user_id"], notice["to"]) == ("password_reset", ana, "ana1@example.com.br")
-    assert len(notice["reset_token"]) == 43
+    (recipient,) = notice["recipients"]
+    assert (notice["kind"], recipient["id"], recipient["to"]) == ("password_reset", ana, "ana1@example.com.br")
+    assert len(fake.reset_token_of(notice)) == 43
     assert fake.refused(lambda: notifier.notice("no-such-notice")).status == 404
     fake.advance(fake.settings.reset_ttl_s + 1)
     assert fake.refused(lambda: notifier.notice(event["event_id"])).status == 404  # expired

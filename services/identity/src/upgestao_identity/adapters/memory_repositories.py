@@ -140,7 +140,8 @@ class MemoryCredentials(_InTransaction):
         password_hash = self.hash_of(user.id) if user else None
         if user is None or password_hash is None:
             return None
-        return LoginCandidate(id=user.id, role=user.role, status=user.status, password_hash=password_hash)
+        return LoginCandidate(id=user.id, role=user.role, status=user.status, password_hash=password_hash,
+                              email=user.email)
 
 
 class MemoryPhotos(_InTransaction):
@@ -214,6 +215,23 @@ class MemoryNotices(_InTransaction):
                 self.tx.delete("notices", notice_id)
 
 
+class MemoryKnownNetworks(_InTransaction):
+    def seen(self, user_id: str, network_index: str, now: datetime) -> datetime | None:
+        key = f"{user_id}:{network_index}"
+        row = self.tx.get("known_networks", key)
+        if row is None:
+            self.tx.put("known_networks", key, {"user_id": user_id, "network_index": network_index,
+                                                "first_seen": now, "last_seen": now, "previous_seen": None})
+            return None
+        self.tx.update("known_networks", key, previous_seen=row["last_seen"], last_seen=now)
+        return row["last_seen"]
+
+    def forget_before(self, user_id: str, before: datetime) -> None:
+        for key, row in list(self.tx.table("known_networks").items()):
+            if row["user_id"] == user_id and row["last_seen"] < before:
+                self.tx.delete("known_networks", key)
+
+
 class MemoryRepositories:
     """Identity's repositories on a fake unit of work (the factory given to ``with_repositories``)."""
 
@@ -228,6 +246,7 @@ class MemoryRepositories:
         self.photos = MemoryPhotos(uow)
         self.login_budgets = MemoryLoginBudgets(uow)
         self.notices = MemoryNotices(uow)
+        self.known_networks = MemoryKnownNetworks(uow)
 
 
 # -- read models ----------------------------------------------------------------------
@@ -251,7 +270,7 @@ class MemoryUsersProjection:
             tx.put("users", user_id, {
                 "id": user_id, "role": d["role"], "status": "active", "email_index": d["email_index"],
                 **dict.fromkeys(_USER_COLUMNS), "photo_id": None, "photo_content_type": None,
-                "created_at": at, "updated_at": at, "version": event.version, **d["fields"],
+                "created_at": at, "updated_at": at, "version": event.version, "locale": "pt-BR", **d["fields"],
             })
             return
         values: dict = {"updated_at": at, "version": event.version}
@@ -261,6 +280,8 @@ class MemoryUsersProjection:
                 values["email_index"] = d["email_index"]
         elif t == "identity.user_role_changed.v1":
             values["role"] = d["role"]
+        elif t == "identity.user_locale_changed.v1":
+            values["locale"] = d["locale"]
         elif t == "identity.user_photo_changed.v1":
             values.update(photo_id=d["photo_id"], photo_content_type=d["content_type"])
         elif t == "identity.user_deactivated.v1":

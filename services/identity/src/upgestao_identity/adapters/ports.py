@@ -38,6 +38,7 @@ class UserRecord:
     created_at: datetime
     updated_at: datetime
     version: int
+    locale: str = "pt-BR"  # a preference, in clear
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class LoginCandidate:
     role: str
     status: str
     password_hash: str
+    email: str | None = None  # sealed: the address a new-login alert goes to
 
 
 class UserRepository(Protocol):
@@ -213,6 +215,18 @@ class NoticeRepository(Protocol):
         """Forget every notice of ``kind`` for ``user_id`` (a spent reset token is nothing to send)."""
 
 
+class KnownNetworkRepository(Protocol):
+    """The networks each user logged in from, by blind index (``known_networks``)."""
+
+    def seen(self, user_id: str, network_index: str, now: datetime) -> datetime | None:
+        """Record a login of ``user_id`` from the network ``network_index`` at ``now``, in one statement
+        (two logins at once are recorded one after the other), and return when the user last logged in
+        from there before (None: never)."""
+
+    def forget_before(self, user_id: str, before: datetime) -> None:
+        """Forget the networks ``user_id`` last logged in from before ``before``."""
+
+
 class IdentityUnitOfWork(UnitOfWorkPort, Protocol):
     """The unit of work identity's use cases get: the kernel's port plus identity's repositories."""
 
@@ -225,3 +239,4 @@ class IdentityUnitOfWork(UnitOfWorkPort, Protocol):
     photos: PhotoRepository
     login_budgets: LoginBudgetRepository
     notices: NoticeRepository
+    known_networks: KnownNetworkRepository

@@ -16,6 +16,7 @@ from upgestao_kernel.events import EventEnvelope, EventHandlers
 from ..domain.events import (
     CustomerChanged,
     CustomerRegistered,
+    NewLoginDetected,
     PasswordResetCompleted,
     PasswordResetRequested,
     RoleDefined,
@@ -25,6 +26,7 @@ from ..domain.events import (
     SessionStarted,
     UserDeactivated,
     UserEmailChanged,
+    UserLocaleChanged,
     UserPasswordChanged,
     UserPhotoChanged,
     UserProfileChanged,
@@ -78,6 +80,14 @@ class UsersProjection:
     @on(UserEmailChanged)
     def _email_changed(self, conn: Connection, envelope: EventEnvelope, event: UserEmailChanged) -> None:
         self._touch(conn, envelope)  # the address itself changed with the profile event before it
+
+    @on(UserLocaleChanged)
+    def _locale_changed(self, conn: Connection, envelope: EventEnvelope, event: UserLocaleChanged) -> None:
+        self._touch(conn, envelope, locale=event.locale)
+
+    @on(NewLoginDetected)
+    def _new_login(self, conn: Connection, envelope: EventEnvelope, event: NewLoginDetected) -> None:
+        self._touch(conn, envelope)  # the session itself is the session stream's
 
     @on(UserDeactivated)
     def _deactivated(self, conn: Connection, envelope: EventEnvelope, event: UserDeactivated) -> None:

@@ -27,6 +27,7 @@ from .ports import (
 from .tables import (
     credentials,
     customers,
+    known_networks,
     login_budgets,
     notices,
     password_resets,
@@ -177,7 +178,7 @@ class SqlCredentials(_OnConnection):
 
     def login_candidate(self, email_index: str) -> LoginCandidate | None:
         row = self.conn.execute(
-            sa.select(users.c.id, users.c.role, users.c.status, credentials.c.password_hash)
+            sa.select(users.c.id, users.c.role, users.c.status, credentials.c.password_hash, users.c.email)
             .join(credentials, credentials.c.user_id == users.c.id)
             .where(users.c.email_index == email_index)
         ).first()
@@ -259,6 +260,24 @@ class SqlNotices(_OnConnection):
         self.conn.execute(notices.delete().where(notices.c.user_id == user_id, notices.c.kind == kind))
 
 
+class SqlKnownNetworks(_OnConnection):
+    def seen(self, user_id: str, network_index: str, now: datetime) -> datetime | None:
+        # one upsert: a second login from the same network at the same time waits on the first one's row
+        # and reads the time it wrote (PostgreSQL's ON CONFLICT DO UPDATE sees the latest committed row)
+        insert = (postgresql.insert if self.conn.dialect.name == "postgresql" else sqlite.insert)(known_networks)
+        c = known_networks.c
+        statement = (insert.values(user_id=user_id, network_index=network_index, first_seen=now, last_seen=now,
+                                   previous_seen=None)
+                     .on_conflict_do_update(index_elements=["user_id", "network_index"],
+                                            set_={"previous_seen": c.last_seen, "last_seen": now})
+                     .returning(c.previous_seen))
+        return self.conn.execute(statement).scalar()
+
+    def forget_before(self, user_id: str, before: datetime) -> None:
+        c = known_networks.c
+        self.conn.execute(known_networks.delete().where(c.user_id == user_id, c.last_seen < before))
+
+
 class SqlRepositories:
     """Identity's repositories for one unit of work (the factory given to ``with_repositories``)."""
 
@@ -272,6 +291,7 @@ class SqlRepositories:
         self.photos = SqlPhotos(uow)
         self.login_budgets = SqlLoginBudgets(uow)
         self.notices = SqlNotices(uow)
+        self.known_networks = SqlKnownNetworks(uow)
 
 
 def with_sql_repositories(uow: UnitOfWork) -> UnitOfWork:

@@ -11,7 +11,9 @@ Operational stores, deliberately outside the event log:
   requests of either), counted atomically before any password is checked;
 * ``notices`` — what the notifier must send and may fetch (``notice`` RPC, the notifier only): a reset
   token, an old e-mail address, sealed under the user's data key and announced by an event that
-  carries ids only (the event's id is the notice's).
+  carries ids only (the event's id is the notice's);
+* ``known_networks`` — the networks each user logged in from lately, as blind indexes only, so that a
+  login from another one is told to the user (``identity.new_login_detected.v1``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ users = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    # the language of messages to the user: a preference, not personal data (in clear)
+    sa.Column("locale", sa.String(8), nullable=False, server_default="pt-BR"),
     sa.Index("ix_users_created", "created_at", "id"),
     sa.Index("ix_users_role_status", "role", "status"),
 )
@@ -115,6 +119,15 @@ notices = sa.Table(
     sa.Column("expires_at", TS, nullable=False),
     sa.Column("fetched_at", TS),
     sa.Index("ix_notices_expires", "expires_at"),
+)
+
+known_networks = sa.Table(
+    "known_networks", metadata,
+    sa.Column("user_id", sa.String(36), primary_key=True),
+    sa.Column("network_index", sa.String(64), primary_key=True),  # blind index of (user, network), never the network
+    sa.Column("first_seen", TS, nullable=False),
+    sa.Column("last_seen", TS, nullable=False),
+    sa.Column("previous_seen", TS),  # the login from there before the last one (None: the first)
 )
 
 READ_MODELS = (users, customers, roles, sessions, password_resets)

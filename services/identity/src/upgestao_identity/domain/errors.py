@@ -35,6 +35,15 @@ class UnknownRole(IdentityError):
         super().__init__(f"no role {role!r}: the roles are {', '.join(self.choices)}")
 
 
+class UnknownLocale(IdentityError):
+    """A user chose a language identity does not write in."""
+
+    def __init__(self, locale: object, choices: Iterable[str]) -> None:
+        self.locale = locale
+        self.choices = tuple(choices)
+        super().__init__(f"no locale {locale!r}: the locales are {', '.join(self.choices)}")
+
+
 class RoleNotFound(IdentityError):
     """A role that was never defined cannot change."""
 

@@ -90,6 +90,23 @@ class UserEmailChanged(IdentityEvent, subject="user_id", publishes=("user_id",))
 
 
 @dataclass(frozen=True)
+class UserLocaleChanged(IdentityEvent, subject="user_id", publishes=("user_id", "locale")):
+    """A user chose the language identity's messages to them are written in (``pt-BR`` or ``en``). A
+    preference, not personal data: stored and published in clear."""
+
+    locale: str
+
+
+@dataclass(frozen=True)
+class NewLoginDetected(IdentityEvent, subject="user_id", publishes=("user_id", "session_id")):
+    """A user logged in from a network not seen for them lately (or their first login): the user is to
+    be told. Ids only; the notifier fetches the address and the network with
+    `identity.notice(<this event's id>)` (kept sealed by identity for 7 days)."""
+
+    session_id: str
+
+
+@dataclass(frozen=True)
 class PasswordResetCompleted(IdentityEvent, subject="user_id", publishes=("user_id",)):
     """A reset token was spent on a new password."""
 

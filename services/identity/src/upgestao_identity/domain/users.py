@@ -15,16 +15,19 @@ from upgestao_kernel.events import Aggregate
 from .datamap import USER_PROFILE_FIELDS, sealable
 from .errors import UnknownRole, UserIsDeactivated
 from .events import (
+    NewLoginDetected,
     PasswordResetCompleted,
     PasswordResetRequested,
     UserDeactivated,
     UserEmailChanged,
+    UserLocaleChanged,
     UserPasswordChanged,
     UserPhotoChanged,
     UserProfileChanged,
     UserRegistered,
     UserRoleChanged,
 )
+from .locales import DEFAULT_LOCALE, checked_locale
 from .roles import ROLE_NAMES
 
 ACTIVE = "active"
@@ -46,6 +49,7 @@ class User(Aggregate):
         self.email_index: str | None = None
         self.fields: set[str] = set()
         self.photo_id: str | None = None
+        self.locale: str = DEFAULT_LOCALE
 
     @property
     def active(self) -> bool:
@@ -79,6 +83,15 @@ class User(Aggregate):
         self.trigger(UserRoleChanged(role=role, previous_role=self.role))
         return True
 
+    def change_locale(self, locale: object) -> bool:
+        """The language messages to the user are written in; False when it is that already."""
+        self._require_active()
+        locale = checked_locale(locale)
+        if locale == self.locale:
+            return False
+        self.trigger(UserLocaleChanged(locale=locale))
+        return True
+
     def change_photo(self, photo_id: str, content_type: str, size: int) -> None:
         self._require_active()
         self.trigger(UserPhotoChanged(photo_id=photo_id, content_type=content_type, size=size))
@@ -105,6 +118,13 @@ class User(Aggregate):
         self._require_active()
         self.trigger(UserEmailChanged())
 
+    def detect_new_login(self, session_id: str) -> None:
+        """The user logged in (session ``session_id``) from a network not seen for them lately: they are to
+        be told (the event names ids only; the address and the network wait sealed in a notice whose id
+        is this event's)."""
+        self._require_active()
+        self.trigger(NewLoginDetected(session_id=session_id))
+
     def complete_password_reset(self, token_hash: str) -> None:
         self._require_active()
         self.trigger(PasswordResetCompleted(token_hash=token_hash))
@@ -127,6 +147,12 @@ class User(Aggregate):
 
     def when_user_role_changed(self, role, previous_role) -> None:
         self.role = role
+
+    def when_user_locale_changed(self, locale) -> None:
+        self.locale = locale
+
+    def when_new_login_detected(self, session_id) -> None:
+        pass
 
     def when_user_photo_changed(self, photo_id, content_type, size) -> None:
         self.photo_id = photo_id

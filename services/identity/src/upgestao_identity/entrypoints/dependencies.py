@@ -93,6 +93,9 @@ class Identity(DependencyProvider):
                 created = roles.ensure_built_in(uow)
                 if created:
                     log.info("identity.roles_defined", roles=created)
+                granted = roles.grant_introduced(uow)
+                if granted:
+                    log.info("identity.permissions_introduced", roles=granted)
                 s = self.collaborators.settings
                 if s.admin_email and s.admin_password and s.admin_birth_date:
                     admin_id = bootstrap.create_admin(

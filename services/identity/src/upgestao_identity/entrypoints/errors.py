@@ -20,6 +20,7 @@ from ..domain.errors import (
     NotSelfEditable,
     OwnRoleChange,
     RoleNotFound,
+    UnknownLocale,
     UnknownPermissions,
     UnknownRole,
     UserIsDeactivated,
@@ -38,6 +39,7 @@ def _listing(field: str, lead: str) -> ProblemFactory:
 PROBLEMS: dict[type[Exception], ProblemFactory] = {
     UserIsDeactivated: problem("conflict", 409, "This user is deactivated."),
     UnknownRole: lambda exc: invalid_field("role", f"must be one of {', '.join(exc.choices)}"),
+    UnknownLocale: lambda exc: invalid_field("locale", f"must be one of {', '.join(exc.choices)}"),
     RoleNotFound: problem("not-found", 404, lambda exc: f"No such role: {exc.name}."),
     UnknownPermissions: _listing("permissions", "unknown permissions"),
     NotSelfEditable: _listing("self_editable_fields", "not profile fields"),

@@ -15,15 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from upgestao_kernel.audit import source_network
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
 from upgestao_kernel.eventstore import ConcurrencyError
 
 from ..adapters.hashing import PasswordHasher
 from ..adapters.hashing_pool import HasherBusy
-from ..adapters.ports import IdentityUnitOfWork, NoticeRecord, PasswordResetRecord
+from ..adapters.ports import IdentityUnitOfWork, LoginCandidate, NoticeRecord, PasswordResetRecord
 from ..adapters.tokens import TokenIssuer, in_seconds, token_hash
 from ..domain import people
-from ..domain.notices import PASSWORD_RESET
+from ..domain.notices import NEW_LOGIN, NEW_LOGIN_NOTICE_TTL_S, PASSWORD_RESET
 from ..domain.passwords import PasswordRejected, check_password
 from ..domain.throttle import AttemptBudget, retry_after
 from ..domain.users import User
@@ -32,6 +33,7 @@ from . import sessions as session_cases
 from .authorization import require, require_actor
 
 UnitOfWorkFactory = Callable[[], IdentityUnitOfWork]
+LOGIN_WRITE_ATTEMPTS = 3  # a login's unit of work lost a race on the user's stream: tried again this often
 
 
 def invalid_credentials() -> ServiceError:
@@ -177,22 +179,13 @@ class Auth:
         else:
             ok = self.hasher.verify_dummy(password)
         now = self.now()
-        with self.unit_of_work() as uow:
-            if not ok or row.status != "active":
-                uow.audit_access(action="login", resource_type="session", resource_id=None,
-                                 subject_id=row.id if row else None, fields=(),
-                                 purpose="login" if ok else "login (wrong e-mail or password)",
-                                 outcome="failure" if not ok else "denied")
-                error = invalid_credentials() if not ok else ServiceError(
-                    "account-deactivated", "This account is deactivated.", 403)
-                result = None
-            else:
-                self.throttle.succeeded(uow, index)
-                result = session_cases.start(uow, self.issuer, user_id=row.id, role=row.role, now=now,
-                                             refresh_ttl_s=self.settings.refresh_ttl_s)
-                uow.audit_access(action="login", resource_type="session", resource_id=result["session_id"],
-                                 subject_id=row.id, fields=(), purpose="login")
-                error = None
+        for attempt in range(LOGIN_WRITE_ATTEMPTS):
+            try:
+                result, error = self._record_login(row, ok, index, now)
+                break
+            except ConcurrencyError:  # the user's stream moved meanwhile (a new-login alert at once): again
+                if attempt + 1 == LOGIN_WRITE_ATTEMPTS:
+                    raise
         if error is not None:
             raise error
         if self.hasher.needs_rehash(row.password_hash):  # the configured cost changed: upgrade the hash
@@ -204,6 +197,53 @@ class Auth:
             with self.unit_of_work() as uow:  # unless the password was changed meanwhile
                 uow.credentials.replace(row.id, row.password_hash, new_hash, now)
         return result
+
+    def _record_login(self, row: LoginCandidate | None, ok: bool, index: str,
+                      now: datetime) -> tuple[dict | None, ServiceError | None]:
+        """The outcome of a checked password, in one unit of work: a failure counted, or a session started
+        (and, from a network new for the user, the alert in the same unit)."""
+        with self.unit_of_work() as uow:
+            if not ok or row is None or row.status != "active":
+                uow.audit_access(action="login", resource_type="session", resource_id=None,
+                                 subject_id=row.id if row else None, fields=(),
+                                 purpose="login" if ok else "login (wrong e-mail or password)",
+                                 outcome="failure" if not ok else "denied")
+                return None, invalid_credentials() if not ok else ServiceError(
+                    "account-deactivated", "This account is deactivated.", 403)
+            self.throttle.succeeded(uow, index)
+            result = session_cases.start(uow, self.issuer, user_id=row.id, role=row.role, now=now,
+                                         refresh_ttl_s=self.settings.refresh_ttl_s)
+            uow.audit_access(action="login", resource_type="session", resource_id=result["session_id"],
+                             subject_id=row.id, fields=(), purpose="login")
+            self._alert_new_network(uow, row, result["session_id"], now)
+        return result, None
+
+    def _alert_new_network(self, uow: IdentityUnitOfWork, row: LoginCandidate, session_id: str,
+                           now: datetime) -> None:
+        """A login from a network (IPv4 /24, IPv6 /48, as the audit keeps it) the user has not logged in
+        from within ``known_network_days`` -- or their first login: an attacker may be the first to use an
+        account -- is told to the user: ``identity.new_login_detected.v1`` (ids only) and a notice holding
+        the address and the network, sealed under the user's key. The known networks are kept as blind
+        indexes of (user, network) only. A login whose address is unknown has nothing to compare."""
+        network = source_network(uow.context.source_ip)
+        if network is None or row.email is None:
+            return
+        index = uow.personal.blind_index("login_network", f"{row.id} {network}")
+        before = uow.known_networks.seen(row.id, index, now)
+        horizon = now - timedelta(days=self.settings.known_network_days)
+        if before is not None and before > horizon:
+            return
+        uow.known_networks.forget_before(row.id, horizon)  # the networks it no longer knows
+        user = uow.load(User, row.id)
+        user.detect_new_login(session_id)
+        uow.save(user)
+        announced = uow.recorded[-1]
+        sealed = uow.personal.seal(subject_id=row.id, resource_type="session", resource_id=session_id,
+                                   values={"network": network}, purpose="new-login alert", action="create")
+        at = announced.occurred_at
+        uow.notices.add(NoticeRecord(id=announced.event_id, kind=NEW_LOGIN, user_id=row.id,
+                                     sealed={"email": row.email, "network": sealed["network"]}, created_at=at,
+                                     expires_at=at + timedelta(seconds=NEW_LOGIN_NOTICE_TTL_S), fetched_at=None))
 
     def refresh(self, refresh_token: object) -> dict:
         if not isinstance(refresh_token, str):

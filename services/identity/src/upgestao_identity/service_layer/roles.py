@@ -10,7 +10,14 @@ from upgestao_kernel.eventstore import ConcurrencyError
 from ..adapters.ports import IdentityUnitOfWork, RoleRecord
 from ..domain.duties import check_role_edit
 from ..domain.errors import OwnRoleChange
-from ..domain.roles import BUILT_IN_ROLES, PERMISSIONS, Role, effective_permissions, is_compliance
+from ..domain.roles import (
+    BUILT_IN_ROLES,
+    INTRODUCED_PERMISSIONS,
+    PERMISSIONS,
+    Role,
+    effective_permissions,
+    is_compliance,
+)
 from .authorization import current_role, is_system, require
 
 
@@ -27,6 +34,30 @@ def ensure_built_in(uow_factory: Callable[[], IdentityUnitOfWork]) -> list[str]:
         except ConcurrencyError:
             continue  # another process defined it first
     return created
+
+
+def grant_introduced(uow_factory: Callable[[], IdentityUnitOfWork]) -> dict[str, list[str]]:
+    """Give the built-in roles of a database defined before a permission existed that permission, once
+    (``INTRODUCED_PERMISSIONS``; as the system, audited like an admin's change). Safe to run from many
+    processes and at every start: a role that held it once is left as it is."""
+    granted: dict[str, list[str]] = {}
+    for name in sorted({role for roles in INTRODUCED_PERMISSIONS.values() for role in roles}):
+        try:
+            with uow_factory() as uow:
+                role = uow.load(Role, name)
+                added = role.introduce(INTRODUCED_PERMISSIONS) if role is not None else []
+                if not added:
+                    continue
+                uow.save(role)
+                uow.roles.forget_cached()
+                uow.audit_access(action="update", resource_type="role", resource_id=name, subject_id=None,
+                                 fields=("permissions",),
+                                 purpose=f"role {name} changed: added [{', '.join(added)}], removed [] "
+                                         "(permissions introduced since the role was defined)")
+                granted[name] = added
+        except ConcurrencyError:
+            continue  # another process granted them first
+    return granted
 
 
 def _doc(record: RoleRecord) -> dict:

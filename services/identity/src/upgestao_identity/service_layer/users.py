@@ -16,6 +16,7 @@ from ..adapters.ports import IdentityUnitOfWork, NoticeRecord, UserRecord
 from ..domain.datamap import USER_PROFILE_FIELDS
 from ..domain.duties import check_role_assignment
 from ..domain.errors import ComplianceRoleAssignment, OwnRoleChange
+from ..domain.locales import DEFAULT_LOCALE, checked_locale
 from ..domain.notices import EMAIL_CHANGE_NOTICE_TTL_S, EMAIL_CHANGED
 from ..domain.photos import PhotoRejected, SanitizedPhoto, sanitize_photo
 from ..domain.users import User
@@ -25,11 +26,15 @@ from .pagination import keyset_page
 from .profiles import REQUIRED_USER, clean_fields, open_row
 
 RESOURCE = "user"
+# what a user's representation holds besides their profile fields: their role, and the language messages
+# to them are written in (a preference, not personal data: never sealed, editable by every user for
+# themselves, whatever their role's self-editable fields)
+NOT_PROFILE_FIELDS = ("role", "locale")
 
 
 def view(uow: IdentityUnitOfWork, row: UserRecord, *, purpose: str, action: str = "read") -> dict[str, Any]:
     opened = open_row(uow, row, USER_PROFILE_FIELDS, resource_type=RESOURCE, purpose=purpose, action=action)
-    return {"id": row.id, **opened, "role": row.role, "status": row.status,
+    return {"id": row.id, **opened, "role": row.role, "status": row.status, "locale": row.locale,
             "has_photo": row.photo_id is not None, "created_at": row.created_at.isoformat()}
 
 
@@ -40,7 +45,8 @@ def register(uow: IdentityUnitOfWork, data: dict, *, password_hash: str, today: 
         require(uow, "users.create", action="create", resource_type=RESOURCE)
     role = data.get("role")
     _check_assignment(uow, None, None, role)
-    profile = {k: v for k, v in data.items() if k != "role"}
+    locale = checked_locale(data["locale"]) if data.get("locale") is not None else DEFAULT_LOCALE
+    profile = {k: v for k, v in data.items() if k not in NOT_PROFILE_FIELDS}
     values = clean_fields(profile, allowed=USER_PROFILE_FIELDS, required=required, today=today,
                           minimum_age=minimum_age)
     email_index = uow.personal.blind_index("email", values["email"])
@@ -51,6 +57,7 @@ def register(uow: IdentityUnitOfWork, data: dict, *, password_hash: str, today: 
                                values={k: v for k, v in values.items() if v is not None},
                                purpose="staff account registration", action="create")
     user = User.register(user_id, role=role or "", sealed=sealed, email_index=email_index)
+    user.change_locale(locale)  # an event only for a language other than the default
     uow.save(user)
     uow.credentials.add(user_id, password_hash, uow.recorded[-1].occurred_at)
     uow.audit_access(action="create", resource_type="credential", resource_id=user_id, subject_id=user_id,
@@ -89,7 +96,7 @@ def update_own(uow: IdentityUnitOfWork, changes: dict, *, today: date, minimum_a
     actor = require_actor(uow)
     require(uow, "profile.update", action="update", resource_type=RESOURCE, resource_id=actor, subject_id=actor)
     editable = set(self_editable_fields(uow, current_role(uow)))
-    refused = sorted(set(changes) - editable)
+    refused = sorted(set(changes) - editable - {"locale"})  # one's language is one's own choice
     if refused:
         uow.deny(action="update", resource_type=RESOURCE, resource_id=actor, subject_id=actor, fields=refused,
                  purpose="own profile edit outside the role's self-editable fields")
@@ -112,6 +119,7 @@ def _apply_changes(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, toda
                    allow_role: bool = False) -> dict:
     changes = dict(changes)
     role = changes.pop("role", None) if allow_role else None
+    locale = changes.pop("locale", None)
     if "photo" in changes:
         raise validation_error([field_error("photo", "upload the photo with PUT /v1/users/{id}/photo")])
     user = uow.load(User, user_id)
@@ -122,6 +130,8 @@ def _apply_changes(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, toda
     previous_role = user.role
     if role is not None:
         _check_assignment(uow, user_id, previous_role, role)
+    if locale is not None:
+        checked_locale(locale)  # refused before anything is sealed (422 naming ``locale``)
     old_email = uow.users.get(user_id).email
     values = clean_fields(changes, allowed=USER_PROFILE_FIELDS, required=(), today=today, minimum_age=minimum_age)
     for name in ("full_name", "email", "phone", "birth_date", "address", "job_title"):
@@ -139,12 +149,17 @@ def _apply_changes(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, toda
         changed += user.change_profile(sealed, email_index)
     if role is not None and user.change_role(role):
         changed.append("role")
+    if locale is not None and user.change_locale(locale):
+        changed.append("locale")
     uow.save(user)
     if "email" in changed and old_email is not None:
         _announce_email_change(uow, user, old_email)
     if "role" in changed:
         uow.audit_access(action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id,
                          fields=["role"], purpose=f"role change: {previous_role} to {role}")
+    if "locale" in changed:
+        uow.audit_access(action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id,
+                         fields=["locale"], purpose=purpose)
     revoked = session_cases.revoke_all(uow, user_id, "role_changed") if "role" in changed else []
     row = uow.users.get(user_id)
     return {"changed": sorted(changed), "user": view(uow, row, purpose=purpose), "revoked_session_ids": revoked}

@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from ..http.schemas import Pattern
 
 ROLES = ("admin", "supervisor", "attendant", "dpo")
+LOCALES = ("pt-BR", "en")  # the languages identity's messages to a user are written in (pt-BR by default)
 STATUSES = ("active", "deactivated")
 _TEXT = validate.Length(min=1, max=200)
 
@@ -69,6 +70,12 @@ def _new_password(**kwargs: Any) -> fields.String:
                                                   "(422 otherwise)."}, **kwargs)
 
 
+def _locale(**kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.OneOf(LOCALES), metadata={
+        "description": "The language of the e-mails the user gets (pt-BR unless chosen): a preference, not personal "
+                       "data. Every user may change their own, whatever fields their role may edit."}, **kwargs)
+
+
 class AddressSchema(Schema):
     street = fields.String(required=True, validate=_TEXT)
     number = fields.String(required=True, validate=validate.Length(min=1, max=20))
@@ -102,6 +109,7 @@ class UserCreateSchema(_Profile):
     job_title = fields.String(required=True, validate=_TEXT)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     password = _new_password(required=True)
+    locale = _locale()
 
 
 def _current_password() -> fields.String:
@@ -113,6 +121,7 @@ def _current_password() -> fields.String:
 class MePatchSchema(_Profile):
     job_title = fields.String(validate=_TEXT)
     current_password = _current_password()
+    locale = _locale()
 
 
 class UserPatchSchema(MePatchSchema):
@@ -137,6 +146,7 @@ class UserSchema(_PersonOut):
     job_title = fields.String(allow_none=True)
     role = fields.String(required=True)
     status = fields.String(required=True, metadata={"enum": list(STATUSES)})
+    locale = fields.String(required=True, metadata={"enum": list(LOCALES)})
     has_photo = fields.Boolean(required=True)
     created_at = fields.String(required=True, metadata={"format": "date-time"})
 
