@@ -18,6 +18,11 @@ Settings come from options, else the environment, else defaults:
     --data-dir      UPGESTAO_DATA_DIR      ./var (SQLite files, keys, logs/)
     --amqp-uri      AMQP_URI               amqp://guest:guest@127.0.0.1:5672/
     --http-address  GATEWAY_HTTP_ADDRESS   127.0.0.1:8000
+    --smtp-sink-port UPGESTAO_SMTP_SINK_PORT 1025 (the local SMTP sink; 0: any free port)
+
+Unless SMTP_URL is given, a local SMTP sink runs on 127.0.0.1:1025 and keeps every
+message the notifier sends as an .eml file in <data dir>/mail/ (a taken port stops
+the start, saying so); with SMTP_URL the notifier sends through that server.
 
 A vhost other than "/" in AMQP_URI is created through the RabbitMQ management
 API (RABBITMQ_MANAGEMENT_URL, default http://<amqp host>:15672) if missing.
@@ -36,7 +41,10 @@ from urllib.parse import urlsplit
 
 from upgestao_platform import (
     DEFAULT_AMQP_URI,
+    DEFAULT_SINK_PORT,
     SERVICE_NAMES,
+    SINK_PORT_ENV,
+    SMTP_URL_ENV,
     DataDirLock,
     Platform,
     PlatformError,
@@ -84,22 +92,31 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 def cmd_up(args: argparse.Namespace) -> int:
     _install_signal_handlers()
     services = [s.strip() for s in args.services.split(",") if s.strip()] if args.services else None
+    extra_env = _parse_env(args.env)
+    # make up's sink listens on 1025 unless told otherwise (the Platform reads UPGESTAO_SMTP_SINK_PORT itself)
+    sink_port = args.smtp_sink_port
+    if sink_port is None and not {**os.environ, **extra_env}.get(SINK_PORT_ENV, "").strip():
+        sink_port = DEFAULT_SINK_PORT
     try:
         platform = Platform(
             data_dir=args.data_dir,
             amqp_uri=args.amqp_uri,
             http_address=args.http_address,
-            env=_parse_env(args.env),
+            env=extra_env,
             services=services,
             relays=not args.no_relays,
             python=args.python,
             echo=say,
+            smtp_sink_port=sink_port,
         )
     except PlatformError as exc:
         say(f"error: {exc}")
         return 2
     say(f"data dir {platform.data_dir}")
     say(f"broker   {redact_uri(platform.amqp_uri)} (vhost {vhost_of(platform.amqp_uri)!r})")
+    smtp_url = {**os.environ, **platform.extra_env}.get(SMTP_URL_ENV, "").strip()
+    if smtp_url:
+        say(f"mail     through {redact_uri(smtp_url)} ({SMTP_URL_ENV})")
     started = time.monotonic()
     try:
         platform.start(timeout=args.timeout)
@@ -117,6 +134,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  try: curl {platform.url}/v1/ping   |   {platform.url}/v1/openapi.json")
     else:
         print(f"  UpGestão is up without the gateway (started in {time.monotonic() - started:.1f} s)")
+    if platform.sink_address:
+        print(f"  mail: every message lands in {platform.mail_dir}/ as an .eml file "
+              f"(SMTP sink on {platform.sink_address})")
     for name, proc in platform.children.items():
         print(f"    {name:<{width}}  pid {proc.pid:<7}  {platform.log_path(name)}")
     print("  Ctrl-C stops everything.\n", flush=True)
@@ -235,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--no-relays", action="store_true", help="do not start the outbox relays")
         p.add_argument("--python", help="interpreter for the services (default .venv/bin/python)")
+        p.add_argument(
+            "--smtp-sink-port", type=int, default=None,
+            help=f"port of the local SMTP sink, started unless SMTP_URL is given ({SINK_PORT_ENV}, "
+                 f"default {DEFAULT_SINK_PORT}; 0: any free port)",
+        )
         p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for /readyz (60)")
         p.add_argument(
             "--stop-timeout", type=float, default=15.0, help="seconds between SIGTERM and SIGKILL at shutdown (15)"

@@ -24,6 +24,13 @@ When neither can create users outside production, every process runs on the give
 ``AMQP_URI``, said loudly (``UPGESTAO_BROKER_SHARED_USER=1``: the audit log cannot tell
 services apart then). ``Platform.broker_uris`` holds each service's URI.
 
+Unless ``SMTP_URL`` is given (and never in production), a local SMTP sink is started before the
+services, as a supervised child like them (``mail-sink``: ``python -m upgestao_notifier sink``): it
+keeps every message as an ``.eml`` file in ``<data_dir>/mail/``, and the notifier gets
+``SMTP_URL=smtp://127.0.0.1:<port>`` and ``NOTIFIER_ACCEPTED_LOOKUP_DIR=<data_dir>/mail``. The port is
+``smtp_sink_port`` (``make up``: 1025, or ``UPGESTAO_SMTP_SINK_PORT``), a taken port refused plainly;
+a platform started from code (tests, benchmarks) gets a free one unless told otherwise.
+
 Used by ``scripts/platformctl.py`` (``make up``), by ``bench/run.py`` and by
 the end-to-end tests::
 
@@ -77,6 +84,15 @@ MIGRATION_DATABASE_VAR = "PRIVACY_MIGRATION_DATABASE_URL"
 BROKER_USERS_FILE = "broker-users.json"
 CONFIG_ERROR_EXIT = 2  # upgestao_kernel.cli: a process stopped by its configuration (never restarted)
 SHARED_USER_ENV = "UPGESTAO_BROKER_SHARED_USER"  # upgestao_kernel.broker_permissions.SHARED_USER_ENV
+# the local SMTP sink (``python -m upgestao_notifier sink``): started unless SMTP_URL is given
+MAIL_SINK = "mail-sink"  # its process and log name
+MAIL_SERVICE = "notifier"  # the service that sends mail (and owns the sink command)
+SINK_HOST = "127.0.0.1"
+DEFAULT_SINK_PORT = 1025  # make up's
+SINK_PORT_ENV = "UPGESTAO_SMTP_SINK_PORT"
+SMTP_URL_ENV = "SMTP_URL"
+ACCEPTED_LOOKUP_ENV = "NOTIFIER_ACCEPTED_LOOKUP_DIR"  # the notifier asks the sink's files what it accepted
+MAIL_DIR = "mail"
 
 
 # Every service's pyproject.toml declares its definition in this entry-point group
@@ -547,6 +563,7 @@ class Platform:
         check_config: bool = True,
         restart_policy: RestartPolicy | None = None,
         echo: Callable[[str], None] | None = None,
+        smtp_sink_port: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir or os.environ.get("UPGESTAO_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
         self.amqp_uri = amqp_uri or os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI
@@ -586,6 +603,12 @@ class Platform:
         self.broker_uris: dict[str, str] = {}
         self.broker_users_created: list[str] = []
         self.shared_broker_user = False
+        # the local SMTP sink (plan_mail_sink): the port asked for (None: UPGESTAO_SMTP_SINK_PORT, else a free
+        # one), where it listens once planned (None: SMTP_URL given, no notifier, or production), what the
+        # notifier's processes get
+        self.smtp_sink_port = smtp_sink_port
+        self.sink_address: str | None = None
+        self.mail_env: dict[str, str] = {}
 
     # -- properties ------------------------------------------------------
     @property
@@ -601,6 +624,11 @@ class Platform:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
+    @property
+    def mail_dir(self) -> Path:
+        """Where the local SMTP sink keeps the messages (``.eml`` files)."""
+        return self.data_dir / MAIL_DIR
+
     def environment(self, service: str | None = None) -> dict[str, str]:
         """The environment every child gets; ``service``'s own broker URI for that service's processes."""
         env = dict(os.environ)
@@ -611,6 +639,7 @@ class Platform:
             PYTHONUNBUFFERED="1",
         )
         env.update(self.extra_env)
+        env.update(self.mail_env)  # SMTP_URL of the local sink, when there is one (plan_mail_sink)
         env.update(self.runtime_database_env)  # privacy runs as its runtime role (provision_database_roles)
         for name in [name for name in env if name.endswith("_MIGRATION_DATABASE_URL")]:
             del env[name]  # an owner's credentials: for the migrations only (migrate), never a running process
@@ -618,6 +647,8 @@ class Platform:
             env[SHARED_USER_ENV] = "1"
         if service is not None and service in self.broker_uris:
             env["AMQP_URI"] = self.broker_uris[service]
+        if service == MAIL_SINK:  # the sink talks SMTP only: no broker credentials for it
+            env.pop("AMQP_URI", None)
         return env
 
     @property
@@ -781,11 +812,13 @@ class Platform:
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self.preflight()
+            self.plan_mail_sink()
             if self.run_check_config:
                 self.check_config()
             self.provision_database_roles()
             if self.run_migrations:
                 self.migrate()
+            self.start_mail_sink()
             for service in self.services:
                 self._spawn(service.name, [self.python, "-m", service.package, "run"])
             if self.relays:
@@ -797,6 +830,58 @@ class Platform:
             self.stop()
             raise
         return self
+
+    def _wanted_sink_port(self) -> int:
+        """The sink's port: ``smtp_sink_port``, else ``UPGESTAO_SMTP_SINK_PORT``, else (0 too) a free one."""
+        raw = self.smtp_sink_port
+        if raw is None:
+            raw = ({**os.environ, **self.extra_env}.get(SINK_PORT_ENV) or "").strip() or 0
+        try:
+            port = int(raw)
+        except ValueError:
+            raise PlatformError(f"{SINK_PORT_ENV}={raw!r}: expected a port number (1025; 0: any free one)") from None
+        if not 0 <= port <= 65535:
+            raise PlatformError(f"{SINK_PORT_ENV}={port}: expected a port number from 0 to 65535")
+        return port or int(free_address(SINK_HOST).rpartition(":")[2])
+
+    def plan_mail_sink(self) -> None:
+        """Decide whether the local SMTP sink runs, on which port, and what the notifier gets (``mail_env``).
+
+        No sink when the notifier is not among the services, when ``SMTP_URL`` is given (the user's server),
+        or in production (where the notifier's check-config requires a real ``SMTP_URL``). A port already in
+        use raises PlatformError saying how to choose another."""
+        self.sink_address = None
+        self.mail_env = {}
+        given = ({**os.environ, **self.extra_env}.get(SMTP_URL_ENV) or "").strip()
+        if given or self.env_name == "production" or not any(s.name == MAIL_SERVICE for s in self.services):
+            return
+        port = self._wanted_sink_port()
+        if not port_is_free(SINK_HOST, port):
+            raise PlatformError(
+                f"the local SMTP sink's address {SINK_HOST}:{port} is already in use (another platform's sink, or "
+                f"a mail server?): stop it, or choose another port ({SINK_PORT_ENV}=1026 make up), or send "
+                f"through a real server ({SMTP_URL_ENV}=smtp+starttls://user:password@host:587 make up)")
+        self.sink_address = f"{SINK_HOST}:{port}"
+        self.mail_env = {SMTP_URL_ENV: f"smtp://{SINK_HOST}:{port}", ACCEPTED_LOOKUP_ENV: str(self.mail_dir)}
+
+    def start_mail_sink(self, timeout: float = 20.0) -> None:
+        """Start the planned sink and wait until it answers, before any service (the notifier's first message
+        must find it); raises PlatformError when it exits or stays silent."""
+        if self.sink_address is None:
+            return
+        notifier = next(s for s in self.services if s.name == MAIL_SERVICE)
+        host, port = split_address(self.sink_address)
+        proc = self._spawn(MAIL_SINK, [self.python, "-m", notifier.package, "sink", "--host", host,
+                                       "--port", str(port), "--directory", str(self.mail_dir)])
+        deadline = time.monotonic() + timeout
+        while not tcp_answers(host, port, timeout=1.0):
+            if proc.poll() is not None:
+                raise PlatformError(self.describe_exit(MAIL_SINK, proc.returncode))
+            if time.monotonic() > deadline:
+                raise PlatformError(f"the local SMTP sink did not listen on {self.sink_address} within "
+                                    f"{timeout:.0f} s; see {self.log_path(MAIL_SINK)}")
+            time.sleep(0.05)
+        self.echo(f"mail: SMTP sink on {self.sink_address}, messages as .eml files in {self.mail_dir}/")
 
     def preflight(self) -> None:
         """Broker, vhost, free gateway port and installed packages; raises PlatformError."""
@@ -1041,16 +1126,18 @@ class Platform:
     def stop(self, timeout: float = 15.0) -> dict[str, int]:
         """Stop every child; idempotent. Returns name -> exit code.
 
-        In three phases, each SIGTERM, wait up to ``timeout``, SIGKILL: the
+        In four phases, each SIGTERM, wait up to ``timeout``, SIGKILL: the
         gateway first (no new requests; its in-flight RPCs still get answers),
-        then the services, then the relays (they publish what was written last).
+        then the services, then the relays (they publish what was written last),
+        then the mail sink (it answers the notifier's last messages).
         """
         with self._supervision:
             self._stopped = True
             self._restart_due.clear()
-        phases: list[list[str]] = [[], [], []]
+        phases: list[list[str]] = [[], [], [], []]
         for name in self.children:
-            phases[2 if name.endswith("-relay") else 0 if name == HTTP_SERVICE else 1].append(name)
+            phase = 3 if name == MAIL_SINK else 2 if name.endswith("-relay") else 0 if name == HTTP_SERVICE else 1
+            phases[phase].append(name)
         codes: dict[str, int] = {}
         for phase in phases:
             codes.update(self._terminate({name: self.children[name] for name in phase}, timeout))
