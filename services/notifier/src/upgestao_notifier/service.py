@@ -1,9 +1,58 @@
-"""nameko entrypoints of the notifier service (thin: no domain logic here)."""
+"""nameko entrypoints of the notifier service (thin: the use cases do the work).
 
-from upgestao_kernel.nameko_ext import Database, HealthRpc
+Events that ask for mail arrive through ``reliable_handler`` (retried, then parked; never acked before
+the deliveries they ask for are stored); a timer attempts due retries and settles interrupted claims;
+two RPCs answer the gateway's delivery queries (``notifications.read``, checked again here).
+"""
+
+from __future__ import annotations
+
+from nameko.rpc import RpcProxy
+from upgestao_kernel.events import EventEnvelope
+from upgestao_kernel.nameko_ext import Database, HealthRpc, reliable_handler, rpc
+from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
+from upgestao_kernel.unit_of_work import UnitOfWork
+
+from .adapters.projections import projections
+from .adapters.sql_repositories import with_sql_repositories
+from .domain.kinds import KINDS
+from .entrypoints.dependencies import NotifierRuntime, RpcNoticeSource, sweep_timer
+from .service_layer.dispatch import Dispatcher
+from .service_layer.queries import DeliveryQueries
+
+# privacy's kinds (verification codes, answers, corrections, breach notices, policy versions) have their
+# templates here already; their handler binds once privacy declares those events (the catalogue refuses a
+# subscription to a type no service declares)
+IDENTITY_EVENTS = sorted(k.event_type for k in KINDS.values() if k.source == "identity")
 
 
 class NotifierService(HealthRpc):
     name = "notifier"
 
-    db = Database()
+    db = Database(projections=projections)
+    runtime = NotifierRuntime()
+    roles = RolePermissions()
+    identity = RpcProxy("identity")
+
+    def _uow(self) -> UnitOfWork:
+        return with_sql_repositories(self.db.unit_of_work())
+
+    def _dispatcher(self) -> Dispatcher:
+        return self.runtime.dispatcher(self._uow, RpcNoticeSource({"identity": self.identity}))
+
+    @reliable_handler("identity", IDENTITY_EVENTS)
+    def on_identity_event(self, event: EventEnvelope) -> None:
+        """A password reset, a new sign-in, an e-mail change: the e-mail identity's notice asks for."""
+        self._dispatcher().accept(event.event_id, event.type)
+
+    @sweep_timer(interval=1.0)
+    def sweep(self) -> None:
+        self._dispatcher().sweep()
+
+    @rpc
+    def deliveries(self, filters: dict | None = None, limit: int = 50, cursor: str | None = None) -> dict:
+        return DeliveryQueries(self._uow, self.roles.permissions_of).deliveries(filters, limit, cursor)
+
+    @rpc
+    def campaign(self, campaign_id: str) -> dict:
+        return DeliveryQueries(self._uow, self.roles.permissions_of).campaign(campaign_id)
