@@ -61,7 +61,11 @@ NOTHING = "^$"  # the empty name only: no exchange or queue of the platform, no 
 SHARED_USER_ENV = "UPGESTAO_BROKER_SHARED_USER"
 
 # Which other service's events exchange a service binds a queue to (its stream or consumers).
-CONSUMES: Mapping[str, tuple[str, ...]] = {"gateway": ("identity",)}
+CONSUMES: Mapping[str, tuple[str, ...]] = {
+    "gateway": ("identity",),
+    # mail on identity's notices today; privacy's (codes, answers, breach notices, policy versions) next
+    "notifier": ("identity", "privacy"),
+}
 # Queues a service owns beyond ``<service>.*``, ``rpc-<service>`` and its reply queues.
 EXTRA_QUEUES: Mapping[str, tuple[str, ...]] = {"privacy": (AUDIT_STREAM,)}
 # Who reads every audit record (binds ``audit.#``): the audit log's ingest.
