@@ -104,6 +104,19 @@ def test_421_is_soft_failed_and_the_next_send_opens_a_new_connection(server):
     mailer.close()
 
 
+def test_421_to_mail_on_a_pooled_connection_is_a_server_closing_an_idle_session_one_fresh_attempt(server):
+    mailer = mailer_for(server)
+    assert mailer.send(a_message(1), sender=SENDER, to=TO).status == "sent"
+    server.reply_next("MAIL", 421, "4.4.2 upgestao-test-smtp Error: timeout exceeded")  # postfix's idle timeout
+    assert mailer.send(a_message(2), sender=SENDER, to=TO).status == "sent"
+    assert len(server.wait_for(2)) == 2 and server.connections() == 2
+    # on a fresh connection a 421 is the answer: soft, not tried again
+    mailer.close()
+    server.reply_next("MAIL", 421, "4.3.2 too busy")
+    outcome = mailer_for(server).send(a_message(3), sender=SENDER, to=TO)
+    assert (outcome.status, outcome.code) == ("soft_failed", 421)
+
+
 def test_smtp_down_is_soft_failed_connection_refused_then_sent_once_it_is_back(server):
     mailer = mailer_for(server)
     server.stop()
@@ -187,6 +200,16 @@ def test_auth_logs_in_and_a_refused_login_is_a_soft_configuration_failure():
         assert len(server.messages()) == 1
         for mailer in (good, bad, anonymous):
             mailer.close()
+
+
+def test_an_internationalised_address_needs_smtputf8(server):
+    mailer = mailer_for(server)
+    outcome = mailer.send(a_message(), sender=SENDER, to="joão@exemplo.com.br")
+    assert (outcome.status, outcome.code) == ("hard_failed", None)
+    assert "jo" not in outcome.error
+    assert mailer.send(a_message(2), sender=SENDER, to=TO).status == "sent"  # the connection is still good
+    assert server.connections() == 1
+    mailer.close()
 
 
 def test_nothing_but_the_outcome_is_logged(server, capsys):

@@ -248,8 +248,13 @@ class SmtpMailer:
             return outcome
 
     def _transaction(self, conn: smtplib.SMTP, data: bytes, sender: str, to: str, *, reused: bool) -> SendOutcome:
+        options: list[str] = []
+        if not (sender + to).isascii():  # an internationalised address travels only where SMTPUTF8 is spoken
+            if not conn.has_extn("smtputf8"):
+                return SendOutcome(HARD_FAILED, None, "address needs SMTPUTF8, which the server lacks")
+            options.append("SMTPUTF8")
         try:
-            code, text = conn.mail(sender)
+            code, text = conn.mail(sender, options)
         except (smtplib.SMTPServerDisconnected, ConnectionResetError, BrokenPipeError) as exc:
             if _timed_out(exc):  # a hung server, not a closed connection: another try would hang as long
                 raise
