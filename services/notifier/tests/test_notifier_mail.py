@@ -138,3 +138,17 @@ def _deliveries_are_answered_to_notifications_read_only(mailroom, user):
         assert getattr(exc, "status", 403) == 403
     else:
         raise AssertionError("an attendant read the delivery records")
+
+
+def test_a_sign_in_from_a_new_network_is_told_once_in_the_users_language(mailroom):
+    user = mailroom.add_user(8, locale="en")
+    for _ in range(2):  # the second sign-in from the same network is not news
+        mailroom.caller("identity", {"source_ip": "203.0.113.9"}).login(user["email"], "correct horse battery staple")
+    mailroom.publish()
+    [message] = mailroom.smtp.wait_for(1, timeout=15)
+    assert message["To"] == user["email"] and message["Content-Language"] in (None, "en")
+    text = message.get_body(("plain",)).get_content()
+    assert "203.0.113.0/24" in text and "https://upgestao.test/me/sessions" in text
+    row = wait_for(lambda: [r for r in mailroom.deliveries(recipient_id=user["id"]) if r.status == "sent"], 10)[0]
+    assert row.kind == "new_login"
+    assert _stays(lambda: len(mailroom.smtp.messages()) == 1, 1.0)

@@ -345,3 +345,12 @@ def _breach_data() -> dict:
             "nature_of_data": ["e-mail"], "people_affected": "clientes", "technical_measures": "criptografia",
             "risks": "phishing", "delay_reasons": None, "measures_taken": "senhas redefinidas",
             "what_to_do": ["troque sua senha"]}
+
+
+def test_a_notice_of_another_kind_than_its_event_announces_is_refused_and_nothing_sent(world):
+    from upgestao_notifier.service_layer.dispatch import NoticeMismatch
+
+    event_id, _ = world.reset_event()
+    with pytest.raises(NoticeMismatch):
+        world.dispatcher.accept(event_id, "identity.user_email_changed.v1")
+    assert world.server.sent == [] and world.deliveries() == []

@@ -59,6 +59,12 @@ PLATFORM_NAME = "UpGestão"
 COMPLETE_EVERY = 20  # outcomes committed together, at most (the window a crash leaves to the sweeper)
 
 
+class NoticeMismatch(ValueError):
+    """The owner's notice is not of the kind the event's type asks for: the event is parked, nothing sent."""
+
+    park_reason = "the notice is not of the kind its event announces"
+
+
 def serial_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
     return map(fn, items)
 
@@ -98,6 +104,8 @@ class Dispatcher:
             except NoticeGone:
                 self._notice_gone(kind, event_id, event_type)
                 break
+            if notice.kind != kind.name:  # never a reset token in another message's words
+                raise NoticeMismatch(f"{event_type} announced a {kind.name} notice")
             ready = self._queue(kind, event_id, event_type, notice)
             attempted += self._attempt(kind, ready)
             if not notice.next:
