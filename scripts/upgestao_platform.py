@@ -638,6 +638,8 @@ class Platform:
             GATEWAY_HTTP_ADDRESS=self.http_address,
             PYTHONUNBUFFERED="1",
         )
+        if self.has_gateway:  # the links in the mail point at this platform's gateway
+            env.setdefault("NOTIFIER_PUBLIC_URL", self.url)
         env.update(self.extra_env)
         env.update(self.mail_env)  # SMTP_URL of the local sink, when there is one (plan_mail_sink)
         env.update(self.runtime_database_env)  # privacy runs as its runtime role (provision_database_roles)
