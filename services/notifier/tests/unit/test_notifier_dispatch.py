@@ -354,3 +354,25 @@ def test_a_notice_of_another_kind_than_its_event_announces_is_refused_and_nothin
     with pytest.raises(NoticeMismatch):
         world.dispatcher.accept(event_id, "identity.user_email_changed.v1")
     assert world.server.sent == [] and world.deliveries() == []
+
+
+def test_a_message_the_template_cannot_make_is_a_final_failure_not_a_stuck_claim(world):
+    event_id, user_id = world.reset_event()
+    world.owner.notices[event_id] = replace(world.owner.notices[event_id], data={})  # expires_at missing
+    assert world.dispatcher.accept(event_id, RESET) == 1
+    [row] = world.deliveries()
+    assert row["status"] == "hard_failed" and row["last_error"].startswith("the message could not be made")
+    assert world.store.rows(SUPPRESSIONS) == [] and world.server.sent == []  # the address did nothing wrong
+
+
+def test_a_retry_while_the_owner_is_away_stays_due(world):
+    event_id, _ = world.reset_event()
+    world.server.replies = [SendOutcome("soft_failed", 421, "421 later")]
+    world.dispatcher.accept(event_id, RESET)
+    world.owner.down = True
+    world.clock.now = world.t0 + timedelta(seconds=301)
+    assert world.dispatcher.sweep() == 0
+    assert world.deliveries()[0]["status"] == "soft_failed"
+    world.owner.down = False
+    world.dispatcher.sweep()
+    assert world.deliveries()[0]["status"] == "sent"

@@ -70,6 +70,15 @@ def serial_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """An attempt that ended before or around the mailer (the mailer's own outcomes look the same)."""
+
+    status: str
+    code: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
 class Attempt:
     record: DeliveryRecord  # as claimed: status sending, version and attempts moved on
     recipient: Recipient
@@ -182,8 +191,19 @@ class Dispatcher:
         return Attempt(claimed, attempt.recipient, attempt.data)
 
     def _send(self, kind: Kind, attempt: Attempt) -> Any:
-        message = self._message(kind, attempt)
-        return self.mailer.send(message, sender=self.settings.sender_address, to=attempt.recipient.to)
+        """The attempt's outcome, never an exception: a claimed delivery must get one, or a process that is
+        alive would leave it ``sending`` for the sweeper to settle as if it had died inside SMTP."""
+        try:
+            message = self._message(kind, attempt)
+        except Exception as exc:  # noqa: BLE001 - a notice the template cannot say: permanent for this data
+            log.error("notifier.message_not_made", delivery_id=attempt.record.id, kind=kind.name,
+                      error=type(exc).__name__)
+            return Outcome("hard_failed", None, f"the message could not be made ({type(exc).__name__})")
+        try:
+            return self.mailer.send(message, sender=self.settings.sender_address, to=attempt.recipient.to)
+        except Exception as exc:  # noqa: BLE001 - the mailer classifies what it knows; the rest is retried
+            log.error("notifier.send_error", delivery_id=attempt.record.id, kind=kind.name, error=type(exc).__name__)
+            return Outcome("soft_failed", None, f"unexpected error ({type(exc).__name__})")
 
     def _complete(self, results: list[tuple[Attempt, Any]]) -> None:
         now = self.now()
@@ -196,8 +216,8 @@ class Dispatcher:
                     permanent = result.status == "hard_failed"
                     delivery.failed(result.code, result.error or "failed", permanent=permanent,
                                     policy=self.settings.retry, now=now)
-                    if permanent:
-                        self._suppress(uow, attempt, result.code)
+                    if permanent and result.code is not None and 500 <= result.code < 600:
+                        self._suppress(uow, attempt, result.code)  # the server refused the address itself
                 uow.save(delivery)
         for attempt, result in results:
             if result.status != "sent":
@@ -256,7 +276,10 @@ class Dispatcher:
         for r in retry:
             by_event.setdefault((r.event_type, r.event_id), []).append(r)
         for (event_type, event_id), records in by_event.items():
-            touched += self._retry(event_type, event_id, records)
+            try:
+                touched += self._retry(event_type, event_id, records)
+            except Exception as exc:  # noqa: BLE001 - the owner away: these stay due, tried at the next sweep
+                log.warning("notifier.retry_postponed", event_id=event_id, error=type(exc).__name__)
         return touched
 
     def _settle(self, records: list[DeliveryRecord]) -> int:
