@@ -173,11 +173,27 @@ def table_audit(data: dict) -> list[str]:
     return lines
 
 
+def table_notifier(data: dict) -> list[str]:
+    f, raw, r, p = data["figures"], data["baseline"]["raw_smtplib"], data["ratios"], data["parameters"]
+    lat, stages = f["latency_ms"], f["stages_ms"]
+    return [
+        f"{'notifier':<30} {'e-mails/s':>9} {'seconds':>8}   {'ratio':>6}  target >= {r['target']}",
+        f"{'events -> sink (notifier)':<30} {f['mails_per_s']:>9.1f} {f['seconds']:>8.2f}   "
+        f"{r['notifier/raw']:>6.3f}  {_meets(r['meets_target'])}",
+        f"{'raw smtplib, 1 conn (baseline)':<30} {raw['mails_per_s']:>9.1f} {'':>8}   {1:>6.3f}  "
+        f"runs {', '.join(str(x['mails_per_s']) for x in raw['runs'])}",
+        f"  published -> accepted: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms "
+        f"({p['mails']} e-mails, {f['bytes_per_mail']} bytes each; raw {raw['bytes_per_mail']})",
+        "  stages p50/p99 ms: " + ", ".join(f"{k} {v['p50']}/{v['p99']}" for k, v in stages.items()),
+    ]
+
+
 TABLES = {
     "ping": table_ping,
     "outbox_publish": table_outbox_publish,
     "identity": table_identity,
     "audit": table_audit,
+    "notifier": table_notifier,
 }
 
 
