@@ -7,11 +7,15 @@ One run:
    RabbitMQ vhost, on fresh PostgreSQL databases (``CHAOS_DATABASE=sqlite``: the embedded default);
 2. runs a mixed workload through the gateway from a *recording* client: attendants create
    customers (each with a unique e-mail), read them, rename them, read their own profile;
-   a dpo searches the audit log. Every request carries its own ``X-Request-ID`` and is recorded
+   a dpo searches the audit log; every couple of seconds an attendant asks for a password reset
+   (``POST /v1/auth/password-reset``) for one of the staff users the run made, or now and then for
+   an e-mail nobody has. Every request carries its own ``X-Request-ID`` and is recorded
    with its answer: ``ack`` (2xx), ``rejected`` (4xx: certainly not applied) or ``unknown``
-   (5xx, no answer, a timeout: the effect may or may not have happened);
+   (5xx, no answer, a timeout: the effect may or may not have happened). Every first login of a
+   user (the admin, each staff user) asks identity for a new-login alert;
 3. injects faults at moments drawn from a seeded random schedule (``--seed`` reproduces the
-   schedule and the workload's choices): ``kill`` (SIGKILL of any service or relay),
+   schedule and the workload's choices): ``kill`` (SIGKILL of any service or relay, or of the
+   local SMTP sink ``mail-sink``),
    ``stall`` (SIGSTOP of one process for a few seconds, then SIGCONT), ``broker``
    (``rabbitmqctl stop_app`` for a few seconds, then ``start_app``: the machine's own broker, so
    only when the AMQP host is local), ``postgres`` (``pg_ctlcluster ... restart``, PostgreSQL runs only);
@@ -24,6 +28,13 @@ One run:
    * every acknowledged audited request (personal-data routes, audit queries) has its audit
      record(s), no access is recorded twice, seqs are gap-free, and ``audit verify`` (privacy's
      verifier over HTTP, with the log's public key) passes;
+   * the mail (the notifier's deliveries, as ``GET /v1/notifications/deliveries`` answers the dpo,
+     once every one is final or the quiescence is over, against the sink's ``.eml`` files): each
+     acknowledged reset for a known user has its delivery (at most one more per reset whose answer
+     was lost), each user who logged in exactly one new-login alert; every delivery ends ``sent``
+     and confirmed (the sink can always say), its Message-ID in exactly one file addressed to its
+     recipient; no Message-ID in two files, no file no delivery asked for, none to an unknown
+     e-mail. A delivery given up because its notice is gone is listed, not a violation;
    * no message is left in any queue but the parking queues (each parked message is listed
      with its error) and ``upgestao.unrouted`` (events no consumer is bound for yet, by routing key);
    * no request answered 5xx (or 4xx) whose effect was applied anyway: the gateway keys every
@@ -66,13 +77,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import requests
 from common import RESULTS, log, machine, percentile
-from upgestao_platform import SERVICE_NAMES, Platform, RabbitAdmin, RestartPolicy, free_address
+from upgestao_platform import MAIL_SERVICE, MAIL_SINK, SERVICE_NAMES, Platform, RabbitAdmin, RestartPolicy, free_address
 
 SCENARIO = "chaos"
 # audit records one request of the workload leaves: a create or a rename seals the fields and opens
@@ -95,7 +108,31 @@ PLATFORM_ENV = {
     # logins are not what this measures: a cheaper hash leaves the two cores to the workload
     "IDENTITY_BCRYPT_COST": "4",
     "UPGESTAO_RETRY_DELAYS_MS": "200,1000,5000",
+    # password resets are part of the workload: a throttled request is answered 202 too and sends nothing,
+    # so neither budget may run out (an account's counts on while its requests come less than a window apart)
+    "IDENTITY_RESET_ACCOUNT_LIMIT": "100",
+    "IDENTITY_RESET_ADDRESS_LIMIT": "100000",
+    "IDENTITY_RESET_WINDOW_S": "60",
+    # the mail is checked against the local sink's files: never a server given in the environment
+    "SMTP_URL": "",
+    # a claim left by a killed notifier is settled (by the sink's word), and a soft failure tried again, within
+    # the quiescence: 15 s still outlasts an SMTP transaction through the longest stall (8 s, timeouts 10 s)
+    "NOTIFIER_STALE_AFTER_S": "15",
+    "NOTIFIER_RETRY_BASE_S": "2",
+    "NOTIFIER_RETRY_FACTOR": "1",
 }
+# every so often an attendant asks for a password reset (about RESET_EVERY_S apart), for a staff user of the run
+# or, UNKNOWN_RESET_SHARE of the time, for an e-mail nobody has; RESET_TARGETS extra users exist only to be asked
+# for, and no account is asked for more than RESETS_PER_ACCOUNT times (its budget above never runs out)
+RESET_EVERY_S = 2.5
+UNKNOWN_RESET_SHARE = 0.2
+RESET_TARGETS = 4
+RESETS_PER_ACCOUNT = 80
+# the notifier's deliveries: their final states, and the reason of one given up because its notice is gone
+# (upgestao_notifier.domain.deliveries.NOTICE_GONE: an expired or withdrawn notice, a finding, not a violation)
+FINAL_DELIVERY_STATES = ("sent", "hard_failed", "suppressed")
+NOTICE_GONE = "the notice is no longer available"
+RESET_KIND, NEW_LOGIN_KIND = "password_reset", "new_login"
 # the gateway asks again for a write whose answer was lost for up to UPGESTAO_RPC_RETRY_BUDGET_S (30 s),
 # then makes a last attempt of up to UPGESTAO_RPC_TIMEOUT_S (10 s): a client waits longer than both
 HTTP_TIMEOUT_S = 60.0
@@ -164,7 +201,10 @@ def parse_plan(text: str) -> list[Fault]:
 
 
 def process_names() -> list[str]:
-    return [*SERVICE_NAMES, *(f"{name}-relay" for name in SERVICE_NAMES)]
+    """Every process a fault may hit: the services, their relays and the local SMTP sink (the platform starts
+    one, supervised like the others, whenever the notifier runs and no SMTP_URL is given: PLATFORM_ENV)."""
+    sink = [MAIL_SINK] if MAIL_SERVICE in SERVICE_NAMES else []
+    return [*SERVICE_NAMES, *(f"{name}-relay" for name in SERVICE_NAMES), *sink]
 
 
 # -- the recording client --------------------------------------------------------------------
@@ -174,7 +214,7 @@ def process_names() -> list[str]:
 class Op:
     """One request the client made, and what it learnt."""
 
-    kind: str  # create | read | update | me | audit | check-*
+    kind: str  # create | read | update | me | audit | reset | check-*
     request_id: str
     method: str
     path: str
@@ -186,6 +226,7 @@ class Op:
     email: str | None = None
     customer_id: str | None = None
     value: str | None = None  # the name a create or rename asked for
+    user_id: str | None = None  # the staff user a password reset was asked for (None: an e-mail nobody has)
     problem: str | None = None  # the problem type's slug, or the connection error
 
 
@@ -220,7 +261,7 @@ class Client:
         """One request; on 401 log in again and repeat it (a 401 changes nothing)."""
         for _ in range(3):
             op = Op(kind, f"chaos-{kind}-{uuid.uuid4().hex}", method, path, audited=audited,
-                    **{k: v for k, v in fields.items() if k in ("email", "customer_id", "value")})
+                    **{k: v for k, v in fields.items() if k in ("email", "customer_id", "value", "user_id")})
             body = fields.get("json")
             op.started = time.time()
             answer: object = None
@@ -275,7 +316,9 @@ def staff_payload(role: str, n: int) -> dict:
 
 
 class Workload:
-    """Attendant workers and a dpo, each a thread; every request recorded in ``ops``."""
+    """Attendant workers and a dpo, each a thread; every request recorded in ``ops``. ``users`` are the
+    accounts of the run (id -> e-mail: the admin, the staff, the reset targets), ``logged_in`` those that
+    signed in (each is owed one new-login alert)."""
 
     def __init__(self, base_url: str, seed: int, workers: int,
                  assign_role: Callable[[str, str], None] | None = None) -> None:
@@ -291,6 +334,9 @@ class Workload:
         self.errors: list[str] = []
         self.clients: list[Client] = []
         self.dpo: Client | None = None
+        self.users: dict[str, str] = {}
+        self.logged_in: set[str] = set()
+        self.resets_asked: Counter = Counter()  # user id -> password resets asked for so far
 
     def record(self, op: Op) -> None:
         with self._lock:
@@ -299,18 +345,27 @@ class Workload:
     def prepare(self) -> None:
         admin = Client(self.base_url, lambda op: None, ADMIN_EMAIL, ADMIN_PASSWORD)
         admin.login(timeout=180)
-        for n in range(self.workers + 1):
+        op, me = admin.call("setup-me", "GET", "/v1/me", audited=False, record=False)
+        if op.status != 200 or not isinstance(me, dict):
+            raise ChaosError(f"reading the admin's profile: {op.status} {me}")
+        self.users[me["id"]] = ADMIN_EMAIL
+        self.logged_in.add(me["id"])
+        for n in range(self.workers + 1 + RESET_TARGETS):
             role = "dpo" if n == self.workers else "attendant"
             payload = staff_payload("attendant", n)
             op, answer = admin.call("setup-user", "POST", "/v1/users", audited=False, record=False, json=payload)
             if op.status != 201:
                 raise ChaosError(f"creating the {role} user: {op.status} {answer}")
+            self.users[answer["id"]] = payload["email"]
+            if n > self.workers:
+                continue  # a reset target: never signs in
             if role == "dpo":
                 if self.assign_role is None:
                     raise ChaosError("no way to make the dpo (identity's assign-role) was given")
                 self.assign_role(answer["id"], "dpo")
             client = Client(self.base_url, self.record, payload["email"], payload["password"])
             client.login()
+            self.logged_in.add(answer["id"])
             (self.clients.append(client) if role == "attendant" else setattr(self, "dpo", client))
 
     def start(self) -> None:
@@ -336,8 +391,13 @@ class Workload:
     def _attendant(self, client: Client, rng: random.Random) -> None:
         mine: list[str] = []  # ids of this worker's acknowledged customers
         n = 0
+        next_reset = time.monotonic() + rng.uniform(0.0, RESET_EVERY_S)
         while not self.stop.is_set():
             n += 1
+            if time.monotonic() >= next_reset:
+                self._reset(client, rng)
+                next_reset = time.monotonic() + RESET_EVERY_S * rng.uniform(0.5, 1.5)
+                continue
             choice = rng.choices(("create", "read", "update", "me"), (4, 3, 2, 1))[0]
             if choice != "create" and not mine:
                 choice = "create"
@@ -360,6 +420,21 @@ class Workload:
             else:
                 client.call("me", "GET", "/v1/me", audited=True)
             time.sleep(rng.uniform(0.0, 0.05))
+
+    def _reset(self, client: Client, rng: random.Random) -> None:
+        """A password reset for a staff user of the run (one asked for least so far, below its budget), or for an
+        e-mail nobody has (also when every account had its share). Each known one is owed an e-mail."""
+        with self._lock:
+            staff = [user_id for user_id, address in self.users.items() if address != ADMIN_EMAIL
+                     and self.resets_asked[user_id] < RESETS_PER_ACCOUNT]
+            user_id = None
+            if staff and rng.random() >= UNKNOWN_RESET_SHARE:
+                fewest = min(self.resets_asked[u] for u in staff)
+                user_id = rng.choice([u for u in staff if self.resets_asked[u] == fewest])
+                self.resets_asked[user_id] += 1
+        address = self.users[user_id] if user_id else f"chaos.nobody.{uuid.uuid4().hex[:12]}@example.com"
+        client.call("reset", "POST", "/v1/auth/password-reset", audited=True, email=address, user_id=user_id,
+                    json={"email": address})
 
     def _dpo(self, client: Client, rng: random.Random) -> None:
         while not self.stop.is_set():
@@ -688,11 +763,12 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
     checker = workload.clients[0]
     ops = list(workload.ops)
 
-    def settled_get(path: str, params: dict | None = None, *, method: str = "GET", body: dict | None = None) -> object:
+    def settled_get(path: str, params: dict | None = None, *, method: str = "GET", body: dict | None = None,
+                    client: Client | None = None) -> object:
         """A check read, repeated until answered (the platform is quiet now: 5xx is a finding)."""
         for _ in range(10):
-            op, answer = checker.call("check", method, path, audited=True, params=params,
-                                      **({"json": body} if body is not None else {}))
+            op, answer = (client or checker).call("check", method, path, audited=True, params=params,
+                                                  **({"json": body} if body is not None else {}))
             if op.status == 200:
                 return answer
             if op.status == 404:
@@ -795,6 +871,25 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
     for item in fivexx_applied:  # the gateway keys writes and asks again: a 5xx must mean "not applied"
         found.violation("answered_5xx_then_applied", item)
 
+    # the mail: every delivery final (or the quiescence over), then the deliveries against the sink's files
+    def deliveries() -> list[dict]:
+        items, cursor = [], None
+        while True:  # as the dpo (notifications.read)
+            page = settled_get("/v1/notifications/deliveries", {"limit": 200, **({"cursor": cursor} if cursor else {})},
+                               client=workload.dpo)
+            items += page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return items
+
+    if platform.sink_address is None:
+        found.violation("mail_not_checked", "no local SMTP sink ran (SMTP_URL given?): the mail cannot be checked")
+    else:
+        log("checking: the mail (waiting until every delivery is final)")
+        settled = settled_deliveries(deliveries, list(workload.ops), workload.logged_in, quiesce_s)
+        found.facts["mail"] = check_mail(found, list(workload.ops), workload.users, workload.logged_in, settled,
+                                         sink_mail(platform.mail_dir), confirmable=True)
+
     # the audit log, once everything it should hold has arrived
     log("checking: the audit log (waiting until it holds every audited request)")
     ops = list(workload.ops)  # with the check reads
@@ -841,7 +936,10 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
     for audit_id, count in ids.items():
         if count > 1:
             found.violation("audit_duplicated", f"audit_id {audit_id} stored {count} times")
-    accesses = Counter(access_key(r) for r in records if r.get("request_id") in seen)
+    # (a notice opened for the notifier, and the address it sends to, are opened again whenever the event that
+    # asked for the mail is handled again -- redelivered after a killed notifier, retried after a failed
+    # transaction -- under the same request id: each is an access of its own, not one recorded twice)
+    accesses = Counter(access_key(r) for r in records if r.get("request_id") in seen and not for_mail(r))
     for key, count in accesses.items():
         if count > 1:
             found.violation("audit_duplicated", f"one access recorded {count} times: {key}")
@@ -897,6 +995,146 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
                                                                   keys.most_common())]
     found.facts["queues_explained"] = explained
     return found
+
+
+# -- the mail -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One message the sink kept (its file's name, Message-ID and recipients: never its body)."""
+
+    name: str
+    message_id: str
+    to: frozenset[str]
+
+
+def sink_mail(directory: Path) -> list[Mail]:
+    """Every ``.eml`` file of the sink, oldest first (the sink links a file into place whole)."""
+    found = []
+    for path in sorted(Path(directory).glob("*.eml")):
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes(), headersonly=True)
+        to = message["To"]
+        found.append(Mail(path.name, str(message.get("Message-ID") or "").strip(),
+                          frozenset(a.addr_spec.lower() for a in (to.addresses if to is not None else ()))))
+    return found
+
+
+def owed_mail(ops: list[Op], logged_in: set[str]) -> Counter:
+    """(kind, user id) -> the fewest deliveries the notifier must hold: one per acknowledged reset, one new-login
+    alert per user who logged in."""
+    owed = Counter((RESET_KIND, op.user_id) for op in ops if op.kind == "reset" and op.user_id and op.outcome == "ack")
+    owed.update((NEW_LOGIN_KIND, user_id) for user_id in logged_in)
+    return owed
+
+
+def settled_deliveries(fetch: Callable[[], list[dict]], ops: list[Op], logged_in: set[str], timeout_s: float,
+                       pause_s: float = 2.0) -> list[dict]:
+    """The notifier's deliveries once each one owed exists and all are final (a claim a killed notifier left is
+    settled after NOTIFIER_STALE_AFTER_S, a soft failure tried again after NOTIFIER_RETRY_BASE_S), or as they
+    are when ``timeout_s`` is over (what is missing or not final then is a violation)."""
+    owed = owed_mail(ops, logged_in)
+    deadline = time.monotonic() + timeout_s
+    next_note = time.monotonic() + 10
+    while True:
+        items = fetch()
+        held = Counter((d["kind"], d["recipient_id"]) for d in items)
+        short = sum(max(0, n - held[key]) for key, n in owed.items())
+        pending = [d for d in items if d["status"] not in FINAL_DELIVERY_STATES]
+        if (not short and not pending) or time.monotonic() >= deadline:
+            return items
+        if time.monotonic() >= next_note:
+            log(f"waiting: {short} deliveries owed not yet there, {len(pending)} not final "
+                f"({dict(Counter(d['status'] for d in pending))})")
+            next_note = time.monotonic() + 10
+        time.sleep(pause_s)
+
+
+def check_mail(found: Findings, ops: list[Op], users: dict[str, str], logged_in: set[str], deliveries: list[dict],
+               mails: list[Mail], *, confirmable: bool) -> dict:
+    """Exactly one e-mail per (event, recipient), checked against what the sink kept; returns the facts.
+
+    ``users``: id -> address of the run's accounts; ``confirmable``: the notifier asks the sink whether it took a
+    Message-ID (NOTIFIER_ACCEPTED_LOOKUP_DIR), so an interrupted claim is never settled unconfirmed. Violations
+    name ids, Message-IDs and file names only (no address)."""
+    files: dict[str, list[Mail]] = defaultdict(list)
+    for mail in mails:
+        files[mail.message_id].append(mail)
+    for message_id, kept in files.items():
+        if len(kept) > 1:
+            found.violation("mail_duplicated", f"Message-ID {message_id}: {len(kept)} e-mails "
+                                               f"({', '.join(m.name for m in kept)})")
+    by_message_id = {d["message_id"]: d for d in deliveries}
+    for message_id, kept in files.items():
+        if message_id not in by_message_id:
+            found.violation("mail_phantom", f"{', '.join(m.name for m in kept)}: Message-ID {message_id or '(none)'} "
+                                            "is no delivery's")
+    listed: list[str] = []  # given up because the notice is gone: a finding, not a violation
+    checked = 0
+    for d in deliveries:
+        what = f"delivery {d['id']} ({d['kind']}, event {d['event_id']}, {d['attempts']} attempts)"
+        kept = files.get(d["message_id"], [])
+        if d["status"] not in FINAL_DELIVERY_STATES:
+            found.violation("mail_not_final", f"{what} still {d['status']} (last: {d.get('last_code')} "
+                                              f"{d.get('last_error')})")
+        elif d["status"] == "sent":
+            checked += 1
+            if not kept:
+                found.violation("mail_lost", f"{what} is sent but the sink kept no e-mail with Message-ID "
+                                             f"{d['message_id']}")
+            address = users.get(d["recipient_id"])  # (one for no account of the run is listed below)
+            if address is not None and any(address.lower() not in mail.to for mail in kept):
+                found.violation("mail_wrong_recipient", f"{what}: {', '.join(m.name for m in kept)} not addressed "
+                                                        f"to user {d['recipient_id']}")
+            if confirmable and d.get("confirmed") is False:
+                found.violation("mail_unconfirmed", f"{what} settled as sent unconfirmed, but the sink can always "
+                                                    "say whether it took the message")
+        elif d["status"] == "hard_failed" and str(d.get("last_error") or "").startswith(NOTICE_GONE):
+            listed.append(f"{what}: hard_failed, {d.get('last_error')}")
+        else:  # the sink never refuses for good, so nothing is suppressed or failed for good but a gone notice
+            found.violation("mail_failed", f"{what} ended {d['status']} ({d.get('last_code')} {d.get('last_error')})")
+        if d["status"] != "sent" and kept:
+            found.violation("mail_record_wrong", f"{what} is {d['status']} but the sink kept "
+                                                 f"{', '.join(m.name for m in kept)}")
+    # what was asked: an acknowledged reset has its delivery, one whose answer was lost may; a user who logged in
+    # has one new-login alert (one network, one first login); a reset for an e-mail nobody has sends nothing
+    held = Counter((d["kind"], d["recipient_id"]) for d in deliveries)
+    resets = [op for op in ops if op.kind == "reset"]
+    for user_id in sorted(users):
+        mine = [op for op in resets if op.user_id == user_id]
+        acked = sum(op.outcome == "ack" for op in mine)
+        maybe = sum(op.outcome == "unknown" for op in mine)
+        got = held[(RESET_KIND, user_id)]
+        if got < acked:
+            found.violation("mail_lost", f"user {user_id}: {acked} acknowledged password resets, {got} deliveries")
+        elif got > acked + maybe:
+            found.violation("mail_duplicated", f"user {user_id}: {got} password-reset deliveries for {acked} "
+                                               f"acknowledged requests and {maybe} whose answer was lost")
+        alerts = held[(NEW_LOGIN_KIND, user_id)]
+        if user_id in logged_in and alerts != 1:
+            found.violation("mail_lost" if alerts == 0 else "mail_duplicated",
+                            f"user {user_id} logged in: {alerts} new-login alerts, expected 1")
+    unknown = {op.email.lower() for op in resets if op.user_id is None and op.email}
+    for mail in mails:
+        if mail.to & unknown:
+            found.violation("mail_to_unknown", f"{mail.name}: a password reset for an e-mail nobody has was sent")
+    for d in deliveries:
+        if d["recipient_id"] not in users:
+            listed.append(f"delivery {d['id']} ({d['kind']}): recipient {d['recipient_id']} is no account of the run")
+    return {"deliveries": len(deliveries), "files": len(mails), "sent_checked": checked,
+            "by_status": dict(Counter(d["status"] for d in deliveries)),
+            "by_kind": dict(Counter(d["kind"] for d in deliveries)),
+            "resets": {"acknowledged": sum(op.outcome == "ack" and op.user_id is not None for op in resets),
+                       "unknown_outcome": sum(op.outcome == "unknown" and op.user_id is not None for op in resets),
+                       "rejected": sum(op.outcome in ("rejected", "not_sent") for op in resets),
+                       "unknown_email": len(unknown)},
+            "new_login_users": len(logged_in), "listed": listed[:50]}
+
+
+def for_mail(record: dict) -> bool:
+    """An access made to send an e-mail (purpose ``notification``, or the notifier's ``notification: <kind>``)."""
+    purpose = str(record.get("purpose") or "")
+    return purpose == "notification" or purpose.startswith("notification:")
 
 
 def access_key(record: dict) -> tuple:
@@ -1056,6 +1294,7 @@ def summarise(config: Config, schedule: list[Fault], injector: Injector, supervi
         recovery["all"] = {"n": len(everything), "p50_s": percentile(everything, 50),
                            "p99_s": percentile(everything, 99), "max_s": everything[-1]}
     customers = findings.facts.get("customers", {})
+    mail = findings.facts.get("mail", {})
     counts = {kind: len(items) for kind, items in findings.violations.items()}
     return {
         "scenario": SCENARIO,
@@ -1077,13 +1316,15 @@ def summarise(config: Config, schedule: list[Fault], injector: Injector, supervi
                      "by_status": dict(Counter(str(op.status) for op in work)),
                      "check_requests": len(ops) - len(work)},
         "effects_checked": {"customers": customers.get("asked", 0), "names": customers.get("names_checked", 0),
-                            "audited_requests": (findings.facts.get("audit") or {}).get("expected_requests", 0)},
+                            "audited_requests": (findings.facts.get("audit") or {}).get("expected_requests", 0),
+                            "mails": mail.get("sent_checked", 0)},
         "customers": customers,
+        "mail": mail,
         "audit": {**findings.facts.get("audit", {}),
                   "records_per_request": findings.facts.get("records_per_request", {})},
-        "lost": counts.get("lost", 0),
-        # effects applied more than once: customers, or requests whose audit records repeat
-        "duplicated": counts.get("duplicated", 0) + len({
+        "lost": counts.get("lost", 0) + counts.get("mail_lost", 0),
+        # effects applied more than once: customers, e-mails, or requests whose audit records repeat
+        "duplicated": counts.get("duplicated", 0) + counts.get("mail_duplicated", 0) + len({
             (REQUEST_ID.findall(item) or [item])[0] for item in findings.violations.get("audit_duplicated", [])}),
         "answered_5xx_then_applied": findings.facts.get("answered_5xx_then_applied", []),
         "queues_explained": findings.facts.get("queues_explained", {}),
@@ -1109,6 +1350,7 @@ def render(result: dict) -> str:
              f"  unknown outcomes    creates applied {customers.get('unknown_applied', 0)}, not applied "
              f"{customers.get('unknown_not_applied', 0)}; answered 5xx then applied "
              f"{len(result['answered_5xx_then_applied'])}",
+             mail_line(result.get("mail") or {}),
              f"  lost                {result['lost']}",
              f"  duplicated          {result['duplicated']}",
              f"  audit verify        {audit.get('verify', '-')}",
@@ -1137,6 +1379,18 @@ def render(result: dict) -> str:
     lines.append("")
     lines.append("  OK: every promise held" if result["ok"] else "  FAILED")
     return "\n".join(lines)
+
+
+def mail_line(mail: dict) -> str:
+    if not mail:
+        return "  mail                not checked"
+    resets = mail["resets"]
+    return (f"  mail                {mail['files']} e-mails in the sink, {mail['deliveries']} deliveries ("
+            + ", ".join(f"{k} {v}" for k, v in sorted(mail["by_status"].items())) + "): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(mail["by_kind"].items()))
+            + f"; resets acknowledged {resets['acknowledged']}, lost answers {resets['unknown_outcome']}, "
+            f"unknown e-mails {resets['unknown_email']}; {mail['new_login_users']} users logged in"
+            + (f"; listed: {'; '.join(mail['listed'][:3])}" if mail["listed"] else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
