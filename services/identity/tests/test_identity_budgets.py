@@ -63,3 +63,50 @@ def test_attempts_are_counted_one_after_the_other_and_a_block_refuses_the_next(e
         assert budgets.charge("account:a", NOW + timedelta(hours=1), NOW + timedelta(minutes=45)) == 1  # new window
         budgets.forget_idle(NOW + timedelta(days=1), NOW + timedelta(days=1))
         assert budgets.blocked_until("account:a") is None and budgets.blocked_until("account:b") is None
+
+
+
+class _Interleaved(SqlLoginBudgets):
+    """A charge that stops once its row is ensured (before counting) until ``go`` is sent."""
+
+    def __init__(self, uow, ensured: eventlet.event.Event, go: eventlet.event.Event) -> None:
+        super().__init__(uow)
+        self.ensured, self.go = ensured, go
+
+    def _ensure(self, key: str) -> None:
+        super()._ensure(key)
+        if not self.ensured.ready():
+            self.ensured.send()
+            self.go.wait()
+
+
+def test_a_charge_waiting_on_a_row_a_successful_login_clears_counts_afresh_instead_of_refusing(database_factory):
+    """A right password clears its account's row (in its own unit of work) between another login's check
+    that the row exists and its count: that login waits on the row, then finds it gone -- its attempt is
+    counted on a new row, not refused as if the key were blocked (a 429 for a right password, found by
+    logging in several times at once)."""
+    engine = create_engine(database_factory("budgets"))  # PostgreSQL: on SQLite the writers are serial anyway
+    metadata.create_all(engine, tables=[login_budgets])
+    try:
+        charge(engine, "account:c")
+        ensured, deleted, hold = eventlet.event.Event(), eventlet.event.Event(), eventlet.event.Event()
+
+        def waiting_charge() -> int | None:
+            with engine.begin() as conn:
+                return _Interleaved(_On(conn), ensured, deleted).charge("account:c", NOW, QUIET)
+
+        def succeed() -> None:
+            with engine.begin() as conn:
+                SqlLoginBudgets(_On(conn)).clear("account:c")
+                deleted.send()
+                hold.wait()
+
+        waiting = eventlet.spawn(waiting_charge)
+        ensured.wait()
+        cleared = eventlet.spawn(succeed)
+        eventlet.sleep(0.2)  # the waiting charge now counts, behind the clearing login's row lock
+        hold.send()
+        cleared.wait()
+        assert waiting.wait() == 1
+    finally:
+        engine.dispose()

@@ -20,6 +20,9 @@ from upgestao_kernel.db import create_engine
 def busy_day(fake) -> None:
     ana, bia = fake.add_user(1), fake.add_user(2, role="supervisor")
     fake.login("ana1@example.com.br")
+    fake.auth(source_ip="2001:db8:1234::9").login("ana1@example.com.br", fake.password)  # a new network: told
+    fake.add_user(3, locale="en")
+    fake.run(users.update_own, {"locale": "en"}, actor=bia, role="supervisor", today=fake.today, minimum_age=18)
     tokens = fake.login("ana2@example.com.br")
     fake.auth().refresh(tokens["refresh_token"])
     fake.run(users.update, ana, {"phone": "11 98888-7777", "email": "ana.new@example.com.br", "role": "supervisor"},

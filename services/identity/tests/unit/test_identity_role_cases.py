@@ -109,3 +109,40 @@ def test_a_weak_admin_password_or_a_minor_is_refused(fake):
         birth_date=fake.today.replace(year=fake.today.year - 10).isoformat(), today=fake.today, minimum_age=18,
         only_if_none=False))
     assert minor.extensions["errors"][0]["field"] == "birth_date"
+
+
+def test_notifications_read_belongs_to_the_admin_and_the_dpo(fake):
+    assert PERMISSIONS["notifications.read"] == "Read e-mail delivery records (no message contents)"
+    by_role = fake.run(roles.permissions_by_role)["roles"]
+    assert {name for name, held in by_role.items() if "notifications.read" in held} == {"admin", "dpo"}
+    assert roles.grant_introduced(fake.system) == {}  # a database defined with it has nothing to be given
+
+
+def test_a_database_defined_before_a_permission_existed_gets_it_once(make_fake):
+    from upgestao_identity.adapters.memory_repositories import memory_units
+    from upgestao_identity.domain.roles import INTRODUCED_PERMISSIONS
+
+    fake = make_fake(None, admin=False)
+    fake.store, fake._make = memory_units()  # an empty database: its roles defined as an older release did
+    for name, spec in BUILT_IN_ROLES.items():
+        with fake.system() as uow:
+            uow.save(Role.define(name, set(spec["permissions"]) - set(INTRODUCED_PERMISSIONS),
+                                 spec["self_editable_fields"]))
+    mark = fake.mark()
+    assert roles.grant_introduced(fake.system) == {"admin": ["notifications.read"], "dpo": ["notifications.read"]}
+    assert fake.events_since(mark) == ["identity.role_permissions_changed.v1"] * 2
+    audits = fake.audit_since(mark)
+    assert [(a["resource_id"], a["actor_role"], a["fields"]) for a in audits] == [
+        ("admin", "system", ["permissions"]), ("dpo", "system", ["permissions"])]
+    assert "added [notifications.read]" in audits[0]["purpose"]
+    with fake.system() as uow:
+        by_role = roles.permissions_by_role(uow)["roles"]
+    assert "notifications.read" in by_role["admin"] and "notifications.read" in by_role["dpo"]
+    assert "notifications.read" not in by_role["attendant"]
+    # taken away by an admin later: not given back at the next start
+    with fake.system() as uow:
+        dpo = uow.load(Role, "dpo")
+        dpo.change(set(dpo.permissions) - {"notifications.read"}, dpo.self_editable_fields)
+        uow.save(dpo)
+    mark = fake.mark()
+    assert roles.grant_introduced(fake.system) == {} and fake.events_since(mark) == []

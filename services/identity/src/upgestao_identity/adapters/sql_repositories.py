@@ -214,15 +214,22 @@ class SqlLoginBudgets(_OnConnection):
                           .on_conflict_do_nothing(index_elements=["key"]))
 
     def charge(self, key: str, now: datetime, quiet_since: datetime) -> int | None:
-        self._ensure(key)
         c = login_budgets.c
         restart = c.last_at <= quiet_since
-        row = self.conn.execute(
-            login_budgets.update().where(c.key == key, c.blocked_until <= now)
-            .values(attempts=sa.case((restart, 1), else_=c.attempts + 1), last_at=now)
-            .returning(c.attempts)
-        ).first()
-        return None if row is None else int(row[0])
+        for _ in range(2):
+            self._ensure(key)
+            row = self.conn.execute(
+                login_budgets.update().where(c.key == key, c.blocked_until <= now)
+                .values(attempts=sa.case((restart, 1), else_=c.attempts + 1), last_at=now)
+                .returning(c.attempts)
+            ).first()
+            if row is not None:
+                return int(row[0])
+            # Nothing updated: the key is blocked -- or a successful login of the same account cleared its
+            # row while this one waited on it (the row is gone, not blocked): charge a row made afresh.
+            if self.blocked_until(key) is not None:
+                return None
+        return None
 
     def block(self, key: str, until: datetime) -> None:
         self.conn.execute(login_budgets.update().where(login_budgets.c.key == key).values(blocked_until=until))

@@ -131,9 +131,11 @@ class Throttle:
 
     @staticmethod
     def succeeded(uow: IdentityUnitOfWork, index: str) -> None:
-        """A right password: its account starts afresh, its address gets the attempt back."""
-        uow.login_budgets.clear(ACCOUNT + index)
+        """A right password: its account starts afresh, its address gets the attempt back -- address first,
+        in the order :meth:`charge` takes the rows (a login of the same account charging meanwhile would
+        otherwise wait for this one while this one waits for it: a deadlock)."""
         uow.login_budgets.refund(ADDRESS + _address(uow))
+        uow.login_budgets.clear(ACCOUNT + index)
 
 
 def _address(uow: IdentityUnitOfWork) -> str:
