@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 
 import pytest
 import sqlalchemy as sa
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api, staff_payload
+from e2e_mail import mail_to, text_and_html
 from kombu import Connection, Exchange, Queue
 from PIL import Image
 from upgestao_kernel.leaks import LeakScanner, log_texts, table_texts
@@ -114,6 +116,12 @@ def test_no_clear_personal_values_and_every_access_audited(platform, tap):
                                                                           "Content-Type": "image/png"}
                    ).status_code == 200
     assert api.get(f"/v1/users/{user_id}/photo", token, headers=h("photo_get")).status_code == 200
+    # the notifier's share: a password reset mailed (the token and the address opened for it, and the
+    # new-login alert of the login above) must leave nothing in its tables, events, outbox or log
+    assert api.post("/v1/auth/password-reset", json={"email": payload["email"]}).status_code == 202
+    mails = wait_for(lambda: [m for _, m in mail_to(platform, payload["email"])
+                              if "token=" in text_and_html(m)[0]], timeout=30)
+    secret_values.append(re.search(r"token=([A-Za-z0-9_-]{20,})", text_and_html(mails[0])[0]).group(1))
 
     identity_url = platform.database_urls["identity"]
     gateway_url = platform.database_urls["gateway"]
@@ -169,7 +177,8 @@ def test_no_clear_personal_values_and_every_access_audited(platform, tap):
     # 4. nothing personal in clear, in any form, anywhere it must not be (R3.1, R1.2, R5.3): every
     # service's event log and outbox, privacy's stored audit records, the broker, the log files
     sources = {
-        "tables": [pair for url in platform.database_urls.values() for table in ("events", "outbox")
+        "tables": [pair for url in platform.database_urls.values()
+                   for table in ("events", "outbox", "deliveries", "suppressions", "processed_events")
                    for pair in _table_texts(url, table)],
         "audit_records": _table_texts(privacy_url, "audit_records"),
         "broker": [(f"broker message {i}", m["body"]) for i, m in enumerate(messages)]
