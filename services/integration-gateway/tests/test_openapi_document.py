@@ -216,3 +216,15 @@ def test_own_email_change_and_role_rules_are_documented(doc):
     assert "current_password" in schema_of(doc, "MePatch")["properties"]
     assert schema_of(doc, "MePatch")["properties"]["current_password"].get("writeOnly") is True
     assert schema_of(doc, "Role")["properties"]["compliance"]["type"] == "boolean"
+
+
+@pytest.mark.parametrize("value", ["pt-BR", "en", "pt", "EN", "fr", "", "pt_BR"])
+def test_a_users_language_is_refused_by_the_gateway_exactly_when_the_document_refuses_it(doc, value):
+    for name, schema in (("UserCreate", UserCreateSchema), ("MePatch", MePatchSchema)):
+        documented = schema_of(doc, name)["properties"]["locale"]["enum"]
+        assert documented == ["pt-BR", "en"]
+        errors = schema().validate({"locale": value}, partial=True)
+        assert ("locale" not in errors) == (value in documented), (name, value)
+    assert schema_of(doc, "UserPatch")["properties"]["locale"]["enum"] == ["pt-BR", "en"]
+    assert schema_of(doc, "User")["properties"]["locale"]["enum"] == ["pt-BR", "en"]
+    assert "locale" in schema_of(doc, "User")["required"]
