@@ -32,6 +32,8 @@ broker users, the vhost, the databases and the temporary directories are removed
     BENCH_NOTIFIER_TIMEOUT_S  hard limit of the whole scenario (900)
     BENCH_NOTIFIER_BURST_S    the burst must be delivered within this (300)
     BENCH_NOTIFIER_START_S    the platform must be ready within this, migrations included (240)
+    BENCH_NOTIFIER_PROFILE    a path: the notifier process under ``py-spy record`` during the burst (.svg flame
+                              graph, .json speedscope, anything else raw collapsed stacks); costs some CPU
     NOTIFIER_SMTP_CONNECTIONS, NOTIFIER_MAX_WORKERS, NOTIFIER_BATCH, IDENTITY_MAX_WORKERS
                               reach the platform unchanged (recorded in the parameters)
 """
@@ -45,6 +47,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import contextlib  # noqa: E402
 import os  # noqa: E402
 import secrets  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import smtplib  # noqa: E402
 import subprocess  # noqa: E402
@@ -75,7 +78,7 @@ RESET = "identity.password_reset_requested.v1"
 KIND = "password_reset"
 TARGET_NOTIFIER_OVER_RAW = 0.5  # e-mails/s of the notifier >= 0.5 x a raw smtplib loop
 RELAY = "identity-relay"
-POLL_S = 0.05
+POLL_S = 0.25  # the figures come from recorded times, not from polling: poll gently (2 cores are shared)
 PG_SERVICES = ("identity", "notifier")
 PLATFORM_ENV = {
     **ADMIN_ENV,
@@ -110,10 +113,12 @@ def databases(tag: str) -> Iterator[dict[str, str]]:
             env[f"{env_prefix(service)}_DATABASE_URL"] = f"postgresql+psycopg2://{user}@{host}:{port}/{name}"
         yield env
     finally:
-        for name in created:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+        for name in created:
+            try:  # a fresh connection: the server may have restarted meanwhile (another suite's chaos)
+                query(PG_ADMIN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', autocommit=True)
+            except psycopg2.Error as exc:
+                log(f"WARNING: database {name} not dropped: {str(exc).strip()[:200]}")
 
 
 @contextlib.contextmanager
@@ -132,10 +137,22 @@ def pg_dsn(url: str) -> str:
     return url.replace("postgresql+psycopg2://", "postgresql://", 1)
 
 
-def query(dsn: str, sql: str, *params) -> list[tuple]:
-    with contextlib.closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
+def query(dsn: str, sql: str, *params, autocommit: bool = False, retry_s: float = 60.0) -> list[tuple]:
+    """One statement on a fresh connection; a server restarting (OperationalError) is waited for ``retry_s``."""
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            with contextlib.closing(psycopg2.connect(dsn, connect_timeout=5)) as conn:
+                conn.autocommit = autocommit
+                with conn.cursor() as cur:
+                    cur.execute(sql, params)
+                    rows = cur.fetchall() if cur.description else []
+                conn.commit()
+                return rows
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -162,6 +179,64 @@ def sink(python: str, directory: Path, timeout: float = 20.0) -> Iterator[tuple[
                 proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (``/proc/<pid>/stat``); 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine so far (``/proc/stat``)."""
+    with open("/proc/stat") as f:
+        values = [int(x) for x in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+class CpuMeter:
+    """CPU seconds each of the platform's processes (and this one) used between start() and stop()."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.pids = {name: proc.pid for name, proc in platform.children.items()}
+        self.pids["bench"] = os.getpid()
+
+    def start(self) -> None:
+        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._machine = machine_busy()
+        self._t0 = time.monotonic()
+
+    def stop(self) -> dict:
+        wall = time.monotonic() - self._t0
+        used = {name: round(cpu_seconds(pid) - self._before[name], 2) for name, pid in self.pids.items()}
+        busy, total = machine_busy()
+        share = (busy - self._machine[0]) / max(1, total - self._machine[1])
+        return {"wall_s": round(wall, 2), "machine_busy": round(share, 3),
+                "cpu_s": dict(sorted(used.items(), key=lambda kv: -kv[1]))}
+
+
+def start_py_spy(pid: int, path: str) -> subprocess.Popen:
+    """``py-spy record`` of one process until :func:`stop_py_spy` (as the audit scenario profiles its ingest)."""
+    exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if exe is None:
+        raise BenchFailure("BENCH_NOTIFIER_PROFILE needs py-spy (pip install py-spy into the venv)")
+    fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(Path(path).suffix, "raw")
+    return subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", "100", "--format", fmt, "--output", path,
+                             "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_py_spy(spy: subprocess.Popen) -> None:
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait()
+
+
 # -- the sink's files ---------------------------------------------------------------------------
 
 
@@ -181,7 +256,7 @@ def header_message_id(path: Path) -> str:
 
 
 def wait_until(what: str, predicate: Callable[[], bool], timeout: float, platform: Platform | None = None) -> float:
-    """Poll ``predicate`` every 50 ms until true; returns the seconds it took. Raises BenchFailure at the deadline."""
+    """Poll ``predicate`` every POLL_S until true; returns the seconds it took. Raises BenchFailure at the deadline."""
     started = time.monotonic()
     while not predicate():
         if platform is not None:
@@ -298,6 +373,7 @@ def run() -> dict:
     warm = env_int("BENCH_NOTIFIER_WARMUP", 20)
     clients = env_int("BENCH_NOTIFIER_CLIENTS", 8)
     burst_timeout = env_float("BENCH_NOTIFIER_BURST_S", 300.0)
+    profile = os.environ.get("BENCH_NOTIFIER_PROFILE") or None
     load_before = _load_average()
     tag = uuid.uuid4().hex[:8]
 
@@ -359,18 +435,31 @@ def run() -> dict:
                     # -- the baseline, the platform idle
                     messages, to = sample_messages(n, "no-reply@upgestao.local", "raw.bench.upgestao.example")
                     raw_runs = [baseline(platform.python, Path(data_dir), messages, to, burst_timeout)]
+                    meter = CpuMeter(platform)
+                    spy = start_py_spy(platform.children["notifier"].pid, profile) if profile else None
+                    meter.start()
                 finally:
                     relay.send_signal(signal.SIGCONT)
                 continued = datetime.now(UTC)
 
                 # -- the burst
-                done_s = wait_until(f"{n} e-mails sent", lambda: sent_resets() >= n + warm, burst_timeout, platform)
+                try:
+                    done_s = wait_until(f"{n} e-mails sent", lambda: sent_resets() >= n + warm, burst_timeout,
+                                        platform)
+                finally:
+                    cpu = meter.stop()
+                    if spy is not None:
+                        stop_py_spy(spy)
+                        log(f"profile of the notifier during the burst: {profile}")
+                log(f"burst CPU seconds in {cpu['wall_s']} s (machine {100 * cpu['machine_busy']:.0f}% busy): "
+                    + ", ".join(f"{k} {v}" for k, v in cpu["cpu_s"].items() if v >= 0.05))
                 new = lambda: set(sink_files(mail_dir)) - before  # noqa: E731
                 wait_until(f"{n} e-mails in the sink", lambda: len(new()) >= n, 30, platform)
                 log(f"notifier: {n} deliveries sent {done_s:.1f} s after the relay continued")
                 raw_runs.append(baseline(platform.python, Path(data_dir), messages, to, burst_timeout))
                 time.sleep(1.0)  # anything sent twice would show up now
                 figures = measure(identity_db, notifier_db, mail_dir, before, n, continued)
+                figures["burst_cpu"] = cpu
                 platform.check_alive()
         finally:
             platform.remove_broker_users()  # the vhost goes with bench_vhost; its users do not
@@ -390,6 +479,7 @@ def run() -> dict:
             "mails_asked": env_int("BENCH_NOTIFIER_MAILS", 2000),
             "reset_requests_answered_503": busy,
             "warmup_mails": warm,
+            "profiled": bool(profile),
             "http_clients": clients,
             "kind": KIND,
             "databases": "PostgreSQL for identity and the notifier (fresh databases), SQLite for the others",
@@ -463,6 +553,7 @@ def measure(identity_db: str, notifier_db: str, mail_dir: Path, before: set[str]
     if problems:
         raise BenchFailure("; ".join(problems))
 
+    single = single_latencies(identity_db, notifier_db, mail_dir, continued)
     first = min(published.values())
     latencies, accept_times = [], []
     stages: dict[str, list[float]] = {"published_to_queued": [], "queued_to_claimed": [], "claimed_to_accepted": [],
@@ -490,6 +581,8 @@ def measure(identity_db: str, notifier_db: str, mail_dir: Path, before: set[str]
         "mails_per_s": round(n / elapsed, 1),
         "latency_ms": summary(latencies),
         "stages_ms": {name: summary(values) for name, values in stages.items()},
+        # the warm-up's events, published as they were requested (no queue of thousands ahead of them)
+        "latency_unqueued_ms": summary(single) if single else None,
         "relay": {"batches": len(batches), "first_confirm_after_continue_s":
                   round((first - continued).total_seconds(), 3),
                   "last_confirm_after_first_s": round((max(published.values()) - first).total_seconds(), 3)},
@@ -497,6 +590,22 @@ def measure(identity_db: str, notifier_db: str, mail_dir: Path, before: set[str]
                    "attempts_per_delivery": 1},
         "bytes_per_mail": round(sum((mail_dir / name).stat().st_size for name in files) / len(files)),
     }
+
+
+def single_latencies(identity_db: str, notifier_db: str, mail_dir: Path, before: datetime) -> list[float]:
+    """Published -> accepted of the reset events relayed before ``before`` (the warm-up), in ms."""
+    published = {event_id: sent_at for event_id, sent_at in query(
+        identity_db, "SELECT body->>'event_id', sent_at FROM outbox WHERE routing_key = %s AND sent_at < %s",
+        RESET, before)}
+    hashes = {message_id_hash(message_id): event_id for event_id, message_id in query(
+        notifier_db, "SELECT event_id, message_id FROM deliveries WHERE event_type = %s", RESET)
+        if event_id in published}
+    out = []
+    for name in sink_files(mail_dir):
+        event_id = hashes.get(name.rsplit("-", 1)[1].removesuffix(SUFFIX))
+        if event_id is not None:
+            out.append((accepted_at(name) - published[event_id]).total_seconds() * 1e3)
+    return out
 
 
 if __name__ == "__main__":
