@@ -176,7 +176,7 @@ def table_audit(data: dict) -> list[str]:
 def table_notifier(data: dict) -> list[str]:
     f, raw, r, p = data["figures"], data["baseline"]["raw_smtplib"], data["ratios"], data["parameters"]
     lat, stages = f["latency_ms"], f["stages_ms"]
-    return [
+    lines = [
         f"{'notifier':<30} {'e-mails/s':>9} {'seconds':>8}   {'ratio':>6}  target >= {r['target']}",
         f"{'events -> sink (notifier)':<30} {f['mails_per_s']:>9.1f} {f['seconds']:>8.2f}   "
         f"{r['notifier/raw']:>6.3f}  {_meets(r['meets_target'])}",
@@ -186,6 +186,15 @@ def table_notifier(data: dict) -> list[str]:
         f"({p['mails']} e-mails, {f['bytes_per_mail']} bytes each; raw {raw['bytes_per_mail']})",
         "  stages p50/p99 ms: " + ", ".join(f"{k} {v['p50']}/{v['p99']}" for k, v in stages.items()),
     ]
+    single = f.get("latency_unqueued_ms")
+    if single:
+        lines.append(f"  unqueued (the {p['warmup_mails']} warm-up e-mails): p50 {single['p50']} ms, "
+                     f"p99 {single['p99']} ms")
+    cpu = f.get("burst_cpu")
+    if cpu:
+        lines.append(f"  CPU s in the burst ({cpu['wall_s']} s, machine {100 * cpu['machine_busy']:.0f}% busy): "
+                     + ", ".join(f"{k} {v}" for k, v in cpu["cpu_s"].items() if v >= 0.5))
+    return lines
 
 
 TABLES = {
