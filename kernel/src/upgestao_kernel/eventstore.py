@@ -49,9 +49,12 @@ def append(
     """Append ``new_events`` after ``expected_version`` (0: new stream; None: any)."""
     if not new_events:
         return []
-    actual = current_version(conn, stream_id)
-    if expected_version is not None and actual != expected_version:
-        raise ConcurrencyError(stream_id, expected_version, actual)
+    if expected_version == 0:
+        actual = 0  # a new stream: the unique (stream_id, version) index refuses it if it exists (below)
+    else:
+        actual = current_version(conn, stream_id)
+        if expected_version is not None and actual != expected_version:
+            raise ConcurrencyError(stream_id, expected_version, actual)
     when = occurred_at or utcnow()
     envelopes = [
         EventEnvelope(

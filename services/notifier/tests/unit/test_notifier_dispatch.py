@@ -18,7 +18,7 @@ from upgestao_notifier.adapters.projections import DELIVERIES, SUPPRESSIONS
 from upgestao_notifier.adapters.smtp import SendOutcome
 from upgestao_notifier.adapters.templates import Templates
 from upgestao_notifier.domain.deliveries import RetryPolicy, delivery_id_for
-from upgestao_notifier.service_layer.dispatch import Dispatcher
+from upgestao_notifier.service_layer.dispatch import Attempt, Dispatcher
 from upgestao_notifier.service_layer.queries import DeliveryQueries
 from upgestao_notifier.settings import NotifierSettings
 
@@ -141,9 +141,8 @@ def test_an_event_gives_one_email_with_its_message_id_and_one_audited_use_of_the
 def test_the_same_event_delivered_again_sends_nothing_more(world):
     event_id, _ = world.reset_event()
     world.dispatcher.accept(event_id, RESET)
-    calls = len(world.owner.calls)
     assert world.dispatcher.accept(event_id, RESET) == 0
-    assert len(world.server.sent) == 1 and len(world.owner.calls) == calls  # not even the notice asked again
+    assert len(world.server.sent) == 1 and len(world.deliveries()) == 1
 
 
 def test_an_event_redelivered_after_a_crash_before_its_claim_finds_its_deliveries(world):
@@ -233,7 +232,7 @@ def test_a_notice_the_owner_no_longer_holds_is_recorded_and_the_event_done(world
     assert world.deliveries() == [] and world.server.sent == []
     assert "notifier.notice_unavailable.v1" in world.store.event_types()
     assert world.dispatcher.accept(event_id, RESET) == 0
-    assert len(world.owner.calls) == 1
+    assert world.store.event_types().count("notifier.notice_unavailable.v1") == 1
 
 
 def test_an_owner_that_cannot_answer_leaves_the_event_unacked(world):
@@ -263,8 +262,8 @@ def test_a_retry_whose_notice_expired_is_given_up(world):
 def test_a_claim_left_by_a_dead_process_is_settled_by_the_sinks_word_or_at_most_once(world, verdict, status,
                                                                                        confirmed):
     event_id, _ = world.reset_event()
-    record = world.dispatcher._queue(*_reset_kind(), event_id, RESET, world.owner.notices[event_id])
-    world.dispatcher._claim(_reset_kind()[0], record)  # claimed, then the process died inside SMTP
+    # queued and claimed, then the process died inside SMTP
+    world.dispatcher._queue_and_claim(*_reset_kind(), event_id, RESET, world.owner.notices[event_id], last=True)
     world.verdict = verdict
     world.clock.now = world.t0 + timedelta(seconds=60)
     assert world.dispatcher.sweep() == 0  # a live claim is left alone
@@ -275,12 +274,26 @@ def test_a_claim_left_by_a_dead_process_is_settled_by_the_sinks_word_or_at_most_
     assert world.server.sent == []  # never sent again by the settlement itself
 
 
-def test_two_workers_claiming_one_delivery_attempt_it_once(world):
+def test_two_workers_claiming_one_due_retry_attempt_it_once(world):
     event_id, _ = world.reset_event()
+    world.server.replies = [SendOutcome("soft_failed", 421, "421 later")]
+    world.dispatcher.accept(event_id, RESET)
     kind = _reset_kind()[0]
-    ready = world.dispatcher._queue(kind, event_id, RESET, world.owner.notices[event_id])
-    assert len(world.dispatcher._claim(kind, ready)) == 1
-    assert world.dispatcher._claim(kind, ready) == []  # the second saw the stale version
+    with world.make(system_context()) as uow:
+        due = uow.deliveries.due(world.t0 + timedelta(hours=1), 10)
+    recipient = world.owner.notices[event_id].recipients[0]
+    attempts = [Attempt(r, recipient, {}) for r in due]
+    assert len(world.dispatcher._claim(kind, attempts)) == 1
+    assert world.dispatcher._claim(kind, attempts) == []  # the second saw the stale version
+
+
+def test_two_workers_handling_one_event_at_once_queue_it_once(world):
+    event_id, _ = world.reset_event()
+    kind, = _reset_kind()
+    notice = world.owner.notices[event_id]
+    first = world.dispatcher._queue_and_claim(kind, event_id, RESET, notice, last=True)
+    second = world.dispatcher._queue_and_claim(kind, event_id, RESET, notice, last=True)
+    assert len(first) == 1 and second == [] and len(world.deliveries()) == 1
 
 
 def _reset_kind():

@@ -21,9 +21,9 @@ class NotifierEvent(DomainEvent, abstract=True, service="notifier"):
 
 
 @dataclass(frozen=True)
-class DeliveryQueued(NotifierEvent, subject="delivery_id",
-                     publishes=("delivery_id", "event_id", "kind", "campaign_id", "recipient_id")):
-    """An e-mail was asked for: one recipient of the notice announced by event ``event_id``."""
+class DeliveryQueued(NotifierEvent, subject="delivery_id", publishes=False):
+    """An e-mail was asked for: one recipient of the notice announced by event ``event_id``. Kept inside
+    the notifier (its first attempt follows in the same transaction; the outcomes are published)."""
 
     event_id: str
     event_type: str

@@ -103,45 +103,62 @@ class Dispatcher:
         kind = BY_EVENT_TYPE.get(event_type)
         if kind is None:
             return 0
-        with self.unit_of_work() as uow:
-            if uow.deliveries.event_done(event_id):
-                return 0  # delivered again: its deliveries exist (the sweeper carries on with them)
         attempted, cursor = 0, None
         while True:
             try:
                 notice = self.notices.fetch(kind.source, event_id, cursor=cursor)
             except NoticeGone:
                 self._notice_gone(kind, event_id, event_type)
-                break
+                return attempted
             if notice.kind != kind.name:  # never a reset token in another message's words
                 raise NoticeMismatch(f"{event_type} announced a {kind.name} notice")
-            ready = self._queue(kind, event_id, event_type, notice)
-            attempted += self._attempt(kind, ready)
-            if not notice.next:
-                break
+            last = not notice.next
+            claimed = self._queue_and_claim(kind, event_id, event_type, notice, last=last)
+            if claimed is None:
+                return attempted  # delivered again: its deliveries exist (the sweeper carries on with them)
+            attempted += self._attempt(kind, claimed, finished=event_id if last else None)
+            if last:
+                return attempted
             cursor = notice.next
-        with self.unit_of_work() as uow:
-            uow.claim(ACCEPTED, event_id)
-        return attempted
 
-    def _queue(self, kind: Kind, event_id: str, event_type: str, notice: Notice) -> list[Attempt]:
+    def _queue_and_claim(self, kind: Kind, event_id: str, event_type: str, notice: Notice, *,
+                         last: bool) -> list[Attempt] | None:
+        """One transaction: the page's deliveries queued and, unless suppressed, claimed for their first
+        attempt (audited); ``None`` when the event was handled before. With ``last`` and nothing to send,
+        the event is marked handled here too."""
         by_id = {delivery_id_for(event_id, r.id): r for r in notice.recipients}
+        now = self.now()
         with self.unit_of_work() as uow:
-            existing = uow.deliveries.get_many(list(by_id))
+            if uow.deliveries.event_done(event_id):
+                return None
+            existing = uow.deliveries.get_many(list(by_id)) if by_id else {}
             hashes = {did: address_hash(self.settings.suppression_key, r.to) for did, r in by_id.items()}
             suppressed = uow.suppressions.suppressed(sorted(set(hashes.values()))) if not kind.security else set()
+            claimed: list[Attempt] = []
             for did, recipient in by_id.items():
                 if did in existing:
-                    continue
-                delivery = Delivery.queue(
-                    event_id=event_id, event_type=event_type, kind=kind.name, source=kind.source,
-                    recipient_id=recipient.id, campaign_id=notice.campaign_id,
-                    message_id=message_id_for(event_id, recipient.id, self.settings.message_id_domain))
+                    continue  # queued by an earlier delivery of this event: the sweeper owns it now
+                message_id = message_id_for(event_id, recipient.id, self.settings.message_id_domain)
+                delivery = Delivery.queue(event_id=event_id, event_type=event_type, kind=kind.name,
+                                          source=kind.source, recipient_id=recipient.id,
+                                          campaign_id=notice.campaign_id, message_id=message_id)
                 if hashes[did] in suppressed:
                     delivery.suppress()
+                    uow.save(delivery)
+                    continue
+                delivery.start_attempt()
                 uow.save(delivery)
-            rows = uow.deliveries.get_many(list(by_id))
-        return [Attempt(rows[did], by_id[did], notice.data) for did in by_id if rows[did].status == QUEUED]
+                self._audit_use(uow, kind, did, recipient)
+                record = DeliveryRecord(
+                    id=did, event_id=event_id, event_type=event_type, kind=kind.name, source=kind.source,
+                    campaign_id=notice.campaign_id, recipient_id=recipient.id, message_id=message_id,
+                    status=SENDING, attempts=delivery.attempts, last_code=None, last_error=None, confirmed=None,
+                    created_at=now, updated_at=now, attempt_started_at=now, sent_at=None, next_attempt_at=None,
+                    version=delivery.version)
+                claimed.append(Attempt(record, recipient, notice.data))
+            if last and not claimed:
+                uow.claim(ACCEPTED, event_id)
+        return claimed
 
     def _notice_gone(self, kind: Kind, event_id: str, event_type: str) -> None:
         with self.unit_of_work() as uow:
@@ -153,11 +170,16 @@ class Dispatcher:
 
     # -- attempts ---------------------------------------------------------------------------
 
-    def _attempt(self, kind: Kind, attempts: list[Attempt]) -> int:
-        """Claim, send, record: ``attempts`` are queued or due deliveries with their recipient."""
+    def _retry_attempts(self, kind: Kind, attempts: list[Attempt]) -> int:
+        """Claim (due or stale-queued deliveries, with their recipient asked again), then send and record."""
         claimed: list[Attempt] = []
         for chunk in _chunks(attempts, self.settings.batch):
             claimed += self._claim(kind, chunk)
+        return self._attempt(kind, claimed)
+
+    def _attempt(self, kind: Kind, claimed: list[Attempt], *, finished: str | None = None) -> int:
+        """Send claimed deliveries and record their outcomes (``finished``: the event whose last page this
+        is, marked handled with the last outcomes)."""
         outcomes = self.concurrently(lambda a: (a, self._send(kind, a)), claimed)
         pending: list[tuple[Attempt, Any]] = []
         for outcome in outcomes:
@@ -165,8 +187,8 @@ class Dispatcher:
             if len(pending) >= COMPLETE_EVERY:
                 self._complete(pending)
                 pending = []
-        if pending:
-            self._complete(pending)
+        if pending or finished:
+            self._complete(pending, finished=finished)
         return len(claimed)
 
     def _claim(self, kind: Kind, attempts: list[Attempt]) -> list[Attempt]:
@@ -183,12 +205,17 @@ class Dispatcher:
         delivery = _snapshot(r)
         delivery.start_attempt()
         uow.save(delivery)
-        fields = ["email"] + (["full_name"] if attempt.recipient.name else [])
-        uow.audit_access(action="notify", resource_type="email", resource_id=r.id, subject_id=r.recipient_id,
-                         fields=fields, purpose=f"{PURPOSE}: {kind.name}")
+        self._audit_use(uow, kind, r.id, attempt.recipient)
         claimed = DeliveryRecord.of({**r.__dict__, "status": SENDING, "attempts": delivery.attempts,
                                      "version": delivery.version})
         return Attempt(claimed, attempt.recipient, attempt.data)
+
+    @staticmethod
+    def _audit_use(uow: NotifierUnitOfWork, kind: Kind, delivery_id: str, recipient: Recipient) -> None:
+        """The address (and the name) about to be used for an attempt: audited in the claim's transaction."""
+        fields = ["email"] + (["full_name"] if recipient.name else [])
+        uow.audit_access(action="notify", resource_type="email", resource_id=delivery_id, subject_id=recipient.id,
+                         fields=fields, purpose=f"{PURPOSE}: {kind.name}")
 
     def _send(self, kind: Kind, attempt: Attempt) -> Any:
         """The attempt's outcome, never an exception: a claimed delivery must get one, or a process that is
@@ -205,9 +232,11 @@ class Dispatcher:
             log.error("notifier.send_error", delivery_id=attempt.record.id, kind=kind.name, error=type(exc).__name__)
             return Outcome("soft_failed", None, f"unexpected error ({type(exc).__name__})")
 
-    def _complete(self, results: list[tuple[Attempt, Any]]) -> None:
+    def _complete(self, results: list[tuple[Attempt, Any]], *, finished: str | None = None) -> None:
         now = self.now()
         with self.unit_of_work() as uow:
+            if finished is not None:
+                uow.claim(ACCEPTED, finished)
             for attempt, result in results:
                 delivery = _snapshot(attempt.record)
                 if result.status == "sent":
@@ -323,7 +352,7 @@ class Dispatcher:
                     delivery = _snapshot(r)
                     delivery.abandon(NOTICE_GONE)
                     uow.save(delivery)
-        return self._attempt(kind, attempts) + len(gone)
+        return self._retry_attempts(kind, attempts) + len(gone)
 
 
 def _snapshot(r: DeliveryRecord) -> Delivery:
