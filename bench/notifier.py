@@ -189,6 +189,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def database_work(names: list[str]) -> dict[str, dict[str, int]]:
+    """Commits, rows inserted and rows fetched so far per database (``pg_stat_database``)."""
+    rows = query(PG_ADMIN, "SELECT datname, xact_commit, tup_inserted, tup_fetched + tup_returned, tup_updated "
+                           "FROM pg_stat_database WHERE datname = ANY(%s)", names)
+    return {name: {"commits": c, "inserted": i, "read": r, "updated": u} for name, c, i, r, u in rows}
+
+
+def table_scans(dsn: str) -> dict[str, int]:
+    """Rows read by sequential scans so far, per table of one database (``pg_stat_user_tables``)."""
+    return dict(query(dsn, "SELECT relname, seq_tup_read FROM pg_stat_user_tables"))
+
+
+def scans_per(before: dict[str, int], after: dict[str, int], mails: int) -> dict[str, float]:
+    """Rows read by sequential scans per e-mail between two :func:`table_scans`, the tables that read any."""
+    grown = {name: (after[name] - before.get(name, 0)) / mails for name in after}
+    return {name: round(v, 1) for name, v in sorted(grown.items(), key=lambda kv: -kv[1]) if v >= 0.5}
+
+
+def database_work_per(before: dict, after: dict, mails: int) -> dict:
+    """What each database did per e-mail between two :func:`database_work` snapshots."""
+    return {name.split("_")[2]: {k: round((after[name][k] - before[name][k]) / mails, 1) for k in after[name]}
+            for name in after if name in before}
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine so far (``/proc/stat``)."""
     with open("/proc/stat") as f:
@@ -435,6 +459,9 @@ def run() -> dict:
                     # -- the baseline, the platform idle
                     messages, to = sample_messages(n, "no-reply@upgestao.local", "raw.bench.upgestao.example")
                     raw_runs = [baseline(platform.python, Path(data_dir), messages, to, burst_timeout)]
+                    db_names = [url.rsplit("/", 1)[1] for url in (identity_db, notifier_db)]
+                    db_before = database_work(db_names)
+                    scans_before = {"identity": table_scans(identity_db), "notifier": table_scans(notifier_db)}
                     meter = CpuMeter(platform)
                     spy = start_py_spy(platform.children["notifier"].pid, profile) if profile else None
                     meter.start()
@@ -448,11 +475,18 @@ def run() -> dict:
                                         platform)
                 finally:
                     cpu = meter.stop()
+                    time.sleep(1.0)  # the statistics are flushed at most every second
+                    cpu["database_per_mail"] = database_work_per(db_before, database_work(db_names), n)
+                    cpu["seq_scan_rows_per_mail"] = {
+                        "identity": scans_per(scans_before["identity"], table_scans(identity_db), n),
+                        "notifier": scans_per(scans_before["notifier"], table_scans(notifier_db), n)}
                     if spy is not None:
                         stop_py_spy(spy)
                         log(f"profile of the notifier during the burst: {profile}")
                 log(f"burst CPU seconds in {cpu['wall_s']} s (machine {100 * cpu['machine_busy']:.0f}% busy): "
                     + ", ".join(f"{k} {v}" for k, v in cpu["cpu_s"].items() if v >= 0.05))
+                log(f"per e-mail in the burst (the polls included): {cpu['database_per_mail']}; rows read by "
+                    f"sequential scans: {cpu['seq_scan_rows_per_mail']}")
                 new = lambda: set(sink_files(mail_dir)) - before  # noqa: E731
                 wait_until(f"{n} e-mails in the sink", lambda: len(new()) >= n, 30, platform)
                 log(f"notifier: {n} deliveries sent {done_s:.1f} s after the relay continued")
