@@ -11,6 +11,7 @@ import amqp
 import pytest
 from upgestao_kernel.broker_permissions import (
     AUDIT_STREAM,
+    CONSUMES,
     SHARED_USER_ENV,
     UNROUTED_POLICY,
     main,
@@ -54,7 +55,7 @@ def test_no_service_reads_or_configures_another_ones_queues_nor_the_unrouted_cat
             assert not allows(grants.read, name), name
             assert not allows(grants.configure, name), name
             assert not allows(grants.write, name), name
-        if (service, other) != ("gateway", "identity"):  # the gateway binds its stream to identity's events
+        if other not in CONSUMES.get(service, ()):  # the gateway's stream, the notifier's queues bind to them
             assert not allows(grants.read, f"{other}.events")
         assert not allows(grants.write, f"{other}.events")  # nobody publishes another's events
     assert not allows(grants.read, UNROUTED)  # binding a queue to it would copy every unrouted message
@@ -158,8 +159,11 @@ def test_every_amqp_publish_goes_through_the_stamp():
 
 def test_only_the_services_that_must_publish_straight_to_a_queue_write_on_the_default_exchange():
     for service in SERVICES:
-        assert allows(permissions_for(service).write, "amq.default") == (service in ("gateway", "privacy")), service
-    assert allows(permissions_for("notifier", consumes=("identity",)).write, "amq.default")  # retries, parking
+        # the gateway (its stream's sentinel), privacy (parking, the audit stream), the notifier (a consumer's
+        # retries and parking go straight to its own delay and parking queues)
+        expected = service in ("gateway", "privacy", "notifier")
+        assert allows(permissions_for(service).write, "amq.default") == expected, service
+    assert allows(permissions_for("messaging", consumes=("identity",)).write, "amq.default")  # retries, parking
 
 
 def test_a_standalone_proxy_names_its_reply_queue_after_its_broker_user_s_service():

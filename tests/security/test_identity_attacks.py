@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api, create_user, new_request_id, staff_payload
-from e2e_identity import create_dpo, fetch_notice
+from e2e_identity import create_dpo, fetch_notice, reset_token_of
 from kombu import Connection, Exchange, Queue
 from PIL import Image
 from upgestao_kernel.testing import wait_for
@@ -255,7 +255,7 @@ def test_no_reset_token_travels_on_the_broker_and_only_the_notifier_fetches_it(p
         with pytest.raises(ServiceError) as refused:  # the gateway's broker user is not the notifier's
             as_gateway.notice(body["event_id"])
     assert (refused.value.status, refused.value.slug) == (403, "forbidden")
-    token = fetch_notice(platform, body["event_id"])["reset_token"]  # the notifier's broker user: served
+    token = reset_token_of(fetch_notice(platform, body["event_id"]))  # the notifier's broker user: served
     confirmed = api.post("/v1/auth/password-reset/confirm", json={"token": token,
                                                                   "new_password": "Uma-Senha-Nova-Bem-Longa-3"})
     assert confirmed.status_code == 204, confirmed.text

@@ -1,13 +1,15 @@
 """Notifier tables: deliveries (one per event and recipient) and the suppression list.
 
-Revision ID: 0002
+0001 and 0002 were the kernel's tables copied here in the former layout (until b06866b): ids never used again.
+
+Revision ID: 0003
 Revises: (none: the first of this service's own; depends on the kernel's kernel_v1)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
+revision = "0003"
 down_revision = None
 branch_labels = ("notifier",)
 depends_on = "kernel_v1"
