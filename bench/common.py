@@ -34,6 +34,14 @@ def env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def load_average() -> float | None:
+    """The machine's 1-minute load average (other work on a shared machine shows here)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def machine() -> dict:
     info = {
         "nproc": os.cpu_count(),

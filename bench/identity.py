@@ -61,7 +61,19 @@ from datetime import date
 from urllib.parse import urlsplit
 
 import bcrypt
-from common import PG_ADMIN, bench_vhost, env_float, env_int, log, median, percentile, ratio, result, write_result
+from common import (
+    PG_ADMIN,
+    bench_vhost,
+    env_float,
+    env_int,
+    load_average,
+    log,
+    median,
+    percentile,
+    ratio,
+    result,
+    write_result,
+)
 from loadgen import run_load, wrk_available
 from upgestao_platform import SERVICE_NAMES, Platform, free_address
 
@@ -377,13 +389,6 @@ def databases(kind: str) -> Iterator[dict[str, str]]:
         admin.close()
 
 
-def _load_average() -> float | None:
-    """The machine's 1-minute load average (other work on a shared machine shows here)."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
 
 def _alarm(signum, frame) -> None:
     raise TimeoutError("the identity scenario ran past BENCH_IDENTITY_TIMEOUT_S")
@@ -407,7 +412,7 @@ def run() -> dict:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     kind = os.environ.get("BENCH_LOADGEN") or ("wrk" if wrk_available() else "python")
     loadgens: set[str] = set()
-    load_before = _load_average()
+    load_before = load_average()
     figures: dict = {}
     baseline: dict = {}
     ratios: dict = {}
@@ -558,7 +563,7 @@ def run() -> dict:
         figures=figures,
         baseline=baseline,
         ratios=ratios,
-        load_average_1m={"before": load_before, "after": _load_average()},
+        load_average_1m={"before": load_before, "after": load_average()},
         notes=notes,
     )
 

@@ -69,7 +69,19 @@ from email.policy import default as default_policy  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import psycopg2  # noqa: E402
-from common import PG_ADMIN, bench_vhost, env_float, env_int, log, median, percentile, ratio, result, write_result  # noqa: E402
+from common import (  # noqa: E402
+    PG_ADMIN,
+    bench_vhost,
+    env_float,
+    env_int,
+    load_average,
+    log,
+    median,
+    percentile,
+    ratio,
+    result,
+    write_result,
+)
 from identity import ADMIN_ENV, BenchFailure, call, staff_payload, wait_for_admin  # noqa: E402
 from upgestao_kernel.config import env_prefix  # noqa: E402
 from upgestao_notifier.adapters.mime import build_message  # noqa: E402
@@ -385,12 +397,6 @@ def raw_smtp(host: str, port: int, directory: Path, messages: list[bytes], sende
 # -- the scenario -------------------------------------------------------------------------------
 
 
-def _load_average() -> float | None:
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
 
 def _alarm(signum, frame) -> None:
     raise TimeoutError("the notifier scenario ran past BENCH_NOTIFIER_TIMEOUT_S")
@@ -402,7 +408,7 @@ def run() -> dict:
     clients = env_int("BENCH_NOTIFIER_CLIENTS", 8)
     burst_timeout = env_float("BENCH_NOTIFIER_BURST_S", 300.0)
     profile = os.environ.get("BENCH_NOTIFIER_PROFILE") or None
-    load_before = _load_average()
+    load_before = load_average()
     tag = uuid.uuid4().hex[:8]
 
     with (
@@ -527,7 +533,7 @@ def run() -> dict:
         figures=figures,
         baseline={"raw_smtplib": raw},
         ratios=ratios,
-        load_average_1m={"before": load_before, "after": _load_average()},
+        load_average_1m={"before": load_before, "after": load_average()},
         notes=[
             "notifier e-mails/s = N / (the sink's acceptance of the last message - the relay's confirm of the "
             "first event); the events waited in identity's outbox (relay paused) and were published in one burst",

@@ -67,6 +67,20 @@ def _int(environ: Mapping[str, str], name: str, default: int, lo: int, hi: int) 
 int_setting = _int  # for services' own settings
 
 
+def float_setting(environ: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    """A number of ``name`` in ``[lo, hi]`` (``default`` when unset), or a ``ConfigError`` naming it."""
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"expected a number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(name, f"must be between {lo} and {hi}, got {raw}")
+    return value
+
+
 def _int_list(environ: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     raw = environ.get(name)
     if not raw:

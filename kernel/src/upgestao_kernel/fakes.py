@@ -194,6 +194,18 @@ class MemoryTransaction:
         self.outbox.append({k: parameters[k] for k in ("message_id", "exchange", "routing_key", "body", "headers")})
 
 
+class MemoryRepository:
+    """Base of a service's in-memory repository: its rows live in the unit of work's transaction
+    (``tx``), so they commit and roll back with it."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def tx(self) -> MemoryTransaction:
+        return self._uow.conn
+
+
 class FakeVault:
     """The vault's behaviour without its cryptography, for unit tests.
 

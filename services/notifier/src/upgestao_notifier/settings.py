@@ -10,6 +10,7 @@ from email.utils import parseaddr
 from pathlib import Path
 
 from upgestao_kernel.config import ConfigError, Settings
+from upgestao_kernel.config import float_setting as _float
 from upgestao_kernel.config import int_setting as _int
 from upgestao_kernel.keys import decode_key, local_key_file
 
@@ -41,19 +42,6 @@ class NotifierSettings:
     @property
     def sender_address(self) -> str:
         return parseaddr(self.sender)[1]
-
-
-def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(name, f"expected a number, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(name, f"expected a number from {lo} to {hi}, got {raw!r}")
-    return value
 
 
 def load_notifier_settings(settings: Settings, environ: Mapping[str, str] | None = None) -> NotifierSettings:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from upgestao_kernel.context import RequestContext
 from upgestao_kernel.events import EventEnvelope
-from upgestao_kernel.fakes import FakeUnitOfWork, FakeVault, MemoryStore, MemoryTransaction
+from upgestao_kernel.fakes import FakeUnitOfWork, FakeVault, MemoryRepository, MemoryStore, MemoryTransaction
 
 from .ports import (
     Cursor,
@@ -30,13 +30,6 @@ from .ports import (
 SERVICE = "identity"
 
 
-class _InTransaction:
-    def __init__(self, uow: FakeUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def tx(self) -> MemoryTransaction:
-        return self._uow.conn
 
 
 def _keyset(rows: list[dict], limit: int, after: Cursor | None) -> list[dict]:
@@ -46,7 +39,7 @@ def _keyset(rows: list[dict], limit: int, after: Cursor | None) -> list[dict]:
     return rows[:limit]
 
 
-class MemoryUsers(_InTransaction):
+class MemoryUsers(MemoryRepository):
     def get(self, user_id: str) -> UserRecord | None:
         row = self.tx.get("users", user_id)
         return UserRecord(**row) if row else None
@@ -65,7 +58,7 @@ class MemoryUsers(_InTransaction):
         return any(r["role"] == "admin" and r["status"] == "active" for r in self.tx.table("users").values())
 
 
-class MemoryCustomers(_InTransaction):
+class MemoryCustomers(MemoryRepository):
     def get(self, customer_id: str) -> CustomerRecord | None:
         row = self.tx.get("customers", customer_id)
         return CustomerRecord(**row) if row else None
@@ -82,7 +75,7 @@ class MemoryCustomers(_InTransaction):
         return [CustomerRecord(**r) for r in _keyset(rows, limit, after)]
 
 
-class MemoryRoles(_InTransaction):
+class MemoryRoles(MemoryRepository):
     def get(self, name: str) -> RoleRecord | None:
         row = self.tx.get("roles", name)
         return RoleRecord(**row) if row else None
@@ -97,7 +90,7 @@ class MemoryRoles(_InTransaction):
         return [RoleRecord(**r) for _, r in sorted(self.tx.table("roles").items())]
 
 
-class MemorySessions(_InTransaction):
+class MemorySessions(MemoryRepository):
     def active_ids_of(self, user_id: str) -> list[str]:
         return [r["id"] for r in self.tx.table("sessions").values()
                 if r["user_id"] == user_id and r["status"] == "active"]
@@ -112,13 +105,13 @@ class MemorySessions(_InTransaction):
         return row["user_id"] if row else None
 
 
-class MemoryPasswordResets(_InTransaction):
+class MemoryPasswordResets(MemoryRepository):
     def get(self, token_hash: str) -> PasswordResetRecord | None:
         row = self.tx.get("password_resets", token_hash)
         return PasswordResetRecord(**row) if row else None
 
 
-class MemoryCredentials(_InTransaction):
+class MemoryCredentials(MemoryRepository):
     def add(self, user_id: str, password_hash: str, at: datetime) -> None:
         if self.tx.get("credentials", user_id) is not None:
             raise KeyError(f"credentials of {user_id} exist already")  # the primary key the table has
@@ -144,7 +137,7 @@ class MemoryCredentials(_InTransaction):
                               email=user.email)
 
 
-class MemoryPhotos(_InTransaction):
+class MemoryPhotos(MemoryRepository):
     def add(self, photo_id: str, subject_id: str, content: str, at: datetime) -> None:
         self.tx.put("photos", photo_id, {"id": photo_id, "subject_id": subject_id, "content": content,
                                          "created_at": at})
@@ -159,7 +152,7 @@ class MemoryPhotos(_InTransaction):
         return row["content"] if row else None
 
 
-class MemoryLoginBudgets(_InTransaction):
+class MemoryLoginBudgets(MemoryRepository):
     """The SQL budgets' semantics on the transaction's rows (a fake unit of work is never concurrent)."""
 
     def charge(self, key: str, now: datetime, quiet_since: datetime) -> int | None:
@@ -193,7 +186,7 @@ class MemoryLoginBudgets(_InTransaction):
                 self.tx.delete("login_budgets", key)
 
 
-class MemoryNotices(_InTransaction):
+class MemoryNotices(MemoryRepository):
     def add(self, notice: NoticeRecord) -> None:
         self.tx.put("notices", notice.id, dict(notice.__dict__))
 
@@ -215,7 +208,7 @@ class MemoryNotices(_InTransaction):
                 self.tx.delete("notices", notice_id)
 
 
-class MemoryKnownNetworks(_InTransaction):
+class MemoryKnownNetworks(MemoryRepository):
     def seen(self, user_id: str, network_index: str, now: datetime) -> datetime | None:
         key = f"{user_id}:{network_index}"
         row = self.tx.get("known_networks", key)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from upgestao_kernel.context import RequestContext
-from upgestao_kernel.fakes import FakeUnitOfWork, MemoryStore, MemoryTransaction
+from upgestao_kernel.fakes import FakeUnitOfWork, MemoryRepository, MemoryStore
 
 from ..domain.deliveries import QUEUED, SENDING, SOFT_FAILED, STATUSES
 from .ports import ACCEPTED, Cursor, DeliveryRecord
@@ -20,16 +20,9 @@ from .projections import DELIVERIES, SUPPRESSIONS, MemoryDeliveriesProjection
 SERVICE = "notifier"
 
 
-class _InTransaction:
-    def __init__(self, uow: FakeUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def tx(self) -> MemoryTransaction:
-        return self._uow.conn
 
 
-class MemoryDeliveries(_InTransaction):
+class MemoryDeliveries(MemoryRepository):
     def _all(self) -> list[DeliveryRecord]:
         return [DeliveryRecord.of(row) for row in self.tx.table(DELIVERIES).values()]
 
@@ -63,7 +56,7 @@ class MemoryDeliveries(_InTransaction):
                 max((r.updated_at for r in rows), default=None))
 
 
-class MemorySuppressions(_InTransaction):
+class MemorySuppressions(MemoryRepository):
     def suppressed(self, address_hashes: list[str]) -> set[str]:
         return {h for h in address_hashes if self.tx.get(SUPPRESSIONS, h) is not None}
 
