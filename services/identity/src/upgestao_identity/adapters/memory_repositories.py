@@ -30,8 +30,6 @@ from .ports import (
 SERVICE = "identity"
 
 
-
-
 def _keyset(rows: list[dict], limit: int, after: Cursor | None) -> list[dict]:
     rows = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
     if after is not None:

@@ -20,8 +20,6 @@ from .projections import DELIVERIES, SUPPRESSIONS, MemoryDeliveriesProjection
 SERVICE = "notifier"
 
 
-
-
 class MemoryDeliveries(MemoryRepository):
     def _all(self) -> list[DeliveryRecord]:
         return [DeliveryRecord.of(row) for row in self.tx.table(DELIVERIES).values()]
