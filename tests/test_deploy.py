@@ -59,7 +59,7 @@ BROKER_VHOST = "upgestao"
 BROKER_API = "rabbitmq.com/v1beta1"
 # services' own keys: identity signs access tokens, privacy signs audit checkpoints
 SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS", "PRIVACY_AUDIT_SIGNING_KEY", "PRIVACY_MIGRATION_DATABASE_URL",
-                   "UPGESTAO_IDENTITY_JWKS"}
+                   "UPGESTAO_IDENTITY_JWKS", "NOTIFIER_SMTP_URL", "NOTIFIER_SUPPRESSION_KEY"}
 # issue 11, finding 9: the vault's keys reach only the containers that open personal data
 VAULT_KEY_HOLDERS = {"identity/identity"}
 # the jobs template runs any service's command (identity's rotate-master-key among them): it may carry them
@@ -336,8 +336,10 @@ def _fake_secret(key: str) -> str:
     if key == "UPGESTAO_IDENTITY_JWKS":
         return token_jwks_json()
     if key in ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "IDENTITY_JWT_SIGNING_KEYS",
-               "PRIVACY_AUDIT_SIGNING_KEY"):
+               "PRIVACY_AUDIT_SIGNING_KEY", "NOTIFIER_SUPPRESSION_KEY"):
         return generate_key()
+    if key == "NOTIFIER_SMTP_URL":
+        return "smtp+starttls://user:password@smtp.example.com:587"
     if key.endswith("_AMQP_URI"):
         return "amqp://user:password@rabbitmq:5672/upgestao"
     return "postgresql://user:password@postgres:5432/db"
@@ -389,6 +391,11 @@ def test_every_container_gets_the_production_configuration(name):
             from upgestao_privacy.settings import load_audit_settings
 
             assert len(load_audit_settings(settings, environ).signing_key) == 32
+        if service == "notifier" and container["name"] == "notifier":  # the service itself sends the mail
+            from upgestao_notifier.settings import load_notifier_settings
+
+            mail = load_notifier_settings(settings, environ)
+            assert mail.public_url.startswith("https://") and len(mail.suppression_key) == 32
 
 
 def test_only_privacys_migrations_get_the_audit_logs_owner():
