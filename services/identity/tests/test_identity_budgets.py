@@ -11,6 +11,7 @@ import pytest
 from upgestao_identity.adapters.sql_repositories import SqlLoginBudgets
 from upgestao_identity.adapters.tables import login_budgets, metadata
 from upgestao_kernel.db import create_engine
+from upgestao_kernel.testing import wait_for
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 QUIET = NOW - timedelta(minutes=15)
@@ -65,7 +66,6 @@ def test_attempts_are_counted_one_after_the_other_and_a_block_refuses_the_next(e
         assert budgets.blocked_until("account:a") is None and budgets.blocked_until("account:b") is None
 
 
-
 class _Interleaved(SqlLoginBudgets):
     """A charge that stops once its row is ensured (before counting) until ``go`` is sent."""
 
@@ -104,9 +104,17 @@ def test_a_charge_waiting_on_a_row_a_successful_login_clears_counts_afresh_inste
         waiting = eventlet.spawn(waiting_charge)
         ensured.wait()
         cleared = eventlet.spawn(succeed)
-        eventlet.sleep(0.2)  # the waiting charge now counts, behind the clearing login's row lock
+        wait_for(lambda: _waiting_on_a_lock(engine))  # the waiting charge counts, behind the clearing row lock
         hold.send()
         cleared.wait()
         assert waiting.wait() == 1
     finally:
         engine.dispose()
+
+
+def _waiting_on_a_lock(engine) -> bool:
+    """Some session of this database waits on a lock (PostgreSQL's own view of it)."""
+    with engine.connect() as conn:
+        return bool(conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).scalar())
