@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,3 +128,25 @@ def log(message: str) -> None:
 def ratio(a: float, b: float) -> float | None:
     """``a / b`` to three places (None when the baseline is zero)."""
     return round(a / b, 3) if b else None
+
+
+def run_scenario(run: Callable[[], dict], name: str, timeout_var: str, default_timeout_s: float,
+                 failures: tuple[type[BaseException], ...] = ()) -> int:
+    """Run a scenario script's ``run`` under a whole-run alarm (``timeout_var`` seconds), write its result;
+    a failure it expects (or the alarm) is one FAILED line and exit status 1."""
+    import signal
+
+    def alarm(signum, frame) -> None:
+        raise TimeoutError(f"the {name} scenario ran past {timeout_var}")
+
+    signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(int(env_float(timeout_var, default_timeout_s)))
+    try:
+        data = run()
+    except (*failures, TimeoutError) as exc:
+        log(f"FAILED: {exc}")
+        return 1
+    finally:
+        signal.alarm(0)
+    log(f"wrote {write_result(data)}")
+    return 0

@@ -51,7 +51,6 @@ import contextlib
 import http.client
 import json
 import os
-import signal
 import tempfile
 import threading
 import time
@@ -72,7 +71,7 @@ from common import (
     percentile,
     ratio,
     result,
-    write_result,
+    run_scenario,
 )
 from loadgen import run_load, wrk_available
 from upgestao_platform import SERVICE_NAMES, Platform, free_address
@@ -390,9 +389,6 @@ def databases(kind: str) -> Iterator[dict[str, str]]:
 
 
 
-def _alarm(signum, frame) -> None:
-    raise TimeoutError("the identity scenario ran past BENCH_IDENTITY_TIMEOUT_S")
-
 
 # -- the scenario --------------------------------------------------------------------
 
@@ -569,14 +565,4 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(int(env_float("BENCH_IDENTITY_TIMEOUT_S", 420)))
-    try:
-        data = run()
-    except (BenchFailure, TimeoutError) as exc:
-        log(f"FAILED: {exc}")
-        raise SystemExit(1) from None
-    finally:
-        signal.alarm(0)
-    path = write_result(data)
-    log(f"wrote {path}")
+    raise SystemExit(run_scenario(run, "identity", "BENCH_IDENTITY_TIMEOUT_S", 420, (BenchFailure,)))

@@ -80,7 +80,7 @@ from common import (  # noqa: E402
     percentile,
     ratio,
     result,
-    write_result,
+    run_scenario,
 )
 from identity import ADMIN_ENV, BenchFailure, call, staff_payload, wait_for_admin  # noqa: E402
 from upgestao_kernel.config import env_prefix  # noqa: E402
@@ -398,9 +398,6 @@ def raw_smtp(host: str, port: int, directory: Path, messages: list[bytes], sende
 
 
 
-def _alarm(signum, frame) -> None:
-    raise TimeoutError("the notifier scenario ran past BENCH_NOTIFIER_TIMEOUT_S")
-
 
 def run() -> dict:
     n = env_int("BENCH_NOTIFIER_MAILS", 2000)
@@ -653,15 +650,4 @@ def single_latencies(identity_db: str, notifier_db: str, mail_dir: Path, before:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(int(env_float("BENCH_NOTIFIER_TIMEOUT_S", 900)))
-    try:
-        data = run()
-    except (BenchFailure, TimeoutError) as exc:
-        log(f"FAILED: {exc}")
-        raise SystemExit(1) from None
-    finally:
-        signal.alarm(0)
-    path = write_result(data)
-    log(f"wrote {path}")
-    sys.exit(0)
+    sys.exit(run_scenario(run, "notifier", "BENCH_NOTIFIER_TIMEOUT_S", 900, (BenchFailure,)))
