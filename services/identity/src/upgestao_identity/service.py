@@ -22,7 +22,7 @@ from .adapters.sql_repositories import with_sql_repositories
 from .domain.datamap import data_map_document
 from .entrypoints.dependencies import Identity
 from .entrypoints.errors import PROBLEMS  # noqa: F401  (registers identity's refusals with @rpc's edge table)
-from .service_layer import customers, notices, roles, sessions, users
+from .service_layer import customers, directory, notices, roles, sessions, users
 from .service_layer.auth import Auth, checked_password, hashing_busy
 
 MAX_PHOTO_BYTES = PHOTO_MAX_BYTES
@@ -246,6 +246,14 @@ class IdentityService(HealthRpc):
     def update_customer(self, customer_id: str, changes: dict) -> dict:
         with self._uow() as uow:
             return customers.update(uow, customer_id, _mapping(changes), today=self.identity.today())
+
+    # -- the directory (for messaging only) ---------------------------------------------
+
+    @rpc
+    def directory(self, ids: list) -> dict:
+        """Which of ``ids`` are staff users (role, active) or customers: ids only, no personal value."""
+        with self._uow() as uow:
+            return directory.lookup(uow, ids)
 
     # -- roles ------------------------------------------------------------------------
 

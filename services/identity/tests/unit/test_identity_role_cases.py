@@ -118,6 +118,22 @@ def test_notifications_read_belongs_to_the_admin_and_the_dpo(fake):
     assert roles.grant_introduced(fake.system) == {}  # a database defined with it has nothing to be given
 
 
+def test_the_help_desk_permissions_follow_the_visibility_tiers(fake):
+    """Messaging (issue 13): everyone at the help desk reads and writes conversations; supervisors see their
+    teams', admins all of them and manage teams; staff chat is every staff role's, the dpo's included."""
+    by_role = fake.run(roles.permissions_by_role)["roles"]
+
+    def holders(permission: str) -> set[str]:
+        return {name for name, held in by_role.items() if permission in held}
+
+    desk = {"admin", "supervisor", "attendant"}
+    for permission in ("conversations.read", "conversations.write", "conversations.record_incoming"):
+        assert holders(permission) == desk
+    assert holders("conversations.read_team") == {"admin", "supervisor"}
+    assert holders("conversations.read_all") == holders("teams.manage") == holders("messages.moderate") == {"admin"}
+    assert holders("chats.use") == desk | {"dpo"}
+
+
 def test_a_database_defined_before_a_permission_existed_gets_it_once(make_fake):
     from upgestao_identity.adapters.memory_repositories import memory_units
     from upgestao_identity.domain.roles import INTRODUCED_PERMISSIONS
@@ -129,12 +145,16 @@ def test_a_database_defined_before_a_permission_existed_gets_it_once(make_fake):
             uow.save(Role.define(name, set(spec["permissions"]) - set(INTRODUCED_PERMISSIONS),
                                  spec["self_editable_fields"]))
     mark = fake.mark()
-    assert roles.grant_introduced(fake.system) == {"admin": ["notifications.read"], "dpo": ["notifications.read"]}
-    assert fake.events_since(mark) == ["identity.role_permissions_changed.v1"] * 2
+    expected = {role: sorted(p for p, holders in INTRODUCED_PERMISSIONS.items() if role in holders)
+                for role in sorted({r for holders in INTRODUCED_PERMISSIONS.values() for r in holders})}
+    assert expected["dpo"] == ["chats.use", "notifications.read"]
+    assert "conversations.read_team" in expected["supervisor"]
+    assert roles.grant_introduced(fake.system) == expected
+    assert fake.events_since(mark) == ["identity.role_permissions_changed.v1"] * len(expected)
     audits = fake.audit_since(mark)
     assert [(a["resource_id"], a["actor_role"], a["fields"]) for a in audits] == [
-        ("admin", "system", ["permissions"]), ("dpo", "system", ["permissions"])]
-    assert "added [notifications.read]" in audits[0]["purpose"]
+        (role, "system", ["permissions"]) for role in expected]
+    assert "notifications.read" in next(a["purpose"] for a in audits if a["resource_id"] == "admin")
     with fake.system() as uow:
         by_role = roles.permissions_by_role(uow)["roles"]
     assert "notifications.read" in by_role["admin"] and "notifications.read" in by_role["dpo"]

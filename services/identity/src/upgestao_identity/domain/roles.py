@@ -34,12 +34,22 @@ PERMISSIONS: dict[str, str] = {
     "roles.update": "Change the permissions of a role",
     "audit.read": "Query the audit log",
     "notifications.read": "Read e-mail delivery records (no message contents)",
+    "conversations.read": "See the customer conversations the visibility rule allows, and their messages",
+    "conversations.write": "Open conversations, reply, write private notes, triage (status, assignee, team, labels)",
+    "conversations.record_incoming": "Record a customer's incoming message (a call, a letter, a walk-in)",
+    "conversations.read_team": "See every conversation of one's teams (not only one's own and the unassigned)",
+    "conversations.read_all": "See every customer conversation",
+    "teams.manage": "Create teams and change their members",
+    "chats.use": "Staff chat: start chats and read and post in those one is a member of",
+    "messages.moderate": "Edit or delete any message at any time; manage any group chat's members",
 }
 
 SELF_EDITABLE_CHOICES = ("full_name", "email", "phone", "birth_date", "address", "job_title", "gender", "photo")
 
 _OWN = ("profile.read", "profile.update", "password.change", "sessions.read", "sessions.delete", "datamap.read")
 _CONTACT = ("phone", "address", "gender", "photo")
+# what every attendant does all day (messaging, issue 13); visibility widens with read_team / read_all
+_HELP_DESK = ("conversations.read", "conversations.write", "conversations.record_incoming", "chats.use")
 
 # Permissions only a compliance role may hold (separation of duties: those who act are not those who
 # read the record of what they did). A role is a compliance role by definition here, never by an edit.
@@ -52,16 +62,16 @@ BUILT_IN_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "supervisor": {
         "permissions": _OWN + ("users.list", "users.read", "customers.list", "customers.read",
-                               "customers.create", "customers.update"),
+                               "customers.create", "customers.update") + _HELP_DESK + ("conversations.read_team",),
         "self_editable_fields": _CONTACT,
     },
     "attendant": {
-        "permissions": _OWN + ("customers.list", "customers.read", "customers.create", "customers.update"),
+        "permissions": _OWN + ("customers.list", "customers.read", "customers.create", "customers.update") + _HELP_DESK,
         "self_editable_fields": _CONTACT,
     },
     "dpo": {
         "permissions": _OWN + ("users.list", "users.read", "customers.list", "customers.read", "roles.read",
-                               "audit.read", "notifications.read"),
+                               "audit.read", "notifications.read", "chats.use"),
         "self_editable_fields": _CONTACT,
     },
 }
@@ -73,6 +83,14 @@ ROLE_NAMES = tuple(BUILT_IN_ROLES)
 # away is not overruled at the next start.
 INTRODUCED_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "notifications.read": ("admin", "dpo"),
+    "conversations.read": ("admin", "supervisor", "attendant"),
+    "conversations.write": ("admin", "supervisor", "attendant"),
+    "conversations.record_incoming": ("admin", "supervisor", "attendant"),
+    "conversations.read_team": ("supervisor",),
+    "conversations.read_all": ("admin",),
+    "teams.manage": ("admin",),
+    "chats.use": ("admin", "supervisor", "attendant", "dpo"),
+    "messages.moderate": ("admin",),
 }
 COMPLIANCE_ROLES = frozenset({"dpo"})
 
