@@ -1,0 +1,240 @@
+"""The message search index: keyed hashes of words, one table, the same on SQLite and PostgreSQL (R3.1).
+
+For H1 (the messaging core), the interface:
+
+* ``search_terms`` is declared on this module's own ``metadata`` (``adapters/tables.py`` did not exist
+  when this was written): import ``search_terms`` from here, or move it onto tables.py's ``metadata``
+  once that exists — migration 0004 creates it either way.
+* Sending: ``SqlSearchIndex(uow.conn).add(message_id=…, position=…, container_kind="conversation"|"chat",
+  container_id=…, subject_id=<the key's subject: the customer, or the chat message's author>,
+  terms=hasher.hashes(body))``. Editing: ``replace(...)`` (remove, then add). Deleting: ``remove(message_id)``.
+  Erasure: ``purge_subject(subject_id)``.
+* ``position`` is the message's paging position and must be unique across every message (conversations
+  and chats alike): the primary key is ``(term, position)``. It is also the search cursor.
+* Searching: ``find(hasher.hashes(q), visible=…, container=(kind, id) | None, limit=…, before_position=…)``
+  returns ``[(position, message_id)]`` newest first, every term required. ``visible`` is, in SQL, a function
+  ``(container_kind_column, container_id_column) -> ColumnElement[bool]`` (visibility rule R2.1 as SQL), in
+  memory a predicate ``(kind, id) -> bool``. The caller opens the bodies of the hits (audited) and should
+  ask for ``limit + 1`` to know whether there is a next page.
+* The key: ``load_search_key(settings, environ)`` (``MESSAGING_SEARCH_KEY``; local key file outside production).
+
+Why it stays fast with very common words (a term present in half of 100,000 messages): the terms of a
+query are first counted, each count capped at :data:`COUNT_CAP` rows (so counting costs at most that many
+index entries, whatever the word), and the intersection is driven from the rarest term, walking its
+entries along the primary key ``(term, position)`` newest first, probing the other terms by primary key
+and stopping at ``limit`` hits. A term present nowhere answers at once, without a second query. A search
+inside one conversation or chat walks ``(term, container_id, position)`` instead, so a common word in a
+small conversation reads only that conversation's entries.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from upgestao_kernel.config import ConfigError, Settings
+from upgestao_kernel.keys import decode_key, local_key_file
+
+from ..domain.search import TERM_LENGTH
+
+SEARCH_KEY_VAR = "MESSAGING_SEARCH_KEY"
+SEARCH_KEY_FILE = "messaging-search.key"
+CONTAINER_KINDS = ("conversation", "chat")
+COUNT_CAP = 5000  # index entries counted per query term, at most (only the order of the terms depends on it)
+
+metadata = sa.MetaData()
+
+search_terms = sa.Table(
+    "search_terms", metadata,
+    sa.Column("term", sa.String(TERM_LENGTH), primary_key=True),
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("message_id", sa.String(36), nullable=False),
+    sa.Column("container_kind", sa.String(20), nullable=False),
+    sa.Column("container_id", sa.String(36), nullable=False),
+    sa.Column("subject_id", sa.String(36), nullable=False),
+)
+sa.Index("ix_search_terms_subject", search_terms.c.subject_id)
+sa.Index("ix_search_terms_message", search_terms.c.message_id)
+sa.Index("ix_search_terms_container", search_terms.c.term, search_terms.c.container_id, search_terms.c.position)
+
+SqlVisibility = Callable[[sa.ColumnElement, sa.ColumnElement], sa.ColumnElement[bool]]
+"""The visibility rule as SQL over the index's ``container_kind`` and ``container_id`` columns."""
+MemoryVisibility = Callable[[str, str], bool]
+Container = tuple[str, str]  # (container_kind, container_id)
+
+
+def load_search_key(settings: Settings, environ: Mapping[str, str] | None = None) -> bytes:
+    """The HMAC key of the search index's terms: ``MESSAGING_SEARCH_KEY`` (base64 of 32 bytes), required in
+    production; elsewhere a local key file under the data directory, created once."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(SEARCH_KEY_VAR) or "").strip()
+    if raw:
+        return decode_key(SEARCH_KEY_VAR, raw)
+    if settings.production:
+        raise ConfigError(SEARCH_KEY_VAR, "required in production: base64 of 32 random bytes "
+                                          "(changing it later means `reindex`)")
+    return local_key_file(settings, SEARCH_KEY_VAR, SEARCH_KEY_FILE)
+
+
+def _check_entry(container_kind: str, position: int, terms: Sequence[str]) -> None:
+    if container_kind not in CONTAINER_KINDS:
+        raise ValueError(f"container_kind must be one of {CONTAINER_KINDS}")
+    if position < 0:
+        raise ValueError("position must not be negative")
+    if any(len(term) != TERM_LENGTH for term in terms):
+        raise ValueError("terms must be TermHasher hashes")  # never a clear word by mistake
+
+
+def _distinct(terms: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(terms))
+
+
+class SqlSearchIndex:
+    """The index on a unit of work's connection (writes join its transaction)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, *, message_id: str, position: int, container_kind: str, container_id: str, subject_id: str,
+            terms: Sequence[str]) -> None:
+        """Index one message: one row per distinct term (a message already indexed: use ``replace``)."""
+        terms = _distinct(terms)
+        _check_entry(container_kind, position, terms)
+        if not terms:
+            return
+        self.conn.execute(search_terms.insert(), [
+            {"term": term, "position": position, "message_id": message_id, "container_kind": container_kind,
+             "container_id": container_id, "subject_id": subject_id} for term in terms])
+
+    def replace(self, *, message_id: str, position: int, container_kind: str, container_id: str,
+                subject_id: str, terms: Sequence[str]) -> None:
+        """An edited message: its former terms go, the new ones come."""
+        self.remove(message_id)
+        self.add(message_id=message_id, position=position, container_kind=container_kind,
+                 container_id=container_id, subject_id=subject_id, terms=terms)
+
+    def remove(self, message_id: str) -> None:
+        """A deleted (or erased) message is found no more."""
+        self.conn.execute(search_terms.delete().where(search_terms.c.message_id == message_id))
+
+    def purge_subject(self, subject_id: str) -> int:
+        """Erasure: every entry of messages sealed under ``subject_id``; returns how many messages had some."""
+        messages = self.conn.execute(
+            sa.select(sa.func.count(sa.distinct(search_terms.c.message_id)))
+            .where(search_terms.c.subject_id == subject_id)).scalar_one()
+        if messages:
+            self.conn.execute(search_terms.delete().where(search_terms.c.subject_id == subject_id))
+        return int(messages)
+
+    def _counts(self, terms: Sequence[str], container: Container | None) -> dict[str, int]:
+        """Index entries per term, each capped at ``COUNT_CAP``, in one round trip."""
+        parts = []
+        for term in terms:
+            inner = sa.select(search_terms.c.position).where(search_terms.c.term == term)
+            if container is not None:
+                inner = inner.where(search_terms.c.container_id == container[1])
+            inner = inner.limit(COUNT_CAP).subquery()
+            parts.append(sa.select(sa.literal(term).label("term"), sa.func.count().label("n")).select_from(inner))
+        query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+        return {row.term: row.n for row in self.conn.execute(query)}
+
+    def find(self, terms: Sequence[str], *, visible: SqlVisibility, container: Container | None = None,
+             limit: int, before_position: int | None = None) -> list[tuple[int, str]]:
+        """``(position, message_id)`` of the messages holding every term, newest first, at most ``limit``,
+        older than ``before_position`` if given, whose container ``visible`` admits (and is ``container``)."""
+        terms = _distinct(terms)
+        if not terms or limit <= 0:
+            return []
+        if len(terms) > 1:
+            counts = self._counts(terms, container)
+            if min(counts.values()) == 0:
+                return []
+            terms = sorted(terms, key=lambda term: counts[term])
+        driver = search_terms.alias("s0")
+        query = sa.select(driver.c.position, driver.c.message_id).where(driver.c.term == terms[0])
+        for n, term in enumerate(terms[1:], start=1):
+            other = search_terms.alias(f"s{n}")
+            query = query.where(sa.exists().where(other.c.term == term, other.c.position == driver.c.position))
+        if container is not None:
+            query = query.where(driver.c.container_id == container[1], driver.c.container_kind == container[0])
+        if before_position is not None:
+            query = query.where(driver.c.position < before_position)
+        query = query.where(visible(driver.c.container_kind, driver.c.container_id))
+        query = query.order_by(driver.c.position.desc()).limit(limit)
+        return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    message_id: str
+    container_kind: str
+    container_id: str
+    subject_id: str
+
+
+class MemorySearchIndex:
+    """The same index in memory, for the service layer's unit tests (same semantics as :class:`SqlSearchIndex`)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[int, _Entry]] = {}  # term -> position -> entry
+        self._positions: dict[str, tuple[int, set[str]]] = {}  # message_id -> (position, terms)
+
+    def add(self, *, message_id: str, position: int, container_kind: str, container_id: str, subject_id: str,
+            terms: Sequence[str]) -> None:
+        terms = _distinct(terms)
+        _check_entry(container_kind, position, terms)
+        if not terms:
+            return
+        entry = _Entry(message_id, container_kind, container_id, subject_id)
+        for term in terms:
+            if position in self.rows.get(term, {}):
+                raise ValueError(f"term already indexed at position {position}")  # the primary key's refusal
+        for term in terms:
+            self.rows.setdefault(term, {})[position] = entry
+        _, known = self._positions.get(message_id, (position, set()))
+        self._positions[message_id] = (position, known | set(terms))
+
+    def replace(self, *, message_id: str, position: int, container_kind: str, container_id: str,
+                subject_id: str, terms: Sequence[str]) -> None:
+        self.remove(message_id)
+        self.add(message_id=message_id, position=position, container_kind=container_kind,
+                 container_id=container_id, subject_id=subject_id, terms=terms)
+
+    def remove(self, message_id: str) -> None:
+        position, terms = self._positions.pop(message_id, (None, set()))
+        for term in terms:
+            bucket = self.rows.get(term, {})
+            if position in bucket and bucket[position].message_id == message_id:
+                del bucket[position]
+            if not bucket:
+                self.rows.pop(term, None)
+
+    def purge_subject(self, subject_id: str) -> int:
+        messages = {entry.message_id for bucket in self.rows.values() for entry in bucket.values()
+                    if entry.subject_id == subject_id}
+        for message_id in messages:
+            self.remove(message_id)
+        return len(messages)
+
+    def find(self, terms: Sequence[str], *, visible: MemoryVisibility, container: Container | None = None,
+             limit: int, before_position: int | None = None) -> list[tuple[int, str]]:
+        terms = _distinct(terms)
+        if not terms or limit <= 0:
+            return []
+        buckets = sorted((self.rows.get(term, {}) for term in terms), key=len)
+        hits = []
+        for position in sorted(buckets[0], reverse=True):
+            if before_position is not None and position >= before_position:
+                continue
+            entry = buckets[0][position]
+            if container is not None and (entry.container_kind, entry.container_id) != tuple(container):
+                continue
+            if all(position in bucket for bucket in buckets[1:]) and visible(entry.container_kind,
+                                                                               entry.container_id):
+                hits.append((position, entry.message_id))
+                if len(hits) >= limit:
+                    break
+        return hits
