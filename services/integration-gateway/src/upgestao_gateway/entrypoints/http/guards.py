@@ -110,9 +110,13 @@ def load_query(schema: Schema, request: GatewayRequest) -> Any:
 
 
 def permitted(request: GatewayRequest) -> bool:
-    """Whether the request's principal holds its route's permission (public routes: always)."""
-    permission = request.route.permission if request.route is not None else None
-    return permission is None or (request.principal is not None and request.principal.can(permission))
+    """Whether the request's principal holds its route's permission, or one of its alternatives (public
+    routes: always)."""
+    route = request.route
+    if route is None or route.permission is None:
+        return True
+    principal = request.principal
+    return principal is not None and any(principal.can(p) for p in (route.permission, *route.alternatives))
 
 
 def deny(service: Any, request: GatewayRequest, permission: str | None = None) -> Problem:

@@ -84,6 +84,8 @@ def _operation(method_name: str, spec: RouteSpec) -> dict[str, Any]:
     if spec.auth == "required":
         operation["security"] = [{"bearerAuth": []}]
         operation["x-permission"] = spec.permission
+        if spec.alternatives:  # any one of these also lets a caller through
+            operation["x-permission-alternatives"] = list(spec.alternatives)
     operation["x-personal-data"] = spec.personal_data
     parameters: list[Any] = ["RequestId"]
     if spec.keyed:

@@ -45,6 +45,9 @@ class RouteSpec:
     personal_data: bool  # reads or changes a person's data: each success is audited (x-personal-data)
     auth: str = "none"
     permission: str | None = None  # "<resource>.<action>", required with auth="required"
+    # other permissions any one of which also lets a caller through: a route over two kinds of thing (a
+    # message of a customer conversation, or of a staff chat) that the service behind it tells apart
+    alternatives: tuple[str, ...] = ()
     body: Schema | RawBody | None = None
     query: Schema | None = None
     # a Schema, a JSON schema for the docs only, a BinaryResponse (the handler returns a Response)
@@ -111,6 +114,7 @@ def declare_route(
     tags: Iterable[str] = (),
     errors: Iterable[int] = (),
     keyed: bool | None = None,
+    alternatives: Iterable[str] = (),
     roles: Any = _ABSENT,
 ) -> RouteSpec:
     """The :class:`RouteSpec` of a declaration; ``ValueError``/``TypeError`` say what is wrong with it."""
@@ -131,6 +135,11 @@ def declare_route(
         raise ValueError(f"route {method} {path}: a permission needs auth='required'")
     if permission is not None and not (isinstance(permission, str) and PERMISSION.match(permission)):
         raise ValueError(f"route permission must look like 'users.read', got {permission!r}")
+    alternatives = tuple(alternatives)
+    if alternatives and permission is None:
+        raise ValueError(f"route {method} {path}: alternatives= are other permissions besides permission=")
+    if not all(isinstance(p, str) and PERMISSION.match(p) for p in alternatives):
+        raise ValueError(f"route alternatives must look like ('chats.use',), got {alternatives!r}")
     if body is not None and method in ("GET", "DELETE"):
         raise ValueError(f"{method} routes take no body")
     if not isinstance(response, Mapping | BinaryResponse | StreamResponse):
@@ -145,5 +154,5 @@ def declare_route(
         method=method, path=path, personal_data=personal_data, auth=auth, permission=permission,
         body=body if isinstance(body, RawBody) else _schema(body, "body"),
         query=_schema(query, "query"), response=response, status=status, summary=summary,
-        description=description, tags=tuple(tags), errors=tuple(errors), keyed=keyed,
+        description=description, tags=tuple(tags), errors=tuple(errors), keyed=keyed, alternatives=alternatives,
     )
