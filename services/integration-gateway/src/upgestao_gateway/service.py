@@ -2,9 +2,9 @@
 
 Thin: the service is its dependencies and the routes of each downstream service, mixed in
 (:mod:`upgestao_gateway.entrypoints`): the gateway's own (liveness, readiness, ping, the OpenAPI
-document), identity's, privacy's audit log and the notifier's delivery records. Each route validates,
-calls services over RPC and shapes the answer; bearer tokens are identity's access tokens, verified
-locally (:mod:`upgestao_gateway.access`).
+document), identity's, privacy's audit log, the notifier's delivery records, and messaging's
+conversations and chats. Each route validates, calls services over RPC and shapes the answer; bearer
+tokens are identity's access tokens, verified locally (:mod:`upgestao_gateway.access`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from .access.authentication import Authenticator, AuthenticatorFactory
 from .entrypoints.audit.routes import AuditRoutes
 from .entrypoints.dependencies import Access, Config, Database, JwtAuthentication, Readiness, Rpc
 from .entrypoints.identity.routes import IdentityRoutes
+from .entrypoints.messaging.routes import MessagingRoutes
 from .entrypoints.notifications.routes import NotificationRoutes
 from .entrypoints.operations.routes import OperationsRoutes
 
 
-class GatewayService(OperationsRoutes, IdentityRoutes, AuditRoutes, NotificationRoutes, HealthRpc):
+class GatewayService(OperationsRoutes, IdentityRoutes, AuditRoutes, NotificationRoutes, MessagingRoutes, HealthRpc):
     name = "gateway"
 
     db = Database()

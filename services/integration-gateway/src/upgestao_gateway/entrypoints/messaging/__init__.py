@@ -1,0 +1,1 @@
+"""The messaging routes (teams, conversations, messages, staff chats, attachments) and their schemas."""
