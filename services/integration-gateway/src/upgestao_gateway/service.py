@@ -18,6 +18,7 @@ from .entrypoints.identity.routes import IdentityRoutes
 from .entrypoints.messaging.routes import MessagingRoutes
 from .entrypoints.notifications.routes import NotificationRoutes
 from .entrypoints.operations.routes import OperationsRoutes
+from .entrypoints.push import LivePush
 
 
 class GatewayService(OperationsRoutes, IdentityRoutes, AuditRoutes, NotificationRoutes, MessagingRoutes, HealthRpc):
@@ -28,6 +29,7 @@ class GatewayService(OperationsRoutes, IdentityRoutes, AuditRoutes, Notification
     config = Config()
     access = Access()
     readiness = Readiness()
+    push = LivePush()  # GET /v1/stream: the WebSocket of live events (upgestao_gateway.push)
 
     # Verifies bearer tokens: identity's access tokens (tests may plug another Authenticator).
     authenticator: Authenticator | AuthenticatorFactory = JwtAuthentication()

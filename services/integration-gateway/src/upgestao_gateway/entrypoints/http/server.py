@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from logging import getLogger
 
@@ -75,6 +76,9 @@ class GatewayApp:
         request = GatewayRequest(environ, shallow=True)
         request.request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
         self.identify_client(request, environ)
+        upgrade = self.server.upgrades.get(request.path)
+        if upgrade is not None:  # a WebSocket (GET /v1/stream: upgestao_gateway.push), before any routing
+            return upgrade(request, start_response)
         provider = None
         try:
             try:
@@ -274,6 +278,11 @@ class GatewayWebServer(WebServer):
     keepalive_s = 75
     socket_timeout_s = 30
     edge: EdgeSettings = EdgeSettings()
+
+    def __init__(self) -> None:
+        super().__init__()
+        # path -> WSGI-like callable (request, start_response) served before routing (upgestao_gateway.push)
+        self.upgrades: dict[str, Callable] = {}
 
     def setup(self) -> None:
         self.edge = load_edge_settings()

@@ -1,0 +1,371 @@
+"""Unit tests of the live push's logic, without a broker or a socket: the replay ring, the client protocol,
+the settings, and the hub's dispatch (batching, resume, resync, visibility by messaging, the sweep)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from upgestao_gateway.domain.principal import Principal
+from upgestao_gateway.push import protocol
+from upgestao_gateway.push.hub import JoinRefused, PushHub
+from upgestao_gateway.push.protocol import ProtocolViolation, parse_client_message
+from upgestao_gateway.push.ring import ReplayRing
+from upgestao_gateway.push.settings import PushSettings, load_push_settings, normalise_origin
+from upgestao_kernel.config import ConfigError
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- the ring -----------------------------------------------------------------------------------
+
+
+def event(n: int) -> dict:
+    return {"type": "messaging.message_created.v1", "event_id": f"e{n}", "data": {"message_id": f"m{n}"}}
+
+
+def test_the_ring_starts_one_below_the_first_offset_read_and_follows_the_head():
+    ring = ReplayRing(10, 60)
+    assert not ring.started and not ring.can_resume(0)
+    ring.observe(41)  # a sentinel
+    assert (ring.floor, ring.head) == (40, 41)
+    ring.append(42, event(42))
+    assert ring.head == 42 and [e.seq for e in ring.after(40)] == [42]
+    assert ring.can_resume(40) and not ring.can_resume(39)
+
+
+def test_the_ring_refuses_an_offset_it_already_read():
+    ring = ReplayRing(10, 60)
+    assert ring.append(5, event(5)) is not None
+    assert ring.append(5, event(5)) is None
+    assert ring.append(4, event(4)) is None
+    assert len(ring) == 1
+
+
+def test_the_ring_drops_the_oldest_beyond_its_count_and_the_floor_rises():
+    ring = ReplayRing(3, 60)
+    for n in range(10, 15):
+        ring.append(n, event(n))
+    assert [e.seq for e in ring.after(0)] == [12, 13, 14]
+    assert ring.floor == 11
+    assert ring.can_resume(11) and not ring.can_resume(10)
+
+
+def test_the_ring_drops_events_older_than_its_age():
+    clock = Clock()
+    ring = ReplayRing(100, 60, clock=clock)
+    ring.append(1, event(1))
+    clock.now += 30
+    ring.append(2, event(2))
+    clock.now += 31
+    assert not ring.can_resume(0)  # event 1 is gone
+    assert ring.can_resume(1) and [e.seq for e in ring.after(1)] == [2]
+
+
+def test_after_stops_at_upto():
+    ring = ReplayRing(100, 60)
+    for n in (3, 4, 7):
+        ring.append(n, event(n))
+    assert [e.seq for e in ring.after(3, upto=4)] == [4]
+    assert ring.after(7) == []
+
+
+# -- the protocol ---------------------------------------------------------------------------------
+
+
+def test_an_auth_message_is_parsed():
+    message = parse_client_message('{"type": "auth", "token": "abc", "last_seq": 12}')
+    assert (message.type, message.token, message.last_seq) == ("auth", "abc", 12)
+    assert parse_client_message('{"type": "auth", "token": "abc"}').last_seq is None
+    assert parse_client_message('{"type": "ping"}').type == "ping"
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"type": "ping"}',  # binary frame
+    "not json",
+    "[1, 2]",
+    '{"type": "subscribe"}',
+    '{"type": "auth"}',
+    '{"type": "auth", "token": ""}',
+    '{"type": "auth", "token": "t", "last_seq": "12"}',
+    '{"type": "auth", "token": "t", "last_seq": -5}',
+    '{"type": "auth", "token": "t", "extra": 1}',
+    '{"type": "auth", "token": "' + "x" * 9000 + '"}',
+])
+def test_anything_else_is_a_protocol_violation_that_does_not_quote_the_message(raw):
+    with pytest.raises(ProtocolViolation) as caught:
+        parse_client_message(raw)
+    assert "xxxx" not in str(caught.value) and "subscribe" not in str(caught.value)
+
+
+def test_the_token_and_the_resume_point_may_come_as_subprotocols():
+    offered = protocol.offered_protocols("upgestao.v1, upgestao.bearer.eyJ.abc.def, upgestao.resume.77")
+    assert protocol.token_from_protocols(offered) == "eyJ.abc.def"
+    assert protocol.resume_from_protocols(offered) == 77
+    assert protocol.token_from_protocols(["upgestao.v1"]) is None
+    assert protocol.resume_from_protocols(["upgestao.resume.-1", "upgestao.resume.x"]) is None
+
+
+@pytest.mark.parametrize("origin, host, allowed, expected", [
+    (None, "gw:8000", (), True),  # not a browser
+    ("http://gw:8000", "gw:8000", (), True),
+    ("https://gw", "gw", (), True),
+    ("http://evil.example", "gw:8000", (), False),
+    ("http://gw:8001", "gw:8000", (), False),
+    ("null", "gw:8000", (), False),
+    ("https://app.example.com", "gw:8000", ("https://app.example.com",), True),
+    ("https://app.example.com:443", "gw:8000", ("https://app.example.com",), True),
+    ("http://gw:8000", "gw:8000", ("https://app.example.com",), False),
+])
+def test_the_origin_check(origin, host, allowed, expected):
+    assert protocol.origin_allowed(origin, host, "http", allowed) is expected
+
+
+def test_settings_validate_origins_and_the_stream_retention():
+    assert load_push_settings({}).origins == ()
+    assert load_push_settings({"GATEWAY_STREAM_ORIGINS": "https://App.Example.com, http://x:8080"}).origins == (
+        "https://app.example.com", "http://x:8080")
+    assert normalise_origin("https://a.example/path") is None
+    with pytest.raises(ConfigError, match="GATEWAY_STREAM_ORIGINS"):
+        load_push_settings({"GATEWAY_STREAM_ORIGINS": "app.example.com"})
+    with pytest.raises(ConfigError, match="GATEWAY_STREAM_EVENTS_MAX_AGE"):
+        load_push_settings({"GATEWAY_STREAM_WINDOW_S": "900", "GATEWAY_STREAM_EVENTS_MAX_AGE": "10m"})
+
+
+# -- the hub --------------------------------------------------------------------------------------
+
+
+class Sink:
+    def __init__(self, accepts: int = 1000) -> None:
+        self.sent: list[dict] = []
+        self.closed: tuple[int, str] | None = None
+        self.accepts = accepts
+
+    def send(self, message) -> bool:
+        if len(self.sent) >= self.accepts:
+            return False
+        self.sent.append(dict(message))
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def events(self) -> list[tuple[str, int]]:
+        return [(m["type"], m["seq"]) for m in self.sent if m["type"] not in ("ready", "resync")]
+
+
+class Messaging:
+    """Stands in for messaging.push_view: each viewer (token) sees the events whose data names it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[int], list[str]]] = []
+        self.failing = False
+
+    def push_view(self, items, viewers):
+        if self.failing:
+            raise ConnectionError("messaging away")
+        self.calls.append(([item["seq"] for item in items], list(viewers)))
+        answer = []
+        for item in items:
+            for index, token in enumerate(viewers):
+                if token in item["event"]["data"].get("for", ()):
+                    answer.append({"viewer": index, "seq": item["seq"], "type": "message.created",
+                                   "data": {"message_id": item["event"]["data"]["message_id"]}})
+        return {"items": answer}
+
+
+class Revocations:
+    def __init__(self) -> None:
+        self.revoked: set[str] = set()
+
+    def is_revoked(self, session_id: str) -> bool:
+        return session_id in self.revoked
+
+
+def principal(user: str, *, expires_in: float = 900, session: str | None = None) -> Principal:
+    return Principal(actor_id=user, role="attendant", session_id=session or f"sess-{user}",
+                     permissions=frozenset({"conversations.read"}),
+                     expires_at=datetime.now(UTC) + timedelta(seconds=expires_in))
+
+
+def for_(n: int, *tokens: str) -> dict:
+    return {"type": "messaging.message_created.v1", "data": {"message_id": f"m{n}", "for": list(tokens)}}
+
+
+@pytest.fixture
+def hub():
+    ring = ReplayRing(100, 600)
+    ring.observe(9)  # the sentinel came back: the stream is current at 9
+    return PushHub(PushSettings(max_per_user=2), ring, Messaging(), Revocations())
+
+
+def test_a_new_socket_is_ready_at_the_head_and_receives_what_follows_only(hub):
+    hub.ring.append(10, for_(10, "tok-a"))
+    sink = Sink()
+    hub.join(principal("a"), "tok-a", sink, None)
+    assert sink.sent == [{"type": "ready", "seq": 10}]
+    hub.ring.append(11, for_(11, "tok-a"))
+    hub.dispatch()
+    assert sink.events() == [("message.created", 11)]
+    assert sink.sent[-1]["data"] == {"message_id": "m11"}
+
+
+def test_each_socket_gets_only_what_messaging_returned_for_it_in_one_call(hub):
+    a, b = Sink(), Sink()
+    hub.join(principal("a"), "tok-a", a, None)
+    hub.join(principal("b"), "tok-b", b, None)
+    hub.ring.append(10, for_(10, "tok-a"))
+    hub.ring.append(11, for_(11, "tok-a", "tok-b"))
+    hub.ring.append(12, for_(12))
+    hub.dispatch()
+    assert hub.messaging.calls == [([10, 11, 12], ["tok-a", "tok-b"])] or \
+        hub.messaging.calls == [([10, 11, 12], ["tok-b", "tok-a"])]
+    assert a.events() == [("message.created", 10), ("message.created", 11)]
+    assert b.events() == [("message.created", 11)]
+    hub.dispatch()  # nothing new: no call
+    assert len(hub.messaging.calls) == 1
+
+
+def test_a_reconnection_receives_what_it_missed_then_what_follows_without_loss_or_repeat(hub):
+    first = Sink()
+    subscriber = hub.join(principal("a"), "tok-a", first, None)
+    hub.ring.append(10, for_(10, "tok-a"))
+    hub.dispatch()
+    assert first.events() == [("message.created", 10)]
+    hub.drop(subscriber, 1000, "")
+    hub.ring.append(11, for_(11, "tok-a"))
+    hub.ring.append(12, for_(12, "tok-a"))
+    hub.dispatch()  # nobody connected
+    again = Sink()
+    hub.join(principal("a"), "tok-a", again, last_seq=10)
+    assert again.sent[0] == {"type": "ready", "seq": 10}
+    hub.ring.append(13, for_(13, "tok-a"))
+    hub.dispatch()
+    hub.dispatch()
+    assert again.events() == [("message.created", 11), ("message.created", 12), ("message.created", 13)]
+
+
+def test_live_sockets_and_a_resuming_one_are_served_from_their_own_cursor(hub):
+    live = Sink()
+    hub.join(principal("a"), "tok-a", live, None)
+    hub.ring.append(10, for_(10, "tok-a", "tok-b"))
+    hub.ring.append(11, for_(11, "tok-a", "tok-b"))
+    resuming = Sink()
+    hub.join(principal("b"), "tok-b", resuming, last_seq=9)
+    hub.dispatch()
+    # one call per cursor: the resuming socket asked from 9, the live one joined at 9 too: one group
+    assert live.events() == resuming.events() == [("message.created", 10), ("message.created", 11)]
+    hub.ring.append(12, for_(12, "tok-b"))
+    late = Sink()
+    hub.join(principal("c"), "tok-c", late, last_seq=11)
+    hub.dispatch()
+    assert sorted(call[0] for call in hub.messaging.calls[-1:]) == [[12]]
+    assert resuming.events()[-1] == ("message.created", 12) and late.events() == []
+
+
+def test_a_resume_older_than_the_ring_is_told_to_resync(hub):
+    for n in range(10, 115):
+        hub.ring.append(n, for_(n, "tok-a"))
+    sink = Sink()
+    hub.join(principal("a"), "tok-a", sink, last_seq=3)
+    assert sink.sent == [{"type": "ready", "seq": 114}, {"type": "resync", "seq": 114}]
+    hub.dispatch()
+    assert sink.events() == []
+
+
+def test_a_resume_ahead_of_this_replica_waits_for_what_follows_it(hub):
+    sink = Sink()
+    hub.join(principal("a"), "tok-a", sink, last_seq=11)  # another replica had read up to 11
+    hub.ring.append(10, for_(10, "tok-a"))
+    hub.ring.append(11, for_(11, "tok-a"))
+    hub.ring.append(12, for_(12, "tok-a"))
+    hub.dispatch()
+    assert sink.events() == [("message.created", 12)]
+
+
+def test_messaging_away_leaves_the_cursors_and_the_events_are_pushed_later(hub):
+    sink = Sink()
+    hub.join(principal("a"), "tok-a", sink, None)
+    hub.ring.append(10, for_(10, "tok-a"))
+    hub.messaging.failing = True
+    with pytest.raises(ConnectionError):
+        hub.dispatch()
+    hub.messaging.failing = False
+    hub.dispatch()
+    assert sink.events() == [("message.created", 10)]
+
+
+def test_messaging_away_longer_than_the_window_means_resync():
+    ring = ReplayRing(3, 600)
+    ring.observe(9)
+    hub = PushHub(PushSettings(), ring, Messaging())
+    sink = Sink()
+    hub.join(principal("a"), "tok-a", sink, None)
+    for n in range(10, 20):
+        ring.append(n, for_(n, "tok-a"))
+    hub.dispatch()
+    assert sink.sent[-1] == {"type": "resync", "seq": 19}
+    assert hub.messaging.calls == []
+
+
+def test_a_user_may_open_only_so_many_sockets(hub):
+    hub.join(principal("a"), "tok-a", Sink(), None)
+    hub.join(principal("a"), "tok-a", Sink(), None)
+    with pytest.raises(JoinRefused) as refused:
+        hub.join(principal("a"), "tok-a", Sink(), None)
+    assert refused.value.code == protocol.TOO_MANY
+
+
+def test_nobody_joins_before_the_stream_was_read_up_to_date():
+    hub = PushHub(PushSettings(), ReplayRing(10, 60), Messaging(), wait_current=lambda timeout_s: False)
+    with pytest.raises(JoinRefused) as refused:
+        hub.join(principal("a"), "tok-a", Sink(), None)
+    assert refused.value.code == protocol.TRY_AGAIN_LATER
+
+
+def test_the_sweep_closes_revoked_and_expired_tokens_with_4001(hub):
+    revoked, expired, fine = Sink(), Sink(), Sink()
+    hub.join(principal("a", session="s-revoked"), "tok-a", revoked, None)
+    hub.join(principal("b", expires_in=-60), "tok-b", expired, None)
+    hub.join(principal("c"), "tok-c", fine, None)
+    hub.revocations.revoked.add("s-revoked")
+    assert hub.sweep() == 2
+    assert revoked.closed == (4001, "The access token has been revoked.")
+    assert expired.closed == (4001, "The access token has expired.")
+    assert fine.closed is None and len(hub.subscribers) == 1
+    hub.ring.append(10, for_(10, "tok-a", "tok-b", "tok-c"))
+    hub.dispatch()
+    assert hub.messaging.calls == [([10], ["tok-c"])]  # a closed socket's token is never sent again
+
+
+def test_a_socket_that_does_not_read_is_closed_and_does_not_hold_the_others(hub):
+    slow, fast = Sink(accepts=2), Sink()
+    hub.join(principal("a"), "tok-a", slow, None)
+    hub.join(principal("b"), "tok-b", fast, None)
+    for n in range(10, 14):
+        hub.ring.append(n, for_(n, "tok-a", "tok-b"))
+    hub.dispatch()
+    assert slow.closed[0] == protocol.TOO_SLOW
+    assert len(fast.events()) == 4
+
+
+def test_a_renewed_token_must_be_the_same_users(hub):
+    subscriber = hub.join(principal("a"), "tok-a", Sink(), None)
+    assert hub.renew(subscriber, principal("a"), "tok-a2") and subscriber.token == "tok-a2"
+    assert not hub.renew(subscriber, principal("b"), "tok-b")
+    assert subscriber.token == "tok-a2"
+
+
+def test_stopping_closes_every_socket_going_away(hub):
+    sinks = [Sink(), Sink()]
+    for index, sink in enumerate(sinks):
+        hub.join(principal(f"u{index}"), f"tok-{index}", sink, None)
+    hub.stop()
+    assert [sink.closed[0] for sink in sinks] == [protocol.GOING_AWAY] * 2
+    assert not hub.subscribers
