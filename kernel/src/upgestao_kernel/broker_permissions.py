@@ -62,7 +62,8 @@ SHARED_USER_ENV = "UPGESTAO_BROKER_SHARED_USER"
 
 # Which other service's events exchange a service binds a queue to (its stream or consumers).
 CONSUMES: Mapping[str, tuple[str, ...]] = {
-    "gateway": ("identity",),
+    # identity's access events (revocations); messaging's events pushed live on /v1/stream
+    "gateway": ("identity", "messaging"),
     # mail on identity's notices today; privacy's (codes, answers, breach notices, policy versions) next
     "notifier": ("identity", "privacy"),
 }
