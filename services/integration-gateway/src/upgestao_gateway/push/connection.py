@@ -187,7 +187,8 @@ class StreamEndpoint:
             if subscriber is not None:
                 self.hub.leave(subscriber)
             sink.reader_done.send(True)
-            sink.close(protocol.GOING_AWAY if sink.closing is None else sink.closing[0], "")
+            if sink.closing is None:  # the client ended it (or went away): the closing handshake is done
+                sink.close(protocol.NORMAL, "")
             with eventlet.Timeout(CLOSING_WAIT_S + 1.0, False):
                 writer.wait()
             writer.kill()

@@ -42,6 +42,7 @@ RESUME_PROTOCOL_PREFIX = "upgestao.resume."
 PATH = "/v1/stream"
 
 # Close codes (RFC 6455 section 7.4; 4000-4999 are the application's)
+NORMAL = 1000  # the client ended the stream
 GOING_AWAY = 1001  # the gateway is stopping: reconnect
 POLICY_VIOLATION = 1008  # a message that is not the protocol's
 MESSAGE_TOO_BIG = 1009
