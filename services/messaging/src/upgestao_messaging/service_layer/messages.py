@@ -1,0 +1,372 @@
+"""Messages of conversations and chats: send, page, read one, edit, delete, history, search, read cursors.
+
+Sealing: a conversation's messages (the customer's and staff's replies and notes alike) are sealed under
+the customer's key, a chat message under its author's: erasing a person shreds exactly their messages.
+Bodies come out only through ``uow.personal.open`` (one audit record per message and purpose:
+``conversation``, ``staff chat``, ``history``, ``search``). The audit API records one resource per
+record, so a page of 50 is 50 records: batching them would need an audit record naming several
+resources, which the kernel does not have.
+
+Sending is one transaction: seal, append ``message_created`` (the projection writes the row, the
+conversation's last activity and the outbox copy), reopen the conversation on an incoming message,
+index the words' keyed hashes. With a ``client_message_id`` the message id is derived (see
+``domain/messages.py``): a repeat finds the message and answers ``created: false``; two concurrent
+first sends race on the stream's version-0 append, the loser's whole unit rolls back (its seal audit
+too) and it answers the winner's message.
+
+Paging is by the messages' global positions; a read cursor is a position too, and never moves back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from upgestao_kernel.errors import invalid_field, not_found
+from upgestao_kernel.eventstore import ConcurrencyError
+
+from ..adapters.ports import CHAT, CONVERSATION, ChatRecord, ConversationRecord, MessageRecord, MessagingUnitOfWork
+from ..domain.conversations import OPEN, Conversation
+from ..domain.errors import EditWindowClosed, NotTheAuthor
+from ..domain.events import ConversationRead
+from ..domain.messages import (
+    INCOMING,
+    INTERNAL,
+    OUTGOING,
+    Message,
+    check_change_allowed,
+    clean_body,
+    clean_client_message_id,
+    message_id_for,
+)
+from ..domain.visibility import (
+    MODERATE,
+    READ,
+    RECORD_INCOMING,
+    USE_CHATS,
+    WRITE,
+    Viewer,
+    conversation_scope,
+)
+from .access import (
+    Deps,
+    check_uuid,
+    iso,
+    message_view,
+    open_body,
+    open_sealed_body,
+    require,
+    require_any,
+    viewer_of,
+    visible_chat,
+    visible_conversation,
+    visible_message,
+)
+from .conversations import check_limit
+
+SEND_FIELDS = ("body", "direction", "private", "client_message_id", "attachment_ids")
+CHAT_SEND_FIELDS = ("body", "client_message_id", "attachment_ids")
+MAX_PAGE = 200
+MAX_SEARCH = 100
+MAX_QUERY = 500
+PURPOSE = {CONVERSATION: "conversation", CHAT: "staff chat"}
+
+
+@dataclass(frozen=True)
+class Container:
+    kind: str
+    id: str
+    key_subject_id: str | None  # the customer of a conversation; a chat message's is its author
+    customer_id: str | None = None
+    status: str | None = None
+
+    @classmethod
+    def of_conversation(cls, r: ConversationRecord) -> Container:
+        return cls(CONVERSATION, r.id, r.customer_id, r.customer_id, r.status)
+
+    @classmethod
+    def of_chat(cls, r: ChatRecord) -> Container:
+        return cls(CHAT, r.id, None)
+
+
+def _fields(value: Any, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise invalid_field("data", "must be an object")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise invalid_field(unknown[0], "unknown field")
+    return value
+
+
+def _attachment_ids(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise invalid_field("attachment_ids", "must be a list of attachment ids")
+    return list(dict.fromkeys(check_uuid("attachment_ids", a) for a in value))
+
+
+class MessageUseCases:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _viewer(self, uow: MessagingUnitOfWork) -> Viewer:
+        return viewer_of(uow, self.deps.permissions_of)
+
+    def _views(self, uow: MessagingUnitOfWork, records: Sequence[MessageRecord], purpose: str) -> list[dict]:
+        attachments = self.deps.attachments.describe(uow, [a for r in records for a in r.attachment_ids])
+        return [message_view(r, body=open_body(uow, r, purpose), attachments=attachments) for r in records]
+
+    def _container(self, uow: MessagingUnitOfWork, viewer: Viewer, kind: str, container_id: Any,
+                   permission: str, action: str) -> Container:
+        if kind == CONVERSATION:
+            require(uow, viewer, permission, action=action, resource_type="message")
+            return Container.of_conversation(visible_conversation(uow, viewer, container_id))
+        require(uow, viewer, USE_CHATS, action=action, resource_type="message")
+        return Container.of_chat(visible_chat(uow, viewer, container_id))
+
+    # -- sending ---------------------------------------------------------------------------------------------
+    def send_message(self, conversation_id: Any, data: Any) -> dict[str, Any]:
+        data = _fields(data, SEND_FIELDS)
+        direction = data.get("direction")
+        if direction not in (INCOMING, OUTGOING):
+            raise invalid_field("direction", "must be one of incoming, outgoing")
+        private = data.get("private", False)
+        if not isinstance(private, bool):
+            raise invalid_field("private", "must be true or false")
+        if private and direction != OUTGOING:
+            raise invalid_field("private", "only outgoing messages are private notes")
+        permission = RECORD_INCOMING if direction == INCOMING else WRITE
+        return self._send(CONVERSATION, conversation_id, data, direction=direction, private=private,
+                          permission=permission)
+
+    def send_chat_message(self, chat_id: Any, data: Any) -> dict[str, Any]:
+        data = _fields(data, CHAT_SEND_FIELDS)
+        return self._send(CHAT, chat_id, data, direction=INTERNAL, private=False, permission=USE_CHATS)
+
+    def _send(self, kind: str, container_id: Any, data: Mapping[str, Any], *, direction: str, private: bool,
+              permission: str) -> dict[str, Any]:
+        body = clean_body(data.get("body"))
+        client_id = clean_client_message_id(data.get("client_message_id"))
+        attachment_ids = _attachment_ids(data.get("attachment_ids"))
+        terms = self.deps.hasher.hashes(body)
+        try:
+            with self.deps.unit_of_work() as uow:
+                viewer = self._viewer(uow)
+                container = self._container(uow, viewer, kind, container_id, permission, "create")
+                message_id = message_id_for(container.id, viewer.user_id, client_id)
+                if client_id is not None:
+                    existing = uow.messages.get(message_id)
+                    if existing is not None:
+                        return {"created": False, "message": self._views(uow, [existing], PURPOSE[kind])[0]}
+                key_subject = container.key_subject_id or viewer.user_id
+                sealed = uow.personal.seal(subject_id=key_subject, resource_type="message", resource_id=message_id,
+                                           values={"body": body}, purpose=PURPOSE[kind])["body"]
+                message = Message.create(
+                    message_id, conversation_id=container.id if kind == CONVERSATION else None,
+                    chat_id=container.id if kind == CHAT else None, customer_id=container.customer_id,
+                    author_id=viewer.user_id, direction=direction, private=private, key_subject_id=key_subject,
+                    sealed_body=sealed, attachment_ids=attachment_ids, client_message_id=client_id)
+                self.deps.attachments.link(uow, attachment_ids, container_kind=kind, container_id=container.id,
+                                           message_id=message_id, actor_id=viewer.user_id)
+                position = uow.save(message)[0].position
+                if direction == INCOMING and container.status != OPEN:
+                    conversation = uow.load(Conversation, container.id)
+                    if conversation.receive_incoming():
+                        uow.save(conversation)
+                uow.search_index.add(message_id=message_id, position=position, container_kind=kind,
+                                     container_id=container.id, subject_id=key_subject, terms=terms)
+                record = uow.messages.get(message_id)
+                attachments = self.deps.attachments.describe(uow, attachment_ids)
+                return {"created": True, "message": message_view(record, body=body, attachments=attachments)}
+        except ConcurrencyError as exc:
+            if client_id is None or exc.stream_id != Message.stream_id_for(message_id):
+                raise
+        # another request sent the same client_message_id first and won the version-0 append
+        with self.deps.unit_of_work() as uow:
+            viewer = self._viewer(uow)
+            self._container(uow, viewer, kind, container_id, permission, "read")
+            existing = uow.messages.get(message_id)
+            if existing is None:  # pragma: no cover - the winner committed before our append failed
+                raise not_found("message")
+            return {"created": False, "message": self._views(uow, [existing], PURPOSE[kind])[0]}
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def messages(self, conversation_id: Any, before: Any = None, after: Any = None, limit: Any = 50) -> dict:
+        return self._page(CONVERSATION, conversation_id, before, after, limit)
+
+    def chat_messages(self, chat_id: Any, before: Any = None, after: Any = None, limit: Any = 50) -> dict:
+        return self._page(CHAT, chat_id, before, after, limit)
+
+    def _page(self, kind: str, container_id: Any, before: Any, after: Any, limit: Any) -> dict[str, Any]:
+        limit = check_limit(limit, MAX_PAGE)
+        if before is not None and after is not None:
+            raise invalid_field("after", "give before or after, not both")
+        anchor_id = check_uuid("before" if before is not None else "after", before or after) if (
+            before is not None or after is not None) else None
+        with self.deps.unit_of_work() as uow:
+            viewer = self._viewer(uow)
+            container = self._container(uow, viewer, kind, container_id, READ, "read")
+            anchor = uow.messages.get(anchor_id) if anchor_id is not None else None
+            if anchor_id is not None and (anchor is None or anchor.container_id != container.id):
+                raise invalid_field("before" if before is not None else "after", f"not a message of this {kind}")
+            if after is not None:
+                rows = uow.messages.after(container.id, anchor.position, limit + 1)
+                more_before, more_after = True, len(rows) > limit
+                rows = rows[:limit]
+            else:
+                rows = uow.messages.before(container.id, anchor.position if anchor else None, limit + 1)
+                more_before, more_after = len(rows) > limit, anchor is not None
+                rows = list(reversed(rows[:limit]))
+            return {"items": self._views(uow, rows, PURPOSE[kind]), "has_more_before": more_before,
+                    "has_more_after": more_after}
+
+    def message(self, message_id: Any) -> dict[str, Any]:
+        with self.deps.unit_of_work() as uow:
+            viewer = self._viewer(uow)
+            record = self._readable(uow, viewer, message_id)
+            return self._views(uow, [record], PURPOSE[record.container_kind])[0]
+
+    def _readable(self, uow: MessagingUnitOfWork, viewer: Viewer, message_id: Any) -> MessageRecord:
+        require_any(uow, viewer, (READ, USE_CHATS), action="read", resource_type="message")
+        record, _, _ = visible_message(uow, viewer, message_id)
+        needed = READ if record.container_kind == CONVERSATION else USE_CHATS
+        if not viewer.can(needed):
+            raise not_found("message")
+        return record
+
+    def message_history(self, message_id: Any) -> dict[str, Any]:
+        with self.deps.unit_of_work() as uow:
+            viewer = self._viewer(uow)
+            record = self._readable(uow, viewer, message_id)
+            items = [{"version": v.version, "editor_id": v.editor_id, "edited_at": iso(v.edited_at),
+                      "body": open_sealed_body(uow, subject_id=v.key_subject_id, message_id=record.id,
+                                               sealed=v.body_sealed, purpose="history")}
+                     for v in uow.messages.versions(record.id)]
+            return {"items": items}
+
+    # -- changing ----------------------------------------------------------------------------------------------
+    def edit_message(self, message_id: Any, body: Any) -> dict[str, Any]:
+        body = clean_body(body)
+        terms = self.deps.hasher.hashes(body)
+        with self.deps.unit_of_work() as uow:
+            viewer = self._viewer(uow)
+            record = self._changeable(uow, viewer, message_id, "update")
+            sealed = uow.personal.seal(subject_id=record.key_subject_id, resource_type="message",
+                                       resource_id=record.id, values={"body": body}, purpose="edit",
+                                       action="update")["body"]
+            message = uow.load(Message, record.id)
+            message.edit(editor_id=viewer.user_id, sealed_body=sealed)
+            uow.save(message)
+            uow.search_index.replace(message_id=record.id, position=record.position,
+                                     container_kind=record.container_kind, container_id=record.container_id,
+                                     subject_id=record.key_subject_id, terms=terms)
+            updated = uow.messages.get(record.id)
+            attachments = self.deps.attachments.describe(uow, updated.attachment_ids)
+            return message_view(updated, body=body, attachments=attachments)
+
+    def delete_message(self, message_id: Any) -> dict[str, Any]:
+        with self.deps.unit_of_work() as uow:
+            viewer = self._viewer(uow)
+            record = self._changeable(uow, viewer, message_id, "delete")
+            message = uow.load(Message, record.id)
+            message.delete(editor_id=viewer.user_id)
+            uow.save(message)
+            uow.search_index.remove(record.id)
+            updated = uow.messages.get(record.id)
+            attachments = self.deps.attachments.describe(uow, updated.attachment_ids)
+            return message_view(updated, body=None, attachments=attachments)
+
+    def _changeable(self, uow: MessagingUnitOfWork, viewer: Viewer, message_id: Any, action: str) -> MessageRecord:
+        record = self._readable(uow, viewer, message_id)
+        write = WRITE if record.container_kind == CONVERSATION else USE_CHATS
+        moderator = viewer.can(MODERATE)
+        if not moderator:
+            require(uow, viewer, write, action=action, resource_type="message", resource_id=record.id)
+        try:
+            check_change_allowed(author_id=record.author_id, created_at=record.created_at, editor_id=viewer.user_id,
+                                 moderator=moderator, now=self.deps.now(), window_s=self.deps.edit_window_s)
+        except (NotTheAuthor, EditWindowClosed) as exc:
+            uow.deny(action=action, resource_type="message", resource_id=record.id, subject_id=None, fields=(),
+                     purpose="edit window" if isinstance(exc, EditWindowClosed) else "authorization")
+            raise
+        return record
+
+    # -- search ------------------------------------------------------------------------------------------------
+    def search(self, q: Any, conversation_id: Any = None, chat_id: Any = None, limit: Any = 20,
+               cursor: Any = None) -> dict[str, Any]:
+        if not isinstance(q, str) or not q.strip() or len(q) > MAX_QUERY:
+            raise invalid_field("q", f"must be 1 to {MAX_QUERY} characters")
+        terms = self.deps.hasher.hashes(q)
+        if not terms:
+            raise invalid_field("q", "has no words to search for")
+        limit = check_limit(limit, MAX_SEARCH)
+        if conversation_id is not None and chat_id is not None:
+            raise invalid_field("chat_id", "give conversation_id or chat_id, not both")
+        before = None
+        if cursor is not None:
+            if not isinstance(cursor, str) or not cursor.isdigit() or len(cursor) > 20:
+                raise invalid_field("cursor", "not a cursor this API gave")
+            before = int(cursor)
+        with self.deps.unit_of_work() as uow:
+            viewer = self._viewer(uow)
+            require_any(uow, viewer, (READ, USE_CHATS), action="read", resource_type="message")
+            container = None
+            if conversation_id is not None:
+                container = self._container(uow, viewer, CONVERSATION, conversation_id, READ, "read")
+            elif chat_id is not None:
+                container = self._container(uow, viewer, CHAT, chat_id, USE_CHATS, "read")
+            visible = uow.search_visibility(viewer.user_id, conversation_scope(viewer), viewer.can(USE_CHATS))
+            hits = uow.search_index.find(terms, visible=visible,
+                                         container=(container.kind, container.id) if container else None,
+                                         limit=limit + 1, before_position=before)
+            more = len(hits) > limit
+            hits = hits[:limit]
+            records = uow.messages.get_many([message_id for _, message_id in hits])
+            found = [records[message_id] for _, message_id in hits if message_id in records]
+            return {"items": self._views(uow, found, "search"),
+                    "next_cursor": str(hits[-1][0]) if more else None}
+
+    # -- read cursors, unread, receipts --------------------------------------------------------------------------
+    def mark_read(self, conversation_id: Any, message_id: Any) -> dict[str, Any]:
+        return self._mark(CONVERSATION, conversation_id, message_id)
+
+    def mark_chat_read(self, chat_id: Any, message_id: Any) -> dict[str, Any]:
+        return self._mark(CHAT, chat_id, message_id)
+
+    def _mark(self, kind: str, container_id: Any, message_id: Any) -> dict[str, Any]:
+        mid = check_uuid("message_id", message_id)
+        with self.deps.unit_of_work() as uow:
+            viewer = self._viewer(uow)
+            container = self._container(uow, viewer, kind, container_id, WRITE, "update")
+            message = uow.messages.get(mid)
+            if message is None or message.container_id != container.id:
+                raise invalid_field("message_id", f"not a message of this {kind}")
+            cursor = uow.reads.get(viewer.user_id, container.id)
+            if cursor is None or cursor.position < message.position:
+                uow.record(f"read-{container.id}-{viewer.user_id}", None, [ConversationRead(
+                    conversation_id=container.id if kind == CONVERSATION else None,
+                    chat_id=container.id if kind == CHAT else None, user_id=viewer.user_id, message_id=mid,
+                    position=message.position).new_event(viewer.user_id)])
+                cursor = uow.reads.get(viewer.user_id, container.id)
+            return {f"{kind}_id": container.id, "user_id": viewer.user_id, "message_id": cursor.message_id,
+                    "read_at": iso(cursor.read_at)}
+
+    def unread(self) -> dict[str, Any]:
+        with self.deps.unit_of_work() as uow:
+            viewer = self._viewer(uow)
+            require_any(uow, viewer, (READ, USE_CHATS), action="read", resource_type="message")
+            counts = uow.messages.unread(viewer.user_id, conversation_scope(viewer))
+        items = [{f"{kind}_id": cid, "unread": n} for kind, cid, n in counts
+                 if kind == CONVERSATION or viewer.can(USE_CHATS)]
+        return {"total": sum(i["unread"] for i in items), "items": items}
+
+    def read_receipts(self, conversation_id: Any) -> dict[str, Any]:
+        with self.deps.unit_of_work() as uow:
+            viewer = self._viewer(uow)
+            container = self._container(uow, viewer, CONVERSATION, conversation_id, READ, "read")
+            cursors = uow.reads.of_container(container.id)
+            return {"items": [{"user_id": r.user_id, "message_id": r.message_id, "read_at": iso(r.read_at)}
+                              for r in cursors]}
