@@ -29,7 +29,7 @@ CHAT_KINDS = ("direct", "group")
 
 BODY_MAX = 20_000  # characters of one message: a long e-mail, far more than a chat line
 CLIENT_MESSAGE_ID_MAX = 100
-SUBJECT_MAX = 500
+SUBJECT_MAX = 300
 TITLE_MAX = 200
 TEAM_NAME_MAX = 100
 LABEL_MAX, LABELS_MAX = 50, 20
@@ -42,8 +42,8 @@ ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024  # 10 MiB (the issue's limit)
 _CURSOR = validate.Length(min=1, max=500)
 _DATE_TIME = {"format": "date-time"}
 _UUID = {"format": "uuid"}
-# a label: letters (any script), digits, and - _ . : / between them (no spaces: a label is a tag)
-LABEL_PATTERN = r"^[\w][\w.:/-]{0,49}$"
+# a label: 1 to 50 characters, no control character (messaging keeps it stripped and lower-cased)
+LABEL_PATTERN = r"^[^\x00-\x1f\x7f]{1,50}$"
 _LABEL = re.compile(LABEL_PATTERN)
 # a file name as a client names it: no path, no control character, not "." or ".."
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -77,14 +77,13 @@ def _ids(max_items: int, min_items: int = 0, **kwargs: Any) -> fields.List:
 
 
 def _label(value: str) -> None:
-    if not _LABEL.fullmatch(value):
-        raise ValidationError("must be 1 to 50 letters, digits or . _ : / - (no spaces), starting with a letter "
-                              "or digit")
+    if not _LABEL.fullmatch(value) or not value.strip():
+        raise ValidationError("must be 1 to 50 characters, not blank, without control characters")
 
 
 def _labels(**kwargs: Any) -> fields.List:
     def unique(values: list) -> None:
-        if len({v.casefold() for v in values}) != len(values):
+        if len({v.strip().casefold() for v in values}) != len(values):
             raise ValidationError("must not repeat a label")
 
     return fields.List(fields.String(validate=_label, metadata={"pattern": LABEL_PATTERN}),
@@ -160,8 +159,10 @@ class ConversationPatchSchema(Schema):
         status = data.get("status")
         if status == "snoozed" and data.get("snoozed_until") is None:
             raise ValidationError("is required when status is snoozed", field_name="snoozed_until")
-        if data.get("snoozed_until") is not None and status not in (None, "snoozed"):
+        if "snoozed_until" in data and status != "snoozed" and data["snoozed_until"] is not None:
             raise ValidationError("is only for status snoozed", field_name="snoozed_until")
+        if "snoozed_until" in data and status is None:
+            raise ValidationError("goes with status snoozed", field_name="snoozed_until")
 
 
 def conversation_changes(body: dict) -> dict:
