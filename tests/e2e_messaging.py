@@ -1,0 +1,224 @@
+"""End-to-end helpers for messaging (issue 13): a help desk's cast made fresh for each test (staff of
+each role, a team, customers), conversations and messages through the gateway, messaging called as
+another service over its own broker user (privacy's erasure), a tap on the broker and the scans of
+what the platform stores and logs.
+
+Every helper asserts the status it needs and says what it got: a test reads as the story it tells.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+# as in a service: every publish carries the user_id RabbitMQ checks (what messaging reads its caller from)
+import upgestao_kernel.nameko_ext  # noqa: F401
+import upgestao_kernel.nameko_ext.rpc  # noqa: F401  (answers rebuilt as ServiceError, not RemoteError)
+from e2e_api import Api, staff_payload
+from e2e_identity import create_dpo
+from kombu import Connection, Exchange, Queue
+from upgestao_kernel.leaks import table_texts
+
+MESSAGING_TAGS = frozenset({"teams", "conversations", "messages", "chats", "attachments"})
+
+
+def png() -> bytes:
+    """A small real PNG (messaging sniffs the type from the bytes)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (3, 3), (20, 160, 90)).save(out, "PNG")
+    return out.getvalue()
+
+
+@dataclass
+class Person:
+    """A staff user of the test: id, role and a valid access token."""
+
+    id: str
+    role: str
+    token: str
+    email: str = ""
+
+
+@dataclass
+class Desk:
+    """One test's help desk, made fresh: the first admin, and what the test adds."""
+
+    api: Api
+    platform: Any
+    admin: Person
+    people: dict[str, Person] = field(default_factory=dict)
+
+    # -- people ------------------------------------------------------------------------------------
+
+    def staff(self, name: str, role: str = "attendant") -> Person:
+        """A new staff user of ``role``, logged in (a dpo is made so by the system: no admin may)."""
+        if role == "dpo":
+            user, tokens = create_dpo(self.platform, self.api, self.admin.token)
+        else:
+            payload = staff_payload(role)
+            created = self.api.post("/v1/users", self.admin.token, json=payload)
+            assert created.status_code == 201, created.text
+            user, tokens = created.json(), self.api.tokens(payload["email"], payload["password"])
+        person = Person(user["id"], role, tokens["access_token"], user["email"])
+        self.people[name] = person
+        return person
+
+    def customer(self, name: str = "Cliente") -> str:
+        tag = uuid.uuid4().hex[:8]
+        created = self.api.post("/v1/customers", self.admin.token,
+                                json={"full_name": f"{name} {tag}", "email": f"cliente.{tag}@example.com.br"})
+        assert created.status_code == 201, created.text
+        return created.json()["id"]
+
+    def team(self, *members: Person, name: str | None = None) -> str:
+        created = self.api.post("/v1/teams", self.admin.token, json={
+            "name": name or f"Equipe {uuid.uuid4().hex[:6]}", "member_ids": [m.id for m in members]})
+        assert created.status_code == 201, created.text
+        return created.json()["id"]
+
+    # -- conversations and messages ---------------------------------------------------------------------
+
+    def conversation(self, by: Person, customer_id: str, **over: Any) -> dict:
+        body = {"customer_id": customer_id, "channel": "whatsapp", **over}
+        created = self.api.post("/v1/conversations", by.token, json=body)
+        assert created.status_code == 201, f"POST /v1/conversations {body}: {created.status_code} {created.text}"
+        return created.json()
+
+    def send(self, by: Person, conversation_id: str, body: str, direction: str = "outgoing",
+             expect: int = 201, **over: Any) -> dict:
+        sent = self.api.post(f"/v1/conversations/{conversation_id}/messages", by.token,
+                             json={"body": body, "direction": direction, **over})
+        assert sent.status_code == expect, f"send as {by.role}: {sent.status_code} {sent.text}"
+        return sent.json()
+
+    def chat(self, by: Person, *members: Person, kind: str = "group", title: str | None = None) -> dict:
+        body = {"kind": kind, "member_ids": [m.id for m in members], **({"title": title} if title else {})}
+        created = self.api.post("/v1/chats", by.token, json=body)
+        assert created.status_code in (200, 201), created.text
+        return created.json()
+
+    def post(self, by: Person, chat_id: str, body: str, expect: int = 201, **over: Any) -> dict:
+        sent = self.api.post(f"/v1/chats/{chat_id}/messages", by.token, json={"body": body, **over})
+        assert sent.status_code == expect, f"post as {by.role}: {sent.status_code} {sent.text}"
+        return sent.json()
+
+    def patch(self, by: Person, conversation_id: str, **changes: Any) -> dict:
+        changed = self.api.patch(f"/v1/conversations/{conversation_id}", by.token, json=changes)
+        assert changed.status_code == 200, f"PATCH {changes}: {changed.status_code} {changed.text}"
+        return changed.json()
+
+    def get(self, by: Person, path: str, **params: Any) -> dict:
+        got = self.api.get(path, by.token, params=params or None)
+        assert got.status_code == 200, f"GET {path} as {by.role}: {got.status_code} {got.text}"
+        return got.json()
+
+    def upload(self, by: Person, content: bytes, name: str, **container: str) -> Any:
+        return self.api.post("/v1/attachments", by.token, data=content, params={"name": name, **container},
+                             headers={"Content-Type": "application/octet-stream"})
+
+    def search(self, by: Person, q: str, **params: Any) -> list[dict]:
+        return self.get(by, "/v1/messages/search", q=q, limit=100, **params)["items"]
+
+    def unread(self, by: Person) -> dict[str, int]:
+        """container id -> unread count, and "total"."""
+        answer = self.get(by, "/v1/conversations/unread")
+        counts = {item.get("conversation_id") or item.get("chat_id"): item["unread"] for item in answer["items"]}
+        return {**counts, "total": answer["total"]}
+
+
+def new_desk(api: Api, platform, admin_token: str) -> Desk:
+    me = api.get("/v1/me", admin_token)
+    assert me.status_code == 200, me.text
+    return Desk(api=api, platform=platform, admin=Person(me.json()["id"], "admin", admin_token, me.json()["email"]))
+
+
+def words(tag: str | None = None) -> str:
+    """A word no other message holds (letters only, so it survives normalisation as it is)."""
+    alphabet = "bcdfghjklmnpqrstvwxz"
+    raw = uuid.uuid4().int
+    out = []
+    for _ in range(10):
+        raw, i = divmod(raw, len(alphabet))
+        out.append(alphabet[i])
+    return (tag or "") + "".join(out)
+
+
+# -- messaging as another service (its own broker user) -------------------------------------------------
+
+
+@contextmanager
+def messaging_as(platform, service: str, timeout: float = 20) -> Iterator[Any]:
+    """A proxy of messaging's RPC whose calls come from ``service``'s broker user (e.g. privacy's erasure)."""
+    from nameko.standalone.rpc import ServiceRpcProxy
+
+    with ServiceRpcProxy("messaging", {"AMQP_URI": platform.broker_uris[service], "serializer": "json"},
+                         timeout=timeout) as proxy:
+        yield proxy
+
+
+# -- the broker, the databases, the logs -------------------------------------------------------------
+
+
+@contextmanager
+def broker_tap(platform, exchanges: tuple[str, ...] = ("messaging.events", "audit")) -> Iterator[Callable]:
+    """A queue of our own bound to ``exchanges`` (every routing key): ``drain()`` -> every message so far,
+    as {"body": text, "headers": dict, "routing_key": str}."""
+    name = f"e2e-msg-tap-{uuid.uuid4().hex[:8]}"
+    with Connection(platform.amqp_uri) as conn:
+        channel = conn.channel()
+        queue = Queue(name, exchange=Exchange(exchanges[0], type="topic", passive=True), routing_key="#",
+                      durable=False, auto_delete=False, channel=channel)
+        queue.declare()
+        for exchange in exchanges[1:]:
+            queue.bind_to(exchange=exchange, routing_key="#")
+        messages: list[dict] = []
+
+        def drain() -> list[dict]:
+            while (message := queue.get(no_ack=True)) is not None:
+                body = message.body.decode() if isinstance(message.body, bytes) else (
+                    message.body if isinstance(message.body, str) else json.dumps(message.body))
+                messages.append({"body": body, "headers": message.headers,
+                                 "routing_key": message.delivery_info.get("routing_key")})
+            return messages
+
+        try:
+            yield drain
+        finally:
+            queue.delete()
+
+
+def events_of(messages: list[dict], event_type: str) -> list[dict]:
+    """The published events of ``event_type`` among tapped messages (their parsed envelopes)."""
+    out = []
+    for message in messages:
+        if message["routing_key"] == event_type:
+            out.append(json.loads(message["body"]))
+    return out
+
+
+def database_texts(url: str, tables: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
+    """``(db.table#n, row as text)`` of ``tables`` (default: every table) of one service's database."""
+    engine = sa.create_engine(url)
+    try:
+        present = sa.inspect(engine).get_table_names()
+        chosen = [t for t in present if tables is None or t in tables]
+        label = url.rsplit("/", 1)[-1]
+        return [(f"{label}.{where}", text) for table in chosen for where, text in table_texts(engine, table)]
+    finally:
+        engine.dispose()
+
+
+def messaging_routes(document: dict) -> set[tuple[str, str]]:
+    """Every (METHOD, path) of the OpenAPI document tagged as messaging's."""
+    return {(method.upper(), path) for path, item in document["paths"].items() for method, operation in item.items()
+            if method in ("get", "post", "put", "patch", "delete") and set(operation.get("tags", ())) & MESSAGING_TAGS}
