@@ -20,7 +20,7 @@ import sqlalchemy as sa
 # as in a service: every publish carries the user_id RabbitMQ checks (what messaging reads its caller from)
 import upgestao_kernel.nameko_ext  # noqa: F401
 import upgestao_kernel.nameko_ext.rpc  # noqa: F401  (answers rebuilt as ServiceError, not RemoteError)
-from e2e_api import Api, staff_payload
+from e2e_api import Api, create_user, staff_payload
 from e2e_identity import create_dpo
 from kombu import Connection, Exchange, Queue
 from upgestao_kernel.leaks import table_texts
@@ -222,3 +222,197 @@ def messaging_routes(document: dict) -> set[tuple[str, str]]:
     """Every (METHOD, path) of the OpenAPI document tagged as messaging's."""
     return {(method.upper(), path) for path, item in document["paths"].items() for method, operation in item.items()
             if method in ("get", "post", "put", "patch", "delete") and set(operation.get("tags", ())) & MESSAGING_TAGS}
+
+
+# -- the audit-completeness scenarios (tests/test_audit_completeness_e2e.py) --------------------------------------
+#
+# One successful call of each personal-data route of messaging, with the one record it must leave (exactly
+# one matching the request: a page or a search of one message, a person with one titled chat). Each scenario
+# makes what it reads first, under other request ids. ``w`` is that test's World: the api, the admin, an
+# attendant (``w.user``, ``w.token``), a customer, and ``w.extra`` for what scenarios share.
+
+
+def _state(w) -> dict:
+    """The attendant's team, and a helper desk acting as the admin (made once per World)."""
+    if "messaging" not in w.extra:
+        desk = Desk(api=w.api, platform=w.platform, admin=Person(w.admin_id, "admin", w.admin))
+        me = Person(w.user["id"], "attendant", w.token, w.user["email"])
+        w.extra["messaging"] = {"desk": desk, "me": me, "team": desk.team(me)}
+    return w.extra["messaging"]
+
+
+def _conversation(w, subject: str | None = None) -> str:
+    st = _state(w)
+    return st["desk"].conversation(st["me"], w.customer["id"], team_id=st["team"], assignee_id=w.user["id"],
+                                   **({"subject": subject} if subject else {}))["id"]
+
+
+def _message(w, body: str = "Uma mensagem") -> tuple[str, str]:
+    """(a new conversation of the customer holding exactly one message, that message)."""
+    cid = _conversation(w)
+    return cid, _state(w)["desk"].send(_state(w)["me"], cid, body, direction="incoming")["id"]
+
+
+def _chatter(w) -> tuple[Person, dict]:
+    """A staff user (logged in) with exactly one titled group chat, holding one message of theirs."""
+    st = _state(w)
+    if "chatter" not in st:
+        person = st["desk"].staff("chatter")
+        chat = st["desk"].chat(person, st["me"], title="Sala da auditoria")
+        st["desk"].post(person, chat["id"], "Mensagem da sala")
+        st["chatter"] = (person, chat)
+    return st["chatter"]
+
+
+def _expect(w, action: str, resource_type: str, subject_id: str, fields: list[str], actor_id: str | None = None):
+    return {"service": "messaging", "action": action, "resource_type": resource_type, "subject_id": subject_id,
+            "actor_id": actor_id or w.user["id"], "fields": fields}
+
+
+def open_conversation(w, rid: str) -> dict:
+    _state(w)
+    w.call("POST", "/v1/conversations", w.token, rid, 201, json={
+        "customer_id": w.customer["id"], "channel": "web", "team_id": _state(w)["team"], "subject": "Auditável"})
+    return _expect(w, "create", "conversation", w.customer["id"], ["subject"])
+
+
+def read_conversation(w, rid: str) -> dict:
+    cid = _conversation(w, subject="Assunto lido")
+    w.call("GET", f"/v1/conversations/{cid}", w.token, rid, 200)
+    return _expect(w, "read", "conversation", w.customer["id"], ["subject"])
+
+
+def send_message(w, rid: str) -> dict:
+    cid = _conversation(w)
+    w.call("POST", f"/v1/conversations/{cid}/messages", w.token, rid, 201,
+           json={"body": "Mensagem enviada", "direction": "outgoing"})
+    return _expect(w, "create", "message", w.customer["id"], ["body"])
+
+
+def page_messages(w, rid: str) -> dict:
+    cid, _ = _message(w)
+    w.call("GET", f"/v1/conversations/{cid}/messages", w.token, rid, 200)
+    return _expect(w, "read", "message", w.customer["id"], ["body"])
+
+
+def search_messages(w, rid: str) -> dict:
+    word = words("aud")
+    _message(w, f"Palavra {word}")
+    w.call("GET", "/v1/messages/search", w.token, rid, 200, params={"q": word})
+    return _expect(w, "read", "message", w.customer["id"], ["body"])
+
+
+def read_message(w, rid: str) -> dict:
+    _, mid = _message(w)
+    w.call("GET", f"/v1/messages/{mid}", w.token, rid, 200)
+    return _expect(w, "read", "message", w.customer["id"], ["body"])
+
+
+def edit_message(w, rid: str) -> dict:
+    cid = _conversation(w)
+    mid = _state(w)["desk"].send(_state(w)["me"], cid, "Antes")["id"]  # one's own, within the edit window
+    w.call("PATCH", f"/v1/messages/{mid}", w.token, rid, 200, json={"body": "Depois"})
+    return _expect(w, "update", "message", w.customer["id"], ["body"])
+
+
+def delete_message(w, rid: str) -> dict:
+    cid = _conversation(w)
+    mid = _state(w)["desk"].send(_state(w)["me"], cid, "A apagar")["id"]
+    w.call("DELETE", f"/v1/messages/{mid}", w.token, rid, 200)
+    return _expect(w, "delete", "message", w.customer["id"], ["body"])
+
+
+def message_history(w, rid: str) -> dict:
+    _, mid = _message(w)
+    w.call("GET", f"/v1/messages/{mid}/history", w.token, rid, 200)
+    return _expect(w, "read", "message", w.customer["id"], ["body"])
+
+
+def create_chat(w, rid: str) -> dict:
+    w.call("POST", "/v1/chats", w.token, rid, 201, json={"kind": "group", "member_ids": [create_user_id(w)],
+                                                         "title": "Sala criada"})
+    return _expect(w, "create", "chat", w.user["id"], ["title"])
+
+
+def create_user_id(w) -> str:
+    """A staff user who never logs in (bcrypt is slow): a member to add."""
+    return create_user(w.api, w.admin)["id"]
+
+
+def list_chats(w, rid: str) -> dict:
+    person, _ = _chatter(w)
+    w.call("GET", "/v1/chats", person.token, rid, 200)
+    return _expect(w, "read", "chat", person.id, ["title"], actor_id=person.id)
+
+
+def read_chat(w, rid: str) -> dict:
+    person, chat = _chatter(w)
+    w.call("GET", f"/v1/chats/{chat['id']}", person.token, rid, 200)
+    return _expect(w, "read", "chat", person.id, ["title"], actor_id=person.id)
+
+
+def post_in_chat(w, rid: str) -> dict:
+    person, chat = _chatter(w)
+    w.call("POST", f"/v1/chats/{chat['id']}/messages", w.token, rid, 201, json={"body": "Resposta na sala"})
+    return _expect(w, "create", "message", w.user["id"], ["body"])
+
+
+def page_chat(w, rid: str) -> dict:
+    st = _state(w)
+    person = st["desk"].staff("chat-pager")
+    chat = st["desk"].chat(person, st["me"], kind="direct")
+    st["desk"].post(person, chat["id"], "Única mensagem")
+    w.call("GET", f"/v1/chats/{chat['id']}/messages", w.token, rid, 200)
+    return _expect(w, "read", "message", person.id, ["body"])
+
+
+def add_chat_member(w, rid: str) -> dict:
+    person, chat = _chatter(w)
+    w.call("POST", f"/v1/chats/{chat['id']}/members", person.token, rid, 200, json={"user_id": create_user_id(w)})
+    return _expect(w, "read", "chat", person.id, ["title"], actor_id=person.id)
+
+
+def remove_chat_member(w, rid: str) -> dict:
+    person, chat = _chatter(w)
+    member = create_user_id(w)
+    assert w.api.post(f"/v1/chats/{chat['id']}/members", person.token, json={"user_id": member}).status_code == 200
+    w.call("DELETE", f"/v1/chats/{chat['id']}/members/{member}", person.token, rid, 200)
+    return _expect(w, "read", "chat", person.id, ["title"], actor_id=person.id)
+
+
+def upload_attachment(w, rid: str) -> dict:
+    cid = _conversation(w)
+    w.call("POST", "/v1/attachments", w.token, rid, 201, data=png(), params={"name": "auditado.png",
+                                                                             "conversation_id": cid},
+           headers={"Content-Type": "application/octet-stream"})
+    return _expect(w, "create", "attachment", w.customer["id"], ["content", "name"])
+
+
+def download_attachment(w, rid: str) -> dict:
+    cid = _conversation(w)
+    uploaded = _state(w)["desk"].upload(_state(w)["me"], png(), "baixado.png", conversation_id=cid)
+    assert uploaded.status_code == 201, uploaded.text
+    w.call("GET", f"/v1/attachments/{uploaded.json()['id']}", w.token, rid, 200)
+    return _expect(w, "read", "attachment", w.customer["id"], ["content", "name"])
+
+
+MESSAGING_SCENARIOS = {
+    ("POST", "/v1/conversations"): open_conversation,
+    ("GET", "/v1/conversations/{conversation_id}"): read_conversation,
+    ("POST", "/v1/conversations/{conversation_id}/messages"): send_message,
+    ("GET", "/v1/conversations/{conversation_id}/messages"): page_messages,
+    ("GET", "/v1/messages/search"): search_messages,
+    ("GET", "/v1/messages/{message_id}"): read_message,
+    ("PATCH", "/v1/messages/{message_id}"): edit_message,
+    ("DELETE", "/v1/messages/{message_id}"): delete_message,
+    ("GET", "/v1/messages/{message_id}/history"): message_history,
+    ("POST", "/v1/chats"): create_chat,
+    ("GET", "/v1/chats"): list_chats,
+    ("GET", "/v1/chats/{chat_id}"): read_chat,
+    ("POST", "/v1/chats/{chat_id}/messages"): post_in_chat,
+    ("GET", "/v1/chats/{chat_id}/messages"): page_chat,
+    ("POST", "/v1/chats/{chat_id}/members"): add_chat_member,
+    ("DELETE", "/v1/chats/{chat_id}/members/{user_id}"): remove_chat_member,
+    ("POST", "/v1/attachments"): upload_attachment,
+    ("GET", "/v1/attachments/{attachment_id}"): download_attachment,
+}

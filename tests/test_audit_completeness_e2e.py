@@ -40,6 +40,7 @@ from e2e_api import (
     staff_payload,
 )
 from e2e_identity import create_dpo, fetch_notice, reset_token_of
+from e2e_messaging import MESSAGING_SCENARIOS
 from kombu import Connection, Exchange, Queue
 from PIL import Image
 from upgestao_kernel.testing import wait_for
@@ -253,6 +254,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("GET", "/v1/customers/{customer_id}"): read_customer,
     ("PATCH", "/v1/customers/{customer_id}"): update_customer,
 }
+SCENARIOS.update(MESSAGING_SCENARIOS)  # messaging's routes (issue 13), written beside its other e2e helpers
 
 
 # -- fixtures -----------------------------------------------------------------------------------------

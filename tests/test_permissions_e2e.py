@@ -20,6 +20,7 @@ import uuid
 import pytest
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, address, audit_search, new_request_id, staff_payload
 from e2e_identity import create_dpo
+from e2e_messaging import messaging_routes
 from PIL import Image
 
 pytestmark = pytest.mark.e2e
@@ -149,7 +150,9 @@ def test_the_table_covers_every_route_of_the_openapi_document(api):
     document = api.get("/v1/openapi.json").json()
     routes = {(method.upper(), path) for path, item in document["paths"].items() for method in item
               if method in ("get", "post", "put", "patch", "delete")}
-    assert routes - set(TABLE) - PUBLIC == set(), "routes without a row in the permission table"
+    # messaging's routes have their table in test_messaging_visibility_e2e.py (viewers, not only roles)
+    assert routes - set(TABLE) - PUBLIC - messaging_routes(document) == set(), \
+        "routes without a row in the permission table"
     assert set(TABLE) - routes == set(), "rows for routes that no longer exist"
     for method, path in TABLE:
         operation = document["paths"][path][method.lower()]
