@@ -9,10 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from upgestao_kernel.context import RequestContext
+from upgestao_kernel.errors import DomainError
 from upgestao_kernel.events import new_id
+from upgestao_kernel.nameko_ext.rpc import PROBLEMS
 from upgestao_messaging.adapters.memory_repositories import memory_units
 from upgestao_messaging.adapters.ports import Person
 from upgestao_messaging.domain.search import TermHasher
+from upgestao_messaging.entrypoints import errors as _edge  # noqa: F401  (registers messaging's rows)
 from upgestao_messaging.service_layer.access import Deps
 from upgestao_messaging.service_layer.api import MessagingApi
 
@@ -51,6 +54,29 @@ class Directory:
         return {i: self.people[i] for i in ids if i in self.people}
 
 
+class Edge:
+    """The use cases as the RPC edge answers them: a domain refusal becomes the problem of its row (as the
+    kernel's ``rpc`` entrypoint does), so tests assert what a caller gets."""
+
+    def __init__(self, api: MessagingApi) -> None:
+        self.api = api
+        self.deps = api.deps
+
+    def __getattr__(self, name: str):
+        method = getattr(self.api, name)
+
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except DomainError as exc:
+                answer = PROBLEMS.answer(exc)
+                if answer is None:
+                    raise
+                raise answer from exc
+
+        return call
+
+
 class World:
     def __init__(self) -> None:
         self.store, self.make, self.index = memory_units()
@@ -69,16 +95,16 @@ class World:
         return customer_id
 
     def api(self, user_id: str | None, role: str | None = None, caller_service: str | None = None,
-            edit_window_s: int = 900) -> MessagingApi:
+            edit_window_s: int = 900) -> Edge:
         if role is None and user_id in self.directory.people:
             role = self.directory.people[user_id].role
         context = RequestContext(request_id=new_id(), actor_id=user_id, actor_role=role,
                                  caller_service=caller_service)
         deps = Deps(unit_of_work=lambda: self.make(context), permissions_of=lambda r: ROLES.get(r or "", frozenset()),
                     directory=self.directory, hasher=self.hasher, edit_window_s=edit_window_s, now=self.clock)
-        return MessagingApi(deps)
+        return Edge(MessagingApi(deps))
 
-    def system(self) -> MessagingApi:
+    def system(self) -> Edge:
         return self.api("system", "system")
 
 

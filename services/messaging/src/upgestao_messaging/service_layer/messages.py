@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from upgestao_kernel.errors import invalid_field, not_found
+from upgestao_kernel.errors import conflict, invalid_field, not_found
 from upgestao_kernel.eventstore import ConcurrencyError
 
 from ..adapters.ports import CHAT, CONVERSATION, ChatRecord, ConversationRecord, MessageRecord, MessagingUnitOfWork
@@ -80,10 +80,11 @@ class Container:
     key_subject_id: str | None  # the customer of a conversation; a chat message's is its author
     customer_id: str | None = None
     status: str | None = None
+    erased: bool = False
 
     @classmethod
     def of_conversation(cls, r: ConversationRecord) -> Container:
-        return cls(CONVERSATION, r.id, r.customer_id, r.customer_id, r.status)
+        return cls(CONVERSATION, r.id, r.customer_id, r.customer_id, r.status, r.erased)
 
     @classmethod
     def of_chat(cls, r: ChatRecord) -> Container:
@@ -161,6 +162,8 @@ class MessageUseCases:
                     existing = uow.messages.get(message_id)
                     if existing is not None:
                         return {"created": False, "message": self._views(uow, [existing], PURPOSE[kind])[0]}
+                if container.erased:
+                    raise conflict("The customer's data was erased: this conversation takes no new messages.")
                 key_subject = container.key_subject_id or viewer.user_id
                 sealed = uow.personal.seal(subject_id=key_subject, resource_type="message", resource_id=message_id,
                                            values={"body": body}, purpose=PURPOSE[kind])["body"]
