@@ -2,8 +2,14 @@
 
 from upgestao_kernel.cli import ServiceDefinition
 
+from .adapters.projections import projections
+from .settings import check_config
+
 DEFINITION = ServiceDefinition(
     name="messaging",
     service_class="upgestao_messaging.service:MessagingService",
     migrations="upgestao_messaging:migrations",
+    projections=projections,
+    holds_personal_data=True,  # message bodies, conversation subjects and chat titles, through its vault
+    check_config=check_config,  # the edit window, the snooze sweep, the search key
 )

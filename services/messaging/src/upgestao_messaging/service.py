@@ -1,9 +1,168 @@
-"""nameko entrypoints of the messaging service (thin: no domain logic here)."""
+"""nameko entrypoints of the messaging service (thin: argument shapes, then the use cases).
 
-from upgestao_kernel.nameko_ext import Database, HealthRpc
+Every method derives its actor from the verified access token (the kernel's ``rpc`` entrypoint and
+``Database``), checks the permission again after the gateway (roles from identity, cached), and applies
+the visibility rule (``domain/visibility.py``) in the use cases. Data-subject methods answer privacy's
+broker user only; ``push_view`` the gateway's (:mod:`.entrypoints.push`). A timer acting as the system
+reopens snoozed conversations whose time has come.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.rpc import RpcProxy
+from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
+from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
+from upgestao_kernel.unit_of_work import UnitOfWork
+
+from .adapters.projections import projections
+from .adapters.sql_repositories import with_sql_repositories
+from .entrypoints import errors  # noqa: F401  (registers messaging's problems with the rpc entrypoint)
+from .entrypoints.dependencies import MessagingRuntime, RpcDirectory, snooze_timer
+from .entrypoints.push import PushRpc
+from .service_layer.access import Deps
+from .service_layer.api import MessagingApi
 
 
-class MessagingService(HealthRpc):
+class MessagingService(PushRpc, HealthRpc):
     name = "messaging"
 
-    db = Database()
+    db = Database(projections=projections, personal_data=True)
+    runtime = MessagingRuntime()
+    roles = RolePermissions()
+    identity = RpcProxy("identity")
+
+    def _uow(self) -> UnitOfWork:
+        return with_sql_repositories(self.db.unit_of_work())
+
+    def push_deps(self) -> Deps:
+        settings = self.runtime.settings
+        return Deps(unit_of_work=self._uow, permissions_of=self.roles.permissions_of,
+                    directory=RpcDirectory(self.identity), hasher=self.runtime.hasher,
+                    edit_window_s=settings.edit_window_s)
+
+    def _api(self) -> MessagingApi:
+        return MessagingApi(self.push_deps())
+
+    @snooze_timer(interval=5.0)
+    def wake_snoozed(self) -> None:
+        self._api().wake_snoozed()
+
+    # -- teams ------------------------------------------------------------------------------------------------
+    @rpc
+    def create_team(self, name: Any, member_ids: Any = None) -> dict:
+        return self._api().create_team(name, member_ids)
+
+    @rpc
+    def update_team(self, team_id: Any, changes: Any) -> dict:
+        return self._api().update_team(team_id, changes)
+
+    @rpc
+    def teams(self) -> dict:
+        return self._api().teams()
+
+    @rpc
+    def team(self, team_id: Any) -> dict:
+        return self._api().team(team_id)
+
+    # -- conversations --------------------------------------------------------------------------------------
+    @rpc
+    def open_conversation(self, data: Any) -> dict:
+        return self._api().open_conversation(data)
+
+    @rpc
+    def conversation(self, conversation_id: Any) -> dict:
+        return self._api().conversation(conversation_id)
+
+    @rpc
+    def update_conversation(self, conversation_id: Any, changes: Any) -> dict:
+        return self._api().update_conversation(conversation_id, changes)
+
+    @rpc
+    def conversations(self, filters: Any = None, limit: Any = 50, cursor: Any = None) -> dict:
+        return self._api().conversations(filters, limit, cursor)
+
+    @rpc
+    def unread(self) -> dict:
+        return self._api().unread()
+
+    @rpc
+    def mark_read(self, conversation_id: Any, message_id: Any) -> dict:
+        return self._api().mark_read(conversation_id, message_id)
+
+    @rpc
+    def read_receipts(self, conversation_id: Any) -> dict:
+        return self._api().read_receipts(conversation_id)
+
+    # -- messages ---------------------------------------------------------------------------------------------
+    @rpc
+    def send_message(self, conversation_id: Any, data: Any) -> dict:
+        return self._api().send_message(conversation_id, data)
+
+    @rpc
+    def messages(self, conversation_id: Any, before: Any = None, after: Any = None, limit: Any = 50) -> dict:
+        return self._api().messages(conversation_id, before, after, limit)
+
+    @rpc
+    def message(self, message_id: Any) -> dict:
+        return self._api().message(message_id)
+
+    @rpc
+    def edit_message(self, message_id: Any, body: Any) -> dict:
+        return self._api().edit_message(message_id, body)
+
+    @rpc
+    def delete_message(self, message_id: Any) -> dict:
+        return self._api().delete_message(message_id)
+
+    @rpc
+    def message_history(self, message_id: Any) -> dict:
+        return self._api().message_history(message_id)
+
+    @rpc
+    def search(self, q: Any, conversation_id: Any = None, chat_id: Any = None, limit: Any = 20,
+               cursor: Any = None) -> dict:
+        return self._api().search(q, conversation_id, chat_id, limit, cursor)
+
+    # -- chats ------------------------------------------------------------------------------------------------
+    @rpc
+    def create_chat(self, data: Any) -> dict:
+        return self._api().create_chat(data)
+
+    @rpc
+    def chats(self) -> dict:
+        return self._api().chats()
+
+    @rpc
+    def chat(self, chat_id: Any) -> dict:
+        return self._api().chat(chat_id)
+
+    @rpc
+    def send_chat_message(self, chat_id: Any, data: Any) -> dict:
+        return self._api().send_chat_message(chat_id, data)
+
+    @rpc
+    def chat_messages(self, chat_id: Any, before: Any = None, after: Any = None, limit: Any = 50) -> dict:
+        return self._api().chat_messages(chat_id, before, after, limit)
+
+    @rpc
+    def add_chat_member(self, chat_id: Any, user_id: Any) -> dict:
+        return self._api().add_chat_member(chat_id, user_id)
+
+    @rpc
+    def remove_chat_member(self, chat_id: Any, user_id: Any) -> dict:
+        return self._api().remove_chat_member(chat_id, user_id)
+
+    @rpc
+    def mark_chat_read(self, chat_id: Any, message_id: Any) -> dict:
+        return self._api().mark_chat_read(chat_id, message_id)
+
+    # -- data subjects (privacy's broker user only) -------------------------------------------------------------
+    @rpc
+    def export_subject(self, subject_id: Any) -> dict:
+        return self._api().export_subject(subject_id)
+
+    @rpc
+    def erase_subject(self, subject_id: Any) -> dict:
+        return self._api().erase_subject(subject_id)

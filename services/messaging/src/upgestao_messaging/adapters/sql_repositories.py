@@ -1,0 +1,264 @@
+"""Messaging's repositories on its SQL database (the unit of work's connection).
+
+Lists are one query each (members of many teams or chats: one more query for all of them, never one per
+row); the visibility rule reaches SQL through :func:`scope_clause`, the same
+:class:`~..domain.visibility.ConversationScope` that decides one conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from upgestao_kernel.unit_of_work import UnitOfWork
+
+from ..domain.conversations import SNOOZED
+from ..domain.visibility import ConversationScope
+from .ports import (
+    CHAT,
+    CONVERSATION,
+    ActivityCursor,
+    ChatRecord,
+    ConversationRecord,
+    MessageRecord,
+    ReadCursor,
+    TeamRecord,
+    VersionRecord,
+)
+from .search_index import SqlSearchIndex
+from .tables import chat_members, chats, conversations, message_versions, messages, read_cursors, team_members, teams
+
+c = conversations.c
+m = messages.c
+
+
+def scope_clause(scope: ConversationScope, table: sa.Table = conversations) -> sa.ColumnElement[bool]:
+    """The visibility rule over ``table``'s ``assignee_id`` and ``team_id`` columns."""
+    if scope.everything:
+        return sa.true()
+    parts: list[sa.ColumnElement[bool]] = []
+    if scope.assigned_to is not None:
+        parts.append(table.c.assignee_id == scope.assigned_to)
+    if scope.team_ids:
+        parts.append(table.c.team_id.in_(sorted(scope.team_ids)))
+    if scope.unassigned_team_ids:
+        parts.append(sa.and_(table.c.assignee_id.is_(None), table.c.team_id.in_(sorted(scope.unassigned_team_ids))))
+    return sa.or_(*parts) if parts else sa.false()
+
+
+class _Repository:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    def _rows(self, query: Any) -> list[Mapping[str, Any]]:
+        return [row._mapping for row in self._uow.conn.execute(query)]
+
+
+def _members(conn: Any, table: sa.Table, key: str, ids: Iterable[str]) -> dict[str, list[str]]:
+    ids = list(ids)
+    out: dict[str, list[str]] = {i: [] for i in ids}
+    if ids:
+        for row in conn.execute(sa.select(table.c[key], table.c.user_id).where(table.c[key].in_(ids))
+                                .order_by(table.c.user_id)):
+            out[row[0]].append(row[1])
+    return out
+
+
+class SqlTeams(_Repository):
+    def _records(self, rows: list[Mapping[str, Any]]) -> list[TeamRecord]:
+        members = _members(self._uow.conn, team_members, "team_id", (r["id"] for r in rows))
+        return [TeamRecord.of(r, member_ids=members[r["id"]]) for r in rows]
+
+    def get(self, team_id: str) -> TeamRecord | None:
+        rows = self._records(self._rows(teams.select().where(teams.c.id == team_id)))
+        return rows[0] if rows else None
+
+    def all(self) -> list[TeamRecord]:
+        return self._records(self._rows(teams.select().order_by(teams.c.name, teams.c.id)))
+
+    def ids_of_member(self, user_id: str) -> frozenset[str]:
+        query = sa.select(team_members.c.team_id).where(team_members.c.user_id == user_id)
+        return frozenset(self._uow.conn.execute(query).scalars())
+
+
+class SqlConversations(_Repository):
+    def get(self, conversation_id: str) -> ConversationRecord | None:
+        rows = self._rows(conversations.select().where(c.id == conversation_id))
+        return ConversationRecord.of(rows[0]) if rows else None
+
+    def page(self, scope: ConversationScope, filters: Mapping[str, str], limit: int,
+             after: ActivityCursor | None) -> list[ConversationRecord]:
+        query = conversations.select().where(scope_clause(scope))
+        for name, value in filters.items():
+            if name == "label":
+                # labels are a JSON list: matched in Python below, the page read in chunks until full
+                continue
+            query = query.where(c[name] == value)
+        if after is not None:
+            query = query.where(sa.tuple_(c.last_activity_at, c.id) < sa.tuple_(*after))
+        query = query.order_by(c.last_activity_at.desc(), c.id.desc())
+        label = filters.get("label")
+        if label is None:
+            return [ConversationRecord.of(r) for r in self._rows(query.limit(limit))]
+        out: list[ConversationRecord] = []
+        for row in self._uow.conn.execute(query).mappings():
+            if label in (row["labels"] or []):
+                out.append(ConversationRecord.of(row))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def snoozed_until_before(self, now: datetime, limit: int) -> list[str]:
+        query = (sa.select(c.id).where(c.status == SNOOZED, c.snoozed_until <= now)
+                 .order_by(c.snoozed_until, c.id).limit(limit))
+        return list(self._uow.conn.execute(query).scalars())
+
+    def of_customer(self, customer_id: str) -> list[ConversationRecord]:
+        query = conversations.select().where(c.customer_id == customer_id).order_by(c.created_at, c.id)
+        return [ConversationRecord.of(r) for r in self._rows(query)]
+
+
+class SqlMessages(_Repository):
+    def _records(self, query: Any) -> list[MessageRecord]:
+        return [MessageRecord.of(r) for r in self._rows(query)]
+
+    def get(self, message_id: str) -> MessageRecord | None:
+        rows = self._records(messages.select().where(m.id == message_id))
+        return rows[0] if rows else None
+
+    def get_many(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
+        if not message_ids:
+            return {}
+        return {r.id: r for r in self._records(messages.select().where(m.id.in_(list(message_ids))))}
+
+    def _container(self, container_id: str) -> Any:
+        # the kind is implied by the id (ids are UUIDs, unique across kinds); both kinds are tried so the
+        # (container_kind, container_id, position) index serves the query
+        return messages.select().where(m.container_kind.in_((CONVERSATION, CHAT)), m.container_id == container_id)
+
+    def before(self, container_id: str, position: int | None, limit: int) -> list[MessageRecord]:
+        query = self._container(container_id)
+        if position is not None:
+            query = query.where(m.position < position)
+        return self._records(query.order_by(m.position.desc()).limit(limit))
+
+    def after(self, container_id: str, position: int, limit: int) -> list[MessageRecord]:
+        query = self._container(container_id).where(m.position > position)
+        return self._records(query.order_by(m.position).limit(limit))
+
+    def versions(self, message_id: str) -> list[VersionRecord]:
+        query = message_versions.select().where(message_versions.c.message_id == message_id).order_by(
+            message_versions.c.version)
+        return [VersionRecord.of(r) for r in self._rows(query)]
+
+    def in_containers(self, container_ids: Sequence[str]) -> list[MessageRecord]:
+        if not container_ids:
+            return []
+        return self._records(messages.select().where(m.container_id.in_(list(container_ids))).order_by(m.position))
+
+    def authored_by(self, author_id: str) -> list[MessageRecord]:
+        return self._records(messages.select().where(m.author_id == author_id).order_by(m.position))
+
+    def count_sealed_under(self, subject_id: str) -> int:
+        query = sa.select(sa.func.count()).where(m.key_subject_id == subject_id, m.erased.is_(False))
+        return int(self._uow.conn.execute(query).scalar_one())
+
+    def ids_sealed_under(self, subject_id: str) -> list[str]:
+        return list(self._uow.conn.execute(sa.select(m.id).where(m.key_subject_id == subject_id)).scalars())
+
+    def unread_counts(self, user_id: str, container_ids: Sequence[str]) -> dict[str, int]:
+        counts = dict.fromkeys(container_ids, 0)
+        if not container_ids:
+            return counts
+        r = read_cursors.alias("r")
+        query = (
+            sa.select(m.container_id, sa.func.count())
+            .select_from(messages.outerjoin(r, sa.and_(r.c.user_id == user_id, r.c.container_id == m.container_id)))
+            .where(m.container_id.in_(list(container_ids)), m.deleted.is_(False), m.author_id != user_id,
+                   m.position > sa.func.coalesce(r.c.position, 0))
+            .group_by(m.container_id)
+        )
+        counts.update({row[0]: int(row[1]) for row in self._uow.conn.execute(query)})
+        return counts
+
+    def unread(self, user_id: str, scope: ConversationScope) -> list[tuple[str, str, int]]:
+        r = read_cursors.alias("r")
+        visible_conversations = sa.select(c.id).where(scope_clause(scope))
+        my_chats = sa.select(chat_members.c.chat_id).where(chat_members.c.user_id == user_id)
+        query = (
+            sa.select(m.container_kind, m.container_id, sa.func.count())
+            .select_from(messages.outerjoin(r, sa.and_(r.c.user_id == user_id, r.c.container_id == m.container_id)))
+            .where(m.deleted.is_(False), m.author_id != user_id, m.position > sa.func.coalesce(r.c.position, 0),
+                   sa.or_(sa.and_(m.container_kind == CONVERSATION, m.container_id.in_(visible_conversations)),
+                          sa.and_(m.container_kind == CHAT, m.container_id.in_(my_chats))))
+            .group_by(m.container_kind, m.container_id)
+            .order_by(m.container_kind, m.container_id)
+        )
+        return [(row[0], row[1], int(row[2])) for row in self._uow.conn.execute(query)]
+
+
+class SqlChats(_Repository):
+    def _records(self, rows: list[Mapping[str, Any]]) -> list[ChatRecord]:
+        members = _members(self._uow.conn, chat_members, "chat_id", (r["id"] for r in rows))
+        return [ChatRecord.of(r, member_ids=members[r["id"]]) for r in rows]
+
+    def get(self, chat_id: str) -> ChatRecord | None:
+        rows = self._records(self._rows(chats.select().where(chats.c.id == chat_id)))
+        return rows[0] if rows else None
+
+    def of_member(self, user_id: str) -> list[ChatRecord]:
+        mine = sa.select(chat_members.c.chat_id).where(chat_members.c.user_id == user_id)
+        activity = sa.func.coalesce(chats.c.last_message_at, chats.c.created_at)
+        query = chats.select().where(chats.c.id.in_(mine)).order_by(activity.desc(), chats.c.id.desc())
+        return self._records(self._rows(query))
+
+    def created_by(self, user_id: str) -> list[ChatRecord]:
+        return self._records(self._rows(chats.select().where(chats.c.creator_id == user_id).order_by(chats.c.id)))
+
+
+class SqlReads(_Repository):
+    def get(self, user_id: str, container_id: str) -> ReadCursor | None:
+        rows = self._rows(read_cursors.select().where(read_cursors.c.user_id == user_id,
+                                                      read_cursors.c.container_id == container_id))
+        return ReadCursor.of(rows[0]) if rows else None
+
+    def of_container(self, container_id: str) -> list[ReadCursor]:
+        query = read_cursors.select().where(read_cursors.c.container_id == container_id).order_by(
+            read_cursors.c.user_id)
+        return [ReadCursor.of(r) for r in self._rows(query)]
+
+    def of_user(self, user_id: str) -> list[ReadCursor]:
+        query = read_cursors.select().where(read_cursors.c.user_id == user_id).order_by(read_cursors.c.container_id)
+        return [ReadCursor.of(r) for r in self._rows(query)]
+
+
+class SqlRepositories:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.teams = SqlTeams(uow)
+        self.conversations = SqlConversations(uow)
+        self.messages = SqlMessages(uow)
+        self.chats = SqlChats(uow)
+        self.reads = SqlReads(uow)
+        self.search_index = SqlSearchIndex(uow.conn)
+
+    @staticmethod
+    def search_visibility(viewer_id: str, scope: ConversationScope, chats: bool) -> Any:
+        """The visibility rule over the index's (kind, id) columns: a visible conversation, or (with
+        ``chats``) a chat of the viewer's."""
+
+        def visible(kind: sa.ColumnElement, container_id: sa.ColumnElement) -> sa.ColumnElement[bool]:
+            seen = sa.select(c.id).where(c.id == container_id, scope_clause(scope)).exists()
+            member = sa.select(chat_members.c.chat_id).where(chat_members.c.chat_id == container_id,
+                                                             chat_members.c.user_id == viewer_id).exists()
+            if not chats:
+                return sa.and_(kind == CONVERSATION, seen)
+            return sa.or_(sa.and_(kind == CONVERSATION, seen), sa.and_(kind == CHAT, member))
+
+        return visible
+
+
+def with_sql_repositories(uow: UnitOfWork) -> UnitOfWork:
+    """``uow`` (a kernel unit of work on messaging's database) with messaging's repositories."""
+    return uow.with_repositories(SqlRepositories)
