@@ -2,9 +2,9 @@
 
 For H1 (the messaging core), the interface:
 
-* ``search_terms`` is declared on this module's own ``metadata`` (``adapters/tables.py`` did not exist
-  when this was written): import ``search_terms`` from here, or move it onto tables.py's ``metadata``
-  once that exists — migration 0004 creates it either way.
+* ``search_terms`` and ``search_containers`` are declared here on the messaging ``metadata`` of
+  :mod:`.tables`; migration 0004 creates them. They are no projection's tables: ``rebuild`` leaves them
+  alone (the bodies are sealed, the events cannot give the words back), ``reindex`` rebuilds them.
 * Sending: ``SqlSearchIndex(uow.conn).add(message_id=…, position=…, container_kind="conversation"|"chat",
   container_id=…, subject_id=<the key's subject: the customer, or the chat message's author>,
   terms=hasher.hashes(body))``. Editing: ``replace(...)`` (remove, then add). Deleting: ``remove(message_id)``.
@@ -24,7 +24,11 @@ index entries, whatever the word), and the intersection is driven from the rares
 entries along the primary key ``(term, position)`` newest first, probing the other terms by primary key
 and stopping at ``limit`` hits. A term present nowhere answers at once, without a second query. A search
 inside one conversation or chat walks ``(term, container_id, position)`` instead, so a common word in a
-small conversation reads only that conversation's entries.
+small conversation reads only that conversation's entries. When the newest ``WINDOW`` entries of the rarest
+term do not fill the page (a viewer who sees few conversations, or words seldom together), the rest is looked
+up container by container: the ids of the containers the viewer sees (``search_containers``, ids only,
+filtered by ``visible``), then ``(term, container_id IN those)`` — so an attendant with twenty
+conversations searching a word present in 86,000 messages reads the entries of those twenty only.
 """
 
 from __future__ import annotations
@@ -34,31 +38,45 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from upgestao_kernel.config import ConfigError, Settings
 from upgestao_kernel.keys import decode_key, local_key_file
 
 from ..domain.search import TERM_LENGTH
+from .tables import metadata
 
 SEARCH_KEY_VAR = "MESSAGING_SEARCH_KEY"
 SEARCH_KEY_FILE = "messaging-search.key"
 CONTAINER_KINDS = ("conversation", "chat")
 COUNT_CAP = 5000  # index entries counted per query term, at most (only the order of the terms depends on it)
+WINDOW = 2000  # newest entries of the driving term walked before looking container by container
+CONTAINERS_MAX = 1000  # containers looked up one by one, at most (a viewer seeing more: the walk goes on)
 
-metadata = sa.MetaData()
 
 search_terms = sa.Table(
     "search_terms", metadata,
-    sa.Column("term", sa.String(TERM_LENGTH), primary_key=True),
-    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("term", sa.String(TERM_LENGTH), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False, autoincrement=False),
     sa.Column("message_id", sa.String(36), nullable=False),
     sa.Column("container_kind", sa.String(20), nullable=False),
     sa.Column("container_id", sa.String(36), nullable=False),
     sa.Column("subject_id", sa.String(36), nullable=False),
+    sa.PrimaryKeyConstraint("term", "position", name="pk_search_terms"),
+    sqlite_with_rowid=False,  # SQLite keeps the rows in primary key order: a term's entries lie together
 )
 sa.Index("ix_search_terms_subject", search_terms.c.subject_id)
 sa.Index("ix_search_terms_message", search_terms.c.message_id)
-sa.Index("ix_search_terms_container", search_terms.c.term, search_terms.c.container_id, search_terms.c.position)
+# covering (message_id too): SQLite prefers it to the primary key for ``container_id IN (…)`` only then
+sa.Index("ix_search_terms_container", search_terms.c.term, search_terms.c.container_id, search_terms.c.position,
+         search_terms.c.message_id)
+
+search_containers = sa.Table(
+    "search_containers", metadata,
+    sa.Column("container_id", sa.String(36), primary_key=True),
+    sa.Column("container_kind", sa.String(20), nullable=False),
+)
+"""Every conversation and chat with indexed messages (ids only): where to look container by container."""
 
 SqlVisibility = Callable[[sa.ColumnElement, sa.ColumnElement], sa.ColumnElement[bool]]
 """The visibility rule as SQL over the index's ``container_kind`` and ``container_id`` columns."""
@@ -105,6 +123,9 @@ class SqlSearchIndex:
         _check_entry(container_kind, position, terms)
         if not terms:
             return
+        insert = (postgresql.insert if self.conn.dialect.name == "postgresql" else sqlite.insert)(search_containers)
+        self.conn.execute(insert.values(container_id=container_id, container_kind=container_kind)
+                          .on_conflict_do_nothing(index_elements=["container_id"]))
         self.conn.execute(search_terms.insert(), [
             {"term": term, "position": position, "message_id": message_id, "container_kind": container_kind,
              "container_id": container_id, "subject_id": subject_id} for term in terms])
@@ -129,41 +150,92 @@ class SqlSearchIndex:
             self.conn.execute(search_terms.delete().where(search_terms.c.subject_id == subject_id))
         return int(messages)
 
-    def _counts(self, terms: Sequence[str], container: Container | None) -> dict[str, int]:
+    def _counts(self, terms: Sequence[str]) -> dict[str, int]:
         """Index entries per term, each capped at ``COUNT_CAP``, in one round trip."""
         parts = []
         for term in terms:
-            inner = sa.select(search_terms.c.position).where(search_terms.c.term == term)
-            if container is not None:
-                inner = inner.where(search_terms.c.container_id == container[1])
-            inner = inner.limit(COUNT_CAP).subquery()
+            inner = sa.select(search_terms.c.position).where(search_terms.c.term == term).limit(COUNT_CAP).subquery()
             parts.append(sa.select(sa.literal(term).label("term"), sa.func.count().label("n")).select_from(inner))
-        query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
-        return {row.term: row.n for row in self.conn.execute(query)}
+        return {row.term: row.n for row in self.conn.execute(sa.union_all(*parts))}
+
+    def _floor(self, term: str, before_position: int | None) -> int | None:
+        """The position of the ``WINDOW``-th newest entry of ``term`` (below ``before_position``), if there is one."""
+        query = sa.select(search_terms.c.position).where(search_terms.c.term == term)
+        if before_position is not None:
+            query = query.where(search_terms.c.position < before_position)
+        query = query.order_by(search_terms.c.position.desc()).offset(WINDOW - 1).limit(1)
+        return self.conn.execute(query).scalar()
 
     def find(self, terms: Sequence[str], *, visible: SqlVisibility, container: Container | None = None,
              limit: int, before_position: int | None = None) -> list[tuple[int, str]]:
         """``(position, message_id)`` of the messages holding every term, newest first, at most ``limit``,
-        older than ``before_position`` if given, whose container ``visible`` admits (and is ``container``)."""
+        older than ``before_position`` if given, whose container ``visible`` admits (and is ``container``).
+
+        The plan (see the module doc): the rarest term drives. Inside one container, its entries there are
+        walked newest first. Otherwise its newest ``WINDOW`` entries are walked first; a page not filled by
+        them (a viewer who sees few conversations, words seldom together) is finished from the containers
+        the viewer sees, each looked up by ``(term, container_id)``, instead of walking every older entry.
+        """
         terms = _distinct(terms)
         if not terms or limit <= 0:
             return []
         if len(terms) > 1:
-            counts = self._counts(terms, container)
+            counts = self._counts(terms)
             if min(counts.values()) == 0:
                 return []
             terms = sorted(terms, key=lambda term: counts[term])
-        driver = search_terms.alias("s0")
-        query = sa.select(driver.c.position, driver.c.message_id).where(driver.c.term == terms[0])
+        if container is not None:
+            return self._walk(terms, visible, container, limit, before_position, None)
+        floor = self._floor(terms[0], before_position)
+        hits = self._walk(terms, visible, None, limit, before_position, floor)
+        if floor is None or len(hits) >= limit:
+            return hits
+        return hits + self._by_container(terms, visible, limit - len(hits), floor)
+
+    def _probes(self, query: sa.Select, driver: sa.Alias, terms: Sequence[str]) -> sa.Select:
         for n, term in enumerate(terms[1:], start=1):
             other = search_terms.alias(f"s{n}")
             query = query.where(sa.exists().where(other.c.term == term, other.c.position == driver.c.position))
+        return query
+
+    def _walk(self, terms: Sequence[str], visible: SqlVisibility, container: Container | None, limit: int,
+              before_position: int | None, floor: int | None) -> list[tuple[int, str]]:
+        """The driving term's entries newest first (in ``[floor, before_position)``), filtered, to ``limit``."""
+        driver = search_terms.alias("s0")
+        query = sa.select(driver.c.position, driver.c.message_id).where(driver.c.term == terms[0])
         if container is not None:
             query = query.where(driver.c.container_id == container[1], driver.c.container_kind == container[0])
         if before_position is not None:
             query = query.where(driver.c.position < before_position)
-        query = query.where(visible(driver.c.container_kind, driver.c.container_id))
+        if floor is not None:
+            query = query.where(driver.c.position >= floor)
+        # the row's own columns first: SQLite evaluates the conditions in this order, the probes cost more
+        query = self._probes(query.where(visible(driver.c.container_kind, driver.c.container_id)), driver, terms)
         query = query.order_by(driver.c.position.desc()).limit(limit)
+        return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
+
+    def _by_container(self, terms: Sequence[str], visible: SqlVisibility, limit: int,
+                      floor: int) -> list[tuple[int, str]]:
+        """The driving term's entries older than ``floor`` in the containers ``visible`` admits, looked up
+        container by container on ``(term, container_id, position)``; the few found are sorted. The ids are
+        read first and given as a list: as a subquery, neither planner can tell how few they are (PostgreSQL
+        hashed every entry of the term). A viewer who sees more than ``CONTAINERS_MAX`` containers sees
+        enough of everything for the walk to go on instead."""
+        seen = self.conn.execute(
+            sa.select(search_containers.c.container_id)
+            .where(visible(search_containers.c.container_kind, search_containers.c.container_id))
+            .limit(CONTAINERS_MAX + 1)).scalars().all()
+        if not seen:
+            return []
+        if len(seen) > CONTAINERS_MAX:
+            return self._walk(terms, visible, None, limit, floor, None)
+        driver = search_terms.alias("s0")
+        # ``position + 0``: no index on it, so that the planners take (term, container_id IN …) rather than a
+        # walk of the (term, position) key, which is what reaching here shows to be slow
+        query = sa.select(driver.c.position, driver.c.message_id).where(
+            driver.c.term == terms[0], driver.c.container_id.in_(seen), driver.c.position + 0 < floor)
+        query = self._probes(query, driver, terms)
+        query = query.order_by((driver.c.position + 0).desc()).limit(limit)
         return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
 
 

@@ -1,0 +1,177 @@
+"""The search index's semantics, the same cases on the memory index and on the SQL one over SQLite and
+PostgreSQL (created by the migrations): every word required, newest first, paging by position, visibility
+and one container, removal, a subject's purge; the plan that looks container by container (a page the newest
+entries do not fill) gives the same answers; nothing but hashes and ids at rest."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from upgestao_kernel.db import create_engine
+from upgestao_kernel.migrations import upgrade
+from upgestao_messaging.adapters import search_index
+from upgestao_messaging.adapters.search_index import MemorySearchIndex, SqlSearchIndex, search_containers, search_terms
+from upgestao_messaging.domain.search import TermHasher
+
+HASHER = TermHasher(b"\x05" * 32)
+C1, C2, CHAT = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+CUSTOMER_A, CUSTOMER_B, AUTHOR = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+# (position, kind, container, subject, body)
+MESSAGES = [
+    (10, "conversation", C1, CUSTOMER_A, "Olá, não recebi o pedido"),
+    (20, "conversation", C1, CUSTOMER_A, "O pedido 123 foi enviado ontem"),
+    (30, "conversation", C2, CUSTOMER_B, "Não consigo acessar minha conta. Ação urgente!"),
+    (40, "chat", CHAT, AUTHOR, "alguém viu o pedido da cliente? NAO achei"),
+    (50, "conversation", C2, CUSTOMER_B, "pedido cancelado, nao recebi o reembolso"),
+]
+
+
+def mid(position: int) -> str:
+    return str(uuid.UUID(int=position))
+
+
+class Harness:
+    """One index, its kind's visibility (a set of (kind, id) or None for all), and a way to read it raw."""
+
+    def __init__(self, kind: str, index, engine=None, conn=None) -> None:
+        self.kind, self.index, self.engine, self.conn = kind, index, engine, conn
+
+    def visible(self, allowed: set[tuple[str, str]] | None):
+        if self.kind == "memory":
+            return lambda kind, cid: allowed is None or (kind, cid) in allowed
+        if allowed is None:
+            return lambda kind, cid: sa.true()
+        pairs = sorted(allowed)
+        return lambda kind, cid: sa.or_(sa.false(), *(sa.and_(kind == k, cid == i) for k, i in pairs))
+
+    def find(self, q: str, allowed=None, **kw) -> list[int]:
+        kw.setdefault("limit", 50)
+        return [p for p, _ in self.index.find(HASHER.hashes(q), visible=self.visible(allowed), **kw)]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def harness(request, tmp_path):
+    if request.param == "memory":
+        index = MemorySearchIndex()
+        yield Harness("memory", index)
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'messaging.sqlite3'}"
+    else:
+        url = request.getfixturevalue("database_factory")("messaging")
+    upgrade("upgestao_messaging:migrations", url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        yield Harness(request.param, SqlSearchIndex(conn), engine, conn)
+    engine.dispose()
+
+
+def fill(h: Harness) -> None:
+    for position, kind, container, subject, body in MESSAGES:
+        h.index.add(message_id=mid(position), position=position, container_kind=kind, container_id=container,
+                    subject_id=subject, terms=HASHER.hashes(body))
+
+
+def test_every_word_required_accent_and_case_blind_newest_first(harness) -> None:
+    fill(harness)
+    assert harness.find("pedido") == [50, 40, 20, 10]
+    assert harness.find("NÃO") == harness.find("nao") == [50, 40, 30, 10]
+    assert harness.find("não pedido") == [50, 40, 10]
+    assert harness.find("acao URGENTE") == [30]
+    assert harness.find("pedido reembolso recebi") == [50]
+    assert harness.find("pedido inexistente") == []
+    assert harness.find("palavra") == []
+    assert harness.find("") == [] and harness.find(" ,.; ") == []
+    hits = harness.index.find(HASHER.hashes("pedido"), visible=harness.visible(None), limit=2)
+    assert hits == [(50, mid(50)), (40, mid(40))]  # (position, message_id)
+
+
+def test_paging_limit_visibility_and_one_container(harness) -> None:
+    fill(harness)
+    assert harness.find("pedido", limit=2) == [50, 40]
+    assert harness.find("pedido", limit=2, before_position=40) == [20, 10]
+    assert harness.find("pedido", limit=2, before_position=10) == []
+    assert harness.find("pedido", limit=0) == []
+    attendant = {("conversation", C1)}
+    assert harness.find("pedido", attendant) == [20, 10]
+    assert harness.find("nao", attendant) == [10]
+    assert harness.find("pedido", set()) == []
+    # a chat id named as a conversation is not the chat
+    assert harness.find("pedido", {("conversation", CHAT)}) == []
+    assert harness.find("pedido", {("chat", CHAT)}) == [40]
+    assert harness.find("pedido", container=("conversation", C2)) == [50]
+    assert harness.find("pedido", container=("conversation", C2), before_position=50) == []
+    assert harness.find("pedido", attendant, container=("conversation", C2)) == []
+    assert harness.find("pedido", container=("chat", C2)) == []
+
+
+def test_remove_replace_and_purge_subject(harness) -> None:
+    fill(harness)
+    harness.index.remove(mid(20))
+    assert harness.find("pedido") == [50, 40, 10]
+    harness.index.replace(message_id=mid(10), position=10, container_kind="conversation", container_id=C1,
+                          subject_id=CUSTOMER_A, terms=HASHER.hashes("mensagem editada"))
+    assert harness.find("pedido") == [50, 40] and harness.find("editada") == [10]
+    assert harness.index.purge_subject(CUSTOMER_B) == 2
+    assert harness.index.purge_subject(CUSTOMER_B) == 0  # idempotent
+    assert harness.find("pedido") == [40] and harness.find("nao") == [40]
+    assert harness.find("editada") == [10]  # another customer's stay
+    harness.index.remove(mid(999))  # unknown: nothing happens
+
+
+def test_terms_must_be_hashes_and_kinds_known(harness) -> None:
+    with pytest.raises(ValueError):
+        harness.index.add(message_id=mid(1), position=1, container_kind="conversation", container_id=C1,
+                          subject_id=CUSTOMER_A, terms=["pedido"])  # a clear word, by mistake
+    with pytest.raises(ValueError):
+        harness.index.add(message_id=mid(1), position=1, container_kind="email", container_id=C1,
+                          subject_id=CUSTOMER_A, terms=HASHER.hashes("pedido"))
+    harness.index.add(message_id=mid(1), position=1, container_kind="chat", container_id=CHAT, subject_id=AUTHOR,
+                      terms=[])  # nothing to index: nothing stored
+    assert harness.find("pedido") == []
+
+
+def test_container_by_container_gives_the_same_answers(harness, monkeypatch) -> None:
+    """Many messages with a common word in one conversation, few in another: with a window of 5 entries, a
+    viewer of the small conversation only is answered container by container, newest first, paged."""
+    monkeypatch.setattr(search_index, "WINDOW", 5)
+    monkeypatch.setattr(search_index, "COUNT_CAP", 8)
+    big, small = str(uuid.uuid4()), str(uuid.uuid4())
+    for position in range(1, 61):
+        container = small if position % 20 == 0 else big
+        body = "obrigado pelo retorno" + (" rápido" if position % 3 == 0 else "")
+        harness.index.add(message_id=mid(position), position=position, container_kind="conversation",
+                          container_id=container, subject_id=CUSTOMER_A, terms=HASHER.hashes(body))
+    viewer = {("conversation", small)}
+    assert harness.find("obrigado", viewer) == [60, 40, 20]
+    assert harness.find("obrigado", viewer, limit=2) == [60, 40]
+    assert harness.find("obrigado", viewer, limit=2, before_position=40) == [20]
+    assert harness.find("obrigado rapido", viewer) == [60]
+    assert harness.find("rapido obrigado retorno", viewer) == [60]
+    everyone = harness.find("obrigado rápido")
+    assert everyone == [p for p in range(60, 0, -1) if p % 3 == 0]
+    assert harness.find("obrigado", None, limit=7, before_position=31) == list(range(30, 23, -1))
+    assert harness.find("obrigado", set()) == []
+    if harness.kind != "memory":  # more containers than CONTAINERS_MAX: the walk goes on, same answer
+        monkeypatch.setattr(search_index, "CONTAINERS_MAX", 1)
+        assert harness.find("obrigado", {("conversation", small), ("conversation", big)}, limit=100) == list(
+            range(60, 0, -1))
+        assert harness.find("obrigado", viewer) == [60, 40, 20]
+
+
+@pytest.mark.parametrize("harness", ["sqlite", "postgresql"], indirect=True)
+def test_nothing_but_hashes_and_ids_at_rest(harness) -> None:
+    fill(harness)
+    dump = " ".join(str(value) for table in (search_terms, search_containers)
+                    for row in harness.conn.execute(sa.select(table)) for value in row)
+    for _, _, _, _, body in MESSAGES:
+        for word in body.replace(",", " ").replace(".", " ").replace("!", " ").replace("?", " ").split():
+            if len(word) > 3:
+                assert word.lower() not in dump.lower(), word
+    from upgestao_messaging.domain.search import normalise_words
+
+    for word in normalise_words(" ".join(m[4] for m in MESSAGES)):
+        if len(word) > 3:
+            assert word not in dump
