@@ -352,6 +352,7 @@ def test_a_token_in_the_url_is_refused_before_the_upgrade(platform):
     assert response.status_code == 400
     assert response.headers["Content-Type"] == "application/problem+json"
     assert token not in response.text
+    assert response.headers["X-Request-ID"]
 
 
 def test_a_plain_get_is_told_to_upgrade(platform):

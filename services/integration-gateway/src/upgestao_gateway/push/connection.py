@@ -31,6 +31,7 @@ from werkzeug.wrappers import Request
 from ..access.authentication import Authenticator
 from ..domain.principal import Principal
 from ..entrypoints.http.problems import Problem, forbidden, malformed_request, method_not_allowed, service_unavailable
+from ..entrypoints.http.request import REQUEST_ID_HEADER
 from ..entrypoints.http.responses import problem_response
 from . import protocol
 from .hub import JoinRefused, PushHub, Subscriber
@@ -146,7 +147,9 @@ class StreamEndpoint:
         if refusal is not None:
             log.info("push.refused", status=refusal.status, reason=refusal.detail,
                      request_id=getattr(request, "request_id", None))
-            return problem_response(refusal, request)(environ, start_response)
+            response = problem_response(refusal, request)
+            response.headers[REQUEST_ID_HEADER] = getattr(request, "request_id", "")
+            return response(environ, start_response)
         environ["upgestao.push.request_id"] = getattr(request, "request_id", None)
         return self._handshake(environ, start_response)
 
