@@ -197,12 +197,57 @@ def table_notifier(data: dict) -> list[str]:
     return lines
 
 
+def table_messaging(data: dict) -> list[str]:
+    t, p = data["targets"], data["parameters"]
+    lines = []
+    for db, f in data["figures"].items():
+        b, r = data["baseline"][db]["ping"], data["ratios"][db]
+        meets = r["meets"]
+        load = data["load_average_1m"][db]
+        lines.append(f"{'messaging (' + db + ')':<28} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}   "
+                     f"{'ping req/s':>10} {'p50 ms':>7} {'p99 ms':>7}   {'ratio':>6}  target")
+        rows = [("POST .../messages (send)", "send", "send/ping")]
+        rows += [("GET page of 50", "page", "page/ping"), ("GET messages/search", "search", "search/ping")]
+        for label, name, key in rows:
+            for level, got in f[name].items():
+                if not level.startswith("c"):
+                    continue
+                ping = b[level]
+                if name == "send":
+                    target = (f"rps >= {t['send_rps_over_ping_c10 >=']} x ping "
+                              f"{_meets(meets['send_rps_over_ping_c10'])}, p50 <= {t['send_p50_ms_c10 <=']:.0f} "
+                              f"{_meets(meets['send_p50_ms_c10'])}, p99 <= {t['send_p99_ms_c10 <=']:.0f} "
+                              f"{_meets(meets['send_p99_ms_c10'])}" if level == "c10" else "")
+                else:
+                    target_key = f"{name}_p99_ms_c{p['target_read_connections']}"
+                    target = (f"p99 <= {t[f'{name}_p99_ms <=']:.0f} ms {_meets(meets[target_key])}"
+                              if target_key in meets and level == f"c{p['target_read_connections']}" else "")
+                lines.append(f"{label:<28} {level[1:]:>5} {got['rps']:>8.1f} {got['p50_ms']:>8.2f} "
+                             f"{got['p99_ms']:>8.2f}   {ping['rps']:>10.1f} {ping['p50_ms']:>7.2f} "
+                             f"{ping['p99_ms']:>7.2f}   {r[key][level]['rps']:>6.3f}  {target}")
+                label = ""
+        push, rss, seed = f["push"], f["rss"], f["seed"]
+        lines.append(f"  push: {push['messages']} messages to {push['clients']} WebSocket clients "
+                     f"({push['deliveries']} deliveries): p50 {push['p50_ms']} ms, p99 {push['p99_ms']} ms, "
+                     f"max {push['max_ms']} ms; "
+                     f"target p99 <= {t['push_p99_ms <=']:.0f} ms {_meets(meets['push_p99_ms'])}")
+        lines.append(f"  messaging RSS after the run {rss['rss_mib']} MiB (peak {rss['peak_rss_mib']}); target <= "
+                     f"{t['rss_mib <=']:.0f} MiB {_meets(meets['rss_mib'])}")
+        lines.append(f"  {seed['messages']:,} messages seeded in {seed['seconds']} s ({seed['search_rows']:,} search "
+                     f"rows, {seed['big_conversation']:,} in the paged conversation); send with "
+                     f"{f['send']['listeners']} WebSocket listeners; load average {load['before']} -> {load['after']}")
+    z = data["zulip"]
+    lines.append(f"  Zulip ({z['setup']}): send at 10 conns {z['send_c10']}; page of 50 {z['page_of_50']}; {z['rss']}")
+    return lines
+
+
 TABLES = {
     "ping": table_ping,
     "outbox_publish": table_outbox_publish,
     "identity": table_identity,
     "audit": table_audit,
     "notifier": table_notifier,
+    "messaging": table_messaging,
 }
 
 

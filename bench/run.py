@@ -6,12 +6,13 @@ print a table.
     python bench/run.py identity         GET /v1/me vs /v1/ping, /v1/me under logins, logins/s
     python bench/run.py audit            audit log: ingest vs raw consume/INSERT; search, proof, verify at 1M
     python bench/run.py notifier         e-mails/s from identity's events to the local sink vs raw smtplib
+    python bench/run.py messaging        send, page of 50 and search over 100k, push to 50 sockets vs /v1/ping; RSS
 
 Each scenario runs in its own process (``bench/<scenario>.py``, runnable on
-its own too) on its own RabbitMQ vhost, databases and, for ``ping``, ``identity`` and ``notifier``, a
-fresh platform on a free port; everything is deleted afterwards. Settings are
+its own too) on its own RabbitMQ vhost, databases and, for ``ping``, ``identity``, ``notifier`` and
+``messaging``, a fresh platform on a free port; everything is deleted afterwards. Settings are
 environment variables, documented at the top of each scenario's file
-(BENCH_DURATION_S, BENCH_OUTBOX_N, BENCH_AUDIT_INGEST_N, BENCH_NOTIFIER_MAILS, ...).
+(BENCH_DURATION_S, BENCH_OUTBOX_N, BENCH_AUDIT_INGEST_N, BENCH_NOTIFIER_MAILS, BENCH_MESSAGING_MESSAGES, ...).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from common import RESULTS, log
 from report import render
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ("ping", "outbox_publish", "identity", "audit", "notifier")
+SCENARIOS = ("ping", "outbox_publish", "identity", "audit", "notifier", "messaging")
 
 
 def main(argv: list[str] | None = None) -> int:
