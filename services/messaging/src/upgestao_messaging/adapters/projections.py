@@ -214,6 +214,7 @@ class MessagingProjection:
 
     name = "messaging"
     tables = TABLES
+    on = _Changes.on  # the events it folds (what the event catalogue lists as read by it)
 
     def apply(self, conn: Connection, event: EventEnvelope) -> None:
         for change in changes(event):

@@ -167,6 +167,8 @@ class ChatCreated(MessagingEvent, subject="chat_id", publishes=("chat_id", "kind
 
 @dataclass(frozen=True)
 class ChatMemberAdded(MessagingEvent, subject="chat_id", publishes=("chat_id", "user_id", "by_id")):
+    """A staff user joined a group chat (added by its creator or a moderator)."""
+
     user_id: str
     by_id: str
 
