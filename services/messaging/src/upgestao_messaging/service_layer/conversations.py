@@ -2,8 +2,9 @@
 
 Opening needs ``conversations.write``; the customer must be an active customer in identity's directory,
 an assignee an active staff user, a team one of messaging's. The subject is sealed under the customer
-and opened (audited, purpose ``conversation``) by :meth:`ConversationUseCases.conversation` only: lists
-and change answers carry it as null. Every read goes through the visibility rule (404 for the invisible).
+and opened (audited, purpose ``conversation``) by :meth:`ConversationUseCases.conversation` only: list
+items have no subject, change answers carry it as null. Every read goes through the visibility rule
+(404 for the invisible).
 
 The snooze sweep (:meth:`ConversationUseCases.wake_snoozed`) runs as the system: it reopens snoozed
 conversations whose time has passed (reason ``snooze_expired``).
@@ -180,7 +181,11 @@ class ConversationUseCases:
             unread = uow.messages.unread_counts(viewer.user_id, [r.id for r in rows])
             uow.audit_access(action="list", resource_type="conversation", resource_id=None, subject_id=None,
                              fields=(), purpose="conversation")
-        return {"items": [conversation_view(r, subject=None, unread=unread[r.id]) for r in rows],
+        # list items carry no subject at all (it is opened, audited, by ``conversation`` only)
+        items = [conversation_view(r, subject=None, unread=unread[r.id]) for r in rows]
+        for item in items:
+            del item["subject"]
+        return {"items": items,
                 "next_cursor": encode_cursor(rows[-1].last_activity_at, rows[-1].id) if more else None}
 
     @staticmethod
