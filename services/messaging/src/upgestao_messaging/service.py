@@ -9,6 +9,7 @@ reopens snoozed conversations whose time has come.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from nameko.rpc import RpcProxy
@@ -23,6 +24,11 @@ from .entrypoints.dependencies import MessagingRuntime, RpcDirectory, snooze_tim
 from .entrypoints.push import PushRpc
 from .service_layer.access import Deps
 from .service_layer.api import MessagingApi
+from .service_layer.attachments import SealedAttachments
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class MessagingService(PushRpc, HealthRpc):
@@ -40,7 +46,7 @@ class MessagingService(PushRpc, HealthRpc):
         settings = self.runtime.settings
         return Deps(unit_of_work=self._uow, permissions_of=self.roles.permissions_of,
                     directory=RpcDirectory(self.identity), hasher=self.runtime.hasher,
-                    edit_window_s=settings.edit_window_s)
+                    edit_window_s=settings.edit_window_s, attachments=SealedAttachments(now=_now))
 
     def _api(self) -> MessagingApi:
         return MessagingApi(self.push_deps())
@@ -157,6 +163,15 @@ class MessagingService(PushRpc, HealthRpc):
     @rpc
     def mark_chat_read(self, chat_id: Any, message_id: Any) -> dict:
         return self._api().mark_chat_read(chat_id, message_id)
+
+    # -- attachments ------------------------------------------------------------------------------------------
+    @rpc
+    def upload_attachment(self, data: Any) -> dict:
+        return self._api().upload_attachment(data)
+
+    @rpc
+    def attachment(self, attachment_id: Any) -> dict:
+        return self._api().attachment(attachment_id)
 
     # -- data subjects (privacy's broker user only) -------------------------------------------------------------
     @rpc

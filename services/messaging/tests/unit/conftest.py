@@ -18,6 +18,7 @@ from upgestao_messaging.domain.search import TermHasher
 from upgestao_messaging.entrypoints import errors as _edge  # noqa: F401  (registers messaging's rows)
 from upgestao_messaging.service_layer.access import Deps
 from upgestao_messaging.service_layer.api import MessagingApi
+from upgestao_messaging.service_layer.attachments import SealedAttachments
 
 ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset({"conversations.read", "conversations.write", "conversations.record_incoming",
@@ -101,7 +102,8 @@ class World:
         context = RequestContext(request_id=new_id(), actor_id=user_id, actor_role=role,
                                  caller_service=caller_service)
         deps = Deps(unit_of_work=lambda: self.make(context), permissions_of=lambda r: ROLES.get(r or "", frozenset()),
-                    directory=self.directory, hasher=self.hasher, edit_window_s=edit_window_s, now=self.clock)
+                    directory=self.directory, hasher=self.hasher, edit_window_s=edit_window_s, now=self.clock,
+                    attachments=SealedAttachments(now=self.clock))
         return Edge(MessagingApi(deps))
 
     def system(self) -> Edge:

@@ -186,3 +186,45 @@ def test_read_cursors_unread_and_receipts_for_two_users(desk):
     assert world.api(colleague).unread()["total"] == 1  # a deleted message is not unread
     with pytest.raises(ServiceError):
         world.api(colleague).mark_read(c, c)
+
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 20
+
+
+def test_attachments_are_uploaded_sent_described_and_downloaded_by_the_rule(desk):
+    import base64
+
+    world, admin, agent, colleague, customer, c = desk
+    outsider = world.staff("attendant")
+    content = base64.b64encode(PNG).decode()
+    uploaded = world.api(agent).upload_attachment({"name": "comprovante.png", "content_b64": content,
+                                                   "conversation_id": c})
+    assert (uploaded["name"], uploaded["content_type"], uploaded["size"]) == ("comprovante.png", "image/png", len(PNG))
+    with pytest.raises(ServiceError) as caught:  # not the uploader's colleague to send
+        world.api(colleague).send_message(c, {"body": "segue", "direction": "outgoing",
+                                              "attachment_ids": [uploaded["id"]]})
+    assert caught.value.status == 422
+    sent = _send(world, agent, c, "segue o comprovante", attachment_ids=[uploaded["id"]])["message"]
+    assert [a["id"] for a in sent["attachments"]] == [uploaded["id"]]
+    assert world.store.published("messaging.message_created.v1")[-1]["data"]["attachment_count"] == 1
+    page = world.api(colleague).messages(c)["items"]
+    assert page[-1]["attachments"][0]["sha256"] == uploaded["sha256"]
+    assert world.api(colleague).attachment(uploaded["id"])["content_b64"] == content
+    with pytest.raises(ServiceError) as caught:
+        world.api(outsider).attachment(uploaded["id"])
+    assert caught.value.status == 404
+    for bad, field in (({"name": "x.png", "content_b64": "%%%", "conversation_id": c}, "content_b64"),
+                       ({"name": "x.png", "content_b64": content}, "conversation_id"),
+                       ({"name": "x.png", "content_b64": content, "conversation_id": c, "chat_id": c},
+                        "conversation_id")):
+        with pytest.raises(ServiceError) as caught:
+            world.api(agent).upload_attachment(bad)
+        assert caught.value.extensions["errors"][0]["field"] == field
+    with pytest.raises(ServiceError) as caught:  # into a conversation one does not see: as absent
+        world.api(outsider).upload_attachment({"name": "x.png", "content_b64": content, "conversation_id": c})
+    assert caught.value.status == 404
+    world.api(None, caller_service="privacy").erase_subject(customer)
+    with pytest.raises(ServiceError) as caught:
+        world.api(colleague).attachment(uploaded["id"])
+    assert caught.value.status == 404
+    assert world.api(colleague).messages(c)["items"][-1]["attachments"] == []

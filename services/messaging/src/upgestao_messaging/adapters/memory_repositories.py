@@ -16,6 +16,7 @@ from upgestao_kernel.fakes import FakeUnitOfWork, FakeVault, MemoryRepository, M
 
 from ..domain.conversations import SNOOZED
 from ..domain.visibility import ConversationScope
+from .attachment_store import MemoryAttachmentStore
 from .ports import (
     CHAT,
     CONVERSATION,
@@ -185,6 +186,7 @@ class MemoryRepositories:
         self.chats = MemoryChats(uow)
         self.reads = MemoryReads(uow)
         self.search_index = search_index
+        self.attachments = MemoryAttachmentStore(uow)
 
     def search_visibility(self, viewer_id: str, scope: ConversationScope, chats: bool) -> Callable[[str, str], bool]:
         tx = self._uow.conn

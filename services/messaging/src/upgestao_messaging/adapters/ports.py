@@ -207,6 +207,7 @@ class MessagingUnitOfWork(UnitOfWorkPort, Protocol):
     chats: Chats
     reads: Reads
     search_index: SearchIndex
+    attachments: Any  # H4's attachment store (``adapters/attachment_store.py``)
 
     def search_visibility(self, viewer_id: str, scope: ConversationScope, chats: bool) -> Any:
         """The visibility rule in the index's terms (a SQL expression builder, or a predicate in memory)."""

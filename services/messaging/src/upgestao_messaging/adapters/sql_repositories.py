@@ -16,6 +16,7 @@ from upgestao_kernel.unit_of_work import UnitOfWork
 
 from ..domain.conversations import SNOOZED
 from ..domain.visibility import ConversationScope
+from .attachment_store import SqlAttachmentStore
 from .ports import (
     CHAT,
     CONVERSATION,
@@ -242,6 +243,7 @@ class SqlRepositories:
         self.chats = SqlChats(uow)
         self.reads = SqlReads(uow)
         self.search_index = SqlSearchIndex(uow.conn)
+        self.attachments = SqlAttachmentStore(uow.conn)
 
     @staticmethod
     def search_visibility(viewer_id: str, scope: ConversationScope, chats: bool) -> Any:

@@ -11,6 +11,7 @@ from .conversations import ConversationUseCases
 from .messages import MessageUseCases
 from .subjects import SubjectUseCases
 from .teams import TeamUseCases
+from .uploads import UploadUseCases
 
 METHODS: dict[str, tuple[str, ...]] = {
     "teams": ("create_team", "update_team", "teams", "team"),
@@ -21,6 +22,7 @@ METHODS: dict[str, tuple[str, ...]] = {
                  "mark_chat_read"),
     "chats": ("create_chat", "chats", "chat", "add_chat_member", "remove_chat_member"),
     "subjects": ("export_subject", "erase_subject"),
+    "uploads": ("upload_attachment", "attachment"),
 }
 
 
@@ -28,7 +30,8 @@ class MessagingApi:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         groups = {"teams": TeamUseCases(deps), "conversations": ConversationUseCases(deps),
-                  "messages": MessageUseCases(deps), "chats": ChatUseCases(deps), "subjects": SubjectUseCases(deps)}
+                  "messages": MessageUseCases(deps), "chats": ChatUseCases(deps), "subjects": SubjectUseCases(deps),
+                  "uploads": UploadUseCases(deps)}
         self._by_method = {method: groups[group] for group, methods in METHODS.items() for method in methods}
 
     def __getattr__(self, name: str) -> Any:

@@ -120,7 +120,7 @@ class MessageUseCases:
         attachments = self.deps.attachments.describe(uow, [a for r in records for a in r.attachment_ids])
         return [message_view(r, body=open_body(uow, r, purpose), attachments=attachments) for r in records]
 
-    def _container(self, uow: MessagingUnitOfWork, viewer: Viewer, kind: str, container_id: Any,
+    def container_for(self, uow: MessagingUnitOfWork, viewer: Viewer, kind: str, container_id: Any,
                    permission: str, action: str) -> Container:
         if kind == CONVERSATION:
             require(uow, viewer, permission, action=action, resource_type="message")
@@ -156,7 +156,7 @@ class MessageUseCases:
         try:
             with self.deps.unit_of_work() as uow:
                 viewer = self._viewer(uow)
-                container = self._container(uow, viewer, kind, container_id, permission, "create")
+                container = self.container_for(uow, viewer, kind, container_id, permission, "create")
                 message_id = message_id_for(container.id, viewer.user_id, client_id)
                 if client_id is not None:
                     existing = uow.messages.get(message_id)
@@ -190,7 +190,7 @@ class MessageUseCases:
         # another request sent the same client_message_id first and won the version-0 append
         with self.deps.unit_of_work() as uow:
             viewer = self._viewer(uow)
-            self._container(uow, viewer, kind, container_id, permission, "read")
+            self.container_for(uow, viewer, kind, container_id, permission, "read")
             existing = uow.messages.get(message_id)
             if existing is None:  # pragma: no cover - the winner committed before our append failed
                 raise not_found("message")
@@ -211,7 +211,7 @@ class MessageUseCases:
             before is not None or after is not None) else None
         with self.deps.unit_of_work() as uow:
             viewer = self._viewer(uow)
-            container = self._container(uow, viewer, kind, container_id, READ, "read")
+            container = self.container_for(uow, viewer, kind, container_id, READ, "read")
             anchor = uow.messages.get(anchor_id) if anchor_id is not None else None
             if anchor_id is not None and (anchor is None or anchor.container_id != container.id):
                 raise invalid_field("before" if before is not None else "after", f"not a message of this {kind}")
@@ -318,9 +318,9 @@ class MessageUseCases:
             require_any(uow, viewer, (READ, USE_CHATS), action="read", resource_type="message")
             container = None
             if conversation_id is not None:
-                container = self._container(uow, viewer, CONVERSATION, conversation_id, READ, "read")
+                container = self.container_for(uow, viewer, CONVERSATION, conversation_id, READ, "read")
             elif chat_id is not None:
-                container = self._container(uow, viewer, CHAT, chat_id, USE_CHATS, "read")
+                container = self.container_for(uow, viewer, CHAT, chat_id, USE_CHATS, "read")
             visible = uow.search_visibility(viewer.user_id, conversation_scope(viewer), viewer.can(USE_CHATS))
             hits = uow.search_index.find(terms, visible=visible,
                                          container=(container.kind, container.id) if container else None,
@@ -343,7 +343,7 @@ class MessageUseCases:
         mid = check_uuid("message_id", message_id)
         with self.deps.unit_of_work() as uow:
             viewer = self._viewer(uow)
-            container = self._container(uow, viewer, kind, container_id, WRITE, "update")
+            container = self.container_for(uow, viewer, kind, container_id, WRITE, "update")
             message = uow.messages.get(mid)
             if message is None or message.container_id != container.id:
                 raise invalid_field("message_id", f"not a message of this {kind}")
@@ -369,7 +369,7 @@ class MessageUseCases:
     def read_receipts(self, conversation_id: Any) -> dict[str, Any]:
         with self.deps.unit_of_work() as uow:
             viewer = self._viewer(uow)
-            container = self._container(uow, viewer, CONVERSATION, conversation_id, READ, "read")
+            container = self.container_for(uow, viewer, CONVERSATION, conversation_id, READ, "read")
             cursors = uow.reads.of_container(container.id)
             return {"items": [{"user_id": r.user_id, "message_id": r.message_id, "read_at": iso(r.read_at)}
                               for r in cursors]}

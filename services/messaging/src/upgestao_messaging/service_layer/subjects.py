@@ -23,6 +23,7 @@ from upgestao_kernel.errors import forbidden
 
 from ..adapters.ports import MessagingUnitOfWork
 from ..domain.subjects import Erasure
+from . import attachments as attachment_cases
 from .access import (
     Deps,
     chat_view,
@@ -75,10 +76,13 @@ class SubjectUseCases:
             cursors = [{"container_kind": r.container_kind, "container_id": r.container_id,
                         "message_id": r.message_id, "read_at": iso(r.read_at)} for r in uow.reads.of_user(sid)]
             teams = [{"id": t.id, "name": t.name} for t in uow.teams.all() if sid in t.member_ids]
+            files = attachment_cases.export_subject(uow, sid)
             uow.audit_access(action="export", resource_type="data_subject", resource_id=sid, subject_id=sid,
-                             fields=("conversations", "messages", "chats", "read_cursors", "teams"), purpose=PURPOSE)
+                             fields=("conversations", "messages", "chats", "read_cursors", "teams", "attachments"),
+                             purpose=PURPOSE)
         return {"service": "messaging", "subject_id": sid, "conversations": exported_conversations,
-                "messages_authored": authored, "chats": chats, "read_cursors": cursors, "teams": teams}
+                "messages_authored": authored, "chats": chats, "read_cursors": cursors, "teams": teams,
+                "attachments": files}
 
     def erase_subject(self, subject_id: Any) -> dict[str, Any]:
         with self.deps.unit_of_work() as uow:
