@@ -202,7 +202,7 @@ def test_teams_need_a_name_and_distinct_members():
     ({"name": "C:\\x.pdf", "chat_id": ID}, "name"),
     ({"name": "..", "chat_id": ID}, "name"),
     ({"name": "a\nb.pdf", "chat_id": ID}, "name"),
-    ({"name": "n" * 256, "chat_id": ID}, "name"),
+    ({"name": "n" * 201, "chat_id": ID}, "name"),
 ])
 def test_an_upload_names_one_container_and_a_plain_file_name(query, field):
     assert field in errors_of(s.AttachmentUploadQuerySchema(), query)
@@ -222,6 +222,8 @@ def test_a_download_is_never_rendered_by_a_browser():
         "attachment; filename=\"relat_rio_final.html\"; filename*=UTF-8''relat%C3%B3rio%20final.html")
     assert "sandbox" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "private, no-store"
+    text = download({"name": "nota.txt", "content_type": "text/plain; charset=utf-8", "content_b64": ""})
+    assert text.headers["Content-Type"] == "text/plain; charset=utf-8"
     odd = download({"name": 'x"; evil=1', "content_type": "text/html; charset=utf-7\r\nX-A: b",
                     "content_b64": ""})
     assert odd.mimetype == "application/octet-stream" and '"; evil' not in odd.headers["Content-Disposition"]

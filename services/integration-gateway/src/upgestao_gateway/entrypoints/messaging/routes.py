@@ -76,7 +76,7 @@ CHAT = "chats.use"
 # the permission each direction of a customer conversation's message needs
 DIRECTION_PERMISSIONS = {"incoming": INCOMING, "outgoing": WRITE}
 # what a download may be labelled as: a media type messaging sniffed (anything else: octet-stream)
-_MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9][a-z0-9.+-]{0,126}$")
+_MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9][a-z0-9.+-]{0,126}(?:; charset=utf-8)?$")
 DOWNLOAD_DESCRIPTION = ("The attachment's bytes, labelled with the type sniffed from them at upload "
                         "(Content-Disposition: attachment; X-Content-Type-Options: nosniff).")
 _VISIBLE = "A conversation or chat the caller may not see is 404, as if it did not exist."
