@@ -44,7 +44,7 @@ from upgestao_kernel.config import ConfigError, Settings
 from upgestao_kernel.keys import decode_key, local_key_file
 
 from ..domain.search import TERM_LENGTH
-from .tables import metadata
+from .tables import messages, metadata
 
 SEARCH_KEY_VAR = "MESSAGING_SEARCH_KEY"
 SEARCH_KEY_FILE = "messaging-search.key"
@@ -237,6 +237,43 @@ class SqlSearchIndex:
         query = self._probes(query, driver, terms)
         query = query.order_by((driver.c.position + 0).desc()).limit(limit)
         return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
+
+
+# -- rebuilding (``python -m upgestao_messaging reindex``) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveMessage:
+    """A message whose body belongs in the index (neither deleted nor erased), still sealed."""
+
+    id: str
+    position: int
+    container_kind: str
+    container_id: str
+    subject_id: str
+    body_sealed: str
+
+
+def live_messages_after(conn: Connection, position: int, limit: int) -> list[LiveMessage]:
+    """The next ``limit`` live messages after ``position``, in position order (the rebuild's batches)."""
+    rows = conn.execute(
+        sa.select(messages.c.id, messages.c.position, messages.c.container_kind, messages.c.container_id,
+                  messages.c.key_subject_id, messages.c.body_sealed)
+        .where(messages.c.position > position, messages.c.deleted.is_(False), messages.c.erased.is_(False),
+               messages.c.body_sealed.is_not(None))
+        .order_by(messages.c.position).limit(limit))
+    return [LiveMessage(r.id, int(r.position), r.container_kind, r.container_id, r.key_subject_id, r.body_sealed)
+            for r in rows]
+
+
+def drop_stale(conn: Connection) -> int:
+    """Entries of messages no longer live (deleted, erased, gone), and containers left without any; returns
+    how many entries went."""
+    live = sa.select(messages.c.id).where(messages.c.deleted.is_(False), messages.c.erased.is_(False))
+    dropped = conn.execute(search_terms.delete().where(search_terms.c.message_id.not_in(live))).rowcount
+    conn.execute(search_containers.delete().where(
+        search_containers.c.container_id.not_in(sa.select(search_terms.c.container_id).distinct())))
+    return dropped
 
 
 @dataclass(frozen=True)
