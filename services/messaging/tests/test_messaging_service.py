@@ -114,6 +114,19 @@ def test_a_conversation_over_rpc(desk):
     # no body, subject or title in clear anywhere messaging keeps or sends
     scanner = LeakScanner([*BODIES, SUBJECT, "Plantão"])
     assert scanner.assert_clean([pair for table in TABLES for pair in table_texts(desk.db, table)]) > 20
+    _rebuilds_identically(desk)
+
+
+def _rebuilds_identically(desk) -> None:
+    """The read models come back from the event log exactly as they were (``rebuild``)."""
+    from upgestao_kernel.projections import rebuild, snapshot
+    from upgestao_messaging.adapters.projections import projections
+
+    with desk.db.connect() as conn:
+        before = snapshot(conn, projections())
+    assert rebuild(desk.db, projections()) > 0
+    with desk.db.connect() as conn:
+        assert snapshot(conn, projections()) == before
 
 
 def test_erasure_of_one_customer_over_rpc(desk):
@@ -138,6 +151,7 @@ def test_erasure_of_one_customer_over_rpc(desk):
     assert len(desk.rows("SELECT * FROM outbox WHERE routing_key = 'messaging.subject_erased.v1'")) == 1
     scanner = LeakScanner(["Meu telefone novo é outro", "Assunto da Joana"])
     scanner.assert_clean([pair for table in TABLES for pair in table_texts(desk.db, table)])
+    _rebuilds_identically(desk)  # the erasure included
 
 
 def test_idempotent_send_raced_on_postgresql(database_factory, monkeypatch, tmp_path):

@@ -3,6 +3,7 @@
 from upgestao_kernel.cli import ServiceDefinition
 
 from .adapters.projections import projections
+from .commands_search import COMMANDS
 from .settings import check_config
 
 DEFINITION = ServiceDefinition(
@@ -12,4 +13,5 @@ DEFINITION = ServiceDefinition(
     projections=projections,
     holds_personal_data=True,  # message bodies, conversation subjects and chat titles, through its vault
     check_config=check_config,  # the edit window, the snooze sweep, the search key
+    commands=COMMANDS,  # reindex (the search index from the messages, after a key change)
 )
