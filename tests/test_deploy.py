@@ -59,9 +59,10 @@ BROKER_VHOST = "upgestao"
 BROKER_API = "rabbitmq.com/v1beta1"
 # services' own keys: identity signs access tokens, privacy signs audit checkpoints
 SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS", "PRIVACY_AUDIT_SIGNING_KEY", "PRIVACY_MIGRATION_DATABASE_URL",
-                   "UPGESTAO_IDENTITY_JWKS", "NOTIFIER_SMTP_URL", "NOTIFIER_SUPPRESSION_KEY"}
+                   "UPGESTAO_IDENTITY_JWKS", "NOTIFIER_SMTP_URL", "NOTIFIER_SUPPRESSION_KEY",
+                   "MESSAGING_SEARCH_KEY"}
 # issue 11, finding 9: the vault's keys reach only the containers that open personal data
-VAULT_KEY_HOLDERS = {"identity/identity"}
+VAULT_KEY_HOLDERS = {"identity/identity", "messaging/messaging"}
 # the jobs template runs any service's command (identity's rotate-master-key among them): it may carry them
 VAULT_KEY_JOBS = True
 API_VERSIONS = {
@@ -336,7 +337,7 @@ def _fake_secret(key: str) -> str:
     if key == "UPGESTAO_IDENTITY_JWKS":
         return token_jwks_json()
     if key in ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "IDENTITY_JWT_SIGNING_KEYS",
-               "PRIVACY_AUDIT_SIGNING_KEY", "NOTIFIER_SUPPRESSION_KEY"):
+               "PRIVACY_AUDIT_SIGNING_KEY", "NOTIFIER_SUPPRESSION_KEY", "MESSAGING_SEARCH_KEY"):
         return generate_key()
     if key == "NOTIFIER_SMTP_URL":
         return "smtp+starttls://user:password@smtp.example.com:587"
@@ -396,6 +397,10 @@ def test_every_container_gets_the_production_configuration(name):
 
             mail = load_notifier_settings(settings, environ)
             assert mail.public_url.startswith("https://") and len(mail.suppression_key) == 32
+        if service == "messaging" and container["name"] == "messaging":  # seals bodies, hashes search words
+            from upgestao_messaging.settings import load_messaging_settings
+
+            assert len(load_messaging_settings(settings, environ).search_key) == 32
 
 
 def test_only_privacys_migrations_get_the_audit_logs_owner():
