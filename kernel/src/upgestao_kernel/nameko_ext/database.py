@@ -125,7 +125,9 @@ class Database(DependencyProvider):
     def get_dependency(self, worker_ctx) -> ServiceDatabase:
         context = request_context(worker_ctx, self.principals)
         # The key is this request's, not its callees': taken out so it does not travel on.
-        key = worker_ctx.context_data.pop(IDEMPOTENCY_KEY, None)
+        # (from worker_ctx.data itself: nameko's context_data is a copy, and popping the copy left the key to
+        # travel on to every call the worker makes, where a second call was "the same key, another request")
+        key = worker_ctx.data.pop(IDEMPOTENCY_KEY, None)
         keyed = None
         if key and getattr(worker_ctx.entrypoint, "keyed_requests", False):
             keyed = KeyedRequest(
