@@ -96,14 +96,14 @@ class World:
         return customer_id
 
     def api(self, user_id: str | None, role: str | None = None, caller_service: str | None = None,
-            edit_window_s: int = 900) -> Edge:
+            edit_window_s: int = 900, attachments=None) -> Edge:
         if role is None and user_id in self.directory.people:
             role = self.directory.people[user_id].role
         context = RequestContext(request_id=new_id(), actor_id=user_id, actor_role=role,
                                  caller_service=caller_service)
         deps = Deps(unit_of_work=lambda: self.make(context), permissions_of=lambda r: ROLES.get(r or "", frozenset()),
                     directory=self.directory, hasher=self.hasher, edit_window_s=edit_window_s, now=self.clock,
-                    attachments=SealedAttachments(now=self.clock))
+                    attachments=attachments or SealedAttachments(now=self.clock))
         return Edge(MessagingApi(deps))
 
     def system(self) -> Edge:

@@ -228,3 +228,29 @@ def test_attachments_are_uploaded_sent_described_and_downloaded_by_the_rule(desk
         world.api(colleague).attachment(uploaded["id"])
     assert caught.value.status == 404
     assert world.api(colleague).messages(c)["items"][-1]["attachments"] == []
+
+
+def test_a_send_that_loses_its_conversations_stream_to_a_concurrent_reopening_runs_again(desk):
+    from upgestao_messaging.service_layer.attachments import SealedAttachments
+
+    world, admin, agent, colleague, customer, c = desk
+    world.api(agent).update_conversation(c, {"status": "resolved"})
+
+    class Meanwhile(SealedAttachments):
+        """After the send's appends, before its commit: another customer message reopens the conversation."""
+
+        raced = False
+
+        def describe(self, uow, attachment_ids):
+            if not Meanwhile.raced:
+                Meanwhile.raced = True
+                world.api(colleague).send_message(c, {"body": "ao mesmo tempo", "direction": "incoming"})
+            return super().describe(uow, attachment_ids)
+
+    sent = world.api(agent, attachments=Meanwhile(now=world.clock)).send_message(
+        c, {"body": "cheguei primeiro?", "direction": "incoming"})
+    assert sent["created"] is True and Meanwhile.raced
+    assert sorted(m["body"] for m in world.api(admin).messages(c)["items"]) == ["ao mesmo tempo", "cheguei primeiro?"]
+    reopenings = [e for e in world.store.published("messaging.conversation_status_changed.v1")
+                  if e["data"]["reason"] == "incoming_message"]
+    assert len(reopenings) == 1 and world.api(admin).conversation(c)["status"] == "open"

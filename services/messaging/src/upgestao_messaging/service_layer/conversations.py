@@ -21,6 +21,7 @@ from typing import Any
 
 from upgestao_kernel.errors import invalid_field
 from upgestao_kernel.events import new_id
+from upgestao_kernel.eventstore import ConcurrencyError
 
 from ..adapters.ports import CONVERSATION_FILTERS, ActivityCursor, ConversationRecord, MessagingUnitOfWork
 from ..domain.conversations import MAX_SUBJECT, STATUSES, Conversation
@@ -209,16 +210,18 @@ class ConversationUseCases:
 
     # -- the system's timer --------------------------------------------------------------------------------
     def wake_snoozed(self) -> int:
-        """Reopen every snoozed conversation whose time has passed (as the system); returns how many."""
+        """Reopen every snoozed conversation whose time has passed (as the system); returns how many. Each
+        in its own unit: one that a person changed at the same moment is left to them (and the next sweep)."""
+        with self.deps.unit_of_work() as uow:
+            due = uow.conversations.snoozed_until_before(self.deps.now(), SWEEP_BATCH)
         woken = 0
-        while True:
-            with self.deps.unit_of_work() as uow:
-                now = self.deps.now()
-                ids = uow.conversations.snoozed_until_before(now, SWEEP_BATCH)
-                for conversation_id in ids:
+        for conversation_id in due:
+            try:
+                with self.deps.unit_of_work() as uow:
                     conversation = uow.load(Conversation, conversation_id)
-                    if conversation is not None and conversation.expire_snooze(now):
+                    if conversation is not None and conversation.expire_snooze(self.deps.now()):
                         uow.save(conversation)
                         woken += 1
-            if len(ids) < SWEEP_BATCH:
-                return woken
+            except ConcurrencyError:
+                continue
+        return woken
