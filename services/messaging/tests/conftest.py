@@ -57,11 +57,12 @@ class Desk:
         PEOPLE[pid] = {"kind": kind, "role": role if kind == "staff" else None, "active": active}
         return pid
 
-    def caller(self, user_id: str | None = None, *, service: str | None = None, timeout: float = 15):
+    def caller(self, user_id: str | None = None, *, service: str | None = None, timeout: float = 15,
+               **headers: str):
         from upgestao_kernel.testing import service_amqp_uri
         from upgestao_kernel.testing_tokens import acting_as
 
-        context = acting_as(user_id, PEOPLE[user_id]["role"]) if user_id else {}
+        context = {**(acting_as(user_id, PEOPLE[user_id]["role"]) if user_id else {}), **headers}
         uri = service_amqp_uri(self.amqp_uri, service) if service else self.amqp_uri
         ctx = self._proxy("messaging", {"AMQP_URI": uri, "serializer": "json"}, context_data=context,
                           timeout=timeout)

@@ -137,8 +137,15 @@ def test_erasure_of_one_customer_over_rpc(desk):
     cp = as_admin.open_conversation({"customer_id": pedro, "channel": "email"})["id"]
     mj = as_admin.send_message(cj, {"body": "Meu telefone novo é outro", "direction": "incoming"})["message"]["id"]
     mp = as_admin.send_message(cp, {"body": "Pedro pergunta do prazo", "direction": "incoming"})["message"]["id"]
+    # attacks: the admin's own proxy saying it is privacy; a caller naming an actor without a token
+    for forger in (as_admin, desk.caller(admin, caller_service="privacy"),
+                   desk.caller(actor_id=admin, actor_role="admin", caller_service="privacy")):
+        for call in (forger.erase_subject, forger.export_subject):
+            with pytest.raises(ServiceError) as caught:
+                call(joana)
+            assert _status(caught) == 403
     with pytest.raises(ServiceError) as caught:
-        as_admin.erase_subject(joana)
+        desk.caller(actor_id=admin, actor_role="admin").message(mj)
     assert _status(caught) == 403
     privacy = desk.caller(service="privacy")
     exported = privacy.export_subject(joana)
