@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from upgestao_kernel.errors import ServiceError, forbidden, invalid_field, not_found
-from upgestao_kernel.vault import is_erased
+from upgestao_kernel.unit_of_work import is_erased  # what an opened value of a shredded subject is
 
 from ..adapters.ports import (
     ChatRecord,
