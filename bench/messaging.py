@@ -59,6 +59,9 @@ scenario (exit 1).
     BENCH_MESSAGING_TIMEOUT_S     hard limit of the whole scenario (900)
     BENCH_MESSAGING_START_S       a platform must be ready within this, migrations included (240)
     BENCH_LOADGEN                 wrk | python (default: wrk if installed)
+    BENCH_MESSAGING_PROFILE       a directory: the messaging and gateway processes under ``py-spy record`` during
+                                  each measured page, search and send run (<database>-<what>-c<N>-<process>.txt,
+                                  collapsed stacks; py-spy in the venv); costs some CPU
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 import contextlib  # noqa: E402
 import http.client  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
@@ -100,7 +104,7 @@ from common import (  # noqa: E402
 )
 from identity import ADMIN_ENV, STAFF_PASSWORD, BenchFailure, call, staff_payload, wait_for_admin  # noqa: E402
 from loadgen import LoadResult, _ms, wrk_available, wrk_version  # noqa: E402
-from notifier import query, started_platform  # noqa: E402
+from notifier import query, start_py_spy, started_platform, stop_py_spy  # noqa: E402
 from upgestao_kernel.config import env_prefix  # noqa: E402
 from upgestao_platform import SERVICE_NAMES, Platform, free_address  # noqa: E402
 
@@ -447,11 +451,31 @@ def _run_threads(base_url: str, requests: Sequence[Request], headers: dict[str, 
     )
 
 
+@contextlib.contextmanager
+def profiled(platform: Platform | None, name: str) -> Iterator[None]:
+    """``py-spy record`` of the messaging and gateway processes meanwhile, when BENCH_MESSAGING_PROFILE names a
+    directory (collapsed stacks, one file per process)."""
+    directory = os.environ.get("BENCH_MESSAGING_PROFILE")
+    if not directory or platform is None:
+        yield
+        return
+    os.makedirs(directory, exist_ok=True)
+    spies = [start_py_spy(platform.children[p].pid, os.path.join(directory, f"{name}-{p}.txt"))
+             for p in ("messaging", "gateway")]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            stop_py_spy(spy)
+
+
 def measured(what: str, base_url: str, requests: Sequence[Request], connections: int, duration_s: float,
-             kind: str, token: str | None = None) -> LoadResult:
+             kind: str, token: str | None = None, profile: tuple[Platform, str] | None = None) -> LoadResult:
     """run_requests, logged; any non-2xx answer or socket error fails the scenario (the first one asked again
-    to show it)."""
-    r = run_requests(base_url, requests, connections, duration_s, kind, token)
+    to show it). ``profile``: (the platform, a name) to profile the run under (:func:`profiled`)."""
+    platform, name = profile or (None, "")
+    with profiled(platform, f"{name}-{what}-c{connections}"):
+        r = run_requests(base_url, requests, connections, duration_s, kind, token)
     log(f"{what:<8} c={connections:<3} {r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  "
         f"non-2xx {r.non_2xx}  socket errors {r.errors}")
     if r.non_2xx or r.errors or not r.requests:
@@ -491,6 +515,7 @@ class Desk:
     conversations: list[Conversation]
     big: Conversation
     seeded: dict[str, list[str]] = field(default_factory=dict)  # conversation id -> seeded message ids, in order
+    big_bodies: dict[str, str] = field(default_factory=dict)  # message id -> body, of the big conversation
 
     def of(self, staff: Staff) -> list[Conversation]:
         return [c for c in self.conversations if c.assignee_id == staff.id]
@@ -555,13 +580,19 @@ def build_desk(url: str, supervisors: int, customers: int, conversations: int, c
 # -- seeding M messages the way the send path writes them ----------------------------------------------
 
 
-SEED_BATCH = 5000  # messages per transaction (a running service on SQLite waits for the write lock meanwhile)
+SEED_BATCH = 10_000  # messages per transaction (a running service on SQLite waits for the write lock meanwhile)
 SEED_DAYS = 60  # the seeded messages span the last SEED_DAYS days, in position order
 
 
 def seed_messages(platform: Platform, desk: Desk, text: HelpDeskText, total: int, big: int) -> dict:
     """``total`` messages written as messaging's send path writes them, in batches, straight into its database
-    (see the module docstring, 1.); fills ``desk.seeded`` and ``text.count``; returns what it did."""
+    (see the module docstring, 1.); fills ``desk.seeded``, ``desk.big_bodies`` and ``text.count``.
+
+    Two stages overlap: a thread prepares each batch (bodies, seals, the aggregate's events, the words' keyed
+    hashes) while this one writes the previous batch (the events first: their positions place the rows)."""
+    import queue
+
+    import sqlalchemy as sa
     from upgestao_kernel.config import load_settings
     from upgestao_kernel.db import create_engine
     from upgestao_kernel.events import new_id
@@ -578,6 +609,8 @@ def seed_messages(platform: Platform, desk: Desk, text: HelpDeskText, total: int
     vault = _key_caching_vault()(*load_keys(settings, environ))
     hasher = TermHasher(load_search_key(settings, environ))
     engine = create_engine(settings.database_url, pool_size=1)
+    if engine.dialect.name == "sqlite":  # this connection's page cache only (the service's own are untouched)
+        sa.event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA cache_size = -262144").close())
     tables = {t.name: t for t in TABLES}
     r = text.random
     others = [c for c in desk.conversations if c.id != desk.big.id]
@@ -585,32 +618,58 @@ def seed_messages(platform: Platform, desk: Desk, text: HelpDeskText, total: int
     start = datetime.now(UTC) - timedelta(days=SEED_DAYS)
     step = timedelta(days=SEED_DAYS) / total
     desk.seeded = {c.id: [] for c in desk.conversations}
-    counts = Counter()
+    with engine.begin() as conn:  # every customer's data key exists (created by the vault, as a first seal does)
+        for customer_id in {c.customer_id for c in desk.conversations}:
+            vault.encrypt(conn, customer_id, "body", "-")
+
+    def prepare(batch: range) -> tuple[list[dict], dict[str, tuple[str, Conversation, list[str]]]]:
+        event_rows, meta, hashed = [], {}, {}
+        for n in batch:
+            conv = desk.big if r.random() < big / total else r.choice(others)
+            incoming = r.random() < 0.45
+            private = not incoming and r.random() < 0.05
+            direction = "incoming" if incoming else "outgoing"
+            author = staff[conv.assignee_id]
+            body = text.body(direction, private)
+            message_id = str(uuid.uuid4())
+            words = normalise_words(body)
+            text.observe(words)
+            for w in words:
+                if w not in hashed:  # the same HMAC as the send path's, once per distinct word of the batch
+                    hashed[w] = hasher.hash(w)
+            meta[message_id] = (body, conv, [hashed[w] for w in words])
+            message = Message.create(
+                message_id, conversation_id=conv.id, chat_id=None, customer_id=conv.customer_id,
+                author_id=author.id, direction=direction, private=private, key_subject_id=conv.customer_id,
+                sealed_body=vault.encrypt(None, conv.customer_id, "body", body), attachment_ids=[],
+                client_message_id=None)  # the customer's key is cached: no connection needed
+            (new,) = message.collect()
+            event_rows.append({
+                "event_id": new_id(), "stream_id": message.stream_id, "version": 1, "type": new.type,
+                "occurred_at": start + step * n, "actor_id": author.id, "actor_role": "attendant",
+                "correlation_id": None, "causation_id": None, "data": dict(new.data)})
+        return event_rows, meta
+
+    prepared: queue.Queue = queue.Queue(maxsize=2)
+
+    def producer() -> None:
+        try:
+            for first in range(0, total, SEED_BATCH):
+                prepared.put(prepare(range(first, min(total, first + SEED_BATCH))))
+            prepared.put(None)
+        except BaseException as exc:  # handed to the writer, which raises it
+            prepared.put(exc)
+
+    counts: Counter[str] = Counter()
     t0 = time.monotonic()
+    thread = threading.Thread(target=producer, name="seed-prepare", daemon=True)
+    thread.start()
     try:
-        for first in range(0, total, SEED_BATCH):
-            batch = range(first, min(total, first + SEED_BATCH))
+        while (item := prepared.get(timeout=600)) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            event_rows, meta = item
             with engine.begin() as conn:
-                event_rows, bodies = [], {}
-                for n in batch:
-                    conv = desk.big if r.random() < big / total else r.choice(others)
-                    incoming = r.random() < 0.45
-                    private = not incoming and r.random() < 0.05
-                    direction = "incoming" if incoming else "outgoing"
-                    author = staff[conv.assignee_id]
-                    body = text.body(direction, private)
-                    message_id = str(uuid.uuid4())
-                    bodies[message_id] = (body, conv)
-                    message = Message.create(
-                        message_id, conversation_id=conv.id, chat_id=None, customer_id=conv.customer_id,
-                        author_id=author.id, direction=direction, private=private, key_subject_id=conv.customer_id,
-                        sealed_body=vault.encrypt(conn, conv.customer_id, "body", body), attachment_ids=[],
-                        client_message_id=None)
-                    (new,) = message.collect()
-                    event_rows.append({
-                        "event_id": new_id(), "stream_id": message.stream_id, "version": 1, "type": new.type,
-                        "occurred_at": start + step * n, "actor_id": author.id, "actor_role": "attendant",
-                        "correlation_id": None, "causation_id": None, "data": dict(new.data)})
                 positions = {row.event_id: row.position for row in conn.execute(
                     events.insert().returning(events.c.position, events.c.event_id), event_rows)}
                 rows: dict[str, list[dict]] = {"messages": [], "message_versions": []}
@@ -618,7 +677,7 @@ def seed_messages(platform: Platform, desk: Desk, text: HelpDeskText, total: int
                 terms = []
                 for row in event_rows:
                     envelope = _envelope(row, positions[row["event_id"]])
-                    for change in changes(envelope):
+                    for change in changes(envelope):  # the projection's own row changes
                         if isinstance(change, Insert):
                             rows[change.table].append(dict(change.row))
                         elif isinstance(change, Update) and change.table == "conversations":
@@ -626,29 +685,43 @@ def seed_messages(platform: Platform, desk: Desk, text: HelpDeskText, total: int
                         else:
                             raise BenchFailure(f"seeding: an unexpected row change {change!r}")
                     message_id = envelope.stream_id.split("-", 1)[1]
-                    body, conv = bodies[message_id]
-                    words = normalise_words(body)
-                    text.observe(words)
+                    body, conv, hashes = meta[message_id]
                     desk.seeded[conv.id].append(message_id)
-                    terms.extend({"term": hasher.hash(w), "position": envelope.position, "message_id": message_id,
-                                  "container_kind": "conversation", "container_id": conv.id,
-                                  "subject_id": conv.customer_id} for w in words)
+                    if conv is desk.big:
+                        desk.big_bodies[message_id] = body
+                    terms.extend((h, envelope.position, message_id, "conversation", conv.id, conv.customer_id)
+                                 for h in hashes)
                 for name, table_rows in rows.items():
                     conn.execute(tables[name].insert(), table_rows)
-                conn.execute(search_terms.insert(), terms)
+                terms.sort()  # along the primary key (term, position): fewer pages touched
+                _insert_terms(conn, search_terms, terms)
                 for conversation_id, values in last.items():
                     conn.execute(conversations.update().where(conversations.c.id == conversation_id).values(**values))
-                counts["search_rows"] += len(terms)
+            counts["search_rows"] += len(terms)
             counts["messages"] += len(event_rows)
         if engine.dialect.name == "postgresql":  # as autovacuum would soon after such an insert
             with engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     finally:
+        thread.join(1)
         engine.dispose()
     seconds = time.monotonic() - t0
     return {"messages": counts["messages"], "search_rows": counts["search_rows"],
             "big_conversation": len(desk.seeded[desk.big.id]), "seconds": round(seconds, 1),
             "messages_per_s": round(counts["messages"] / seconds)}
+
+
+def _insert_terms(conn, table, rows: list[tuple]) -> None:
+    """The search index's rows, plain strings and integers: straight to the driver (SQLAlchemy's per-row parameter
+    processing would cost more than the insert), in the seeding's transaction."""
+    columns = ", ".join(c.name for c in table.columns)
+    if conn.dialect.name == "postgresql":  # COPY: ids and hex digests, nothing to escape
+        buffer = io.StringIO("".join("\t".join(map(str, row)) + "\n" for row in rows))
+        with conn.connection.dbapi_connection.cursor() as cur:
+            cur.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN", buffer)
+    else:
+        marks = ", ".join("?" for _ in table.columns)
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows)
 
 
 def _key_caching_vault():
@@ -950,6 +1023,20 @@ def send_requests(desk: Desk, text: HelpDeskText, n: int) -> list[Request]:
             for i in range(n)]
 
 
+def check_page(url: str, desk: Desk) -> dict:
+    """The big conversation's latest page and one deep page read back, through the gateway, exactly the ids and
+    bodies seeded (the seal, the rows and the positions are the send path's)."""
+    ids = desk.seeded[desk.big.id]
+    base = f"/v1/conversations/{desk.big.id}/messages?limit=50"
+    for path, expected in ((base, ids[-50:]), (f"{base}&before={ids[len(ids) // 2]}",
+                                                ids[len(ids) // 2 - 50:len(ids) // 2])):
+        items = checked(url, "GET", path, token=desk.a.token)["items"]
+        got = [(item["id"], item["body"]) for item in items]
+        if got != [(i, desk.big_bodies[i]) for i in expected]:
+            raise BenchFailure(f"GET {path.split('?')[0]}?...: the page does not read back the seeded messages")
+    return {"pages_checked": 2, "messages_checked": 100}
+
+
 def check_search(url: str, desk: Desk, queries: Sequence[str], normalise) -> dict:
     """Each query once: every hit holds every word of the query (accents and case aside) and belongs to a
     conversation A sees; how many queries found something."""
@@ -997,6 +1084,7 @@ def run_database(kind: str, plan: Plan) -> dict:
 
                 text = HelpDeskText(plan.seed)
                 figures["seed"] = seed_messages(platform, desk, text, plan.messages, plan.big)
+                figures["seed"]["page_check"] = check_page(url, desk)
                 figures["seed"]["search_check"] = check_search(url, desk, text.queries(40, normalise_words),
                                                                normalise_words)
                 log(f"[{kind}] seeded {plan.messages} messages in {figures['seed']['seconds']} s; search check "
@@ -1015,8 +1103,8 @@ def run_database(kind: str, plan: Plan) -> dict:
                 for name, requests in (("page", page_requests(desk, 500, r)),
                                        ("search", search_requests(text.queries(400, normalise_words)))):
                     measured(name, url, requests, 10, plan.warmup_s, k, desk.a.token)
-                    figures[name] = {f"c{c}": measured(name, url, requests, c, plan.duration_s, k,
-                                                       desk.a.token).summary() for c in plan.read_conns}
+                    figures[name] = {f"c{c}": measured(name, url, requests, c, plan.duration_s, k, desk.a.token,
+                                                       (platform, kind)).summary() for c in plan.read_conns}
                 platform.check_alive()
 
                 # -- send, with L listeners on the stream
@@ -1026,7 +1114,8 @@ def run_database(kind: str, plan: Plan) -> dict:
                     requests = send_requests(desk, text, 2000)
                     measured("send", url, requests, 10, plan.warmup_s, k, desk.a.token)
                     figures["send"] = {f"c{c}": measured("send", url, requests, c, plan.duration_s, k,
-                                                         desk.a.token).summary() for c in plan.send_conns}
+                                                         desk.a.token, (platform, kind)).summary()
+                                       for c in plan.send_conns}
                     closed = [s.closed for s in sockets if s.closed]
                     if closed:
                         raise BenchFailure(f"{len(closed)} listeners closed during the sends: {closed[0]}")
