@@ -51,7 +51,7 @@ def test_a_conversation_over_rpc(desk):
     incoming = as_ana.send_message(cid, {"body": BODIES[0], "direction": "incoming", "client_message_id": "wa-1"})
     assert incoming["created"] is True
     again = as_ana.send_message(cid, {"body": BODIES[0], "direction": "incoming", "client_message_id": "wa-1"})
-    assert again["created"] is False and again["message"]["id"] == incoming["message"]["id"]
+    assert again["created"] is False and again["message"] == incoming["message"]  # the same answer, read back
     note = as_ana.send_message(cid, {"body": BODIES[1], "direction": "outgoing", "private": True})["message"]
     reply = as_ana.send_message(cid, {"body": "Já enviei o boleto", "direction": "outgoing"})["message"]
     assert as_ana.edit_message(reply["id"], BODIES[2])["edited_at"] is not None

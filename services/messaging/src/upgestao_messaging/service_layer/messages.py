@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from upgestao_kernel.errors import conflict, invalid_field, not_found
+from upgestao_kernel.events import EventEnvelope
 from upgestao_kernel.eventstore import ConcurrencyError
 
 from ..adapters.ports import CHAT, CONVERSATION, ChatRecord, ConversationRecord, MessageRecord, MessagingUnitOfWork
 from ..domain.conversations import OPEN, Conversation
 from ..domain.errors import EditWindowClosed, NotTheAuthor
-from ..domain.events import ConversationRead
+from ..domain.events import ConversationRead, MessageCreated
 from ..domain.messages import (
     INCOMING,
     INTERNAL,
@@ -90,6 +91,17 @@ class Container:
     @classmethod
     def of_chat(cls, r: ChatRecord) -> Container:
         return cls(CHAT, r.id, None)
+
+
+def created_record(envelope: EventEnvelope, kind: str, container_id: str, sealed: str | None) -> MessageRecord:
+    """The row ``message_created`` just wrote, from the event itself (no read back)."""
+    event = MessageCreated.from_envelope(envelope)
+    return MessageRecord(
+        id=envelope.stream_id.removeprefix(f"{Message.stream_type}-"), position=envelope.position,
+        container_kind=kind, container_id=container_id, conversation_id=event.conversation_id, chat_id=event.chat_id,
+        customer_id=event.customer_id, author_id=event.author_id, direction=event.direction, private=event.private,
+        key_subject_id=event.key_subject_id, body_sealed=sealed, attachment_ids=list(event.attachment_ids), version=1,
+        deleted=False, erased=False, created_at=envelope.occurred_at, edited_at=None)
 
 
 def _fields(value: Any, allowed: tuple[str, ...]) -> Mapping[str, Any]:
@@ -190,16 +202,17 @@ class MessageUseCases:
                 sealed_body=sealed, attachment_ids=attachment_ids, client_message_id=client_id)
             self.deps.attachments.link(uow, attachment_ids, container_kind=kind, container_id=container.id,
                                        message_id=message_id, actor_id=viewer.user_id)
-            position = uow.save(message)[0].position
+            created = uow.save(message)[0]
             if direction == INCOMING and container.status != OPEN:
                 conversation = uow.load(Conversation, container.id)
                 if conversation.receive_incoming():
                     uow.save(conversation)
-            uow.search_index.add(message_id=message_id, position=position, container_kind=kind,
+            uow.search_index.add(message_id=message_id, position=created.position, container_kind=kind,
                                  container_id=container.id, subject_id=key_subject, terms=terms)
-            record = uow.messages.get(message_id)
             attachments = self.deps.attachments.describe(uow, attachment_ids)
-            return {"created": True, "message": message_view(record, body=body, attachments=attachments)}
+            view = message_view(created_record(created, kind, container.id, sealed), body=body,
+                                attachments=attachments)
+            return {"created": True, "message": view}
 
     def _sent_before(self, kind: str, container_id: Any, permission: str, message_id: str) -> dict[str, Any]:
         with self.deps.unit_of_work() as uow:
