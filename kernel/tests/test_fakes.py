@@ -197,8 +197,30 @@ def _scenario_claims(side) -> dict:
     return side.observed()
 
 
+def _scenario_open_many(side) -> dict:
+    """A page of one subject's values: the records of one open each, in one statement, one key lookup."""
+    with side.uow() as uow:
+        sealed = [uow.personal.seal(subject_id="acc-p", resource_type="note", resource_id=f"note-{n}",
+                                    values={"text": f"nota {n}"}, purpose="notes")["text"] for n in range(3)]
+    items = [(f"note-{n}", {"text": sealed[n]}) for n in range(3)] + [("note-empty", {"text": None})]
+    with side.uow() as uow:
+        opened = uow.personal.open_many(subject_id="acc-p", resource_type="note", items=items, purpose="page")
+        assert [o["text"] for o in opened] == ["nota 0", "nota 1", "nota 2", None]
+        assert uow.personal.open_many(subject_id="acc-p", resource_type="note", items=[], purpose="page") == []
+    with side.uow() as uow:
+        uow.personal.shred(subject_id="acc-p", resource_type="note", purpose="erasure_request")
+    with side.uow() as uow:
+        assert [o["text"] for o in uow.personal.open_many(subject_id="acc-p", resource_type="note", items=items,
+                                                          purpose="page")] == [ERASED, ERASED, ERASED, None]
+    observed = side.observed()
+    reads = [body for exchange, key, body, headers in observed["outbox"] if body.get("purpose") == "page"]
+    assert [(r["action"], r["resource_id"], r["subject_id"], r["fields"]) for r in reads] == 2 * [
+        ("read", resource_id, "acc-p", ["text"]) for resource_id in ("note-0", "note-1", "note-2", "note-empty")]
+    return observed
+
+
 SCENARIOS = [_scenario_commit_and_rollback, _scenario_concurrency, _scenario_denial_survives_rollback,
-             _scenario_personal_data, _scenario_claims]
+             _scenario_personal_data, _scenario_claims, _scenario_open_many]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__.removeprefix("_scenario_"))

@@ -188,10 +188,12 @@ class MemoryTransaction:
         return envelopes
 
     # -- the outbox (the one statement understood) ----------------------------
-    def execute(self, statement: Any, parameters: Mapping[str, Any] | None = None) -> None:
+    def execute(self, statement: Any,
+                parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None) -> None:
         if getattr(statement, "table", None) is not outbox or parameters is None:
             raise TypeError("the in-memory unit of work runs no SQL: use the service's in-memory repositories")
-        self.outbox.append({k: parameters[k] for k in ("message_id", "exchange", "routing_key", "body", "headers")})
+        for row in [parameters] if isinstance(parameters, Mapping) else parameters:  # one insert, or several
+            self.outbox.append({k: row[k] for k in ("message_id", "exchange", "routing_key", "body", "headers")})
 
 
 class MemoryRepository:
@@ -262,6 +264,10 @@ class FakeVault:
                 out[name] = stored["value"]
                 tx.vault_log.append(("open", subject_id, name))
         return out
+
+    def decrypt_batch(self, tx: MemoryTransaction, subject_id: str,
+                      items: Sequence[Mapping[str, str | None]]) -> list[dict[str, str | Erased | None]]:
+        return [self.decrypt_many(tx, subject_id, item) for item in items]
 
     def blind_index(self, field: str, value: str) -> str:
         msg = (field + "\x00" + _normalise(value)).encode()

@@ -4,7 +4,7 @@ events (or data accesses) they describe, published later by the relay.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,6 +50,16 @@ def enqueue(
             "created_at": utcnow(),
         },
     )
+
+
+def enqueue_many(conn: Connection, messages: Sequence[Mapping[str, Any]]) -> None:
+    """Several messages (each as :func:`enqueue`'s keywords) in one statement: one round trip, not one each."""
+    if not messages:
+        return
+    now = utcnow()
+    conn.execute(_INSERT, [{"message_id": m["message_id"], "exchange": m["exchange"], "routing_key": m["routing_key"],
+                            "body": dict(m["body"]), "headers": dict(m["headers"]), "created_at": now}
+                           for m in messages])
 
 
 def enqueue_event(

@@ -263,6 +263,17 @@ class Vault:
                 out[field] = _open(data_key, subject_id, field, ct)
         return out
 
+    def decrypt_batch(
+        self, conn: Connection, subject_id: str, items: Sequence[Mapping[str, str | None]]
+    ) -> list[dict[str, str | Erased | None]]:
+        """:meth:`decrypt_many` for several values of one subject (a page of its messages): one key lookup."""
+        _check_ids(subject_id)
+        if all(ct is None for item in items for ct in item.values()):
+            return [dict(item) for item in items]
+        data_key = self._data_key(conn, subject_id)
+        return [{field: None if ct is None else ERASED if data_key is None else _open(data_key, subject_id, field, ct)
+                 for field, ct in item.items()} for item in items]
+
     def blind_index(self, field: str, value: str) -> str:
         """Keyed, deterministic index for equality lookups (case-insensitive)."""
         msg = (field + "\x00" + _normalise(value)).encode()
