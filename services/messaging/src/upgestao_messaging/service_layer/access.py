@@ -175,6 +175,21 @@ def open_body(uow: MessagingUnitOfWork, record: MessageRecord, purpose: str) -> 
     return _clear(opened["body"])
 
 
+def open_bodies(uow: MessagingUnitOfWork, records: Sequence[MessageRecord], purpose: str) -> dict[str, str | None]:
+    """The bodies of several messages by id: one audit record per message as :func:`open_body` writes, but one
+    statement and one key lookup per data subject (a page of a conversation is one subject)."""
+    bodies: dict[str, str | None] = {r.id: None for r in records}
+    by_subject: dict[str, list[MessageRecord]] = {}
+    for r in records:
+        if not r.deleted and r.body_sealed is not None:
+            by_subject.setdefault(r.key_subject_id, []).append(r)
+    for subject_id, group in by_subject.items():
+        opened = uow.personal.open_many(subject_id=subject_id, resource_type="message",
+                                        items=[(r.id, {"body": r.body_sealed}) for r in group], purpose=purpose)
+        bodies.update({r.id: _clear(o["body"]) for r, o in zip(group, opened, strict=True)})
+    return bodies
+
+
 def open_sealed_body(uow: MessagingUnitOfWork, *, subject_id: str, message_id: str, sealed: str | None,
                      purpose: str) -> str | None:
     if sealed is None:

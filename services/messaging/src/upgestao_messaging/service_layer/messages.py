@@ -55,7 +55,7 @@ from .access import (
     check_uuid,
     iso,
     message_view,
-    open_body,
+    open_bodies,
     open_sealed_body,
     require,
     require_any,
@@ -131,7 +131,8 @@ class MessageUseCases:
 
     def _views(self, uow: MessagingUnitOfWork, records: Sequence[MessageRecord], purpose: str) -> list[dict]:
         attachments = self.deps.attachments.describe(uow, [a for r in records for a in r.attachment_ids])
-        return [message_view(r, body=open_body(uow, r, purpose), attachments=attachments) for r in records]
+        bodies = open_bodies(uow, records, purpose)
+        return [message_view(r, body=bodies[r.id], attachments=attachments) for r in records]
 
     def container_for(self, uow: MessagingUnitOfWork, viewer: Viewer, kind: str, container_id: Any,
                    permission: str, action: str) -> Container:
