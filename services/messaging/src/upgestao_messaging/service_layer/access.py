@@ -162,7 +162,8 @@ def check_people(directory: Directory, ids: Sequence[str], *, field: str, want: 
 # -- opening sealed values (audited) ----------------------------------------------------------------------
 
 
-def _clear(value: Any) -> str | None:
+def clear(value: Any) -> str | None:
+    """An opened value as an answer shows it: None for none, and for a shredded subject's."""
     return None if value is None or is_erased(value) else value
 
 
@@ -172,7 +173,7 @@ def open_body(uow: MessagingUnitOfWork, record: MessageRecord, purpose: str) -> 
         return None
     opened = uow.personal.open(subject_id=record.key_subject_id, resource_type="message", resource_id=record.id,
                                sealed={"body": record.body_sealed}, purpose=purpose)
-    return _clear(opened["body"])
+    return clear(opened["body"])
 
 
 def open_bodies(uow: MessagingUnitOfWork, records: Sequence[MessageRecord], purpose: str) -> dict[str, str | None]:
@@ -186,17 +187,8 @@ def open_bodies(uow: MessagingUnitOfWork, records: Sequence[MessageRecord], purp
     for subject_id, group in by_subject.items():
         opened = uow.personal.open_many(subject_id=subject_id, resource_type="message",
                                         items=[(r.id, {"body": r.body_sealed}) for r in group], purpose=purpose)
-        bodies.update({r.id: _clear(o["body"]) for r, o in zip(group, opened, strict=True)})
+        bodies.update({r.id: clear(o["body"]) for r, o in zip(group, opened, strict=True)})
     return bodies
-
-
-def open_sealed_body(uow: MessagingUnitOfWork, *, subject_id: str, message_id: str, sealed: str | None,
-                     purpose: str) -> str | None:
-    if sealed is None:
-        return None
-    opened = uow.personal.open(subject_id=subject_id, resource_type="message", resource_id=message_id,
-                               sealed={"body": sealed}, purpose=purpose)
-    return _clear(opened["body"])
 
 
 def open_subject(uow: MessagingUnitOfWork, record: ConversationRecord, purpose: str) -> str | None:
@@ -204,7 +196,7 @@ def open_subject(uow: MessagingUnitOfWork, record: ConversationRecord, purpose: 
         return None
     opened = uow.personal.open(subject_id=record.customer_id, resource_type="conversation", resource_id=record.id,
                                sealed={"subject": record.subject_sealed}, purpose=purpose)
-    return _clear(opened["subject"])
+    return clear(opened["subject"])
 
 
 def open_title(uow: MessagingUnitOfWork, record: ChatRecord, purpose: str) -> str | None:
@@ -212,7 +204,7 @@ def open_title(uow: MessagingUnitOfWork, record: ChatRecord, purpose: str) -> st
         return None
     opened = uow.personal.open(subject_id=record.creator_id, resource_type="chat", resource_id=record.id,
                                sealed={"title": record.title_sealed}, purpose=purpose)
-    return _clear(opened["title"])
+    return clear(opened["title"])
 
 
 # -- the answers' shapes -----------------------------------------------------------------------------------

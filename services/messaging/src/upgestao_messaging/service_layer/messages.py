@@ -53,10 +53,10 @@ from ..domain.visibility import (
 from .access import (
     Deps,
     check_uuid,
+    clear,
     iso,
     message_view,
     open_bodies,
-    open_sealed_body,
     require,
     require_any,
     viewer_of,
@@ -272,11 +272,14 @@ class MessageUseCases:
         with self.deps.unit_of_work() as uow:
             viewer = self._viewer(uow)
             record = self._readable(uow, viewer, message_id)
-            items = [{"version": v.version, "editor_id": v.editor_id, "edited_at": iso(v.edited_at),
-                      "body": open_sealed_body(uow, subject_id=v.key_subject_id, message_id=record.id,
-                                               sealed=v.body_sealed, purpose="history")}
-                     for v in uow.messages.versions(record.id)]
-            return {"items": items}
+            versions = uow.messages.versions(record.id)
+            sealed = [v for v in versions if v.body_sealed is not None]  # every version is sealed under one subject
+            opened = uow.personal.open_many(subject_id=record.key_subject_id, resource_type="message",
+                                            items=[(record.id, {"body": v.body_sealed}) for v in sealed],
+                                            purpose="history")
+            bodies = {v.version: o["body"] for v, o in zip(sealed, opened, strict=True)}
+            return {"items": [{"version": v.version, "editor_id": v.editor_id, "edited_at": iso(v.edited_at),
+                               "body": clear(bodies.get(v.version))} for v in versions]}
 
     # -- changing ----------------------------------------------------------------------------------------------
     def edit_message(self, message_id: Any, body: Any) -> dict[str, Any]:
