@@ -31,7 +31,7 @@ from .access import (
     conversation_view,
     iso,
     message_view,
-    open_body,
+    open_bodies,
     open_subject,
     open_title,
 )
@@ -58,19 +58,17 @@ class SubjectUseCases:
             conversations = uow.conversations.of_customer(sid)
             in_conversations = uow.messages.in_containers([c.id for c in conversations])
             attachments = self.deps.attachments.describe(uow, [a for m in in_conversations for a in m.attachment_ids])
+            bodies = open_bodies(uow, in_conversations, PURPOSE)
             by_conversation: dict[str, list[dict]] = {c.id: [] for c in conversations}
             for m in in_conversations:
-                by_conversation[m.container_id].append(
-                    message_view(m, body=open_body(uow, m, PURPOSE), attachments=attachments))
+                by_conversation[m.container_id].append(message_view(m, body=bodies[m.id], attachments=attachments))
             exported_conversations = [
                 {**conversation_view(c, subject=open_subject(uow, c, PURPOSE), unread=0),
                  "messages": by_conversation[c.id]} for c in conversations]
-            authored = []
-            for m in uow.messages.authored_by(sid):
-                own = m.key_subject_id == sid
-                authored.append({**message_view(m, body=open_body(uow, m, PURPOSE) if own else None,
-                                                attachments={}),
-                                 "body_withheld": not own and not m.deleted})
+            written = uow.messages.authored_by(sid)
+            own = open_bodies(uow, [m for m in written if m.key_subject_id == sid], PURPOSE)
+            authored = [{**message_view(m, body=own.get(m.id), attachments={}),
+                         "body_withheld": m.key_subject_id != sid and not m.deleted} for m in written]
             chats = [chat_view(r, title=open_title(uow, r, PURPOSE) if r.creator_id == sid else None, unread=0)
                      for r in uow.chats.of_member(sid)]
             cursors = [{"container_kind": r.container_kind, "container_id": r.container_id,
