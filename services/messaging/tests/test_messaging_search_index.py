@@ -13,7 +13,7 @@ from upgestao_kernel.db import create_engine
 from upgestao_kernel.migrations import upgrade
 from upgestao_messaging.adapters import search_index
 from upgestao_messaging.adapters.search_index import MemorySearchIndex, SqlSearchIndex, search_containers, search_terms
-from upgestao_messaging.domain.search import TermHasher
+from upgestao_messaging.domain.search import MAX_QUERY_WORDS, TermHasher
 
 HASHER = TermHasher(b"\x05" * 32)
 C1, C2, CHAT = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
@@ -133,11 +133,20 @@ def test_terms_must_be_hashes_and_kinds_known(harness) -> None:
     assert harness.find("pedido") == []
 
 
+def test_a_search_has_at_most_max_query_words(harness) -> None:
+    fill(harness)
+    words = " ".join(f"palavra{i}" for i in range(MAX_QUERY_WORDS))
+    assert harness.find(words) == []
+    with pytest.raises(ValueError):
+        harness.find(words + " mais")
+    assert harness.find("pedido " * 50) == [50, 40, 20, 10]  # the same word again is one word
+
+
 def test_container_by_container_gives_the_same_answers(harness, monkeypatch) -> None:
     """Many messages with a common word in one conversation, few in another: with a window of 5 entries, a
     viewer of the small conversation only is answered container by container, newest first, paged."""
-    monkeypatch.setattr(search_index, "WINDOW", 5)
-    monkeypatch.setattr(search_index, "COUNT_CAP", 8)
+    for name, value in {"WINDOW": 5, "COUNT_CAP": 8, "COUNT_FLOOR": 2, "CHUNK_MIN": 2, "CHUNK_MAX": 4}.items():
+        monkeypatch.setattr(search_index, name, value)
     big, small = str(uuid.uuid4()), str(uuid.uuid4())
     for position in range(1, 61):
         container = small if position % 20 == 0 else big
@@ -159,6 +168,34 @@ def test_container_by_container_gives_the_same_answers(harness, monkeypatch) -> 
         assert harness.find("obrigado", {("conversation", small), ("conversation", big)}, limit=100) == list(
             range(60, 0, -1))
         assert harness.find("obrigado", viewer) == [60, 40, 20]
+
+
+@pytest.mark.parametrize("harness", ["sqlite", "postgresql"], indirect=True)
+def test_the_work_of_one_call_is_bounded_and_resumable(harness, monkeypatch) -> None:
+    """After ``MAX_EXAMINED`` entries of the driving term a call stops and says where to go on; going on
+    from there finds the rest, and the call that reads the last entry says nothing is left."""
+    for name, value in {"MAX_EXAMINED": 10, "CHUNK_MIN": 4, "CHUNK_MAX": 4, "COUNT_FLOOR": 2}.items():
+        monkeypatch.setattr(search_index, name, value)
+    for position in range(1, 41):
+        body = "bom dia" + (" boleto" if position in (3, 33) else "") + (" vencido" if position % 2 else "")
+        harness.index.add(message_id=mid(position), position=position, container_kind="conversation",
+                          container_id=C1, subject_id=CUSTOMER_A, terms=HASHER.hashes(body))
+    def find(q: str, allowed=None, before=None):
+        hits = harness.index.find(HASHER.hashes(q), visible=harness.visible(allowed), limit=50,
+                                  before_position=before)
+        return [p for p, _ in hits], hits.resume_before
+
+    odd = list(range(39, 0, -2))
+    assert find("boleto vencido bom") == ([33, 3], None)  # "boleto" (2 entries) drives
+    if harness.kind == "memory":  # no budget in memory: everything at once
+        assert find("vencido bom") == (odd, None)
+        return
+    # "vencido" (20 entries) drives: ten looked at, ten hits, the page not full: go on before 21
+    assert find("vencido bom") == (odd[:10], 21)
+    assert find("vencido bom", before=21) == (odd[10:], None)  # the last ten: nothing left after them
+    # seen by nobody who sees C2 only: ten looked at, no hit, go on; then the rest, and nothing left
+    assert find("dia vencido", {("conversation", C2)}) == ([], 21)
+    assert find("dia vencido", {("conversation", C2)}, before=21) == ([], None)
 
 
 @pytest.mark.parametrize("harness", ["sqlite", "postgresql"], indirect=True)

@@ -12,23 +12,28 @@ For H1 (the messaging core), the interface:
 * ``position`` is the message's paging position and must be unique across every message (conversations
   and chats alike): the primary key is ``(term, position)``. It is also the search cursor.
 * Searching: ``find(hasher.hashes(q), visible=…, container=(kind, id) | None, limit=…, before_position=…)``
-  returns ``[(position, message_id)]`` newest first, every term required. ``visible`` is, in SQL, a function
-  ``(container_kind_column, container_id_column) -> ColumnElement[bool]`` (visibility rule R2.1 as SQL), in
-  memory a predicate ``(kind, id) -> bool``. The caller opens the bodies of the hits (audited) and should
-  ask for ``limit + 1`` to know whether there is a next page.
+  returns ``Hits``, a list of ``(position, message_id)`` newest first, every term required. ``visible`` is, in
+  SQL, a function ``(container_kind_column, container_id_column) -> ColumnElement[bool]`` (visibility rule
+  R2.1 as SQL), in memory a predicate ``(kind, id) -> bool``. The caller opens the bodies of the hits
+  (audited) and asks for ``limit + 1`` to know whether there is a next page; and when fewer came back,
+  ``hits.resume_before`` (not None) is the next page's cursor all the same: one call looks at no more than
+  ``MAX_EXAMINED`` entries (words that are each common but seldom together), and says where it stopped.
+  At most ``domain.search.MAX_QUERY_WORDS`` distinct words (the caller answers 422 on ``q`` for more;
+  ``find`` raises ValueError).
 * The key: ``load_search_key(settings, environ)`` (``MESSAGING_SEARCH_KEY``; local key file outside production).
 
-Why it stays fast with very common words (a term present in half of 100,000 messages): the terms of a
-query are first counted, each count capped at :data:`COUNT_CAP` rows (so counting costs at most that many
-index entries, whatever the word), and the intersection is driven from the rarest term, walking its
-entries along the primary key ``(term, position)`` newest first, probing the other terms by primary key
-and stopping at ``limit`` hits. A term present nowhere answers at once, without a second query. A search
-inside one conversation or chat walks ``(term, container_id, position)`` instead, so a common word in a
-small conversation reads only that conversation's entries. When the newest ``WINDOW`` entries of the rarest
-term do not fill the page (a viewer who sees few conversations, or words seldom together), the rest is looked
-up container by container: the ids of the containers the viewer sees (``search_containers``, ids only,
-filtered by ``visible``), then ``(term, container_id IN those)`` — so an attendant with twenty
-conversations searching a word present in 86,000 messages reads the entries of those twenty only.
+How a search reads the index, so that it stays fast with very common words (a word present in 86,000 of
+100,000 messages): the terms of the query are counted first, each count capped (``COUNT_CAP`` entries in
+all), so that the rarest drives; a term present nowhere answers at once. The driving term's entries are
+read newest first in chunks along the primary key ``(term, position)`` (inside one conversation or chat,
+along ``(term, container_id, position)``); each chunk is narrowed by the other terms, rarest first, each
+a probe by primary key of the chunk's survivors, then by visibility, and the reading stops at ``limit``
+hits. When the first ``WINDOW`` entries do not fill the page (a viewer who sees few conversations), the
+rest is read container by container: the ids of the containers the viewer sees (``search_containers``,
+ids only, filtered by ``visible``; at most ``CONTAINERS_MAX``), then ``(term, container_id IN those)`` —
+so an attendant with twenty conversations searching a word present in 86,000 messages reads the entries
+of those twenty only. Whatever the words, one call looks at ``MAX_EXAMINED`` entries of the driving term
+at most.
 """
 
 from __future__ import annotations
@@ -43,15 +48,18 @@ from sqlalchemy.engine import Connection
 from upgestao_kernel.config import ConfigError, Settings
 from upgestao_kernel.keys import decode_key, local_key_file
 
-from ..domain.search import TERM_LENGTH
+from ..domain.search import MAX_QUERY_WORDS, TERM_LENGTH
 from .tables import messages, metadata
 
 SEARCH_KEY_VAR = "MESSAGING_SEARCH_KEY"
 SEARCH_KEY_FILE = "messaging-search.key"
 CONTAINER_KINDS = ("conversation", "chat")
 COUNT_CAP = 5000  # index entries counted per query term, at most (only the order of the terms depends on it)
-WINDOW = 2000  # newest entries of the driving term walked before looking container by container
-CONTAINERS_MAX = 1000  # containers looked up one by one, at most (a viewer seeing more: the walk goes on)
+COUNT_FLOOR = 100  # ... however many terms the query has
+CHUNK_MIN, CHUNK_MAX = 64, 2048  # entries of the driving term read at a time (doubling from the first)
+WINDOW = 2000  # entries of the driving term walked before looking container by container
+CONTAINERS_MAX = 500  # containers looked up one by one, at most (a viewer seeing more: the walk goes on)
+MAX_EXAMINED = 4000  # entries of the driving term looked at per call, at most (then ``Hits.resume_before``)
 
 
 search_terms = sa.Table(
@@ -77,6 +85,15 @@ search_containers = sa.Table(
     sa.Column("container_kind", sa.String(20), nullable=False),
 )
 """Every conversation and chat with indexed messages (ids only): where to look container by container."""
+
+class Hits(list):
+    """``[(position, message_id)]``, newest first. ``resume_before``: set when the work allowed for one call
+    (``MAX_EXAMINED`` entries) ran out before ``limit`` hits were found — the position to pass as
+    ``before_position`` to go on (a next page cursor even for a page not full); None when everything was
+    looked at."""
+
+    resume_before: int | None = None
+
 
 SqlVisibility = Callable[[sa.ColumnElement, sa.ColumnElement], sa.ColumnElement[bool]]
 """The visibility rule as SQL over the index's ``container_kind`` and ``container_id`` columns."""
@@ -108,6 +125,13 @@ def _check_entry(container_kind: str, position: int, terms: Sequence[str]) -> No
 
 def _distinct(terms: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(terms))
+
+
+def _query(terms: Iterable[str]) -> list[str]:
+    distinct = _distinct(terms)
+    if len(distinct) > MAX_QUERY_WORDS:  # the caller's check (422 on the query) was forgotten
+        raise ValueError(f"at most {MAX_QUERY_WORDS} distinct words per search")
+    return distinct
 
 
 class SqlSearchIndex:
@@ -151,92 +175,119 @@ class SqlSearchIndex:
         return int(messages)
 
     def _counts(self, terms: Sequence[str]) -> dict[str, int]:
-        """Index entries per term, each capped at ``COUNT_CAP``, in one round trip."""
+        """Index entries per term, capped so that a query of many words reads about ``COUNT_CAP`` entries in
+        all (each term at least ``COUNT_FLOOR``), in one round trip."""
+        cap = max(COUNT_CAP // len(terms), COUNT_FLOOR)
         parts = []
         for term in terms:
-            inner = sa.select(search_terms.c.position).where(search_terms.c.term == term).limit(COUNT_CAP).subquery()
+            inner = sa.select(search_terms.c.position).where(search_terms.c.term == term).limit(cap).subquery()
             parts.append(sa.select(sa.literal(term).label("term"), sa.func.count().label("n")).select_from(inner))
         return {row.term: row.n for row in self.conn.execute(sa.union_all(*parts))}
 
-    def _floor(self, term: str, before_position: int | None) -> int | None:
-        """The position of the ``WINDOW``-th newest entry of ``term`` (below ``before_position``), if there is one."""
-        query = sa.select(search_terms.c.position).where(search_terms.c.term == term)
-        if before_position is not None:
-            query = query.where(search_terms.c.position < before_position)
-        query = query.order_by(search_terms.c.position.desc()).offset(WINDOW - 1).limit(1)
-        return self.conn.execute(query).scalar()
-
     def find(self, terms: Sequence[str], *, visible: SqlVisibility, container: Container | None = None,
-             limit: int, before_position: int | None = None) -> list[tuple[int, str]]:
+             limit: int, before_position: int | None = None) -> Hits:
         """``(position, message_id)`` of the messages holding every term, newest first, at most ``limit``,
         older than ``before_position`` if given, whose container ``visible`` admits (and is ``container``).
 
-        The plan (see the module doc): the rarest term drives. Inside one container, its entries there are
-        walked newest first. Otherwise its newest ``WINDOW`` entries are walked first; a page not filled by
-        them (a viewer who sees few conversations, words seldom together) is finished from the containers
-        the viewer sees, each looked up by ``(term, container_id)``, instead of walking every older entry.
+        The plan (see the module doc): the rarest term's entries are read newest first in chunks; each chunk
+        is narrowed by the other terms, rarest first, then by visibility. After ``WINDOW`` entries, a viewer
+        who sees at most ``CONTAINERS_MAX`` containers is answered from those containers' entries only.
+        After ``MAX_EXAMINED`` entries the search stops: ``Hits.resume_before`` says where to go on.
         """
-        terms = _distinct(terms)
+        terms = _query(terms)
+        hits = Hits()
         if not terms or limit <= 0:
-            return []
+            return hits
         if len(terms) > 1:
             counts = self._counts(terms)
             if min(counts.values()) == 0:
-                return []
+                return hits
             terms = sorted(terms, key=lambda term: counts[term])
+        driver, others = terms[0], terms[1:]
+        cursor, examined, size = before_position, 0, min(max(4 * limit, CHUNK_MIN), CHUNK_MAX)
+        decided = container is not None  # whether to look container by container was decided
+        ahead: list[int] | None = None  # container by container: the positions read ahead, not narrowed yet
+        complete = False
+        more = True  # entries of the driving term may be left before ``cursor``
+        while len(hits) < limit and more:
+            if examined >= MAX_EXAMINED:
+                hits.resume_before = cursor
+                break
+            if not decided and examined >= WINDOW:
+                decided = True
+                seen = self._seen_containers(visible)
+                if seen is not None:
+                    wanted = MAX_EXAMINED - examined
+                    ahead = self._in_containers(driver, seen, cursor, wanted + 1) if seen else []
+                    complete = len(ahead) <= wanted  # every entry in the visible containers was read
+                    ahead = ahead[:wanted]
+            if ahead is not None:
+                chunk, ahead = ahead[:CHUNK_MAX], ahead[CHUNK_MAX:]
+                more = bool(ahead) or not complete
+            else:
+                wanted = min(size, MAX_EXAMINED - examined)
+                chunk = self._chunk(driver, container, cursor, wanted + 1)  # one more: are there more?
+                size = min(2 * size, CHUNK_MAX)
+                more = len(chunk) > wanted
+                chunk = chunk[:wanted]
+            if not chunk:
+                break
+            examined += len(chunk)
+            cursor = chunk[-1]
+            survivors = chunk
+            for term in others:
+                survivors = self._having(term, survivors)
+                if not survivors:
+                    break
+            if survivors:
+                hits.extend(self._visible(driver, survivors, visible, container)[:limit - len(hits)])
+        return hits
+
+    def _chunk(self, term: str, container: Container | None, before: int | None, size: int) -> list[int]:
+        """The next ``size`` positions of ``term`` (in ``container``) before ``before``, newest first."""
+        query = sa.select(search_terms.c.position).where(search_terms.c.term == term)
         if container is not None:
-            return self._walk(terms, visible, container, limit, before_position, None)
-        floor = self._floor(terms[0], before_position)
-        hits = self._walk(terms, visible, None, limit, before_position, floor)
-        if floor is None or len(hits) >= limit:
-            return hits
-        return hits + self._by_container(terms, visible, limit - len(hits), floor)
+            query = query.where(search_terms.c.container_id == container[1])
+        if before is not None:
+            query = query.where(search_terms.c.position < before)
+        query = query.order_by(search_terms.c.position.desc()).limit(size)
+        return [int(p) for p in self.conn.execute(query).scalars()]
 
-    def _probes(self, query: sa.Select, driver: sa.Alias, terms: Sequence[str]) -> sa.Select:
-        for n, term in enumerate(terms[1:], start=1):
-            other = search_terms.alias(f"s{n}")
-            query = query.where(sa.exists().where(other.c.term == term, other.c.position == driver.c.position))
-        return query
-
-    def _walk(self, terms: Sequence[str], visible: SqlVisibility, container: Container | None, limit: int,
-              before_position: int | None, floor: int | None) -> list[tuple[int, str]]:
-        """The driving term's entries newest first (in ``[floor, before_position)``), filtered, to ``limit``."""
-        driver = search_terms.alias("s0")
-        query = sa.select(driver.c.position, driver.c.message_id).where(driver.c.term == terms[0])
-        if container is not None:
-            query = query.where(driver.c.container_id == container[1], driver.c.container_kind == container[0])
-        if before_position is not None:
-            query = query.where(driver.c.position < before_position)
-        if floor is not None:
-            query = query.where(driver.c.position >= floor)
-        # the row's own columns first: SQLite evaluates the conditions in this order, the probes cost more
-        query = self._probes(query.where(visible(driver.c.container_kind, driver.c.container_id)), driver, terms)
-        query = query.order_by(driver.c.position.desc()).limit(limit)
-        return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
-
-    def _by_container(self, terms: Sequence[str], visible: SqlVisibility, limit: int,
-                      floor: int) -> list[tuple[int, str]]:
-        """The driving term's entries older than ``floor`` in the containers ``visible`` admits, looked up
-        container by container on ``(term, container_id, position)``; the few found are sorted. The ids are
-        read first and given as a list: as a subquery, neither planner can tell how few they are (PostgreSQL
-        hashed every entry of the term). A viewer who sees more than ``CONTAINERS_MAX`` containers sees
-        enough of everything for the walk to go on instead."""
+    def _seen_containers(self, visible: SqlVisibility) -> list[str] | None:
+        """The ids of the containers ``visible`` admits, or None when there are more than ``CONTAINERS_MAX``."""
         seen = self.conn.execute(
             sa.select(search_containers.c.container_id)
             .where(visible(search_containers.c.container_kind, search_containers.c.container_id))
             .limit(CONTAINERS_MAX + 1)).scalars().all()
-        if not seen:
-            return []
-        if len(seen) > CONTAINERS_MAX:
-            return self._walk(terms, visible, None, limit, floor, None)
-        driver = search_terms.alias("s0")
-        # ``position + 0``: no index on it, so that the planners take (term, container_id IN …) rather than a
-        # walk of the (term, position) key, which is what reaching here shows to be slow
-        query = sa.select(driver.c.position, driver.c.message_id).where(
-            driver.c.term == terms[0], driver.c.container_id.in_(seen), driver.c.position + 0 < floor)
-        query = self._probes(query, driver, terms)
-        query = query.order_by((driver.c.position + 0).desc()).limit(limit)
-        return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
+        return None if len(seen) > CONTAINERS_MAX else list(seen)
+
+    def _in_containers(self, term: str, seen: list[str], before: int | None, size: int) -> list[int]:
+        """The newest ``size`` positions of ``term`` in the ``seen`` containers, in one read: looked up on
+        ``(term, container_id IN …)`` and sorted (``position + 0``: so that neither planner walks the
+        ``(term, position)`` key instead, which is what reaching here shows to be slow). The ids are given as
+        a list: as a subquery, neither planner can tell how few they are (PostgreSQL hashed every entry)."""
+        query = sa.select(search_terms.c.position).where(search_terms.c.term == term,
+                                                         search_terms.c.container_id.in_(seen))
+        if before is not None:
+            query = query.where(search_terms.c.position + 0 < before)
+        query = query.order_by((search_terms.c.position + 0).desc()).limit(size)
+        return [int(p) for p in self.conn.execute(query).scalars()]
+
+    def _having(self, term: str, positions: list[int]) -> list[int]:
+        """Those of ``positions`` (newest first) whose message holds ``term`` too: one probe each by key."""
+        found = set(self.conn.execute(sa.select(search_terms.c.position).where(
+            search_terms.c.term == term, search_terms.c.position.in_(positions))).scalars())
+        return [p for p in positions if p in found]
+
+    def _visible(self, term: str, positions: list[int], visible: SqlVisibility,
+                 container: Container | None) -> list[tuple[int, str]]:
+        query = sa.select(search_terms.c.position, search_terms.c.message_id).where(
+            search_terms.c.term == term, search_terms.c.position.in_(positions),
+            visible(search_terms.c.container_kind, search_terms.c.container_id))
+        if container is not None:
+            query = query.where(search_terms.c.container_kind == container[0])
+        rows = self.conn.execute(query.order_by(search_terms.c.position.desc())).all()
+        return [(int(row.position), row.message_id) for row in rows]
 
 
 # -- rebuilding (``python -m upgestao_messaging reindex``) ------------------------------------------------
@@ -329,12 +380,12 @@ class MemorySearchIndex:
         return len(messages)
 
     def find(self, terms: Sequence[str], *, visible: MemoryVisibility, container: Container | None = None,
-             limit: int, before_position: int | None = None) -> list[tuple[int, str]]:
-        terms = _distinct(terms)
+             limit: int, before_position: int | None = None) -> Hits:
+        terms = _query(terms)
+        hits = Hits()
         if not terms or limit <= 0:
-            return []
+            return hits
         buckets = sorted((self.rows.get(term, {}) for term in terms), key=len)
-        hits = []
         for position in sorted(buckets[0], reverse=True):
             if before_position is not None and position >= before_position:
                 continue

@@ -25,6 +25,7 @@ import unicodedata
 
 MAX_WORD_LENGTH = 64
 MAX_WORDS = 1000
+MAX_QUERY_WORDS = 10  # distinct words of one search, at most (the caller refuses more: 422 on ``q``)
 TERM_LENGTH = 32  # hex characters kept of the HMAC-SHA256: 128 bits, collisions negligible
 
 _NOT_WORD = re.compile(r"[\W_]+")
