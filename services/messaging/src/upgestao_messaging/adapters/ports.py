@@ -139,10 +139,10 @@ class Messages(Protocol):
 
     def get_many(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]: ...
 
-    def before(self, container_id: str, position: int | None, limit: int) -> list[MessageRecord]:
+    def before(self, kind: str, container_id: str, position: int | None, limit: int) -> list[MessageRecord]:
         """The ``limit`` messages of the container before ``position`` (None: the latest), newest first."""
 
-    def after(self, container_id: str, position: int, limit: int) -> list[MessageRecord]:
+    def after(self, kind: str, container_id: str, position: int, limit: int) -> list[MessageRecord]:
         """The ``limit`` messages of the container after ``position``, oldest first."""
 
     def versions(self, message_id: str) -> list[VersionRecord]:

@@ -134,19 +134,18 @@ class SqlMessages(_Repository):
             return {}
         return {r.id: r for r in self._records(messages.select().where(m.id.in_(list(message_ids))))}
 
-    def _container(self, container_id: str) -> Any:
-        # the kind is implied by the id (ids are UUIDs, unique across kinds); both kinds are tried so the
-        # (container_kind, container_id, position) index serves the query
-        return messages.select().where(m.container_kind.in_((CONVERSATION, CHAT)), m.container_id == container_id)
+    def _container(self, kind: str, container_id: str) -> Any:
+        # both columns: the (container_kind, container_id, position) index walks the page in order, no sort
+        return messages.select().where(m.container_kind == kind, m.container_id == container_id)
 
-    def before(self, container_id: str, position: int | None, limit: int) -> list[MessageRecord]:
-        query = self._container(container_id)
+    def before(self, kind: str, container_id: str, position: int | None, limit: int) -> list[MessageRecord]:
+        query = self._container(kind, container_id)
         if position is not None:
             query = query.where(m.position < position)
         return self._records(query.order_by(m.position.desc()).limit(limit))
 
-    def after(self, container_id: str, position: int, limit: int) -> list[MessageRecord]:
-        query = self._container(container_id).where(m.position > position)
+    def after(self, kind: str, container_id: str, position: int, limit: int) -> list[MessageRecord]:
+        query = self._container(kind, container_id).where(m.position > position)
         return self._records(query.order_by(m.position).limit(limit))
 
     def versions(self, message_id: str) -> list[VersionRecord]:
@@ -185,18 +184,24 @@ class SqlMessages(_Repository):
         return counts
 
     def unread(self, user_id: str, scope: ConversationScope) -> list[tuple[str, str, int]]:
+        # driven from the containers the user sees: per container, the messages after their cursor are counted
+        # on the (container_kind, container_id, position) index, so the cost follows what the user sees, not
+        # the size of the whole table
         r = read_cursors.alias("r")
-        visible_conversations = sa.select(c.id).where(scope_clause(scope))
-        my_chats = sa.select(chat_members.c.chat_id).where(chat_members.c.user_id == user_id)
-        query = (
-            sa.select(m.container_kind, m.container_id, sa.func.count())
-            .select_from(messages.outerjoin(r, sa.and_(r.c.user_id == user_id, r.c.container_id == m.container_id)))
-            .where(m.deleted.is_(False), m.author_id != user_id, m.position > sa.func.coalesce(r.c.position, 0),
-                   sa.or_(sa.and_(m.container_kind == CONVERSATION, m.container_id.in_(visible_conversations)),
-                          sa.and_(m.container_kind == CHAT, m.container_id.in_(my_chats))))
-            .group_by(m.container_kind, m.container_id)
-            .order_by(m.container_kind, m.container_id)
-        )
+
+        def counted(kind: str, ids: Any) -> Any:
+            inner = messages.alias("u")
+            count = (sa.select(sa.func.count()).where(
+                inner.c.container_kind == kind, inner.c.container_id == ids.c.id,
+                inner.c.position > sa.func.coalesce(r.c.position, 0), inner.c.deleted.is_(False),
+                inner.c.author_id != user_id).scalar_subquery())
+            return (sa.select(sa.literal(kind).label("kind"), ids.c.id, count.label("n"))
+                    .select_from(ids.outerjoin(r, sa.and_(r.c.user_id == user_id, r.c.container_id == ids.c.id))))
+
+        seen = sa.select(c.id).where(scope_clause(scope), c.last_message_at.is_not(None)).subquery("seen")
+        mine = sa.select(chat_members.c.chat_id.label("id")).where(chat_members.c.user_id == user_id).subquery("mine")
+        both = sa.union_all(counted(CONVERSATION, seen), counted(CHAT, mine)).subquery("both")
+        query = sa.select(both.c.kind, both.c.id, both.c.n).where(both.c.n > 0).order_by(both.c.kind, both.c.id)
         return [(row[0], row[1], int(row[2])) for row in self._uow.conn.execute(query)]
 
 

@@ -244,11 +244,12 @@ class MessageUseCases:
             if anchor_id is not None and (anchor is None or anchor.container_id != container.id):
                 raise invalid_field("before" if before is not None else "after", f"not a message of this {kind}")
             if after is not None:
-                rows = uow.messages.after(container.id, anchor.position, limit + 1)
+                rows = uow.messages.after(kind, container.id, anchor.position, limit + 1)
                 more_before, more_after = True, len(rows) > limit
                 rows = rows[:limit]
             else:
-                rows = uow.messages.before(container.id, anchor.position if anchor else None, limit + 1)
+                rows = uow.messages.before(kind, container.id, anchor.position if anchor else None,
+                                           limit + 1)
                 more_before, more_after = len(rows) > limit, anchor is not None
                 rows = list(reversed(rows[:limit]))
             return {"items": self._views(uow, rows, PURPOSE[kind]), "has_more_before": more_before,
