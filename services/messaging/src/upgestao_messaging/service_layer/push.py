@@ -21,8 +21,10 @@ may no longer see the conversation is told ``{"id", "visible": false}`` so their
 
 Pushing a body is a read (R5.3, D3): the body of a message is opened once per call (one audit record, the
 first recipient's), and every other recipient's push is one more audit record naming them, the message and
-its data subject, purpose ``live push``. A deleted or erased message is pushed without a body, and without a
-content read to audit. A conversation's subject and a chat's title are never pushed (null, as in lists).
+its data subject, purpose ``live push`` (written together, in one statement, by the kernel's audit emitter
+of the unit of work: a record per recipient, one round trip for all). A deleted or erased message is pushed
+without a body, and without a content read to audit. A conversation's subject and a chat's title are never
+pushed (null, as in lists).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from upgestao_kernel.access_tokens import AccessClaims
+from upgestao_kernel.audit import AuditRecord
 from upgestao_kernel.context import RequestContext
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
 
@@ -86,23 +89,42 @@ class PushViews:
             recipients = self._recipients(uow, _checked_viewers(viewers))
             if not events or not any(recipients):
                 return {"items": []}
-            return {"items": list(_Batch(uow, self.deps, recipients).pushes(events))}
+            batch = _Batch(uow, self.deps, recipients)
+            pushes = list(batch.pushes(events))
+            batch.audit_pushes()
+            return {"items": pushes}
 
     def _recipients(self, uow: MessagingUnitOfWork, tokens: list[str]) -> list[Recipient | None]:
-        """Each token's viewer (None: not a valid token of a staff user), teams read once per user."""
-        teams: dict[str, frozenset[str]] = {}
+        """Each token's viewer (None: not a valid token of a staff user)."""
+        verified = [self.verify(token) for token in tokens]
+        users = {claims.subject for claims in verified if claims is not None}
+        teams = _teams_of(uow, users)
         recipients: list[Recipient | None] = []
-        for token in tokens:
-            claims = self.verify(token)
+        for claims in verified:
             if claims is None or claims.subject == SYSTEM or claims.role == SYSTEM:
                 recipients.append(None)
                 continue
-            if claims.subject not in teams:
-                teams[claims.subject] = uow.teams.ids_of_member(claims.subject)
-            viewer = Viewer(claims.subject, self.deps.permissions_of(claims.role), teams[claims.subject])
+            viewer = Viewer(claims.subject, self.deps.permissions_of(claims.role), teams.get(claims.subject, _NONE))
             context = replace(uow.context, actor_id=claims.subject, actor_role=claims.role)
             recipients.append(Recipient(viewer, context))
         return recipients
+
+
+_NONE: frozenset[str] = frozenset()
+FEW_USERS = 3  # up to this many users, their teams are asked one by one; beyond, all teams are read once
+
+
+def _teams_of(uow: MessagingUnitOfWork, users: set[str]) -> dict[str, frozenset[str]]:
+    """The teams of each user: a query per user for a few, else every team read once (two queries: a call
+    for fifty sockets would otherwise make fifty, the largest part of a push's latency)."""
+    if len(users) <= FEW_USERS:
+        return {user: uow.teams.ids_of_member(user) for user in users}
+    found: dict[str, set[str]] = {user: set() for user in users}
+    for team in uow.teams.all():
+        for member in team.member_ids:
+            if member in found:
+                found[member].add(team.id)
+    return {user: frozenset(ids) for user, ids in found.items()}
 
 
 class _Batch:
@@ -115,6 +137,7 @@ class _Batch:
         self._conversations: dict[str, ConversationRecord | None] = {}
         self._chats: dict[str, ChatRecord | None] = {}
         self._bodies: dict[str, str | None] = {}
+        self._pushed: list[AuditRecord] = []  # the reads of bodies opened for another recipient
 
     def pushes(self, events: list[tuple[int, str, Mapping[str, Any], str | None]]) -> Iterator[dict[str, Any]]:
         message_ids = [_uuid(data.get("message_id")) for _, kind, data, _ in events if kind in MESSAGE_TYPES]
@@ -176,16 +199,23 @@ class _Batch:
 
     def _body(self, record: MessageRecord, recipient: Recipient) -> str | None:
         """The body pushed to ``recipient``: opened at its first push in this call (audited as that
-        recipient's read), audited again for each later recipient."""
+        recipient's read), and its read by each later recipient audited by :meth:`audit_pushes`."""
         if record.deleted or record.erased or record.body_sealed is None:
             return None
-        with _acting_as(self.uow, recipient.context):
-            if record.id not in self._bodies:
+        if record.id not in self._bodies:
+            with _acting_as(self.uow, recipient.context):
                 self._bodies[record.id] = open_body(self.uow, record, PURPOSE)
-            else:
-                self.uow.audit_access(action="read", resource_type="message", resource_id=record.id,
-                                      subject_id=record.key_subject_id, fields=("body",), purpose=PURPOSE)
+        else:
+            self._pushed.append(self.uow.audit.build(
+                recipient.context, action="read", resource_type="message", resource_id=record.id,
+                subject_id=record.key_subject_id, fields=("body",), purpose=PURPOSE))
         return self._bodies[record.id]
+
+    def audit_pushes(self) -> None:
+        """Every later recipient's read, in one statement (fifty sockets: one round trip, not fifty), in the
+        unit that answers: no push leaves without its record."""
+        if self._pushed:
+            self.uow.audit.emit_many(self.uow.conn, self.uow.context, self._pushed)
 
     # -- conversations and read cursors
 
