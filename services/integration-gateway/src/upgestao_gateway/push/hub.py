@@ -244,7 +244,10 @@ class PushHub:
 
     def _serve(self, items: list[dict], viewers: Sequence[Subscriber]) -> None:
         self.calls += 1
+        started = time.perf_counter()
         answer = self.messaging.push_view(items=items, viewers=[viewer.token for viewer in viewers])
+        log.info("push.viewed", items=len(items), viewers=len(viewers), pushes=len(answer.get("items") or ()),
+                 duration_ms=round((time.perf_counter() - started) * 1000, 1))
         for item in answer.get("items") or ():
             index = item.get("viewer")
             if not isinstance(index, int) or not 0 <= index < len(viewers):
