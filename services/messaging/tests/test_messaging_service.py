@@ -9,6 +9,7 @@ between their existence check and their append so that the stream's version-0 ap
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -37,7 +38,8 @@ def _status(exc_info) -> int:
     return exc_info.value.status
 
 
-def test_a_conversation_over_rpc(desk):
+def test_a_conversation_over_rpc(desk, caplog, capfd):
+    caplog.set_level(logging.INFO)  # the platform's level (at DEBUG, nameko.rpc logs every reply: see README)
     admin, ana, bia = desk.person(role="admin"), desk.person(), desk.person(role="supervisor")
     customer = desk.person("customer")
     as_admin, as_ana, as_bia = desk.caller(admin), desk.caller(ana), desk.caller(bia)
@@ -114,6 +116,8 @@ def test_a_conversation_over_rpc(desk):
     # no body, subject or title in clear anywhere messaging keeps or sends
     scanner = LeakScanner([*BODIES, SUBJECT, "Plantão"])
     assert scanner.assert_clean([pair for table in TABLES for pair in table_texts(desk.db, table)]) > 20
+    out, err = capfd.readouterr()
+    assert scanner.assert_clean({"logs": [caplog.text, out, err]}) == 3  # what the service logged meanwhile
     _rebuilds_identically(desk)
 
 
