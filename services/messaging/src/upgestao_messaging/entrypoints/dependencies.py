@@ -46,9 +46,8 @@ class RpcDirectory:
         try:
             with eventlet.Timeout(self._timeout_s):
                 answer = self._identity.directory(wanted)
-        except ServiceError:
-            raise
-        except (Exception, eventlet.Timeout) as exc:  # noqa: BLE001 - identity away or too slow
+        except (Exception, eventlet.Timeout) as exc:  # noqa: BLE001 - identity away, too slow, or refusing us
+            # (a refusal of identity's is not the caller's to see: whatever it says, people cannot be checked)
             log.warning("directory_unavailable", error=type(exc).__name__)
             raise ServiceError("service-unavailable", "People cannot be checked right now.", 503,
                                {"retry_after": 5}) from None
