@@ -13,7 +13,7 @@ from pathlib import Path
 
 from upgestao_kernel.config import env_prefix
 from upgestao_kernel.service_registry import service_definitions
-from upgestao_kernel.testing import PG_ADMIN_URL, create_database, create_vhost, delete_vhost, drop_database
+from upgestao_kernel.testing import PG_ADMIN_URL, cleanup, create_database, create_vhost, delete_vhost, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = tuple(service_definitions())  # every installed service's name (its entry point)
@@ -38,7 +38,7 @@ def own_platform(platform_module, data_dir: Path, label: str, env: Mapping[str, 
     """A started ``Platform`` (``platform_module`` is ``scripts/upgestao_platform.py``) with
     ``database_urls`` (service -> URL; empty on SQLite: the owners' on PostgreSQL, privacy's processes
     running as the runtime role the platform creates) and ``vhost``; stopped and removed after, the
-    runtime roles too."""
+    runtime roles too (in the background: ``upgestao_kernel.testing.cleanup``)."""
     tag = uuid.uuid4().hex[:8]
     vhost = f"upgestao-{label}-{tag}"
     amqp_uri = create_vhost(vhost)
@@ -58,11 +58,16 @@ def own_platform(platform_module, data_dir: Path, label: str, env: Mapping[str, 
     finally:
         running.stop()
         os.environ.update(inherited)
-        for name in databases.values():
-            drop_database(name)
-        for role in getattr(running, "database_roles_created", ()):
-            drop_role(role)
-        delete_vhost(vhost)
+        roles = tuple(getattr(running, "database_roles_created", ()))
+
+        def remove() -> None:  # in this order: a role is dropped once no database holds a grant of it
+            for name in databases.values():
+                drop_database(name)
+            for role in roles:
+                drop_role(role)
+            delete_vhost(vhost)
+
+        cleanup.submit(f"remove the {label} platform's databases, roles and vhost {vhost}", remove)
 
 
 def drop_role(role: str) -> None:

@@ -7,7 +7,6 @@ own start-up task from the ``UPGESTAO_ADMIN_*`` settings, as in any deployment."
 
 from __future__ import annotations
 
-import functools
 from datetime import date
 
 import eventlet
@@ -180,15 +179,11 @@ def start_identity(database_factory, service_env, monkeypatch):
     (bcrypt cost 4) started after ``env`` is set, on a fresh migrated database unless ``database_url``
     names one; the first admin is the harness's (``harness_admin_env``) unless ``env`` names another.
     With ``ready``, returns once the start-up tasks ended (built-in roles and first admin in place)."""
-    from kombu.mixins import ConsumerMixin
     from nameko.containers import ServiceContainer
-    from nameko.messaging import QueueConsumer
     from upgestao_identity.service import IdentityService
     from upgestao_kernel.migrations import upgrade
 
-    # nameko's consumer notices a stop only between two ``drain_events`` calls, which kombu bounds by a
-    # 1 s ``safety_interval`` nameko does not expose: a container took 2 s to stop. 0.1 s here.
-    monkeypatch.setattr(QueueConsumer, "run", functools.partialmethod(ConsumerMixin.run, safety_interval=0.1))
+    # (a container stops within 0.1 s: the kernel's ``prompt_container_stop``)
     started: list[tuple] = []
 
     def start(env: dict[str, str] | None = None, database_url: str | None = None,

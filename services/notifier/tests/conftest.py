@@ -110,15 +110,7 @@ def mail_env(monkeypatch, smtp_server):  # noqa: F811
 
 
 @pytest.fixture
-def mailroom(run_service, amqp_uri, smtp_server, mail_env, monkeypatch):  # noqa: F811
-    import functools
-
-    from kombu.mixins import ConsumerMixin
-    from nameko.messaging import QueueConsumer
-
-    # nameko's consumer notices a stop only between two drain_events calls, which kombu bounds by a 1 s
-    # safety_interval nameko does not expose (as in identity's harness): 0.1 s here
-    monkeypatch.setattr(QueueConsumer, "run", functools.partialmethod(ConsumerMixin.run, safety_interval=0.1))
+def mailroom(run_service, amqp_uri, smtp_server, mail_env):  # noqa: F811
     room = Mailroom(run_service, amqp_uri, smtp_server)
     yield room
     room.close()
