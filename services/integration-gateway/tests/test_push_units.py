@@ -3,6 +3,8 @@ the settings, and the hub's dispatch (batching, resume, resync, visibility by me
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -369,3 +371,16 @@ def test_stopping_closes_every_socket_going_away(hub):
     hub.stop()
     assert [sink.closed[0] for sink in sinks] == [protocol.GOING_AWAY] * 2
     assert not hub.subscribers
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("GATEWAY_STREAM_ORIGINS", "app.example.com"),
+    ("GATEWAY_STREAM_MAX_PER_USER", "0"),
+    ("GATEWAY_STREAM_EVENTS_MAX_AGE", "5m"),
+])
+def test_check_config_refuses_a_wrong_stream_setting_before_anything_starts(tmp_path, variable, value):
+    environ = {"PATH": "/usr/bin:/bin", "UPGESTAO_DATA_DIR": str(tmp_path), "UPGESTAO_ENV": "local", variable: value}
+    result = subprocess.run([sys.executable, "-m", "upgestao_gateway", "check-config"], env=environ,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert f"configuration error: {variable}: " in result.stderr and "Traceback" not in result.stderr
