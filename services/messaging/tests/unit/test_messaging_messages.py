@@ -254,3 +254,28 @@ def test_a_send_that_loses_its_conversations_stream_to_a_concurrent_reopening_ru
     reopenings = [e for e in world.store.published("messaging.conversation_status_changed.v1")
                   if e["data"]["reason"] == "incoming_message"]
     assert len(reopenings) == 1 and world.api(admin).conversation(c)["status"] == "open"
+
+
+def test_search_refuses_too_many_words_and_goes_on_where_the_index_stopped(desk, monkeypatch):
+    from upgestao_messaging.adapters.search_index import Hits
+    from upgestao_messaging.domain.search import MAX_QUERY_WORDS
+
+    world, admin, agent, colleague, customer, c = desk
+    with pytest.raises(ServiceError) as caught:
+        world.api(agent).search(" ".join(f"palavra{n}" for n in range(MAX_QUERY_WORDS + 1)))
+    assert caught.value.extensions["errors"][0]["field"] == "q"
+    older = _send(world, agent, c, "fatura antiga")["message"]
+    asked = []
+
+    def stopped_early(terms, *, visible, container=None, limit, before_position=None):
+        asked.append(before_position)
+        hits = Hits()
+        hits.resume_before = 12345  # the work allowed for one call ran out before any hit
+        return hits
+
+    monkeypatch.setattr(world.index, "find", stopped_early)
+    page = world.api(agent).search("fatura")
+    assert page == {"items": [], "next_cursor": "12345"}
+    monkeypatch.undo()
+    assert [m["id"] for m in world.api(agent).search("fatura", cursor="12345")["items"]] == [older["id"]]
+    assert asked == [None]

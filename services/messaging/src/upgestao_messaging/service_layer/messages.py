@@ -41,6 +41,7 @@ from ..domain.messages import (
     clean_client_message_id,
     message_id_for,
 )
+from ..domain.search import MAX_QUERY_WORDS
 from ..domain.visibility import (
     MODERATE,
     READ,
@@ -337,6 +338,8 @@ class MessageUseCases:
         terms = self.deps.hasher.hashes(q)
         if not terms:
             raise invalid_field("q", "has no words to search for")
+        if len(terms) > MAX_QUERY_WORDS:
+            raise invalid_field("q", f"at most {MAX_QUERY_WORDS} different words")
         limit = check_limit(limit, MAX_SEARCH)
         if conversation_id is not None and chat_id is not None:
             raise invalid_field("chat_id", "give conversation_id or chat_id, not both")
@@ -357,12 +360,17 @@ class MessageUseCases:
             hits = uow.search_index.find(terms, visible=visible,
                                          container=(container.kind, container.id) if container else None,
                                          limit=limit + 1, before_position=before)
-            more = len(hits) > limit
-            hits = hits[:limit]
-            records = uow.messages.get_many([message_id for _, message_id in hits])
-            found = [records[message_id] for _, message_id in hits if message_id in records]
-            return {"items": self._views(uow, found, "search"),
-                    "next_cursor": str(hits[-1][0]) if more else None}
+            # a next page: hits beyond this one, or the index's work for one call ran out first (then the page
+            # may be short, even empty, and the cursor says where the search goes on)
+            if len(hits) > limit:
+                next_cursor: str | None = str(hits[limit - 1][0])
+            else:
+                resume = getattr(hits, "resume_before", None)
+                next_cursor = str(resume) if resume is not None else None
+            shown = hits[:limit]
+            records = uow.messages.get_many([message_id for _, message_id in shown])
+            found = [records[message_id] for _, message_id in shown if message_id in records]
+            return {"items": self._views(uow, found, "search"), "next_cursor": next_cursor}
 
     # -- read cursors, unread, receipts --------------------------------------------------------------------------
     def mark_read(self, conversation_id: Any, message_id: Any) -> dict[str, Any]:
