@@ -24,7 +24,7 @@ from typing import Any
 
 from upgestao_kernel.cli import CONFIG_ERROR_EXIT, ServiceCommand
 from upgestao_kernel.config import ConfigError
-from upgestao_kernel.vault import is_erased
+from upgestao_kernel.unit_of_work import is_erased
 
 from .adapters.search_index import SqlSearchIndex, drop_stale, live_messages_after, load_search_key
 from .domain.search import TermHasher

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from upgestao_kernel.errors import conflict, invalid_field, not_found
-from upgestao_kernel.vault import is_erased
+from upgestao_kernel.unit_of_work import is_erased
 
 from ..adapters.attachment_store import AttachmentRecord
 from ..domain.attachments import check_content, safe_name
