@@ -385,7 +385,7 @@ def upload_attachment(w, rid: str) -> dict:
     w.call("POST", "/v1/attachments", w.token, rid, 201, data=png(), params={"name": "auditado.png",
                                                                              "conversation_id": cid},
            headers={"Content-Type": "application/octet-stream"})
-    return _expect(w, "create", "attachment", w.customer["id"], ["content", "name"])
+    return _expect(w, "create", "attachment", w.customer["id"], ["attachment", "attachment_name", "attachment_sha256"])
 
 
 def download_attachment(w, rid: str) -> dict:
@@ -393,7 +393,7 @@ def download_attachment(w, rid: str) -> dict:
     uploaded = _state(w)["desk"].upload(_state(w)["me"], png(), "baixado.png", conversation_id=cid)
     assert uploaded.status_code == 201, uploaded.text
     w.call("GET", f"/v1/attachments/{uploaded.json()['id']}", w.token, rid, 200)
-    return _expect(w, "read", "attachment", w.customer["id"], ["content", "name"])
+    return _expect(w, "read", "attachment", w.customer["id"], ["attachment", "attachment_name", "attachment_sha256"])
 
 
 MESSAGING_SCENARIOS = {
