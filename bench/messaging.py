@@ -24,6 +24,9 @@ them the "big" conversation, assigned to A. Then:
 4. ``search``: GET /v1/messages/search?q= as A over the M messages (A sees 70 % of the conversations:
    the visibility rule filters the hits), 1-3 words each of mixed frequency (very common, common, rare,
    a rare order number; half of them typed without accents or capitals). Target p99 <= 50 ms.
+   Then messaging's outbox is waited for: events and audit records share it, in order, and the reads left one
+   audit record per body opened; the backlog and the time its relay took are recorded (``outbox_drain``),
+   so the next measurements start on an empty queue (again after the sends).
 5. ``send``: POST /v1/conversations/{id}/messages as A (outgoing, a new Portuguese body every request,
    A's conversations in turn) at 10 and 50 connections, with L WebSocket listeners connected (A and
    L-1 supervisors of the team: each send is pushed, opened and audited for each of them). Targets at
@@ -817,7 +820,7 @@ def push_clients(base_url: str, staff: Sequence[Staff]) -> Iterator[list[PushCli
 
 
 def wait_ready(clients: Sequence[PushClient], url: str, sender: Staff, conversation: Conversation,
-               text: HelpDeskText, timeout: float = 30.0) -> None:
+               text: HelpDeskText, timeout: float = 60.0) -> None:
     """Send probe messages until every client has received one (the sockets are authenticated and the
     gateway's stream consumer is reading): the measurement starts on a warm path."""
     deadline = time.monotonic() + timeout
@@ -911,6 +914,46 @@ def measure_push(url: str, sender: Staff, conversation: Conversation, clients: S
     }
 
 
+# -- messaging's outbox ------------------------------------------------------------------------------
+
+
+class Outbox:
+    """Messaging's outbox (events and audit records share it, in order): how many rows wait for its relay."""
+
+    def __init__(self, platform: Platform) -> None:
+        from upgestao_kernel.config import load_settings
+        from upgestao_kernel.db import create_engine
+
+        environ = platform.environment("messaging")
+        self.engine = create_engine(load_settings("messaging", environ).database_url, pool_size=1)
+
+    def unsent(self) -> int:
+        import sqlalchemy as sa
+        from upgestao_kernel.db import read_only
+        from upgestao_kernel.schema import outbox
+
+        with self.engine.connect() as conn:
+            return read_only(conn).execute(
+                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))).scalar_one()
+
+    def drain(self, platform: Platform, what: str, timeout: float = 300.0) -> dict:
+        """Wait until the relay has published everything (a measurement after this one starts on an empty queue);
+        the backlog found and how long it took."""
+        backlog, t0 = self.unsent(), time.monotonic()
+        while (left := self.unsent()) and time.monotonic() - t0 < timeout:
+            platform.check_alive()
+            time.sleep(0.25)
+        seconds = round(time.monotonic() - t0, 1)
+        if left:
+            raise BenchFailure(f"messaging's outbox still holds {left} rows {timeout:.0f} s after {what}")
+        if backlog:
+            log(f"messaging's outbox after {what}: {backlog} rows waited, published in {seconds} s")
+        return {"backlog": backlog, "seconds": seconds}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
 # -- memory, databases ------------------------------------------------------------------------------
 
 
@@ -953,8 +996,11 @@ def databases(kind: str, tag: str) -> Iterator[dict[str, str]]:
         for name in created:
             try:  # a fresh connection: the server may have restarted meanwhile (another suite's chaos)
                 query(PG_ADMIN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', autocommit=True)
+                # privacy's runtime role (the platform's, named after its database): the platform's own drop,
+                # at its stop, fails while the database still holds the role's grants
+                query(PG_ADMIN, f'DROP ROLE IF EXISTS "{name}_runtime"', autocommit=True)
             except psycopg2.Error as exc:
-                log(f"WARNING: database {name} not dropped: {str(exc).strip()[:200]}")
+                log(f"WARNING: database {name} (or its runtime role) not dropped: {str(exc).strip()[:200]}")
 
 
 # -- one database -------------------------------------------------------------------------------------
@@ -1071,7 +1117,7 @@ def run_database(kind: str, plan: Plan) -> dict:
                             env={**PLATFORM_ENV, **db_env}, echo=log)
         started = time.monotonic()
         try:
-            with started_platform(platform, plan.start_s):
+            with started_platform(platform, plan.start_s), contextlib.closing(Outbox(platform)) as outbox:
                 url = platform.url
                 log(f"[{kind}] platform ready in {time.monotonic() - started:.1f} s at {url}; load generator "
                     f"{plan.loadgen}")
@@ -1106,6 +1152,7 @@ def run_database(kind: str, plan: Plan) -> dict:
                     figures[name] = {f"c{c}": measured(name, url, requests, c, plan.duration_s, k, desk.a.token,
                                                        (platform, kind)).summary() for c in plan.read_conns}
                 platform.check_alive()
+                figures["outbox_drain"] = {"after_reads": outbox.drain(platform, "the page and search runs")}
 
                 # -- send, with L listeners on the stream
                 listeners = [desk.a, *desk.supervisors[:plan.listeners - 1]]
@@ -1121,6 +1168,7 @@ def run_database(kind: str, plan: Plan) -> dict:
                         raise BenchFailure(f"{len(closed)} listeners closed during the sends: {closed[0]}")
                     figures["send"]["listeners"] = len(sockets)
                     figures["send"]["pushes_received"] = sum(len(s.received) for s in sockets)
+                    figures["outbox_drain"]["after_send"] = outbox.drain(platform, "the send runs")
                 platform.check_alive()
 
                 # -- push to S clients

@@ -231,6 +231,10 @@ def table_messaging(data: dict) -> list[str]:
                      f"({push['deliveries']} deliveries): p50 {push['p50_ms']} ms, p99 {push['p99_ms']} ms, "
                      f"max {push['max_ms']} ms; "
                      f"target p99 <= {t['push_p99_ms <=']:.0f} ms {_meets(meets['push_p99_ms'])}")
+        drain = f.get("outbox_drain", {})
+        if drain:
+            lines.append("  messaging's outbox (events and audit records) waited for: " + "; ".join(
+                f"{k.replace('_', ' ')} {v['backlog']} rows in {v['seconds']} s" for k, v in drain.items()))
         lines.append(f"  messaging RSS after the run {rss['rss_mib']} MiB (peak {rss['peak_rss_mib']}); target <= "
                      f"{t['rss_mib <=']:.0f} MiB {_meets(meets['rss_mib'])}")
         lines.append(f"  {seed['messages']:,} messages seeded in {seed['seconds']} s ({seed['search_rows']:,} search "
