@@ -384,3 +384,42 @@ def test_check_config_refuses_a_wrong_stream_setting_before_anything_starts(tmp_
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert f"configuration error: {variable}: " in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_long_replay_goes_in_chunks_after_the_live_sockets_and_loses_nothing():
+    ring = ReplayRing(1000, 600)
+    ring.observe(9)
+    hub = PushHub(PushSettings(), ring, Messaging())
+    for n in range(10, 460):
+        ring.append(n, for_(n, "tok-a", "tok-b"))
+    live, resuming = Sink(), Sink()
+    hub.join(principal("b"), "tok-b", live, None)  # at the head: 459
+    hub.join(principal("a"), "tok-a", resuming, last_seq=9)
+    ring.append(460, for_(460, "tok-a", "tok-b"))
+    hub.dispatch()
+    assert hub.messaging.calls[0] == ([460], ["tok-b"])  # the live socket first
+    assert hub.messaging.calls[1][0] == list(range(10, 210))  # then one call's worth of the replay
+    assert hub._wake.ready()  # and another round is due
+    for _ in range(3):
+        hub.dispatch()
+    assert [seq for _, seq in resuming.events()] == list(range(10, 461))
+    assert [seq for _, seq in live.events()] == [460]
+
+
+def test_a_batch_messaging_refuses_is_skipped_with_a_resync_and_a_failure_is_retried(hub):
+    from upgestao_kernel.errors import ServiceError
+
+    sink = Sink()
+    hub.join(principal("a"), "tok-a", sink, None)
+    hub.ring.append(10, for_(10, "tok-a"))
+    refusing = hub.messaging.push_view
+    hub.messaging.push_view = lambda **kw: (_ for _ in ()).throw(ServiceError("service-unavailable", "away", 503))
+    with pytest.raises(ServiceError):
+        hub.dispatch()
+    hub.messaging.push_view = lambda **kw: (_ for _ in ()).throw(ServiceError("validation-error", "no", 422))
+    hub.dispatch()
+    assert sink.sent[-1] == {"type": "resync", "seq": 10}
+    hub.messaging.push_view = refusing
+    hub.ring.append(11, for_(11, "tok-a"))
+    hub.dispatch()
+    assert sink.events() == [("message.created", 11)]

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from eventlet.event import Event
 from upgestao_kernel.consumers.backoff import Backoff, GreenStop
+from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.logging import get_logger
 
 from ..domain.principal import Principal
@@ -218,7 +219,11 @@ class PushHub:
                 backoff.reset()
 
     def dispatch(self) -> None:
-        """Serve every subscriber whose cursor is behind the head (see the module docstring)."""
+        """Serve every subscriber whose cursor is behind the head (see the module docstring).
+
+        The most recent cursor (the live sockets') is served first, and a group far behind (a reconnection
+        replaying thousands of events) gets one call's worth per round: a replay never holds back what the
+        live sockets are waiting for."""
         head = self.ring.head
         if head is None:
             return
@@ -226,21 +231,39 @@ class PushHub:
         for subscriber in self.subscribers:
             if subscriber.cursor < head:
                 groups[subscriber.cursor].append(subscriber)
-        for cursor in sorted(groups):
+        behind = False
+        for cursor in sorted(groups, reverse=True):
             members = [s for s in groups[cursor] if not s.closed]
             if not members:
                 continue
             if not self.ring.can_resume(cursor):  # messaging was away longer than the window
-                for subscriber in members:
-                    subscriber.cursor = head
-                    subscriber.sink.send({"type": "resync", "seq": head})
+                self._resync(members, head)
                 continue
-            entries = self.ring.after(cursor, head)
-            for chunk in _chunks([{"seq": e.seq, "event": dict(e.event)} for e in entries], MAX_ITEMS_PER_CALL):
+            entries = self.ring.after(cursor, head)[:MAX_ITEMS_PER_CALL]
+            upto = entries[-1].seq if len(entries) == MAX_ITEMS_PER_CALL else head
+            items = [{"seq": e.seq, "event": dict(e.event)} for e in entries]
+            try:
                 for viewers in _chunks(members, MAX_VIEWERS_PER_CALL):
-                    self._serve(chunk, viewers)
+                    if items:
+                        self._serve(items, viewers)
+            except ServiceError as refused:
+                if not 400 <= refused.status < 500:
+                    raise
+                # messaging will never accept these (asking again would stop the stream for good): the
+                # sockets skip them and read the state again over HTTP
+                log.error("push.batch_refused", status=refused.status, slug=refused.slug, items=len(items))
+                self._resync(members, upto)
+                continue
             for subscriber in members:
-                subscriber.cursor = max(subscriber.cursor, head)
+                subscriber.cursor = max(subscriber.cursor, upto)
+            behind = behind or upto < head
+        if behind:
+            self.wake()
+
+    def _resync(self, members: Iterable[Subscriber], seq: int) -> None:
+        for subscriber in members:
+            subscriber.cursor = max(subscriber.cursor, seq)
+            subscriber.sink.send({"type": "resync", "seq": seq})
 
     def _serve(self, items: list[dict], viewers: Sequence[Subscriber]) -> None:
         self.calls += 1
