@@ -136,7 +136,9 @@ class MessageUseCases:
         return [message_view(r, body=bodies[r.id], attachments=attachments) for r in records]
 
     def container_for(self, uow: MessagingUnitOfWork, viewer: Viewer, kind: str, container_id: Any,
-                   permission: str, action: str) -> Container:
+                      permission: str, action: str) -> Container:
+        """The conversation or chat ``viewer`` may reach with ``permission`` (403 without it; 404 when the
+        rule hides it, as when it does not exist); a chat needs ``chats.use`` and membership."""
         if kind == CONVERSATION:
             require(uow, viewer, permission, action=action, resource_type="message")
             return Container.of_conversation(visible_conversation(uow, viewer, container_id))
