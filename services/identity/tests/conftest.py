@@ -181,7 +181,6 @@ def start_identity(database_factory, service_env, monkeypatch):
     With ``ready``, returns once the start-up tasks ended (built-in roles and first admin in place)."""
     from nameko.containers import ServiceContainer
     from upgestao_identity.service import IdentityService
-    from upgestao_kernel.migrations import upgrade
 
     # (a container stops within 0.1 s: the kernel's ``prompt_container_stop``)
     started: list[tuple] = []
@@ -195,9 +194,8 @@ def start_identity(database_factory, service_env, monkeypatch):
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         url = database_url
-        if url is None:
-            url = database_factory("identity")
-            upgrade("upgestao_identity:migrations", url)
+        if url is None:  # a copy of the session's migrated template
+            url = database_factory("identity", "upgestao_identity:migrations")
         monkeypatch.setenv("IDENTITY_DATABASE_URL", url)
         config = {"AMQP_URI": service_env["AMQP_URI"], "serializer": "json"}
         container = ServiceContainer(IdentityService, config)
