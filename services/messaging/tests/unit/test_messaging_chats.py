@@ -71,6 +71,7 @@ def test_membership_by_the_creator_or_a_moderator_and_removal_is_total(staff):
     with pytest.raises(ServiceError) as caught:
         world.api(bia).add_chat_member(chat, sup)
     assert caught.value.status == 403
+    assert world.store.audit_records(outcome="denied", actor_id=bia, resource_id=chat)  # every 403 is audited
     added = world.api(admin).add_chat_member(chat, sup)  # the moderator manages without reading
     assert sup in added["member_ids"] and added["title"] is None
     world.api(sup).send_chat_message(chat, {"body": "cheguei"})

@@ -18,6 +18,7 @@ from upgestao_kernel.eventstore import ConcurrencyError
 
 from ..adapters.ports import ChatRecord, MessagingUnitOfWork
 from ..domain.chats import DIRECT, Chat, clean_title, direct_chat_id, plan_members
+from ..domain.errors import NotTheChatManager
 from ..domain.visibility import MODERATE, USE_CHATS, Viewer, can_see_chat
 from .access import Deps, chat_view, check_people, check_uuid, open_title, require, viewer_of, visible_chat
 
@@ -108,13 +109,18 @@ class ChatUseCases:
                              purpose="visibility")
                 raise not_found("chat")
             chat = uow.load(Chat, cid)
-            if add:
-                if uid not in chat.member_ids:
-                    check_people(self.deps.directory, [uid], field="user_id", want="staff")
-                chat.add_member(uid, by_id=viewer.user_id, moderator=moderator)
-            else:
-                if uid not in chat.member_ids:
-                    raise not_found("chat member")
-                chat.remove_member(uid, by_id=viewer.user_id, moderator=moderator)
+            try:
+                if add:
+                    if uid not in chat.member_ids:
+                        check_people(self.deps.directory, [uid], field="user_id", want="staff")
+                    chat.add_member(uid, by_id=viewer.user_id, moderator=moderator)
+                else:
+                    if uid not in chat.member_ids:
+                        raise not_found("chat member")
+                    chat.remove_member(uid, by_id=viewer.user_id, moderator=moderator)
+            except NotTheChatManager:
+                uow.deny(action="update", resource_type="chat", resource_id=cid, subject_id=None, fields=(),
+                         purpose="authorization")
+                raise
             uow.save(chat)
             return self._view(uow, viewer, uow.chats.get(cid))
