@@ -25,10 +25,11 @@ For H1 (the messaging core), the interface:
 How a search reads the index, so that it stays fast with very common words (a word present in 86,000 of
 100,000 messages): the terms of the query are counted first, each count capped (``COUNT_CAP`` entries in
 all), so that the rarest drives; a term present nowhere answers at once. The driving term's entries are
-read newest first in chunks along the primary key ``(term, position)`` (inside one conversation or chat,
-along ``(term, container_id, position)``); each chunk is narrowed by the other terms, rarest first, each
-a probe by primary key of the chunk's survivors, then by visibility, and the reading stops at ``limit``
-hits. When the first ``WINDOW`` entries do not fill the page (a viewer who sees few conversations), the
+walked newest first along the primary key ``(term, position)`` (inside one conversation or chat, along
+``(term, container_id, position)``), ``WINDOW`` entries per statement, each entry probed by primary key
+for the other terms and its container for visibility, the statement stopping at ``limit`` hits (so a
+common word whose hits are dense reads a few dozen entries). When the first window does not fill the page
+(a viewer who sees few conversations, or words seldom together), the
 rest is read container by container: the ids of the containers the viewer sees (``search_containers``,
 ids only, filtered by ``visible``; at most ``CONTAINERS_MAX``), then ``(term, container_id IN those)`` —
 so an attendant with twenty conversations searching a word present in 86,000 messages reads the entries
@@ -56,10 +57,10 @@ SEARCH_KEY_FILE = "messaging-search.key"
 CONTAINER_KINDS = ("conversation", "chat")
 COUNT_CAP = 5000  # index entries counted per query term, at most (only the order of the terms depends on it)
 COUNT_FLOOR = 100  # ... however many terms the query has
-CHUNK_MIN, CHUNK_MAX = 64, 2048  # entries of the driving term read at a time (doubling from the first)
-WINDOW = 2000  # entries of the driving term walked before looking container by container
+WINDOW = 2000  # entries of the driving term walked by one statement
+EXISTS_MAX = 3  # other terms probed as EXISTS, at most (more: one counting subquery)
 CONTAINERS_MAX = 500  # containers looked up one by one, at most (a viewer seeing more: the walk goes on)
-MAX_EXAMINED = 4000  # entries of the driving term looked at per call, at most (then ``Hits.resume_before``)
+MAX_EXAMINED = 6000  # entries of the driving term looked at per call, at most (then ``Hits.resume_before``)
 
 
 search_terms = sa.Table(
@@ -189,10 +190,11 @@ class SqlSearchIndex:
         """``(position, message_id)`` of the messages holding every term, newest first, at most ``limit``,
         older than ``before_position`` if given, whose container ``visible`` admits (and is ``container``).
 
-        The plan (see the module doc): the rarest term's entries are read newest first in chunks; each chunk
-        is narrowed by the other terms, rarest first, then by visibility. After ``WINDOW`` entries, a viewer
-        who sees at most ``CONTAINERS_MAX`` containers is answered from those containers' entries only.
-        After ``MAX_EXAMINED`` entries the search stops: ``Hits.resume_before`` says where to go on.
+        The plan (see the module doc): the rarest term drives, its entries walked newest first a window of
+        ``WINDOW`` entries at a time, each entry probed for the other terms and its container for visibility,
+        in one statement per window that stops at ``limit`` hits. After the first window, a viewer who sees at
+        most ``CONTAINERS_MAX`` containers is answered from those containers' entries. After
+        ``MAX_EXAMINED`` entries the search stops: ``Hits.resume_before`` says where to go on.
         """
         terms = _query(terms)
         hits = Hits()
@@ -203,55 +205,66 @@ class SqlSearchIndex:
             if min(counts.values()) == 0:
                 return hits
             terms = sorted(terms, key=lambda term: counts[term])
-        driver, others = terms[0], terms[1:]
-        cursor, examined, size = before_position, 0, min(max(4 * limit, CHUNK_MIN), CHUNK_MAX)
-        decided = container is not None  # whether to look container by container was decided
-        ahead: list[int] | None = None  # container by container: the positions read ahead, not narrowed yet
-        complete = False
-        more = True  # entries of the driving term may be left before ``cursor``
-        while len(hits) < limit and more:
+        cursor, examined, decided = before_position, 0, container is not None
+        while len(hits) < limit:
             if examined >= MAX_EXAMINED:
                 hits.resume_before = cursor
                 break
-            if not decided and examined >= WINDOW:
+            edge = self._edge(terms[0], container, cursor)
+            hits.extend(self._walk(terms, visible, container, limit - len(hits), cursor, edge))
+            if edge is None:
+                break  # that window held every entry left
+            examined, cursor = examined + WINDOW, edge + 1
+            if len(hits) < limit and not decided:
                 decided = True
                 seen = self._seen_containers(visible)
                 if seen is not None:
-                    wanted = MAX_EXAMINED - examined
-                    ahead = self._in_containers(driver, seen, cursor, wanted + 1) if seen else []
-                    complete = len(ahead) <= wanted  # every entry in the visible containers was read
-                    ahead = ahead[:wanted]
-            if ahead is not None:
-                chunk, ahead = ahead[:CHUNK_MAX], ahead[CHUNK_MAX:]
-                more = bool(ahead) or not complete
-            else:
-                wanted = min(size, MAX_EXAMINED - examined)
-                chunk = self._chunk(driver, container, cursor, wanted + 1)  # one more: are there more?
-                size = min(2 * size, CHUNK_MAX)
-                more = len(chunk) > wanted
-                chunk = chunk[:wanted]
-            if not chunk:
-                break
-            examined += len(chunk)
-            cursor = chunk[-1]
-            survivors = chunk
-            for term in others:
-                survivors = self._having(term, survivors)
-                if not survivors:
+                    if seen:
+                        hits.extend(self._by_container(terms, seen, limit - len(hits), cursor))
                     break
-            if survivors:
-                hits.extend(self._visible(driver, survivors, visible, container)[:limit - len(hits)])
         return hits
 
-    def _chunk(self, term: str, container: Container | None, before: int | None, size: int) -> list[int]:
-        """The next ``size`` positions of ``term`` (in ``container``) before ``before``, newest first."""
+    def _edge(self, term: str, container: Container | None, before: int | None) -> int | None:
+        """The position of the entry of ``term`` (in ``container``) just older than the ``WINDOW`` newest
+        before ``before``, if there is one: the next window is the entries above it."""
         query = sa.select(search_terms.c.position).where(search_terms.c.term == term)
         if container is not None:
             query = query.where(search_terms.c.container_id == container[1])
         if before is not None:
             query = query.where(search_terms.c.position < before)
-        query = query.order_by(search_terms.c.position.desc()).limit(size)
-        return [int(p) for p in self.conn.execute(query).scalars()]
+        query = query.order_by(search_terms.c.position.desc()).offset(WINDOW).limit(1)
+        return self.conn.execute(query).scalar()
+
+    def _probes(self, query: sa.Select, driver: sa.Alias, terms: Sequence[str]) -> sa.Select:
+        """Every other term present at the driving entry's position: one key probe per term. Up to
+        ``EXISTS_MAX`` of them as EXISTS, which PostgreSQL turns into semi-joins; beyond, one counting
+        subquery (PostgreSQL took 150-200 ms to plan eight semi-joins, for 30 ms of work)."""
+        others = terms[1:]
+        if len(others) <= EXISTS_MAX:
+            for n, term in enumerate(others, start=1):
+                other = search_terms.alias(f"s{n}")
+                query = query.where(sa.exists().where(other.c.term == term, other.c.position == driver.c.position))
+            return query
+        other = search_terms.alias("s1")
+        present = (sa.select(sa.func.count()).where(other.c.term.in_(others), other.c.position == driver.c.position)
+                   .scalar_subquery())
+        return query.where(present == len(others))
+
+    def _walk(self, terms: Sequence[str], visible: SqlVisibility, container: Container | None, limit: int,
+              before: int | None, edge: int | None) -> list[tuple[int, str]]:
+        """The driving term's entries in ``(edge, before)`` newest first, probed and filtered, to ``limit``."""
+        driver = search_terms.alias("s0")
+        query = sa.select(driver.c.position, driver.c.message_id).where(driver.c.term == terms[0])
+        if container is not None:
+            query = query.where(driver.c.container_id == container[1], driver.c.container_kind == container[0])
+        if before is not None:
+            query = query.where(driver.c.position < before)
+        if edge is not None:
+            query = query.where(driver.c.position > edge)
+        # the row's own columns first: SQLite evaluates the conditions in this order, the probes cost more
+        query = self._probes(query.where(visible(driver.c.container_kind, driver.c.container_id)), driver, terms)
+        query = query.order_by(driver.c.position.desc()).limit(limit)
+        return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
 
     def _seen_containers(self, visible: SqlVisibility) -> list[str] | None:
         """The ids of the containers ``visible`` admits, or None when there are more than ``CONTAINERS_MAX``."""
@@ -261,33 +274,18 @@ class SqlSearchIndex:
             .limit(CONTAINERS_MAX + 1)).scalars().all()
         return None if len(seen) > CONTAINERS_MAX else list(seen)
 
-    def _in_containers(self, term: str, seen: list[str], before: int | None, size: int) -> list[int]:
-        """The newest ``size`` positions of ``term`` in the ``seen`` containers, in one read: looked up on
-        ``(term, container_id IN …)`` and sorted (``position + 0``: so that neither planner walks the
-        ``(term, position)`` key instead, which is what reaching here shows to be slow). The ids are given as
-        a list: as a subquery, neither planner can tell how few they are (PostgreSQL hashed every entry)."""
-        query = sa.select(search_terms.c.position).where(search_terms.c.term == term,
-                                                         search_terms.c.container_id.in_(seen))
-        if before is not None:
-            query = query.where(search_terms.c.position + 0 < before)
-        query = query.order_by((search_terms.c.position + 0).desc()).limit(size)
-        return [int(p) for p in self.conn.execute(query).scalars()]
-
-    def _having(self, term: str, positions: list[int]) -> list[int]:
-        """Those of ``positions`` (newest first) whose message holds ``term`` too: one probe each by key."""
-        found = set(self.conn.execute(sa.select(search_terms.c.position).where(
-            search_terms.c.term == term, search_terms.c.position.in_(positions))).scalars())
-        return [p for p in positions if p in found]
-
-    def _visible(self, term: str, positions: list[int], visible: SqlVisibility,
-                 container: Container | None) -> list[tuple[int, str]]:
-        query = sa.select(search_terms.c.position, search_terms.c.message_id).where(
-            search_terms.c.term == term, search_terms.c.position.in_(positions),
-            visible(search_terms.c.container_kind, search_terms.c.container_id))
-        if container is not None:
-            query = query.where(search_terms.c.container_kind == container[0])
-        rows = self.conn.execute(query.order_by(search_terms.c.position.desc())).all()
-        return [(int(row.position), row.message_id) for row in rows]
+    def _by_container(self, terms: Sequence[str], seen: list[str], limit: int, before: int) -> list[tuple[int, str]]:
+        """The driving term's entries before ``before`` in the ``seen`` containers, looked up container by
+        container on ``(term, container_id, position)``, probed; the few found are sorted. The ids are given
+        as a list: as a subquery, neither planner can tell how few they are (PostgreSQL hashed every entry of
+        the term). ``position + 0``: no index on it, so that the planners take ``(term, container_id IN …)``
+        rather than a walk of the ``(term, position)`` key, which is what reaching here shows to be slow."""
+        driver = search_terms.alias("s0")
+        query = sa.select(driver.c.position, driver.c.message_id).where(
+            driver.c.term == terms[0], driver.c.container_id.in_(seen), driver.c.position + 0 < before)
+        query = self._probes(query, driver, terms)
+        query = query.order_by((driver.c.position + 0).desc()).limit(limit)
+        return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
 
 
 # -- rebuilding (``python -m upgestao_messaging reindex``) ------------------------------------------------
