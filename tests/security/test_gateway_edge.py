@@ -39,6 +39,9 @@ ENV = {
     "UPGESTAO_ADMIN_BIRTH_DATE": "1980-01-15",
     "UPGESTAO_ADMIN_NAME": "Primeira Admin",
     "GATEWAY_TRUSTED_PROXIES": f"{INGRESS}/32",
+    # not what is tested here (every bad login of the spoofing test is a dummy bcrypt): cost 12 took 20 s
+    # of a 2-core CI; the production minimum is proven by tests/test_deploy.py and identity's settings tests
+    "IDENTITY_BCRYPT_COST": "4",
 }
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -40,3 +40,16 @@ def test_identity_never_issues_a_token_the_gateway_would_forget_the_revocation_o
     with pytest.raises(ConfigError) as refused:
         load_identity_settings(load_settings("identity", env), env)
     assert "IDENTITY_ACCESS_TOKEN_TTL_S" in str(refused.value) and str(MAX_ACCESS_TOKEN_TTL_S) in str(refused.value)
+
+
+def test_bcrypt_cost_is_12_in_production_and_only_tests_may_lower_it(tmp_path):
+    """The tests' platforms and harnesses run bcrypt at cost 4 where the cost is not what they test
+    (IDENTITY_BCRYPT_COST): production keeps 12 by default and refuses anything lower."""
+    env = {**PRODUCTION, "UPGESTAO_DATA_DIR": str(tmp_path)}
+    assert load_identity_settings(load_settings("identity", env), env).bcrypt_cost == 12
+    for cost in ("4", "11"):
+        with pytest.raises(ConfigError) as refused:
+            load_identity_settings(load_settings("identity", env), {**env, "IDENTITY_BCRYPT_COST": cost})
+        assert "IDENTITY_BCRYPT_COST" in str(refused.value)
+    test = {"UPGESTAO_ENV": "test", "UPGESTAO_DATA_DIR": str(tmp_path), "IDENTITY_BCRYPT_COST": "4"}
+    assert load_identity_settings(load_settings("identity", test), test).bcrypt_cost == 4
