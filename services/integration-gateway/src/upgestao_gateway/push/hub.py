@@ -29,6 +29,7 @@ from upgestao_kernel.consumers.backoff import Backoff, GreenStop
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.logging import get_logger
 
+from ..access.events import epoch
 from ..domain.principal import Principal
 from ..settings import LEEWAY_S
 from . import protocol
@@ -270,7 +271,7 @@ class PushHub:
         started = time.perf_counter()
         answer = self.messaging.push_view(items=items, viewers=[viewer.token for viewer in viewers])
         log.info("push.viewed", items=len(items), viewers=len(viewers), pushes=len(answer.get("items") or ()),
-                 duration_ms=round((time.perf_counter() - started) * 1000, 1))
+                 duration_ms=round((time.perf_counter() - started) * 1000, 1), age_ms=_age_ms(items[-1]))
         for item in answer.get("items") or ():
             index = item.get("viewer")
             if not isinstance(index, int) or not 0 <= index < len(viewers):
@@ -288,3 +289,9 @@ def _chunks(values: list, size: int) -> Iterable[list]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
 
+
+def _age_ms(item: Mapping[str, Any]) -> float | None:
+    """How long ago messaging recorded the event (its envelope's ``occurred_at``): the whole pipeline's
+    delay (transaction, outbox relay, stream, push_view), as pushed."""
+    occurred_at = epoch(item["event"].get("occurred_at"))
+    return None if occurred_at is None else round((time.time() - occurred_at) * 1000, 1)
