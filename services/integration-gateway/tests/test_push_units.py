@@ -281,14 +281,32 @@ def test_a_resume_older_than_the_ring_is_told_to_resync(hub):
     assert sink.events() == []
 
 
-def test_a_resume_ahead_of_this_replica_waits_for_what_follows_it(hub):
+def test_a_resume_ahead_of_this_replica_waits_until_it_read_that_far(hub):
+    import eventlet
+
+    def another_replica_was_ahead():
+        eventlet.sleep(0.1)
+        for n in (10, 11, 12):
+            hub.ring.append(n, for_(n, "tok-a"))
+
+    eventlet.spawn(another_replica_was_ahead)
     sink = Sink()
-    hub.join(principal("a"), "tok-a", sink, last_seq=11)  # another replica had read up to 11
-    hub.ring.append(10, for_(10, "tok-a"))
-    hub.ring.append(11, for_(11, "tok-a"))
-    hub.ring.append(12, for_(12, "tok-a"))
+    hub.join(principal("a"), "tok-a", sink, last_seq=11)  # another replica had served up to 11
+    assert sink.sent == [{"type": "ready", "seq": 11}]
     hub.dispatch()
     assert sink.events() == [("message.created", 12)]
+
+
+def test_a_resume_ahead_of_a_stream_that_never_gets_there_is_a_resync():
+    ring = ReplayRing(100, 600)
+    ring.observe(9)
+    hub = PushHub(PushSettings(resume_ahead_wait_s=0.05), ring, Messaging())
+    sink = Sink()
+    hub.join(principal("a"), "tok-a", sink, last_seq=5000)  # an offset of a stream declared again since
+    assert sink.sent == [{"type": "ready", "seq": 9}, {"type": "resync", "seq": 9}]
+    ring.append(10, for_(10, "tok-a"))
+    hub.dispatch()
+    assert sink.events() == [("message.created", 10)]
 
 
 def test_messaging_away_leaves_the_cursors_and_the_events_are_pushed_later(hub):

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import eventlet
 from eventlet.event import Event
 from upgestao_kernel.consumers.backoff import Backoff, GreenStop
 from upgestao_kernel.errors import ServiceError
@@ -132,16 +133,17 @@ class PushHub:
         """Register an authenticated socket; it gets ``ready``, then ``resync`` if ``last_seq`` is older than
         the ring, then the events after its cursor. :class:`JoinRefused` when the user has too many sockets or
         the stream is not read up to date."""
-        if len(self._by_user[principal.actor_id]) >= self.settings.max_per_user:
-            raise JoinRefused(protocol.TOO_MANY, "Too many open streams for this user.")
         if not self._wait_current(5.0) or self.ring.head is None:
             raise JoinRefused(protocol.TRY_AGAIN_LATER, "The gateway is still reading events; try again shortly.")
+        if last_seq is not None and last_seq > self.ring.head:
+            self._catch_up(last_seq)
+        # counted after the waits (they yield): two sockets of one user joining together are both counted
+        if len(self._by_user[principal.actor_id]) >= self.settings.max_per_user:
+            raise JoinRefused(protocol.TOO_MANY, "Too many open streams for this user.")
         head = self.ring.head
-        resync = last_seq is not None and not self.ring.can_resume(last_seq)
-        if last_seq is None or resync:
-            cursor = head
-        else:
-            cursor = last_seq  # behind the head: replayed; ahead of it (another replica read further): waits
+        # ahead of a current ring even now: not an offset of this stream (it was declared again): resync
+        resync = last_seq is not None and (not self.ring.can_resume(last_seq) or last_seq > head)
+        cursor = head if last_seq is None or resync else last_seq  # behind the head: replayed from there
         subscriber = Subscriber(principal, token, sink, cursor)
         self.subscribers.add(subscriber)
         self._by_user[principal.actor_id].add(subscriber)
@@ -152,6 +154,12 @@ class PushHub:
                  resync=resync, sockets=len(self.subscribers))
         self.wake()
         return subscriber
+
+    def _catch_up(self, seq: int) -> None:
+        """Give this replica a moment to read up to ``seq``: another one served it that far already."""
+        deadline = time.monotonic() + self.settings.resume_ahead_wait_s
+        while self.ring.head < seq and time.monotonic() < deadline:
+            eventlet.sleep(0.02)
 
     def renew(self, subscriber: Subscriber, principal: Principal, token: str) -> bool:
         """A new token for an open socket: accepted for the same user only."""

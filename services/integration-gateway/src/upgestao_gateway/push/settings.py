@@ -51,6 +51,7 @@ class PushSettings:
     max_message_bytes: int = 16_384  # what a client sends: an auth message (a token is at most 8 KiB), a ping
     outbox_messages: int = 2_000  # frames queued for one socket before it is closed as too slow
     sweep_s: float = 0.5  # how often open sockets' tokens are checked (revoked, expired)
+    resume_ahead_wait_s: float = 1.0  # a last_seq beyond what this replica read: how long to wait for it
 
     @property
     def idle_timeout_s(self) -> float:
