@@ -237,8 +237,10 @@ def table_messaging(data: dict) -> list[str]:
                 f"{k.replace('_', ' ')} {v['backlog']} rows in {v['seconds']} s" for k, v in drain.items()))
         lines.append(f"  messaging RSS after the run {rss['rss_mib']} MiB (peak {rss['peak_rss_mib']}); target <= "
                      f"{t['rss_mib <=']:.0f} MiB {_meets(meets['rss_mib'])}")
+        sizes = (f"; database {seed['database_mib']} MiB, search index {seed['search_index_mib']} MiB"
+                 if seed.get("database_mib") is not None else "")
         lines.append(f"  {seed['messages']:,} messages seeded in {seed['seconds']} s ({seed['search_rows']:,} search "
-                     f"rows, {seed['big_conversation']:,} in the paged conversation); send with "
+                     f"rows, {seed['big_conversation']:,} in the paged conversation{sizes}); send with "
                      f"{f['send']['listeners']} WebSocket listeners; load average {load['before']} -> {load['after']}")
     z = data["zulip"]
     lines.append(f"  Zulip ({z['setup']}): send at 10 conns {z['send_c10']}; page of 50 {z['page_of_50']}; {z['rss']}")
