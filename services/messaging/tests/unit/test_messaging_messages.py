@@ -132,6 +132,8 @@ def test_delete_keeps_the_history_readable(desk):
     mid = _send(world, agent, c, "apagar isto")["message"]["id"]
     deleted = world.api(agent).delete_message(mid)
     assert deleted["deleted"] is True and deleted["body"] is None
+    [audited] = world.store.audit_records(action="delete", resource_id=mid)
+    assert (audited["subject_id"], audited["fields"], audited["actor_id"]) == (customer, ["body"], agent)
     assert world.api(colleague).message(mid)["body"] is None
     assert world.api(colleague).message_history(mid)["items"][0]["body"] == "apagar isto"
     for again in (lambda: world.api(admin).delete_message(mid), lambda: world.api(admin).edit_message(mid, "volta")):

@@ -312,6 +312,9 @@ class MessageUseCases:
             message = uow.load(Message, record.id)
             message.delete(editor_id=viewer.user_id)
             uow.save(message)
+            # the body leaves every answer (its versions stay for history): a change to personal data, audited
+            uow.audit_access(action="delete", resource_type="message", resource_id=record.id,
+                             subject_id=record.key_subject_id, fields=("body",), purpose="delete")
             uow.search_index.remove(record.id)
             updated = uow.messages.get(record.id)
             attachments = self.deps.attachments.describe(uow, updated.attachment_ids)
