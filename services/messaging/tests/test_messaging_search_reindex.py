@@ -1,6 +1,6 @@
 """``reindex`` on SQLite and PostgreSQL: every live message's body opened through the vault (audited, purpose
 "search index rebuild") and indexed under the current key; terms of an old key, deleted and erased messages
-and a stale container go; the command line prints what it did."""
+go; the command line prints what it did."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.schema import outbox
 from upgestao_kernel.unit_of_work import UnitOfWork
 from upgestao_kernel.vault import MasterKeyring, Vault
-from upgestao_messaging.adapters.search_index import SEARCH_KEY_VAR, SqlSearchIndex, search_containers, search_terms
+from upgestao_messaging.adapters.search_index import SEARCH_KEY_VAR, SqlSearchIndex, search_terms
 from upgestao_messaging.adapters.tables import messages
 from upgestao_messaging.commands_search import COMMANDS, PURPOSE, reindex
 from upgestao_messaging.domain.search import TermHasher
@@ -97,9 +97,8 @@ def test_reindex_under_the_new_key(database) -> None:
     assert found(engine, NEW, "nao recebi") == [1] and found(engine, NEW, "acao nota") == [5]
     assert found(engine, OLD, "nota") == []  # no term of the old key left
     with engine.connect() as conn:
-        containers = {r.container_id for r in conn.execute(sa.select(search_containers))}
         subjects = {r.subject_id for r in conn.execute(sa.select(search_terms.c.subject_id).distinct())}
-    assert containers == {CONV, CHAT} and subjects == {CUSTOMER, AUTHOR}
+    assert subjects == {CUSTOMER, AUTHOR}
     audits = rebuild_audits(engine)
     assert sorted(a["resource_id"] for a in audits) == [str(uuid.UUID(int=p)) for p in (1, 2, 5)]
     assert all(a["fields"] == ["body"] and a["actor_id"] == "system" for a in audits)

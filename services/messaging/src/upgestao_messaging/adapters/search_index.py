@@ -2,9 +2,9 @@
 
 For H1 (the messaging core), the interface:
 
-* ``search_terms`` and ``search_containers`` are declared here on the messaging ``metadata`` of
-  :mod:`.tables`; migration 0004 creates them. They are no projection's tables: ``rebuild`` leaves them
-  alone (the bodies are sealed, the events cannot give the words back), ``reindex`` rebuilds them.
+* ``search_terms`` is declared here on the messaging ``metadata`` of :mod:`.tables`; migration 0004 creates
+  it. It is no projection's table: ``rebuild`` leaves it alone (the bodies are sealed, the events cannot
+  give the words back), ``reindex`` rebuilds it.
 * Sending: ``SqlSearchIndex(uow.conn).add(message_id=…, position=…, container_kind="conversation"|"chat",
   container_id=…, subject_id=<the key's subject: the customer, or the chat message's author>,
   terms=hasher.hashes(body))``. Editing: ``replace(...)`` (remove, then add). Deleting: ``remove(message_id)``.
@@ -30,8 +30,8 @@ walked newest first along the primary key ``(term, position)`` (inside one conve
 for the other terms and its container for visibility, the statement stopping at ``limit`` hits (so a
 common word whose hits are dense reads a few dozen entries). When the first window does not fill the page
 (a viewer who sees few conversations, or words seldom together), the
-rest is read container by container: the ids of the containers the viewer sees (``search_containers``,
-ids only, filtered by ``visible``; at most ``CONTAINERS_MAX``), then ``(term, container_id IN those)`` —
+rest is read container by container: the ids of the conversations and chats the viewer sees (messaging's
+read models filtered by ``visible``; at most ``CONTAINERS_MAX``), then ``(term, container_id IN those)`` —
 so an attendant with twenty conversations searching a word present in 86,000 messages reads the entries
 of those twenty only. Whatever the words, one call looks at ``MAX_EXAMINED`` entries of the driving term
 at most.
@@ -44,13 +44,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from upgestao_kernel.config import ConfigError, Settings
 from upgestao_kernel.keys import decode_key, local_key_file
 
 from ..domain.search import MAX_QUERY_WORDS, TERM_LENGTH
-from .tables import messages, metadata
+from .tables import chats, conversations, messages, metadata
 
 SEARCH_KEY_VAR = "MESSAGING_SEARCH_KEY"
 SEARCH_KEY_FILE = "messaging-search.key"
@@ -79,13 +78,6 @@ sa.Index("ix_search_terms_message", search_terms.c.message_id)
 # covering (message_id too): SQLite prefers it to the primary key for ``container_id IN (…)`` only then
 sa.Index("ix_search_terms_container", search_terms.c.term, search_terms.c.container_id, search_terms.c.position,
          search_terms.c.message_id)
-
-search_containers = sa.Table(
-    "search_containers", metadata,
-    sa.Column("container_id", sa.String(36), primary_key=True),
-    sa.Column("container_kind", sa.String(20), nullable=False),
-)
-"""Every conversation and chat with indexed messages (ids only): where to look container by container."""
 
 class Hits(list):
     """``[(position, message_id)]``, newest first. ``resume_before``: set when the work allowed for one call
@@ -148,9 +140,6 @@ class SqlSearchIndex:
         _check_entry(container_kind, position, terms)
         if not terms:
             return
-        insert = (postgresql.insert if self.conn.dialect.name == "postgresql" else sqlite.insert)(search_containers)
-        self.conn.execute(insert.values(container_id=container_id, container_kind=container_kind)
-                          .on_conflict_do_nothing(index_elements=["container_id"]))
         self.conn.execute(search_terms.insert(), [
             {"term": term, "position": position, "message_id": message_id, "container_kind": container_kind,
              "container_id": container_id, "subject_id": subject_id} for term in terms])
@@ -267,11 +256,12 @@ class SqlSearchIndex:
         return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
 
     def _seen_containers(self, visible: SqlVisibility) -> list[str] | None:
-        """The ids of the containers ``visible`` admits, or None when there are more than ``CONTAINERS_MAX``."""
-        seen = self.conn.execute(
-            sa.select(search_containers.c.container_id)
-            .where(visible(search_containers.c.container_kind, search_containers.c.container_id))
-            .limit(CONTAINERS_MAX + 1)).scalars().all()
+        """The ids of the conversations and chats ``visible`` admits (messaging's own read models: every
+        container is there), or None when there are more than ``CONTAINERS_MAX``."""
+        seen = self.conn.execute(sa.union_all(
+            sa.select(conversations.c.id).where(visible(sa.literal(CONTAINER_KINDS[0]), conversations.c.id)),
+            sa.select(chats.c.id).where(visible(sa.literal(CONTAINER_KINDS[1]), chats.c.id)),
+        ).limit(CONTAINERS_MAX + 1)).scalars().all()
         return None if len(seen) > CONTAINERS_MAX else list(seen)
 
     def _by_container(self, terms: Sequence[str], seen: list[str], limit: int, before: int) -> list[tuple[int, str]]:
@@ -316,13 +306,9 @@ def live_messages_after(conn: Connection, position: int, limit: int) -> list[Liv
 
 
 def drop_stale(conn: Connection) -> int:
-    """Entries of messages no longer live (deleted, erased, gone), and containers left without any; returns
-    how many entries went."""
+    """Entries of messages no longer live (deleted, erased, gone); returns how many went."""
     live = sa.select(messages.c.id).where(messages.c.deleted.is_(False), messages.c.erased.is_(False))
-    dropped = conn.execute(search_terms.delete().where(search_terms.c.message_id.not_in(live))).rowcount
-    conn.execute(search_containers.delete().where(
-        search_containers.c.container_id.not_in(sa.select(search_terms.c.container_id).distinct())))
-    return dropped
+    return conn.execute(search_terms.delete().where(search_terms.c.message_id.not_in(live))).rowcount
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Messaging search index (keyed hashes of words, ids of the containers) and attachments (sealed).
+"""Messaging search index (keyed hashes of the words) and attachments (sealed).
 
 Revision ID: 0004
 Revises: 0003
@@ -32,11 +32,6 @@ def upgrade() -> None:
     op.create_index("ix_search_terms_message", "search_terms", ["message_id"])
     op.create_index("ix_search_terms_container", "search_terms", ["term", "container_id", "position", "message_id"])
     op.create_table(
-        "search_containers",
-        sa.Column("container_id", ID, primary_key=True),
-        sa.Column("container_kind", sa.String(20), nullable=False),
-    )
-    op.create_table(
         "attachments",
         sa.Column("id", ID, primary_key=True),
         sa.Column("container_kind", sa.String(20), nullable=False),
@@ -60,5 +55,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("attachments")
-    op.drop_table("search_containers")
     op.drop_table("search_terms")
