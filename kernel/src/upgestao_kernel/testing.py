@@ -238,23 +238,15 @@ def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-# nameko's queue consumer (a container's RPC and event consumers, its reply listener) notices a request to
-# stop only between two ``drain_events`` calls, which kombu bounds by a 1 s ``safety_interval`` nameko does
-# not expose: a container took about 2 s to stop, after every test that ran one (a fifth of the suite's
-# time). 0.1 s in tests; what is consumed, acked or requeued does not change, only how soon a stop is seen.
-CONSUMER_SAFETY_INTERVAL_S = 0.1
-
-
 @pytest.fixture(autouse=True, scope="session")
 def prompt_container_stop() -> Iterator[None]:
-    """Every in-process container of the session stops within :data:`CONSUMER_SAFETY_INTERVAL_S`."""
-    from kombu.mixins import ConsumerMixin
-    from nameko.messaging import QueueConsumer
+    """Every in-process container of the session stops within ``CONSUMER_SAFETY_INTERVAL_S`` (0.1 s, not
+    nameko's 2 s), a test's plain nameko service too: what the kernel installs in every service
+    (``nameko_ext.reconnect``), for whatever a test imported or not."""
+    from .nameko_ext.reconnect import install_fast_reconnect
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(QueueConsumer, "run",
-                      functools.partialmethod(ConsumerMixin.run, safety_interval=CONSUMER_SAFETY_INTERVAL_S))
-        yield
+    install_fast_reconnect()
+    yield
 
 
 @pytest.fixture
