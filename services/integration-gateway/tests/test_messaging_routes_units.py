@@ -23,6 +23,11 @@ ID = "3f1c0a9e-1b7a-4c55-9a55-1c1f4a2e9d10"
 OTHER = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
 
 
+def test_an_empty_or_blank_text_is_named_once():
+    assert errors_of(s.ChatMessageCreateSchema(), {"body": ""}) == {"body": ["Length must be between 1 and 20000."]}
+    assert errors_of(s.ChatMessageCreateSchema(), {"body": " \n\t"}) == {"body": [s.TEXT_ERROR]}
+
+
 def errors_of(schema: Schema, data: dict) -> dict[str, list[str]]:
     """The 422 problem's ``errors`` as {field: [messages]} (what the client sees)."""
     with pytest.raises(ValidationError) as raised:
@@ -62,7 +67,6 @@ def test_a_conversation_needs_a_customer_and_a_channel():
     ({"labels": ["linha\nquebrada"]}, "labels.0"),
     ({"labels": ["   "]}, "labels.0"),
     ({"labels": ["l" * 51]}, "labels.0"),
-    ({"labels": ["vip", "VIP "]}, "labels"),
     ({"labels": [f"l{i}" for i in range(21)]}, "labels"),
     ({"customer": ID}, "customer"),  # unknown member: named, never ignored
 ])
@@ -70,17 +74,17 @@ def test_a_bad_member_of_a_new_conversation_is_named(data, field):
     assert field in errors_of(s.ConversationCreateSchema(), {"customer_id": ID, "channel": "web", **data})
 
 
-def test_a_patch_names_what_is_inconsistent():
+def test_a_patch_checks_each_member_and_leaves_the_rules_between_them_to_messaging():
+    """A body the document allows is loaded (the fuzz suite holds the gateway to it): an empty change, a snooze
+    without its time or a time without the snooze are messaging's 422s, naming the field as well."""
     patch = s.ConversationPatchSchema()
-    assert errors_of(patch, {}) == {"_schema": ["give at least one of status, snoozed_until, priority, "
-                                                "assignee_id, team_id, labels"]}
-    assert set(errors_of(patch, {"status": "snoozed"})) == {"snoozed_until"}
-    assert set(errors_of(patch, {"status": "open", "snoozed_until": "2030-01-01T00:00:00Z"})) == {"snoozed_until"}
+    assert patch.load({}) == {}
+    assert patch.load({"status": "snoozed"}) == {"status": "snoozed"}
     assert set(errors_of(patch, {"status": "snoozed", "snoozed_until": "2030-01-01T00:00:00"})) == {
         "snoozed_until"}  # no offset
-    assert set(errors_of(patch, {"snoozed_until": "2030-01-01T00:00:00Z"})) == {"snoozed_until"}  # without status
-    assert patch.load({"status": "open", "snoozed_until": None}) == {"status": "open", "snoozed_until": None}
     assert set(errors_of(patch, {"status": "closed"})) == {"status"}
+    assert patch.load({"status": "open", "snoozed_until": None}) == {"status": "open", "snoozed_until": None}
+    assert set(errors_of(patch, {"labels": ["ok", "\x1b[31m"]})) == {"labels.1"}
 
 
 def test_a_snooze_reaches_messaging_as_utc_text_and_null_unassigns():
@@ -117,8 +121,8 @@ def test_a_message_is_a_body_and_a_direction():
     ({"direction": "internal"}, "direction"),
     ({"client_message_id": ""}, "client_message_id"),
     ({"client_message_id": "c" * 101}, "client_message_id"),
-    ({"direction": "incoming", "private": True}, "private"),
-    ({"attachment_ids": [ID, ID]}, "attachment_ids"),
+    ({"private": "yes"}, "private"),
+    ({"attachment_ids": [ID] * 11}, "attachment_ids"),
     ({"attachment_ids": ["nope"]}, "attachment_ids.0"),
     ({"author_id": ID}, "author_id"),  # who wrote it is the token's, never the body's
 ])
@@ -170,15 +174,16 @@ def test_a_list_of_conversations_never_shows_a_subject():
 # -- chats, members, read cursors, attachments ------------------------------------------------------
 
 
-def test_a_direct_chat_has_exactly_one_other_member_and_no_title():
+def test_a_chat_is_a_kind_and_other_members():
     assert s.ChatCreateSchema().load({"kind": "direct", "member_ids": [ID]}) == {"kind": "direct",
                                                                                  "member_ids": [ID]}
-    assert set(errors_of(s.ChatCreateSchema(), {"kind": "direct", "member_ids": [ID, OTHER]})) == {"member_ids"}
-    assert set(errors_of(s.ChatCreateSchema(), {"kind": "direct", "member_ids": [ID], "title": "t"})) == {"title"}
-    assert set(errors_of(s.ChatCreateSchema(), {"kind": "group", "member_ids": []})) == {"member_ids"}
+    assert set(errors_of(s.ChatCreateSchema(), {"kind": "group", "member_ids": [ID] * 101})) == {"member_ids"}
     assert set(errors_of(s.ChatCreateSchema(), {"kind": "channel", "member_ids": [ID]})) == {"kind"}
+    assert set(errors_of(s.ChatCreateSchema(), {"kind": "group", "member_ids": [ID], "title": " "})) == {"title"}
     group = s.ChatCreateSchema().load({"kind": "group", "member_ids": [ID, OTHER], "title": "Plantão"})
     assert group["title"] == "Plantão"
+    # a direct chat of two others or with a title, a group of no one else: messaging's 422s
+    assert s.ChatCreateSchema().load({"kind": "direct", "member_ids": [ID, OTHER]})["member_ids"] == [ID, OTHER]
 
 
 def test_members_and_read_cursors_take_uuids():
@@ -187,11 +192,11 @@ def test_members_and_read_cursors_take_uuids():
     assert set(errors_of(s.ReadUpToSchema(), {})) == {"message_id"}
 
 
-def test_teams_need_a_name_and_distinct_members():
+def test_teams_need_a_name_and_members():
     assert set(errors_of(s.TeamCreateSchema(), {"name": "N1"})) == {"member_ids"}
     assert set(errors_of(s.TeamCreateSchema(), {"name": "", "member_ids": []})) == {"name"}
-    assert set(errors_of(s.TeamCreateSchema(), {"name": "N1", "member_ids": [ID, ID.upper()]})) == {"member_ids"}
-    assert set(errors_of(s.TeamPatchSchema(), {})) == {"_schema"}
+    assert set(errors_of(s.TeamCreateSchema(), {"name": "N1", "member_ids": ["Maria"]})) == {"member_ids.0"}
+    assert s.TeamCreateSchema().load({"name": "N1", "member_ids": [ID, ID.upper()]})["member_ids"] == [ID, ID]
 
 
 @pytest.mark.parametrize("query, field", [

@@ -2,11 +2,15 @@
 or parameter, before messaging is asked), answers shaped as messaging gives them (only the documented
 members reach the client).
 
-The gateway checks shape and bounds; messaging checks meaning: that a customer, a team or a staff user
-exists and is active, who may see which conversation (R2.1), that a snooze ends in the future, that an
-edit is within its window. Bodies, subjects, chat titles and attachment names are personal data: they
-travel in request bodies (never in a URL, except the search words the issue names
-``GET /v1/messages/search?q=``, which no log line records: the access log shows the route, not the query).
+The gateway checks shape and bounds, each stated in the OpenAPI document (a body the document allows is
+loaded: the fuzz suite holds the gateway to it); messaging checks meaning and the rules between members,
+each a 422 naming the field as well: that a customer, a team or a staff user exists and is active, who
+may see which conversation (R2.1), a snooze with its time in the future, a private note only outgoing, a
+direct chat of exactly one other member and no title, a change naming something.
+
+Bodies, subjects, chat titles and attachment names are personal data: they travel in request bodies
+(never in a URL, except the search words the issue names ``GET /v1/messages/search?q=``, which no log
+line records: the access log shows the route, not the query).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..audit.schemas import QueryInteger
+from ..http.schemas import Pattern
 from ..notifications.schemas import QueryUuid
 
 CHANNELS = ("whatsapp", "email", "web", "phone", "other")
@@ -42,52 +47,43 @@ ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024  # 10 MiB (the issue's limit)
 _CURSOR = validate.Length(min=1, max=500)
 _DATE_TIME = {"format": "date-time"}
 _UUID = {"format": "uuid"}
-# a label: 1 to 50 characters, no control character (messaging keeps it stripped and lower-cased)
-LABEL_PATTERN = r"^[^\x00-\x1f\x7f]{1,50}$"
-_LABEL = re.compile(LABEL_PATTERN)
+# a label: no control character, not blank (messaging keeps it stripped and lower-cased)
+LABEL_PATTERN = r"^(?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*)?$"
 # a file name as a client names it: no path, no control character, not "." or ".."
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
-class Text(fields.String):
-    """A text typed by a person (a body, a subject, a title): NFC, without NUL or other control characters
-    but newlines and tabs, and not only whitespace. Length bounds count characters after NFC."""
+# a person's text: at least one character that is not a space, and no control character but newlines and
+# tabs (a NUL, an escape sequence or a bell has no place in a message, and would reach every client)
+# (the empty text is left to the length, so it is named once)
+TEXT_PATTERN = r"^(?:[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*)?$"
+TEXT_ERROR = "must hold a character that is not a space, and no control character (newlines and tabs are fine)"
 
-    _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+class Text(fields.String):
+    """A text typed by a person (a body, a subject, a title), passed on in Unicode NFC (the same words the
+    same code points: search and history compare them)."""
 
     def __init__(self, max_length: int, **kwargs: Any) -> None:
-        super().__init__(validate=validate.Length(min=1, max=max_length), **kwargs)
+        super().__init__(validate=[validate.Length(min=1, max=max_length), Pattern(TEXT_PATTERN, error=TEXT_ERROR)],
+                         **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = unicodedata.normalize("NFC", super()._deserialize(value, attr, data, **kwargs))
-        if self._CONTROL.search(text):
-            raise ValidationError("must not hold control characters (newlines and tabs are fine)")
-        if not text.strip():
-            raise ValidationError("must not be blank")
-        return text
+        return unicodedata.normalize("NFC", super()._deserialize(value, attr, data, **kwargs))
 
 
-def _unique(values: list) -> None:
-    if len(set(values)) != len(values):
-        raise ValidationError("must not name anyone twice")
-
-
-def _ids(max_items: int, min_items: int = 0, **kwargs: Any) -> fields.List:
-    return fields.List(QueryUuid(), validate=[validate.Length(min=min_items, max=max_items), _unique], **kwargs)
-
-
-def _label(value: str) -> None:
-    if not _LABEL.fullmatch(value) or not value.strip():
-        raise ValidationError("must be 1 to 50 characters, not blank, without control characters")
+def _ids(max_items: int, **kwargs: Any) -> fields.List:
+    """A list of UUIDs (an id named twice counts once: messaging keeps the first)."""
+    return fields.List(QueryUuid(), validate=validate.Length(max=max_items), **kwargs)
 
 
 def _labels(**kwargs: Any) -> fields.List:
-    def unique(values: list) -> None:
-        if len({v.strip().casefold() for v in values}) != len(values):
-            raise ValidationError("must not repeat a label")
-
-    return fields.List(fields.String(validate=_label, metadata={"pattern": LABEL_PATTERN}),
-                       validate=[validate.Length(max=LABELS_MAX), unique], **kwargs)
+    label = fields.String(validate=[validate.Length(min=1, max=LABEL_MAX),
+                                    Pattern(LABEL_PATTERN, error="must hold a character that is not a space, and "
+                                                                 "no control character")])
+    description = kwargs.pop("metadata", {}).get("description", "")
+    return fields.List(label, validate=validate.Length(max=LABELS_MAX), metadata={
+        "description": f"{description} Kept stripped and lower-cased, each once.".strip()}, **kwargs)
 
 
 def iso_utc(value) -> str | None:
@@ -106,13 +102,10 @@ class TeamCreateSchema(Schema):
 
 
 class TeamPatchSchema(Schema):
+    """name and/or member_ids (an empty change is messaging's 422)."""
+
     name = fields.String(validate=validate.Length(min=1, max=TEAM_NAME_MAX))
     member_ids = _ids(TEAM_MEMBERS_MAX, metadata={"description": "The whole new list of members."})
-
-    @validates_schema
-    def _something(self, data: dict, **kwargs: Any) -> None:
-        if not data:
-            raise ValidationError("give name and/or member_ids", field_name="_schema")
 
 
 class TeamSchema(Schema):
@@ -142,27 +135,17 @@ class ConversationCreateSchema(Schema):
 
 
 class ConversationPatchSchema(Schema):
+    """Any of the members; messaging refuses an empty change, status snoozed without a future
+    snoozed_until, and snoozed_until with another status (422 naming the field)."""
+
     status = fields.String(validate=validate.OneOf(STATUSES))
     snoozed_until = fields.AwareDateTime(allow_none=True, metadata={
-        "description": "With status snoozed (required then, in the future): the conversation reopens by itself "
-                       "at this instant."})
+        "description": "With status snoozed, and only then (required, in the future): the conversation reopens by "
+                       "itself at this instant."})
     priority = fields.String(validate=validate.OneOf(PRIORITIES))
     assignee_id = QueryUuid(allow_none=True, metadata={"description": "null unassigns."})
     team_id = QueryUuid(allow_none=True)
     labels = _labels(metadata={"description": "The whole new set of labels."})
-
-    @validates_schema
-    def _consistent(self, data: dict, **kwargs: Any) -> None:
-        if not data:
-            raise ValidationError("give at least one of status, snoozed_until, priority, assignee_id, team_id, "
-                                  "labels", field_name="_schema")
-        status = data.get("status")
-        if status == "snoozed" and data.get("snoozed_until") is None:
-            raise ValidationError("is required when status is snoozed", field_name="snoozed_until")
-        if "snoozed_until" in data and status != "snoozed" and data["snoozed_until"] is not None:
-            raise ValidationError("is only for status snoozed", field_name="snoozed_until")
-        if "snoozed_until" in data and status is None:
-            raise ValidationError("goes with status snoozed", field_name="snoozed_until")
 
 
 def conversation_changes(body: dict) -> dict:
@@ -177,7 +160,8 @@ class ConversationsQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     assignee_id = QueryUuid()
     team_id = QueryUuid()
-    label = fields.String(validate=_label, metadata={"pattern": LABEL_PATTERN})
+    label = fields.String(validate=[validate.Length(min=1, max=LABEL_MAX),
+                                    Pattern(LABEL_PATTERN, error="must not be blank")])
     customer_id = QueryUuid()
     limit = QueryInteger(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
     cursor = fields.String(validate=_CURSOR, metadata={"description": "next_cursor of the previous page."})
@@ -241,14 +225,9 @@ class MessageCreateSchema(_NewMessageFields):
     direction = fields.String(required=True, validate=validate.OneOf(DIRECTIONS), metadata={
         "description": "incoming: the customer's (needs conversations.record_incoming; reopens a pending, snoozed "
                        "or resolved conversation); outgoing: staff's (needs conversations.write)."})
-    private = fields.Boolean(load_default=False, metadata={
-        "description": "A private note between staff (outgoing only): never in any customer-facing or "
-                       "integration payload."})
-
-    @validates_schema
-    def _private_is_outgoing(self, data: dict, **kwargs: Any) -> None:
-        if data.get("private") and data.get("direction") == "incoming":
-            raise ValidationError("a private note is outgoing (staff's), never incoming", field_name="private")
+    private = fields.Boolean(load_default=False, truthy={True}, falsy={False}, metadata={
+        "description": "A private note between staff (outgoing only: an incoming one is messaging's 422): never "
+                       "in any customer-facing or integration payload."})
 
 
 class ChatMessageCreateSchema(_NewMessageFields):
@@ -382,17 +361,10 @@ class ReceiptListSchema(Schema):
 
 class ChatCreateSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(CHAT_KINDS))
-    member_ids = _ids(CHAT_MEMBERS_MAX, min_items=1, required=True, metadata={
-        "description": "The other members (the creator is always one): exactly one for a direct chat."})
+    member_ids = _ids(CHAT_MEMBERS_MAX, required=True, metadata={
+        "description": "The other members (the creator is always one): exactly one for a direct chat, one or more "
+                       "for a group (messaging's 422 otherwise)."})
     title = Text(TITLE_MAX, allow_none=True, metadata={"description": "A group's title (sealed)."})
-
-    @validates_schema
-    def _direct(self, data: dict, **kwargs: Any) -> None:
-        if data.get("kind") == "direct":
-            if len(data.get("member_ids") or ()) != 1:
-                raise ValidationError("a direct chat has exactly one other member", field_name="member_ids")
-            if data.get("title") is not None:
-                raise ValidationError("a direct chat has no title", field_name="title")
 
 
 class ChatMemberSchema(Schema):
