@@ -13,6 +13,11 @@ messaging knows, and the event is judged against the current read model by THE v
 (:mod:`..domain.visibility`) -- a message goes to who may see its conversation (or is a member of its chat)
 now, whatever the event said. An envelope is only a pointer: its ids are looked up, never its claims.
 
+A pushed conversation is the list item (``subject`` null) with ``unread`` null: a count per viewer would be
+a query per socket on every change, and a client keeps its counts from the events it receives
+(``message.created`` by others, its own ``conversation.read``), as Zulip's clients do, or asks
+``GET /v1/conversations/unread``.
+
 Push types: ``message.created`` (``message_created``), ``message.updated`` (``message_edited``,
 ``message_deleted``), ``conversation.updated`` (``conversation_opened``, ``conversation_status_changed``,
 ``conversation_updated``), ``conversation.assigned`` (``conversation_assigned``; the previous assignee who
@@ -222,11 +227,10 @@ class _Batch:
     def _conversation_change(self, seq: int, push_type: str, conversation: ConversationRecord,
                              data: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         told: set[int] = set()
-        for index, recipient in self._allowed(conversation, None):
+        view = {**conversation_view(conversation, subject=None, unread=0), "unread": None}
+        for index, _ in self._allowed(conversation, None):
             told.add(index)
-            unread = self.uow.messages.unread_counts(recipient.viewer.user_id, [conversation.id])
-            yield {"viewer": index, "seq": seq, "type": push_type,
-                   "data": conversation_view(conversation, subject=None, unread=unread.get(conversation.id, 0))}
+            yield {"viewer": index, "seq": seq, "type": push_type, "data": dict(view)}
         previous = data.get("previous_assignee_id") if push_type == "conversation.assigned" else None
         if isinstance(previous, str) and previous:
             for index, recipient in enumerate(self.recipients):
