@@ -185,6 +185,9 @@ class StreamEndpoint:
             subscriber = self._serve(ws, sink)
         except OSError:
             pass  # reset, timed out (no pong in idle_timeout_s), closed under us
+        except Exception as exc:  # eventlet's frame reader failing: this socket ends, the gateway goes on
+            log.warning("push.socket_failed", error=type(exc).__name__)
+            sink.close(protocol.INTERNAL_ERROR, "")
         finally:
             self.hub.sockets -= 1
             if subscriber is not None:

@@ -46,6 +46,7 @@ NORMAL = 1000  # the client ended the stream
 GOING_AWAY = 1001  # the gateway is stopping: reconnect
 POLICY_VIOLATION = 1008  # a message that is not the protocol's
 MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013  # access cannot be checked now (identity's keys, the revocation view)
 UNAUTHENTICATED = 4001  # no valid token in time, a revoked or expired token, another user's token
 FORBIDDEN = 4003  # a valid token without conversations.read nor chats.use
