@@ -39,8 +39,11 @@ them the "big" conversation, assigned to A. Then:
 7. ``rss``: VmRSS (and VmHWM, the peak) of the messaging service process from /proc/<pid>/status after all
    that. Target <= 150 MiB. Zulip: about 230 MiB per process.
 
-Every figure goes into bench/results/messaging.json beside its baseline, the targets and whether each is met,
-and the 1-minute load average before and after each database's run (2 shared cores: other work shows there).
+Each HTTP measurement also records the CPU milliseconds every platform process spent per request meanwhile
+(``cpu_ms_per_request``, from /proc/<pid>/stat): on a shared machine, what a request costs holds better than
+its latency. Every figure goes into bench/results/messaging.json beside its baseline, the targets and whether
+each is met, and the 1-minute load average before and after each database's run (2 shared cores: other work
+shows there).
 The platform, RabbitMQ, PostgreSQL, wrk, the WebSocket clients and this process share the machine's cores.
 Any unexpected answer (a non-2xx, a missing or duplicated push, a body that does not read back) fails the
 scenario (exit 1).
@@ -107,7 +110,7 @@ from common import (  # noqa: E402
 )
 from identity import ADMIN_ENV, STAFF_PASSWORD, BenchFailure, call, staff_payload, wait_for_admin  # noqa: E402
 from loadgen import LoadResult, _ms, wrk_available, wrk_version  # noqa: E402
-from notifier import query, start_py_spy, started_platform, stop_py_spy  # noqa: E402
+from notifier import cpu_seconds, query, start_py_spy, started_platform, stop_py_spy  # noqa: E402
 from upgestao_kernel.config import env_prefix  # noqa: E402
 from upgestao_platform import SERVICE_NAMES, Platform, free_address  # noqa: E402
 
@@ -473,12 +476,16 @@ def profiled(platform: Platform | None, name: str) -> Iterator[None]:
 
 
 def measured(what: str, base_url: str, requests: Sequence[Request], connections: int, duration_s: float,
-             kind: str, token: str | None = None, profile: tuple[Platform, str] | None = None) -> LoadResult:
-    """run_requests, logged; any non-2xx answer or socket error fails the scenario (the first one asked again
-    to show it). ``profile``: (the platform, a name) to profile the run under (:func:`profiled`)."""
-    platform, name = profile or (None, "")
+             kind: str, token: str | None = None, platform: Platform | None = None, name: str = "") -> dict:
+    """run_requests, logged, summarised; any non-2xx answer or socket error fails the scenario (the first one asked
+    again to show it). With the ``platform``: the CPU milliseconds each of its processes spent per request
+    meanwhile (``cpu_ms_per_request``: what a request costs the machine, whatever else shares it), and under
+    py-spy when asked (:func:`profiled`, ``name`` in the file names)."""
+    pids = {n: proc.pid for n, proc in platform.children.items()} if platform is not None else {}
+    before = {n: cpu_seconds(pid) for n, pid in pids.items()}
     with profiled(platform, f"{name}-{what}-c{connections}"):
         r = run_requests(base_url, requests, connections, duration_s, kind, token)
+    used = {n: cpu_seconds(pid) - before[n] for n, pid in pids.items()}
     log(f"{what:<8} c={connections:<3} {r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  "
         f"non-2xx {r.non_2xx}  socket errors {r.errors}")
     if r.non_2xx or r.errors or not r.requests:
@@ -487,7 +494,12 @@ def measured(what: str, base_url: str, requests: Sequence[Request], connections:
                               json.loads(sample.body) if sample.body else None, token=token)
         raise BenchFailure(f"{what} at c={connections}: {r.non_2xx} non-2xx and {r.errors} socket errors of "
                            f"{r.requests} (one asked again answers {status}: {json.dumps(answer)[:300]})")
-    return r
+    summary = r.summary()
+    if used:
+        per = {n: round(1e3 * v / r.requests, 2) for n, v in sorted(used.items(), key=lambda kv: -kv[1])}
+        summary["cpu_ms_per_request"] = {n: v for n, v in per.items() if v >= 0.05}
+        summary["cpu_ms_per_request_total"] = round(sum(per.values()), 2)
+    return summary
 
 
 # -- the help desk, through the gateway --------------------------------------------------------------
@@ -1168,14 +1180,14 @@ def run_database(kind: str, plan: Plan) -> dict:
                 measured("ping", url, [Request("GET", PING)], 10, plan.warmup_s, k)
                 for c in levels:
                     baseline["ping"][f"c{c}"] = measured("ping", url, [Request("GET", PING)], c, plan.duration_s,
-                                                         k).summary()
+                                                         k, None, platform, kind)
 
                 # -- a page of 50, search
                 for name, requests in (("page", page_requests(desk, 500, r)),
                                        ("search", search_requests(text.queries(400, normalise_words)))):
                     measured(name, url, requests, 10, plan.warmup_s, k, desk.a.token)
                     figures[name] = {f"c{c}": measured(name, url, requests, c, plan.duration_s, k, desk.a.token,
-                                                       (platform, kind)).summary() for c in plan.read_conns}
+                                                       platform, kind) for c in plan.read_conns}
                 platform.check_alive()
                 figures["outbox_drain"] = {"after_reads": outbox.drain(platform, "the page and search runs")}
 
@@ -1186,8 +1198,7 @@ def run_database(kind: str, plan: Plan) -> dict:
                     requests = send_requests(desk, text, 2000)
                     measured("send", url, requests, 10, plan.warmup_s, k, desk.a.token)
                     figures["send"] = {f"c{c}": measured("send", url, requests, c, plan.duration_s, k,
-                                                         desk.a.token, (platform, kind)).summary()
-                                       for c in plan.send_conns}
+                                                         desk.a.token, platform, kind) for c in plan.send_conns}
                     closed = [s.closed for s in sockets if s.closed]
                     if closed:
                         raise BenchFailure(f"{len(closed)} listeners closed during the sends: {closed[0]}")

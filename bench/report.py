@@ -226,6 +226,14 @@ def table_messaging(data: dict) -> list[str]:
                              f"{got['p99_ms']:>8.2f}   {ping['rps']:>10.1f} {ping['p50_ms']:>7.2f} "
                              f"{ping['p99_ms']:>7.2f}   {r[key][level]['rps']:>6.3f}  {target}")
                 label = ""
+        cpu = []
+        for name, got in (("ping", b), ("send", f["send"]), ("page", f["page"]), ("search", f["search"])):
+            for level, one in got.items():
+                if level.startswith("c") and "cpu_ms_per_request" in one:
+                    top = ", ".join(f"{k} {v}" for k, v in list(one["cpu_ms_per_request"].items())[:3])
+                    cpu.append(f"{name} c{level[1:]} {one['cpu_ms_per_request_total']} ({top})")
+        if cpu:
+            lines.append("  CPU ms per request, all processes (the top three): " + "; ".join(cpu))
         push, rss, seed = f["push"], f["rss"], f["seed"]
         lines.append(f"  push: {push['messages']} messages to {push['clients']} WebSocket clients "
                      f"({push['deliveries']} deliveries): p50 {push['p50_ms']} ms, p99 {push['p99_ms']} ms, "
