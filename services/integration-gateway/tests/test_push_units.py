@@ -441,3 +441,34 @@ def test_a_batch_messaging_refuses_is_skipped_with_a_resync_and_a_failure_is_ret
     hub.ring.append(11, for_(11, "tok-a"))
     hub.dispatch()
     assert sink.events() == [("message.created", 11)]
+
+
+def test_messaging_not_answering_in_time_is_an_ordinary_failure_and_the_proxy_is_opened_again(monkeypatch):
+    import eventlet
+    from upgestao_gateway.entrypoints import push as glue
+
+    opened, stopped = [], []
+
+    class Proxy:
+        def __init__(self, config, **options):
+            opened.append(options["timeout"])
+            self.messaging = self
+
+        def start(self):
+            return self
+
+        def stop(self):
+            stopped.append(True)
+
+        def push_view(self, items, viewers):
+            if len(opened) == 1:
+                eventlet.sleep(5)  # the first connection hangs
+            return {"items": [{"viewer": 0, "seq": 1, "type": "message.created", "data": {}}]}
+
+    monkeypatch.setattr(glue, "ClusterRpcProxy", Proxy)
+    messaging = glue.StandaloneMessaging({"AMQP_URI": "amqp://unused"}, timeout_s=0.05)
+    with pytest.raises(TimeoutError):  # an Exception: the dispatcher retries it instead of dying
+        messaging.push_view([{"seq": 1, "event": {}}], ["tok"])
+    assert stopped == [True]
+    assert messaging.push_view([{"seq": 1, "event": {}}], ["tok"])["items"][0]["seq"] == 1
+    assert len(opened) == 2

@@ -51,16 +51,25 @@ class StandaloneMessaging:
         self._proxy: Any = None
 
     def push_view(self, items: list[dict], viewers: list[str]) -> Mapping[str, Any]:
+        """messaging's answer; ``TimeoutError`` when none comes in time (an ordinary failure the dispatcher
+        retries: eventlet's own ``Timeout`` is no ``Exception`` and would end its thread)."""
+        deadline = eventlet.Timeout(self.timeout_s)
         try:
-            with eventlet.Timeout(self.timeout_s):
-                if self._proxy is None:
-                    self._standalone = ClusterRpcProxy(self._config, timeout=self.timeout_s,
-                                                       context_data=system_context().to_context_data())
-                    self._proxy = self._standalone.start()
-                return self._proxy.messaging.push_view(items=items, viewers=viewers)
-        except BaseException:
+            if self._proxy is None:
+                self._standalone = ClusterRpcProxy(self._config, timeout=self.timeout_s,
+                                                   context_data=system_context().to_context_data())
+                self._proxy = self._standalone.start()
+            return self._proxy.messaging.push_view(items=items, viewers=viewers)
+        except eventlet.Timeout as exc:
             self.close()
+            if exc is not deadline:
+                raise
+            raise TimeoutError(f"messaging.push_view: no answer within {self.timeout_s:g}s") from None
+        except Exception:
+            self.close()  # a connection that failed once is opened again for the next call
             raise
+        finally:
+            deadline.cancel()
 
     def close(self) -> None:
         standalone, self._standalone, self._proxy = self._standalone, None, None
