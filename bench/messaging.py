@@ -874,8 +874,9 @@ def wait_ready(clients: Sequence[PushClient], url: str, sender: Staff, conversat
 
 
 def _send(url: str, sender: Staff, conversation: Conversation, text: HelpDeskText,
-          conn: http.client.HTTPConnection | None = None) -> tuple[str, str, float]:
-    """POST one outgoing message; (its id, its body, perf_counter just before the request was written)."""
+          conn: http.client.HTTPConnection | None = None) -> tuple[str, str, float, float, str]:
+    """POST one outgoing message; (its id, its body, perf_counter just before the request was written and when
+    the answer was read, its created_at)."""
     body = text.body("outgoing")
     payload = json.dumps({"body": body, "direction": "outgoing"}).encode()
     headers = {"Authorization": f"Bearer {sender.token}", "Content-Type": "application/json",
@@ -888,29 +889,36 @@ def _send(url: str, sender: Staff, conversation: Conversation, text: HelpDeskTex
         conn.request("POST", f"/v1/conversations/{conversation.id}/messages", body=payload, headers=headers)
         response = conn.getresponse()
         answer = response.read().decode("utf-8", "replace")
+        t1 = time.perf_counter()
     finally:
         if own:
             conn.close()
     if response.status != 201:
         raise BenchFailure(f"POST /v1/conversations/{{id}}/messages answered {response.status}: {answer[:300]}")
-    return json.loads(answer)["id"], body, t0
+    message = json.loads(answer)
+    return message["id"], body, t0, t1, message["created_at"]
 
 
 def measure_push(url: str, sender: Staff, conversation: Conversation, clients: Sequence[PushClient],
                  text: HelpDeskText, count: int, interval_s: float, settle_s: float = 10.0) -> dict:
     """``count`` sends one every ``interval_s`` (one keep-alive connection), then every client's receipts:
     latency = receipt - the moment before the POST was written; each message must reach every client once,
-    with the body that was sent."""
+    with the body that was sent. Its stages: the POST's answer, the message's created_at (messaging's clock: the
+    same machine's) to each receipt, and the spread of one message's receipts over the clients."""
     for c in clients:
         c.received.clear()
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HTTP_TIMEOUT_S)
     sent: dict[str, tuple[str, float]] = {}
+    answered, created = [], {}
+    wall_minus_perf = time.time() - time.perf_counter()
     try:
         due = time.perf_counter()
         for _ in range(count):
-            message_id, body, t0 = _send(url, sender, conversation, text, conn)
+            message_id, body, t0, t1, created_at = _send(url, sender, conversation, text, conn)
             sent[message_id] = (body, t0)
+            answered.append((t1 - t0) * 1e3)
+            created[message_id] = datetime.fromisoformat(created_at).timestamp() - wall_minus_perf
             due += interval_s
             time.sleep(max(0.0, due - time.perf_counter()))
     finally:
@@ -920,6 +928,7 @@ def measure_push(url: str, sender: Staff, conversation: Conversation, clients: S
             len({m for m, _, _ in c.received if m in sent}) == len(sent) for c in clients):
         time.sleep(0.05)
     latencies, missing, duplicates, wrong_body = [], 0, 0, 0
+    after_created, receipts = [], {m: [] for m in sent}
     for c in clients:
         seen: Counter[str] = Counter()
         for message_id, body, at in c.received:
@@ -931,6 +940,8 @@ def measure_push(url: str, sender: Staff, conversation: Conversation, clients: S
             if body != sent[message_id][0]:
                 wrong_body += 1
             latencies.append((at - sent[message_id][1]) * 1e3)
+            after_created.append((at - created[message_id]) * 1e3)
+            receipts[message_id].append(at)
         missing += sum(1 for m in sent if m not in seen)
         duplicates += sum(n - 1 for n in seen.values() if n > 1)
     closed = [c.closed for c in clients if c.closed]
@@ -939,11 +950,18 @@ def measure_push(url: str, sender: Staff, conversation: Conversation, clients: S
                            f"body, {len(closed)} sockets closed ({closed[:1]}) of {len(sent)} messages x "
                            f"{len(clients)} clients")
     latencies.sort()
+
+    def spread(values: list[float]) -> dict:
+        values = sorted(values)
+        return {"p50_ms": round(percentile(values, 50), 2), "p99_ms": round(percentile(values, 99), 2)}
+
     return {
         "clients": len(clients), "messages": len(sent), "deliveries": len(latencies),
         "interval_s": interval_s,
         "p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(latencies[-1], 2),
+        "stages": {"post_answered": spread(answered), "created_to_receipt": spread(after_created),
+                   "receipts_spread_over_clients": spread([(max(t) - min(t)) * 1e3 for t in receipts.values()])},
     }
 
 

@@ -239,6 +239,9 @@ def table_messaging(data: dict) -> list[str]:
                      f"({push['deliveries']} deliveries): p50 {push['p50_ms']} ms, p99 {push['p99_ms']} ms, "
                      f"max {push['max_ms']} ms; "
                      f"target p99 <= {t['push_p99_ms <=']:.0f} ms {_meets(meets['push_p99_ms'])}")
+        if "stages" in push:
+            lines.append("    stages p50/p99 ms: " + ", ".join(
+                f"{k.replace('_', ' ')} {v['p50_ms']}/{v['p99_ms']}" for k, v in push["stages"].items()))
         drain = f.get("outbox_drain", {})
         if drain:
             lines.append("  messaging's outbox (events and audit records) waited for: " + "; ".join(
