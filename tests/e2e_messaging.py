@@ -390,7 +390,8 @@ def upload_attachment(w, rid: str) -> dict:
 
 def download_attachment(w, rid: str) -> dict:
     cid = _conversation(w)
-    uploaded = _state(w)["desk"].upload(_state(w)["me"], png(), "baixado.png", conversation_id=cid)
+    # a text file: an image answer would be taken for a profile photo by the completeness check
+    uploaded = _state(w)["desk"].upload(_state(w)["me"], "Recibo nº 123\n".encode(), "recibo.txt", conversation_id=cid)
     assert uploaded.status_code == 201, uploaded.text
     w.call("GET", f"/v1/attachments/{uploaded.json()['id']}", w.token, rid, 200)
     return _expect(w, "read", "attachment", w.customer["id"], ["attachment", "attachment_name", "attachment_sha256"])
