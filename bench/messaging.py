@@ -65,8 +65,8 @@ scenario (exit 1).
     BENCH_MESSAGING_TIMEOUT_S     hard limit of the whole scenario (900)
     BENCH_MESSAGING_START_S       a platform must be ready within this, migrations included (240)
     BENCH_LOADGEN                 wrk | python (default: wrk if installed)
-    BENCH_MESSAGING_PROFILE       a directory: the messaging and gateway processes under ``py-spy record`` during
-                                  each measured page, search and send run (<database>-<what>-c<N>-<process>.txt,
+    BENCH_MESSAGING_PROFILE       a directory: the messaging service, its relay and the gateway under ``py-spy record``
+                                  during each measured page, search and send run (<database>-<what>-c<N>-<process>.txt,
                                   collapsed stacks; py-spy in the venv); costs some CPU
 """
 
@@ -459,15 +459,15 @@ def _run_threads(base_url: str, requests: Sequence[Request], headers: dict[str, 
 
 @contextlib.contextmanager
 def profiled(platform: Platform | None, name: str) -> Iterator[None]:
-    """``py-spy record`` of the messaging and gateway processes meanwhile, when BENCH_MESSAGING_PROFILE names a
-    directory (collapsed stacks, one file per process)."""
+    """``py-spy record`` of the messaging service, its relay and the gateway meanwhile, when BENCH_MESSAGING_PROFILE
+    names a directory (collapsed stacks, one file per process)."""
     directory = os.environ.get("BENCH_MESSAGING_PROFILE")
     if not directory or platform is None:
         yield
         return
     os.makedirs(directory, exist_ok=True)
     spies = [start_py_spy(platform.children[p].pid, os.path.join(directory, f"{name}-{p}.txt"))
-             for p in ("messaging", "gateway")]
+             for p in ("messaging", "gateway", "messaging-relay")]
     try:
         yield
     finally:
