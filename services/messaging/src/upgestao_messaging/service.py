@@ -53,7 +53,10 @@ class MessagingService(PushRpc, HealthRpc):
 
     @snooze_timer(interval=5.0)
     def wake_snoozed(self) -> None:
-        self._api().wake_snoozed()
+        """The system's sweep: snoozed conversations whose time has come reopen; uploads never sent go."""
+        api = self._api()
+        api.wake_snoozed()
+        api.purge_unsent()
 
     # -- teams ------------------------------------------------------------------------------------------------
     @rpc

@@ -38,6 +38,23 @@ def test_open_answers_open_with_the_subject_sealed_under_the_customer(desk):
                          "team_id": team, "assignee_id": None}
 
 
+def test_opening_never_hides_a_conversation_from_its_opener(desk):
+    """Outside the queues of one's teams, a conversation opened without an assignee is the opener's; inside
+    them it waits unassigned in the team's queue; an explicit null, or a reader of everything, leaves it so."""
+    world, admin, agent, team, customer = desk
+    loner = world.staff("attendant")  # in no team
+    own = _open(world, loner, customer)
+    assert own["assignee_id"] == loner and world.api(loner).conversation(own["id"])["id"] == own["id"]
+    queued = _open(world, agent, customer, team_id=team)
+    assert queued["assignee_id"] is None and world.api(agent).conversation(queued["id"])["assignee_id"] is None
+    assert _open(world, admin, customer)["assignee_id"] is None  # the admin sees every conversation
+    unassigned = _open(world, loner, customer, assignee_id=None)
+    assert unassigned["assignee_id"] is None
+    with pytest.raises(ServiceError) as caught:  # asked for explicitly: hidden from its opener, as asked
+        world.api(loner).conversation(unassigned["id"])
+    assert caught.value.status == 404
+
+
 @pytest.mark.parametrize(("field", "data"), [
     ("customer_id", {"customer_id": "not-a-uuid"}),
     ("channel", {"channel": "pigeon"}),

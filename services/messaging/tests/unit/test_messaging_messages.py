@@ -281,3 +281,25 @@ def test_search_refuses_too_many_words_and_goes_on_where_the_index_stopped(desk,
     monkeypatch.undo()
     assert [m["id"] for m in world.api(agent).search("fatura", cursor="12345")["items"]] == [older["id"]]
     assert asked == [None]
+
+
+def test_the_sweep_removes_uploads_never_sent_and_keeps_sent_ones(desk):
+    """An upload never sent is sealed personal data only its uploader can reach: the system's sweep drops it
+    after UNLINKED_TTL; a sent attachment stays."""
+    import base64
+
+    from upgestao_messaging.service_layer.attachments import UNLINKED_TTL
+
+    world, admin, agent, colleague, customer, c = desk
+    content = base64.b64encode(PNG).decode()
+    kept = world.api(agent).upload_attachment({"name": "enviado.png", "content_b64": content, "conversation_id": c})
+    _send(world, agent, c, "segue", attachment_ids=[kept["id"]])
+    dropped = world.api(agent).upload_attachment({"name": "rascunho.png", "content_b64": content,
+                                                  "conversation_id": c})
+    assert world.system().purge_unsent() == 0  # not yet abandoned
+    world.clock.advance(UNLINKED_TTL.total_seconds() + 1)
+    assert world.system().purge_unsent() == 1
+    with pytest.raises(ServiceError) as caught:
+        world.api(agent).attachment(dropped["id"])
+    assert caught.value.status == 404
+    assert world.api(agent).attachment(kept["id"])["content_b64"] == content

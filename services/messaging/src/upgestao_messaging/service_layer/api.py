@@ -22,7 +22,7 @@ METHODS: dict[str, tuple[str, ...]] = {
                  "mark_chat_read"),
     "chats": ("create_chat", "chats", "chat", "add_chat_member", "remove_chat_member"),
     "subjects": ("export_subject", "erase_subject"),
-    "uploads": ("upload_attachment", "attachment"),
+    "uploads": ("upload_attachment", "attachment", "purge_unsent"),
 }
 
 

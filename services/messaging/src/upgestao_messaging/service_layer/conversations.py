@@ -111,10 +111,14 @@ class ConversationUseCases:
             raise invalid_field("subject", f"must be 1 to {MAX_SUBJECT} characters")
         assignee_id = check_uuid("assignee_id", data["assignee_id"]) if data.get("assignee_id") is not None else None
         with self.deps.unit_of_work() as uow:
-            self._viewer(uow, WRITE, "create")
+            viewer = self._viewer(uow, WRITE, "create")
             team_id = _check_team(uow, data.get("team_id"))
             check_people(self.deps.directory, [customer_id], field="customer_id", want="customer")
-            if assignee_id is not None:
+            if "assignee_id" not in data and not conversation_scope(viewer).admits(None, team_id):
+                # opening never hides a conversation from its opener: an attendant who opens one outside the
+                # queues of their teams gets it assigned (an explicit null leaves it unassigned all the same)
+                assignee_id = viewer.user_id
+            elif assignee_id is not None:
                 check_people(self.deps.directory, [assignee_id], field="assignee_id", want="staff")
             conversation_id = new_id()
             sealed = None

@@ -40,6 +40,12 @@ class UploadUseCases:
         self.deps = deps
         self._messages = MessageUseCases(deps)
 
+    def purge_unsent(self) -> int:
+        """Remove uploads never sent within :data:`attachments.UNLINKED_TTL` (as the system, on the sweep): an
+        abandoned upload is sealed personal data nobody can reach but its uploader, kept for nothing."""
+        with self.deps.unit_of_work() as uow:
+            return attachments.purge_unlinked(uow, now=self.deps.now())
+
     def upload_attachment(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, Mapping):
             raise invalid_field("data", "must be an object")
