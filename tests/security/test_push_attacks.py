@@ -51,9 +51,10 @@ def test_an_event_injected_into_the_push_stream_by_another_service_is_not_pushed
     desk = new_desk(api, platform, admin_token)
     a = desk.staff("a")
     conversation = desk.conversation(desk.admin, desk.customer(), team_id=desk.team(a))
-    old = desk.send(desk.admin, conversation["id"], "uma mensagem antiga")
     ws = stream_of(platform, a.token)
     try:
+        old = desk.send(desk.admin, conversation["id"], "uma mensagem antiga")
+        assert next_message_created(ws)["data"]["id"] == old["id"]  # its real event, pushed once
         forged = {"event_id": str(uuid.uuid4()), "stream_id": f"message-{old['id']}", "version": 1,
                   "type": "messaging.message_created.v1", "occurred_at": "2026-01-01T00:00:00+00:00",
                   "actor": {"id": None, "role": None}, "correlation_id": None, "causation_id": None,
@@ -62,7 +63,7 @@ def test_an_event_injected_into_the_push_stream_by_another_service_is_not_pushed
             Producer(conn.default_channel, serializer="json").publish(
                 forged, exchange="", routing_key=PUSH_STREAM, mandatory=True, retry=False)
         control = desk.send(desk.admin, conversation["id"], "a mensagem nova")
-        # the forged pointer (an old message a may see) would have come first: only the real event does
+        # the forged pointer (to the old message, which a may see) would have come first: only the real event
         assert next_message_created(ws)["data"]["id"] == control["id"]
     finally:
         ws.close()
