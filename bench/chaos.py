@@ -7,6 +7,8 @@ One run:
    RabbitMQ vhost, on fresh PostgreSQL databases (``CHAOS_DATABASE=sqlite``: the embedded default);
 2. runs a mixed workload through the gateway from a *recording* client: attendants create
    customers (each with a unique e-mail), read them, rename them, read their own profile;
+   attendants also open conversations with their customers and send messages into them, each with a
+   ``client_message_id`` that a send repeats until it is answered (messaging, issue 13);
    a dpo searches the audit log; every couple of seconds an attendant asks for a password reset
    (``POST /v1/auth/password-reset``) for one of the staff users the run made, or now and then for
    an e-mail nobody has. Every request carries its own ``X-Request-ID`` and is recorded
@@ -28,6 +30,9 @@ One run:
    * every acknowledged audited request (personal-data routes, audit queries) has its audit
      record(s), no access is recorded twice, seqs are gap-free, and ``audit verify`` (privacy's
      verifier over HTTP, with the log's public key) passes;
+   * every message whose send was acknowledged is in its conversation exactly once, with the body it
+     was sent with; one whose every attempt went unanswered at most once; one whose every attempt was
+     refused never (the ``client_message_id`` of a repeated send is the same, so a repeat never doubles);
    * the mail (the notifier's deliveries, as ``GET /v1/notifications/deliveries`` answers the dpo,
      once every one is final or the quiescence is over, against the sink's ``.eml`` files): each
      acknowledged reset for a known user has its delivery (at most one more per reset whose answer
@@ -128,6 +133,8 @@ RESET_EVERY_S = 2.5
 UNKNOWN_RESET_SHARE = 0.2
 RESET_TARGETS = 4
 RESETS_PER_ACCOUNT = 80
+# a message send whose answer was lost is repeated with the same client_message_id, at most this many times
+SEND_ATTEMPTS = 3
 # the notifier's deliveries: their final states, and the reason of one given up because its notice is gone
 # (upgestao_notifier.domain.deliveries.NOTICE_GONE: an expired or withdrawn notice, a finding, not a violation)
 FINAL_DELIVERY_STATES = ("sent", "hard_failed", "suppressed")
@@ -214,7 +221,7 @@ def process_names() -> list[str]:
 class Op:
     """One request the client made, and what it learnt."""
 
-    kind: str  # create | read | update | me | audit | reset | check-*
+    kind: str  # create | read | update | me | audit | reset | conversation | send | page | check-*
     request_id: str
     method: str
     path: str
@@ -227,6 +234,7 @@ class Op:
     customer_id: str | None = None
     value: str | None = None  # the name a create or rename asked for
     user_id: str | None = None  # the staff user a password reset was asked for (None: an e-mail nobody has)
+    conversation_id: str | None = None  # the conversation a message was sent to (or that was opened)
     problem: str | None = None  # the problem type's slug, or the connection error
 
 
@@ -261,7 +269,8 @@ class Client:
         """One request; on 401 log in again and repeat it (a 401 changes nothing)."""
         for _ in range(3):
             op = Op(kind, f"chaos-{kind}-{uuid.uuid4().hex}", method, path, audited=audited,
-                    **{k: v for k, v in fields.items() if k in ("email", "customer_id", "value", "user_id")})
+                    **{k: v for k, v in fields.items()
+                       if k in ("email", "customer_id", "value", "user_id", "conversation_id")})
             body = fields.get("json")
             op.started = time.time()
             answer: object = None
@@ -337,6 +346,7 @@ class Workload:
         self.users: dict[str, str] = {}
         self.logged_in: set[str] = set()
         self.resets_asked: Counter = Counter()  # user id -> password resets asked for so far
+        self.conversations: dict[str, Client] = {}  # conversation id -> the attendant who opened it (sees it)
 
     def record(self, op: Op) -> None:
         with self._lock:
@@ -390,6 +400,7 @@ class Workload:
 
     def _attendant(self, client: Client, rng: random.Random) -> None:
         mine: list[str] = []  # ids of this worker's acknowledged customers
+        talks: list[str] = []  # ids of the conversations this worker opened (assigned to it: it sees them)
         n = 0
         next_reset = time.monotonic() + rng.uniform(0.0, RESET_EVERY_S)
         while not self.stop.is_set():
@@ -398,9 +409,24 @@ class Workload:
                 self._reset(client, rng)
                 next_reset = time.monotonic() + RESET_EVERY_S * rng.uniform(0.5, 1.5)
                 continue
-            choice = rng.choices(("create", "read", "update", "me"), (4, 3, 2, 1))[0]
+            choice = rng.choices(("create", "read", "update", "me", "conversation", "send", "page"),
+                                 (4, 3, 2, 1, 1, 4, 1))[0]
             if choice != "create" and not mine:
                 choice = "create"
+            if choice in ("send", "page") and not talks:
+                choice = "conversation"
+            if choice == "conversation":
+                self._open_conversation(client, rng.choice(mine), talks)
+                continue
+            if choice == "send":
+                self._send(client, rng.choice(talks))
+                continue
+            if choice == "page":
+                conversation = rng.choice(talks)
+                # (audited per message opened: a page of a conversation whose sends all failed opens nothing)
+                client.call("page", "GET", f"/v1/conversations/{conversation}/messages", audited=False,
+                            conversation_id=conversation, params={"limit": 20})
+                continue
             if choice == "create":
                 email = f"chaos.{uuid.uuid4().hex[:12]}@example.com"
                 name = f"Cliente Caos {uuid.uuid4().hex[:6]} v0"
@@ -420,6 +446,28 @@ class Workload:
             else:
                 client.call("me", "GET", "/v1/me", audited=True)
             time.sleep(rng.uniform(0.0, 0.05))
+
+    def _open_conversation(self, client: Client, customer_id: str, talks: list[str]) -> None:
+        op, answer = client.call("conversation", "POST", "/v1/conversations", audited=False, customer_id=customer_id,
+                                 json={"customer_id": customer_id, "channel": "web"})
+        if op.outcome == "ack" and isinstance(answer, dict):
+            op.conversation_id = answer.get("id")
+            talks.append(op.conversation_id)
+            with self._lock:
+                self.conversations[op.conversation_id] = client
+
+    def _send(self, client: Client, conversation_id: str) -> None:
+        """One message, sent again with the same ``client_message_id`` until it is answered (at most
+        SEND_ATTEMPTS times): what a chat client does after a lost answer. Its body names the id."""
+        client_message_id = f"chaos-{uuid.uuid4().hex}"
+        body = f"Mensagem do caos {client_message_id}: olá, não se preocupe"
+        for _ in range(SEND_ATTEMPTS):
+            op, _answer = client.call("send", "POST", f"/v1/conversations/{conversation_id}/messages", audited=True,
+                                      conversation_id=conversation_id, value=client_message_id,
+                                      json={"body": body, "direction": "outgoing",
+                                            "client_message_id": client_message_id})
+            if op.outcome in ("ack", "rejected") or self.stop.is_set():
+                return
 
     def _reset(self, client: Client, rng: random.Random) -> None:
         """A password reset for a staff user of the run (one asked for least so far, below its budget), or for an
@@ -764,10 +812,10 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
     ops = list(workload.ops)
 
     def settled_get(path: str, params: dict | None = None, *, method: str = "GET", body: dict | None = None,
-                    client: Client | None = None) -> object:
+                    client: Client | None = None, audited: bool = True) -> object:
         """A check read, repeated until answered (the platform is quiet now: 5xx is a finding)."""
         for _ in range(10):
-            op, answer = (client or checker).call("check", method, path, audited=True, params=params,
+            op, answer = (client or checker).call("check", method, path, audited=audited, params=params,
                                                   **({"json": body} if body is not None else {}))
             if op.status == 200:
                 return answer
@@ -870,6 +918,8 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
     found.facts["answered_5xx_then_applied"] = fivexx_applied
     for item in fivexx_applied:  # the gateway keys writes and asks again: a 5xx must mean "not applied"
         found.violation("answered_5xx_then_applied", item)
+
+    check_messages(found, workload, settled_get)
 
     # the mail: every delivery final (or the quiescence over), then the deliveries against the sink's files
     def deliveries() -> list[dict]:
@@ -995,6 +1045,57 @@ def check(platform: Platform, workload: Workload, vhost: str, quiesce_s: float) 
                                                                   keys.most_common())]
     found.facts["queues_explained"] = explained
     return found
+
+
+# -- the messages --------------------------------------------------------------------------------
+
+
+def check_messages(found: Findings, workload: Workload, settled_get: Callable[..., object]) -> None:
+    """Each message sent: exactly once when a send of it was acknowledged, at most once when none was answered,
+    never when every attempt was refused; its body as sent. Read as the attendant who opened the conversation
+    (it is assigned to them: the visibility rule lets them see it), every page back to the first."""
+    log("checking: the messages of every conversation")
+    sends: dict[str, list[Op]] = defaultdict(list)  # client_message_id -> its attempts
+    for op in list(workload.ops):
+        if op.kind == "send" and op.value:
+            sends[op.value].append(op)
+    found_bodies: Counter = Counter()
+    pages = 0
+    for conversation_id, owner in sorted(workload.conversations.items()):
+        before = None
+        while True:
+            params = {"limit": 200, **({"before": before} if before else {})}
+            # (each message opened is audited; a conversation whose every send failed opens nothing)
+            page = settled_get(f"/v1/conversations/{conversation_id}/messages", params, client=owner, audited=False)
+            pages += 1
+            if page is None:
+                found.violation("lost", f"conversation {conversation_id} (acknowledged) answers 404")
+                break
+            for item in page["items"]:
+                found_bodies[(conversation_id, item.get("body"))] += 1
+            if not page.get("has_more_before") or not page["items"]:
+                break
+            before = page["items"][0]["id"]
+    outcomes = Counter()
+    for client_message_id, attempts in sends.items():
+        conversation_id = attempts[0].conversation_id
+        body = f"Mensagem do caos {client_message_id}: olá, não se preocupe"
+        count = found_bodies.get((conversation_id, body), 0)
+        acked = any(op.outcome == "ack" for op in attempts)
+        unknown = any(op.outcome == "unknown" for op in attempts)
+        outcome = "ack" if acked else "unknown" if unknown else "refused"
+        outcomes[outcome] += 1
+        if count > 1:
+            found.violation("duplicated", f"message {client_message_id} in conversation {conversation_id} "
+                                          f"{count} times ({len(attempts)} attempts)")
+        elif acked and count == 0:
+            found.violation("lost", f"acknowledged message {client_message_id} not in conversation {conversation_id}")
+        elif outcome == "refused" and count:
+            found.violation("rejected_then_applied", f"message {client_message_id}: every attempt refused "
+                                                     f"({[op.status for op in attempts]}) but it is there")
+    found.facts["messages"] = {"sent": len(sends), **{f"sends_{k}": v for k, v in sorted(outcomes.items())},
+                               "conversations": len(workload.conversations), "pages_read": pages,
+                               "attempts": sum(len(a) for a in sends.values())}
 
 
 # -- the mail -----------------------------------------------------------------------------------
@@ -1317,8 +1418,10 @@ def summarise(config: Config, schedule: list[Fault], injector: Injector, supervi
                      "check_requests": len(ops) - len(work)},
         "effects_checked": {"customers": customers.get("asked", 0), "names": customers.get("names_checked", 0),
                             "audited_requests": (findings.facts.get("audit") or {}).get("expected_requests", 0),
-                            "mails": mail.get("sent_checked", 0)},
+                            "mails": mail.get("sent_checked", 0),
+                            "messages": (findings.facts.get("messages") or {}).get("sent", 0)},
         "customers": customers,
+        "messages": findings.facts.get("messages", {}),
         "mail": mail,
         "audit": {**findings.facts.get("audit", {}),
                   "records_per_request": findings.facts.get("records_per_request", {})},
@@ -1333,6 +1436,13 @@ def summarise(config: Config, schedule: list[Fault], injector: Injector, supervi
         "violating_requests": violating_requests(findings, workload.ops, injector.runs),
         "ok": not findings.violations,
     }
+
+
+def messages_line(messages: dict) -> str:
+    return (f"  messages            {messages.get('sent', 0)} sent ({messages.get('attempts', 0)} attempts: "
+            f"acknowledged {messages.get('sends_ack', 0)}, unknown {messages.get('sends_unknown', 0)}, refused "
+            f"{messages.get('sends_refused', 0)}) into {messages.get('conversations', 0)} conversations, "
+            f"{messages.get('pages_read', 0)} pages checked")
 
 
 def render(result: dict) -> str:
@@ -1350,6 +1460,7 @@ def render(result: dict) -> str:
              f"  unknown outcomes    creates applied {customers.get('unknown_applied', 0)}, not applied "
              f"{customers.get('unknown_not_applied', 0)}; answered 5xx then applied "
              f"{len(result['answered_5xx_then_applied'])}",
+             messages_line(result.get("messages") or {}),
              mail_line(result.get("mail") or {}),
              f"  lost                {result['lost']}",
              f"  duplicated          {result['duplicated']}",

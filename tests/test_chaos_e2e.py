@@ -13,8 +13,8 @@ from email.message import EmailMessage
 import pytest
 from e2e_platform import load_script
 
-PLAN = ("kill:identity@6,kill:mail-sink@10,kill:privacy-relay@14,stall:privacy@20/3,broker@28/4,kill:notifier@34,"
-        "kill:gateway@40,kill:identity-relay@46,kill:privacy@52")
+PLAN = ("kill:identity@6,kill:mail-sink@10,kill:privacy-relay@14,kill:messaging@17,stall:privacy@20/3,"
+        "kill:messaging-relay@24,broker@28/4,kill:notifier@34,kill:gateway@40,kill:identity-relay@46,kill:privacy@52")
 
 
 @pytest.fixture(scope="module")
@@ -141,12 +141,14 @@ def test_short_chaos_run_keeps_every_promise(chaos):
     table = chaos.render(result)
     print(table)
     assert result["faults"]["injected"] == len(config.plan), table
-    assert result["faults"]["by_kind"] == {"kill": 7, "stall": 1, "broker": 1}, table
+    assert result["faults"]["by_kind"] == {"kill": 9, "stall": 1, "broker": 1}, table
     assert result["violations"] == {}, table
     assert result["lost"] == 0 and result["duplicated"] == 0, table
     assert result["audit"]["verify"].startswith("OK"), table
     # the run did real work, and checked it
     assert result["customers"]["acknowledged"] >= 20, table
+    # messages (issue 13): sent with client_message_ids, repeated after a lost answer, each found once
+    assert result["messages"]["sends_ack"] >= 10 and result["messages"]["pages_read"] >= 1, table
     assert result["effects_checked"]["audited_requests"] >= result["customers"]["acknowledged"], table
     # e-mail: the resets acknowledged and the first logins (the admin, 2 attendants, the dpo), each one sent
     assert result["mail"]["resets"]["acknowledged"] >= 5 and result["mail"]["new_login_users"] == 4, table
