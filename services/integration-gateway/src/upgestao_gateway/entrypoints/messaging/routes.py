@@ -205,8 +205,11 @@ class MessagingRoutes:
     # -- messages (of a conversation or a chat) -------------------------------------------------------
 
     @route("GET", "/v1/messages/search", personal_data=True, query=SearchQuerySchema, response=SearchPageSchema,
-           auth="required", permission=READ, alternatives=(CHAT,), errors=(503,), tags=MESSAGES,
-           summary="Search the messages one may see: every word, case and accents ignored (newest first)")
+           auth="required", permission=READ, alternatives=(CHAT,), errors=(404, 503), tags=MESSAGES,
+           summary="Search the messages one may see: every word, case and accents ignored (newest first)",
+           description="conversation_id or chat_id narrows the search to one conversation or chat (404 if the "
+                       "caller may not see it). A short page, even an empty one, with a next_cursor is not the "
+                       "end: the search goes on from there.")
     def search_messages(self, request: GatewayRequest, query: dict) -> dict:
         return self.rpc.messaging.search(query["q"], query.get("conversation_id"), query.get("chat_id"),
                                          query["limit"], query.get("cursor"))
