@@ -26,6 +26,19 @@ from kombu import Connection, Exchange, Queue
 from upgestao_kernel.leaks import table_texts
 
 MESSAGING_TAGS = frozenset({"teams", "conversations", "messages", "chats", "attachments"})
+# Messaging's operations whose service applies rules a JSON schema cannot state, so that data the document
+# allows may get a 422 naming the field (tests/test_api_fuzz_e2e.py): ids that must name an active customer,
+# staff user, team, attachment or a message of that conversation; rules between members (a snooze and its
+# time, a private note's direction, a direct chat's one member, one container of an upload or a search); a
+# cursor the API never gave; an upload's type sniffed from its bytes against an allow-list.
+MEANING_CHECKED = frozenset({
+    "POST /v1/teams", "PATCH /v1/teams/{team_id}", "POST /v1/conversations", "GET /v1/conversations",
+    "PATCH /v1/conversations/{conversation_id}", "POST /v1/conversations/{conversation_id}/messages",
+    "GET /v1/conversations/{conversation_id}/messages", "POST /v1/conversations/{conversation_id}/read",
+    "GET /v1/messages/search", "POST /v1/chats", "POST /v1/chats/{chat_id}/messages",
+    "GET /v1/chats/{chat_id}/messages", "POST /v1/chats/{chat_id}/members", "POST /v1/chats/{chat_id}/read",
+    "POST /v1/attachments",
+})
 
 
 def png() -> bytes:

@@ -28,6 +28,7 @@ import schemathesis
 from api_fuzz import PERSONAS, FuzzState, Persona
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api, staff_payload
 from e2e_identity import assign_role
+from e2e_messaging import MEANING_CHECKED as MESSAGING_MEANING_CHECKED
 from e2e_platform import own_platform
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -60,7 +61,16 @@ MEANING_CHECKED = {
     "POST /v1/auth/password",
     "PUT /v1/roles/{name}", "PUT /v1/users/{user_id}/photo", "GET /v1/audit", "GET /v1/audit/export",
     "GET /v1/audit/proof/inclusion", "GET /v1/audit/proof/consistency", "GET /v1/notifications/deliveries",
-}
+    # messaging (issue 13): ids that must name an existing customer, active staff user, team, message of this
+    # conversation or one's own unsent upload; a snooze in the future; bytes of an allowed type; a query with a
+    # word in it
+    "POST /v1/teams", "PATCH /v1/teams/{team_id}", "POST /v1/conversations",
+    "PATCH /v1/conversations/{conversation_id}", "POST /v1/conversations/{conversation_id}/messages",
+    "GET /v1/conversations/{conversation_id}/messages", "POST /v1/conversations/{conversation_id}/read",
+    "POST /v1/chats", "POST /v1/chats/{chat_id}/members", "POST /v1/chats/{chat_id}/messages",
+    "GET /v1/chats/{chat_id}/messages", "POST /v1/chats/{chat_id}/read", "GET /v1/messages/search",
+    "POST /v1/attachments",
+} | MESSAGING_MEANING_CHECKED
 # A well-formed reset token that was never issued (or is spent, or expired) is 400 invalid-token, as documented.
 TOKEN_CHECKED = {"POST /v1/auth/password-reset/confirm"}
 ACCEPTED = ["2xx", "401", "403", "404", "409", "429"]
@@ -95,8 +105,27 @@ def fuzz_state(fuzz_platform) -> FuzzState:
             "full_name": f"Cliente Fuzz {n}", "email": f"cliente.fuzz.{n}.{uuid.uuid4().hex[:8]}@example.com.br"})
         assert created.status_code == 201, created.text
         customers.append(created.json()["id"])
+    token = admin_tokens["access_token"]
+    team = api.post("/v1/teams", token, json={"name": "Fuzz", "member_ids": [personas["attendant"].user_id]})
+    assert team.status_code == 201, team.text
+    conversations, messages = [], []
+    for customer in customers:
+        opened = api.post("/v1/conversations", token, json={"customer_id": customer, "channel": "web",
+                                                             "team_id": team.json()["id"]})
+        assert opened.status_code == 201, opened.text
+        conversations.append(opened.json()["id"])
+        sent = api.post(f"/v1/conversations/{conversations[-1]}/messages", token,
+                        json={"body": "Olá, em que posso ajudar?", "direction": "outgoing"})
+        assert sent.status_code == 201, sent.text
+        messages.append(sent.json()["id"])
+    chat = api.post("/v1/chats", token, json={"kind": "group", "member_ids": [personas["attendant"].user_id,
+                                                                            personas["dpo"].user_id],
+                                              "title": "Fuzz"})
+    assert chat.status_code == 201, chat.text
     state = FuzzState(api=api, personas=personas, roles=roles,
-                      known_ids={"user_id": users, "customer_id": customers, "subject_id": users + customers})
+                      known_ids={"user_id": users, "customer_id": customers, "subject_id": users + customers,
+                                 "team_id": [team.json()["id"]], "conversation_id": conversations,
+                                 "message_id": messages, "chat_id": [chat.json()["id"]]})
     yield state
     state.write_summary(SUMMARY)
     print("\n" + state.report())
