@@ -57,6 +57,16 @@ def test_admin_creates_an_attendant_who_reads_and_edits_own_profile(api, admin):
     assert edited.json()["phone"] == "+5521998765432" and edited.json()["address"]["number"] == "7"
 
 
+def test_a_long_request_id_is_replaced_never_a_500_on_a_write(api, admin):
+    """A client's X-Request-ID is kept when an event can keep it (at most 64 characters), else replaced by one
+    the gateway mints: a 100-character id was a 500 on every write to PostgreSQL (events.correlation_id)."""
+    for request_id, kept in (("r" * 64, True), ("r" * 100, False)):
+        created = api.post("/v1/customers", admin, headers={"X-Request-ID": request_id},
+                           json={"full_name": "Cliente Id Longo", "email": f"id.{uuid.uuid4().hex[:10]}@example.com"})
+        assert created.status_code == 201, created.text
+        assert (created.headers["X-Request-ID"] == request_id) is kept
+
+
 def test_editing_a_field_outside_the_role_needs_a_correction_request(api, admin):
     """R5.1 (first half): 403 correction-required listing the refused fields; nothing changes."""
     user, tokens = api.create_staff(admin, "attendant")

@@ -98,6 +98,9 @@ def test_ids_and_addresses_from_a_message_are_checked():
                                      "correlation_id": "<script>"}, None, None)
     assert len(ctx.request_id) == 36 and ctx.source_ip is None and ctx.correlation_id == ctx.request_id
     assert RequestContext.from_proof({"source_ip": "2001:db8::1"}, None, None).source_ip == "2001:db8::1"
+    # at most what an event's correlation_id keeps (64): a longer one was a 500 on every write to PostgreSQL
+    assert RequestContext.from_proof({"request_id": "r" * 64}, None, None).request_id == "r" * 64
+    assert len(RequestContext.from_proof({"request_id": "r" * 65}, None, None).request_id) == 36
     assert "caller_service" not in RequestContext.from_proof({}, None, "identity").to_context_data()
 
 

@@ -80,9 +80,10 @@ _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 
 
 def _request_id(value: Any) -> str | None:
-    """A request, correlation or causation id as received: at most 128 of ``[A-Za-z0-9._:-]``, else none."""
+    """A request, correlation or causation id as received: at most 64 of ``[A-Za-z0-9._:-]`` (what an event's
+    ``correlation_id`` keeps), else none."""
     text = _opt(value)
-    if text is None or len(text) > 128 or not set(text) <= _ID_CHARS:
+    if text is None or len(text) > 64 or not set(text) <= _ID_CHARS:
         return None
     return text
 

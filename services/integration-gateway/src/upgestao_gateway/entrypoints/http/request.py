@@ -28,7 +28,9 @@ from ...domain.principal import Principal
 from .spec import RouteSpec
 
 REQUEST_ID_HEADER = "X-Request-ID"
-REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{8,128}$"
+# at most 64: what an event keeps of it (``events.correlation_id``); a longer one was a 500 on every write
+REQUEST_ID_MAX = 64
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._-]{8,64}$"
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 # An id that is not a UUID (an actor's, a service's), in a query filter: never in a path.
 ID_CHARACTERS = r"[A-Za-z0-9._:-]{1,128}"
@@ -45,7 +47,7 @@ _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}
 
 def accept_request_id(value: str | None) -> str:
     """The client's request id when well-formed, else a new one."""
-    if value and len(value) <= 128 and _REQUEST_ID.fullmatch(value):
+    if value and len(value) <= REQUEST_ID_MAX and _REQUEST_ID.fullmatch(value):
         return value
     return str(uuid.uuid4())
 
