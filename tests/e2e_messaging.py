@@ -114,10 +114,11 @@ class Desk:
         assert sent.status_code == expect, f"send as {by.role}: {sent.status_code} {sent.text}"
         return sent.json()
 
-    def chat(self, by: Person, *members: Person, kind: str = "group", title: str | None = None) -> dict:
+    def chat(self, by: Person, *members: Person, kind: str = "group", title: str | None = None,
+             expect: int = 201) -> dict:
         body = {"kind": kind, "member_ids": [m.id for m in members], **({"title": title} if title else {})}
         created = self.api.post("/v1/chats", by.token, json=body)
-        assert created.status_code in (200, 201), created.text
+        assert created.status_code == expect, created.text
         return created.json()
 
     def post(self, by: Person, chat_id: str, body: str, expect: int = 201, **over: Any) -> dict:

@@ -228,3 +228,21 @@ def test_a_users_language_is_refused_by_the_gateway_exactly_when_the_document_re
     assert schema_of(doc, "UserPatch")["properties"]["locale"]["enum"] == ["pt-BR", "en"]
     assert schema_of(doc, "User")["properties"]["locale"]["enum"] == ["pt-BR", "en"]
     assert "locale" in schema_of(doc, "User")["required"]
+
+
+def test_an_idempotent_create_documents_the_repeat_answered_with_200(doc):
+    """A send whose client_message_id was seen before, and a direct chat that exists already, are answered 200
+    with the same body: documented, or a client generated from the document treats it as unexpected."""
+    for path in ("/v1/conversations/{conversation_id}/messages", "/v1/chats/{chat_id}/messages", "/v1/chats"):
+        responses = doc["paths"][path]["post"]["responses"]
+        assert responses["200"]["content"] == responses["201"]["content"], path
+    assert "200" not in doc["paths"]["/v1/conversations"]["post"]["responses"]  # a new conversation every time
+
+
+def test_a_repeat_status_is_another_success():
+    from upgestao_gateway.entrypoints.http.spec import declare_route
+
+    for bad in (201, 404, 302):
+        with pytest.raises(ValueError, match="repeat_status"):
+            declare_route("POST", "/v1/things", personal_data=False, response={"type": "object"}, status=201,
+                          repeat_status=bad)

@@ -16,7 +16,9 @@ def test_a_direct_chat_is_one_per_pair(staff):
     world, admin, ana, bia, _ = staff
     chat = world.api(ana).create_chat({"kind": "direct", "member_ids": [bia]})
     assert chat["kind"] == "direct" and sorted(chat["member_ids"]) == sorted([ana, bia]) and chat["title"] is None
-    assert world.api(bia).create_chat({"kind": "direct", "member_ids": [ana]})["id"] == chat["id"]
+    assert chat["created"] is True
+    again = world.api(bia).create_chat({"kind": "direct", "member_ids": [ana]})
+    assert again["id"] == chat["id"] and again["created"] is False
     assert len(world.store.published("messaging.chat_created.v1")) == 1
     for data in ({"kind": "direct", "member_ids": [bia, admin]}, {"kind": "direct", "member_ids": [ana]},
                  {"kind": "direct", "member_ids": [bia], "title": "x"}, {"kind": "triad", "member_ids": [bia]}):

@@ -59,8 +59,8 @@ class ChatUseCases:
                             raise invalid_field("title", "a direct chat has no title")
                         chat_id = direct_chat_id(members[0], members[1])
                         existing = uow.chats.get(chat_id)
-                        if existing is not None:
-                            return self._view(uow, viewer, existing)
+                        if existing is not None:  # one direct chat per pair: the one there is, not a new one
+                            return {**self._view(uow, viewer, existing), "created": False}
                     else:
                         chat_id = new_id()
                     check_people(self.deps.directory, members[1:], field="member_ids", want="staff")
@@ -72,7 +72,7 @@ class ChatUseCases:
                                        sealed_title=sealed)
                     uow.save(chat)
                     record = uow.chats.get(chat_id)
-                    return chat_view(record, title=title, unread=0)
+                    return {**chat_view(record, title=title, unread=0), "created": True}
             except ConcurrencyError:
                 if kind != DIRECT or attempt:  # the other side created the same direct chat at the same moment
                     raise

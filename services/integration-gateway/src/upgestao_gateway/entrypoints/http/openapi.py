@@ -114,6 +114,9 @@ def _operation(method_name: str, spec: RouteSpec) -> dict[str, Any]:
     elif spec.status != 204:
         success["content"] = {JSON_CONTENT_TYPE: {"schema": spec.response}}
     operation["responses"][str(spec.status)] = _with_request_id(success)
+    if spec.repeat_status is not None:  # the same body, for what existed already (an idempotent repeat)
+        operation["responses"][str(spec.repeat_status)] = _with_request_id(
+            {**success, "description": "What existed already (the same request repeated), as it is."})
     for status in spec.error_statuses:
         operation["responses"][str(status)] = _with_request_id({
             "description": _TITLES.get(status, "Error"),

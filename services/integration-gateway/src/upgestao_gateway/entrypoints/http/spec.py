@@ -54,6 +54,8 @@ class RouteSpec:
     # or a StreamResponse (the handler returns a Stream)
     response: Schema | Mapping[str, Any] | BinaryResponse | StreamResponse | None = None
     status: int = 200
+    # the status of a create answered with what exists already (an idempotent repeat: 200), same body
+    repeat_status: int | None = None
     summary: str = ""
     description: str = ""
     tags: tuple[str, ...] = ()
@@ -109,6 +111,7 @@ def declare_route(
     query: Any = None,
     response: Any = None,
     status: int = 200,
+    repeat_status: int | None = None,
     summary: str = "",
     description: str = "",
     tags: Iterable[str] = (),
@@ -146,6 +149,8 @@ def declare_route(
         response = _schema(response, "response")
     if response is None and status != 204:
         raise ValueError(f"route {method} {path} must declare its response (or status=204)")
+    if repeat_status is not None and not (200 <= repeat_status < 300 and repeat_status != status):
+        raise ValueError(f"route {method} {path}: repeat_status is another 2xx than status")
     if keyed is None:
         keyed = method in WRITE_METHODS and auth == "required"
     if keyed and (method not in WRITE_METHODS or auth != "required"):
@@ -153,6 +158,7 @@ def declare_route(
     return RouteSpec(
         method=method, path=path, personal_data=personal_data, auth=auth, permission=permission,
         body=body if isinstance(body, RawBody) else _schema(body, "body"),
-        query=_schema(query, "query"), response=response, status=status, summary=summary,
+        query=_schema(query, "query"), response=response, status=status, repeat_status=repeat_status,
+        summary=summary,
         description=description, tags=tuple(tags), errors=tuple(errors), keyed=keyed, alternatives=alternatives,
     )

@@ -169,7 +169,8 @@ class MessagingRoutes:
                 "subject": None}
 
     @route("POST", "/v1/conversations/<uuid:conversation_id>/messages", personal_data=True,
-           body=MessageCreateSchema, response=MessageSchema, status=201, auth="required", permission=READ,
+           body=MessageCreateSchema, response=MessageSchema, status=201, repeat_status=200, auth="required",
+           permission=READ,
            errors=(404, 503), tags=CONVERSATIONS,
            summary="Send a reply or a private note (outgoing), or record the customer's message (incoming)",
            description="outgoing needs conversations.write, incoming conversations.record_incoming (403 "
@@ -243,12 +244,13 @@ class MessagingRoutes:
     # -- staff chats ----------------------------------------------------------------------------------
 
     @route("POST", "/v1/chats", personal_data=True, body=ChatCreateSchema, response=ChatSchema, status=201,
-           auth="required", permission=CHAT, errors=(404, 503), tags=CHATS,
+           repeat_status=200, auth="required", permission=CHAT, errors=(404, 503), tags=CHATS,
            summary="Start a direct or group chat with other staff (the creator is always a member)",
-           description="A direct chat that exists already is answered as it is.")
+           description="201 with the new chat; a direct chat that exists already is answered as it is, with 200.")
     def create_chat(self, request: GatewayRequest, body: dict) -> Reply:
         chat = self.rpc.messaging.create_chat({k: v for k, v in body.items() if v is not None})
-        return Reply(chat, headers={"Location": f"/v1/chats/{chat['id']}"})
+        created = bool(chat.pop("created", True))
+        return Reply(chat, status=201 if created else 200, headers={"Location": f"/v1/chats/{chat['id']}"})
 
     @route("GET", "/v1/chats", personal_data=True, response=ChatListSchema, auth="required", permission=CHAT,
            errors=(503,), tags=CHATS, summary="The chats one is a member of")
@@ -262,7 +264,8 @@ class MessagingRoutes:
         return self.rpc.messaging.chat(str(chat_id))
 
     @route("POST", "/v1/chats/<uuid:chat_id>/messages", personal_data=True, body=ChatMessageCreateSchema,
-           response=MessageSchema, status=201, auth="required", permission=CHAT, errors=(404, 503), tags=CHATS,
+           response=MessageSchema, status=201, repeat_status=200, auth="required", permission=CHAT,
+           errors=(404, 503), tags=CHATS,
            summary="Post in a chat one is a member of",
            description="201 with the new message; 200 with the same message when client_message_id was sent "
                        "before. " + _VISIBLE)
