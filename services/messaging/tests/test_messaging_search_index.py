@@ -236,3 +236,29 @@ def test_nothing_but_hashes_and_ids_at_rest(harness) -> None:
     for word in normalise_words(" ".join(m[4] for m in MESSAGES)):
         if len(word) > 3:
             assert word not in dump
+
+
+@pytest.mark.parametrize("harness", ["sqlite", "postgresql"], indirect=True)
+def test_the_repositorys_own_visibility_admits_only_the_viewers_conversations(harness, monkeypatch) -> None:
+    """The visibility the service gives the index (``SqlRepositories.search_visibility``, the one rule as SQL),
+    on the container-by-container plan: an attendant's search finds their conversations' messages and never
+    another attendant's. (Its EXISTS over ``conversations`` did not correlate inside a query FROM
+    ``conversations``, and admitted every conversation once the viewer saw any: found at 100,000 messages.)"""
+    from upgestao_messaging.adapters.sql_repositories import SqlRepositories
+    from upgestao_messaging.domain.visibility import READ, Viewer, conversation_scope
+
+    for name, value in {"WINDOW": 5, "COUNT_CAP": 8, "COUNT_FLOOR": 2}.items():
+        monkeypatch.setattr(search_index, name, value)
+    ana, bia = str(uuid.uuid4()), str(uuid.uuid4())
+    mine, theirs = str(uuid.uuid4()), str(uuid.uuid4())
+    register(harness, mine, theirs)
+    harness.conn.execute(conversations.update().where(conversations.c.id == mine).values(assignee_id=ana))
+    harness.conn.execute(conversations.update().where(conversations.c.id == theirs).values(assignee_id=bia))
+    for position in range(1, 61):  # the common word mostly in the other attendant's conversation
+        container = mine if position % 20 == 0 else theirs
+        harness.index.add(message_id=mid(position), position=position, container_kind="conversation",
+                          container_id=container, subject_id=CUSTOMER_A, terms=HASHER.hashes("boleto vencido"))
+    scope = conversation_scope(Viewer(user_id=ana, permissions=frozenset({READ}), team_ids=frozenset()))
+    visible = SqlRepositories.search_visibility(ana, scope, chats=True)
+    found = [p for p, _ in harness.index.find(HASHER.hashes("boleto"), visible=visible, limit=50)]
+    assert found == [60, 40, 20]

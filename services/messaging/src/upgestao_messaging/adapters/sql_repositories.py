@@ -256,9 +256,14 @@ class SqlRepositories:
         ``chats``) a chat of the viewer's."""
 
         def visible(kind: sa.ColumnElement, container_id: sa.ColumnElement) -> sa.ColumnElement[bool]:
-            seen = sa.select(c.id).where(c.id == container_id, scope_clause(scope)).exists()
-            member = sa.select(chat_members.c.chat_id).where(chat_members.c.chat_id == container_id,
-                                                             chat_members.c.user_id == viewer_id).exists()
+            # aliases of their own: over a query FROM conversations (or chat_members) the plain tables would not
+            # correlate, and ``conversations.id = conversations.id`` admitted every conversation once the viewer
+            # saw any (found by the bench at 100,000 messages: an attendant's search hit another's conversations)
+            seen_in = conversations.alias("seen_conversation")
+            members = chat_members.alias("seen_member")
+            seen = sa.select(seen_in.c.id).where(seen_in.c.id == container_id, scope_clause(scope, seen_in)).exists()
+            member = sa.select(members.c.chat_id).where(members.c.chat_id == container_id,
+                                                        members.c.user_id == viewer_id).exists()
             if not chats:
                 return sa.and_(kind == CONVERSATION, seen)
             return sa.or_(sa.and_(kind == CONVERSATION, seen), sa.and_(kind == CHAT, member))
