@@ -130,7 +130,8 @@ _NOT_ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 def new_request_id(label: str) -> str:
     """A unique, well-formed X-Request-ID that says what it was for (``label`` is tidied)."""
-    return f"e2e-{_NOT_ID.sub('-', label).strip('-')[:60]}-{uuid.uuid4().hex[:12]}"
+    # at most 64 characters in all (what the gateway keeps; a longer one is replaced): "e2e-" + 46 + "-" + 12
+    return f"e2e-{_NOT_ID.sub('-', label).strip('-')[:46]}-{uuid.uuid4().hex[:12]}"
 
 
 def audit_matches(record: dict, expected: dict) -> bool:
