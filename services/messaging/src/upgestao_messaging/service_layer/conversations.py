@@ -12,13 +12,11 @@ conversations whose time has passed (reason ``snooze_expired``).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from upgestao_kernel.cursors import decode_time_cursor, encode_time_cursor
 from upgestao_kernel.errors import invalid_field
 from upgestao_kernel.events import new_id
 from upgestao_kernel.eventstore import ConcurrencyError
@@ -70,18 +68,8 @@ def check_limit(limit: Any, maximum: int) -> int:
     return limit
 
 
-def encode_cursor(at: datetime, id_: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), id_]).encode()).decode().rstrip("=")
-
-
 def decode_cursor(cursor: Any) -> ActivityCursor | None:
-    if cursor is None:
-        return None
-    try:
-        at, id_ = json.loads(base64.urlsafe_b64decode(str(cursor) + "=" * (-len(str(cursor)) % 4)))
-        return datetime.fromisoformat(at), check_uuid("cursor", id_)
-    except (ValueError, TypeError, binascii.Error):
-        raise invalid_field("cursor", "not a cursor this API gave") from None
+    return None if cursor is None else decode_time_cursor(cursor)
 
 
 def _check_team(uow: MessagingUnitOfWork, team_id: Any) -> str | None:
@@ -191,7 +179,7 @@ class ConversationUseCases:
         for item in items:
             del item["subject"]
         return {"items": items,
-                "next_cursor": encode_cursor(rows[-1].last_activity_at, rows[-1].id) if more else None}
+                "next_cursor": encode_time_cursor(rows[-1].last_activity_at, rows[-1].id) if more else None}
 
     @staticmethod
     def _filters(filters: Any) -> dict[str, str]:

@@ -7,15 +7,13 @@ Each query is audited (``list``, purpose ``delivery tracking``); a refusal is au
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
+from upgestao_kernel.cursors import decode_time_cursor, encode_time_cursor
 from upgestao_kernel.errors import ServiceError, invalid_field, not_found
 
 from ..adapters.ports import FILTERS, Cursor, DeliveryRecord, NotifierUnitOfWork
@@ -60,7 +58,7 @@ class DeliveryQueries:
         more = len(rows) > limit
         rows = rows[:limit]
         return {"items": [view(r) for r in rows],
-                "next_cursor": _encode_cursor((rows[-1].created_at, rows[-1].id)) if more else None}
+                "next_cursor": encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None}
 
     def campaign(self, campaign_id: str) -> dict:
         _uuid("campaign_id", campaign_id)
@@ -114,16 +112,5 @@ def _filters(filters: Mapping[str, Any]) -> dict[str, str]:
     return clean
 
 
-def _encode_cursor(cursor: Cursor) -> str:
-    raw = json.dumps([cursor[0].isoformat(), cursor[1]]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str | None) -> Cursor | None:
-    if cursor is None:
-        return None
-    try:
-        at, id_ = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at), str(uuid.UUID(id_))
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise invalid_field("cursor", "not a cursor this API gave") from None
+    return None if cursor is None else decode_time_cursor(cursor)
