@@ -10,12 +10,14 @@ import json
 import socket
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import eventlet
 import jwt
 import pytest
 import requests
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from eventlet.event import Event
@@ -33,8 +35,9 @@ from upgestao_gateway.service import GatewayService
 from upgestao_kernel.config import env_prefix
 from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc
+from upgestao_kernel.schema import outbox
 from upgestao_kernel.service_registry import service_definitions
-from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database
+from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database, wait_for
 from werkzeug.wrappers import Response
 
 # the services behind the gateway: name -> (service class, migrations), from their entry points
@@ -354,3 +357,81 @@ def fast_teardown():
     of every container started during a test when that test ends: the platform's
     containers live for the whole module (one is restarted by a test)."""
     yield
+
+
+# -- a gateway before one fake service (the route tests) -------------------------------------------
+
+
+class RoutesGateway:
+    """A running gateway, driven over HTTP, whose own database holds the audit records of its refusals."""
+
+    def __init__(self, base_url: str, engine: sa.Engine) -> None:
+        self.base_url = base_url
+        self.engine = engine
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.session.request(method, self.base_url + path, headers=headers, timeout=10, **kwargs)
+
+    def get(self, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        return self.request("GET", path, token, **kwargs)
+
+    def denials(self, request_id: str) -> list[dict]:
+        """The audit records the gateway wrote (to its outbox) for one request."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(outbox.c.body).where(outbox.c.exchange == "audit")).scalars().all()
+        return [body for body in rows if body.get("request_id") == request_id]
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def routes_gateway(tmp_path_factory) -> Iterator[Callable[[type, type], RoutesGateway]]:
+    """``start(fake_service, gateway_service)``: the fake service (the real one's RPC methods as its contract
+    names them) and a gateway before it, on their own vhost of the real broker, the gateway on its own
+    migrated database; both stopped, and the vhost and database dropped, when the module ends."""
+    mp = pytest.MonkeyPatch()
+    suffix = uuid.uuid4().hex[:10]
+    vhost, database = f"upgestao-routes-{suffix}", f"t_gateway_routes_{suffix}"
+    amqp_uri = create_vhost(vhost)
+    database_url = create_database(database)
+    containers: list[ServiceContainer] = []
+    engine = sa.create_engine(database_url)
+    started: list[RoutesGateway] = []
+
+    def start(fake_service: type, gateway_service: type) -> RoutesGateway:
+        assert not started, "one gateway a module"
+        mp.setenv("UPGESTAO_ENV", "test")
+        mp.setenv("UPGESTAO_DATA_DIR", str(tmp_path_factory.mktemp("var")))
+        mp.setenv("AMQP_URI", amqp_uri)
+        mp.setenv(f"{env_prefix('gateway')}_DATABASE_URL", database_url)
+        upgrade("upgestao_gateway:migrations", database_url)
+        port = free_port()
+        for service_cls, extra in ((fake_service, {}), (gateway_service, {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"})):
+            container = ServiceContainer(service_cls, {"AMQP_URI": amqp_uri, "serializer": "json", **extra})
+            container.start()
+            containers.append(container)
+        wait_for(lambda: listening(port), timeout=10, interval=0.02)
+        started.append(RoutesGateway(f"http://127.0.0.1:{port}", engine))
+        return started[0]
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            running.session.close()
+        for container in reversed(containers):
+            container.kill()
+        engine.dispose()
+        drop_database(database)
+        delete_vhost(vhost)
+        mp.undo()

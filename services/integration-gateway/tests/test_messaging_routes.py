@@ -12,23 +12,16 @@ an upload is raw bytes within 10 MiB and a download is never rendered."""
 from __future__ import annotations
 
 import base64
-import socket
 import uuid
 
 import pytest
 import requests
-import sqlalchemy as sa
-from nameko.containers import ServiceContainer
 from upgestao_gateway.access.authentication import bearer_token
 from upgestao_gateway.domain.principal import Principal
 from upgestao_gateway.entrypoints.http.problems import PROBLEM_BASE
 from upgestao_gateway.service import GatewayService
-from upgestao_kernel.config import env_prefix
 from upgestao_kernel.errors import not_found
-from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc
-from upgestao_kernel.schema import outbox
-from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database, wait_for
 
 CONVERSATION = "9b7e4c1a-2f3d-4e5a-8b6c-7d8e9f0a1b2c"
 HIDDEN = "0d0d0d0d-0000-4000-8000-000000000404"  # a conversation messaging says the caller may not see
@@ -126,72 +119,9 @@ class MessagingGateway(GatewayService):
     authenticator = Tokens()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-class Running:
-    def __init__(self, base_url: str, engine: sa.Engine) -> None:
-        self.base_url = base_url
-        self.engine = engine
-        self.session = requests.Session()
-
-    def request(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
-        headers = kwargs.pop("headers", {})
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        return self.session.request(method, self.base_url + path, headers=headers, timeout=10, **kwargs)
-
-    def denials(self, request_id: str) -> list[dict]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(outbox.c.body).where(outbox.c.exchange == "audit")).scalars().all()
-        return [body for body in rows if body.get("request_id") == request_id]
-
-
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    vhost = f"upgestao-msg-routes-{uuid.uuid4().hex[:10]}"
-    database = f"t_gateway_msg_{uuid.uuid4().hex[:10]}"
-    amqp_uri = create_vhost(vhost)
-    database_url = create_database(database)
-    containers: list[ServiceContainer] = []
-    engine = sa.create_engine(database_url)
-    running = None
-    try:
-        mp.setenv("UPGESTAO_ENV", "test")
-        mp.setenv("UPGESTAO_DATA_DIR", str(tmp_path_factory.mktemp("var")))
-        mp.setenv("AMQP_URI", amqp_uri)
-        mp.setenv(f"{env_prefix('gateway')}_DATABASE_URL", database_url)
-        upgrade("upgestao_gateway:migrations", database_url)
-        port = free_port()
-        for service_cls, extra in ((FakeMessaging, {}),
-                                   (MessagingGateway, {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"})):
-            container = ServiceContainer(service_cls, {"AMQP_URI": amqp_uri, "serializer": "json", **extra})
-            container.start()
-            containers.append(container)
-        wait_for(lambda: listening(port), timeout=10, interval=0.02)
-        running = Running(f"http://127.0.0.1:{port}", engine)
-        yield running
-    finally:
-        if running is not None:
-            running.session.close()
-        for container in reversed(containers):
-            container.kill()
-        engine.dispose()
-        drop_database(database)
-        delete_vhost(vhost)
-        mp.undo()
+def gateway(routes_gateway):
+    return routes_gateway(FakeMessaging, MessagingGateway)
 
 
 @pytest.fixture(autouse=True)

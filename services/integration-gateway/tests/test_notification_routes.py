@@ -9,24 +9,17 @@ as the problems it names."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import pytest
 import requests
-import sqlalchemy as sa
-from nameko.containers import ServiceContainer
 from upgestao_gateway.access.authentication import bearer_token
 from upgestao_gateway.domain.principal import Principal
 from upgestao_gateway.entrypoints.http.problems import PROBLEM_BASE
 from upgestao_gateway.entrypoints.notifications.schemas import STATUSES
 from upgestao_gateway.service import GatewayService
-from upgestao_kernel.config import env_prefix
 from upgestao_kernel.errors import ServiceError, invalid_field, not_found
-from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc
-from upgestao_kernel.schema import outbox
-from upgestao_kernel.testing import create_database, create_vhost, delete_vhost, drop_database, wait_for
 
 CAMPAIGN = "9b7e4c1a-2f3d-4e5a-8b6c-7d8e9f0a1b2c"
 FORBIDDEN_CAMPAIGN = "0d0d0d0d-0000-4000-8000-000000000403"
@@ -94,72 +87,9 @@ class NotificationsGateway(GatewayService):
     authenticator = Tokens()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-class Running:
-    def __init__(self, base_url: str, engine: sa.Engine) -> None:
-        self.base_url = base_url
-        self.engine = engine
-        self.session = requests.Session()
-
-    def get(self, path: str, token: str | None = None, **kwargs) -> requests.Response:
-        headers = kwargs.pop("headers", {})
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        return self.session.get(self.base_url + path, headers=headers, timeout=10, **kwargs)
-
-    def denials(self, request_id: str) -> list[dict]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(outbox.c.body).where(outbox.c.exchange == "audit")).scalars().all()
-        return [body for body in rows if body.get("request_id") == request_id]
-
-
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    vhost = f"upgestao-notif-routes-{uuid.uuid4().hex[:10]}"
-    database = f"t_gateway_notif_{uuid.uuid4().hex[:10]}"
-    amqp_uri = create_vhost(vhost)
-    database_url = create_database(database)
-    containers: list[ServiceContainer] = []
-    engine = sa.create_engine(database_url)
-    running = None
-    try:
-        mp.setenv("UPGESTAO_ENV", "test")
-        mp.setenv("UPGESTAO_DATA_DIR", str(tmp_path_factory.mktemp("var")))
-        mp.setenv("AMQP_URI", amqp_uri)
-        mp.setenv(f"{env_prefix('gateway')}_DATABASE_URL", database_url)
-        upgrade("upgestao_gateway:migrations", database_url)
-        port = free_port()
-        for service_cls, extra in ((FakeNotifier, {}),
-                                   (NotificationsGateway, {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"})):
-            container = ServiceContainer(service_cls, {"AMQP_URI": amqp_uri, "serializer": "json", **extra})
-            container.start()
-            containers.append(container)
-        wait_for(lambda: listening(port), timeout=10, interval=0.02)
-        running = Running(f"http://127.0.0.1:{port}", engine)
-        yield running
-    finally:
-        if running is not None:
-            running.session.close()
-        for container in reversed(containers):
-            container.kill()
-        engine.dispose()
-        drop_database(database)
-        delete_vhost(vhost)
-        mp.undo()
+def gateway(routes_gateway):
+    return routes_gateway(FakeNotifier, NotificationsGateway)
 
 
 @pytest.fixture(autouse=True)
