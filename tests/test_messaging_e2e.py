@@ -13,34 +13,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, new_request_id, wait_for_audit
-from e2e_identity import create_dpo
-from e2e_messaging import broker_tap, database_texts, events_of, messaging_as, new_desk, png, words
+from e2e_api import new_request_id, wait_for_audit
+from e2e_messaging import broker_tap, database_texts, events_of, messaging_as, png, words
 from upgestao_kernel.leaks import LeakScanner, log_texts
 from upgestao_kernel.testing import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def api(platform) -> Api:
-    return Api(platform.url)
-
-
-@pytest.fixture(scope="module")
-def admin_token(api) -> str:
-    return api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
-
-
-@pytest.fixture(scope="module")
-def dpo(platform, api, admin_token) -> str:
-    """A dpo's token: the audit log's reader."""
-    return create_dpo(platform, api, admin_token)[1]["access_token"]
-
-
-@pytest.fixture
-def desk(api, platform, admin_token):
-    return new_desk(api, platform, admin_token)
+pytest_plugins = ["e2e_messaging_fixtures"]  # api, admin_token, dpo, desk
 
 
 def _later(seconds: float) -> str:

@@ -15,33 +15,13 @@ import time
 
 import pytest
 import websocket
-from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, wait_for_audit
-from e2e_identity import create_dpo
-from e2e_messaging import Person, new_desk, words
+from e2e_api import wait_for_audit
+from e2e_messaging import Person, words
 
 pytestmark = pytest.mark.e2e
+pytest_plugins = ["e2e_messaging_fixtures"]  # api, admin_token, dpo, desk
 
 PUSH_TIMEOUT_S = 15.0
-
-
-@pytest.fixture(scope="module")
-def api(platform) -> Api:
-    return Api(platform.url)
-
-
-@pytest.fixture(scope="module")
-def admin_token(api) -> str:
-    return api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
-
-
-@pytest.fixture(scope="module")
-def dpo(platform, api, admin_token) -> str:
-    return create_dpo(platform, api, admin_token)[1]["access_token"]
-
-
-@pytest.fixture
-def desk(api, platform, admin_token):
-    return new_desk(api, platform, admin_token)
 
 
 class Closed(Exception):

@@ -12,28 +12,18 @@ from __future__ import annotations
 
 import pytest
 import upgestao_kernel.nameko_ext.rpc  # noqa: F401  (answers rebuilt as ServiceError, not RemoteError)
-from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 from e2e_messaging import messaging_as, new_desk, png, words
 from nameko.standalone.rpc import ClusterRpcProxy
 from upgestao_kernel.errors import ServiceError
 
 pytestmark = pytest.mark.e2e
+pytest_plugins = ["e2e_messaging_fixtures"]  # api, admin_token, dpo, desk
 
 FORGED = [
     pytest.param({"actor_id": "system", "actor_role": "system"}, id="system"),
     pytest.param({"actor_id": "system", "actor_role": "system", "caller_service": "privacy"}, id="system-as-privacy"),
     pytest.param({"actor_id": "00000000-0000-4000-8000-000000000001", "actor_role": "admin"}, id="admin"),
 ]
-
-
-@pytest.fixture(scope="module")
-def api(platform) -> Api:
-    return Api(platform.url)
-
-
-@pytest.fixture(scope="module")
-def admin_token(api) -> str:
-    return api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
 
 
 @pytest.fixture(scope="module")

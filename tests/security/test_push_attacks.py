@@ -13,24 +13,14 @@ import pytest
 import upgestao_kernel.nameko_ext  # noqa: F401  (every publish carries the user_id RabbitMQ checks)
 import upgestao_kernel.nameko_ext.rpc  # noqa: F401  (answers rebuilt as ServiceError, not RemoteError)
 import websocket
-from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 from e2e_messaging import messaging_as, new_desk
 from kombu import Connection, Producer
 from upgestao_kernel.errors import ServiceError
 
 pytestmark = pytest.mark.e2e
+pytest_plugins = ["e2e_messaging_fixtures"]  # api, admin_token, dpo, desk
 
 PUSH_STREAM = "gateway.push-events"
-
-
-@pytest.fixture(scope="module")
-def api(platform) -> Api:
-    return Api(platform.url)
-
-
-@pytest.fixture(scope="module")
-def admin_token(api) -> str:
-    return api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
 
 
 def stream_of(platform, token: str) -> websocket.WebSocket:
