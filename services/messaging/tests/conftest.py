@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from nameko.rpc import rpc
+from upgestao_kernel.migrations import upgrade
 
 ROLES = {
     "admin": ["conversations.read", "conversations.write", "conversations.record_incoming",
@@ -85,3 +86,15 @@ def desk(run_service, amqp_uri, monkeypatch):
     room = Desk(run_service, amqp_uri)
     yield room
     room.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def messaging_database(request, tmp_path) -> str:
+    """The URL of a database at messaging's migrations' head: a SQLite file, or a fresh PostgreSQL database
+    (the adapters' tests run on both, as the service may)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'messaging.sqlite3'}"
+    else:
+        url = request.getfixturevalue("database_factory")("messaging")
+    upgrade("upgestao_messaging:migrations", url)
+    return url

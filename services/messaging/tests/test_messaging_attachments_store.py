@@ -16,7 +16,6 @@ from upgestao_kernel.context import RequestContext
 from upgestao_kernel.db import create_engine
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.leaks import LeakScanner, table_texts
-from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.unit_of_work import UnitOfWork
 from upgestao_kernel.vault import MasterKeyring, Vault
 from upgestao_messaging.adapters.attachment_store import SqlAttachmentStore
@@ -30,14 +29,9 @@ NAME = "laudo_heloisa_brandao.txt"
 CONTENT = "Laudo de Heloísa Brandão: pressão arterial 14 por 9, retorno em março.\n".encode()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'messaging.sqlite3'}"
-    else:
-        url = request.getfixturevalue("database_factory")("messaging")
-    upgrade("upgestao_messaging:migrations", url)
-    engine = create_engine(url)
+@pytest.fixture
+def engine(messaging_database):
+    engine = create_engine(messaging_database)
     yield engine
     engine.dispose()
 

@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from upgestao_kernel.config import load_settings
 from upgestao_kernel.context import system_context
 from upgestao_kernel.db import create_engine
-from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.schema import outbox
 from upgestao_kernel.unit_of_work import UnitOfWork
 from upgestao_kernel.vault import MasterKeyring, Vault
@@ -36,15 +35,10 @@ ROWS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'messaging.sqlite3'}"
-    else:
-        url = request.getfixturevalue("database_factory")("messaging")
-    upgrade("upgestao_messaging:migrations", url)
-    engine = create_engine(url)
-    yield url, engine
+@pytest.fixture
+def database(messaging_database):
+    engine = create_engine(messaging_database)
+    yield messaging_database, engine
     engine.dispose()
 
 
