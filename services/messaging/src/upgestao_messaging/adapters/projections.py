@@ -209,6 +209,11 @@ def _where(table: sa.Table, where: Mapping[str, Any]) -> Any:
     return sa.and_(*(table.c[name] == value for name, value in where.items()))
 
 
+# One INSERT per table, built once: a statement built with its values for every row cost more CPU than the row's
+# execution (every message sent inserts two rows).
+_INSERTS = {name: table.insert() for name, table in _BY_NAME.items()}
+
+
 class MessagingProjection:
     """Every read model of messaging, folded in the event's own transaction."""
 
@@ -219,8 +224,8 @@ class MessagingProjection:
     def apply(self, conn: Connection, event: EventEnvelope) -> None:
         for change in changes(event):
             table = _BY_NAME[change.table]
-            if isinstance(change, Insert):
-                conn.execute(table.insert().values(**change.row))
+            if isinstance(change, Insert):  # the table's own INSERT with the row as parameters (built once)
+                conn.execute(_INSERTS[change.table], change.row)
             elif isinstance(change, Update):
                 conn.execute(table.update().where(_where(table, change.where)).values(**change.values))
             elif isinstance(change, Delete):
@@ -229,7 +234,7 @@ class MessagingProjection:
                 key = {k: change.row[k] for k in KEYS[change.table]}
                 values = {k: v for k, v in change.row.items() if k not in key}
                 if not conn.execute(table.update().where(_where(table, key)).values(**values)).rowcount:
-                    conn.execute(table.insert().values(**change.row))
+                    conn.execute(_INSERTS[change.table], change.row)
 
 
 class MemoryMessagingProjection:
