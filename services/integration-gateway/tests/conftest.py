@@ -10,7 +10,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import eventlet
@@ -27,7 +27,7 @@ from nameko.extensions import DependencyProvider
 from upgestao_gateway.access.authentication import bearer_token
 from upgestao_gateway.domain.principal import Principal
 from upgestao_gateway.entrypoints.http.bodies import BinaryResponse, RawBody, StreamResponse
-from upgestao_gateway.entrypoints.http.problems import Problem
+from upgestao_gateway.entrypoints.http.problems import PROBLEM_BASE, Problem
 from upgestao_gateway.entrypoints.http.responses import Reply
 from upgestao_gateway.entrypoints.http.routing import route
 from upgestao_gateway.entrypoints.http.streaming import Stream
@@ -385,6 +385,26 @@ class RoutesGateway:
             rows = conn.execute(sa.select(outbox.c.body).where(outbox.c.exchange == "audit")).scalars().all()
         return [body for body in rows if body.get("request_id") == request_id]
 
+    @staticmethod
+    def problem(response: requests.Response, status: int, slug: str) -> dict:
+        """The problem document of ``response``, asserted to be ``status`` and of type ``slug``."""
+        assert response.status_code == status, response.text
+        assert response.headers["Content-Type"] == "application/problem+json"
+        body = response.json()
+        assert body["type"] == PROBLEM_BASE + slug
+        return body
+
+
+class TokenTable:
+    """Authenticates from a fixed table (bearer token -> principal): who holds which permission, no keys."""
+
+    def __init__(self, principals: Mapping[str, Principal]) -> None:
+        self.principals = dict(principals)
+
+    def authenticate(self, request) -> Principal | None:
+        token = bearer_token(request)
+        return None if token is None else self.principals.get(token)
+
 
 def listening(port: int) -> bool:
     try:
@@ -395,10 +415,11 @@ def listening(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def routes_gateway(tmp_path_factory) -> Iterator[Callable[[type, type], RoutesGateway]]:
-    """``start(fake_service, gateway_service)``: the fake service (the real one's RPC methods as its contract
-    names them) and a gateway before it, on their own vhost of the real broker, the gateway on its own
-    migrated database; both stopped, and the vhost and database dropped, when the module ends."""
+def routes_gateway(tmp_path_factory) -> Iterator[Callable[[type, Mapping[str, Principal]], RoutesGateway]]:
+    """``start(fake_service, principals)``: the fake service (the real one's RPC methods as its contract
+    names them) and a gateway before it that knows the callers from ``principals`` (token -> principal), on
+    their own vhost of the real broker, the gateway on its own migrated database; both stopped, and the vhost
+    and database dropped, when the module ends."""
     mp = pytest.MonkeyPatch()
     suffix = uuid.uuid4().hex[:10]
     vhost, database = f"upgestao-routes-{suffix}", f"t_gateway_routes_{suffix}"
@@ -408,8 +429,9 @@ def routes_gateway(tmp_path_factory) -> Iterator[Callable[[type, type], RoutesGa
     engine = sa.create_engine(database_url)
     started: list[RoutesGateway] = []
 
-    def start(fake_service: type, gateway_service: type) -> RoutesGateway:
+    def start(fake_service: type, principals: Mapping[str, Principal]) -> RoutesGateway:
         assert not started, "one gateway a module"
+        gateway_service = type("RoutesGatewayService", (GatewayService,), {"authenticator": TokenTable(principals)})
         mp.setenv("UPGESTAO_ENV", "test")
         mp.setenv("UPGESTAO_DATA_DIR", str(tmp_path_factory.mktemp("var")))
         mp.setenv("AMQP_URI", amqp_uri)

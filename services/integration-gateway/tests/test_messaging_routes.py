@@ -15,11 +15,7 @@ import base64
 import uuid
 
 import pytest
-import requests
-from upgestao_gateway.access.authentication import bearer_token
 from upgestao_gateway.domain.principal import Principal
-from upgestao_gateway.entrypoints.http.problems import PROBLEM_BASE
-from upgestao_gateway.service import GatewayService
 from upgestao_kernel.errors import not_found
 from upgestao_kernel.nameko_ext import rpc
 
@@ -101,41 +97,24 @@ def _principal(name: str, *permissions: str) -> Principal:
     return Principal(actor_id=f"user-{name}", role=name, session_id=f"sess-{name}", permissions=frozenset(permissions))
 
 
-class Tokens:
-    principals = {
-        "attendant": _principal("attendant", "conversations.read", "conversations.write",
-                                "conversations.record_incoming", "chats.use"),
-        "replier": _principal("replier", "conversations.read", "conversations.write"),  # no record_incoming
-        "dpo": _principal("dpo", "chats.use", "audit.read"),
-        "nobody": _principal("nobody", "profile.read"),
-    }
-
-    def authenticate(self, request):
-        token = bearer_token(request)
-        return None if token is None else self.principals.get(token)
-
-
-class MessagingGateway(GatewayService):
-    authenticator = Tokens()
+PRINCIPALS = {
+    "attendant": _principal("attendant", "conversations.read", "conversations.write",
+                            "conversations.record_incoming", "chats.use"),
+    "replier": _principal("replier", "conversations.read", "conversations.write"),  # no record_incoming
+    "dpo": _principal("dpo", "chats.use", "audit.read"),
+    "nobody": _principal("nobody", "profile.read"),
+}
 
 
 @pytest.fixture(scope="module")
 def gateway(routes_gateway):
-    return routes_gateway(FakeMessaging, MessagingGateway)
+    return routes_gateway(FakeMessaging, PRINCIPALS)
 
 
 @pytest.fixture(autouse=True)
 def calls():
     Calls.calls.clear()
     yield Calls.calls
-
-
-def assert_problem(response: requests.Response, status: int, slug: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["type"] == PROBLEM_BASE + slug
-    return body
 
 
 def test_unread_and_search_are_routes_of_their_own_not_ids(gateway, calls):
@@ -165,7 +144,7 @@ def test_an_incoming_message_needs_record_incoming_refused_and_audited_before_me
     rid = f"msg-denied-{uuid.uuid4().hex[:12]}"
     refused = gateway.request("POST", f"/v1/conversations/{CONVERSATION}/messages", "replier",
                               json={"body": "Oi", "direction": "incoming"}, headers={"X-Request-ID": rid})
-    assert assert_problem(refused, 403, "forbidden")["permission"] == "conversations.record_incoming"
+    assert gateway.problem(refused, 403, "forbidden")["permission"] == "conversations.record_incoming"
     assert calls == []
     (record,) = gateway.denials(rid)
     assert (record["actor_id"], record["outcome"]) == ("user-replier", "denied")
@@ -178,16 +157,16 @@ def test_either_permission_lets_in_to_a_route_over_both_containers(gateway, call
     dpo = gateway.request("GET", f"/v1/messages/{MESSAGE}", "dpo")  # chats.use only: a chat message
     assert dpo.status_code == 200 and dpo.json()["chat_id"] == CHAT
     assert gateway.request("GET", f"/v1/messages/{MESSAGE}", "replier").status_code == 200  # no chats.use
-    assert_problem(gateway.request("GET", f"/v1/messages/{MESSAGE}", "nobody"), 403, "forbidden")
+    gateway.problem(gateway.request("GET", f"/v1/messages/{MESSAGE}", "nobody"), 403, "forbidden")
     # but a conversation's own routes stay closed to a chat-only role
-    assert_problem(gateway.request("GET", "/v1/conversations", "dpo"), 403, "forbidden")
+    gateway.problem(gateway.request("GET", "/v1/conversations", "dpo"), 403, "forbidden")
     assert [c[0] for c in calls] == ["message", "message"]
 
 
 def test_a_conversation_messaging_hides_is_404_as_if_absent(gateway, calls):
-    body = assert_problem(gateway.request("GET", f"/v1/conversations/{HIDDEN}", "attendant"), 404, "not-found")
+    body = gateway.problem(gateway.request("GET", f"/v1/conversations/{HIDDEN}", "attendant"), 404, "not-found")
     assert body["detail"] == "No such conversation."
-    assert_problem(gateway.request("POST", f"/v1/conversations/{HIDDEN}/messages", "attendant",
+    gateway.problem(gateway.request("POST", f"/v1/conversations/{HIDDEN}/messages", "attendant",
                                    json={"body": "x", "direction": "outgoing"}), 404, "not-found")
 
 
@@ -206,7 +185,7 @@ def test_a_conversation_messaging_hides_is_404_as_if_absent(gateway, calls):
 ])
 def test_a_bad_request_is_a_422_naming_the_field_before_messaging_is_asked(gateway, calls, method, path, kwargs,
                                                                           field):
-    body = assert_problem(gateway.request(method, path, "attendant", **kwargs), 422, "validation-error")
+    body = gateway.problem(gateway.request(method, path, "attendant", **kwargs), 422, "validation-error")
     assert [error["field"] for error in body["errors"]] == [field]
     assert calls == []
 
@@ -227,15 +206,15 @@ def test_an_upload_is_raw_bytes_to_one_container(gateway, calls):
     assert uploaded.json()["id"] == ATTACHMENT and uploaded.headers["Location"] == f"/v1/attachments/{ATTACHMENT}"
     assert calls == [("upload_attachment", {"name": "nota fiscal.pdf", "content_b64": b"%PDF-",
                                             "conversation_id": CONVERSATION})]
-    assert_problem(gateway.request("POST", "/v1/attachments", "attendant", data=b"x", params={
+    gateway.problem(gateway.request("POST", "/v1/attachments", "attendant", data=b"x", params={
         "name": "a.pdf", "conversation_id": CONVERSATION}, headers={"Content-Type": "application/pdf"}),
         415, "unsupported-media-type")
     too_big = gateway.request("POST", "/v1/attachments", "attendant", data=b"\0" * (10 * 1024 * 1024 + 1),
                               params={"name": "a.bin", "chat_id": CHAT},
                               headers={"Content-Type": "application/octet-stream"})
-    assert_problem(too_big, 413, "payload-too-large")
+    gateway.problem(too_big, 413, "payload-too-large")
     # a chat-only role may not upload to a conversation (audited refusal), only to a chat
-    assert_problem(gateway.request("POST", "/v1/attachments", "dpo", data=b"x", params={
+    gateway.problem(gateway.request("POST", "/v1/attachments", "dpo", data=b"x", params={
         "name": "a.pdf", "conversation_id": CONVERSATION}, headers={"Content-Type": "application/octet-stream"}),
         403, "forbidden")
     assert len(calls) == 1

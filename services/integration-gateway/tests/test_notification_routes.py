@@ -12,12 +12,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import requests
-from upgestao_gateway.access.authentication import bearer_token
 from upgestao_gateway.domain.principal import Principal
-from upgestao_gateway.entrypoints.http.problems import PROBLEM_BASE
 from upgestao_gateway.entrypoints.notifications.schemas import STATUSES
-from upgestao_gateway.service import GatewayService
 from upgestao_kernel.errors import ServiceError, invalid_field, not_found
 from upgestao_kernel.nameko_ext import rpc
 
@@ -68,28 +64,18 @@ class FakeNotifier:
                 "recipients": ["maria.silva@example.com.br"]}
 
 
-class Tokens:
-    """A fixed table of tokens: the dpo holds ``notifications.read``, the attendant does not."""
-
-    principals = {
-        "dpo-token": Principal(actor_id="user-dpo", role="dpo", session_id="sess-dpo",
-                               permissions=frozenset({"notifications.read", "audit.read"})),
-        "attendant-token": Principal(actor_id="user-attendant", role="attendant", session_id="sess-att",
-                                     permissions=frozenset({"profile.read"})),
-    }
-
-    def authenticate(self, request):
-        token = bearer_token(request)
-        return None if token is None else self.principals.get(token)
-
-
-class NotificationsGateway(GatewayService):
-    authenticator = Tokens()
+# a fixed table of tokens: the dpo holds ``notifications.read``, the attendant does not
+PRINCIPALS = {
+    "dpo-token": Principal(actor_id="user-dpo", role="dpo", session_id="sess-dpo",
+                           permissions=frozenset({"notifications.read", "audit.read"})),
+    "attendant-token": Principal(actor_id="user-attendant", role="attendant", session_id="sess-att",
+                                 permissions=frozenset({"profile.read"})),
+}
 
 
 @pytest.fixture(scope="module")
 def gateway(routes_gateway):
-    return routes_gateway(FakeNotifier, NotificationsGateway)
+    return routes_gateway(FakeNotifier, PRINCIPALS)
 
 
 @pytest.fixture(autouse=True)
@@ -98,21 +84,13 @@ def calls():
     yield NotifierCalls.calls
 
 
-def assert_problem(response: requests.Response, status: int, slug: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["type"] == PROBLEM_BASE + slug
-    return body
-
-
 PATHS = ["/v1/notifications/deliveries", f"/v1/notifications/campaigns/{CAMPAIGN}"]
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_without_a_token_it_is_401(gateway, calls, path):
-    assert_problem(gateway.get(path), 401, "unauthenticated")
-    assert_problem(gateway.get(path, "no-such-token"), 401, "unauthenticated")
+    gateway.problem(gateway.get(path), 401, "unauthenticated")
+    gateway.problem(gateway.get(path, "no-such-token"), 401, "unauthenticated")
     assert calls == []
 
 
@@ -120,7 +98,7 @@ def test_without_a_token_it_is_401(gateway, calls, path):
 def test_without_notifications_read_it_is_403_audited_and_the_notifier_is_not_asked(gateway, calls, path):
     request_id = f"notif-denied-{uuid.uuid4().hex[:12]}"
     response = gateway.get(path, "attendant-token", headers={"X-Request-ID": request_id})
-    assert assert_problem(response, 403, "forbidden")["permission"] == "notifications.read"
+    assert gateway.problem(response, 403, "forbidden")["permission"] == "notifications.read"
     assert calls == []
     (record,) = gateway.denials(request_id)
     assert (record["service"], record["actor_id"], record["outcome"]) == ("gateway", "user-attendant", "denied")
@@ -154,7 +132,7 @@ def test_without_filters_the_newest_fifty_are_asked_for(gateway, calls):
 ])
 def test_a_bad_parameter_is_a_422_naming_it_and_the_notifier_is_not_asked(gateway, calls, params, field):
     response = gateway.get("/v1/notifications/deliveries", "dpo-token", params=params)
-    body = assert_problem(response, 422, "validation-error")
+    body = gateway.problem(response, 422, "validation-error")
     assert [error["field"] for error in body["errors"]] == [field]
     assert calls == []
 
@@ -162,12 +140,12 @@ def test_a_bad_parameter_is_a_422_naming_it_and_the_notifier_is_not_asked(gatewa
 def test_a_refused_id_is_not_echoed_back(gateway):
     response = gateway.get("/v1/notifications/deliveries", "dpo-token",
                            params={"recipient_id": "maria.silva@example.com.br"})
-    assert_problem(response, 422, "validation-error")
+    gateway.problem(response, 422, "validation-error")
     assert "maria" not in response.text
 
 
 def test_a_refusal_of_the_notifier_is_answered_as_its_problem(gateway):
-    body = assert_problem(gateway.get("/v1/notifications/deliveries", "dpo-token", params={"cursor": "refuse"}),
+    body = gateway.problem(gateway.get("/v1/notifications/deliveries", "dpo-token", params={"cursor": "refuse"}),
                           422, "validation-error")
     assert body["errors"] == [{"field": "cursor", "message": "is not a cursor this service issued"}]
 
@@ -184,18 +162,18 @@ def test_a_campaign_counts_every_state(gateway, calls):
 
 
 def test_an_unknown_campaign_is_404(gateway):
-    body = assert_problem(gateway.get(f"/v1/notifications/campaigns/{uuid.uuid4()}", "dpo-token"), 404, "not-found")
+    body = gateway.problem(gateway.get(f"/v1/notifications/campaigns/{uuid.uuid4()}", "dpo-token"), 404, "not-found")
     assert body["detail"] == "No such campaign."
 
 
 def test_the_notifiers_own_permission_check_is_a_403(gateway):
-    body = assert_problem(gateway.get(f"/v1/notifications/campaigns/{FORBIDDEN_CAMPAIGN}", "dpo-token"),
+    body = gateway.problem(gateway.get(f"/v1/notifications/campaigns/{FORBIDDEN_CAMPAIGN}", "dpo-token"),
                           403, "forbidden")
     assert body["permission"] == "notifications.read"
 
 
 def test_a_campaign_id_that_is_not_a_uuid_is_422_before_anything(gateway, calls):
-    body = assert_problem(gateway.get("/v1/notifications/campaigns/breach-2026", "dpo-token"), 422,
+    body = gateway.problem(gateway.get("/v1/notifications/campaigns/breach-2026", "dpo-token"), 422,
                           "validation-error")
     assert body["errors"] == [{"field": "campaign_id", "message": "must be a UUID"}]
     assert calls == []
