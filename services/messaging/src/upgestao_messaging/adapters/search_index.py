@@ -40,6 +40,7 @@ at most.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -127,7 +128,25 @@ def _query(terms: Iterable[str]) -> list[str]:
     return distinct
 
 
-class SqlSearchIndex:
+class _Replacing(ABC):
+    """What both indexes do alike: an edit is a removal and an addition (so it cannot differ between them)."""
+
+    @abstractmethod
+    def add(self, *, message_id: str, position: int, container_kind: str, container_id: str, subject_id: str,
+            terms: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def remove(self, message_id: str) -> None: ...
+
+    def replace(self, *, message_id: str, position: int, container_kind: str, container_id: str,
+                subject_id: str, terms: Sequence[str]) -> None:
+        """An edited message: its former terms go, the new ones come."""
+        self.remove(message_id)
+        self.add(message_id=message_id, position=position, container_kind=container_kind,
+                 container_id=container_id, subject_id=subject_id, terms=terms)
+
+
+class SqlSearchIndex(_Replacing):
     """The index on a unit of work's connection (writes join its transaction)."""
 
     def __init__(self, conn: Connection) -> None:
@@ -143,13 +162,6 @@ class SqlSearchIndex:
         self.conn.execute(search_terms.insert(), [
             {"term": term, "position": position, "message_id": message_id, "container_kind": container_kind,
              "container_id": container_id, "subject_id": subject_id} for term in terms])
-
-    def replace(self, *, message_id: str, position: int, container_kind: str, container_id: str,
-                subject_id: str, terms: Sequence[str]) -> None:
-        """An edited message: its former terms go, the new ones come."""
-        self.remove(message_id)
-        self.add(message_id=message_id, position=position, container_kind=container_kind,
-                 container_id=container_id, subject_id=subject_id, terms=terms)
 
     def remove(self, message_id: str) -> None:
         """A deleted (or erased) message is found no more."""
@@ -319,7 +331,7 @@ class _Entry:
     subject_id: str
 
 
-class MemorySearchIndex:
+class MemorySearchIndex(_Replacing):
     """The same index in memory, for the service layer's unit tests (same semantics as :class:`SqlSearchIndex`)."""
 
     def __init__(self) -> None:
@@ -340,12 +352,6 @@ class MemorySearchIndex:
             self.rows.setdefault(term, {})[position] = entry
         _, known = self._positions.get(message_id, (position, set()))
         self._positions[message_id] = (position, known | set(terms))
-
-    def replace(self, *, message_id: str, position: int, container_kind: str, container_id: str,
-                subject_id: str, terms: Sequence[str]) -> None:
-        self.remove(message_id)
-        self.add(message_id=message_id, position=position, container_kind=container_kind,
-                 container_id=container_id, subject_id=subject_id, terms=terms)
 
     def remove(self, message_id: str) -> None:
         position, terms = self._positions.pop(message_id, (None, set()))
