@@ -40,7 +40,6 @@ at most.
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -50,6 +49,7 @@ from upgestao_kernel.config import ConfigError, Settings
 from upgestao_kernel.keys import decode_key, local_key_file
 
 from ..domain.search import MAX_QUERY_WORDS, TERM_LENGTH
+from .ports import SearchIndex
 from .tables import chats, conversations, messages, metadata
 
 SEARCH_KEY_VAR = "MESSAGING_SEARCH_KEY"
@@ -128,17 +128,10 @@ def _query(terms: Iterable[str]) -> list[str]:
     return distinct
 
 
-class _Replacing(ABC):
+class _Replacing:
     """What both indexes do alike: an edit is a removal and an addition (so it cannot differ between them)."""
 
-    @abstractmethod
-    def add(self, *, message_id: str, position: int, container_kind: str, container_id: str, subject_id: str,
-            terms: Sequence[str]) -> None: ...
-
-    @abstractmethod
-    def remove(self, message_id: str) -> None: ...
-
-    def replace(self, *, message_id: str, position: int, container_kind: str, container_id: str,
+    def replace(self: SearchIndex, *, message_id: str, position: int, container_kind: str, container_id: str,
                 subject_id: str, terms: Sequence[str]) -> None:
         """An edited message: its former terms go, the new ones come."""
         self.remove(message_id)
