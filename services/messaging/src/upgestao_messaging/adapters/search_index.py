@@ -40,6 +40,7 @@ at most.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -49,7 +50,6 @@ from upgestao_kernel.config import ConfigError, Settings
 from upgestao_kernel.keys import decode_key, local_key_file
 
 from ..domain.search import MAX_QUERY_WORDS, TERM_LENGTH
-from .ports import SearchIndex
 from .tables import chats, conversations, messages, metadata
 
 SEARCH_KEY_VAR = "MESSAGING_SEARCH_KEY"
@@ -128,10 +128,28 @@ def _query(terms: Iterable[str]) -> list[str]:
     return distinct
 
 
-class _Replacing:
-    """What both indexes do alike: an edit is a removal and an addition (so it cannot differ between them)."""
+class _Index(ABC):
+    """What both indexes do alike, so that it cannot differ between them: the checks of an entry, and an edit
+    as a removal and an addition. Each index stores (``_add``) and removes in its own way."""
 
-    def replace(self: SearchIndex, *, message_id: str, position: int, container_kind: str, container_id: str,
+    def add(self, *, message_id: str, position: int, container_kind: str, container_id: str, subject_id: str,
+            terms: Sequence[str]) -> None:
+        """Index one message: one entry per distinct term (a message already indexed: use ``replace``)."""
+        distinct = _distinct(terms)
+        _check_entry(container_kind, position, distinct)
+        if distinct:
+            self._add(message_id, position, container_kind, container_id, subject_id, distinct)
+
+    @abstractmethod
+    def _add(self, message_id: str, position: int, container_kind: str, container_id: str, subject_id: str,
+             terms: list[str]) -> None:
+        """Store the entries of one message (``terms``: distinct, checked, at least one)."""
+
+    @abstractmethod
+    def remove(self, message_id: str) -> None:
+        """A deleted (or erased) message is found no more."""
+
+    def replace(self, *, message_id: str, position: int, container_kind: str, container_id: str,
                 subject_id: str, terms: Sequence[str]) -> None:
         """An edited message: its former terms go, the new ones come."""
         self.remove(message_id)
@@ -139,19 +157,14 @@ class _Replacing:
                  container_id=container_id, subject_id=subject_id, terms=terms)
 
 
-class SqlSearchIndex(_Replacing):
+class SqlSearchIndex(_Index):
     """The index on a unit of work's connection (writes join its transaction)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def add(self, *, message_id: str, position: int, container_kind: str, container_id: str, subject_id: str,
-            terms: Sequence[str]) -> None:
-        """Index one message: one row per distinct term (a message already indexed: use ``replace``)."""
-        terms = _distinct(terms)
-        _check_entry(container_kind, position, terms)
-        if not terms:
-            return
+    def _add(self, message_id: str, position: int, container_kind: str, container_id: str, subject_id: str,
+             terms: list[str]) -> None:
         self.conn.execute(search_terms.insert(), [
             {"term": term, "position": position, "message_id": message_id, "container_kind": container_kind,
              "container_id": container_id, "subject_id": subject_id} for term in terms])
@@ -324,19 +337,15 @@ class _Entry:
     subject_id: str
 
 
-class MemorySearchIndex(_Replacing):
+class MemorySearchIndex(_Index):
     """The same index in memory, for the service layer's unit tests (same semantics as :class:`SqlSearchIndex`)."""
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[int, _Entry]] = {}  # term -> position -> entry
         self._positions: dict[str, tuple[int, set[str]]] = {}  # message_id -> (position, terms)
 
-    def add(self, *, message_id: str, position: int, container_kind: str, container_id: str, subject_id: str,
-            terms: Sequence[str]) -> None:
-        terms = _distinct(terms)
-        _check_entry(container_kind, position, terms)
-        if not terms:
-            return
+    def _add(self, message_id: str, position: int, container_kind: str, container_id: str, subject_id: str,
+             terms: list[str]) -> None:
         entry = _Entry(message_id, container_kind, container_id, subject_id)
         for term in terms:
             if position in self.rows.get(term, {}):
