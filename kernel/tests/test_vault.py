@@ -166,7 +166,8 @@ def test_decrypt_many_one_key_lookup(conn, vault):
 
 def test_concurrent_key_creation_reuses_the_winner(conn, vault, monkeypatch):
     """Another transaction inserted the key between our read and our insert."""
-    ct = vault.encrypt(conn, "s1", "email", "first")
+    with conn.begin_nested():  # (a key used in a savepoint is not remembered past it: the next encrypt reads)
+        ct = vault.encrypt(conn, "s1", "email", "first")
     real_row = Vault._row
     calls = []
 
@@ -181,6 +182,37 @@ def test_concurrent_key_creation_reuses_the_winner(conn, vault, monkeypatch):
     # The outer transaction is still usable and the winner's key is used.
     assert vault.decrypt(conn, "s1", "email", ct) == "first"
     assert vault.decrypt(conn, "s1", "email", second) == "second"
+
+
+def test_a_transaction_looks_its_write_key_up_once_and_the_next_transaction_again(engine, vault):
+    """A message and the request's reply sealed under one subject: one key lookup, not two; a shred committed
+    in between two transactions is effective for the second one's write."""
+    subject = f"s-{uuid.uuid4().hex[:8]}"
+    statements = []
+    with engine.connect() as c:
+        sa.event.listen(c, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        with c.begin():
+            first = vault.encrypt(c, subject, "body", "first")
+            before = len(statements)
+            second = vault.encrypt(c, subject, "request_reply", "second")
+            assert len(statements) == before  # the key of this transaction's first write
+            assert vault.decrypt(c, subject, "body", first) == "first"
+            assert vault.decrypt(c, subject, "request_reply", second) == "second"
+        with c.begin():
+            vault.shred(c, subject)
+        with c.begin():
+            statements.clear()
+            with pytest.raises(VaultError, match="shredded"):
+                vault.encrypt(c, subject, "body", "third")
+            assert statements  # looked up again
+
+
+def test_a_write_key_created_in_a_rolled_back_savepoint_is_not_reused(conn, vault):
+    with conn.begin_nested() as savepoint:
+        vault.encrypt(conn, "N", "email", "gone")
+        savepoint.rollback()  # the key's row with it
+    ct = vault.encrypt(conn, "N", "email", "kept")
+    assert vault.decrypt(conn, "N", "email", ct) == "kept"
 
 
 # -- shredding --------------------------------------------------------------

@@ -13,7 +13,13 @@ e.g. by e-mail, without storing the value in clear.
 
 Every function takes a SQLAlchemy Core ``Connection``; the caller owns the
 transaction. Nothing here commits. No data key is cached across calls, so a
-shred is effective for the very next read.
+shred is effective for the very next read. The one exception is within a single
+transaction's *writes*: a key unwrapped to encrypt is reused by the same
+transaction's next encryption for that subject (a message sealed, then the
+request's reply sealed under the same subject, looked the key up twice), and
+forgotten when that transaction ends or shreds the subject. What a concurrent
+shred would have refused there is written under a key that no longer exists,
+unreadable, as a value sealed a moment earlier in the same transaction is.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ import json
 import os
 import secrets
 import unicodedata
+import weakref
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
@@ -192,6 +200,19 @@ class Vault:
     def __init__(self, keyring: MasterKeyring, blind_index_key: bytes):
         self.keyring = keyring
         self._blind_index_key = _check_key(blind_index_key)
+        # transaction -> {subject_id: data key} of the keys it encrypted with (see the module's docstring)
+        self._write_keys: weakref.WeakKeyDictionary[Any, dict[str, bytes]] = weakref.WeakKeyDictionary()
+
+    def _write_memo(self, conn: Connection) -> dict[str, bytes] | None:
+        # the innermost transaction: a key remembered inside a savepoint is not reused once it ends (rolled back,
+        # it may have taken the key's row with it)
+        transaction = conn.get_nested_transaction() or conn.get_transaction()
+        if transaction is None or not transaction.is_active:
+            return None
+        memo = self._write_keys.get(transaction)
+        if memo is None:
+            memo = self._write_keys[transaction] = {}
+        return memo
 
     # key storage
 
@@ -208,6 +229,15 @@ class Vault:
         return self.keyring.unwrap(subject_id, row.wrapped_key, row.master_kid)
 
     def _data_key_for_write(self, conn: Connection, subject_id: str) -> bytes:
+        memo = self._write_memo(conn)
+        if memo is not None and subject_id in memo:
+            return memo[subject_id]
+        data_key = self._fetch_data_key_for_write(conn, subject_id)
+        if memo is not None:
+            memo[subject_id] = data_key
+        return data_key
+
+    def _fetch_data_key_for_write(self, conn: Connection, subject_id: str) -> bytes:
         row = self._row(conn, subject_id)
         if row is None:
             data_key = secrets.token_bytes(KEY_BYTES)
@@ -292,6 +322,9 @@ class Vault:
         be encrypted for it later.
         """
         _check_ids(subject_id)
+        memo = self._write_memo(conn)
+        if memo is not None:
+            memo.pop(subject_id, None)
         for _ in range(2):
             destroyed = conn.execute(
                 subject_keys.update()
