@@ -207,6 +207,14 @@ def test_a_transaction_looks_its_write_key_up_once_and_the_next_transaction_agai
             assert statements  # looked up again
 
 
+def test_encrypt_after_a_shred_in_a_savepoint_refused(conn, vault):
+    vault.encrypt(conn, "A", "email", "a@example.com")
+    with conn.begin_nested():
+        vault.shred(conn, "A")
+    with pytest.raises(VaultError, match="shredded"):
+        vault.encrypt(conn, "A", "email", "again@example.com")
+
+
 def test_a_write_key_created_in_a_rolled_back_savepoint_is_not_reused(conn, vault):
     with conn.begin_nested() as savepoint:
         vault.encrypt(conn, "N", "email", "gone")

@@ -322,8 +322,7 @@ class Vault:
         be encrypted for it later.
         """
         _check_ids(subject_id)
-        memo = self._write_memo(conn)
-        if memo is not None:
+        for memo in list(self._write_keys.values()):  # every transaction's, a savepoint's enclosing ones too
             memo.pop(subject_id, None)
         for _ in range(2):
             destroyed = conn.execute(
