@@ -191,20 +191,22 @@ def open_bodies(uow: MessagingUnitOfWork, records: Sequence[MessageRecord], purp
     return bodies
 
 
-def open_subject(uow: MessagingUnitOfWork, record: ConversationRecord, purpose: str) -> str | None:
-    if record.subject_sealed is None:
+def _open_field(uow: MessagingUnitOfWork, subject_id: str, resource_type: str, resource_id: str, field: str,
+                sealed: str | None, purpose: str) -> str | None:
+    """One sealed field opened (audited by the vault, ``purpose``); None when nothing was sealed."""
+    if sealed is None:
         return None
-    opened = uow.personal.open(subject_id=record.customer_id, resource_type="conversation", resource_id=record.id,
-                               sealed={"subject": record.subject_sealed}, purpose=purpose)
-    return clear(opened["subject"])
+    opened = uow.personal.open(subject_id=subject_id, resource_type=resource_type, resource_id=resource_id,
+                               sealed={field: sealed}, purpose=purpose)
+    return clear(opened[field])
+
+
+def open_subject(uow: MessagingUnitOfWork, record: ConversationRecord, purpose: str) -> str | None:
+    return _open_field(uow, record.customer_id, "conversation", record.id, "subject", record.subject_sealed, purpose)
 
 
 def open_title(uow: MessagingUnitOfWork, record: ChatRecord, purpose: str) -> str | None:
-    if record.title_sealed is None:
-        return None
-    opened = uow.personal.open(subject_id=record.creator_id, resource_type="chat", resource_id=record.id,
-                               sealed={"title": record.title_sealed}, purpose=purpose)
-    return clear(opened["title"])
+    return _open_field(uow, record.creator_id, "chat", record.id, "title", record.title_sealed, purpose)
 
 
 # -- the answers' shapes -----------------------------------------------------------------------------------
