@@ -24,7 +24,7 @@ green_postgres()  # as in the running services: psycopg2 yields to other greenle
 # the kernel's and the services' conftests, the end-to-end platforms).
 INFRA_FIXTURES = frozenset({
     "database_factory", "amqp_vhost", "amqp_uri", "rabbit_config", "rabbit_manager", "container_factory",
-    "runner_factory", "platform",
+    "runner_factory", "platform", "routes_gateway",
 })
 # Tests that reach them without such a fixture (node id -> why): each would fail under test-fast.
 INFRA_TESTS = {
