@@ -44,6 +44,23 @@ def test_conflicting_append_raises_and_writes_nothing(engine):
         assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 1
 
 
+def test_a_refused_append_leaves_nothing_of_itself_and_its_transaction_usable(engine):
+    """Two events after a version another writer took: the second's version was free, yet neither stays, and
+    the caller may still read (and write) in the same transaction."""
+    _append(engine, "account-1", 0, "ledger.account_opened.v1")
+    with engine.begin() as conn:
+        with pytest.raises(eventstore.ConcurrencyError) as err:
+            eventstore.append(conn, "account-1", 0, [NewEvent("ledger.money_deposited.v1", {"n": 1}),
+                                                      NewEvent("ledger.money_withdrawn.v1", {"n": 2})], CTX)
+        assert (err.value.expected, err.value.actual) == (0, 1)
+        assert eventstore.current_version(conn, "account-1") == 1
+        eventstore.append(conn, "account-1", 1, [NewEvent("ledger.money_deposited.v1", {"n": 3})], CTX)
+    with engine.connect() as conn:
+        read = eventstore.read_stream(conn, "account-1")
+    assert [(e.type, e.version, e.data) for e in read] == [
+        ("ledger.account_opened.v1", 1, {"n": 0}), ("ledger.money_deposited.v1", 2, {"n": 3})]
+
+
 def test_racing_writers_one_wins(pg_engine):
     """Both read version 1; the unique (stream, version) index settles it.
 
