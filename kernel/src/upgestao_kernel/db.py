@@ -4,14 +4,32 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 READ_ONLY = "upgestao_read_only"
+
+# A pooled PostgreSQL connection is pinged (``SELECT 1``, a round trip) on checkout only when in doubt:
+# idle longer than this, or its socket has something to read (a healthy idle connection is sent nothing;
+# a server that restarted or ended the session sent its FATAL notice and closed it).
+PING_IDLE_S = 5.0
+_LAST_USED = "upgestao_last_used"
+_plain_select: Any = None
+
+
+def _select(*args: Any) -> Any:
+    """``select.select`` as the OS gives it (eventlet's green one would switch to its hub for a zero timeout)."""
+    global _plain_select
+    if _plain_select is None:
+        patcher = sys.modules.get("eventlet.patcher")
+        _plain_select = patcher.original("select").select if patcher is not None else __import__("select").select
+    return _plain_select(*args)
 
 
 def read_only(conn: sa.engine.Connection) -> sa.engine.Connection:
@@ -23,7 +41,48 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
     """PostgreSQL through psycopg2, or an embedded SQLite file in WAL mode."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _ping_when_in_doubt(engine)
+    return engine
+
+
+def _readable(dbapi_conn: Any) -> bool:
+    """Something waits on the idle connection's socket (the server's goodbye, or its end of file)."""
+    try:
+        ready, _, _ = _select([dbapi_conn.fileno()], [], [], 0)
+    except (OSError, ValueError, TypeError, AttributeError):  # closed, or no socket to look at: in doubt
+        return True
+    return bool(ready)
+
+
+def _ping_when_in_doubt(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, without its round trip on every checkout of a busy pool.
+
+    A connection that went back to the pool less than :data:`PING_IDLE_S` ago with nothing on its socket
+    is handed out as it is; any other is pinged first. A failed ping invalidates the whole pool, as a
+    pre-ping does (after a restart of the database every pooled connection is gone): the checkout gets a
+    new connection. A connection that breaks in use anyway (the database went away between the check and
+    the statement) fails that statement, and SQLAlchemy invalidates the pool on the disconnect it sees.
+    """
+    dialect = engine.dialect
+
+    @sa.event.listens_for(engine, "connect")
+    def _connected(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()  # just made: nothing to doubt
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle = time.monotonic() - record.info.get(_LAST_USED, float("-inf"))
+        if idle < PING_IDLE_S and not _readable(dbapi_conn):
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.InvalidatePoolError(f"ping on checkout failed: {exc}") from exc
 
 
 # SQLite's own busy handler sleeps inside C: under eventlet that stalls every
