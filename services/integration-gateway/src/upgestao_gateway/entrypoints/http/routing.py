@@ -42,7 +42,6 @@ from functools import partial
 from typing import Any
 
 from eventlet.event import Event
-from marshmallow import Schema
 from nameko.exceptions import ConfigurationError, ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
 from upgestao_kernel.logging import get_logger
@@ -206,8 +205,9 @@ class GatewayRoute(HttpRequestHandler):
             status, headers, payload = result.status or self.spec.status, dict(result.headers), result.payload
         if status == 204:
             return Response(status=204, headers=headers)
-        if isinstance(self.spec.response, Schema) and status == self.spec.status:
-            payload = self.spec.response.dump(payload)
+        dump = self.spec.dump_response
+        if dump is not None and status == self.spec.status:
+            payload = dump(payload)
         return json_response(payload, status, headers)
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from marshmallow import Schema
 
 from .bodies import BinaryResponse, RawBody, StreamResponse
+from .dumping import Dump, compile_dump
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -64,15 +66,22 @@ class RouteSpec:
     # calls whose answer must not be kept (tokens) nor for anonymous ones
     keyed: bool = False
 
-    @property
+    # derived once (every request reads them): the declaration is frozen
+
+    @cached_property
     def path_variables(self) -> list[tuple[str, str]]:
         """``[(name, converter)]`` in path order."""
         return [(m["name"], m["converter"] or "default") for m in _PATH_VARIABLE.finditer(self.path)]
 
-    @property
+    @cached_property
     def template(self) -> str:
         """The path in OpenAPI form (``/v1/things/{thing_id}``); also what access logs show."""
         return _PATH_VARIABLE.sub(lambda m: "{" + m["name"] + "}", self.path)
+
+    @cached_property
+    def dump_response(self) -> Dump | None:
+        """The ``response`` schema's ``dump``, compiled (:mod:`.dumping`); None when it is not a schema."""
+        return compile_dump(self.response) if isinstance(self.response, Schema) else None
 
     @property
     def max_body_bytes(self) -> int:
