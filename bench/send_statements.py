@@ -14,7 +14,7 @@ trips to PostgreSQL (those statements, plus each ``BEGIN`` psycopg2 sends before
 statement, each ping of a pooled connection, each ``COMMIT``/``ROLLBACK`` of an open transaction), and
 this process's CPU (``time.process_time``: PostgreSQL's own work is not in it).
 
-    .venv/bin/python bench/send_statements.py [N]        # N sends and N pages (default 300)
+    .venv/bin/python bench/send_statements.py [N] [send|page]   # N sends and N pages (default 300, both)
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ class Trips:
         @sa.event.listens_for(engine, "before_cursor_execute")
         def _statement(conn, cursor, statement, parameters, context, executemany) -> None:
             self.counts["statements"] += 1
-            if not in_transaction(conn.connection.dbapi_connection):
+            raw = conn.connection.dbapi_connection
+            if not raw.autocommit and not in_transaction(raw):
                 self.counts["begin"] += 1  # psycopg2 sends BEGIN first, a round trip of its own
 
         def counting(name: str, fn: Callable, only_in_transaction: bool) -> Callable:
@@ -155,7 +156,7 @@ def measure(label: str, trips: Trips, n: int, op: Callable[[int], Any]) -> dict[
     return {"statements": per.get("statements", 0), "round_trips": round_trips, "cpu_ms": cpu / n * 1000}
 
 
-def main(n: int) -> None:
+def main(n: int, only: tuple[str, ...] = ("send", "page")) -> None:
     name = f"bench_send_{uuid.uuid4().hex[:10]}"
     url = create_database(name)
     try:
@@ -181,14 +182,16 @@ def main(n: int) -> None:
             assert len(answer["items"]) == 50, answer
             return answer
 
-        measure("send", trips, n, send)
-        for i in range(51):  # a full page, whatever N
-            send(10_000 + i)
-        measure("page", trips, n, page)
+        if "send" in only:
+            measure("send", trips, n, send)
+        if "page" in only:
+            for i in range(51):  # a full page, whatever N
+                send(10_000 + i)
+            measure("page", trips, n, page)
         desk.engine.dispose()
     finally:
         drop_database(name)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300, tuple(sys.argv[2:]) or ("send", "page"))

@@ -249,3 +249,36 @@ def test_two_deliveries_at_once_run_once_and_both_answer_the_winners_reply(pg_en
     with pg_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(accounts)).scalar() == 1
         assert conn.execute(sa.select(sa.func.count()).select_from(request_replies)).scalar() == 1
+
+
+def test_the_look_up_of_a_key_on_postgresql_is_its_one_statement_outside_any_transaction(pg_engine, vault):
+    """Before every keyed write: no BEGIN and no ROLLBACK around the look-up (two round trips of three),
+    and the connection goes back to the pool transactional again."""
+    key = f"staff-1:{uuid.uuid4()}:ledger.open_account#1"
+    context = RequestContext(request_id="r-2", actor_id="staff-1", actor_role="admin")
+
+    def request(the_key: str) -> KeyedRequest:
+        return KeyedRequest(pg_engine, vault, key=the_key, method="open_account",
+                            fingerprint=fingerprint("open_account", ("acc-k9",), {}), actor_id="staff-1")
+
+    first = request(key)
+    with UnitOfWork(pg_engine, "ledger", context, projections=[AccountsProjection()], vault=vault,
+                    request=first) as uow:
+        open_account(uow, "acc-k9", EMAIL)
+    assert first.finish({"id": "acc-k9"}, None) == ({"id": "acc-k9"}, None)
+
+    seen: list[tuple[object, bool]] = []
+
+    def statement(conn, cursor, statement, parameters, context, executemany) -> None:
+        raw = conn.connection.dbapi_connection
+        seen.append((raw, raw.autocommit))
+
+    sa.event.listen(pg_engine, "before_cursor_execute", statement)
+    try:
+        assert request(key).stored_reply() == (True, {"id": "acc-k9"})
+        assert request(f"staff-1:{uuid.uuid4()}:x").stored_reply() == (False, None)
+    finally:
+        sa.event.remove(pg_engine, "before_cursor_execute", statement)
+    # the kept reply's row and its subject's key (the reply is sealed); the new key's row: no transaction
+    assert [autocommit for _, autocommit in seen] == [True, True, True]
+    assert all(raw.autocommit is False for raw, _ in seen)  # back in the pool as it was taken

@@ -36,13 +36,15 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .db import read_only
 from .errors import ServiceError
 from .events import utcnow
 from .logging import get_logger
@@ -94,10 +96,30 @@ def reply_erased() -> ServiceError:
                         410)
 
 
-# Built once: every keyed write runs both, and building a statement with its values costs more CPU than
+# Built once: every keyed write runs them, and building a statement with its values costs more CPU than
 # executing a prepared one with parameters.
 _CLAIM = request_replies.insert()
 _ANSWER = request_replies.update().where(request_replies.c.key == sa.bindparam("the_key"))
+_STORED = sa.select(request_replies).where(request_replies.c.key == sa.bindparam("the_key"))
+
+
+@contextmanager
+def _reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for the look-up, which only reads: on SQLite without the write lock; on PostgreSQL
+    outside any transaction, so that its statement is its only round trip (no BEGIN, no ROLLBACK). The
+    driver's autocommit flag is set and cleared on the connection itself, as SQLAlchemy's own ping does:
+    its ``isolation_level="AUTOCOMMIT"`` would cost a round trip more, to reset the level on return."""
+    with engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            yield read_only(conn)
+            return
+        raw = conn.connection.dbapi_connection
+        raw.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not raw.closed:
+                raw.autocommit = False
 
 
 class KeyedRaced(Exception):
@@ -128,8 +150,8 @@ class KeyedRequest:
     def stored_reply(self) -> tuple[bool, Any]:
         """``(True, result)`` when this key was answered before (raises its stored error, or why it
         cannot be answered); ``(False, None)`` when the request must run."""
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(request_replies).where(request_replies.c.key == self.key)).first()
+        with _reading(self.engine) as conn:
+            row = conn.execute(_STORED, {"the_key": self.key}).first()
             if row is None:
                 return False, None
             if (row.method, row.fingerprint, row.actor_id) != (self.method, self.fingerprint, self.actor_id):
