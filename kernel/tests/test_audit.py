@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from kernel_sample import AccountsProjection, open_account, read_email
 from kombu import Connection, Queue
-from upgestao_kernel.audit import AuditEmitter, AuditRecordSchema, source_network
+from upgestao_kernel.audit import (
+    BATCH_KEY,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
+    AuditEmitter,
+    AuditRecord,
+    AuditRecordSchema,
+    is_batch,
+    records_in,
+    source_network,
+)
 from upgestao_kernel.context import RequestContext
+from upgestao_kernel.fakes import MemoryStore
 from upgestao_kernel.relay import OutboxRelay, drain
 from upgestao_kernel.topology import audit_exchange
 from upgestao_kernel.unit_of_work import UnitOfWork
@@ -78,3 +91,61 @@ def test_an_audit_record_keeps_the_network_never_the_address(address, network):
                                           subject_id="a", fields=["email"], purpose="support")
     assert record.source_ip == network and record.to_message()["source_ip"] == network
     assert AuditRecordSchema().load(record.to_message())["source_ip"] == network
+
+
+def _emitted(records: list) -> list[dict]:
+    """The outbox rows ``AuditEmitter.emit_many`` writes for ``records``, through the kernel's outbox insert."""
+    tx = MemoryStore("ledger").begin()
+    AuditEmitter("ledger").emit_many(tx, CTX, records)
+    return tx.outbox
+
+
+def _read(n: int, action: str = "read", **over) -> AuditRecord:
+    values = {"resource_type": "message", "resource_id": f"m-{n}", "subject_id": "c-1", "fields": ["body"],
+              "purpose": "page", **over}
+    return AuditEmitter("ledger").build(CTX, action=action, **values)
+
+
+def test_emit_many_sends_the_records_of_one_action_as_one_message_each_record_intact():
+    records = [_read(n) for n in range(50)]
+    (row,) = _emitted(records)
+    assert (row["exchange"], row["routing_key"]) == ("audit", "audit.ledger.read")
+    assert row["message_id"] == records[0].audit_id  # unique, and the same on every relay attempt
+    assert is_batch(row["body"]) and list(row["body"]) == [BATCH_KEY]
+    assert records_in(row["body"]) == [r.to_message() for r in records]
+    schema = AuditRecordSchema()
+    assert [str(schema.load(r)["audit_id"]) for r in records_in(row["body"])] == [r.audit_id for r in records]
+    assert row["headers"]["nameko.request_id"] == "req-audit-1"
+
+
+def test_emit_many_groups_by_action_in_the_order_each_action_first_came():
+    records = [_read(0), _read(1, "export"), _read(2), _read(3, "share", recipient="crm"), _read(4, "export")]
+    rows = _emitted(records)
+    assert [r["routing_key"] for r in rows] == ["audit.ledger.read", "audit.ledger.export", "audit.ledger.share"]
+    assert [[m["resource_id"] for m in records_in(r["body"])] for r in rows] == [["m-0", "m-2"], ["m-1", "m-4"],
+                                                                                ["m-3"]]
+    assert rows[2]["body"] == records[3].to_message()  # a group of one is a single record, as emit() sends it
+    assert [r["message_id"] for r in rows] == [records[0].audit_id, records[1].audit_id, records[3].audit_id]
+
+
+def test_emit_many_cuts_a_batch_at_its_record_count_and_its_size():
+    records = [_read(n, resource_type="m", subject_id="c", purpose="p") for n in range(2 * MAX_BATCH_RECORDS + 1)]
+    rows = _emitted(records)
+    assert [len(records_in(r["body"])) for r in rows] == [MAX_BATCH_RECORDS, MAX_BATCH_RECORDS, 1]
+    assert [m["audit_id"] for r in rows for m in records_in(r["body"])] == [r.audit_id for r in records]
+    assert len({r["message_id"] for r in rows}) == 3
+
+    wide = [_read(n, fields=[f"campo_{k:05d}" for k in range(300)]) for n in range(40)]  # ~0.04 MB of JSON each
+    rows = _emitted(wide)
+    assert len(rows) > 1 and sum(len(records_in(r["body"])) for r in rows) == 40
+    for row in rows:
+        assert len(json.dumps(row["body"], separators=(",", ":"))) <= MAX_BATCH_BYTES
+    assert [m["resource_id"] for r in rows for m in records_in(r["body"])] == [f"m-{n}" for n in range(40)]
+
+
+def test_emit_many_of_one_record_or_none():
+    record = _read(7)
+    (row,) = _emitted([record])
+    assert row["body"] == record.to_message() and row["message_id"] == record.audit_id
+    assert records_in(row["body"]) == [record.to_message()]
+    assert _emitted([]) == []

@@ -32,7 +32,7 @@ def delivery(body: str, message_id: str) -> amqp.Message:
                         application_headers={"nameko.request_id": "r-1"})
 
 
-def consumer(stored: list, *, refuse=frozenset(), away=False) -> BatchConsumer:
+def consumer(stored: list, *, refuse=frozenset(), away=False, admit=None, max_items=None) -> BatchConsumer:
     def store(items):
         if away:
             raise ConnectionError("database away")
@@ -40,15 +40,17 @@ def consumer(stored: list, *, refuse=frozenset(), away=False) -> BatchConsumer:
             raise Refused("refused")
         stored.append(list(items))
 
-    def parse(body: bytes) -> int:
+    def parse(body: bytes) -> list[int]:
+        """A number is one item, a list of numbers as many."""
         value = json.loads(body)
-        if not isinstance(value, int):
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, int) for v in values):
             raise ValueError("not a number")
-        return value
+        return values
 
-    handler = BatchHandler(parse=parse, store=store, refuses=lambda exc: isinstance(exc, Refused))
+    handler = BatchHandler(parse=parse, store=store, refuses=lambda exc: isinstance(exc, Refused), admit=admit)
     return BatchConsumer("amqp://unused", "svc.things", handler, declare=lambda channel: None,
-                         batch_size=10, prefetch=20, name="svc.things")
+                         batch_size=10, prefetch=20, name="svc.things", max_items=max_items)
 
 
 def test_a_batch_is_stored_in_one_call():
@@ -81,6 +83,41 @@ def test_a_message_the_store_refuses_is_found_and_parked_and_the_others_stored()
     assert stored == [[1], [3]]
     assert [m.properties["message_id"] for m, _ in parking.published] == ["b"]
     assert parking.published[0][0].properties["application_headers"][ERROR_HEADER] == "Refused: the handler failed"
+
+
+def test_the_items_of_a_message_of_several_are_stored_with_the_others_of_the_batch():
+    stored, parking = [], FakeParking()
+    consumer(stored).handle(parking, [delivery("1", "a"), delivery("[2, 3, 4]", "b"), delivery("5", "c")])
+    assert stored == [[1, 2, 3, 4, 5]] and parking.published == []
+
+
+def test_a_message_of_several_items_is_parked_whole_when_its_sender_may_not_send_one_of_them():
+    def admit(item: int, user_id: str | None) -> None:
+        if item == 13:
+            raise ValueError("not this sender's")
+
+    stored, parking = [], FakeParking()
+    consumer(stored, admit=admit).handle(parking, [delivery("[1, 2]", "a"), delivery("[3, 13, 4]", "b"),
+                                                   delivery("5", "c")])
+    assert stored == [[1, 2, 5]]
+    assert [m.properties["message_id"] for m, _ in parking.published] == ["b"]
+    assert parking.published[0][0].body == b"[3, 13, 4]"  # the message as it came, every item of it
+
+
+def test_a_message_of_several_items_the_store_refuses_is_parked_whole_and_the_others_stored():
+    stored, parking = [], FakeParking()
+    consumer(stored, refuse={3}).handle(parking, [delivery("[1, 2]", "a"), delivery("[3, 4]", "b"),
+                                                  delivery("5", "c")])
+    assert stored == [[1, 2], [5]]
+    assert [m.properties["message_id"] for m, _ in parking.published] == ["b"]
+
+
+def test_max_items_cuts_a_batch_into_stores_of_at_most_that_many_items_never_splitting_a_message():
+    stored, parking = [], FakeParking()
+    consumer(stored, max_items=4).handle(parking, [
+        delivery("[1, 2]", "a"), delivery("[3, 4, 5]", "b"), delivery("6", "c"), delivery("[7, 8, 9, 10, 11, 12]", "d"),
+        delivery("13", "e")])
+    assert stored == [[1, 2], [3, 4, 5, 6], [7, 8, 9, 10, 11, 12], [13]] and parking.published == []
 
 
 def test_a_store_that_is_away_raises_and_parks_nothing():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 from kernel_sample import Account, AccountsProjection, accounts, sample_metadata
+from upgestao_kernel.audit import is_batch, records_in
 from upgestao_kernel.context import RequestContext
 from upgestao_kernel.db import create_engine
 from upgestao_kernel.events import EventEnvelope, NewEvent
@@ -213,9 +214,12 @@ def _scenario_open_many(side) -> dict:
         assert [o["text"] for o in uow.personal.open_many(subject_id="acc-p", resource_type="note", items=items,
                                                           purpose="page")] == [ERASED, ERASED, ERASED, None]
     observed = side.observed()
-    reads = [body for exchange, key, body, headers in observed["outbox"] if body.get("purpose") == "page"]
-    assert [(r["action"], r["resource_id"], r["subject_id"], r["fields"]) for r in reads] == 2 * [
-        ("read", resource_id, "acc-p", ["text"]) for resource_id in ("note-0", "note-1", "note-2", "note-empty")]
+    pages = [body for exchange, key, body, headers in observed["outbox"] if is_batch(body)]
+    assert len(pages) == 2  # each page's records in one message
+    reads = [r for body in pages for r in records_in(body)]
+    assert [(r["action"], r["resource_id"], r["subject_id"], r["fields"], r["purpose"]) for r in reads] == 2 * [
+        ("read", resource_id, "acc-p", ["text"], "page")
+        for resource_id in ("note-0", "note-1", "note-2", "note-empty")]
     return observed
 
 
@@ -228,6 +232,16 @@ def test_the_fake_observes_like_the_real_unit_of_work(scenario, tmp_path):
     real, fake = scenario(Real(tmp_path)), scenario(Fake(tmp_path))
     assert fake == real
     assert real["events"] or real["outbox"] or scenario is _scenario_claims  # the scenario observed something
+
+
+def test_the_fake_store_reads_a_batch_of_audit_records_as_its_records(tmp_path):
+    fake = Fake(tmp_path)
+    _scenario_open_many(fake)
+    pages = fake.store.audit_records(purpose="page")
+    assert [(r["resource_id"], r["fields"]) for r in pages] == 2 * [
+        (resource_id, ["text"]) for resource_id in ("note-0", "note-1", "note-2", "note-empty")]
+    assert len({r["audit_id"] for r in pages}) == 8
+    assert [r["action"] for r in fake.store.audit_records(resource_id="note-1")] == ["create", "read", "read"]
 
 
 @BOTH

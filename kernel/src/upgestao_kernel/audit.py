@@ -13,12 +13,19 @@ enough to tell an office from a foreign network in an investigation, not
 enough to single out one subscriber. The full address lives only in the
 request's context, for as long as the request (identity's login throttle
 keys on it), and is never written anywhere.
+
+On the wire (the ``audit`` exchange, routing key ``audit.<service>.<action>``) a message is one
+record (:class:`AuditRecordSchema`) or a *batch*: an object whose only key is ``records``, a list
+of records of one action (:data:`BATCH_KEY`, :func:`records_in`). :meth:`AuditEmitter.emit_many`
+sends the records of one statement as batches, so a page of 50 reads is one outbox row and one
+broker message, not 50; each record is still its own record, with its own ``audit_id``, stored as
+its own leaf of the log. Only the transport is batched.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -38,6 +45,14 @@ OUTCOMES = ("success", "denied", "failure")
 # how much of a client's address an audit record keeps (see the module docstring)
 IPV4_PREFIX = 24
 IPV6_PREFIX = 48
+# A batch message: ``{"records": [<record>, ...]}``, the records of one action (see the module docstring).
+BATCH_KEY = "records"
+MAX_BATCH_RECORDS = 500  # records in one batch message, at most
+# The JSON of one batch message, at most (an upper bound, counted before it is encoded: see _wire_size_bound).
+# Privacy's ingest refuses a message of more than twice this.
+MAX_BATCH_BYTES = 1024 * 1024
+# A record's JSON beyond its strings: keys, quotes, separators, null/true (about 230 bytes), with room to spare.
+_RECORD_OVERHEAD_BYTES = 400
 
 
 def source_network(address: str | None) -> str | None:
@@ -162,12 +177,50 @@ class AuditEmitter:
         return record
 
     def emit_many(self, conn: Connection, context: RequestContext, records: list[AuditRecord]) -> list[AuditRecord]:
-        """Several records in one statement (each still its own record: one per resource read)."""
+        """Several records in one statement, as few messages as possible: one batch per action (its routing
+        key) of at most :data:`MAX_BATCH_RECORDS` records and :data:`MAX_BATCH_BYTES`, the message id its
+        first record's ``audit_id``. A group of one record goes out as :meth:`emit` sends it. Each record
+        is still its own record (one per resource read), only the transport is shared."""
+        if not records:
+            return records
+        groups: list[tuple[str, list[dict]]] = []  # (action, record bodies), in the order they were opened
+        filling: dict[str, tuple[list[dict], int]] = {}  # action -> its last group, that group's size bound
+        for record in records:
+            body = record.to_message()
+            size = _wire_size_bound(body)
+            bodies, used = filling.get(record.action, (None, 0))
+            if bodies is None or len(bodies) >= MAX_BATCH_RECORDS or used + size > MAX_BATCH_BYTES:
+                bodies, used = [], 0
+                groups.append((record.action, bodies))
+            bodies.append(body)
+            filling[record.action] = (bodies, used + size)
         headers = message_headers(context)
-        enqueue_many(conn, [{"message_id": r.audit_id, "exchange": AUDIT_EXCHANGE,
-                             "routing_key": audit_routing_key(self.service, r.action), "body": r.to_message(),
-                             "headers": headers} for r in records])
+        enqueue_many(conn, [{"message_id": bodies[0]["audit_id"], "exchange": AUDIT_EXCHANGE,
+                             "routing_key": audit_routing_key(self.service, action),
+                             "body": bodies[0] if len(bodies) == 1 else {BATCH_KEY: bodies}, "headers": headers}
+                            for action, bodies in groups])
         return records
 
     def record(self, conn: Connection, context: RequestContext, **kwargs) -> AuditRecord:
         return self.emit(conn, context, self.build(context, **kwargs))
+
+
+def is_batch(body: object) -> bool:
+    """Whether an ``audit`` message body (or an outbox row's) is a batch rather than one record."""
+    return isinstance(body, Mapping) and BATCH_KEY in body
+
+
+def records_in(body: Mapping) -> list[dict]:
+    """The records an ``audit`` message body (or an outbox row's) carries: a batch's, in order, or the
+    body itself (for readers of the outbox or the broker: tests, tools; the ingest validates its own way)."""
+    if is_batch(body):
+        return list(body[BATCH_KEY])
+    return [dict(body)]
+
+
+def _wire_size_bound(message: Mapping) -> int:
+    """At least the length of ``message``'s compact JSON (as the relay encodes it, ``ensure_ascii``): each
+    character of a string is at most 12 bytes there (a non-BMP character is two ``\\uXXXX`` escapes)."""
+    chars = sum(len(value) for value in message.values() if type(value) is str)
+    chars += sum(len(name) + 3 for name in message["fields"])
+    return 12 * chars + _RECORD_OVERHEAD_BYTES

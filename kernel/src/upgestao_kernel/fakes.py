@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .audit import AuditEmitter, AuditRecord
+from .audit import AuditEmitter, AuditRecord, records_in
 from .context import RequestContext
 from .events import Aggregate, EventEnvelope, NewEvent, new_id, utcnow
 from .eventstore import ConcurrencyError
@@ -75,9 +75,10 @@ class MemoryStore:
         return [e.type for e in self.events]
 
     def audit_records(self, **match: Any) -> list[dict[str, Any]]:
-        """Bodies of the audit records committed, in order, whose keys equal ``match``."""
-        return [m["body"] for m in self.outbox if m["exchange"] == AUDIT_EXCHANGE
-                and all(m["body"].get(k) == v for k, v in match.items())]
+        """The audit records committed, in order, whose keys equal ``match``: one per record, a batch
+        message (:meth:`~upgestao_kernel.audit.AuditEmitter.emit_many`) read as the records it carries."""
+        return [record for m in self.outbox if m["exchange"] == AUDIT_EXCHANGE for record in records_in(m["body"])
+                if all(record.get(k) == v for k, v in match.items())]
 
     def published(self, event_type: str | None = None) -> list[dict[str, Any]]:
         """Bodies of the events published on ``<service>.events``, in order."""

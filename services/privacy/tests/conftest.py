@@ -4,6 +4,7 @@ outbox relay of privacy itself (its own ``audit_query`` records come back throug
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from kombu import Connection
 from nameko.rpc import rpc
-from upgestao_kernel.audit import AuditRecord
+from upgestao_kernel.audit import BATCH_KEY, AuditRecord
 from upgestao_kernel.db import create_engine
 from upgestao_kernel.relay import OutboxRelay
 from upgestao_kernel.testing import service_amqp_uri, wait_for
@@ -132,10 +133,20 @@ class PrivacyHarness:
                         sender, record["action"]), message_id=record["audit_id"], delivery_mode=2,
                         serializer="json")
 
-    def publish_raw(self, body: bytes, message_id: str) -> None:
-        with Connection(service_amqp_uri(self.amqp_uri, "identity"), transport_options={"confirm_publish": True}) \
+    def publish_batch(self, records: list[dict], as_service: str | None = None) -> str:
+        """Publish ``records`` as one batch message (``{"records": [...]}``, what ``AuditEmitter.emit_many``
+        sends) as the first record's ``service``'s broker user (``as_service``'s, if given); its message id."""
+        sender = as_service or records[0]["service"]
+        message_id = records[0]["audit_id"]
+        self.publish_raw(json.dumps({BATCH_KEY: records}).encode(), message_id=message_id, as_service=sender,
+                         routing_key=audit_routing_key(sender, records[0]["action"]))
+        return message_id
+
+    def publish_raw(self, body: bytes, message_id: str, as_service: str = "identity",
+                    routing_key: str = "audit.identity.read") -> None:
+        with Connection(service_amqp_uri(self.amqp_uri, as_service), transport_options={"confirm_publish": True}) \
                 as conn:
-            conn.Producer().publish(body, exchange=AUDIT_EXCHANGE, routing_key="audit.identity.read",
+            conn.Producer().publish(body, exchange=AUDIT_EXCHANGE, routing_key=routing_key,
                                     message_id=message_id, content_type="application/json",
                                     content_encoding="utf-8", delivery_mode=2)
 
@@ -152,8 +163,6 @@ class PrivacyHarness:
         return self.count()
 
     def stored(self) -> list[dict]:
-        import json
-
         with self.engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT seq, leaf FROM audit_records ORDER BY seq")).all()
         return [{"seq": row.seq, **json.loads(row.leaf)} for row in rows]

@@ -1,5 +1,7 @@
 """Batch consumer: a durable queue taken up to N messages at a time, each batch handled
-in one transaction and acked after its commit.
+in one transaction (or a few, of at most ``max_items`` items each) and acked after its commit.
+A message may carry several items (privacy's audit ingest: a batch of records); it is
+admitted, parked and acked whole, its items stored with the others of its batch.
 
 What makes it reliable:
 
@@ -11,7 +13,8 @@ What makes it reliable:
   one that does not parse (``ValueError``; ``RecursionError`` for JSON nested
   too deep) and one the store refuses (``BatchHandler.refuses``: the batch is
   then stored one message at a time to find it). It goes to
-  ``<queue>.parked`` with the error in :data:`~upgestao_kernel.parking.ERROR_HEADER`,
+  ``<queue>.parked`` with the error in :data:`~upgestao_kernel.parking.ERROR_HEADER`
+  (a message of several items: whole, when any one of them is unreadable or refused),
   on a connection that waits for the broker's confirm, before being acked;
 * a message whose sender may not say what it says is parked the same way:
   ``BatchHandler.admit`` judges each parsed item against the message's AMQP
@@ -63,18 +66,18 @@ def never(exc: BaseException) -> bool:
 class BatchHandler(Generic[T]):
     """What a batch consumer does with its messages.
 
-    ``parse`` turns a message body into an item, raising one of :data:`UNREADABLE`
-    for a message to park; ``store`` handles the items of a batch in one
-    transaction (raising: nothing is acked); ``refuses`` says whether a store
-    error blames a message (then each is stored alone and the refused one
-    parked) rather than the infrastructure; ``describe`` words the error kept
-    with a parked message (no values: a database error's text can quote a row);
+    ``parse`` turns a message body into its items (one or more), raising one of
+    :data:`UNREADABLE` for a message to park; ``store`` handles the items of a batch's
+    messages in one transaction (raising: nothing is acked); ``refuses`` says whether a
+    store error blames a message (then each message's items are stored alone and the
+    refused message parked) rather than the infrastructure; ``describe`` words the error
+    kept with a parked message (no values: a database error's text can quote a row);
     ``admit(item, user_id)``, when given, raises one of :data:`UNREADABLE` for an item
     its sender (the message's broker-checked ``user_id``, ``None`` if it has none) may
-    not have sent: it is parked with that reason, never stored.
+    not have sent: its message is parked with that reason, no item of it stored.
     """
 
-    parse: Callable[[bytes], T]
+    parse: Callable[[bytes], Sequence[T]]
     store: Callable[[Sequence[T]], None]
     refuses: Callable[[BaseException], bool] = never
     describe: Callable[[BaseException], str] = describe_error
@@ -82,11 +85,14 @@ class BatchHandler(Generic[T]):
 
 
 class BatchConsumer(Generic[T]):
-    """Consumes ``queue`` in batches of up to ``batch_size`` with ``prefetch`` unacked messages."""
+    """Consumes ``queue`` in batches of up to ``batch_size`` messages with ``prefetch`` unacked messages;
+    a batch's items go to ``store`` in calls of at most ``max_items`` items (a message is never split:
+    one of more items is stored alone), all of them before its messages are acked."""
 
     def __init__(self, amqp_uri: str, queue: str, handler: BatchHandler[T], *,
                  declare: Callable[[Any], None], batch_size: int, prefetch: int, name: str,
-                 batch_wait_s: float = BATCH_WAIT_S, stop: GreenStop | None = None) -> None:
+                 batch_wait_s: float = BATCH_WAIT_S, stop: GreenStop | None = None,
+                 max_items: int | None = None) -> None:
         self.amqp_uri = amqp_uri
         self.queue = queue
         self.handler = handler
@@ -96,6 +102,7 @@ class BatchConsumer(Generic[T]):
         self.name = name
         self.batch_wait_s = batch_wait_s
         self.stop = stop or GreenStop()
+        self.max_items = max_items
 
     def run(self) -> None:
         """Consume until ``stop`` is set, reconnecting with back-off (a managed green thread)."""
@@ -141,30 +148,49 @@ class BatchConsumer(Generic[T]):
                 parking_conn.release()
 
     def handle(self, parking, messages: Sequence[amqp.Message]) -> None:
-        """Park the unreadable, store the rest in one transaction (the caller acks afterwards)."""
-        parsed: list[tuple[amqp.Message, T]] = []
+        """Park the unreadable, store the rest in one transaction, or one per ``max_items`` items
+        (the caller acks afterwards)."""
+        parsed: list[tuple[amqp.Message, Sequence[T]]] = []
         for message in messages:
             try:
-                item = self.handler.parse(message.body)
+                items = self.handler.parse(message.body)
                 if self.handler.admit is not None:
-                    self.handler.admit(item, message.properties.get("user_id"))
-                parsed.append((message, item))
+                    user_id = message.properties.get("user_id")
+                    for item in items:
+                        self.handler.admit(item, user_id)
+                parsed.append((message, items))
             except UNREADABLE as exc:
                 self.park(parking, message, exc)
-        if not parsed:
-            return
+        for group in self._groups(parsed):
+            self._store(parking, group)
+
+    def _groups(self, parsed: list[tuple[amqp.Message, Sequence[T]]]) -> list[list[tuple[amqp.Message, Sequence[T]]]]:
+        """``parsed`` cut into runs of at most ``max_items`` items (one message each run at least)."""
+        if self.max_items is None:
+            return [parsed] if parsed else []
+        groups: list[list[tuple[amqp.Message, Sequence[T]]]] = []
+        count = 0
+        for entry in parsed:
+            if not groups or count + len(entry[1]) > self.max_items:
+                groups.append([])
+                count = 0
+            groups[-1].append(entry)
+            count += len(entry[1])
+        return groups
+
+    def _store(self, parking, parsed: Sequence[tuple[amqp.Message, Sequence[T]]]) -> None:
         try:
-            self.handler.store([item for _, item in parsed])
+            self.handler.store([item for _, items in parsed for item in items])
         except Exception as exc:
             if not self.handler.refuses(exc):
                 raise  # the store is away: nothing acked, everything redelivered later
             self._store_one_by_one(parking, parsed)
 
-    def _store_one_by_one(self, parking, parsed: Sequence[tuple[amqp.Message, T]]) -> None:
+    def _store_one_by_one(self, parking, parsed: Sequence[tuple[amqp.Message, Sequence[T]]]) -> None:
         """A batch the store refused: find the message it refuses, park it, store the rest."""
-        for message, item in parsed:
+        for message, items in parsed:
             try:
-                self.handler.store([item])
+                self.handler.store(list(items))
             except Exception as exc:
                 if not self.handler.refuses(exc):
                     raise

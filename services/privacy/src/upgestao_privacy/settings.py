@@ -24,7 +24,7 @@ class AuditSettings:
     signing_key: bytes  # Ed25519 seed of the checkpoint signer
     checkpoint_every: int = 1000  # records between checkpoints, at most
     checkpoint_interval_s: int = 10  # seconds between checkpoints while records arrive, at most
-    ingest_batch: int = 1000  # records per transaction, at most
+    ingest_batch: int = 1000  # messages per consumed batch, and records per transaction, at most
     ingest_prefetch: int = 4000
     stream_queue: str = "audit.log"
     stream_max_age: str = "90D"  # RabbitMQ x-max-age: Y, M, D, h, m or s

@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from types import SimpleNamespace
+from unittest.mock import patch
 
 import pytest
 import sqlalchemy as sa
-from upgestao_kernel.audit import AuditRecord
+from upgestao_kernel.audit import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, AuditEmitter, AuditRecord
+from upgestao_kernel.context import RequestContext
+from upgestao_kernel.fakes import MemoryStore
+from upgestao_kernel.relay import _message
 from upgestao_privacy.service_layer import ingest
 
 
@@ -71,11 +76,66 @@ def test_a_non_object_is_refused():
 
 def test_a_message_is_json_then_a_record():
     body = emitted()
-    assert ingest.parse_message(json.dumps(body).encode()) == ingest.parse(body)
+    assert ingest.parse_message(json.dumps(body).encode()) == [ingest.parse(body)]
     with pytest.raises(ValueError):
         ingest.parse_message(b"{not json")
     with pytest.raises(RecursionError):
         ingest.parse_message(b"[" * 100_000)
+
+
+def test_a_batch_message_is_its_records_each_parsed_in_order():
+    bodies = [emitted(resource_id=f"m-{n}") for n in range(3)]
+    parsed = ingest.parse_message(json.dumps({"records": bodies}).encode())
+    assert parsed == [ingest.parse(b) for b in bodies]
+    assert [r["resource_id"] for r in parsed] == ["m-0", "m-1", "m-2"]
+    assert len({r["audit_id"] for r in parsed}) == 3
+
+
+@pytest.mark.parametrize("batch, reason", [
+    ({"records": [emitted(), {**emitted(), "action": "peek"}]}, r"record 1 of the batch: .*\['action'\]"),
+    ({"records": [emitted(), "not a record"]}, "record 1 of the batch: an audit record must be a JSON object"),
+    ({"records": [emitted(), {"records": [emitted()]}]}, "record 1 of the batch"),  # batches do not nest
+    ({"records": []}, "from 1 to"),
+    ({"records": emitted()}, "a list of records"),
+    ({"records": [emitted()], "service": "identity"}, "object of one key"),
+    ({"records": [0] * (ingest.MAX_MESSAGE_RECORDS + 1)}, "from 1 to"),  # counted before any is parsed
+])
+def test_a_batch_with_anything_wrong_is_refused_whole(batch, reason):
+    with pytest.raises(ValueError, match=reason):
+        ingest.parse_message(json.dumps(batch).encode())
+
+
+def test_a_message_over_the_size_limit_is_refused_before_it_is_decoded():
+    """A sender's broker user publishing a huge batch (or record) must not make the ingest decode it."""
+    record = json.dumps(emitted())
+    huge = ('{"records": [' + ",".join([record] * (ingest.MAX_MESSAGE_BYTES // len(record) + 1)) + "]}").encode()
+    with patch("upgestao_privacy.service_layer.ingest.json.loads") as loads:
+        with pytest.raises(ValueError, match="over"):
+            ingest.parse_message(huge)
+    loads.assert_not_called()
+    with pytest.raises(ValueError, match="over"):
+        ingest.parse_message(b" " * (ingest.MAX_MESSAGE_BYTES + 1))
+    at_most = ingest.MAX_MESSAGE_RECORDS
+    assert len(ingest.parse_message(('{"records": [' + ",".join([record] * at_most) + "]}").encode())) == at_most
+
+
+@pytest.mark.parametrize("text", ["a" * 60, "\U0001f600" * 60, "\u00e7" * 30 + '"\\' * 15])
+def test_every_batch_the_kernel_emits_is_accepted_whole(text):
+    """Records as long as the store holds, of the characters JSON escapes longest: the emitter cuts its
+    batches so that each message, as the relay encodes it, stays within what the ingest accepts."""
+    store = MemoryStore("identity")
+    context = RequestContext(request_id="r" * 128, actor_id=text, actor_role=text, source_ip="203.0.113.9")
+    emitter = AuditEmitter("identity")
+    records = [emitter.build(context, action="read", resource_type=text, resource_id=text + str(n),
+                             subject_id=text, fields=[f"{text}{k}" for k in range(20)], purpose=text)
+               for n in range(1200)]
+    tx = store.begin()
+    emitter.emit_many(tx, context, records)
+    messages = [_message(SimpleNamespace(**row)) for row in tx.outbox]
+    assert len(messages) > 1 and all(len(m.body) <= MAX_BATCH_BYTES for m in messages)
+    parsed = [r for m in messages for r in ingest.parse_message(m.body)]
+    assert [r["audit_id"] for r in parsed] == [r.audit_id for r in records]
+    assert ingest.MAX_MESSAGE_RECORDS >= MAX_BATCH_RECORDS
 
 
 def test_a_database_error_blames_the_record_unless_the_database_is_away():

@@ -2,9 +2,11 @@
 
 * ingest: the kernel's :class:`~upgestao_kernel.consumers.batch.BatchConsumer` on
   ``privacy.audit-ingest`` (durable quorum queue bound to the ``audit`` exchange):
-  batches are stored by :mod:`..service_layer.ingest` and acked only after the
-  commit; malformed records go to ``privacy.audit-ingest.parked`` (confirmed)
-  before being acked;
+  a message holds one record or a batch of them; batches of messages are stored by
+  :mod:`..service_layer.ingest` (at most ``ingest_batch`` records a transaction) and
+  acked only after the commit; a message with a malformed record, or a record of
+  another service than its sender's, goes whole to ``privacy.audit-ingest.parked``
+  (confirmed) before being acked;
 * checkpoints: every ``checkpoint_interval_s`` the tree is signed if it grew.
 
 (The audit stream is fed by the relay process: :mod:`..adapters.stream_feeder`.)
@@ -71,7 +73,7 @@ class AuditLogRunner(DependencyProvider):
             BatchHandler(parse=ingest.parse_message, store=self._store, refuses=ingest.refused,
                          describe=ingest.describe_error, admit=self._admit(base.env)),
             declare=declare_ingest, batch_size=self.settings.ingest_batch, prefetch=self.settings.ingest_prefetch,
-            name="audit.ingest", stop=self._stop,
+            name="audit.ingest", stop=self._stop, max_items=self.settings.ingest_batch,
         )
         with Connection(self.amqp_uri) as conn:
             declare_ingest(conn.default_channel)

@@ -1,7 +1,10 @@
 """Ingest: audit records from the ``audit`` exchange into the append-only log.
 
-A batch is validated record by record (a malformed one is refused, to be
-parked by the caller, never stored), appended in one transaction (gap-free
+A message carries one record or a batch of them (``{"records": [...]}``, what the
+kernel's ``AuditEmitter.emit_many`` sends: :func:`parse_message`); a batch of
+messages is validated record by record (a malformed record is refused with its
+whole message, to be parked by the caller, nothing of it stored; so is a message
+too large or a batch of too many records), appended in one transaction (gap-free
 seqs, Merkle nodes, head) and, when 1,000 records arrived since the last
 checkpoint, signed in the same transaction. The caller acks the messages
 only after this returns: a crash at any point leaves them in the queue, and
@@ -22,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from marshmallow import ValidationError, validate
-from upgestao_kernel.audit import ACTIONS, OUTCOMES, AuditRecordSchema
+from upgestao_kernel.audit import ACTIONS, BATCH_KEY, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, OUTCOMES, AuditRecordSchema
 from upgestao_kernel.broker_identity import service_of_user
 
 from ..adapters.ports import Appended, AuditLogTransactions
@@ -52,6 +55,10 @@ _OPTIONAL_TEXT = ("actor_id", "actor_role", "resource_id", "subject_id", "reques
 _KEYS = frozenset(("audit_id", "occurred_at", "fields", *_REQUIRED_TEXT, *_OPTIONAL_TEXT))
 _ACTIONS = frozenset(ACTIONS)
 _OUTCOMES = frozenset(OUTCOMES)
+# What one message may hold, at most: twice what the kernel's emitter puts in one (a sender's broker
+# user cannot make the ingest decode a 100 MB body or validate a million records of one message).
+MAX_MESSAGE_BYTES = 2 * MAX_BATCH_BYTES
+MAX_MESSAGE_RECORDS = 2 * MAX_BATCH_RECORDS
 
 
 def parse(body: Any) -> dict[str, Any]:
@@ -63,10 +70,29 @@ def parse(body: Any) -> dict[str, Any]:
     return _fast(body) or _by_schema(body)
 
 
-def parse_message(body: bytes | str) -> dict[str, Any]:
-    """A message of the ingest queue: JSON, then :func:`parse`. ``ValueError`` (``RecursionError``
-    for JSON nested too deep) if it can never be stored: the consumer parks it."""
-    return parse(json.loads(body))
+def parse_message(body: bytes | str) -> list[dict[str, Any]]:
+    """The records of a message of the ingest queue: JSON holding one record or a batch
+    (``{"records": [<record>, ...]}``), each record by :func:`parse`. ``ValueError``
+    (``RecursionError`` for JSON nested too deep) if it can never be stored, whole: a message
+    over :data:`MAX_MESSAGE_BYTES`, a batch of no or over :data:`MAX_MESSAGE_RECORDS` records,
+    any record of it malformed. The consumer parks it."""
+    if len(body) > MAX_MESSAGE_BYTES:  # refused before it is decoded
+        raise ValueError(f"the message is over {MAX_MESSAGE_BYTES} bytes")
+    value = json.loads(body)
+    if type(value) is not dict or BATCH_KEY not in value:
+        return [parse(value)]
+    records = value[BATCH_KEY]
+    if len(value) != 1 or type(records) is not list:
+        raise ValueError(f"a batch is an object of one key, {BATCH_KEY!r}, a list of records")
+    if not 0 < len(records) <= MAX_MESSAGE_RECORDS:
+        raise ValueError(f"a batch holds from 1 to {MAX_MESSAGE_RECORDS} records")
+    parsed = []
+    for index, record in enumerate(records):
+        try:
+            parsed.append(parse(record))
+        except ValueError as exc:
+            raise ValueError(f"record {index} of the batch: {exc}") from None
+    return parsed
 
 
 def refused(exc: BaseException) -> bool:
