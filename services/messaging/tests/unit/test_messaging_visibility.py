@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 from upgestao_kernel.errors import ServiceError
+from upgestao_messaging.adapters.memory_repositories import MemoryTeams
 from upgestao_messaging.domain.visibility import (
     ConversationScope,
+    Teams,
     Viewer,
     can_see_chat,
     can_see_conversation,
@@ -46,6 +48,38 @@ def test_the_rule_table(role):
     viewer = Viewer(ME, ROLES.get(role, frozenset()), frozenset({MINE}))
     seen = {name for name, (assignee, team) in KINDS.items() if can_see_conversation(viewer, assignee, team)}
     assert seen == EXPECTED[role]
+
+
+@pytest.mark.parametrize("role", sorted(EXPECTED))
+def test_the_rule_table_with_teams_read_only_when_the_rule_gets_to_them(role):
+    for name, (assignee, team) in KINDS.items():
+        reads: list[str] = []
+        teams = Teams(lambda reads=reads: reads.append("read") or {MINE})
+        viewer = Viewer(ME, ROLES.get(role, frozenset()), teams)
+        assert can_see_conversation(viewer, assignee, team) == (name in EXPECTED[role]), name
+        assert len(reads) <= 1  # read once, then kept
+        if assignee == ME:  # one's own conversation is decided without one's teams
+            assert reads == [], name
+    teams = Teams(lambda: [MINE])
+    assert teams == frozenset({MINE}) and MINE in teams and list(teams) == [MINE] and len(teams) == 1
+
+
+def test_an_attendant_reads_no_teams_to_send_to_and_page_their_own_conversation(world, monkeypatch):
+    reads: list[str] = []
+    real = MemoryTeams.ids_of_member
+    monkeypatch.setattr(MemoryTeams, "ids_of_member",
+                        lambda self, user_id: reads.append(user_id) or real(self, user_id))
+    admin, attendant = world.staff("admin"), world.staff("attendant")
+    team = world.api(admin).create_team("Support", [attendant])["id"]
+    own, queued = (world.api(admin).open_conversation(
+        {"customer_id": world.customer(), "channel": "whatsapp", "team_id": team, "assignee_id": assignee})["id"]
+        for assignee in (attendant, None))
+    api = world.api(attendant)
+    api.send_message(own, {"body": "oi", "direction": "outgoing"})
+    assert len(api.messages(own)["items"]) == 1
+    assert reads == []
+    api.send_message(queued, {"body": "oi", "direction": "outgoing"})  # the team's queue: the rule needs the teams
+    assert reads == [attendant]
 
 
 def test_read_team_or_read_all_without_read_sees_nothing():

@@ -2,7 +2,9 @@
 list, read, count, unread count, search, receipt and push of messaging.
 
 A viewer is a staff user as the service knows them from a verified token: their id, the permissions
-their role grants (identity's roles) and the teams they belong to (messaging's own teams).
+their role grants (identity's roles) and the teams they belong to (messaging's own teams: given as a set,
+or as :class:`Teams`, read the first time the rule looks at them; an assignee's own conversation is
+decided without them).
 
 Conversations:
 
@@ -25,7 +27,7 @@ Chats: only current members see a chat or anything in it; a removed member sees 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass
 
 READ = "conversations.read"
@@ -38,11 +40,42 @@ USE_CHATS = "chats.use"
 MODERATE = "messages.moderate"
 
 
+class Teams(Set[str]):
+    """A viewer's team ids, read by ``load`` the first time they are looked at (then kept): a request the
+    rule decides without them (the viewer's own conversation, a chat) does not read them at all."""
+
+    __slots__ = ("_load", "_ids")
+
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        self._load = load
+        self._ids: frozenset[str] | None = None
+
+    def _get(self) -> frozenset[str]:
+        if self._ids is None:
+            self._ids = frozenset(self._load())
+        return self._ids
+
+    def __contains__(self, team_id: object) -> bool:
+        return team_id in self._get()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __hash__(self) -> int:
+        return hash(self._get())
+
+    def __repr__(self) -> str:
+        return f"Teams({set(self._ids) if self._ids is not None else 'not read yet'})"
+
+
 @dataclass(frozen=True)
 class Viewer:
     user_id: str
     permissions: frozenset[str]
-    team_ids: frozenset[str]
+    team_ids: Set[str]  # a frozenset, or Teams (read when first needed)
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -54,8 +87,8 @@ class ConversationScope:
 
     everything: bool = False
     assigned_to: str | None = None
-    team_ids: frozenset[str] = frozenset()
-    unassigned_team_ids: frozenset[str] = frozenset()
+    team_ids: Set[str] = frozenset()
+    unassigned_team_ids: Set[str] = frozenset()
 
     @property
     def nothing(self) -> bool:

@@ -31,7 +31,7 @@ from ..adapters.ports import (
     Person,
 )
 from ..domain.search import TermHasher
-from ..domain.visibility import READ, READ_ALL, Viewer, can_see_chat, can_see_conversation
+from ..domain.visibility import READ, READ_ALL, Teams, Viewer, can_see_chat, can_see_conversation
 
 SYSTEM = "system"
 PermissionsOf = Callable[[str | None], frozenset[str]]
@@ -74,10 +74,12 @@ def viewer_of(uow: MessagingUnitOfWork, permissions_of: PermissionsOf) -> Viewer
                  purpose="authorization")
         raise forbidden("Sign in first.")
     permissions = permissions_of(ctx.actor_role)
-    # the rule reads teams only between conversations.read and conversations.read_all: no query otherwise
+    # the rule reads teams only between conversations.read and conversations.read_all, and then only when
+    # it gets to them (not for a conversation assigned to the viewer): no query otherwise
     needs_teams = READ in permissions and READ_ALL not in permissions
-    return Viewer(user_id=ctx.actor_id, permissions=permissions,
-                  team_ids=uow.teams.ids_of_member(ctx.actor_id) if needs_teams else frozenset())
+    actor_id = ctx.actor_id
+    return Viewer(user_id=actor_id, permissions=permissions,
+                  team_ids=Teams(lambda: uow.teams.ids_of_member(actor_id)) if needs_teams else frozenset())
 
 
 def require(uow: MessagingUnitOfWork, viewer: Viewer, permission: str, *, action: str, resource_type: str,
