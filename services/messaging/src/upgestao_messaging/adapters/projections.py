@@ -214,6 +214,58 @@ def _where(table: sa.Table, where: Mapping[str, Any]) -> Any:
 _INSERTS = {name: table.insert() for name, table in _BY_NAME.items()}
 
 
+# On PostgreSQL, an event's changes that are inserts and updates of distinct tables (a message sent: its row,
+# its first version, its conversation's last activity) are one statement, the first ones as data-modifying
+# CTEs of the last (each runs once, all in one snapshot: distinct tables never see each other's rows, and
+# messaging's tables have no foreign keys), one round trip instead of one per change. Built once per shape.
+_Shape = tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...]  # (kind, table, columns, where)
+_COMBINED: dict[_Shape, Any] = {}
+
+
+def _shape(found: list[Change]) -> _Shape | None:
+    """The changes' shape if they can be one statement (two or more inserts/updates of distinct tables)."""
+    if len(found) < 2 or len({c.table for c in found}) != len(found):
+        return None
+    shape = []
+    for change in found:
+        if isinstance(change, Insert):
+            shape.append(("insert", change.table, tuple(change.row), ()))
+        elif isinstance(change, Update):
+            shape.append(("update", change.table, tuple(change.values), tuple(change.where)))
+        else:
+            return None
+    return tuple(shape)
+
+
+def _combined(shape: _Shape) -> Any:
+    statement = _COMBINED.get(shape)
+    if statement is not None:
+        return statement
+    parts = []
+    for i, (kind, name, columns, where) in enumerate(shape):
+        table = _BY_NAME[name]
+        values = {c: sa.bindparam(f"c{i}_{c}", type_=table.c[c].type) for c in columns}
+        if kind == "insert":
+            parts.append(table.insert().values(values))
+        else:
+            parts.append(table.update().where(*(table.c[w] == sa.bindparam(f"w{i}_{w}", type_=table.c[w].type)
+                                                for w in where)).values(values))
+    statement = parts[-1].add_cte(*(part.cte(f"change_{i}") for i, part in enumerate(parts[:-1])))
+    _COMBINED[shape] = statement
+    return statement
+
+
+def _parameters(found: list[Change]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i, change in enumerate(found):
+        if isinstance(change, Insert):
+            out.update({f"c{i}_{c}": v for c, v in change.row.items()})
+        elif isinstance(change, Update):
+            out.update({f"c{i}_{c}": v for c, v in change.values.items()})
+            out.update({f"w{i}_{c}": v for c, v in change.where.items()})
+    return out
+
+
 class MessagingProjection:
     """Every read model of messaging, folded in the event's own transaction."""
 
@@ -222,7 +274,13 @@ class MessagingProjection:
     on = _Changes.on  # the events it folds (what the event catalogue lists as read by it)
 
     def apply(self, conn: Connection, event: EventEnvelope) -> None:
-        for change in changes(event):
+        found = changes(event)
+        if conn.dialect.name == "postgresql":
+            shape = _shape(found)
+            if shape is not None:
+                conn.execute(_combined(shape), _parameters(found))
+                return
+        for change in found:
             table = _BY_NAME[change.table]
             if isinstance(change, Insert):  # the table's own INSERT with the row as parameters (built once)
                 conn.execute(_INSERTS[change.table], change.row)

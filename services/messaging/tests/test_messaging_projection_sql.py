@@ -1,0 +1,95 @@
+"""Messaging's SQL projection on SQLite and PostgreSQL through the real unit of work: a message sent writes
+its row, its first version and its conversation's last activity, an edit its row and its next version; on
+PostgreSQL each of those events is one statement (the first changes as data-modifying CTEs of the last),
+on SQLite one statement a change: the same rows either way."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from upgestao_kernel.context import RequestContext
+from upgestao_kernel.db import create_engine
+from upgestao_kernel.unit_of_work import UnitOfWork
+from upgestao_kernel.vault import MasterKeyring, Vault
+from upgestao_messaging.adapters.ports import Person
+from upgestao_messaging.adapters.projections import projections
+from upgestao_messaging.adapters.sql_repositories import with_sql_repositories
+from upgestao_messaging.domain.search import TermHasher
+from upgestao_messaging.service_layer.access import Deps
+from upgestao_messaging.service_layer.api import MessagingApi
+from upgestao_messaging.service_layer.attachments import SealedAttachments
+
+ROLES = {"admin": frozenset({"conversations.read", "conversations.read_all", "conversations.write"}),
+         "attendant": frozenset({"conversations.read", "conversations.write"})}
+ADMIN, ANA, CUSTOMER = (str(uuid.uuid4()) for _ in range(3))
+PEOPLE = {ADMIN: Person(ADMIN, "staff", "admin", True), ANA: Person(ANA, "staff", "attendant", True),
+          CUSTOMER: Person(CUSTOMER, "customer", None, True)}
+
+
+class Directory:
+    def lookup(self, ids):
+        return {i: PEOPLE[i] for i in ids if i in PEOPLE}
+
+
+@pytest.fixture
+def desk(messaging_database):
+    engine = create_engine(messaging_database)
+    vault = Vault(MasterKeyring(b"\x11" * 32), b"\x22" * 32)
+    folds = tuple(projections())
+
+    def api(user_id: str) -> MessagingApi:
+        context = RequestContext(request_id=str(uuid.uuid4()), actor_id=user_id, actor_role=PEOPLE[user_id].role)
+        return MessagingApi(Deps(
+            unit_of_work=lambda: with_sql_repositories(UnitOfWork(engine, "messaging", context, projections=folds,
+                                                                  vault=vault)),
+            permissions_of=lambda role: ROLES.get(role or "", frozenset()), directory=Directory(),
+            hasher=TermHasher(b"projection-test-search-key-012345"),
+            attachments=SealedAttachments(now=lambda: datetime.now(UTC))))
+
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute",
+                    lambda conn, cursor, statement, *rest: statements.append(statement))
+    yield engine, api, statements
+    engine.dispose()
+
+
+def test_a_message_sent_and_edited_writes_its_rows_in_one_statement_an_event_on_postgresql(desk) -> None:
+    engine, api, statements = desk
+    conversation = api(ADMIN).open_conversation({"customer_id": CUSTOMER, "channel": "whatsapp", "assignee_id": ANA})
+    statements.clear()
+    sent = api(ANA).send_message(conversation["id"], {"body": "Olá, tudo certo?", "direction": "outgoing"})["message"]
+    send_statements = list(statements)
+    statements.clear()
+    api(ANA).edit_message(sent["id"], "Olá, tudo certo com o pedido?")
+    edit_statements = list(statements)
+
+    with engine.connect() as conn:
+        message = conn.execute(sa.text("SELECT * FROM messages WHERE id = :id"), {"id": sent["id"]}).mappings().one()
+        versions = conn.execute(sa.text("SELECT version, editor_id, body_sealed FROM message_versions "
+                                        "WHERE message_id = :id ORDER BY version"), {"id": sent["id"]}).all()
+        activity = conn.execute(sa.text("SELECT last_message_at, last_activity_at FROM conversations WHERE id = :id"),
+                                {"id": conversation["id"]}).one()
+        position = conn.execute(sa.text("SELECT position FROM events WHERE stream_id = :s AND version = 1"),
+                                {"s": f"message-{sent['id']}"}).scalar_one()
+    assert (message["container_kind"], message["container_id"], message["author_id"], message["version"],
+            message["position"], message["deleted"]) == ("conversation", conversation["id"], ANA, 2, position, False)
+    assert message["attachment_ids"] in ([], "[]")
+    assert [(v.version, v.editor_id) for v in versions] == [(1, ANA), (2, ANA)]
+    assert message["body_sealed"] == versions[1].body_sealed != versions[0].body_sealed
+    assert activity.last_message_at is not None and activity.last_message_at == activity.last_activity_at
+    assert api(ANA).messages(conversation["id"])["items"][0]["body"] == "Olá, tudo certo com o pedido?"
+
+    def writing(found: list[str], table: str) -> list[str]:
+        return [s for s in found if f"INSERT INTO {table} " in s or f"UPDATE {table} " in s]
+
+    sent_rows = writing(send_statements, "messages") + writing(send_statements, "message_versions") + writing(
+        send_statements, "conversations")
+    edited_rows = writing(edit_statements, "messages") + writing(edit_statements, "message_versions")
+    if engine.dialect.name == "postgresql":
+        assert len(set(sent_rows)) == 1 and sent_rows[0].startswith("WITH ")
+        assert len(set(edited_rows)) == 1 and edited_rows[0].startswith("WITH ")
+    else:
+        assert len(sent_rows) == 3 and len(edited_rows) == 2
