@@ -44,7 +44,7 @@ from ..service_layer.public_keys import PublicKeys
 from ..service_layer.readiness import ReadinessCache
 from ..service_layer.role_permissions import RolePermissions
 from ..settings import AccessSettings, load_access_settings
-from .nameko_rpc import DeadlineReplyListener, NamekoTransport
+from .nameko_rpc import DeadlineReplyListener, NamekoTransport, RpcPublisher
 
 __all__ = ["Access", "AccessControl", "Config", "Database", "JwtAuthentication", "Readiness", "Rpc"]
 
@@ -204,7 +204,8 @@ class Rpc(DependencyProvider):
             self.timeout_s = float(settings.rpc_timeout_s)
         if self.retry_budget_s is None:
             self.retry_budget_s = float(settings.rpc_retry_budget_s)
+        self.publisher = RpcPublisher(self.container.config)
 
     def get_dependency(self, worker_ctx) -> RpcClient:
-        return RpcClient(worker_ctx, NamekoTransport(worker_ctx, self.reply_listener), self.timeout_s,
-                         self.retry_budget_s)
+        return RpcClient(worker_ctx, NamekoTransport(worker_ctx, self.reply_listener, self.publisher),
+                         self.timeout_s, self.retry_budget_s)
