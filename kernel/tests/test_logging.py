@@ -145,3 +145,22 @@ def test_deeply_nested_structure_is_bounded():
         node = node["next"]
     node["email"] = "maria@example.com"
     assert "maria@example.com" not in json.dumps(drop_personal_fields(None, "info", {"d": deep}))
+
+
+def test_a_record_leaves_out_what_no_line_renders(out):
+    """No walk up the stack for the caller, no thread lookup (green under eventlet), no process: a line renders
+    the event's fields only, and each record is made twice (the formatter copies it)."""
+    seen: list[logging.LogRecord] = []
+    catcher = logging.Handler()
+    catcher.emit = seen.append
+    logging.getLogger().addHandler(catcher)
+    try:
+        get_logger("upgestao.test").info("structured", email="maria@example.com", n=1)
+        logging.getLogger("kombu").info("plain", extra={"email": "maria@example.com"})
+    finally:
+        logging.getLogger().removeHandler(catcher)
+    assert [(r.lineno, r.thread, r.process) for r in seen] == [(0, None, None)] * 2
+    structured, plain = lines(out)
+    assert (structured["event"], structured["email"], structured["n"], structured["logger"]) == (
+        "structured", "[redacted]", 1, "upgestao.test")
+    assert (plain["event"], plain["email"], plain["logger"]) == ("plain", "[redacted]", "kombu")

@@ -101,6 +101,29 @@ def _add_service(service: str) -> Processor:
     return add_service
 
 
+def _drop_personal_fields_once(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """The formatter's :func:`drop_personal_fields`: a stdlib record's fields (nameko's, kombu's...); a
+    structlog event went through it already, in the chain :func:`configure_logging` gives structlog (the
+    only one: nothing is added to an event after it there), and is not scrubbed twice."""
+    if event_dict.get("_from_structlog"):
+        return event_dict
+    return drop_personal_fields(logger, method_name, event_dict)
+
+
+def _record_only_what_is_rendered() -> None:
+    """A stdlib ``LogRecord`` leaves out what no line renders (the lines are the event's fields: see
+    :func:`configure_logging`): the caller's file and line (a walk up the stack), the thread (under
+    eventlet, a green thread lookup) and the process. The switches the ``logging`` documentation names
+    for this ("Optimization"); every record is made twice (the formatter copies it), so this halves the
+    cost of a log line."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    if hasattr(logging, "logAsyncioTasks"):
+        logging.logAsyncioTasks = False
+
+
 class _UpgestaoHandler(logging.StreamHandler):
     """Marker class: the root handler installed by :func:`configure_logging`."""
 
@@ -125,12 +148,13 @@ def configure_logging(service: str, level: str = "INFO", stream: IO[str] | None 
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[
+            _drop_personal_fields_once,  # before the meta goes: it says whether structlog's chain ran it
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            drop_personal_fields,
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ],
     )
+    _record_only_what_is_rendered()
     handler = _UpgestaoHandler(stream if stream is not None else sys.stdout)
     handler.setFormatter(formatter)
 
