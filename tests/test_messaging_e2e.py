@@ -327,6 +327,7 @@ def test_every_read_of_content_is_in_the_audit_log(desk, dpo):
     cid = desk.conversation(a, customer, team_id=desk.team(a), subject="Assunto auditado")["id"]
     tag = words("aud")
     mid = desk.send(a, cid, f"Conteúdo auditado {tag}", direction="incoming")["id"]
+    reply = desk.send(a, cid, "Resposta auditada")["id"]  # a page of two bodies: their records travel as one batch
     chat = desk.chat(a, desk.staff("b"), title="Sala auditada")
     chat_mid = desk.post(a, chat["id"], "Conversa interna")["id"]
     attachment = desk.upload(a, png(), "foto.png", conversation_id=cid).json()
@@ -349,6 +350,9 @@ def test_every_read_of_content_is_in_the_audit_log(desk, dpo):
         expected = {"service": "messaging", "action": "read", "resource_type": resource_type, "subject_id": subject,
                     "actor_id": a.id, "outcome": "success", **({"fields": fields} if fields else {})}
         wait_for_audit(desk.api, dpo, expected, what=f"the {name} read", request_id=request_ids[name])
+    for message_id in (mid, reply):  # each body of the page its own record
+        wait_for_audit(desk.api, dpo, {"resource_type": "message", "resource_id": message_id, "fields": ["body"]},
+                       what=f"the page's read of {message_id}", request_id=request_ids["page"])
     assert chat_mid
 
 
