@@ -611,7 +611,7 @@ def seed_messages(platform: Platform, desk: Desk, text: HelpDeskText, total: int
     from upgestao_kernel.schema import events
     from upgestao_kernel.vault import load_keys
     from upgestao_messaging.adapters.projections import Insert, Update, changes
-    from upgestao_messaging.adapters.search_index import load_search_key, search_terms
+    from upgestao_messaging.adapters.search_index import load_search_key, search_terms, signature
     from upgestao_messaging.adapters.tables import TABLES, conversations
     from upgestao_messaging.domain.messages import Message
     from upgestao_messaging.domain.search import TermHasher, normalise_words
@@ -701,7 +701,8 @@ def seed_messages(platform: Platform, desk: Desk, text: HelpDeskText, total: int
                     desk.seeded[conv.id].append(message_id)
                     if conv is desk.big:
                         desk.big_bodies[message_id] = body
-                    terms.extend((h, envelope.position, message_id, "conversation", conv.id, conv.customer_id)
+                    bits = signature(hashes)
+                    terms.extend((h, envelope.position, message_id, "conversation", conv.id, conv.customer_id, bits)
                                  for h in hashes)
                 for name, table_rows in rows.items():
                     conn.execute(tables[name].insert(), table_rows)

@@ -167,11 +167,17 @@ def test_a_search_has_at_most_max_query_words(harness) -> None:
 
 def test_container_by_container_gives_the_same_answers(harness, monkeypatch) -> None:
     """Many messages with a common word in one conversation, few in another: with a window of 5 entries, a
-    viewer of the small conversation only is answered container by container, newest first, paged."""
+    viewer of the small conversation only (one of ten) is answered container by container, newest first,
+    paged."""
     for name, value in {"WINDOW": 5, "COUNT_CAP": 8, "COUNT_FLOOR": 2}.items():
         monkeypatch.setattr(search_index, name, value)
     big, small = str(uuid.uuid4()), str(uuid.uuid4())
-    register(harness, big, small)
+    register(harness, big, small, *(str(uuid.uuid4()) for _ in range(8)))
+    if harness.kind != "memory":  # the plan taken: by container (the window alone would say "go on below 56")
+        by_container = []
+        original = SqlSearchIndex._by_container
+        monkeypatch.setattr(SqlSearchIndex, "_by_container",
+                            lambda self, *a: by_container.append(a[1]) or original(self, *a))
     for position in range(1, 61):
         container = small if position % 20 == 0 else big
         body = "obrigado pelo retorno" + (" rápido" if position % 3 == 0 else "")
@@ -179,6 +185,8 @@ def test_container_by_container_gives_the_same_answers(harness, monkeypatch) -> 
                           container_id=container, subject_id=CUSTOMER_A, terms=HASHER.hashes(body))
     viewer = {("conversation", small)}
     assert harness.find("obrigado", viewer) == [60, 40, 20]
+    if harness.kind != "memory":
+        assert by_container == [[small]]
     assert harness.find("obrigado", viewer, limit=2) == [60, 40]
     assert harness.find("obrigado", viewer, limit=2, before_position=40) == [20]
     assert harness.find("obrigado rapido", viewer) == [60]
@@ -262,3 +270,81 @@ def test_the_repositorys_own_visibility_admits_only_the_viewers_conversations(ha
     visible = SqlRepositories.search_visibility(ana, scope, chats=True)
     found = [p for p, _ in harness.index.find(HASHER.hashes("boleto"), visible=visible, limit=50)]
     assert found == [60, 40, 20]
+
+
+@pytest.mark.parametrize("harness", ["sqlite", "postgresql"], indirect=True)
+def test_a_viewer_who_sees_most_containers_walks_on(harness, monkeypatch) -> None:
+    """A viewer who sees more than one container in ``BY_CONTAINER_SHARE`` is not answered container by
+    container (most entries are theirs: the walk is cheaper); the rest of the call's work is one more window."""
+    for name, value in {"WINDOW": 5, "COUNT_CAP": 8, "COUNT_FLOOR": 2, "MAX_EXAMINED": 15}.items():
+        monkeypatch.setattr(search_index, name, value)
+    monkeypatch.setattr(SqlSearchIndex, "_by_container", lambda *a: pytest.fail("read container by container"))
+    mine, other = str(uuid.uuid4()), str(uuid.uuid4())
+    register(harness, mine, other)
+    for position in range(1, 41):
+        harness.index.add(message_id=mid(position), position=position, container_kind="conversation",
+                          container_id=other if position % 10 == 0 else mine, subject_id=CUSTOMER_A,
+                          terms=HASHER.hashes("nota" + (" fiscal" if position % 10 == 0 else "")))
+    hits = harness.index.find(HASHER.hashes("nota"), visible=harness.visible({("conversation", other)}), limit=50)
+    # 5 entries (40..36), then the other 10 of the call's 15 (35..26): 40 and 30; go on below 26
+    assert [p for p, _ in hits] == [40, 30] and hits.resume_before == 26
+
+
+@pytest.mark.parametrize("harness", ["sqlite", "postgresql"], indirect=True)
+def test_the_signature_passes_over_entries_without_the_other_words(harness) -> None:
+    """Each entry carries its message's signature; a search probes the other words only where it has their
+    bits. An entry indexed before the signatures (-1, every bit) is found as before; a signature is a filter
+    only (two words sharing a bit: the probe decides)."""
+    fill(harness)
+    stored = {row.position: row.signature for row in harness.conn.execute(
+        sa.select(search_terms.c.position, search_terms.c.signature).distinct())}
+    assert stored == {p: search_index.signature(HASHER.hashes(body)) for p, _, _, _, body in MESSAGES}
+    assert all(0 < bits < 2 ** 63 for bits in stored.values())
+    # what the filter decides is what the search answers: a signature without the bits finds nothing ...
+    harness.conn.execute(search_terms.update().where(search_terms.c.position == 50).values(signature=0))
+    assert harness.find("pedido reembolso") == [] and harness.find("pedido") == [50, 40, 20, 10]
+    # ... one with every bit (a migrated entry) is probed
+    harness.conn.execute(search_terms.update().where(search_terms.c.position == 50).values(signature=-1))
+    assert harness.find("pedido reembolso") == [50] and harness.find("pedido ontem") == [20]
+    # a word whose bit the message has without the word: probed, not a hit
+    absent = next(word for word in (f"palavra{i}" for i in range(1000))
+                  if search_index.signature([HASHER.hash(word)]) & stored[20])
+    assert harness.find(f"pedido {absent}") == []
+
+
+def test_signature_bits() -> None:
+    terms = HASHER.hashes("um dois tres")
+    bits = search_index.signature(terms)
+    assert bits == search_index.signature(reversed(terms)) and 0 < bits < 2 ** search_index.SIGNATURE_BITS
+    assert all(search_index.signature([t]) & bits for t in terms) and search_index.signature([]) == 0
+    assert bin(search_index.signature(terms[:1])).count("1") == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_migration_gives_entries_indexed_before_it_every_bit(kind, tmp_path, request) -> None:
+    """0005 adds the signature without rewriting a row: an entry of before reads -1 and is found as before;
+    downgrading drops the column (the table stays WITHOUT ROWID on SQLite)."""
+    from upgestao_kernel.migrations import downgrade
+
+    url = (f"sqlite:///{tmp_path / 'm.sqlite3'}" if kind == "sqlite"
+           else request.getfixturevalue("database_factory")("messaging"))
+    upgrade("upgestao_messaging:migrations", url, "0004")
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO search_terms (term, position, message_id, container_kind, container_id, "
+                                 "subject_id) VALUES (:term, 7, :mid, 'conversation', :c, :s)"),
+                         [{"term": t, "mid": mid(7), "c": C1, "s": CUSTOMER_A} for t in HASHER.hashes("nota fiscal")])
+        upgrade("upgestao_messaging:migrations", url)
+        with engine.begin() as conn:
+            assert {row.signature for row in conn.execute(sa.select(search_terms.c.signature))} == {-1}
+            hits = SqlSearchIndex(conn).find(HASHER.hashes("fiscal nota"), visible=lambda k, i: sa.true(), limit=5)
+            assert [p for p, _ in hits] == [7]
+        downgrade("upgestao_messaging:migrations", url, "0004")
+        with engine.connect() as conn:
+            assert "signature" not in {c["name"] for c in sa.inspect(conn).get_columns("search_terms")}
+            if kind == "sqlite":
+                sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'search_terms'").scalar_one()
+                assert "WITHOUT ROWID" in sql.upper()
+    finally:
+        engine.dispose()

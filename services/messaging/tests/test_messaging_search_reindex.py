@@ -16,7 +16,7 @@ from upgestao_kernel.db import create_engine
 from upgestao_kernel.schema import outbox
 from upgestao_kernel.unit_of_work import UnitOfWork
 from upgestao_kernel.vault import MasterKeyring, Vault
-from upgestao_messaging.adapters.search_index import SEARCH_KEY_VAR, SqlSearchIndex, search_terms
+from upgestao_messaging.adapters.search_index import SEARCH_KEY_VAR, SqlSearchIndex, search_terms, signature
 from upgestao_messaging.adapters.tables import messages
 from upgestao_messaging.commands_search import COMMANDS, PURPOSE, reindex
 from upgestao_messaging.domain.search import TermHasher
@@ -85,6 +85,8 @@ def test_reindex_under_the_new_key(database) -> None:
     _, engine = database
     seed(engine)
     assert found(engine, OLD, "nota") == [5, 4, 3, 2, 1] and found(engine, NEW, "nota") == []
+    with engine.begin() as conn:  # as migration 0005 left the entries of before: no signature yet
+        conn.execute(search_terms.update().values(signature=-1))
     # 3 live messages; the entries of the deleted (4 words) and the erased one (6 words) dropped
     assert reindex(make_units(engine), NEW, batch=2) == (3, 10)
     assert found(engine, NEW, "nota") == [5, 2, 1]
@@ -93,6 +95,10 @@ def test_reindex_under_the_new_key(database) -> None:
     with engine.connect() as conn:
         subjects = {r.subject_id for r in conn.execute(sa.select(search_terms.c.subject_id).distinct())}
     assert subjects == {CUSTOMER, AUTHOR}
+    with engine.connect() as conn:  # each entry with its message's signature
+        stored = set(conn.execute(sa.select(search_terms.c.position, search_terms.c.signature).distinct()).all())
+    assert stored == {(p, signature(NEW.hashes(body))) for p, _, _, _, body, deleted, erased in ROWS
+                      if not deleted and not erased}
     audits = rebuild_audits(engine)
     assert sorted(a["resource_id"] for a in audits) == [str(uuid.UUID(int=p)) for p in (1, 2, 5)]
     assert all(a["fields"] == ["body"] and a["actor_id"] == "system" for a in audits)

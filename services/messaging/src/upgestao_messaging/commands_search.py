@@ -3,9 +3,11 @@
     reindex [--batch 500]
         rebuild the search index from the messages: every live message's body is opened through the
         vault (each open audited, purpose "search index rebuild"), normalised and hashed under the current
-        MESSAGING_SEARCH_KEY; entries of deleted or erased messages go. Needed after changing the key
-        (the old terms match nothing), after restoring a database whose index is older than its messages,
-        or to check it. Safe while the service runs: each batch replaces its messages' entries in one
+        MESSAGING_SEARCH_KEY, its entries written with its terms' signature; entries of deleted or erased
+        messages go. Needed after changing the key (the old terms match nothing), after restoring a database
+        whose index is older than its messages, or to check it; after migration 0005, it gives the entries of
+        before their signature (until then they are probed as before the signatures, a little slower).
+        Safe while the service runs: each batch replaces its messages' entries in one
         transaction (a message sent meanwhile is indexed by the service as usual), so searches keep
         answering, with the old key's terms until their message's batch is done.
 

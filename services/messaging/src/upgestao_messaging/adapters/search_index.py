@@ -3,8 +3,8 @@
 For H1 (the messaging core), the interface:
 
 * ``search_terms`` is declared here on the messaging ``metadata`` of :mod:`.tables`; migration 0004 creates
-  it. It is no projection's table: ``rebuild`` leaves it alone (the bodies are sealed, the events cannot
-  give the words back), ``reindex`` rebuilds it.
+  it, 0005 adds each entry's ``signature``. It is no projection's table: ``rebuild`` leaves it alone (the
+  bodies are sealed, the events cannot give the words back), ``reindex`` rebuilds it.
 * Sending: ``SqlSearchIndex(uow.conn).add(message_id=…, position=…, container_kind="conversation"|"chat",
   container_id=…, subject_id=<the key's subject: the customer, or the chat message's author>,
   terms=hasher.hashes(body))``. Editing: ``replace(...)`` (remove, then add). Deleting: ``remove(message_id)``.
@@ -23,18 +23,30 @@ For H1 (the messaging core), the interface:
 * The key: ``load_search_key(settings, environ)`` (``MESSAGING_SEARCH_KEY``; local key file outside production).
 
 How a search reads the index, so that it stays fast with very common words (a word present in 86,000 of
-100,000 messages): the terms of the query are counted first, each count capped (``COUNT_CAP`` entries in
-all), so that the rarest drives; a term present nowhere answers at once. The driving term's entries are
-walked newest first along the primary key ``(term, position)`` (inside one conversation or chat, along
-``(term, container_id, position)``), ``WINDOW`` entries per statement, each entry probed by primary key
-for the other terms and its container for visibility, the statement stopping at ``limit`` hits (so a
-common word whose hits are dense reads a few dozen entries). When the first window does not fill the page
-(a viewer who sees few conversations, or words seldom together), the
-rest is read container by container: the ids of the conversations and chats the viewer sees (messaging's
-read models filtered by ``visible``; at most ``CONTAINERS_MAX``), then ``(term, container_id IN those)`` —
-so an attendant with twenty conversations searching a word present in 86,000 messages reads the entries
-of those twenty only. Whatever the words, one call looks at ``MAX_EXAMINED`` entries of the driving term
-at most.
+100,000 messages) and with common words seldom together:
+
+* One statement surveys the terms: each one's newest entries (before the cursor; in the one conversation or
+  chat, along ``(term, container_id, position)``), counted up to a window (``WINDOW``; fewer per term for
+  many terms: ``COUNT_CAP`` in all, at least ``COUNT_FLOOR`` each), with the position where the window ends.
+  A term present nowhere answers at once; the fewest entries drives (between terms with more than a window,
+  the one whose window reaches furthest back: the sparsest where the walk goes).
+* One statement walks the driving term's window newest first along the primary key ``(term, position)``:
+  each entry's own row first — its container for visibility, its message's ``signature`` (a 63-bit OR of one
+  bit per term, :func:`signature`) for the other words' bits, which passes over most entries of a message
+  without them — then the other terms, read over the window's positions only (PostgreSQL probes them entry
+  by entry, or merges their entries of that range beside the driver's when there are about as many). It
+  stops at ``limit`` hits: a common word whose hits are dense reads a few dozen entries. Two statements, then,
+  for most searches.
+* When the window does not fill the page (words seldom together, or a viewer who sees few conversations): a
+  viewer who sees at most ``CONTAINERS_MAX`` conversations and chats, and at most one in
+  ``BY_CONTAINER_SHARE`` of them (messaging's read models filtered by ``visible``, one statement), is
+  answered container by container: ``(term, container_id IN those)``, so that an attendant with twenty
+  conversations searching a word present in 86,000 messages reads the entries of those twenty only; anyone
+  else's walk goes on, the rest of the call's work in one more window.
+
+Whatever the words, one call looks at ``MAX_EXAMINED`` entries of the driving term at most (container by
+container: the newest ``MAX_EXAMINED`` of those containers, less what the first window looked at), then
+says where it stopped (``Hits.resume_before``). At most five statements.
 """
 
 from __future__ import annotations
@@ -60,6 +72,8 @@ COUNT_FLOOR = 100  # ... however many terms the query has
 WINDOW = 2000  # entries of the driving term walked by one statement
 EXISTS_MAX = 3  # other terms probed as EXISTS, at most (more: one counting subquery)
 CONTAINERS_MAX = 500  # containers looked up one by one, at most (a viewer seeing more: the walk goes on)
+BY_CONTAINER_SHARE = 4  # ... and only by a viewer who sees one container in four at most (else the walk goes on)
+SIGNATURE_BITS = 63  # of a BIGINT, the sign bit aside (-1: every bit)
 MAX_EXAMINED = 6000  # entries of the driving term looked at per call, at most (then ``Hits.resume_before``)
 
 
@@ -71,6 +85,8 @@ search_terms = sa.Table(
     sa.Column("container_kind", sa.String(20), nullable=False),
     sa.Column("container_id", sa.String(36), nullable=False),
     sa.Column("subject_id", sa.String(36), nullable=False),
+    # the message's terms as a 63-bit signature (``signature``): -1, every bit, for an entry indexed before it
+    sa.Column("signature", sa.BigInteger, nullable=False, server_default=sa.text("-1")),
     sa.PrimaryKeyConstraint("term", "position", name="pk_search_terms"),
     sqlite_with_rowid=False,  # SQLite keeps the rows in primary key order: a term's entries lie together
 )
@@ -79,6 +95,18 @@ sa.Index("ix_search_terms_message", search_terms.c.message_id)
 # covering (message_id too): SQLite prefers it to the primary key for ``container_id IN (…)`` only then
 sa.Index("ix_search_terms_container", search_terms.c.term, search_terms.c.container_id, search_terms.c.position,
          search_terms.c.message_id)
+
+def signature(terms: Iterable[str]) -> int:
+    """The bits of ``terms`` (one each, of ``SIGNATURE_BITS``, from the hash itself) OR-ed: stored on every entry
+    of a message, it tells without another read that the message lacks a term whose bit it does not have. A
+    message of 18 distinct words has about a quarter of the bits: three entries in four of a message without
+    some other word of the query are passed over without probing it. Never excludes a message holding every
+    term (-1, all bits, is what a migrated entry has until ``reindex``)."""
+    bits = 0
+    for term in terms:
+        bits |= 1 << (int(term[-4:], 16) % SIGNATURE_BITS)
+    return bits
+
 
 class Hits(list):
     """``[(position, message_id)]``, newest first. ``resume_before``: set when the work allowed for one call
@@ -165,9 +193,10 @@ class SqlSearchIndex(_Index):
 
     def _add(self, message_id: str, position: int, container_kind: str, container_id: str, subject_id: str,
              terms: list[str]) -> None:
+        bits = signature(terms)
         self.conn.execute(search_terms.insert(), [
             {"term": term, "position": position, "message_id": message_id, "container_kind": container_kind,
-             "container_id": container_id, "subject_id": subject_id} for term in terms])
+             "container_id": container_id, "subject_id": subject_id, "signature": bits} for term in terms])
 
     def remove(self, message_id: str) -> None:
         """A deleted (or erased) message is found no more."""
@@ -182,75 +211,104 @@ class SqlSearchIndex(_Index):
             self.conn.execute(search_terms.delete().where(search_terms.c.subject_id == subject_id))
         return int(messages)
 
-    def _counts(self, terms: Sequence[str]) -> dict[str, int]:
-        """Index entries per term, capped so that a query of many words reads about ``COUNT_CAP`` entries in
-        all (each term at least ``COUNT_FLOOR``), in one round trip."""
-        cap = max(COUNT_CAP // len(terms), COUNT_FLOOR)
+    def _survey(self, terms: Sequence[str], container: Container | None, before: int | None,
+                window: int) -> dict[str, tuple[int, int | None]]:
+        """For each term, in one round trip: how many of its entries (in ``container``, before ``before``) the
+        newest ``window + 1`` hold — all of them when fewer — and, when there are more than ``window``, the
+        position of the ``window + 1``-th newest (the edge of the first window: the window is the entries
+        above it). Each read is a backward range scan of the primary key (of ``(term, container_id,
+        position)`` in one container) that stops after ``window + 1`` entries."""
         parts = []
         for term in terms:
-            inner = sa.select(search_terms.c.position).where(search_terms.c.term == term).limit(cap).subquery()
-            parts.append(sa.select(sa.literal(term).label("term"), sa.func.count().label("n")).select_from(inner))
-        return {row.term: row.n for row in self.conn.execute(sa.union_all(*parts))}
+            inner = sa.select(search_terms.c.position).where(search_terms.c.term == term)
+            if container is not None:
+                inner = inner.where(search_terms.c.container_id == container[1])
+            if before is not None:
+                inner = inner.where(search_terms.c.position < before)
+            inner = inner.order_by(search_terms.c.position.desc()).limit(window + 1).subquery()
+            parts.append(sa.select(sa.literal(term).label("term"), sa.func.count().label("n"),
+                                   sa.func.min(inner.c.position).label("oldest")).select_from(inner))
+        query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+        return {row.term: (int(row.n), int(row.oldest) if row.n > window else None)
+                for row in self.conn.execute(query)}
 
     def find(self, terms: Sequence[str], *, visible: SqlVisibility, container: Container | None = None,
              limit: int, before_position: int | None = None) -> Hits:
         """``(position, message_id)`` of the messages holding every term, newest first, at most ``limit``,
         older than ``before_position`` if given, whose container ``visible`` admits (and is ``container``).
 
-        The plan (see the module doc): the rarest term drives, its entries walked newest first a window of
-        ``WINDOW`` entries at a time, each entry probed for the other terms and its container for visibility,
-        in one statement per window that stops at ``limit`` hits. After the first window, a viewer who sees at
-        most ``CONTAINERS_MAX`` containers is answered from those containers' entries. After
-        ``MAX_EXAMINED`` entries the search stops: ``Hits.resume_before`` says where to go on.
+        The plan (see the module doc): one statement surveys the terms (each one's newest entries, capped) and
+        the rarest drives; its entries are walked newest first a window at a time, each window's other terms
+        read over the window's positions only and its containers checked for visibility, in one statement
+        that stops at ``limit`` hits. After the first window, a viewer who sees at most ``CONTAINERS_MAX``
+        containers is answered from those containers' entries. After ``MAX_EXAMINED`` entries of the driving
+        term the search stops: ``Hits.resume_before`` says where to go on.
         """
         terms = _query(terms)
         hits = Hits()
         if not terms or limit <= 0:
             return hits
-        if len(terms) > 1:
-            counts = self._counts(terms)
-            if min(counts.values()) == 0:
-                return hits
-            terms = sorted(terms, key=lambda term: counts[term])
-        cursor, examined, decided = before_position, 0, container is not None
-        while len(hits) < limit:
+        window = min(WINDOW, max(COUNT_CAP // len(terms), COUNT_FLOOR))
+        survey = self._survey(terms, container, before_position, window)
+        if min(n for n, _ in survey.values()) == 0:
+            return hits  # a word found nowhere (before the cursor): no message holds them all
+        # the fewest entries drives; between terms with more than a window each, the one whose window reaches
+        # furthest back (the sparsest among the newest entries, where the walk goes)
+        terms = sorted(terms, key=lambda term: (survey[term][0], survey[term][1] or 0))
+        cursor, edge, examined, decided = before_position, survey[terms[0]][1], 0, container is not None
+        while True:
+            hits.extend(self._walk(terms, visible, container, limit - len(hits), cursor, edge))
+            if len(hits) >= limit or edge is None:
+                break  # the page is full, or that window held every entry left
+            examined, cursor = examined + window, edge + 1
             if examined >= MAX_EXAMINED:
                 hits.resume_before = cursor
                 break
-            edge = self._edge(terms[0], container, cursor)
-            hits.extend(self._walk(terms, visible, container, limit - len(hits), cursor, edge))
-            if edge is None:
-                break  # that window held every entry left
-            examined, cursor = examined + WINDOW, edge + 1
-            if len(hits) < limit and not decided:
+            if not decided:
                 decided = True
                 seen = self._seen_containers(visible)
                 if seen is not None:
                     if seen:
-                        hits.extend(self._by_container(terms, seen, limit - len(hits), cursor))
+                        found, hits.resume_before = self._by_container(terms, seen, limit - len(hits), cursor,
+                                                                       MAX_EXAMINED - examined)
+                        hits.extend(found)
                     break
+            window = MAX_EXAMINED - examined  # the rest of the call's work in one window
+            edge = self._edge(terms[0], container, cursor, window)
         return hits
 
-    def _edge(self, term: str, container: Container | None, before: int | None) -> int | None:
-        """The position of the entry of ``term`` (in ``container``) just older than the ``WINDOW`` newest
+    def _edge(self, term: str, container: Container | None, before: int, window: int) -> int | None:
+        """The position of the entry of ``term`` (in ``container``) just older than the ``window`` newest
         before ``before``, if there is one: the next window is the entries above it."""
-        query = sa.select(search_terms.c.position).where(search_terms.c.term == term)
+        query = sa.select(search_terms.c.position).where(search_terms.c.term == term, search_terms.c.position < before)
         if container is not None:
             query = query.where(search_terms.c.container_id == container[1])
-        if before is not None:
-            query = query.where(search_terms.c.position < before)
-        query = query.order_by(search_terms.c.position.desc()).offset(WINDOW).limit(1)
+        query = query.order_by(search_terms.c.position.desc()).offset(window).limit(1)
         return self.conn.execute(query).scalar()
 
-    def _probes(self, query: sa.Select, driver: sa.Alias, terms: Sequence[str]) -> sa.Select:
-        """Every other term present at the driving entry's position: one key probe per term. Up to
-        ``EXISTS_MAX`` of them as EXISTS, which PostgreSQL turns into semi-joins; beyond, one counting
-        subquery (PostgreSQL took 150-200 ms to plan eight semi-joins, for 30 ms of work)."""
+    def _probes(self, query: sa.Select, driver: sa.Alias, terms: Sequence[str], above: int | None,
+                before: int | None) -> sa.Select:
+        """Every other term present at the driving entry's position. First the entry's own ``signature``: it
+        must have the other terms' bits (no read; most entries of messages without them stop there). Then up
+        to ``EXISTS_MAX`` of them as EXISTS over the driving entries' positions, ``(above, before)``: PostgreSQL
+        makes a semi-join of each, probing the primary key entry by entry, or, when the other term has about as
+        many entries there, reading its entries of that range along the key beside the driver's (a merge join:
+        a few times cheaper than as many probes); SQLite probes. Beyond, one counting subquery (PostgreSQL took
+        150-200 ms to plan eight semi-joins, for 30 ms of work)."""
         others = terms[1:]
+        if not others:
+            return query
+        mask = signature(others)  # the driving entry's own row first: most entries without the words stop here
+        query = query.where(driver.c.signature.op("&")(mask) == mask)
         if len(others) <= EXISTS_MAX:
             for n, term in enumerate(others, start=1):
                 other = search_terms.alias(f"s{n}")
-                query = query.where(sa.exists().where(other.c.term == term, other.c.position == driver.c.position))
+                probe = sa.exists().where(other.c.term == term, other.c.position == driver.c.position)
+                if above is not None:
+                    probe = probe.where(other.c.position > above)
+                if before is not None:
+                    probe = probe.where(other.c.position < before)
+                query = query.where(probe)
             return query
         other = search_terms.alias("s1")
         present = (sa.select(sa.func.count()).where(other.c.term.in_(others), other.c.position == driver.c.position)
@@ -269,31 +327,52 @@ class SqlSearchIndex(_Index):
         if edge is not None:
             query = query.where(driver.c.position > edge)
         # the row's own columns first: SQLite evaluates the conditions in this order, the probes cost more
-        query = self._probes(query.where(visible(driver.c.container_kind, driver.c.container_id)), driver, terms)
+        query = query.where(visible(driver.c.container_kind, driver.c.container_id))
+        query = self._probes(query, driver, terms, edge, before)
         query = query.order_by(driver.c.position.desc()).limit(limit)
         return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
 
     def _seen_containers(self, visible: SqlVisibility) -> list[str] | None:
         """The ids of the conversations and chats ``visible`` admits (messaging's own read models: every
-        container is there), or None when there are more than ``CONTAINERS_MAX``."""
-        seen = self.conn.execute(sa.union_all(
+        container is there), when reading container by container pays: when they are at most
+        ``CONTAINERS_MAX``, and at most one in ``BY_CONTAINER_SHARE`` of all (a viewer who sees most
+        conversations finds most entries visible: the walk is cheaper). Else None. One statement: the ids,
+        each row beside the number of containers (counted up to what decides)."""
+        cap = BY_CONTAINER_SHARE * CONTAINERS_MAX + 1
+        ids = sa.union_all(
             sa.select(conversations.c.id).where(visible(sa.literal(CONTAINER_KINDS[0]), conversations.c.id)),
             sa.select(chats.c.id).where(visible(sa.literal(CONTAINER_KINDS[1]), chats.c.id)),
-        ).limit(CONTAINERS_MAX + 1)).scalars().all()
-        return None if len(seen) > CONTAINERS_MAX else list(seen)
+        ).limit(CONTAINERS_MAX + 1).subquery("seen")
+        total = (sa.select(sa.func.count()).select_from(sa.select(conversations.c.id).limit(cap).subquery())
+                 .scalar_subquery()
+                 + sa.select(sa.func.count()).select_from(sa.select(chats.c.id).limit(cap).subquery())
+                 .scalar_subquery())
+        rows = self.conn.execute(sa.select(ids.c.id, total.label("total"))).all()
+        if len(rows) > CONTAINERS_MAX or (rows and len(rows) * BY_CONTAINER_SHARE > rows[0].total):
+            return None
+        return [row.id for row in rows]
 
-    def _by_container(self, terms: Sequence[str], seen: list[str], limit: int, before: int) -> list[tuple[int, str]]:
+    def _by_container(self, terms: Sequence[str], seen: list[str], limit: int, before: int,
+                      budget: int) -> tuple[list[tuple[int, str]], int | None]:
         """The driving term's entries before ``before`` in the ``seen`` containers, looked up container by
-        container on ``(term, container_id, position)``, probed; the few found are sorted. The ids are given
-        as a list: as a subquery, neither planner can tell how few they are (PostgreSQL hashed every entry of
-        the term). ``position + 0``: no index on it, so that the planners take ``(term, container_id IN …)``
-        rather than a walk of the ``(term, position)`` key, which is what reaching here shows to be slow."""
+        container on ``(term, container_id, position)``, probed; the few found are sorted. At most ``budget``
+        of them: the newest ``budget`` (the position of the next one is read first), and when they do not fill
+        the page, the cursor to go on from (else None). The ids are given as a list: as a subquery, neither
+        planner can tell how few they are (PostgreSQL hashed every entry of the term). ``position + 0``: no
+        index on it, so that the planners take ``(term, container_id IN …)`` rather than a walk of the
+        ``(term, position)`` key, which is what reaching here shows to be slow."""
         driver = search_terms.alias("s0")
+        entries = sa.select(driver.c.position).where(
+            driver.c.term == terms[0], driver.c.container_id.in_(seen), driver.c.position + 0 < before)
+        edge = self.conn.execute(entries.order_by((driver.c.position + 0).desc()).offset(budget).limit(1)).scalar()
         query = sa.select(driver.c.position, driver.c.message_id).where(
             driver.c.term == terms[0], driver.c.container_id.in_(seen), driver.c.position + 0 < before)
-        query = self._probes(query, driver, terms)
+        if edge is not None:
+            query = query.where(driver.c.position + 0 > edge)
+        query = self._probes(query, driver, terms, edge, before)
         query = query.order_by((driver.c.position + 0).desc()).limit(limit)
-        return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
+        found = [(int(row.position), row.message_id) for row in self.conn.execute(query)]
+        return found, (edge + 1 if edge is not None and len(found) < limit else None)
 
 
 # -- rebuilding (``python -m upgestao_messaging reindex``) ------------------------------------------------
