@@ -1,4 +1,5 @@
-"""Fuzzing the audit ingest parser (``ingest.parse``): its fast path and its schema path agree.
+"""Fuzzing the audit ingest parser (``ingest.parse``): its fast path and its schema path agree; a batch
+message (``ingest.parse_message``) is its records parsed alone, or refused whole.
 
 For any input, ``parse`` returns a record or raises ``ValueError`` (the caller parks the message);
 whenever the fast path takes a record, the schema takes it too and gives the identical record; a
@@ -157,3 +158,29 @@ def test_near_valid_records_fast_path_and_schema_agree(body):
 @given(json_values)
 def test_any_json_value_is_a_record_or_a_value_error(body):
     check(body)
+
+
+@fuzz
+@given(st.lists(emitted_records() | mutated_records() | json_values, max_size=6),
+       st.sampled_from(["batch", "extra key", "not a list"]))
+def test_a_batch_message_is_every_record_parsed_or_a_value_error_whole(records, shape):
+    """A batch (``{"records": [...]}``) parses to its records, each as ``parse`` alone gives it, only if
+    every one of them parses and the batch is well formed; otherwise the whole message is a ``ValueError``."""
+    message = {"records": records} if shape == "batch" else (
+        {"records": records, "service": "identity"} if shape == "extra key" else {"records": {"0": records}})
+    records = json.loads(json.dumps(records))  # as they arrive from the broker
+    alone = []
+    for record in records:
+        try:
+            alone.append(ingest.parse(record))
+        except ValueError:
+            alone.append(None)
+    with bounded("ingest.parse_message", seconds=0.5, memory=16 * MiB):
+        try:
+            parsed = ingest.parse_message(json.dumps(message).encode())
+        except ValueError:
+            parsed = None
+    if shape != "batch" or not records or None in alone:
+        assert parsed is None, f"a batch with something wrong was taken: {message!r}"
+    else:
+        assert parsed == alone
