@@ -87,7 +87,7 @@ class BatchHandler(Generic[T]):
 class BatchConsumer(Generic[T]):
     """Consumes ``queue`` in batches of up to ``batch_size`` messages with ``prefetch`` unacked messages;
     a batch's items go to ``store`` in calls of at most ``max_items`` items (a message is never split:
-    one of more items is stored alone), all of them before its messages are acked."""
+    one of more items than that is stored alone), all of them before its messages are acked."""
 
     def __init__(self, amqp_uri: str, queue: str, handler: BatchHandler[T], *,
                  declare: Callable[[Any], None], batch_size: int, prefetch: int, name: str,
