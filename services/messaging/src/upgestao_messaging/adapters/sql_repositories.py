@@ -67,6 +67,28 @@ def _members(conn: Any, table: sa.Table, key: str, ids: Iterable[str]) -> dict[s
     return out
 
 
+# The statements of every request's hot path, built once with parameters (building one with its values
+# costs SQLAlchemy a cache key each time).
+_CONVERSATION = conversations.select().where(c.id == sa.bindparam("id"))
+_MESSAGE = messages.select().where(m.id == sa.bindparam("id"))
+_TEAMS_OF = sa.select(team_members.c.team_id).where(team_members.c.user_id == sa.bindparam("user_id"))
+
+
+def _page_query(older: bool, anchored: bool) -> sa.Select:
+    """A page of a container's messages: the older ones (before ``position`` if anchored, else the latest) from
+    the newest down, or the newer ones after ``position`` from the oldest up. Both container columns: the
+    (container_kind, container_id, position) index walks the page in order, no sort."""
+    query = messages.select().where(m.container_kind == sa.bindparam("kind"),
+                                    m.container_id == sa.bindparam("container_id"))
+    if anchored:
+        position = sa.bindparam("position")
+        query = query.where(m.position < position if older else m.position > position)
+    return query.order_by(m.position.desc() if older else m.position).limit(sa.bindparam("limit"))
+
+
+_PAGE = {(older, anchored): _page_query(older, anchored) for older in (True, False) for anchored in (True, False)}
+
+
 class SqlTeams(_Repository):
     def _records(self, rows: list[Mapping[str, Any]]) -> list[TeamRecord]:
         members = _members(self._uow.conn, team_members, "team_id", (r["id"] for r in rows))
@@ -80,14 +102,13 @@ class SqlTeams(_Repository):
         return self._records(self._rows(teams.select().order_by(teams.c.name, teams.c.id)))
 
     def ids_of_member(self, user_id: str) -> frozenset[str]:
-        query = sa.select(team_members.c.team_id).where(team_members.c.user_id == user_id)
-        return frozenset(self._uow.conn.execute(query).scalars())
+        return frozenset(self._uow.conn.execute(_TEAMS_OF, {"user_id": user_id}).scalars())
 
 
 class SqlConversations(_Repository):
     def get(self, conversation_id: str) -> ConversationRecord | None:
-        rows = self._rows(conversations.select().where(c.id == conversation_id))
-        return ConversationRecord.of(rows[0]) if rows else None
+        row = self._uow.conn.execute(_CONVERSATION, {"id": conversation_id}).mappings().first()
+        return ConversationRecord.of(row) if row is not None else None
 
     def page(self, scope: ConversationScope, filters: Mapping[str, str], limit: int,
              after: ActivityCursor | None) -> list[ConversationRecord]:
@@ -126,27 +147,27 @@ class SqlMessages(_Repository):
         return [MessageRecord.of(r) for r in self._rows(query)]
 
     def get(self, message_id: str) -> MessageRecord | None:
-        rows = self._records(messages.select().where(m.id == message_id))
-        return rows[0] if rows else None
+        row = self._uow.conn.execute(_MESSAGE, {"id": message_id}).mappings().first()
+        return MessageRecord.of(row) if row is not None else None
 
     def get_many(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
         if not message_ids:
             return {}
         return {r.id: r for r in self._records(messages.select().where(m.id.in_(list(message_ids))))}
 
-    def _container(self, kind: str, container_id: str) -> Any:
-        # both columns: the (container_kind, container_id, position) index walks the page in order, no sort
-        return messages.select().where(m.container_kind == kind, m.container_id == container_id)
+    def _page(self, older: bool, kind: str, container_id: str, position: int | None,
+              limit: int) -> list[MessageRecord]:
+        params: dict[str, Any] = {"kind": kind, "container_id": container_id, "limit": limit}
+        if position is not None:
+            params["position"] = position
+        rows = self._uow.conn.execute(_PAGE[older, position is not None], params).mappings()
+        return [MessageRecord.of(r) for r in rows]
 
     def before(self, kind: str, container_id: str, position: int | None, limit: int) -> list[MessageRecord]:
-        query = self._container(kind, container_id)
-        if position is not None:
-            query = query.where(m.position < position)
-        return self._records(query.order_by(m.position.desc()).limit(limit))
+        return self._page(True, kind, container_id, position, limit)
 
     def after(self, kind: str, container_id: str, position: int, limit: int) -> list[MessageRecord]:
-        query = self._container(kind, container_id).where(m.position > position)
-        return self._records(query.order_by(m.position).limit(limit))
+        return self._page(False, kind, container_id, position, limit)
 
     def versions(self, message_id: str) -> list[VersionRecord]:
         query = message_versions.select().where(message_versions.c.message_id == message_id).order_by(

@@ -1,7 +1,10 @@
-"""Messaging's SQL projection on SQLite and PostgreSQL through the real unit of work: a message sent writes
-its row, its first version and its conversation's last activity, an edit its row and its next version; on
-PostgreSQL each of those events is one statement (the first changes as data-modifying CTEs of the last),
-on SQLite one statement a change: the same rows either way."""
+"""Messaging's SQL adapters on SQLite and PostgreSQL through the real unit of work.
+
+The projection: a message sent writes its row, its first version and its conversation's last activity, an
+edit its row and its next version; on PostgreSQL each of those events is one statement (the first changes
+as data-modifying CTEs of the last), on SQLite one statement a change: the same rows either way. The reads
+of every request (statements built once, with parameters): a conversation, a message, a page of messages
+either way from an anchor, a viewer's teams when the rule needs them."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from upgestao_kernel.context import RequestContext
 from upgestao_kernel.db import create_engine
+from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.unit_of_work import UnitOfWork
 from upgestao_kernel.vault import MasterKeyring, Vault
 from upgestao_messaging.adapters.ports import Person
@@ -22,11 +26,12 @@ from upgestao_messaging.service_layer.access import Deps
 from upgestao_messaging.service_layer.api import MessagingApi
 from upgestao_messaging.service_layer.attachments import SealedAttachments
 
-ROLES = {"admin": frozenset({"conversations.read", "conversations.read_all", "conversations.write"}),
+ROLES = {"admin": frozenset({"conversations.read", "conversations.read_all", "conversations.write",
+                              "teams.manage"}),
          "attendant": frozenset({"conversations.read", "conversations.write"})}
-ADMIN, ANA, CUSTOMER = (str(uuid.uuid4()) for _ in range(3))
+ADMIN, ANA, BIA, CUSTOMER = (str(uuid.uuid4()) for _ in range(4))
 PEOPLE = {ADMIN: Person(ADMIN, "staff", "admin", True), ANA: Person(ANA, "staff", "attendant", True),
-          CUSTOMER: Person(CUSTOMER, "customer", None, True)}
+          BIA: Person(BIA, "staff", "attendant", True), CUSTOMER: Person(CUSTOMER, "customer", None, True)}
 
 
 class Directory:
@@ -93,3 +98,30 @@ def test_a_message_sent_and_edited_writes_its_rows_in_one_statement_an_event_on_
         assert len(set(edited_rows)) == 1 and edited_rows[0].startswith("WITH ")
     else:
         assert len(sent_rows) == 3 and len(edited_rows) == 2
+
+
+def test_pages_either_way_a_message_and_the_teams_a_queued_conversation_needs(desk) -> None:
+    engine, api, statements = desk
+    team = api(ADMIN).create_team("Suporte", [ANA])["id"]
+    own, queued = (api(ADMIN).open_conversation({"customer_id": CUSTOMER, "channel": "whatsapp", "team_id": team,
+                                                 "assignee_id": assignee})["id"] for assignee in (ANA, None))
+    ids = [api(ANA).send_message(own, {"body": f"mensagem {i}", "direction": "outgoing"})["message"]["id"]
+           for i in range(5)]
+    api(ANA).send_message(queued, {"body": "na fila", "direction": "outgoing"})
+
+    def page(**kwargs) -> list[str]:
+        return [m["id"] for m in api(ANA).messages(own, **kwargs)["items"]]
+
+    assert page(limit=2) == ids[3:]
+    assert page(before=ids[3], limit=2) == ids[1:3]
+    assert page(before=ids[1], limit=5) == ids[:1]
+    assert page(after=ids[0], limit=2) == ids[1:3]
+    assert page(after=ids[4]) == []
+    assert api(ANA).messages(own, before=ids[1], limit=1)["has_more_before"] is False
+    assert api(ANA).message(ids[2])["body"] == "mensagem 2"
+    statements.clear()
+    assert [m["body"] for m in api(ANA).messages(queued)["items"]] == ["na fila"]  # through her team's queue
+    assert sum("team_members" in s for s in statements) == 1
+    with pytest.raises(ServiceError) as refused:  # not hers, nor her team's
+        api(BIA).messages(own)
+    assert refused.value.status == 404
