@@ -19,7 +19,7 @@ from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.unit_of_work import UnitOfWork
 from upgestao_kernel.vault import MasterKeyring, Vault
 from upgestao_messaging.adapters.ports import Person
-from upgestao_messaging.adapters.projections import projections
+from upgestao_messaging.adapters.projections import Delete, Insert, Update, _shape, projections
 from upgestao_messaging.adapters.sql_repositories import with_sql_repositories
 from upgestao_messaging.domain.search import TermHasher
 from upgestao_messaging.service_layer.access import Deps
@@ -125,3 +125,12 @@ def test_pages_either_way_a_message_and_the_teams_a_queued_conversation_needs(de
     with pytest.raises(ServiceError) as refused:  # not hers, nor her team's
         api(BIA).messages(own)
     assert refused.value.status == 404
+
+
+def test_only_inserts_and_updates_of_distinct_tables_matched_by_values_are_one_statement() -> None:
+    row = {"id": "m-1"}
+    assert _shape([Insert("messages", row), Update("conversations", {"id": "c-1"}, {"status": "open"})])
+    assert _shape([Insert("messages", row)]) is None  # one change: nothing to combine
+    assert _shape([Insert("team_members", row), Insert("team_members", row)]) is None  # one table twice
+    assert _shape([Delete("chat_members", row), Update("chats", {"id": "c-1"}, {"title": "x"})]) is None
+    assert _shape([Insert("messages", row), Update("conversations", {"id": None}, {"status": "open"})]) is None

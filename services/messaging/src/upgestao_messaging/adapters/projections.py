@@ -223,14 +223,15 @@ _COMBINED: dict[_Shape, Any] = {}
 
 
 def _shape(found: list[Change]) -> _Shape | None:
-    """The changes' shape if they can be one statement (two or more inserts/updates of distinct tables)."""
+    """The changes' shape if they can be one statement (two or more inserts/updates of distinct tables; no
+    update matching a column to None, which :func:`_where` says as ``IS NULL`` and a parameter cannot)."""
     if len(found) < 2 or len({c.table for c in found}) != len(found):
         return None
     shape = []
     for change in found:
         if isinstance(change, Insert):
             shape.append(("insert", change.table, tuple(change.row), ()))
-        elif isinstance(change, Update):
+        elif isinstance(change, Update) and None not in change.where.values():
             shape.append(("update", change.table, tuple(change.values), tuple(change.where)))
         else:
             return None
