@@ -134,3 +134,16 @@ def test_only_inserts_and_updates_of_distinct_tables_matched_by_values_are_one_s
     assert _shape([Insert("team_members", row), Insert("team_members", row)]) is None  # one table twice
     assert _shape([Delete("chat_members", row), Update("chats", {"id": "c-1"}, {"title": "x"})]) is None
     assert _shape([Insert("messages", row), Update("conversations", {"id": None}, {"status": "open"})]) is None
+
+
+def test_the_teams_of_several_users_are_one_query(desk) -> None:
+    engine, api, statements = desk
+    first = api(ADMIN).create_team("Suporte", [ANA, BIA])["id"]
+    second = api(ADMIN).create_team("Vendas", [ANA])["id"]
+    unit = with_sql_repositories(UnitOfWork(engine, "messaging", RequestContext(request_id="r", actor_id=ADMIN)))
+    with unit as uow:
+        statements.clear()
+        found = uow.teams.ids_of_members([ANA, BIA, ADMIN])
+        assert len(statements) == 1
+        assert uow.teams.ids_of_members([]) == {} and len(statements) == 1
+    assert found == {ANA: frozenset({first, second}), BIA: frozenset({first}), ADMIN: frozenset()}

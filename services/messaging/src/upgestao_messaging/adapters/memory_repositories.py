@@ -49,6 +49,9 @@ class MemoryTeams(MemoryRepository):
     def ids_of_member(self, user_id: str) -> frozenset[str]:
         return frozenset(m["team_id"] for m in self.tx.table("team_members").values() if m["user_id"] == user_id)
 
+    def ids_of_members(self, user_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        return {user_id: self.ids_of_member(user_id) for user_id in user_ids}
+
 
 class MemoryConversations(MemoryRepository):
     def _all(self) -> list[ConversationRecord]:

@@ -138,6 +138,10 @@ class Teams(Protocol):
 
     def ids_of_member(self, user_id: str) -> frozenset[str]: ...
 
+    def ids_of_members(self, user_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """The team ids of each of ``user_ids`` (every one of them a key: no team, an empty set)."""
+        ...
+
 
 class Conversations(Protocol):
     def get(self, conversation_id: str) -> ConversationRecord | None: ...

@@ -104,6 +104,15 @@ class SqlTeams(_Repository):
     def ids_of_member(self, user_id: str) -> frozenset[str]:
         return frozenset(self._uow.conn.execute(_TEAMS_OF, {"user_id": user_id}).scalars())
 
+    def ids_of_members(self, user_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        found: dict[str, set[str]] = {user_id: set() for user_id in user_ids}
+        if found:
+            query = sa.select(team_members.c.user_id, team_members.c.team_id).where(
+                team_members.c.user_id.in_(sorted(found)))
+            for user_id, team_id in self._uow.conn.execute(query):
+                found[user_id].add(team_id)
+        return {user_id: frozenset(ids) for user_id, ids in found.items()}
+
 
 class SqlConversations(_Repository):
     def get(self, conversation_id: str) -> ConversationRecord | None:

@@ -103,7 +103,7 @@ class PushViews:
         """Each token's viewer (None: not a valid token of a staff user)."""
         verified = [self.verify(token) for token in tokens]
         users = {claims.subject for claims in verified if claims is not None}
-        teams = _teams_of(uow, users)
+        teams = uow.teams.ids_of_members(sorted(users))  # one query for every user of the call
         recipients: list[Recipient | None] = []
         for claims in verified:
             if claims is None or claims.subject == SYSTEM or claims.role == SYSTEM:
@@ -116,20 +116,6 @@ class PushViews:
 
 
 _NONE: frozenset[str] = frozenset()
-FEW_USERS = 3  # up to this many users, their teams are asked one by one; beyond, all teams are read once
-
-
-def _teams_of(uow: MessagingUnitOfWork, users: set[str]) -> dict[str, frozenset[str]]:
-    """The teams of each user: a query per user for a few, else every team read once (two queries: a call
-    for fifty sockets would otherwise make fifty, the largest part of a push's latency)."""
-    if len(users) <= FEW_USERS:
-        return {user: uow.teams.ids_of_member(user) for user in users}
-    found: dict[str, set[str]] = {user: set() for user in users}
-    for team in uow.teams.all():
-        for member in team.member_ids:
-            if member in found:
-                found[member].add(team.id)
-    return {user: frozenset(ids) for user, ids in found.items()}
 
 
 class _Batch:
