@@ -51,6 +51,7 @@ says where it stopped (``Hits.resume_before``). At most five statements.
 
 from __future__ import annotations
 
+import functools
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -67,9 +68,9 @@ from .tables import chats, conversations, messages, metadata
 SEARCH_KEY_VAR = "MESSAGING_SEARCH_KEY"
 SEARCH_KEY_FILE = "messaging-search.key"
 CONTAINER_KINDS = ("conversation", "chat")
-COUNT_CAP = 5000  # index entries counted per query term, at most (only the order of the terms depends on it)
-COUNT_FLOOR = 100  # ... however many terms the query has
-WINDOW = 2000  # entries of the driving term walked by one statement
+WINDOW = 500  # entries of each term surveyed, and of the driving term walked by the first window, at most
+COUNT_CAP = 1000  # ... of all the terms of a query surveyed (a query of more than two words: fewer each)
+COUNT_FLOOR = 100  # ... however many words the query has
 EXISTS_MAX = 3  # other terms probed as EXISTS, at most (more: one counting subquery)
 CONTAINERS_MAX = 500  # containers looked up one by one, at most (a viewer seeing more: the walk goes on)
 BY_CONTAINER_SHARE = 4  # ... and only by a viewer who sees one container in four at most (else the walk goes on)
@@ -95,6 +96,33 @@ sa.Index("ix_search_terms_message", search_terms.c.message_id)
 # covering (message_id too): SQLite prefers it to the primary key for ``container_id IN (…)`` only then
 sa.Index("ix_search_terms_container", search_terms.c.term, search_terms.c.container_id, search_terms.c.position,
          search_terms.c.message_id)
+
+@functools.cache
+def _alias(n: int) -> sa.Alias:
+    """``search_terms AS s<n>``, made once: an alias builds its columns when first used, a cost per search
+    otherwise (statements are immutable: one alias serves them all)."""
+    return search_terms.alias(f"s{n}")
+
+
+@functools.cache
+def _survey_sql(terms: int, in_container: bool, before: bool) -> sa.TextClause:
+    """The survey's statement for ``terms`` terms (see ``SqlSearchIndex._survey``), as text: built once per
+    shape, no expression to build and key at each search. Parameters ``t0…``, ``container``, ``before``,
+    ``cap``."""
+    where = (" AND container_id = :container" if in_container else "") + (" AND position < :before" if before else "")
+    return sa.text(" UNION ALL ".join(
+        f"SELECT :t{n} AS term, count(*) AS n, min(w{n}.position) AS oldest FROM (SELECT position FROM search_terms "
+        f"WHERE term = :t{n}{where} ORDER BY position DESC LIMIT :cap) w{n}" for n in range(terms)))
+
+
+@functools.cache
+def _edge_sql(in_container: bool) -> sa.TextClause:
+    """The next window's edge (see ``SqlSearchIndex._edge``), as text. Parameters ``term``, ``container``,
+    ``before``, ``skip``."""
+    return sa.text("SELECT position FROM search_terms WHERE term = :term"
+                   + (" AND container_id = :container" if in_container else "")
+                   + " AND position < :before ORDER BY position DESC LIMIT 1 OFFSET :skip")
+
 
 def signature(terms: Iterable[str]) -> int:
     """The bits of ``terms`` (one each, of ``SIGNATURE_BITS``, from the hash itself) OR-ed: stored on every entry
@@ -218,19 +246,10 @@ class SqlSearchIndex(_Index):
         position of the ``window + 1``-th newest (the edge of the first window: the window is the entries
         above it). Each read is a backward range scan of the primary key (of ``(term, container_id,
         position)`` in one container) that stops after ``window + 1`` entries."""
-        parts = []
-        for term in terms:
-            inner = sa.select(search_terms.c.position).where(search_terms.c.term == term)
-            if container is not None:
-                inner = inner.where(search_terms.c.container_id == container[1])
-            if before is not None:
-                inner = inner.where(search_terms.c.position < before)
-            inner = inner.order_by(search_terms.c.position.desc()).limit(window + 1).subquery()
-            parts.append(sa.select(sa.literal(term).label("term"), sa.func.count().label("n"),
-                                   sa.func.min(inner.c.position).label("oldest")).select_from(inner))
-        query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
-        return {row.term: (int(row.n), int(row.oldest) if row.n > window else None)
-                for row in self.conn.execute(query)}
+        params: dict[str, object] = {f"t{n}": term for n, term in enumerate(terms)}
+        params.update(container=container[1] if container else None, before=before, cap=window + 1)
+        rows = self.conn.execute(_survey_sql(len(terms), container is not None, before is not None), params)
+        return {row.term: (int(row.n), int(row.oldest) if row.n > window else None) for row in rows}
 
     def find(self, terms: Sequence[str], *, visible: SqlVisibility, container: Container | None = None,
              limit: int, before_position: int | None = None) -> Hits:
@@ -280,11 +299,8 @@ class SqlSearchIndex(_Index):
     def _edge(self, term: str, container: Container | None, before: int, window: int) -> int | None:
         """The position of the entry of ``term`` (in ``container``) just older than the ``window`` newest
         before ``before``, if there is one: the next window is the entries above it."""
-        query = sa.select(search_terms.c.position).where(search_terms.c.term == term, search_terms.c.position < before)
-        if container is not None:
-            query = query.where(search_terms.c.container_id == container[1])
-        query = query.order_by(search_terms.c.position.desc()).offset(window).limit(1)
-        return self.conn.execute(query).scalar()
+        params = {"term": term, "container": container[1] if container else None, "before": before, "skip": window}
+        return self.conn.execute(_edge_sql(container is not None), params).scalar()
 
     def _probes(self, query: sa.Select, driver: sa.Alias, terms: Sequence[str], above: int | None,
                 before: int | None) -> sa.Select:
@@ -302,7 +318,7 @@ class SqlSearchIndex(_Index):
         query = query.where(driver.c.signature.op("&")(mask) == mask)
         if len(others) <= EXISTS_MAX:
             for n, term in enumerate(others, start=1):
-                other = search_terms.alias(f"s{n}")
+                other = _alias(n)
                 probe = sa.exists().where(other.c.term == term, other.c.position == driver.c.position)
                 if above is not None:
                     probe = probe.where(other.c.position > above)
@@ -310,7 +326,7 @@ class SqlSearchIndex(_Index):
                     probe = probe.where(other.c.position < before)
                 query = query.where(probe)
             return query
-        other = search_terms.alias("s1")
+        other = _alias(1)
         present = (sa.select(sa.func.count()).where(other.c.term.in_(others), other.c.position == driver.c.position)
                    .scalar_subquery())
         return query.where(present == len(others))
@@ -318,7 +334,7 @@ class SqlSearchIndex(_Index):
     def _walk(self, terms: Sequence[str], visible: SqlVisibility, container: Container | None, limit: int,
               before: int | None, edge: int | None) -> list[tuple[int, str]]:
         """The driving term's entries in ``(edge, before)`` newest first, probed and filtered, to ``limit``."""
-        driver = search_terms.alias("s0")
+        driver = _alias(0)
         query = sa.select(driver.c.position, driver.c.message_id).where(driver.c.term == terms[0])
         if container is not None:
             query = query.where(driver.c.container_id == container[1], driver.c.container_kind == container[0])
@@ -361,7 +377,7 @@ class SqlSearchIndex(_Index):
         planner can tell how few they are (PostgreSQL hashed every entry of the term). ``position + 0``: no
         index on it, so that the planners take ``(term, container_id IN …)`` rather than a walk of the
         ``(term, position)`` key, which is what reaching here shows to be slow."""
-        driver = search_terms.alias("s0")
+        driver = _alias(0)
         entries = sa.select(driver.c.position).where(
             driver.c.term == terms[0], driver.c.container_id.in_(seen), driver.c.position + 0 < before)
         edge = self.conn.execute(entries.order_by((driver.c.position + 0).desc()).offset(budget).limit(1)).scalar()
