@@ -125,7 +125,7 @@ class Desk:
         """``method`` as the kernel's ``rpc`` entrypoint runs a request carrying an idempotency key."""
         request = KeyedRequest(self.engine, self.vault, key=str(uuid.uuid4()), method=method,
                                fingerprint=fingerprint(method, args, {}), actor_id=user_id)
-        found, stored = request.stored_reply()
+        found, stored = request.before_run()
         if found:  # pragma: no cover - every key here is new
             return stored
         try:

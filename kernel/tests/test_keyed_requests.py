@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 import uuid
 
 import eventlet
@@ -21,6 +22,7 @@ from kernel_sample_services import LedgerService
 from kombu import Connection, Exchange, Queue
 from upgestao_kernel.context import RequestContext
 from upgestao_kernel.db import create_engine
+from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.keyed_requests import KeyedRaced, KeyedRequest, fingerprint
 from upgestao_kernel.schema import request_replies
 from upgestao_kernel.testing import wait_for
@@ -282,3 +284,39 @@ def test_the_look_up_of_a_key_on_postgresql_is_its_one_statement_outside_any_tra
     # the kept reply's row and its subject's key (the reply is sealed); the new key's row: no transaction
     assert [autocommit for _, autocommit in seen] == [True, True, True]
     assert all(raw.autocommit is False for raw, _ in seen)  # back in the pool as it was taken
+
+
+def test_the_first_unit_of_work_runs_on_the_connection_its_key_was_looked_up_on(engine, vault, monkeypatch):
+    """On PostgreSQL one checkout from the pool for the look-up and the first unit; a connection kept for a
+    method that then opens no unit (a refusal before any) goes back when the request finishes or is
+    abandoned. SQLite's look-up reads a snapshot in a transaction of its own: nothing is kept there."""
+    keeps = engine.dialect.name == "postgresql"
+    monkeypatch.setitem(KeyedRequest._last_pruned, str(engine.url), time.monotonic())  # no pruning's checkout
+    context = RequestContext(request_id="r-3", actor_id="staff-1", actor_role="admin")
+    checkouts: list[object] = []
+    sa.event.listen(engine, "checkout", lambda dbapi_conn, record, proxy: checkouts.append(dbapi_conn))
+
+    def request(account_id: str) -> KeyedRequest:
+        return KeyedRequest(engine, vault, key=f"staff-1:{uuid.uuid4()}:x", method="open_account",
+                            fingerprint=fingerprint("open_account", (account_id,), {}), actor_id="staff-1")
+
+    keyed = request("acc-k10")
+    assert keyed.before_run() == (False, None)
+    assert engine.pool.checkedout() == (1 if keeps else 0)
+    with UnitOfWork(engine, "ledger", context, projections=[AccountsProjection()], vault=vault,
+                    request=keyed) as uow:
+        open_account(uow, "acc-k10", EMAIL)
+    assert keyed.finish({"id": "acc-k10"}, None) == ({"id": "acc-k10"}, None)
+    assert len(checkouts) == (1 if keeps else 2) and engine.pool.checkedout() == 0
+    assert request("acc-k10").stored_reply() == (False, None)  # another key
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(accounts)).scalar() == 1
+
+    refused = request("acc-k11")
+    assert refused.before_run() == (False, None)
+    error = ServiceError("invalid", "no", 422)
+    assert refused.finish(None, (ServiceError, error, None))[1][1] is error
+    abandoned = request("acc-k12")
+    assert abandoned.before_run() == (False, None)
+    abandoned.abandon()
+    assert engine.pool.checkedout() == 0

@@ -104,22 +104,21 @@ _STORED = sa.select(request_replies).where(request_replies.c.key == sa.bindparam
 
 
 @contextmanager
-def _reading(engine: Engine) -> Iterator[Connection]:
-    """A connection for the look-up, which only reads: on SQLite without the write lock; on PostgreSQL
-    outside any transaction, so that its statement is its only round trip (no BEGIN, no ROLLBACK). The
-    driver's autocommit flag is set and cleared on the connection itself, as SQLAlchemy's own ping does:
-    its ``isolation_level="AUTOCOMMIT"`` would cost a round trip more, to reset the level on return."""
-    with engine.connect() as conn:
-        if conn.dialect.name != "postgresql":
-            yield read_only(conn)
-            return
-        raw = conn.connection.dbapi_connection
-        raw.autocommit = True
-        try:
-            yield conn
-        finally:
-            if not raw.closed:
-                raw.autocommit = False
+def _reading(conn: Connection) -> Iterator[Connection]:
+    """``conn`` for the look-up, which only reads: on SQLite without the write lock; on PostgreSQL outside
+    any transaction, so that its statement is its only round trip (no BEGIN, no ROLLBACK). The driver's
+    autocommit flag is set and cleared on the connection itself, as SQLAlchemy's own ping does: its
+    ``isolation_level="AUTOCOMMIT"`` would cost a round trip more, to reset the level on return."""
+    if conn.dialect.name != "postgresql":
+        yield read_only(conn)
+        return
+    raw = conn.connection.dbapi_connection
+    raw.autocommit = True
+    try:
+        yield conn
+    finally:
+        if not raw.closed:
+            raw.autocommit = False
 
 
 class KeyedRaced(Exception):
@@ -145,33 +144,67 @@ class KeyedRequest:
         self._pending: UnitOfWork | None = None
         self._claim_holder: UnitOfWork | None = None  # the open unit whose transaction holds the key
         self._claimed = False  # the key's row is committed
+        self._spare: Connection | None = None  # the look-up's connection, kept for the first unit of work
 
     # -- before the method runs ------------------------------------------------
     def stored_reply(self) -> tuple[bool, Any]:
         """``(True, result)`` when this key was answered before (raises its stored error, or why it
         cannot be answered); ``(False, None)`` when the request must run."""
-        with _reading(self.engine) as conn:
-            row = conn.execute(_STORED, {"the_key": self.key}).first()
-            if row is None:
-                return False, None
-            if (row.method, row.fingerprint, row.actor_id) != (self.method, self.fingerprint, self.actor_id):
-                raise key_reused()
-            self.replayed = True
-            log.info("rpc.reply_replayed", method=self.method, state=row.state)
-            if row.state == NOT_KEPT:
-                raise reply_not_kept()
-            if row.state != ANSWERED:
-                raise outcome_unknown()
-            text = row.reply
-            if row.subject_id is not None:
-                text = self.vault.decrypt(conn, row.subject_id, REPLY_FIELD, text)
-                if is_erased(text):
-                    raise reply_erased()
+        return self._stored_reply(keep=False)
+
+    def before_run(self) -> tuple[bool, Any]:
+        """:meth:`stored_reply`, asked before the method runs. When the method must run, on PostgreSQL, the
+        look-up's connection (outside any transaction) is kept for the request's first unit of work: one
+        checkout from the pool for both. Released by :meth:`finish` or :meth:`abandon` if no unit took it."""
+        return self._stored_reply(keep=True)
+
+    def _stored_reply(self, *, keep: bool) -> tuple[bool, Any]:
+        conn = self.engine.connect()
+        try:
+            with _reading(conn) as reading:
+                row = reading.execute(_STORED, {"the_key": self.key}).first()
+                text = None if row is None else self._kept_reply(reading, row)
+            if row is None and keep and conn.dialect.name == "postgresql":
+                conn.rollback()  # SQLAlchemy's view of the look-up; the driver has no transaction to end
+                self._drop_spare()
+                self._spare, conn = conn, None
+        finally:
+            if conn is not None:
+                conn.close()
+        if row is None:
+            return False, None
         doc = json.loads(text)
         if "error" in doc:
             e = doc["error"]
             raise ServiceError(e["slug"], e["detail"], e["status"], e["extensions"])
         return True, doc["result"]
+
+    def _kept_reply(self, conn: Connection, row: Any) -> str:
+        """The text of the reply ``row`` keeps, or the error that says why it cannot be given."""
+        if (row.method, row.fingerprint, row.actor_id) != (self.method, self.fingerprint, self.actor_id):
+            raise key_reused()
+        self.replayed = True
+        log.info("rpc.reply_replayed", method=self.method, state=row.state)
+        if row.state == NOT_KEPT:
+            raise reply_not_kept()
+        if row.state != ANSWERED:
+            raise outcome_unknown()
+        text = row.reply
+        if row.subject_id is not None:
+            text = self.vault.decrypt(conn, row.subject_id, REPLY_FIELD, text)
+            if is_erased(text):
+                raise reply_erased()
+        return text
+
+    def take_connection(self) -> Connection | None:
+        """The connection :meth:`before_run` kept, for the unit of work opening now (None: none kept)."""
+        conn, self._spare = self._spare, None
+        return conn
+
+    def _drop_spare(self) -> None:
+        conn, self._spare = self._spare, None
+        if conn is not None:
+            conn.close()
 
     # -- the units of work of the request ------------------------------------
     def begin_unit(self) -> None:
@@ -226,6 +259,7 @@ class KeyedRequest:
     def finish(self, result: Any, exc_info: tuple | None) -> tuple[Any, tuple | None]:
         """Commit the last unit of work with the reply; the answer to send (which becomes the
         winner's reply after a race, or a 503 when the commit itself failed)."""
+        self._drop_spare()  # the method opened no unit of work
         if self.replayed:
             return result, exc_info
         exc = exc_info[1] if exc_info else None
@@ -277,6 +311,7 @@ class KeyedRequest:
 
     def abandon(self) -> None:
         """Roll back whatever is still open (a failed commit, a worker torn down)."""
+        self._drop_spare()
         uow, self._pending = self._pending, None
         if uow is not None:
             conn = uow.release()

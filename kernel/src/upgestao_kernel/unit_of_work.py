@@ -218,9 +218,11 @@ class UnitOfWork(RepositoryAccess):
             self.with_repositories(repositories)
 
     def __enter__(self) -> UnitOfWork:
+        conn = None
         if self.request is not None:
             self.request.begin_unit()  # the request's previous unit commits before this one opens
-        self._conn = self.engine.connect()
+            conn = self.request.take_connection()  # the first unit: the connection its key was looked up on
+        self._conn = conn if conn is not None else self.engine.connect()
         self._conn.begin()
         if self.request is not None:
             try:

@@ -245,7 +245,7 @@ def replaying(fn):
     def method(self, *args, **kwargs):
         db = _keyed(self)
         if db is not None:
-            found, stored = db.keyed.stored_reply()  # raises the stored error, or why none can be given
+            found, stored = db.keyed.before_run()  # raises the stored error, or why none can be given
             if found:
                 return stored
         return fn(self, *args, **kwargs)
