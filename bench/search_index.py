@@ -195,17 +195,23 @@ def backend_cpu(conn: sa.Connection):
     return seconds
 
 
-def explain(engine: sa.Engine, statement: str, parameters) -> str:
+def explain(engine: sa.Engine, statements: list[tuple[str, object]]) -> None:
+    """Print each statement and its plan, all in one transaction (a ``SET`` among them is executed: it
+    changes the plans after it)."""
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection.cursor()
-        if engine.dialect.name == "postgresql":
-            raw.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters)
-        else:
-            raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)
-        lines = ["  " + " | ".join(str(v) for v in row) for row in raw.fetchall()]
+        for statement, parameters in statements:
+            print(" ".join(statement.split()))
+            if statement.lstrip().upper().startswith("SET "):
+                raw.execute(statement, parameters)
+                continue
+            if engine.dialect.name == "postgresql":
+                raw.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters)
+            else:
+                raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+            print("\n".join("  " + " | ".join(str(v) for v in row) for row in raw.fetchall()))
         raw.close()
         conn.rollback()
-    return "\n".join(lines)
 
 
 def main() -> int:
@@ -286,9 +292,7 @@ def main() -> int:
                 explained.add((name, shape))
                 statements.keep = False
                 print(f"\n== {name}: {shape}: {q!r} -> {len(got)} hits, resume {resume}")
-                for statement, parameters in statements.kept:
-                    print(" ".join(statement.split()))
-                    print(explain(engine, statement, parameters))
+                explain(engine, statements.kept)
 
     for name, by_shape in tables.items():
         print(f"\n{name}: {args.db}, {args.messages} messages, {len(queries)} queries x {args.repeat}, limit "

@@ -285,6 +285,7 @@ class SqlSearchIndex(_Index):
                 break
             if not decided:
                 decided = True
+                self._serial()
                 seen = self._seen_containers(visible)
                 if seen is not None:
                     if seen:
@@ -295,6 +296,14 @@ class SqlSearchIndex(_Index):
             window = MAX_EXAMINED - examined  # the rest of the call's work in one window
             edge = self._edge(terms[0], container, cursor, window)
         return hits
+
+    def _serial(self) -> None:
+        """PostgreSQL: no parallel workers for the rest of this transaction. The statements after the first
+        window read a few thousand entries, which its planner deems worth two workers: starting them took
+        10-30 ms (more than the work, on a busy machine) and their CPU is the other requests'. The use case's
+        statements after the search (its hits' rows, their audit) are as small. SQLite: nothing to do."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
 
     def _edge(self, term: str, container: Container | None, before: int, window: int) -> int | None:
         """The position of the entry of ``term`` (in ``container``) just older than the ``window`` newest
