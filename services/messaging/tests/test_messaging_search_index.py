@@ -348,3 +348,33 @@ def test_the_migration_gives_entries_indexed_before_it_every_bit(kind, tmp_path,
                 assert "WITHOUT ROWID" in sql.upper()
     finally:
         engine.dispose()
+
+
+def test_no_parallel_workers_after_the_first_window_on_postgresql(database_factory, monkeypatch) -> None:
+    """A search whose first window does not fill the page sets ``max_parallel_workers_per_gather`` to 0 for the
+    rest of its transaction (the statements that follow read thousands of entries: PostgreSQL would start
+    workers); one answered by its first window leaves the setting alone."""
+    url = database_factory("messaging")
+    upgrade("upgestao_messaging:migrations", url)
+    engine = create_engine(url)
+    monkeypatch.setattr(search_index, "WINDOW", 5)
+    try:
+        with engine.begin() as conn:
+            h = Harness("postgresql", SqlSearchIndex(conn), engine, conn)
+            register(h, C1)
+            for position in range(1, 21):
+                h.index.add(message_id=mid(position), position=position, container_kind="conversation",
+                            container_id=C1, subject_id=CUSTOMER_A, terms=HASHER.hashes("nota fiscal"))
+        workers = "SHOW max_parallel_workers_per_gather"
+        with engine.begin() as conn:
+            default = conn.exec_driver_sql(workers).scalar_one()
+            assert default != "0"
+            h = Harness("postgresql", SqlSearchIndex(conn), engine, conn)
+            assert h.find("nota", limit=3) == [20, 19, 18]  # the first window is enough
+            assert conn.exec_driver_sql(workers).scalar_one() == default
+            assert h.find("nota fiscal", limit=8) == list(range(20, 12, -1))  # two windows
+            assert conn.exec_driver_sql(workers).scalar_one() == "0"
+        with engine.begin() as conn:  # SET LOCAL: the transaction's only
+            assert conn.exec_driver_sql(workers).scalar_one() == default
+    finally:
+        engine.dispose()

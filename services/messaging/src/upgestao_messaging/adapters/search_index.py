@@ -42,11 +42,13 @@ How a search reads the index, so that it stays fast with very common words (a wo
   ``BY_CONTAINER_SHARE`` of them (messaging's read models filtered by ``visible``, one statement), is
   answered container by container: ``(term, container_id IN those)``, so that an attendant with twenty
   conversations searching a word present in 86,000 messages reads the entries of those twenty only; anyone
-  else's walk goes on, the rest of the call's work in one more window.
+  else's walk goes on, the rest of the call's work in one more window. On PostgreSQL, without parallel
+  workers from there on (``SET LOCAL``, the rest of the caller's transaction: starting them cost more than
+  these statements' work).
 
 Whatever the words, one call looks at ``MAX_EXAMINED`` entries of the driving term at most (container by
 container: the newest ``MAX_EXAMINED`` of those containers, less what the first window looked at), then
-says where it stopped (``Hits.resume_before``). At most five statements.
+says where it stopped (``Hits.resume_before``). At most five statements (and the ``SET`` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -275,8 +277,9 @@ class SqlSearchIndex(_Index):
         # furthest back (the sparsest among the newest entries, where the walk goes)
         terms = sorted(terms, key=lambda term: (survey[term][0], survey[term][1] or 0))
         cursor, edge, examined, decided = before_position, survey[terms[0]][1], 0, container is not None
+        seen_by_driver = visible(_alias(0).c.container_kind, _alias(0).c.container_id)  # one clause, every window
         while True:
-            hits.extend(self._walk(terms, visible, container, limit - len(hits), cursor, edge))
+            hits.extend(self._walk(terms, seen_by_driver, container, limit - len(hits), cursor, edge))
             if len(hits) >= limit or edge is None:
                 break  # the page is full, or that window held every entry left
             examined, cursor = examined + window, edge + 1
@@ -340,9 +343,10 @@ class SqlSearchIndex(_Index):
                    .scalar_subquery())
         return query.where(present == len(others))
 
-    def _walk(self, terms: Sequence[str], visible: SqlVisibility, container: Container | None, limit: int,
+    def _walk(self, terms: Sequence[str], visible: sa.ColumnElement[bool], container: Container | None, limit: int,
               before: int | None, edge: int | None) -> list[tuple[int, str]]:
-        """The driving term's entries in ``(edge, before)`` newest first, probed and filtered, to ``limit``."""
+        """The driving term's entries in ``(edge, before)`` newest first, probed and filtered (``visible``: the
+        visibility rule over the driving alias ``s0``), to ``limit``."""
         driver = _alias(0)
         query = sa.select(driver.c.position, driver.c.message_id).where(driver.c.term == terms[0])
         if container is not None:
@@ -352,8 +356,7 @@ class SqlSearchIndex(_Index):
         if edge is not None:
             query = query.where(driver.c.position > edge)
         # the row's own columns first: SQLite evaluates the conditions in this order, the probes cost more
-        query = query.where(visible(driver.c.container_kind, driver.c.container_id))
-        query = self._probes(query, driver, terms, edge, before)
+        query = self._probes(query.where(visible), driver, terms, edge, before)
         query = query.order_by(driver.c.position.desc()).limit(limit)
         return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
 
