@@ -164,6 +164,27 @@ def test_decrypt_many_one_key_lookup(conn, vault):
     assert len(statements) == 1
 
 
+def test_decrypt_batch_opens_each_value_under_its_own_field(conn, vault):
+    """A page of values of one subject: one key lookup; each value still bound to its field and subject."""
+    items = [{"body": vault.encrypt(conn, "s1", "body", f"message {i}"), "title": None} for i in range(3)]
+    items.append({"body": vault.encrypt(conn, "s1", "body", "last"), "title": vault.encrypt(conn, "s1", "title", "t")})
+    statements = []
+    sa.event.listen(conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    assert vault.decrypt_batch(conn, "s1", items) == [
+        {"body": "message 0", "title": None}, {"body": "message 1", "title": None},
+        {"body": "message 2", "title": None}, {"body": "last", "title": "t"}]
+    assert len(statements) == 1
+    swapped = [{"body": items[0]["body"]}, {"body": items[3]["title"]}]  # a title where a body belongs
+    with pytest.raises(VaultError, match="does not authenticate"):
+        vault.decrypt_batch(conn, "s1", swapped)
+    vault.encrypt(conn, "s2", "body", "another subject's")
+    with pytest.raises(VaultError, match="does not authenticate"):
+        vault.decrypt_batch(conn, "s2", items[:1])
+    assert vault.decrypt_batch(conn, "s1", [{"body": None}]) == [{"body": None}]
+    vault.shred(conn, "s1")
+    assert vault.decrypt_batch(conn, "s1", items[:1]) == [{"body": ERASED, "title": None}]
+
+
 def test_concurrent_key_creation_reuses_the_winner(conn, vault, monkeypatch):
     """Another transaction inserted the key between our read and our insert."""
     with conn.begin_nested():  # (a key used in a savepoint is not remembered past it: the next encrypt reads)

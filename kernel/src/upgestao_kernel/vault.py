@@ -301,7 +301,12 @@ class Vault:
         if all(ct is None for item in items for ct in item.values()):
             return [dict(item) for item in items]
         data_key = self._data_key(conn, subject_id)
-        return [{field: None if ct is None else ERASED if data_key is None else _open(data_key, subject_id, field, ct)
+        if data_key is None:
+            return [{field: None if ct is None else ERASED for field, ct in item.items()} for item in items]
+        # one cipher and one associated data per field for the whole batch (a page: 50 values, one field)
+        aead, aads = AESGCM(data_key), {}
+        return [{field: None if ct is None else _open_with(
+                    aead, aads.get(field) or aads.setdefault(field, _aad(subject_id, field)), field, ct)
                  for field, ct in item.items()} for item in items]
 
     def blind_index(self, field: str, value: str) -> str:
@@ -352,6 +357,10 @@ class Vault:
 
 
 def _open(data_key: bytes, subject_id: str, field: str, ciphertext: str) -> str:
+    return _open_with(AESGCM(data_key), _aad(subject_id, field), field, ciphertext)
+
+
+def _open_with(aead: AESGCM, aad: bytes, field: str, ciphertext: str) -> str:
     if not isinstance(ciphertext, str) or not ciphertext.startswith(CIPHERTEXT_PREFIX):
         raise VaultError(f"{field}: not a vault ciphertext")
     try:
@@ -361,7 +370,7 @@ def _open(data_key: bytes, subject_id: str, field: str, ciphertext: str) -> str:
     if len(raw) < NONCE_BYTES + 16:
         raise VaultError(f"{field}: malformed ciphertext")
     try:
-        plain = AESGCM(data_key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _aad(subject_id, field))
+        plain = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
     except InvalidTag:
         raise VaultError(
             f"{field}: ciphertext does not authenticate (tampered, or of another subject/field)"
