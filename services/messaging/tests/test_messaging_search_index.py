@@ -372,6 +372,10 @@ def test_no_parallel_workers_after_the_first_window_on_postgresql(database_facto
             h = Harness("postgresql", SqlSearchIndex(conn), engine, conn)
             assert h.find("nota", limit=3) == [20, 19, 18]  # the first window is enough
             assert conn.exec_driver_sql(workers).scalar_one() == default
+            assert h.find("nota fiscal", limit=8, container=("conversation", C1)) == list(range(20, 12, -1))
+            assert conn.exec_driver_sql(workers).scalar_one() == "0"  # two windows, in one conversation
+        with engine.begin() as conn:
+            h = Harness("postgresql", SqlSearchIndex(conn), engine, conn)
             assert h.find("nota fiscal", limit=8) == list(range(20, 12, -1))  # two windows
             assert conn.exec_driver_sql(workers).scalar_one() == "0"
         with engine.begin() as conn:  # SET LOCAL: the transaction's only

@@ -99,6 +99,7 @@ sa.Index("ix_search_terms_message", search_terms.c.message_id)
 sa.Index("ix_search_terms_container", search_terms.c.term, search_terms.c.container_id, search_terms.c.position,
          search_terms.c.message_id)
 
+
 @functools.cache
 def _alias(n: int) -> sa.Alias:
     """``search_terms AS s<n>``, made once: an alias builds its columns when first used, a cost per search
@@ -261,9 +262,10 @@ class SqlSearchIndex(_Index):
         The plan (see the module doc): one statement surveys the terms (each one's newest entries, capped) and
         the rarest drives; its entries are walked newest first a window at a time, each window's other terms
         read over the window's positions only and its containers checked for visibility, in one statement
-        that stops at ``limit`` hits. After the first window, a viewer who sees at most ``CONTAINERS_MAX``
-        containers is answered from those containers' entries. After ``MAX_EXAMINED`` entries of the driving
-        term the search stops: ``Hits.resume_before`` says where to go on.
+        that stops at ``limit`` hits. After the first window, a viewer who sees few containers (at most
+        ``CONTAINERS_MAX``, at most one in ``BY_CONTAINER_SHARE``) is answered from those containers' entries,
+        anyone else by the rest of the call's work as one more window. After ``MAX_EXAMINED`` entries of the
+        driving term the search stops: ``Hits.resume_before`` says where to go on.
         """
         terms = _query(terms)
         hits = Hits()
@@ -277,6 +279,7 @@ class SqlSearchIndex(_Index):
         # furthest back (the sparsest among the newest entries, where the walk goes)
         terms = sorted(terms, key=lambda term: (survey[term][0], survey[term][1] or 0))
         cursor, edge, examined, decided = before_position, survey[terms[0]][1], 0, container is not None
+        serial = False
         seen_by_driver = visible(_alias(0).c.container_kind, _alias(0).c.container_id)  # one clause, every window
         while True:
             hits.extend(self._walk(terms, seen_by_driver, container, limit - len(hits), cursor, edge))
@@ -286,9 +289,11 @@ class SqlSearchIndex(_Index):
             if examined >= MAX_EXAMINED:
                 hits.resume_before = cursor
                 break
+            if not serial:
+                serial = True
+                self._serial()  # before the statements that read more
             if not decided:
                 decided = True
-                self._serial()
                 seen = self._seen_containers(visible)
                 if seen is not None:
                     if seen:
