@@ -472,3 +472,64 @@ def test_messaging_not_answering_in_time_is_an_ordinary_failure_and_the_proxy_is
     assert stopped == [True]
     assert messaging.push_view([{"seq": 1, "event": {}}], ["tok"])["items"][0]["seq"] == 1
     assert len(opened) == 2
+
+
+# -- the socket's writer ---------------------------------------------------------------------------------
+
+
+class RecordingSocket:
+    """What eventlet's WebSocket writes to its socket, one entry per system call."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _writer(frames: list[str]):
+    from eventlet.websocket import RFC6455WebSocket
+    from upgestao_gateway.push.connection import SocketSink
+
+    sock = RecordingSocket()
+    ws = RFC6455WebSocket(sock, {}, version=13)
+    sink = SocketSink(ws, PushSettings())
+    sink.reader_done.send()  # the client's side of the closing handshake: not waited for here
+    for frame in frames:
+        sink.send({"type": "message.created", "seq": frame})
+    return sock, ws, sink
+
+
+def test_frames_queued_together_go_out_in_one_write_the_same_bytes_in_order():
+    import eventlet
+
+    frames = [f"f{n}" for n in range(5)]
+    sock, ws, sink = _writer(frames)
+    sink.close(1000, "done")
+    eventlet.spawn(sink.write_forever).wait()
+    single = [ws._pack_message(protocol.encode({"type": "message.created", "seq": f}), masked=False) for f in frames]
+    assert sock.writes[0] == b"".join(single)  # one system call for the five frames
+    assert len(sock.writes) == 2  # then the closing frame
+    assert sock.writes[1][0] == 0x88  # FIN + close
+
+
+def test_a_frame_alone_is_written_alone_and_the_writer_goes_on():
+    import eventlet
+
+    sock, ws, sink = _writer(["only"])
+    writer = eventlet.spawn(sink.write_forever)
+    eventlet.sleep(0.01)
+    assert sock.writes == [ws._pack_message(protocol.encode({"type": "message.created", "seq": "only"}),
+                                            masked=False)]
+    sink.send({"type": "message.created", "seq": "next"})
+    eventlet.sleep(0.01)
+    assert len(sock.writes) == 2
+    sink.close(1000, "done")
+    writer.wait()
+    assert len(sock.writes) == 3

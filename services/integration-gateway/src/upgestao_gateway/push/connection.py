@@ -9,7 +9,8 @@ and a gateway at its socket cap (503). The handshake is eventlet's RFC 6455 impl
 decompression bomb to bound), with client messages bounded in size, fragments included.
 
 A socket then has a reader (the request's green thread: authentication, pings, token renewals) and a writer
-(:class:`SocketSink`: a bounded queue of frames, pings when idle, the closing handshake). The dispatcher
+(:class:`SocketSink`: a bounded queue of frames, those queued together written at once, pings when idle, the
+closing handshake). The dispatcher
 never writes to a socket itself: a client that does not read fills its queue and is closed (4008), and
 nobody else waits for it.
 """
@@ -41,6 +42,7 @@ log = get_logger(__name__)
 
 _CLOSE = object()  # the writer's last item
 CLOSING_WAIT_S = 2.0  # how long the closing handshake may take before the socket is closed anyway
+MAX_WRITE_FRAMES = 64  # frames written to a socket in one go, at most
 
 
 class BoundedWebSocket(websocket.RFC6455WebSocket):
@@ -64,7 +66,8 @@ class _Handshake(websocket.WebSocketWSGI):
 
 
 class SocketSink:
-    """The writer side of one socket: frames queued by the dispatcher, written by a green thread."""
+    """The writer side of one socket: frames queued by the dispatcher, written by a green thread (the frames
+    waiting when it wakes in one write: the same bytes, one system call)."""
 
     def __init__(self, ws: websocket.RFC6455WebSocket, settings: PushSettings) -> None:
         self.ws = ws
@@ -82,6 +85,20 @@ class SocketSink:
         except Full:
             return False
         return True
+
+    def _ready_after(self, first: str | bytes) -> tuple[list[str | bytes], bool]:
+        """``first`` and the frames queued behind it (up to :data:`MAX_WRITE_FRAMES`), and whether the close
+        came among them: a dispatch round queues one frame per event for a socket, written together."""
+        frames = [first]
+        while len(frames) < MAX_WRITE_FRAMES:
+            try:
+                frame = self.queue.get_nowait()
+            except Empty:
+                break
+            if frame is _CLOSE:
+                return frames, True
+            frames.append(frame)
+        return frames, False
 
     def close(self, code: int, reason: str) -> None:
         """End the socket with ``code`` (the frames still queued are dropped when the client is too slow)."""
@@ -109,7 +126,13 @@ class SocketSink:
                     continue
                 if frame is _CLOSE:
                     break
-                ws.send(frame)
+                frames, closing = self._ready_after(frame)
+                if len(frames) == 1:
+                    ws.send(frame)
+                else:  # the same frames, in order, in one write (one system call, not one each)
+                    ws._send(b"".join(ws._pack_message(each, masked=False) for each in frames))
+                if closing:
+                    break
         except OSError:
             pass  # the client went away: the reader sees it too
         finally:
