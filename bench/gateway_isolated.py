@@ -16,6 +16,8 @@ less what it spends idle (measured over a quiet period first, per second, times 
 
     .venv/bin/python bench/gateway_isolated.py            (BENCH_DURATION_S 8, BENCH_GATEWAY_CONNS 10)
 
+``BENCH_GATEWAY_PROFILE=<dir>``: the gateway under py-spy during each measured run (as in gateway_overhead.py);
+``BENCH_GATEWAY_CPROFILE=<file>``: the gateway's whole life under cProfile timed by CPU time (process_time).
 ``BENCH_GATEWAY_PYTHONPATH`` puts other sources first on the gateway process's path (another version of the
 gateway and the kernel, e.g. ``git archive <commit> kernel/src services/integration-gateway/src`` unpacked
 somewhere: ``<dir>/services/integration-gateway/src:<dir>/kernel/src``), to compare two versions.
@@ -92,6 +94,15 @@ def serve(kind: str, amqp_uri: str, address: str | None) -> None:
         containers = [ServiceContainer(GatewayService, {**config, "WEB_SERVER_ADDRESS": address})]
     else:
         containers = [ServiceContainer(CannedIdentity, config), ServiceContainer(CannedMessaging, config)]
+    profile_path = os.environ.get("BENCH_GATEWAY_CPROFILE") if kind == "gateway" else None
+    if profile_path:  # CPU time (process_time) per function, written when the harness stops the gateway
+        import cProfile
+        import signal
+
+        profiler = cProfile.Profile(time.process_time)
+        signal.signal(signal.SIGTERM, lambda *_: (profiler.disable(), profiler.dump_stats(profile_path),
+                                                  os._exit(0)))
+        profiler.enable()
     for container in containers:
         container.start()
     for container in containers:
@@ -100,6 +111,7 @@ def serve(kind: str, amqp_uri: str, address: str | None) -> None:
 
 def main() -> int:
     from common import env_float, env_int, log  # (bench/: this script's directory; common adds scripts/)
+    from gateway_overhead import profiled
     from messaging import Request, run_requests
     from notifier import cpu_seconds
     from upgestao_kernel.config import env_prefix
@@ -159,7 +171,8 @@ def main() -> int:
             for name, (requests, tok) in kinds.items():
                 run_requests(base, requests, connections, warmup_s, "wrk", tok)
                 before, t0 = cpu_seconds(gateway), time.monotonic()
-                r = run_requests(base, requests, connections, duration_s, "wrk", tok)
+                with profiled(gateway, os.environ.get("BENCH_GATEWAY_PROFILE"), name):
+                    r = run_requests(base, requests, connections, duration_s, "wrk", tok)
                 used, elapsed = cpu_seconds(gateway) - before, time.monotonic() - t0
                 if r.non_2xx or r.errors or not r.requests:
                     raise RuntimeError(f"{name}: {r.non_2xx} non-2xx, {r.errors} socket errors of {r.requests}")
