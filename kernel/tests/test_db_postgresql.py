@@ -4,7 +4,11 @@ is still never handed out."""
 
 from __future__ import annotations
 
+import os
+import resource
+import socket
 import time
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -70,3 +74,22 @@ def test_a_connection_the_server_ended_is_replaced_on_checkout_with_every_other_
                b.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()}
     assert now.isdisjoint(pids)
     assert len(pings) == 1  # the failed one; the new connections were not pinged
+
+
+def test_a_socket_is_looked_at_whatever_its_descriptor_number() -> None:
+    """A busy process may hold a descriptor numbered over 1023, which ``select`` cannot look at."""
+    high = 1500
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] <= high:
+        pytest.skip("this process may not open a descriptor that high")
+    ours, theirs = socket.socketpair()
+    try:
+        os.dup2(ours.fileno(), high)
+        conn = SimpleNamespace(fileno=lambda: high)
+        assert not db._readable(conn)  # quiet: handed out without a ping
+        theirs.sendall(b"E")  # the server's goodbye
+        assert db._readable(conn)
+        assert db._readable(SimpleNamespace(fileno=lambda: -1))  # no socket to look at: in doubt
+    finally:
+        os.close(high)
+        ours.close()
+        theirs.close()

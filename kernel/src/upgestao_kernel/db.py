@@ -20,16 +20,17 @@ READ_ONLY = "upgestao_read_only"
 # a server that restarted or ended the session sent its FATAL notice and closed it).
 PING_IDLE_S = 5.0
 _LAST_USED = "upgestao_last_used"
-_plain_select: Any = None
+_os_select: Any = None
 
 
-def _select(*args: Any) -> Any:
-    """``select.select`` as the OS gives it (eventlet's green one would switch to its hub for a zero timeout)."""
-    global _plain_select
-    if _plain_select is None:
+def _plain_select() -> Any:
+    """The ``select`` module as the OS gives it: eventlet's green one would switch to its hub even for a zero
+    timeout, and has no ``poll``."""
+    global _os_select
+    if _os_select is None:
         patcher = sys.modules.get("eventlet.patcher")
-        _plain_select = patcher.original("select").select if patcher is not None else __import__("select").select
-    return _plain_select(*args)
+        _os_select = patcher.original("select") if patcher is not None else __import__("select")
+    return _os_select
 
 
 def read_only(conn: sa.engine.Connection) -> sa.engine.Connection:
@@ -47,9 +48,16 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
 
 
 def _readable(dbapi_conn: Any) -> bool:
-    """Something waits on the idle connection's socket (the server's goodbye, or its end of file)."""
+    """Something waits on the idle connection's socket (the server's goodbye, or its end of file). ``poll``
+    where there is one: ``select`` cannot look at a descriptor numbered 1024 or more."""
+    os_select = _plain_select()
     try:
-        ready, _, _ = _select([dbapi_conn.fileno()], [], [], 0)
+        fd = dbapi_conn.fileno()
+        if hasattr(os_select, "poll"):
+            poller = os_select.poll()
+            poller.register(fd, os_select.POLLIN | os_select.POLLPRI)
+            return bool(poller.poll(0))
+        ready, _, _ = os_select.select([fd], [], [], 0)
     except (OSError, ValueError, TypeError, AttributeError):  # closed, or no socket to look at: in doubt
         return True
     return bool(ready)
