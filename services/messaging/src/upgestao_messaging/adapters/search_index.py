@@ -319,20 +319,25 @@ class SqlSearchIndex(_Index):
         params = {"term": term, "container": container[1] if container else None, "before": before, "skip": window}
         return self.conn.execute(_edge_sql(container is not None), params).scalar()
 
+    @staticmethod
+    def _with_bits(query: sa.Select, driver: sa.Alias, terms: Sequence[str]) -> sa.Select:
+        """The driving entry's own ``signature`` must have the other terms' bits: no read, and most entries of
+        messages without those words stop there (before the visibility's subquery and the probes: SQLite
+        evaluates the conditions in the order given)."""
+        if len(terms) < 2:
+            return query
+        mask = signature(terms[1:])
+        return query.where(driver.c.signature.op("&")(mask) == mask)
+
     def _probes(self, query: sa.Select, driver: sa.Alias, terms: Sequence[str], above: int | None,
                 before: int | None) -> sa.Select:
-        """Every other term present at the driving entry's position. First the entry's own ``signature``: it
-        must have the other terms' bits (no read; most entries of messages without them stop there). Then up
-        to ``EXISTS_MAX`` of them as EXISTS over the driving entries' positions, ``(above, before)``: PostgreSQL
+        """Every other term present at the driving entry's position (after ``_with_bits``). Up to
+        ``EXISTS_MAX`` of them as EXISTS over the driving entries' positions, ``(above, before)``: PostgreSQL
         makes a semi-join of each, probing the primary key entry by entry, or, when the other term has about as
         many entries there, reading its entries of that range along the key beside the driver's (a merge join:
         a few times cheaper than as many probes); SQLite probes. Beyond, one counting subquery (PostgreSQL took
         150-200 ms to plan eight semi-joins, for 30 ms of work)."""
         others = terms[1:]
-        if not others:
-            return query
-        mask = signature(others)  # the driving entry's own row first: most entries without the words stop here
-        query = query.where(driver.c.signature.op("&")(mask) == mask)
         if len(others) <= EXISTS_MAX:
             for n, term in enumerate(others, start=1):
                 other = _alias(n)
@@ -361,7 +366,7 @@ class SqlSearchIndex(_Index):
         if edge is not None:
             query = query.where(driver.c.position > edge)
         # the row's own columns first: SQLite evaluates the conditions in this order, the probes cost more
-        query = self._probes(query.where(visible), driver, terms, edge, before)
+        query = self._probes(self._with_bits(query, driver, terms).where(visible), driver, terms, edge, before)
         query = query.order_by(driver.c.position.desc()).limit(limit)
         return [(int(row.position), row.message_id) for row in self.conn.execute(query)]
 
@@ -402,7 +407,7 @@ class SqlSearchIndex(_Index):
             driver.c.term == terms[0], driver.c.container_id.in_(seen), driver.c.position + 0 < before)
         if edge is not None:
             query = query.where(driver.c.position + 0 > edge)
-        query = self._probes(query, driver, terms, edge, before)
+        query = self._probes(self._with_bits(query, driver, terms), driver, terms, edge, before)
         query = query.order_by((driver.c.position + 0).desc()).limit(limit)
         found = [(int(row.position), row.message_id) for row in self.conn.execute(query)]
         return found, (edge + 1 if edge is not None and len(found) < limit else None)
