@@ -7,7 +7,8 @@ as the service runs them behind its ``rpc`` entrypoint:
 - ``send``: POST /v1/conversations/{id}/messages as the gateway makes it: a keyed request (its
   idempotency key checked, claimed, and its reply committed with the effects), an attendant assigned to
   the conversation and member of its team sending an outgoing message;
-- ``page``: GET /v1/conversations/{id}/messages?limit=50 by the same attendant (50 bodies opened, audited).
+- ``page``: GET /v1/conversations/{id}/messages?limit=50 by the same attendant (50 bodies opened, audited);
+- ``older``: the same with ``before=<a message>`` (the bench's page asks that 4 times in 5).
 
 For each, per operation over N repetitions: SQL statements (SQLAlchemy ``before_cursor_execute``), round
 trips to PostgreSQL (those statements, plus each ``BEGIN`` psycopg2 sends before a transaction's first
@@ -16,7 +17,7 @@ process's CPU (``time.process_time``: PostgreSQL's own work is not in it; the me
 blocks, which other processes' load on the machine disturbs least), and the function calls (Python and C)
 of 50 more operations, a count of this process's work that the load does not change at all.
 
-    .venv/bin/python bench/send_statements.py [N] [send|page]   # N sends and N pages (default 300, both)
+    .venv/bin/python bench/send_statements.py [N] [send|page|older]   # N of each (default 300, all three)
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def python_calls(op: Callable[[int], Any], first: int, n: int) -> float:
     return count / n
 
 
-def main(n: int, only: tuple[str, ...] = ("send", "page")) -> None:
+def main(n: int, only: tuple[str, ...] = ("send", "page", "older")) -> None:
     name = f"bench_send_{uuid.uuid4().hex[:10]}"
     url = create_database(name)
     try:
@@ -214,14 +215,24 @@ def main(n: int, only: tuple[str, ...] = ("send", "page")) -> None:
 
         if "send" in only:
             measure("send", trips, n, send)
-        if "page" in only:
-            for i in range(51):  # a full page, whatever N
+        if "page" in only or "older" in only:
+            for i in range(101):  # two full pages, whatever N
                 send(10_000 + i)
+        if "page" in only:
             measure("page", trips, n, page)
+        if "older" in only:
+            anchor = desk.api(attendant, "attendant").messages(conversation, limit=51)["items"][0]["id"]
+
+            def older(_: int) -> Any:
+                answer = desk.api(attendant, "attendant").messages(conversation, before=anchor, limit=50)
+                assert len(answer["items"]) == 50, answer
+                return answer
+
+            measure("older", trips, n, older)
         desk.engine.dispose()
     finally:
         drop_database(name)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300, tuple(sys.argv[2:]) or ("send", "page"))
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300, tuple(sys.argv[2:]) or ("send", "page", "older"))

@@ -107,17 +107,25 @@ def test_pages_either_way_a_message_and_the_teams_a_queued_conversation_needs(de
                                                  "assignee_id": assignee})["id"] for assignee in (ANA, None))
     ids = [api(ANA).send_message(own, {"body": f"mensagem {i}", "direction": "outgoing"})["message"]["id"]
            for i in range(5)]
-    api(ANA).send_message(queued, {"body": "na fila", "direction": "outgoing"})
+    elsewhere = api(ANA).send_message(queued, {"body": "na fila", "direction": "outgoing"})["message"]["id"]
 
     def page(**kwargs) -> list[str]:
         return [m["id"] for m in api(ANA).messages(own, **kwargs)["items"]]
 
     assert page(limit=2) == ids[3:]
+    statements.clear()
     assert page(before=ids[3], limit=2) == ids[1:3]
+    assert sum("FROM messages" in s for s in statements) == 1  # the anchor is the page's subquery
     assert page(before=ids[1], limit=5) == ids[:1]
     assert page(after=ids[0], limit=2) == ids[1:3]
     assert page(after=ids[4]) == []
     assert api(ANA).messages(own, before=ids[1], limit=1)["has_more_before"] is False
+    assert page(before=ids[0]) == [] and page(after=ids[4]) == []  # nothing there: no error
+    for anchor in (elsewhere, str(uuid.uuid4())):  # a message of another conversation, or none: 422
+        for way in ("before", "after"):
+            with pytest.raises(ServiceError) as refused:
+                api(ANA).messages(own, **{way: anchor})
+            assert (refused.value.status, refused.value.extensions["errors"][0]["field"]) == (422, way)
     assert api(ANA).message(ids[2])["body"] == "mensagem 2"
     statements.clear()
     assert [m["body"] for m in api(ANA).messages(queued)["items"]] == ["na fila"]  # through her team's queue

@@ -95,14 +95,20 @@ class MemoryMessages(MemoryRepository):
     def get_many(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]:
         return {m.id: m for m in (self.get(i) for i in message_ids) if m is not None}
 
-    def before(self, kind: str, container_id: str, position: int | None, limit: int) -> list[MessageRecord]:
-        rows = [m for m in self._all() if (m.container_kind, m.container_id) == (kind, container_id)
-                and (position is None or m.position < position)]
+    def _in(self, kind: str, container_id: str) -> list[MessageRecord]:
+        return [m for m in self._all() if (m.container_kind, m.container_id) == (kind, container_id)]
+
+    def before(self, kind: str, container_id: str, anchor_id: str | None, limit: int) -> list[MessageRecord]:
+        rows = self._in(kind, container_id)
+        if anchor_id is not None:
+            anchor = next((m for m in rows if m.id == anchor_id), None)
+            rows = [m for m in rows if anchor is not None and m.position < anchor.position]
         return list(reversed(rows))[:limit]
 
-    def after(self, kind: str, container_id: str, position: int, limit: int) -> list[MessageRecord]:
-        return [m for m in self._all()
-                if (m.container_kind, m.container_id) == (kind, container_id) and m.position > position][:limit]
+    def after(self, kind: str, container_id: str, anchor_id: str, limit: int) -> list[MessageRecord]:
+        rows = self._in(kind, container_id)
+        anchor = next((m for m in rows if m.id == anchor_id), None)
+        return [m for m in rows if anchor is not None and m.position > anchor.position][:limit]
 
     def versions(self, message_id: str) -> list[VersionRecord]:
         rows = [VersionRecord.of(r) for r in self.tx.table("message_versions").values()

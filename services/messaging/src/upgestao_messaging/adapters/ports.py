@@ -161,11 +161,13 @@ class Messages(Protocol):
 
     def get_many(self, message_ids: Sequence[str]) -> dict[str, MessageRecord]: ...
 
-    def before(self, kind: str, container_id: str, position: int | None, limit: int) -> list[MessageRecord]:
-        """The ``limit`` messages of the container before ``position`` (None: the latest), newest first."""
+    def before(self, kind: str, container_id: str, anchor_id: str | None, limit: int) -> list[MessageRecord]:
+        """The ``limit`` messages of the container before its message ``anchor_id`` (None: the latest), newest
+        first; none if ``anchor_id`` is not a message of the container."""
 
-    def after(self, kind: str, container_id: str, position: int, limit: int) -> list[MessageRecord]:
-        """The ``limit`` messages of the container after ``position``, oldest first."""
+    def after(self, kind: str, container_id: str, anchor_id: str, limit: int) -> list[MessageRecord]:
+        """The ``limit`` messages of the container after its message ``anchor_id``, oldest first; none if
+        ``anchor_id`` is not a message of the container."""
 
     def versions(self, message_id: str) -> list[VersionRecord]:
         """Every version, first to last."""

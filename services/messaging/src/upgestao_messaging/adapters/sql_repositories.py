@@ -75,14 +75,17 @@ _TEAMS_OF = sa.select(team_members.c.team_id).where(team_members.c.user_id == sa
 
 
 def _page_query(older: bool, anchored: bool) -> sa.Select:
-    """A page of a container's messages: the older ones (before ``position`` if anchored, else the latest) from
-    the newest down, or the newer ones after ``position`` from the oldest up. Both container columns: the
-    (container_kind, container_id, position) index walks the page in order, no sort."""
-    query = messages.select().where(m.container_kind == sa.bindparam("kind"),
-                                    m.container_id == sa.bindparam("container_id"))
+    """A page of a container's messages: the older ones (before the anchor message if anchored, else the
+    latest) from the newest down, or the newer ones after the anchor from the oldest up. The anchor's position
+    is a subquery of the page's own (an anchor that is not a message of the container: no rows), not a
+    round trip before it. Both container columns: the (container_kind, container_id, position) index walks the
+    page in order, no sort."""
+    kind, container_id = sa.bindparam("kind"), sa.bindparam("container_id")
+    query = messages.select().where(m.container_kind == kind, m.container_id == container_id)
     if anchored:
-        position = sa.bindparam("position")
-        query = query.where(m.position < position if older else m.position > position)
+        anchor = (sa.select(m.position).where(m.id == sa.bindparam("anchor_id"), m.container_kind == kind,
+                                              m.container_id == container_id).scalar_subquery())
+        query = query.where(m.position < anchor if older else m.position > anchor)
     return query.order_by(m.position.desc() if older else m.position).limit(sa.bindparam("limit"))
 
 
@@ -164,19 +167,19 @@ class SqlMessages(_Repository):
             return {}
         return {r.id: r for r in self._records(messages.select().where(m.id.in_(list(message_ids))))}
 
-    def _page(self, older: bool, kind: str, container_id: str, position: int | None,
+    def _page(self, older: bool, kind: str, container_id: str, anchor_id: str | None,
               limit: int) -> list[MessageRecord]:
         params: dict[str, Any] = {"kind": kind, "container_id": container_id, "limit": limit}
-        if position is not None:
-            params["position"] = position
-        rows = self._uow.conn.execute(_PAGE[older, position is not None], params).mappings()
+        if anchor_id is not None:
+            params["anchor_id"] = anchor_id
+        rows = self._uow.conn.execute(_PAGE[older, anchor_id is not None], params).mappings()
         return [MessageRecord.of(r) for r in rows]
 
-    def before(self, kind: str, container_id: str, position: int | None, limit: int) -> list[MessageRecord]:
-        return self._page(True, kind, container_id, position, limit)
+    def before(self, kind: str, container_id: str, anchor_id: str | None, limit: int) -> list[MessageRecord]:
+        return self._page(True, kind, container_id, anchor_id, limit)
 
-    def after(self, kind: str, container_id: str, position: int, limit: int) -> list[MessageRecord]:
-        return self._page(False, kind, container_id, position, limit)
+    def after(self, kind: str, container_id: str, anchor_id: str, limit: int) -> list[MessageRecord]:
+        return self._page(False, kind, container_id, anchor_id, limit)
 
     def versions(self, message_id: str) -> list[VersionRecord]:
         query = message_versions.select().where(message_versions.c.message_id == message_id).order_by(

@@ -243,18 +243,21 @@ class MessageUseCases:
         with self.deps.unit_of_work() as uow:
             viewer = self._viewer(uow)
             container = self.container_for(uow, viewer, kind, container_id, READ, "read")
-            anchor = uow.messages.get(anchor_id) if anchor_id is not None else None
-            if anchor_id is not None and (anchor is None or anchor.container_id != container.id):
-                raise invalid_field("before" if before is not None else "after", f"not a message of this {kind}")
+            # the anchor is found by the page's own query (no page from a message of another container); an
+            # empty page is the one case where it is looked up, to tell "nothing there" from "not ours"
             if after is not None:
-                rows = uow.messages.after(kind, container.id, anchor.position, limit + 1)
+                rows = uow.messages.after(kind, container.id, anchor_id, limit + 1)
                 more_before, more_after = True, len(rows) > limit
                 rows = rows[:limit]
             else:
-                rows = uow.messages.before(kind, container.id, anchor.position if anchor else None,
-                                           limit + 1)
-                more_before, more_after = len(rows) > limit, anchor is not None
+                rows = uow.messages.before(kind, container.id, anchor_id, limit + 1)
+                more_before, more_after = len(rows) > limit, anchor_id is not None
                 rows = list(reversed(rows[:limit]))
+            if anchor_id is not None and not rows:
+                anchor = uow.messages.get(anchor_id)
+                if anchor is None or (anchor.container_kind, anchor.container_id) != (kind, container.id):
+                    raise invalid_field("before" if before is not None else "after",
+                                        f"not a message of this {kind}")
             return {"items": self._views(uow, rows, PURPOSE[kind]), "has_more_before": more_before,
                     "has_more_after": more_after}
 
