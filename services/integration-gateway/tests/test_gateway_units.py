@@ -345,3 +345,28 @@ def test_bad_address_stops_the_gateway_with_a_message_naming_the_variable(tmp_pa
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 2, command
         assert "GATEWAY_HTTP_ADDRESS" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_connection_sends_without_waiting_for_acknowledgements():
+    """Nagle's algorithm off: an answer over eventlet's 16 KiB write buffer goes out in two writes, and the second
+    waited for the client's delayed acknowledgement of the first (40 ms)."""
+    import socket
+
+    from upgestao_gateway.entrypoints.http.server import GatewayProtocol
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        conn, _ = listener.accept()
+        with client, conn:
+            assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+            protocol = GatewayProtocol.__new__(GatewayProtocol)
+            protocol.request = conn
+            protocol.setup()
+            assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            protocol.rfile.close()
+            protocol.wfile.close()
+    left, right = socket.socketpair()  # not TCP: nothing to switch off, and no error
+    with left, right:
+        protocol = GatewayProtocol.__new__(GatewayProtocol)
+        protocol.request = left
+        protocol.setup()

@@ -11,7 +11,8 @@
   would let through although two parsers could read it differently (a header line without a colon, a
   malformed or conflicting ``Content-Length``, a transfer coding other than ``chunked``: 400) with
   problem+json instead of an empty HTTP/1.0 answer or a guess, and closes a connection
-  whose body it refused after a short bounded lingering read, so the client still gets the answer.
+  whose body it refused after a short bounded lingering read, so the client still gets the answer; its
+  connections send without Nagle's delay (an answer over 16 KiB waited 40 ms for an acknowledgement).
 * :class:`GatewayWebServer` builds the URL map from the route entrypoints (a duplicate route fails at
   start) and the context data that travels with every RPC.
 """
@@ -136,6 +137,17 @@ class GatewayProtocol(HttpOnlyProtocol):
     linger_seconds = 2.0
     _linger = False
     command: str | None = None
+
+    def setup(self) -> None:
+        """eventlet's, with Nagle's algorithm off: eventlet writes an answer over its 16 KiB buffer in two parts
+        (the buffered head, then the body), and the body waited for the client's delayed acknowledgement of
+        the head (40 ms on Linux: a page of 50 messages took 50 ms at one request at a time); a WebSocket's
+        frames, small and back to back, are sent at once as well."""
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not a TCP socket
+            pass
 
     def get_environ(self):
         environ = super().get_environ()
