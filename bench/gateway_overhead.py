@@ -34,15 +34,11 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 from common import bench_vhost, env_float, env_int, load_average, log  # noqa: E402
 from loadgen import wrk_available  # noqa: E402
@@ -60,7 +56,7 @@ from messaging import (  # noqa: E402
     send_requests,
     wait_ready,
 )
-from notifier import cpu_seconds, started_platform  # noqa: E402
+from notifier import cpu_seconds, start_py_spy, started_platform, stop_py_spy  # noqa: E402
 from upgestao_platform import Platform, free_address  # noqa: E402
 
 
@@ -71,21 +67,11 @@ def profiled(pid: int, directory: str | None, name: str) -> Iterator[None]:
         yield
         return
     os.makedirs(directory, exist_ok=True)
-    exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-    if exe is None:
-        raise BenchFailure("BENCH_GATEWAY_PROFILE needs py-spy")
-    spy = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", "1000", "--format", "raw", "--output",
-                            os.path.join(directory, f"gateway-{name}.txt"), "--nonblocking"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spy = start_py_spy(pid, os.path.join(directory, f"gateway-{name}.txt"), rate=1000)
     try:
         yield
     finally:
-        spy.send_signal(signal.SIGINT)
-        try:
-            spy.wait(30)
-        except subprocess.TimeoutExpired:
-            spy.kill()
-            spy.wait()
+        stop_py_spy(spy)
 
 
 def measure(platform: Platform, name: str, requests: Sequence[Request], token: str | None, connections: int,

@@ -258,13 +258,14 @@ class CpuMeter:
                 "cpu_s": dict(sorted(used.items(), key=lambda kv: -kv[1]))}
 
 
-def start_py_spy(pid: int, path: str) -> subprocess.Popen:
-    """``py-spy record`` of one process until :func:`stop_py_spy` (as the audit scenario profiles its ingest)."""
+def start_py_spy(pid: int, path: str, rate: int = 100) -> subprocess.Popen:
+    """``py-spy record`` of one process until :func:`stop_py_spy` (as the audit scenario profiles its ingest),
+    ``rate`` samples a second."""
     exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if exe is None:
-        raise BenchFailure("BENCH_NOTIFIER_PROFILE needs py-spy (pip install py-spy into the venv)")
+        raise BenchFailure("profiling needs py-spy (pip install py-spy into the venv)")
     fmt = {".svg": "flamegraph", ".json": "speedscope"}.get(Path(path).suffix, "raw")
-    return subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", "100", "--format", fmt, "--output", path,
+    return subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", fmt, "--output", path,
                              "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
