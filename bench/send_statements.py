@@ -8,7 +8,12 @@ as the service runs them behind its ``rpc`` entrypoint:
   idempotency key checked, claimed, and its reply committed with the effects), an attendant assigned to
   the conversation and member of its team sending an outgoing message;
 - ``page``: GET /v1/conversations/{id}/messages?limit=50 by the same attendant (50 bodies opened, audited);
-- ``older``: the same with ``before=<a message>`` (the bench's page asks that 4 times in 5).
+- ``older``: the same with ``before=<a message>`` (the bench's page asks that 4 times in 5);
+- ``search``: GET /v1/messages/search?q=...&limit=20 by the same attendant over SEARCH_MESSAGES messages of
+  the bench's help-desk text (``bench/messaging.py``'s ``HelpDeskText``, its seed) sent to SEARCH_CONVERSATIONS
+  conversations of as many customers (one in five to the first, as the bench's big conversation), the
+  bench's query mix cut to queries of a first page of 20 hits (their bodies opened, audited): hits of many
+  conversations, so of many data subjects, as the bench's search finds them.
 
 For each, per operation over N repetitions: SQL statements (SQLAlchemy ``before_cursor_execute``), round
 trips to PostgreSQL (those statements, plus each ``BEGIN`` psycopg2 sends before a transaction's first
@@ -17,7 +22,7 @@ process's CPU (``time.process_time``: PostgreSQL's own work is not in it; the me
 blocks, which other processes' load on the machine disturbs least), and the function calls (Python and C)
 of 50 more operations, a count of this process's work that the load does not change at all.
 
-    .venv/bin/python bench/send_statements.py [N] [send|page|older]   # N of each (default 300, all three)
+    .venv/bin/python bench/send_statements.py [N] [send|page|older|search]   # N of each (default 300, all four)
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ ROLES = {
     "attendant": frozenset({"conversations.read", "conversations.write", "conversations.record_incoming",
                             "chats.use"}),
 }
+SEARCH_MESSAGES = 600
+SEARCH_CONVERSATIONS = 24
 BODY = "Olá, o pedido {n} chegou ontem em Belo Horizonte mas a caixa veio amassada; podem trocar o produto?"
 
 
@@ -187,7 +194,36 @@ def python_calls(op: Callable[[int], Any], first: int, n: int) -> float:
     return count / n
 
 
-def main(n: int, only: tuple[str, ...] = ("send", "page", "older")) -> None:
+def searching(desk: Desk, admin: str, attendant: str, team: str) -> Callable[[int], Any]:
+    """Seeds the search's conversations and messages; the operation: the i-th query of the mix, first page."""
+    from messaging import HelpDeskText
+    from upgestao_messaging.domain.search import normalise_words
+
+    text = HelpDeskText(7)
+    conversations = []
+    for n in range(SEARCH_CONVERSATIONS):
+        conversations.append(desk.api(admin, "admin").open_conversation(
+            {"customer_id": desk.person("customer", None), "channel": "whatsapp", "team_id": team,
+             "assignee_id": attendant, "subject": f"Pedido {n}"})["id"])
+    for i in range(SEARCH_MESSAGES):
+        direction = "incoming" if i % 2 else "outgoing"
+        body = text.body(direction)
+        text.observe(normalise_words(body))
+        conversation = conversations[0] if i % 5 == 0 else conversations[i % SEARCH_CONVERSATIONS]
+        desk.api(attendant, "attendant").send_message(conversation, {"body": body, "direction": direction})
+    queries = [q for q in text.queries(200, normalise_words)
+               if len(desk.api(attendant, "attendant").search(q, limit=20)["items"]) == 20][:20]
+    assert len(queries) >= 5, queries
+
+    def search(i: int) -> Any:
+        answer = desk.api(attendant, "attendant").search(queries[i % len(queries)], limit=20)
+        assert len(answer["items"]) == 20, answer
+        return answer
+
+    return search
+
+
+def main(n: int, only: tuple[str, ...] = ("send", "page", "older", "search")) -> None:
     name = f"bench_send_{uuid.uuid4().hex[:10]}"
     url = create_database(name)
     try:
@@ -229,10 +265,13 @@ def main(n: int, only: tuple[str, ...] = ("send", "page", "older")) -> None:
                 return answer
 
             measure("older", trips, n, older)
+        if "search" in only:
+            search = searching(desk, admin, attendant, team)
+            measure("search", trips, n, search)
         desk.engine.dispose()
     finally:
         drop_database(name)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300, tuple(sys.argv[2:]) or ("send", "page", "older"))
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300, tuple(sys.argv[2:]) or ("send", "page", "older", "search"))
