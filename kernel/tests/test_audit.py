@@ -149,3 +149,85 @@ def test_emit_many_of_one_record_or_none():
     assert row["body"] == record.to_message() and row["message_id"] == record.audit_id
     assert records_in(row["body"]) == [record.to_message()]
     assert _emitted([]) == []
+
+
+def _accessed(accesses: list, **over) -> tuple[list[str], list[dict]]:
+    """``AuditEmitter.emit_accesses``'s audit ids and outbox rows for ``accesses``."""
+    tx = MemoryStore("ledger").begin()
+    values = {"action": "read", "resource_type": "message", "purpose": "page", **over}
+    ids = AuditEmitter("ledger").emit_accesses(tx, CTX, accesses=accesses, **values)
+    return ids, tx.outbox
+
+
+def test_emit_accesses_writes_the_records_build_makes_each_its_own():
+    """The records of a statement's reads built from one template: each the record ``build`` makes of its
+    resource, subject and fields (its own audit_id; one occurred_at for all), sent as emit_many sends them."""
+    accesses = [(f"m-{n}", f"c-{n % 3}", ("body",) if n % 2 else ("title", "body", "title")) for n in range(7)]
+    ids, (row,) = _accessed(accesses)
+    sent = records_in(row["body"])
+    assert [m["audit_id"] for m in sent] == ids and len(set(ids)) == 7 and row["message_id"] == ids[0]
+    occurred = {m["occurred_at"] for m in sent}
+    assert len(occurred) == 1
+    schema = AuditRecordSchema()
+    for (resource_id, subject_id, fields), message, audit_id in zip(accesses, sent, ids, strict=True):
+        built = AuditEmitter("ledger").build(CTX, action="read", resource_type="message", resource_id=resource_id,
+                                             subject_id=subject_id, fields=fields, purpose="page")
+        expected = {**built.to_message(), "audit_id": audit_id, "occurred_at": message["occurred_at"]}
+        assert message == expected and list(message) == list(expected)  # the same keys, in the same order
+        assert str(schema.load(message)["audit_id"]) == audit_id
+    assert sent[0]["fields"] is not sent[2]["fields"]  # each record its own list
+    _, (one,) = _accessed(accesses[:1])
+    assert not is_batch(one["body"]) and one["body"]["resource_id"] == "m-0"
+    assert _accessed([]) == ([], [])
+    with pytest.raises(ValueError, match="unknown audit action"):
+        _accessed(accesses, action="peek")
+    with pytest.raises(ValueError, match="purpose"):
+        _accessed(accesses, purpose="")
+
+
+def test_emit_accesses_cuts_batches_as_emit_many_does():
+    """The size bound of each record is _wire_size_bound of its body, so the batches are emit_many's."""
+    from upgestao_kernel.audit import _wire_size_bound
+
+    wide = tuple(f"campo_{k:05d}" for k in range(300))
+    accesses = [(f"m-{n}", "c-1" if n % 2 else None, wide) for n in range(40)]
+    ids, rows = _accessed(accesses)
+    as_records = _emitted([_read(n, subject_id=subject_id, fields=fields)
+                           for n, (_, subject_id, fields) in enumerate(accesses)])
+    assert [len(records_in(r["body"])) for r in rows] == [len(records_in(r["body"])) for r in as_records]
+    assert len(rows) > 1 and [m["audit_id"] for r in rows for m in records_in(r["body"])] == ids
+    for row in rows:
+        assert len(json.dumps(row["body"], separators=(",", ":"))) <= MAX_BATCH_BYTES
+    _, rows = _accessed([(f"m-{n}", "c", ("body",)) for n in range(MAX_BATCH_RECORDS + 1)], resource_type="m",
+                        purpose="p")
+    assert [len(records_in(r["body"])) for r in rows] == [MAX_BATCH_RECORDS, 1]
+
+    import upgestao_kernel.audit as audit_module
+
+    seen = []
+    real = audit_module.AuditEmitter._enqueue_batches
+
+    def spy(self, conn, context, entries):
+        seen.extend(entries)
+        return real(self, conn, context, entries)
+
+    audit_module.AuditEmitter._enqueue_batches = spy
+    try:
+        _accessed([("m-é🙂", "c-1", ("body", "x")), (None, None, ())])
+    finally:
+        audit_module.AuditEmitter._enqueue_batches = real
+    assert [size for _, _, size in seen] == [_wire_size_bound(body) for _, body, _ in seen]
+
+
+def test_new_ids_are_random_version_4_uuids_in_canonical_form():
+    import uuid
+
+    from upgestao_kernel.events import new_ids
+
+    ids = new_ids(2000)
+    assert len(set(ids)) == 2000 and new_ids(0) == []
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    # every variant digit (8, 9, a, b) and version digit position filled from the randomness
+    assert {value[19] for value in ids} == set("89ab") and {value[14] for value in ids} == {"4"}

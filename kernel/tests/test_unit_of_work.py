@@ -72,6 +72,34 @@ def test_reading_personal_data_writes_the_audit_record_first(engine, vault):
     assert read[0]["fields"] == ["email"] and read[0]["purpose"] == "support"
 
 
+def test_open_each_audits_every_value_of_every_subject_in_one_statement(engine, vault):
+    """Values of several subjects (a search's hits): one audit record each, in one outbox row written first,
+    one statement for every key; the values in the order asked, a shredded subject's erased."""
+    with uow_for(engine, vault) as uow:
+        sealed = {(s, n): uow.personal.seal(subject_id=s, resource_type="note", resource_id=f"{s}-{n}",
+                                            values={"body": f"{s} note {n}"}, purpose="test")
+                  for s in ("a", "b", "c") for n in range(2)}
+        uow.personal.shred(subject_id="c", resource_type="note", purpose="test")
+    order = [("b", 1), ("a", 0), ("c", 0), ("b", 0), ("a", 1)]
+    statements = []
+    with uow_for(engine, vault) as uow:
+        uow.personal  # noqa: B018 - the unit's connection is open
+        listener = lambda *a: statements.append(a[2])  # noqa: E731
+        sa.event.listen(uow.conn, "before_cursor_execute", listener)
+        opened = uow.personal.open_each(resource_type="note", purpose="search",
+                                        items=[(s, f"{s}-{n}", sealed[s, n]) for s, n in order])
+        sa.event.remove(uow.conn, "before_cursor_execute", listener)
+        assert uow.personal.open_each(resource_type="note", purpose="search", items=[]) == []
+    assert opened == [{"body": "b note 1"}, {"body": "a note 0"}, {"body": ERASED}, {"body": "b note 0"},
+                      {"body": "a note 1"}]
+    assert len(statements) == 2 and "outbox" in statements[0].lower()  # the audit first, then the keys
+    (row,) = [r for r in _outbox(engine) if r.routing_key == "audit.ledger.read"]
+    records = row.body["records"]
+    assert [(m["subject_id"], m["resource_id"], m["fields"], m["purpose"]) for m in records] == [
+        (s, f"{s}-{n}", ["body"], "search") for s, n in order]
+    assert len({m["audit_id"] for m in records}) == 5 and row.message_id == records[0]["audit_id"]
+
+
 def test_denied_attempt_is_recorded_even_though_the_work_rolls_back(engine, vault):
     with pytest.raises(PermissionError):
         with uow_for(engine, vault) as uow:

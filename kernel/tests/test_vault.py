@@ -143,7 +143,7 @@ def test_tampered_or_malformed_ciphertext(conn, vault):
     raw = bytearray(base64.urlsafe_b64decode(ct[3:]))
     raw[-1] ^= 1
     tampered = "v1:" + base64.urlsafe_b64encode(bytes(raw)).decode()
-    for bad in (tampered, "maria@example.com", "v1:@@@", "v1:AAAA"):
+    for bad in (tampered, "maria@example.com", "v1:@@@", "v1:AAAA", "v1:ção", ct[:-8]):
         with pytest.raises(VaultError):
             vault.decrypt(conn, "s1", "email", bad)
 
@@ -183,6 +183,28 @@ def test_decrypt_batch_opens_each_value_under_its_own_field(conn, vault):
     assert vault.decrypt_batch(conn, "s1", [{"body": None}]) == [{"body": None}]
     vault.shred(conn, "s1")
     assert vault.decrypt_batch(conn, "s1", items[:1]) == [{"body": ERASED, "title": None}]
+
+
+def test_decrypt_subjects_looks_every_key_up_in_one_statement(conn, vault):
+    """A search's hits, of several subjects: one statement for their keys; each value bound to its own subject."""
+    batches = {s: [{"body": vault.encrypt(conn, s, "body", f"{s} {i}")} for i in range(2)] for s in ("s1", "s2", "s3")}
+    batches["s4"] = [{"body": None}]  # nothing sealed: no key needed (none exists)
+    statements = []
+    listener = lambda *a: statements.append(a[2])  # noqa: E731
+    sa.event.listen(conn, "before_cursor_execute", listener)
+    assert vault.decrypt_subjects(conn, batches) == {
+        "s1": [{"body": "s1 0"}, {"body": "s1 1"}], "s2": [{"body": "s2 0"}, {"body": "s2 1"}],
+        "s3": [{"body": "s3 0"}, {"body": "s3 1"}], "s4": [{"body": None}]}
+    assert len(statements) == 1
+    sa.event.remove(conn, "before_cursor_execute", listener)
+    assert vault.decrypt_subjects(conn, {}) == {} and vault.decrypt_subjects(conn, {"s4": []}) == {"s4": []}
+    with pytest.raises(VaultError, match="does not authenticate"):  # s1's value given as s2's
+        vault.decrypt_subjects(conn, {"s1": batches["s1"], "s2": batches["s1"]})
+    with pytest.raises(VaultError, match="no data key for subject 'nobody'"):
+        vault.decrypt_subjects(conn, {"s1": batches["s1"], "nobody": [{"body": "v1:AAAA"}]})
+    vault.shred(conn, "s2")
+    assert vault.decrypt_subjects(conn, {"s1": batches["s1"][:1], "s2": batches["s2"] + [{"body": None}]}) == {
+        "s1": [{"body": "s1 0"}], "s2": [{"body": ERASED}, {"body": ERASED}, {"body": None}]}
 
 
 def test_concurrent_key_creation_reuses_the_winner(conn, vault, monkeypatch):

@@ -25,7 +25,7 @@ its own leaf of the log. Only the transport is batched.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,7 +33,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy.engine import Connection
 
 from .context import RequestContext
-from .events import new_id, utcnow
+from .events import new_id, new_ids, utcnow
 from .outbox import enqueue, enqueue_many, message_headers
 from .topology import AUDIT_EXCHANGE, audit_routing_key
 
@@ -181,25 +181,70 @@ class AuditEmitter:
         key) of at most :data:`MAX_BATCH_RECORDS` records and :data:`MAX_BATCH_BYTES`, the message id its
         first record's ``audit_id``. A group of one record goes out as :meth:`emit` sends it. Each record
         is still its own record (one per resource read), only the transport is shared."""
-        if not records:
-            return records
+        if records:
+            bodies = [record.to_message() for record in records]
+            self._enqueue_batches(conn, context, [(record.action, body, _wire_size_bound(body))
+                                                  for record, body in zip(records, bodies, strict=True)])
+        return records
+
+    def emit_accesses(
+        self,
+        conn: Connection,
+        context: RequestContext,
+        *,
+        action: str,
+        resource_type: str,
+        accesses: Sequence[tuple[str | None, str | None, tuple[str, ...]]],
+        purpose: str,
+        outcome: str = "success",
+    ) -> list[str]:
+        """One record per ``(resource_id, subject_id, fields)`` of ``accesses`` (the reads of one statement: a
+        page of bodies, a search's hits), sent as :meth:`emit_many` sends them; their ``audit_id`` s, in order.
+
+        The records are those :meth:`build` makes, each with its own ``audit_id``, resource, subject and
+        fields, and one ``occurred_at`` for all (one moment: the statement's); what they share is validated
+        and put in wire form once, not once per record (a page of 50: 50 records built, 50 ids and 50 times
+        read, 50 messages made from their records, each field sorted again)."""
+        if not accesses:
+            return []
+        template = self.build(context, action=action, resource_type=resource_type, resource_id=None,
+                              subject_id=None, fields=(), purpose=purpose, outcome=outcome).to_message()
+        # _wire_size_bound of a record: the template's strings but its audit_id, plus the record's own below
+        shared = _wire_size_bound(template) - 12 * len(template["audit_id"])
+        names_of: dict[tuple[str, ...], tuple[list[str], int]] = {}  # fields -> (sorted names, their bound)
+        audit_ids = new_ids(len(accesses))
+        entries = []
+        for (resource_id, subject_id, field_names), audit_id in zip(accesses, audit_ids, strict=True):
+            known = names_of.get(field_names)
+            if known is None:
+                names = sorted(set(field_names))
+                known = names_of[field_names] = (names, 12 * sum(len(name) + 3 for name in names))
+            names, names_size = known
+            body = {**template, "resource_id": resource_id, "subject_id": subject_id, "fields": list(names),
+                    "audit_id": audit_id}
+            size = shared + names_size + 12 * (len(audit_id) + (len(resource_id) if type(resource_id) is str else 0)
+                                               + (len(subject_id) if type(subject_id) is str else 0))
+            entries.append((action, body, size))
+        self._enqueue_batches(conn, context, entries)
+        return audit_ids
+
+    def _enqueue_batches(self, conn: Connection, context: RequestContext,
+                         entries: Sequence[tuple[str, dict, int]]) -> None:
+        """``(action, record body, its _wire_size_bound)`` of each record, enqueued as :meth:`emit_many` says."""
         groups: list[tuple[str, list[dict]]] = []  # (action, record bodies), in the order they were opened
         filling: dict[str, tuple[list[dict], int]] = {}  # action -> its last group, that group's size bound
-        for record in records:
-            body = record.to_message()
-            size = _wire_size_bound(body)
-            bodies, used = filling.get(record.action, (None, 0))
+        for action, body, size in entries:
+            bodies, used = filling.get(action, (None, 0))
             if bodies is None or len(bodies) >= MAX_BATCH_RECORDS or used + size > MAX_BATCH_BYTES:
                 bodies, used = [], 0
-                groups.append((record.action, bodies))
+                groups.append((action, bodies))
             bodies.append(body)
-            filling[record.action] = (bodies, used + size)
+            filling[action] = (bodies, used + size)
         headers = message_headers(context)
         enqueue_many(conn, [{"message_id": bodies[0]["audit_id"], "exchange": AUDIT_EXCHANGE,
                              "routing_key": audit_routing_key(self.service, action),
                              "body": bodies[0] if len(bodies) == 1 else {BATCH_KEY: bodies}, "headers": headers}
                             for action, bodies in groups])
-        return records
 
     def record(self, conn: Connection, context: RequestContext, **kwargs) -> AuditRecord:
         return self.emit(conn, context, self.build(context, **kwargs))

@@ -9,6 +9,7 @@ catalogue (``docs/events.md``) never type it again.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +26,20 @@ def utcnow() -> datetime:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+# the hex digit of a UUID's variant nibble once its two top bits are 10 (RFC 4122), by the random digit
+_VARIANT_DIGIT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+
+
+def new_ids(n: int) -> list[str]:
+    """``n`` ids as :func:`new_id` makes them (random, version 4 UUIDs in canonical form), from one read of
+    the system's randomness (``uuid4`` reads 16 bytes and builds a ``UUID`` for each: a page of 50 audit
+    records made 50 of both)."""
+    digits = os.urandom(16 * n).hex()
+    variant = _VARIANT_DIGIT
+    return [f"{digits[i:i + 8]}-{digits[i + 8:i + 12]}-4{digits[i + 13:i + 16]}-"
+            f"{variant[digits[i + 16]]}{digits[i + 17:i + 20]}-{digits[i + 20:i + 32]}" for i in range(0, 32 * n, 32)]
 
 
 @dataclass(frozen=True)

@@ -270,6 +270,10 @@ class FakeVault:
                       items: Sequence[Mapping[str, str | None]]) -> list[dict[str, str | Erased | None]]:
         return [self.decrypt_many(tx, subject_id, item) for item in items]
 
+    def decrypt_subjects(self, tx: MemoryTransaction, batches: Mapping[str, Sequence[Mapping[str, str | None]]]
+                         ) -> dict[str, list[dict[str, str | Erased | None]]]:
+        return {subject_id: self.decrypt_batch(tx, subject_id, items) for subject_id, items in batches.items()}
+
     def blind_index(self, field: str, value: str) -> str:
         msg = (field + "\x00" + _normalise(value)).encode()
         return hmac.new(self._blind_index_key, msg, hashlib.sha256).hexdigest()

@@ -164,14 +164,40 @@ class PersonalData:
     ) -> list[dict[str, Any]]:
         """:meth:`open` for several resources of one subject (a page of its messages): the same audit
         records, one per ``(resource_id, sealed)`` item and written first, in one statement; one key lookup."""
+        return self.open_each(resource_type=resource_type, items=[(subject_id, resource_id, sealed)
+                                                                  for resource_id, sealed in items],
+                              purpose=purpose, action=action)
+
+    def open_each(
+        self,
+        *,
+        resource_type: str,
+        items: Sequence[tuple[str, str | None, Mapping[str, str | None]]],
+        purpose: str,
+        action: str = "read",
+    ) -> list[dict[str, Any]]:
+        """:meth:`open` for several resources of one subject or of several (a search's hits, of many
+        conversations), each item ``(subject_id, resource_id, sealed)``: the same audit records, one per item
+        (its own id, subject, resource and fields) and written first, all in one statement; one statement
+        looks up every subject's key. The opened values in the order of ``items``."""
         if not items:
             return []
-        self._touch(subject_id)
-        self._audit.emit_many(self._conn, self._context, [
-            self._audit.build(self._context, action=action, resource_type=resource_type, resource_id=resource_id,
-                              subject_id=subject_id, fields=sealed.keys(), purpose=purpose)
-            for resource_id, sealed in items])
-        return self._vault.decrypt_batch(self._conn, subject_id, [dict(sealed) for _, sealed in items])
+        batches: dict[str, list[dict[str, str | None]]] = {}
+        for subject_id, _, sealed in items:
+            batch = batches.get(subject_id)
+            if batch is None:
+                self._touch(subject_id)
+                batch = batches[subject_id] = []
+            batch.append(dict(sealed))
+        self._audit.emit_accesses(self._conn, self._context, action=action, resource_type=resource_type,
+                                  accesses=[(resource_id, subject_id, tuple(sealed))
+                                            for subject_id, resource_id, sealed in items], purpose=purpose)
+        if len(batches) == 1:
+            [(subject_id, batch)] = batches.items()
+            return self._vault.decrypt_batch(self._conn, subject_id, batch)
+        opened = {subject_id: iter(values)
+                  for subject_id, values in self._vault.decrypt_subjects(self._conn, batches).items()}
+        return [next(opened[subject_id]) for subject_id, _, _ in items]
 
     def blind_index(self, field: str, value: str) -> str:
         """Exact-match lookup key: no personal value is revealed, so not audited."""
