@@ -179,17 +179,15 @@ def open_body(uow: MessagingUnitOfWork, record: MessageRecord, purpose: str) -> 
 
 
 def open_bodies(uow: MessagingUnitOfWork, records: Sequence[MessageRecord], purpose: str) -> dict[str, str | None]:
-    """The bodies of several messages by id: one audit record per message as :func:`open_body` writes, but one
-    statement and one key lookup per data subject (a page of a conversation is one subject)."""
+    """The bodies of several messages by id: one audit record per message as :func:`open_body` writes, but all
+    in one statement, and one statement for the keys of every data subject (a page of a conversation is one
+    subject; a search's hits are of many)."""
     bodies: dict[str, str | None] = {r.id: None for r in records}
-    by_subject: dict[str, list[MessageRecord]] = {}
-    for r in records:
-        if not r.deleted and r.body_sealed is not None:
-            by_subject.setdefault(r.key_subject_id, []).append(r)
-    for subject_id, group in by_subject.items():
-        opened = uow.personal.open_many(subject_id=subject_id, resource_type="message",
-                                        items=[(r.id, {"body": r.body_sealed}) for r in group], purpose=purpose)
-        bodies.update({r.id: clear(o["body"]) for r, o in zip(group, opened, strict=True)})
+    sealed = [r for r in records if not r.deleted and r.body_sealed is not None]
+    if sealed:
+        opened = uow.personal.open_each(resource_type="message", purpose=purpose,
+                                        items=[(r.key_subject_id, r.id, {"body": r.body_sealed}) for r in sealed])
+        bodies.update({r.id: clear(o["body"]) for r, o in zip(sealed, opened, strict=True)})
     return bodies
 
 
