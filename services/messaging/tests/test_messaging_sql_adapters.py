@@ -8,6 +8,7 @@ either way from an anchor, a viewer's teams when the rule needs them."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -155,3 +156,30 @@ def test_the_teams_of_several_users_are_one_query(desk) -> None:
         assert len(statements) == 1
         assert uow.teams.ids_of_members([]) == {} and len(statements) == 1
     assert found == {ANA: frozenset({first, second}), BIA: frozenset({first}), ADMIN: frozenset()}
+
+
+def test_a_search_of_messages_of_several_customers_opens_their_bodies_in_one_statement_each(desk) -> None:
+    """The hits' bodies of every data subject: one audit insert (a record each) and one statement for the keys,
+    whatever the number of customers (each one's were a statement of their own)."""
+    engine, api, statements = desk
+    customers = [str(uuid.uuid4()) for _ in range(4)]
+    PEOPLE.update({c: Person(c, "customer", None, True) for c in customers})
+    sent = []
+    for n, customer in enumerate(customers):
+        conversation = api(ADMIN).open_conversation({"customer_id": customer, "channel": "whatsapp",
+                                                     "assignee_id": ANA})["id"]
+        sent += [api(ANA).send_message(conversation, {"body": f"pedido atrasado {n}.{i}", "direction": "outgoing"})
+                 ["message"]["id"] for i in range(2)]
+    statements.clear()
+    found = api(ANA).search("pedido atrasado")["items"]
+    assert [m["id"] for m in found] == sent[::-1]
+    assert [m["body"] for m in found] == [f"pedido atrasado {n}.{i}" for n in range(3, -1, -1) for i in (1, 0)]
+    assert sum("INSERT INTO outbox" in s for s in statements) == 1
+    assert sum("subject_keys" in s for s in statements) == 1
+    with engine.connect() as conn:
+        (audit,) = conn.execute(sa.text("SELECT body FROM outbox WHERE routing_key = 'audit.messaging.read' "
+                                        "ORDER BY id DESC LIMIT 1")).scalars()
+    records = (audit if isinstance(audit, dict) else json.loads(audit))["records"]
+    assert [(r["resource_id"], r["fields"], r["purpose"]) for r in records] == [(m, ["body"], "search")
+                                                                                for m in sent[::-1]]
+    assert {r["subject_id"] for r in records} == set(customers) and len({r["audit_id"] for r in records}) == 8

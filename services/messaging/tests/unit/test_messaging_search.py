@@ -72,3 +72,16 @@ def test_search_key_from_the_environment_or_a_local_file(tmp_path) -> None:
         load_search_key(prod, {})
     assert missing.value.variable == SEARCH_KEY_VAR
 
+
+
+def test_records_of_rows_by_position_when_the_columns_are_the_fields_else_by_name() -> None:
+    from dataclasses import fields
+
+    from upgestao_messaging.adapters.ports import ReadCursor
+
+    names = [f.name for f in fields(ReadCursor)]
+    row = ("u", "conversation", "c", "m", 7, "now")
+    assert ReadCursor.all_of(names, [row]) == [ReadCursor(*row)]
+    shuffled = names[::-1]
+    assert ReadCursor.all_of(shuffled, [row[::-1], row[::-1]]) == [ReadCursor(*row)] * 2
+    assert ReadCursor.all_of(names, []) == []

@@ -9,7 +9,7 @@ The world outside: identity's directory of people (:class:`Directory`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from operator import itemgetter
@@ -44,6 +44,15 @@ class _Record:
         if not extra:
             return cls(*values(row))
         return cls(**{name: extra[name] if name in extra else row[name] for name in names})
+
+    @classmethod
+    def all_of(cls, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[Any]:
+        """The records of ``rows``, tuples of ``columns``' values: taken as they are when the columns are the
+        record's fields in order (a table's own row for its record: no lookup by name), else by name."""
+        names, values = _fields_of(cls)
+        if tuple(columns) == names:
+            return [cls(*row) for row in rows]
+        return [cls(*values(dict(zip(columns, row, strict=True)))) for row in rows]
 
 
 @dataclass(frozen=True)
