@@ -270,6 +270,20 @@ def test_the_repositorys_own_visibility_admits_only_the_viewers_conversations(ha
     visible = SqlRepositories.search_visibility(ana, scope, chats=True)
     found = [p for p, _ in harness.index.find(HASHER.hashes("boleto"), visible=visible, limit=50)]
     assert found == [60, 40, 20]
+    # the same rule is the same object, its clause over the same columns built once; asked again, the same answer
+    again = SqlRepositories.search_visibility(ana, conversation_scope(
+        Viewer(user_id=ana, permissions=frozenset({READ}), team_ids=frozenset())), chats=True)
+    columns = (search_index._alias(0).c.container_kind, search_index._alias(0).c.container_id)
+    assert again is visible and again(*columns) is visible(*columns)
+    assert visible(sa.literal("conversation"), conversations.c.id) is not visible(*columns)
+    assert [p for p, _ in harness.index.find(HASHER.hashes("boleto"), visible=again, limit=50)] == [60, 40, 20]
+    # another viewer's rule, or this one's of another scope, is its own
+    theirs_rule = SqlRepositories.search_visibility(bia, conversation_scope(
+        Viewer(user_id=bia, permissions=frozenset({READ}), team_ids=frozenset())), chats=True)
+    assert theirs_rule is not visible
+    theirs_found = [p for p, _ in harness.index.find(HASHER.hashes("boleto"), visible=theirs_rule, limit=50)]
+    assert theirs_found[:5] == [59, 58, 57, 56, 55] and all(p % 20 for p in theirs_found)  # none of hers
+    assert SqlRepositories.search_visibility(ana, scope, chats=False) is not visible
 
 
 @pytest.mark.parametrize("harness", ["sqlite", "postgresql"], indirect=True)
