@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -22,8 +23,9 @@ from kombu import Connection, Queue
 from upgestao_kernel.db import create_engine
 from upgestao_kernel.events import Actor, EventEnvelope
 from upgestao_kernel.migrations import upgrade
-from upgestao_kernel.relay import CRASH_EXIT_STATUS, OutboxRelay, drain
-from upgestao_kernel.schema import outbox
+from upgestao_kernel.outbox import SECRET_HEADER, WIPED_BODY
+from upgestao_kernel.relay import COALESCE_BYTES, CRASH_EXIT_STATUS, OutboxRelay, coalesced_writes, drain
+from upgestao_kernel.schema import kernel_metadata, outbox
 from upgestao_kernel.testing import wait_for
 from upgestao_kernel.topology import UNROUTED, events_exchange
 
@@ -291,3 +293,173 @@ def test_broker_unreachable_keeps_rows_and_the_relay_alive(pg_engine):
         runner.join(15)
     assert not runner.is_alive()
     assert _unsent(pg_engine) == 3
+
+
+def _consume_all(amqp_uri: str, queue: Queue) -> list:
+    with Connection(amqp_uri) as conn:
+        channel = conn.default_channel
+        messages = []
+        while (message := channel.basic_get(queue.name, no_ack=True)) is not None:
+            messages.append(message)
+        return messages
+
+
+def _with_bodies(rows: list[dict]) -> list[dict]:
+    """Rows of every kind of body: an event (its ``type`` a string), an audit record (no ``type``), a body whose
+    ``type`` is not a string, a body that is not an object, and a secret (a single-use token)."""
+    event, record, odd, listed, secret = rows
+    return [event, {**record, "body": {"audit_id": record["message_id"], "service": "ledger", "fields": ["é"]}},
+            {**odd, "body": {"type": 5, "text": "na\u00efve \u2603"}}, {**listed, "body": [1, "two", None]},
+            {**secret, "headers": {SECRET_HEADER: "1"}, "body": {"type": "ledger.reset_requested.v1", "token": "s3"}}]
+
+
+def test_a_body_goes_out_as_the_json_text_stored_and_a_secret_is_wiped_as_it_is_marked_sent(pg_engine, amqp_uri,
+                                                                                              raw_queue):
+    rows = _with_bodies(_rows(5))
+    with pg_engine.begin() as conn:
+        conn.execute(outbox.insert(), rows)
+        stored = {r.message_id: r.body for r in conn.execute(
+            sa.select(outbox.c.message_id, sa.cast(outbox.c.body, sa.Text).label("body")))}
+    relay = OutboxRelay(pg_engine, amqp_uri, services=["ledger"])
+    try:
+        assert drain(relay) == 5
+    finally:
+        relay.close()
+    messages = {m.properties["message_id"]: m for m in _consume_all(amqp_uri, raw_queue)}
+    assert set(messages) == {r["message_id"] for r in rows}
+    for row in rows:
+        message = messages[row["message_id"]]
+        text = message.body.decode("utf-8") if isinstance(message.body, bytes) else message.body  # (utf-8)
+        assert text == stored[row["message_id"]]  # the stored text, character for character
+        assert json.loads(message.body) == row["body"]
+        assert message.properties["content_type"] == "application/json"
+        assert message.properties["delivery_mode"] == 2
+        assert message.properties["application_headers"] == row["headers"]
+        body = row["body"]
+        expected_type = body["type"] if isinstance(body, dict) and isinstance(body.get("type"), str) else None
+        assert message.properties.get("type") == expected_type
+    with pg_engine.connect() as conn:
+        after = {r.message_id: r for r in conn.execute(sa.select(outbox))}
+    assert all(r.sent_at is not None for r in after.values())
+    assert after[rows[4]["message_id"]].body == WIPED_BODY  # delivered, then not kept at rest
+    assert after[rows[0]["message_id"]].body == rows[0]["body"]
+
+
+def test_a_batch_on_postgresql_is_two_statements_outside_any_transaction_and_an_idle_poll_one(pg_engine, amqp_uri,
+                                                                                              raw_queue):
+    """Reading the rows and marking them sent are one round trip each: no BEGIN before them, no COMMIT or
+    ROLLBACK after; the pooled connection is handed back to transactions as it was."""
+    with pg_engine.begin() as conn:
+        conn.execute(outbox.insert(), _with_bodies(_rows(5)))
+    statements: list[tuple[str, bool]] = []
+    ends: list[str] = []
+
+    @sa.event.listens_for(pg_engine, "before_cursor_execute")
+    def _statement(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append((statement.split()[0], conn.connection.dbapi_connection.autocommit))
+
+    relay = OutboxRelay(pg_engine, amqp_uri, services=["ledger"])
+    original_commit, original_rollback = pg_engine.dialect.do_commit, pg_engine.dialect.do_rollback
+
+    def ended(name, fn):
+        def wrapper(dbapi_conn, *args, **kwargs):
+            raw = getattr(dbapi_conn, "dbapi_connection", dbapi_conn)
+            if raw.get_transaction_status() != 0:  # a transaction was open: a round trip to end it
+                ends.append(name)
+            return fn(dbapi_conn, *args, **kwargs)
+        return wrapper
+
+    pg_engine.dialect.do_commit = ended("commit", original_commit)
+    pg_engine.dialect.do_rollback = ended("rollback", original_rollback)
+    try:
+        relay._ensure_channel()
+        assert relay.publish_batch() == 5
+        assert statements == [("SELECT", True), ("UPDATE", True)] and ends == []
+        statements.clear()
+        assert relay.publish_batch() == 0
+        assert statements == [("SELECT", True)] and ends == []
+    finally:
+        pg_engine.dialect.do_commit, pg_engine.dialect.do_rollback = original_commit, original_rollback
+        sa.event.remove(pg_engine, "before_cursor_execute", _statement)
+        relay.close()
+    with pg_engine.connect() as conn:
+        assert conn.connection.dbapi_connection.autocommit is False
+        assert conn.execute(sa.select(sa.func.count()).where(outbox.c.sent_at.is_(None))).scalar() == 0
+
+
+def test_a_batch_reaches_the_socket_in_one_write(pg_engine, amqp_uri, raw_queue):
+    with pg_engine.begin() as conn:
+        conn.execute(outbox.insert(), _rows(25))
+    relay = OutboxRelay(pg_engine, amqp_uri, services=["ledger"])
+    try:
+        transport = relay._ensure_channel().connection.transport
+        sent = transport._write
+        writes: list[int] = []
+
+        def counted(data) -> None:
+            writes.append(len(data))
+            sent(data)
+
+        transport._write = counted
+        assert relay.publish_batch() == 25
+        assert len(writes) == 1  # 25 messages: three frames each, one system call for all
+        assert transport._write is counted  # the hook is handed back
+    finally:
+        relay.close()
+    assert _count(amqp_uri, raw_queue) == 25
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self._write = self.sock_sendall
+
+    def sock_sendall(self, data) -> None:
+        self.written.append(bytes(data))
+
+    def write(self, data) -> None:
+        self._write(data)
+
+
+def test_coalesced_writes_send_the_same_bytes_in_order_once_and_nothing_of_a_failed_block():
+    transport = _Transport()
+    reused = bytearray(4)
+    with coalesced_writes(transport):
+        for chunk in (b"abcd", b"efgh", b"ijkl"):
+            reused[:] = chunk  # py-amqp hands views of one buffer it fills again for the next frame
+            transport.write(memoryview(reused))
+        assert transport.written == []
+    assert transport.written == [b"abcdefghijkl"]
+    assert transport._write == transport.sock_sendall
+    transport.written.clear()
+    with pytest.raises(RuntimeError), coalesced_writes(transport):
+        transport.write(b"half a batch")
+        raise RuntimeError("publishing failed")
+    assert transport.written == [] and transport._write == transport.sock_sendall
+    with coalesced_writes(transport):  # more than COALESCE_BYTES: written as it goes, in order
+        for n in range(3):
+            transport.write(bytes([n]) * (COALESCE_BYTES // 2 + 1))
+    assert b"".join(transport.written) == b"".join(bytes([n]) * (COALESCE_BYTES // 2 + 1) for n in range(3))
+    assert len(transport.written) == 2
+
+
+def test_the_relay_on_sqlite_publishes_marks_and_wipes(tmp_path, amqp_uri, raw_queue):
+    engine = create_engine(f"sqlite:///{tmp_path / 'relay.sqlite3'}")
+    kernel_metadata.create_all(engine, tables=[outbox])
+    rows = _with_bodies(_rows(5))
+    with engine.begin() as conn:
+        conn.execute(outbox.insert(), rows)
+    relay = OutboxRelay(engine, amqp_uri, services=["ledger"])
+    try:
+        assert drain(relay) == 5
+    finally:
+        relay.close()
+    messages = {m.properties["message_id"]: m for m in _consume_all(amqp_uri, raw_queue)}
+    assert {k: json.loads(m.body) for k, m in messages.items()} == {r["message_id"]: r["body"] for r in rows}
+    assert messages[rows[0]["message_id"]].properties["type"] == "ledger.account_opened.v1"
+    assert "type" not in messages[rows[2]["message_id"]].properties
+    with engine.connect() as conn:
+        after = {r.message_id: r for r in conn.execute(sa.select(outbox))}
+    assert all(r.sent_at is not None for r in after.values())
+    assert after[rows[4]["message_id"]].body == WIPED_BODY
+    engine.dispose()

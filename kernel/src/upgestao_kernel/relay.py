@@ -3,9 +3,14 @@
 Order of operations per batch: read unsent rows, publish them all with
 ``mandatory=True`` on a channel in confirm mode (pipelined: the broker's acks
 are awaited once for the whole batch, not one round trip per message), then
-mark the acked rows sent. A relay killed after a confirm but before the mark
-republishes those rows when it restarts: duplicates are possible (consumers
-are idempotent by message id), loss is not. A row the broker nacks, or does
+mark the acked rows sent. A row's body goes out as the JSON text stored, never
+decoded and encoded again, and the batch's frames reach the socket in one write
+(:func:`coalesced_writes`), not one per message. On PostgreSQL a batch holds one
+pooled connection outside any transaction: reading the rows is one round trip,
+marking them sent another (one statement, atomic by itself), an idle poll one.
+A relay killed after a confirm but before the mark republishes those rows
+when it restarts: duplicates are possible (consumers are idempotent by
+message id), loss is not. A row the broker nacks, or does
 not ack within ``confirm_timeout_s``, stays unsent and is retried.
 Unroutable messages go to the alternate exchange; a message the broker still
 returns is left unsent and retried.
@@ -24,12 +29,13 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import amqp
 import sqlalchemy as sa
 from kombu import Connection as AmqpConnection
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from .consumers.backoff import BackoffLoop, Stop
 from .consumers.publishing import wait_for_confirms
@@ -122,23 +128,28 @@ class OutboxRelay:
     # -- work -----------------------------------------------------------
     def publish_batch(self) -> int:
         """Publish up to ``batch_size`` unsent rows; returns how many were confirmed."""
-        with self.engine.connect() as conn:
-            rows = read_only(conn).execute(
-                sa.select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(self.batch_size)
-            ).all()
-        if not rows:
-            return 0
+        if self.engine.dialect.name != "postgresql":
+            with self.engine.connect() as conn:
+                rows = read_only(conn).execute(_UNSENT, {"limit": self.batch_size}).all()
+            return self._publish(rows, self._mark_sent_in_transaction) if rows else 0
+        with self.engine.connect() as conn, _outside_transaction(conn):
+            rows = conn.execute(_UNSENT, {"limit": self.batch_size}).all()
+            return self._publish(rows, lambda ids, secret: _mark_sent_pg(conn, ids, secret)) if rows else 0
+
+    def _publish(self, rows: Sequence, mark_sent) -> int:
+        """Publish ``rows`` (read by :data:`_UNSENT`), await the confirms, ``mark_sent(ids, secret ids)``."""
         channel = self._ensure_channel()
         confirmed: list[int] = []
         secret = {row.id for row in rows if (row.headers or {}).get(SECRET_HEADER)}
         message_ids = {row.id: row.message_id for row in rows}
         self._acked = []
         try:
-            for row in rows:
-                channel.basic_publish(_message(row), exchange=row.exchange, routing_key=row.routing_key,
-                                      mandatory=True)
-                self._delivery_tag += 1
-                self._unconfirmed[self._delivery_tag] = row.id
+            with coalesced_writes(channel.connection.transport):
+                for row in rows:
+                    channel.basic_publish(_message(row), exchange=row.exchange, routing_key=row.routing_key,
+                                          mandatory=True)
+                    self._delivery_tag += 1
+                    self._unconfirmed[self._delivery_tag] = row.id
             wait_for_confirms(self._connection, self._unconfirmed, self.confirm_timeout_s)
             self.confirmed_batches += 1
             if self.crash_after_confirm is not None and self.confirmed_batches >= self.crash_after_confirm:
@@ -153,12 +164,12 @@ class OutboxRelay:
                     continue
                 confirmed.append(row_id)
             self._acked = []
-            self._mark_sent(confirmed, secret)
+            if confirmed:
+                mark_sent(confirmed, secret)
         return len(confirmed)
 
-    def _mark_sent(self, ids: list[int], secret: set[int] = frozenset()) -> None:
-        if not ids:
-            return
+    def _mark_sent_in_transaction(self, ids: list[int], secret: set[int]) -> None:
+        """SQLite: the marks (500 ids a statement, its limit of parameters) and the wipes in one transaction."""
         now = utcnow()
         with self.engine.begin() as conn:
             for start in range(0, len(ids), 500):
@@ -212,9 +223,92 @@ def _crash(confirmed_rows: int, batches: int) -> None:
     os._exit(CRASH_EXIT_STATUS)
 
 
+# The unsent rows, oldest first: the body as the JSON text stored (what the row's writer encoded; sent as it
+# is, never decoded and encoded again) and, decoded apart, the body's "type" (a message's AMQP type).
+_UNSENT = (
+    sa.select(outbox.c.id, outbox.c.message_id, outbox.c.exchange, outbox.c.routing_key, outbox.c.headers,
+              sa.cast(outbox.c.body, sa.Text).label("body"), outbox.c.body["type"].label("type"))
+    .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(sa.bindparam("limit"))
+)
+# PostgreSQL: sent, in one statement outside any transaction (atomic by itself); the secret rows' bodies wiped
+# by the same statement, so that no row is ever sent and unwiped, nor wiped and unsent.
+_MARK_SENT_PG = sa.text("UPDATE outbox SET sent_at = :now WHERE id = ANY(:ids)")
+_MARK_SENT_AND_WIPE_PG = sa.text(
+    "UPDATE outbox SET sent_at = :now, body = CASE WHEN id = ANY(:wipe) THEN CAST(:wiped AS json) ELSE body END"
+    " WHERE id = ANY(:ids)")
+
+
+@contextmanager
+def _outside_transaction(conn: Connection) -> Iterator[None]:
+    """``conn`` (PostgreSQL) with the driver's autocommit flag: each statement its only round trip (no BEGIN,
+    no ROLLBACK), set and cleared on the connection itself as :mod:`.keyed_requests` does."""
+    raw = conn.connection.dbapi_connection
+    raw.autocommit = True
+    try:
+        yield
+    finally:
+        if not raw.closed:
+            raw.autocommit = False
+
+
+def _mark_sent_pg(conn: Connection, ids: list[int], secret: set[int]) -> None:
+    wipe = [i for i in ids if i in secret]
+    if wipe:  # a secret (e.g. a reset token) must not stay at rest once delivered
+        conn.execute(_MARK_SENT_AND_WIPE_PG, {"now": utcnow(), "ids": ids, "wipe": wipe,
+                                              "wiped": json.dumps(WIPED_BODY)})
+    else:
+        conn.execute(_MARK_SENT_PG, {"now": utcnow(), "ids": ids})
+
+
+COALESCE_BYTES = 256 * 1024  # frames buffered before a write, at most
+
+
+@contextmanager
+def coalesced_writes(transport) -> Iterator[None]:
+    """The frames py-amqp writes to ``transport`` meanwhile reach its socket in one write when the block
+    ends (or every :data:`COALESCE_BYTES`), not one system call per message: the same bytes in the same
+    order. A block that raises writes nothing more (its connection is abandoned). A transport without the
+    write hook py-amqp's own have (``_write``) writes as usual."""
+    if not hasattr(transport, "_write"):
+        yield
+        return
+    write = transport._write
+    own = "_write" in vars(transport)
+    chunks: list[bytes] = []
+    size = 0
+
+    def buffered(data) -> None:
+        nonlocal size
+        chunks.append(bytes(data))  # a copy: py-amqp hands a view of a buffer it reuses for the next frame
+        size += len(data)
+        if size >= COALESCE_BYTES:
+            flush()
+
+    def flush() -> None:
+        nonlocal size
+        if chunks:
+            data = b"".join(chunks)
+            chunks.clear()
+            size = 0
+            transport._write = write
+            try:
+                transport.write(data)  # its error handling: a failed write marks the transport disconnected
+            finally:
+                transport._write = buffered
+
+    transport._write = buffered
+    try:
+        yield
+        flush()
+    finally:
+        if own:
+            transport._write = write
+        else:
+            del transport._write
+
+
 def _message(row) -> amqp.Message:
-    """The AMQP message of an outbox row: JSON as kombu would encode it, persistent."""
-    body = row.body
+    """The AMQP message of an outbox row (read by :data:`_UNSENT`): its stored JSON text, persistent."""
     properties = {
         "content_type": "application/json",
         "content_encoding": "utf-8",
@@ -222,9 +316,9 @@ def _message(row) -> amqp.Message:
         "delivery_mode": 2,
         "message_id": row.message_id,
     }
-    if isinstance(body, dict) and isinstance(body.get("type"), str):
-        properties["type"] = body["type"]
-    return amqp.Message(json.dumps(body, separators=(",", ":")).encode("utf-8"), **properties)
+    if type(row.type) is str:
+        properties["type"] = row.type
+    return amqp.Message(row.body.encode("utf-8"), **properties)
 
 
 def drain(relay: OutboxRelay, timeout_s: float = 10.0) -> int:
