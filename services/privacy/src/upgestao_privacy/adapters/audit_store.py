@@ -5,7 +5,12 @@ processes produce one gap-free sequence; the head keeps the tree's right
 border (:class:`~upgestao_privacy.domain.merkle.Frontier`) so an append costs
 O(log n) hashes and never reads old nodes. Every complete subtree an append
 finishes is stored once in ``audit_tree_nodes``: proofs read O(log n) of them
-in one query.
+in one query. On PostgreSQL an append is two round trips: the head locked and
+read with the latest checkpoint and which of the batch's ``audit_id`` are
+stored (:data:`_LOCK_AND_READ_PG`), then its records, nodes and new head
+written by one statement (:data:`_WRITE_PG`). The checkpoint rule that follows
+in the same transaction works with the head and checkpoint the append holds
+(:class:`SqlAuditLog` keeps them while its lock lasts): no statement of its own.
 
 :class:`SqlAuditLog` is the :class:`~.ports.AuditLogRepository` over these functions: privacy's
 units of work hand it out as ``uow.audit_log`` (:func:`with_sql_audit_log`), the ingest opens it
@@ -92,35 +97,34 @@ def append(conn: Connection, records: Sequence[Mapping[str, Any]], now: datetime
     are skipped: a redelivered record is stored once. Call inside a
     transaction; the head row stays locked until it ends.
     """
+    return SqlAuditLog(conn).append(records, now)
+
+
+def _lock_for_append(conn: Connection, audit_ids: list[str]) -> tuple[Head, Checkpoint | None, set[str]]:
+    """Lock the head; then, seen from after the lock was granted, the head, the latest checkpoint and which of
+    ``audit_ids`` are stored already."""
+    if conn.dialect.name == "postgresql":
+        row = conn.exec_driver_sql(_LOCK_AND_READ_PG, {"ids": audit_ids}).one()
+        head = Head(row.tree_size, Frontier.from_bytes(row.tree_size, bytes(row.frontier)))
+        latest = None if row.checkpoint_size is None else Checkpoint(
+            tree_size=row.checkpoint_size, root_hash=bytes(row.root_hash), signed_at=row.signed_at,
+            key_id=row.key_id, signature=bytes(row.signature))
+        return head, latest, set(row.known)
     head = read_head(conn, lock=True)
-    fresh: dict[str, Mapping[str, Any]] = {}
-    for record in records:
-        fresh.setdefault(record["audit_id"], record)
-    if fresh:
-        known = {row.audit_id for row in conn.execute(_KNOWN_IDS, {"ids": list(fresh)})}
-        for audit_id in known:
-            del fresh[audit_id]
-    if not fresh:
-        return []
-    frontier = head.frontier
-    seq = head.tree_size
-    appended: list[Appended] = []
-    rows: list[tuple] = []
-    nodes: list[tuple[int, bytes]] = []
-    for record in fresh.values():
-        leaf = leaf_for(record, seq)
-        for level, index, digest in frontier.append(leaf_hash(leaf)):
-            nodes.append((node_id(level, index), digest))
-        text = leaf.decode("utf-8")
-        rows.append((seq, record["audit_id"], datetime.fromisoformat(record["occurred_at"]), record["service"],
-                     record["action"], record["resource_type"], record.get("subject_id"), record.get("actor_id"),
-                     record.get("request_id"), record["outcome"], text, now))
-        appended.append(Appended(seq, {**record, "seq": seq}, text))
-        seq += 1
-    _insert(conn, audit_records, RECORD_COLUMNS, rows)
-    _insert(conn, audit_tree_nodes, ("node_id", "hash"), nodes)
-    conn.execute(_UPDATE_HEAD, {"size": frontier.size, "frontier": frontier.to_bytes(), "now": now})
-    return appended
+    known = {row.audit_id for row in conn.execute(_KNOWN_IDS, {"ids": audit_ids})} if audit_ids else set()
+    return head, latest_checkpoint(conn), known
+
+
+# One round trip, two statements: the lock, then (a statement of its own, so that its snapshot is taken once
+# the lock is granted, and sees what the transaction that held it committed) the head, the latest checkpoint
+# and the batch's audit_ids stored already.
+_LOCK_AND_READ_PG = (
+    f"SELECT 1 FROM audit_tree_head WHERE id = {HEAD_ID} FOR UPDATE; "
+    "SELECT h.tree_size, h.frontier, c.tree_size AS checkpoint_size, c.root_hash, c.signed_at, c.key_id,"
+    " c.signature, ARRAY(SELECT audit_id FROM audit_records WHERE audit_id = ANY(%(ids)s::text[])) AS known"
+    " FROM audit_tree_head h LEFT JOIN LATERAL (SELECT * FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1) c"
+    f" ON true WHERE h.id = {HEAD_ID}"
+)
 
 
 RECORD_COLUMNS = ("seq", "audit_id", "occurred_at", "service", "action", "resource_type", "subject_id", "actor_id",
@@ -130,20 +134,37 @@ RECORD_COLUMNS = ("seq", "audit_id", "occurred_at", "service", "action", "resour
 _PG_TYPES = {"seq": "bigint", "audit_id": "text", "occurred_at": "timestamptz", "service": "text", "action": "text",
              "resource_type": "text", "subject_id": "text", "actor_id": "text", "request_id": "text",
              "outcome": "text", "leaf": "text", "stored_at": "timestamptz", "node_id": "bigint", "hash": "bytea"}
+_NODE_COLUMNS = ("node_id", "hash")
 
 
-def _insert(conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple]) -> None:
-    """Many rows in one statement. On PostgreSQL one array per column through ``unnest``: the
-    driver adapts each column in one go, not each row (this is the ingest's hot path)."""
-    if not rows:
-        return
+def _unnest(columns: Sequence[str], prefix: str) -> str:
+    return ", ".join(f"%({prefix}{i})s::{_PG_TYPES[name]}[]" for i, name in enumerate(columns))
+
+
+# Records, nodes and the head in one statement (data-modifying CTEs); the rows as one array per column through
+# unnest: the driver adapts each column in one go, not each row (this is the ingest's hot path).
+_WRITE_PG = (
+    f"WITH r AS (INSERT INTO audit_records ({', '.join(RECORD_COLUMNS)})"
+    f" SELECT * FROM unnest({_unnest(RECORD_COLUMNS, 'r')})),"
+    f" n AS (INSERT INTO audit_tree_nodes ({', '.join(_NODE_COLUMNS)})"
+    f" SELECT * FROM unnest({_unnest(_NODE_COLUMNS, 'n')}))"
+    " UPDATE audit_tree_head SET tree_size = %(size)s, frontier = %(frontier)s, updated_at = %(now)s"
+    f" WHERE id = {HEAD_ID}"
+)
+
+
+def _write(conn: Connection, rows: list[tuple], nodes: list[tuple[int, bytes]], frontier: Frontier,
+           now: datetime) -> None:
     if conn.dialect.name == "postgresql":
-        arrays = [list(column) for column in zip(*rows, strict=True)]
-        unnest = ", ".join(f"%s::{_PG_TYPES[name]}[]" for name in columns)
-        with conn.connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({unnest})", arrays)
+        parameters: dict[str, Any] = {"size": frontier.size, "frontier": frontier.to_bytes(), "now": now}
+        for prefix, table_rows in (("r", rows), ("n", nodes)):
+            for i, column in enumerate(zip(*table_rows, strict=True)):
+                parameters[f"{prefix}{i}"] = list(column)
+        conn.exec_driver_sql(_WRITE_PG, parameters)
         return
-    conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+    conn.execute(audit_records.insert(), [dict(zip(RECORD_COLUMNS, row, strict=True)) for row in rows])
+    conn.execute(audit_tree_nodes.insert(), [dict(zip(_NODE_COLUMNS, node, strict=True)) for node in nodes])
+    conn.execute(_UPDATE_HEAD, {"size": frontier.size, "frontier": frontier.to_bytes(), "now": now})
 
 
 # -- checkpoints --------------------------------------------------------------------
@@ -292,25 +313,70 @@ def leaves_from(conn: Connection, start: int, limit: int) -> list[tuple[int, str
 
 
 class SqlAuditLog:
-    """:class:`~.ports.AuditLogRepository` on one transaction's connection (the statements above)."""
+    """:class:`~.ports.AuditLogRepository` on one transaction's connection (the statements above).
+
+    Once this transaction holds the head's lock (``head(lock=True)``, ``append``), no other can append or
+    sign: the head as last read or written, and the latest checkpoint as read with the lock or added since,
+    are kept and given again without a statement until the transaction ends (use one per transaction)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self._locked_head: Head | None = None  # the head while this transaction holds its lock
+        self._latest: Checkpoint | None = None  # the latest checkpoint, known when _latest_known
+        self._latest_known = False
 
     def head(self, *, lock: bool = False) -> Head:
-        return read_head(self.conn, lock=lock)
+        if self._locked_head is not None:
+            return self._locked_head
+        head = read_head(self.conn, lock=lock)
+        if lock:
+            self._locked_head = head
+        return head
 
     def append(self, records: Sequence[Mapping[str, Any]], now: datetime) -> list[Appended]:
-        return append(self.conn, records, now)
+        fresh: dict[str, Mapping[str, Any]] = {}
+        for record in records:
+            fresh.setdefault(record["audit_id"], record)
+        head, self._latest, known = _lock_for_append(self.conn, list(fresh))
+        self._locked_head, self._latest_known = head, True
+        for audit_id in known:
+            del fresh[audit_id]
+        if not fresh:
+            return []
+        frontier = head.frontier.copy()
+        seq = head.tree_size
+        appended: list[Appended] = []
+        rows: list[tuple] = []
+        nodes: list[tuple[int, bytes]] = []
+        for record in fresh.values():
+            leaf = leaf_for(record, seq)
+            for level, index, digest in frontier.append(leaf_hash(leaf)):
+                nodes.append((node_id(level, index), digest))
+            text = leaf.decode("utf-8")
+            rows.append((seq, record["audit_id"], datetime.fromisoformat(record["occurred_at"]), record["service"],
+                         record["action"], record["resource_type"], record.get("subject_id"),
+                         record.get("actor_id"), record.get("request_id"), record["outcome"], text, now))
+            appended.append(Appended(seq, {**record, "seq": seq}, text))
+            seq += 1
+        _write(self.conn, rows, nodes, frontier, now)
+        self._locked_head = Head(frontier.size, frontier)
+        return appended
 
     def nodes(self) -> SqlNodeSource:
         return SqlNodeSource(self.conn)
 
     def latest_checkpoint(self) -> Checkpoint | None:
-        return latest_checkpoint(self.conn)
+        if self._latest_known:
+            return self._latest
+        latest = latest_checkpoint(self.conn)
+        if self._locked_head is not None:  # no other transaction can sign while the lock lasts
+            self._latest, self._latest_known = latest, True
+        return latest
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
         add_checkpoint(self.conn, checkpoint)
+        if self._locked_head is not None:
+            self._latest, self._latest_known = checkpoint, True
 
     def checkpoints_between(self, lo: int, hi: int) -> list[Checkpoint]:
         return checkpoints_between(self.conn, lo, hi)

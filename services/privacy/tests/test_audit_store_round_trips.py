@@ -1,0 +1,99 @@
+"""The ingest's statements on PostgreSQL: a store is the head locked and read, one write, the commit; and what
+it reads after the lock is what the transaction that held the lock committed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from upgestao_kernel.db import create_engine
+from upgestao_privacy.adapters import audit_store
+from upgestao_privacy.domain import merkle
+from upgestao_privacy.domain.checkpoints import CheckpointSigner
+from upgestao_privacy.service_layer import ingest
+from upgestao_privacy.service_layer.checkpointing import checkpoint_if_due
+
+MIGRATIONS = "upgestao_privacy:migrations"
+SIGNER = CheckpointSigner(b"\x07" * 32)
+
+
+@pytest.fixture
+def engine(database_factory):
+    engine = create_engine(database_factory("privacy_trips", MIGRATIONS), pool_size=3)
+    yield engine
+    engine.dispose()
+
+
+def counting(engine) -> Counter:
+    """Statements, and the BEGIN psycopg2 sends before a transaction's first one, and COMMITs."""
+    counts: Counter = Counter()
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _statement(conn, cursor, statement, parameters, context, executemany) -> None:
+        raw = conn.connection.dbapi_connection
+        if not raw.autocommit and raw.get_transaction_status() == 0:  # idle: BEGIN goes first
+            counts["begin"] += 1
+        counts["statements"] += 1
+
+    @sa.event.listens_for(engine, "commit")
+    def _commit(conn) -> None:
+        counts["commit"] += 1
+
+    return counts
+
+
+def test_a_store_is_four_round_trips_and_a_due_checkpoint_one_statement_more(engine, audit_record):
+    transaction = audit_store.sql_transactions(engine)
+    ingest.store(transaction, [ingest.parse(audit_record()) for _ in range(2)], SIGNER, checkpoint_every=5)
+    counts = counting(engine)
+    result = ingest.store(transaction, [ingest.parse(audit_record()) for _ in range(2)], SIGNER, checkpoint_every=5)
+    assert [a.seq for a in result.stored] == [2, 3] and result.checkpoint is None
+    assert counts == {"begin": 1, "statements": 2, "commit": 1}  # the checkpoint rule asked nothing more
+    counts.clear()
+    result = ingest.store(transaction, [ingest.parse(audit_record()) for _ in range(2)], SIGNER, checkpoint_every=5)
+    assert result.checkpoint is not None and result.checkpoint.tree_size == 6
+    assert counts == {"begin": 1, "statements": 3, "commit": 1}  # the checkpoint's insert
+    counts.clear()
+    again = ingest.store(transaction, [ingest.parse(audit_record()) for _ in range(3)], SIGNER, checkpoint_every=5)
+    assert again.checkpoint is None and counts["statements"] == 2  # 3 since the checkpoint the append read
+    with engine.connect() as conn:
+        head = audit_store.read_head(conn)
+        leaves = [row.leaf.encode() for row in conn.execute(sa.text("SELECT leaf FROM audit_records ORDER BY seq"))]
+        nodes = conn.execute(sa.text("SELECT count(*) FROM audit_tree_nodes")).scalar_one()
+    assert head.tree_size == 9 and head.frontier.root() == merkle.root_of([merkle.leaf_hash(x) for x in leaves])
+    assert nodes == 9 + 4 + 2 + 1  # every complete subtree of 9 leaves: 9 leaves, 4 pairs, 2 fours, 1 eight
+
+
+def test_an_append_waiting_for_the_lock_sees_what_its_holder_committed(engine, audit_record):
+    """A second ingest blocked on the head's lock, once it has it, skips the records the first stored and
+    counts from the checkpoint the first signed: its reads are made after the lock was granted."""
+    first_records = [ingest.parse(audit_record()) for _ in range(4)]
+    second_records = first_records[2:] + [ingest.parse(audit_record()) for _ in range(2)]
+    holding, results = threading.Event(), {}
+    transaction = audit_store.sql_transactions(engine)
+
+    def second() -> None:
+        holding.wait(10)
+        results["second"] = ingest.store(transaction, second_records, SIGNER, checkpoint_every=4)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with engine.begin() as conn:
+        log = audit_store.SqlAuditLog(conn)
+        stored = log.append(first_records, datetime.now(UTC))
+        signed = checkpoint_if_due(log, SIGNER, datetime.now(UTC), every=4)
+        holding.set()
+        time.sleep(0.5)  # the second is waiting for the lock by now
+        assert thread.is_alive()
+    thread.join(10)
+    assert [a.seq for a in stored] == [0, 1, 2, 3] and signed.tree_size == 4
+    result = results["second"]
+    assert [a.seq for a in result.stored] == [4, 5] and result.duplicates == 2
+    assert result.checkpoint is None  # 2 records since the first's checkpoint, not 6 since none
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*), max(seq) FROM audit_records")).one() == (6, 5)
+        assert [c.tree_size for c in audit_store.checkpoints_between(conn, 0, 100)] == [4]
