@@ -443,35 +443,52 @@ def test_a_batch_messaging_refuses_is_skipped_with_a_resync_and_a_failure_is_ret
     assert sink.events() == [("message.created", 11)]
 
 
-def test_messaging_not_answering_in_time_is_an_ordinary_failure_and_the_proxy_is_opened_again(monkeypatch):
+def test_messaging_is_asked_through_the_containers_rpc_path_as_the_system_and_a_late_answer_is_forgotten():
+    """push_view goes out through the container's publisher and reply listener (no proxy, connection or reply
+    queue of its own): as the system, a request id per call, expiring with its deadline; no answer in time is
+    a TimeoutError (an Exception: the dispatcher retries it instead of dying) and the waiter is forgotten."""
     import eventlet
     from upgestao_gateway.entrypoints import push as glue
 
-    opened, stopped = [], []
+    class Listener:
+        routing_key = "replies-of-the-gateway"
 
-    class Proxy:
-        def __init__(self, config, **options):
-            opened.append(options["timeout"])
-            self.messaging = self
+        def __init__(self) -> None:
+            self.waiting: dict[str, eventlet.event.Event] = {}
 
-        def start(self):
-            return self
+        def get_reply_event(self, correlation_id):
+            self.waiting[correlation_id] = event = eventlet.event.Event()
+            return event
 
-        def stop(self):
-            stopped.append(True)
+        def forget(self, reply_event) -> None:
+            self.waiting = {c: e for c, e in self.waiting.items() if e is not reply_event}
 
-        def push_view(self, items, viewers):
-            if len(opened) == 1:
-                eventlet.sleep(5)  # the first connection hangs
-            return {"items": [{"viewer": 0, "seq": 1, "type": "message.created", "data": {}}]}
+    class Publisher:
+        def __init__(self) -> None:
+            self.sent: list[dict] = []
+            self.answering = False
 
-    monkeypatch.setattr(glue, "ClusterRpcProxy", Proxy)
-    messaging = glue.StandaloneMessaging({"AMQP_URI": "amqp://unused"}, timeout_s=0.05)
-    with pytest.raises(TimeoutError):  # an Exception: the dispatcher retries it instead of dying
+        def publish(self, payload, *, headers, **kwargs) -> None:
+            self.sent.append({"payload": payload, "headers": headers, **kwargs})
+            if self.answering:
+                event = listener.waiting.pop(kwargs["correlation_id"])
+                eventlet.spawn_after(0, event.send, {"result": {"items": [{"viewer": 0, "seq": 1}]}, "error": None})
+
+    listener, publisher = Listener(), Publisher()
+    messaging = glue.ContainerMessaging(listener, publisher, timeout_s=0.05)
+    with pytest.raises(TimeoutError):
         messaging.push_view([{"seq": 1, "event": {}}], ["tok"])
-    assert stopped == [True]
-    assert messaging.push_view([{"seq": 1, "event": {}}], ["tok"])["items"][0]["seq"] == 1
-    assert len(opened) == 2
+    assert listener.waiting == {}  # forgotten: an answer coming now is dropped
+    publisher.answering = True
+    assert messaging.push_view([{"seq": 1, "event": {}}], ["tok"]) == {"items": [{"viewer": 0, "seq": 1}]}
+    first, second = publisher.sent
+    assert first["routing_key"] == "messaging.push_view" and first["reply_to"] == "replies-of-the-gateway"
+    assert first["payload"] == {"args": (), "kwargs": {"items": [{"seq": 1, "event": {}}], "viewers": ["tok"]}}
+    assert first["expiration"] == 0.05
+    for sent in (first, second):
+        assert sent["headers"]["nameko.actor_id"] == sent["headers"]["nameko.actor_role"] == "system"
+        assert "nameko.idempotency_key" not in sent["headers"]
+    assert first["headers"]["nameko.request_id"] != second["headers"]["nameko.request_id"]
 
 
 # -- the socket's writer ---------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ server, which calls it for the stream's path before its routing. It starts the s
 dispatcher in managed green threads, and closes every socket (1001) when the container stops.
 
 Sockets are authenticated by the service's authenticator, the one every route uses (identity's tokens,
-with the access-events view of revoked sessions), and messaging is asked over a standalone RPC proxy of its
-own (:class:`StandaloneMessaging`): the dispatcher works outside any worker.
+with the access-events view of revoked sessions), and messaging is asked through the container's RPC path,
+the one the routes' calls take (:class:`ContainerMessaging`), as the system: the dispatcher works outside any
+worker.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any
 import eventlet
 from nameko.exceptions import ConfigurationError
 from nameko.extensions import DependencyProvider
-from nameko.standalone.rpc import ClusterRpcProxy
 from upgestao_kernel.broker_permissions import shares_one_user
 from upgestao_kernel.context import system_context
 from upgestao_kernel.logging import get_logger
@@ -33,52 +33,51 @@ from ..push.settings import PushSettings, load_push_settings
 from ..push.stream import PushEventsStream
 from .dependencies import AccessControl
 from .http.server import GatewayWebServer
+from .nameko_rpc import DeadlineReplyListener, NamekoTransport, RpcPublisher
 
 log = get_logger(__name__)
 
 PUSH_VIEW_TIMEOUT_S = 5.0
 
 
-class StandaloneMessaging:
-    """``messaging.push_view`` over one standalone proxy, kept open between calls (the dispatcher calls it
-    for every batch: a connection per call would cost more than the call) and opened again after a
-    failure. One caller at a time: the hub's dispatcher."""
+class _SystemCall:
+    """What :class:`NamekoTransport` reads of a worker: the context data its call carries (here the system's)."""
 
-    def __init__(self, config: Mapping[str, Any], timeout_s: float = PUSH_VIEW_TIMEOUT_S) -> None:
-        self._config = dict(config)
+    def __init__(self) -> None:
+        self.context_data = system_context().to_context_data()
+
+
+class ContainerMessaging:
+    """``messaging.push_view`` through the container's RPC path: the publisher of the routes' calls (made once per
+    container) and the container's reply listener (its reply queue, consumed without acknowledgements), not a
+    standalone proxy with a connection, a reply queue and an acknowledgement per reply of its own. Each call is
+    the system's, with a request id of its own, and its message expires with its deadline."""
+
+    def __init__(self, reply_listener: DeadlineReplyListener, publisher: RpcPublisher,
+                 timeout_s: float = PUSH_VIEW_TIMEOUT_S) -> None:
+        self._reply_listener = reply_listener
+        self._publisher = publisher
         self.timeout_s = timeout_s
-        self._standalone: ClusterRpcProxy | None = None
-        self._proxy: Any = None
 
     def push_view(self, items: list[dict], viewers: list[str]) -> Mapping[str, Any]:
         """messaging's answer; ``TimeoutError`` when none comes in time (an ordinary failure the dispatcher
-        retries: eventlet's own ``Timeout`` is no ``Exception`` and would end its thread)."""
+        retries: eventlet's own ``Timeout`` is no ``Exception`` and would end its thread), the reply then
+        forgotten."""
+        transport = NamekoTransport(_SystemCall(), self._reply_listener, self._publisher)
+        reply = None
         deadline = eventlet.Timeout(self.timeout_s)
         try:
-            if self._proxy is None:
-                self._standalone = ClusterRpcProxy(self._config, timeout=self.timeout_s,
-                                                   context_data=system_context().to_context_data())
-                self._proxy = self._standalone.start()
-            return self._proxy.messaging.push_view(items=items, viewers=viewers)
+            reply = transport.send("messaging", "push_view", (), {"items": items, "viewers": viewers},
+                                   expiration_s=self.timeout_s, idempotency_key=None)
+            return reply.result()
         except eventlet.Timeout as exc:
-            self.close()
             if exc is not deadline:
                 raise
+            if reply is not None:
+                transport.forget(reply)
             raise TimeoutError(f"messaging.push_view: no answer within {self.timeout_s:g}s") from None
-        except Exception:
-            self.close()  # a connection that failed once is opened again for the next call
-            raise
         finally:
             deadline.cancel()
-
-    def close(self) -> None:
-        standalone, self._standalone, self._proxy = self._standalone, None, None
-        if standalone is not None:
-            try:
-                with eventlet.Timeout(1.0, False):
-                    standalone.stop()
-            except Exception:  # already broken: nothing to close politely
-                pass
 
 
 class LivePush(DependencyProvider):
@@ -86,20 +85,25 @@ class LivePush(DependencyProvider):
 
     server = GatewayWebServer()
     access = AccessControl()
+    reply_listener = DeadlineReplyListener()  # shared: the one the routes' calls (the Rpc dependency) use
 
     hub: PushHub | None = None
     stream: PushEventsStream | None = None
-    messaging: StandaloneMessaging | None = None
+    messaging: Any = None
     settings: PushSettings | None = None
 
     def __init__(self, messaging_factory: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
-        self._messaging_factory = messaging_factory or StandaloneMessaging
+        """``messaging_factory(config)``: what the hub asks ``push_view`` of, instead of :class:`ContainerMessaging`."""
+        self._messaging_factory = messaging_factory
 
     def setup(self) -> None:
         config = self.container.config
         self.settings = settings = load_push_settings()
         ring = ReplayRing(settings.window_events, settings.window_s)
-        self.messaging = self._messaging_factory(config)
+        if self._messaging_factory is not None:
+            self.messaging = self._messaging_factory(config)
+        else:
+            self.messaging = ContainerMessaging(self.reply_listener, RpcPublisher(config))
         authenticator = self._authenticator()
         revocations = self.access if self.access.enabled else None
         self.stream = PushEventsStream(config["AMQP_URI"], settings, ring, lambda: self.hub.wake())
