@@ -183,3 +183,24 @@ def test_a_search_of_messages_of_several_customers_opens_their_bodies_in_one_sta
     assert [(r["resource_id"], r["fields"], r["purpose"]) for r in records] == [(m, ["body"], "search")
                                                                                 for m in sent[::-1]]
     assert {r["subject_id"] for r in records} == set(customers) and len({r["audit_id"] for r in records}) == 8
+
+
+def test_a_messages_attachment_ids_read_back_as_the_list_stored(desk) -> None:
+    """``attachment_ids`` (a JSON list) is read as its text and decoded by the repository: ``[]`` and a list."""
+    from upgestao_messaging.adapters.tables import messages
+
+    engine, api, _ = desk
+    conversation = api(ADMIN).open_conversation({"customer_id": CUSTOMER, "channel": "whatsapp", "assignee_id": ANA})
+    ids = [api(ANA).send_message(conversation["id"], {"body": f"m {i}", "direction": "outgoing"})["message"]["id"]
+           for i in range(2)]
+    attached = [str(uuid.uuid4()), str(uuid.uuid4())]
+    with engine.begin() as conn:
+        conn.execute(messages.update().where(messages.c.id == ids[1]).values(attachment_ids=attached))
+    context = RequestContext(request_id=str(uuid.uuid4()), actor_id=ANA, actor_role="attendant")
+    with with_sql_repositories(UnitOfWork(engine, "messaging", context)) as uow:
+        assert uow.messages.get(ids[0]).attachment_ids == [] and uow.messages.get(ids[1]).attachment_ids == attached
+        many = uow.messages.get_many(ids)
+        assert (many[ids[0]].attachment_ids, many[ids[1]].attachment_ids) == ([], attached)
+        page = uow.messages.before("conversation", conversation["id"], None, 10)
+        assert [r.attachment_ids for r in page] == [attached, []]
+        assert page[1].attachment_ids is not many[ids[0]].attachment_ids  # each record its own list
