@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -182,6 +183,7 @@ def _normalise(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().casefold()
 
 
+@functools.lru_cache(maxsize=4096)  # ids and field names only: a page's or a search's subjects, again and again
 def _aad(subject_id: str, field: str) -> bytes:
     return json.dumps(["v1", subject_id, field]).encode()
 
