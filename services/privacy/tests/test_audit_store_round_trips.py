@@ -1,10 +1,13 @@
 """The ingest's statements on PostgreSQL: a store is the head locked and read, one write, the commit; and what
-it reads after the lock is what the transaction that held the lock committed."""
+it reads after the lock is what the transaction that held the lock committed. The stream feeder's: an idle
+poll is one statement."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -12,10 +15,12 @@ import pytest
 import sqlalchemy as sa
 from upgestao_kernel.db import create_engine
 from upgestao_privacy.adapters import audit_store
+from upgestao_privacy.adapters.stream_feeder import StreamFeeder
 from upgestao_privacy.domain import merkle
 from upgestao_privacy.domain.checkpoints import CheckpointSigner
 from upgestao_privacy.service_layer import ingest
 from upgestao_privacy.service_layer.checkpointing import checkpoint_if_due
+from upgestao_privacy.settings import AuditSettings
 
 MIGRATIONS = "upgestao_privacy:migrations"
 SIGNER = CheckpointSigner(b"\x07" * 32)
@@ -97,3 +102,45 @@ def test_an_append_waiting_for_the_lock_sees_what_its_holder_committed(engine, a
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*), max(seq) FROM audit_records")).one() == (6, 5)
         assert [c.tree_size for c in audit_store.checkpoints_between(conn, 0, 100)] == [4]
+
+
+def test_the_stream_feeder_polls_an_idle_log_in_one_statement_and_feeds_records_and_checkpoints(
+        engine, amqp_uri, audit_record, tmp_path):
+    settings = AuditSettings(signing_key=b"\x07" * 32, stream_queue=f"test.audit.log.{uuid.uuid4().hex[:8]}",
+                             checkpoint_file=tmp_path / "checkpoints.jsonl")
+    feeder = StreamFeeder(engine, amqp_uri, settings)
+    transaction = audit_store.sql_transactions(engine)
+    try:
+        ingest.store(transaction, [ingest.parse(audit_record()) for _ in range(3)], SIGNER, checkpoint_every=3)
+        counts = counting(engine)
+        assert feeder.feed_once() == 3  # the records, then the checkpoint of 3 they complete
+        assert counts["begin"] == 1 and counts["statements"] == 5  # state, leaves, checkpoints, 2 updates
+        assert _position(engine) == (3, 3)
+        assert [json.loads(line)["tree_size"] for line in (tmp_path / "checkpoints.jsonl").read_text().splitlines()] \
+            == [3]
+        counts.clear()
+        assert feeder.feed_once() == 0  # found nothing: the transaction's two statements
+        assert counts == {"begin": 1, "statements": 2, "commit": 1}
+        for _ in range(2):
+            counts.clear()
+            assert feeder.feed_once() == 0  # idle: one statement outside any transaction
+            assert counts == {"statements": 1}
+        ingest.store(transaction, [ingest.parse(audit_record()) for _ in range(2)], SIGNER, checkpoint_every=3)
+        counts.clear()
+        assert feeder.feed_once() == 2  # the look, then the batch; no checkpoint to look for
+        assert counts["statements"] == 1 + 3 and counts["begin"] == 1
+        assert _position(engine) == (5, 3)
+        assert ingest.sign_pending(transaction, SIGNER).tree_size == 5
+        assert feeder.feed_once() == 0 and _position(engine) == (5, 5)  # a checkpoint alone is work too
+        with engine.begin() as conn:  # another feeder holds the position: this one publishes nothing
+            conn.exec_driver_sql("SELECT 1 FROM audit_stream_position FOR UPDATE")
+            ingest.store(transaction, [ingest.parse(audit_record())], SIGNER, checkpoint_every=1000)
+            assert feeder.feed_once() == 0
+        assert feeder.feed_once() == 1 and _position(engine) == (6, 5)
+    finally:
+        feeder.publisher.close()
+
+
+def _position(engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        return tuple(conn.exec_driver_sql("SELECT next_seq, checkpoints_published FROM audit_stream_position").one())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -289,6 +290,39 @@ def stream_position(conn: Connection, *, lock: bool = False) -> int | None:
 def set_stream_position(conn: Connection, next_seq: int, now: datetime) -> None:
     conn.execute(audit_stream_position.update().where(audit_stream_position.c.id == HEAD_ID)
                  .values(next_seq=next_seq, updated_at=now))
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """How far the stream was fed (``next_seq``, ``checkpoints_published``) and how far the log is
+    (``tree_size``, ``signed``: the latest checkpoint's tree size, 0 for none)."""
+
+    next_seq: int
+    checkpoints_published: int
+    tree_size: int
+    signed: int
+
+    @property
+    def pending(self) -> bool:
+        """Records or checkpoints not yet on the stream (a checkpoint never covers more than the log)."""
+        return self.tree_size > self.next_seq or self.signed > self.checkpoints_published
+
+
+_STREAM_STATE = (
+    "SELECT p.next_seq, p.checkpoints_published,"
+    f" (SELECT h.tree_size FROM audit_tree_head h WHERE h.id = {HEAD_ID}) AS tree_size,"
+    " (SELECT coalesce(max(c.tree_size), 0) FROM audit_checkpoints c) AS signed"
+    f" FROM audit_stream_position p WHERE p.id = {HEAD_ID}"
+)
+
+
+def stream_state(conn: Connection, *, lock: bool = False) -> StreamState | None:
+    """The stream's position and the log's extent in one statement; with ``lock`` on PostgreSQL the position
+    row stays locked until the transaction ends, ``None`` when another process holds it."""
+    statement = _STREAM_STATE + (" FOR UPDATE OF p SKIP LOCKED" if lock and conn.dialect.name == "postgresql" else "")
+    row = conn.exec_driver_sql(statement).first()
+    return None if row is None else StreamState(int(row.next_seq), int(row.checkpoints_published),
+                                                int(row.tree_size), int(row.signed))
 
 
 def checkpoints_published(conn: Connection) -> int:

@@ -5,7 +5,10 @@ replica), beside the outbox relay, so publishing the stream never takes CPU
 from the ingest. The position moves only after the broker confirmed a batch;
 a crash in between repeats those records on the stream (readers skip a seq
 they have seen), never skips one. On PostgreSQL the position row is locked
-(``SKIP LOCKED``) while a batch is published, so two feeders never interleave.
+(``SKIP LOCKED``) while a batch is published, so two feeders never interleave;
+read with it, in the same statement, the log's size and latest checkpoint say
+whether checkpoints are to be looked for; after a poll that found nothing, the
+next asks whether anything waits in one statement before taking the lock.
 
 The signed checkpoints leave the database the same way: each one, once the
 records it covers are on the stream, is published after them and appended
@@ -40,19 +43,28 @@ class StreamFeeder:
         self.settings = settings
         self.publisher = StreamPublisher(amqp_uri, settings)
         self.checkpoint_file = CheckpointFile(settings.checkpoint_file) if settings.checkpoint_file else None
+        self._idle = False  # the last poll found nothing to publish
 
     def feed_once(self) -> int:
         """Publish the next batch of stored records, then the checkpoints they complete; how many
         records were published."""
         now = datetime.now(UTC)
         if self.engine.dialect.name == "postgresql":
+            # After a poll that found nothing, one statement outside any transaction says whether anything
+            # waits (an idle feeder's poll: one round trip, not a transaction of five).
+            if self._idle and not self._pending_pg():
+                return 0
             with self.engine.begin() as conn:
-                position = audit_store.stream_position(conn, lock=True)
-                if position is None:  # another feeder holds the position
+                state = audit_store.stream_state(conn, lock=True)
+                if state is None:  # another feeder holds the position
                     return 0
-                leaves, checkpoints = self._pending(conn, position)
+                leaves = audit_store.leaves_from(conn, state.next_seq, self.settings.stream_batch)
+                streamed = leaves[-1][0] + 1 if leaves else state.next_seq
+                checkpoints = (audit_store.checkpoints_between(conn, state.checkpoints_published, streamed)
+                               if state.signed > state.checkpoints_published else [])
                 self._publish(leaves, checkpoints)
                 self._saved(conn, leaves, checkpoints, now)
+                self._idle = not leaves and not checkpoints
                 return len(leaves)
         with self.engine.connect() as conn:  # SQLite: one process; no write lock while publishing
             with read_only(conn).begin():
@@ -61,6 +73,17 @@ class StreamFeeder:
         with self.engine.begin() as conn:
             self._saved(conn, leaves, checkpoints, now)
         return len(leaves)
+
+    def _pending_pg(self) -> bool:
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            raw.autocommit = True  # the statement is its only round trip: no BEGIN, no ROLLBACK
+            try:
+                state = audit_store.stream_state(conn)
+            finally:
+                if not raw.closed:
+                    raw.autocommit = False
+        return state is not None and state.pending
 
     def _pending(self, conn, position: int) -> tuple[list[tuple[int, str, str]], list[Checkpoint]]:
         """The next records, and the checkpoints not yet published that cover nothing beyond them."""
