@@ -4,7 +4,8 @@ An RPC reply is worth nothing once its caller has timed out, so writing it to
 disk buys nothing: nameko publishes replies persistent, and a persistent
 message is confirmed only after the broker's fsync (measured here: ~1,400
 confirmed persistent publishes/s against ~5,000 transient). Replies stay
-confirmed, so a reply the broker refused still raises.
+confirmed, so a reply the broker refused still raises. They go out through one
+publisher per container (:class:`TransientPublisher`), serialized once.
 
 A :class:`~upgestao_kernel.errors.ServiceError` (any subclass) is answered as
 the base class, which callers rebuild as an instance (not a ``RemoteError``),
@@ -40,23 +41,27 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 from collections.abc import Mapping
+from typing import Any
 
+import kombu.serialization
 from amqp.exceptions import ChannelError as AMQPChannelError
 from amqp.exceptions import ConnectionError as AMQPConnectionError
+from kombu import Connection
 from kombu.exceptions import OperationalError as KombuOperationalError
+from kombu.pools import producers
 from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
     AMQP_URI_CONFIG_KEY,
-    DEFAULT_SERIALIZER,
+    DEFAULT_TRANSPORT_OPTIONS,
     LOGIN_METHOD_CONFIG_KEY,
     NON_PERSISTENT,
-    SERIALIZER_CONFIG_KEY,
 )
-from nameko.exceptions import deserialize_to_instance
-from nameko.rpc import Responder, RpcConsumer, get_rpc_exchange
+from nameko.exceptions import UnserializableValueError, deserialize_to_instance, serialize
 from nameko.rpc import Rpc as NamekoRpc
+from nameko.rpc import RpcConsumer, get_rpc_exchange
 from sqlalchemy.exc import OperationalError
 
 from ..errors import ProblemFactory, Problems, ServiceError, problem
@@ -107,11 +112,44 @@ install_answered_errors_filter()
 
 
 class TransientPublisher(Publisher):
+    """The publisher of a container's RPC replies: transient, confirmed, on the RPC exchange.
+
+    nameko's ``Responder`` builds a publisher for every reply, whose ``publish`` builds a kombu ``Connection``
+    (parsing the broker URI) only to find the pooled producer by it; this one describes the connection once
+    (the description nameko's makes, so the same producer pool) and publishes as nameko's does.
+    """
+
     delivery_mode = NON_PERSISTENT
 
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        amqp_uri = config[AMQP_URI_CONFIG_KEY]
+        ssl, login_method = config.get(AMQP_SSL_CONFIG_KEY), config.get(LOGIN_METHOD_CONFIG_KEY)
+        super().__init__(amqp_uri, ssl=ssl, login_method=login_method)
+        self.exchange = get_rpc_exchange(config)
+        self.connection = Connection(amqp_uri, transport_options={**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": True},
+                                     ssl=ssl, login_method=login_method)
 
-class TransientResponder(Responder):
-    publisher_cls = TransientPublisher
+    def publish(self, payload: bytes | str, **kwargs: Any) -> None:
+        """Publish one serialized reply (``content_type``, ``content_encoding``, ``routing_key``,
+        ``correlation_id``); raises what the broker or the connection raised (confirmed)."""
+        with producers[self.connection].acquire(block=True) as producer:
+            producer.publish(payload, exchange=self.exchange, headers={}, delivery_mode=self.delivery_mode,
+                             retry=self.retry, retry_policy=self.retry_policy, **kwargs)
+
+
+def reply_body(message, result: Any, exc_info) -> tuple[Any, Any, tuple[str, str, bytes | str]]:
+    """The reply to ``message`` (``{"result", "error"}``) serialized as the request was (its content type), and the
+    result and ``exc_info`` it stands for: as nameko's ``Responder`` answers, a result that cannot be serialized
+    is answered as an ``UnserializableValueError`` (its ``exc_info`` the serializer's error), but serialized
+    once, not once to check it and again to publish it."""
+    error = serialize(exc_info[1]) if exc_info is not None else None
+    serializer = kombu.serialization.registry.type_to_name[message.properties["content_type"]]
+    try:
+        return result, exc_info, kombu.serialization.dumps({"result": result, "error": error}, serializer)
+    except Exception:  # noqa: BLE001 - the result does not serialize (an error's serialized form always does)
+        exc_info = sys.exc_info()
+        error = serialize(UnserializableValueError(result))
+        return None, exc_info, kombu.serialization.dumps({"result": None, "error": error}, serializer)
 
 
 DATABASE_UNAVAILABLE_RETRY_S = 5
@@ -146,6 +184,22 @@ KEY_HEADER = f"nameko.{IDEMPOTENCY_KEY}"
 
 
 class TransientRpcConsumer(RpcConsumer):
+    reply_publisher: TransientPublisher | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        if self.reply_publisher is None:
+            self.reply_publisher = TransientPublisher(self.container.config)
+        self._by_routing_key: dict[str, Any] = {}
+
+    def get_provider_for_method(self, routing_key):
+        """The entrypoint of ``routing_key`` (``<service>.<method>``), found once (nameko formats the key of every
+        method of the service to find it, for every request); ``MethodNotFound`` as nameko raises it."""
+        provider = self._by_routing_key.get(routing_key)
+        if provider is None or provider not in self._providers:  # (one stopped since: nameko's answer)
+            provider = self._by_routing_key[routing_key] = super().get_provider_for_method(routing_key)
+        return provider
+
     def handle_message(self, body, message):
         """A request the broker delivers again was delivered before to a consumer that went away
         without acknowledging it: it may have been carried out, its reply even sent (a service
@@ -166,17 +220,11 @@ class TransientRpcConsumer(RpcConsumer):
             exc_info = (ServiceError, database_unavailable(), exc_info[2])
         elif exc_info is not None and isinstance(exc_info[1], ServiceError):
             exc_info = (ServiceError, exc_info[1].as_base(), exc_info[2])
-        config = self.container.config
-        responder = TransientResponder(
-            config[AMQP_URI_CONFIG_KEY],
-            get_rpc_exchange(config),
-            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
-            message,
-            ssl=config.get(AMQP_SSL_CONFIG_KEY),
-            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
-        )
+        result, exc_info, (content_type, content_encoding, body) = reply_body(message, result, exc_info)
         try:
-            result, exc_info = responder.send_response(result, exc_info)
+            self.reply_publisher.publish(body, content_type=content_type, content_encoding=content_encoding,
+                                         routing_key=message.properties["reply_to"],
+                                         correlation_id=message.properties.get("correlation_id"))
         except AMQPChannelError as exc:
             # The broker refused the reply (a reply_to this service's user may not publish to): the
             # caller's mistake or an attack, not a reason to die. The request ran; it is acknowledged.
