@@ -19,7 +19,8 @@ record (:class:`AuditRecordSchema`) or a *batch*: an object whose only key is ``
 of records of one action (:data:`BATCH_KEY`, :func:`records_in`). :meth:`AuditEmitter.emit_many`
 sends the records of one statement as batches, so a page of 50 reads is one outbox row and one
 broker message, not 50; each record is still its own record, with its own ``audit_id``, stored as
-its own leaf of the log. Only the transport is batched.
+its own leaf of the log. Only the transport is batched. :meth:`AuditEmitter.emit_accesses` makes
+and sends such records of several reads (``PersonalData.open_each``) from what they share.
 """
 
 from __future__ import annotations
