@@ -6,9 +6,10 @@ into every RPC, event, log line and audit record.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .events import Actor, new_id
@@ -63,11 +64,16 @@ class RequestContext:
         )
 
     def to_context_data(self) -> dict[str, str]:
-        return {k: v for k, v in asdict(self).items() if v is not None and k != "caller_service"}
+        """What travels on (headers of calls and messages): the fields set, but ``caller_service``."""
+        return {k: v for k in _SENT_FIELDS if (v := getattr(self, k)) is not None}
 
     def caused_by(self, event_id: str) -> RequestContext:
         """Context for work done because of an event."""
-        return RequestContext(**{**asdict(self), "causation_id": event_id})
+        return replace(self, causation_id=event_id)
+
+
+# (dataclasses.asdict deep-copies every field, recursively: a dozen calls per field, for strings)
+_SENT_FIELDS = tuple(f.name for f in fields(RequestContext) if f.name != "caller_service")
 
 
 def system_context(request_id: str | None = None) -> RequestContext:
@@ -91,8 +97,15 @@ def _request_id(value: Any) -> str | None:
 def _address(value: Any) -> str | None:
     """An IP address as the calling edge stated it (the gateway's client address), else none."""
     text = _opt(value)
+    return _parsed_address(text) if text is not None and len(text) <= 64 else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_address(text: str) -> str | None:
+    """``text`` as an address in its canonical form, else none; remembered (every request states one, and
+    parsing one is some twenty calls)."""
     try:
-        return str(ipaddress.ip_address(text)) if text is not None and len(text) <= 64 else None
+        return str(ipaddress.ip_address(text))
     except ValueError:
         return None
 
