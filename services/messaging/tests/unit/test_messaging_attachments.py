@@ -234,9 +234,14 @@ def test_link_describe_download_and_the_visibility_predicate(world) -> None:
     with pytest.raises(ServiceError) as again:
         world.link([first["id"]])  # already sent with another message
     assert _status(again) == (422, "attachment_ids")
+    before = len(world.store.outbox)
     with world.uow(BIA) as u:
         described = uc.describe(u, [first["id"], second["id"], str(uuid.uuid4())])
     assert described == {first["id"]: first, second["id"]: second}
+    [batch] = world.store.outbox[before:]  # both reads' records in one message (one statement), each its own
+    assert [r["resource_id"] for r in batch["body"]["records"]] == [first["id"], second["id"]]
+    with world.uow(BIA) as u:
+        assert uc.describe(u, []) == {}
     got = world.download(first["id"], BIA, may_see=lambda kind, cid: (kind, cid) == ("conversation", CONV))
     assert base64.b64decode(got["content_b64"]) == PDF_BYTES and got["message_id"] == message_id
     assert {k: got[k] for k in first} == first

@@ -110,16 +110,20 @@ def link(uow: Any, attachment_ids: Sequence[str], *, message_id: str, container_
 
 def describe(uow: Any, attachment_ids: Sequence[str], *, purpose: str = "message read") -> dict[str, dict[str, Any]]:
     """``{id: Attachment}`` of the sent attachments among ``attachment_ids`` (names and digests opened,
-    audited); erased ones are left out."""
+    audited: one record per attachment, all in one statement, and one statement for their subjects' keys);
+    erased ones are left out."""
     described: dict[str, dict[str, Any]] = {}
-    for attachment_id, record in uow.attachments.get_many(list(dict.fromkeys(attachment_ids))).items():
-        if record.erased or record.message_id is None:
+    if not attachment_ids:
+        return described
+    sent = [(attachment_id, record) for attachment_id, record
+            in uow.attachments.get_many(list(dict.fromkeys(attachment_ids))).items()
+            if not record.erased and record.message_id is not None]
+    opened = uow.personal.open_each(resource_type=RESOURCE, purpose=purpose, items=[
+        (record.subject_id, record.id, {NAME: record.name_sealed, SHA256: record.sha256_sealed}) for _, record in sent])
+    for (attachment_id, record), values in zip(sent, opened, strict=True):
+        if is_erased(values[NAME]) or values[NAME] is None:
             continue
-        opened = uow.personal.open(subject_id=record.subject_id, resource_type=RESOURCE, resource_id=record.id,
-                                   sealed={NAME: record.name_sealed, SHA256: record.sha256_sealed}, purpose=purpose)
-        if is_erased(opened[NAME]) or opened[NAME] is None:
-            continue
-        described[attachment_id] = view(record, name=opened[NAME], sha256=opened[SHA256])
+        described[attachment_id] = view(record, name=values[NAME], sha256=values[SHA256])
     return described
 
 
