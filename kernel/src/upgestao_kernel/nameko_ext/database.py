@@ -146,7 +146,11 @@ def request_fingerprint(worker_ctx) -> str:
     """The request's method and arguments, its sensitive ones (passwords, tokens) redacted."""
     entrypoint = worker_ctx.entrypoint
     try:
-        callargs = get_redacted_args(entrypoint, *worker_ctx.args, **worker_ctx.kwargs)
+        if not entrypoint.sensitive_arguments and hasattr(entrypoint, "call_arguments"):
+            # the kernel's rpc: its method's signature read once, nothing to redact (nor to copy first)
+            callargs = entrypoint.call_arguments(worker_ctx.args, worker_ctx.kwargs)
+        else:
+            callargs = get_redacted_args(entrypoint, *worker_ctx.args, **worker_ctx.kwargs)
     except TypeError:  # arguments that do not fit: nameko refuses the call anyway
         callargs = {"args": list(worker_ctx.args), "kwargs": worker_ctx.kwargs}
     callargs.pop("self", None)

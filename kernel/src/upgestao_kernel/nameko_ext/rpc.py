@@ -59,7 +59,7 @@ from nameko.constants import (
     LOGIN_METHOD_CONFIG_KEY,
     NON_PERSISTENT,
 )
-from nameko.exceptions import UnserializableValueError, deserialize_to_instance, serialize
+from nameko.exceptions import IncorrectSignature, UnserializableValueError, deserialize_to_instance, serialize
 from nameko.rpc import Rpc as NamekoRpc
 from nameko.rpc import RpcConsumer, get_rpc_exchange
 from sqlalchemy.exc import OperationalError
@@ -325,6 +325,32 @@ class Rpc(NamekoRpc):
             return super().decorator(replaying(translating(args[0])))
         registering = super().decorator(*args, **kwargs)
         return lambda fn: registering(replaying(translating(fn)))
+
+    @property
+    def method_signature(self) -> inspect.Signature:
+        """The signature of the service's method (``self`` first), read once."""
+        signature = self.__dict__.get("_method_signature")
+        if signature is None:
+            signature = self.__dict__["_method_signature"] = inspect.signature(
+                getattr(self.container.service_cls, self.method_name))
+        return signature
+
+    def check_signature(self, args, kwargs) -> None:
+        """As nameko checks a request's arguments (``IncorrectSignature``), against the signature read once
+        (nameko's ``inspect.getcallargs`` reads it again for every request)."""
+        try:
+            self.method_signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise IncorrectSignature(str(exc)) from None
+
+    def call_arguments(self, args, kwargs) -> dict[str, Any]:
+        """The request's arguments by name, defaults included, as ``inspect.getcallargs`` names them (without
+        ``self``); ``TypeError`` when they do not fit."""
+        bound = self.method_signature.bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        del arguments[next(iter(self.method_signature.parameters))]
+        return arguments
 
     def unpack_message_headers(self, message):
         """The context data of a request, its caller written from the message's ``user_id`` (checked by
