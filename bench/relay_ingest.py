@@ -8,7 +8,8 @@ services' processes are) on a fresh database and virtual host, dropped at the en
   sealing, a batch message of audit records: three rows), published with confirms and marked sent;
   and idle polls (an empty outbox);
 - ``ingest``: privacy's ``ingest.store`` of parsed audit records into a migrated privacy database,
-  in transactions of 3 records (what arrives at a steady rate) and of 1000 (a backlog).
+  in transactions of 3 records (what arrives at a steady rate) and of 1000 (a backlog); then the privacy
+  relay's stream feeder (``StreamFeeder.feed_once``): a poll after 15 records were stored, and idle polls.
 
 For each, per operation: round trips to PostgreSQL (every statement a cursor executes, raw cursors
 included, each ``BEGIN`` psycopg2 sends before a transaction's first statement, each ``COMMIT`` and
@@ -97,7 +98,10 @@ def child(what: str, n: int) -> dict:
         total, blocks = 0.0, []
         block = max(1, n // 10)
         for i in range(n):
+            before = counts.copy()
             prepare()
+            counts.clear()
+            counts.update(before)  # the round trips of op only
             start = time.process_time()
             op()
             spent = time.process_time() - start
@@ -235,6 +239,29 @@ def child(what: str, n: int) -> dict:
                 key = f"store_{size}"
                 out[key] = measure(op, prepare, times)
                 out[key]["per_record_cpu_us"] = out[key]["cpu_us"] / size
+            # the privacy relay's stream feeder: a poll after 15 records stored, and idle polls
+            from upgestao_privacy.adapters.stream_feeder import StreamFeeder
+            from upgestao_privacy.settings import AuditSettings
+
+            vhost = f"h6-feeder-{tag}"
+            amqp_uri = create_vhost(vhost)
+            try:
+                feeder = StreamFeeder(engine, amqp_uri, AuditSettings(signing_key=b"\x07" * 32, checkpoint_file=None))
+                while feeder.feed_once():  # the records stored above
+                    pass
+                fed: list[int] = []
+
+                def fifteen() -> None:
+                    ingest.store(transaction, records(15), signer, checkpoint_every=1000)
+
+                out["feed_15"] = measure(lambda: fed.append(feeder.feed_once()), fifteen, n)
+                assert set(fed) == {15}, set(fed)
+                while feeder.feed_once():  # (the checkpoints signed meanwhile)
+                    pass
+                out["feed_idle"] = measure(feeder.feed_once, lambda: None, n)
+                feeder.publisher.close()
+            finally:
+                delete_vhost(vhost)
             with engine.connect() as conn:
                 size, checkpoints = conn.execute(sa.text(
                     "SELECT (SELECT tree_size FROM audit_tree_head), (SELECT count(*) FROM audit_checkpoints)")).one()

@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -71,6 +71,21 @@ def test_a_store_is_four_round_trips_and_a_due_checkpoint_one_statement_more(eng
         nodes = conn.execute(sa.text("SELECT count(*) FROM audit_tree_nodes")).scalar_one()
     assert head.tree_size == 9 and head.frontier.root() == merkle.root_of([merkle.leaf_hash(x) for x in leaves])
     assert nodes == 9 + 4 + 2 + 1  # every complete subtree of 9 leaves: 9 leaves, 4 pairs, 2 fours, 1 eight
+
+
+def test_the_columns_written_from_arrays_hold_what_the_leaves_say(engine, audit_record):
+    """occurred_at travels as the record's ISO text: the column holds the same instant (a read checks every
+    column against its leaf), stored_at the batch's time."""
+    when = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=-3)))
+    records = [ingest.parse(audit_record(occurred_at=when)), ingest.parse(audit_record(subject_id=None))]
+    now = datetime(2026, 12, 2, 12, 0, 0, 654321, tzinfo=UTC)
+    ingest.store(audit_store.sql_transactions(engine), records, SIGNER, checkpoint_every=1000, now=now)
+    with engine.connect() as conn:
+        stored = audit_store.search(conn, {}, 10, None)  # ColumnsTampered if a column disagreed with its leaf
+        columns = conn.execute(sa.text("SELECT occurred_at, stored_at, subject_id FROM audit_records ORDER BY seq"))
+        rows = columns.all()
+    assert [r["audit_id"] for r in reversed(stored)] == [r["audit_id"] for r in records]
+    assert rows[0].occurred_at == when and rows[0].stored_at == now and rows[1].subject_id is None
 
 
 def test_an_append_waiting_for_the_lock_sees_what_its_holder_committed(engine, audit_record):
