@@ -1,6 +1,7 @@
-"""The ``rpc`` entrypoint reads its method's signature once: a request's arguments are checked as nameko checks
-them, and a keyed request's fingerprint is the one ``get_redacted_args`` made (a retry across a deploy must
-still match its stored request)."""
+"""The ``rpc`` entrypoint's work per request, done as nameko's but with less: its method's signature is read once
+(a request's arguments are checked as nameko checks them, and a keyed request's fingerprint is the one
+``get_redacted_args`` made: a retry across a deploy must still match its stored request), and a request's
+context data is its headers as nameko unpacks them."""
 
 from __future__ import annotations
 
@@ -104,3 +105,22 @@ def test_arguments_are_refused_exactly_when_nameko_refused_them(container):
             # a fingerprint is still made for them (nameko refuses the call anyway)
             assert request_fingerprint(worker(entrypoint, args, kwargs)) == fingerprint(
                 method, (), {"args": list(args), "kwargs": kwargs})
+
+
+def test_a_requests_context_data_is_its_headers_as_nameko_unpacks_them_with_the_caller_from_the_message(container):
+    from nameko.messaging import HeaderDecoder
+    from upgestao_kernel.nameko_ext.principals import stamp_caller
+
+    entrypoint = get_extension(container, Rpc, method_name="plain")
+    headers = {"nameko.request_id": "r-1", "nameko.access_token": "t.o.k", "nameko.call_id_stack": ["gateway.x.1"],
+               "nameko.caller_service": "privacy", "caller_service": "identity", "other": 7, "nameko.": "empty",
+               "namekoish.x": 1}
+    for user_id in ("upgestao.gateway", "guest"):
+        message = SimpleNamespace(headers=dict(headers), properties={"user_id": user_id})
+        expected = stamp_caller(HeaderDecoder().unpack_message_headers(message), message)
+        assert entrypoint.unpack_message_headers(message) == expected
+    assert entrypoint.unpack_message_headers(message)["request_id"] == "r-1"
+    assert "caller_service" not in entrypoint.unpack_message_headers(message)  # guest is nobody's service
+    message = SimpleNamespace(headers=dict(headers), properties={"user_id": "upgestao.gateway"})
+    assert entrypoint.unpack_message_headers(message)["caller_service"] == "gateway"
+    assert entrypoint.unpack_message_headers(SimpleNamespace(headers=None, properties={})) == {}

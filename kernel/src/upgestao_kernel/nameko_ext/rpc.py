@@ -354,8 +354,13 @@ class Rpc(NamekoRpc):
 
     def unpack_message_headers(self, message):
         """The context data of a request, its caller written from the message's ``user_id`` (checked by
-        RabbitMQ), never from a header (:mod:`.principals`)."""
-        return stamp_caller(super().unpack_message_headers(message), message)
+        RabbitMQ), never from a header (:mod:`.principals`). The headers as nameko unpacks them (``nameko.``
+        taken off the names that have it), its prefix not formatted again for every header."""
+        prefix = f"{self.header_prefix}."
+        cut = len(prefix)
+        data = {(key[cut:] if key.startswith(prefix) else key): value
+                for key, value in (message.headers or {}).items()}
+        return stamp_caller(data, message)
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         keyed = getattr(worker_ctx, "keyed_request", None)
