@@ -115,9 +115,11 @@ def describe(uow: Any, attachment_ids: Sequence[str], *, purpose: str = "message
     described: dict[str, dict[str, Any]] = {}
     if not attachment_ids:
         return described
-    sent = [(attachment_id, record) for attachment_id, record
-            in uow.attachments.get_many(list(dict.fromkeys(attachment_ids))).items()
-            if not record.erased and record.message_id is not None]
+    wanted = list(dict.fromkeys(attachment_ids))
+    records = uow.attachments.get_many(wanted)
+    sent = [(attachment_id, records[attachment_id]) for attachment_id in wanted  # in the order asked (the audit's)
+            if attachment_id in records and not records[attachment_id].erased
+            and records[attachment_id].message_id is not None]
     opened = uow.personal.open_each(resource_type=RESOURCE, purpose=purpose, items=[
         (record.subject_id, record.id, {NAME: record.name_sealed, SHA256: record.sha256_sealed}) for _, record in sent])
     for (attachment_id, record), values in zip(sent, opened, strict=True):
