@@ -121,6 +121,16 @@ def bench_vhost(prefix: str = "upgestao-bench") -> Iterator[str]:
         admin.delete_vhost(name)
 
 
+def stop_process(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after ``grace_s``; reaped either way."""
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 

@@ -110,7 +110,7 @@ def serve(kind: str, amqp_uri: str, address: str | None) -> None:
 
 
 def main() -> int:
-    from common import env_float, env_int, log  # (bench/: this script's directory; common adds scripts/)
+    from common import env_float, env_int, log, stop_process  # (bench/: this script's directory; common adds scripts/)
     from gateway_overhead import profiled
     from messaging import Request, run_requests
     from notifier import cpu_seconds
@@ -183,12 +183,7 @@ def main() -> int:
                 log(f"{name:<5} {r.rps:8.1f} req/s  gateway {per:.3f} CPU ms/request ({net:.3f} net of idle)")
     finally:
         for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            stop_process(p)
         drop_database(database)
         delete_vhost(vhost)
     print(json.dumps(results, indent=2))

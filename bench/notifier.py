@@ -81,6 +81,7 @@ from common import (  # noqa: E402
     ratio,
     result,
     run_scenario,
+    stop_process,
 )
 from identity import ADMIN_ENV, BenchFailure, call, staff_payload, wait_for_admin  # noqa: E402
 from upgestao_kernel.config import env_prefix  # noqa: E402
@@ -187,12 +188,7 @@ def sink(python: str, directory: Path, timeout: float = 20.0) -> Iterator[tuple[
                 time.sleep(POLL_S)
             yield host, port
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -162,7 +162,7 @@ class Client:
 
 
 def main() -> int:
-    from common import env_int, log  # (bench/: this script's directory)
+    from common import env_int, log, stop_process  # (bench/: this script's directory)
     from notifier import cpu_seconds
     from upgestao_kernel.config import env_prefix
     from upgestao_kernel.migrations import upgrade
@@ -264,13 +264,13 @@ def main() -> int:
                                           "rps": round(calls_n / elapsed)}
                         log(f"{label:<5} {name:<4} {calls_n / elapsed:7.0f} calls/s  {per:.3f} CPU ms/call "
                             f"({net:.3f} net of idle)")
-                    stop(procs.pop("messaging"))
+                    stop_process(procs.pop("messaging"))
                     if label == "this":
-                        stop(procs.pop("bare"))
+                        stop_process(procs.pop("bare"))
             client.close()
     finally:
         for proc in procs.values():
-            stop(proc)
+            stop_process(proc)
         drop_database(database)
         delete_vhost(vhost)
     print(json.dumps(results, indent=2))
@@ -292,13 +292,6 @@ def wait_ready(client: Client, procs: dict[str, subprocess.Popen]) -> None:
                 time.sleep(0.5)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 if __name__ == "__main__":
