@@ -79,7 +79,8 @@ def test_identity_run_refuses_the_same_environment_before_starting(tmp_path):
     ({"PRIVACY_AUDIT_CHECKPOINT_EVERY": "0"}, "PRIVACY_AUDIT_CHECKPOINT_EVERY"),
     ({"UPGESTAO_IDENTITY_JWKS": '{"keys": []}'}, "UPGESTAO_IDENTITY_JWKS"),
     ({"UPGESTAO_ENV": "production", "PRIVACY_DATABASE_URL": "postgresql://u@h/db",
-      "PRIVACY_AUDIT_SIGNING_KEY": "A" * 43 + "="}, "UPGESTAO_IDENTITY_JWKS"),
+      "PRIVACY_AUDIT_SIGNING_KEY": "A" * 43 + "=", "UPGESTAO_MASTER_KEY": "B" * 43 + "=",
+      "UPGESTAO_BLIND_INDEX_KEY": "C" * 43 + "="}, "UPGESTAO_IDENTITY_JWKS"),
 ], ids=["stream-max-age", "short-signing-key", "checkpoint-every", "bad-identity-jwks", "production-unpinned"])
 def test_privacy_check_config_refuses_what_run_refuses(tmp_path, env, variable):
     result = check_config("privacy", tmp_path, **env)

@@ -62,7 +62,7 @@ SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS", "PRIVACY_AUDIT_SIGNING_KEY", "PR
                    "UPGESTAO_IDENTITY_JWKS", "NOTIFIER_SMTP_URL", "NOTIFIER_SUPPRESSION_KEY",
                    "MESSAGING_SEARCH_KEY"}
 # issue 11, finding 9: the vault's keys reach only the containers that open personal data
-VAULT_KEY_HOLDERS = {"identity/identity", "messaging/messaging"}
+VAULT_KEY_HOLDERS = {"identity/identity", "messaging/messaging", "privacy/privacy"}
 # the jobs template runs any service's command (identity's rotate-master-key among them): it may carry them
 VAULT_KEY_JOBS = True
 API_VERSIONS = {

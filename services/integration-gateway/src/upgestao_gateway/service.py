@@ -18,10 +18,16 @@ from .entrypoints.identity.routes import IdentityRoutes
 from .entrypoints.messaging.routes import MessagingRoutes
 from .entrypoints.notifications.routes import NotificationRoutes
 from .entrypoints.operations.routes import OperationsRoutes
+from .entrypoints.privacy_consent.routes import PrivacyConsentRoutes
+from .entrypoints.privacy_exports.routes import PrivacyExportRoutes
+from .entrypoints.privacy_incidents.routes import PrivacyIncidentRoutes
+from .entrypoints.privacy_requests.routes import PrivacyRequestRoutes
 from .entrypoints.push import LivePush
 
 
-class GatewayService(OperationsRoutes, IdentityRoutes, AuditRoutes, NotificationRoutes, MessagingRoutes, HealthRpc):
+class GatewayService(OperationsRoutes, IdentityRoutes, AuditRoutes, NotificationRoutes, MessagingRoutes,
+                     PrivacyRequestRoutes, PrivacyConsentRoutes, PrivacyIncidentRoutes, PrivacyExportRoutes,
+                     HealthRpc):
     name = "gateway"
 
     db = Database()

@@ -11,6 +11,7 @@ DEFINITION = ServiceDefinition(
     service_class="upgestao_privacy.service:PrivacyService",
     migrations="upgestao_privacy:migrations",
     commands=COMMANDS,
+    holds_personal_data=True,  # a contact's address, a correction's values, a bundle: sealed per data subject
     relay_loops=relay_loops,  # the audit stream is published by the relay process
     # the audit log's settings and signing key, as the service loads them at start
     check_config=check_config,

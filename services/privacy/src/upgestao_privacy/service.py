@@ -3,25 +3,35 @@
 Owns the audit log (D3): ingest, checkpoints and the audit stream run in
 :class:`~.entrypoints.audit_log.AuditLogRunner`; compliance queries are RPCs
 (the gateway's ``/v1/audit`` routes), each needing ``audit.read`` and each
-audited as ``audit_query``.
+audited as ``audit_query``. The data subjects' rights (issue 14) are mixed in,
+one area a module: requests and the contact channel, corrections/policies/consents,
+incidents and the data map, erasures and access bundles.
 """
 
 from __future__ import annotations
 
+from nameko.rpc import RpcProxy
 from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
 from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
 
 from .adapters.audit_store import with_sql_audit_log
 from .entrypoints.audit_log import AuditLogRunner
+from .entrypoints.corrections_rpc import ConsentRpc
+from .entrypoints.erasures_rpc import ErasureRpc
+from .entrypoints.incidents_rpc import IncidentsRpc
+from .entrypoints.requests_rpc import RequestsRpc
 from .service_layer.audit_queries import AuditQueries
 
 
-class PrivacyService(HealthRpc):
+class PrivacyService(RequestsRpc, ConsentRpc, IncidentsRpc, ErasureRpc, HealthRpc):
     name = "privacy"
 
-    db = Database()
+    db = Database(personal_data=True)  # a contact's address, a correction's new values: sealed per subject
     audit_log = AuditLogRunner()
     roles = RolePermissions()
+    identity = RpcProxy("identity")
+    messaging = RpcProxy("messaging")
+    notifier = RpcProxy("notifier")
 
     def _queries(self) -> AuditQueries:
         return AuditQueries(lambda: with_sql_audit_log(self.db.unit_of_work()), self.roles.permissions_of,

@@ -32,6 +32,8 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 
+from . import consent_tables, erasure_tables, incident_tables, request_tables
+
 # What the service and its relay do, table by table (what the code does, nothing more):
 RUNTIME_PRIVILEGES: Mapping[str, tuple[str, ...]] = {
     # the log itself: appended to and read, never changed (no UPDATE, DELETE, TRUNCATE)
@@ -50,6 +52,11 @@ RUNTIME_PRIVILEGES: Mapping[str, tuple[str, ...]] = {
     "subject_keys": ("SELECT", "INSERT", "UPDATE"),
     "request_replies": ("SELECT", "INSERT", "UPDATE", "DELETE"),  # replies expire
     "alembic_version": ("SELECT",),
+    # the rights areas' read models (requests, corrections/policies/consents, incidents, erasures/exports)
+    **request_tables.PRIVILEGES,
+    **consent_tables.PRIVILEGES,
+    **incident_tables.PRIVILEGES,
+    **erasure_tables.PRIVILEGES,
 }
 APPEND_ONLY_TABLES = ("audit_records", "audit_tree_nodes", "audit_checkpoints")
 ROLE_NAME_MAX = 63  # PostgreSQL's identifier limit
