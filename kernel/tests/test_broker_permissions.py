@@ -159,9 +159,9 @@ def test_every_amqp_publish_goes_through_the_stamp():
 
 def test_only_the_services_that_must_publish_straight_to_a_queue_write_on_the_default_exchange():
     for service in SERVICES:
-        # the gateway (its stream's sentinel), privacy (parking, the audit stream), the notifier (a consumer's
-        # retries and parking go straight to its own delay and parking queues)
-        expected = service in ("gateway", "privacy", "notifier")
+        # the gateway (its stream's sentinel), privacy (parking, the audit stream), every consumer of events (a
+        # consumer's retries and parking go straight to its own delay and parking queues)
+        expected = service in ("gateway", "privacy", "notifier", "identity", "messaging")
         assert allows(permissions_for(service).write, "amq.default") == expected, service
     assert allows(permissions_for("messaging", consumes=("identity",)).write, "amq.default")  # retries, parking
 

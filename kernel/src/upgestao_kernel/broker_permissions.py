@@ -64,8 +64,13 @@ SHARED_USER_ENV = "UPGESTAO_BROKER_SHARED_USER"
 CONSUMES: Mapping[str, tuple[str, ...]] = {
     # identity's access events (revocations); messaging's events pushed live on /v1/stream
     "gateway": ("identity", "messaging"),
-    # mail on identity's notices today; privacy's (codes, answers, breach notices, policy versions) next
+    # mail on identity's notices and privacy's (codes, answers, corrections, breach notices, policy versions)
     "notifier": ("identity", "privacy"),
+    # privacy's erasure requests (each holder of personal data erases, then confirms)
+    "identity": ("privacy",),
+    "messaging": ("privacy",),
+    # the holders' erasure confirmations, identity's profile changes (a correction applied)
+    "privacy": ("identity", "messaging"),
 }
 # Queues a service owns beyond ``<service>.*``, ``rpc-<service>`` and its reply queues.
 EXTRA_QUEUES: Mapping[str, tuple[str, ...]] = {"privacy": (AUDIT_STREAM,)}

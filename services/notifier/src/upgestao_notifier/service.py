@@ -20,10 +20,9 @@ from .entrypoints.dependencies import NotifierRuntime, RpcNoticeSource, sweep_ti
 from .service_layer.dispatch import Dispatcher
 from .service_layer.queries import DeliveryQueries
 
-# privacy's kinds (verification codes, answers, corrections, breach notices, policy versions) have their
-# templates here already; their handler binds once privacy declares those events (the catalogue refuses a
-# subscription to a type no service declares)
 IDENTITY_EVENTS = sorted(k.event_type for k in KINDS.values() if k.source == "identity")
+# verification codes, answers to requests, correction decisions, breach notices, policy versions
+PRIVACY_EVENTS = sorted(k.event_type for k in KINDS.values() if k.source == "privacy")
 
 
 class NotifierService(HealthRpc):
@@ -33,16 +32,22 @@ class NotifierService(HealthRpc):
     runtime = NotifierRuntime()
     roles = RolePermissions()
     identity = RpcProxy("identity")
+    privacy = RpcProxy("privacy")
 
     def _uow(self) -> UnitOfWork:
         return with_sql_repositories(self.db.unit_of_work())
 
     def _dispatcher(self) -> Dispatcher:
-        return self.runtime.dispatcher(self._uow, RpcNoticeSource({"identity": self.identity}))
+        return self.runtime.dispatcher(self._uow, RpcNoticeSource({"identity": self.identity, "privacy": self.privacy}))
 
     @reliable_handler("identity", IDENTITY_EVENTS)
     def on_identity_event(self, event: EventEnvelope) -> None:
         """A password reset, a new sign-in, an e-mail change: the e-mail identity's notice asks for."""
+        self._dispatcher().accept(event.event_id, event.type)
+
+    @reliable_handler("privacy", PRIVACY_EVENTS)
+    def on_privacy_event(self, event: EventEnvelope) -> None:
+        """A verification code, a request's answer, a correction's decision, a breach notice, a new policy."""
         self._dispatcher().accept(event.event_id, event.type)
 
     @sweep_timer(interval=1.0)
