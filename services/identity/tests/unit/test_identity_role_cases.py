@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from upgestao_identity.domain.datamap import DATA_MAP, data_map_document
-from upgestao_identity.domain.roles import BUILT_IN_ROLES, PERMISSIONS, Role
+from upgestao_identity.domain.errors import CompliancePermissions
+from upgestao_identity.domain.roles import BUILT_IN_ROLES, COMPLIANCE_PERMISSIONS, PERMISSIONS, Role
 from upgestao_identity.domain.users import User
 from upgestao_identity.service_layer import bootstrap, roles, users
 from upgestao_kernel.events import NewEvent
@@ -134,6 +135,22 @@ def test_the_help_desk_permissions_follow_the_visibility_tiers(fake):
     assert holders("chats.use") == desk | {"dpo"}
 
 
+def test_the_privacy_permissions_are_everyones_own_rights_and_the_dpos_review(fake):
+    """Privacy rights (issue 14): every built-in role exercises its own rights; reviewing requests, publishing
+    policies and recording incidents are compliance permissions: the dpo's, never an admin's."""
+    by_role = fake.run(roles.permissions_by_role)["roles"]
+
+    def holders(permission: str) -> set[str]:
+        return {name for name, held in by_role.items() if permission in held}
+
+    assert holders("privacy.self") == {"admin", "supervisor", "attendant", "dpo"}
+    for permission in ("privacy.review", "privacy.policies", "privacy.incidents"):
+        assert holders(permission) == {"dpo"}
+        assert permission in COMPLIANCE_PERMISSIONS
+        with pytest.raises(CompliancePermissions):
+            Role.define("admin", [*BUILT_IN_ROLES["admin"]["permissions"], permission], [])
+
+
 def test_a_database_defined_before_a_permission_existed_gets_it_once(make_fake):
     from upgestao_identity.adapters.memory_repositories import memory_units
     from upgestao_identity.domain.roles import INTRODUCED_PERMISSIONS
@@ -147,7 +164,8 @@ def test_a_database_defined_before_a_permission_existed_gets_it_once(make_fake):
     mark = fake.mark()
     expected = {role: sorted(p for p, holders in INTRODUCED_PERMISSIONS.items() if role in holders)
                 for role in sorted({r for holders in INTRODUCED_PERMISSIONS.values() for r in holders})}
-    assert expected["dpo"] == ["chats.use", "notifications.read"]
+    assert expected["dpo"] == ["chats.use", "notifications.read", "privacy.incidents", "privacy.policies",
+                               "privacy.review", "privacy.self"]
     assert "conversations.read_team" in expected["supervisor"]
     assert roles.grant_introduced(fake.system) == expected
     assert fake.events_since(mark) == ["identity.role_permissions_changed.v1"] * len(expected)

@@ -42,22 +42,27 @@ PERMISSIONS: dict[str, str] = {
     "teams.manage": "Create teams and change their members",
     "chats.use": "Staff chat: start chats and read and post in those one is a member of",
     "messages.moderate": "Edit or delete any message at any time; manage any group chat's members",
+    "privacy.self": "Exercise one's own privacy rights: file requests and corrections, consents, accept policies",
+    "privacy.review": "Review data-subject requests and corrections (the DPO's queue)",
+    "privacy.policies": "Publish privacy-policy versions",
+    "privacy.incidents": "Record and confirm security incidents (breach notices)",
 }
 
 SELF_EDITABLE_CHOICES = ("full_name", "email", "phone", "birth_date", "address", "job_title", "gender", "photo")
 
-_OWN = ("profile.read", "profile.update", "password.change", "sessions.read", "sessions.delete", "datamap.read")
+_OWN = ("profile.read", "profile.update", "password.change", "sessions.read", "sessions.delete", "datamap.read",
+        "privacy.self")
 _CONTACT = ("phone", "address", "gender", "photo")
 # what every attendant does all day (messaging, issue 13); visibility widens with read_team / read_all
 _HELP_DESK = ("conversations.read", "conversations.write", "conversations.record_incoming", "chats.use")
 
 # Permissions only a compliance role may hold (separation of duties: those who act are not those who
 # read the record of what they did). A role is a compliance role by definition here, never by an edit.
-COMPLIANCE_PERMISSIONS = ("audit.read",)
+COMPLIANCE_PERMISSIONS = ("audit.read", "privacy.review", "privacy.policies", "privacy.incidents")
 
 BUILT_IN_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     "admin": {
-        "permissions": tuple(p for p in PERMISSIONS if p != "audit.read"),
+        "permissions": tuple(p for p in PERMISSIONS if p not in COMPLIANCE_PERMISSIONS),
         "self_editable_fields": SELF_EDITABLE_CHOICES,
     },
     "supervisor": {
@@ -71,7 +76,8 @@ BUILT_IN_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "dpo": {
         "permissions": _OWN + ("users.list", "users.read", "customers.list", "customers.read", "roles.read",
-                               "audit.read", "notifications.read", "chats.use"),
+                               "audit.read", "notifications.read", "chats.use", "privacy.review",
+                               "privacy.policies", "privacy.incidents"),
         "self_editable_fields": _CONTACT,
     },
 }
@@ -91,6 +97,10 @@ INTRODUCED_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "teams.manage": ("admin",),
     "chats.use": ("admin", "supervisor", "attendant", "dpo"),
     "messages.moderate": ("admin",),
+    "privacy.self": ("admin", "supervisor", "attendant", "dpo"),
+    "privacy.review": ("dpo",),
+    "privacy.policies": ("dpo",),
+    "privacy.incidents": ("dpo",),
 }
 COMPLIANCE_ROLES = frozenset({"dpo"})
 
