@@ -154,12 +154,15 @@ def test_erasure_of_one_customer_over_rpc(desk):
     privacy = desk.caller(service="privacy")
     exported = privacy.export_subject(joana)
     assert exported["conversations"][0]["messages"][0]["body"] == "Meu telefone novo é outro"
-    assert privacy.erase_subject(joana) == {"subject_id": joana, "erased": True, "messages": 1}
-    assert privacy.erase_subject(joana) == {"subject_id": joana, "erased": True, "messages": 1}
+    first, again = privacy.erase_subject(joana), privacy.erase_subject(joana, "deletion", "req-2")
+    assert (first["erased"], first["messages"], first["shredded"]) == (True, 1, True)
+    assert (again["erased"], again["messages"], again["shredded"], again["request_id"]) == (True, 1, False, "req-2")
     assert as_admin.message(mj)["body"] is None and as_admin.conversation(cj)["subject"] is None
     assert as_admin.search("telefone")["items"] == []
     assert as_admin.message(mp)["body"] == "Pedro pergunta do prazo"
-    assert len(desk.rows("SELECT * FROM outbox WHERE routing_key = 'messaging.subject_erased.v1'")) == 1
+    assert len(desk.rows("SELECT * FROM outbox WHERE routing_key = 'messaging.subject_erased.v1'")) == 2
+    assert len(desk.rows("SELECT * FROM subject_keys WHERE subject_id = :s AND shredded_at IS NOT NULL",
+                         s=joana)) == 1
     scanner = LeakScanner(["Meu telefone novo é outro", "Assunto da Joana"])
     scanner.assert_clean([pair for table in TABLES for pair in table_texts(desk.db, table)])
     _rebuilds_identically(desk)  # the erasure included

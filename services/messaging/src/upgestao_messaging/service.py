@@ -3,8 +3,9 @@
 Every method derives its actor from the verified access token (the kernel's ``rpc`` entrypoint and
 ``Database``), checks the permission again after the gateway (roles from identity, cached), and applies
 the visibility rule (``domain/visibility.py``) in the use cases. Data-subject methods answer privacy's
-broker user only; ``push_view`` the gateway's (:mod:`.entrypoints.push`). A timer acting as the system
-reopens snoozed conversations whose time has come.
+broker user only (and privacy's ``erasure_requested`` events are handled); ``data_map`` anyone;
+``push_view`` the gateway's (:mod:`.entrypoints.push`). A timer acting as the system reopens snoozed
+conversations whose time has come.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nameko.rpc import RpcProxy
-from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
+from upgestao_kernel.events import EventEnvelope
+from upgestao_kernel.nameko_ext import Database, HealthRpc, reliable_handler, rpc
 from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
 from upgestao_kernel.unit_of_work import UnitOfWork
 
@@ -182,5 +184,21 @@ class MessagingService(PushRpc, HealthRpc):
         return self._api().export_subject(subject_id)
 
     @rpc
-    def erase_subject(self, subject_id: Any) -> dict:
-        return self._api().erase_subject(subject_id)
+    def erase_subject(self, subject_id: Any, mode: Any = "deletion", request_id: Any = None) -> dict:
+        return self._api().erase_subject(subject_id, mode, request_id)
+
+    @rpc
+    def customer_ids(self, channel: Any = None, limit: Any = 500, cursor: Any = None) -> dict:
+        return self._api().customer_ids(channel, limit, cursor)
+
+    @rpc
+    def data_map(self) -> dict:
+        """Every personal field messaging keeps (public, as identity's: no personal value in it)."""
+        return self._api().data_map()
+
+    @reliable_handler("privacy", ["privacy.erasure_requested.v1"])
+    def on_erasure_requested(self, event: EventEnvelope) -> None:
+        """Privacy asks to erase a person: shred, purge, confirm with ``messaging.subject_erased.v1``."""
+        with self.db.handling(event) as uow:
+            if uow is not None:
+                self._api().erasure_requested(with_sql_repositories(uow), dict(event.data))

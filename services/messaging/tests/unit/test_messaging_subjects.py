@@ -54,7 +54,9 @@ def test_export_of_a_customer_and_of_a_staff_member(two_customers):
 def test_erasure_of_one_customer_leaves_the_other_intact_and_happens_once(two_customers):
     world, admin, agent, joana, pedro, cj, cp, mj, mp, chat = two_customers
     privacy = world.api(None, caller_service="privacy")
-    assert privacy.erase_subject(joana) == {"subject_id": joana, "erased": True, "messages": 2}
+    assert privacy.erase_subject(joana, "deletion", "req-1") == {
+        "subject_id": joana, "erased": True, "messages": 2, "mode": "deletion", "request_id": "req-1",
+        "shredded": True}
     a = world.api(admin)
     assert [m["body"] for m in a.messages(cj)["items"]] == [None, None]
     assert a.message(mj)["body"] is None and a.conversation(cj)["subject"] is None
@@ -64,9 +66,104 @@ def test_erasure_of_one_customer_leaves_the_other_intact_and_happens_once(two_cu
     assert [m["id"] for m in a.search("endereco")["items"]] == [mp]
     assert all(r["body_sealed"] is None and r["erased"] for r in world.store.rows("messages")
                if r["key_subject_id"] == joana)
-    assert privacy.erase_subject(joana) == {"subject_id": joana, "erased": True, "messages": 2}
+    # a repeat (another request of privacy's) is confirmed again, with the first count, and erases nothing twice
+    assert privacy.erase_subject(joana, "anonymisation", "req-2") == {
+        "subject_id": joana, "erased": True, "messages": 2, "mode": "anonymisation", "request_id": "req-2",
+        "shredded": False}
     assert [e["data"] for e in world.store.published("messaging.subject_erased.v1")] == [
-        {"subject_id": joana, "messages": 2}]
+        {"subject_id": joana, "messages": 2, "request_id": "req-1", "mode": "deletion", "shredded": True},
+        {"subject_id": joana, "messages": 2, "request_id": "req-2", "mode": "anonymisation", "shredded": False}]
+    assert len(world.store.audit_records(action="erase", resource_type="data_subject")) == 1  # one shred
     with pytest.raises(ServiceError) as caught:  # nothing is sealed under a shredded key again
         world.api(agent).send_message(cj, {"body": "de novo", "direction": "incoming"})
     assert caught.value.status == 409
+
+
+def test_erasing_a_staff_member_shreds_their_chat_messages_and_titles_and_drops_their_read_cursors(world):
+    admin, agent = world.staff("admin"), world.staff("attendant")
+    customer = world.customer()
+    a, b = world.api(agent), world.api(admin)
+    conversation = b.open_conversation({"customer_id": customer, "channel": "web", "assignee_id": agent})["id"]
+    reply = a.send_message(conversation, {"body": "Resposta ao cliente", "direction": "outgoing"})["message"]["id"]
+    a.mark_read(conversation, reply)
+    group = a.create_chat({"kind": "group", "title": "Plantão de sábado", "member_ids": [admin]})["id"]
+    said = a.send_chat_message(group, {"body": "Eu cubro o sábado"})["message"]["id"]
+    a.mark_chat_read(group, said)
+    assert [r for r in world.store.rows("read_cursors") if r["user_id"] == agent]
+    answer = world.api(None, caller_service="privacy").erase_subject(agent)
+    assert answer["shredded"] and answer["messages"] == 1 and answer["mode"] == "deletion"
+    assert b.chat(group)["title"] is None and b.message(said)["body"] is None
+    assert b.search("sabado")["items"] == []
+    assert b.message(reply)["body"] == "Resposta ao cliente"  # the customer's conversation: the customer's data
+    assert not [r for r in world.store.rows("read_cursors") if r["user_id"] == agent]
+
+
+def test_blocking_is_confirmed_without_change_and_a_later_deletion_still_erases(two_customers):
+    world, admin, agent, joana, pedro, cj, cp, mj, mp, chat = two_customers
+    privacy = world.api(None, caller_service="privacy")
+    assert privacy.erase_subject(joana, "blocking", "req-b") == {
+        "subject_id": joana, "erased": False, "messages": 0, "mode": "blocking", "request_id": "req-b",
+        "shredded": False}
+    assert world.api(admin).message(mj)["body"] == "Quero cancelar meu plano hoje"
+    assert privacy.erase_subject(joana, "deletion", "req-d")["shredded"] is True
+    assert world.api(admin).message(mj)["body"] is None
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (("not-a-uuid",), "subject_id"), ((None,), "subject_id"), (("{id}", "forget"), "mode"),
+    (("{id}", "deletion", 7), "request_id"), (("{id}", "deletion", "x" * 65), "request_id")])
+def test_erasure_arguments_are_checked(two_customers, args, field):
+    world, _, _, joana, *_ = two_customers
+    args = tuple(joana if a == "{id}" else a for a in args)
+    with pytest.raises(ServiceError) as caught:
+        world.api(None, caller_service="privacy").erase_subject(*args)
+    assert caught.value.status == 422 and caught.value.extensions["errors"][0]["field"] == field
+    assert world.store.published("messaging.subject_erased.v1") == []
+
+
+def test_the_erasure_event_erases_and_a_malformed_one_is_refused(two_customers):
+    world, admin, agent, joana, pedro, cj, cp, mj, mp, chat = two_customers
+    api = world.api("system", "system", caller_service="privacy")
+    uow = world.make(api.deps.unit_of_work().context)
+    with uow:
+        api.api.erasure_requested(uow, {"request_id": "r9", "subject_id": joana, "mode": "anonymisation"})
+    assert world.api(admin).message(mj)["body"] is None and world.api(admin).message(mp)["body"]
+    assert world.store.published("messaging.subject_erased.v1")[0]["data"]["request_id"] == "r9"
+    with pytest.raises(ValueError), world.make(api.deps.unit_of_work().context) as uow:
+        api.api.erasure_requested(uow, {"request_id": "r10", "subject_id": "nobody", "mode": "deletion"})
+
+
+def test_customer_ids_are_privacys_and_paged(world):
+    admin = world.staff("admin")
+    customers = sorted(world.customer() for _ in range(5))
+    api = world.api(admin)
+    for n, customer in enumerate(customers):
+        api.open_conversation({"customer_id": customer, "channel": "email" if n % 2 else "web"})
+    api.open_conversation({"customer_id": customers[0], "channel": "web"})  # twice: listed once
+    privacy = world.api(None, caller_service="privacy")
+    first = privacy.customer_ids(None, 3)
+    assert first["items"] == customers[:3] and first["next"] == customers[2]
+    rest = privacy.customer_ids(None, 3, first["next"])
+    assert rest == {"items": customers[3:], "next": None}
+    assert privacy.customer_ids("email")["items"] == customers[1::2]
+    for bad, field in (({"channel": "fax"}, "channel"), ({"limit": 0}, "limit"), ({"limit": "9"}, "limit"),
+                       ({"cursor": "x"}, "cursor")):
+        with pytest.raises(ServiceError) as caught:
+            privacy.customer_ids(**bad)
+        assert caught.value.status == 422 and caught.value.extensions["errors"][0]["field"] == field
+    with pytest.raises(ServiceError) as caught:
+        world.api(admin, caller_service="gateway").customer_ids()
+    assert caught.value.status == 403
+
+
+def test_the_data_map_declares_every_sealed_field():
+    from upgestao_messaging.domain.datamap import data_map_document
+    from upgestao_messaging.service_layer import attachments
+
+    items = data_map_document()
+    declared = {(i["resource"], i["field"]) for i in items}
+    assert {("message", "body"), ("conversation", "subject"), ("chat", "title"),
+            ("attachment", attachments.CONTENT), ("attachment", attachments.NAME),
+            ("attachment", attachments.SHA256)} <= declared
+    assert all({"category", "description", "purpose", "legal_basis", "retention", "encrypted_at_rest",
+                "shareable_with_integrations"} <= set(i) for i in items)

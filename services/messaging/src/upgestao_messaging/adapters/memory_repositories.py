@@ -83,6 +83,11 @@ class MemoryConversations(MemoryRepository):
     def of_customer(self, customer_id: str) -> list[ConversationRecord]:
         return sorted((c for c in self._all() if c.customer_id == customer_id), key=lambda c: (c.created_at, c.id))
 
+    def customer_ids(self, channel: str | None, limit: int, after: str | None) -> list[str]:
+        ids = {c.customer_id for c in self._all() if (channel is None or c.channel == channel)
+               and (after is None or c.customer_id > after)}
+        return sorted(ids)[:limit]
+
 
 class MemoryMessages(MemoryRepository):
     def _all(self) -> list[MessageRecord]:

@@ -188,7 +188,10 @@ class _Changes:
 
     @on(SubjectErased)
     def _erased(self, out: list[Change], e: EventEnvelope, event: SubjectErased) -> None:
+        if not event.shredded:
+            return  # a repeated request, or a block: confirmed, nothing changes
         subject_id = _id(e)
+        out.append(Delete("read_cursors", {"user_id": subject_id}))
         out.append(Update("messages", {"key_subject_id": subject_id}, {"body_sealed": None, "erased": True}))
         out.append(Update("message_versions", {"key_subject_id": subject_id}, {"body_sealed": None}))
         out.append(Update("conversations", {"customer_id": subject_id}, {"subject_sealed": None, "erased": True}))

@@ -179,6 +179,16 @@ class SqlConversations(_Repository):
         query = conversations.select().where(c.customer_id == customer_id).order_by(c.created_at, c.id)
         return [ConversationRecord.of(r) for r in self._rows(query)]
 
+    def customer_ids(self, channel: str | None, limit: int, after: str | None) -> list[str]:
+        """The distinct customers of every conversation (of ``channel``), by id, after ``after``: one index
+        range (``ix_conversations_customer``; with a channel, filtered along it)."""
+        query = sa.select(c.customer_id).distinct()
+        if channel is not None:
+            query = query.where(c.channel == channel)
+        if after is not None:
+            query = query.where(c.customer_id > after)
+        return list(self._uow.conn.execute(query.order_by(c.customer_id).limit(limit)).scalars())
+
 
 class SqlMessages(_Repository):
     def _records(self, query: Any, params: Mapping[str, Any] | None = None) -> list[MessageRecord]:

@@ -185,8 +185,16 @@ class ChatMemberRemoved(MessagingEvent, subject="chat_id", publishes=("chat_id",
 
 
 @dataclass(frozen=True)
-class SubjectErased(MessagingEvent, subject="subject_id", publishes=("subject_id", "messages")):
-    """The subject's key was shredded: ``messages`` bodies sealed under it are gone for good; the read
-    models drop them (and the conversations' subjects, the chats' titles) when they fold this event."""
+class SubjectErased(MessagingEvent, subject="subject_id",
+                    publishes=("subject_id", "messages", "request_id", "mode", "shredded")):
+    """Privacy's erasure request answered (the confirmation privacy waits for). ``mode``: ``deletion`` or
+    ``anonymisation`` (both shred: ``messages`` bodies sealed under the subject are gone for good, and the read
+    models drop them, the conversations' subjects and the chats' titles when they fold this event), or
+    ``blocking`` (nothing changes in messaging: see ``service_layer/subjects.py``). ``shredded``: this event's
+    request shredded the key; False for a repeated request (the first one's count, nothing erased twice) and
+    for a block. ``request_id``: privacy's request (None: an erasure asked by RPC without one)."""
 
     messages: int
+    request_id: str | None = None
+    mode: str = "deletion"
+    shredded: bool = True

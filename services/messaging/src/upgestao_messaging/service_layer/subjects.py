@@ -1,7 +1,8 @@
-"""Data subjects (LGPD arts. 18): everything messaging holds about a person, and its erasure.
+"""Data subjects (LGPD art. 18): everything messaging holds about a person, its erasure, and who they are.
 
 Served to privacy's broker user only (``uow.context.caller_service == "privacy"``, which RabbitMQ
-vouched for; never a header): anyone else gets 403, audited as denied.
+vouched for; never a header): anyone else gets 403, audited as denied. ``data_map`` alone is public (it
+holds no personal value; the gateway asks ``datamap.read``), as identity's is.
 
 Export (audited, purpose ``data subject access``): as a customer, their conversations with every
 message (private notes included: they are data about the person), subjects opened; as staff, the
@@ -9,20 +10,37 @@ messages they wrote (a chat message's body, sealed under them; a reply in a cust
 sealed under that customer, so only its ids and times are theirs to receive), their chats (a title only
 where they created the chat), read cursors and teams.
 
-Erasure: the subject's key is shredded (every body, subject and title sealed under it is unreadable for
-good, in the read models and in the event log alike), the read models drop them (``subject_erased``),
-their search entries and attachments' contents go, and ``messaging.subject_erased.v1`` is emitted once:
-a repeated request answers the first one's count and emits nothing.
+Erasure, asked by privacy's ``privacy.erasure_requested.v1`` (``request_id``, ``subject_id``, ``mode``) or by
+the ``erase_subject`` RPC, confirmed by ``messaging.subject_erased.v1`` carrying ``request_id`` and ``mode``:
+
+* ``deletion`` and ``anonymisation`` end alike here: the subject's key is shredded (every body, subject, title
+  and attachment sealed under it is unreadable for good, in the read models and in the event log alike), the
+  read models drop those ciphertexts and the subject's read cursors (``subject_erased`` folded), their search
+  entries (keyed hashes of their words: the key's shredding does not reach them) and attachments' contents go.
+  What stays is ids, times and states (a conversation's channel, status, who answered): pseudonymous records
+  that identity's erasure of the profile leaves pointing to nobody, kept for the help desk's figures. The two
+  modes differ in identity (a deleted profile vs a profile emptied to an anonymous record).
+* ``blocking`` (LGPD art. 18 IV: processing suspended, the data kept) is confirmed without change: identity
+  blocks the person (no sign-in, no longer an active customer, so messaging opens no conversation and records
+  no message for them: its directory check refuses), and messaging keeps the data unaltered so that unblocking
+  gives it back. Withholding existing conversations from staff would need a check on every read of every
+  body; the block is short (until the DPO's decision) and the staff who read them are those who served the
+  person. Said in the confirmation (``shredded: false``).
+* Idempotent: the first deletion or anonymisation shreds; a repeated request (the same or another request id)
+  is confirmed again with the first one's count and erases nothing twice; the same event delivered twice is
+  handled once (``self.db.handling``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from upgestao_kernel.errors import forbidden
+from upgestao_kernel.errors import forbidden, invalid_field
 
 from ..adapters.ports import MessagingUnitOfWork
-from ..domain.subjects import Erasure
+from ..domain.conversations import CHANNELS
+from ..domain.datamap import data_map_document
+from ..domain.subjects import MODES, SHREDDING, Erasure
 from . import attachments as attachment_cases
 from .access import (
     Deps,
@@ -82,16 +100,67 @@ class SubjectUseCases:
                 "messages_authored": authored, "chats": chats, "read_cursors": cursors, "teams": teams,
                 "attachments": files}
 
-    def erase_subject(self, subject_id: Any) -> dict[str, Any]:
+    def erase_subject(self, subject_id: Any, mode: Any = "deletion", request_id: Any = None) -> dict[str, Any]:
         with self.deps.unit_of_work() as uow:
             self._only_privacy(uow, "erase", subject_id if isinstance(subject_id, str) else None)
-            sid = check_uuid("subject_id", subject_id)
-            done = uow.load(Erasure, sid)
-            if done is not None:
-                return {"subject_id": sid, "erased": True, "messages": done.messages}
-            count = uow.messages.count_sealed_under(sid)
-            uow.personal.shred(subject_id=sid, resource_type="data_subject", purpose="erasure")
-            uow.search_index.purge_subject(sid)
-            self.deps.attachments.purge_subject(uow, sid)
-            uow.save(Erasure.record(sid, count))
-        return {"subject_id": sid, "erased": True, "messages": count}
+            sid, mode, request_id = _erasure_arguments(subject_id, mode, request_id)
+            return erase(uow, self.deps, sid, mode=mode, request_id=request_id)
+
+    def erasure_requested(self, uow: MessagingUnitOfWork, data: dict[str, Any]) -> dict[str, Any]:
+        """Privacy's ``privacy.erasure_requested.v1`` (in the handler's unit of work: the event is claimed in
+        the same transaction). Bad data raises ValueError: the event is parked, never half done."""
+        try:
+            sid, mode, request_id = _erasure_arguments(data.get("subject_id"), data.get("mode", "deletion"),
+                                                       data.get("request_id"))
+        except Exception as exc:  # a ServiceError (422) here is a malformed event
+            raise ValueError("privacy.erasure_requested.v1: malformed subject_id, mode or request_id") from exc
+        return erase(uow, self.deps, sid, mode=mode, request_id=request_id)
+
+    def customer_ids(self, channel: Any = None, limit: Any = 500, cursor: Any = None) -> dict[str, Any]:
+        """The customers of every conversation (of one channel): a breach's affected people, ids only, by id;
+        ``next`` is the cursor of the next page (None: the last)."""
+        with self.deps.unit_of_work() as uow:
+            self._only_privacy(uow, "list", None)
+            if channel is not None and channel not in CHANNELS:
+                raise invalid_field("channel", f"must be one of {', '.join(CHANNELS)}")
+            if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_IDS:
+                raise invalid_field("limit", f"must be an integer from 1 to {MAX_IDS}")
+            after = None if cursor is None else check_uuid("cursor", cursor)
+            ids = uow.conversations.customer_ids(channel, limit + 1, after)
+            uow.audit_access(action="list", resource_type="data_subject", resource_id=None, subject_id=None,
+                             fields=("customer_id",), purpose="privacy incident")
+        page = ids[:limit]
+        return {"items": page, "next": page[-1] if len(ids) > limit else None}
+
+    @staticmethod
+    def data_map() -> dict[str, Any]:
+        return {"service": "messaging", "items": data_map_document()}
+
+
+MAX_IDS = 1000
+REQUEST_ID_MAX = 64
+
+
+def _erasure_arguments(subject_id: Any, mode: Any, request_id: Any) -> tuple[str, str, str | None]:
+    sid = check_uuid("subject_id", subject_id)
+    if mode not in MODES:
+        raise invalid_field("mode", f"must be one of {', '.join(MODES)}")
+    if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= REQUEST_ID_MAX):
+        raise invalid_field("request_id", f"must be a string of at most {REQUEST_ID_MAX} characters")
+    return sid, mode, request_id
+
+
+def erase(uow: MessagingUnitOfWork, deps: Deps, sid: str, *, mode: str, request_id: str | None) -> dict[str, Any]:
+    """Answer one request on ``uow``: the first deletion or anonymisation shreds and purges; anything else is
+    confirmed as it stands. Every answer is a ``subject_erased`` (the confirmation privacy waits for)."""
+    erasure = uow.load(Erasure, sid) or Erasure.start(sid)
+    shreds = mode in SHREDDING and not erasure.done
+    count = uow.messages.count_sealed_under(sid) if shreds else erasure.messages
+    if shreds:
+        uow.personal.shred(subject_id=sid, resource_type="data_subject", purpose="erasure")
+        uow.search_index.purge_subject(sid)
+        deps.attachments.purge_subject(uow, sid)
+    erasure.confirm(mode=mode, request_id=request_id, messages=count)
+    uow.save(erasure)  # folded: the read models drop what was sealed under the subject (when it shreds)
+    return {"subject_id": sid, "erased": erasure.done, "messages": erasure.messages, "mode": mode,
+            "request_id": request_id, "shredded": shreds}
