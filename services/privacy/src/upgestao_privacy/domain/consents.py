@@ -103,7 +103,7 @@ class ConsentHolder(Aggregate):
         purposes = {**self.purposes, **{k: bool(v) for k, v in chosen.items() if k in OPTIONAL_PURPOSES},
                     ESSENTIAL: True}
         changed = sorted(k for k in OPTIONAL_PURPOSES if purposes[k] != self.purposes[k])
-        if not changed and policy_version == self.policy_version and self.version:
+        if not changed and self.policy_version is not None and policy_version == self.policy_version:
             return False
         self.trigger(ConsentsChanged(holder_kind=kind, user_id=user_id, purposes=purposes, changed=changed,
                                      policy_version=policy_version, source=source, request_id=request_id))
