@@ -23,6 +23,7 @@ from ..http.bodies import BinaryResponse, RawBody
 from ..http.request import GatewayRequest
 from ..http.responses import Reply
 from ..http.routing import route
+from ..privacy_consent.schemas import MeSchema
 from .schemas import (
     AcceptedSchema,
     CustomerCreateSchema,
@@ -126,17 +127,17 @@ class IdentityRoutes:
 
     # -- own profile ------------------------------------------------------------------
 
-    @route("GET", "/v1/me", personal_data=True, response=UserSchema, auth="required", permission="profile.read",
-           errors=(503,), tags=PEOPLE, summary="One's own profile")
+    @route("GET", "/v1/me", personal_data=True, response=MeSchema, auth="required", permission="profile.read",
+           errors=(503,), tags=PEOPLE, summary="One's own profile (and the privacy-policy version to accept, if any)")
     def me(self, request: GatewayRequest) -> dict:
-        return self.rpc.identity.me()
+        return self.me_with_policy()  # identity.me + privacy.policy_status (PrivacyConsentRoutes)
 
     @route("PATCH", "/v1/me", personal_data=True, body=MePatchSchema, response=UserSchema, auth="required",
            permission="profile.update", errors=(409, 429, 503), tags=PEOPLE,
-           summary="Edit one's own profile (fields the role allows; others need a correction request: 403 "
-                   "correction-required)")
-    def update_me(self, request: GatewayRequest, body: dict) -> dict:
-        return self.rpc.identity.update_me(body)["user"]
+           summary="Edit one's own profile (fields the role allows are applied; the others are filed as a "
+                   "correction request: 202 {id, fields, status, applied})")
+    def update_me(self, request: GatewayRequest, body: dict) -> dict | Reply:
+        return self.update_me_or_file(body)  # PrivacyConsentRoutes
 
     # -- staff users ------------------------------------------------------------------
 
