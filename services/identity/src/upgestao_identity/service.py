@@ -12,8 +12,9 @@ import binascii
 import functools
 
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
+from upgestao_kernel.events import EventEnvelope
 from upgestao_kernel.limits import PHOTO_MAX_BYTES
-from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
+from upgestao_kernel.nameko_ext import Database, HealthRpc, reliable_handler, rpc
 from upgestao_kernel.unit_of_work import UnitOfWork
 
 from .adapters.hashing_pool import HasherBusy
@@ -22,7 +23,7 @@ from .adapters.sql_repositories import with_sql_repositories
 from .domain.datamap import data_map_document
 from .entrypoints.dependencies import Identity
 from .entrypoints.errors import PROBLEMS  # noqa: F401  (registers identity's refusals with @rpc's edge table)
-from .service_layer import customers, directory, notices, roles, sessions, users
+from .service_layer import customers, directory, notices, roles, sessions, subjects, users
 from .service_layer.auth import Auth, checked_password, hashing_busy
 
 MAX_PHOTO_BYTES = PHOTO_MAX_BYTES
@@ -254,6 +255,54 @@ class IdentityService(HealthRpc):
         """Which of ``ids`` are staff users (role, active) or customers: ids only, no personal value."""
         with self._uow() as uow:
             return directory.lookup(uow, ids)
+
+    # -- data subjects (for privacy only: LGPD art. 18) ------------------------------------
+
+    @rpc(keep_reply=False)  # a reply holding a person's whole profile is never stored
+    def export_subject(self, subject_id: str) -> dict:
+        """Everything identity holds about ``subject_id`` (audited, purpose ``data subject access``)."""
+        with self._uow() as uow:
+            return subjects.export(uow, subject_id)
+
+    @rpc
+    def erase_subject(self, subject_id: str, mode: str = "deletion", request_id: str | None = None) -> dict:
+        """Deletion, anonymisation or blocking of ``subject_id``, confirmed by ``identity.subject_erased.v1``."""
+        with self._uow() as uow:
+            return subjects.erase(uow, subject_id, mode, request_id)
+
+    @reliable_handler("privacy", ["privacy.erasure_requested.v1"])
+    def on_erasure_requested(self, event: EventEnvelope) -> None:
+        """Privacy asks every service to erase a data subject (request_id, subject_id, mode): erased here, then
+        confirmed; a redelivered event is handled once, a repeated request confirmed again."""
+        with self.db.handling(event) as uow:
+            if uow is not None:
+                subjects.erase_requested(with_sql_repositories(uow), event.data)
+
+    @rpc(keep_reply=False)
+    def contacts(self, subject_ids: list) -> dict:
+        """Address, name and language of each of ``subject_ids`` identity can write to (purpose notification)."""
+        with self._uow() as uow:
+            return subjects.contacts(uow, subject_ids)
+
+    @rpc(sensitive_arguments=("email",))
+    def find_subject(self, email: str) -> dict:
+        """Whose ``email`` is: ``{"subject_id", "kind"}`` (``user``, ``customer``; None: nobody's)."""
+        with self._uow() as uow:
+            return subjects.find_subject(uow, email)
+
+    @rpc(sensitive_arguments=("changes",))
+    def apply_correction(self, subject_id: str, changes: dict, correction_id: str) -> dict:
+        """A correction the calling reviewer (``privacy.review``) approved: the changed field names."""
+        c = self.identity
+        with self._uow() as uow:
+            return subjects.apply_correction(uow, subject_id, changes, correction_id, today=c.today(),
+                                             minimum_age=c.settings.minimum_age)
+
+    @rpc
+    def subject_ids(self, criterion: dict, limit: int = subjects.MAX_IDS_PAGE, cursor: str | None = None) -> dict:
+        """A page of the ids a breach criterion names (``every_user``, ``every_customer``)."""
+        with self._uow() as uow:
+            return subjects.subject_ids(uow, criterion, limit, cursor)
 
     # -- roles ------------------------------------------------------------------------
 

@@ -99,6 +99,17 @@ class FakeIdentity:
         """A call from the notifier's broker user (what ``caller_service`` is, once RabbitMQ checked it)."""
         return RequestContext(request_id="req-n", correlation_id="req-n", caller_service="notifier")
 
+    def service_context(self, service: str, actor_id: str | None = None, role: str | None = None) -> RequestContext:
+        """A call from ``service``'s broker user, as ``actor_id`` (a token riding along) or as nobody."""
+        return RequestContext(request_id="req-s", correlation_id="req-s", caller_service=service,
+                              actor_id=actor_id, actor_role=role if actor_id else None)
+
+    def as_service(self, service: str, case: Callable[..., Any], *args: Any, actor: str | None = None,
+                   role: str | None = None, **kwargs: Any) -> Any:
+        """``case(uow, *args, **kwargs)`` called by ``service`` (privacy: the data subjects' RPCs)."""
+        with self.uow(context=self.service_context(service, actor, role)) as uow:
+            return case(uow, *args, **kwargs)
+
     def uow(self, actor_id: str | None = None, role: str | None = None, source_ip: str = "203.0.113.7",
             context: RequestContext | None = None) -> FakeUnitOfWork:
         return self._make(context or self.context(actor_id, role, source_ip))

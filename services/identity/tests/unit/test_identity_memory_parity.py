@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from upgestao_identity.adapters.projections import projections
 from upgestao_identity.adapters.tables import READ_MODELS, metadata
 from upgestao_identity.domain.roles import BUILT_IN_ROLES
-from upgestao_identity.service_layer import customers, roles, users
+from upgestao_identity.service_layer import customers, roles, subjects, users
 from upgestao_kernel.db import create_engine
 
 
@@ -40,6 +40,14 @@ def busy_day(fake) -> None:
                                   today=fake.today, minimum_age=18))
     fake.run(customers.search, email="carla@example.com", phone=None, limit=5, cursor=None)
     fake.run(users.list_page, 2, fake.run(users.list_page, 2, None)["next_cursor"])
+    # data subjects' requests (issue 14): each outcome, asked by privacy
+    gone, anonymous, blocked = fake.add_user(4), fake.add_user(5), fake.add_user(6)
+    fake.login("ana4@example.com.br")
+    fake.login("ana6@example.com.br")
+    dora = fake.run(customers.register, {"full_name": "Dora", "phone": "21 99876-1111"}, today=fake.today)
+    for subject, mode in ((gone, "deletion"), (anonymous, "anonymisation"), (blocked, "blocking"),
+                          (dora["id"], "anonymisation"), (gone, "deletion")):
+        fake.as_service("privacy", subjects.erase, subject, mode, f"request-{mode}")
 
 
 def test_memory_and_sql_projections_agree_row_for_row(fake, tmp_path):

@@ -9,13 +9,16 @@ events through both and compares every row.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from upgestao_kernel.context import RequestContext
 from upgestao_kernel.events import EventEnvelope
 from upgestao_kernel.fakes import FakeUnitOfWork, FakeVault, MemoryRepository, MemoryStore, MemoryTransaction
 
+from ..domain.subjects import DELETION, SHREDDING, STATUS_OF
 from .ports import (
     Cursor,
     CustomerRecord,
@@ -50,7 +53,12 @@ class MemoryUsers(MemoryRepository):
         return any(r["email_index"] == email_index and r["id"] != except_id for r in self.tx.table("users").values())
 
     def page(self, limit: int, after: Cursor | None) -> list[UserRecord]:
-        return [UserRecord(**r) for r in _keyset(list(self.tx.table("users").values()), limit, after)]
+        listed = [r for r in self.tx.table("users").values() if r["status"] in ("active", "deactivated")]
+        return [UserRecord(**r) for r in _keyset(listed, limit, after)]
+
+    def ids_page(self, limit: int, after: Cursor | None) -> list[tuple[datetime, str]]:
+        active = [r for r in self.tx.table("users").values() if r["status"] == "active"]
+        return [(r["created_at"], r["id"]) for r in _keyset(active, limit, after)]
 
     def active_admin_exists(self) -> bool:
         return any(r["role"] == "admin" and r["status"] == "active" for r in self.tx.table("users").values())
@@ -67,10 +75,14 @@ class MemoryCustomers(MemoryRepository):
 
     def page(self, limit: int, after: Cursor | None, *, email_index: str | None = None,
              phone_index: str | None = None) -> list[CustomerRecord]:
-        rows = [r for r in self.tx.table("customers").values()
-                if (email_index is None or r["email_index"] == email_index)
+        rows = [r for r in self.tx.table("customers").values() if r["status"] == "active"
+                and (email_index is None or r["email_index"] == email_index)
                 and (phone_index is None or r["phone_index"] == phone_index)]
         return [CustomerRecord(**r) for r in _keyset(rows, limit, after)]
+
+    def ids_page(self, limit: int, after: Cursor | None) -> list[tuple[datetime, str]]:
+        active = [r for r in self.tx.table("customers").values() if r["status"] == "active"]
+        return [(r["created_at"], r["id"]) for r in _keyset(active, limit, after)]
 
 
 class MemoryRoles(MemoryRepository):
@@ -101,6 +113,10 @@ class MemorySessions(MemoryRepository):
     def owner_of(self, session_id: str) -> str | None:
         row = self.tx.get("sessions", session_id)
         return row["user_id"] if row else None
+
+    def of_user(self, user_id: str) -> list[SessionRecord]:
+        rows = [r for r in self.tx.table("sessions").values() if r["user_id"] == user_id]
+        return [SessionRecord(**r) for r in sorted(rows, key=lambda r: (r["created_at"], r["id"]))]
 
 
 class MemoryPasswordResets(MemoryRepository):
@@ -134,6 +150,10 @@ class MemoryCredentials(MemoryRepository):
         return LoginCandidate(id=user.id, role=user.role, status=user.status, password_hash=password_hash,
                               email=user.email)
 
+    def delete(self, user_id: str) -> None:
+        if self.tx.get("credentials", user_id) is not None:
+            self.tx.delete("credentials", user_id)
+
 
 class MemoryPhotos(MemoryRepository):
     def add(self, photo_id: str, subject_id: str, content: str, at: datetime) -> None:
@@ -148,6 +168,11 @@ class MemoryPhotos(MemoryRepository):
     def content(self, photo_id: str) -> str | None:
         row = self.tx.get("photos", photo_id)
         return row["content"] if row else None
+
+    def delete_of(self, subject_id: str) -> None:
+        for photo_id, row in self.tx.table("photos").items():
+            if row["subject_id"] == subject_id:
+                self.tx.delete("photos", photo_id)
 
 
 class MemoryLoginBudgets(MemoryRepository):
@@ -205,6 +230,11 @@ class MemoryNotices(MemoryRepository):
             if row["user_id"] == user_id and row["kind"] == kind:
                 self.tx.delete("notices", notice_id)
 
+    def drop_all_of(self, user_id: str) -> None:
+        for notice_id, row in list(self.tx.table("notices").items()):
+            if row["user_id"] == user_id:
+                self.tx.delete("notices", notice_id)
+
 
 class MemoryKnownNetworks(MemoryRepository):
     def seen(self, user_id: str, network_index: str, now: datetime) -> datetime | None:
@@ -222,6 +252,25 @@ class MemoryKnownNetworks(MemoryRepository):
             if row["user_id"] == user_id and row["last_seen"] < before:
                 self.tx.delete("known_networks", key)
 
+    def forget_all(self, user_id: str) -> None:
+        for key, row in list(self.tx.table("known_networks").items()):
+            if row["user_id"] == user_id:
+                self.tx.delete("known_networks", key)
+
+
+class MemoryEventLog(MemoryRepository):
+    """The rewrite on the store's events at once (the fake's event log is a list; its tests commit)."""
+
+    def rewrite(self, stream_id: str, change: Callable[[str, Mapping[str, Any]], dict[str, Any] | None]) -> int:
+        rewritten = 0
+        for events in (self.tx.store.events, self.tx.events):
+            for i, event in enumerate(events):
+                data = change(event.type, event.data) if event.stream_id == stream_id else None
+                if data is not None:
+                    events[i] = replace(event, data=data)
+                    rewritten += 1
+        return rewritten
+
 
 class MemoryRepositories:
     """Identity's repositories on a fake unit of work (the factory given to ``with_repositories``)."""
@@ -238,6 +287,7 @@ class MemoryRepositories:
         self.login_budgets = MemoryLoginBudgets(uow)
         self.notices = MemoryNotices(uow)
         self.known_networks = MemoryKnownNetworks(uow)
+        self.event_log = MemoryEventLog(uow)
 
 
 # -- read models ----------------------------------------------------------------------
@@ -263,6 +313,9 @@ class MemoryUsersProjection:
                 **dict.fromkeys(_USER_COLUMNS), "photo_id": None, "photo_content_type": None,
                 "created_at": at, "updated_at": at, "version": event.version, "locale": "pt-BR", **d["fields"],
             })
+            return
+        if t == "identity.user_erased.v1":
+            _erase_user(tx, user_id, d["mode"], at, event.version)
             return
         values: dict = {"updated_at": at, "version": event.version}
         if t == "identity.user_profile_changed.v1":
@@ -291,6 +344,23 @@ class MemoryUsersProjection:
         tx.update("users", user_id, **values)
 
 
+def _erase_user(tx: MemoryTransaction, user_id: str, mode: str, at, version: int) -> None:
+    if mode in SHREDDING:
+        for token_hash, reset in tx.table("password_resets").items():
+            if reset["user_id"] == user_id:
+                tx.delete("password_resets", token_hash)
+        for session_id, session in tx.table("sessions").items():
+            if session["user_id"] == user_id:
+                tx.delete("sessions", session_id)
+    if mode == DELETION:
+        tx.delete("users", user_id)
+        return
+    values: dict = {"status": STATUS_OF[mode], "updated_at": at, "version": version}
+    if mode in SHREDDING:
+        values.update(dict.fromkeys(_USER_COLUMNS), email_index=None, photo_id=None, photo_content_type=None)
+    tx.update("users", user_id, **values)
+
+
 class MemoryCustomersProjection:
     def apply(self, tx: MemoryTransaction, event: EventEnvelope) -> None:
         t, d, at = event.type, event.data, event.occurred_at
@@ -299,11 +369,20 @@ class MemoryCustomersProjection:
             tx.put("customers", customer_id, {
                 "id": customer_id, "email_index": d["email_index"], "phone_index": d["phone_index"],
                 **dict.fromkeys(_CUSTOMER_COLUMNS), "created_at": at, "updated_at": at, "version": event.version,
-                **d["fields"],
+                "status": "active", **d["fields"],
             })
         elif t == "identity.customer_changed.v1":
             tx.update("customers", _id(event, "customer"), updated_at=at, version=event.version, **d["fields"],
                       **d["indexes"])
+        elif t == "identity.customer_erased.v1":
+            customer_id, mode = _id(event, "customer"), d["mode"]
+            if mode == DELETION:
+                tx.delete("customers", customer_id)
+                return
+            values: dict = {"status": STATUS_OF[mode], "updated_at": at, "version": event.version}
+            if mode in SHREDDING:
+                values.update(dict.fromkeys(_CUSTOMER_COLUMNS), email_index=None, phone_index=None)
+            tx.update("customers", customer_id, **values)
 
 
 class MemoryRolesProjection:

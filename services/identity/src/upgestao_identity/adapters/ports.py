@@ -9,9 +9,10 @@ operational stores (credentials, photos, login failures) are written through the
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from upgestao_kernel.unit_of_work import UnitOfWorkPort
 
@@ -24,8 +25,8 @@ class UserRecord:
 
     id: str
     role: str
-    status: str
-    email_index: str
+    status: str  # active, deactivated; after a data subject's request anonymised or blocked
+    email_index: str | None  # None once anonymised
     full_name: str | None
     email: str | None
     phone: str | None
@@ -55,6 +56,7 @@ class CustomerRecord:
     created_at: datetime
     updated_at: datetime
     version: int
+    status: str = "active"  # or anonymised, blocked (an erased customer has no row)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,9 @@ class UserRepository(Protocol):
 
     def active_admin_exists(self) -> bool: ...
 
+    def ids_page(self, limit: int, after: Cursor | None) -> list[tuple[datetime, str]]:
+        """``(created_at, id)`` of up to ``limit`` active users after ``after`` (a breach's "every user")."""
+
 
 class CustomerRepository(Protocol):
     def get(self, customer_id: str) -> CustomerRecord | None: ...
@@ -117,7 +122,11 @@ class CustomerRepository(Protocol):
         """The customer whose ``index`` (``email_index`` or ``phone_index``) is ``value``."""
 
     def page(self, limit: int, after: Cursor | None, *, email_index: str | None = None,
-             phone_index: str | None = None) -> list[CustomerRecord]: ...
+             phone_index: str | None = None) -> list[CustomerRecord]:
+        """Up to ``limit`` customers after ``after``, the blocked ones left out (nobody may read them)."""
+
+    def ids_page(self, limit: int, after: Cursor | None) -> list[tuple[datetime, str]]:
+        """``(created_at, id)`` of up to ``limit`` active customers after ``after``."""
 
 
 class RoleRepository(Protocol):
@@ -140,6 +149,9 @@ class SessionRepository(Protocol):
 
     def owner_of(self, session_id: str) -> str | None: ...
 
+    def of_user(self, user_id: str) -> list[SessionRecord]:
+        """Every session of ``user_id``, usable or not, oldest first (a data subject's export)."""
+
 
 class PasswordResetRepository(Protocol):
     def get(self, token_hash: str) -> PasswordResetRecord | None: ...
@@ -157,6 +169,8 @@ class CredentialRepository(Protocol):
 
     def login_candidate(self, email_index: str) -> LoginCandidate | None: ...
 
+    def delete(self, user_id: str) -> None: ...
+
 
 class PhotoRepository(Protocol):
     def add(self, photo_id: str, subject_id: str, content: str, at: datetime) -> None: ...
@@ -164,6 +178,8 @@ class PhotoRepository(Protocol):
     def delete_others(self, subject_id: str, keep: str) -> None: ...
 
     def content(self, photo_id: str) -> str | None: ...
+
+    def delete_of(self, subject_id: str) -> None: ...
 
 
 class LoginBudgetRepository(Protocol):
@@ -214,6 +230,9 @@ class NoticeRepository(Protocol):
     def drop_of(self, user_id: str, kind: str) -> None:
         """Forget every notice of ``kind`` for ``user_id`` (a spent reset token is nothing to send)."""
 
+    def drop_all_of(self, user_id: str) -> None:
+        """Forget every notice of ``user_id`` (an erasure)."""
+
 
 class KnownNetworkRepository(Protocol):
     """The networks each user logged in from, by blind index (``known_networks``)."""
@@ -225,6 +244,16 @@ class KnownNetworkRepository(Protocol):
 
     def forget_before(self, user_id: str, before: datetime) -> None:
         """Forget the networks ``user_id`` last logged in from before ``before``."""
+
+    def forget_all(self, user_id: str) -> None: ...
+
+
+class EventLog(Protocol):
+    """The one rewrite of identity's event log: an erasure blanks a subject's blind indexes in its stream."""
+
+    def rewrite(self, stream_id: str, change: Callable[[str, Mapping[str, Any]], dict[str, Any] | None]) -> int:
+        """Store ``change(type, data)`` as the data of each event of ``stream_id`` for which it is not None;
+        returns how many events were rewritten."""
 
 
 class IdentityUnitOfWork(UnitOfWorkPort, Protocol):
@@ -240,3 +269,4 @@ class IdentityUnitOfWork(UnitOfWorkPort, Protocol):
     login_budgets: LoginBudgetRepository
     notices: NoticeRepository
     known_networks: KnownNetworkRepository
+    event_log: EventLog

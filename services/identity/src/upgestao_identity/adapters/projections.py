@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from upgestao_kernel.events import EventEnvelope, EventHandlers
 
+from ..domain.datamap import CUSTOMER_PROFILE_FIELDS, USER_PROFILE_FIELDS
 from ..domain.events import (
     CustomerChanged,
+    CustomerErased,
     CustomerRegistered,
     NewLoginDetected,
     PasswordResetCompleted,
@@ -26,6 +28,7 @@ from ..domain.events import (
     SessionStarted,
     UserDeactivated,
     UserEmailChanged,
+    UserErased,
     UserLocaleChanged,
     UserPasswordChanged,
     UserPhotoChanged,
@@ -33,6 +36,7 @@ from ..domain.events import (
     UserRegistered,
     UserRoleChanged,
 )
+from ..domain.subjects import DELETION, SHREDDING, STATUS_OF
 from .tables import customers, password_resets, roles, sessions, users
 
 
@@ -93,6 +97,24 @@ class UsersProjection:
     def _deactivated(self, conn: Connection, envelope: EventEnvelope, event: UserDeactivated) -> None:
         self._touch(conn, envelope, status="deactivated")
 
+    @on(UserErased)
+    def _erased(self, conn: Connection, envelope: EventEnvelope, event: UserErased) -> None:
+        """Deletion: the row, its reset tokens and its sessions (revoked just before) go; anonymisation: a row
+        without any personal value (nor index) stays; blocking: the row stays as it is, its status refusing
+        every reader."""
+        user_id = _id(envelope, "user")
+        if event.mode in SHREDDING:
+            conn.execute(password_resets.delete().where(password_resets.c.user_id == user_id))
+            conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+        if event.mode == DELETION:
+            conn.execute(users.delete().where(users.c.id == user_id))
+            return
+        values: dict[str, Any] = {"status": STATUS_OF[event.mode]}
+        if event.mode in SHREDDING:
+            values.update(dict.fromkeys(USER_PROFILE_FIELDS), email_index=None, photo_id=None,
+                          photo_content_type=None)
+        self._touch(conn, envelope, **values)
+
     @on(PasswordResetRequested)
     def _reset_requested(self, conn: Connection, envelope: EventEnvelope, event: PasswordResetRequested) -> None:
         conn.execute(password_resets.insert().values(
@@ -137,6 +159,19 @@ class CustomersProjection:
         conn.execute(customers.update().where(customers.c.id == _id(envelope, "customer")).values(
             updated_at=envelope.occurred_at, version=envelope.version, **event.fields, **event.indexes,
         ))
+
+
+    @on(CustomerErased)
+    def _erased(self, conn: Connection, envelope: EventEnvelope, event: CustomerErased) -> None:
+        customer_id = _id(envelope, "customer")
+        if event.mode == DELETION:
+            conn.execute(customers.delete().where(customers.c.id == customer_id))
+            return
+        values: dict[str, Any] = {"status": STATUS_OF[event.mode]}
+        if event.mode in SHREDDING:
+            values.update(dict.fromkeys(CUSTOMER_PROFILE_FIELDS), email_index=None, phone_index=None)
+        conn.execute(customers.update().where(customers.c.id == customer_id).values(
+            updated_at=envelope.occurred_at, version=envelope.version, **values))
 
 
 class RolesProjection:

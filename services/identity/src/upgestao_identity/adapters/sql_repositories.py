@@ -7,11 +7,14 @@ asks the unit for its connection at each call, so it always works inside the uni
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from upgestao_kernel.schema import events
 from upgestao_kernel.unit_of_work import UnitOfWork
 
 from .ports import (
@@ -41,6 +44,8 @@ from .tables import (
 # seconds, emptied when this process changes a role: the gateway applies a change on the next
 # request (it learns it from the event), identity at most that long after.
 ROLE_CACHE_S = 1.0
+# the users a staff list shows: not the blocked (nobody may read them) nor the anonymised (nobody to show)
+LISTED_USERS = ("active", "deactivated")
 _role_cache: dict[tuple[str, str], tuple[float, RoleRecord | None]] = {}
 
 
@@ -82,7 +87,12 @@ class SqlUsers(_OnConnection):
         return self.conn.execute(q).first() is not None
 
     def page(self, limit: int, after: Cursor | None) -> list[UserRecord]:
-        return [UserRecord(**r._mapping) for r in _keyset(self.conn, sa.select(users), users, limit, after)]
+        listed = sa.select(users).where(users.c.status.in_(LISTED_USERS))
+        return [UserRecord(**r._mapping) for r in _keyset(self.conn, listed, users, limit, after)]
+
+    def ids_page(self, limit: int, after: Cursor | None) -> list[tuple[datetime, str]]:
+        query = sa.select(users.c.created_at, users.c.id).where(users.c.status == "active")
+        return [(r.created_at, r.id) for r in _keyset(self.conn, query, users, limit, after)]
 
     def active_admin_exists(self) -> bool:
         return self.conn.execute(
@@ -103,12 +113,16 @@ class SqlCustomers(_OnConnection):
 
     def page(self, limit: int, after: Cursor | None, *, email_index: str | None = None,
              phone_index: str | None = None) -> list[CustomerRecord]:
-        q = sa.select(customers)
+        q = sa.select(customers).where(customers.c.status == "active")
         if email_index is not None:
             q = q.where(customers.c.email_index == email_index)
         if phone_index is not None:
             q = q.where(customers.c.phone_index == phone_index)
         return [CustomerRecord(**r._mapping) for r in _keyset(self.conn, q, customers, limit, after)]
+
+    def ids_page(self, limit: int, after: Cursor | None) -> list[tuple[datetime, str]]:
+        query = sa.select(customers.c.created_at, customers.c.id).where(customers.c.status == "active")
+        return [(r.created_at, r.id) for r in _keyset(self.conn, query, customers, limit, after)]
 
 
 class SqlRoles(_OnConnection):
@@ -152,6 +166,11 @@ class SqlSessions(_OnConnection):
     def owner_of(self, session_id: str) -> str | None:
         return self.conn.execute(sa.select(sessions.c.user_id).where(sessions.c.id == session_id)).scalar()
 
+    def of_user(self, user_id: str) -> list[SessionRecord]:
+        rows = self.conn.execute(sa.select(sessions).where(sessions.c.user_id == user_id)
+                                 .order_by(sessions.c.created_at, sessions.c.id))
+        return [SessionRecord(**r._mapping) for r in rows]
+
 
 class SqlPasswordResets(_OnConnection):
     def get(self, token_hash: str) -> PasswordResetRecord | None:
@@ -184,6 +203,9 @@ class SqlCredentials(_OnConnection):
         ).first()
         return LoginCandidate(**row._mapping) if row else None
 
+    def delete(self, user_id: str) -> None:
+        self.conn.execute(credentials.delete().where(credentials.c.user_id == user_id))
+
 
 class SqlPhotos(_OnConnection):
     def add(self, photo_id: str, subject_id: str, content: str, at: datetime) -> None:
@@ -194,6 +216,9 @@ class SqlPhotos(_OnConnection):
 
     def content(self, photo_id: str) -> str | None:
         return self.conn.execute(sa.select(photos.c.content).where(photos.c.id == photo_id)).scalar()
+
+    def delete_of(self, subject_id: str) -> None:
+        self.conn.execute(photos.delete().where(photos.c.subject_id == subject_id))
 
 
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -266,6 +291,9 @@ class SqlNotices(_OnConnection):
     def drop_of(self, user_id: str, kind: str) -> None:
         self.conn.execute(notices.delete().where(notices.c.user_id == user_id, notices.c.kind == kind))
 
+    def drop_all_of(self, user_id: str) -> None:
+        self.conn.execute(notices.delete().where(notices.c.user_id == user_id))
+
 
 class SqlKnownNetworks(_OnConnection):
     def seen(self, user_id: str, network_index: str, now: datetime) -> datetime | None:
@@ -284,6 +312,22 @@ class SqlKnownNetworks(_OnConnection):
         c = known_networks.c
         self.conn.execute(known_networks.delete().where(c.user_id == user_id, c.last_seen < before))
 
+    def forget_all(self, user_id: str) -> None:
+        self.conn.execute(known_networks.delete().where(known_networks.c.user_id == user_id))
+
+
+class SqlEventLog(_OnConnection):
+    def rewrite(self, stream_id: str, change: Callable[[str, Mapping[str, Any]], dict[str, Any] | None]) -> int:
+        rows = self.conn.execute(sa.select(events.c.event_id, events.c.type, events.c.data)
+                                 .where(events.c.stream_id == stream_id)).all()
+        rewritten = 0
+        for row in rows:
+            data = change(row.type, row.data)
+            if data is not None:
+                self.conn.execute(events.update().where(events.c.event_id == row.event_id).values(data=data))
+                rewritten += 1
+        return rewritten
+
 
 class SqlRepositories:
     """Identity's repositories for one unit of work (the factory given to ``with_repositories``)."""
@@ -299,6 +343,7 @@ class SqlRepositories:
         self.login_budgets = SqlLoginBudgets(uow)
         self.notices = SqlNotices(uow)
         self.known_networks = SqlKnownNetworks(uow)
+        self.event_log = SqlEventLog(uow)
 
 
 def with_sql_repositories(uow: UnitOfWork) -> UnitOfWork:

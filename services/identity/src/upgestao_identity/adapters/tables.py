@@ -29,7 +29,8 @@ users = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("role", sa.String(40), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("email_index", sa.String(64), nullable=False, unique=True),
+    # NULL once the user is anonymised (the blind index goes with their personal values)
+    sa.Column("email_index", sa.String(64), unique=True),
     sa.Column("full_name", sa.Text), sa.Column("email", sa.Text), sa.Column("phone", sa.Text),
     sa.Column("birth_date", sa.Text), sa.Column("address", sa.Text), sa.Column("job_title", sa.Text),
     sa.Column("gender", sa.Text),
@@ -53,6 +54,8 @@ customers = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    # active, or after a data subject's request anonymised or blocked (an erased customer has no row)
+    sa.Column("status", sa.String(20), nullable=False, server_default="active"),
     sa.Index("ix_customers_created", "created_at", "id"),
 )
 

@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from upgestao_kernel.events import Aggregate
 
 from .datamap import CUSTOMER_PROFILE_FIELDS, sealable
-from .events import CustomerChanged, CustomerRegistered
+from .events import CustomerChanged, CustomerErased, CustomerRegistered
+from .subjects import BLOCKING, STATUS_OF
+
+ACTIVE = "active"
 
 
 class Customer(Aggregate):
@@ -17,6 +20,7 @@ class Customer(Aggregate):
         super().__init__(id)
         self.fields: set[str] = set()
         self.registered = False
+        self.status = ACTIVE  # or, after a data subject's request: erased, anonymised, blocked
 
     @classmethod
     def register(cls, id: str, *, sealed: Mapping[str, str | None], email_index: str | None,
@@ -36,6 +40,18 @@ class Customer(Aggregate):
             return []
         self.trigger(CustomerChanged(fields={n: sealed[n] for n in names}, indexes=dict(indexes)))
         return names
+
+    def erase(self, mode: str, status: str) -> bool:
+        """A data subject's request: ``mode`` leaves the customer ``status``; False when already that far."""
+        if self.status == status or self.status == "erased" or (self.status == "anonymised" and status == "blocked"):
+            return False
+        self.trigger(CustomerErased(mode=mode))
+        return True
+
+    def when_customer_erased(self, mode) -> None:
+        self.status = STATUS_OF[mode]
+        if mode != BLOCKING:
+            self.fields = set()
 
     def when_customer_registered(self, fields, email_index, phone_index) -> None:
         self.registered = True

@@ -113,6 +113,15 @@ class PasswordResetCompleted(IdentityEvent, subject="user_id", publishes=("user_
     token_hash: str
 
 
+@dataclass(frozen=True)
+class UserErased(IdentityEvent, subject="user_id", publishes=("user_id", "mode")):
+    """A data subject's request (LGPD art. 18) ended a user's account: ``mode`` is ``deletion`` (the row goes),
+    ``anonymisation`` (a row without any personal value stays) or ``blocking`` (the sealed values stay,
+    refused to every reader but privacy's export). Their sessions are revoked with it."""
+
+    mode: str
+
+
 # -- customers: stream ``customer-<id>``
 
 
@@ -131,6 +140,27 @@ class CustomerChanged(IdentityEvent, subject="customer_id", publishes=("customer
 
     fields: Mapping[str, str | None]
     indexes: Mapping[str, str | None]  # the new blind indexes of the changed keys
+
+
+@dataclass(frozen=True)
+class CustomerErased(IdentityEvent, subject="customer_id", publishes=("customer_id", "mode")):
+    """A data subject's request erased (``deletion``, ``anonymisation``) or blocked (``blocking``) a customer."""
+
+    mode: str
+
+
+# -- data subjects' erasures: stream ``erasure-<subject id>``
+
+
+@dataclass(frozen=True)
+class SubjectErased(IdentityEvent, subject="subject_id", publishes=("request_id", "subject_id", "mode")):
+    """Identity did what privacy's erasure request asked (``privacy.erasure_requested.v1``, or the
+    ``erase_subject`` RPC): the confirmation privacy waits for. ``kind`` is ``user``, ``customer`` or None (a
+    subject identity never held). A request repeated is confirmed again; nothing is erased twice."""
+
+    request_id: str | None
+    mode: str
+    kind: str | None
 
 
 # -- roles: stream ``role-<name>``

@@ -18,7 +18,7 @@ ACTIVE = "active"
 REVOKED = "revoked"
 
 REASONS = ("logout", "deleted", "password_changed", "password_reset", "deactivated", "role_changed",
-           "refresh_token_reused")
+           "refresh_token_reused", "erased", "blocked")
 
 
 def invalid_refresh_token() -> InvalidRefreshToken:

@@ -20,6 +20,7 @@ from .events import (
     PasswordResetRequested,
     UserDeactivated,
     UserEmailChanged,
+    UserErased,
     UserLocaleChanged,
     UserPasswordChanged,
     UserPhotoChanged,
@@ -29,9 +30,12 @@ from .events import (
 )
 from .locales import DEFAULT_LOCALE, checked_locale
 from .roles import ROLE_NAMES
+from .subjects import BLOCKING, STATUS_OF
 
 ACTIVE = "active"
 DEACTIVATED = "deactivated"
+# after a data subject's request (``domain/subjects.py``): erased (no row left), anonymised, blocked
+ERASED, ANONYMISED, BLOCKED = "erased", "anonymised", "blocked"
 
 
 def _check_role(role: str) -> None:
@@ -97,9 +101,17 @@ class User(Aggregate):
         self.trigger(UserPhotoChanged(photo_id=photo_id, content_type=content_type, size=size))
 
     def deactivate(self) -> bool:
-        if self.status == DEACTIVATED:
+        if self.status != ACTIVE:  # deactivated already, or erased, anonymised, blocked: nothing to end
             return False
         self.trigger(UserDeactivated())
+        return True
+
+    def erase(self, mode: str, status: str) -> bool:
+        """A data subject's request: ``mode`` (``domain/subjects.py``) leaves the user ``status``. False when
+        the user is already that far (an outcome is never undone by a weaker one)."""
+        if self.status == status or self.status == ERASED or (self.status == ANONYMISED and status == BLOCKED):
+            return False
+        self.trigger(UserErased(mode=mode))
         return True
 
     def password_changed(self, how: str) -> None:
@@ -159,6 +171,11 @@ class User(Aggregate):
 
     def when_user_deactivated(self) -> None:
         self.status = DEACTIVATED
+
+    def when_user_erased(self, mode) -> None:
+        self.status = STATUS_OF[mode]
+        if mode != BLOCKING:
+            self.fields, self.email_index, self.photo_id = set(), None, None
 
     def when_user_password_changed(self, how) -> None:
         pass

@@ -52,6 +52,15 @@ def require(
     raise ServiceError("forbidden", f"Your role does not grant {permission}.", 403, {"permission": permission})
 
 
+def blocked(uow: IdentityUnitOfWork, *, resource_type: str, subject_id: str, action: str) -> ServiceError:
+    """The refusal of any read or change of a blocked subject's data (LGPD art. 18 IV: blocked at their
+    request; only privacy's export still reads it), audited as denied."""
+    uow.deny(action=action, resource_type=resource_type, resource_id=subject_id, subject_id=subject_id, fields=(),
+             purpose="the data subject's data is blocked at their request")
+    return ServiceError("subject-blocked", "This person's data is blocked at their request (LGPD art. 18 IV).",
+                        403)
+
+
 def current_role(uow: IdentityUnitOfWork) -> str | None:
     """The actor's role as identity holds it now, not as their token says: a role taken away, or an account
     deactivated, since the token was issued counts at once (``None``: no such active user). One read of

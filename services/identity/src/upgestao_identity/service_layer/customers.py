@@ -10,13 +10,15 @@ from upgestao_kernel.events import new_id
 
 from ..adapters.ports import CustomerRecord, IdentityUnitOfWork
 from ..domain import people
-from ..domain.customers import Customer
+from ..domain.customers import ACTIVE, Customer
 from ..domain.datamap import CUSTOMER_PROFILE_FIELDS
-from .authorization import require
+from ..domain.subjects import STATUS_OF
+from .authorization import blocked, require
 from .pagination import keyset_page
 from .profiles import REQUIRED_CUSTOMER, clean_fields, open_row
 
 RESOURCE = "customer"
+BLOCKED = STATUS_OF["blocking"]
 
 
 def view(uow: IdentityUnitOfWork, row: CustomerRecord, *, purpose: str, action: str = "read") -> dict[str, Any]:
@@ -68,6 +70,8 @@ def get(uow: IdentityUnitOfWork, customer_id: str) -> dict:
     row = uow.customers.get(customer_id)
     if row is None:
         raise not_found("customer")
+    if row.status == BLOCKED:
+        raise blocked(uow, resource_type=RESOURCE, subject_id=customer_id, action="read")
     return view(uow, row, purpose="customer service")
 
 
@@ -95,9 +99,17 @@ def search(uow: IdentityUnitOfWork, *, email: str | None, phone: str | None, lim
 def update(uow: IdentityUnitOfWork, customer_id: str, changes: dict, *, today: date) -> dict:
     require(uow, "customers.update", action="update", resource_type=RESOURCE, resource_id=customer_id,
             subject_id=customer_id)
+    apply_changes(uow, customer_id, changes, today=today, purpose="customer record maintenance")
+    return view(uow, uow.customers.get(customer_id), purpose="customer record maintenance")
+
+
+def apply_changes(uow: IdentityUnitOfWork, customer_id: str, changes: dict, *, today: date, purpose: str) -> list[str]:
+    """Check and seal ``changes`` of a customer (its caller authorised them); the changed field names."""
     customer = uow.load(Customer, customer_id)
-    if customer is None:
-        raise not_found("customer")
+    if customer is None or customer.status not in (ACTIVE, BLOCKED):
+        raise not_found("customer")  # never was, or erased or anonymised: nothing of theirs left
+    if customer.status == BLOCKED:
+        raise blocked(uow, resource_type=RESOURCE, subject_id=customer_id, action="update")
     values = clean_fields(changes, allowed=CUSTOMER_PROFILE_FIELDS, required=(), today=today, minimum_age=None)
     if "full_name" in values and values["full_name"] is None:
         raise validation_error([field_error("full_name", "cannot be removed")])
@@ -107,9 +119,10 @@ def update(uow: IdentityUnitOfWork, customer_id: str, changes: dict, *, today: d
                                 field_error("phone", "an e-mail or a phone must remain")])
     indexes = _indexes(uow, values)
     _check_unique(uow, indexes, except_id=customer_id)
-    if values:
-        sealed = uow.personal.seal(subject_id=customer_id, resource_type=RESOURCE, resource_id=customer_id,
-                                   values=values, purpose="customer record maintenance", action="update")
-        customer.change(sealed, indexes)
-        uow.save(customer)
-    return view(uow, uow.customers.get(customer_id), purpose="customer record maintenance")
+    if not values:
+        return []
+    sealed = uow.personal.seal(subject_id=customer_id, resource_type=RESOURCE, resource_id=customer_id,
+                               values=values, purpose=purpose, action="update")
+    changed = customer.change(sealed, indexes)
+    uow.save(customer)
+    return changed

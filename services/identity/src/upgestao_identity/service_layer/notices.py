@@ -16,6 +16,7 @@ from upgestao_kernel.errors import ServiceError, not_found
 from ..adapters.ports import IdentityUnitOfWork
 from ..domain.locales import DEFAULT_LOCALE
 from ..domain.notices import NOTIFIER, deliverable, message
+from ..domain.users import BLOCKED
 from .profiles import opened_to_view
 
 RESOURCE = "notice"
@@ -37,6 +38,8 @@ def fetch(uow: IdentityUnitOfWork, notice_id: str, now: datetime, recipient_id: 
     if recipient_id is not None and recipient_id != record.user_id:
         raise not_found("recipient")
     user = uow.users.get(record.user_id)
+    if user is not None and user.status == BLOCKED:  # blocked at their request: nothing of theirs is processed
+        raise not_found("notice")
     sealed = dict(record.sealed)
     if user is not None and user.full_name is not None:
         sealed["full_name"] = user.full_name

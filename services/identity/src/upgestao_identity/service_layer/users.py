@@ -19,9 +19,17 @@ from ..domain.errors import ComplianceRoleAssignment, OwnRoleChange
 from ..domain.locales import DEFAULT_LOCALE, checked_locale
 from ..domain.notices import EMAIL_CHANGE_NOTICE_TTL_S, EMAIL_CHANGED
 from ..domain.photos import PhotoRejected, SanitizedPhoto, sanitize_photo
-from ..domain.users import User
+from ..domain.users import ANONYMISED, BLOCKED, ERASED, User
 from . import sessions as session_cases
-from .authorization import actor_record, current_role, is_system, require, require_actor, self_editable_fields
+from .authorization import (
+    actor_record,
+    blocked,
+    current_role,
+    is_system,
+    require,
+    require_actor,
+    self_editable_fields,
+)
 from .pagination import keyset_page
 from .profiles import REQUIRED_USER, clean_fields, open_row
 
@@ -80,6 +88,8 @@ def get(uow: IdentityUnitOfWork, user_id: str) -> dict:
     row = actor_record(uow) if actor == user_id else uow.users.get(user_id)
     if row is None:
         raise not_found("user")
+    if row.status == BLOCKED:
+        raise blocked(uow, resource_type=RESOURCE, subject_id=user_id, action="read")
     return view(uow, row, purpose="staff profile shown to an authorised user" if actor != user_id
                 else "own profile")
 
@@ -105,26 +115,33 @@ def update_own(uow: IdentityUnitOfWork, changes: dict, *, today: date, minimum_a
             "Your role cannot edit these fields directly; file a correction request for them.",
             403, {"fields": refused, "editable_fields": sorted(editable)},
         )
-    return _apply_changes(uow, actor, changes, today=today, minimum_age=minimum_age, purpose="own profile edit")
+    return apply_changes(uow, actor, changes, today=today, minimum_age=minimum_age, purpose="own profile edit")
 
 
 def update(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, today: date, minimum_age: int) -> dict:
     """``PATCH /v1/users/{id}`` by someone allowed to edit any user (and change roles)."""
     require(uow, "users.update", action="update", resource_type=RESOURCE, resource_id=user_id, subject_id=user_id)
-    return _apply_changes(uow, user_id, changes, today=today, minimum_age=minimum_age,
-                          purpose="staff profile administration", allow_role=True)
+    return apply_changes(uow, user_id, changes, today=today, minimum_age=minimum_age,
+                         purpose="staff profile administration", allow_role=True)
 
 
-def _apply_changes(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, today: date, minimum_age: int, purpose: str,
-                   allow_role: bool = False) -> dict:
+def check_not_erased(uow: IdentityUnitOfWork, user: User | None, action: str) -> User:
+    """``user`` as it is, or 404 (never was, erased, anonymised: nothing of theirs left) or 403 (blocked)."""
+    if user is None or user.status in (ERASED, ANONYMISED):
+        raise not_found("user")
+    if user.status == BLOCKED:
+        raise blocked(uow, resource_type=RESOURCE, subject_id=user.id, action=action)
+    return user
+
+
+def apply_changes(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, today: date, minimum_age: int, purpose: str,
+                  allow_role: bool = False) -> dict:
     changes = dict(changes)
     role = changes.pop("role", None) if allow_role else None
     locale = changes.pop("locale", None)
     if "photo" in changes:
         raise validation_error([field_error("photo", "upload the photo with PUT /v1/users/{id}/photo")])
-    user = uow.load(User, user_id)
-    if user is None:
-        raise not_found("user")
+    user = check_not_erased(uow, uow.load(User, user_id), "update")
     if not user.active:
         raise conflict("This user is deactivated.")
     previous_role = user.role
@@ -168,9 +185,7 @@ def _apply_changes(uow: IdentityUnitOfWork, user_id: str, changes: dict, *, toda
 def assign_role(uow: IdentityUnitOfWork, user_id: str, role: str) -> dict:
     """Give ``user_id`` the role ``role`` (the ``assign-role`` command, as the system; the API's way is
     ``update`` with its permission and the separation of duties)."""
-    user = uow.load(User, user_id)
-    if user is None:
-        raise not_found("user")
+    user = check_not_erased(uow, uow.load(User, user_id), "update")
     previous_role = user.role
     _check_assignment(uow, user_id, previous_role, role)
     revoked: list[str] = []
@@ -213,9 +228,7 @@ def deactivate(uow: IdentityUnitOfWork, user_id: str) -> dict:
             subject_id=user_id)
     if user_id == uow.context.actor_id:
         raise conflict("You cannot deactivate your own account.")
-    user = uow.load(User, user_id)
-    if user is None:
-        raise not_found("user")
+    user = check_not_erased(uow, uow.load(User, user_id), "update")
     revoked: list[str] = []
     if user.deactivate():
         uow.save(user)
@@ -250,8 +263,11 @@ def _may_touch_photo(uow: IdentityUnitOfWork, user_id: str, action: str) -> None
 def may_set_photo(uow: IdentityUnitOfWork, user_id: str) -> None:
     """Authorise a photo upload (before any pixel of it is looked at)."""
     _may_touch_photo(uow, user_id, "update")
-    if uow.users.get(user_id) is None:
+    row = uow.users.get(user_id)
+    if row is None:
         raise not_found("user")
+    if row.status == BLOCKED:
+        raise blocked(uow, resource_type=RESOURCE, subject_id=user_id, action="update")
 
 
 @contextmanager
@@ -307,6 +323,8 @@ def get_photo(uow: IdentityUnitOfWork, user_id: str) -> dict:
     row = uow.users.get(user_id)
     if row is None or row.photo_id is None:
         raise not_found("photo")
+    if row.status == BLOCKED:
+        raise blocked(uow, resource_type=RESOURCE, subject_id=user_id, action="read")
     blob = uow.photos.content(row.photo_id)
     opened = uow.personal.open(subject_id=user_id, resource_type=RESOURCE, resource_id=user_id,
                                sealed={"photo": blob}, purpose="profile photo shown", action="read")
