@@ -69,6 +69,8 @@ class PolicyAccepted(PrivacyEvent, subject="user_id", publishes=("user_id", "pol
 def clean_version(version: object, field: str = "version") -> str:
     if not isinstance(version, str) or not VERSION.match(version):
         raise InvalidPolicy(field, "must be 1 to 32 letters, digits, '.', '_' or '-' (e.g. 2024-03-01)")
+    if version.lower() == "current":  # the name of the version in effect (GET /v1/privacy/policies/current)
+        raise InvalidPolicy(field, "cannot be 'current'")
     return version
 
 

@@ -94,6 +94,9 @@ def choose(deps: AreaDeps, data: Any) -> dict[str, Any]:
             uow.audit_access(action="update", resource_type=RESOURCE, resource_id=hid, subject_id=user_id,
                              fields=tuple(envelopes[-1].data["changed"]) or ("policy_version",),
                              purpose="cookie consent")
+        elif user_id is not None:  # the same choice again: nothing recorded, but the user's choice was read back
+            uow.audit_access(action="read", resource_type=RESOURCE, resource_id=hid, subject_id=user_id,
+                             fields=("purposes",), purpose="cookie consent")
         answer = {"holder_kind": kind, **_state(holder), "recorded": changed}
         if visitor_id is not None:
             answer["visitor_id"] = visitor_id

@@ -183,8 +183,8 @@ def accept(deps: AreaDeps, version_label: Any) -> dict[str, Any]:
         recorded = acceptances.accept(label, now)
         if recorded:
             tables.project(uow.conn, uow.save(acceptances))
-            uow.audit_access(action="update", resource_type="policy_acceptance", resource_id=label, subject_id=actor,
-                             fields=("version",), purpose="privacy policy acceptance")
+        uow.audit_access(action="update" if recorded else "read", resource_type="policy_acceptance",
+                         resource_id=label, subject_id=actor, fields=("version",), purpose="privacy policy acceptance")
         return {"version": label, "accepted_at": acceptances.accepted[label], "recorded": recorded}
 
 
