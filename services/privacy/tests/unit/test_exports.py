@@ -125,7 +125,7 @@ def test_parts_are_sealed_under_the_person_and_only_the_tokens_hash_is_kept(worl
     token = token_of(url)
     rows = world.store.tables["export_parts"]
     assert len(rows) > 1 and all(row["subject_id"] == A for row in rows.values())
-    stored = json.dumps([e.data for e in world.store.events], default=str) + json.dumps(list(rows.values()), default=str)
+    stored = json.dumps([e.data for e in world.store.events] + list(rows.values()), default=str)
     assert "Mensagem" not in stored and "Maria" not in stored and token not in stored
     assert world.store.stream(f"export-link-{secret_hash(token)}")
     assert world.store.audit_records(action="create", resource_type="subject_bundle", subject_id=A)
@@ -227,3 +227,7 @@ def test_settings_from_the_environment():
     assert settings.third_party_policies == {"crm": "https://crm/p"}
     with pytest.raises(ValueError):
         exports.ExportSettings.from_env({"PRIVACY_EXPORT_LINK_TTL_S": "5"})
+    with pytest.raises(ValueError):
+        exports.ExportSettings.from_env({"PRIVACY_PUBLIC_BASE_URL": "javascript:alert(1)"})
+    assert exports.ExportSettings.from_env({"NOTIFIER_PUBLIC_URL": "http://gw:8000/"}).base_url == "http://gw:8000"
+    assert exports.ExportSettings.from_env({}).base_url == "http://127.0.0.1:8000"

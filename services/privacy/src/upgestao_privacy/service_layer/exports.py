@@ -47,6 +47,8 @@ RESOURCE = "subject_bundle"
 FIELD = "bundle_part"
 LINK_TTL_VAR = "PRIVACY_EXPORT_LINK_TTL_S"
 BASE_URL_VAR = "PRIVACY_PUBLIC_BASE_URL"
+FALLBACK_BASE_URL_VAR = "NOTIFIER_PUBLIC_URL"  # the same public address, which the platform sets for every process
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 POLICIES_VAR = "PRIVACY_THIRD_PARTY_POLICIES"
 DOWNLOAD_PATH = "/v1/privacy/exports/"
 
@@ -54,7 +56,9 @@ DOWNLOAD_PATH = "/v1/privacy/exports/"
 @dataclass(frozen=True)
 class ExportSettings:
     link_ttl: timedelta = LINK_TTL
-    base_url: str = ""  # the gateway's public address: the link is base_url + /v1/privacy/exports/<token>
+    # the gateway's public address (PRIVACY_PUBLIC_BASE_URL, else NOTIFIER_PUBLIC_URL): the link is
+    # base_url + /v1/privacy/exports/<token>
+    base_url: str = DEFAULT_BASE_URL
     # each third party's privacy-policy address, by the recipient's name in the audit log's share records
     third_party_policies: Mapping[str, str] = field(default_factory=dict)
 
@@ -67,7 +71,10 @@ class ExportSettings:
         policies = json.loads(env.get(POLICIES_VAR) or "{}")
         if not isinstance(policies, dict):
             raise ValueError(f"{POLICIES_VAR}: a JSON object of recipient -> privacy-policy URL")
-        return cls(link_ttl=timedelta(seconds=ttl), base_url=(env.get(BASE_URL_VAR) or "").rstrip("/"),
+        base_url = (env.get(BASE_URL_VAR) or env.get(FALLBACK_BASE_URL_VAR) or DEFAULT_BASE_URL).strip().rstrip("/")
+        if not base_url.startswith(("https://", "http://")):
+            raise ValueError(f"{BASE_URL_VAR}: an http(s) URL, the gateway's public address")
+        return cls(link_ttl=timedelta(seconds=ttl), base_url=base_url,
                    third_party_policies={str(k): str(v) for k, v in policies.items()})
 
 
