@@ -131,13 +131,15 @@ class IdentityHarness:
         """Bodies of the outbox rows publishing ``event_type`` on ``identity.events``."""
         return [r.body for r in self.outbox(exchange="identity.events", routing_key=event_type)]
 
-    def as_service(self, service: str):
-        """An RPC client connected as ``service``'s own broker user (RabbitMQ stamps and checks its user_id)."""
+    def as_service(self, service: str, actor_id: str | None = None, role: str | None = None):
+        """An RPC client connected as ``service``'s own broker user (RabbitMQ stamps and checks its user_id),
+        calling for ``actor_id`` with ``role`` (their token riding along, as privacy calls for the DPO)."""
         from nameko.standalone.rpc import ServiceRpcProxy
         from upgestao_kernel.testing import service_amqp_uri
 
         config = {**self.config, "AMQP_URI": service_amqp_uri(self.config["AMQP_URI"], service)}
-        proxy = ServiceRpcProxy("identity", config, timeout=15)
+        context = acting_as(actor_id, role) if actor_id else None
+        proxy = ServiceRpcProxy("identity", config, context_data=context, timeout=15)
         self._proxies.append(proxy)
         return proxy.start()
 
