@@ -125,12 +125,23 @@ def _when(value: str | None) -> datetime | None:
 
 # -- events: stream ``request-<id>`` ---------------------------------------------------------------------
 
-_TRANSITION = ("request_id", "request_type", "subject_id", "state", "previous")
+_TRANSITION = ("request_id", "type", "subject_id", "state", "previous")
+
+
+class RequestEvent(PrivacyEvent, abstract=True):
+    """An event of a request's stream. Its published ``type`` is the request's type (the contract every
+    consumer reads: ``data["type"]``); stored as ``request_type``, since a declaration's ``type`` is the
+    event's own type string."""
+
+    def _published_value(self, name: str, subject_id: str) -> Any:
+        if name == "type":
+            return self.request_type  # type: ignore[attr-defined]
+        return super()._published_value(name, subject_id)
 
 
 @dataclass(frozen=True)
-class RequestFiled(PrivacyEvent, subject="request_id",
-                   publishes=("request_id", "request_type", "subject_id", "channel", "state", "due_at")):
+class RequestFiled(RequestEvent, subject="request_id",
+                   publishes=("request_id", "type", "subject_id", "channel", "state", "due_at")):
     """A data-subject request was received: by a signed-in person (``channel`` session, verified, state
     ``pending``) or through the contact channel (``identity_unverified``; the address and the message are
     in ``sealed``, under the request's own id as vault subject)."""
@@ -148,7 +159,7 @@ class RequestFiled(PrivacyEvent, subject="request_id",
 
 
 @dataclass(frozen=True)
-class RequestVerificationRequested(PrivacyEvent, subject="request_id", publishes=("request_id", "request_type")):
+class RequestVerificationRequested(RequestEvent, subject="request_id", publishes=("request_id", "type")):
     """A 6-digit code went to the contact address (the notice: ``privacy.notice``); only its keyed hash
     is stored. Notifier kind ``privacy_request_verification``."""
 
@@ -158,7 +169,7 @@ class RequestVerificationRequested(PrivacyEvent, subject="request_id", publishes
 
 
 @dataclass(frozen=True)
-class RequestVerificationFailed(PrivacyEvent, subject="request_id",
+class RequestVerificationFailed(RequestEvent, subject="request_id",
                                 publishes=("request_id", "attempts", "exhausted")):
     """A wrong code was given; ``exhausted``: that was the last attempt (the code is dead)."""
 
@@ -168,7 +179,7 @@ class RequestVerificationFailed(PrivacyEvent, subject="request_id",
 
 
 @dataclass(frozen=True)
-class RequestVerified(PrivacyEvent, subject="request_id", publishes=_TRANSITION):
+class RequestVerified(RequestEvent, subject="request_id", publishes=_TRANSITION):
     """The requester proved the address (``identity_unverified`` -> ``pending``); ``subject_id`` is the
     person the address belongs to (``None``: nobody the platform knows)."""
 
@@ -183,7 +194,7 @@ class RequestVerified(PrivacyEvent, subject="request_id", publishes=_TRANSITION)
 
 
 @dataclass(frozen=True)
-class RequestStarted(PrivacyEvent, subject="request_id", publishes=_TRANSITION):
+class RequestStarted(RequestEvent, subject="request_id", publishes=_TRANSITION):
     """The DPO started work (``in_progress``): each type's handler acts on it."""
 
     request_type: str
@@ -196,8 +207,8 @@ class RequestStarted(PrivacyEvent, subject="request_id", publishes=_TRANSITION):
 
 
 @dataclass(frozen=True)
-class RequestCompleted(PrivacyEvent, subject="request_id",
-                       publishes=("request_id", "request_type", "subject_id", "state", "previous", "outcome")):
+class RequestCompleted(RequestEvent, subject="request_id",
+                       publishes=("request_id", "type", "subject_id", "state", "previous", "outcome")):
     """The request was answered (``outcome`` completed) or denied (with a sealed reason). Notifier kind
     ``privacy_request_completed``: the requester is written to. ``answer`` holds what privacy answered
     itself (ids, service names, field names, third parties' policy addresses: no personal value)."""
@@ -216,7 +227,7 @@ class RequestCompleted(PrivacyEvent, subject="request_id",
 
 
 @dataclass(frozen=True)
-class RequestCanceled(PrivacyEvent, subject="request_id", publishes=_TRANSITION):
+class RequestCanceled(RequestEvent, subject="request_id", publishes=_TRANSITION):
     """The requester or the DPO withdrew the request (or its code died after too many attempts)."""
 
     request_type: str
@@ -230,7 +241,7 @@ class RequestCanceled(PrivacyEvent, subject="request_id", publishes=_TRANSITION)
 
 
 @dataclass(frozen=True)
-class RequestFailed(PrivacyEvent, subject="request_id", publishes=(*_TRANSITION, "what_failed")):
+class RequestFailed(RequestEvent, subject="request_id", publishes=(*_TRANSITION, "what_failed")):
     """Working on the request failed (``error``): ``what_failed`` names the step (no personal value)."""
 
     request_type: str
@@ -244,7 +255,7 @@ class RequestFailed(PrivacyEvent, subject="request_id", publishes=(*_TRANSITION,
 
 
 @dataclass(frozen=True)
-class RequestDueDateExtended(PrivacyEvent, subject="request_id",
+class RequestDueDateExtended(RequestEvent, subject="request_id",
                              publishes=("request_id", "due_at", "previous_due_at")):
     """The DPO moved the due date later, with a (sealed) reason."""
 
