@@ -5,12 +5,14 @@ granted: LGPD art. 48, kept at least 5 years)."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from upgestao_kernel.context import RequestContext
+from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.unit_of_work import UnitOfWork
 from upgestao_kernel.vault import MasterKeyring, Vault
 from upgestao_privacy.adapters.incident_repository import sql_incident_repositories
@@ -78,4 +80,46 @@ def test_record_confirm_and_notice_on_postgres_and_no_delete(runtime_database, m
             conn.execute(sa.text(statement))
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM privacy_incident_people")).scalar_one() == 25
+    engine.dispose()
+
+
+def test_two_confirmations_at_once_request_one_notice(runtime_database):
+    _, runtime_url = runtime_database
+    engine = sa.create_engine(runtime_url)
+    vault = Vault(MasterKeyring(b"\x11" * 32), b"\x22" * 32)
+    both_resolving = threading.Barrier(2, timeout=10)
+
+    class SlowDirectory(Directory):
+        def subject_ids(self, criterion, limit, cursor):
+            both_resolving.wait()  # each confirmation has read the draft before either appends
+            return super().subject_ids(criterion, limit, cursor)
+
+    now = datetime.now(UTC)
+    cases = IncidentCases(IncidentDeps(
+        unit_of_work=lambda: UnitOfWork(engine, "privacy", DPO, vault=vault, repositories=sql_incident_repositories),
+        permissions_of=lambda r: frozenset({"privacy.incidents"}), now=lambda: now,
+        identity=SlowDirectory([str(uuid.uuid4()) for _ in range(3)]), messaging=None, notifier=None))
+    incident = cases.record({
+        "nature_of_data": ["Names"], "categories": ["identification"], "affected": {"kind": "every_customer"},
+        "people_affected": "Customers", "technical_measures": "Encryption", "risks": "Phishing",
+        "measures_taken": "Rotated", "what_to_do": ["Nothing"], "dpo_contact": "dpo@example.com",
+        "occurred_at": now.isoformat(), "detected_at": now.isoformat()})
+    outcomes: list = []
+
+    def confirm() -> None:
+        try:
+            outcomes.append(cases.confirm(incident["id"])["affected_count"])
+        except ServiceError as exc:
+            outcomes.append(exc.status)
+
+    threads = [threading.Thread(target=confirm) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert sorted(outcomes) == [3, 409]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM events WHERE type = 'privacy.breach_notice_requested.v1'")
+                            ).scalar_one() == 1
+        assert conn.execute(sa.text("SELECT count(*) FROM privacy_incident_people")).scalar_one() == 3
     engine.dispose()
