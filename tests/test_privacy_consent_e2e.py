@@ -159,3 +159,26 @@ def test_cookie_consents_with_history_and_withdrawal(platform, desk):
                                                              "policy_version": version, "visitor_id": bad})
         assert put.status_code == 422 and put.json()["errors"][0]["field"] == "visitor_id"
     assert api.get("/v1/privacy/consents/visitor").status_code == 422
+
+
+def test_a_consent_revocation_request_withdraws_every_optional_consent(platform, desk):
+    api, admin, _, dpo_token = desk
+    version = api.get("/v1/privacy/policies/current").json()["version"]
+    _, tokens = api.create_staff(admin, "attendant")
+    token = tokens["access_token"]
+    api.put("/v1/privacy/consents", token, json={"purposes": {"analytics": True, "personalisation": True},
+                                                  "policy_version": version})
+    filed = api.post("/v1/privacy/requests", token, json={"type": "consent_revocation"})
+    assert filed.status_code == 201, filed.text
+    request_id = filed.json()["id"]
+    started = api.post(f"/v1/privacy/requests/{request_id}/start", dpo_token)
+    assert started.status_code == 200, started.text
+
+    deadline = time.monotonic() + 30
+    while (state := api.get(f"/v1/privacy/requests/{request_id}", token).json())["state"] != "completed":
+        assert time.monotonic() < deadline, f"the request stayed {state['state']}"
+        time.sleep(0.1)
+    assert state["answer"]["consents_withdrawn"] == ["analytics", "personalisation"]
+    mine = api.get("/v1/privacy/consents", token).json()
+    assert mine["purposes"] == {"essential": True, "analytics": False, "personalisation": False}
+    assert mine["history"][0]["source"] == "revocation_request" and mine["history"][0]["request_id"] == request_id

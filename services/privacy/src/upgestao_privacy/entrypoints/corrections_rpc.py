@@ -9,8 +9,6 @@ actor is the one of the verified token in the request's context); ``current_poli
 
 from __future__ import annotations
 
-from typing import Any
-
 from upgestao_kernel.events import EventEnvelope
 from upgestao_kernel.logging import get_logger
 from upgestao_kernel.nameko_ext import reliable_handler, rpc
@@ -106,15 +104,16 @@ class ConsentRpc:
         """A ``consent_revocation`` request went in progress: every optional consent of its subject is
         withdrawn, then the request is completed."""
         data = event.data
-        if data.get("type") != CONSENT_REVOCATION:
+        if data.get("request_type", data.get("type")) != CONSENT_REVOCATION:
             return
+        if not data.get("subject_id"):
+            raise ValueError("privacy.request_started.v1 without a subject_id")  # parked: a request needs one
         from ..service_layer.requests import complete_request  # H3's
 
         with self.db.handling(event) as uow:
             if uow is None:
                 return
             withdrawn = consents.revoke_for_request(uow, data["request_id"], data["subject_id"])
-            answer: Any = ("Every optional cookie consent was withdrawn: " + ", ".join(withdrawn) + "."
-                           if withdrawn else "No optional consent was given: nothing to withdraw.")
-            complete_request(uow, data["request_id"], answer=answer)
+            complete_request(uow, data["request_id"], answer={"consents_withdrawn": withdrawn,
+                                                              "consents_kept": ["essential"]})
             log.info("privacy.consent_revocation_done", request_id=data["request_id"], withdrawn=len(withdrawn))
