@@ -55,10 +55,12 @@ class MessagingService(PushRpc, HealthRpc):
 
     @snooze_timer(interval=5.0)
     def wake_snoozed(self) -> None:
-        """The system's sweep: snoozed conversations whose time has come reopen; uploads never sent go."""
+        """The system's sweep: snoozed conversations whose time has come reopen; uploads never sent go; erased
+        subjects' ciphertexts and search entries are purged."""
         api = self._api()
         api.wake_snoozed()
         api.purge_unsent()
+        api.purge_erased()
 
     # -- teams ------------------------------------------------------------------------------------------------
     @rpc

@@ -26,6 +26,10 @@ def two_customers(world):
     return world, admin, agent, joana, pedro, cj, cp, mj, mp, chat
 
 
+def _entries_of(world, subject_id: str) -> list:
+    return [e for bucket in world.index.rows.values() for e in bucket.values() if e.subject_id == subject_id]
+
+
 def test_only_privacy_may_ask(two_customers):
     world, admin, agent, joana, *_ = two_customers
     for api in (world.api(admin), world.api(admin, caller_service="gateway"), world.api(None)):
@@ -55,7 +59,7 @@ def test_erasure_of_one_customer_leaves_the_other_intact_and_happens_once(two_cu
     world, admin, agent, joana, pedro, cj, cp, mj, mp, chat = two_customers
     privacy = world.api(None, caller_service="privacy")
     assert privacy.erase_subject(joana, "deletion", "req-1") == {
-        "subject_id": joana, "erased": True, "messages": 2, "mode": "deletion", "request_id": "req-1",
+        "subject_id": joana, "erased": True, "messages": None, "mode": "deletion", "request_id": "req-1",
         "shredded": True}
     a = world.api(admin)
     assert [m["body"] for m in a.messages(cj)["items"]] == [None, None]
@@ -64,16 +68,26 @@ def test_erasure_of_one_customer_leaves_the_other_intact_and_happens_once(two_cu
     assert a.search("cancelar")["items"] == [] and a.search("nota joana")["items"] == []
     assert a.message(mp)["body"] == "Como mudo meu endereço" and a.conversation(cp)["subject"] == "Dúvida Pedro"
     assert [m["id"] for m in a.search("endereco")["items"]] == [mp]
+    # answered before the purge: the entries are still there (found by nobody), and so are the ciphertexts
+    assert _entries_of(world, joana)
+    assert world.store.published("messaging.subject_purged.v1") == []
+    assert world.system().purge_erased() == 1
     assert all(r["body_sealed"] is None and r["erased"] for r in world.store.rows("messages")
                if r["key_subject_id"] == joana)
-    # a repeat (another request of privacy's) is confirmed again, with the first count, and erases nothing twice
+    assert all(r["body_sealed"] is None for r in world.store.rows("message_versions") if r["key_subject_id"] == joana)
+    assert not _entries_of(world, joana) and _entries_of(world, pedro)
+    assert [e["data"] for e in world.store.published("messaging.subject_purged.v1")] == [
+        {"subject_id": joana, "messages": 2, "search_entries": 2, "attachments": 0}]
+    assert world.system().purge_erased() == 0  # once
+    # a repeat (another request of privacy's) is confirmed again, with the purge's count, and erases nothing twice
     assert privacy.erase_subject(joana, "anonymisation", "req-2") == {
         "subject_id": joana, "erased": True, "messages": 2, "mode": "anonymisation", "request_id": "req-2",
         "shredded": False}
     assert [e["data"] for e in world.store.published("messaging.subject_erased.v1")] == [
-        {"subject_id": joana, "messages": 2, "request_id": "req-1", "mode": "deletion", "shredded": True},
+        {"subject_id": joana, "messages": None, "request_id": "req-1", "mode": "deletion", "shredded": True},
         {"subject_id": joana, "messages": 2, "request_id": "req-2", "mode": "anonymisation", "shredded": False}]
     assert len(world.store.audit_records(action="erase", resource_type="data_subject")) == 1  # one shred
+    assert world.system().purge_erased() == 0
     with pytest.raises(ServiceError) as caught:  # nothing is sealed under a shredded key again
         world.api(agent).send_message(cj, {"body": "de novo", "direction": "incoming"})
     assert caught.value.status == 409
@@ -91,18 +105,21 @@ def test_erasing_a_staff_member_shreds_their_chat_messages_and_titles_and_drops_
     a.mark_chat_read(group, said)
     assert [r for r in world.store.rows("read_cursors") if r["user_id"] == agent]
     answer = world.api(None, caller_service="privacy").erase_subject(agent)
-    assert answer["shredded"] and answer["messages"] == 1 and answer["mode"] == "deletion"
+    assert answer["shredded"] and answer["mode"] == "deletion"
     assert b.chat(group)["title"] is None and b.message(said)["body"] is None
     assert b.search("sabado")["items"] == []
     assert b.message(reply)["body"] == "Resposta ao cliente"  # the customer's conversation: the customer's data
     assert not [r for r in world.store.rows("read_cursors") if r["user_id"] == agent]
+    assert world.system().purge_erased() == 1
+    assert world.store.published("messaging.subject_purged.v1")[0]["data"]["messages"] == 1  # the chat message
+    assert b.message(reply)["body"] == "Resposta ao cliente"
 
 
 def test_blocking_is_confirmed_without_change_and_a_later_deletion_still_erases(two_customers):
     world, admin, agent, joana, pedro, cj, cp, mj, mp, chat = two_customers
     privacy = world.api(None, caller_service="privacy")
     assert privacy.erase_subject(joana, "blocking", "req-b") == {
-        "subject_id": joana, "erased": False, "messages": 0, "mode": "blocking", "request_id": "req-b",
+        "subject_id": joana, "erased": False, "messages": None, "mode": "blocking", "request_id": "req-b",
         "shredded": False}
     assert world.api(admin).message(mj)["body"] == "Quero cancelar meu plano hoje"
     assert privacy.erase_subject(joana, "deletion", "req-d")["shredded"] is True

@@ -133,6 +133,11 @@ class MemoryMessages(MemoryRepository):
     def ids_sealed_under(self, subject_id: str) -> list[str]:
         return [m.id for m in self._all() if m.key_subject_id == subject_id]
 
+    def pending_purges(self, limit: int) -> list[str]:
+        rows = sorted((r for r in self.tx.table("subject_purges").values() if r["purged_at"] is None),
+                      key=lambda r: (r["erased_at"], r["subject_id"]))
+        return [r["subject_id"] for r in rows[:limit]]
+
     def unread_counts(self, user_id: str, container_ids: Sequence[str]) -> dict[str, int]:
         wanted = set(container_ids)
         cursors = {r["container_id"]: r["position"] for r in self.tx.table("read_cursors").values()

@@ -193,6 +193,9 @@ class Messages(Protocol):
 
     def ids_sealed_under(self, subject_id: str) -> list[str]: ...
 
+    def pending_purges(self, limit: int) -> list[str]:
+        """Erased subjects whose messages' ciphertexts and search entries are still to purge, oldest first."""
+
     def unread_counts(self, user_id: str, container_ids: Sequence[str]) -> dict[str, int]:
         """Unread messages per container among ``container_ids`` (visibility already checked by the caller)."""
 

@@ -32,6 +32,7 @@ from ..domain.events import (
     MessageDeleted,
     MessageEdited,
     SubjectErased,
+    SubjectPurged,
     TeamCreated,
     TeamUpdated,
 )
@@ -188,14 +189,26 @@ class _Changes:
 
     @on(SubjectErased)
     def _erased(self, out: list[Change], e: EventEnvelope, event: SubjectErased) -> None:
+        """The key is shredded: the subject's conversations and chats say so at once (a handful of rows: an
+        erased customer's conversation takes no new message), their read cursors go, and the purge of the
+        ciphertexts of their messages is queued (``subject_purges``: the sweep's, then ``subject_purged``)."""
         if not event.shredded:
             return  # a repeated request, or a block: confirmed, nothing changes
         subject_id = _id(e)
-        out.append(Delete("read_cursors", {"user_id": subject_id}))
-        out.append(Update("messages", {"key_subject_id": subject_id}, {"body_sealed": None, "erased": True}))
-        out.append(Update("message_versions", {"key_subject_id": subject_id}, {"body_sealed": None}))
         out.append(Update("conversations", {"customer_id": subject_id}, {"subject_sealed": None, "erased": True}))
         out.append(Update("chats", {"creator_id": subject_id}, {"title_sealed": None}))
+        out.append(Delete("read_cursors", {"user_id": subject_id}))
+        out.append(Insert("subject_purges", {"subject_id": subject_id, "erased_at": e.occurred_at, "purged_at": None,
+                                             "messages": None, "search_entries": None, "attachments": None}))
+
+    @on(SubjectPurged)
+    def _purged(self, out: list[Change], e: EventEnvelope, event: SubjectPurged) -> None:
+        subject_id = _id(e)
+        out.append(Update("messages", {"key_subject_id": subject_id}, {"body_sealed": None, "erased": True}))
+        out.append(Update("message_versions", {"key_subject_id": subject_id}, {"body_sealed": None}))
+        out.append(Update("subject_purges", {"subject_id": subject_id}, {
+            "purged_at": e.occurred_at, "messages": event.messages, "search_entries": event.search_entries,
+            "attachments": event.attachments}))
 
 
 _CHANGES = _Changes()

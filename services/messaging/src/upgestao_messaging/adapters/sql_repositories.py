@@ -31,7 +31,17 @@ from .ports import (
     VersionRecord,
 )
 from .search_index import SqlSearchIndex
-from .tables import chat_members, chats, conversations, message_versions, messages, read_cursors, team_members, teams
+from .tables import (
+    chat_members,
+    chats,
+    conversations,
+    message_versions,
+    messages,
+    read_cursors,
+    subject_purges,
+    team_members,
+    teams,
+)
 
 c = conversations.c
 m = messages.c
@@ -236,6 +246,12 @@ class SqlMessages(_Repository):
 
     def ids_sealed_under(self, subject_id: str) -> list[str]:
         return list(self._uow.conn.execute(sa.select(m.id).where(m.key_subject_id == subject_id)).scalars())
+
+    def pending_purges(self, limit: int) -> list[str]:
+        """Erased subjects whose messages' ciphertexts and search entries are still to purge, oldest first."""
+        p = subject_purges.c
+        query = sa.select(p.subject_id).where(p.purged_at.is_(None)).order_by(p.erased_at, p.subject_id).limit(limit)
+        return list(self._uow.conn.execute(query).scalars())
 
     def unread_counts(self, user_id: str, container_ids: Sequence[str]) -> dict[str, int]:
         counts = dict.fromkeys(container_ids, 0)

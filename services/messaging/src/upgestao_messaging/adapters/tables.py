@@ -10,6 +10,9 @@
 * ``message_versions`` — every version of every body (the first included), sealed as the message.
 * ``chats`` / ``chat_members`` — a chat (title sealed under its creator) and its current members.
 * ``read_cursors`` — per user and container, the position read up to (never moves back).
+* ``subject_purges`` — one row per erased data subject: when the key was shredded (``subject_erased``) and when
+  the read models and the search index were purged of what was sealed under it (``subject_purged``; null:
+  the sweep's work to do). Ids and counts only.
 """
 
 from __future__ import annotations
@@ -127,5 +130,17 @@ read_cursors = sa.Table(
 )
 sa.Index("ix_read_cursors_container", read_cursors.c.container_id)
 
-TABLES = (teams, team_members, conversations, messages, message_versions, chats, chat_members, read_cursors)
+subject_purges = sa.Table(
+    "subject_purges", metadata,
+    sa.Column("subject_id", ID, primary_key=True),
+    sa.Column("erased_at", TS, nullable=False),
+    sa.Column("purged_at", TS),
+    sa.Column("messages", sa.Integer),
+    sa.Column("search_entries", sa.Integer),
+    sa.Column("attachments", sa.Integer),
+)
+sa.Index("ix_subject_purges_pending", subject_purges.c.purged_at, subject_purges.c.erased_at)
+
+TABLES = (teams, team_members, conversations, messages, message_versions, chats, chat_members, read_cursors,
+          subject_purges)
 KEYS = {t.name: tuple(c.name for c in t.primary_key.columns) for t in TABLES}

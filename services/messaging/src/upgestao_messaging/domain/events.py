@@ -1,7 +1,7 @@
 """Messaging's events, each declared once: what its event log stores and what leaves the service.
 
 Streams: ``team-<id>``, ``conversation-<id>``, ``message-<id>``, ``chat-<id>``, ``read-<container>-<user>``
-(a read cursor) and ``erasure-<subject>`` (one erasure per data subject, appended at version 0).
+(a read cursor) and ``erasure-<subject>`` (a data subject's erasure requests and purge).
 
 Stored data may hold vault ciphertext (a message body, a conversation's subject, a chat's title) in a
 ``sealed`` mapping, so ``rebuild`` gives the read models back; a published view carries ids, states and
@@ -191,10 +191,27 @@ class SubjectErased(MessagingEvent, subject="subject_id",
     ``anonymisation`` (both shred: ``messages`` bodies sealed under the subject are gone for good, and the read
     models drop them, the conversations' subjects and the chats' titles when they fold this event), or
     ``blocking`` (nothing changes in messaging: see ``service_layer/subjects.py``). ``shredded``: this event's
-    request shredded the key; False for a repeated request (the first one's count, nothing erased twice) and
-    for a block. ``request_id``: privacy's request (None: an erasure asked by RPC without one)."""
+    request shredded the key; False for a repeated request (nothing erased twice) and for a block.
+    ``messages``: how many bodies were sealed under the subject, once counted: None when this event shreds (the
+    count is the purge's, ``subject_purged``: counting would make the answer wait on the person's number of
+    messages) and in a repeat before the purge. ``request_id``: privacy's request (None: an erasure asked by RPC
+    without one)."""
 
-    messages: int
+    messages: int | None
     request_id: str | None = None
     mode: str = "deletion"
     shredded: bool = True
+
+
+@dataclass(frozen=True)
+class SubjectPurged(MessagingEvent, subject="subject_id",
+                    publishes=("subject_id", "messages", "search_entries", "attachments")):
+    """After ``subject_erased`` (which shreds): the read models no longer hold the ciphertexts of the subject's
+    ``messages`` (bodies and versions), their ``search_entries`` are deleted and their ``attachments``' sealed
+    values dropped. Done by the sweep, in set-based statements, so that the erasure's answer does not wait on
+    the person's number of messages (nothing of theirs was readable meanwhile: the key was shredded, and the
+    search leaves out what it cannot open)."""
+
+    messages: int
+    search_entries: int
+    attachments: int

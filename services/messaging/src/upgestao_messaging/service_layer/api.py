@@ -21,7 +21,8 @@ METHODS: dict[str, tuple[str, ...]] = {
                  "search", "mark_read", "unread", "read_receipts", "send_chat_message", "chat_messages",
                  "mark_chat_read"),
     "chats": ("create_chat", "chats", "chat", "add_chat_member", "remove_chat_member"),
-    "subjects": ("export_subject", "erase_subject", "erasure_requested", "customer_ids", "data_map"),
+    "subjects": ("export_subject", "erase_subject", "erasure_requested", "customer_ids", "data_map",
+                 "purge_erased"),
     "uploads": ("upload_attachment", "attachment", "purge_unsent"),
 }
 

@@ -378,7 +378,10 @@ class MessageUseCases:
             shown = hits[:limit]
             records = uow.messages.get_many([message_id for _, message_id in shown])
             found = [records[message_id] for _, message_id in shown if message_id in records]
-            return {"items": self._views(uow, found, "search"), "next_cursor": next_cursor}
+            # a hit whose body cannot be opened is left out: its data subject was erased and the sweep has not
+            # purged their entries yet (a deleted message's entries go with it)
+            items = [view for view in self._views(uow, found, "search") if view["body"] is not None]
+            return {"items": items, "next_cursor": next_cursor}
 
     # -- read cursors, unread, receipts --------------------------------------------------------------------------
     def mark_read(self, conversation_id: Any, message_id: Any) -> dict[str, Any]:

@@ -14,9 +14,14 @@ Erasure, asked by privacy's ``privacy.erasure_requested.v1`` (``request_id``, ``
 the ``erase_subject`` RPC, confirmed by ``messaging.subject_erased.v1`` carrying ``request_id`` and ``mode``:
 
 * ``deletion`` and ``anonymisation`` end alike here: the subject's key is shredded (every body, subject, title
-  and attachment sealed under it is unreadable for good, in the read models and in the event log alike), the
-  read models drop those ciphertexts and the subject's read cursors (``subject_erased`` folded), their search
-  entries (keyed hashes of their words: the key's shredding does not reach them) and attachments' contents go.
+  and attachment sealed under it is unreadable for good, in the read models and in the event log alike), their
+  conversations and chats are marked and their read cursors go, and the answer is given: a constant amount of
+  work, whatever the person's number of messages (``bench/erasure.py``). Then the sweep (every
+  ``MESSAGING_SNOOZE_SWEEP_INTERVAL_S``) purges, in set-based statements, the read models' ciphertexts of their
+  messages and versions, their search entries (keyed hashes of their words: the key's shredding does not reach
+  them) and their attachments' sealed values, and records ``messaging.subject_purged.v1``. Meanwhile nothing of
+  theirs can be read: every door opens through the vault (erased), and a search leaves out a hit whose body
+  cannot be opened.
   What stays is ids, times and states (a conversation's channel, status, who answered): pseudonymous records
   that identity's erasure of the profile leaves pointing to nobody, kept for the help desk's figures. The two
   modes differ in identity (a deleted profile vs a profile emptied to an anonymous record).
@@ -26,8 +31,10 @@ the ``erase_subject`` RPC, confirmed by ``messaging.subject_erased.v1`` carrying
   gives it back. Withholding existing conversations from staff would need a check on every read of every
   body; the block is short (until the DPO's decision) and the staff who read them are those who served the
   person. Said in the confirmation (``shredded: false``).
+* The answer's (and ``subject_erased``'s) ``messages``: None when it shreds (counted by the purge, in
+  ``subject_purged``), the purge's count in a repeat after it.
 * Idempotent: the first deletion or anonymisation shreds; a repeated request (the same or another request id)
-  is confirmed again with the first one's count and erases nothing twice; the same event delivered twice is
+  is confirmed again and erases nothing twice; the same event delivered twice is
   handled once (``self.db.handling``).
 """
 
@@ -36,6 +43,7 @@ from __future__ import annotations
 from typing import Any
 
 from upgestao_kernel.errors import forbidden, invalid_field
+from upgestao_kernel.eventstore import ConcurrencyError
 
 from ..adapters.ports import MessagingUnitOfWork
 from ..domain.conversations import CHANNELS
@@ -55,6 +63,7 @@ from .access import (
 )
 
 PRIVACY = "privacy"
+PURGES_PER_SWEEP = 20  # erased subjects purged per sweep, at most (each in its own unit of work)
 PURPOSE = "data subject access"
 
 
@@ -132,6 +141,30 @@ class SubjectUseCases:
         page = ids[:limit]
         return {"items": page, "next": page[-1] if len(ids) > limit else None}
 
+    def purge_erased(self, limit: int = PURGES_PER_SWEEP) -> int:
+        """The sweep's (as the system): the read models' ciphertexts, the search entries and the attachments'
+        sealed values of erased subjects go, one subject per unit of work, each in set-based statements, and
+        ``subject_purged`` records it. Two sweeps at once: one appends, the other's unit conflicts and rolls
+        back. Returns how many subjects were purged."""
+        with self.deps.unit_of_work() as uow:
+            pending = uow.messages.pending_purges(limit)
+        purged = 0
+        for sid in pending:
+            try:
+                with self.deps.unit_of_work() as uow:
+                    erasure = uow.load(Erasure, sid)
+                    if erasure is None or not erasure.done or erasure.purged:
+                        continue
+                    messages = uow.messages.count_sealed_under(sid)
+                    entries = uow.search_index.purge_subject(sid)
+                    files = self.deps.attachments.purge_subject(uow, sid)
+                    erasure.purge(messages=messages, search_entries=entries, attachments=files)
+                    uow.save(erasure)
+                purged += 1
+            except ConcurrencyError:
+                continue  # another sweep purged it meanwhile
+        return purged
+
     @staticmethod
     def data_map() -> dict[str, Any]:
         return {"service": "messaging", "items": data_map_document()}
@@ -155,12 +188,10 @@ def erase(uow: MessagingUnitOfWork, deps: Deps, sid: str, *, mode: str, request_
     confirmed as it stands. Every answer is a ``subject_erased`` (the confirmation privacy waits for)."""
     erasure = uow.load(Erasure, sid) or Erasure.start(sid)
     shreds = mode in SHREDDING and not erasure.done
-    count = uow.messages.count_sealed_under(sid) if shreds else erasure.messages
     if shreds:
         uow.personal.shred(subject_id=sid, resource_type="data_subject", purpose="erasure")
-        uow.search_index.purge_subject(sid)
-        deps.attachments.purge_subject(uow, sid)
-    erasure.confirm(mode=mode, request_id=request_id, messages=count)
-    uow.save(erasure)  # folded: the read models drop what was sealed under the subject (when it shreds)
+    erasure.confirm(mode=mode, request_id=request_id)
+    # folded: the conversations and chats say erased, the read cursors go, the purge is queued (the sweep's)
+    uow.save(erasure)
     return {"subject_id": sid, "erased": erasure.done, "messages": erasure.messages, "mode": mode,
             "request_id": request_id, "shredded": shreds}
