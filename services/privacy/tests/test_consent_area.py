@@ -217,3 +217,18 @@ def test_consents_of_a_user_and_of_a_visitor(privacy, call):
         texts = " ".join(str(r) for r in conn.execute(sa.text("SELECT stream_id, data FROM events")).all())
         texts += " ".join(str(r) for r in conn.execute(sa.text("SELECT body FROM outbox")).all())
     assert vid not in texts  # a visitor id is the visitor's secret: never stored, never published
+
+
+def test_anonymous_choices_are_throttled_per_client_address(privacy, call, monkeypatch):
+    from upgestao_privacy.domain.contact import Budget
+    from upgestao_privacy.service_layer import consents
+
+    monkeypatch.setattr(consents, "VISITOR_BUDGET", Budget(limit=2, window_s=600))
+    visitor = call()
+    for _ in range(2):
+        visitor.put_consents({"purposes": {"analytics": True}, "policy_version": "2023-09-05"})
+    with pytest.raises(ServiceError) as caught:
+        visitor.put_consents({"purposes": {"analytics": True}, "policy_version": "2023-09-05"})
+    assert caught.value.status == 429 and caught.value.extensions["retry_after"] > 0
+    # a signed-in user is not a visitor: not counted
+    call(uid()).put_consents({"purposes": {"analytics": True}, "policy_version": "2023-09-05"})

@@ -6,7 +6,8 @@ purposes as fields); the same choice again records nothing. ``history`` answers 
 change, newest first (the holder's stream). Nobody reads another's consents: a user reads their own (the
 actor of their token), a visitor those of the visitor id they present (a random 122-bit id: knowing it is
 being that visitor). ``revoke_for_request`` is a ``consent_revocation`` request's work: every optional
-consent of the subject withdrawn, then the request completed (H3's ``complete_request``).
+consent of the subject withdrawn, then the request completed (H3's ``complete_request``). Anonymous choices
+are counted per client address (:data:`VISITOR_BUDGET`; 429 beyond, audited as denied).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from upgestao_kernel import eventstore
-from upgestao_kernel.errors import invalid_field
+from upgestao_kernel.errors import ServiceError, invalid_field
 from upgestao_kernel.unit_of_work import UnitOfWorkPort
 
 from ..adapters import consent_tables as tables
+from ..adapters.request_tables import SqlRequests
 from ..domain.consents import (
     ESSENTIAL,
     OPTIONAL_PURPOSES,
@@ -32,12 +34,16 @@ from ..domain.consents import (
     holder_id,
     new_visitor_id,
 )
+from ..domain.contact import Budget
 from ..domain.policies import PolicyError, clean_version
 from .corrections import SELF, AreaDeps, require
 from .policies import ensure_seeded
 
 RESOURCE = "consent"
 BODY_FIELDS = ("purposes", "policy_version", "visitor_id")
+# anonymous visitors' choices per client address (the contact channel's budgets table, keys of their own):
+# enough for a busy office behind one address, not for filling the event log from a script
+VISITOR_BUDGET = Budget(limit=300, window_s=600)
 
 
 def _now(deps: AreaDeps) -> datetime:
@@ -59,6 +65,21 @@ def _holder(uow: UnitOfWorkPort, deps: AreaDeps, visitor_id: Any, action: str, *
     except InvalidConsent as exc:
         raise invalid_field(exc.field, exc.message) from None
     return VISITOR, holder_id(VISITOR, visitor), None, visitor
+
+
+def _charge_visitor(uow: UnitOfWorkPort, now: datetime) -> None:
+    """Count an anonymous choice against its client address (429 past the budget, audited as denied)."""
+    repo = SqlRequests(uow)
+    key = "consent-visitor:" + (uow.context.source_ip or "unknown")[:80]
+    current = repo.budget(key)
+    start = VISITOR_BUDGET.window_start(now, current[0] if current else None)
+    count = current[1] if current and start == current[0] else 0
+    if not VISITOR_BUDGET.allows(count):
+        uow.deny(action="update", resource_type=RESOURCE, resource_id=None, subject_id=None, fields=(),
+                 purpose="cookie consent (visitor, throttled)")
+        raise ServiceError("too-many-requests", "Too many consent choices from this address; try again later.", 429,
+                           {"retry_after": VISITOR_BUDGET.retry_after(start, now)})
+    repo.set_budget(key, start, count + 1)
 
 
 def _state(holder: ConsentHolder | None) -> dict[str, Any]:
@@ -83,6 +104,8 @@ def choose(deps: AreaDeps, data: Any) -> dict[str, Any]:
         raise invalid_field("policy_version", exc.message) from None
     with deps.unit_of_work() as uow:
         kind, hid, user_id, visitor_id = _holder(uow, deps, data.get("visitor_id"), "update", issue=True)
+        if kind == VISITOR:
+            _charge_visitor(uow, _now(deps))
         ensure_seeded(uow)
         policy = tables.get_policy(uow.conn, version)
         if policy is None or policy.effective_at > _now(deps):

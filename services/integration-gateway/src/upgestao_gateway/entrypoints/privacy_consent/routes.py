@@ -150,7 +150,7 @@ class PrivacyConsentRoutes:
         return self.rpc.privacy.consents()
 
     @route("PUT", "/v1/privacy/consents/visitor", personal_data=False, body=VisitorConsentPutSchema,
-           response=ConsentStateSchema, errors=(503,), tags=PRIVACY,
+           response=ConsentStateSchema, errors=(429, 503), tags=PRIVACY,
            summary="An anonymous visitor's cookie consents (a visitor id is issued when none is given: keep it)")
     def put_visitor_consents(self, request: GatewayRequest, body: dict) -> dict:
         return self.rpc.privacy.put_consents(dict(body))
