@@ -53,3 +53,30 @@ PRIVACY_INCIDENT_SCENARIOS = {
     ("GET", "/v1/privacy/incidents/{incident_id}"): read_incident,
     ("POST", "/v1/privacy/incidents/{incident_id}/confirm"): confirm_incident,
 }
+
+
+# -- rows of tests/test_permissions_e2e.py's TABLE: (attendant, supervisor, dpo, admin), {incident_id} a random
+# id (absent: 404 for the dpo, who may ask), the POST bodies from incident_request_json. privacy.incidents is the
+# dpo's alone (a compliance permission: not even the admin's); every role reads the data map (datamap.read).
+PRIVACY_INCIDENT_PERMISSIONS: dict[tuple[str, str], tuple[int, int, int, int]] = {
+    ("POST", "/v1/privacy/incidents"): (403, 403, 201, 403),
+    ("GET", "/v1/privacy/incidents"): (403, 403, 200, 403),
+    ("GET", "/v1/privacy/incidents/{incident_id}"): (403, 403, 404, 403),
+    ("POST", "/v1/privacy/incidents/{incident_id}/confirm"): (403, 403, 404, 403),
+    ("GET", "/v1/privacy/data-map"): (200, 200, 200, 200),
+}
+
+
+def incident_request_json(method: str, template: str) -> dict | None:
+    """The body a valid request of the route sends (None: no body)."""
+    if (method, template) == ("POST", "/v1/privacy/incidents"):
+        now = datetime.now(UTC)
+        return {"nature_of_data": ["E-mail addresses"], "categories": ["contact"],
+                "affected": {"kind": "ids", "ids": ["00000000-0000-4000-8000-000000000001"]},
+                "people_affected": "Nobody real", "technical_measures": "Encrypted at rest", "risks": "None",
+                "measures_taken": "None needed", "what_to_do": ["Nothing"], "dpo_contact": "dpo@upgestao.example",
+                "occurred_at": (now - timedelta(hours=2)).isoformat(),
+                "detected_at": (now - timedelta(hours=1)).isoformat()}
+    if (method, template) == ("POST", "/v1/privacy/incidents/{incident_id}/confirm"):
+        return {}
+    return None
