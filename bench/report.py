@@ -258,6 +258,23 @@ def table_messaging(data: dict) -> list[str]:
     return lines
 
 
+def table_erasure(data: dict) -> list[str]:
+    f, r, p = data["figures"], data["ratios"], data["parameters"]
+    e, purge, x = f["erase_ms_median"], f["purge_ms_median"], f["export"]
+    target = data["targets"]["erase_big_over_small <="]
+    return [
+        f"{'erasure (messaging)':<28} {p['small_messages']:>9} msgs {p['big_messages']:>9} msgs {'ratio':>8}",
+        f"{'erase, answered (ms)':<28} {e['small']:>14.2f} {e['big']:>14.2f} {r['erase_big_over_small']:>8.3f}  "
+        f"target <= {target}: {_meets(data['met']['erase_big_over_small <='])}",
+        f"{'purge, after (ms)':<28} {purge['small']:>14.2f} {purge['big']:>14.2f} {r['purge_big_over_small']:>8.3f}",
+        f"{'access bundle (s)':<28} {x['small']['seconds']:>14.3f} {x['big']['seconds']:>14.3f} "
+        f"{r['export_seconds_big_over_small']:>8.3f}",
+        f"{'  peak RSS (MiB)':<28} {x['small']['peak_rss_mib']:>14.1f} {x['big']['peak_rss_mib']:>14.1f} "
+        f"{r['export_peak_rss_big_over_small']:>8.3f}",
+        f"  median of {p['repeat']} each, {p['background_messages']} other messages; {p['measured']}",
+    ]
+
+
 TABLES = {
     "ping": table_ping,
     "outbox_publish": table_outbox_publish,
@@ -265,6 +282,7 @@ TABLES = {
     "audit": table_audit,
     "notifier": table_notifier,
     "messaging": table_messaging,
+    "erasure": table_erasure,
 }
 
 
