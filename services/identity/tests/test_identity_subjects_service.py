@@ -199,3 +199,15 @@ def test_blocking_and_anonymisation_through_the_service(identity, amqp_uri):
     bad = error_of(privacy.erase_subject, anonymous["id"], "forget")
     assert (bad.status, bad.extensions["errors"][0]["field"]) == (422, "mode")
     assert json.dumps(identity.published(ERASED)).count(blocked["email"]) == 0
+
+    # the DPO lifts the blocking (through privacy): the data is processed again; nobody else may
+    dpo = identity.add_user(3)
+    identity.assign_role(dpo["id"], "dpo")
+    assert error_of(identity.as_service("privacy", identity.admin_id, "admin").unblock_subject,
+                    blocked["id"]).status == 403
+    assert error_of(identity.caller(dpo["id"], "dpo").unblock_subject, blocked["id"]).status == 403
+    assert identity.as_service("privacy", dpo["id"], "dpo").unblock_subject(blocked["id"], "req-u")["blocked"] is False
+    assert admin.get_user(blocked["id"])["status"] == "active"
+    assert identity.caller().login(blocked["email"], identity.password)["access_token"]
+    assert [p["data"] for p in identity.published("identity.subject_unblocked.v1")] == [
+        {"request_id": "req-u", "subject_id": blocked["id"]}]

@@ -270,6 +270,12 @@ class IdentityService(HealthRpc):
         with self._uow() as uow:
             return subjects.erase(uow, subject_id, mode, request_id)
 
+    @rpc
+    def unblock_subject(self, subject_id: str, request_id: str | None = None) -> dict:
+        """The DPO (``privacy.review``, through privacy) lifts a blocking: ``identity.subject_unblocked.v1``."""
+        with self._uow() as uow:
+            return subjects.unblock(uow, subject_id, request_id)
+
     @reliable_handler("privacy", ["privacy.erasure_requested.v1"])
     def on_erasure_requested(self, event: EventEnvelope) -> None:
         """Privacy asks every service to erase a data subject (request_id, subject_id, mode): erased here, then

@@ -127,7 +127,7 @@ def identity_events() -> dict[str, type[DomainEvent]]:
 
 def test_every_identity_event_is_declared_once_in_the_domain():
     declared = identity_events()
-    assert len(declared) == 22
+    assert len(declared) == 25
     assert all(cls.__module__ == events.__name__ for cls in declared.values())
     assert "identity.admin_bootstrapped.v1" in declared and declared["identity.session_refreshed.v1"].publishes is False
 
@@ -137,7 +137,8 @@ def test_the_projections_handle_every_event_that_changes_a_read_model_once():
     for projection in projections():
         handled += projection.on.event_types
     assert sorted(handled) == sorted(set(handled))  # one handler per type
-    assert set(identity_events()) - set(handled) == {"identity.admin_bootstrapped.v1", "identity.subject_erased.v1"}
+    assert set(identity_events()) - set(handled) == {"identity.admin_bootstrapped.v1", "identity.subject_erased.v1",
+                                                    "identity.subject_unblocked.v1"}
 
 
 def test_a_declared_event_refuses_data_it_does_not_declare():

@@ -48,6 +48,14 @@ def busy_day(fake) -> None:
     for subject, mode in ((gone, "deletion"), (anonymous, "anonymisation"), (blocked, "blocking"),
                           (dora["id"], "anonymisation"), (gone, "deletion")):
         fake.as_service("privacy", subjects.erase, subject, mode, f"request-{mode}")
+    dpo = fake.add_user(7)
+    with fake.system() as uow:
+        users.assign_role(uow, dpo, "dpo")
+    fake.as_service("privacy", subjects.unblock, blocked, actor=dpo, role="dpo")
+    fake.as_service("privacy", subjects.erase, blocked, "blocking", "request-again")
+    eve = fake.run(customers.register, {"full_name": "Eve", "email": "eve@example.com"}, today=fake.today)
+    fake.as_service("privacy", subjects.erase, eve["id"], "blocking", "request-eve")
+    fake.as_service("privacy", subjects.unblock, eve["id"], actor=dpo, role="dpo")
 
 
 def test_memory_and_sql_projections_agree_row_for_row(fake, tmp_path):

@@ -263,3 +263,29 @@ def test_without_indexes_blanks_only_blind_indexes():
         "fields": {}, "indexes": {"phone_index": None}}
     assert without_indexes("identity.customer_changed.v1", {"fields": {}, "indexes": {}}) is None
     assert without_indexes("identity.user_role_changed.v1", {"role": "a", "previous_role": "b"}) is None
+
+
+def test_the_dpo_lifts_a_blocking_and_only_a_blocking(fake):
+    ana, bia, dpo = fake.add_user(1), fake.add_user(2), add_dpo(fake, 3)
+    fake.run(users.deactivate, bia)
+    carla = customer(fake)
+    for subject in (ana, bia, carla["id"]):
+        privacy(fake, subjects.erase, subject, "blocking", REQUEST)
+    # not the admin, not another service, not a subject that is not blocked
+    assert fake.refused(lambda: privacy(fake, subjects.unblock, ana, actor=fake.admin_id, role="admin")).status == 403
+    assert fake.refused(lambda: fake.as_service("gateway", subjects.unblock, ana, actor=dpo, role="dpo")).status == 403
+    assert fake.refused(lambda: privacy(fake, subjects.unblock, dpo, actor=dpo, role="dpo")).status == 409
+    mark = fake.mark()
+    for subject in (ana, bia, carla["id"]):
+        assert privacy(fake, subjects.unblock, subject, "decision-1", actor=dpo, role="dpo")["blocked"] is False
+    assert [p["data"] for p in fake.published_since(mark, "identity.subject_unblocked.v1")][0] == {
+        "request_id": "decision-1", "subject_id": ana}
+    assert (fake.row("users", ana)["status"], fake.row("users", bia)["status"]) == ("active", "deactivated")
+    assert fake.run(users.get, ana)["email"] == "ana1@example.com.br"
+    assert fake.run(customers.get, carla["id"])["full_name"] == "Carla 1"
+    assert fake.login("ana1@example.com.br")["access_token"]
+    # blocked again later, then deleted: a deletion is never lifted
+    privacy(fake, subjects.erase, ana, "blocking", "again")
+    assert fake.row("users", ana)["status"] == "blocked"
+    privacy(fake, subjects.erase, ana, "deletion", "later")
+    assert fake.refused(lambda: privacy(fake, subjects.unblock, ana, actor=dpo, role="dpo")).status == 409

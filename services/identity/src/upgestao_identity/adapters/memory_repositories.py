@@ -324,6 +324,8 @@ class MemoryUsersProjection:
                 values["email_index"] = d["email_index"]
         elif t == "identity.user_role_changed.v1":
             values["role"] = d["role"]
+        elif t == "identity.user_unblocked.v1":
+            values["status"] = d["status"]
         elif t == "identity.user_locale_changed.v1":
             values["locale"] = d["locale"]
         elif t == "identity.user_photo_changed.v1":
@@ -374,6 +376,8 @@ class MemoryCustomersProjection:
         elif t == "identity.customer_changed.v1":
             tx.update("customers", _id(event, "customer"), updated_at=at, version=event.version, **d["fields"],
                       **d["indexes"])
+        elif t == "identity.customer_unblocked.v1":
+            tx.update("customers", _id(event, "customer"), updated_at=at, version=event.version, status="active")
         elif t == "identity.customer_erased.v1":
             customer_id, mode = _id(event, "customer"), d["mode"]
             if mode == DELETION:

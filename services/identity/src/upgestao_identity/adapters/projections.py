@@ -18,6 +18,7 @@ from ..domain.events import (
     CustomerChanged,
     CustomerErased,
     CustomerRegistered,
+    CustomerUnblocked,
     NewLoginDetected,
     PasswordResetCompleted,
     PasswordResetRequested,
@@ -35,6 +36,7 @@ from ..domain.events import (
     UserProfileChanged,
     UserRegistered,
     UserRoleChanged,
+    UserUnblocked,
 )
 from ..domain.subjects import DELETION, SHREDDING, STATUS_OF
 from .tables import customers, password_resets, roles, sessions, users
@@ -115,6 +117,10 @@ class UsersProjection:
                           photo_content_type=None)
         self._touch(conn, envelope, **values)
 
+    @on(UserUnblocked)
+    def _unblocked(self, conn: Connection, envelope: EventEnvelope, event: UserUnblocked) -> None:
+        self._touch(conn, envelope, status=event.status)
+
     @on(PasswordResetRequested)
     def _reset_requested(self, conn: Connection, envelope: EventEnvelope, event: PasswordResetRequested) -> None:
         conn.execute(password_resets.insert().values(
@@ -172,6 +178,12 @@ class CustomersProjection:
             values.update(dict.fromkeys(CUSTOMER_PROFILE_FIELDS), email_index=None, phone_index=None)
         conn.execute(customers.update().where(customers.c.id == customer_id).values(
             updated_at=envelope.occurred_at, version=envelope.version, **values))
+
+
+    @on(CustomerUnblocked)
+    def _unblocked(self, conn: Connection, envelope: EventEnvelope, event: CustomerUnblocked) -> None:
+        conn.execute(customers.update().where(customers.c.id == _id(envelope, "customer")).values(
+            updated_at=envelope.occurred_at, version=envelope.version, status="active"))
 
 
 class RolesProjection:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from upgestao_kernel.events import Aggregate
 
 from .datamap import CUSTOMER_PROFILE_FIELDS, sealable
-from .events import CustomerChanged, CustomerErased, CustomerRegistered
+from .events import CustomerChanged, CustomerErased, CustomerRegistered, CustomerUnblocked
 from .subjects import BLOCKING, STATUS_OF
 
 ACTIVE = "active"
@@ -47,6 +47,15 @@ class Customer(Aggregate):
             return False
         self.trigger(CustomerErased(mode=mode))
         return True
+
+    def unblock(self) -> bool:
+        if self.status != STATUS_OF[BLOCKING]:
+            return False
+        self.trigger(CustomerUnblocked())
+        return True
+
+    def when_customer_unblocked(self) -> None:
+        self.status = ACTIVE
 
     def when_customer_erased(self, mode) -> None:
         self.status = STATUS_OF[mode]

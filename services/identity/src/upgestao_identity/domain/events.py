@@ -120,6 +120,15 @@ class UserErased(IdentityEvent, subject="user_id", publishes=("user_id", "mode")
     refused to every reader but privacy's export). Their sessions are revoked with it."""
 
     mode: str
+    previous_status: str | None = None  # what a blocking may restore (``UserUnblocked``)
+
+
+@dataclass(frozen=True)
+class UserUnblocked(IdentityEvent, subject="user_id", publishes=("user_id", "status")):
+    """The DPO lifted a user's blocking: their data may be processed again, with the status they had before
+    (``active`` or ``deactivated``); their old sessions stay revoked."""
+
+    status: str
 
 
 # -- customers: stream ``customer-<id>``
@@ -149,6 +158,11 @@ class CustomerErased(IdentityEvent, subject="customer_id", publishes=("customer_
     mode: str
 
 
+@dataclass(frozen=True)
+class CustomerUnblocked(IdentityEvent, subject="customer_id", publishes=("customer_id",)):
+    """The DPO lifted a customer's blocking."""
+
+
 # -- data subjects' erasures: stream ``erasure-<subject id>``
 
 
@@ -161,6 +175,14 @@ class SubjectErased(IdentityEvent, subject="subject_id", publishes=("request_id"
     request_id: str | None
     mode: str
     kind: str | None
+
+
+@dataclass(frozen=True)
+class SubjectUnblocked(IdentityEvent, subject="subject_id", publishes=("request_id", "subject_id")):
+    """The DPO lifted a blocking (``unblock_subject``): the subject's data is processed again. ``request_id``:
+    privacy's reference of the decision, if any (its reasons stay with privacy)."""
+
+    request_id: str | None
 
 
 # -- roles: stream ``role-<name>``

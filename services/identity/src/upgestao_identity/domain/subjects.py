@@ -11,7 +11,8 @@
 * ``blocking`` -- nothing is destroyed: the sealed values stay as they are, but every read of them is
   refused (403) except privacy's ``export_subject``, and a blocked user cannot sign in (their sessions are
   revoked). A stronger outcome may follow (blocking, then deletion); a weaker one after a stronger one
-  changes nothing.
+  changes nothing. Blocking alone is reversible: the DPO lifts it (``unblock_subject``), the subject's
+  status going back to what it was.
 
 One :class:`Erasure` per subject (stream ``erasure-<subject id>``) records each request it answered; a
 request answered before is confirmed again (``identity.subject_erased.v1``) and erases nothing twice.
@@ -24,7 +25,14 @@ from typing import Any
 
 from upgestao_kernel.events import Aggregate
 
-from .events import CustomerChanged, CustomerRegistered, SubjectErased, UserProfileChanged, UserRegistered
+from .events import (
+    CustomerChanged,
+    CustomerRegistered,
+    SubjectErased,
+    SubjectUnblocked,
+    UserProfileChanged,
+    UserRegistered,
+)
 
 DELETION, ANONYMISATION, BLOCKING = "deletion", "anonymisation", "blocking"
 MODES = (DELETION, ANONYMISATION, BLOCKING)
@@ -62,6 +70,21 @@ class Erasure(Aggregate):
     def confirm(self, request_id: str | None, mode: str, kind: str | None) -> None:
         """Record (or record again) the answer to ``request_id``: the confirmation privacy waits for."""
         self.trigger(SubjectErased(request_id=request_id, mode=mode, kind=kind))
+
+    @property
+    def blocked(self) -> bool:
+        return self.mode == BLOCKING
+
+    def unblock(self, request_id: str | None) -> bool:
+        """Lift a blocking (the DPO's decision); False when the subject is not blocked (nothing to lift, or
+        erased or anonymised since: that is never undone)."""
+        if not self.blocked:
+            return False
+        self.trigger(SubjectUnblocked(request_id=request_id))
+        return True
+
+    def when_subject_unblocked(self, request_id) -> None:
+        self.mode = None
 
     def when_subject_erased(self, request_id, mode, kind) -> None:
         if stronger(mode, self.mode):

@@ -27,6 +27,7 @@ from .events import (
     UserProfileChanged,
     UserRegistered,
     UserRoleChanged,
+    UserUnblocked,
 )
 from .locales import DEFAULT_LOCALE, checked_locale
 from .roles import ROLE_NAMES
@@ -54,6 +55,7 @@ class User(Aggregate):
         self.fields: set[str] = set()
         self.photo_id: str | None = None
         self.locale: str = DEFAULT_LOCALE
+        self.status_before_blocking: str | None = None
 
     @property
     def active(self) -> bool:
@@ -111,7 +113,14 @@ class User(Aggregate):
         the user is already that far (an outcome is never undone by a weaker one)."""
         if self.status == status or self.status == ERASED or (self.status == ANONYMISED and status == BLOCKED):
             return False
-        self.trigger(UserErased(mode=mode))
+        self.trigger(UserErased(mode=mode, previous_status=self.status))
+        return True
+
+    def unblock(self) -> bool:
+        """Lift a blocking: the status before it comes back. False when the user is not blocked."""
+        if self.status != BLOCKED:
+            return False
+        self.trigger(UserUnblocked(status=self.status_before_blocking or ACTIVE))
         return True
 
     def password_changed(self, how: str) -> None:
@@ -169,10 +178,15 @@ class User(Aggregate):
     def when_user_photo_changed(self, photo_id, content_type, size) -> None:
         self.photo_id = photo_id
 
+    def when_user_unblocked(self, status) -> None:
+        self.status = status
+
     def when_user_deactivated(self) -> None:
         self.status = DEACTIVATED
 
-    def when_user_erased(self, mode) -> None:
+    def when_user_erased(self, mode, previous_status=None) -> None:
+        if mode == BLOCKING:
+            self.status_before_blocking = previous_status
         self.status = STATUS_OF[mode]
         if mode != BLOCKING:
             self.fields, self.email_index, self.photo_id = set(), None, None

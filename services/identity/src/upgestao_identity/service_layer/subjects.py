@@ -7,7 +7,8 @@ it works a data subject's request, the DPO's token (when a person is behind the 
 * ``export_subject`` -- the profile opened (audited ``export``, purpose ``data subject access``), the photo,
   the role and its permissions, the sessions; a blocked subject's data too (the one read blocking allows).
 * ``erase_subject`` / ``privacy.erasure_requested.v1`` -- deletion, anonymisation or blocking
-  (``domain/subjects.py`` says what each leaves), confirmed with ``identity.subject_erased.v1``.
+  (``domain/subjects.py`` says what each leaves), confirmed with ``identity.subject_erased.v1``;
+  ``unblock_subject`` -- the DPO lifts a blocking.
 * ``contacts`` -- address, name and language of users and customers (audited, purpose ``notification``).
 * ``find_subject`` -- whose an e-mail address is (through the blind index).
 * ``apply_correction`` -- a correction the DPO approved, applied as that reviewer (``privacy.review``).
@@ -24,7 +25,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from upgestao_kernel.errors import field_error, forbidden, invalid_field, validation_error
+from upgestao_kernel.errors import conflict, field_error, forbidden, invalid_field, validation_error
 
 from ..adapters.ports import IdentityUnitOfWork, UserRecord
 from ..domain import people
@@ -172,6 +173,26 @@ def perform(uow: IdentityUnitOfWork, sid: str, mode: str, request_id: str | None
     erasure.confirm(request_id, mode, kind)
     uow.save(erasure)
     return {"subject_id": sid, "kind": kind, "mode": mode, "erased": True, "revoked_session_ids": revoked}
+
+
+def unblock(uow: IdentityUnitOfWork, subject_id: object, request_id: object = None) -> dict[str, Any]:
+    """The DPO lifts a blocking (privacy's broker user, for an actor holding ``privacy.review``): the subject's
+    data is processed again, their status back to what it was; ``identity.subject_unblocked.v1``. A subject
+    not blocked (never, or erased or anonymised since) is 409."""
+    only_privacy(uow, "update", subject_id)
+    sid = checked_id("subject_id", subject_id)
+    reference = _checked_reference("request_id", request_id, required=False)
+    require(uow, "privacy.review", action="update", resource_type=RESOURCE, resource_id=sid, subject_id=sid)
+    erasure = uow.load(Erasure, sid)
+    if erasure is None or not erasure.unblock(reference):
+        raise conflict("This person's data is not blocked.")
+    for aggregate in (uow.load(User, sid), uow.load(Customer, sid)):
+        if aggregate is not None and aggregate.unblock():
+            uow.save(aggregate)
+    uow.save(erasure)
+    uow.audit_access(action="update", resource_type=erasure.kind or RESOURCE, resource_id=sid, subject_id=sid,
+                     fields=["status"], purpose="blocking lifted by the DPO")
+    return {"subject_id": sid, "kind": erasure.kind, "blocked": False}
 
 
 def _forget_user(uow: IdentityUnitOfWork, user_id: str) -> None:
