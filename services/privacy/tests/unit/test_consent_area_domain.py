@@ -126,6 +126,7 @@ def test_an_acceptance_is_recorded_once_and_kept():
     events = a.collect()
     assert [e.data["policy_version"] for e in events] == ["2023-09-05", "2026-01-01"]
     assert events[0].published == {"user_id": REQUESTER, "policy_version": "2023-09-05"}
+    assert events[0].data["user_id"] == REQUESTER  # the person's own records are found by it (access bundle)
 
 
 # -- consents ---------------------------------------------------------------------------------------

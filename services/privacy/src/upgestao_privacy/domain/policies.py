@@ -60,8 +60,10 @@ class PolicyPublished(PrivacyEvent, subject="policy_version",
 
 @dataclass(frozen=True)
 class PolicyAccepted(PrivacyEvent, subject="user_id", publishes=("user_id", "policy_version")):
-    """A user accepted a version of the privacy policy."""
+    """A user accepted a version of the privacy policy (``user_id`` stored too: the person's own records are
+    found by it, as every privacy event naming a person)."""
 
+    user_id: str
     policy_version: str
     accepted_at: str
 
@@ -135,10 +137,10 @@ class Acceptances(Aggregate):
         """Record the acceptance of ``version``; ``False`` when it was accepted already (nothing recorded)."""
         if version in self.accepted:
             return False
-        self.trigger(PolicyAccepted(policy_version=version, accepted_at=accepted_at.isoformat()))
+        self.trigger(PolicyAccepted(user_id=self.id, policy_version=version, accepted_at=accepted_at.isoformat()))
         return True
 
-    def when_policy_accepted(self, policy_version, accepted_at) -> None:
+    def when_policy_accepted(self, user_id, policy_version, accepted_at) -> None:
         self.accepted[policy_version] = accepted_at
 
 
