@@ -192,12 +192,33 @@ def test_other_areas_complete_and_fail_requests(world):
     assert failed.state == "error"
     world.as_(DPO, "dpo").start(request["id"])
     world.as_("system", "system")
+    world.identity.addresses[ANA] = ANA_EMAIL
     with world.uow() as uow:
-        complete_request(uow, request["id"], download_url="https://example.test/b/xyz", now=START)
+        complete_request(uow, request["id"], download_url="https://example.test/b/xyz-secret", now=START)
+        completed_id = uow.recorded[-1].event_id
     with world.uow() as uow:
         done = get_request(uow, request["id"])
-    assert (done.state, done.download_url, done.outcome) == ("completed", "https://example.test/b/xyz", "completed")
-    assert get_request(world.uow().__enter__(), str(uuid.uuid4())) is None
+        assert get_request(uow, str(uuid.uuid4())) is None
+    assert (done.state, done.has_download, done.outcome) == ("completed", True, "completed")
+    notice = _notice(world, completed_id)
+    assert notice["data"]["download_url"] == "https://example.test/b/xyz-secret"
+    assert notice["recipients"][0]["to"] == ANA_EMAIL
+    # the link is a credential: only the notice holds it (sealed), never the log or the outbox
+    stored = json.dumps([str(r[0]) for r in world.rows("SELECT data FROM events")]
+                        + [str(r[0]) for r in world.rows("SELECT body FROM outbox")])
+    assert "xyz-secret" not in stored
+    world.clock.now = START + timedelta(days=8)  # once the link's time is over, there is nothing to send
+    with pytest.raises(ServiceError) as gone:
+        _notice(world, completed_id)
+    assert gone.value.status == 404
+    with pytest.raises(ServiceError) as unknown_event:
+        _notice(world, str(uuid.uuid4()))
+    assert unknown_event.value.status == 404
+    filed_event = world.rows(f"SELECT event_id FROM events WHERE stream_id = 'request-{request['id']}' "
+                             "AND type = 'privacy.request_filed.v1'")[0][0]
+    with pytest.raises(ServiceError) as no_notice:  # an event of privacy that announces no notice
+        _notice(world, filed_event)
+    assert no_notice.value.status == 404
 
 
 def test_overdue_requests_come_first(world):
@@ -211,6 +232,9 @@ def test_overdue_requests_come_first(world):
     assert [i["id"] for i in queue["items"]] == [old["id"], newer["id"]]  # closed ones are not in the queue
     assert queue["items"][0]["overdue"] and queue["items"][0]["days_left"] == -1
     assert not queue["items"][1]["overdue"] and queue["overdue_count"] == 1
+    world.as_(None, None).contact("unverified@example.com", "access")  # never verified: not the DPO's yet
+    world.clock.now = START + timedelta(days=40)
+    assert [i["id"] for i in world.as_(DPO, "dpo").overdue()["items"]] == [old["id"], newer["id"]]
 
 
 def _notice(world: World, notice_id: str) -> dict:

@@ -50,6 +50,7 @@ CANCELED = "canceled"
 ERROR = "error"
 STATES = (IDENTITY_UNVERIFIED, PENDING, IN_PROGRESS, COMPLETED, DENIED, CANCELED, ERROR)
 OPEN_STATES = (IDENTITY_UNVERIFIED, PENDING, IN_PROGRESS, ERROR)
+ROUTED_STATES = (PENDING, IN_PROGRESS, ERROR)  # open and verified: the DPO's to answer (an unverified one is not)
 CLOSED_STATES = (COMPLETED, DENIED, CANCELED)
 OUTCOMES = (COMPLETED, DENIED)
 SESSION, CONTACT = "session", "contact"  # how the request came in (and how its requester was verified)
@@ -112,7 +113,8 @@ def days_left(due_at: datetime, now: datetime) -> int:
 
 
 def is_overdue(state: str, due_at: datetime, now: datetime) -> bool:
-    return state in OPEN_STATES and due_at <= now
+    """A verified request still open at its due date (one never verified is nobody's to answer yet)."""
+    return state in ROUTED_STATES and due_at <= now
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -211,7 +213,9 @@ class RequestCompleted(RequestEvent, subject="request_id",
                        publishes=("request_id", "type", "subject_id", "state", "previous", "outcome")):
     """The request was answered (``outcome`` completed) or denied (with a sealed reason). Notifier kind
     ``privacy_request_completed``: the requester is written to. ``answer`` holds what privacy answered
-    itself (ids, service names, field names, third parties' policy addresses: no personal value)."""
+    itself (ids, service names, field names, third parties' policy addresses: no personal value). A download
+    link (an access bundle's) is never stored here: it is a credential, kept sealed in the completion's
+    notice until the notifier has had it (``has_download`` says there is one)."""
 
     request_type: str
     subject_id: str | None
@@ -222,7 +226,7 @@ class RequestCompleted(RequestEvent, subject="request_id",
     by_id: str | None
     by_role: str | None
     answer: dict[str, Any] | None = None
-    download_url: str | None = None
+    has_download: bool = False  # a download link was sent (the link itself only in the notice, sealed)
     sealed: dict[str, str | None] = field(default_factory=dict)  # the reason
 
 
@@ -304,7 +308,7 @@ class DataSubjectRequest(Aggregate):
         self.closed_at: datetime | None = None
         self.outcome: str | None = None
         self.answer: dict[str, Any] | None = None
-        self.download_url: str | None = None
+        self.has_download = False
         self.what_failed: str | None = None
         self.sealed_contact: dict[str, str | None] = {}
         self.verification = VerificationState()
@@ -374,11 +378,11 @@ class DataSubjectRequest(Aggregate):
                                     previous=self.state, at=now.isoformat(), by_id=by.id, by_role=by.role))
 
     def complete(self, *, by: Actor, now: datetime, answer: dict[str, Any] | None = None,
-                 download_url: str | None = None, sealed_reason: str | None = None) -> None:
+                 has_download: bool = False, sealed_reason: str | None = None) -> None:
         self._require(IN_PROGRESS, action="completed")
         self.trigger(RequestCompleted(request_type=self.type, subject_id=self.subject_id, state=COMPLETED,
                                       previous=self.state, outcome=COMPLETED, at=now.isoformat(), by_id=by.id,
-                                      by_role=by.role, answer=answer, download_url=download_url,
+                                      by_role=by.role, answer=answer, has_download=has_download,
                                       sealed={"reason": sealed_reason} if sealed_reason else {}))
 
     def deny(self, *, sealed_reason: str, by: Actor, now: datetime) -> None:
@@ -461,8 +465,8 @@ class DataSubjectRequest(Aggregate):
         self._moved(state, previous, at, by_id, by_role, "started")
 
     def when_request_completed(self, request_type, subject_id, state, previous, outcome, at, by_id, by_role,
-                               answer=None, download_url=None, sealed=None) -> None:
-        self.outcome, self.answer, self.download_url = outcome, answer, download_url
+                               answer=None, has_download=False, sealed=None) -> None:
+        self.outcome, self.answer, self.has_download = outcome, answer, has_download
         self.closed_at = datetime.fromisoformat(at)
         self._moved(state, previous, at, by_id, by_role, "completed" if outcome == COMPLETED else "denied", sealed)
 

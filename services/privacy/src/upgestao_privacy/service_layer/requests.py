@@ -45,7 +45,7 @@ from ..domain.contact import (
 )
 from ..domain.requests import (
     CONTACT,
-    OPEN_STATES,
+    ROUTED_STATES,
     STATES,
     TYPES,
     Actor,
@@ -64,6 +64,7 @@ NOTIFIER_KIND_COMPLETED = "privacy_request_completed"
 DEFAULT_LOCALE = "pt-BR"
 MAX_LIMIT = 100
 ANSWERED_BY_PRIVACY = ("confirmation", "sharing_info", "consent_info")
+DOWNLOAD_NOTICE_TTL_S = 7 * 24 * 3600  # how long a completion's notice keeps its download link (the link's own life)
 
 CONSENT_INFO = {
     "pt-BR": (
@@ -134,7 +135,7 @@ def get_request(uow: Any, request_id: str) -> DataSubjectRequest | None:
 
 def complete_request(uow: Any, request_id: str, *, outcome: str = "completed", reason: str | None = None,
                      download_url: str | None = None, answer: dict | None = None,
-                     now: datetime | None = None) -> DataSubjectRequest:
+                     now: datetime | None = None, download_ttl_s: int = DOWNLOAD_NOTICE_TTL_S) -> DataSubjectRequest:
     """Close an ``in_progress`` request as answered (``outcome`` completed; ``reason`` an optional note) or
     denied (``reason`` required), as the unit's actor (the system, for an event handler). Emits
     ``privacy.request_completed.v1`` (the requester is written to). Raises ``InvalidTransition`` (409),
@@ -148,9 +149,21 @@ def complete_request(uow: Any, request_id: str, *, outcome: str = "completed", r
     if outcome == domain.DENIED:
         request.deny(sealed_reason=str(sealed), by=_actor(uow), now=now)
     else:
-        request.complete(by=_actor(uow), now=now, answer=answer, download_url=download_url, sealed_reason=sealed)
+        request.complete(by=_actor(uow), now=now, answer=answer, has_download=bool(download_url),
+                         sealed_reason=sealed)
     _save(uow, request, action="update", fields=("state",) + (("reason",) if sealed else ()),
-           purpose=f"data subject request {outcome}")
+          purpose=f"data subject request {outcome}")
+    if download_url and outcome == domain.COMPLETED:
+        # the link is a credential: only the notice keeps it (sealed), for as long as the link may be used
+        announced = uow.recorded[-1]
+        sealed_url = uow.personal.seal(subject_id=request.vault_subject, resource_type="notice",
+                                       resource_id=announced.event_id, values={"download_url": download_url},
+                                       purpose="data subject request delivery")["download_url"]
+        repo = SqlRequests(uow)
+        repo.forget_expired_notices(now)
+        repo.add_notice(NoticeRow(id=announced.event_id, kind=NOTIFIER_KIND_COMPLETED, request_id=request.id,
+                                  vault_subject=request.vault_subject, sealed={"download_url": sealed_url},
+                                  created_at=now, expires_at=now + timedelta(seconds=download_ttl_s)))
     return request
 
 
@@ -317,7 +330,7 @@ class RequestCases:
         now = self.now()
         with self._unit_of_work() as uow:
             self._require(uow, REVIEW, action="list")
-            rows = SqlRequests(uow).list(states=OPEN_STATES, limit=limit + 1, after=after)
+            rows = SqlRequests(uow).list(states=ROUTED_STATES, limit=limit + 1, after=after)
             uow.audit_access(action="list", resource_type=RESOURCE, resource_id=None, subject_id=None,
                              fields=("due_at",), purpose="overdue data subject requests")
         page = rows[:limit]
@@ -609,6 +622,15 @@ def _completed_notice(uow: Any, envelope: Any, recipient_id: Any, cursor: Any, d
     data = envelope.data
     reason = None
     sealed_reason = (data.get("sealed") or {}).get("reason")
+    download_url = None
+    if data.get("has_download"):
+        row = SqlRequests(uow).notice(envelope.event_id)
+        if row is None or row.expires_at <= deps.now:
+            raise not_found("notice")  # the link's time is over: an e-mail without it would mislead
+        download_url = uow.personal.open(subject_id=row.vault_subject, resource_type="notice", resource_id=row.id,
+                                         sealed=row.sealed, purpose=notices.PURPOSE)["download_url"]
+        if is_erased(download_url):
+            raise not_found("notice")
     if request.subject_id is not None:
         contact = ((deps.identity.contacts([request.subject_id]) or {}).get("items") or {}).get(request.subject_id)
         if not contact or not contact.get("to"):
@@ -635,7 +657,7 @@ def _completed_notice(uow: Any, envelope: Any, recipient_id: Any, cursor: Any, d
         raise not_found("recipient")
     return {"id": envelope.event_id, "kind": NOTIFIER_KIND_COMPLETED, "campaign_id": None,
             "data": {"request_id": request.id, "request_type": request.type, "outcome": data["outcome"],
-                     "reason": None if is_erased(reason) else reason, "download_url": data.get("download_url"),
+                     "reason": None if is_erased(reason) else reason, "download_url": download_url,
                      "completed_at": data["at"], "due_at": _iso(request.due_at)},
             "recipients": [recipient], "next": None}
 
