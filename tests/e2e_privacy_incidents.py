@@ -80,3 +80,13 @@ def incident_request_json(method: str, template: str) -> dict | None:
     if (method, template) == ("POST", "/v1/privacy/incidents/{incident_id}/confirm"):
         return {}
     return None
+
+
+# -- the API fuzzer (tests/test_api_fuzz_e2e.py's MEANING_CHECKED): schema-valid data privacy answers 422 --
+# POST /v1/privacy/incidents: ids required for kind ids (and only then), a channel for channel_customers,
+# detected_at not in the future nor occurred_at after it, whitespace-only texts; the list's and the progress'
+# cursors the API never gave; confirm: delay_reasons required past the deadline, or whitespace-only.
+MEANING_CHECKED = frozenset({
+    "POST /v1/privacy/incidents", "GET /v1/privacy/incidents", "GET /v1/privacy/incidents/{incident_id}",
+    "POST /v1/privacy/incidents/{incident_id}/confirm",
+})

@@ -135,6 +135,7 @@ def test_only_the_dpo_records_lists_reads_and_confirms(world):
     ({"detected_at": (NOW + timedelta(hours=1)).isoformat()}, "detected_at"),
     ({"occurred_at": NOW.isoformat(), "detected_at": (NOW - timedelta(hours=1)).isoformat()}, "occurred_at"),
     ({"occurred_at": "2026-12-01T10:00:00"}, "occurred_at"),
+    ({"occurred_at": "0001-01-01T00:00:00+00:00", "detected_at": "0001-01-02T00:00:00+00:00"}, "occurred_at"),
     ({"password": "x"}, "password"),
 ])
 def test_bad_input_is_a_422_naming_the_field(world, change, field):

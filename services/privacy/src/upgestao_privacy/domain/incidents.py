@@ -54,6 +54,7 @@ LISTS = ("nature_of_data", "what_to_do")
 SEALED_FIELDS = LISTS + TEXTS
 OPTIONAL_TEXTS = ("delay_reasons",)
 MAX_TEXT = 4_000
+EARLIEST_YEAR = 2000  # (and never in the future): the deadline's arithmetic stays within the calendar
 MAX_ITEM = 500
 MAX_ITEMS = 20
 CHANNELS = ("whatsapp", "email", "web", "phone", "other")  # messaging's conversation channels
@@ -146,6 +147,8 @@ def _instant(name: str, value: Any) -> datetime:
             instant = None
     if instant is None or instant.tzinfo is None:
         raise IncidentError(name, "must be an ISO-8601 date-time with a time zone")
+    if instant.year < EARLIEST_YEAR:
+        raise IncidentError(name, f"must be in {EARLIEST_YEAR} or later")
     return instant
 
 
