@@ -164,6 +164,7 @@ def test_the_contact_channel(platform, people):
     assert used.status_code == 409, used.text
     routed = _ok(api.get(f"/v1/privacy/requests/{accepted['id']}", dpo))
     assert (routed["state"], routed["subject_id"], routed["channel"]) == ("pending", None, "contact")
+    assert routed["contact"] == {"email": stranger, "message": "Vocês têm dados meus?"}  # for the DPO to answer
     done = _ok(api.post(f"/v1/privacy/requests/{accepted['id']}/start", dpo))
     assert done["answer"] == {"kind": "confirmation", "holds_data": False, "services": []}
     wait_for(lambda: len(wait_for_mail(platform, stranger)) >= 2, timeout=30, interval=0.2)  # the answer

@@ -270,6 +270,9 @@ def test_the_contact_channel_verifies_with_the_code_sent_and_routes_to_the_dpo(w
     assert gone.value.status == 404
     with pytest.raises(CodeUsed):
         world.as_(None, None).verify_contact(accepted["id"], code)
+    seen_by_dpo = world.as_(DPO, "dpo").get(accepted["id"])
+    assert seen_by_dpo["contact"] == {"email": ANA_EMAIL, "message": SECRET_MESSAGE}
+    assert "contact" not in world.as_(ANA, "attendant").get(accepted["id"])  # the person: their request only
     queued = world.as_(DPO, "dpo").list({"state": "pending"})["items"]
     assert [(i["id"], i["subject_id"], i["channel"]) for i in queued] == [(accepted["id"], ANA, "contact")]
     # completed: written to the person's address from identity

@@ -341,8 +341,11 @@ class RequestCases:
     def get(self, request_id: Any) -> dict:
         now = self.now()
         with self._unit_of_work() as uow:
-            request, _ = self._visible(uow, request_id)
-            return self._detail(uow, request, now)
+            request, reviewer = self._visible(uow, request_id)
+            view = self._detail(uow, request, now)
+            if reviewer and request.sealed_contact:
+                view["contact"] = _opened_contact(uow, request)
+            return view
 
     def _detail(self, uow: Any, request: DataSubjectRequest, now: datetime) -> dict:
         """The request with its history (reasons opened: audited) and what was answered."""
@@ -570,6 +573,14 @@ class RequestCases:
         with self._unit_of_work() as uow:
             return notices.fetch(uow, notice_id, recipient_id, cursor,
                                  notices.NoticeDeps(now=self.now(), identity=self.identity))
+
+
+def _opened_contact(uow: Any, request: DataSubjectRequest) -> dict[str, Any]:
+    """What the person wrote through the contact channel, for the DPO to answer (audited)."""
+    sealed = {k: v for k, v in request.sealed_contact.items() if v is not None}
+    opened = uow.personal.open(subject_id=request.id, resource_type=RESOURCE, resource_id=request.id, sealed=sealed,
+                               purpose="data subject request review") if sealed else {}
+    return {name: None if is_erased(opened.get(name)) else opened.get(name) for name in ("email", "message")}
 
 
 def _wrong_code(attempts_left: int) -> ServiceError:

@@ -119,6 +119,11 @@ class TransitionSchema(Schema):
         "description": "What failed, or an extension's new due date."})
 
 
+class ContactTextSchema(Schema):
+    email = fields.String(required=True, allow_none=True, metadata={"format": "email"})
+    message = fields.String(required=True, allow_none=True)
+
+
 class RequestDetailSchema(RequestSchema):
     outcome = fields.String(required=True, allow_none=True)
     answer = fields.Raw(required=True, allow_none=True, metadata={
@@ -128,6 +133,9 @@ class RequestDetailSchema(RequestSchema):
     what_failed = fields.String(required=True, allow_none=True)
     history = fields.List(fields.Nested(TransitionSchema), required=True)
     erasure_progress = fields.Raw(allow_none=True)
+    contact = fields.Nested(ContactTextSchema, metadata={
+        "description": "A contact-channel request, to a reviewer only: the address and the message given "
+                       "(null once the person's data is erased)."})
 
 
 class RequestPageSchema(Schema):
