@@ -171,6 +171,25 @@ def test_an_erasure_requested_by_privacy_is_done_confirmed_and_replay_proof(iden
     assert len(identity.audit(action="erase", subject_id=a["id"])) == shreds == 1
 
 
+def test_an_erasure_request_forged_by_another_service_is_parked_never_handled(identity, amqp_uri):
+    """The gateway's broker user cannot write ``privacy.events``, and a message it drops straight into identity's
+    queue (the default exchange takes a queue's name) is parked by the handler's entrypoint: nobody is erased."""
+    from upgestao_kernel.parking import list_parked
+
+    ana = identity.add_user(1)
+    envelope = {"event_id": str(uuid.uuid4()), "stream_id": "request-x", "version": 1, "type": ERASURE_REQUESTED,
+                "occurred_at": datetime.now(UTC).isoformat(), "actor": {"id": "system", "role": "system"},
+                "correlation_id": None, "causation_id": None,
+                "data": {"request_id": "forged", "subject_id": ana["id"], "mode": "deletion"}}
+    with Connection(service_amqp_uri(amqp_uri, "gateway")) as conn:
+        conn.Producer().publish(envelope, exchange="", routing_key="identity.on_erasure_requested",
+                                message_id="forged-1", serializer="json")
+    parked = wait_for(lambda: list_parked(amqp_uri, "identity.on_erasure_requested"), 20)
+    assert parked[0].message_id == "forged-1" and parked[0].error.startswith("NotTheSource")
+    assert identity.published(ERASED) == []
+    assert identity.admin().get_user(ana["id"])["email"] == ana["email"]
+
+
 def test_blocking_and_anonymisation_through_the_service(identity, amqp_uri):
     admin = identity.admin()
     blocked, anonymous = identity.add_user(1), identity.add_user(2)

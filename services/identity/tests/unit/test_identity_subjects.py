@@ -289,3 +289,15 @@ def test_the_dpo_lifts_a_blocking_and_only_a_blocking(fake):
     assert fake.row("users", ana)["status"] == "blocked"
     privacy(fake, subjects.erase, ana, "deletion", "later")
     assert fake.refused(lambda: privacy(fake, subjects.unblock, ana, actor=dpo, role="dpo")).status == 409
+
+
+def test_the_erasure_event_names_what_is_malformed_and_is_confirmed_with_its_request(fake):
+    ana = fake.add_user(1)
+    with fake.uow(context=fake.service_context("privacy")) as uow:
+        missing = fake.refused(lambda: subjects.erase_requested(uow, {"subject_id": ana, "mode": "deletion"}))
+    assert missing.extensions["errors"][0]["field"] == "request_id"
+    mark = fake.mark()
+    with fake.system() as uow:  # a handler runs as the system, its entrypoint having checked the sender
+        subjects.erase_requested(uow, {"request_id": REQUEST, "subject_id": ana, "mode": "anonymisation"})
+    (confirmed,) = fake.published_since(mark, ERASED)
+    assert confirmed["data"] == {"request_id": REQUEST, "subject_id": ana, "mode": "anonymisation"}

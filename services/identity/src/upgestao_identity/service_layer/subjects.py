@@ -129,19 +129,25 @@ def _export_user(uow: IdentityUnitOfWork, row: UserRecord) -> dict[str, Any]:
 
 def erase(uow: IdentityUnitOfWork, subject_id: object, mode: object = "deletion",
           request_id: object = None) -> dict[str, Any]:
-    """The ``erase_subject`` RPC (and the erasure event's handler): checked, then :func:`perform`."""
+    """The ``erase_subject`` RPC: privacy's broker user only, checked, then :func:`perform`."""
     only_privacy(uow, "erase", subject_id)
-    sid = checked_id("subject_id", subject_id)
-    if mode not in MODES:
-        raise invalid_field("mode", f"must be one of {', '.join(MODES)}")
-    return perform(uow, sid, str(mode), _checked_reference("request_id", request_id, required=False))
+    return _erase_checked(uow, subject_id, mode, _checked_reference("request_id", request_id, required=False))
 
 
 def erase_requested(uow: IdentityUnitOfWork, data: Mapping[str, Any]) -> dict[str, Any]:
-    """``privacy.erasure_requested.v1`` (request_id, subject_id, mode): a malformed one is refused (the
-    handler's error parks it after its retries)."""
-    return erase(uow, data.get("subject_id"), data.get("mode"),
-                 _checked_reference("request_id", data.get("request_id"), required=True))
+    """``privacy.erasure_requested.v1`` (request_id, subject_id, mode), which the handler's entrypoint took from
+    privacy's events exchange after checking its sender was privacy's broker user (``reliable_handler``): a
+    malformed one is refused (the handler's error parks it after its retries)."""
+    return _erase_checked(uow, data.get("subject_id"), data.get("mode"),
+                          _checked_reference("request_id", data.get("request_id"), required=True))
+
+
+def _erase_checked(uow: IdentityUnitOfWork, subject_id: object, mode: object,
+                   request_id: str | None) -> dict[str, Any]:
+    sid = checked_id("subject_id", subject_id)
+    if mode not in MODES:
+        raise invalid_field("mode", f"must be one of {', '.join(MODES)}")
+    return perform(uow, sid, str(mode), request_id)
 
 
 def perform(uow: IdentityUnitOfWork, sid: str, mode: str, request_id: str | None) -> dict[str, Any]:
