@@ -26,12 +26,12 @@ the ``erase_subject`` RPC, confirmed by ``messaging.subject_erased.v1`` carrying
   that identity's erasure of the profile leaves pointing to nobody, kept for the help desk's figures. The two
   modes differ in identity (a deleted profile vs a profile emptied to an anonymous record).
 * ``blocking`` (LGPD art. 18 IV: processing suspended, the data kept) is confirmed without change
-  (``shredded: false``): identity blocks the person (no sign-in, their profile's reads refused, no longer an
-  active customer or staff user in its directory, so messaging opens no conversation and records no message for
-  them) and messaging keeps their messages unaltered. Why not withhold them too: a block is lifted by the DPO in
-  identity (``unblock_subject``, ``identity.subject_unblocked.v1``), and messaging consumes privacy's events only
-  (the broker's permissions): it would never hear the lifting, so a withholding here could not be undone
-  without a new event of privacy's. A stronger request afterwards (deletion) still erases.
+  (``shredded: false``): identity blocks the person (no sign-in, their profile's reads refused; its directory,
+  which messaging asks before opening a conversation or adding a member, says whether they are active: a blocked
+  staff user is not) and messaging keeps their messages unaltered. Why not withhold them too: a block is lifted
+  by the DPO in identity (``unblock_subject``, ``identity.subject_unblocked.v1``), and messaging consumes
+  privacy's events only (the broker's permissions): it would never hear the lifting, so a withholding here
+  could not be undone without a new event of privacy's. A stronger request afterwards (deletion) still erases.
 * The answer's (and ``subject_erased``'s) ``messages``: None when it shreds (counted by the purge, in
   ``subject_purged``), the purge's count in a repeat after it.
 * Idempotent: the first deletion or anonymisation shreds; a repeated request (the same or another request id)
