@@ -63,27 +63,37 @@ PRIVACY_FIELDS: tuple[PersonalField, ...] = (
     # the data-subject requests and the contact channel (issue 14, requests area)
     PersonalField("privacy_request", "subject_id", "identifier", "Who the request is about (a user or customer id)",
                   "answering the data subject's request", LEGAL_OBLIGATION, _REQUEST_RETENTION, encrypted=False),
-    PersonalField("privacy_contact", "email", "contact", "The address a person wrote from through the privacy "
+    PersonalField("privacy_request", "email", "contact", "The address a person wrote from through the privacy "
                   "contact channel (a verification code is sent there)", "verifying and answering the request",
                   LEGAL_OBLIGATION, _REQUEST_RETENTION),
-    PersonalField("privacy_contact", "message", "free_text", "What the person wrote with their request",
+    PersonalField("privacy_request", "message", "free_text", "What the person wrote with their request",
                   "answering the data subject's request", LEGAL_OBLIGATION, _REQUEST_RETENTION),
     PersonalField("privacy_request", "reason", "free_text", "The DPO's reasons (a denial, an extension), which "
                   "may name the person", "answering the data subject's request", LEGAL_OBLIGATION, _REQUEST_RETENTION),
+    PersonalField("notice", "code", "credential", "A contact request's 6-digit verification code, kept for its "
+                  "e-mail only (its hash checks the answer)", "verifying who filed a request", LEGAL_OBLIGATION,
+                  "until it is sent or expires (10 minutes), then dropped"),
+    PersonalField("notice", "download_url", "credential", "The single-use link to an access bundle, kept for its "
+                  "e-mail only", "delivering an access or portability request", LEGAL_OBLIGATION,
+                  "until it is sent or the link expires"),
     # corrections, policy acceptances and consents (corrections/consent area)
-    PersonalField("correction", "changes", "mixed", "The new values a person asked for (their profile's fields)",
+    PersonalField("correction", "changes", "mixed", "The new values a person asked for, one sealed value per "
+                  "profile field named (full_name, phone, ...)", "reviewing and applying a correction "
+                  "(LGPD art. 18 III)", LEGAL_OBLIGATION, _REQUEST_RETENTION),
+    PersonalField("correction", "reason", "free_text", "Why the person asks for the correction",
                   "reviewing and applying a correction (LGPD art. 18 III)", LEGAL_OBLIGATION, _REQUEST_RETENTION),
-    PersonalField("policy_acceptance", "user_id", "identifier", "Who accepted which policy version, and when",
+    PersonalField("privacy_policy", "user_id", "identifier", "Who accepted which policy version, and when",
                   "proving the policy in force was made known (LGPD art. 9)", LEGAL_OBLIGATION,
                   "while the account exists, then 5 years", encrypted=False),
-    PersonalField("consent", "subject_id", "identifier", "A user's id or an anonymous visitor's random id, with "
-                  "each purpose's choice (analytics, personalisation) and its history",
+    PersonalField("consent", "holder_id", "identifier", "A user's id or an anonymous visitor's random id (kept "
+                  "only as a derived id), with each purpose's choice (analytics, personalisation) and its history",
                   "recording consent and its withdrawal per purpose", CONSENT,
                   "while the choice is in force, then 5 years (proof of consent, art. 8 §2)", encrypted=False),
     # access and portability bundles (erasures/exports area)
-    PersonalField("access_bundle", "bundle", "mixed", "The JSON bundle of everything held about a person "
-                  "(access, portability)", "delivering the data subject's access or portability request",
-                  LEGAL_OBLIGATION, "until the single-use link is used or expires, then erased"),
+    PersonalField("subject_bundle", "bundle_part", "mixed", "The JSON bundle of everything held about a person "
+                  "(access, portability), sealed in parts under the person", "delivering the data subject's access "
+                  "or portability request", LEGAL_OBLIGATION, "until the single-use link is used or expires, then "
+                  "erased"),
     # incidents (this area): the texts may name people, so each is sealed under the incident's own key
     PersonalField("incident", "nature_of_data", "free_text", "What data the incident involved (may name people)",
                   _INCIDENT_PURPOSE, LEGAL_OBLIGATION_BREACH, _INCIDENT_RETENTION),
