@@ -15,7 +15,7 @@ import pytest
 from upgestao_kernel.context import system_context
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.fakes import FakeUnitOfWork, FakeVault, MemoryStore
-from upgestao_privacy.domain.exports import PART_CHARS, BundleWriter, secret_hash
+from upgestao_privacy.domain.exports import PART_CHARS, BundleWriter, dumps, fragments, secret_hash
 from upgestao_privacy.service_layer import exports
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "subject_bundle.schema.json").read_text())
@@ -101,6 +101,12 @@ def test_the_bundle_text_is_one_json_document_whatever_the_part_size(part_chars)
     assert document["schema_version"] == "1.0"
     with pytest.raises(ValueError):
         list(writer.section("nope", {}))
+
+
+@pytest.mark.parametrize("value", [{}, [], "s", 5, None, [[[[[[1]]]]]], {"x": [{"y": '"q"'}]},
+                                   {"a": [1, {"b": [], "c": {"d": [1, 2, {"e": "ç"}]}}], "z": None, "k": {}}])
+def test_a_section_in_fragments_is_the_same_text(value):
+    assert "".join(fragments(value)) == dumps(value)
 
 
 def test_a_bundle_holds_every_section_and_validates_against_its_schema(world):

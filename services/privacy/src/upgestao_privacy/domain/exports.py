@@ -12,8 +12,9 @@ as one JSON document, behind a single-use, expiring link.
 
 The bundle's format (``schema_version``) is :data:`SCHEMA_VERSION`, described by the JSON Schema
 ``services/privacy/docs/subject_bundle.schema.json``. :class:`BundleWriter` makes its text piece by piece,
-so a section is serialised, cut into parts and dropped before the next is gathered: memory is bounded by the
-largest section, not the bundle.
+so a section is serialised member by member (:func:`fragments`), cut into parts, sealed and stored before the
+next is gathered: memory is bounded by the largest section as the service answered it (messaging's
+``export_subject`` answers in one reply), never the bundle's text.
 """
 
 from __future__ import annotations
@@ -195,6 +196,23 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str)
 
 
+def fragments(value: Any, depth: int = 4) -> Iterator[str]:
+    """``dumps(value)`` in pieces: containers down to ``depth`` levels are opened member by member, so no
+    more than one leaf's text (a message, say) exists at a time besides the value itself."""
+    if depth <= 0 or not isinstance(value, (dict, list)) or not value:
+        yield dumps(value)
+    elif isinstance(value, dict):
+        for n, key in enumerate(sorted(value)):
+            yield ("{" if n == 0 else ",") + dumps(str(key)) + ":"
+            yield from fragments(value[key], depth - 1)
+        yield "}"
+    else:
+        for n, item in enumerate(value):
+            yield "," if n else "["
+            yield from fragments(item, depth - 1)
+        yield "]"
+
+
 class BundleWriter:
     """The bundle's JSON text made in order (:meth:`header`, :meth:`section` for each of :data:`SECTIONS`,
     :meth:`close`), handed out in parts of at most ``part_chars`` characters as soon as they are full."""
@@ -228,7 +246,9 @@ class BundleWriter:
             raise ValueError(f"not a bundle section: {name!r}")
         prefix = "," if self._sections else ""
         self._sections += 1
-        yield from self._write(f"{prefix}{dumps(name)}:{dumps(value)}")
+        yield from self._write(f"{prefix}{dumps(name)}:")
+        for fragment in fragments(value):  # a section's text is never held whole (10,000 messages: megabytes)
+            yield from self._write(fragment)
 
     def close(self) -> Iterator[str]:
         yield from self._write("}}")
