@@ -100,6 +100,10 @@ def test_a_correction_is_applied_as_the_reviewer_and_audited_with_its_id(fake):
     bad = fake.refused(lambda: privacy(fake, subjects.apply_correction, ana, {"role": "admin"}, "corr-9",
                                        actor=dpo, role="dpo", today=fake.today, minimum_age=18))
     assert (bad.status, bad.extensions["errors"][0]["field"]) == (422, "role")
+    nobody = fake.refused(lambda: privacy(fake, subjects.apply_correction, "33333333-3333-4333-8333-333333333333",
+                                          {"full_name": "X"}, "corr-10", actor=dpo, role="dpo", today=fake.today,
+                                          minimum_age=18))
+    assert (nobody.status, nobody.detail) == (404, "No such data subject.")
 
 
 def test_deletion_shreds_purges_the_rows_and_indexes_revokes_sessions_and_confirms_once(fake):

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from upgestao_kernel.errors import conflict, field_error, forbidden, invalid_field, validation_error
+from upgestao_kernel.errors import conflict, field_error, forbidden, invalid_field, not_found, validation_error
 
 from ..adapters.ports import IdentityUnitOfWork, UserRecord
 from ..domain import people
@@ -293,6 +293,8 @@ def apply_correction(uow: IdentityUnitOfWork, subject_id: object, changes: objec
         result = user_cases.apply_changes(uow, sid, dict(changes), today=today, minimum_age=minimum_age,
                                           purpose=purpose)
         return {"subject_id": sid, "kind": USER, "changed": result["changed"]}
+    if uow.load(Customer, sid) is None:
+        raise not_found("data subject")
     changed = customer_cases.apply_changes(uow, sid, dict(changes), today=today, purpose=purpose)
     return {"subject_id": sid, "kind": CUSTOMER, "changed": changed}
 
