@@ -128,7 +128,8 @@ def prepare_export(uow: Any, request_id: str, subject_id: str, kind: str, source
     url = f"{settings.base_url}{DOWNLOAD_PATH}{token}"
     if complete is None:
         from .erasures import complete_request as complete
-    complete(uow, request_id, outcome="completed", download_url=url, answer={
+    complete(uow, request_id, outcome="completed", download_url=url,
+             download_ttl_s=int(settings.link_ttl.total_seconds()), answer={
         "bundle": {"schema_version": SCHEMA_VERSION, "parts": count, "size": writer.size,
                    "expires_at": expires_at.isoformat()}})
     return url
