@@ -62,6 +62,9 @@ def test_the_data_map_declares_every_field_the_read_models_seal(fake):
     ana = fake.add_user(1)
     (registered,) = [e for e in fake.store.events if e.stream_id == f"user-{ana}"]
     assert set(registered.data["fields"]) <= {e["field"] for e in document if e["resource"] == "user"}
+    # what LGPD art. 37 asks of each record (privacy's platform map takes it from here, issue 14)
+    assert all(e["purpose"] and e["legal_basis"].startswith(("performance", "legal", "legitimate", "consent"))
+               and e["retention"] for e in document)
 
 
 def test_the_start_up_tasks_define_the_roles_and_the_first_admin_once(fake):
