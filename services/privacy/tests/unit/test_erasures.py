@@ -123,8 +123,12 @@ def test_the_last_confirmation_shreds_privacys_records_and_completes_the_request
     other = world.seal(B, "Outra Pessoa")
     contact_request = str(uuid.uuid4())  # an earlier request of A's through the contact channel
     contact_sealed = world.seal(contact_request, "maria@example.com")
+    others = str(uuid.uuid4())
+    others_sealed = world.seal(others, "outra@example.com")
     with world.uow() as uow:
-        uow.record(f"request-{contact_request}", 0, [_filed(A, contact_sealed)])
+        uow.record(f"request-{contact_request}", 0, [_filed(None, contact_sealed)])  # unverified yet: nobody's
+        uow.record(f"request-{contact_request}", 1, [_verified(A)])  # verified: A's
+        uow.record(f"request-{others}", 0, [_filed(B, others_sealed)])
         MemoryExportParts(uow.conn).put("old-bundle", 0, A, world.seal(A, '{"x":1}'), _now())
         MemoryExportParts(uow.conn).put("b-bundle", 0, B, other, _now())
     request_id = world.start()
@@ -138,6 +142,7 @@ def test_the_last_confirmation_shreds_privacys_records_and_completes_the_request
     assert world.completed[0][1]["answer"]["erasure"]["mode"] == "deletion"
     assert is_erased(world.opened(A, own)) and is_erased(world.opened(contact_request, contact_sealed))
     assert world.opened(B, other) == "Outra Pessoa"
+    assert world.opened(others, others_sealed) == "outra@example.com"
     assert [k[0] for k in world.store.tables["export_parts"]] == ["b-bundle"]
     # a confirmation delivered again, or late, changes nothing and completes nothing twice
     assert world.confirm("messaging", request_id) == "repeated"
@@ -209,7 +214,13 @@ def _envelope(new_event, version: int):
                          data=new_event.data)
 
 
-def _filed(subject_id: str, sealed_email: str):
+def _verified(subject_id: str):
+    from upgestao_kernel.events import NewEvent
+
+    return NewEvent(type="privacy.request_verified.v1", data={"type": "access", "subject_id": subject_id})
+
+
+def _filed(subject_id: str | None, sealed_email: str):
     from upgestao_kernel.events import NewEvent
 
     return NewEvent(type="privacy.request_filed.v1", data={"type": "access", "subject_id": subject_id,

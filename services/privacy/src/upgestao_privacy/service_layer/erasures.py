@@ -108,25 +108,24 @@ def confirm_erasure(uow: Any, service: str, data: Mapping[str, Any], confirmatio
 def finish(uow: Any, erasure: Erasure, complete: Callable[..., Any] = complete_request) -> None:
     """Every participant confirmed: privacy's own records go, then the request completes (one transaction)."""
     if erasure.privacy_shredded:
-        erase_own_records(uow, erasure.subject_id or "", keep=erasure.id)
+        erase_own_records(uow, erasure.subject_id or "")
     answer = {"erasure": {"mode": erasure.mode, "participants": sorted(erasure.participants),
                           "recipients_told": list(erasure.recipients), "privacy_shredded": erasure.privacy_shredded}}
     complete(uow, erasure.id, outcome="completed", answer=answer)
 
 
-def erase_own_records(uow: Any, subject_id: str, keep: str | None = None) -> list[str]:
+def erase_own_records(uow: Any, subject_id: str) -> list[str]:
     """Privacy's own records of the person: their vault key shredded (corrections' values, consents' sealed
-    details, bundles), the keys of the other requests they filed through the contact channel (the address
-    and message are sealed under the request's own id) and their bundles' stored parts. ``keep``: the
-    request being completed, whose address its completion notice still needs. The vault subjects shredded."""
+    details, bundles, reasons), the keys of the requests they filed (a request filed through the contact channel
+    seals the address and the message under its own id; this one's too: its completion cannot be e-mailed to an
+    erased person anyway) and their bundles' stored parts. The vault subjects shredded."""
     shredded = [subject_id]
     uow.personal.shred(subject_id=subject_id, resource_type="data_subject", purpose=PURPOSE)
     requests = sorted({e.stream_id[len("request-"):] for e in subject_events(uow, subject_id)
-                       if e.stream_id.startswith("request-") and e.data.get("sealed")})
+                       if e.stream_id.startswith("request-")})
     for request_id in requests:
-        if request_id != keep:
-            uow.personal.shred(subject_id=request_id, resource_type="privacy_request", purpose=PURPOSE)
-            shredded.append(request_id)
+        uow.personal.shred(subject_id=request_id, resource_type="privacy_request", purpose=PURPOSE)
+        shredded.append(request_id)
     export_parts_of(uow).delete_subject(subject_id)
     return shredded
 
