@@ -29,6 +29,8 @@ Ratios: big over small, erasure (target <= 1.5) and export. Written to bench/res
     BENCH_ERASURE_BIG           B (10000)
     BENCH_ERASURE_REPEAT        pairs erased (3)
     BENCH_ERASURE_BACKGROUND    other customers' messages (20000, over 20 customers)
+    BENCH_ERASURE_PLATFORM      1: also the end-to-end part on a fresh platform (erasure_platform.py); 0: not
+    BENCH_ERASURE_START_S       the platform must be ready within this (240)
     BENCH_ERASURE_TIMEOUT_S     hard limit of the whole scenario (900)
 """
 
@@ -62,8 +64,7 @@ TARGETS = {"erase_big_over_small <=": 1.5}
 ATTACHMENTS = 3
 
 
-class BenchFailure(Exception):
-    """An answer the scenario did not expect."""
+from identity import BenchFailure  # noqa: E402  (one failure type for every bench module this scenario uses)
 
 
 def _memory() -> dict[str, float]:
@@ -96,15 +97,18 @@ def fresh_database(tag: str) -> Iterator[str]:
 class Messaging:
     """Messaging's use cases on the database, acting as privacy's broker user (or as an admin for the setup)."""
 
-    def __init__(self, url: str, data_dir: str) -> None:
+    def __init__(self, url: str | None = None, data_dir: str | None = None, environ: dict | None = None) -> None:
+        """On ``url`` (keys under ``data_dir``), or as a platform's messaging sees it (``environ``)."""
         from upgestao_kernel.config import load_settings
         from upgestao_kernel.db import create_engine
         from upgestao_kernel.vault import Vault, load_keys
         from upgestao_messaging.adapters.search_index import load_search_key
         from upgestao_messaging.domain.search import TermHasher
 
-        self.environ = {"MESSAGING_DATABASE_URL": url, "UPGESTAO_DATA_DIR": data_dir, "UPGESTAO_ENV": "test"}
+        self.environ = environ or {"MESSAGING_DATABASE_URL": url, "UPGESTAO_DATA_DIR": data_dir,
+                                   "UPGESTAO_ENV": "test"}
         self.settings = load_settings("messaging", self.environ)
+        url = self.settings.database_url
         self.keys = load_keys(self.settings, self.environ)
         self.vault = Vault(*self.keys)
         self.hasher = TermHasher(load_search_key(self.settings, self.environ))
@@ -253,7 +257,8 @@ def run() -> dict:
     repeat, background = env_int("BENCH_ERASURE_REPEAT", 3), env_int("BENCH_ERASURE_BACKGROUND", 20000)
     parameters = {"small_messages": small_n, "big_messages": big_n, "repeat": repeat,
                   "background_messages": background, "attachments_each": ATTACHMENTS, "database": "postgresql",
-                  "measured": "messaging's use cases in-process, as privacy's broker user (no platform)"}
+                  "measured": "messaging's use cases in-process, as privacy's broker user; then a platform, "
+                              "privacy's requests through the gateway (erasure_platform.py)"}
     load_before = load_average()
     with fresh_database(uuid.uuid4().hex[:8]) as url, tempfile.TemporaryDirectory() as data_dir:
         upgrade(MIGRATIONS, url)
@@ -286,6 +291,8 @@ def run() -> dict:
         for small, big in pairs:
             for size, who in (("small", small), ("big", big)):
                 expected = (small_n if size == "small" else big_n) + ATTACHMENTS
+                with m.engine.connect() as conn:  # the previous purge's writes flushed: not this erasure's cost
+                    conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("CHECKPOINT")
                 with statements.counting() as found:
                     t0 = time.perf_counter()
                     answer = privacy.erase_subject(who["id"], "deletion", str(uuid.uuid4()))
@@ -304,12 +311,18 @@ def run() -> dict:
                 if counted != expected:
                     raise BenchFailure(f"the purge counted {counted} messages, not {expected}")
                 details[size].append({"seconds": round(seconds, 4), "statements": len(found),
+                                      "sql_ms": round(sum(t for t, _ in found) * 1000, 2),
                                       "slowest": [{"ms": round(s * 1000, 2), "sql": q} for s, q in slowest],
                                       "purge_seconds": round(purges[size][-1], 4)})
                 check_erased(m, who, control)
             log(f"erase small {times['small'][-1] * 1000:.1f} ms, big {times['big'][-1] * 1000:.1f} ms; purge small "
                 f"{purges['small'][-1] * 1000:.1f} ms, big {purges['big'][-1] * 1000:.1f} ms")
         m.engine.dispose()
+    platform = None
+    if env_int("BENCH_ERASURE_PLATFORM", 1):
+        from erasure_platform import run_platform
+
+        platform = run_platform(small_n, big_n, repeat, env_float("BENCH_ERASURE_START_S", 240))
     erase = {size: round(statistics.median(values) * 1000, 2) for size, values in times.items()}
     purge = {size: round(statistics.median(values) * 1000, 2) for size, values in purges.items()}
     figures = {"seed": seeded, "erase_ms_median": erase, "purge_ms_median": purge,
@@ -321,6 +334,20 @@ def run() -> dict:
               "export_peak_rss_big_over_small": ratio(exports["big"]["peak_rss_mib"], exports["small"]["peak_rss_mib"])}
     met = {"erase_big_over_small <=": ratios["erase_big_over_small"] is not None
            and ratios["erase_big_over_small"] <= TARGETS["erase_big_over_small <="]}
+    if platform is not None:
+        figures["platform"] = platform
+        med = {size: {key: statistics.median(e[key] for e in platform["erase"][size])
+                      for key in ("messaging_confirmed_s", "completed_s", "purged_s")} for size in ("small", "big")}
+        figures["platform_median"] = med
+        access = platform["access"]
+        ratios.update({
+            "platform_messaging_confirmed_big_over_small": ratio(med["big"]["messaging_confirmed_s"],
+                                                                 med["small"]["messaging_confirmed_s"]),
+            "platform_completed_big_over_small": ratio(med["big"]["completed_s"], med["small"]["completed_s"]),
+            "platform_access_seconds_big_over_small": ratio(access["big"]["seconds"], access["small"]["seconds"]),
+        })
+        met["platform_messaging_confirmed_big_over_small <="] = (
+            ratios["platform_messaging_confirmed_big_over_small"] <= TARGETS["erase_big_over_small <="])
     return result(SCENARIO, parameters, figures, {"erase_ms_small": erase["small"], "export_small": exports["small"]},
                   ratios, targets=TARGETS, met=met, load_average={"before": load_before, "after": load_average()})
 

@@ -13,14 +13,17 @@ from datetime import UTC, datetime, timedelta
 BATCH = 2000
 
 
-def seed_messages(m, text, customer: str, author: str, conversation_ids: list[str], total: int) -> int:
+def seed_messages(m, text, customer: str, author: str, conversation_ids: list[str], total: int,
+                  kind: str = "conversation") -> int:
+    """``total`` messages over ``conversation_ids`` (conversations of ``customer``, or with ``kind="chat"`` chats
+    where ``author`` wrote them, sealed under the author: pass the author as ``customer``)."""
     import sqlalchemy as sa
     from messaging import _envelope, _insert_terms, _key_caching_vault
     from upgestao_kernel.events import new_id
     from upgestao_kernel.schema import events
     from upgestao_messaging.adapters.projections import Insert, Update, changes
     from upgestao_messaging.adapters.search_index import search_terms, signature
-    from upgestao_messaging.adapters.tables import TABLES, conversations
+    from upgestao_messaging.adapters.tables import TABLES, chats, conversations
     from upgestao_messaging.domain.messages import Message
     from upgestao_messaging.domain.search import normalise_words
 
@@ -36,14 +39,17 @@ def seed_messages(m, text, customer: str, author: str, conversation_ids: list[st
         event_rows, meta = [], {}
         for n in batch:
             conversation_id = conversation_ids[n * len(conversation_ids) // total]
-            incoming = r.random() < 0.5
-            direction = "incoming" if incoming else "outgoing"
-            body = text.body(direction)
+            incoming = r.random() < 0.5 and kind == "conversation"
+            direction = "incoming" if incoming else "outgoing" if kind == "conversation" else "internal"
+            body = text.body("incoming" if incoming else "outgoing")
             message_id = str(uuid.uuid4())
             meta[message_id] = (conversation_id, [m.hasher.hash(w) for w in normalise_words(body)])
             sealed = vault.encrypt(None, customer, "body", body)
-            message = Message.create(message_id, conversation_id=conversation_id, chat_id=None, customer_id=customer,
-                                     author_id=author, direction=direction, private=False, key_subject_id=customer,
+            in_chat = kind == "chat"
+            message = Message.create(message_id, conversation_id=None if in_chat else conversation_id,
+                                     chat_id=conversation_id if in_chat else None,
+                                     customer_id=None if in_chat else customer, author_id=author,
+                                     direction=direction, private=False, key_subject_id=customer,
                                      sealed_body=sealed, attachment_ids=[], client_message_id=None)
             (new,) = message.collect()
             event_rows.append({"event_id": new_id(), "stream_id": message.stream_id, "version": 1, "type": new.type,
@@ -60,19 +66,20 @@ def seed_messages(m, text, customer: str, author: str, conversation_ids: list[st
                 for change in changes(envelope):
                     if isinstance(change, Insert):
                         rows[change.table].append(dict(change.row))
-                    elif isinstance(change, Update) and change.table == "conversations":
+                    elif isinstance(change, Update) and change.table in ("conversations", "chats"):
                         last[change.where["id"]] = dict(change.values)
                 message_id = envelope.stream_id.split("-", 1)[1]
                 conversation_id, hashes = meta[message_id]
                 bits = signature(hashes)
-                terms.extend((h, envelope.position, message_id, "conversation", conversation_id, customer, bits)
+                terms.extend((h, envelope.position, message_id, kind, conversation_id, customer, bits)
                              for h in dict.fromkeys(hashes))
             for name, table_rows in rows.items():
                 conn.execute(tables[name].insert(), table_rows)
             terms.sort()
             _insert_terms(conn, search_terms, terms)
-            for conversation_id, values in last.items():
-                conn.execute(sa.update(conversations).where(conversations.c.id == conversation_id).values(**values))
+            table = chats if kind == "chat" else conversations
+            for container_id, values in last.items():
+                conn.execute(sa.update(table).where(table.c.id == container_id).values(**values))
         written += len(event_rows)
     return written
 
