@@ -262,7 +262,7 @@ def table_erasure(data: dict) -> list[str]:
     f, r, p = data["figures"], data["ratios"], data["parameters"]
     e, purge, x = f["erase_ms_median"], f["purge_ms_median"], f["export"]
     target = data["targets"]["erase_big_over_small <="]
-    return [
+    lines = [
         f"{'erasure (messaging)':<28} {p['small_messages']:>9} msgs {p['big_messages']:>9} msgs {'ratio':>8}",
         f"{'erase, answered (ms)':<28} {e['small']:>14.2f} {e['big']:>14.2f} {r['erase_big_over_small']:>8.3f}  "
         f"target <= {target}: {_meets(data['met']['erase_big_over_small <='])}",
@@ -273,6 +273,22 @@ def table_erasure(data: dict) -> list[str]:
         f"{r['export_peak_rss_big_over_small']:>8.3f}",
         f"  median of {p['repeat']} each, {p['background_messages']} other messages; {p['measured']}",
     ]
+    med = f.get("platform_median")
+    if med:
+        a = f["platform"]["access"]
+        lines += [
+            f"{'platform: messaging confirmed (s)':<34} {med['small']['messaging_confirmed_s']:>8.3f} "
+            f"{med['big']['messaging_confirmed_s']:>14.3f} {r['platform_messaging_confirmed_big_over_small']:>8.3f}",
+            f"{'platform: request completed (s)':<34} {med['small']['completed_s']:>8.3f} "
+            f"{med['big']['completed_s']:>14.3f} {r['platform_completed_big_over_small']:>8.3f}",
+            f"{'platform: messaging purged (s)':<34} {med['small']['purged_s']:>8.3f} {med['big']['purged_s']:>14.3f}",
+            f"{'platform: access bundle (s)':<34} {a['small']['seconds']:>8.3f} {a['big']['seconds']:>14.3f} "
+            f"{r['platform_access_seconds_big_over_small']:>8.3f}",
+            f"  peak RSS after the bundles (MiB): messaging {a['big']['after']['messaging']['peak_rss_mib']}, "
+            f"privacy {a['big']['after']['privacy']['peak_rss_mib']} (before them "
+            f"{a['small']['before']['messaging']['peak_rss_mib']}, {a['small']['before']['privacy']['peak_rss_mib']})",
+        ]
+    return lines
 
 
 TABLES = {
