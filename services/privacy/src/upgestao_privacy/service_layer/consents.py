@@ -15,12 +15,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from upgestao_kernel import eventstore
 from upgestao_kernel.errors import ServiceError, invalid_field
 from upgestao_kernel.unit_of_work import UnitOfWorkPort
 
-from ..adapters import consent_tables as tables
-from ..adapters.request_tables import SqlRequests
+from ..adapters.consent_tables import consent_area
 from ..domain.consents import (
     ESSENTIAL,
     OPTIONAL_PURPOSES,
@@ -69,7 +67,7 @@ def _holder(uow: UnitOfWorkPort, deps: AreaDeps, visitor_id: Any, action: str, *
 
 def _charge_visitor(uow: UnitOfWorkPort, now: datetime) -> None:
     """Count an anonymous choice against its client address (429 past the budget, audited as denied)."""
-    repo = SqlRequests(uow)
+    repo = consent_area(uow)
     key = "consent-visitor:" + (uow.context.source_ip or "unknown")[:80]
     current = repo.budget(key)
     start = VISITOR_BUDGET.window_start(now, current[0] if current else None)
@@ -107,7 +105,7 @@ def choose(deps: AreaDeps, data: Any) -> dict[str, Any]:
         if kind == VISITOR:
             _charge_visitor(uow, _now(deps))
         ensure_seeded(uow)
-        policy = tables.get_policy(uow.conn, version)
+        policy = consent_area(uow).policy(version)
         if policy is None or policy.effective_at > _now(deps):
             raise invalid_field("policy_version", "is not a policy version in effect")
         holder = uow.load(ConsentHolder, hid) or ConsentHolder(hid)
@@ -129,7 +127,7 @@ def choose(deps: AreaDeps, data: Any) -> dict[str, Any]:
 def history(deps: AreaDeps, visitor_id: Any = None) -> dict[str, Any]:
     with deps.unit_of_work() as uow:
         kind, hid, user_id, visitor = _holder(uow, deps, visitor_id, "read", issue=False)
-        envelopes = eventstore.read_stream(uow.conn, ConsentHolder.stream_id_for(hid))
+        envelopes = consent_area(uow).stream(ConsentHolder.stream_id_for(hid))
         holder = ConsentHolder.replay(hid, envelopes) if envelopes else None
         items = [{"purposes": e.data["purposes"], "changed": e.data["changed"],
                   "policy_version": e.data["policy_version"], "source": e.data["source"],

@@ -27,6 +27,7 @@ from upgestao_kernel.unit_of_work import UnitOfWorkPort
 from upgestao_kernel.vault import is_erased
 
 from ..adapters import consent_tables as tables
+from ..adapters.consent_tables import consent_area
 from ..domain.corrections import (
     STATES,
     AlreadyDecided,
@@ -143,8 +144,8 @@ def file(deps: AreaDeps, changes: Any, reason: Any = None, source: str = "reques
                                    purpose="correction request")
         correction = Correction.file(correction_id, requester_id=actor, fields=list(cleaned), source=source,
                                      sealed=sealed)
-        tables.project(uow.conn, uow.save(correction))
-        row = tables.get_correction(uow.conn, correction_id)
+        consent_area(uow).project(uow.save(correction))
+        row = consent_area(uow).correction(correction_id)
         return {**_view(row, None), "changes": cleaned, "reason": text}
 
 
@@ -158,7 +159,7 @@ def list_page(deps: AreaDeps, status: Any = None, limit: Any = 50, cursor: Any =
     with deps.unit_of_work() as uow:
         actor = require(uow, deps.permissions_of, SELF, action="list", resource_type=RESOURCE)
         reviewer = REVIEW in deps.permissions_of(uow.context.actor_role)
-        rows = tables.list_corrections(uow.conn, requester_id=None if reviewer else actor, status=status,
+        rows = consent_area(uow).corrections(requester_id=None if reviewer else actor, status=status,
                                        limit=limit + 1, before=before)
         page, more = rows[:limit], len(rows) > limit
         uow.audit_access(action="list", resource_type=RESOURCE, resource_id=None,
@@ -174,7 +175,7 @@ def _visible(uow: UnitOfWorkPort, deps: AreaDeps, correction_id: Any, action: st
     actor = require(uow, deps.permissions_of, SELF, action=action, resource_type=RESOURCE)
     cid = check_uuid("correction_id", correction_id, missing="correction")
     reviewer = REVIEW in deps.permissions_of(uow.context.actor_role)
-    row = tables.get_correction(uow.conn, cid)
+    row = consent_area(uow).correction(cid)
     if row is None or not (reviewer or row.requester_id == actor):
         if row is not None:
             uow.deny(action=action, resource_type=RESOURCE, resource_id=cid, subject_id=row.requester_id, fields=(),
@@ -224,11 +225,11 @@ def approve(deps: AreaDeps, correction_id: Any) -> dict[str, Any]:
         changes = {name: json.loads(value) for name, value in opened.items()}
         deps.identity.apply_correction(correction.requester_id, changes, correction.id)
         correction.approve(reviewer_id=reviewer)
-        tables.project(uow.conn, uow.save(correction))
+        consent_area(uow).project(uow.save(correction))
         uow.audit_access(action="update", resource_type=RESOURCE, resource_id=correction.id,
                          subject_id=correction.requester_id, fields=tuple(correction.fields),
                          purpose="correction approved")
-        return _view(tables.get_correction(uow.conn, correction.id), None)
+        return _view(consent_area(uow).correction(correction.id), None)
 
 
 def deny(deps: AreaDeps, correction_id: Any, reason: Any) -> dict[str, Any]:
@@ -243,11 +244,11 @@ def deny(deps: AreaDeps, correction_id: Any, reason: Any) -> dict[str, Any]:
         sealed = uow.personal.seal(subject_id=correction.requester_id, resource_type=RESOURCE,
                                    resource_id=correction.id, values={"reason": text}, purpose="correction denied")
         correction.deny(reviewer_id=reviewer, sealed_reason=sealed["reason"])
-        tables.project(uow.conn, uow.save(correction))
+        consent_area(uow).project(uow.save(correction))
         uow.audit_access(action="update", resource_type=RESOURCE, resource_id=correction.id,
                          subject_id=correction.requester_id, fields=tuple(correction.fields),
                          purpose="correction denied")
-        return {**_view(tables.get_correction(uow.conn, correction.id), None), "decision_reason": text}
+        return {**_view(consent_area(uow).correction(correction.id), None), "decision_reason": text}
 
 
 # -- the notice of a decision (the notifier asks privacy.notice) ---------------------------------------------
@@ -281,7 +282,7 @@ def decision_notice(uow: UnitOfWorkPort, event: EventEnvelope, recipient_id: str
         reason = uow.personal.open(subject_id=requester, resource_type=RESOURCE,
                                    resource_id=event.stream_id.split("-", 1)[1], sealed={"reason": sealed["reason"]},
                                    purpose="notification")["reason"]
-    identity = getattr(deps, "identity", None) or deps["identity"]
+    identity = deps.identity
     person = recipient(requester, contacts_of(identity, [requester]).get(requester))
     if person is None:
         raise not_found("notice")

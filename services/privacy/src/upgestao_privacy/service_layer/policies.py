@@ -26,6 +26,7 @@ from upgestao_kernel.eventstore import ConcurrencyError
 from upgestao_kernel.unit_of_work import UnitOfWorkPort
 
 from ..adapters import consent_tables as tables
+from ..adapters.consent_tables import consent_area
 from ..domain.policies import (
     SEED_EFFECTIVE_AT,
     SEED_SUMMARY,
@@ -62,16 +63,13 @@ def answer(exc: PolicyError) -> ServiceError:
 
 def ensure_seeded(uow: UnitOfWorkPort) -> None:
     """Version 2023-09-05 (the text of ``shared/seed``) as the first version, when there is none yet."""
-    if tables.has_policies(uow.conn):
+    area = consent_area(uow)
+    if area.has_policies():
         return
     policy = PolicyVersion.publish(SEED_VERSION, effective_at=datetime.fromisoformat(SEED_EFFECTIVE_AT),
                                    text=SEED_TEXT, summary=SEED_SUMMARY, published_by=None,
                                    campaign_id=str(uuid.uuid5(_CAMPAIGNS, SEED_VERSION)), announced=False)
-    try:
-        with uow.conn.begin_nested():
-            tables.project(uow.conn, uow.save(policy))
-    except ConcurrencyError:  # another process seeded it at the same moment
-        pass
+    area.first_time(lambda: area.project(uow.save(policy)))  # (another process may seed it at the same moment)
 
 
 def seed(unit_of_work: Any) -> None:
@@ -100,7 +98,7 @@ def publish(deps: AreaDeps, data: Any) -> dict[str, Any]:
         try:
             version = clean_version(data.get("version"))
             effective_at = clean_effective_at(data.get("effective_at"))
-            if tables.get_policy(uow.conn, version) is not None:
+            if consent_area(uow).policy(version) is not None:
                 raise PolicyExists("version", f"Version {version} was published already; a version is never "
                                               "rewritten: publish a new one.")
             policy = PolicyVersion.publish(version, effective_at=effective_at, text=data.get("text"),
@@ -109,17 +107,17 @@ def publish(deps: AreaDeps, data: Any) -> dict[str, Any]:
         except PolicyError as exc:
             raise answer(exc) from None
         try:
-            tables.project(uow.conn, uow.save(policy))
+            consent_area(uow).project(uow.save(policy))
         except ConcurrencyError:
             raise conflict(f"Version {version} was published already.") from None
         uow.audit_access(action="create", resource_type=RESOURCE, resource_id=version, subject_id=None,
                          fields=("version", "effective_at", "text", "summary"), purpose="privacy policy publication")
-        return _summary(tables.get_policy(uow.conn, version), text=False) | {"campaign_id": policy.campaign_id}
+        return _summary(consent_area(uow).policy(version), text=False) | {"campaign_id": policy.campaign_id}
 
 
 def _current_row(uow: UnitOfWorkPort, now: datetime) -> tables.PolicyRow | None:
-    version = current_of(tables.policy_versions_in_effect(uow.conn), now)
-    return tables.get_policy(uow.conn, version) if version is not None else None
+    version = current_of(consent_area(uow).policy_versions(), now)
+    return consent_area(uow).policy(version) if version is not None else None
 
 
 def current(deps: AreaDeps) -> dict[str, Any]:
@@ -135,9 +133,9 @@ def versions(deps: AreaDeps) -> dict[str, Any]:
     with deps.unit_of_work() as uow:
         ensure_seeded(uow)
         now = _now(deps)
-        current_version = current_of(tables.policy_versions_in_effect(uow.conn), now)
+        current_version = current_of(consent_area(uow).policy_versions(), now)
         return {"items": [{**_summary(row, text=False), "current": row.version == current_version}
-                          for row in tables.all_policies(uow.conn)]}
+                          for row in consent_area(uow).policies()]}
 
 
 def version(deps: AreaDeps, version_label: Any) -> dict[str, Any]:
@@ -147,7 +145,7 @@ def version(deps: AreaDeps, version_label: Any) -> dict[str, Any]:
             label = clean_version(version_label)
         except PolicyError:
             raise not_found("policy version") from None
-        row = tables.get_policy(uow.conn, label)
+        row = consent_area(uow).policy(label)
         if row is None:
             raise not_found("policy version")
         return _summary(row, text=True)
@@ -158,8 +156,8 @@ def status(deps: AreaDeps) -> dict[str, Any]:
     with deps.unit_of_work() as uow:
         actor = uow.context.actor_id
         ensure_seeded(uow)
-        current_version = current_of(tables.policy_versions_in_effect(uow.conn), _now(deps))
-        accepted = tables.accepted_versions(uow.conn, actor) if actor is not None else set()
+        current_version = current_of(consent_area(uow).policy_versions(), _now(deps))
+        accepted = consent_area(uow).accepted_versions(actor) if actor is not None else set()
         return {"current_version": current_version,
                 "policy_acceptance_required": acceptance_required(current_version, accepted) if actor else None}
 
@@ -172,7 +170,7 @@ def accept(deps: AreaDeps, version_label: Any) -> dict[str, Any]:
             label = clean_version(version_label)
         except PolicyError:
             raise not_found("policy version") from None
-        row = tables.get_policy(uow.conn, label)
+        row = consent_area(uow).policy(label)
         now = _now(deps)
         if row is None:
             raise not_found("policy version")
@@ -182,7 +180,7 @@ def accept(deps: AreaDeps, version_label: Any) -> dict[str, Any]:
         acceptances = uow.load(Acceptances, actor) or Acceptances(actor)
         recorded = acceptances.accept(label, now)
         if recorded:
-            tables.project(uow.conn, uow.save(acceptances))
+            consent_area(uow).project(uow.save(acceptances))
         uow.audit_access(action="update" if recorded else "read", resource_type="policy_acceptance",
                          resource_id=label, subject_id=actor, fields=("version",), purpose="privacy policy acceptance")
         return {"version": label, "accepted_at": acceptances.accepted[label], "recorded": recorded}
@@ -213,7 +211,7 @@ def published_notice(uow: UnitOfWorkPort, event: EventEnvelope, recipient_id: st
     data = event.data
     if not data.get("announced"):
         raise not_found("notice")
-    identity = getattr(deps, "identity", None) or deps["identity"]
+    identity = deps.identity
     if recipient_id is not None:
         ids, next_cursor = [recipient_id], None
     else:
