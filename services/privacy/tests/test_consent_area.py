@@ -232,3 +232,22 @@ def test_anonymous_choices_are_throttled_per_client_address(privacy, call, monke
     assert caught.value.status == 429 and caught.value.extensions["retry_after"] > 0
     # a signed-in user is not a visitor: not counted
     call(uid()).put_consents({"purposes": {"analytics": True}, "policy_version": "2023-09-05"})
+
+
+def test_the_read_models_rebuild_from_the_log_to_the_same_state(privacy, call):
+    from upgestao_kernel.projections import rebuild, snapshot
+    from upgestao_privacy.adapters.consent_tables import PROJECTION
+
+    requester, dpo = uid(), uid()
+    approved = call(requester).file_correction({"full_name": "Bia"})
+    call(dpo, "dpo").approve_correction(approved["id"])
+    call(requester).file_correction({"phone": "+5511988887777"}, "mudei")
+    call(dpo, "dpo").publish_policy({"version": "r2", "effective_at": "2026-01-01T00:00:00+00:00", "text": "T",
+                                     "summary": "S"})
+    call(requester).accept_policy("r2")
+    with privacy.engine.connect() as conn:
+        before = snapshot(conn, [PROJECTION])
+    assert len(before["privacy_corrections"]) == 2 and len(before["privacy_policy_versions"]) == 2
+    rebuild(privacy.engine, [PROJECTION])  # (as the owner: a rebuild empties the tables first)
+    with privacy.engine.connect() as conn:
+        assert snapshot(conn, [PROJECTION]) == before
