@@ -186,6 +186,8 @@ def test_the_dpos_actions_reach_privacy_with_their_arguments(gateway, calls):
     ("/v1/privacy/requests", {}, "type"),
     (f"/v1/privacy/requests/{REQUEST}/deny", {}, "reason"),
     (f"/v1/privacy/requests/{REQUEST}/deny", {"reason": ""}, "reason"),
+    (f"/v1/privacy/requests/{REQUEST}/deny", {"reason": " \n\t "}, "reason"),
+    (f"/v1/privacy/requests/{REQUEST}/complete", {"note": "   "}, "note"),
     (f"/v1/privacy/requests/{REQUEST}/extend", {"due_at": "2027-01-30", "reason": "x"}, "due_at"),
     (f"/v1/privacy/requests/{REQUEST}/extend", {"due_at": "2027-01-30T00:00:00Z"}, "reason"),
 ])

@@ -31,6 +31,7 @@ from upgestao_privacy.domain.requests import (
     DataSubjectRequest,
     InvalidTransition,
     InvalidValue,
+    clean_text,
     days_left,
     due_for,
 )
@@ -194,3 +195,14 @@ def test_budget_windows():
     assert budget.window_start(NOW + timedelta(seconds=60), NOW) == NOW + timedelta(seconds=60)
     assert budget.allows(1) and not budget.allows(2)
     assert budget.retry_after(NOW, NOW + timedelta(seconds=30)) == 30
+
+
+def test_free_texts_are_trimmed_and_an_optional_blank_one_is_absent():
+    assert clean_text("reason", "  porque sim ", 20) == "porque sim"
+    assert clean_text("message", " \n ", 20, required=False) is None
+    for bad in ("", "   ", None, 7):
+        with pytest.raises(InvalidValue) as caught:
+            clean_text("reason", bad, 20)
+        assert caught.value.field == "reason"
+    with pytest.raises(InvalidValue):
+        clean_text("reason", "x" * 21, 20)

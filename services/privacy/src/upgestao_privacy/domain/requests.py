@@ -91,8 +91,9 @@ def clean_type(value: object) -> str:
 
 
 def clean_text(name: str, value: object, limit: int, *, required: bool = True) -> str | None:
-    """Free text (a reason, a message): trimmed, 1 to ``limit`` characters (or ``None`` when optional)."""
-    if value is None and not required:
+    """Free text (a reason, a message): trimmed, 1 to ``limit`` characters; an optional one may be absent or
+    blank (``None``)."""
+    if not required and (value is None or isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str) or not value.strip():
         raise InvalidValue(name, "is required" if value is None or isinstance(value, str) else "must be text")

@@ -228,11 +228,11 @@ def _limit(value: Any) -> int:
 def _when(name: str, value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise invalid_field(name, "must be an ISO-8601 date-time with a zone")
-    return parsed.astimezone(UTC)
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass
+    raise invalid_field(name, "must be an ISO-8601 date-time with a zone (years 1 to 9999 in UTC)")
 
 
 def row_view(row: RequestRow | DataSubjectRequest, now: datetime) -> dict[str, Any]:

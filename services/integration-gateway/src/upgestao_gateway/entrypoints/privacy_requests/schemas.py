@@ -21,6 +21,7 @@ STATES = ("identity_unverified", "pending", "in_progress", "completed", "denied"
 EMAIL_MAX = 254
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
 CODE_PATTERN = r"^[0-9]{6}$"
+NOT_BLANK = r"[\s\S]*\S[\s\S]*"  # some text besides white space
 REASON_MAX = 2000
 MESSAGE_MAX = 5000
 DEFAULT_LIMIT = 50
@@ -31,7 +32,8 @@ _TEXT = {"description": "Free text (kept sealed: it may be personal data)."}
 
 def _text(limit: int, **kwargs) -> fields.String:
     metadata = {**_TEXT, **kwargs.pop("metadata", {})}
-    return fields.String(validate=validate.Length(min=1, max=limit), metadata=metadata, **kwargs)
+    return fields.String(validate=[validate.Length(max=limit), Pattern(NOT_BLANK, error="must not be blank")],
+                         metadata=metadata, **kwargs)
 
 
 # -- bodies and queries ----------------------------------------------------------------
