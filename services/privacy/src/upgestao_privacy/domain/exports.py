@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,12 +74,14 @@ class ExportPrepared(PrivacyEvent, subject="request_id",
 
 @dataclass(frozen=True)
 class ExportLinkIssued(PrivacyEvent, subject="link_id", publishes=False):
-    """The link of a bundle (stream id: the token's hash; the token itself is never stored)."""
+    """The link of a bundle (stream id: the token's hash; the token itself is never stored). ``fields``: the
+    names of the bundle's members that hold a value (what its download's audit record names)."""
 
     request_id: str
     subject_id: str
     parts: int
     expires_at: str
+    fields: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -145,12 +148,14 @@ class ExportLink(Aggregate):
         self.lease_hash: str | None = None
         self.lease_expires_at: datetime | None = None
         self.purged = False
+        self.fields: list[str] = []
 
     @classmethod
-    def issue(cls, token: str, request_id: str, subject_id: str, parts: int, expires_at: datetime) -> ExportLink:
+    def issue(cls, token: str, request_id: str, subject_id: str, parts: int, expires_at: datetime,
+              fields: list[str] | None = None) -> ExportLink:
         link = cls(secret_hash(token))
         link.trigger(ExportLinkIssued(request_id=request_id, subject_id=subject_id, parts=parts,
-                                      expires_at=expires_at.isoformat()))
+                                      expires_at=expires_at.isoformat(), fields=sorted(set(fields or ()))))
         return link
 
     @property
@@ -178,9 +183,11 @@ class ExportLink(Aggregate):
         if not self.purged:
             self.trigger(ExportPartsPurged(parts=self.parts))
 
-    def when_export_link_issued(self, request_id: str, subject_id: str, parts: int, expires_at: str) -> None:
+    def when_export_link_issued(self, request_id: str, subject_id: str, parts: int, expires_at: str,
+                                fields: list[str] | None = None) -> None:
         self.request_id, self.subject_id, self.parts = request_id, subject_id, parts
         self.expires_at = datetime.fromisoformat(expires_at)
+        self.fields = list(fields or ())
 
     def when_export_link_used(self, lease_hash: str, lease_expires_at: str) -> None:
         self.lease_hash, self.lease_expires_at = lease_hash, datetime.fromisoformat(lease_expires_at)
@@ -211,6 +218,23 @@ def fragments(value: Any, depth: int = 4) -> Iterator[str]:
             yield "," if n else "["
             yield from fragments(item, depth - 1)
         yield "]"
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # a member's name (not a key that is an id, a UUID)
+MAX_FIELDS = 200
+
+
+def field_names(value: Any, into: set[str]) -> set[str]:
+    """The names of the members of ``value`` (at any depth) that hold a value: what a bundle gives away."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if item not in (None, "", [], {}) and isinstance(key, str) and _NAME.match(key) and len(into) < MAX_FIELDS:
+                into.add(key)
+            field_names(item, into)
+    elif isinstance(value, list):
+        for item in value:
+            field_names(item, into)
+    return into
 
 
 class BundleWriter:

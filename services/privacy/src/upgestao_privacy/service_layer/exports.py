@@ -37,6 +37,7 @@ from ..domain.exports import (
     Export,
     ExportLink,
     LinkRefused,
+    field_names,
     looks_like_secret,
     new_secret,
     secret_hash,
@@ -113,18 +114,24 @@ def prepare_export(uow: Any, request_id: str, subject_id: str, kind: str, source
             count += 1
 
     writer = BundleWriter()
+    names: set[str] = set()
+
+    def section(name: str, value: Any) -> None:
+        field_names(value, names)
+        store(writer.section(name, value))
+
     store(writer.header({"request_id": request_id, "subject_id": subject_id, "type": kind,
                          "generated_at": now.isoformat(), "expires_at": expires_at.isoformat()}))
-    store(writer.section("identity", sources.identity(subject_id)))
-    store(writer.section("messaging", sources.messaging(subject_id)))
-    store(writer.section("notifications", _deliveries(sources, subject_id)))
-    store(writer.section("privacy", own_records(uow, subject_id)))
-    store(writer.section("audit", _audit(sources.audit_summary(subject_id), settings)))
+    section("identity", sources.identity(subject_id))
+    section("messaging", sources.messaging(subject_id))
+    section("notifications", _deliveries(sources, subject_id))
+    section("privacy", own_records(uow, subject_id))
+    section("audit", _audit(sources.audit_summary(subject_id), settings))
     store(writer.close())
 
     token = new_secret()
     uow.save(Export.prepare(request_id, subject_id, kind, count, writer.size, expires_at))
-    uow.save(ExportLink.issue(token, request_id, subject_id, count, expires_at))
+    uow.save(ExportLink.issue(token, request_id, subject_id, count, expires_at, sorted(names)))
     url = f"{settings.base_url}{DOWNLOAD_PATH}{token}"
     if complete is None:
         from .erasures import complete_request as complete
@@ -208,8 +215,9 @@ def start_download(uow: Any, token: Any, now: datetime | None = None) -> dict[st
     except LinkRefused as exc:
         raise _refused(exc.reason) from None
     uow.save(link)  # at the version read: of two downloads at once, one wins
+    # the record names every member the bundle gives away (the profile's fields, "body", ...): names only
     uow.audit_access(action="export", resource_type=RESOURCE, resource_id=link.request_id, subject_id=link.subject_id,
-                     fields=("bundle",), purpose=PURPOSE)
+                     fields=("bundle", *link.fields), purpose=PURPOSE)
     return {"request_id": link.request_id, "parts": link.parts, "lease": lease,
             "filename": f"dados-{link.request_id}.json"}
 
