@@ -324,6 +324,11 @@ def test_three_wrong_codes_kill_it(world):
             world.as_(None, None).verify_contact(accepted["id"], wrong)
         statuses.append((bad.value.status, bad.value.extensions.get("attempts_left")))
     assert statuses == [(422, 2), (422, 1), (403, 0)]
+    purposes = [(r["outcome"], r["purpose"]) for r in world.audit()
+                if r["resource_id"] == accepted["id"] and r["resource_type"] == "privacy_request"]
+    assert purposes.count(("denied", "data subject request verification (wrong code)")) == 3
+    assert ("success", "data subject request canceled (code exhausted)") in purposes
+    assert ("success", "data subject request filed (contact)") in purposes
     with pytest.raises(CodeExhausted):
         world.as_(None, None).verify_contact(accepted["id"], code)
     with pytest.raises(ServiceError) as malformed:

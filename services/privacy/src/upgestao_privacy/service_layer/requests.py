@@ -549,6 +549,8 @@ class RequestCases:
                          fields=("code",), purpose="data subject request verification (wrong code)")
                 if request.verification.exhausted:
                     repo.drop_notices_of(request.id)
+                    uow.audit_access(action="update", resource_type=RESOURCE, resource_id=request.id, subject_id=None,
+                                     fields=("state",), purpose="data subject request canceled (code exhausted)")
                     failure = _exhausted()
                 else:
                     failure = _wrong_code(request.verification.attempts_left)
