@@ -1,6 +1,7 @@
 """Tables of privacy's request area, on the audit log's metadata, and their SQL.
 
-* ``privacy_requests`` — the read model of the ``request-<id>`` streams (:class:`RequestProjection`): type,
+* ``privacy_requests`` — the read model of the ``request-<id>`` streams (:class:`RequestProjection`, applied
+  in the append's transaction by the use cases, or by the unit of work once the service names it): type,
   state, subject, requester, channel, received and due dates; the lists and the overdue queue read it.
   The history and the sealed texts are read from the stream itself (one request at a time).
 * ``privacy_request_notices`` — what the notifier fetches for a verification code (``privacy.notice``):
@@ -155,6 +156,10 @@ class SqlRequests:
 
     # -- the read model
     def project(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Apply the request projection to events just appended, unless the unit of work applies it itself
+        (the service's ``Database(projections=...)`` naming :data:`projection`: then ``rebuild`` covers it)."""
+        if any(isinstance(p, RequestProjection) for p in getattr(self._uow, "projections", ())):
+            return
         for envelope in envelopes:
             projection.apply(self.conn, envelope)
 
