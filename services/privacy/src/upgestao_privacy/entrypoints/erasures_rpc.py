@@ -11,7 +11,8 @@ Handlers (reliable: retried, then parked; each event handled once, ``self.db.han
 
 RPCs:
 
-* ``erasure_progress(request_id)``: the request's subject or requester, or a holder of ``privacy.review``.
+* ``erasure_progress(request_id)``: the request's subject or requester, or a holder of ``privacy.review``
+  (anyone else: 404, as for a missing request, the attempt audited as denied).
 * ``export_download(token)``, ``export_part(token, lease, part)``: the gateway's broker user only (the route
   ``GET /v1/privacy/exports/{token}`` needs no session: the link is the credential); anyone else 403, audited.
 """
@@ -113,10 +114,10 @@ class ErasureRpc:
                 getattr(request, "subject_id", None), getattr(request, "requester_id", None))
             if request is None or not (own or REVIEW in self.roles.permissions_of(ctx.actor_role)):
                 if request is not None:
+                    # another person's request is answered as a missing one (as the requests area does)
                     uow.deny(action="read", resource_type="privacy_request", resource_id=rid,
                              subject_id=getattr(request, "subject_id", None), fields=("erasure",),
                              purpose="authorization")
-                    raise forbidden("Only the person or the DPO sees this erasure.")
                 raise not_found("request")
             progress = erasure_cases.erasure_progress(uow, rid)
             if progress is None:
