@@ -69,7 +69,8 @@ def test_erasure_of_one_customer_leaves_the_other_intact_and_happens_once(two_cu
     assert a.message(mp)["body"] == "Como mudo meu endereço" and a.conversation(cp)["subject"] == "Dúvida Pedro"
     assert [m["id"] for m in a.search("endereco")["items"]] == [mp]
     # answered before the purge: the entries are still there (found by nobody), and so are the ciphertexts
-    assert _entries_of(world, joana)
+    entries = len(_entries_of(world, joana))
+    assert entries == 8  # quero cancelar meu plano hoje / nota sobre joana
     assert world.store.published("messaging.subject_purged.v1") == []
     assert world.system().purge_erased() == 1
     assert all(r["body_sealed"] is None and r["erased"] for r in world.store.rows("messages")
@@ -77,7 +78,7 @@ def test_erasure_of_one_customer_leaves_the_other_intact_and_happens_once(two_cu
     assert all(r["body_sealed"] is None for r in world.store.rows("message_versions") if r["key_subject_id"] == joana)
     assert not _entries_of(world, joana) and _entries_of(world, pedro)
     assert [e["data"] for e in world.store.published("messaging.subject_purged.v1")] == [
-        {"subject_id": joana, "messages": 2, "search_entries": 2, "attachments": 0}]
+        {"subject_id": joana, "messages": 2, "search_entries": entries, "attachments": 0}]
     assert world.system().purge_erased() == 0  # once
     # a repeat (another request of privacy's) is confirmed again, with the purge's count, and erases nothing twice
     assert privacy.erase_subject(joana, "anonymisation", "req-2") == {

@@ -234,6 +234,9 @@ class SearchIndex(Protocol):
 
     def purge_subject(self, subject_id: str) -> int: ...
 
+    def delete_subject(self, subject_id: str) -> int:
+        """Every entry of the subject's messages deleted; how many."""
+
     def find(self, terms: Sequence[str], *, visible: Any, container: tuple[str, str] | None = None,
              limit: int, before_position: int | None = None) -> list[tuple[int, str]]: ...
 

@@ -8,7 +8,7 @@ For H1 (the messaging core), the interface:
 * Sending: ``SqlSearchIndex(uow.conn).add(message_id=…, position=…, container_kind="conversation"|"chat",
   container_id=…, subject_id=<the key's subject: the customer, or the chat message's author>,
   terms=hasher.hashes(body))``. Editing: ``replace(...)`` (remove, then add). Deleting: ``remove(message_id)``.
-  Erasure: ``purge_subject(subject_id)``.
+  Erasure: ``purge_subject(subject_id)`` (returns the messages), ``delete_subject(subject_id)`` (the entries).
 * ``position`` is the message's paging position and must be unique across every message (conversations
   and chats alike): the primary key is ``(term, position)``. It is also the search cursor.
 * Searching: ``find(hasher.hashes(q), visible=…, container=(kind, id) | None, limit=…, before_position=…)``
@@ -241,6 +241,11 @@ class SqlSearchIndex(_Index):
         if messages:
             self.conn.execute(search_terms.delete().where(search_terms.c.subject_id == subject_id))
         return int(messages)
+
+    def delete_subject(self, subject_id: str) -> int:
+        """Erasure's purge: every entry of messages sealed under ``subject_id``, in one statement; returns how many
+        entries went (no count first: :meth:`purge_subject` counts the messages)."""
+        return self.conn.execute(search_terms.delete().where(search_terms.c.subject_id == subject_id)).rowcount
 
     def _survey(self, terms: Sequence[str], container: Container | None, before: int | None,
                 window: int) -> dict[str, tuple[int, int | None]]:
@@ -487,6 +492,11 @@ class MemorySearchIndex(_Index):
         for message_id in messages:
             self.remove(message_id)
         return len(messages)
+
+    def delete_subject(self, subject_id: str) -> int:
+        entries = sum(1 for bucket in self.rows.values() for entry in bucket.values() if entry.subject_id == subject_id)
+        self.purge_subject(subject_id)
+        return entries
 
     def find(self, terms: Sequence[str], *, visible: MemoryVisibility, container: Container | None = None,
              limit: int, before_position: int | None = None) -> Hits:

@@ -157,7 +157,7 @@ class SubjectUseCases:
                     if erasure is None or not erasure.done or erasure.purged:
                         continue
                     messages = uow.messages.count_sealed_under(sid)
-                    entries = uow.search_index.purge_subject(sid)
+                    entries = uow.search_index.delete_subject(sid)
                     files = self.deps.attachments.purge_subject(uow, sid)
                     erasure.purge(messages=messages, search_entries=entries, attachments=files)
                     uow.save(erasure)
