@@ -354,3 +354,26 @@ def test_the_contact_channel_is_rate_limited_per_client_and_per_address(world):
     with pytest.raises(ServiceError) as bad:
         world.as_(None, None).contact("not-an-address", "access")
     assert bad.value.extensions["errors"][0]["field"] == "email"
+
+
+def test_the_read_model_is_rebuilt_identical_from_the_log(world):
+    from upgestao_kernel.projections import rebuild, snapshot
+    from upgestao_privacy.adapters.request_tables import projection
+
+    first = world.as_(ANA, "attendant").file("deletion")
+    confirmation = world.as_(ANA, "attendant").file("confirmation")
+    world.as_(DPO, "dpo").start(confirmation["id"])
+    world.as_(DPO, "dpo").extend(first["id"], (START + timedelta(days=20)).isoformat(), "volume")
+    world.as_(None, None).contact("rebuild@example.com", "access")
+    with world.owner.connect() as conn:
+        before = snapshot(conn, [projection])
+    assert len(before["privacy_requests"]) == 3
+    rebuild(world.owner, [projection])
+    with world.owner.connect() as conn:
+        assert snapshot(conn, [projection]) == before
+    # a unit of work that applies the projection itself: the use cases do not apply it a second time
+    cases = world.as_(BRUNO, "attendant")
+    cases._unit_of_work = lambda: UnitOfWork(world.engine, "privacy", world.context, vault=world.vault,
+                                             projections=[projection])
+    assert cases.file("access")["state"] == "pending"
+    assert world.rows("SELECT count(*) FROM privacy_requests")[0][0] == 4
