@@ -228,6 +228,25 @@ def test_privacys_own_records_of_the_person_are_in_the_bundle(world):
     assert not any(r["stream"] == "export-link" for r in bundle["sections"]["privacy"])
 
 
+def test_a_contact_request_filed_before_it_was_anyones_is_in_the_bundle(world):
+    from upgestao_kernel.events import NewEvent
+
+    request = str(uuid.uuid4())
+    with world.uow() as uow:  # filed through the contact channel (nobody's yet: sealed under the request)...
+        sealed = uow.personal.seal(subject_id=request, resource_type="privacy_request", resource_id=request,
+                                   values={"email": "maria@example.com", "message": "Quero meus dados"},
+                                   purpose="test")
+        uow.record(f"request-{request}", 0, [NewEvent(type="privacy.request_filed.v1", data={
+            "type": "access", "subject_id": None, "sealed": sealed})])
+        # ...then verified: the address was Maria's
+        uow.record(f"request-{request}", 1, [NewEvent(type="privacy.request_verified.v1", data={
+            "type": "access", "subject_id": A})])
+    _, url = world.prepare()
+    bundle = json.loads(world.download(token_of(url)))
+    filed = [r for r in bundle["sections"]["privacy"] if r["id"] == request and r["type"].endswith("filed.v1")]
+    assert filed and filed[0]["values"] == {"email": "maria@example.com", "message": "Quero meus dados"}
+
+
 def test_settings_from_the_environment():
     settings = exports.ExportSettings.from_env({"PRIVACY_EXPORT_LINK_TTL_S": "3600",
                                                 "PRIVACY_PUBLIC_BASE_URL": "https://x.example/",

@@ -108,17 +108,20 @@ PRIVATE_STREAMS = ("export-link-",)  # streams keyed by a secret's hash: never h
 
 
 def subject_events(uow: Any, subject_id: str) -> list[Any]:
-    """Every event of privacy's event log naming ``subject_id`` (as subject, requester or user), in order: a
-    person's requests, corrections, consents and acceptances, erasures and bundles."""
+    """Every event of the streams of privacy's event log that name ``subject_id`` (as subject, requester or
+    user) in any of their events, in order: a person's requests (a contact-channel request's filing too, which
+    names nobody until its code is given back), corrections, consents and acceptances, erasures and bundles."""
     conn = uow.conn
     if isinstance(conn, sa.engine.Connection):
         from upgestao_kernel.eventstore import _envelope  # the kernel's row -> envelope
         from upgestao_kernel.schema import events
 
         matches = sa.or_(*(events.c.data[key].as_string() == subject_id for key in SUBJECT_KEYS))
-        rows = conn.execute(sa.select(events).where(matches).order_by(events.c.position))
+        streams = sa.select(events.c.stream_id).where(matches).distinct().scalar_subquery()
+        rows = conn.execute(sa.select(events).where(events.c.stream_id.in_(streams)).order_by(events.c.position))
         found = [_envelope(row) for row in rows]
     else:  # a fake unit of work: the store's events and the unit's own
-        found = [e for e in (*conn.store.events, *conn.events)
-                 if any(e.data.get(key) == subject_id for key in SUBJECT_KEYS)]
+        every = [*conn.store.events, *conn.events]
+        streams = {e.stream_id for e in every if any(e.data.get(key) == subject_id for key in SUBJECT_KEYS)}
+        found = [e for e in every if e.stream_id in streams]
     return [e for e in found if not e.stream_id.startswith(PRIVATE_STREAMS)]

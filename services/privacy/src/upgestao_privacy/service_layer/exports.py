@@ -28,7 +28,7 @@ from typing import Any
 from upgestao_kernel.errors import ServiceError, invalid_field, not_found
 from upgestao_kernel.unit_of_work import is_erased
 
-from ..adapters.erasure_tables import export_parts_of, subject_events
+from ..adapters.erasure_tables import SUBJECT_KEYS, export_parts_of, subject_events
 from ..domain.exports import (
     EXPORT_TYPES,
     LINK_TTL,
@@ -168,16 +168,19 @@ def own_records(uow: Any, subject_id: str) -> list[dict[str, Any]]:
         sealed = data.pop("sealed", None) or {}
         values: dict[str, Any] = {}
         if sealed:
-            values = _open(uow, event.stream_id, subject_id, sealed)
+            names_them = any(data.get(key) == subject_id for key in SUBJECT_KEYS)
+            values = _open(uow, event.stream_id, subject_id, sealed, names_them)
         records.append({"stream": event.stream_id.split("-", 1)[0], "id": event.stream_id.split("-", 1)[-1],
                         "type": event.type, "occurred_at": event.occurred_at.isoformat(), "data": data,
                         "values": values})
     return records
 
 
-def _open(uow: Any, stream_id: str, subject_id: str, sealed: Mapping[str, Any]) -> dict[str, Any]:
+def _open(uow: Any, stream_id: str, subject_id: str, sealed: Mapping[str, Any], names_them: bool) -> dict[str, Any]:
+    """The values sealed under the person (an event naming them) or under the record itself (a contact-channel
+    request's address, before it was anyone's): the likelier first, so a wrong guess is rarely audited."""
     aggregate_id = stream_id.split("-", 1)[-1]
-    for owner in (subject_id, aggregate_id):
+    for owner in ((subject_id, aggregate_id) if names_them else (aggregate_id, subject_id)):
         try:
             opened = uow.personal.open(subject_id=owner, resource_type="privacy_record", resource_id=aggregate_id,
                                        sealed={k: v for k, v in sealed.items() if isinstance(v, str) or v is None},
