@@ -70,6 +70,13 @@ def test_record_confirm_and_notice_on_postgres_and_no_delete(runtime_database, m
         if not (cursor := page["next"]):
             break
     assert seen == people and page["data"]["risks"] == SECRET
+    deps = type("D", (), {"identity": directory})
+    with uow(NOTIFIER) as notifier_uow:  # a retry to one recipient
+        assert [r["id"] for r in build_breach_notice(notifier_uow, envelope, people[3], None, deps)["recipients"]] \
+            == [people[3]]
+    with pytest.raises(ServiceError) as stranger, uow(NOTIFIER) as notifier_uow:
+        build_breach_notice(notifier_uow, envelope, str(uuid.uuid4()), None, deps)
+    assert stranger.value.status == 404
 
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT sealed FROM privacy_incidents")).scalar_one()

@@ -142,6 +142,10 @@ class SqlIncidents:
             sa.select(p.subject_id).where(p.incident_id == incident_id, p.position >= offset)
             .order_by(p.position).limit(limit)).scalars())
 
+    def affects(self, incident_id: str, subject_id: str) -> bool:
+        return self._conn.execute(sa.select(sa.literal(1)).where(
+            p.incident_id == incident_id, p.subject_id == subject_id).limit(1)).first() is not None
+
     def by_notice(self, notice_id: str) -> dict | None:
         row = self._conn.execute(sa.select(privacy_incidents).where(c.notice_id == notice_id)).first()
         return dict(row._mapping) if row is not None else None
@@ -179,6 +183,10 @@ class MemoryIncidents(MemoryRepository):
         rows = sorted((r for r in self.tx.table(PEOPLE).values()
                        if r["incident_id"] == incident_id and r["position"] >= offset), key=lambda r: r["position"])
         return [r["subject_id"] for r in rows[:limit]]
+
+    def affects(self, incident_id: str, subject_id: str) -> bool:
+        return any(r["incident_id"] == incident_id and r["subject_id"] == subject_id
+                   for r in self.tx.table(PEOPLE).values())
 
     def by_notice(self, notice_id: str) -> dict | None:
         return next((r for r in self.tx.table(INCIDENTS).values() if r["notice_id"] == notice_id), None)

@@ -46,6 +46,7 @@ privacy_incident_people = sa.Table(
     sa.Column("incident_id", sa.String(36), primary_key=True),
     sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("subject_id", sa.String(36), nullable=False),
+    sa.Index("ix_privacy_incident_people_subject", "incident_id", "subject_id"),  # the notifier's retries
 )
 
 INCIDENT_TABLES = (privacy_incidents, privacy_incident_people)

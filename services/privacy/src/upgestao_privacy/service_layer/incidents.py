@@ -308,9 +308,9 @@ class IncidentCases:
             raise not_found("notice")
         iid = row["id"]
         if recipient_id is not None:
-            ids = [r for r in incidents.people(iid, 0, row["affected_count"] or 0) if r == recipient_id]
-            if not ids:
+            if not isinstance(recipient_id, str) or not incidents.affects(iid, recipient_id):
                 raise not_found("recipient")
+            ids = [recipient_id]
             following = None
         else:
             try:

@@ -45,9 +45,11 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("subject_id", sa.String(36), nullable=False),
     )
+    op.create_index("ix_privacy_incident_people_subject", "privacy_incident_people", ["incident_id", "subject_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_privacy_incident_people_subject", table_name="privacy_incident_people")
     op.drop_table("privacy_incident_people")
     op.drop_index("ix_privacy_incidents_notice", table_name="privacy_incidents")
     op.drop_index("ix_privacy_incidents_recorded", table_name="privacy_incidents")
