@@ -45,6 +45,7 @@ SELF = "privacy.self"
 REVIEW = "privacy.review"
 RESOURCE = "correction"
 MAX_LIMIT = 100
+CARRIED = ("changes", "reason")  # what a correction's answer carries (the data map's names), besides each field
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,7 @@ def file(deps: AreaDeps, changes: Any, reason: Any = None, source: str = "reques
         correction = Correction.file(correction_id, requester_id=actor, fields=list(cleaned), source=source,
                                      sealed=sealed)
         consent_area(uow).project(uow.save(correction))
-        row = consent_area(uow).correction(correction_id)
-        return {**_view(row, None), "changes": cleaned, "reason": text}
+        return _view(consent_area(uow).correction(correction_id), None)  # the values are not echoed back
 
 
 def list_page(deps: AreaDeps, status: Any = None, limit: Any = 50, cursor: Any = None) -> dict[str, Any]:
@@ -163,7 +163,7 @@ def list_page(deps: AreaDeps, status: Any = None, limit: Any = 50, cursor: Any =
                                        limit=limit + 1, before=before)
         page, more = rows[:limit], len(rows) > limit
         uow.audit_access(action="list", resource_type=RESOURCE, resource_id=None,
-                         subject_id=None if reviewer else actor, fields=("status",) if status else (),
+                         subject_id=None if reviewer else actor, fields=CARRIED if page else (),
                          purpose="correction review" if reviewer else "own corrections")
         items = _open(uow, page, lambda r: "own correction" if r.requester_id == actor else "correction review")
         return {"items": items,
@@ -188,6 +188,8 @@ def get(deps: AreaDeps, correction_id: Any) -> dict[str, Any]:
     with deps.unit_of_work() as uow:
         actor, _, row = _visible(uow, deps, correction_id, "read")
         purpose = "own correction" if row.requester_id == actor else "correction review"
+        uow.audit_access(action="read", resource_type=RESOURCE, resource_id=row.id, subject_id=row.requester_id,
+                         fields=CARRIED, purpose=purpose)
         return _open(uow, [row], lambda r: purpose)[0]
 
 
