@@ -252,3 +252,24 @@ def test_unknown_incident_is_404(world):
         with pytest.raises(ServiceError) as missing:
             call()
         assert missing.value.status == 404
+
+
+def test_the_runtime_role_may_never_delete_an_incident():
+    from upgestao_privacy.adapters.database_roles import RUNTIME_PRIVILEGES
+
+    for table in ("privacy_incidents", "privacy_incident_people"):
+        assert "SELECT" in RUNTIME_PRIVILEGES[table] and "INSERT" in RUNTIME_PRIVILEGES[table]
+        assert not {"DELETE", "TRUNCATE"} & set(RUNTIME_PRIVILEGES[table])
+
+
+def test_the_read_model_is_the_log_replayed(world):
+    """Replaying every incident event into an empty read model gives the rows the use cases left."""
+    dpo = world["cases"](DPO)
+    dpo.confirm(dpo.record(body())["id"])
+    dpo.record(body(affected={"kind": "ids", "ids": [str(uuid.uuid4())]}))
+    store = world["store"]
+    live = {name: store.rows(name) for name in ("privacy_incidents", "privacy_incident_people")}
+    replayed = MemoryStore(service="privacy")
+    with FakeUnitOfWork(replayed, DPO, repositories=memory_incident_repositories) as uow:
+        uow.incidents.project([e for e in store.events if e.stream_id.startswith("incident-")])
+    assert {name: replayed.rows(name) for name in live} == live
