@@ -166,3 +166,27 @@ def test_privacys_own_records_are_found_in_its_event_log_by_json(world):
         records = exports.own_records(uow, ANA)
     assert {r["id"] for r in records if r["stream"] == "request"} == {request_id}
     assert datetime.fromisoformat(records[0]["occurred_at"]).tzinfo == UTC
+
+
+# -- the mixin's RPCs on the running service
+
+
+def test_only_the_gateway_may_take_a_bundle_and_nobody_sees_an_unknown_erasure(privacy):
+    caller = privacy.caller(privacy.DPO)  # a dpo's own token, but from a test client's broker user: not the gateway
+    for method, args in (("export_download", ("x" * 43,)), ("export_part", ("x" * 43, "y" * 43, 0))):
+        with pytest.raises(ServiceError) as refused:
+            getattr(caller, method)(*args)
+        assert refused.value.status == 403, method
+
+    denied = [r for r in world_audit(privacy) if r["outcome"] == "denied" and r["resource_type"] == "subject_bundle"]
+    assert [r["action"] for r in denied] == ["export", "read"]  # each refusal audited (kept in the outbox)
+    with pytest.raises(ServiceError) as missing:
+        caller.erasure_progress(str(uuid.uuid4()))
+    assert missing.value.status == 404
+
+
+def world_audit(privacy) -> list[dict]:
+    with privacy.engine.connect() as conn:
+        bodies = [r[0] for r in conn.execute(sa.text("SELECT body FROM outbox WHERE exchange = 'audit' ORDER BY id"))]
+    bodies = [json.loads(b) if isinstance(b, str) else b for b in bodies]
+    return [rec for b in bodies for rec in (b.get("records") if "records" in b else [b])]
