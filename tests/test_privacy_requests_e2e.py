@@ -227,3 +227,33 @@ def test_the_audit_completeness_scenarios_of_these_routes_hold(platform, people)
         rid = new_request_id(f"{route[0]}-{route[1]}")
         expected = scenario(world, rid)
         wait_for_record(world, rid, {**expected, "outcome": "success"}, f"{route[0]} {route[1]}")
+
+
+def test_only_the_notifiers_broker_user_gets_a_notice(platform, people):
+    """The code's notice is handed out to the notifier's broker user (RabbitMQ vouches for it), to no other
+    service and to nobody claiming to be the notifier in a header."""
+    import upgestao_kernel.nameko_ext  # noqa: F401  (publishes carry the broker user; reply queues per service)
+    from nameko.standalone.rpc import ServiceRpcProxy
+    from upgestao_kernel.errors import ServiceError
+
+    api = people[0]
+    address = f"notice-{uuid.uuid4().hex[:8]}@example.com"
+    accepted = _ok(api.post("/v1/privacy/contact", json={"email": address, "type": "access"}), 202)
+    engine = sa.create_engine(platform.database_urls["privacy"])
+    try:
+        with engine.connect() as conn:
+            notice_id = conn.execute(sa.text(
+                "SELECT event_id FROM events WHERE stream_id = :s AND type = :t"),
+                {"s": f"request-{accepted['id']}", "t": "privacy.request_verification_requested.v1"}).scalar_one()
+    finally:
+        engine.dispose()
+    for service in ("identity", "messaging"):
+        with ServiceRpcProxy("privacy", {"AMQP_URI": platform.broker_uris[service]},
+                             context_data={"caller_service": "notifier"}, timeout=20) as privacy:
+            with pytest.raises(ServiceError) as refused:
+                privacy.notice(notice_id)
+        assert refused.value.status == 403
+    with ServiceRpcProxy("privacy", {"AMQP_URI": platform.broker_uris["notifier"]}, timeout=20) as privacy:
+        notice = privacy.notice(notice_id)
+    assert notice["kind"] == "privacy_request_verification" and notice["recipients"][0]["to"] == address
+    assert notice["data"]["code"] == _code_in(platform, address)
