@@ -130,3 +130,32 @@ def test_two_confirmations_at_once_request_one_notice(runtime_database):
                             ).scalar_one() == 1
         assert conn.execute(sa.text("SELECT count(*) FROM privacy_incident_people")).scalar_one() == 3
     engine.dispose()
+
+
+def test_the_projection_applied_by_the_unit_of_work_or_rebuilt_gives_the_same_rows(runtime_database):
+    from upgestao_kernel.projections import rebuild, snapshot
+    from upgestao_privacy.adapters.incident_repository import projection
+
+    owner_url, runtime_url = runtime_database
+    engine = sa.create_engine(runtime_url)
+    vault = Vault(MasterKeyring(b"\x11" * 32), b"\x22" * 32)
+    now = datetime.now(UTC)
+    cases = IncidentCases(IncidentDeps(  # the unit of work applies the projection (named as the service would)
+        unit_of_work=lambda: UnitOfWork(engine, "privacy", DPO, projections=[projection], vault=vault,
+                                        repositories=sql_incident_repositories),
+        permissions_of=lambda r: frozenset({"privacy.incidents"}), now=lambda: now,
+        identity=Directory([str(uuid.uuid4()) for _ in range(4)]), messaging=None, notifier=None))
+    incident = cases.record({
+        "nature_of_data": ["Names"], "categories": ["identification"], "affected": {"kind": "every_user"},
+        "people_affected": "Users", "technical_measures": "Encryption", "risks": "Phishing",
+        "measures_taken": "Rotated", "what_to_do": ["Nothing"], "dpo_contact": "dpo@example.com",
+        "occurred_at": now.isoformat(), "detected_at": now.isoformat()})
+    assert cases.confirm(incident["id"])["affected_count"] == 4  # projected once: no duplicate key
+    with engine.connect() as conn:
+        live = snapshot(conn, [projection])
+    owner = sa.create_engine(owner_url)  # (rebuild empties the tables: the owner's act, never the runtime's)
+    rebuild(owner, [projection])
+    with engine.connect() as conn:
+        assert snapshot(conn, [projection]) == live
+    owner.dispose()
+    engine.dispose()

@@ -97,6 +97,43 @@ c = privacy_incidents.c
 p = privacy_incident_people.c
 
 
+def _apply_sql(conn: Any, envelopes: Iterable[EventEnvelope]) -> None:
+    people: list[Mapping[str, Any]] = []
+    for envelope in envelopes:
+        for change in changes(envelope):
+            if isinstance(change, Insert) and change.table == PEOPLE:
+                people.append(change.row)  # a page of people: one multi-row insert
+                continue
+            if people:
+                conn.execute(privacy_incident_people.insert(), people)
+                people = []
+            if isinstance(change, Insert):
+                conn.execute(_TABLES[change.table].insert().values(**change.row))
+            else:
+                values = dict(change.values)
+                update = values.pop("sealed_update", None)
+                if update:
+                    current = conn.execute(sa.select(c.sealed).where(c.id == change.id)).scalar_one()
+                    values["sealed"] = {**current, **update}
+                conn.execute(privacy_incidents.update().where(c.id == change.id).values(**values))
+    if people:
+        conn.execute(privacy_incident_people.insert(), people)
+
+
+class IncidentProjection:
+    """The incidents' read model as a kernel projection (``Database(projections=...)``: then ``rebuild``
+    covers it, and the unit of work applies it itself)."""
+
+    name = "privacy_incidents"
+    tables = (privacy_incidents, privacy_incident_people)
+
+    def apply(self, conn: Any, envelope: EventEnvelope) -> None:
+        _apply_sql(conn, [envelope])
+
+
+projection = IncidentProjection()
+
+
 class SqlIncidents:
     def __init__(self, uow: Any) -> None:
         self._uow = uow
@@ -106,26 +143,10 @@ class SqlIncidents:
         return self._uow.conn
 
     def project(self, envelopes: Iterable[EventEnvelope]) -> None:
-        people: list[Mapping[str, Any]] = []
-        for envelope in envelopes:
-            for change in changes(envelope):
-                if isinstance(change, Insert) and change.table == PEOPLE:
-                    people.append(change.row)
-                    continue
-                if people:
-                    self._conn.execute(privacy_incident_people.insert(), people)
-                    people = []
-                if isinstance(change, Insert):
-                    self._conn.execute(_TABLES[change.table].insert().values(**change.row))
-                else:
-                    values = dict(change.values)
-                    update = values.pop("sealed_update", None)
-                    if update:
-                        current = self._conn.execute(sa.select(c.sealed).where(c.id == change.id)).scalar_one()
-                        values["sealed"] = {**current, **update}
-                    self._conn.execute(privacy_incidents.update().where(c.id == change.id).values(**values))
-        if people:
-            self._conn.execute(privacy_incident_people.insert(), people)
+        """Apply the projection to events just appended, unless the unit of work applies it itself."""
+        if any(isinstance(p, IncidentProjection) for p in getattr(self._uow, "projections", ())):
+            return
+        _apply_sql(self._conn, envelopes)
 
     def get(self, incident_id: str) -> dict | None:
         row = self._conn.execute(sa.select(privacy_incidents).where(c.id == incident_id)).first()
