@@ -184,6 +184,12 @@ class SqlRequests:
         rows = self.conn.execute(query.order_by(t.c.due_at, t.c.id).limit(limit)).all()
         return [RequestRow(**row._mapping) for row in rows]
 
+    def count(self, *, states: Sequence[str], due_by: datetime) -> int:
+        """How many requests in ``states`` are due at or before ``due_by``."""
+        t = privacy_requests
+        return int(self.conn.execute(sa.select(sa.func.count()).select_from(t).where(
+            t.c.state.in_(list(states)), t.c.due_at <= due_by)).scalar_one())
+
     # -- the code notices
     def add_notice(self, notice: NoticeRow) -> None:
         self.conn.execute(privacy_request_notices.insert().values(**notice.__dict__))

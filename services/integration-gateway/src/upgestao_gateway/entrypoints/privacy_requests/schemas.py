@@ -146,7 +146,7 @@ class RequestPageSchema(Schema):
 
 
 class OverduePageSchema(RequestPageSchema):
-    overdue_count = fields.Integer(required=True, metadata={"description": "How many of this page are overdue."})
+    overdue_count = fields.Integer(required=True, metadata={"description": "How many are overdue in all."})
 
 
 class ContactAcceptedSchema(Schema):
