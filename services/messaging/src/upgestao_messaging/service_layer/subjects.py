@@ -114,7 +114,7 @@ class SubjectUseCases:
         with self.deps.unit_of_work() as uow:
             self._only_privacy(uow, "erase", subject_id if isinstance(subject_id, str) else None)
             sid, mode, request_id = _erasure_arguments(subject_id, mode, request_id)
-            return erase(uow, self.deps, sid, mode=mode, request_id=request_id)
+            return erase(uow, sid, mode=mode, request_id=request_id)
 
     def erasure_requested(self, uow: MessagingUnitOfWork, data: dict[str, Any]) -> dict[str, Any]:
         """Privacy's ``privacy.erasure_requested.v1`` (in the handler's unit of work: the event is claimed in
@@ -124,7 +124,7 @@ class SubjectUseCases:
                                                        data.get("request_id"))
         except Exception as exc:  # a ServiceError (422) here is a malformed event
             raise ValueError("privacy.erasure_requested.v1: malformed subject_id, mode or request_id") from exc
-        return erase(uow, self.deps, sid, mode=mode, request_id=request_id)
+        return erase(uow, sid, mode=mode, request_id=request_id)
 
     def customer_ids(self, channel: Any = None, limit: Any = 500, cursor: Any = None) -> dict[str, Any]:
         """The customers of every conversation (of one channel): a breach's affected people, ids only, by id;
@@ -184,7 +184,7 @@ def _erasure_arguments(subject_id: Any, mode: Any, request_id: Any) -> tuple[str
     return sid, mode, request_id
 
 
-def erase(uow: MessagingUnitOfWork, deps: Deps, sid: str, *, mode: str, request_id: str | None) -> dict[str, Any]:
+def erase(uow: MessagingUnitOfWork, sid: str, *, mode: str, request_id: str | None) -> dict[str, Any]:
     """Answer one request on ``uow``: the first deletion or anonymisation shreds and purges; anything else is
     confirmed as it stands. Every answer is a ``subject_erased`` (the confirmation privacy waits for)."""
     erasure = uow.load(Erasure, sid) or Erasure.start(sid)
