@@ -101,10 +101,10 @@ def test_login_customer_user_photo_and_problems_through_the_generated_client(gen
     client = client_module.AuthenticatedClient(base_url=platform.url, token=tokens.access_token,
                                                raise_on_unexpected_status=True)
 
-    # the User model: the one the enum collision dropped
+    # the Me model: the User model's fields (the one the enum collision dropped) and the policy version to accept
     profile = me.sync(client=client)
-    assert isinstance(profile, models.User)
-    assert profile.status is models.UserStatus.ACTIVE and profile.role == "admin"
+    assert isinstance(profile, models.Me)
+    assert profile.status is models.MeStatus.ACTIVE and profile.role == "admin"
 
     tag = uuid.uuid4().hex[:8]
     body = models.CustomerCreate.from_dict({
