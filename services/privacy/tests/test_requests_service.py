@@ -379,3 +379,23 @@ def test_the_read_model_is_rebuilt_identical_from_the_log(world):
                                              projections=[projection])
     assert cases.file("access")["state"] == "pending"
     assert world.rows("SELECT count(*) FROM privacy_requests")[0][0] == 4
+
+
+def test_sharing_info_names_each_recipient_with_its_privacy_policy(world, audit_record):
+    from upgestao_privacy.adapters.audit_store import append
+    from upgestao_privacy.service_layer.ingest import parse
+
+    shared = parse(audit_record(service="integrations", action="share", resource_type="customer", subject_id=ANA,
+                                fields=("email", "full_name"), purpose="crm sync", recipient="crm-parceiro"))
+    with world.owner.begin() as conn:
+        append(conn, [shared], START)
+    world.settings = RequestSettings(third_party_policies={"crm-parceiro": "https://parceiro.example/privacidade"})
+    request = world.as_(ANA, "attendant").file("sharing_info")
+    answer = world.as_(DPO, "dpo").start(request["id"])["answer"]
+    assert answer["kind"] == "sharing_info"
+    [recipient] = answer["recipients"]
+    assert (recipient["recipient"], recipient["service"], recipient["fields"], recipient["count"]) == (
+        "crm-parceiro", "integrations", ["email", "full_name"], 1)
+    assert recipient["privacy_policy_url"] == "https://parceiro.example/privacidade"
+    confirmation = world.as_(ANA, "attendant").file("confirmation")
+    assert world.as_(DPO, "dpo").start(confirmation["id"])["answer"]["holds_data"] is True

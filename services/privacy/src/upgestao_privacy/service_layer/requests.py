@@ -64,6 +64,7 @@ NOTIFIER_KIND_COMPLETED = "privacy_request_completed"
 DEFAULT_LOCALE = "pt-BR"
 MAX_LIMIT = 100
 ANSWERED_BY_PRIVACY = ("confirmation", "sharing_info", "consent_info")
+THIRD_PARTY_POLICIES_VAR = "PRIVACY_THIRD_PARTY_POLICIES"
 DOWNLOAD_NOTICE_TTL_S = 7 * 24 * 3600  # how long a completion's notice keeps its download link (the link's own life)
 
 CONSENT_INFO = {
@@ -96,13 +97,13 @@ class RequestSettings:
     code_ttl_s: int = CODE_TTL_S  # PRIVACY_CONTACT_CODE_TTL_S
     per_address: Budget = Budget(10, 3600)  # PRIVACY_CONTACT_ADDRESS_LIMIT filings per client address an hour
     per_email: Budget = Budget(3, 3600)  # PRIVACY_CONTACT_EMAIL_LIMIT filings per e-mail address an hour
-    # PRIVACY_THIRD_PARTIES: {"<recipient id>": {"name": ..., "policy_url": ...}} -- R9.1
-    third_parties: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # PRIVACY_THIRD_PARTY_POLICIES (the exports' setting too): {"<recipient>": "<privacy-policy URL>"} -- R9.1
+    third_party_policies: Mapping[str, str] = field(default_factory=dict)
 
 
 def load_request_settings(environ: Mapping[str, str] | None = None) -> RequestSettings:
     env = os.environ if environ is None else environ
-    raw = (env.get("PRIVACY_THIRD_PARTIES") or "").strip()
+    raw = (env.get(THIRD_PARTY_POLICIES_VAR) or "").strip()
     try:
         parties = json.loads(raw) if raw else {}
         if not isinstance(parties, dict):
@@ -110,12 +111,12 @@ def load_request_settings(environ: Mapping[str, str] | None = None) -> RequestSe
     except ValueError as exc:
         from upgestao_kernel.config import ConfigError
 
-        raise ConfigError("PRIVACY_THIRD_PARTIES", f"a JSON object by recipient id: {exc}") from None
+        raise ConfigError(THIRD_PARTY_POLICIES_VAR, f"a JSON object of recipient -> policy URL: {exc}") from None
     return RequestSettings(
         code_ttl_s=int_setting(env, "PRIVACY_CONTACT_CODE_TTL_S", CODE_TTL_S, 1, 3600),
         per_address=Budget(int_setting(env, "PRIVACY_CONTACT_ADDRESS_LIMIT", 10, 1, 100_000), 3600),
         per_email=Budget(int_setting(env, "PRIVACY_CONTACT_EMAIL_LIMIT", 3, 1, 1000), 3600),
-        third_parties=parties,
+        third_party_policies={str(k): str(v) for k, v in parties.items()},
     )
 
 
@@ -439,12 +440,11 @@ class RequestCases:
             services = sorted({a["service"] for a in summary["accesses"]} if summary else set())
             return {"kind": "confirmation", "holds_data": request.subject_id is not None, "services": services}
         shares = (summary or {}).get("shared_with", [])
-        parties = self.settings.third_parties
+        policies = self.settings.third_party_policies
         return {"kind": "sharing_info", "recipients": [
             {"recipient": s["recipient"], "service": s["service"], "fields": list(s["fields"]), "count": s["count"],
              "first_at": s["first_at"], "last_at": s["last_at"],
-             "name": (parties.get(s["recipient"] or "") or {}).get("name"),
-             "policy_url": (parties.get(s["recipient"] or "") or {}).get("policy_url")} for s in shares]}
+             "privacy_policy_url": policies.get(s["recipient"] or "")} for s in shares]}
 
     @staticmethod
     def _summary(uow: Any, request: DataSubjectRequest) -> dict | None:

@@ -131,7 +131,7 @@ class RequestDetailSchema(RequestSchema):
     answer = fields.Raw(required=True, allow_none=True, metadata={
         "description": "What privacy answered itself: {kind: confirmation, holds_data, services} | "
                        "{kind: sharing_info, recipients: [{recipient, service, fields, count, first_at, last_at, "
-                       "name, policy_url}]} | {kind: consent_info, text: {pt-BR, en}}"})
+                       "privacy_policy_url}]} | {kind: consent_info, text: {pt-BR, en}}"})
     what_failed = fields.String(required=True, allow_none=True)
     history = fields.List(fields.Nested(TransitionSchema), required=True)
     erasure_progress = fields.Raw(allow_none=True)
