@@ -225,3 +225,39 @@ def _filed(subject_id: str | None, sealed_email: str):
 
     return NewEvent(type="privacy.request_filed.v1", data={"type": "access", "subject_id": subject_id,
                                                            "channel": "contact", "sealed": {"email": sealed_email}})
+
+
+def test_the_dpo_lifts_a_completed_blocking_once(world):
+    from upgestao_privacy.domain.erasures import NotBlocked
+
+    deletion = world.start("deletion")
+    blocking = world.start("blocking")
+    unblocked: list[tuple[str, str]] = []
+    with world.uow() as uow, pytest.raises(NotBlocked):  # not completed yet
+        erasures.lift_blocking(uow, blocking, lambda *a: unblocked.append(a))
+    for request_id in (deletion, blocking):
+        world.confirm("identity", request_id)
+        world.confirm("messaging", request_id)
+    with world.uow() as uow, pytest.raises(NotBlocked):  # a deletion is for good
+        erasures.lift_blocking(uow, deletion, lambda *a: unblocked.append(a))
+    with world.uow() as uow, pytest.raises(LookupError):
+        erasures.lift_blocking(uow, str(uuid.uuid4()), lambda *a: unblocked.append(a))
+    with world.uow() as uow:
+        progress = erasures.lift_blocking(uow, blocking, lambda *a: unblocked.append(a))
+    assert progress["lifted"] and unblocked == [(A, blocking)]
+    with world.uow() as uow, pytest.raises(NotBlocked):  # once
+        erasures.lift_blocking(uow, blocking, lambda *a: unblocked.append(a))
+
+
+def test_identity_refusing_to_unblock_records_nothing(world):
+    blocking = world.start("blocking")
+    world.confirm("identity", blocking)
+    world.confirm("messaging", blocking)
+
+    def refuse(subject_id, request_id):
+        raise RuntimeError("409")
+
+    with pytest.raises(RuntimeError), world.uow() as uow:
+        erasures.lift_blocking(uow, blocking, refuse)
+    with world.uow() as uow:
+        assert erasures.erasure_progress(uow, blocking)["lifted"] is False

@@ -13,7 +13,8 @@ person (``privacy.erasure_requested.v1``), records each one's confirmation (``id
   person, since every identifying value is unreadable; kept so that aggregates (how many conversations a team
   had) keep adding up.
 * ``blocking`` -- nothing is destroyed: each service suspends processing of the person (their data is kept,
-  sealed, for a legal obligation or until unblocked); privacy keeps its records and shreds nothing.
+  sealed, for a legal obligation or until unblocked); privacy keeps its records and shreds nothing. The DPO may
+  lift a completed blocking (``privacy.blocking_lifted.v1``; identity's ``unblock_subject``).
 
 Events hold ids, service names, modes and recipients' names only: no personal value.
 """
@@ -69,6 +70,18 @@ class ErasureCompleted(PrivacyEvent, subject="request_id",
     privacy_shredded: bool
 
 
+@dataclass(frozen=True)
+class BlockingLifted(PrivacyEvent, subject="request_id", publishes=("request_id", "subject_id", "lifted_by")):
+    """The DPO lifted a completed blocking: the person's data is processed again (identity unblocked them)."""
+
+    subject_id: str
+    lifted_by: str | None
+
+
+class NotBlocked(ValueError):
+    """Only a completed blocking, not lifted yet, can be lifted."""
+
+
 class Erasure(Aggregate):
     """Id: the request's id."""
 
@@ -82,6 +95,7 @@ class Erasure(Aggregate):
         self.recipients: list[str] = []
         self.completed = False
         self.privacy_shredded = False
+        self.lifted = False
 
     @classmethod
     def start(cls, request_id: str, subject_id: str, mode: str, participants: list[str],
@@ -119,11 +133,17 @@ class Erasure(Aggregate):
         self.trigger(ErasureCompleted(subject_id=self.subject_id or "", mode=self.mode or "",
                                       privacy_shredded=self.mode in SHREDDING_MODES))
 
+    def lift(self, by: str | None) -> None:
+        """Lift a completed blocking (once)."""
+        if self.mode != "blocking" or not self.completed or self.lifted:
+            raise NotBlocked("only a completed blocking, not lifted yet, can be lifted")
+        self.trigger(BlockingLifted(subject_id=self.subject_id or "", lifted_by=by))
+
     def progress(self) -> dict[str, Any]:
         return {"mode": self.mode, "subject_id": self.subject_id,
                 "participants": dict(sorted(self.participants.items())), "pending": self.pending,
                 "recipients": list(self.recipients), "completed": self.completed,
-                "privacy_shredded": self.privacy_shredded}
+                "privacy_shredded": self.privacy_shredded, "lifted": self.lifted}
 
     # -- state from events
     def when_erasure_requested(self, subject_id: str, mode: str, participants: list[str],
@@ -137,3 +157,6 @@ class Erasure(Aggregate):
 
     def when_erasure_completed(self, subject_id: str, mode: str, privacy_shredded: bool) -> None:
         self.completed, self.privacy_shredded = True, privacy_shredded
+
+    def when_blocking_lifted(self, subject_id: str, lifted_by: str | None) -> None:
+        self.lifted = True

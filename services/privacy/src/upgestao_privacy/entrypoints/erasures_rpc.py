@@ -13,6 +13,7 @@ RPCs:
 
 * ``erasure_progress(request_id)``: the request's subject or requester, or a holder of ``privacy.review``
   (anyone else: 404, as for a missing request, the attempt audited as denied).
+* ``lift_blocking(request_id)``: ``privacy.review``; identity's ``unblock_subject`` with the DPO's token.
 * ``export_download(token)``, ``export_part(token, lease, part)``: the gateway's broker user only (the route
   ``GET /v1/privacy/exports/{token}`` needs no session: the link is the credential); anyone else 403, audited.
 """
@@ -22,11 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from upgestao_kernel.errors import forbidden, not_found
+from upgestao_kernel.errors import conflict, forbidden, not_found
 from upgestao_kernel.events import EventEnvelope
 from upgestao_kernel.logging import get_logger
 from upgestao_kernel.nameko_ext import reliable_handler, rpc
 
+from ..domain.erasures import NotBlocked
 from ..service_layer import erasures as erasure_cases
 from ..service_layer import exports as export_cases
 
@@ -124,6 +126,26 @@ class ErasureRpc:
                 raise not_found("erasure")
             uow.audit_access(action="read", resource_type="privacy_request", resource_id=rid,
                              subject_id=progress["subject_id"], fields=("erasure",), purpose="data subject request")
+        return {"request_id": rid, **progress}
+
+    @rpc
+    def lift_blocking(self, request_id: Any) -> dict:
+        """The DPO (``privacy.review``) lifts a completed blocking: identity unblocks the person (the DPO's token
+        rides along: identity checks it again)."""
+        with self.db.unit_of_work() as uow:
+            rid = request_id if isinstance(request_id, str) and len(request_id) <= 64 else None
+            if REVIEW not in self.roles.permissions_of(uow.context.actor_role) or not uow.context.actor_id:
+                uow.deny(action="update", resource_type="privacy_request", resource_id=rid, subject_id=None,
+                         fields=("blocking",), purpose="authorization")
+                raise forbidden(f"Your role does not grant {REVIEW}.", permission=REVIEW)
+            try:
+                progress = erasure_cases.lift_blocking(uow, rid or "", self.identity.unblock_subject)
+            except LookupError:
+                raise not_found("erasure") from None
+            except NotBlocked:
+                raise conflict("Only a completed blocking, not lifted yet, can be lifted.") from None
+            uow.audit_access(action="update", resource_type="privacy_request", resource_id=rid,
+                             subject_id=progress["subject_id"], fields=("blocking",), purpose="blocking lifted")
         return {"request_id": rid, **progress}
 
     # -- the bundle's download (the gateway only) -------------------------------------------------

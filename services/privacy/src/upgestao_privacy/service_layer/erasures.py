@@ -130,6 +130,19 @@ def erase_own_records(uow: Any, subject_id: str) -> list[str]:
     return shredded
 
 
+def lift_blocking(uow: Any, request_id: str, unblock: Callable[[str, str], Any]) -> dict[str, Any]:
+    """The DPO lifts the completed blocking of request ``request_id``: recorded, then identity unblocks the
+    person (``unblock(subject_id, request_id)``, in this unit: if identity refuses, nothing is recorded).
+    Raises :class:`~..domain.erasures.NotBlocked` (409) or LookupError (no such erasure: 404)."""
+    erasure = uow.load(Erasure, request_id)
+    if erasure is None:
+        raise LookupError(request_id)
+    erasure.lift(uow.context.actor_id)
+    uow.save(erasure)
+    unblock(erasure.subject_id or "", request_id)
+    return erasure.progress()
+
+
 def erasure_progress(uow: Any, request_id: str) -> dict[str, Any] | None:
     """The erasure of request ``request_id``: ``{mode, subject_id, participants: {service: "pending" |
     "confirmed"}, pending, recipients, completed, privacy_shredded}``; None when the request has none."""

@@ -10,6 +10,7 @@
   route's template, not the path.
 * ``GET /v1/privacy/requests/{id}/erasure`` -- an erasure request's progress: which services confirmed, which
   are still pending, the third parties told; for the person (``privacy.self``) or the DPO (``privacy.review``).
+* ``POST /v1/privacy/requests/{id}/unblock`` -- the DPO lifts a completed blocking (identity unblocks the person).
 """
 
 from __future__ import annotations
@@ -67,3 +68,11 @@ class PrivacyExportRoutes:
                        "`pending` or `confirmed`; `recipients` are the third parties told (R4.3).")
     def privacy_erasure_progress(self, request: GatewayRequest, request_id) -> dict:
         return self.rpc.privacy.erasure_progress(str(request_id))
+
+    @route("POST", "/v1/privacy/requests/<uuid:request_id>/unblock", personal_data=True,
+           response=ErasureProgressSchema, auth="required", permission="privacy.review", errors=(404, 409, 503),
+           tags=PRIVACY, summary="Lift a completed blocking (LGPD art. 18 IV): the person's data is processed again",
+           description="The DPO only. Identity lifts the person's blocked status (audited there, `update` of "
+                       "`status`); 409 when the request's erasure is not a completed blocking or was lifted.")
+    def lift_privacy_blocking(self, request: GatewayRequest, request_id) -> dict:
+        return self.rpc.privacy.lift_blocking(str(request_id))

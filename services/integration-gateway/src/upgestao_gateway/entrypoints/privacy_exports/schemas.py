@@ -18,3 +18,4 @@ class ErasureProgressSchema(Schema):
                              metadata={"description": "third parties that received the person's data, told (R4.3)"})
     completed = fields.Boolean(required=True)
     privacy_shredded = fields.Boolean(required=True)
+    lifted = fields.Boolean(required=True, metadata={"description": "a blocking the DPO lifted since"})
