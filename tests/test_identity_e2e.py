@@ -68,13 +68,15 @@ def test_a_long_request_id_is_replaced_never_a_500_on_a_write(api, admin):
 
 
 def test_editing_a_field_outside_the_role_needs_a_correction_request(api, admin):
-    """R5.1 (first half): 403 correction-required listing the refused fields; nothing changes."""
+    """R5.1: a field outside the role is not changed but filed as a correction request (202, issue 14: no more
+    403 dead end); the editable fields of the same PATCH are applied."""
     user, tokens = api.create_staff(admin, "attendant")
-    refused = api.patch("/v1/me", tokens["access_token"], json={"full_name": "Outro Nome", "phone": "+5511988887777"})
-    body = problem(refused, 403, "correction-required")
-    assert body["fields"] == ["full_name"]
-    assert "phone" in body["editable_fields"]
-    assert api.get("/v1/me", tokens["access_token"]).json()["full_name"] == user["full_name"]
+    filed = api.patch("/v1/me", tokens["access_token"], json={"full_name": "Outro Nome", "phone": "+5511988887777"})
+    assert filed.status_code == 202, filed.text
+    body = filed.json()
+    assert (body["fields"], body["status"], body["applied"]) == (["full_name"], "pending", ["phone"])
+    me = api.get("/v1/me", tokens["access_token"]).json()
+    assert me["full_name"] == user["full_name"] and me["phone"] != user["phone"]
 
 
 def test_nobody_under_18_gets_an_account(api, admin):
