@@ -23,7 +23,7 @@ from typing import Any
 import jsonschema
 import pytest
 import sqlalchemy as sa
-from e2e_api import wait_for_audit
+from e2e_api import PASSWORD, wait_for_audit
 from e2e_mail import mail_to, text_and_html
 from e2e_messaging import Person, database_texts, new_desk
 from upgestao_kernel.config import load_settings
@@ -166,6 +166,29 @@ def test_erasure_is_replay_proof_across_identity_messaging_and_privacy(api, plat
                                "--token", dpo, "--public-key", public_key], env=platform.environment(),
                               capture_output=True, text=True, timeout=60)
     assert verified.returncode == 0 and verified.stdout.startswith("OK"), verified.stdout + verified.stderr[-2000:]
+
+
+def test_blocking_suspends_the_person_keeps_their_data_and_the_dpo_lifts_it(api, platform, admin_token, dpo):
+    desk = new_desk(api, platform, admin_token)
+    user, tokens = api.create_staff(admin_token, "attendant")
+    c = Person(user["id"], "attendant", tokens["access_token"], user["email"])
+    b, _ = staff(api, admin_token)
+    said = desk.post(c, desk.chat(c, b)["id"], "Guardem isto enquanto bloqueado")["id"]
+
+    request_id = file_and_start(api, c, dpo, "blocking")
+    completed(api, dpo, request_id)
+    progress = api.get(f"/v1/privacy/requests/{request_id}/erasure", dpo).json()
+    assert progress["mode"] == "blocking" and progress["completed"] and not progress["privacy_shredded"]
+    assert api.login(c.email, PASSWORD).status_code != 200  # processing suspended: no sign-in
+    assert api.get(f"/v1/messages/{said}", b.token).json()["body"] == "Guardem isto enquanto bloqueado"  # kept
+
+    refused = api.post(f"/v1/privacy/requests/{request_id}/unblock", b.token)
+    assert refused.status_code == 403
+    lifted = api.post(f"/v1/privacy/requests/{request_id}/unblock", dpo)
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json()["lifted"] is True
+    assert api.login(c.email, PASSWORD).status_code == 200
+    assert api.post(f"/v1/privacy/requests/{request_id}/unblock", dpo).status_code == 409  # once
 
 
 # -- the replay ------------------------------------------------------------------------------------------
