@@ -36,7 +36,7 @@ SCHEMA_VERSION = "1.0"
 BUNDLE_FORMAT = "upgestao-subject-bundle"
 EXPORT_TYPES = ("access", "portability")
 SECTIONS = ("identity", "messaging", "notifications", "privacy", "audit")
-PART_CHARS = 256 * 1024  # characters of the bundle's text per sealed part
+PART_CHARS = 128 * 1024  # characters of the bundle's text per sealed part (sealing one costs ~5x its size at once)
 LINK_TTL = timedelta(days=7)
 LEASE_TTL = timedelta(minutes=15)
 

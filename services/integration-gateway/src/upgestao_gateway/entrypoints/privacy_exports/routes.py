@@ -6,7 +6,7 @@
   a former user neither), so it is single use (a second use answers 410), expires (7 days by default,
   ``PRIVACY_EXPORT_LINK_TTL_S``; then 410), is 256 random bits (an unknown token: 404) of which privacy keeps
   only the hash, and its use is audited (``export``, and a ``read`` per part). The body is streamed part by
-  part (a few hundred KiB each), never held whole. The token travels in the path: the access log writes the
+  part (128 Ki characters each), never held whole. The token travels in the path: the access log writes the
   route's template, not the path.
 * ``GET /v1/privacy/requests/{id}/erasure`` -- an erasure request's progress: which services confirmed, which
   are still pending, the third parties told; for the person (``privacy.self``) or the DPO (``privacy.review``).
