@@ -151,6 +151,9 @@ def test_the_last_confirmation_shreds_privacys_records_and_completes_the_request
         progress = erasures.erasure_progress(uow, request_id)
     assert progress["completed"] and progress["pending"] == [] and progress["privacy_shredded"]
     assert world.store.audit_records(action="erase", subject_id=A)
+    steps = world.store.audit_records(resource_type="data_subject_erasure", resource_id=request_id)
+    assert [r["purpose"] for r in steps] == ["deletion requested", "deletion confirmed by identity",
+                                             "deletion confirmed by messaging"]
     assert len(world.store.published("privacy.erasure_completed.v1")) == 1
 
 

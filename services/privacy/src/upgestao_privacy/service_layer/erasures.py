@@ -35,6 +35,7 @@ log = get_logger(__name__)
 PARTICIPANTS_VAR = "PRIVACY_ERASURE_PARTICIPANTS"
 DEFAULT_PARTICIPANTS = ("identity", "messaging")
 PURPOSE = "erasure"
+RESOURCE = "data_subject_erasure"  # the audit records of an erasure's steps (ids and names only)
 RETRIES = 3  # concurrent confirmations (identity's and messaging's at once): reload and record again
 
 # called with (uow, erasure) once an erasure is requested; the integrations' hook (R4.3), documented above
@@ -62,6 +63,8 @@ def start_erasure(uow: Any, request_id: str, subject_id: str, mode: str, partici
         return None
     erasure = Erasure.start(request_id, subject_id, mode, list(participants), recipients)
     uow.save(erasure)
+    uow.audit_access(action="update", resource_type=RESOURCE, resource_id=request_id, subject_id=subject_id,
+                     fields=("participants", "recipients"), purpose=f"{mode} requested")
     for hook in RECIPIENT_HOOKS:
         hook(uow, erasure)
     return erasure
@@ -98,6 +101,8 @@ def confirm_erasure(uow: Any, service: str, data: Mapping[str, Any], confirmatio
             if attempt + 1 == RETRIES:
                 raise
             continue
+        uow.audit_access(action="update", resource_type=RESOURCE, resource_id=request_id, subject_id=subject_id,
+                         fields=("participants",), purpose=f"{erasure.mode} confirmed by {service}")
         if done:
             finish(uow, erasure, complete)
             return "completed"
