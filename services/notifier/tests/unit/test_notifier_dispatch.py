@@ -330,6 +330,29 @@ def test_deliveries_are_listed_for_notifications_read_only_and_each_query_is_aud
     assert world.store.audit_records(resource_type="delivery", action="list", outcome="success")
 
 
+def test_privacy_gathers_one_persons_deliveries_for_their_access_request_and_nothing_wider(world):
+    first, user_id = world.reset_event()
+    world.dispatcher.accept(first, RESET)
+
+    def as_privacy(role: str | None = None) -> DeliveryQueries:
+        ctx = RequestContext(request_id=new_id(), actor_id="system", actor_role=role, caller_service="privacy")
+        return DeliveryQueries(lambda: world.make(ctx), lambda r: frozenset())
+
+    [item] = as_privacy().deliveries({"recipient_id": user_id})["items"]
+    assert item["recipient_id"] == user_id
+    [record] = [r for r in world.store.audit_records(resource_type="delivery", action="list", outcome="success")
+                if r["subject_id"] == user_id]
+    assert record["purpose"] == "data subject access"
+    for wider in ({}, {"event_id": first}, {"recipient_id": user_id, "status": "sent"}):
+        with pytest.raises(ServiceError) as refused:  # only one person's deliveries, never a list of everyone's
+            as_privacy().deliveries(wider)
+        assert refused.value.status == 403
+    with pytest.raises(ServiceError) as forged:  # a caller that is not privacy's broker user gets nothing
+        ctx = RequestContext(request_id=new_id(), actor_id=new_id(), actor_role="attendant", caller_service="gateway")
+        DeliveryQueries(lambda: world.make(ctx), lambda r: frozenset()).deliveries({"recipient_id": user_id})
+    assert forged.value.status == 403
+
+
 @pytest.mark.parametrize(("filters", "field"), [({"event_id": "x"}, "event_id"), ({"status": "lost"}, "status"),
                                                  ({"address": "a@b"}, "address")])
 def test_a_bad_filter_is_a_422_naming_it(world, filters, field):

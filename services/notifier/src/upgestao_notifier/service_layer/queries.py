@@ -24,6 +24,9 @@ RESOURCE = "delivery"
 PURPOSE = "delivery tracking"
 MAX_LIMIT = 200
 SYSTEM = "system"
+# privacy's broker user (RabbitMQ vouches for it) gathering one person's deliveries for their access bundle
+PRIVACY = "privacy"
+SUBJECT_ACCESS = "data subject access"
 
 PermissionsOf = Callable[[str | None], frozenset[str]]
 
@@ -34,18 +37,21 @@ class DeliveryQueries:
         self._permissions_of = permissions_of
 
     @contextmanager
-    def _open(self, resource_id: str | None) -> Iterator[NotifierUnitOfWork]:
+    def _open(self, resource_id: str | None, subject_id: str | None = None) -> Iterator[NotifierUnitOfWork]:
+        """``subject_id``: the query is one person's deliveries, which privacy may gather for their access
+        request (LGPD art. 18 II) whatever the actor of the request it works for."""
         with self._unit_of_work() as uow:
             ctx = uow.context
-            allowed = (ctx.actor_id == SYSTEM and ctx.actor_role == SYSTEM) or (
+            for_subject = subject_id is not None and ctx.caller_service == PRIVACY
+            allowed = for_subject or (ctx.actor_id == SYSTEM and ctx.actor_role == SYSTEM) or (
                 bool(ctx.actor_id) and PERMISSION in self._permissions_of(ctx.actor_role))
             if not allowed:
                 uow.deny(action="list", resource_type=RESOURCE, resource_id=resource_id, subject_id=None,
                          fields=(), purpose="authorization")
                 raise ServiceError("forbidden", f"Your role does not grant {PERMISSION}.", 403,
                                    {"permission": PERMISSION})
-            uow.audit_access(action="list", resource_type=RESOURCE, resource_id=resource_id, subject_id=None,
-                             fields=(), purpose=PURPOSE)
+            uow.audit_access(action="list", resource_type=RESOURCE, resource_id=resource_id, subject_id=subject_id,
+                             fields=(), purpose=SUBJECT_ACCESS if for_subject else PURPOSE)
             yield uow
 
     def deliveries(self, filters: Mapping[str, Any] | None, limit: int = 50, cursor: str | None = None) -> dict:
@@ -53,7 +59,8 @@ class DeliveryQueries:
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
             raise invalid_field("limit", f"must be an integer from 1 to {MAX_LIMIT}")
         after = _decode_cursor(cursor)
-        with self._open(clean.get("event_id") or clean.get("campaign_id")) as uow:
+        only_subject = clean.get("recipient_id") if set(clean) == {"recipient_id"} else None
+        with self._open(clean.get("event_id") or clean.get("campaign_id"), only_subject) as uow:
             rows = uow.deliveries.page(clean, limit + 1, after)
         more = len(rows) > limit
         rows = rows[:limit]
