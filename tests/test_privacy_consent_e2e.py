@@ -16,9 +16,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 from e2e_identity import create_dpo
 from e2e_mail import MAIL_TIMEOUT_S, mail_to, text_and_html
+from upgestao_kernel.leaks import LeakScanner, log_texts, table_texts
 
 pytestmark = pytest.mark.e2e
 
@@ -29,6 +31,16 @@ def desk(platform):
     admin = api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
     dpo, dpo_tokens = create_dpo(platform, api, admin)
     return api, admin, dpo, dpo_tokens["access_token"]
+
+
+def _table_texts(url: str, table: str) -> list[tuple[str, str]]:
+    engine = sa.create_engine(url)
+    try:
+        if not sa.inspect(engine).has_table(table):
+            return []
+        return [(f"{url.rsplit('/', 1)[-1]}.{where}", text) for where, text in table_texts(engine, table)]
+    finally:
+        engine.dispose()
 
 
 def mail_holding(platform, address: str, *needles: str) -> str:
@@ -73,8 +85,8 @@ def test_a_correction_approved_and_one_denied_each_mailed(platform, desk):
     mail_holding(platform, user["email"], filed["id"], "aprovado")
 
     # another, filed directly, denied: a reason is required, and it is mailed
-    second = api.post("/v1/privacy/corrections", token, json={"changes": {"email": f"novo-{uuid.uuid4().hex[:8]}"
-                                                                                   "@example.com"},
+    new_email = f"novo-{uuid.uuid4().hex[:8]}@example.com"
+    second = api.post("/v1/privacy/corrections", token, json={"changes": {"email": new_email},
                                                               "reason": "Troquei de e-mail"})
     assert second.status_code == 201, second.text
     second_id = second.json()["id"]
@@ -86,6 +98,16 @@ def test_a_correction_approved_and_one_denied_each_mailed(platform, desk):
     assert api.post(f"/v1/privacy/corrections/{second_id}/approve", dpo_token).status_code == 409
     mail_holding(platform, user["email"], second_id, "O novo endereço não foi confirmado.")
     assert api.get("/v1/me", token).json()["email"] == user["email"]
+
+    # the values, the requester's reason and the reviewer's are nowhere in clear: no event, outbox row, read
+    # model, stored audit record or log line of any service holds them (the mail is where they belong)
+    scanner = LeakScanner(["Rosângela Corrigida", new_email, "Troquei de e-mail", "O novo endereço não foi confirmado"])
+    sources = [pair for url in platform.database_urls.values()
+               for table in ("events", "outbox", "privacy_corrections", "audit_records")
+               for pair in _table_texts(url, table)]
+    assert len(sources) > 20
+    scanner.assert_clean(sources)
+    scanner.assert_clean(list(log_texts(platform.log_dir)))
 
 
 def test_a_new_policy_version_must_be_accepted_at_sign_in(platform, desk):
