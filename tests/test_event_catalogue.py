@@ -38,7 +38,13 @@ def test_each_event_has_its_producer_consumers_and_visibility(entries):
     assert entries["identity.session_refreshed.v1"].event.publishes is False
     assert entries["identity.password_reset_requested.v1"].event.secret is False  # ids only: nothing to wipe
     assert entries["identity.user_registered.v1"].read_models == ["identity: `users`"]
-    assert len([t for t in entries if t.startswith("identity.")]) == 19  # issue 12: new login, language
+    # issue 12: new login, language; issue 14: erased/anonymised/blocked/unblocked subjects, their confirmation
+    assert len([t for t in entries if t.startswith("identity.")]) == 25
+    erasure = entries["privacy.erasure_requested.v1"]
+    assert {c.service for c in erasure.consumers} == {"identity", "messaging"}
+    assert {c.service for c in entries["identity.subject_erased.v1"].consumers} == {"privacy"}
+    assert {c.service for c in entries["messaging.subject_erased.v1"].consumers} == {"privacy"}
+    assert {c.service for c in entries["privacy.breach_notice_requested.v1"].consumers} == {"notifier"}
 
 
 def test_the_fields_say_what_is_stored_and_what_is_published(entries):

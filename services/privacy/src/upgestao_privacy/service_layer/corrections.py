@@ -23,8 +23,7 @@ from typing import Any
 from upgestao_kernel.cursors import decode_time_cursor, encode_time_cursor
 from upgestao_kernel.errors import ServiceError, conflict, forbidden, invalid_field, not_found
 from upgestao_kernel.events import EventEnvelope, new_id
-from upgestao_kernel.unit_of_work import UnitOfWorkPort
-from upgestao_kernel.vault import is_erased
+from upgestao_kernel.unit_of_work import UnitOfWorkPort, is_erased
 
 from ..adapters import consent_tables as tables
 from ..adapters.consent_tables import consent_area
