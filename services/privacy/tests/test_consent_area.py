@@ -25,7 +25,8 @@ class ConsentIdentity:
 
     @rpc
     def role_permissions(self) -> dict:
-        return {"roles": {"dpo": ["audit.read", "privacy.self", "privacy.review", "privacy.policies"],
+        return {"roles": {"dpo": ["audit.read", "privacy.self", "privacy.review", "privacy.policies",
+                                  "privacy.incidents"],
                           "attendant": ["privacy.self"], "guest": []}}
 
     @rpc
@@ -234,9 +235,9 @@ def test_anonymous_choices_are_throttled_per_client_address(privacy, call, monke
     call(uid()).put_consents({"purposes": {"analytics": True}, "policy_version": "2023-09-05"})
 
 
-def test_the_read_models_rebuild_from_the_log_to_the_same_state(privacy, call):
+def test_every_read_model_rebuilds_from_the_log_to_the_same_state(privacy, call):
     from upgestao_kernel.projections import rebuild, snapshot
-    from upgestao_privacy.adapters.consent_tables import PROJECTION
+    from upgestao_privacy.adapters.projections import projections
 
     requester, dpo = uid(), uid()
     approved = call(requester).file_correction({"full_name": "Bia"})
@@ -245,9 +246,20 @@ def test_the_read_models_rebuild_from_the_log_to_the_same_state(privacy, call):
     call(dpo, "dpo").publish_policy({"version": "r2", "effective_at": "2026-01-01T00:00:00+00:00", "text": "T",
                                      "summary": "S"})
     call(requester).accept_policy("r2")
+    # the other areas' read models too: a request taken through two transitions, an incident recorded
+    filed = call(requester).file_request("confirmation")
+    call(requester).cancel_request(filed["id"], "changed my mind")
+    call(dpo, "dpo").incident_record({
+        "nature_of_data": ["E-mail addresses"], "categories": ["contact"],
+        "affected": {"kind": "ids", "ids": [requester]}, "people_affected": "One user",
+        "technical_measures": "Encrypted at rest", "risks": "Phishing", "measures_taken": "Link revoked",
+        "what_to_do": ["Ignore e-mails asking for codes"], "dpo_contact": "dpo@upgestao.example",
+        "occurred_at": "2026-11-30T10:00:00+00:00", "detected_at": "2026-11-30T11:00:00+00:00"})
+    every = projections()
     with privacy.engine.connect() as conn:
-        before = snapshot(conn, [PROJECTION])
+        before = snapshot(conn, every)
     assert len(before["privacy_corrections"]) == 2 and len(before["privacy_policy_versions"]) == 2
-    rebuild(privacy.engine, [PROJECTION])  # (as the owner: a rebuild empties the tables first)
+    assert len(before["privacy_requests"]) == 1 and len(before["privacy_incidents"]) == 1
+    rebuild(privacy.engine, every)  # (as the owner: a rebuild empties the tables first)
     with privacy.engine.connect() as conn:
-        assert snapshot(conn, [PROJECTION]) == before
+        assert snapshot(conn, every) == before

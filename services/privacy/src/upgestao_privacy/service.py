@@ -15,6 +15,7 @@ from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
 from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
 
 from .adapters.audit_store import with_sql_audit_log
+from .adapters.projections import projections
 from .entrypoints.audit_log import AuditLogRunner
 from .entrypoints.corrections_rpc import ConsentRpc
 from .entrypoints.erasures_rpc import ErasureRpc
@@ -26,7 +27,9 @@ from .service_layer.audit_queries import AuditQueries
 class PrivacyService(RequestsRpc, ConsentRpc, IncidentsRpc, ErasureRpc, HealthRpc):
     name = "privacy"
 
-    db = Database(personal_data=True)  # a contact's address, a correction's new values: sealed per subject
+    # the rights areas' read models applied in each append's transaction; personal data (a contact's
+    # address, a correction's new values, an incident's texts) sealed per subject
+    db = Database(projections=projections, personal_data=True)
     audit_log = AuditLogRunner()
     roles = RolePermissions()
     identity = RpcProxy("identity")

@@ -214,6 +214,9 @@ class SqlConsentArea:
         return self._uow.conn
 
     def project(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Apply the projection to events just appended, unless the unit of work applies it itself."""
+        if any(isinstance(p, ConsentAreaProjection) for p in getattr(self._uow, "projections", ())):
+            return
         for envelope in envelopes:
             PROJECTION.apply(self.conn, envelope)
 
