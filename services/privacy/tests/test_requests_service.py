@@ -122,8 +122,12 @@ def test_a_person_files_reads_and_cancels_their_own_and_nobody_else_sees_it(worl
     with pytest.raises(ServiceError) as bad_filter:
         world.as_(DPO, "dpo").list({"state": "lost"})
     assert bad_filter.value.status == 422 and bad_filter.value.extensions["errors"][0]["field"] == "state"
+    with pytest.raises(ServiceError) as missing:
+        world.as_(BRUNO, "attendant").get(str(uuid.uuid4()))
+    assert missing.value.status == 404
     denied = [r for r in world.audit() if r["outcome"] == "denied"]
-    assert {r["resource_id"] for r in denied} == {mine["id"]}  # both refusals audited
+    assert {r["resource_id"] for r in denied} == {mine["id"]}  # both refusals audited; a missing one refuses nothing
+    assert len(denied) == 2
 
 
 def test_without_privacy_review_nobody_starts_denies_extends_or_sees_the_queue(world):

@@ -277,13 +277,16 @@ class RequestCases:
                                {"permission": permission})
 
     def _visible(self, uow: Any, request_id: Any, *, action: str = "read") -> tuple[DataSubjectRequest, bool]:
-        """The request if the caller may see it (their own, or a reviewer's); 404 otherwise (audited)."""
+        """The request if the caller may see it (their own, or a reviewer's); 404 otherwise: another person's
+        audited as denied (a refusal the answer does not reveal), a missing one not (nothing was refused)."""
         request = get_request(uow, request_id) if _is_uuid(request_id) else None
+        if request is None:
+            raise not_found("request")
         reviewer = self._may(uow, REVIEW)
-        if request is not None and (reviewer or (self._may(uow, SELF) and request.concerns(uow.context.actor_id))):
+        if reviewer or (self._may(uow, SELF) and request.concerns(uow.context.actor_id)):
             return request, reviewer
-        uow.deny(action=action, resource_type=RESOURCE, resource_id=request_id if _is_uuid(request_id) else None,
-                 subject_id=None, fields=(), purpose="authorization")
+        uow.deny(action=action, resource_type=RESOURCE, resource_id=request.id, subject_id=None, fields=(),
+                 purpose="authorization")
         raise not_found("request")
 
     # -- filing by a signed-in person
