@@ -78,10 +78,13 @@ def test_identity_run_refuses_the_same_environment_before_starting(tmp_path):
     ({"PRIVACY_AUDIT_SIGNING_KEY": "c2hvcnQ="}, "PRIVACY_AUDIT_SIGNING_KEY"),
     ({"PRIVACY_AUDIT_CHECKPOINT_EVERY": "0"}, "PRIVACY_AUDIT_CHECKPOINT_EVERY"),
     ({"UPGESTAO_IDENTITY_JWKS": '{"keys": []}'}, "UPGESTAO_IDENTITY_JWKS"),
+    ({"PRIVACY_CONTACT_CODE_TTL_S": "0"}, "PRIVACY_CONTACT_CODE_TTL_S"),
+    ({"PRIVACY_EXPORT_LINK_TTL_S": "forever"}, "PRIVACY_EXPORT_LINK_TTL_S"),
     ({"UPGESTAO_ENV": "production", "PRIVACY_DATABASE_URL": "postgresql://u@h/db",
       "PRIVACY_AUDIT_SIGNING_KEY": "A" * 43 + "=", "UPGESTAO_MASTER_KEY": "B" * 43 + "=",
       "UPGESTAO_BLIND_INDEX_KEY": "C" * 43 + "="}, "UPGESTAO_IDENTITY_JWKS"),
-], ids=["stream-max-age", "short-signing-key", "checkpoint-every", "bad-identity-jwks", "production-unpinned"])
+], ids=["stream-max-age", "short-signing-key", "checkpoint-every", "bad-identity-jwks", "contact-code-ttl",
+     "export-link-ttl", "production-unpinned"])
 def test_privacy_check_config_refuses_what_run_refuses(tmp_path, env, variable):
     result = check_config("privacy", tmp_path, **env)
     assert result.returncode == 2, (result.stdout, result.stderr)

@@ -70,8 +70,14 @@ def load_audit_settings(settings: Settings, environ: Mapping[str, str] | None = 
 
 def check_config(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
     """Everything privacy's ``run`` validates (``check-config`` and ``run`` call it before anything
-    starts): the audit log's settings and its checkpoint signing key. Raises ``ConfigError``."""
+    starts): the audit log's settings and its checkpoint signing key, and the rights areas' settings (the
+    contact channel's limits, the bundles' links, the third parties' policy addresses). Raises ``ConfigError``."""
     load_audit_settings(settings, environ)
+    from .service_layer.exports import ExportSettings
+    from .service_layer.requests import load_request_settings
+
+    load_request_settings(environ)
+    ExportSettings.from_env(environ)
 
 
 def migration_database_url(runtime_url: str, environ: Mapping[str, str] | None = None) -> str:

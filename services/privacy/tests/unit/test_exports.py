@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from upgestao_kernel.config import ConfigError
 from upgestao_kernel.context import system_context
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.fakes import FakeUnitOfWork, FakeVault, MemoryStore
@@ -253,9 +254,11 @@ def test_settings_from_the_environment():
                                                 "PRIVACY_THIRD_PARTY_POLICIES": '{"crm": "https://crm/p"}'})
     assert settings.link_ttl == timedelta(hours=1) and settings.base_url == "https://x.example"
     assert settings.third_party_policies == {"crm": "https://crm/p"}
-    with pytest.raises(ValueError):
-        exports.ExportSettings.from_env({"PRIVACY_EXPORT_LINK_TTL_S": "5"})
-    with pytest.raises(ValueError):
-        exports.ExportSettings.from_env({"PRIVACY_PUBLIC_BASE_URL": "javascript:alert(1)"})
+    for wrong in ({"PRIVACY_EXPORT_LINK_TTL_S": "5"}, {"PRIVACY_EXPORT_LINK_TTL_S": "soon"},
+                  {"PRIVACY_PUBLIC_BASE_URL": "javascript:alert(1)"}, {"PRIVACY_THIRD_PARTY_POLICIES": "[1]"},
+                  {"PRIVACY_THIRD_PARTY_POLICIES": "{"}):
+        with pytest.raises(ConfigError) as refused:
+            exports.ExportSettings.from_env(wrong)
+        assert refused.value.variable == next(iter(wrong))
     assert exports.ExportSettings.from_env({"NOTIFIER_PUBLIC_URL": "http://gw:8000/"}).base_url == "http://gw:8000"
     assert exports.ExportSettings.from_env({}).base_url == "http://127.0.0.1:8000"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from upgestao_kernel.config import ConfigError, int_setting
 from upgestao_kernel.errors import ServiceError, invalid_field, not_found
 from upgestao_kernel.unit_of_work import is_erased
 
@@ -65,16 +66,18 @@ class ExportSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ExportSettings:
+        """Raises ``ConfigError`` naming the variable (``check-config`` and the service's start call it)."""
         env = os.environ if environ is None else environ
-        ttl = int(env.get(LINK_TTL_VAR) or LINK_TTL.total_seconds())
-        if not 60 <= ttl <= 30 * 86400:
-            raise ValueError(f"{LINK_TTL_VAR}: from 60 s to 30 days")
-        policies = json.loads(env.get(POLICIES_VAR) or "{}")
+        ttl = int_setting(env, LINK_TTL_VAR, int(LINK_TTL.total_seconds()), 60, 30 * 86400)
+        try:
+            policies = json.loads(env.get(POLICIES_VAR) or "{}")
+        except ValueError as exc:
+            raise ConfigError(POLICIES_VAR, f"not JSON: {exc}") from None
         if not isinstance(policies, dict):
-            raise ValueError(f"{POLICIES_VAR}: a JSON object of recipient -> privacy-policy URL")
+            raise ConfigError(POLICIES_VAR, "a JSON object of recipient -> privacy-policy URL")
         base_url = (env.get(BASE_URL_VAR) or env.get(FALLBACK_BASE_URL_VAR) or DEFAULT_BASE_URL).strip().rstrip("/")
         if not base_url.startswith(("https://", "http://")):
-            raise ValueError(f"{BASE_URL_VAR}: an http(s) URL, the gateway's public address")
+            raise ConfigError(BASE_URL_VAR, "an http(s) URL, the gateway's public address")
         return cls(link_ttl=timedelta(seconds=ttl), base_url=base_url,
                    third_party_policies={str(k): str(v) for k, v in policies.items()})
 
