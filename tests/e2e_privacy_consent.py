@@ -96,3 +96,51 @@ PRIVACY_CONSENT_SCENARIOS = {
     ("PUT", "/v1/privacy/consents"): put_consents,
     ("GET", "/v1/privacy/consents"): get_consents,
 }
+
+
+# -- rows of tests/test_permissions_e2e.py's TABLE: (attendant, supervisor, dpo, admin). privacy.self is every
+# built-in role's; privacy.review and privacy.policies the dpo's alone. {correction_id} is a random id (absent:
+# 404 for whoever may ask); {version} is the seeded first version (2023-09-05): accepting it again records
+# nothing new (200), publishing it again is a 409 for the dpo. The policies' texts and an anonymous visitor's
+# consents need no session (the test's PUBLIC set).
+SEEDED_POLICY = "2023-09-05"
+PRIVACY_CONSENT_PERMISSIONS: dict[tuple[str, str], tuple[int, int, int, int]] = {
+    ("POST", "/v1/privacy/corrections"): (201, 201, 201, 201),
+    ("GET", "/v1/privacy/corrections"): (200, 200, 200, 200),
+    ("GET", "/v1/privacy/corrections/{correction_id}"): (404, 404, 404, 404),
+    ("POST", "/v1/privacy/corrections/{correction_id}/approve"): (403, 403, 404, 403),
+    ("POST", "/v1/privacy/corrections/{correction_id}/deny"): (403, 403, 404, 403),
+    ("POST", "/v1/privacy/policies"): (403, 403, 409, 403),
+    ("POST", "/v1/privacy/policies/{version}/accept"): (200, 200, 200, 200),
+    ("GET", "/v1/privacy/policy-acceptances"): (200, 200, 200, 200),
+    ("PUT", "/v1/privacy/consents"): (200, 200, 200, 200),
+    ("GET", "/v1/privacy/consents"): (200, 200, 200, 200),
+}
+PRIVACY_CONSENT_PUBLIC = {
+    ("GET", "/v1/privacy/policies"), ("GET", "/v1/privacy/policies/current"), ("GET", "/v1/privacy/policies/{version}"),
+    ("PUT", "/v1/privacy/consents/visitor"), ("GET", "/v1/privacy/consents/visitor"),
+}
+
+
+def consent_request_json(method: str, template: str) -> dict | None:
+    """The body a valid request of the route sends (None: no body)."""
+    bodies: dict[tuple[str, str], dict] = {
+        ("POST", "/v1/privacy/corrections"): {"changes": {"job_title": f"Cargo {uuid.uuid4().hex[:6]}"}},
+        ("POST", "/v1/privacy/corrections/{correction_id}/deny"): {"reason": "Sem base."},
+        ("POST", "/v1/privacy/policies"): {"version": SEEDED_POLICY, "effective_at": "2030-01-01T00:00:00+00:00",
+                                           "text": "Texto", "summary": "Resumo"},
+        ("PUT", "/v1/privacy/consents"): {"purposes": {"analytics": False}, "policy_version": SEEDED_POLICY},
+    }
+    return bodies.get((method, template))
+
+
+# -- the API fuzzer (tests/test_api_fuzz_e2e.py's MEANING_CHECKED): schema-valid data privacy answers 422 --
+# a correction naming no field one may correct (an empty change set, only self-editable fields) or a
+# whitespace-only reason; a corrections cursor the API never gave; a policy version named "current" or a
+# whitespace-only text; consents withdrawing the essential purpose, naming none, or under a policy version
+# not in effect; a visitor id (body or Visitor-Id header) this API never issued.
+MEANING_CHECKED = frozenset({
+    "POST /v1/privacy/corrections", "GET /v1/privacy/corrections", "POST /v1/privacy/corrections/{correction_id}/deny",
+    "POST /v1/privacy/policies", "PUT /v1/privacy/consents", "PUT /v1/privacy/consents/visitor",
+    "GET /v1/privacy/consents/visitor",
+})

@@ -119,3 +119,36 @@ PRIVACY_REQUEST_SCENARIOS: dict[tuple[str, str], Callable[[Any, str], dict]] = {
     ("POST", "/v1/privacy/contact"): contact,
     ("POST", "/v1/privacy/contact/{request_id}/verify"): verify_contact,
 }
+
+
+# -- rows of tests/test_permissions_e2e.py's TABLE: (attendant, supervisor, dpo, admin). privacy.self is every
+# built-in role's (file, list, read and cancel one's own); privacy.review the dpo's alone (a compliance
+# permission: not even the admin's). {request_id} is a random id: absent (404) for whoever may ask. The contact
+# channel needs no session (the test's PUBLIC set).
+PRIVACY_REQUEST_PERMISSIONS: dict[tuple[str, str], tuple[int, int, int, int]] = {
+    ("POST", "/v1/privacy/requests"): (201, 201, 201, 201),
+    ("GET", "/v1/privacy/requests"): (200, 200, 200, 200),
+    ("GET", "/v1/privacy/requests/overdue"): (403, 403, 200, 403),
+    ("GET", "/v1/privacy/requests/{request_id}"): (404, 404, 404, 404),
+    ("POST", "/v1/privacy/requests/{request_id}/start"): (403, 403, 404, 403),
+    ("POST", "/v1/privacy/requests/{request_id}/complete"): (403, 403, 404, 403),
+    ("POST", "/v1/privacy/requests/{request_id}/deny"): (403, 403, 404, 403),
+    ("POST", "/v1/privacy/requests/{request_id}/cancel"): (404, 404, 404, 404),
+    ("POST", "/v1/privacy/requests/{request_id}/extend"): (403, 403, 404, 403),
+}
+PRIVACY_REQUEST_PUBLIC = {("POST", "/v1/privacy/contact"), ("POST", "/v1/privacy/contact/{request_id}/verify")}
+
+
+def request_request_json(method: str, template: str) -> dict | None:
+    """The body a valid request of the route sends (None: no body)."""
+    from datetime import UTC, datetime, timedelta
+
+    bodies: dict[tuple[str, str], dict] = {
+        ("POST", "/v1/privacy/requests"): {"type": "confirmation"},
+        ("POST", "/v1/privacy/requests/{request_id}/complete"): {"note": "Feito"},
+        ("POST", "/v1/privacy/requests/{request_id}/deny"): {"reason": "Sem base"},
+        ("POST", "/v1/privacy/requests/{request_id}/cancel"): {},
+        ("POST", "/v1/privacy/requests/{request_id}/extend"): {
+            "due_at": (datetime.now(UTC) + timedelta(days=30)).isoformat(), "reason": "Volume"},
+    }
+    return bodies.get((method, template))

@@ -21,6 +21,10 @@ import pytest
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, address, audit_search, new_request_id, staff_payload
 from e2e_identity import create_dpo
 from e2e_messaging import messaging_routes
+from e2e_privacy_consent import PRIVACY_CONSENT_PERMISSIONS, PRIVACY_CONSENT_PUBLIC, SEEDED_POLICY, consent_request_json
+from e2e_privacy_exports import PRIVACY_EXPORT_PERMISSIONS, PRIVACY_EXPORT_PUBLIC
+from e2e_privacy_incidents import PRIVACY_INCIDENT_PERMISSIONS, incident_request_json
+from e2e_privacy_requests import PRIVACY_REQUEST_PERMISSIONS, PRIVACY_REQUEST_PUBLIC, request_request_json
 from PIL import Image
 
 pytestmark = pytest.mark.e2e
@@ -62,6 +66,11 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/v1/notifications/deliveries"): (403, 403, 200, 200),
     ("GET", "/v1/notifications/campaigns/{campaign_id}"): (403, 403, 404, 404),
 }
+# privacy's routes (issue 14): each area's rows, written beside its other e2e helpers (tests/e2e_privacy_*.py)
+PRIVACY = {**PRIVACY_REQUEST_PERMISSIONS, **PRIVACY_CONSENT_PERMISSIONS, **PRIVACY_INCIDENT_PERMISSIONS,
+           **PRIVACY_EXPORT_PERMISSIONS}
+assert not set(PRIVACY) & set(TABLE), "a privacy row written twice"
+TABLE.update(PRIVACY)
 # query parameters a valid request needs (the log holds records by then: the world's creations)
 QUERIES: dict[str, dict] = {
     "/v1/audit": {"limit": 5},
@@ -72,7 +81,7 @@ PUBLIC = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/ping"), ("GET", "/v1/openapi.json"),
     ("POST", "/v1/auth/login"), ("POST", "/v1/auth/refresh"), ("POST", "/v1/auth/password-reset"),
     ("POST", "/v1/auth/password-reset/confirm"),
-}
+} | PRIVACY_REQUEST_PUBLIC | PRIVACY_CONSENT_PUBLIC | PRIVACY_EXPORT_PUBLIC
 
 
 def _png() -> bytes:
@@ -107,7 +116,9 @@ def _path(world: dict, template: str, target: str | None = None) -> str:
     target = target or world["target"]["id"]
     return (template.replace("{user_id}", target).replace("{customer_id}", world["customer"]["id"])
             .replace("{session_id}", str(uuid.uuid4())).replace("{name}", "supervisor")
-            .replace("{subject_id}", world["target"]["id"]).replace("{campaign_id}", str(uuid.uuid4())))
+            .replace("{subject_id}", world["target"]["id"]).replace("{campaign_id}", str(uuid.uuid4()))
+            .replace("{request_id}", str(uuid.uuid4())).replace("{correction_id}", str(uuid.uuid4()))
+            .replace("{incident_id}", str(uuid.uuid4())).replace("{version}", SEEDED_POLICY))
 
 
 def _request(api: Api, world: dict, role: str, method: str, template: str, request_id: str):
@@ -142,6 +153,11 @@ def _request(api: Api, world: dict, role: str, method: str, template: str, reque
         current = next(r for r in api.get("/v1/roles", world["admin"]).json()["items"] if r["name"] == "supervisor")
         kwargs["json"] = {"permissions": current["permissions"],
                           "self_editable_fields": current["self_editable_fields"]}
+    elif template.startswith("/v1/privacy/"):
+        body = next((found for make in (request_request_json, consent_request_json, incident_request_json)
+                     if (found := make(method, template)) is not None), None)
+        if body is not None:
+            kwargs["json"] = body
     kwargs["headers"] = {**kwargs.get("headers", {}), "X-Request-ID": request_id}
     return api.request(method, path, token, **kwargs)
 
