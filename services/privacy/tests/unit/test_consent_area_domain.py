@@ -103,6 +103,11 @@ def test_policy_input_is_checked_by_field():
     with pytest.raises(policies.InvalidPolicy) as caught:
         policies.clean_effective_at("2026-01-01T00:00:00")  # no zone
     assert caught.value.field == "effective_at"
+    # kept in UTC: PostgreSQL refuses an offset beyond 15:59, which ISO-8601 (and the API's schema) allows
+    assert policies.clean_effective_at("4000-12-12T04:57:59.1-23:08").isoformat() == "4000-12-13T04:05:59.100000+00:00"
+    with pytest.raises(policies.InvalidPolicy) as caught:
+        policies.clean_effective_at("9999-12-31T23:00:00-05:00")  # past year 9999 in UTC
+    assert caught.value.field == "effective_at"
     with pytest.raises(policies.InvalidPolicy) as caught:
         policies.PolicyVersion.publish("2026-01-01", effective_at=NOW, text=" ", summary="s", published_by=None,
                                        campaign_id="c")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from upgestao_kernel.events import Aggregate
 
@@ -88,7 +88,10 @@ def clean_effective_at(value: object) -> datetime:
         raise InvalidPolicy("effective_at", "must be an ISO-8601 instant with its zone")
     if parsed.tzinfo is None:
         raise InvalidPolicy("effective_at", "must be an ISO-8601 instant with its zone")
-    return parsed
+    try:  # in UTC: PostgreSQL refuses an offset beyond 15:59 (ISO allows up to 23:59), and year 9999's end
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidPolicy("effective_at", "must be an instant before the year 10000 in UTC") from None
 
 
 def clean_text(value: object, field: str, limit: int) -> str:
