@@ -156,7 +156,7 @@ class PrivacyConsentRoutes:
         return self.rpc.privacy.put_consents(dict(body))
 
     @route("GET", "/v1/privacy/consents/visitor", personal_data=False, response=ConsentStateSchema,
-           errors=(503,), tags=PRIVACY,
+           errors=(422, 503), tags=PRIVACY,  # 422: no Visitor-Id header, or not one this API issued
            summary="An anonymous visitor's cookie consents and history (the visitor id in the Visitor-Id header)")
     def get_visitor_consents(self, request: GatewayRequest) -> dict:
         return self.rpc.privacy.consents(visitor_header(request))
