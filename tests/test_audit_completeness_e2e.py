@@ -41,6 +41,10 @@ from e2e_api import (
 )
 from e2e_identity import create_dpo, fetch_notice, reset_token_of
 from e2e_messaging import MESSAGING_SCENARIOS
+from e2e_privacy_consent import PRIVACY_CONSENT_SCENARIOS
+from e2e_privacy_exports import PRIVACY_EXPORT_SCENARIOS
+from e2e_privacy_incidents import PRIVACY_INCIDENT_SCENARIOS
+from e2e_privacy_requests import PRIVACY_REQUEST_SCENARIOS
 from kombu import Connection, Exchange, Queue
 from PIL import Image
 from upgestao_kernel.testing import wait_for
@@ -255,6 +259,12 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("PATCH", "/v1/customers/{customer_id}"): update_customer,
 }
 SCENARIOS.update(MESSAGING_SCENARIOS)  # messaging's routes (issue 13), written beside its other e2e helpers
+# privacy's routes (issue 14), each area's beside its e2e helpers; the exports' last (the access bundle holds
+# what the scenarios before it did, and starts the access request the requests area's scenario filed)
+for _area in (PRIVACY_REQUEST_SCENARIOS, PRIVACY_CONSENT_SCENARIOS, PRIVACY_INCIDENT_SCENARIOS,
+              PRIVACY_EXPORT_SCENARIOS):
+    assert not set(_area) & set(SCENARIOS), "a scenario written twice"
+    SCENARIOS.update(_area)
 
 
 # -- fixtures -----------------------------------------------------------------------------------------
