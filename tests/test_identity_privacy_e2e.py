@@ -3,7 +3,13 @@ service's database, the broker and the log files (R1.2, R3.1, R5.3, D3): no
 personal value of a scenario driven through the gateway in clear (in any form:
 JSON-escaped, case-folded, reformatted, see ``upgestao_kernel.leaks``) in any
 event, outbox row, stored audit record, broker message or log line, and an
-audit record for every personal-data access."""
+audit record for every personal-data access.
+
+The scenario covers identity's routes and privacy's (issue 14): a contact-channel
+request's address and message (verified with the e-mailed code), a correction's new
+value and reason (approved: identity applies it), an incident whose texts name a
+person (confirmed: the breach notice mailed), a consent, a request denied with a
+reason naming someone."""
 
 from __future__ import annotations
 
@@ -11,10 +17,12 @@ import io
 import json
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api, staff_payload
+from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api, staff_payload, wait_for_audit
+from e2e_identity import create_dpo
 from e2e_mail import mail_to, text_and_html
 from kombu import Connection, Exchange, Queue
 from PIL import Image
@@ -33,6 +41,7 @@ def tap(platform):
                       durable=False, channel=conn.channel())
         queue.declare()
         queue.bind_to(exchange="identity.events", routing_key="#")
+        queue.bind_to(exchange="privacy.events", routing_key="#")
         messages: list[dict] = []
 
         def drain() -> list[dict]:
@@ -71,6 +80,79 @@ def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (4, 4), (10, 20, 30)).save(out, "PNG")
     return out.getvalue()
+
+
+CODE = re.compile(r"^\s*([0-9]{6})\s*$", re.MULTILINE)
+
+
+def _privacy_scenario(platform, api: Api, admin: str, token: str, user_id: str, customer_id: str) -> tuple[
+        list[str], list[tuple[str, dict]], str]:
+    """Privacy's routes driven with personal values: (the values, [(request id, the record it must leave)],
+    the dpo's token)."""
+    _, dpo_tokens = create_dpo(platform, api, admin)
+    dpo = dpo_tokens["access_token"]
+    dpo_id = api.get("/v1/me", dpo).json()["id"]
+    tag = uuid.uuid4().hex[:6]
+    contact_email = f"leocadia.figueiredo.{tag}@example.net"
+    contact_message = f"Sou Leocádia Figueiredo Bastos ({tag}) e quero saber o que guardam de mim"
+    new_title = f"Coordenadora de Ouvidoria Zenaide {tag}"
+    correction_reason = f"Fui promovida pela diretora Gumercinda Paranhos ({tag})"
+    people_affected = f"A cliente Wanderléia Bittencourt Sampaio ({tag}) e sua família"
+    risks = f"Golpes por telefone contra Wanderléia Bittencourt ({tag})"
+    deny_reason = f"Pedido duplicado: já atendido pelo colega Anastácio Vilela ({tag})"
+    values = [contact_email, contact_message, new_title, correction_reason, people_affected, risks, deny_reason]
+    expected: list[tuple[str, dict]] = []
+
+    def call(method: str, path: str, who: str | None, status: int, record: dict | None, **kwargs):
+        rid = f"e2e-privacy-{uuid.uuid4().hex[:12]}"
+        response = api.request(method, path, who, headers={"X-Request-ID": rid}, **kwargs)
+        assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text}"
+        if record is not None:
+            expected.append((rid, {"service": "privacy", "outcome": "success", **record}))
+        return response.json()
+
+    # the contact channel: no account; the code e-mailed to the address, given back
+    accepted = call("POST", "/v1/privacy/contact", None, 202,
+                    {"action": "create", "resource_type": "privacy_request", "fields": ["type", "email", "message"]},
+                    json={"email": contact_email, "type": "confirmation", "message": contact_message})
+    codes = wait_for(lambda: [m.group(1) for _, message in mail_to(platform, contact_email)
+                              if (m := CODE.search(text_and_html(message)[0]))], timeout=30)
+    call("POST", f"/v1/privacy/contact/{accepted['id']}/verify", None, 200,
+         {"action": "update", "resource_type": "privacy_request", "fields": ["state"]}, json={"code": codes[-1]})
+    # a correction of a field the attendant may not edit, approved by the dpo (identity applies it)
+    filed = call("POST", "/v1/privacy/corrections", token, 201,
+                 {"action": "create", "resource_type": "correction", "subject_id": user_id, "actor_id": user_id,
+                  "fields": ["job_title"]},
+                 json={"changes": {"job_title": new_title}, "reason": correction_reason})
+    call("POST", f"/v1/privacy/corrections/{filed['id']}/approve", dpo, 200,
+         {"action": "update", "resource_type": "correction", "subject_id": user_id, "actor_id": dpo_id,
+          "fields": ["job_title"]})
+    expected.append((expected[-1][0], {"service": "identity", "action": "update", "resource_type": "user",
+                                       "subject_id": user_id, "actor_id": dpo_id, "fields": ["job_title"],
+                                       "outcome": "success"}))  # identity applied it as the dpo
+    # a consent, and a request denied with a reason naming someone
+    version = api.get("/v1/privacy/policies/current").json()["version"]
+    call("PUT", "/v1/privacy/consents", token, 200,
+         {"action": "update", "resource_type": "consent", "subject_id": user_id, "fields": ["analytics"]},
+         json={"purposes": {"analytics": True, "personalisation": False}, "policy_version": version})
+    request = call("POST", "/v1/privacy/requests", token, 201, None, json={"type": "sharing_info"})
+    call("POST", f"/v1/privacy/requests/{request['id']}/deny", dpo, 200,
+         {"action": "update", "resource_type": "privacy_request", "subject_id": user_id, "actor_id": dpo_id,
+          "fields": ["state", "reason"]}, json={"reason": deny_reason})
+    # an incident whose texts name a person, confirmed: the breach notice goes to the customer
+    now = datetime.now(UTC)
+    incident = call("POST", "/v1/privacy/incidents", dpo, 201,
+                    {"action": "create", "resource_type": "incident", "actor_id": dpo_id,
+                     "fields": ["people_affected", "risks"]},
+                    json={"nature_of_data": ["Telefones"], "categories": ["contact"],
+                          "affected": {"kind": "ids", "ids": [customer_id]}, "people_affected": people_affected,
+                          "technical_measures": "Cifrado em repouso", "risks": risks,
+                          "measures_taken": "Acesso revogado", "what_to_do": ["Desconfie de ligações"],
+                          "dpo_contact": "dpo@upgestao.example", "occurred_at": (now - timedelta(hours=2)).isoformat(),
+                          "detected_at": (now - timedelta(hours=1)).isoformat()})
+    call("POST", f"/v1/privacy/incidents/{incident['id']}/confirm", dpo, 200,
+         {"action": "update", "resource_type": "incident", "fields": ["state"]}, json={})
+    return values, expected, dpo
 
 
 def test_no_clear_personal_values_and_every_access_audited(platform, tap):
@@ -123,6 +205,9 @@ def test_no_clear_personal_values_and_every_access_audited(platform, tap):
                               if "token=" in text_and_html(m)[0]], timeout=30)
     secret_values.append(re.search(r"token=([A-Za-z0-9_-]{20,})", text_and_html(mails[0])[0]).group(1))
 
+    privacy_values, privacy_records, dpo = _privacy_scenario(platform, api, admin, token, user_id, customer_id)
+    secret_values += privacy_values
+
     identity_url = platform.database_urls["identity"]
     gateway_url = platform.database_urls["gateway"]
     scanner = LeakScanner(secret_values)
@@ -164,10 +249,15 @@ def test_no_clear_personal_values_and_every_access_audited(platform, tap):
         assert has(name, action, subject, outcome, fields, records), (name, records.get(rid[name]))
     for name in ("me", "edit", "photo_get", "denied"):
         assert all(r["actor_id"] == user_id for r in records[rid[name]]), records[rid[name]]
+    for privacy_rid, record in privacy_records:  # privacy's own records, read through the audit API
+        wait_for_audit(api, dpo, record, what=f"{privacy_rid}: {record}", request_id=privacy_rid)
 
     # 3. what reached the broker: the same records, and the events
     wait_for(lambda: any(rid["photo_get"] in m["body"] for m in tap()), timeout=15)
+    # privacy's events too (the breach notice is the scenario's last)
+    wait_for(lambda: any("privacy.breach_notice_requested.v1" in m["body"] for m in tap()), timeout=15)
     messages = tap()
+    assert any("privacy.correction_decided.v1" in m["body"] for m in messages)
     assert any(rid["me"] in m["body"] for m in messages)
     assert any("identity.user_registered.v1" in m["body"] and user_id in m["body"] for m in messages)
     privacy_url = platform.database_urls["privacy"]
