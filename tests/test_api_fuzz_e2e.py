@@ -30,6 +30,9 @@ from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api, staff_payload
 from e2e_identity import assign_role
 from e2e_messaging import MEANING_CHECKED as MESSAGING_MEANING_CHECKED
 from e2e_platform import own_platform
+from e2e_privacy_consent import MEANING_CHECKED as PRIVACY_CONSENT_MEANING_CHECKED
+from e2e_privacy_incidents import MEANING_CHECKED as PRIVACY_INCIDENT_MEANING_CHECKED
+from e2e_privacy_requests import MEANING_CHECKED as PRIVACY_REQUEST_MEANING_CHECKED
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -62,6 +65,8 @@ MEANING_CHECKED = {
     "PUT /v1/roles/{name}", "PUT /v1/users/{user_id}/photo", "GET /v1/audit", "GET /v1/audit/export",
     "GET /v1/audit/proof/inclusion", "GET /v1/audit/proof/consistency", "GET /v1/notifications/deliveries",
 } | MESSAGING_MEANING_CHECKED  # (tests/e2e_messaging.py says why each one)
+# privacy's (issue 14): each area's beside its e2e helpers (tests/e2e_privacy_*.py say why each one)
+MEANING_CHECKED |= PRIVACY_REQUEST_MEANING_CHECKED | PRIVACY_CONSENT_MEANING_CHECKED | PRIVACY_INCIDENT_MEANING_CHECKED
 # A well-formed reset token that was never issued (or is spent, or expired) is 400 invalid-token, as documented.
 TOKEN_CHECKED = {"POST /v1/auth/password-reset/confirm"}
 ACCEPTED = ["2xx", "401", "403", "404", "409", "429"]
