@@ -335,6 +335,9 @@ def platform(tmp_path_factory):
         platform.start("probe", ProbeService)
         platform.start("gateway", GatewayUnderTest, {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"})
         wait_until_listening("127.0.0.1", port)
+        # identity puts its built-in roles and first admin in place after it starts (and reports not ready
+        # until then): tests begin on a platform that is ready, not on one still setting itself up
+        wait_for(lambda: platform.client.get("/readyz").status_code == 200, timeout=30, interval=0.2)
         yield platform
     finally:
         platform.client.session.close()
