@@ -113,15 +113,21 @@ def _open(uow: UnitOfWorkPort, rows: list[tables.CorrectionRow], purpose_of: Cal
         by_purpose.setdefault(purpose_of(row), []).append(index)
     opened: list[dict[str, Any] | None] = [None] * len(rows)
     for purpose, indexes in by_purpose.items():
-        items = []
+        # a ciphertext opens only under the field name it was sealed with: the requester's reason and a
+        # denial's reason are both sealed as "reason", so a denial's is its own item (and audited as read)
+        items, owners = [], []
         for i in indexes:
-            sealed = dict(rows[i].sealed)
+            items.append((rows[i].requester_id, rows[i].id, dict(rows[i].sealed)))
+            owners.append((i, "values"))
             if rows[i].decision_sealed.get("reason"):
-                sealed["decision_reason"] = rows[i].decision_sealed["reason"]
-            items.append((rows[i].requester_id, rows[i].id, sealed))
-        for i, values in zip(indexes, uow.personal.open_each(resource_type=RESOURCE, items=items, purpose=purpose),
-                             strict=True):
-            opened[i] = values
+                items.append((rows[i].requester_id, rows[i].id, {"reason": rows[i].decision_sealed["reason"]}))
+                owners.append((i, "decision"))
+        for (i, part), values in zip(owners, uow.personal.open_each(resource_type=RESOURCE, items=items,
+                                                                    purpose=purpose), strict=True):
+            if part == "values":
+                opened[i] = {**(opened[i] or {}), **values}
+            else:
+                opened[i] = {**(opened[i] or {}), "decision_reason": values["reason"]}
     return [_view(row, values) for row, values in zip(rows, opened, strict=True)]
 
 
