@@ -10,12 +10,13 @@ and an extension into the past is refused."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, staff_payload
+from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, E2E_IDENTITY_ENV, Api, staff_payload
 from e2e_identity import create_dpo
 from e2e_mail import mail_to, text_and_html, wait_for_mail
 from upgestao_kernel.leaks import LeakScanner, table_texts
@@ -195,6 +196,25 @@ def test_the_contact_channel(platform, people):
     finally:
         engine.dispose()
     LeakScanner([stranger, third, "Vocês têm dados meus?"]).assert_clean(sources)
+
+
+def test_an_expired_code_is_refused_and_the_request_must_be_filed_again(platform, people):
+    """The platform's codes live PRIVACY_CONTACT_CODE_TTL_S (45 s in this session, e2e_api): the right code,
+    given back after that, is a 410 and verifies nothing; the request stays unverified, out of the DPO's queue."""
+    api, _, dpo, _, _ = people
+    late = f"late-{uuid.uuid4().hex[:8]}@example.com"
+    ttl_s = float(E2E_IDENTITY_ENV["PRIVACY_CONTACT_CODE_TTL_S"])
+    filed_before = time.monotonic()
+    accepted = _ok(api.post("/v1/privacy/contact", json={"email": late, "type": "access", "message": "Tarde"}), 202)
+    code = _code_in(platform, late)
+    # (time itself is the condition: the code's life, counted from before the request was filed, is over)
+    wait_for(lambda: time.monotonic() > filed_before + ttl_s + 1, timeout=ttl_s + 5, interval=0.5)
+    expired = api.post(f"/v1/privacy/contact/{accepted['id']}/verify", json={"code": code})
+    assert expired.status_code == 410, expired.text
+    assert expired.headers["Content-Type"].startswith("application/problem+json")
+    assert expired.json()["type"].endswith("/code-expired")
+    request = _ok(api.get(f"/v1/privacy/requests/{accepted['id']}", dpo))
+    assert request["state"] == "identity_unverified"
 
 
 def test_the_contact_channel_needs_no_account_but_a_valid_body(platform, people):
