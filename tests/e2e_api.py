@@ -28,9 +28,9 @@ E2E_IDENTITY_ENV = {
     "UPGESTAO_ADMIN_NAME": "Primeira Admin",
     "IDENTITY_LOCKOUT_BASE_S": "2",
     "IDENTITY_IP_FAILURE_LIMIT": "1000",
-    # the contact channel's codes live 45 s instead of 10 minutes, so an e2e test sees one expire
+    # the contact channel's codes live 25 s instead of 10 minutes, so an e2e test sees one expire
     # (every other test gives its code back within seconds of the e-mail)
-    "PRIVACY_CONTACT_CODE_TTL_S": "45",
+    "PRIVACY_CONTACT_CODE_TTL_S": "25",
 }
 
 

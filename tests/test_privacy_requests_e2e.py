@@ -199,7 +199,7 @@ def test_the_contact_channel(platform, people):
 
 
 def test_an_expired_code_is_refused_and_the_request_must_be_filed_again(platform, people):
-    """The platform's codes live PRIVACY_CONTACT_CODE_TTL_S (45 s in this session, e2e_api): the right code,
+    """The platform's codes live PRIVACY_CONTACT_CODE_TTL_S (25 s in this session, e2e_api): the right code,
     given back after that, is a 410 and verifies nothing; the request stays unverified, out of the DPO's queue."""
     api, _, dpo, _, _ = people
     late = f"late-{uuid.uuid4().hex[:8]}@example.com"
