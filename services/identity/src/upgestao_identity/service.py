@@ -21,8 +21,10 @@ from .adapters.hashing_pool import HasherBusy
 from .adapters.projections import projections
 from .adapters.sql_repositories import with_sql_repositories
 from .domain.datamap import data_map_document
+from .entrypoints.api_keys_rpc import ApiKeysRpc
 from .entrypoints.dependencies import Identity
 from .entrypoints.errors import PROBLEMS  # noqa: F401  (registers identity's refusals with @rpc's edge table)
+from .entrypoints.sharing_rpc import SharingRpc
 from .service_layer import customers, directory, notices, roles, sessions, subjects, users
 from .service_layer.auth import Auth, checked_password, hashing_busy
 
@@ -42,7 +44,7 @@ def hashing(method):
     return wrapper
 
 
-class IdentityService(HealthRpc):
+class IdentityService(ApiKeysRpc, SharingRpc, HealthRpc):
     name = "identity"
 
     db = Database(projections=projections, personal_data=True)

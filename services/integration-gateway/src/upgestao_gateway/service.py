@@ -12,9 +12,11 @@ from __future__ import annotations
 from upgestao_kernel.nameko_ext import HealthRpc
 
 from .access.authentication import Authenticator, AuthenticatorFactory
+from .entrypoints.api_keys.routes import ApiKeyRoutes
 from .entrypoints.audit.routes import AuditRoutes
 from .entrypoints.dependencies import Access, Config, Database, JwtAuthentication, Readiness, Rpc
 from .entrypoints.identity.routes import IdentityRoutes
+from .entrypoints.integrations.routes import IntegrationRoutes
 from .entrypoints.messaging.routes import MessagingRoutes
 from .entrypoints.notifications.routes import NotificationRoutes
 from .entrypoints.operations.routes import OperationsRoutes
@@ -27,7 +29,7 @@ from .entrypoints.push import LivePush
 
 class GatewayService(OperationsRoutes, IdentityRoutes, AuditRoutes, NotificationRoutes, MessagingRoutes,
                      PrivacyRequestRoutes, PrivacyConsentRoutes, PrivacyIncidentRoutes, PrivacyExportRoutes,
-                     HealthRpc):
+                     IntegrationRoutes, ApiKeyRoutes, HealthRpc):
     name = "gateway"
 
     db = Database()

@@ -24,6 +24,7 @@ from .adapters.sql_repositories import with_sql_repositories
 from .entrypoints import errors  # noqa: F401  (registers messaging's problems with the rpc entrypoint)
 from .entrypoints.dependencies import MessagingRuntime, RpcDirectory, snooze_timer
 from .entrypoints.push import PushRpc
+from .entrypoints.sharing_rpc import SharingRpc
 from .service_layer.access import Deps
 from .service_layer.api import MessagingApi
 from .service_layer.attachments import SealedAttachments
@@ -33,7 +34,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class MessagingService(PushRpc, HealthRpc):
+class MessagingService(PushRpc, SharingRpc, HealthRpc):
     name = "messaging"
 
     db = Database(projections=projections, personal_data=True)

@@ -21,10 +21,11 @@ from .entrypoints.corrections_rpc import ConsentRpc
 from .entrypoints.erasures_rpc import ErasureRpc
 from .entrypoints.incidents_rpc import IncidentsRpc
 from .entrypoints.requests_rpc import RequestsRpc
+from .entrypoints.third_parties_rpc import ThirdPartiesRpc
 from .service_layer.audit_queries import AuditQueries
 
 
-class PrivacyService(RequestsRpc, ConsentRpc, IncidentsRpc, ErasureRpc, HealthRpc):
+class PrivacyService(RequestsRpc, ConsentRpc, IncidentsRpc, ErasureRpc, ThirdPartiesRpc, HealthRpc):
     name = "privacy"
 
     # the rights areas' read models applied in each append's transaction; personal data (a contact's

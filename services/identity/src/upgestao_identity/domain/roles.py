@@ -46,6 +46,7 @@ PERMISSIONS: dict[str, str] = {
     "privacy.review": "Review data-subject requests and corrections (the DPO's queue)",
     "privacy.policies": "Publish privacy-policy versions",
     "privacy.incidents": "Record and confirm security incidents (breach notices)",
+    "integrations.manage": "Register integrations (webhook endpoints), see their deliveries, and issue API keys",
 }
 
 SELF_EDITABLE_CHOICES = ("full_name", "email", "phone", "birth_date", "address", "job_title", "gender", "photo")
@@ -101,6 +102,7 @@ INTRODUCED_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "privacy.review": ("dpo",),
     "privacy.policies": ("dpo",),
     "privacy.incidents": ("dpo",),
+    "integrations.manage": ("admin",),
 }
 COMPLIANCE_ROLES = frozenset({"dpo"})
 

@@ -1,0 +1,1 @@
+"""The gateway's api_keys routes (issue 15)."""

@@ -1,0 +1,1 @@
+"""The gateway's integrations routes (issue 15)."""

@@ -1,0 +1,1 @@
+"""Integrations: outbound webhooks to the tools a customer integrates (issue 15)."""

@@ -1,0 +1,1 @@
+"""UpGestão integrations service."""
