@@ -198,6 +198,7 @@ class AuditEmitter:
         accesses: Sequence[tuple[str | None, str | None, tuple[str, ...]]],
         purpose: str,
         outcome: str = "success",
+        recipient: str | None = None,
     ) -> list[str]:
         """One record per ``(resource_id, subject_id, fields)`` of ``accesses`` (the reads of one statement: a
         page of bodies, a search's hits), sent as :meth:`emit_many` sends them; their ``audit_id`` s, in order.
@@ -209,7 +210,8 @@ class AuditEmitter:
         if not accesses:
             return []
         template = self.build(context, action=action, resource_type=resource_type, resource_id=None,
-                              subject_id=None, fields=(), purpose=purpose, outcome=outcome).to_message()
+                              subject_id=None, fields=(), purpose=purpose, outcome=outcome,
+                              recipient=recipient).to_message()
         # _wire_size_bound of a record: the template's strings but its audit_id, plus the record's own below
         shared = _wire_size_bound(template) - 12 * len(template["audit_id"])
         names_of: dict[tuple[str, ...], tuple[list[str], int]] = {}  # fields -> (sorted names, their bound)

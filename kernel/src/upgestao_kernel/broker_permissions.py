@@ -69,8 +69,9 @@ CONSUMES: Mapping[str, tuple[str, ...]] = {
     # privacy's erasure requests (each holder of personal data erases, then confirms)
     "identity": ("privacy",),
     "messaging": ("privacy",),
-    # the holders' erasure confirmations, identity's profile changes (a correction applied)
-    "privacy": ("identity", "messaging"),
+    # the holders' erasure confirmations, identity's profile changes (a correction applied); the
+    # integrations registered and changed (third parties in sharing reports) and integrations' confirmations
+    "privacy": ("identity", "integrations", "messaging"),
 }
 # Queues a service owns beyond ``<service>.*``, ``rpc-<service>`` and its reply queues.
 EXTRA_QUEUES: Mapping[str, tuple[str, ...]] = {"privacy": (AUDIT_STREAM,)}

@@ -144,12 +144,15 @@ class PersonalData:
         sealed: Mapping[str, str | None],
         purpose: str,
         action: str = "read",
+        recipient: str | None = None,
     ) -> dict[str, Any]:
-        """Decrypt ``sealed`` fields; the audit record is written first."""
+        """Decrypt ``sealed`` fields; the audit record is written first (``recipient``: with whom the values
+        are shared, action ``share``)."""
         self._touch(subject_id)
         self._audit.record(
             self._conn, self._context, action=action, resource_type=resource_type,
             resource_id=resource_id, subject_id=subject_id, fields=sealed.keys(), purpose=purpose,
+            recipient=recipient,
         )
         return self._vault.decrypt_many(self._conn, subject_id, dict(sealed))
 
@@ -161,12 +164,13 @@ class PersonalData:
         items: Sequence[tuple[str, Mapping[str, str | None]]],
         purpose: str,
         action: str = "read",
+        recipient: str | None = None,
     ) -> list[dict[str, Any]]:
         """:meth:`open` for several resources of one subject (a page of its messages): the same audit
         records, one per ``(resource_id, sealed)`` item and written first, in one statement; one key lookup."""
         return self.open_each(resource_type=resource_type, items=[(subject_id, resource_id, sealed)
                                                                   for resource_id, sealed in items],
-                              purpose=purpose, action=action)
+                              purpose=purpose, action=action, recipient=recipient)
 
     def open_each(
         self,
@@ -175,6 +179,7 @@ class PersonalData:
         items: Sequence[tuple[str, str | None, Mapping[str, str | None]]],
         purpose: str,
         action: str = "read",
+        recipient: str | None = None,
     ) -> list[dict[str, Any]]:
         """:meth:`open` for several resources of one subject or of several (a search's hits, of many
         conversations), each item ``(subject_id, resource_id, sealed)``: the same audit records, one per item
@@ -191,7 +196,8 @@ class PersonalData:
             batch.append(dict(sealed))
         self._audit.emit_accesses(self._conn, self._context, action=action, resource_type=resource_type,
                                   accesses=[(resource_id, subject_id, tuple(sealed))
-                                            for subject_id, resource_id, sealed in items], purpose=purpose)
+                                            for subject_id, resource_id, sealed in items], purpose=purpose,
+                                  recipient=recipient)
         if len(batches) == 1:
             [(subject_id, batch)] = batches.items()
             return self._vault.decrypt_batch(self._conn, subject_id, batch)
