@@ -8,6 +8,7 @@ print a table.
     python bench/run.py notifier         e-mails/s from identity's events to the local sink vs raw smtplib
     python bench/run.py messaging        send, page of 50 and search over 100k, push to 50 sockets vs /v1/ping; RSS
     python bench/run.py erasure          messaging's erasure of 10 vs 10,000 messages; the access bundle of 10,000
+    python bench/run.py webhooks         webhook deliveries/s from messaging's events vs a raw signed-POST loop
 
 Each scenario runs in its own process (``bench/<scenario>.py``, runnable on
 its own too) on its own RabbitMQ vhost, databases and, for ``ping``, ``identity``, ``notifier`` and
@@ -29,7 +30,7 @@ from common import RESULTS, log
 from report import render
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ("ping", "outbox_publish", "identity", "audit", "notifier", "messaging", "erasure")
+SCENARIOS = ("ping", "outbox_publish", "identity", "audit", "notifier", "messaging", "erasure", "webhooks")
 
 
 def main(argv: list[str] | None = None) -> int:
