@@ -86,6 +86,10 @@ CONFIG_ERROR_EXIT = 2  # upgestao_kernel.cli: a process stopped by its configura
 SHARED_USER_ENV = "UPGESTAO_BROKER_SHARED_USER"  # upgestao_kernel.broker_permissions.SHARED_USER_ENV
 # the local SMTP sink (``python -m upgestao_notifier sink``): started unless SMTP_URL is given
 MAIL_SINK = "mail-sink"  # its process and log name
+# the integrations service's SSRF guard refuses loopback unless allowed: a local run (never production) allows it,
+# so that a webhook receiver on this machine can be tried; UPGESTAO_WEBHOOK_ALLOWED_NETWORKS given wins
+WEBHOOK_NETWORKS_ENV = "UPGESTAO_WEBHOOK_ALLOWED_NETWORKS"
+LOCAL_WEBHOOK_NETWORKS = "127.0.0.0/8,::1/128"
 MAIL_SERVICE = "notifier"  # the service that sends mail (and owns the sink command)
 SINK_HOST = "127.0.0.1"
 DEFAULT_SINK_PORT = 1025  # make up's
@@ -640,6 +644,8 @@ class Platform:
         )
         if self.has_gateway:  # the links in the mail point at this platform's gateway
             env.setdefault("NOTIFIER_PUBLIC_URL", self.url)
+        if self.env_name != "production":  # a local run's webhooks may go to a receiver on this machine
+            env.setdefault(WEBHOOK_NETWORKS_ENV, LOCAL_WEBHOOK_NETWORKS)
         env.update(self.extra_env)
         env.update(self.mail_env)  # SMTP_URL of the local sink, when there is one (plan_mail_sink)
         env.update(self.runtime_database_env)  # privacy runs as its runtime role (provision_database_roles)
