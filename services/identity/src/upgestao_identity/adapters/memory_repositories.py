@@ -9,7 +9,7 @@ events through both and compares every row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -63,6 +63,12 @@ class MemoryUsers(MemoryRepository):
     def active_admin_exists(self) -> bool:
         return any(r["role"] == "admin" and r["status"] == "active" for r in self.tx.table("users").values())
 
+    def active_ids_with_roles(self, roles: Iterable[str]) -> list[str]:
+        wanted = set(roles)
+        rows = sorted((r for r in self.tx.table("users").values() if r["status"] == "active" and r["role"] in wanted),
+                      key=lambda r: (r["created_at"], r["id"]))
+        return [r["id"] for r in rows]
+
 
 class MemoryCustomers(MemoryRepository):
     def get(self, customer_id: str) -> CustomerRecord | None:
@@ -83,6 +89,14 @@ class MemoryCustomers(MemoryRepository):
     def ids_page(self, limit: int, after: Cursor | None) -> list[tuple[datetime, str]]:
         active = [r for r in self.tx.table("customers").values() if r["status"] == "active"]
         return [(r["created_at"], r["id"]) for r in _keyset(active, limit, after)]
+
+    def get_many(self, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:
+        found = {}
+        for customer_id in customer_ids:
+            row = self.tx.get("customers", customer_id)
+            if row:
+                found[customer_id] = CustomerRecord(**row)
+        return found
 
 
 class MemoryRoles(MemoryRepository):

@@ -9,7 +9,7 @@ operational stores (credentials, photos, login failures) are written through the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -114,6 +114,9 @@ class UserRepository(Protocol):
     def ids_page(self, limit: int, after: Cursor | None) -> list[tuple[datetime, str]]:
         """``(created_at, id)`` of up to ``limit`` active users after ``after`` (a breach's "every user")."""
 
+    def active_ids_with_roles(self, roles: Iterable[str]) -> list[str]:
+        """The ids of the active users whose role is one of ``roles``, in ``(created_at, id)`` order."""
+
 
 class CustomerRepository(Protocol):
     def get(self, customer_id: str) -> CustomerRecord | None: ...
@@ -127,6 +130,9 @@ class CustomerRepository(Protocol):
 
     def ids_page(self, limit: int, after: Cursor | None) -> list[tuple[datetime, str]]:
         """``(created_at, id)`` of up to ``limit`` active customers after ``after``."""
+
+    def get_many(self, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:
+        """The customers among ``customer_ids`` (one query), by id; an unknown id is absent."""
 
 
 class RoleRepository(Protocol):

@@ -7,7 +7,7 @@ asks the unit for its connection at each call, so it always works inside the uni
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,6 +99,14 @@ class SqlUsers(_OnConnection):
             sa.select(users.c.id).where(users.c.role == "admin", users.c.status == "active").limit(1)
         ).first() is not None
 
+    def active_ids_with_roles(self, roles: Iterable[str]) -> list[str]:
+        wanted = list(roles)
+        if not wanted:
+            return []
+        query = (sa.select(users.c.id).where(users.c.role.in_(wanted), users.c.status == "active")
+                 .order_by(users.c.created_at, users.c.id))
+        return list(self.conn.execute(query).scalars())
+
 
 class SqlCustomers(_OnConnection):
     def get(self, customer_id: str) -> CustomerRecord | None:
@@ -123,6 +131,13 @@ class SqlCustomers(_OnConnection):
     def ids_page(self, limit: int, after: Cursor | None) -> list[tuple[datetime, str]]:
         query = sa.select(customers.c.created_at, customers.c.id).where(customers.c.status == "active")
         return [(r.created_at, r.id) for r in _keyset(self.conn, query, customers, limit, after)]
+
+    def get_many(self, customer_ids: Iterable[str]) -> dict[str, CustomerRecord]:
+        wanted = list(customer_ids)
+        if not wanted:
+            return {}
+        rows = self.conn.execute(sa.select(customers).where(customers.c.id.in_(wanted))).all()
+        return {row.id: CustomerRecord(**row._mapping) for row in rows}
 
 
 class SqlRoles(_OnConnection):

@@ -1,15 +1,17 @@
 """Data subjects (LGPD art. 18): what identity holds about a person, and their erasure, for privacy only.
 
 Every method here answers privacy's broker user alone (``uow.context.caller_service == "privacy"``, the
-user RabbitMQ checked, never a header): anyone else gets 403, audited as denied. Privacy calls them while
-it works a data subject's request, the DPO's token (when a person is behind the call) riding along.
+user RabbitMQ checked, never a header; ``contacts`` integrations' too): anyone else gets 403, audited as
+denied. Privacy calls them while it works a data subject's request, the DPO's token (when a person is
+behind the call) riding along.
 
 * ``export_subject`` -- the profile opened (audited ``export``, purpose ``data subject access``), the photo,
   the role and its permissions, the sessions; a blocked subject's data too (the one read blocking allows).
 * ``erase_subject`` / ``privacy.erasure_requested.v1`` -- deletion, anonymisation or blocking
   (``domain/subjects.py`` says what each leaves), confirmed with ``identity.subject_erased.v1``;
   ``unblock_subject`` -- the DPO lifts a blocking.
-* ``contacts`` -- address, name and language of users and customers (audited, purpose ``notification``).
+* ``contacts`` -- address, name and language of users and customers (audited, purpose ``notification``);
+  the integrations service may ask it too (issue 15: the admins told of an integration's disabling).
 * ``find_subject`` -- whose an e-mail address is (through the blind index).
 * ``apply_correction`` -- a correction the DPO approved, applied as that reviewer (``privacy.review``).
 * ``subject_ids`` -- the ids a breach criterion names (``every_user``, ``every_customer``).
@@ -42,6 +44,7 @@ from .authorization import require
 from .profiles import open_row, opened_to_view
 
 PRIVACY = "privacy"
+INTEGRATIONS = "integrations"  # may ask for contacts (issue 15)
 RESOURCE = "data_subject"
 ACCESS = "data subject access"
 NOTIFICATION = "notification"
@@ -220,8 +223,10 @@ def _forget_user(uow: IdentityUnitOfWork, user_id: str) -> None:
 def contacts(uow: IdentityUnitOfWork, subject_ids: object) -> dict[str, Any]:
     """``{"items": {id: {"to", "name", "locale"}}}`` for the subjects identity can write to (an erased or
     anonymised one, or an id it never held, is absent). One audited opening per subject, purpose
-    ``notification``. A blocked subject is still told (of their own request's answer, of a breach)."""
-    only_privacy(uow, "read")
+    ``notification``. A blocked subject is still told (of their own request's answer, of a breach). Asked by
+    privacy, and by integrations (the admins told of an integration's disabling, issue 15)."""
+    if uow.context.caller_service != INTEGRATIONS:
+        only_privacy(uow, "read")
     if not isinstance(subject_ids, list | tuple) or not all(isinstance(i, str) for i in subject_ids):
         raise invalid_field("subject_ids", "must be a list of ids")
     wanted = list(dict.fromkeys(subject_ids))
