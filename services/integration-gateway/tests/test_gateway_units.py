@@ -225,10 +225,10 @@ def test_route_declarations_record_the_permission_and_bodies():
     assert spec.permission == "profile.update"
     assert spec.body.content_types == ("image/png",)
     assert spec.max_body_bytes == 10
-    assert spec.error_statuses == [400, 401, 403, 413, 415, 500, 503]
+    assert spec.error_statuses == [400, 401, 403, 413, 415, 429, 500, 503]
     # a signed-in caller's write is keyed by default: a reused key (422), an answer not kept (409)
     keyed = GatewayRoute("PUT", "/v1/me/photo", **declared).spec
-    assert keyed.keyed and keyed.error_statuses == [400, 401, 403, 409, 413, 415, 422, 500, 503]
+    assert keyed.keyed and keyed.error_statuses == [400, 401, 403, 409, 413, 415, 422, 429, 500, 503]
     assert not GatewayRoute("POST", "/v1/auth/login", personal_data=False, response=Thing).spec.keyed
     assert GatewayRoute("GET", "/x", personal_data=False, response=Thing).spec.max_body_bytes == 1 << 20
 

@@ -12,6 +12,13 @@ and its edge (:class:`EdgeSettings`, :func:`load_edge_settings`):
     GATEWAY_OPS_NETWORKS             networks whose direct requests see readiness details (default:
                                      loopback, 127.0.0.0/8 and ::1; empty: nobody)
 
+and the rate limits per principal (:class:`RateLimitSettings`, :func:`load_rate_limit_settings`; per
+gateway process, see :mod:`upgestao_gateway.domain.rate_limits`):
+
+    GATEWAY_RATE_LIMIT_USER_PER_MIN  requests a minute of one signed-in user (default 6000; 0: no limit)
+    GATEWAY_RATE_LIMIT_KEY_PER_MIN   requests a minute of one API key (default 1200; 0: no limit)
+    GATEWAY_RATE_LIMIT_BURST         requests one principal may send at once (default 1000)
+
 Each is validated once, at start; a wrong value is a ``ConfigError`` naming it.
 
 There is one token lifetime to think of, not two: a revoked session is remembered for the longest
@@ -36,6 +43,7 @@ from upgestao_kernel.jwks import JWKS_VAR, pinned_jwks
 from upgestao_kernel.limits import MAX_ACCESS_TOKEN_TTL_S
 
 from .domain.client_address import InvalidNetworks, Network, parse_networks
+from .domain.rate_limits import Quota
 
 REMOVED_TOKEN_TTL_VAR = "GATEWAY_ACCESS_TOKEN_TTL_S"  # gone: the lifetime is identity's maximum
 MAX_AGE_VAR = "GATEWAY_ACCESS_EVENTS_MAX_AGE"
@@ -136,3 +144,31 @@ def load_edge_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings
     environ = os.environ if environ is None else environ
     return EdgeSettings(_networks(environ, TRUSTED_PROXIES_VAR, ""),
                         _networks(environ, OPS_NETWORKS_VAR, DEFAULT_OPS_NETWORKS))
+
+
+RATE_LIMIT_USER_VAR = "GATEWAY_RATE_LIMIT_USER_PER_MIN"
+RATE_LIMIT_KEY_VAR = "GATEWAY_RATE_LIMIT_KEY_PER_MIN"
+RATE_LIMIT_BURST_VAR = "GATEWAY_RATE_LIMIT_BURST"
+# generous: the fuzz run and the end-to-end tests (thousands of requests as one user) stay far below;
+# the benchmarks, which measure the gateway flat out as one user, turn it off
+DEFAULT_USER_PER_MIN = 6000
+DEFAULT_KEY_PER_MIN = 1200
+DEFAULT_BURST = 1000
+MAX_PER_MIN = 10_000_000
+MAX_BURST = 1_000_000
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """The quota of each kind of principal; ``None``: that kind is not limited."""
+
+    user: Quota | None = Quota(DEFAULT_USER_PER_MIN, DEFAULT_BURST)
+    api_key: Quota | None = Quota(DEFAULT_KEY_PER_MIN, DEFAULT_BURST)
+
+
+def load_rate_limit_settings(environ: Mapping[str, str] | None = None) -> RateLimitSettings:
+    environ = os.environ if environ is None else environ
+    user = _int(environ, RATE_LIMIT_USER_VAR, DEFAULT_USER_PER_MIN, 0, MAX_PER_MIN)
+    key = _int(environ, RATE_LIMIT_KEY_VAR, DEFAULT_KEY_PER_MIN, 0, MAX_PER_MIN)
+    burst = _int(environ, RATE_LIMIT_BURST_VAR, DEFAULT_BURST, 1, MAX_BURST)
+    return RateLimitSettings(Quota(user, burst) if user else None, Quota(key, burst) if key else None)

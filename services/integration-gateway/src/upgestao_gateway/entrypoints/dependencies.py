@@ -15,6 +15,10 @@
   few seconds however often ``/readyz`` is asked);
 * :class:`Rpc` gives a worker ``self.rpc``: calls to any service, each bounded
   by a deadline (:mod:`upgestao_gateway.adapters.rpc`);
+* :class:`RateLimiting` (shared by every route entrypoint) counts each signed-in principal's requests
+  against its quota (``GATEWAY_RATE_LIMIT_*``) before its route runs; :class:`IdempotencyInFlight` holds
+  the client-given ``Idempotency-Key`` of the writes being carried out (a concurrent retry is a 409);
+  both per process;
 * ``Config`` (nameko's) and ``Database`` (the kernel's: the gateway's own
   database, where refusals are audited) complete what the service declares,
   so that the service module itself imports no nameko.
@@ -39,14 +43,20 @@ from ..access.stream import AccessEventsStream
 from ..access.tokens import BROKER_UNREACHABLE, LOADING, JwtAuthenticator
 from ..adapters.identity import IdentityClient
 from ..adapters.rpc import RpcClient
+from ..domain.in_flight import InFlightKeys
+from ..domain.principal import Principal
+from ..domain.rate_limits import Decision, RateLimiter
 from ..domain.revocations import RevocationList
 from ..service_layer.public_keys import PublicKeys
 from ..service_layer.readiness import ReadinessCache
 from ..service_layer.role_permissions import RolePermissions
-from ..settings import AccessSettings, load_access_settings
+from ..settings import AccessSettings, RateLimitSettings, load_access_settings, load_rate_limit_settings
 from .nameko_rpc import DeadlineReplyListener, NamekoTransport, RpcPublisher
 
-__all__ = ["Access", "AccessControl", "Config", "Database", "JwtAuthentication", "Readiness", "Rpc"]
+__all__ = ["Access", "AccessControl", "Config", "Database", "IdempotencyInFlight", "JwtAuthentication",
+           "RateLimiting", "Readiness", "Rpc"]
+
+API_KEY_ROLE_PREFIX = "apikey:"  # an API key's principal has the role apikey:<key id>
 
 
 def standalone_proxy(config: Mapping[str, Any]) -> Callable[[float], Any]:
@@ -209,3 +219,32 @@ class Rpc(DependencyProvider):
     def get_dependency(self, worker_ctx) -> RpcClient:
         return RpcClient(worker_ctx, NamekoTransport(worker_ctx, self.reply_listener, self.publisher),
                          self.timeout_s, self.retry_budget_s)
+
+
+class RateLimiting(SharedExtension):
+    """The container's :class:`~upgestao_gateway.domain.rate_limits.RateLimiter` and quotas, read from the
+    environment at setup (a wrong value stops the start with a ``ConfigError``)."""
+
+    settings: RateLimitSettings = RateLimitSettings()
+    limiter: RateLimiter | None = None
+
+    def setup(self) -> None:
+        self.settings = load_rate_limit_settings()
+        self.limiter = RateLimiter()
+
+    def check(self, principal: Principal) -> Decision | None:
+        """Count one request of ``principal``; None when its kind is not limited."""
+        api_key = principal.role.startswith(API_KEY_ROLE_PREFIX)
+        quota = self.settings.api_key if api_key else self.settings.user
+        if quota is None or self.limiter is None:
+            return None
+        return self.limiter.check(("key:" if api_key else "user:") + principal.actor_id, quota)
+
+
+class IdempotencyInFlight(SharedExtension):
+    """The container's :class:`~upgestao_gateway.domain.in_flight.InFlightKeys`."""
+
+    keys: InFlightKeys
+
+    def setup(self) -> None:
+        self.keys = InFlightKeys()

@@ -1,12 +1,14 @@
 """The request guards: what a request must pass before (and as) its handler runs.
 
-In order: authentication (401, before the worker: :func:`authenticate`), the permission (403, in the
-worker, audited: :func:`permitted`, :func:`deny`), a keyed write's ``Idempotency-Key``
-(:func:`accept_idempotency_key`), then the body and query: a JSON body must be ``application/json``
-(or ``application/*+json``) in UTF-8 (415), within 1 MiB (413), valid JSON (400) naming no member
-twice (400: parsers disagree on which value wins) and holding no lone surrogate (400), then valid for
-its schema (422); a ``RawBody`` must be one of its media types (415), within its limit (413) and not
-empty (400); a query must be valid for its schema (422). A refused request's body is not read.
+In order: authentication (401, before the worker: :func:`authenticate`), the principal's rate limit
+(429, before the worker: :func:`limit_rate`), the permission (403, in the worker, audited:
+:func:`permitted`, :func:`deny`), a keyed write's ``Idempotency-Key`` (:func:`accept_idempotency_key`;
+409 while a request with the same client-given key is in flight: :func:`claim_idempotency_key`), then
+the body and query: a JSON body must be ``application/json`` (or ``application/*+json``) in UTF-8 (415),
+within 1 MiB (413), valid JSON (400) naming no member twice (400: parsers disagree on which value wins)
+and holding no lone surrogate (400), then valid for its schema (422); a ``RawBody`` must be one of its
+media types (415), within its limit (413) and not empty (400); a query must be valid for its schema
+(422). A refused request's body is not read.
 """
 
 from __future__ import annotations
@@ -20,15 +22,19 @@ from marshmallow import Schema, ValidationError
 from marshmallow import fields as ma_fields
 
 from ...access.authentication import Authenticator
+from ...domain.in_flight import InFlightKeys
 from ...domain.principal import Principal
+from ...domain.rate_limits import Decision
 from ...service_layer.denials import record_denial
 from .bodies import RawBody
 from .problems import (
     Problem,
     duplicate_key,
+    idempotency_key_in_use,
     malformed_request,
     missing_permission,
     payload_too_large,
+    rate_limited,
     unauthenticated,
     unsupported_media_type,
     validation_failed,
@@ -48,6 +54,25 @@ def authenticate(spec: RouteSpec, authenticator: Authenticator, request: Gateway
     if principal is None:
         raise unauthenticated()
     return principal
+
+
+def limit_rate(decision: Decision | None, request: GatewayRequest) -> None:
+    """Keep the principal's rate-limit ``decision`` for the answer's ``RateLimit-*`` headers (the server
+    adds them to whatever is answered); a refused request is 429, before its route runs (it changes
+    nothing, and nothing of it is read)."""
+    request.rate_limit = decision
+    if decision is not None and not decision.allowed:
+        if request.route is not None and request.route.body is not None:  # its body is not read
+            close_connection_after_response(request.environ)
+        raise rate_limited(decision.headers())
+
+
+def claim_idempotency_key(in_flight: InFlightKeys, base: str) -> str:
+    """Hold ``base`` (the caller's scoped key) while its request runs; 409 with ``Retry-After`` when a
+    request holding it is still in flight here. The caller releases it once answered."""
+    if not in_flight.claim(base):
+        raise idempotency_key_in_use()
+    return base
 
 
 def read_body(request: GatewayRequest, limit: int) -> bytes:

@@ -30,6 +30,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "conflict": (409, "Conflict"),
     "request-already-applied": (409, "Request already carried out"),
+    "idempotency-key-in-use": (409, "Idempotency-Key in use"),
     "gone": (410, "Gone"),
     "payload-too-large": (413, "Payload too large"),
     "uri-too-long": (414, "URI too long"),
@@ -37,6 +38,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "validation-error": (422, "Validation error"),
     "idempotency-key-reused": (422, "Idempotency-Key reused"),
     "too-many-requests": (429, "Too many requests"),
+    "rate-limited": (429, "Rate limit exceeded"),
     "header-fields-too-large": (431, "Request header fields too large"),
     "internal-error": (500, "Internal server error"),
     "service-unavailable": (503, "Service unavailable"),
@@ -153,6 +155,20 @@ def internal_error() -> Problem:
 
 def service_unavailable(detail: str = "A service needed to answer is unavailable; try again later.") -> Problem:
     return Problem("service-unavailable", detail, headers={"Retry-After": "5"})
+
+
+def rate_limited(headers: Mapping[str, str]) -> Problem:
+    """429: the principal's quota is spent (``headers``: the ``RateLimit-*`` fields and ``Retry-After``)."""
+    return Problem("rate-limited", "Too many requests for your quota; retry after the seconds in Retry-After.",
+                   headers=headers)
+
+
+def idempotency_key_in_use() -> Problem:
+    """409: a request with this Idempotency-Key is still being carried out (draft-ietf-httpapi-idempotency-key-
+    header); its retry is answered from the first one's reply once that is done."""
+    return Problem("idempotency-key-in-use", "A request with this Idempotency-Key is still being carried out; "
+                   "retry it after the seconds in Retry-After.", headers={"Retry-After": "1"},
+                   errors=[{"field": "Idempotency-Key", "message": "is in use by a request in flight"}])
 
 
 def validation_failed(exc: ValidationError, location: str = "body") -> Problem:

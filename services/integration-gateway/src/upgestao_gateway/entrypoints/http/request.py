@@ -25,6 +25,7 @@ from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Request
 
 from ...domain.principal import Principal
+from ...domain.rate_limits import Decision
 from .spec import RouteSpec
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -83,6 +84,7 @@ class GatewayRequest(Request):
     idempotency_key: str | None = None  # a keyed route's (the client's, or generated and answered)
     idempotency_base: str | None = None  # the key scoped to the caller: what the RPC keys start with
     principal: Principal | None = None
+    rate_limit: Decision | None = None  # the principal's quota after this request (RateLimit-* headers)
     client_address: str | None = None  # the peer, or what trusted proxies say (domain.client_address)
     operator: bool = False  # a direct request from an operator network (readiness details)
     route: RouteSpec | None = None

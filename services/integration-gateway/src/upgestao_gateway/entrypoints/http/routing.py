@@ -49,12 +49,14 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Response
 
 from ...access.authentication import Authenticator, AuthenticatorFactory, NoAuthenticator
-from ..dependencies import AccessControl
+from ..dependencies import AccessControl, IdempotencyInFlight, RateLimiting
 from .bodies import RawBody, StreamResponse
 from .guards import (
     accept_idempotency_key,
     authenticate,
+    claim_idempotency_key,
     deny,
+    limit_rate,
     load_body,
     load_query,
     load_raw_body,
@@ -81,6 +83,8 @@ class GatewayRoute(HttpRequestHandler):
 
     server = GatewayWebServer()
     access = AccessControl()
+    rate_limits = RateLimiting()
+    in_flight = IdempotencyInFlight()
 
     def __init__(self, method: str, path: str, **options: Any) -> None:
         # what the route declares makes its spec; anything else is nameko's (an unknown option fails there)
@@ -125,32 +129,42 @@ class GatewayRoute(HttpRequestHandler):
         request.shallow = False
         request.route = self.spec
         request.principal = authenticate(self.spec, self.authenticator, request)
+        if request.principal is not None:  # the principal's quota (429 before anything runs)
+            limit_rate(self.rate_limits.check(request.principal), request)
         kwargs = dict(request.path_values)
-        # A refused request is not read further: its worker only audits the refusal (see route()),
-        # and its unread body is not worth keeping the connection for.
-        if permitted(request):
-            if self.spec.keyed:
-                request.idempotency_key = accept_idempotency_key(request.headers.get(IDEMPOTENCY_KEY_HEADER))
-                request.idempotency_base = f"{request.principal.actor_id}:{request.idempotency_key}"
-            if isinstance(self.spec.body, RawBody):
-                kwargs["body"] = load_raw_body(self.spec.body, request)
-            elif self.spec.body is not None:
-                kwargs["body"] = load_body(self.spec.body, request)
-            if self.spec.query is not None:
-                kwargs["query"] = load_query(self.spec.query, request)
-        elif self.spec.body is not None:
-            close_connection_after_response(request.environ)
-        context_data = self.server.context_data_from_headers(request)
-
-        done = Event()
+        claimed = None  # the client's Idempotency-Key, held while this request is in flight
         try:
-            self.container.spawn_worker(
-                self, (request,), kwargs, context_data=context_data,
-                handle_result=partial(self.handle_result, done),
-            )
-        except ContainerBeingKilled:
-            raise service_unavailable("The gateway is shutting down.") from None
-        return done.wait()
+            # A refused request is not read further: its worker only audits the refusal (see route()),
+            # and its unread body is not worth keeping the connection for.
+            if permitted(request):
+                if self.spec.keyed:
+                    given = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+                    request.idempotency_key = accept_idempotency_key(given)
+                    request.idempotency_base = f"{request.principal.actor_id}:{request.idempotency_key}"
+                    if given is not None:  # one the gateway draws is unique
+                        claimed = claim_idempotency_key(self.in_flight.keys, request.idempotency_base)
+                if isinstance(self.spec.body, RawBody):
+                    kwargs["body"] = load_raw_body(self.spec.body, request)
+                elif self.spec.body is not None:
+                    kwargs["body"] = load_body(self.spec.body, request)
+                if self.spec.query is not None:
+                    kwargs["query"] = load_query(self.spec.query, request)
+            elif self.spec.body is not None:
+                close_connection_after_response(request.environ)
+            context_data = self.server.context_data_from_headers(request)
+
+            done = Event()
+            try:
+                self.container.spawn_worker(
+                    self, (request,), kwargs, context_data=context_data,
+                    handle_result=partial(self.handle_result, done),
+                )
+            except ContainerBeingKilled:
+                raise service_unavailable("The gateway is shutting down.") from None
+            return done.wait()
+        finally:
+            if claimed is not None:
+                self.in_flight.keys.release(claimed)
 
     def handle_result(self, done: Event, worker_ctx, result, exc_info):
         """Runs in the worker's green thread: turn the outcome into a response."""

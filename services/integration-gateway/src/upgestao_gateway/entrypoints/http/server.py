@@ -103,6 +103,9 @@ class GatewayApp:
         response.headers[REQUEST_ID_HEADER] = request.request_id
         if request.idempotency_key is not None:  # a retry with it is answered as this request was
             response.headers[IDEMPOTENCY_KEY_HEADER] = request.idempotency_key
+        if request.rate_limit is not None:  # a signed-in caller's quota, on every answer (429 too)
+            for name, value in request.rate_limit.headers().items():
+                response.headers[name] = value
         log.info(
             "http.request",
             method=request.method,

@@ -100,8 +100,9 @@ class RouteSpec:
         if self.query is not None:
             statuses.add(422)
         if self.auth == "required":
-            # 503: identity's keys or role map, or the revocation view, cannot be had
-            statuses |= {401, 403, 503}
+            # 503: identity's keys or role map, or the revocation view, cannot be had; 429: the caller's
+            # rate limit
+            statuses |= {401, 403, 429, 503}
         if self.keyed:
             # a malformed Idempotency-Key (400), one reused for another request (422), a request carried
             # out before whose answer was not kept (409)
