@@ -61,6 +61,10 @@ class MemoryConversations(MemoryRepository):
         row = self.tx.get("conversations", conversation_id)
         return ConversationRecord.of(row) if row else None
 
+    def erased_ids(self, conversation_ids: Sequence[str]) -> set[str]:
+        rows = (self.tx.get("conversations", i) for i in conversation_ids)
+        return {r["id"] for r in rows if r and r["erased"]}
+
     def page(self, scope: ConversationScope, filters: Mapping[str, str], limit: int,
              after: ActivityCursor | None) -> list[ConversationRecord]:
         def match(c: ConversationRecord) -> bool:

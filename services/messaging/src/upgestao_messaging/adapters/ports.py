@@ -155,6 +155,9 @@ class Teams(Protocol):
 class Conversations(Protocol):
     def get(self, conversation_id: str) -> ConversationRecord | None: ...
 
+    def erased_ids(self, conversation_ids: Sequence[str]) -> set[str]:
+        """Those of ``conversation_ids`` whose customer was erased (one query)."""
+
     def page(self, scope: ConversationScope, filters: Mapping[str, str], limit: int,
              after: ActivityCursor | None) -> list[ConversationRecord]:
         """Visible conversations matching ``filters``, by last activity newest first (then id descending)."""

@@ -158,6 +158,12 @@ class SqlConversations(_Repository):
         row = self._uow.conn.execute(_CONVERSATION, {"id": conversation_id}).mappings().first()
         return ConversationRecord.of(row) if row is not None else None
 
+    def erased_ids(self, conversation_ids: Sequence[str]) -> set[str]:
+        if not conversation_ids:
+            return set()
+        query = sa.select(c.id).where(c.id.in_(list(conversation_ids)), c.erased.is_(True))
+        return set(self._uow.conn.execute(query).scalars())
+
     def page(self, scope: ConversationScope, filters: Mapping[str, str], limit: int,
              after: ActivityCursor | None) -> list[ConversationRecord]:
         query = conversations.select().where(scope_clause(scope))
