@@ -89,7 +89,7 @@ from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import requests
-from common import RESULTS, log, machine, percentile
+from common import RESULTS, UNTHROTTLED_GATEWAY, log, machine, percentile
 from upgestao_platform import MAIL_SERVICE, MAIL_SINK, SERVICE_NAMES, Platform, RabbitAdmin, RestartPolicy, free_address
 
 SCENARIO = "chaos"
@@ -102,6 +102,7 @@ ADMIN_EMAIL = "admin@chaos.upgestao.example.com"
 ADMIN_PASSWORD = "Quartzo-Azul-Girassol-42"
 STAFF_PASSWORD = "Girassol-Azul-Quartzo-77"
 PLATFORM_ENV = {
+    **UNTHROTTLED_GATEWAY,
     "UPGESTAO_ENV": "test",
     "UPGESTAO_ADMIN_EMAIL": ADMIN_EMAIL,
     "UPGESTAO_ADMIN_PASSWORD": ADMIN_PASSWORD,

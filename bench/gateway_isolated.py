@@ -134,7 +134,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="bench-gateway-") as data_dir:
             env = {**os.environ, "UPGESTAO_ENV": "test", "UPGESTAO_DATA_DIR": data_dir,
                    "UPGESTAO_IDENTITY_JWKS": token_jwks_json(), f"{env_prefix('gateway')}_DATABASE_URL": url,
-                   "AMQP_URI": amqp_uri}
+                   "AMQP_URI": amqp_uri,
+                   # one client flat out: the rate limits per principal off (as bench/common.py's UNTHROTTLED_GATEWAY)
+                   "GATEWAY_RATE_LIMIT_USER_PER_MIN": "0", "GATEWAY_RATE_LIMIT_KEY_PER_MIN": "0"}
             with open(os.path.join(data_dir, "services.log"), "w") as out:
                 procs.append(subprocess.Popen([sys.executable, __file__, "services", amqp_uri], env=env,
                                               stdout=out, stderr=subprocess.STDOUT))

@@ -62,6 +62,7 @@ from urllib.parse import urlsplit
 import bcrypt
 from common import (
     PG_ADMIN,
+    UNTHROTTLED_GATEWAY,
     bench_vhost,
     env_float,
     env_int,
@@ -98,6 +99,7 @@ ADMIN_ENV = {
     "IDENTITY_IP_FAILURE_LIMIT": "1000",
     "IDENTITY_LOCKOUT_THRESHOLD": "100",
     "IDENTITY_LOCKOUT_BASE_S": "1",
+    **UNTHROTTLED_GATEWAY,
 }
 HTTP_TIMEOUT_S = 30.0
 
