@@ -1,0 +1,144 @@
+"""Projections of the integrations service's event log into its read models (SQL).
+
+``integrations``, ``webhook_messages``, ``webhook_attempts`` and ``shared_subjects`` are applied in each
+append's transaction and rebuilt by ``rebuild``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from upgestao_kernel.events import EventEnvelope, EventHandlers
+
+from ..domain.events import (
+    IntegrationChanged,
+    IntegrationDisabled,
+    IntegrationEnabled,
+    IntegrationRegistered,
+    IntegrationSecretRotated,
+    WebhookAttemptFinished,
+    WebhookAttemptStarted,
+    WebhookMessageCanceled,
+    WebhookMessageQueued,
+    WebhookMessageRequeued,
+)
+from ..domain.messages import CANCELED, DELIVERING, PENDING
+from .tables import integrations, shared_subjects, webhook_attempts, webhook_messages
+
+i, m, a, s = integrations.c, webhook_messages.c, webhook_attempts.c, shared_subjects.c
+
+
+def _id(envelope: EventEnvelope, prefix: str) -> str:
+    return envelope.stream_id.removeprefix(prefix + "-")
+
+
+def _at(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class IntegrationsProjection:
+    name = "integrations"
+    tables = (integrations, webhook_messages, webhook_attempts, shared_subjects)
+    on = EventHandlers()
+
+    def apply(self, conn: Connection, event: EventEnvelope) -> None:
+        self.on.dispatch(self, event, conn)
+
+    # -- integrations
+
+    def _integration(self, conn: Connection, envelope: EventEnvelope, **values: Any) -> None:
+        conn.execute(integrations.update().where(i.id == _id(envelope, "integration"))
+                     .values(updated_at=envelope.occurred_at, version=envelope.version, **values))
+
+    @on(IntegrationRegistered)
+    def _registered(self, conn: Connection, envelope: EventEnvelope, event: IntegrationRegistered) -> None:
+        conn.execute(integrations.insert().values(
+            id=_id(envelope, "integration"), name=event.name, url=event.url, events=list(event.events),
+            fields=list(event.fields), privacy_policy_url=event.privacy_policy_url, status=event.status,
+            disabled_reason=None, created_at=envelope.occurred_at, updated_at=envelope.occurred_at,
+            secret_rotated_at=None, previous_secret_valid_until=None, version=envelope.version))
+
+    @on(IntegrationChanged)
+    def _changed(self, conn: Connection, envelope: EventEnvelope, event: IntegrationChanged) -> None:
+        self._integration(conn, envelope, name=event.name, url=event.url, events=list(event.events),
+                          fields=list(event.fields), privacy_policy_url=event.privacy_policy_url,
+                          status=event.status, disabled_reason=event.disabled_reason)
+
+    @on(IntegrationSecretRotated)
+    def _rotated(self, conn: Connection, envelope: EventEnvelope, event: IntegrationSecretRotated) -> None:
+        if event.previous_secret_id is None:
+            self._integration(conn, envelope)
+        else:
+            self._integration(conn, envelope, secret_rotated_at=envelope.occurred_at,
+                              previous_secret_valid_until=_at(event.previous_valid_until))
+
+    @on(IntegrationDisabled)
+    def _disabled(self, conn: Connection, envelope: EventEnvelope, event: IntegrationDisabled) -> None:
+        self._integration(conn, envelope, status="disabled", disabled_reason=event.reason)
+
+    @on(IntegrationEnabled)
+    def _enabled(self, conn: Connection, envelope: EventEnvelope, event: IntegrationEnabled) -> None:
+        self._integration(conn, envelope, status="enabled", disabled_reason=None)
+
+    # -- messages
+
+    def _message(self, conn: Connection, envelope: EventEnvelope, **values: Any) -> None:
+        conn.execute(webhook_messages.update().where(m.id == _id(envelope, "webhook_message"))
+                     .values(updated_at=envelope.occurred_at, version=envelope.version, **values))
+
+    @on(WebhookMessageQueued)
+    def _queued(self, conn: Connection, envelope: EventEnvelope, event: WebhookMessageQueued) -> None:
+        conn.execute(webhook_messages.insert().values(
+            id=_id(envelope, "webhook_message"), integration_id=event.integration_id, event_type=event.event_type,
+            event_id=event.event_id, source_event_type=event.source_event_type, subject_id=event.subject_id,
+            occurred_at=_at(event.occurred_at), data=dict(event.data), status=PENDING, attempts=0,
+            next_attempt_at=envelope.occurred_at, claimed_at=None, created_at=envelope.occurred_at,
+            updated_at=envelope.occurred_at, version=envelope.version))
+
+    @on(WebhookAttemptStarted)
+    def _started(self, conn: Connection, envelope: EventEnvelope, event: WebhookAttemptStarted) -> None:
+        started = _at(event.started_at)
+        message_id = _id(envelope, "webhook_message")
+        self._message(conn, envelope, status=DELIVERING, attempts=event.attempt, claimed_at=started,
+                      next_attempt_at=None)
+        conn.execute(webhook_attempts.insert().values(message_id=message_id, number=event.attempt,
+                                                      started_at=started))
+
+    @on(WebhookAttemptFinished)
+    def _finished(self, conn: Connection, envelope: EventEnvelope, event: WebhookAttemptFinished) -> None:
+        message_id = _id(envelope, "webhook_message")
+        self._message(conn, envelope, status=event.status, next_attempt_at=_at(event.next_attempt_at),
+                      claimed_at=None)
+        conn.execute(webhook_attempts.update().where(a.message_id == message_id, a.number == event.attempt).values(
+            finished_at=_at(event.finished_at), status_code=event.status_code, outcome=event.outcome,
+            duration_ms=event.duration_ms, error=event.error))
+        if event.shared_fields and event.shared_subject_id:
+            row = conn.execute(sa.select(m.integration_id).where(m.id == message_id)).first()
+            if row is not None:
+                _shared(conn, row.integration_id, event.shared_subject_id, event.shared_fields, envelope.occurred_at)
+
+    @on(WebhookMessageCanceled)
+    def _canceled(self, conn: Connection, envelope: EventEnvelope, event: WebhookMessageCanceled) -> None:
+        self._message(conn, envelope, status=CANCELED, next_attempt_at=None, claimed_at=None)
+
+    @on(WebhookMessageRequeued)
+    def _requeued(self, conn: Connection, envelope: EventEnvelope, event: WebhookMessageRequeued) -> None:
+        self._message(conn, envelope, status=PENDING, next_attempt_at=envelope.occurred_at, claimed_at=None)
+
+
+def _shared(conn: Connection, integration_id: str, subject_id: str, fields: list[str], at: datetime) -> None:
+    where = (s.integration_id == integration_id, s.subject_id == subject_id)
+    row = conn.execute(sa.select(s.fields).where(*where)).first()
+    if row is None:
+        conn.execute(shared_subjects.insert().values(integration_id=integration_id, subject_id=subject_id,
+                                                     fields=sorted(set(fields)), first_at=at, last_at=at))
+    else:
+        conn.execute(shared_subjects.update().where(*where).values(fields=sorted(set(row.fields) | set(fields)),
+                                                                   last_at=at))
+
+
+def projections() -> list[IntegrationsProjection]:
+    return [IntegrationsProjection()]

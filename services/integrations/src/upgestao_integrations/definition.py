@@ -1,0 +1,14 @@
+"""What the kernel needs to know to run, migrate and rebuild this service."""
+
+from upgestao_kernel.cli import ServiceDefinition
+
+from .adapters.projections import projections
+from .settings import check_config
+
+DEFINITION = ServiceDefinition(
+    name="integrations",
+    service_class="upgestao_integrations.service:IntegrationsService",
+    migrations="upgestao_integrations:migrations",
+    projections=projections,
+    check_config=check_config,  # the allowed networks, the secrets key, timeouts, the retry schedule
+)

@@ -1,0 +1,27 @@
+"""The integrations service's adapters to the data's owners, over nameko RPC as the ``integrations`` broker
+user (the owners answer that caller only and audit each opening as a share with the integration as
+recipient)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import eventlet
+
+OWNER_TIMEOUT_S = 10.0
+
+
+class RpcOwners:
+    """``identity.share_subjects`` and ``messaging.share_messages`` through a cluster proxy, with a deadline."""
+
+    def __init__(self, cluster: Any, timeout_s: float = OWNER_TIMEOUT_S) -> None:
+        self._cluster = cluster
+        self._timeout_s = timeout_s
+
+    def share_subjects(self, subject_ids: list[str], fields: list[str], recipient: str, purpose: str) -> dict:
+        with eventlet.Timeout(self._timeout_s):
+            return self._cluster.identity.share_subjects(subject_ids, fields, recipient, purpose)
+
+    def share_messages(self, message_ids: list[str], include_body: bool, recipient: str, purpose: str) -> dict:
+        with eventlet.Timeout(self._timeout_s):
+            return self._cluster.messaging.share_messages(message_ids, include_body, recipient, purpose)
