@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from upgestao_identity.adapters.projections import projections
 from upgestao_identity.adapters.tables import READ_MODELS, metadata
 from upgestao_identity.domain.roles import BUILT_IN_ROLES
-from upgestao_identity.service_layer import customers, roles, subjects, users
+from upgestao_identity.service_layer import api_keys, customers, roles, subjects, users
 from upgestao_kernel.db import create_engine
 
 
@@ -56,6 +58,12 @@ def busy_day(fake) -> None:
     eve = fake.run(customers.register, {"full_name": "Eve", "email": "eve@example.com"}, today=fake.today)
     fake.as_service("privacy", subjects.erase, eve["id"], "blocking", "request-eve")
     fake.as_service("privacy", subjects.unblock, eve["id"], actor=dpo, role="dpo")
+    # API keys (issue 15): one issued and revoked, one issued to expire
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    crm = fake.run(api_keys.create, {"name": "CRM", "scopes": ["customers.read"]}, now=now)
+    fake.run(api_keys.create, {"name": "Phone", "scopes": ["conversations.record_incoming"],
+                               "expires_at": "2026-06-01T00:00:00+00:00"}, now=now)
+    fake.run(api_keys.revoke, crm["id"])
 
 
 def test_memory_and_sql_projections_agree_row_for_row(fake, tmp_path):

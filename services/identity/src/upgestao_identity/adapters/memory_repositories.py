@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from upgestao_kernel.context import RequestContext
@@ -20,6 +20,7 @@ from upgestao_kernel.fakes import FakeUnitOfWork, FakeVault, MemoryRepository, M
 
 from ..domain.subjects import DELETION, SHREDDING, STATUS_OF
 from .ports import (
+    ApiKeyRecord,
     Cursor,
     CustomerRecord,
     LoginCandidate,
@@ -131,6 +132,31 @@ class MemorySessions(MemoryRepository):
     def of_user(self, user_id: str) -> list[SessionRecord]:
         rows = [r for r in self.tx.table("sessions").values() if r["user_id"] == user_id]
         return [SessionRecord(**r) for r in sorted(rows, key=lambda r: (r["created_at"], r["id"]))]
+
+
+class MemoryApiKeys(MemoryRepository):
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        row = self.tx.get("api_keys", key_id)
+        return ApiKeyRecord(**row) if row else None
+
+    def page(self, limit: int, after: Cursor | None) -> list[ApiKeyRecord]:
+        return [ApiKeyRecord(**r) for r in _keyset(list(self.tx.table("api_keys").values()), limit, after)]
+
+    def usable(self, now: datetime) -> list[ApiKeyRecord]:
+        rows = [r for r in self.tx.table("api_keys").values()
+                if r["status"] == "active" and (r["expires_at"] is None or r["expires_at"] > now)]
+        return [ApiKeyRecord(**r) for r in sorted(rows, key=lambda r: r["id"])]
+
+    def last_used(self, key_ids: list[str]) -> dict[str, datetime]:
+        usage = self.tx.table("api_key_usage")
+        return {k: usage[k]["last_used_at"] for k in key_ids if k in usage}
+
+    def touch(self, key_id: str, at: datetime, min_interval_s: float) -> bool:
+        row = self.tx.get("api_key_usage", key_id)
+        if row is not None and row["last_used_at"] > at - timedelta(seconds=min_interval_s):
+            return False
+        self.tx.put("api_key_usage", key_id, {"key_id": key_id, "last_used_at": at})
+        return True
 
 
 class MemoryPasswordResets(MemoryRepository):
@@ -295,6 +321,7 @@ class MemoryRepositories:
         self.customers = MemoryCustomers(uow)
         self.roles = MemoryRoles(uow)
         self.sessions = MemorySessions(uow)
+        self.api_keys = MemoryApiKeys(uow)
         self.password_resets = MemoryPasswordResets(uow)
         self.credentials = MemoryCredentials(uow)
         self.photos = MemoryPhotos(uow)
@@ -437,9 +464,25 @@ class MemorySessionsProjection:
             tx.update("sessions", session_id, status="revoked", revoked_at=at, revoked_reason=d["reason"])
 
 
+class MemoryApiKeysProjection:
+    def apply(self, tx: MemoryTransaction, event: EventEnvelope) -> None:
+        t, d, at = event.type, event.data, event.occurred_at
+        if t == "identity.api_key_created.v1":
+            key_id = _id(event, "api_key")
+            tx.put("api_keys", key_id, {
+                "id": key_id, "name": d["name"], "scopes": list(d["scopes"]), "status": "active",
+                "secret_hash": d["secret_hash"], "created_by": d["created_by"], "created_at": at,
+                "expires_at": datetime.fromisoformat(d["expires_at"]) if d["expires_at"] else None,
+                "revoked_at": None, "revoked_by": None, "version": event.version,
+            })
+        elif t == "identity.api_key_revoked.v1":
+            tx.update("api_keys", _id(event, "api_key"), status="revoked", revoked_at=at,
+                      revoked_by=d["revoked_by"], version=event.version)
+
+
 def memory_projections() -> list:
     return [MemoryUsersProjection(), MemoryCustomersProjection(), MemoryRolesProjection(),
-            MemorySessionsProjection()]
+            MemorySessionsProjection(), MemoryApiKeysProjection()]
 
 
 def memory_units(store: MemoryStore | None = None,

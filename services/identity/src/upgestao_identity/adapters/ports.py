@@ -81,6 +81,23 @@ class SessionRecord:
 
 
 @dataclass(frozen=True)
+class ApiKeyRecord:
+    """A row of the API keys read model (issue 15): the key's SHA-256, never the key."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    status: str  # active, revoked
+    secret_hash: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_by: str | None
+    version: int
+
+
+@dataclass(frozen=True)
 class PasswordResetRecord:
     token_hash: str
     user_id: str
@@ -157,6 +174,23 @@ class SessionRepository(Protocol):
 
     def of_user(self, user_id: str) -> list[SessionRecord]:
         """Every session of ``user_id``, usable or not, oldest first (a data subject's export)."""
+
+
+class ApiKeyRepository(Protocol):
+    def get(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    def page(self, limit: int, after: Cursor | None) -> list[ApiKeyRecord]:
+        """Up to ``limit`` keys (active or revoked) in ``(created_at, id)`` order, after ``after``."""
+
+    def usable(self, now: datetime) -> list[ApiKeyRecord]:
+        """Every active key not expired at ``now`` (their roles are in the role-permissions document)."""
+
+    def last_used(self, key_ids: list[str]) -> dict[str, datetime]:
+        """When each of ``key_ids`` was last used (absent: never)."""
+
+    def touch(self, key_id: str, at: datetime, min_interval_s: float) -> bool:
+        """Record a use of ``key_id`` at ``at`` unless one was recorded less than ``min_interval_s`` before,
+        in one statement; whether it was recorded."""
 
 
 class PasswordResetRepository(Protocol):
@@ -269,6 +303,7 @@ class IdentityUnitOfWork(UnitOfWorkPort, Protocol):
     customers: CustomerRepository
     roles: RoleRepository
     sessions: SessionRepository
+    api_keys: ApiKeyRepository
     password_resets: PasswordResetRepository
     credentials: CredentialRepository
     photos: PhotoRepository

@@ -15,6 +15,8 @@ from upgestao_kernel.events import EventEnvelope, EventHandlers
 
 from ..domain.datamap import CUSTOMER_PROFILE_FIELDS, USER_PROFILE_FIELDS
 from ..domain.events import (
+    ApiKeyCreated,
+    ApiKeyRevoked,
     CustomerChanged,
     CustomerErased,
     CustomerRegistered,
@@ -39,7 +41,7 @@ from ..domain.events import (
     UserUnblocked,
 )
 from ..domain.subjects import DELETION, SHREDDING, STATUS_OF
-from .tables import customers, password_resets, roles, sessions, users
+from .tables import api_keys, customers, password_resets, roles, sessions, users
 
 
 def _id(event: EventEnvelope, prefix: str) -> str:
@@ -237,5 +239,29 @@ class SessionsProjection:
         ))
 
 
+class ApiKeysProjection:
+    name = "api_keys"
+    tables = (api_keys,)
+    on = EventHandlers()
+
+    def apply(self, conn: Connection, event: EventEnvelope) -> None:
+        self.on.dispatch(self, event, conn)
+
+    @on(ApiKeyCreated)
+    def _created(self, conn: Connection, envelope: EventEnvelope, event: ApiKeyCreated) -> None:
+        conn.execute(api_keys.insert().values(
+            id=_id(envelope, "api_key"), name=event.name, scopes=list(event.scopes), status="active",
+            secret_hash=event.secret_hash, created_by=event.created_by, created_at=envelope.occurred_at,
+            expires_at=datetime.fromisoformat(event.expires_at) if event.expires_at else None,
+            version=envelope.version,
+        ))
+
+    @on(ApiKeyRevoked)
+    def _revoked(self, conn: Connection, envelope: EventEnvelope, event: ApiKeyRevoked) -> None:
+        conn.execute(api_keys.update().where(api_keys.c.id == _id(envelope, "api_key")).values(
+            status="revoked", revoked_at=envelope.occurred_at, revoked_by=event.revoked_by, version=envelope.version,
+        ))
+
+
 def projections() -> list:
-    return [UsersProjection(), CustomersProjection(), RolesProjection(), SessionsProjection()]
+    return [UsersProjection(), CustomersProjection(), RolesProjection(), SessionsProjection(), ApiKeysProjection()]

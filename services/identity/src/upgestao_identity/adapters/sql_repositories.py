@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +18,7 @@ from upgestao_kernel.schema import events
 from upgestao_kernel.unit_of_work import UnitOfWork
 
 from .ports import (
+    ApiKeyRecord,
     Cursor,
     CustomerRecord,
     LoginCandidate,
@@ -28,6 +29,8 @@ from .ports import (
     UserRecord,
 )
 from .tables import (
+    api_key_usage,
+    api_keys,
     credentials,
     customers,
     known_networks,
@@ -185,6 +188,34 @@ class SqlSessions(_OnConnection):
         rows = self.conn.execute(sa.select(sessions).where(sessions.c.user_id == user_id)
                                  .order_by(sessions.c.created_at, sessions.c.id))
         return [SessionRecord(**r._mapping) for r in rows]
+
+
+class SqlApiKeys(_OnConnection):
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        row = self.conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).first()
+        return ApiKeyRecord(**row._mapping) if row else None
+
+    def page(self, limit: int, after: Cursor | None) -> list[ApiKeyRecord]:
+        return [ApiKeyRecord(**r._mapping) for r in _keyset(self.conn, sa.select(api_keys), api_keys, limit, after)]
+
+    def usable(self, now: datetime) -> list[ApiKeyRecord]:
+        rows = self.conn.execute(sa.select(api_keys).where(
+            api_keys.c.status == "active", sa.or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
+        ).order_by(api_keys.c.id))
+        return [ApiKeyRecord(**r._mapping) for r in rows]
+
+    def last_used(self, key_ids: list[str]) -> dict[str, datetime]:
+        if not key_ids:
+            return {}
+        rows = self.conn.execute(sa.select(api_key_usage).where(api_key_usage.c.key_id.in_(key_ids)))
+        return {r.key_id: r.last_used_at for r in rows}
+
+    def touch(self, key_id: str, at: datetime, min_interval_s: float) -> bool:
+        stale = at - timedelta(seconds=min_interval_s)
+        insert = (postgresql.insert if self.conn.dialect.name == "postgresql" else sqlite.insert)(api_key_usage)
+        statement = insert.values(key_id=key_id, last_used_at=at).on_conflict_do_update(
+            index_elements=["key_id"], set_={"last_used_at": at}, where=api_key_usage.c.last_used_at <= stale)
+        return bool(self.conn.execute(statement).rowcount)
 
 
 class SqlPasswordResets(_OnConnection):
@@ -352,6 +383,7 @@ class SqlRepositories:
         self.customers = SqlCustomers(uow)
         self.roles = SqlRoles(uow)
         self.sessions = SqlSessions(uow)
+        self.api_keys = SqlApiKeys(uow)
         self.password_resets = SqlPasswordResets(uow)
         self.credentials = SqlCredentials(uow)
         self.photos = SqlPhotos(uow)

@@ -13,7 +13,10 @@ Operational stores, deliberately outside the event log:
   token, an old e-mail address, sealed under the user's data key and announced by an event that
   carries ids only (the event's id is the notice's);
 * ``known_networks`` — the networks each user logged in from lately, as blind indexes only, so that a
-  login from another one is told to the user (``identity.new_login_detected.v1``).
+  login from another one is told to the user (``identity.new_login_detected.v1``);
+* ``api_key_usage`` — when each API key was last used (written at most once a minute per key).
+
+``api_keys`` (issue 15) is the read model of the API keys: their SHA-256 hashes, never a key.
 """
 
 from __future__ import annotations
@@ -133,4 +136,26 @@ known_networks = sa.Table(
     sa.Column("previous_seen", TS),  # the login from there before the last one (None: the first)
 )
 
-READ_MODELS = (users, customers, roles, sessions, password_resets)
+api_keys = sa.Table(  # read model of the ``api_key-<id>`` streams (issue 15)
+    "api_keys", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),  # the integrated tool's name (no one's personal data)
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # active, revoked
+    sa.Column("secret_hash", sa.String(64), nullable=False),  # SHA-256 of the key: never the key
+    sa.Column("created_by", sa.String(36), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS),
+    sa.Column("revoked_at", TS),
+    sa.Column("revoked_by", sa.String(36)),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_api_keys_created", "created_at", "id"),
+)
+
+api_key_usage = sa.Table(  # operational: when each key was last exchanged (at most one write a minute)
+    "api_key_usage", metadata,
+    sa.Column("key_id", sa.String(36), primary_key=True),
+    sa.Column("last_used_at", TS, nullable=False),
+)
+
+READ_MODELS = (users, customers, roles, sessions, password_resets, api_keys)

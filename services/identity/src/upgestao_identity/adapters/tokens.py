@@ -71,10 +71,13 @@ class TokenIssuer:
         self.keys = keys
         self.access_ttl_s = access_ttl_s
 
-    def access_token(self, *, user_id: str, session_id: str, role: str, now: datetime) -> str:
+    def access_token(self, *, user_id: str, session_id: str, role: str, now: datetime,
+                     ttl_s: int | None = None) -> str:
+        """A signed access token; ``ttl_s`` shortens it (an API key's expires with the key)."""
         iat = int(now.timestamp())
+        ttl = self.access_ttl_s if ttl_s is None else min(int(ttl_s), self.access_ttl_s)
         claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": user_id, "sid": session_id, "role": role,
-                  "iat": iat, "nbf": iat, "exp": iat + self.access_ttl_s, "jti": new_id()}
+                  "iat": iat, "nbf": iat, "exp": iat + ttl, "jti": new_id()}
         key = self.keys[0]
         return jwt.encode(claims, key.private, algorithm="EdDSA", headers={"kid": key.kid})
 

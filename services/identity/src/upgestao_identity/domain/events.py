@@ -234,6 +234,29 @@ class SessionRevoked(IdentityEvent, subject="session_id", publishes=("session_id
     reason: str
 
 
+# -- API keys (issue 15): stream ``api_key-<id>``; a revocation also records ``SessionRevoked`` (session id =
+# the key id) in the key's stream, so that every gateway refuses the key's tokens at once
+
+
+@dataclass(frozen=True)
+class ApiKeyCreated(IdentityEvent, subject="key_id", publishes=("key_id", "scopes", "expires_at", "created_by")):
+    """An admin issued a key for an integrated tool (only the SHA-256 of the key is kept; the tool's name
+    is not published)."""
+
+    name: str
+    scopes: list[str]
+    expires_at: str | None  # ISO 8601; None: the key does not expire
+    created_by: str
+    secret_hash: str
+
+
+@dataclass(frozen=True)
+class ApiKeyRevoked(IdentityEvent, subject="key_id", publishes=("key_id", "revoked_by")):
+    """A key was revoked: from then on nothing it presents is accepted."""
+
+    revoked_by: str | None
+
+
 # -- start-up: stream ``bootstrap-admin``
 
 

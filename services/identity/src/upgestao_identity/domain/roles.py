@@ -117,11 +117,16 @@ def effective_permissions(role: str | None, permissions: Iterable[str]) -> froze
     not a compliance role (one granted before the rule existed grants nothing)."""
     held = frozenset(permissions)
     return held if is_compliance(role) else held - frozenset(COMPLIANCE_PERMISSIONS)
+# The synthetic roles of API keys' principals (``apikey:<key id>``, issue 15): no real role is ever named so.
+KEY_ROLE_PREFIX = "apikey:"
+
 # The admin role keeps these, so nobody can lock every admin out of role management.
 ADMIN_FLOOR = ("roles.read", "roles.update", "users.update")
 
 
 def check_role_definition(name: str, permissions: Iterable[str], self_editable: Iterable[str]) -> None:
+    if name.startswith(KEY_ROLE_PREFIX):
+        raise RoleNotFound(name)
     unknown = sorted(set(permissions) - set(PERMISSIONS))
     if unknown:
         raise UnknownPermissions(unknown)

@@ -8,8 +8,11 @@ see ``adapters/sql_repositories.py``).
 from __future__ import annotations
 
 from upgestao_kernel.errors import ServiceError
+from upgestao_kernel.events import utcnow
 
-from ..adapters.ports import IdentityUnitOfWork, UserRecord
+from ..adapters.ports import ApiKeyRecord, IdentityUnitOfWork, UserRecord
+from ..domain.api_keys import ACTIVE as KEY_ACTIVE
+from ..domain.api_keys import key_id_of_role
 from ..domain.roles import effective_permissions
 from ..domain.users import ACTIVE
 
@@ -23,6 +26,10 @@ def is_system(uow: IdentityUnitOfWork) -> bool:
 
 
 def permissions_of(uow: IdentityUnitOfWork, role: str | None) -> frozenset[str]:
+    key_id = key_id_of_role(role)
+    if key_id is not None:  # an API key's principal (issue 15): exactly the scopes of the key, while usable
+        key = usable_key(uow, key_id)
+        return frozenset(key.scopes) if key is not None else frozenset()
     record = uow.roles.cached(role)
     return effective_permissions(role, record.permissions) if record is not None else frozenset()
 
@@ -65,8 +72,25 @@ def current_role(uow: IdentityUnitOfWork) -> str | None:
     """The actor's role as identity holds it now, not as their token says: a role taken away, or an account
     deactivated, since the token was issued counts at once (``None``: no such active user). One read of
     the users read model per unit of work (no personal value is opened)."""
+    role = uow.context.actor_role
+    key_id = key_id_of_role(role)
+    if key_id is not None:  # an API key acting: its synthetic role, while the key is usable
+        return role if key_id == uow.context.actor_id and usable_key(uow, key_id) is not None else None
     record = actor_record(uow)
     return record.role if record is not None and record.status == ACTIVE else None
+
+
+def usable_key(uow: IdentityUnitOfWork, key_id: str) -> ApiKeyRecord | None:
+    """The API key ``key_id`` if it is active and not expired now (read once per unit of work)."""
+    known = getattr(uow, "_keys_now", None)
+    if known is None:
+        known = uow._keys_now = {}
+    if key_id not in known:
+        record = uow.api_keys.get(key_id)
+        usable = record is not None and record.status == KEY_ACTIVE and (
+            record.expires_at is None or record.expires_at > utcnow())
+        known[key_id] = record if usable else None
+    return known[key_id]
 
 
 def actor_record(uow: IdentityUnitOfWork) -> UserRecord | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from upgestao_kernel.errors import ServiceError
+from upgestao_kernel.events import utcnow
 from upgestao_kernel.eventstore import ConcurrencyError
 
 from ..adapters.ports import IdentityUnitOfWork, RoleRecord
@@ -18,6 +19,7 @@ from ..domain.roles import (
     effective_permissions,
     is_compliance,
 )
+from .api_keys import permissions_document
 from .authorization import current_role, is_system, require
 
 
@@ -74,8 +76,11 @@ def list_roles(uow: IdentityUnitOfWork) -> dict:
 
 
 def permissions_by_role(uow: IdentityUnitOfWork) -> dict:
-    """What the gateway caches to authorise each request."""
-    return {"roles": {r.name: sorted(effective_permissions(r.name, r.permissions)) for r in uow.roles.all()}}
+    """What the gateway and the services cache to authorise each request: the roles, and the synthetic role
+    of every usable API key (``apikey:<key id>``: its scopes; issue 15)."""
+    document = {r.name: sorted(effective_permissions(r.name, r.permissions)) for r in uow.roles.all()}
+    document.update(permissions_document(uow, utcnow()))
+    return {"roles": document}
 
 
 def update_role(uow: IdentityUnitOfWork, name: str, permissions: list[str],
