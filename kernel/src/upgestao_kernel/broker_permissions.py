@@ -64,8 +64,9 @@ SHARED_USER_ENV = "UPGESTAO_BROKER_SHARED_USER"
 CONSUMES: Mapping[str, tuple[str, ...]] = {
     # identity's access events (revocations); messaging's events pushed live on /v1/stream
     "gateway": ("identity", "messaging"),
-    # mail on identity's notices and privacy's (codes, answers, corrections, breach notices, policy versions)
-    "notifier": ("identity", "privacy"),
+    # mail on identity's notices and privacy's (codes, answers, corrections, breach notices, policy versions),
+    # and integrations' (an endpoint disabled: its admins told)
+    "notifier": ("identity", "integrations", "privacy"),
     # privacy's erasure requests (each holder of personal data erases, then confirms)
     "identity": ("privacy",),
     "messaging": ("privacy",),
