@@ -94,7 +94,7 @@ class IntegrationsProjection:
         conn.execute(webhook_messages.insert().values(
             id=_id(envelope, "webhook_message"), integration_id=event.integration_id, event_type=event.event_type,
             event_id=event.event_id, source_event_type=event.source_event_type, subject_id=event.subject_id,
-            occurred_at=_at(event.occurred_at), data=dict(event.data), status=PENDING, attempts=0,
+            occurred_at=_at(event.occurred_at), data=dict(event.refs), status=PENDING, attempts=0,
             next_attempt_at=envelope.occurred_at, claimed_at=None, created_at=envelope.occurred_at,
             updated_at=envelope.occurred_at, version=envelope.version))
 

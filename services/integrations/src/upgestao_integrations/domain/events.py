@@ -92,7 +92,7 @@ class SubjectErased(IntegrationsEvent, subject="request_id", publishes=("request
 
 @dataclass(frozen=True)
 class WebhookMessageQueued(IntegrationsEvent, subject="message_id", publishes=False):
-    """One webhook for one integration, from event ``event_id``. ``data``: the source event's published ids and
+    """One webhook for one integration, from event ``event_id``. ``refs``: the source event's published ids and
     states (never a personal value: those are opened from their owners at each attempt)."""
 
     integration_id: str
@@ -101,7 +101,7 @@ class WebhookMessageQueued(IntegrationsEvent, subject="message_id", publishes=Fa
     source_event_type: str
     subject_id: str | None
     occurred_at: str  # ISO 8601: the payload's timestamp
-    data: dict[str, Any] = field(default_factory=dict)
+    refs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

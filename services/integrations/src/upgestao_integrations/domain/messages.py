@@ -65,7 +65,7 @@ class WebhookMessage(Aggregate):
         message = cls(message_id_for(event_id, integration_id))
         message.trigger(WebhookMessageQueued(integration_id=integration_id, event_type=event_type, event_id=event_id,
                                              source_event_type=source_event_type, subject_id=subject_id,
-                                             occurred_at=occurred_at.isoformat(), data=dict(data)))
+                                             occurred_at=occurred_at.isoformat(), refs=dict(data)))
         return message
 
     @classmethod
