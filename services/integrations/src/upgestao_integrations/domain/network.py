@@ -26,6 +26,7 @@ MAX_URL_LENGTH = 2048
 
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_IETF_ASSIGNMENTS = ipaddress.IPv4Network("192.0.0.0/24")  # Python counts some of it global; no endpoint is there
 _V6_SPECIAL: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
     (ipaddress.IPv6Network("64:ff9b::/96"), "NAT64 address"),
     (ipaddress.IPv6Network("64:ff9b:1::/48"), "NAT64 address"),
@@ -91,6 +92,8 @@ def _v4_refusal(ip: ipaddress.IPv4Address) -> str | None:
         return "shared address space (CGNAT 100.64.0.0/10)"
     if ip.is_reserved:
         return "reserved address"
+    if ip in _IETF_ASSIGNMENTS:
+        return "IETF protocol assignment (192.0.0.0/24)"
     if ip.is_private:
         return "private address"
     if not ip.is_global:
