@@ -38,6 +38,7 @@ from upgestao_kernel.config import load_settings
 from upgestao_kernel.context import system_context
 from upgestao_kernel.nameko_ext import Database
 
+from ..access.api_keys import ApiKeyAuthenticator
 from ..access.events import apply_access_event
 from ..access.stream import AccessEventsStream
 from ..access.tokens import BROKER_UNREACHABLE, LOADING, JwtAuthenticator
@@ -89,7 +90,7 @@ class JwtAuthentication:
         self.caught_up_wait_s = caught_up_wait_s
         self.identity_timeout_s = identity_timeout_s
 
-    def bind(self, access: AccessControl) -> JwtAuthenticator:
+    def bind(self, access: AccessControl) -> ApiKeyAuthenticator:
         return access.enable(self)
 
 
@@ -97,7 +98,7 @@ class AccessControl(SharedExtension):
     """Per-container state of the JWT authenticator (see the module docstring)."""
 
     settings: AccessSettings | None = None
-    authenticator: JwtAuthenticator | None = None
+    authenticator: ApiKeyAuthenticator | None = None
     keys: PublicKeys | None = None
     permissions: RolePermissions | None = None
     revocations: RevocationList | None = None
@@ -107,7 +108,7 @@ class AccessControl(SharedExtension):
     def enabled(self) -> bool:
         return self.authenticator is not None
 
-    def enable(self, declaration: JwtAuthentication) -> JwtAuthenticator:
+    def enable(self, declaration: JwtAuthentication) -> ApiKeyAuthenticator:
         """Build the authenticator (once); raises ``ConfigError`` on a bad environment."""
         if self.authenticator is None:
             settings = load_access_settings()
@@ -120,7 +121,10 @@ class AccessControl(SharedExtension):
             self.revocations = RevocationList(settings.revocation_retention_s)
             self.stream = AccessEventsStream(config["AMQP_URI"], settings, self.handle_event)
             self.stream.check_sender = not shares_one_user(os.environ.get("UPGESTAO_ENV", "local"))
-            self.authenticator = JwtAuthenticator(self.keys, self.permissions, self, declaration.caught_up_wait_s)
+            tokens = JwtAuthenticator(self.keys, self.permissions, self, declaration.caught_up_wait_s)
+            # API keys (issue 15) are exchanged with identity for tokens; every other bearer is a JWT
+            self.authenticator = ApiKeyAuthenticator(tokens, identity.exchange_api_key, self,
+                                                     declaration.caught_up_wait_s)
         return self.authenticator
 
     def _spawn(self, fn: Callable[[], None]):
@@ -161,6 +165,8 @@ class AccessControl(SharedExtension):
         for session_id in session_ids or ():
             if isinstance(session_id, str) and session_id:
                 self.revocations.revoke(session_id)
+                if self.authenticator is not None:  # an API key's id: its cached token goes too
+                    self.authenticator.forget_key(session_id)
 
     def expect_current(self, timeout_s: float) -> None:
         """Readiness: raises unless the access-events view is current."""
