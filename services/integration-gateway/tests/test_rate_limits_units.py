@@ -184,3 +184,16 @@ def test_an_idempotency_key_in_flight_is_refused_until_released():
     keys.release("user-a:key-00000001")
     assert "user-a:key-00000001" not in keys and len(keys) == 1
     assert claim_idempotency_key(keys, "user-a:key-00000001")
+
+
+def test_the_openapi_document_declares_the_quota_headers_of_signed_in_routes():
+    from upgestao_gateway.entrypoints.http.openapi import openapi_document
+    from upgestao_gateway.service import GatewayService
+
+    paths = openapi_document(GatewayService)["paths"]
+    teams = paths["/v1/teams"]["post"]["responses"]
+    assert set(teams["201"]["headers"]) >= {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
+    assert "Retry-After" in teams["429"]["headers"] and "RateLimit-Remaining" in teams["429"]["headers"]
+    assert "RateLimit-Limit" not in teams["401"]["headers"]  # who is not known has no quota
+    ping = paths["/v1/ping"]["get"]["responses"]
+    assert "429" not in ping and not any(h.startswith("RateLimit-") for h in ping["200"]["headers"])

@@ -122,7 +122,18 @@ def _operation(method_name: str, spec: RouteSpec) -> dict[str, Any]:
             "description": _TITLES.get(status, "Error"),
             "content": {PROBLEM_CONTENT_TYPE: {"schema": ProblemSchema}},
         })
+    if spec.auth == "required":  # a signed-in caller's quota on every answer; when to come back after a refusal
+        for status, response in operation["responses"].items():
+            if status != "401":
+                response["headers"].update(RATE_LIMIT_HEADERS)
+        operation["responses"]["429"]["headers"]["Retry-After"] = "RetryAfter"
+        operation["responses"]["429"]["description"] = "Rate limit exceeded (rate-limited), or a service's own limit"
     return operation
+
+
+RATE_LIMIT_HEADERS = {"RateLimit-Limit": "RateLimitLimit", "RateLimit-Remaining": "RateLimitRemaining",
+                      "RateLimit-Reset": "RateLimitReset"}
+_SECONDS = {"type": "string", "pattern": "^[0-9]+$"}
 
 
 @functools.cache
@@ -151,10 +162,20 @@ def openapi_document(service_cls: type) -> dict[str, Any]:
         "required": False,
         "description": "Your key for this write (a quoted or bare string). Sent again with the same request, "
                        "it is answered as the first time was, and the write is never carried out twice; with "
-                       "another request, it is refused (422). Without one, the gateway draws a key and answers "
+                       "another request, it is refused (422); while a request with it is still being carried out, 409 "
+                       "idempotency-key-in-use with Retry-After. Without one, the gateway draws a key and answers "
                        "it in the Idempotency-Key header: use it to retry a write whose answer was a 503.",
         "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
     })
+    spec.components.header("RateLimitLimit", {
+        "description": "Requests you may send at once: the size of your quota's bucket (per gateway replica; "
+                       "absent when your kind of caller is not limited).", "schema": dict(_SECONDS)})
+    spec.components.header("RateLimitRemaining", {
+        "description": "Requests left at once after this one.", "schema": dict(_SECONDS)})
+    spec.components.header("RateLimitReset", {
+        "description": "Seconds until your quota's bucket is full again.", "schema": dict(_SECONDS)})
+    spec.components.header("RetryAfter", {
+        "description": "Seconds to wait before sending a request again.", "schema": dict(_SECONDS)})
     spec.components.header("RequestId", {
         "description": "The request id: yours when well-formed, else generated.",
         "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN},
