@@ -22,6 +22,7 @@ from .entrypoints.erasures_rpc import ErasureRpc
 from .entrypoints.incidents_rpc import IncidentsRpc
 from .entrypoints.requests_rpc import RequestsRpc
 from .entrypoints.third_parties_rpc import ThirdPartiesRpc
+from .service_layer import third_parties
 from .service_layer.audit_queries import AuditQueries
 
 
@@ -39,7 +40,8 @@ class PrivacyService(RequestsRpc, ConsentRpc, IncidentsRpc, ErasureRpc, ThirdPar
 
     def _queries(self) -> AuditQueries:
         return AuditQueries(lambda: with_sql_audit_log(self.db.unit_of_work()), self.roles.permissions_of,
-                            self.audit_log.signer)
+                            self.audit_log.signer,
+                            lambda uow, shares: third_parties.describe_shares(uow.conn, shares))
 
     @rpc
     def audit_search(self, filters: dict | None = None, limit: int = 50, cursor: str | None = None) -> dict:

@@ -190,7 +190,8 @@ def test_subject_summary_groups_accesses_and_shares_and_counts_denials(fake_priv
     assert summary["shared_with"] == [{"recipient": "crm-1", "service": "integration-gateway",
                                        "fields": ["email", "full_name"], "count": 1,
                                        "first_at": stored(share)["occurred_at"],
-                                       "last_at": stored(share)["occurred_at"]}]
+                                       "last_at": stored(share)["occurred_at"],
+                                       "name": None, "privacy_policy_url": None}]
     assert fake_privacy.queries().subject_summary(NOBODY)["total_records"] == 0
 
 

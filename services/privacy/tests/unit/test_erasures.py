@@ -91,7 +91,7 @@ def test_modes_and_participants_are_checked():
 
 
 def test_participants_come_from_the_environment():
-    assert erasures.participants({}) == ("identity", "messaging")
+    assert erasures.participants({}) == ("identity", "integrations", "messaging")  # integrations: issue 15
     assert erasures.participants({"PRIVACY_ERASURE_PARTICIPANTS": " messaging, integrations,identity "}) == (
         "identity", "integrations", "messaging")
 

@@ -30,7 +30,14 @@ def summary(subject_id: str) -> dict:
                           "resource_type": "message", "action": "read", "purpose": "support", "fields": ["body"],
                           "count": 2, "first_at": T0.isoformat(), "last_at": T0.isoformat()}],
             "shared_with": [{"recipient": "crm-x", "service": "integrations", "fields": ["email"], "count": 1,
-                             "first_at": T0.isoformat(), "last_at": T0.isoformat()}]}
+                             "first_at": T0.isoformat(), "last_at": T0.isoformat()},
+                            # an integration privacy's read model knows (the summary names it, issue 15)
+                            {"recipient": "integration:int_acme", "service": "integrations", "fields": ["body"],
+                             "count": 2, "first_at": T0.isoformat(), "last_at": T0.isoformat(), "name": "CRM Acme",
+                             "privacy_policy_url": "https://acme.example/privacidade"},
+                            {"recipient": "integration:int_acme", "service": "identity", "fields": ["email"],
+                             "count": 1, "first_at": T0.isoformat(), "last_at": T0.isoformat(), "name": "CRM Acme",
+                             "privacy_policy_url": "https://acme.example/privacidade"}]}
 
 
 def sources(messages: int = 3, deliveries_fail: bool = False) -> exports.ExportSources:
@@ -121,8 +128,11 @@ def test_a_bundle_holds_every_section_and_validates_against_its_schema(world):
     assert [m["body"] for m in sections["messaging"]["conversations"][0]["messages"]][0] == "Mensagem número 0 ção"
     assert sections["notifications"] == {"available": True, "items": [
         {"id": "d1", "kind": "password_reset", "status": "sent", "recipient_id": A}]}
-    assert sections["audit"]["third_parties"] == [{"recipient": "crm-x",
-                                                   "privacy_policy_url": "https://crm-x.example/privacidade"}]
+    # each third party once: an integration as privacy's read model names it, another as the setting does
+    assert sections["audit"]["third_parties"] == [
+        {"recipient": "crm-x", "name": None, "privacy_policy_url": "https://crm-x.example/privacidade"},
+        {"recipient": "integration:int_acme", "name": "CRM Acme",
+         "privacy_policy_url": "https://acme.example/privacidade"}]
     assert sections["audit"]["accesses"][0]["actor_role"] == "attendant"
     assert bundle["request_id"] == request_id and bundle["subject_id"] == A and bundle["type"] == "access"
 

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, make_url
 
-from . import consent_tables, erasure_tables, incident_tables, request_tables
+from . import consent_tables, erasure_tables, incident_tables, request_tables, third_party_tables
 
 # What the service and its relay do, table by table (what the code does, nothing more):
 RUNTIME_PRIVILEGES: Mapping[str, tuple[str, ...]] = {
@@ -52,11 +52,13 @@ RUNTIME_PRIVILEGES: Mapping[str, tuple[str, ...]] = {
     "subject_keys": ("SELECT", "INSERT", "UPDATE"),
     "request_replies": ("SELECT", "INSERT", "UPDATE", "DELETE"),  # replies expire
     "alembic_version": ("SELECT",),
-    # the rights areas' read models (requests, corrections/policies/consents, incidents, erasures/exports)
+    # the rights areas' read models (requests, corrections/policies/consents, incidents, erasures/exports,
+    # the third parties data is shared with)
     **request_tables.PRIVILEGES,
     **consent_tables.PRIVILEGES,
     **incident_tables.PRIVILEGES,
     **erasure_tables.PRIVILEGES,
+    **third_party_tables.PRIVILEGES,
 }
 APPEND_ONLY_TABLES = ("audit_records", "audit_tree_nodes", "audit_checkpoints")
 ROLE_NAME_MAX = 63  # PostgreSQL's identifier limit

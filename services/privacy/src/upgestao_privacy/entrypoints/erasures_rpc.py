@@ -6,8 +6,8 @@ Handlers (reliable: retried, then parked; each event handled once, ``self.db.han
 * ``privacy.request_started.v1`` -> an erasure (deletion, anonymisation, blocking: ``privacy.erasure_requested.v1``
   to the participants) or a bundle (access, portability: gathered, stored sealed, the request completed with
   its single-use link). Other types are other areas'.
-* ``identity.subject_erased.v1``, ``messaging.subject_erased.v1`` -> the participant's confirmation; the last
-  one completes the request.
+* ``identity.subject_erased.v1``, ``messaging.subject_erased.v1``, ``integrations.subject_erased.v1`` -> the
+  participant's confirmation; the last one completes the request.
 
 RPCs:
 
@@ -101,6 +101,11 @@ class ErasureRpc:
     @reliable_handler("messaging", ["messaging.subject_erased.v1"])
     def erasure_confirmed_by_messaging(self, event: EventEnvelope) -> None:
         self._confirmed("messaging", event)
+
+    @reliable_handler("integrations", ["integrations.subject_erased.v1"])
+    def erasure_confirmed_by_integrations(self, event: EventEnvelope) -> None:
+        """Integrations told every integration that received the person's data (``subject.erased``, R4.3)."""
+        self._confirmed("integrations", event)
 
     # -- progress ---------------------------------------------------------------------------------
 

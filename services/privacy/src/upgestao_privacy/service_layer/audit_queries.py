@@ -38,6 +38,8 @@ EXPORT_FORMAT = "upgestao-audit-export/v1"
 SYSTEM = "system"
 
 PermissionsOf = Callable[[str | None], frozenset[str]]
+# gives each ``shared_with`` entry its ``name`` and ``privacy_policy_url`` (R9.1), on the query's unit of work
+DescribeShares = Callable[[UnitOfWorkPort, list[dict]], None]
 TAMPERED = "audit-log-tampered"
 
 log = get_logger(__name__)
@@ -49,10 +51,12 @@ def b64(data: bytes) -> str:
 
 class AuditQueries:
     def __init__(self, unit_of_work: Callable[[], UnitOfWorkPort], permissions_of: PermissionsOf,
-                 signer: CheckpointSigner) -> None:
+                 signer: CheckpointSigner, describe_shares: DescribeShares | None = None) -> None:
         self._unit_of_work = unit_of_work
         self._permissions_of = permissions_of
         self.signer = signer
+        # the service's looks the third parties up in privacy's read model; without one, the setting only
+        self._describe_shares = describe_shares or _described_from_settings
 
     # -- access ---------------------------------------------------------------------------
 
@@ -92,9 +96,12 @@ class AuditQueries:
         subject_id = _subject_id(subject_id)
         with self._open(subject_id=subject_id, fields=("subject_id",)) as uow:
             records = _or_tampered(lambda: uow.audit_log.records_of_subject(subject_id))
+            summary = None if isinstance(records, ColumnsTampered) else summarise(subject_id, records)
+            if summary is not None:
+                self._describe_shares(uow, summary["shared_with"])
         if isinstance(records, ColumnsTampered):
             raise _tampered(records)
-        return summarise(subject_id, records)
+        return summary
 
     # -- tamper evidence --------------------------------------------------------------------
 
@@ -222,8 +229,19 @@ def export_header(first: int, end_seq: int, checkpoint: Checkpoint, between: lis
     }
 
 
+def _described_from_settings(uow: UnitOfWorkPort, shares: list[dict]) -> None:
+    """Each share's third party as ``PRIVACY_THIRD_PARTY_POLICIES`` alone names it (no read model at hand)."""
+    from .third_parties import fallback_policies
+
+    policies = fallback_policies()
+    for entry in shares:
+        entry["name"] = None
+        entry["privacy_policy_url"] = policies.get(entry.get("recipient") or "")
+
+
 def summarise(subject_id: str, records: list[dict]) -> dict:
-    """Who accessed the subject's data, when, which fields, for what purpose; with whom it was shared."""
+    """Who accessed the subject's data, when, which fields, for what purpose; with whom it was shared (each
+    recipient's ``name`` and ``privacy_policy_url`` are added by the caller: :mod:`.third_parties`)."""
     accesses: dict[tuple, dict] = {}
     shares: dict[tuple, dict] = {}
     denied = 0

@@ -3,8 +3,9 @@ event handlers (``entrypoints/erasures_rpc.py``) and by the requests area (``era
 
 1. ``privacy.request_started.v1`` of type deletion, anonymisation or blocking -> :func:`start_erasure`: the
    ``erasure-<request id>`` stream begins with ``privacy.erasure_requested.v1`` (request_id, subject_id, mode,
-   participants, recipients), which identity and messaging consume.
-2. ``identity.subject_erased.v1`` / ``messaging.subject_erased.v1`` (request_id, subject_id, mode) ->
+   participants, recipients), which identity, integrations and messaging consume.
+2. ``identity.subject_erased.v1`` / ``integrations.subject_erased.v1`` / ``messaging.subject_erased.v1``
+   (request_id, subject_id, mode) ->
    :func:`confirm_erasure`: the confirmation is recorded; when every participant confirmed, privacy erases its
    own records of the person (:func:`erase_own_records`; not in ``blocking``) and completes the request (H3's
    ``complete_request``) in the same transaction.
@@ -12,10 +13,10 @@ event handlers (``entrypoints/erasures_rpc.py``) and by the requests area (``era
 
 Integrations that received the person's data (R4.3): their names come from the audit log's ``share``
 records (the subject's summary, ``shared_with``) and travel in ``privacy.erasure_requested.v1``'s
-``recipients``; the integrations service (issue 15) consumes that event, tells each recipient, and joins the
-erasure as a participant (add it to ``PRIVACY_ERASURE_PARTICIPANTS``; its ``<service>.subject_erased.v1``
-confirmation is handled like identity's: one more ``reliable_handler`` in the mixin). :data:`RECIPIENT_HOOKS`
-is the in-process hook for anything else that must hear of them.
+``recipients``; the integrations service (issue 15) consumes that event, tells each integration that received
+the person's data (``subject.erased``), and confirms with ``integrations.subject_erased.v1``: it is a default
+participant (:data:`DEFAULT_PARTICIPANTS`; ``PRIVACY_ERASURE_PARTICIPANTS`` overrides the list).
+:data:`RECIPIENT_HOOKS` is the in-process hook for anything else that must hear of them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ..domain.erasures import ERASURE_TYPES, MODES, Erasure
 log = get_logger(__name__)
 
 PARTICIPANTS_VAR = "PRIVACY_ERASURE_PARTICIPANTS"
-DEFAULT_PARTICIPANTS = ("identity", "messaging")
+DEFAULT_PARTICIPANTS = ("identity", "integrations", "messaging")
 PURPOSE = "erasure"
 RESOURCE = "data_subject_erasure"  # the audit records of an erasure's steps (ids and names only)
 RETRIES = 3  # concurrent confirmations (identity's and messaging's at once): reload and record again
@@ -44,7 +45,7 @@ RECIPIENT_HOOKS: list[Callable[[Any, Erasure], None]] = []
 
 def participants(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The services whose confirmation an erasure waits for (``PRIVACY_ERASURE_PARTICIPANTS``, comma-separated;
-    default identity and messaging)."""
+    default identity, integrations and messaging)."""
     raw = (os.environ if environ is None else environ).get(PARTICIPANTS_VAR, "")
     chosen = tuple(sorted({p.strip() for p in raw.split(",") if p.strip()}))
     return chosen or DEFAULT_PARTICIPANTS

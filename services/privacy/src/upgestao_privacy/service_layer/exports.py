@@ -157,9 +157,18 @@ def _deliveries(sources: ExportSources, subject_id: str) -> dict[str, Any]:
 
 
 def _audit(summary: dict, settings: ExportSettings) -> dict[str, Any]:
-    recipients = sorted({entry.get("recipient") for entry in summary.get("shared_with", []) if entry.get("recipient")})
-    return {**summary, "third_parties": [
-        {"recipient": r, "privacy_policy_url": settings.third_party_policies.get(r)} for r in recipients]}
+    """The audit summary with its third parties: each recipient once, its name and privacy-policy URL as the
+    summary gives them (privacy's read model of the integrations), else as the setting names them (R9.1)."""
+    parties: dict[str, dict[str, Any]] = {}
+    for entry in summary.get("shared_with", []):
+        recipient = entry.get("recipient")
+        if not recipient:
+            continue
+        party = parties.setdefault(recipient, {"recipient": recipient, "name": None, "privacy_policy_url": None})
+        party["name"] = party["name"] or entry.get("name")
+        party["privacy_policy_url"] = (party["privacy_policy_url"] or entry.get("privacy_policy_url")
+                                       or settings.third_party_policies.get(recipient))
+    return {**summary, "third_parties": [parties[r] for r in sorted(parties)]}
 
 
 def own_records(uow: Any, subject_id: str) -> list[dict[str, Any]]:

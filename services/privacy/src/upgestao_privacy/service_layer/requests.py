@@ -443,24 +443,25 @@ class RequestCases:
             services = sorted({a["service"] for a in summary["accesses"]} if summary else set())
             return {"kind": "confirmation", "holds_data": request.subject_id is not None, "services": services}
         shares = (summary or {}).get("shared_with", [])
-        policies = self.settings.third_party_policies
         return {"kind": "sharing_info", "recipients": [
-            {"recipient": s["recipient"], "service": s["service"], "fields": list(s["fields"]), "count": s["count"],
-             "first_at": s["first_at"], "last_at": s["last_at"],
-             "privacy_policy_url": policies.get(s["recipient"] or "")} for s in shares]}
+            {"recipient": s["recipient"], "name": s.get("name"), "service": s["service"], "fields": list(s["fields"]),
+             "count": s["count"], "first_at": s["first_at"], "last_at": s["last_at"],
+             "privacy_policy_url": s.get("privacy_policy_url")} for s in shares]}
 
-    @staticmethod
-    def _summary(uow: Any, request: DataSubjectRequest) -> dict | None:
-        """The audit log's summary of the subject (who accessed, with whom it was shared), audited."""
+    def _summary(self, uow: Any, request: DataSubjectRequest) -> dict | None:
+        """The audit log's summary of the subject (who accessed, with whom it was shared: each third party's
+        name and privacy-policy URL, R9.1), audited."""
         if request.subject_id is None:
             return None
         from ..adapters.audit_store import records_of_subject
         from .audit_queries import summarise
+        from .third_parties import describe_shares
 
         uow.audit_access(action="audit_query", resource_type="audit_log", resource_id=None,
                          subject_id=request.subject_id, fields=("subject_id",),
                          purpose=f"data subject request {request.type}")
         summary = summarise(request.subject_id, records_of_subject(uow.conn, request.subject_id))
+        describe_shares(uow.conn, summary["shared_with"], self.settings.third_party_policies)
         for entry in (*summary["accesses"], *summary["shared_with"]):
             for key in ("first_at", "last_at"):
                 if isinstance(entry.get(key), datetime):
