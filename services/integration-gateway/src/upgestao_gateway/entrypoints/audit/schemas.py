@@ -172,6 +172,10 @@ class SubjectAccessSchema(Schema):
 
 class SubjectSharingSchema(Schema):
     recipient = fields.String(required=True, allow_none=True)  # (a share record that named none)
+    # the third party as privacy knows it (an integration's name and privacy-policy URL, R9.1): None when unknown
+    name = fields.String(allow_none=True, load_default=None, metadata={"description": "The third party's name."})
+    privacy_policy_url = fields.String(allow_none=True, load_default=None, metadata={
+        "description": "The third party's privacy policy."})
     service = fields.String(required=True)
     fields_ = fields.List(fields.String(), data_key="fields", attribute="fields", required=True)
     count = fields.Integer(required=True)
