@@ -139,7 +139,8 @@ def test_erasure_is_replay_proof_across_identity_messaging_and_privacy(api, plat
     completed(api, dpo, request_id)
     progress = api.get(f"/v1/privacy/requests/{request_id}/erasure", dpo)
     assert progress.status_code == 200, progress.text
-    assert progress.json()["participants"] == {"identity": "confirmed", "messaging": "confirmed"}
+    assert progress.json()["participants"] == {"identity": "confirmed", "integrations": "confirmed",
+                                               "messaging": "confirmed"}  # integrations: issue 15
     assert progress.json()["completed"] and progress.json()["privacy_shredded"]
     assert api.get(f"/v1/privacy/requests/{request_id}/erasure", b.token).status_code == 404  # not B's
     assert api.get(f"/v1/messages/{kept}", b.token).json()["body"] == f"A outra pessoa {b_tag} fica"
