@@ -8,10 +8,12 @@ from upgestao_notifier.domain.kinds import (
     COMMON,
     COMMON_NULLABLE,
     DEFAULT_LOCALE,
+    INTEGRATION_DISABLED_REASONS,
     KINDS,
     LOCALES,
     REQUEST_TYPES,
     Kind,
+    asks_for_mail,
     locale_of,
 )
 
@@ -25,10 +27,12 @@ EXPECTED = {
     "correction_decided": ("privacy.correction_decided.v1", "privacy", False),
     "breach_notice": ("privacy.breach_notice_requested.v1", "privacy", True),
     "policy_published": ("privacy.policy_published.v1", "privacy", False),
+    # issue 15: an integration's endpoint disabled (410 Gone, or failing for 5 days): its admins are told
+    "integration_disabled": ("integrations.integration_disabled.v1", "integrations", False),
 }
 
 
-def test_the_catalogue_holds_exactly_the_eight_kinds_with_their_event_source_and_security():
+def test_the_catalogue_holds_exactly_the_nine_kinds_with_their_event_source_and_security():
     assert {name: (k.event_type, k.source, k.security) for name, k in KINDS.items()} == EXPECTED
     assert all(k.name == name for name, k in KINDS.items())
 
@@ -61,6 +65,31 @@ def test_privacy_requests_know_the_ten_lgpd_art_18_types():
     assert len(REQUEST_TYPES) == 10
     assert dict(KINDS["privacy_request_verification"].choices)["request_type"] == REQUEST_TYPES
     assert dict(KINDS["privacy_request_completed"].choices)["request_type"] == REQUEST_TYPES
+
+
+def test_an_integration_disabled_names_the_tool_and_one_of_two_reasons():
+    kind = KINDS["integration_disabled"]
+    assert kind.required == ("integration_id", "integration_name", "reason", "disabled_at")
+    assert dict(kind.choices)["reason"] == INTEGRATION_DISABLED_REASONS == ("gone", "failing")
+    assert not kind.nullable  # never a mail with a hole: no name, no reason, no time is a notice to fix
+
+
+@pytest.mark.parametrize(("data", "mailed"), [
+    ({"integration_id": "int_x", "reason": "gone"}, True),
+    ({"integration_id": "int_x", "reason": "failing"}, True),
+    ({"integration_id": "int_x", "reason": "manual"}, False),  # the admin who disabled it knows
+    ({"integration_id": "int_x"}, False),
+    ({"integration_id": "int_x", "reason": "GONE"}, False),
+])
+def test_only_an_integration_disabled_by_the_platform_asks_for_mail(data, mailed):
+    assert asks_for_mail("integrations.integration_disabled.v1", data) is mailed
+
+
+def test_every_other_kinds_event_asks_for_mail_whatever_its_data_and_an_unknown_event_never():
+    for kind in KINDS.values():
+        if kind.name != "integration_disabled":
+            assert asks_for_mail(kind.event_type, {}) is True
+    assert asks_for_mail("integrations.integration_changed.v1", {"reason": "gone"}) is False
 
 
 def test_kinds_are_immutable_values():

@@ -36,8 +36,11 @@ DATES = {
     "completed_at": ("2026-12-01T09:41:00", "01/12/2026 às 09:41 (UTC)", "1 December 2026, 09:41 UTC"),
     "due_at": ("2026-12-13T23:59:00Z", "13/12/2026 às 23:59 (UTC)", "13 December 2026, 23:59 UTC"),
     "effective_at": ("2027-01-05T03:00:00Z", "05/01/2027 às 03:00 (UTC)", "5 January 2027, 03:00 UTC"),
+    "disabled_at": ("2026-12-07T02:30:00Z", "07/12/2026 às 02:30 (UTC)", "7 December 2026, 02:30 UTC"),
 }
 ENUMS = {"request_type": "sharing_info", "outcome": "completed", "decision": "approved"}
+# a key whose closed set of values belongs to one kind (another kind's key of the same name is free text)
+KIND_ENUMS = {("integration_disabled", "reason"): "gone"}
 ART_48_HEADINGS = {
     "pt-BR": (
         "O que aconteceu",
@@ -71,6 +74,8 @@ def sample(kind: str, **overrides: object) -> dict[str, object]:
     for key in entry.required:
         if key in DATES:
             data[key] = DATES[key][0]
+        elif (kind, key) in KIND_ENUMS:
+            data[key] = KIND_ENUMS[(kind, key)]
         elif key in ENUMS:
             data[key] = ENUMS[key]
         elif key == "fields":
@@ -90,7 +95,7 @@ def facts(kind: str, locale: str, data: dict[str, object]) -> list[str]:
     out = [str(data[key]) for key in COMMON if data[key] is not None]
     for key in KINDS[kind].required:
         value = data[key]
-        if value is None or key in ("outcome", "decision"):
+        if value is None or key in ("outcome", "decision") or (kind, key) in KIND_ENUMS:
             continue
         if key in DATES:
             out.append(DATES[key][1 if locale == "pt-BR" else 2])
@@ -156,6 +161,8 @@ VARIANTS = [
     ("breach_notice", {}),
     ("breach_notice", {"delay_reasons": None}),
     ("policy_published", {}),
+    ("integration_disabled", {}),
+    ("integration_disabled", {"reason": "failing"}),
 ]
 
 
@@ -378,3 +385,46 @@ def test_rendering_is_fast_enough_for_thousands_of_mails_a_minute(templates):
     for _ in range(200):
         templates.render("breach_notice", "pt-BR", data)
     assert time.perf_counter() - started < 1.0  # ≥ 200 breach notices a second, the longest message
+
+
+# -- integration_disabled (issue 15) -----------------------------------------------------------
+
+INTEGRATION_WHY = {
+    ("pt-BR", "gone"): "respondeu 410 (Gone)",
+    ("pt-BR", "failing"): "falharam durante 5 dias",
+    ("en", "gone"): "answered 410 (Gone)",
+    ("en", "failing"): "failed for 5 days",
+}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("reason", ["gone", "failing"])
+def test_an_integration_disabled_says_which_why_and_how_to_enable_it_again(templates, locale, reason):
+    data = sample("integration_disabled", reason=reason, integration_id="int_a1b2c3d4e5f60718293a4b5c6d",
+                  integration_name="CRM Vendas")
+    message = templates.render("integration_disabled", locale, data)
+    shown = html_text(message.html)
+    other = "failing" if reason == "gone" else "gone"
+    for part in (message.text, shown):
+        assert "CRM Vendas" in part and "int_a1b2c3d4e5f60718293a4b5c6d" in part
+        assert INTEGRATION_WHY[(locale, reason)] in part and INTEGRATION_WHY[(locale, other)] not in part
+        assert 'PATCH /v1/integrations/int_a1b2c3d4e5f60718293a4b5c6d' in part and '{"status": "enabled"}' in part
+        assert "POST /v1/integrations/int_a1b2c3d4e5f60718293a4b5c6d/recover" in part
+        assert part.count("dpo-7731@virtux.example") == 2  # the DPO named in the body, and in the footer
+        assert DATES["disabled_at"][1 if locale == "pt-BR" else 2] in part
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_an_integrations_name_is_escaped_in_the_html_and_verbatim_in_the_text(templates, locale):
+    name = '<img src=x onerror=alert(1)> "CRM" & Co'
+    message = templates.render("integration_disabled", locale, sample("integration_disabled", integration_name=name))
+    assert name in message.text and name not in message.html
+    assert "<img" not in message.html and "&lt;img src=x onerror=alert(1)&gt;" in message.html
+    assert name in html_text(message.html)
+    assert name not in message.subject  # a tool's name is the admin's free text: never in a header
+
+
+@pytest.mark.parametrize("reason", ["manual", "Gone", None])
+def test_an_integration_disabled_for_another_reason_is_not_a_message(templates, reason):
+    with pytest.raises((InvalidData, MissingData), match="reason"):
+        templates.render("integration_disabled", "en", sample("integration_disabled", reason=reason))

@@ -11,10 +11,12 @@ Pure data: the wording lives in the templates (``templates/<locale>/<kind>.j2``)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 IDENTITY = "identity"
 PRIVACY = "privacy"
+INTEGRATIONS = "integrations"
 
 LOCALES = ("pt-BR", "en")
 DEFAULT_LOCALE = "pt-BR"
@@ -126,6 +128,18 @@ POLICY_PUBLISHED = Kind(
     required=("version", "effective_at", "summary", "policy_url"),
 )
 
+# Why an integration (a webhook endpoint) was disabled: ``gone`` (it answered 410 Gone), ``failing`` (every
+# delivery failed for 5 days), ``manual`` (an admin disabled it: nobody is mailed about their own act).
+INTEGRATION_DISABLED_REASONS = ("gone", "failing")
+INTEGRATION_DISABLED = Kind(  # to every holder of integrations.manage (the integrations service's notice)
+    "integration_disabled",
+    "integrations.integration_disabled.v1",
+    INTEGRATIONS,
+    security=False,
+    required=("integration_id", "integration_name", "reason", "disabled_at"),
+    choices=(("reason", INTEGRATION_DISABLED_REASONS),),
+)
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
@@ -137,9 +151,18 @@ KINDS: dict[str, Kind] = {
         CORRECTION_DECIDED,
         BREACH_NOTICE,
         POLICY_PUBLISHED,
+        INTEGRATION_DISABLED,
     )
 }
 BY_EVENT_TYPE: dict[str, Kind] = {k.event_type: k for k in KINDS.values()}
+
+
+def asks_for_mail(event_type: str, data: Mapping[str, object]) -> bool:
+    """Whether an event of a kind's type asks for mail at all: an integration disabled by hand does not (the
+    admin who did it knows; the others see it in the list). Read from the event's published ``reason``."""
+    if event_type == INTEGRATION_DISABLED.event_type:
+        return data.get("reason") in INTEGRATION_DISABLED_REASONS
+    return event_type in BY_EVENT_TYPE
 
 
 def locale_of(preference: object) -> str:
