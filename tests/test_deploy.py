@@ -60,7 +60,7 @@ BROKER_API = "rabbitmq.com/v1beta1"
 # services' own keys: identity signs access tokens, privacy signs audit checkpoints
 SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS", "PRIVACY_AUDIT_SIGNING_KEY", "PRIVACY_MIGRATION_DATABASE_URL",
                    "UPGESTAO_IDENTITY_JWKS", "NOTIFIER_SMTP_URL", "NOTIFIER_SUPPRESSION_KEY",
-                   "MESSAGING_SEARCH_KEY"}
+                   "MESSAGING_SEARCH_KEY", "INTEGRATIONS_SECRETS_KEY"}
 # issue 11, finding 9: the vault's keys reach only the containers that open personal data
 VAULT_KEY_HOLDERS = {"identity/identity", "messaging/messaging", "privacy/privacy"}
 # the jobs template runs any service's command (identity's rotate-master-key among them): it may carry them

@@ -73,6 +73,9 @@ CONSUMES: Mapping[str, tuple[str, ...]] = {
     # the holders' erasure confirmations, identity's profile changes (a correction applied); the
     # integrations registered and changed (third parties in sharing reports) and integrations' confirmations
     "privacy": ("identity", "integrations", "messaging"),
+    # webhooks from conversations and messages, customers' registrations and changes, erasure requests
+    # (it calls identity's and messaging's share RPCs, which answer its broker user only)
+    "integrations": ("identity", "messaging", "privacy"),
 }
 # Queues a service owns beyond ``<service>.*``, ``rpc-<service>`` and its reply queues.
 EXTRA_QUEUES: Mapping[str, tuple[str, ...]] = {"privacy": (AUDIT_STREAM,)}
