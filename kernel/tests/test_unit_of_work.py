@@ -100,6 +100,26 @@ def test_open_each_audits_every_value_of_every_subject_in_one_statement(engine, 
     assert len({m["audit_id"] for m in records}) == 5 and row.message_id == records[0]["audit_id"]
 
 
+def test_a_share_names_its_recipient_in_every_record(engine, vault):
+    """An opening for a third party (action ``share``, R4.2): each record, alone or in a batch, names it."""
+    with uow_for(engine, vault) as uow:
+        sealed = {s: uow.personal.seal(subject_id=s, resource_type="note", resource_id=s, values={"body": s},
+                                       purpose="test") for s in ("a", "b")}
+    with uow_for(engine, vault) as uow:
+        assert uow.personal.open(subject_id="a", resource_type="note", resource_id="a", sealed=sealed["a"],
+                                 purpose="delivery", action="share", recipient="integration:crm") == {"body": "a"}
+        opened = uow.personal.open_each(resource_type="note", purpose="delivery", action="share",
+                                        recipient="integration:crm", items=[(s, s, sealed[s]) for s in ("a", "b")])
+        assert opened == [{"body": "a"}, {"body": "b"}]
+        uow.personal.open(subject_id="a", resource_type="note", resource_id="a", sealed=sealed["a"], purpose="x")
+    shares = [r.body for r in _outbox(engine) if r.routing_key == "audit.ledger.share"]
+    records = [m for body in shares for m in body.get("records", [body])]
+    assert [(m["subject_id"], m["recipient"]) for m in records] == [("a", "integration:crm"), ("a", "integration:crm"),
+                                                                    ("b", "integration:crm")]
+    reads = [r.body for r in _outbox(engine) if r.routing_key == "audit.ledger.read"]
+    assert [m["recipient"] for m in reads] == [None]
+
+
 def test_denied_attempt_is_recorded_even_though_the_work_rolls_back(engine, vault):
     with pytest.raises(PermissionError):
         with uow_for(engine, vault) as uow:
