@@ -23,7 +23,7 @@ INTEGRATION = "int_" + "a1b2c3d4e5f60718293a4b5c6d"
 OTHER = "int_" + "0" * 26  # unknown to the fake service
 FORBIDDEN = "int_" + "f" * 26  # the fake service's own permission check refuses it (defence in depth)
 MESSAGE = "msg_" + uuid.UUID("3f1c0a9e-1b7a-4c55-9a55-1c1f4a2e9d10").hex
-RECOVERY = "rec_" + uuid.UUID("9b7e4c1a-2f3d-4e5a-8b6c-7d8e9f0a1b2c").hex
+RECOVERY = "rec_" + uuid.UUID("9b7e4c1a-2f3d-4e5a-8b6c-7d8e9f0a1b2c").hex[:26]
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw2aQq3mGaYkM="
 NEW_SECRET = "whsec_" + "C2FVsBQIhrscChlQIMV+b5sSYspob7oD2eI1JRJ8c1A="
 ENDPOINT = "https://hooks.example.com/upgestao?token=s3cr3t-endpoint-token"
@@ -361,6 +361,7 @@ def test_the_services_own_permission_check_is_answered_as_a_403(gateway, calls):
     ("POST", f"{_I}/messages/{MESSAGE}x!/resend"),
     ("GET", f"{_I}/recoveries/rec_1"),
     ("GET", f"{_I}/recoveries/job-1"),
+    ("GET", f"{_I}/recoveries/{uuid.uuid4()}"),
     ("GET", f"/v1/integrations/int_bad/messages/{MESSAGE}"),
     ("POST", "/v1/integrations/int_bad/recover"),
 ])
@@ -384,8 +385,8 @@ def test_a_refusal_audits_no_subject_whatever_the_path_holds(gateway, calls):
     assert calls == []
 
 
-def test_a_recovery_id_may_be_a_uuid(gateway, calls):
-    job = str(uuid.uuid4())
+def test_an_unknown_recovery_of_the_right_shape_is_the_services_404(gateway, calls):
+    job = "rec_" + uuid.uuid4().hex[:26]
     gateway.problem(call(gateway, "GET", f"{_I}/recoveries/{job}"), 404, "not-found")  # the fake knows only one
     assert calls == [("recovery", INTEGRATION, job)]
 

@@ -41,8 +41,7 @@ class FakeIntegrations:
         Notices.asked.append((notice_id, recipient_id, cursor))
         return {"id": notice_id, "kind": "integration_disabled", "campaign_id": None, "next": None,
                 "recipients": ADMINS,
-                "data": {"integration_id": INTEGRATION, "integration_name": "CRM Vendas", "reason": "gone",
-                         "disabled_at": "2026-12-07T02:30:00+00:00"}}
+                "data": {"integration_id": INTEGRATION, "integration_name": "CRM Vendas", "reason": "gone"}}
 
 
 @pytest.fixture

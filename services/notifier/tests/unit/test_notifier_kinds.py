@@ -69,9 +69,9 @@ def test_privacy_requests_know_the_ten_lgpd_art_18_types():
 
 def test_an_integration_disabled_names_the_tool_and_one_of_two_reasons():
     kind = KINDS["integration_disabled"]
-    assert kind.required == ("integration_id", "integration_name", "reason", "disabled_at")
+    assert kind.required == ("integration_id", "integration_name", "reason")
     assert dict(kind.choices)["reason"] == INTEGRATION_DISABLED_REASONS == ("gone", "failing")
-    assert not kind.nullable  # never a mail with a hole: no name, no reason, no time is a notice to fix
+    assert not kind.nullable  # never a mail with a hole: no name or no reason is a notice to fix
 
 
 @pytest.mark.parametrize(("data", "mailed"), [

@@ -136,7 +136,7 @@ INTEGRATION_DISABLED = Kind(  # to every holder of integrations.manage (the inte
     "integrations.integration_disabled.v1",
     INTEGRATIONS,
     security=False,
-    required=("integration_id", "integration_name", "reason", "disabled_at"),
+    required=("integration_id", "integration_name", "reason"),
     choices=(("reason", INTEGRATION_DISABLED_REASONS),),
 )
 

@@ -11,7 +11,7 @@ integrations service checks it again with the caller's token and audits each cal
 * ``POST …/recover {"since"}`` starts a background job re-queuing every failed message since then (202,
   ``Location`` of the job); ``GET …/recoveries/{job_id}`` its progress.
 
-Ids in paths are the service's (``int_…``, ``msg_…``, a recovery's ``rec_…`` or UUID), not UUIDs: one of
+Ids in paths are the service's (``int_…``, ``msg_…``, ``rec_…``), not UUIDs: one of
 another shape is answered 404 before the service is asked, never quoted back. The answers hold names of
 tools, URLs, field names, ids and states: no person's data (``personal_data=False``); the deliveries that
 carry a person's data are audited by the integrations service as shares, one by one.

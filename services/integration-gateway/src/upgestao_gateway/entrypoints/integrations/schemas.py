@@ -48,8 +48,7 @@ NOT_BLANK = r"[\s\S]*\S[\s\S]*"
 # the shapes of the ids in paths (anything else is a 404 before the service is asked)
 INTEGRATION_ID_PATTERN = r"^int_[A-Za-z0-9]{26}$"
 MESSAGE_ID_PATTERN = r"^msg_[A-Za-z0-9]{20,64}$"
-RECOVERY_ID_PATTERN = (r"^(?:rec_[A-Za-z0-9]{20,64}"
-                       r"|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$")
+RECOVERY_ID_PATTERN = r"^rec_[A-Za-z0-9]{20,64}$"
 _DATE_TIME = {"format": "date-time"}
 _CURSOR = validate.Length(min=1, max=500)
 
