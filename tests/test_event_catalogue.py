@@ -39,9 +39,9 @@ def test_each_event_has_its_producer_consumers_and_visibility(entries):
     assert entries["identity.password_reset_requested.v1"].event.secret is False  # ids only: nothing to wipe
     assert entries["identity.user_registered.v1"].read_models == ["identity: `users`"]
     # issue 12: new login, language; issue 14: erased/anonymised/blocked/unblocked subjects, their confirmation
-    assert len([t for t in entries if t.startswith("identity.")]) == 25
+    assert len([t for t in entries if t.startswith("identity.")]) == 27  # issue 15: API keys created, revoked
     erasure = entries["privacy.erasure_requested.v1"]
-    assert {c.service for c in erasure.consumers} == {"identity", "messaging"}
+    assert {c.service for c in erasure.consumers} == {"identity", "integrations", "messaging"}
     assert {c.service for c in entries["identity.subject_erased.v1"].consumers} == {"privacy"}
     assert {c.service for c in entries["messaging.subject_erased.v1"].consumers} == {"privacy"}
     assert {c.service for c in entries["privacy.breach_notice_requested.v1"].consumers} == {"notifier"}
