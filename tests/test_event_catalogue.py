@@ -44,6 +44,10 @@ def test_each_event_has_its_producer_consumers_and_visibility(entries):
     assert {c.service for c in erasure.consumers} == {"identity", "integrations", "messaging"}
     assert {c.service for c in entries["identity.subject_erased.v1"].consumers} == {"privacy"}
     assert {c.service for c in entries["messaging.subject_erased.v1"].consumers} == {"privacy"}
+    # issue 15: privacy takes integrations' erasure confirmations and keeps the integrations as third parties
+    assert {c.service for c in entries["integrations.subject_erased.v1"].consumers} == {"privacy"}
+    for announced in ("integrations.integration_registered.v1", "integrations.integration_changed.v1"):
+        assert "privacy" in {c.service for c in entries[announced].consumers}
     assert {c.service for c in entries["privacy.breach_notice_requested.v1"].consumers} == {"notifier"}
 
 
