@@ -108,6 +108,22 @@ class Receiver:
         self.release.wait(30)
         self._answer(handler, 200)
 
+    def route_chunked(self, handler) -> None:
+        handler.send_response(202)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for part in (b"accepted", b" later"):
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        handler.wfile.write(b"0\r\n\r\n")
+
+    def route_slow_body(self, handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100")
+        handler.end_headers()
+        handler.wfile.write(b"0123456789")
+        handler.wfile.flush()
+        self.release.wait(30)
+
     def route_drop(self, handler) -> None:
         # answer kept-alive, then close the connection without saying so (as an idle timeout would)
         self._answer(handler, 200, body=b"ok")
@@ -263,6 +279,17 @@ def test_a_stalled_receiver_does_not_hold_other_deliveries(receiver, other_recei
     assert stalled[0].status_code == 200
 
 
+def test_a_body_that_stalls_leaves_the_status_standing(receiver):
+    sender = WebhookSender(LOOPBACK, timeout_s=1)
+    result = sender.post(receiver.url("/slow-body"), BODY, {})
+    assert (result.status_code, result.error) == (200, None)
+    assert result.response_bytes == 10 and result.response_truncated
+    assert 900 <= result.duration_ms < 1800
+    receiver.release.set()
+    assert sender.post(receiver.url(), BODY, {}).status_code == 204
+    assert sender.connections_opened == 2  # the broken connection was not reused
+
+
 def test_answer_headers_are_lower_cased(receiver):
     result = WebhookSender(LOOPBACK, timeout_s=5).post(receiver.url("/throttle"), BODY, {})
     assert result.status_code == 503
@@ -302,6 +329,14 @@ def test_keep_alive_reuses_one_connection(receiver):
     sender.close()
     assert sender.post(receiver.url(), BODY, {}).status_code == 204
     assert len(receiver.connections) == 2
+
+
+def test_a_chunked_answer_is_read_and_the_connection_kept(receiver):
+    sender = WebhookSender(LOOPBACK, timeout_s=5)
+    first = sender.post(receiver.url("/chunked"), BODY, {})
+    assert (first.status_code, first.response_bytes, first.response_truncated) == (202, 14, False)
+    assert sender.post(receiver.url("/chunked"), BODY, {}).status_code == 202
+    assert sender.connections_opened == 1 and len(receiver.connections) == 1
 
 
 def test_a_connection_the_server_dropped_is_replaced(receiver):

@@ -170,6 +170,7 @@ class WebhookSender:
         self.max_keys = max_keys
         self._idle: dict[tuple[str, str, int, str], list[_PinnedConnection]] = {}
         self._lock = threading.Lock()
+        self._default_context: ssl.SSLContext | None = None
         self.connections_opened = 0  # observability (and the reuse test)
 
     # -- the attempt ---------------------------------------------------------------------------------------
@@ -275,9 +276,19 @@ class WebhookSender:
         return connection.getresponse()
 
     def _drain(self, response: http.client.HTTPResponse) -> tuple[int, bool]:
+        """Read (and discard) the answer's body up to the limit; ``(bytes read, whether more was left)``.
+
+        The status is the answer: a body that stalls past the deadline or breaks off leaves it standing (the
+        connection is then dropped, not reused)."""
         read = 0
         while read < self.max_response_bytes:
-            chunk = response.read(min(16384, self.max_response_bytes - read))
+            if response.length == 0:  # all of a length-delimited body read: read() completes and releases it
+                response.read()
+                return read, False
+            try:
+                chunk = response.read1(min(16384, self.max_response_bytes - read))
+            except (TimeoutError, http.client.IncompleteRead, OSError):
+                return read, True
             if not chunk:
                 return read, False
             read += len(chunk)
@@ -323,7 +334,7 @@ class WebhookSender:
     def _open(self, target: Target, addresses: list[IPAddress], deadline: float) -> _PinnedConnection:
         context = None
         if target.scheme == "https":
-            context = self.ssl_context or ssl.create_default_context()
+            context = self.ssl_context or self._system_context()
         last_error: BaseException | None = None
         for ip in addresses:  # every one of them passed the guard
             connection = _PinnedConnection(target, ip, context)
@@ -336,10 +347,17 @@ class WebhookSender:
             except OSError as exc:
                 last_error = exc
                 continue
-            self.connections_opened += 1
+            with self._lock:
+                self.connections_opened += 1
             return connection
         assert last_error is not None
         raise last_error
+
+    def _system_context(self) -> ssl.SSLContext:
+        """The system's trust store, verifying certificates and host names (loaded once)."""
+        if self._default_context is None:
+            self._default_context = ssl.create_default_context()
+        return self._default_context
 
     def _checkin(self, connection: _PinnedConnection) -> None:
         connection.last_used = time.monotonic()
