@@ -1,7 +1,8 @@
 """Idempotent POST under concurrent retries, through the whole platform (issue 15, "API keys: idempotent
 POST under concurrent retries (one effect)").
 
-A client whose first request seems lost sends it again, several times and at once, with the same
+A client -- a signed-in user, or an integrated tool with its API key -- whose first request seems lost
+sends it again, several times and at once, with the same
 ``Idempotency-Key`` and body: exactly one customer exists afterwards; every answer is the first's (201,
 the same id: the services' keyed requests replay it) or ``409 idempotency-key-in-use`` while the first is
 still in flight in the gateway (draft-ietf-httpapi-idempotency-key-header); the key with another body is
@@ -32,9 +33,18 @@ def api(platform):
 
 
 @pytest.fixture(scope="module")
-def attendant(api):
-    admin = api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
-    return api.create_staff(admin, "attendant")[1]["access_token"]
+def admin(api):
+    return api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
+
+
+@pytest.fixture(scope="module")
+def callers(api, admin) -> dict[str, str]:
+    """Bearer credentials of the two kinds of principal: a signed-in attendant, an integrated tool's API key."""
+    attendant = api.create_staff(admin, "attendant")[1]["access_token"]
+    issued = api.post("/v1/api-keys", admin, json={"name": f"Ferramenta {uuid.uuid4().hex[:6]}",
+                                                   "scopes": ["customers.create", "customers.list"]})
+    assert issued.status_code == 201, issued.text
+    return {"attendant": attendant, "api key": issued.json()["key"]}
 
 
 def concurrent_posts(url: str, token: str, body: dict, key: str) -> list[requests.Response]:
@@ -57,13 +67,15 @@ def concurrent_posts(url: str, token: str, body: dict, key: str) -> list[request
             session.close()
 
 
-def test_concurrent_retries_of_a_keyed_post_have_one_effect(api, platform, attendant):
+@pytest.mark.parametrize("caller", ["attendant", "api key"])
+def test_concurrent_retries_of_a_keyed_post_have_one_effect(api, platform, callers, caller):
+    token = callers[caller]  # whoever asks: a user, or an API key acting with its scopes
     in_flight_seen = False
     for _ in range(ROUNDS):
         email = f"concorrente.{uuid.uuid4().hex[:10]}@example.com"
         body = {"full_name": "Cliente Concorrente", "email": email}
         key = f"race-{uuid.uuid4()}"
-        answers = concurrent_posts(platform.url, attendant, body, key)
+        answers = concurrent_posts(platform.url, token, body, key)
 
         created = [a for a in answers if a.status_code == 201]
         in_flight = [a for a in answers if a.status_code == 409]
@@ -79,13 +91,13 @@ def test_concurrent_retries_of_a_keyed_post_have_one_effect(api, platform, atten
             assert answer.headers["Idempotency-Key"] == key
             assert int(answer.headers["RateLimit-Limit"]) >= 1 and "RateLimit-Remaining" in answer.headers
         customer_id = created[0].json()["id"]
-        found = api.post("/v1/customers/search", attendant, json={"email": email}).json()["items"]
+        found = api.post("/v1/customers/search", token, json={"email": email}).json()["items"]
         assert [c["id"] for c in found] == [customer_id]  # exactly one customer
 
         # later, the same key and body: the stored answer; another body under the key: 422 naming it
-        later = api.post("/v1/customers", attendant, json=body, headers={"Idempotency-Key": key})
+        later = api.post("/v1/customers", token, json=body, headers={"Idempotency-Key": key})
         assert later.status_code == 201 and later.json() == created[0].json(), later.text
-        other = api.post("/v1/customers", attendant, json={**body, "full_name": "Outro Nome"},
+        other = api.post("/v1/customers", token, json={**body, "full_name": "Outro Nome"},
                          headers={"Idempotency-Key": key})
         assert other.status_code == 422, other.text
         assert other.json()["type"] == PROBLEMS + "idempotency-key-reused"
