@@ -23,6 +23,7 @@ from upgestao_kernel.logging import get_logger
 from ..domain.permissions import RoleMap, parse_role_permissions
 
 log = get_logger(__name__)
+API_KEY_ROLE_PREFIX = "apikey:"  # identity's synthetic roles of API keys (issue 15): one per usable key
 
 
 class PermissionsUnavailable(Exception):
@@ -101,6 +102,8 @@ class RolePermissions:
             self._loaded_at = self._clock()
             self._loaded_generation = generation
             self._failed_at = None
-            log.info("access.role_permissions_loaded", roles=sorted(roles))
+            keys = sum(1 for name in roles if name.startswith(API_KEY_ROLE_PREFIX))
+            log.info("access.role_permissions_loaded", api_keys=keys,  # API keys' roles counted, not listed
+                     roles=sorted(name for name in roles if not name.startswith(API_KEY_ROLE_PREFIX)))
         finally:
             self._inflight = None
