@@ -340,8 +340,11 @@ def test_a_chunked_answer_is_read_and_the_connection_kept(receiver):
 
 
 def test_a_connection_the_server_dropped_is_replaced(receiver):
-    sender = WebhookSender(LOOPBACK, timeout_s=5)
+    sender = WebhookSender(LOOPBACK, timeout_s=5, stale_check_after_s=0)  # always polled before reuse
     assert sender.post(receiver.url("/drop"), BODY, {}).status_code == 200
+    deadline = time.monotonic() + 5
+    while receiver.closed == 0 and time.monotonic() < deadline:  # the server has closed its side
+        time.sleep(0.01)
     result = sender.post(receiver.url(), BODY, {})
     assert result.status_code == 204, result
     assert len(receiver.requests) == 2 and len(receiver.connections) == 2

@@ -152,3 +152,9 @@ def test_https_is_required_in_production_only():
     with pytest.raises(ValueError) as refused:
         check_url("http://hooks.example.com/in", production=True)
     assert "https" in str(refused.value)
+
+
+@pytest.mark.parametrize("bad", [None, 42, ["https://example.com/"]])
+def test_a_url_that_is_not_a_string_is_refused(bad):
+    with pytest.raises(ValueError):
+        check_url(bad, production=False)

@@ -157,7 +157,8 @@ class WebhookSender:
 
     def __init__(self, allowed: AllowedNetworks, timeout_s: float = 15.0, resolver: Resolver = socket.getaddrinfo,
                  max_response_bytes: int = 64 * 1024, *, ssl_context: ssl.SSLContext | None = None,
-                 max_idle_per_key: int = 4, max_idle_s: float = 30.0, max_keys: int = 512) -> None:
+                 max_idle_per_key: int = 4, max_idle_s: float = 30.0, max_keys: int = 512,
+                 stale_check_after_s: float = 1.0) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         self.allowed = allowed
@@ -168,6 +169,9 @@ class WebhookSender:
         self.max_idle_per_key = max_idle_per_key
         self.max_idle_s = max_idle_s
         self.max_keys = max_keys
+        # a connection idle longer than this is polled for the server's close before reuse; a fresher one is
+        # reused at once (if the server closed it anyway, the request is made once more on a new connection)
+        self.stale_check_after_s = stale_check_after_s
         self._idle: dict[tuple[str, str, int, str], list[_PinnedConnection]] = {}
         self._lock = threading.Lock()
         self._default_context: ssl.SSLContext | None = None
@@ -326,7 +330,7 @@ class WebhookSender:
             connection.close()
         if found is not None:
             assert isinstance(found.sock, _DeadlineSocket)
-            if not found.sock.stale():
+            if now - found.last_used < self.stale_check_after_s or not found.sock.stale():
                 return found, True
             found.close()
         return self._open(target, addresses, deadline), False

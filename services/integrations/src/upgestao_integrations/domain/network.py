@@ -13,6 +13,7 @@ reserved and unspecified addresses are refused, and so are the IPv6 forms that r
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -168,6 +169,11 @@ def parse_target(url: str) -> Target:
     embed a token)."""
     if not isinstance(url, str) or not url:
         raise ValueError("the URL is empty")
+    return _parse_target(url)
+
+
+@functools.lru_cache(maxsize=1024)  # the same few endpoints, parsed on every delivery
+def _parse_target(url: str) -> Target:
     if len(url) > MAX_URL_LENGTH:
         raise ValueError(f"the URL is longer than {MAX_URL_LENGTH} characters")
     if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
