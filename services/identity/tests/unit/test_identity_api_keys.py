@@ -185,6 +185,8 @@ def test_the_gateway_exchanges_a_key_for_a_token_of_the_keys_principal(fake):
     assert (answer["key_id"], answer["role"], answer["scopes"]) == (created["id"], role,
                                                                     ["customers.list", "customers.read"])
     assert fake.run(api_keys.get, created["id"])["last_used_at"] == fake.now().isoformat()
+    (used,) = fake.audit_since((0, 0), action="login", resource_type="api_key")
+    assert (used["resource_id"], used["outcome"], used["subject_id"]) == (created["id"], "success", None)
     # the document every gateway and service caches lists the key's role with exactly its scopes
     document = fake.run(roles.permissions_by_role)["roles"]
     assert document[role] == ["customers.list", "customers.read"] and "admin" in document
@@ -222,6 +224,10 @@ def test_an_unknown_revoked_expired_or_wrong_key_gets_one_answer(fake):
     fake.run(api_keys.revoke, created["id"])
     answers.append(fake.refused(lambda: _exchange(fake, key)))
     assert {(a.status, a.slug, a.detail) for a in answers} == {(401, "invalid-api-key", api_keys.invalid_key().detail)}
+    refusals = [(r["resource_id"], r["purpose"].removeprefix("API key refused: "))
+                for r in fake.audit_since((0, 0), action="login", resource_type="api_key", outcome="denied")]
+    assert refusals == [(created["id"], "wrong secret"), *[(None, "unknown or malformed")] * 3,
+                        (created["id"], "revoked")]
 
 
 def test_only_the_gateway_may_exchange_a_key(fake):

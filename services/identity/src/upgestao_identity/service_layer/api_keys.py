@@ -133,21 +133,38 @@ def exchange(uow: IdentityUnitOfWork, issuer: TokenIssuer, key: object, *, now: 
         raise ServiceError("forbidden", "Only the gateway exchanges API keys.", 403)
     key_id = key_id_of(key)
     record = uow.api_keys.get(key_id) if key_id else None
-    if (record is None or not hash_matches(key, record.secret_hash) or record.status != "active"
-            or (record.expires_at is not None and record.expires_at <= now)):
-        log.info("api_key.exchange_refused", key_id=record.id if record is not None else None)
-        raise invalid_key()
+    reason = _refusal(key, record, now)
     ttl = issuer.access_ttl_s
-    if record.expires_at is not None:  # the token dies with the key at the latest
+    if reason is None and record.expires_at is not None:  # the token dies with the key at the latest
         ttl = min(ttl, int((record.expires_at - now).total_seconds()))
-        if ttl < MIN_TOKEN_TTL_S:
-            raise invalid_key()
+        reason = "expired" if ttl < MIN_TOKEN_TTL_S else None
+    if reason is not None:  # audited like a failed login (the reason is the audit's, never the caller's)
+        key_id = record.id if record is not None else None
+        uow.deny(action="login", resource_type=RESOURCE, resource_id=key_id, subject_id=None, fields=(),
+                 purpose=f"API key refused: {reason}")
+        log.info("api_key.exchange_refused", key_id=key_id, reason=reason)
+        raise invalid_key()
     uow.api_keys.touch(record.id, now, USE_RECORDED_EVERY_S)
+    uow.audit_access(action="login", resource_type=RESOURCE, resource_id=record.id, subject_id=None, fields=(),
+                     purpose="API key exchanged for an access token")
     role = role_of(record.id)
     token = issuer.access_token(user_id=record.id, session_id=record.id, role=role, now=now, ttl_s=ttl)
     return {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "key_id": record.id,
             "role": role, "scopes": sorted(record.scopes),
             "key_expires_at": record.expires_at.isoformat() if record.expires_at else None}
+
+
+def _refusal(key: object, record: ApiKeyRecord | None, now: datetime) -> str | None:
+    """Why ``key`` cannot be used (None: it can)."""
+    if record is None:
+        return "unknown or malformed"
+    if not hash_matches(key, record.secret_hash):  # type: ignore[arg-type]  (a str: its id was read from it)
+        return "wrong secret"
+    if record.status != "active":
+        return "revoked"
+    if record.expires_at is not None and record.expires_at <= now:
+        return "expired"
+    return None
 
 
 def permissions_document(uow: IdentityUnitOfWork, now: datetime) -> dict[str, list[str]]:
