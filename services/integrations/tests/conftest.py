@@ -26,6 +26,8 @@ from upgestao_kernel.topology import events_exchange_name
 CUSTOMER = str(uuid.uuid4())
 PERSON = {"email": "ana.souza@example.com.br", "name": "Ana Souza", "phone": "+5511987654321"}
 SHARES: list[tuple] = []  # every share the fake owners answered: (owner, ids, fields or include_body, recipient)
+MESSAGE = str(uuid.uuid4())  # the one conversation message the fake messaging holds
+BODY = "Meu pedido 4411 não chegou"
 
 
 class FakeIdentity:
@@ -50,7 +52,10 @@ class FakeMessaging:
     @rpc
     def share_messages(self, message_ids: list, include_body: bool, recipient: str, purpose: str) -> dict:
         SHARES.append(("messaging", tuple(message_ids), include_body, recipient))
-        return {"messages": {mid: None for mid in message_ids}}
+        known = {"message_id": MESSAGE, "conversation_id": "c-1", "customer_id": CUSTOMER, "direction": "incoming",
+                 "created_at": "2026-12-02T12:00:00+00:00", "edited_at": None, "deleted": False,
+                 "attachment_count": 0, **({"body": BODY} if include_body else {})}
+        return {"messages": {mid: (known if mid == MESSAGE else None) for mid in message_ids}}
 
 
 @dataclass
@@ -139,6 +144,8 @@ class Hub:
     CUSTOMER = CUSTOMER
     PERSON = PERSON
     SHARES = SHARES
+    MESSAGE = MESSAGE
+    BODY = BODY
 
     def __init__(self, run_service, amqp_uri: str, tmp_path) -> None:
         from nameko.standalone.rpc import ServiceRpcProxy
@@ -158,6 +165,18 @@ class Hub:
     def customer_registered(self, customer_id: str = CUSTOMER) -> str:
         return publish_event(self.amqp_uri, "identity", "identity.customer_registered.v1",
                              {"customer_id": customer_id, "fields": ["email", "full_name"]}, f"customer-{customer_id}")
+
+    def message_created(self, message_id: str, *, private: bool = False) -> str:
+        return publish_event(self.amqp_uri, "messaging", "messaging.message_created.v1", {
+            "message_id": message_id, "conversation_id": "c-1", "chat_id": None, "customer_id": CUSTOMER,
+            "author_id": None, "direction": "incoming", "private": private, "attachment_count": 0},
+            f"message-{message_id}")
+
+    def erasure_requested(self, request_id: str, mode: str = "deletion", recipients: list | None = None) -> str:
+        return publish_event(self.amqp_uri, "privacy", "privacy.erasure_requested.v1", {
+            "request_id": request_id, "subject_id": CUSTOMER, "mode": mode,
+            "participants": ["identity", "integrations", "messaging"], "recipients": recipients or []},
+            f"erasure-{request_id}")
 
     def close(self) -> None:
         self._ctx.stop()

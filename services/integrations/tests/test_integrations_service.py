@@ -125,3 +125,29 @@ def test_without_the_allow_list_the_loopback_is_refused_and_recorded(no_allow_li
     attempt = messages(hub, created["id"])[0]["attempts"][0]
     assert attempt["outcome"] == "refused" and attempt["status_code"] is None
     assert receiver.at("/ssrf") == []
+
+
+def test_a_conversation_message_and_then_the_persons_erasure_reach_the_integration(hub, receiver) -> None:
+    created = register(hub, receiver.url + "/desk", fields=("conversations",))
+    hub.message_created(str(uuid.uuid4()), private=True)  # a private note: never a webhook
+    hub.message_created(hub.MESSAGE)
+    wait_for(lambda: len(receiver.at("/desk")) == 1, timeout=10)
+    payload = Webhook(created["secret"]).verify(receiver.at("/desk")[0].body, receiver.at("/desk")[0].headers)
+    assert payload["type"] == "message.created" and payload["data"]["body"] == hub.BODY
+    assert payload["data"]["customer"] == {"id": hub.CUSTOMER}
+    assert ("messaging", (hub.MESSAGE,), True, f"integration:{created['id']}") in hub.SHARES
+    wait_for(lambda: messages(hub, created["id"], "succeeded"), timeout=5)
+    request_id = str(uuid.uuid4())
+    hub.erasure_requested(request_id)
+    wait_for(lambda: len(receiver.at("/desk")) == 2, timeout=10)
+    erased = Webhook(created["secret"]).verify(receiver.at("/desk")[1].body, receiver.at("/desk")[1].headers)
+    assert erased == {"type": "subject.erased", "timestamp": erased["timestamp"],
+                      "data": {"subject_id": hub.CUSTOMER, "mode": "deletion"}}
+    engine = sa.create_engine(hub.database_url)
+    with engine.connect() as conn:
+        confirmations = conn.execute(sa.text("SELECT body FROM outbox WHERE routing_key = :k"),
+                                     {"k": "integrations.subject_erased.v1"}).all()
+    engine.dispose()
+    [body] = [r[0] if isinstance(r[0], dict) else json.loads(r[0]) for r in confirmations]
+    assert body["data"] == {"request_id": request_id, "subject_id": hub.CUSTOMER, "mode": "deletion"}
+    assert len(messages(hub, created["id"])) == 2
