@@ -197,3 +197,18 @@ def test_the_openapi_document_declares_the_quota_headers_of_signed_in_routes():
     assert "RateLimit-Limit" not in teams["401"]["headers"]  # who is not known has no quota
     ping = paths["/v1/ping"]["get"]["responses"]
     assert "429" not in ping and not any(h.startswith("RateLimit-") for h in ping["200"]["headers"])
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("GATEWAY_RATE_LIMIT_USER_PER_MIN", "many"),
+    ("GATEWAY_RATE_LIMIT_BURST", "0"),
+])
+def test_check_config_refuses_a_wrong_rate_limit_before_anything_starts(tmp_path, variable, value):
+    import subprocess
+    import sys
+
+    environ = {"PATH": "/usr/bin:/bin", "UPGESTAO_DATA_DIR": str(tmp_path), "UPGESTAO_ENV": "local", variable: value}
+    result = subprocess.run([sys.executable, "-m", "upgestao_gateway", "check-config"], env=environ,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert f"configuration error: {variable}: " in result.stderr and "Traceback" not in result.stderr

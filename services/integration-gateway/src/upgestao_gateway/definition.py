@@ -30,10 +30,11 @@ def http_address(environ: Mapping[str, str] | None = None) -> str:
 def nameko_config(settings: Settings) -> dict:
     # Validated here so that `check-config` and `run` name a wrong variable before anything starts.
     from .push.settings import load_push_settings
-    from .settings import load_access_settings, load_edge_settings
+    from .settings import load_access_settings, load_edge_settings, load_rate_limit_settings
 
     load_access_settings()
     load_edge_settings()
+    load_rate_limit_settings()  # GATEWAY_RATE_LIMIT_*
     load_push_settings()  # the live push's (GATEWAY_STREAM_*)
     return {"WEB_SERVER_ADDRESS": http_address()}
 
