@@ -422,3 +422,98 @@ def test_during_a_rotation_both_secrets_sign_and_both_verify(world: World) -> No
     world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["name"]})
     _deliver_all(world)
     assert len(world.sender.sent[-1][2]["webhook-signature"].split()) == 1
+
+
+def test_an_endpoint_failing_long_enough_over_a_spread_is_disabled_as_failing(world: World) -> None:
+    world.settings = IntegrationsSettings(production=False, allowed_networks="", secrets_key=KEY,
+                                          retry_delays_s=(0.0, 5.0, 5.0, 5.0), disable_after_s=8.0,
+                                          failure_spread_s=4.0)
+    created = world.register()
+    world.sender.answers = [SendResult(500, {}, 1.0)] * 4
+    world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
+    for _ in range(4):
+        world.deliverer().run_once()
+        row = world.message(created["id"])
+        if row["next_attempt_at"]:
+            world.clock.now = row["next_attempt_at"] + timedelta(seconds=1)
+        if world.registry().integration(created["id"])["status"] == "disabled":
+            break
+    integration = world.registry().integration(created["id"])
+    assert (integration["status"], integration["disabled_reason"]) == ("disabled", "failing")
+    assert [e["data"]["reason"] for e in world.events_of(IntegrationDisabled.type)] == ["failing"]
+
+
+def test_a_throttled_endpoint_is_held_back_until_its_time(world: World) -> None:
+    created = world.register()
+    world.sender.answers = [SendResult(429, {"retry-after": "30"}, 1.0)]
+    world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
+    world.deliverer().run_once()
+    row = world.message(created["id"])
+    assert row["status"] == "failed" and row["next_attempt_at"] >= world.clock() + timedelta(seconds=29)
+    world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["name"]})
+    assert world.deliverer().run_once() == 0  # a new message to the same endpoint waits too
+    world.clock.now += timedelta(seconds=31)
+    _deliver_all(world)
+    assert {r["status"] for r in world.rows("webhook_messages")} == {"succeeded"}
+
+
+def test_a_claimed_message_is_not_claimed_again_by_another_dispatcher(world: World) -> None:
+    world.register()
+    world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
+    first, second = world.deliverer(), world.deliverer()
+    assert len(first._claim()) == 1
+    assert second._claim() == []
+
+
+def test_a_recovery_left_running_by_a_stopped_process_is_resumed(world: World) -> None:
+    created = world.register()
+    world.sender.answers = [SendResult(500, {}, 1.0)] * 3
+    world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
+    for _ in range(3):
+        world.deliverer().run_once()
+        row = world.message(created["id"])
+        if row["next_attempt_at"]:
+            world.clock.now = row["next_attempt_at"] + timedelta(seconds=1)
+    job = world.messages().recover(created["id"], (world.clock() - timedelta(hours=1)).isoformat())  # not spawned
+    assert world.messages().recovery(created["id"], job["id"])["status"] == "running"
+    assert world.messages().resume_recoveries() == 1  # the next start
+    done = world.messages().recovery(created["id"], job["id"])
+    assert (done["status"], done["queued"]) == ("completed", 1)
+
+
+@dataclass
+class FakeIdentity:
+    staff: list[str]
+    contacts_asked: list[list[str]] = field(default_factory=list)
+
+    def staff_ids(self, permission: str) -> dict:
+        assert permission == "integrations.manage"
+        return {"ids": list(self.staff)}
+
+    def contacts(self, ids: list[str]) -> dict:
+        self.contacts_asked.append(list(ids))
+        return {"items": {sid: {"to": f"{sid[:4]}@example.com", "name": None, "locale": "pt-BR"} for sid in ids}}
+
+
+def test_the_notice_of_a_disabling_names_the_admins_for_the_notifier_only(world: World) -> None:
+    from upgestao_integrations.service_layer import notices
+
+    created = world.register(name="CRM Acme")
+    world.sender.answers = [SendResult(410, {}, 1.0)]
+    world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
+    world.deliverer().run_once()
+    [disabled] = world.events_of(IntegrationDisabled.type)
+    admins = FakeIdentity([new_id(), new_id()])
+    notifier = RequestContext(request_id=new_id(), caller_service="notifier")
+    with world.uow(notifier) as uow:
+        answer = notices.notice(uow, admins, disabled["event_id"])
+    assert answer["kind"] == "integration_disabled" and answer["next"] is None
+    assert answer["data"] == {"integration_id": created["id"], "integration_name": "CRM Acme", "reason": "gone"}
+    assert sorted(r["id"] for r in answer["recipients"]) == sorted(admins.staff)
+    with world.uow(notifier) as uow, pytest.raises(ServiceError) as missing:
+        notices.notice(uow, admins, new_id())
+    assert missing.value.status == 404
+    someone = RequestContext(request_id=new_id(), caller_service="messaging")
+    with pytest.raises(ServiceError) as refused, world.uow(someone) as uow:
+        notices.notice(uow, admins, disabled["event_id"])
+    assert refused.value.status == 403
