@@ -99,6 +99,9 @@ class FakeIntegrations:
     def update_integration(self, integration_id, changes):
         Calls.calls.append(("update_integration", integration_id, changes))
         known(integration_id)
+        if not changes:
+            raise invalid_field("changes", "an object with some of name, url, events, fields, privacy_policy_url, "
+                                           "status")
         status = changes.get("status", "enabled")
         return integration(**changes, disabled_reason="manual" if status == "disabled" else None, secret=SECRET)
 
@@ -285,11 +288,13 @@ def test_a_field_the_policy_never_shares_is_a_422_naming_it(gateway, calls, fiel
     ({"url": "https://hooks.example.com:99999/"}, "url"),
     ({"privacy_policy_url": "mailto:dpo@example.com"}, "privacy_policy_url"),
     ({"events": []}, "events"),
-    ({"events": ["*", "message.created"]}, "events"),
     ({"events": ["message.sent"]}, "events"),
-    ({"events": ["message.created", "message.created"]}, "events"),
+    ({"events": ["message.created", 7]}, "events"),
+    ({"events": "*"}, "events"),
+    ({"events": ["*"] * 21}, "events"),
     ({"fields": ["password"]}, "fields"),
-    ({"fields": ["email", "email"]}, "fields"),
+    ({"fields": ["email", None]}, "fields"),
+    ({"url": "https://[::1]:8443/hook"}, "url"),
     ({"status": "paused"}, "status"),
     ({"secret": SECRET}, "secret"),  # an unknown member: a secret is never chosen by the client
 ])
@@ -309,9 +314,18 @@ def test_every_setting_is_required_to_register(gateway, calls, missing):
     assert calls == []
 
 
-def test_an_empty_patch_is_a_422(gateway, calls):
-    gateway.problem(call(gateway, "PATCH", _I, {}), 422, "validation-error")
-    assert calls == []
+def test_an_empty_patch_is_the_services_422(gateway, calls):
+    body = gateway.problem(call(gateway, "PATCH", _I, {}), 422, "validation-error")
+    assert [e["field"] for e in body["errors"]] == ["changes"]
+    assert calls == [("update_integration", INTEGRATION, {})]
+
+
+def test_names_are_kept_once_and_star_with_others_is_every_type(gateway, calls):
+    body = {**NEW, "events": ["message.created", "*", "message.created"], "fields": ["name", "email", "name"]}
+    assert call(gateway, "POST", "/v1/integrations", body).status_code == 201
+    assert call(gateway, "PATCH", _I, {"events": ["message.edited", "message.edited"]}).status_code == 200
+    assert calls[0][3:5] == (["*"], ["name", "email"])
+    assert calls[1] == ("update_integration", INTEGRATION, {"events": ["message.edited"]})
 
 
 def test_a_refused_value_is_not_echoed_back(gateway):

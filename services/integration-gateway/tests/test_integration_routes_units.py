@@ -4,7 +4,11 @@ an unknown one not quoted, URLs), the shapes of ids in paths, and what the OpenA
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from marshmallow import ValidationError
 from upgestao_gateway.entrypoints.http.openapi import openapi_document
 from upgestao_gateway.entrypoints.http.problems import Problem, validation_failed
@@ -12,6 +16,7 @@ from upgestao_gateway.entrypoints.integrations.routes import integration_id_of, 
 from upgestao_gateway.entrypoints.integrations.schemas import (
     NEVER_SHAREABLE,
     SHAREABLE_FIELDS,
+    WEB_URL_PATTERN,
     WEBHOOK_TYPES,
     IntegrationCreateSchema,
     IntegrationPatchSchema,
@@ -59,23 +64,31 @@ def test_an_unknown_field_is_refused_without_quoting_it(value):
 
 
 @pytest.mark.parametrize("url", [
-    "http://hooks.example.com/in", "https://hooks.example.com", "https://127.0.0.1:8443/x",
-    "https://[::1]:8443/x", "HTTPS://HOOKS.EXAMPLE.COM/in?a=b#c",
+    "http://hooks.example.com/in", "https://hooks.example.com", "https://127.0.0.1:8443/x", "http://a:65535",
+    "HTTPS://HOOKS.EXAMPLE.COM/in?a=b#c", "https://hooks.example.com/caminho/ação?q=ç",
 ])
-def test_an_absolute_web_url_is_accepted(url):
+def test_an_absolute_web_url_is_accepted_and_matches_the_documented_pattern(url):
     check_web_url(url)  # the SSRF guard (which addresses) is the integrations service's, at each connection
+    assert re.fullmatch(WEB_URL_PATTERN, url)
 
 
 @pytest.mark.parametrize("url", [
     "", "hooks.example.com/in", "//hooks.example.com/in", "ftp://hooks.example.com/", "javascript:alert(1)",
     "https:///path-only", "https://user@hooks.example.com/", "https://user:pw@hooks.example.com/",
     "https://hooks.example.com:0/", "https://hooks.example.com:65536/", "https://hooks.example.com:port/",
-    "https://hooks.example.com/a b", "https://hooks.example.com/\n", "https://[::1/",
+    "https://hooks.example.com/a b", "https://hooks.example.com/\n", "https://[::1/", "https://[::1]:8443/x",
+    "https://-host/", "https://ho_st/", "https://hooks.example.com/\x7f",
 ])
-def test_anything_else_is_refused(url):
+def test_anything_else_is_refused_and_the_documented_pattern_refuses_it_too(url):
     with pytest.raises(ValidationError) as raised:
         check_web_url(url)
     assert url.strip() == "" or url not in str(raised.value.messages)
+    assert not re.fullmatch(WEB_URL_PATTERN, url)
+
+
+@given(st.from_regex(WEB_URL_PATTERN, fullmatch=True))
+def test_whatever_the_documented_pattern_matches_is_accepted(url):
+    check_web_url(url)
 
 
 def test_a_url_is_at_most_2048_characters():
@@ -84,11 +97,11 @@ def test_a_url_is_at_most_2048_characters():
     assert list(errors_of(IntegrationCreateSchema(), {**NEW, "url": url + "a"})) == ["url"]
 
 
-def test_a_patch_takes_any_setting_and_the_status_and_refuses_nothing_to_change():
+def test_a_patch_takes_any_setting_and_the_status():
     assert IntegrationPatchSchema().load({"status": "disabled"}) == {"status": "disabled"}
     assert IntegrationPatchSchema().load({"fields": ["phone"], "events": ["subject.erased"]}) == {
         "fields": ["phone"], "events": ["subject.erased"]}
-    assert list(errors_of(IntegrationPatchSchema(), {})) == ["_schema"]
+    assert IntegrationPatchSchema().load({}) == {}  # nothing to change: the service's 422 (changes)
     assert list(errors_of(IntegrationPatchSchema(), {"status": "deleted"})) == ["status"]
     assert list(errors_of(IntegrationPatchSchema(), {"disabled_reason": "manual"})) == ["disabled_reason"]
 
@@ -177,8 +190,25 @@ def test_only_register_and_rotate_answer_a_secret():
         ("post", "/v1/integrations"), ("post", "/v1/integrations/{integration}/secret/rotate")}
 
 
-def test_the_settings_document_their_closed_lists():
+def test_the_settings_document_their_closed_lists_and_the_url_pattern():
     schema = openapi_document(GatewayService)["components"]["schemas"]["IntegrationCreate"]
     assert schema["properties"]["fields"]["items"]["enum"] == list(SHAREABLE_FIELDS)
     assert schema["properties"]["events"]["items"]["enum"] == [*WEBHOOK_TYPES, "*"]
+    assert schema["properties"]["events"]["minItems"] == 1
+    assert schema["properties"]["url"]["pattern"] == WEB_URL_PATTERN
+    assert schema["properties"]["privacy_policy_url"]["pattern"] == WEB_URL_PATTERN
     assert set(schema["required"]) == set(NEW)
+
+
+def test_names_are_kept_once_and_star_with_others_is_every_type():
+    loaded = IntegrationCreateSchema().load({**NEW, "events": ["message.created", "*"], "fields": ["phone", "email",
+                                                                                                  "phone"]})
+    assert (loaded["events"], loaded["fields"]) == (["*"], ["phone", "email"])
+    loaded = IntegrationPatchSchema().load({"events": ["message.edited", "message.created", "message.edited"]})
+    assert loaded["events"] == ["message.edited", "message.created"]
+
+
+def test_a_refused_name_is_reported_on_the_list_itself():
+    assert errors_of(IntegrationCreateSchema(), {**NEW, "fields": ["email", "gender", "photo"]}) == {
+        "fields": ["gender can never be shared with an integration (allowed: email, name, phone, conversations)"]}
+    assert list(errors_of(IntegrationCreateSchema(), {**NEW, "events": ["*", 3]})) == ["events"]

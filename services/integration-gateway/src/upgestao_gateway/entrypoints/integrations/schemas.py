@@ -12,10 +12,11 @@ registered and when it is rotated. A message is one event to one endpoint: ids, 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from ..audit.schemas import QueryInteger
 from ..http.schemas import Pattern
@@ -42,6 +43,7 @@ ATTEMPT_OUTCOMES = ("succeeded", "failed", "aborted", "timeout", "refused", "err
 RECOVERY_STATUSES = ("running", "completed")
 NAME_MAX = 120
 URL_MAX = 2048
+MAX_LISTED = 20  # names in one list (each at most once in what is kept)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 NOT_BLANK = r"[\s\S]*\S[\s\S]*"
@@ -55,10 +57,18 @@ _CURSOR = validate.Length(min=1, max=500)
 
 # -- validators ------------------------------------------------------------------------
 
+# An absolute http(s) URL as the document states it (ECMA-262 and Python read it alike): a host name or an IPv4
+# address (no IPv6 literal, no user or password), an optional port 1-65535, then anything but white space and
+# control characters. check_web_url refuses nothing this pattern matches; it names what is wrong.
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+WEB_URL_PATTERN = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+                   rf"(?::{_PORT})?(?:[/?#][^\s\x00-\x1f\x7f]*)?$")
+_WEB_URL = re.compile(WEB_URL_PATTERN)
+
 
 def check_web_url(value: str) -> None:
-    """An absolute http(s) URL with a host, no user or password, no white space. The message never quotes
-    the URL (an endpoint's URL may embed a token)."""
+    """An absolute http(s) URL with a host, no user or password, no white space: each refusal says what is
+    wrong, never quoting the URL (an endpoint's URL may embed a token)."""
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
         raise ValidationError("must not contain white space or control characters")
     try:
@@ -72,30 +82,76 @@ def check_web_url(value: str) -> None:
         raise ValidationError("must not hold a user name or password")
     if port == 0:
         raise ValidationError("must name a port between 1 and 65535")
+    if not _WEB_URL.fullmatch(value):
+        raise ValidationError("must name its host by name or IPv4 address (letters, digits, dots and hyphens)")
 
 
-def check_shared_fields(values: list[str]) -> None:
-    """Each a shareable field: one the policy never lets out is named (it is one of a closed list); an
-    unknown one is refused without quoting it."""
-    for value in values:
+class WebUrl(Pattern):
+    """:func:`check_web_url` as one validator that states its pattern (the document's ``pattern``)."""
+
+    def __init__(self) -> None:
+        super().__init__(WEB_URL_PATTERN)
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValidationError("must be an absolute http(s) URL")
+        check_web_url(value)
+        return value
+
+
+class SharedField(validate.OneOf):
+    """One of the shareable fields. One the policy never lets out is named (it is one of a closed list); an
+    unknown one is refused without quoting it (a client's arbitrary text never comes back)."""
+
+    def __init__(self) -> None:
+        super().__init__(SHAREABLE_FIELDS)
+
+    def __call__(self, value: Any) -> Any:
+        if value in SHAREABLE_FIELDS:
+            return value
         if value in NEVER_SHAREABLE:
             raise ValidationError(f"{value} can never be shared with an integration "
                                   f"(allowed: {', '.join(SHAREABLE_FIELDS)})")
-        if value not in SHAREABLE_FIELDS:
-            raise ValidationError(f"holds an unknown field (allowed: {', '.join(SHAREABLE_FIELDS)})")
-    if len(set(values)) != len(values):
-        raise ValidationError("names a field twice")
+        raise ValidationError(f"holds an unknown field (allowed: {', '.join(SHAREABLE_FIELDS)})")
 
 
-def check_event_types(values: list[str]) -> None:
-    """``["*"]`` alone, or webhook types each named once."""
-    if ALL_EVENTS in values and len(values) > 1:
-        raise ValidationError('"*" (every event type) must be alone')
-    for value in values:
-        if value != ALL_EVENTS and value not in WEBHOOK_TYPES:
-            raise ValidationError(f"holds an unknown event type (allowed: {', '.join(WEBHOOK_TYPES)}, or \"*\")")
-    if len(set(values)) != len(values):
-        raise ValidationError("names an event type twice")
+class EventType(validate.OneOf):
+    """A webhook type, or ``*``; an unknown one is refused without quoting it."""
+
+    def __init__(self) -> None:
+        super().__init__((*WEBHOOK_TYPES, ALL_EVENTS))
+
+    def __call__(self, value: Any) -> Any:
+        if value in self.choices:
+            return value
+        raise ValidationError(f'holds an unknown event type (allowed: {", ".join(WEBHOOK_TYPES)}, or "*")')
+
+
+class NameList(fields.List):
+    """A list of names from a closed set: a refused name is reported on the list itself (``fields``, not
+    ``fields.3``). :func:`once_each` keeps each name once, after the list's length is checked."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        try:
+            names = super()._deserialize(value, attr, data, **kwargs)
+        except ValidationError as exc:
+            messages = exc.messages
+            if isinstance(messages, dict):  # {index: [message]}: the first item's refusal
+                first = messages[min(messages)]
+                messages = first if isinstance(first, list) else [first]
+            raise ValidationError(messages) from None
+        return names
+
+
+def once_each(data: dict[str, Any]) -> dict[str, Any]:
+    """The loaded settings with each field and event type named once, in their first order; ``"*"`` listed
+    with other types is every type all the same: ``["*"]``."""
+    for key in ("fields", "events"):
+        if key in data:
+            data[key] = list(dict.fromkeys(data[key]))
+    if ALL_EVENTS in data.get("events", ()):
+        data["events"] = [ALL_EVENTS]
+    return data
 
 
 def _name(**kwargs: Any) -> fields.String:
@@ -105,27 +161,27 @@ def _name(**kwargs: Any) -> fields.String:
 
 
 def _url(description: str, **kwargs: Any) -> fields.String:
-    return fields.String(validate=[validate.Length(min=1, max=URL_MAX), check_web_url],
+    return fields.String(validate=[validate.Length(min=1, max=URL_MAX), WebUrl()],
                          metadata={"format": "uri", "description": description}, **kwargs)
 
 
 def _events(**kwargs: Any) -> fields.List:
-    return fields.List(
-        fields.String(validate=validate.Length(min=1, max=64), metadata={"enum": [*WEBHOOK_TYPES, ALL_EVENTS]}),
-        validate=[validate.Length(min=1, max=len(WEBHOOK_TYPES)), check_event_types],
-        metadata={"description": 'The webhook types sent to it, or ["*"] for every type. subject.updated and '
-                                 "subject.erased reach every integration that received a person's data, "
-                                 "whatever it subscribed to (LGPD art. 18 §6)."},
+    return NameList(
+        fields.String(validate=EventType()),
+        validate=validate.Length(min=1, max=MAX_LISTED),
+        metadata={"description": 'The webhook types sent to it, or ["*"] for every type (with others: still '
+                                 "every type). subject.updated and subject.erased reach every integration that "
+                                 "received a person's data, whatever it subscribed to (LGPD art. 18 §6)."},
         **kwargs)
 
 
 def _fields(**kwargs: Any) -> fields.List:
-    return fields.List(
-        fields.String(validate=validate.Length(min=1, max=64), metadata={"enum": list(SHAREABLE_FIELDS)}),
-        validate=[validate.Length(max=len(SHAREABLE_FIELDS)), check_shared_fields],
+    return NameList(
+        fields.String(validate=SharedField()),
+        validate=validate.Length(max=MAX_LISTED),
         metadata={"description": "The personal fields it may receive (ids always go): a subset of "
-                                 f"{', '.join(SHAREABLE_FIELDS)}. {', '.join(NEVER_SHAREABLE)} can never be "
-                                 "selected (422 naming the field)."},
+                                 f"{', '.join(SHAREABLE_FIELDS)}; empty: ids only. {', '.join(NEVER_SHAREABLE)} "
+                                 "can never be selected (422 naming the field)."},
         **kwargs)
 
 
@@ -141,11 +197,17 @@ class IntegrationCreateSchema(Schema):
     url = _url(_ENDPOINT_URL, required=True)
     events = _events(required=True)
     privacy_policy_url = _url(_POLICY_URL, required=True)
+
+    @post_load
+    def _once_each(self, data: dict, **kwargs: Any) -> dict:
+        return once_each(data)
+
     fields = _fields(required=True)  # last: in the class body the name hides marshmallow's module
 
 
 class IntegrationPatchSchema(Schema):
-    """Any of the settings, and the status (disabling by hand: reason ``manual``)."""
+    """Any of the settings, and the status (disabling by hand: reason ``manual``). An empty change is the
+    integrations service's 422 (``changes``)."""
 
     name = _name()
     url = _url(_ENDPOINT_URL)
@@ -153,12 +215,12 @@ class IntegrationPatchSchema(Schema):
     privacy_policy_url = _url(_POLICY_URL)
     status = fields.String(validate=validate.OneOf(STATUSES), metadata={
         "description": "enabled (again: its failures forgotten) or disabled (nothing is sent to it)."})
-    fields = _fields()  # last: in the class body the name hides marshmallow's module
 
-    @validates_schema
-    def _something(self, data: dict, **kwargs: Any) -> None:
-        if not data:
-            raise ValidationError("name at least one setting to change")
+    @post_load
+    def _once_each(self, data: dict, **kwargs: Any) -> dict:
+        return once_each(data)
+
+    fields = _fields()  # last: in the class body the name hides marshmallow's module
 
 
 class IntegrationsQuerySchema(Schema):
