@@ -66,7 +66,10 @@ def valid_value(field: fields.Field) -> st.SearchStrategy[Any]:
     if isinstance(field, fields.Nested):
         strategy = valid_body(field.schema)
     elif isinstance(field, fields.List):
-        strategy = st.lists(valid_value(field.inner), max_size=3)
+        length = _validator(field, validate.Length)  # a list's declared length (minItems, maxItems) too
+        low = (length.equal if length.equal is not None else length.min or 0) if length else 0
+        high = (length.equal if length.equal is not None else min(length.max or low + 3, low + 3)) if length else 3
+        strategy = st.lists(valid_value(field.inner), min_size=low, max_size=high)
     elif isinstance(field, fields.Boolean):
         strategy = st.booleans()
     elif isinstance(field, fields.Integer):
