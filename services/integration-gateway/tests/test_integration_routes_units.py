@@ -14,6 +14,7 @@ from upgestao_gateway.entrypoints.http.openapi import openapi_document
 from upgestao_gateway.entrypoints.http.problems import Problem, validation_failed
 from upgestao_gateway.entrypoints.integrations.routes import integration_id_of, message_id_of, recovery_id_of
 from upgestao_gateway.entrypoints.integrations.schemas import (
+    ENDPOINT_URL_PATTERN,
     NEVER_SHAREABLE,
     SHAREABLE_FIELDS,
     WEB_URL_PATTERN,
@@ -89,6 +90,28 @@ def test_anything_else_is_refused_and_the_documented_pattern_refuses_it_too(url)
 @given(st.from_regex(WEB_URL_PATTERN, fullmatch=True))
 def test_whatever_the_documented_pattern_matches_is_accepted(url):
     check_web_url(url)
+
+
+@given(st.from_regex(ENDPOINT_URL_PATTERN, fullmatch=True))
+def test_whatever_the_endpoints_documented_pattern_matches_is_accepted(url):
+    check_web_url(url, ENDPOINT_URL_PATTERN)
+    assert IntegrationCreateSchema().load({**NEW, "url": url})["url"] == url
+
+
+@pytest.mark.parametrize("url, message", [
+    ("https://hooks.example.com/in#frag", "must not have a fragment (it is never sent)"),
+    ("https://hooks.example.com/in#", "must not have a fragment (it is never sent)"),
+    ("https://hooks..example.com/in", "must name its host by name"),
+    ("https://" + "a" * 64 + ".example.com/", "must name its host by name"),
+])
+def test_an_endpoint_has_no_fragment_and_a_host_of_proper_labels(url, message):
+    (error,) = errors_of(IntegrationCreateSchema(), {**NEW, "url": url})["url"]
+    assert error.startswith(message)
+    assert IntegrationCreateSchema().load({**NEW, "privacy_policy_url": "https://example.com/p#lgpd"})
+
+
+def test_a_host_label_of_63_characters_is_a_host():
+    check_web_url("https://" + "a" * 63 + ".example.com/", ENDPOINT_URL_PATTERN)
 
 
 def test_a_url_is_at_most_2048_characters():
@@ -195,7 +218,7 @@ def test_the_settings_document_their_closed_lists_and_the_url_pattern():
     assert schema["properties"]["fields"]["items"]["enum"] == list(SHAREABLE_FIELDS)
     assert schema["properties"]["events"]["items"]["enum"] == [*WEBHOOK_TYPES, "*"]
     assert schema["properties"]["events"]["minItems"] == 1
-    assert schema["properties"]["url"]["pattern"] == WEB_URL_PATTERN
+    assert schema["properties"]["url"]["pattern"] == ENDPOINT_URL_PATTERN
     assert schema["properties"]["privacy_policy_url"]["pattern"] == WEB_URL_PATTERN
     assert set(schema["required"]) == set(NEW)
 

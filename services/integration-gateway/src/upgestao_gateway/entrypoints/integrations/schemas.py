@@ -57,18 +57,21 @@ _CURSOR = validate.Length(min=1, max=500)
 
 # -- validators ------------------------------------------------------------------------
 
-# An absolute http(s) URL as the document states it (ECMA-262 and Python read it alike): a host name or an IPv4
-# address (no IPv6 literal, no user or password), an optional port 1-65535, then anything but white space and
-# control characters. check_web_url refuses nothing this pattern matches; it names what is wrong.
+# An absolute http(s) URL as the document states it (ECMA-262 and Python read it alike): a host name (labels of
+# 1 to 63 letters, digits and inner hyphens) or an IPv4 address (no IPv6 literal, no user or password), an
+# optional port 1-65535, then anything but white space and control characters. An endpoint's URL has no
+# fragment (the integrations service refuses one: it is never sent). check_web_url refuses nothing the
+# pattern matches; it names what is wrong.
 _PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-WEB_URL_PATTERN = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
-                   rf"(?::{_PORT})?(?:[/?#][^\s\x00-\x1f\x7f]*)?$")
-_WEB_URL = re.compile(WEB_URL_PATTERN)
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ORIGIN = rf"^[Hh][Tt][Tt][Pp][Ss]?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?"
+WEB_URL_PATTERN = _ORIGIN + r"(?:[/?#][^\s\x00-\x1f\x7f]*)?$"
+ENDPOINT_URL_PATTERN = _ORIGIN + r"(?:[/?][^\s\x00-\x1f\x7f#]*)?$"
 
 
-def check_web_url(value: str) -> None:
-    """An absolute http(s) URL with a host, no user or password, no white space: each refusal says what is
-    wrong, never quoting the URL (an endpoint's URL may embed a token)."""
+def check_web_url(value: str, pattern: str = WEB_URL_PATTERN) -> None:
+    """An absolute http(s) URL with a host, no user or password, no white space (and, for an endpoint, no
+    fragment): each refusal says what is wrong, never quoting the URL (an endpoint's URL may embed a token)."""
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
         raise ValidationError("must not contain white space or control characters")
     try:
@@ -82,20 +85,23 @@ def check_web_url(value: str) -> None:
         raise ValidationError("must not hold a user name or password")
     if port == 0:
         raise ValidationError("must name a port between 1 and 65535")
-    if not _WEB_URL.fullmatch(value):
-        raise ValidationError("must name its host by name or IPv4 address (letters, digits, dots and hyphens)")
+    if pattern == ENDPOINT_URL_PATTERN and "#" in value:
+        raise ValidationError("must not have a fragment (it is never sent)")
+    if not re.fullmatch(pattern, value):
+        raise ValidationError("must name its host by name (labels of letters, digits and inner hyphens) "
+                              "or IPv4 address")
 
 
 class WebUrl(Pattern):
     """:func:`check_web_url` as one validator that states its pattern (the document's ``pattern``)."""
 
-    def __init__(self) -> None:
-        super().__init__(WEB_URL_PATTERN)
+    def __init__(self, pattern: str = WEB_URL_PATTERN) -> None:
+        super().__init__(pattern)
 
     def __call__(self, value: Any) -> Any:
         if not isinstance(value, str):
             raise ValidationError("must be an absolute http(s) URL")
-        check_web_url(value)
+        check_web_url(value, self.regex.pattern)
         return value
 
 
@@ -160,8 +166,8 @@ def _name(**kwargs: Any) -> fields.String:
                                    "example": "CRM Vendas"}, **kwargs)
 
 
-def _url(description: str, **kwargs: Any) -> fields.String:
-    return fields.String(validate=[validate.Length(min=1, max=URL_MAX), WebUrl()],
+def _url(description: str, pattern: str = WEB_URL_PATTERN, **kwargs: Any) -> fields.String:
+    return fields.String(validate=[validate.Length(min=1, max=URL_MAX), WebUrl(pattern)],
                          metadata={"format": "uri", "description": description}, **kwargs)
 
 
@@ -194,7 +200,7 @@ _POLICY_URL = "The third party's privacy policy (shown in the sharing reports of
 
 class IntegrationCreateSchema(Schema):
     name = _name(required=True)
-    url = _url(_ENDPOINT_URL, required=True)
+    url = _url(_ENDPOINT_URL, ENDPOINT_URL_PATTERN, required=True)
     events = _events(required=True)
     privacy_policy_url = _url(_POLICY_URL, required=True)
 
@@ -210,7 +216,7 @@ class IntegrationPatchSchema(Schema):
     integrations service's 422 (``changes``)."""
 
     name = _name()
-    url = _url(_ENDPOINT_URL)
+    url = _url(_ENDPOINT_URL, ENDPOINT_URL_PATTERN)
     events = _events()
     privacy_policy_url = _url(_POLICY_URL)
     status = fields.String(validate=validate.OneOf(STATUSES), metadata={
