@@ -5,9 +5,7 @@ Each bad value stops the start with a ``ConfigError`` naming its variable.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -46,13 +44,13 @@ class IntegrationsSettings:
 
 
 def _networks(raw: str) -> str:
-    for item in re.split(r"[\s,]+", raw.strip()):
-        if not item:
-            continue
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise ConfigError(ALLOWED_NETWORKS_VAR, f"not a network in CIDR notation: {item[:60]!r}") from None
+    """Validated by the sender's own parser (the same one the dispatcher uses)."""
+    from .domain.network import AllowedNetworks
+
+    try:
+        AllowedNetworks.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(ALLOWED_NETWORKS_VAR, str(exc).removeprefix(f"{ALLOWED_NETWORKS_VAR}: ")) from None
     return raw.strip()
 
 

@@ -517,3 +517,13 @@ def test_the_notice_of_a_disabling_names_the_admins_for_the_notifier_only(world:
     with pytest.raises(ServiceError) as refused, world.uow(someone) as uow:
         notices.notice(uow, admins, disabled["event_id"])
     assert refused.value.status == 403
+
+
+def test_in_production_an_endpoint_must_be_https(world: World) -> None:
+    production = Registry(world.uow, lambda role: frozenset(), SecretBox(KEY), production=True, overlap_s=60,
+                          now=world.clock)
+    with pytest.raises(ServiceError) as refused:
+        production.register("CRM", "http://crm.example/hook", ["*"], ["email"], "https://crm.example/privacy")
+    assert refused.value.status == 422 and "url" in json.dumps(refused.value.extensions)
+    assert production.register("CRM", "https://crm.example/hook", ["*"], ["email"],
+                               "https://crm.example/privacy")["url"] == "https://crm.example/hook"
