@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from standardwebhooks import Webhook
 from upgestao_integrations.adapters.http_sender import SendResult
 from upgestao_integrations.adapters.projections import projections
@@ -527,3 +529,42 @@ def test_in_production_an_endpoint_must_be_https(world: World) -> None:
     assert refused.value.status == 422 and "url" in json.dumps(refused.value.extensions)
     assert production.register("CRM", "https://crm.example/hook", ["*"], ["email"],
                                "https://crm.example/privacy")["url"] == "https://crm.example/hook"
+
+
+SOURCES = {  # a source event of each routed type, with the ids the owners know
+    "messaging.conversation_opened.v1": {"conversation_id": "c1", "customer_id": CUSTOMER, "channel": "email",
+                                         "team_id": None, "assignee_id": None},
+    "messaging.conversation_status_changed.v1": {"conversation_id": "c1", "customer_id": CUSTOMER,
+                                                 "status": "resolved", "previous": "open", "snoozed_until": None},
+    "messaging.message_created.v1": {"message_id": "m1", "conversation_id": "c1", "chat_id": None,
+                                     "customer_id": CUSTOMER, "private": False},
+    "messaging.message_edited.v1": {"message_id": "m1", "conversation_id": "c1", "chat_id": None},
+    "identity.customer_registered.v1": {"customer_id": CUSTOMER, "fields": ["email"]},
+    "identity.customer_changed.v1": {"customer_id": CUSTOMER, "fields": ["email", "full_name", "phone"]},
+}
+VALUES = {"email": EMAIL, "name": NAME, "phone": PHONE, "conversations": BODY}
+
+
+@given(fields=st.sets(st.sampled_from(sorted(VALUES))), source=st.sampled_from(sorted(SOURCES)))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_field_the_integration_may_not_receive_is_in_no_payload(world: World, fields, source) -> None:
+    for row in world.rows("integrations"):  # only this example's integration is enabled
+        if row["status"] == "enabled":
+            world.registry().update(row["id"], {"status": "disabled"})
+    world.sender.sent.clear()
+    created = world.register(fields=sorted(fields))
+    world.owners.messages["m1"] = {"message_id": "m1", "conversation_id": "c1", "customer_id": CUSTOMER,
+                                   "direction": "incoming", "created_at": world.clock().isoformat(),
+                                   "edited_at": None, "deleted": False, "attachment_count": 0, "body": BODY}
+    _message_created(world, "seed")  # the person's data reaches it first (subject.updated needs a past share)
+    _deliver_all(world)
+    world.publish(source, SOURCES[source])
+    _deliver_all(world)
+    bodies = [body.decode() for _, body, headers in world.sender.sent]
+    assert len(bodies) == 1 + (source != "identity.customer_changed.v1" or bool(fields & {"email", "name", "phone"})
+                               and bool(fields))
+    for _, body, headers in world.sender.sent:
+        Webhook(created["secret"]).verify(body, headers)
+    for name, value in VALUES.items():
+        if name not in fields:
+            assert all(value not in body for body in bodies), (name, source, bodies)
