@@ -399,7 +399,7 @@ def test_a_claim_left_by_a_dead_process_is_retried_with_the_same_id(world: World
     created = world.register()
     world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
     deliverer = world.deliverer()
-    claimed = deliverer._claim()  # the process dies after its claim committed
+    claimed = deliverer.claim()  # the process dies after its claim committed
     assert len(claimed) == 1 and world.message(created["id"])["status"] == "delivering"
     world.clock.now += timedelta(seconds=world.settings.stale_after_s + 1)
     world.deliverer().run_once()  # settled: a failed attempt, retried on schedule
@@ -463,8 +463,8 @@ def test_a_claimed_message_is_not_claimed_again_by_another_dispatcher(world: Wor
     world.register()
     world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
     first, second = world.deliverer(), world.deliverer()
-    assert len(first._claim()) == 1
-    assert second._claim() == []
+    assert len(first.claim()) == 1
+    assert second.claim() == []
 
 
 def test_a_recovery_left_running_by_a_stopped_process_is_resumed(world: World) -> None:

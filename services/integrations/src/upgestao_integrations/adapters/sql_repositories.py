@@ -165,14 +165,32 @@ class SqlHealth(_Repo):
         return {row["integration_id"]: row
                 for row in self._rows(endpoint_health.select().where(h.integration_id.in_(sorted(set(ids)))))}
 
+    def lock_many(self, ids: list[str], now: datetime) -> dict[str, Row]:
+        """The endpoints' rows, created when missing and, on PostgreSQL, locked until the transaction ends (two
+        batches recording outcomes of one endpoint side by side, in this process or another, take turns)."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        dialect = self._conn.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        self._conn.execute(insert(endpoint_health).values(
+            [{"integration_id": iid, "state": {}, "throttled_until": None, "updated_at": now} for iid in wanted])
+            .on_conflict_do_nothing(index_elements=["integration_id"]))
+        query = endpoint_health.select().where(h.integration_id.in_(wanted)).order_by(h.integration_id)
+        if dialect == "postgresql":
+            query = query.with_for_update()
+        return {row["integration_id"]: row for row in self._rows(query)}
+
     def throttled(self, now: datetime) -> set[str]:
         return {row[0] for row in self._conn.execute(sa.select(h.integration_id).where(h.throttled_until > now))}
 
     def put(self, integration_id: str, state: dict, throttled_until: datetime | None, now: datetime) -> None:
-        values = {"state": state, "throttled_until": throttled_until, "updated_at": now}
-        done = self._conn.execute(endpoint_health.update().where(h.integration_id == integration_id).values(**values))
-        if done.rowcount == 0:
-            self._conn.execute(endpoint_health.insert().values(integration_id=integration_id, **values))
+        """The endpoint's new state (its row exists: :meth:`lock_many`)."""
+        self._conn.execute(endpoint_health.update().where(h.integration_id == integration_id).values(
+            state=state, throttled_until=throttled_until, updated_at=now))
 
 
 class SqlRecoveries(_Repo):

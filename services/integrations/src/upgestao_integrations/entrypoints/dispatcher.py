@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,8 @@ from .dependencies import RpcOwners
 
 log = get_logger(__name__)
 RPC_TIMEOUT_S = 15.0
+BATCHES = 4  # claimed batches delivered side by side per process
+SETTLE_EVERY_S = 1.0  # how often claims left by a dead process are looked for
 
 
 def utcnow() -> datetime:
@@ -96,22 +99,39 @@ class IntegrationsRuntime(DependencyProvider):
             log.warning("integrations.recoveries_not_resumed", error=type(exc).__name__)
 
     def _loop(self) -> None:
+        """Claim a batch whenever there is room (at most 8 attempts in flight per endpoint, BATCHES batches side
+        by side), deliver it in the background, and claim again; idle, wait for a wake-up or the poll."""
         rng = random.Random()
+        batches = GreenPool(BATCHES)
         while self._running:
             try:
                 with ClusterRpcProxy(dict(self.container.config), timeout=RPC_TIMEOUT_S) as cluster:
                     deliverer = Deliverer(unit_of_work=self.unit_of_work, owners=RpcOwners(cluster),
                                           sender=self.sender, box=self.box, settings=self.settings, now=utcnow,
-                                          rng=rng, concurrently=self.pool.imap)
+                                          rng=rng, concurrently=self.pool.imap, batch_done=self.wake)
+                    settled = 0.0
                     while self._running:
-                        attempted = deliverer.run_once()
-                        if attempted < self.settings.batch:
-                            self._wake.wait(self.settings.poll_s)
-                            self._wake.clear()
+                        if time.monotonic() - settled >= SETTLE_EVERY_S:
+                            deliverer.settle_stale()
+                            settled = time.monotonic()
+                        claimed = deliverer.claim()
+                        if claimed:
+                            batches.spawn(self._deliver, deliverer, claimed)  # waits while BATCHES run
+                            continue
+                        self._wake.wait(self.settings.poll_s)
+                        self._wake.clear()
+                    batches.waitall()
             except Exception as exc:  # noqa: BLE001 - the database or the broker away: try again shortly
                 log.warning("integrations.dispatcher_error", error=type(exc).__name__)
                 self._wake.wait(self.settings.poll_s)
                 self._wake.clear()
+
+    @staticmethod
+    def _deliver(deliverer: Deliverer, claimed: list) -> None:
+        try:
+            deliverer.deliver(claimed)
+        except Exception as exc:  # noqa: BLE001 - its claims are settled as interrupted after the timeout
+            log.warning("integrations.batch_failed", messages=len(claimed), error=type(exc).__name__)
 
     def get_dependency(self, worker_ctx) -> IntegrationsRuntime:
         return self

@@ -2,7 +2,8 @@
 
 1. Settle claims left by a dead process (``delivering`` older than the timeout + 30 s): a failed attempt,
    retried with the same ``webhook-id`` (at least once).
-2. Claim due messages of enabled, unthrottled endpoints (at most ``per_endpoint`` each): one transaction
+2. Claim due messages of enabled, unthrottled endpoints (at most ``per_endpoint`` in flight each, and no
+   more in all than the POSTs that can run at once): one transaction
    appending each claim at the message's version (on PostgreSQL the rows are also ``SKIP LOCKED``), so two
    replicas never both attempt one message.
 3. Open the data through its owners' audited RPCs, one call per owner per integration in the batch
@@ -97,26 +98,41 @@ class Deliverer:
     now: Callable[[], datetime]
     rng: random.Random = field(default_factory=random.Random)
     concurrently: Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]] = field(default=serial_map)
+    # attempts in flight per integration in this process (shared by the batches a dispatcher runs side by side:
+    # at most ``per_endpoint`` each, so a batch is claimed only when it can be sent at once)
+    in_flight: dict[str, int] = field(default_factory=dict)
+    batch_done: Callable[[], None] = lambda: None
 
     # -- one round ---------------------------------------------------------------------------
 
     def run_once(self) -> int:
         """Settle interrupted claims, then deliver one batch of due messages. Returns how many were attempted."""
-        self._settle_stale()
-        claimed = self._claim()
-        if not claimed:
-            return 0
-        prepared = self._prepare(claimed)
-        to_send = [p for p in prepared if p.body is not None]
-        results = list(self.concurrently(self._send, to_send))
-        unsent = [Result(p, None, {}, None, p.error, None, self.now()) for p in prepared
-                  if p.body is None and p.cancel is None]
-        self._record(results + unsent, [p for p in prepared if p.cancel is not None])
+        self.settle_stale()
+        claimed = self.claim()
+        if claimed:
+            self.deliver(claimed)
         return len(claimed)
+
+    def deliver(self, claimed: list[Claimed]) -> None:
+        """Open, sign, POST and record a claimed batch (the dispatcher runs several side by side)."""
+        try:
+            prepared = self._prepare(claimed)
+            to_send = [p for p in prepared if p.body is not None]
+            results = list(self.concurrently(self._send, to_send))
+            unsent = [Result(p, None, {}, None, p.error, None, self.now()) for p in prepared
+                      if p.body is None and p.cancel is None]
+            self._record(results + unsent, [p for p in prepared if p.cancel is not None])
+        finally:
+            for c in claimed:
+                iid = c.integration["id"]
+                self.in_flight[iid] = self.in_flight.get(iid, 1) - 1
+                if self.in_flight[iid] <= 0:
+                    del self.in_flight[iid]
+            self.batch_done()
 
     # -- claims -------------------------------------------------------------------------------
 
-    def _settle_stale(self) -> None:
+    def settle_stale(self) -> None:
         now = self.now()
         before = now - timedelta(seconds=self.settings.stale_after_s)
         with self.unit_of_work() as uow:
@@ -129,16 +145,26 @@ class Deliverer:
                 uow.save(message)
                 log.warning("integrations.claim_settled", message_id=row["id"], attempt=row["attempts"])
 
-    def _claim(self) -> list[Claimed]:
+    def claim(self) -> list[Claimed]:
+        """Claim a batch of due messages (counted in flight until :meth:`deliver` records them)."""
         now = self.now()
         try:
             with self.unit_of_work() as uow:
-                return self._claim_in(uow, now)
+                claimed = self._claim_in(uow, now)
         except (ConcurrencyError, MessageRefused):
             return []  # another dispatcher moved one of them first: the next round takes the rest
+        for c in claimed:
+            iid = c.integration["id"]
+            self.in_flight[iid] = self.in_flight.get(iid, 0) + 1
+        return claimed
 
     def _claim_in(self, uow: Any, now: datetime) -> list[Claimed]:
-        due = uow.messages.due(now, self.settings.batch * 2)
+        # never more claimed than can be POSTed at once: a claim waits for no free slot, so it ends within the
+        # owners' answers and one timeout, long before it would look like a dead process's (timeout + 30 s)
+        room = min(self.settings.batch, self.settings.concurrency - sum(self.in_flight.values()))
+        if room <= 0:
+            return []
+        due = uow.messages.due(now, room * 2)
         if not due:
             return []
         throttled = uow.health.throttled(now)
@@ -146,11 +172,11 @@ class Deliverer:
         chosen = []
         for row in due:
             iid = row["integration_id"]
-            if iid in throttled or per_endpoint.get(iid, 0) >= self.settings.per_endpoint:
+            if iid in throttled or per_endpoint.get(iid, 0) + self.in_flight.get(iid, 0) >= self.settings.per_endpoint:
                 continue
             per_endpoint[iid] = per_endpoint.get(iid, 0) + 1
             chosen.append(row)
-            if len(chosen) >= self.settings.batch:
+            if len(chosen) >= room:
                 break
         integrations = uow.integrations.get_many([r["integration_id"] for r in chosen])
         sealed = uow.secrets.valid(list(integrations), now)
@@ -289,7 +315,7 @@ class Deliverer:
         now = self.now()
         disable: dict[str, str] = {}
         with self.unit_of_work() as uow:
-            health_rows = uow.health.get_many(sorted({r.prepared.claimed.integration["id"] for r in results}))
+            health_rows = uow.health.lock_many(sorted({r.prepared.claimed.integration["id"] for r in results}), now)
             healths = {iid: schedule.EndpointHealth.from_dict(row["state"]) for iid, row in health_rows.items()}
             for p in canceled:
                 message = _snapshot(p.claimed.row)
