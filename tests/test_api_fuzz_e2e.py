@@ -28,6 +28,7 @@ import schemathesis
 from api_fuzz import PERSONAS, FuzzState, Persona
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api, staff_payload
 from e2e_identity import assign_role
+from e2e_integrations import MEANING_CHECKED as INTEGRATIONS_MEANING_CHECKED
 from e2e_messaging import MEANING_CHECKED as MESSAGING_MEANING_CHECKED
 from e2e_platform import own_platform
 from e2e_privacy_consent import MEANING_CHECKED as PRIVACY_CONSENT_MEANING_CHECKED
@@ -67,6 +68,7 @@ MEANING_CHECKED = {
 } | MESSAGING_MEANING_CHECKED  # (tests/e2e_messaging.py says why each one)
 # privacy's (issue 14): each area's beside its e2e helpers (tests/e2e_privacy_*.py say why each one)
 MEANING_CHECKED |= PRIVACY_REQUEST_MEANING_CHECKED | PRIVACY_CONSENT_MEANING_CHECKED | PRIVACY_INCIDENT_MEANING_CHECKED
+MEANING_CHECKED |= INTEGRATIONS_MEANING_CHECKED  # issue 15 (tests/e2e_integrations.py says why)
 # A well-formed reset token that was never issued (or is spent, or expired) is 400 invalid-token, as documented.
 TOKEN_CHECKED = {"POST /v1/auth/password-reset/confirm"}
 ACCEPTED = ["2xx", "401", "403", "404", "409", "429"]

@@ -20,6 +20,7 @@ import uuid
 import pytest
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, address, audit_search, new_request_id, staff_payload
 from e2e_identity import create_dpo
+from e2e_integrations import INTEGRATION_PERMISSIONS, integration_path, integration_request_json
 from e2e_messaging import messaging_routes
 from e2e_privacy_consent import PRIVACY_CONSENT_PERMISSIONS, PRIVACY_CONSENT_PUBLIC, SEEDED_POLICY, consent_request_json
 from e2e_privacy_exports import PRIVACY_EXPORT_PERMISSIONS, PRIVACY_EXPORT_PUBLIC
@@ -71,6 +72,9 @@ PRIVACY = {**PRIVACY_REQUEST_PERMISSIONS, **PRIVACY_CONSENT_PERMISSIONS, **PRIVA
            **PRIVACY_EXPORT_PERMISSIONS}
 assert not set(PRIVACY) & set(TABLE), "a privacy row written twice"
 TABLE.update(PRIVACY)
+# the integrations' and API keys' routes (issue 15): tests/e2e_integrations.py
+assert not set(INTEGRATION_PERMISSIONS) & set(TABLE), "an integrations row written twice"
+TABLE.update(INTEGRATION_PERMISSIONS)
 # query parameters a valid request needs (the log holds records by then: the world's creations)
 QUERIES: dict[str, dict] = {
     "/v1/audit": {"limit": 5},
@@ -114,7 +118,7 @@ def world(platform, api):
 
 def _path(world: dict, template: str, target: str | None = None) -> str:
     target = target or world["target"]["id"]
-    return (template.replace("{user_id}", target).replace("{customer_id}", world["customer"]["id"])
+    return integration_path(template.replace("{user_id}", target).replace("{customer_id}", world["customer"]["id"])
             .replace("{session_id}", str(uuid.uuid4())).replace("{name}", "supervisor")
             .replace("{subject_id}", world["target"]["id"]).replace("{campaign_id}", str(uuid.uuid4()))
             .replace("{request_id}", str(uuid.uuid4())).replace("{correction_id}", str(uuid.uuid4()))
@@ -153,6 +157,8 @@ def _request(api: Api, world: dict, role: str, method: str, template: str, reque
         current = next(r for r in api.get("/v1/roles", world["admin"]).json()["items"] if r["name"] == "supervisor")
         kwargs["json"] = {"permissions": current["permissions"],
                           "self_editable_fields": current["self_editable_fields"]}
+    elif (body := integration_request_json(method, template)) is not None:
+        kwargs["json"] = body
     elif template.startswith("/v1/privacy/"):
         body = next((found for make in (request_request_json, consent_request_json, incident_request_json)
                      if (found := make(method, template)) is not None), None)
