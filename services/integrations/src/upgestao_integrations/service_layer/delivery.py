@@ -115,20 +115,27 @@ class Deliverer:
 
     def deliver(self, claimed: list[Claimed]) -> None:
         """Open, sign, POST and record a claimed batch (the dispatcher runs several side by side)."""
+        released = False
         try:
             prepared = self._prepare(claimed)
             to_send = [p for p in prepared if p.body is not None]
             results = list(self.concurrently(self._send, to_send))
+            self._release(claimed)  # the POSTs are over: the next batch may be claimed while this one records
+            released = True
             unsent = [Result(p, None, {}, None, p.error, None, self.now()) for p in prepared
                       if p.body is None and p.cancel is None]
             self._record(results + unsent, [p for p in prepared if p.cancel is not None])
         finally:
-            for c in claimed:
-                iid = c.integration["id"]
-                self.in_flight[iid] = self.in_flight.get(iid, 1) - 1
-                if self.in_flight[iid] <= 0:
-                    del self.in_flight[iid]
-            self.batch_done()
+            if not released:
+                self._release(claimed)
+
+    def _release(self, claimed: list[Claimed]) -> None:
+        for c in claimed:
+            iid = c.integration["id"]
+            self.in_flight[iid] = self.in_flight.get(iid, 1) - 1
+            if self.in_flight[iid] <= 0:
+                del self.in_flight[iid]
+        self.batch_done()
 
     # -- claims -------------------------------------------------------------------------------
 
@@ -311,12 +318,23 @@ class Deliverer:
         return (now - health.failing_since >= timedelta(seconds=self.settings.disable_after_s)
                 and health.last_failure_at - health.failing_since >= timedelta(seconds=self.settings.failure_spread_s))
 
+    def _outcome(self, r: Result, now: datetime) -> tuple[schedule.Outcome, str, str | None]:
+        """The attempt's outcome for the schedule, its label in the attempt record, and its short error."""
+        if r.refused is not None:
+            return schedule.Outcome(schedule.FAILED), "refused", r.refused
+        if r.status_code is None:
+            error = r.error or "no answer"
+            label = "timeout" if "timeout" in error.lower() or "timed out" in error.lower() else "error"
+            return schedule.Outcome(schedule.FAILED), label, error
+        outcome = schedule.classify(r.status_code, r.headers, r.error, now)
+        label = {"succeeded": "succeeded", "aborted": "aborted"}.get(outcome.kind, "failed")
+        return outcome, label, None if outcome.kind == schedule.SUCCEEDED else f"HTTP {r.status_code}"
+
     def _record(self, results: list[Result], canceled: list[Prepared]) -> None:
         now = self.now()
         disable: dict[str, str] = {}
+        by_endpoint: dict[str, list[schedule.Outcome]] = {}
         with self.unit_of_work() as uow:
-            health_rows = uow.health.lock_many(sorted({r.prepared.claimed.integration["id"] for r in results}), now)
-            healths = {iid: schedule.EndpointHealth.from_dict(row["state"]) for iid, row in health_rows.items()}
             for p in canceled:
                 message = _snapshot(p.claimed.row)
                 message.cancel(p.cancel or GONE)
@@ -324,19 +342,9 @@ class Deliverer:
             for r in results:
                 c = r.prepared.claimed
                 iid = c.integration["id"]
-                health = healths.setdefault(iid, schedule.EndpointHealth())
-                if r.refused is not None:
-                    outcome, label, error = schedule.Outcome(schedule.FAILED), "refused", r.refused
-                elif r.status_code is None:
-                    outcome = schedule.Outcome(schedule.FAILED)
-                    error = r.error or "no answer"
-                    label = "timeout" if "timeout" in error.lower() or "timed out" in error.lower() else "error"
-                else:
-                    outcome = schedule.classify(r.status_code, r.headers, r.error, now)
-                    label = {"succeeded": "succeeded", "aborted": "aborted"}.get(outcome.kind, "failed")
-                    error = None if outcome.kind == schedule.SUCCEEDED else f"HTTP {r.status_code}"
+                outcome, label, error = self._outcome(r, now)
                 if r.prepared.error is None:  # the endpoint answered or was tried: its health moves
-                    health.record(now, outcome)
+                    by_endpoint.setdefault(iid, []).append(outcome)
                 if outcome.kind == schedule.GONE:
                     disable[iid] = "gone"
                 message = _snapshot(c.row)
@@ -346,15 +354,31 @@ class Deliverer:
                                shared_fields=r.prepared.shared_fields,
                                shared_subject_id=r.prepared.shared_subject_id)
                 uow.save(message)
-            for iid, health in healths.items():
-                if iid not in disable and self._should_disable(health, now):
-                    disable[iid] = "failing"
-                uow.health.put(iid, health.to_dict(), health.throttled_until, now)
+            self._health(uow, by_endpoint, disable, now)
             for iid, reason in disable.items():
                 integration = uow.load(Integration, iid)
                 if integration is not None and integration.disable(reason):
                     uow.save(integration)
                     log.warning("integrations.endpoint_disabled", integration_id=iid, reason=reason)
+
+    def _health(self, uow: Any, by_endpoint: Mapping[str, list[schedule.Outcome]], disable: dict[str, str],
+                now: datetime) -> None:
+        """The endpoints' health after these outcomes (last in the transaction: their rows are locked the least
+        time). A healthy endpoint that only succeeded again is left as it is (nothing to write)."""
+        current = uow.health.get_many(list(by_endpoint))
+        moved = []
+        for iid, outcomes in by_endpoint.items():
+            row = current.get(iid)
+            clean = row is not None and not row["state"].get("failing_since") and not row["state"].get("throttle_level")
+            if not (clean and all(o.kind in (schedule.SUCCEEDED, schedule.ABORTED) for o in outcomes)):
+                moved.append(iid)
+        for iid, row in uow.health.lock_many(moved, now).items():
+            health = schedule.EndpointHealth.from_dict(row["state"])
+            for outcome in by_endpoint[iid]:
+                health.record(now, outcome)
+            if iid not in disable and self._should_disable(health, now):
+                disable[iid] = "failing"
+            uow.health.put(iid, health.to_dict(), health.throttled_until, now)
 
 
 def _snapshot(row: Mapping[str, Any]) -> WebhookMessage:
