@@ -291,6 +291,27 @@ def table_erasure(data: dict) -> list[str]:
     return lines
 
 
+def table_webhooks(data: dict) -> list[str]:
+    f, raw, r, p = data["figures"], data["baseline"]["raw_signed_posts"], data["ratios"], data["parameters"]
+    lat, single = f["latency_ms"], f.get("latency_unqueued_ms")
+    lines = [
+        f"{'webhooks':<32} {'deliveries/s':>12} {'seconds':>8}   {'ratio':>6}  target >= {r['target']}",
+        f"{'events -> receiver (integrations)':<32} {f['deliveries_per_s']:>12.1f} {f['seconds']:>8.2f}   "
+        f"{r['integrations/raw']:>6.3f}  {_meets(r['meets_target'])}",
+        f"{'raw signed POSTs, 1 conn':<32} {raw['deliveries_per_s']:>12.1f} {'':>8}   {1:>6.3f}  "
+        f"runs {', '.join(str(x['deliveries_per_s']) for x in raw['runs'])}",
+        f"  event -> delivery in the burst: p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms "
+        f"({p['deliveries']} deliveries; {f['checks']['redelivered']} delivered again)",
+    ]
+    if single:
+        lines.append(f"  unqueued (the {p['warmup']} warm-up messages): p50 {single['p50']} ms, p99 {single['p99']} ms")
+    cpu = f.get("burst_cpu")
+    if cpu:
+        lines.append(f"  CPU s in the burst ({cpu['wall_s']} s, machine {100 * cpu['machine_busy']:.0f}% busy): "
+                     + ", ".join(f"{k} {v}" for k, v in cpu["cpu_s"].items() if v >= 0.5))
+    return lines
+
+
 TABLES = {
     "ping": table_ping,
     "outbox_publish": table_outbox_publish,
@@ -299,6 +320,7 @@ TABLES = {
     "notifier": table_notifier,
     "messaging": table_messaging,
     "erasure": table_erasure,
+    "webhooks": table_webhooks,
 }
 
 

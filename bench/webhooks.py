@@ -32,6 +32,8 @@ broker users, vhost, databases and temporary directories are removed afterwards.
     BENCH_WEBHOOKS_TIMEOUT_S  hard limit of the whole scenario (900)
     BENCH_WEBHOOKS_BURST_S    the burst must be delivered within this (300)
     BENCH_WEBHOOKS_START_S    the platform must be ready within this, migrations included (240)
+    BENCH_WEBHOOKS_PROFILE    a path: the integrations process under ``py-spy record`` during the burst (.svg flame
+                              graph, .json speedscope, anything else raw collapsed stacks); costs some CPU
     INTEGRATIONS_CONCURRENCY, INTEGRATIONS_TIMEOUT_S reach the platform unchanged (recorded)
 """
 
@@ -75,7 +77,7 @@ from common import (  # noqa: E402
     stop_process,
 )
 from identity import ADMIN_ENV, BenchFailure, call, wait_for_admin  # noqa: E402
-from notifier import CpuMeter, pg_dsn, query, started_platform, wait_until  # noqa: E402
+from notifier import CpuMeter, pg_dsn, query, start_py_spy, started_platform, stop_py_spy, wait_until  # noqa: E402
 from upgestao_kernel.config import env_prefix  # noqa: E402
 from upgestao_platform import Platform, free_address, split_address, tcp_answers  # noqa: E402
 
@@ -289,6 +291,8 @@ def run() -> dict:
                         "outbox (its relay paused)")
                     raw_runs = [baseline(platform.python, work, secret, n, burst_timeout, 1)]
                     meter = CpuMeter(platform)
+                    profile = os.environ.get("BENCH_WEBHOOKS_PROFILE") or None
+                    spy = start_py_spy(platform.children["integrations"].pid, profile) if profile else None
                     meter.start()
                 finally:
                     relay.send_signal(signal.SIGCONT)
@@ -298,6 +302,9 @@ def run() -> dict:
                                         platform)
                 finally:
                     cpu = meter.stop()
+                    if spy is not None:
+                        stop_py_spy(spy)
+                        log(f"profile of the integrations service during the burst: {profile}")
                 log(f"integrations: {n} deliveries {done_s:.1f} s after the relay continued; burst CPU seconds "
                     + ", ".join(f"{k} {v}" for k, v in cpu["cpu_s"].items() if v >= 0.05))
                 raw_runs.append(baseline(platform.python, work, secret, n, burst_timeout, 2))
