@@ -20,7 +20,7 @@ def test_gateway_is_alive_and_every_service_is_ready(http):
     ready = get(http, "/readyz")
     assert ready.status_code == 200, ready.text
     checks = ready.json()["checks"]
-    for name in ("broker", "database", "identity", "messaging", "privacy", "notifier"):
+    for name in ("broker", "database", "identity", "messaging", "privacy", "notifier", "integrations"):
         assert name in checks, checks
 
 

@@ -582,6 +582,7 @@ def test_readyz_is_ready_when_everything_answers(client):
     body = response.json()
     assert body["checks"] == {
         "broker": "ok", "database": "ok", "identity": "ok", "messaging": "ok", "privacy": "ok", "notifier": "ok",
+        "integrations": "ok",
     }
     assert body["status"] == "ready" and isinstance(body["unrouted_depth"], int)
 
@@ -593,7 +594,7 @@ def test_readyz_is_503_naming_a_stopped_service(platform, client):
         body = assert_problem(response, 503, "not-ready", "/readyz")
         assert body["checks"] == {
             "broker": "ok", "database": "ok", "identity": "ok", "messaging": "ok", "privacy": "ok",
-            "notifier": "down",
+            "notifier": "down", "integrations": "ok",
         }
         assert "notifier" in body["detail"]
     finally:

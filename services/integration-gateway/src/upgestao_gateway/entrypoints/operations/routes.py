@@ -26,7 +26,7 @@ from ..http.routing import route
 from .schemas import HealthSchema, PingSchema, ReadySchema
 
 # Services the gateway cannot answer without.
-DOWNSTREAM_SERVICES = ("identity", "messaging", "privacy", "notifier")
+DOWNSTREAM_SERVICES = ("identity", "messaging", "privacy", "notifier", "integrations")
 OPERATIONS = ("operations",)
 
 
