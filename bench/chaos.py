@@ -40,6 +40,10 @@ One run:
      and confirmed (the sink can always say), its Message-ID in exactly one file addressed to its
      recipient; no Message-ID in two files, no file no delivery asked for, none to an unknown
      e-mail. A delivery given up because its notice is gone is listed, not a violation;
+   * the webhooks (issue 15: the run registers one integration for ``message.created`` with the field
+     ``conversations``, to a receiver in this process that verifies every delivery with the
+     ``standardwebhooks`` package): each acknowledged message reached it, every delivery verified, all the
+     deliveries of one message under one ``webhook-id``, none of a message whose every send was refused;
    * no message is left in any queue but the parking queues (each parked message is listed
      with its error) and ``upgestao.unrouted`` (events no consumer is bound for yet, by routing key);
    * no request answered 5xx (or 4xx) whose effect was applied anyway: the gateway keys every
@@ -65,6 +69,7 @@ faults, 10), ``--workers`` (CHAOS_WORKERS, 3), ``--plan`` (a fixed schedule inst
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -91,6 +96,7 @@ from zoneinfo import ZoneInfo
 import requests
 from common import RESULTS, UNTHROTTLED_GATEWAY, log, machine, percentile
 from upgestao_platform import MAIL_SERVICE, MAIL_SINK, SERVICE_NAMES, Platform, RabbitAdmin, RestartPolicy, free_address
+from webhook_receiver import Receiver as WebhookReceiver
 
 SCENARIO = "chaos"
 # audit records one request of the workload leaves: a create or a rename seals the fields and opens
@@ -126,6 +132,10 @@ PLATFORM_ENV = {
     "NOTIFIER_STALE_AFTER_S": "15",
     "NOTIFIER_RETRY_BASE_S": "2",
     "NOTIFIER_RETRY_FACTOR": "1",
+    # the webhooks of every message (issue 15) reach the run's own receiver on loopback; an attempt failed by a
+    # fault (messaging away, the receiver's connection cut) is tried again within the quiescence
+    "UPGESTAO_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+    "INTEGRATIONS_RETRY_DELAYS_S": "0,1,2,4,8,8,8,8,8,8",
 }
 # every so often an attendant asks for a password reset (about RESET_EVERY_S apart), for a staff user of the run
 # or, UNKNOWN_RESET_SHARE of the time, for an e-mail nobody has; RESET_TARGETS extra users exist only to be asked
@@ -331,8 +341,11 @@ class Workload:
     signed in (each is owed one new-login alert)."""
 
     def __init__(self, base_url: str, seed: int, workers: int,
-                 assign_role: Callable[[str, str], None] | None = None) -> None:
+                 assign_role: Callable[[str, str], None] | None = None, webhook_url: str | None = None) -> None:
         self.base_url = base_url
+        # every message sent is also a webhook to this address (the run's receiver), signed with webhook_secret
+        self.webhook_url = webhook_url
+        self.webhook_secret: str | None = None
         # the dpo is an attendant made dpo by the system (identity's assign-role): no admin may make one
         self.assign_role = assign_role
         self.seed = seed
@@ -361,6 +374,14 @@ class Workload:
             raise ChaosError(f"reading the admin's profile: {op.status} {me}")
         self.users[me["id"]] = ADMIN_EMAIL
         self.logged_in.add(me["id"])
+        if self.webhook_url:
+            op, answer = admin.call("setup-integration", "POST", "/v1/integrations", audited=False, record=False,
+                                    json={"name": "CRM do caos", "url": self.webhook_url, "events": ["message.created"],
+                                          "fields": ["conversations"],
+                                          "privacy_policy_url": "https://crm.chaos.example.com/privacy"})
+            if op.status != 201:
+                raise ChaosError(f"registering the integration: {op.status} {answer}")
+            self.webhook_secret = answer["secret"]
         for n in range(self.workers + 1 + RESET_TARGETS):
             role = "dpo" if n == self.workers else "attendant"
             payload = staff_payload("attendant", n)
@@ -461,7 +482,7 @@ class Workload:
         """One message, sent again with the same ``client_message_id`` until it is answered (at most
         SEND_ATTEMPTS times): what a chat client does after a lost answer. Its body names the id."""
         client_message_id = f"chaos-{uuid.uuid4().hex}"
-        body = f"Mensagem do caos {client_message_id}: olá, não se preocupe"
+        body = message_body(client_message_id)
         for _ in range(SEND_ATTEMPTS):
             op, _answer = client.call("send", "POST", f"/v1/conversations/{conversation_id}/messages", audited=True,
                                       conversation_id=conversation_id, value=client_message_id,
@@ -1080,7 +1101,7 @@ def check_messages(found: Findings, workload: Workload, settled_get: Callable[..
     outcomes = Counter()
     for client_message_id, attempts in sends.items():
         conversation_id = attempts[0].conversation_id
-        body = f"Mensagem do caos {client_message_id}: olá, não se preocupe"
+        body = message_body(client_message_id)
         count = found_bodies.get((conversation_id, body), 0)
         acked = any(op.outcome == "ack" for op in attempts)
         unknown = any(op.outcome == "unknown" for op in attempts)
@@ -1097,6 +1118,98 @@ def check_messages(found: Findings, workload: Workload, settled_get: Callable[..
     found.facts["messages"] = {"sent": len(sends), **{f"sends_{k}": v for k, v in sorted(outcomes.items())},
                                "conversations": len(workload.conversations), "pages_read": pages,
                                "attempts": sum(len(a) for a in sends.values())}
+
+
+# -- the webhooks ----------------------------------------------------------------------------------
+
+
+@dataclass
+class RunReceiver:
+    """The run's webhook receiver (``bench/webhook_receiver.py``'s server in a thread of this process): every
+    request verified with the ``standardwebhooks`` package once ``secret_file`` holds the integration's secret."""
+
+    server: WebhookReceiver
+    out: Path
+    secret_file: Path
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/hooks/chaos"
+
+    def records(self) -> list[dict]:
+        if not self.out.exists():
+            return []
+        return [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
+
+
+@contextmanager
+def webhook_receiver(directory: Path) -> Iterator[RunReceiver]:
+    out, secret_file = directory / "webhooks.jsonl", directory / "webhooks.secret"
+    server = WebhookReceiver(("127.0.0.1", 0), None, secret_file, out)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="webhooks",
+                              daemon=True)
+    thread.start()
+    try:
+        yield RunReceiver(server, out, secret_file)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def message_body(client_message_id: str) -> str:
+    return f"Mensagem do caos {client_message_id}: olá, não se preocupe"
+
+
+def check_webhooks(found: Findings, workload: Workload, receiver: RunReceiver, quiesce_s: float) -> None:
+    """Every message whose send was acknowledged reached the integration's endpoint (at least once, each
+    delivery signed and verified, every delivery of one message under one webhook-id); none whose every attempt
+    was refused did; nothing else arrived."""
+    log("checking: the webhooks (waiting until every acknowledged message was delivered)")
+    sends: dict[str, list[Op]] = defaultdict(list)
+    for op in list(workload.ops):
+        if op.kind == "send" and op.value:
+            sends[op.value].append(op)
+    digest = {cmid: hashlib.sha256(message_body(cmid).encode()).hexdigest() for cmid in sends}
+    acked = {cmid for cmid, attempts in sends.items() if any(op.outcome == "ack" for op in attempts)}
+    refused = {cmid for cmid, attempts in sends.items()
+               if not any(op.outcome in ("ack", "unknown") for op in attempts)}
+
+    def delivered() -> dict[str, list[dict]]:
+        by_body: dict[str, list[dict]] = defaultdict(list)
+        for record in receiver.records():
+            by_body[record.get("body_sha256") or ""].append(record)
+        return by_body
+
+    deadline = time.monotonic() + quiesce_s
+    while True:
+        by_body = delivered()
+        missing = [cmid for cmid in acked if not any(r["verified"] for r in by_body.get(digest[cmid], []))]
+        if not missing or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    time.sleep(2.0)  # a delivery repeated late shows up now
+    by_body = delivered()
+    records = [r for rs in by_body.values() for r in rs]
+    for cmid in missing:
+        found.violation("webhook_lost", f"acknowledged message {cmid}: no verified delivery after {quiesce_s:.0f} s")
+    for record in records:
+        if not record["verified"]:
+            found.violation("webhook_unverified", f"delivery {record.get('id')} did not verify")
+    known = set(digest.values())
+    for body_hash, rs in by_body.items():
+        if len({r.get("id") for r in rs}) > 1:
+            found.violation("webhook_id_changed", f"one message delivered under {len({r.get('id') for r in rs})} "
+                                                  "webhook-ids")
+        if body_hash not in known:
+            found.violation("webhook_unexpected", f"{len(rs)} deliveries of a message the run never sent")
+    for cmid in refused:
+        if by_body.get(digest[cmid]):
+            found.violation("webhook_of_refused", f"message {cmid}: every send refused, yet delivered")
+    per_message = Counter(len(rs) for rs in by_body.values())
+    found.facts["webhooks"] = {"deliveries": len(records), "messages_delivered": len(by_body),
+                               "acknowledged_sends": len(acked), "delivered_more_than_once":
+                               sum(n for k, n in per_message.items() if k > 1)}
 
 
 # -- the mail -----------------------------------------------------------------------------------
@@ -1270,7 +1383,8 @@ def run_chaos(config: Config) -> dict:
         + ", ".join(f"+{f.at_s:.0f}s {f.label()}" for f in schedule))
     started = time.time()
     with environment(config.database) as (amqp_uri, vhost, db_env), \
-            tempfile.TemporaryDirectory(prefix="upgestao-chaos-") as data_dir:
+            tempfile.TemporaryDirectory(prefix="upgestao-chaos-") as data_dir, \
+            webhook_receiver(Path(data_dir)) as receiver:
         platform = Platform(data_dir=data_dir, amqp_uri=amqp_uri, http_address=free_address(),
                             env={**PLATFORM_ENV, **db_env}, restart_policy=CHAOS_RESTART_POLICY, echo=log)
         platform.start(timeout=180)
@@ -1278,10 +1392,11 @@ def run_chaos(config: Config) -> dict:
         supervisor.thread.start()
         injector = Injector(platform, schedule, amqp_uri, config.database)
         workload = Workload(platform.url, config.seed, config.workers, lambda user_id, role: assign_role(
-            platform, user_id, role))
+            platform, user_id, role), webhook_url=receiver.url)
         stop = threading.Event()
         try:
             workload.prepare()
+            receiver.secret_file.write_text(workload.webhook_secret or "")
             workload.start()
             t0 = time.time()
             faults = threading.Thread(target=injector.run, args=(t0, stop), name="injector", daemon=True)
@@ -1298,6 +1413,8 @@ def run_chaos(config: Config) -> dict:
             log(f"workload done: {len(workload.ops)} requests in {workload_s:.0f} s; waiting for quiescence")
             ready = wait_ready(platform)
             findings = check(platform, workload, vhost, config.quiesce_s) if ready else Findings()
+            if ready:
+                check_webhooks(findings, workload, receiver, config.quiesce_s)
             if not ready:
                 findings.violation("not_ready", "/readyz did not answer 200 within 180 s after the last fault")
         finally:

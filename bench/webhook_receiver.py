@@ -1,6 +1,6 @@
 """A webhook receiver for the ``webhooks`` scenario: verifies every delivery with the ``standardwebhooks``
 package (PyPI), answers 204, and appends one JSON line per request to ``--out``:
-``{"id", "type", "message_id", "arrived", "verified"}`` (``arrived`` = Unix time taken when the body was
+``{"id", "type", "message_id", "body_sha256", "arrived", "verified"}`` (``arrived`` = Unix time taken when the body was
 read, before the answer). The same program receives the platform's deliveries and the raw baseline's,
 so both pay the same receiving and verifying cost.
 
@@ -13,6 +13,7 @@ empty: the platform shows the secret only after the receiver must already listen
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import threading
 import time
@@ -63,8 +64,11 @@ class Handler(BaseHTTPRequestHandler):
             except WebhookVerificationError:
                 verified = False
         data = payload.get("data") if isinstance(payload, dict) else None
+        body_text = data.get("body") if isinstance(data, dict) else None
         record = {"id": headers.get("webhook-id"), "type": payload.get("type") if isinstance(payload, dict) else None,
                   "message_id": data.get("message_id") if isinstance(data, dict) else None,
+                  # the body's digest, never the body: the chaos run matches it against what it sent
+                  "body_sha256": hashlib.sha256(body_text.encode()).hexdigest() if isinstance(body_text, str) else None,
                   "arrived": arrived, "verified": verified}
         with self.server.lock:
             self.server.out.write(json.dumps(record) + "\n")
