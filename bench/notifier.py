@@ -113,8 +113,9 @@ TUNABLES = ("NOTIFIER_SMTP_CONNECTIONS", "NOTIFIER_MAX_WORKERS", "NOTIFIER_BATCH
 
 
 @contextlib.contextmanager
-def databases(tag: str) -> Iterator[dict[str, str]]:
-    """Fresh PostgreSQL databases for identity and the notifier (their ``*_DATABASE_URL``), dropped after."""
+def databases(tag: str, services: tuple[str, ...] = PG_SERVICES, scenario: str = SCENARIO) -> Iterator[dict[str, str]]:
+    """Fresh PostgreSQL databases for ``services`` (identity and the notifier unless told), their
+    ``*_DATABASE_URL``, dropped after."""
     admin = psycopg2.connect(PG_ADMIN)
     admin.autocommit = True
     dsn = admin.get_dsn_parameters()
@@ -122,8 +123,8 @@ def databases(tag: str) -> Iterator[dict[str, str]]:
     created: list[str] = []
     try:
         env = {}
-        for service in PG_SERVICES:
-            name = f"bench_notifier_{service}_{tag}"
+        for service in services:
+            name = f"bench_{scenario}_{service}_{tag}"
             with admin.cursor() as cur:
                 cur.execute(f'CREATE DATABASE "{name}"')
             created.append(name)

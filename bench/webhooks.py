@@ -56,14 +56,11 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import psycopg2  # noqa: E402
 from common import (  # noqa: E402
-    PG_ADMIN,
     bench_vhost,
     env_float,
     env_int,
@@ -77,8 +74,16 @@ from common import (  # noqa: E402
     stop_process,
 )
 from identity import ADMIN_ENV, BenchFailure, call, wait_for_admin  # noqa: E402
-from notifier import CpuMeter, pg_dsn, query, start_py_spy, started_platform, stop_py_spy, wait_until  # noqa: E402
-from upgestao_kernel.config import env_prefix  # noqa: E402
+from notifier import (  # noqa: E402
+    CpuMeter,
+    databases,
+    pg_dsn,
+    query,
+    start_py_spy,
+    started_platform,
+    stop_py_spy,
+    wait_until,
+)
 from upgestao_platform import Platform, free_address, split_address, tcp_answers  # noqa: E402
 
 SCENARIO = "webhooks"
@@ -96,32 +101,6 @@ HERE = Path(__file__).resolve().parent
 BODY = ("Olá, boa tarde! Comprei um liquidificador na loja de Campinas na segunda-feira e ele chegou com a "
         "tampa trincada. Podem trocar? O pedido foi pago no Pix. Obrigada, Beatriz.")
 CUSTOMER_NAME = "Beatriz Carvalho Nogueira"
-
-
-@contextlib.contextmanager
-def databases(tag: str) -> Iterator[dict[str, str]]:
-    """Fresh PostgreSQL databases for identity, messaging and integrations, dropped after."""
-    admin = psycopg2.connect(PG_ADMIN)
-    admin.autocommit = True
-    dsn = admin.get_dsn_parameters()
-    user, host, port = dsn.get("user", "postgres"), dsn.get("host", "127.0.0.1"), dsn.get("port", "5432")
-    created: list[str] = []
-    try:
-        env = {}
-        for service in PG_SERVICES:
-            name = f"bench_webhooks_{service}_{tag}"
-            with admin.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
-            created.append(name)
-            env[f"{env_prefix(service)}_DATABASE_URL"] = f"postgresql+psycopg2://{user}@{host}:{port}/{name}"
-        yield env
-    finally:
-        admin.close()
-        for name in created:
-            try:
-                query(PG_ADMIN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', autocommit=True)
-            except psycopg2.Error as exc:
-                log(f"WARNING: database {name} not dropped: {str(exc).strip()[:200]}")
 
 
 class ReceiverProcess:
@@ -241,7 +220,7 @@ def run() -> dict:
     with (
         bench_vhost() as amqp_uri,
         tempfile.TemporaryDirectory(prefix="upgestao-bench-") as data_dir,
-        databases(tag) as db_env,
+        databases(tag, PG_SERVICES, SCENARIO) as db_env,
     ):
         work = Path(data_dir)
         platform = Platform(data_dir=data_dir, amqp_uri=amqp_uri, http_address=free_address(),
