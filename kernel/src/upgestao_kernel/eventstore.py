@@ -91,6 +91,60 @@ def append(
     return [_with_position(e, positions.get(e.event_id)) for e in envelopes]
 
 
+def current_versions(conn: Connection, stream_ids: Sequence[str]) -> dict[str, int]:
+    """Several streams' current versions in one statement (a stream with no events: 0)."""
+    wanted = sorted(set(stream_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(sa.select(events.c.stream_id, sa.func.max(events.c.version))
+                        .where(events.c.stream_id.in_(wanted)).group_by(events.c.stream_id))
+    found = {stream_id: int(version) for stream_id, version in rows}
+    return {stream_id: found.get(stream_id, 0) for stream_id in wanted}
+
+
+def append_many(
+    conn: Connection,
+    batch: Sequence[tuple[str, int | None, Sequence[NewEvent]]],
+    context: RequestContext,
+    occurred_at: datetime | None = None,
+) -> list[list[EventEnvelope]]:
+    """:func:`append` for several streams at once, all or nothing: each ``(stream_id, expected_version,
+    new_events)`` checked as ``append`` checks it, the versions read in one statement and every event inserted
+    in one. A stream may appear once. :class:`ConcurrencyError` (the first stream that moved) and nothing
+    appended; the envelopes per item, in order."""
+    streams = [stream_id for stream_id, _, new in batch if new]
+    if len(streams) != len(set(streams)):
+        raise ValueError("append_many: a stream appears more than once")
+    actual = current_versions(conn, [stream_id for stream_id, expected, new in batch if new and expected != 0])
+    when = occurred_at or utcnow()
+    out: list[list[EventEnvelope]] = []
+    for stream_id, expected_version, new_events in batch:
+        base = 0 if expected_version == 0 else actual[stream_id] if new_events else 0
+        if new_events and expected_version is not None and base != expected_version:
+            raise ConcurrencyError(stream_id, expected_version, base)
+        out.append([
+            EventEnvelope(event_id=new_id(), stream_id=stream_id, version=base + offset, type=event.type,
+                          occurred_at=when, actor=context.actor,
+                          correlation_id=context.correlation_id or context.request_id,
+                          causation_id=context.causation_id or context.request_id, data=dict(event.data))
+            for offset, event in enumerate(new_events, start=1)
+        ])
+    envelopes = [e for item in out for e in item]
+    if not envelopes:
+        return out
+    insert = _SKIPPING_INSERTS.get(conn.dialect.name)
+    if insert is None:  # pragma: no cover - the kernel runs on PostgreSQL and SQLite
+        raise NotImplementedError(conn.dialect.name)
+    positions = _insert(conn, insert, envelopes)
+    if len(positions) != len(envelopes):
+        if positions:  # some versions were free: the append is all or nothing
+            conn.execute(events.delete().where(events.c.event_id.in_(list(positions))))
+        lost = next(e for e in envelopes if e.event_id not in positions)
+        expected = next(exp for sid, exp, _ in batch if sid == lost.stream_id)
+        raise ConcurrencyError(lost.stream_id, expected, current_version(conn, lost.stream_id))
+    return [[_with_position(e, positions.get(e.event_id)) for e in item] for item in out]
+
+
 _INSERT = events.insert().returning(events.c.position, events.c.event_id)
 _SKIPPING_INSERTS = {
     name: dialect_insert(events).on_conflict_do_nothing(index_elements=["stream_id", "version"])

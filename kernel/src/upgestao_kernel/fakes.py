@@ -381,6 +381,17 @@ class FakeUnitOfWork(RepositoryAccess):
             aggregate.version = envelopes[-1].version
         return envelopes
 
+    def save_many(self, aggregates: Sequence[Aggregate]) -> list[EventEnvelope]:
+        """As the real one: all or nothing (checked before anything is appended), in order."""
+        streams = [a.stream_id for a in aggregates if a._pending]
+        if len(streams) != len(set(streams)):
+            raise ValueError("save_many: a stream appears more than once")
+        for aggregate in aggregates:
+            actual = self.conn.stream_version(aggregate.stream_id)
+            if aggregate._pending and aggregate.expected_version is not None and actual != aggregate.expected_version:
+                raise ConcurrencyError(aggregate.stream_id, aggregate.expected_version, actual)
+        return [e for aggregate in aggregates for e in self.save(aggregate)]
+
     # -- audit ---------------------------------------------------------------
     def audit_access(self, **kwargs: Any) -> AuditRecord:
         return self.audit.record(self.conn, self.context, **kwargs)  # type: ignore[arg-type]

@@ -64,6 +64,8 @@ class UnitOfWorkPort(Protocol):
 
     def save(self, aggregate: Aggregate) -> list[EventEnvelope]: ...
 
+    def save_many(self, aggregates: Sequence[Aggregate]) -> list[EventEnvelope]: ...
+
     def audit_access(self, **kwargs: Any) -> AuditRecord: ...
 
     def deny(self, **kwargs: Any) -> AuditRecord: ...
@@ -336,6 +338,29 @@ class UnitOfWork(RepositoryAccess):
         envelopes = self.record(aggregate.stream_id, aggregate.expected_version, aggregate.collect())
         if envelopes:
             aggregate.version = envelopes[-1].version
+        return envelopes
+
+    def save_many(self, aggregates: Sequence[Aggregate]) -> list[EventEnvelope]:
+        """:meth:`save` for several aggregates (one stream each), all or nothing, in a few statements: the
+        streams' versions in one, every event in one, and each projection given the whole list
+        (``apply_many`` when it has one, else ``apply`` per event, in order)."""
+        items = [(a, a.collect()) for a in aggregates]
+        appended = eventstore.append_many(self.conn, [(a.stream_id, a.expected_version, new) for a, new in items],
+                                          self.context)
+        envelopes = [e for item in appended for e in item]
+        for projection in self.projections:
+            apply_many = getattr(projection, "apply_many", None)
+            if apply_many is not None:
+                apply_many(self.conn, envelopes)
+            else:
+                for envelope in envelopes:
+                    projection.apply(self.conn, envelope)
+        for (aggregate, new), item in zip(items, appended, strict=True):
+            for event, envelope in zip(new, item, strict=True):
+                enqueue_event(self.conn, self.service, event, envelope, self.context)
+            if item:
+                aggregate.version = item[-1].version
+        self.recorded.extend(envelopes)
         return envelopes
 
     # -- audit without personal values (lists, logins, queries) --------------
