@@ -6,6 +6,7 @@ append's transaction and rebuilt by ``rebuild``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,26 @@ class IntegrationsProjection:
 
     def apply(self, conn: Connection, event: EventEnvelope) -> None:
         self.on.dispatch(self, event, conn)
+
+    def apply_many(self, conn: Connection, envelopes: Sequence[EventEnvelope]) -> None:
+        """:meth:`apply` for a unit of work's ``save_many``, to the same effect: a run of attempt starts or
+        finishes of distinct messages (a dispatcher's batch of claims or outcomes) is applied with one
+        statement per table (executemany); anything else event by event, in order."""
+        i_ = 0
+        while i_ < len(envelopes):
+            kind = envelopes[i_].type
+            j = i_
+            streams: set[str] = set()
+            while (j < len(envelopes) and envelopes[j].type == kind and kind in _BATCHED
+                   and envelopes[j].stream_id not in streams):
+                streams.add(envelopes[j].stream_id)
+                j += 1
+            if j - i_ > 1:
+                _BATCHED[kind](conn, envelopes[i_:j])
+                i_ = j
+            else:
+                self.apply(conn, envelopes[i_])
+                i_ += 1
 
     # -- integrations
 
@@ -127,6 +148,53 @@ class IntegrationsProjection:
     @on(WebhookMessageRequeued)
     def _requeued(self, conn: Connection, envelope: EventEnvelope, event: WebhookMessageRequeued) -> None:
         self._message(conn, envelope, status=PENDING, next_attempt_at=envelope.occurred_at, claimed_at=None)
+
+
+_MESSAGE_STARTED = webhook_messages.update().where(m.id == sa.bindparam("b_id")).values(
+    status=DELIVERING, attempts=sa.bindparam("b_attempt"), claimed_at=sa.bindparam("b_started"),
+    next_attempt_at=None, updated_at=sa.bindparam("b_at"), version=sa.bindparam("b_version"))
+_MESSAGE_FINISHED = webhook_messages.update().where(m.id == sa.bindparam("b_id")).values(
+    status=sa.bindparam("b_status"), next_attempt_at=sa.bindparam("b_next"), claimed_at=None,
+    updated_at=sa.bindparam("b_at"), version=sa.bindparam("b_version"))
+_ATTEMPT_FINISHED = webhook_attempts.update().where(
+    a.message_id == sa.bindparam("b_id"), a.number == sa.bindparam("b_attempt")).values(
+    finished_at=sa.bindparam("b_finished"), status_code=sa.bindparam("b_code"), outcome=sa.bindparam("b_outcome"),
+    duration_ms=sa.bindparam("b_duration"), error=sa.bindparam("b_error"))
+
+
+def _started_many(conn: Connection, envelopes: Sequence[EventEnvelope]) -> None:
+    rows = []
+    for envelope in envelopes:
+        event = WebhookAttemptStarted.from_envelope(envelope)
+        rows.append({"b_id": _id(envelope, "webhook_message"), "b_attempt": event.attempt,
+                     "b_started": _at(event.started_at), "b_at": envelope.occurred_at, "b_version": envelope.version})
+    conn.execute(_MESSAGE_STARTED, rows)
+    conn.execute(webhook_attempts.insert(), [{"message_id": r["b_id"], "number": r["b_attempt"],
+                                              "started_at": r["b_started"]} for r in rows])
+
+
+def _finished_many(conn: Connection, envelopes: Sequence[EventEnvelope]) -> None:
+    rows, shares = [], []
+    for envelope in envelopes:
+        event = WebhookAttemptFinished.from_envelope(envelope)
+        message_id = _id(envelope, "webhook_message")
+        rows.append({"b_id": message_id, "b_status": event.status, "b_next": _at(event.next_attempt_at),
+                     "b_at": envelope.occurred_at, "b_version": envelope.version, "b_attempt": event.attempt,
+                     "b_finished": _at(event.finished_at), "b_code": event.status_code, "b_outcome": event.outcome,
+                     "b_duration": event.duration_ms, "b_error": event.error})
+        if event.shared_fields and event.shared_subject_id:
+            shares.append((message_id, event.shared_subject_id, event.shared_fields, envelope.occurred_at))
+    conn.execute(_MESSAGE_FINISHED, rows)
+    conn.execute(_ATTEMPT_FINISHED, rows)
+    if shares:
+        integration_of = dict(conn.execute(sa.select(m.id, m.integration_id).where(
+            m.id.in_(sorted({message_id for message_id, *_ in shares})))).all())
+        for message_id, subject_id, fields, at in shares:
+            if message_id in integration_of:
+                _shared(conn, integration_of[message_id], subject_id, fields, at)
+
+
+_BATCHED = {WebhookAttemptStarted.type: _started_many, WebhookAttemptFinished.type: _finished_many}
 
 
 def _shared(conn: Connection, integration_id: str, subject_id: str, fields: list[str], at: datetime) -> None:

@@ -143,14 +143,16 @@ class Deliverer:
         now = self.now()
         before = now - timedelta(seconds=self.settings.stale_after_s)
         with self.unit_of_work() as uow:
+            settled = []
             for row in uow.messages.stale(before, self.settings.batch):
                 message = _snapshot(row)
                 started = row["claimed_at"] or now
                 message.finish(outcome="error", started_at=started, finished_at=now, status_code=None,
                                duration_ms=None, error=INTERRUPTED,
                                next_attempt_at=self._next(row["attempts"], now, schedule.Outcome(schedule.FAILED)))
-                uow.save(message)
+                settled.append(message)
                 log.warning("integrations.claim_settled", message_id=row["id"], attempt=row["attempts"])
+            uow.save_many(settled)
 
     def claim(self) -> list[Claimed]:
         """Claim a batch of due messages (counted in flight until :meth:`deliver` records them)."""
@@ -188,15 +190,15 @@ class Deliverer:
         integrations = uow.integrations.get_many([r["integration_id"] for r in chosen])
         sealed = uow.secrets.valid(list(integrations), now)
         secrets = {iid: [self.box.open(iid, s["id"], s["sealed"]) for s in rows] for iid, rows in sealed.items()}
-        claimed = []
+        messages = []
         for row in chosen:
             message = _snapshot(row)
             message.start_attempt(now)
-            uow.save(message)
-            claimed.append(Claimed({**row, "status": "delivering", "attempts": message.attempts,
-                                    "version": message.version}, integrations[row["integration_id"]],
-                                   secrets.get(row["integration_id"], []), now))
-        return claimed
+            messages.append(message)
+        uow.save_many(messages)  # every claim at its message's version, all or none
+        return [Claimed({**row, "status": "delivering", "attempts": message.attempts, "version": message.version},
+                        integrations[row["integration_id"]], secrets.get(row["integration_id"], []), now)
+                for row, message in zip(chosen, messages, strict=True)]
 
     # -- the data ---------------------------------------------------------------------------
 
@@ -335,10 +337,11 @@ class Deliverer:
         disable: dict[str, str] = {}
         by_endpoint: dict[str, list[schedule.Outcome]] = {}
         with self.unit_of_work() as uow:
+            messages = []
             for p in canceled:
                 message = _snapshot(p.claimed.row)
                 message.cancel(p.cancel or GONE)
-                uow.save(message)
+                messages.append(message)
             for r in results:
                 c = r.prepared.claimed
                 iid = c.integration["id"]
@@ -353,7 +356,8 @@ class Deliverer:
                                next_attempt_at=self._next(c.row["attempts"], now, outcome),
                                shared_fields=r.prepared.shared_fields,
                                shared_subject_id=r.prepared.shared_subject_id)
-                uow.save(message)
+                messages.append(message)
+            uow.save_many(messages)  # every outcome at its message's version, all or none
             self._health(uow, by_endpoint, disable, now)
             for iid, reason in disable.items():
                 integration = uow.load(Integration, iid)
