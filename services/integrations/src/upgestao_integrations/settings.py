@@ -5,6 +5,7 @@ Each bad value stops the start with a ``ConfigError`` naming its variable.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ SECRETS_KEY_VAR = "INTEGRATIONS_SECRETS_KEY"
 RETRY_DELAYS_VAR = "INTEGRATIONS_RETRY_DELAYS_S"
 # Standard Webhooks' schedule (Svix's): immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
 STANDARD_RETRY_DELAYS_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-PER_ENDPOINT_IN_FLIGHT = 8
+PER_ENDPOINT_IN_FLIGHT = 8  # POSTs to one endpoint at once (per process)
+CLAIMED_PER_ENDPOINT = 32  # messages of one endpoint claimed at once (per process), POSTed 8 at a time
+OWNERS_TIMEOUT_S = 15.0  # each owner's RPC (identity.share_subjects, messaging.share_messages)
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,22 @@ class IntegrationsSettings:
     poll_s: float = 0.5
     batch: int = 100
     per_endpoint: int = PER_ENDPOINT_IN_FLIGHT
+    claimed_per_endpoint: int = CLAIMED_PER_ENDPOINT
+    owners_timeout_s: float = OWNERS_TIMEOUT_S
+
+    @property
+    def rounds(self) -> int:
+        """Waves of POSTs a claimed message may wait through: its endpoint's claimed messages go ``per_endpoint``
+        at a time, and a process claims no more in all than ``concurrency x rounds`` (POSTed ``concurrency`` at a
+        time)."""
+        return max(1, math.ceil(self.claimed_per_endpoint / self.per_endpoint))
 
     @property
     def stale_after_s(self) -> float:
-        """A claim older than this was left by a process that died during the POST."""
-        return self.timeout_s + 30.0
+        """A claim older than this was left by a process that died: a live one's claim ends within the owners'
+        answers (two RPCs) and at most ``2 x rounds`` POST timeouts (waiting for a POST slot of the process,
+        then for one of its endpoint), plus its recording: within this window."""
+        return self.timeout_s * 2 * self.rounds + 2 * self.owners_timeout_s + 30.0
 
 
 def _networks(raw: str) -> str:
@@ -91,6 +105,7 @@ def load_integrations_settings(settings: Settings, environ: Mapping[str, str] | 
         secret_overlap_s=_float(env, "INTEGRATIONS_SECRET_OVERLAP_S", 86_400.0, 0.0, 30 * 86_400.0),
         poll_s=_float(env, "INTEGRATIONS_POLL_S", 0.5, 0.01, 60.0),
         batch=_int(env, "INTEGRATIONS_BATCH", 100, 1, 200),
+        claimed_per_endpoint=_int(env, "INTEGRATIONS_CLAIMED_PER_ENDPOINT", CLAIMED_PER_ENDPOINT, 1, 200),
     )
 
 

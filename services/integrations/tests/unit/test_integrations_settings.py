@@ -21,7 +21,8 @@ def test_defaults_are_the_standard_schedule_and_a_local_key(tmp_path) -> None:
     settings = _load(tmp_path)
     assert settings.retry_delays_s == STANDARD_RETRY_DELAYS_S == (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     assert (settings.timeout_s, settings.concurrency, settings.allowed_networks) == (15.0, 32, "")
-    assert settings.stale_after_s == 45.0 and len(settings.secrets_key) == 32
+    assert settings.stale_after_s == 15.0 * 2 * 4 + 2 * 15.0 + 30.0 and len(settings.secrets_key) == 32  # 180 s
+    assert (settings.per_endpoint, settings.claimed_per_endpoint, settings.rounds) == (8, 32, 4)
     assert (tmp_path / "keys" / "integrations-secrets.key").is_file()
     assert _load(tmp_path, INTEGRATIONS_RETRY_DELAYS_S="0, 0.2,0.5").retry_delays_s == (0.0, 0.2, 0.5)
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eventlet.greenpool import GreenPool
+from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from nameko.standalone.rpc import ClusterRpcProxy
 from upgestao_kernel.config import load_settings
@@ -32,7 +33,6 @@ from ..settings import IntegrationsSettings, load_integrations_settings
 from .dependencies import RpcOwners
 
 log = get_logger(__name__)
-RPC_TIMEOUT_S = 15.0
 BATCHES = 4  # claimed batches delivered side by side per process
 SETTLE_EVERY_S = 1.0  # how often claims left by a dead process are looked for
 
@@ -50,6 +50,7 @@ class IntegrationsRuntime(DependencyProvider):
         self.sender = WebhookSender(AllowedNetworks.parse(self.settings.allowed_networks),
                                     timeout_s=self.settings.timeout_s)
         self.pool = GreenPool(self.settings.concurrency)
+        self.posting: dict[str, Semaphore] = {}  # per endpoint: at most ``per_endpoint`` POSTs at once
         self._wake = threading.Event()
         self._running = False
         self._jobs = GreenPool(4)
@@ -99,16 +100,18 @@ class IntegrationsRuntime(DependencyProvider):
             log.warning("integrations.recoveries_not_resumed", error=type(exc).__name__)
 
     def _loop(self) -> None:
-        """Claim a batch whenever there is room (at most 8 attempts in flight per endpoint, BATCHES batches side
-        by side), deliver it in the background, and claim again; idle, wait for a wake-up or the poll."""
+        """Claim a batch whenever there is room (at most ``claimed_per_endpoint`` messages claimed per endpoint,
+        POSTed 8 at a time; BATCHES batches side by side), deliver it in the background, and claim again; idle,
+        wait for a wake-up or the poll."""
         rng = random.Random()
         batches = GreenPool(BATCHES)
         while self._running:
             try:
-                with ClusterRpcProxy(dict(self.container.config), timeout=RPC_TIMEOUT_S) as cluster:
+                with ClusterRpcProxy(dict(self.container.config), timeout=self.settings.owners_timeout_s) as cluster:
                     deliverer = Deliverer(unit_of_work=self.unit_of_work, owners=RpcOwners(cluster),
                                           sender=self.sender, box=self.box, settings=self.settings, now=utcnow,
-                                          rng=rng, concurrently=self.pool.imap, batch_done=self.wake)
+                                          rng=rng, concurrently=self.pool.imap, batch_done=self.wake,
+                                          semaphore=Semaphore, posting=self.posting)
                     settled = 0.0
                     while self._running:
                         if time.monotonic() - settled >= SETTLE_EVERY_S:

@@ -2,15 +2,17 @@
 
 1. Settle claims left by a dead process (``delivering`` older than the timeout + 30 s): a failed attempt,
    retried with the same ``webhook-id`` (at least once).
-2. Claim due messages of enabled, unthrottled endpoints (at most ``per_endpoint`` in flight each, and no
-   more in all than the POSTs that can run at once): one transaction
-   appending each claim at the message's version (on PostgreSQL the rows are also ``SKIP LOCKED``), so two
-   replicas never both attempt one message.
+2. Claim due messages of enabled, unthrottled endpoints (at most ``claimed_per_endpoint`` in flight each, and
+   no more in all than ``concurrency x rounds``): one transaction appending each claim at the message's version
+   (``save_many``; on PostgreSQL the rows are also ``SKIP LOCKED``), so two replicas never both attempt one
+   message. A claim never outlives the stale window (``settings.stale_after_s`` covers the owners' answers and
+   ``rounds`` POST timeouts).
 3. Open the data through its owners' audited RPCs, one call per owner per integration in the batch
    (``identity.share_subjects``, ``messaging.share_messages``: the integration is the recipient of each
    share); a message whose data is gone (the owner answers None) is canceled, not sent.
 4. Build each payload (only the integration's allowed fields), sign it with every valid secret (the
-   current, and the previous during a rotation's overlap), POST them concurrently.
+   current, and the previous during a rotation's overlap), POST them concurrently, at most ``per_endpoint``
+   (8) at once to one endpoint in this process (a semaphore per endpoint).
 5. Record the outcomes in one transaction: the retry schedule, the endpoint's health (410 disables at once,
    5 days of failures spread over 12 h disable), an abort stops the message, and a success that carried
    personal fields records who received whose data (``shared_subjects``).
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -98,10 +101,13 @@ class Deliverer:
     now: Callable[[], datetime]
     rng: random.Random = field(default_factory=random.Random)
     concurrently: Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]] = field(default=serial_map)
-    # attempts in flight per integration in this process (shared by the batches a dispatcher runs side by side:
-    # at most ``per_endpoint`` each, so a batch is claimed only when it can be sent at once)
+    # messages claimed and not yet POSTed per integration in this process (shared by the batches a dispatcher
+    # runs side by side: at most ``claimed_per_endpoint`` each)
     in_flight: dict[str, int] = field(default_factory=dict)
     batch_done: Callable[[], None] = lambda: None
+    # a semaphore of n slots (the dispatcher gives eventlet's): at most ``per_endpoint`` POSTs per endpoint
+    semaphore: Callable[[int], Any] = threading.BoundedSemaphore
+    posting: dict[str, Any] = field(default_factory=dict)
 
     # -- one round ---------------------------------------------------------------------------
 
@@ -168,9 +174,12 @@ class Deliverer:
         return claimed
 
     def _claim_in(self, uow: Any, now: datetime) -> list[Claimed]:
-        # never more claimed than can be POSTed at once: a claim waits for no free slot, so it ends within the
-        # owners' answers and one timeout, long before it would look like a dead process's (timeout + 30 s)
-        room = min(self.settings.batch, self.settings.concurrency - sum(self.in_flight.values()))
+        # a claimed message waits through at most ``rounds`` waves of POSTs for a slot of the process
+        # (``concurrency x rounds`` claimed in all) and ``rounds`` for one of its endpoint (``claimed_per_endpoint``,
+        # 8 at a time): its claim ends within the owners' answers and ``2 x rounds`` timeouts, before it would look
+        # like a dead process's (``stale_after_s``)
+        cap = self.settings.concurrency * self.settings.rounds
+        room = min(self.settings.batch, cap - sum(self.in_flight.values()))
         if room <= 0:
             return []
         due = uow.messages.due(now, room * 2)
@@ -181,7 +190,8 @@ class Deliverer:
         chosen = []
         for row in due:
             iid = row["integration_id"]
-            if iid in throttled or per_endpoint.get(iid, 0) + self.in_flight.get(iid, 0) >= self.settings.per_endpoint:
+            if (iid in throttled
+                    or per_endpoint.get(iid, 0) + self.in_flight.get(iid, 0) >= self.settings.claimed_per_endpoint):
                 continue
             per_endpoint[iid] = per_endpoint.get(iid, 0) + 1
             chosen.append(row)
@@ -293,9 +303,13 @@ class Deliverer:
     def _send(self, p: Prepared) -> Result:
         c = p.claimed
         try:
-            timestamp = int(self.now().timestamp())
-            headers = webhook_headers(c.row["id"], timestamp, p.body, c.secrets)
-            sent = self.sender.post(c.integration["url"], p.body, headers)
+            slots = self.posting.get(c.integration["id"])
+            if slots is None:
+                slots = self.posting[c.integration["id"]] = self.semaphore(self.settings.per_endpoint)
+            with slots:
+                timestamp = int(self.now().timestamp())  # signed when sent (a receiver checks its tolerance)
+                headers = webhook_headers(c.row["id"], timestamp, p.body, c.secrets)
+                sent = self.sender.post(c.integration["url"], p.body, headers)
             return Result(p, sent.status_code, dict(sent.headers or {}), sent.duration_ms, sent.error, sent.refused,
                           self.now())
         except Exception as exc:  # noqa: BLE001 - a claimed message must get an outcome

@@ -1,0 +1,69 @@
+"""A batch claims up to ``claimed_per_endpoint`` messages of one endpoint, yet no more than ``per_endpoint`` (8)
+POSTs run at once to it, while another endpoint's POSTs go on beside them."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime
+
+import eventlet
+from eventlet.semaphore import Semaphore
+from upgestao_integrations.adapters.http_sender import SendResult
+from upgestao_integrations.adapters.projections import projections
+from upgestao_integrations.adapters.secret_box import SecretBox
+from upgestao_integrations.adapters.sql_repositories import with_sql_repositories
+from upgestao_integrations.service_layer import fanout
+from upgestao_integrations.service_layer.delivery import Deliverer
+from upgestao_integrations.service_layer.registry import Registry
+from upgestao_integrations.settings import IntegrationsSettings
+from upgestao_kernel.context import system_context
+from upgestao_kernel.db import create_engine
+from upgestao_kernel.events import Actor, EventEnvelope, new_id
+from upgestao_kernel.unit_of_work import UnitOfWork
+
+KEY = bytes(range(32))
+
+
+class CountingReceiver:
+    def __init__(self) -> None:
+        self.now: Counter[str] = Counter()
+        self.most: Counter[str] = Counter()
+        self.ids: Counter[str] = Counter()
+
+    def post(self, url: str, body: bytes, headers: dict) -> SendResult:
+        self.now[url] += 1
+        self.most[url] = max(self.most[url], self.now[url])
+        eventlet.sleep(0.005)
+        self.now[url] -= 1
+        self.ids[headers["webhook-id"]] += 1
+        return SendResult(200, {}, 5.0)
+
+
+def test_a_large_claim_posts_at_most_eight_at_once_per_endpoint(database_factory) -> None:
+    engine = create_engine(database_factory("integrations", "upgestao_integrations:migrations"))
+
+    def uow():
+        return with_sql_repositories(UnitOfWork(engine, "integrations", system_context(), projections=projections()))
+
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    registry = Registry(uow, lambda role: frozenset(), SecretBox(KEY), production=False, overlap_s=60, now=now)
+    for name in ("a", "b"):
+        registry.register(name, f"http://{name}.test/hook", ["*"], [], "https://x.example/p")
+    for _ in range(40):
+        envelope = EventEnvelope(event_id=new_id(), stream_id="x-1", version=1, type="identity.customer_registered.v1",
+                                 occurred_at=now(), actor=Actor("system", "system"), correlation_id=None,
+                                 causation_id=None, data={"customer_id": new_id(), "fields": []})
+        with uow() as unit:
+            fanout.accept(unit, envelope)
+    settings = IntegrationsSettings(production=False, allowed_networks="", secrets_key=KEY, batch=200)
+    receiver = CountingReceiver()
+    deliverer = Deliverer(unit_of_work=uow, owners=None, sender=receiver, box=SecretBox(KEY), settings=settings,
+                          now=now, rng=random.Random(3), concurrently=eventlet.GreenPool(32).imap,
+                          semaphore=Semaphore)
+    first = deliverer.run_once()
+    rest = deliverer.run_once()
+    engine.dispose()
+    assert (first, rest) == (64, 16)  # 32 of each endpoint, then the 8 left of each
+    assert receiver.most == {"http://a.test/hook": 8, "http://b.test/hook": 8}
+    assert len(receiver.ids) == 80 and set(receiver.ids.values()) == {1}
