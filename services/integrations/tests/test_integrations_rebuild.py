@@ -75,3 +75,30 @@ def test_batched_claims_and_outcomes_project_as_a_replay_does(database_factory) 
     assert len(delivered["webhook_attempts"]) == attempts and len(delivered["shared_subjects"]) == 2
     assert all(row[5] is not None for row in delivered["webhook_attempts"])  # every attempt has its outcome
     assert replayed == delivered
+
+
+def test_an_event_queued_again_adds_only_the_missing_messages(database_factory) -> None:
+    """The messages of one event are queued in one statement; when one of them exists (the same event and
+    integration), the others are still queued, the existing one left as it is."""
+    engine = create_engine(database_factory("integrations", "upgestao_integrations:migrations"))
+
+    def uow():
+        return with_sql_repositories(UnitOfWork(engine, "integrations", system_context(), projections=projections()))
+
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    envelope = EventEnvelope(event_id=new_id(), stream_id="x-1", version=1, type="identity.customer_registered.v1",
+                             occurred_at=now(), actor=Actor("system", "system"), correlation_id=None,
+                             causation_id=None, data={"customer_id": new_id(), "fields": []})
+    with uow() as unit:
+        fanout._queue(unit, envelope, "customer.created", ["int_a"], None, {"customer_id": "c"})
+    with uow() as unit:
+        fanout._queue(unit, envelope, "customer.created", ["int_a", "int_b", "int_c"], None, {"customer_id": "c"})
+    with engine.connect() as conn:
+        delivered = snapshot(conn, projections())
+    rebuild(engine, projections())
+    with engine.connect() as conn:
+        replayed = snapshot(conn, projections())
+    engine.dispose()
+    assert sorted((row[1], row[14]) for row in delivered["webhook_messages"]) == [
+        ("int_a", 1), ("int_b", 1), ("int_c", 1)]
+    assert replayed == delivered

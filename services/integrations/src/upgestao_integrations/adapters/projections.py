@@ -190,7 +190,22 @@ def _finished_many(conn: Connection, envelopes: Sequence[EventEnvelope]) -> None
         _shared_many(conn, shares)
 
 
-_BATCHED = {WebhookAttemptStarted.type: _started_many, WebhookAttemptFinished.type: _finished_many}
+def _queued_many(conn: Connection, envelopes: Sequence[EventEnvelope]) -> None:
+    rows = []
+    for envelope in envelopes:
+        event = WebhookMessageQueued.from_envelope(envelope)
+        rows.append({"id": _id(envelope, "webhook_message"), "integration_id": event.integration_id,
+                     "event_type": event.event_type, "event_id": event.event_id,
+                     "source_event_type": event.source_event_type, "subject_id": event.subject_id,
+                     "occurred_at": _at(event.occurred_at), "data": dict(event.refs), "status": PENDING,
+                     "attempts": 0, "next_attempt_at": envelope.occurred_at, "claimed_at": None,
+                     "created_at": envelope.occurred_at, "updated_at": envelope.occurred_at,
+                     "version": envelope.version})
+    conn.execute(webhook_messages.insert(), rows)
+
+
+_BATCHED = {WebhookMessageQueued.type: _queued_many, WebhookAttemptStarted.type: _started_many,
+            WebhookAttemptFinished.type: _finished_many}
 
 
 def _shared(conn: Connection, integration_id: str, subject_id: str, fields: list[str], at: datetime) -> None:

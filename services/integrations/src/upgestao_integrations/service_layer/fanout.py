@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from upgestao_kernel.events import EventEnvelope
+from upgestao_kernel.eventstore import ConcurrencyError
 
 from ..domain.events import SubjectErased
 from ..domain.fields import subscribed
@@ -82,12 +83,18 @@ def accept(uow: Any, envelope: EventEnvelope) -> Queued:
 
 def _queue(uow: Any, envelope: EventEnvelope, webhook_type: str, integration_ids: list[str],
            subject_id: str | None, data: dict[str, Any]) -> None:
-    for integration_id in integration_ids:
-        message = WebhookMessage.queue(integration_id=integration_id, event_type=webhook_type,
-                                       event_id=envelope.event_id, source_event_type=envelope.type,
-                                       subject_id=subject_id, occurred_at=envelope.occurred_at, data=data)
-        if uow.stream_version(message.stream_id) == 0:
-            uow.save(message)
+    def queued(integration_id: str) -> WebhookMessage:
+        return WebhookMessage.queue(integration_id=integration_id, event_type=webhook_type,
+                                    event_id=envelope.event_id, source_event_type=envelope.type,
+                                    subject_id=subject_id, occurred_at=envelope.occurred_at, data=data)
+
+    try:
+        uow.save_many([queued(iid) for iid in integration_ids])  # each a new stream (version 0): one statement
+    except ConcurrencyError:  # one was queued before (the same event and integration): nothing was appended
+        for integration_id in integration_ids:
+            message = queued(integration_id)
+            if uow.stream_version(message.stream_id) == 0:
+                uow.save(message)
 
 
 def _subject_updated(uow: Any, envelope: EventEnvelope) -> Queued:
