@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from . import eventstore
@@ -375,8 +376,13 @@ class UnitOfWork(RepositoryAccess):
 
     # -- idempotent consumption --------------------------------------------
     def claim(self, consumer: str, event_id: str) -> bool:
-        """Mark ``event_id`` processed by ``consumer``; False if it already was."""
-        try:
+        """Mark ``event_id`` processed by ``consumer``; False if it already was (one statement: the row is
+        skipped on conflict, no savepoint)."""
+        insert = _SKIPPING_CLAIMS.get(self.conn.dialect.name)
+        if insert is not None:
+            result = self.conn.execute(insert, {"consumer": consumer, "event_id": event_id, "processed_at": utcnow()})
+            return result.rowcount == 1
+        try:  # pragma: no cover - the kernel runs on PostgreSQL and SQLite
             with self.conn.begin_nested():
                 self.conn.execute(
                     processed_events.insert().values(consumer=consumer, event_id=event_id, processed_at=utcnow())
@@ -384,4 +390,10 @@ class UnitOfWork(RepositoryAccess):
         except sa.exc.IntegrityError:
             return False
         return True
+
+
+_SKIPPING_CLAIMS = {
+    name: dialect_insert(processed_events).on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 
