@@ -17,11 +17,21 @@ class RpcOwners:
     def __init__(self, cluster: Any, timeout_s: float = OWNER_TIMEOUT_S) -> None:
         self._cluster = cluster
         self._timeout_s = timeout_s
+        # A call that failed (a timeout, the broker gone) may still be answered later: that reply -- personal
+        # values -- would wait in this proxy's reply queue, which is drained only while a call waits. The
+        # dispatcher then closes the proxy (its exclusive, auto-delete reply queue goes with it) and opens another.
+        self.broken = False
+
+    def _call(self, method: Any, *args: Any) -> dict:
+        try:
+            with eventlet.Timeout(self._timeout_s):
+                return method(*args)
+        except BaseException:
+            self.broken = True
+            raise
 
     def share_subjects(self, subject_ids: list[str], fields: list[str], recipient: str, purpose: str) -> dict:
-        with eventlet.Timeout(self._timeout_s):
-            return self._cluster.identity.share_subjects(subject_ids, fields, recipient, purpose)
+        return self._call(self._cluster.identity.share_subjects, subject_ids, fields, recipient, purpose)
 
     def share_messages(self, message_ids: list[str], include_body: bool, recipient: str, purpose: str) -> dict:
-        with eventlet.Timeout(self._timeout_s):
-            return self._cluster.messaging.share_messages(message_ids, include_body, recipient, purpose)
+        return self._call(self._cluster.messaging.share_messages, message_ids, include_body, recipient, purpose)

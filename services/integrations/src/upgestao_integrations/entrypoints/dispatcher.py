@@ -108,12 +108,13 @@ class IntegrationsRuntime(DependencyProvider):
         while self._running:
             try:
                 with ClusterRpcProxy(dict(self.container.config), timeout=self.settings.owners_timeout_s) as cluster:
-                    deliverer = Deliverer(unit_of_work=self.unit_of_work, owners=RpcOwners(cluster),
+                    owners = RpcOwners(cluster)
+                    deliverer = Deliverer(unit_of_work=self.unit_of_work, owners=owners,
                                           sender=self.sender, box=self.box, settings=self.settings, now=utcnow,
                                           rng=rng, concurrently=self.pool.imap, batch_done=self.wake,
                                           semaphore=Semaphore, posting=self.posting)
                     settled = 0.0
-                    while self._running:
+                    while self._running and not owners.broken:  # a failed call: a new proxy (see RpcOwners)
                         if time.monotonic() - settled >= SETTLE_EVERY_S:
                             deliverer.settle_stale()
                             settled = time.monotonic()
