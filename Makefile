@@ -39,7 +39,8 @@ FUZZ_EXAMPLES ?= 25
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: up test test-fast lint bench chaos fuzz fuzz-parsers soak clean venv rabbitmq-management
+.PHONY: up test test-fast lint bench chaos fuzz fuzz-parsers soak clean venv rabbitmq-management \
+        lock images images-smoke k8s-check restore-drill
 
 up: venv
 	$(VPY) scripts/platformctl.py up
@@ -97,6 +98,29 @@ soak: venv
 
 clean:
 	rm -rf var bench/results/*.json
+
+# -- deploy (issue 16): images, manifests, backups ------------------------------
+
+# Re-resolve requirements.lock (every package's pinned dependencies, with hashes) after a pyproject change.
+lock: venv
+	$(VPY) scripts/lock.py
+
+# The base rootfs (debootstrap of bookworm), then one image per service (buildah, chroot isolation).
+images:
+	$(PYTHON) deploy/images/build.py
+
+# The whole platform from those images (buildah run, host network) on the machine's RabbitMQ and PostgreSQL.
+images-smoke: images
+	$(PYTHON) deploy/images/smoke.py
+
+# Every overlay of deploy/k8s rendered and validated offline against the vendored schemas, plus the policy check.
+k8s-check: venv
+	$(VPY) scripts/k8s_check.py
+
+# Seed through the gateway, pg_dump, drop, restore, rebuild, compare read models and the audit log's signed root.
+restore-drill: venv
+	$(VPY) scripts/platformctl.py preflight --wait 60
+	$(VPY) scripts/restore_drill.py
 
 # -- the virtualenv -----------------------------------------------------------
 
