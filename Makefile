@@ -14,6 +14,8 @@
 #   make soak    an hour of the chaos workload without faults, RSS and open fds of every process sampled
 #                (bench/soak.py; SOAK_DURATION seconds, 3600): bench/results/soak.json and docs/soak-rss.png
 #   make clean   remove var/ and bench results (keeps .venv)
+#   make lock    after changing a pin in a pyproject.toml or requirements-dev.txt: re-resolve requirements.lock
+#                (scripts/lock.py, uv pip compile --generate-hashes); `make venv` installs only what it pins
 
 SHELL   := /bin/bash
 PYTHON  ?= python3
@@ -28,7 +30,7 @@ PACKAGES := kernel $(patsubst %/pyproject.toml,%,$(sort $(wildcard services/*/py
 # Reinstall when any of these is newer than the stamp (a changed entry point is a changed pyproject.toml),
 # or when the set of packages is not the one the stamp names.
 DEPS     := pyproject.toml $(addsuffix /pyproject.toml,$(PACKAGES)) \
-            $(wildcard requirements*.txt) $(wildcard $(addsuffix /requirements*.txt,$(PACKAGES)))
+            requirements.lock $(wildcard requirements*.txt) $(wildcard $(addsuffix /requirements*.txt,$(PACKAGES)))
 
 SCENARIOS ?=
 DURATION  ?= 120
@@ -102,7 +104,7 @@ clean:
 # -- deploy (issue 16): images, manifests, backups ------------------------------
 
 # Re-resolve requirements.lock (every package's pinned dependencies, with hashes) after a pyproject change.
-lock: venv
+lock: | $(VPY)
 	$(VPY) scripts/lock.py
 
 # The base rootfs (debootstrap of bookworm), then one image per service (buildah, chroot isolation).
@@ -130,8 +132,13 @@ venv: $(STAMP)
 $(VPY):
 	$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian install python3-venv" >&2; exit 1; }
 
+# Third-party packages only from requirements.lock, each checked against its hashes; then our own packages
+# from their folders without dependencies (setuptools comes from the lock: no build isolation, no download);
+# pip check proves the lock covers every requirement of every package.
 $(STAMP): $(DEPS) | $(VPY)
-	$(VPY) -m pip install -q $(foreach p,$(PACKAGES),-e $(p)) -r requirements-dev.txt
+	$(VPY) -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(VPY) -m pip install -q --no-deps --no-build-isolation $(foreach p,$(PACKAGES),-e $(p))
+	$(VPY) -m pip check
 	@echo "$(PACKAGES)" > $@
 
 # Idempotent; needs root (or the broker's Erlang cookie): ignore failure otherwise.
