@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Write deploy/k8s/rabbitmq-topology.yaml, the services' broker users for the RabbitMQ Messaging
+"""Write deploy/k8s/base/rabbitmq-topology.yaml, the services' broker users for the RabbitMQ Messaging
 Topology Operator, from the kernel's permission table (nothing here is typed again).
 
-    python scripts/rabbitmq_topology.py           # (re)write deploy/k8s/rabbitmq-topology.yaml
+    python scripts/rabbitmq_topology.py           # (re)write deploy/k8s/base/rabbitmq-topology.yaml
     python scripts/rabbitmq_topology.py --check   # exit 1 when the file differs from the table
 
 One ``User`` (credentials from the Secret ``upgestao-broker-<service>``), one ``Permission`` and a
@@ -25,7 +25,7 @@ from upgestao_kernel.service_registry import service_definitions
 from upgestao_kernel.topology import AUDIT_EXCHANGE, UNROUTED
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET = ROOT / "deploy" / "k8s" / "rabbitmq-topology.yaml"
+TARGET = ROOT / "deploy" / "k8s" / "base" / "rabbitmq-topology.yaml"
 VHOST = "upgestao"
 CLUSTER = "rabbitmq"
 API = "rabbitmq.com/v1beta1"

@@ -29,11 +29,12 @@ from upgestao_kernel.vault import generate_key, load_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
-K8S = DEPLOY / "k8s"
+K8S_ROOT = DEPLOY / "k8s"
+K8S = K8S_ROOT / "base"
 DOCKERFILE = DEPLOY / "Dockerfile"
 DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
-JOB_TEMPLATE = K8S / "jobs" / "service-command.job.yaml"
-SECRET_TEMPLATE = K8S / "secret.example.yaml"
+JOB_TEMPLATE = K8S_ROOT / "jobs" / "service-command.job.yaml"
+SECRET_TEMPLATE = K8S_ROOT / "secret.example.yaml"
 
 NAMESPACE = "upgestao"
 SECRET = "upgestao-secrets"
