@@ -8,6 +8,10 @@
     parked replay       put parked messages back on their queue
     rotate-master-key   re-wrap every data key under the current master key
     check-config        validate the environment (everything ``run`` validates) and exit
+    probe livez|readyz  ask this process's probe listener (UPGESTAO_PROBE_ADDRESS): exit 0 on 200, else 1
+
+``run`` and ``relay`` serve ``/livez`` and ``/readyz`` on ``UPGESTAO_PROBE_ADDRESS`` when it is set
+(:mod:`upgestao_kernel.probes`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 
 from .config import ConfigError, Settings, load_settings
 from .logging import configure_logging, get_logger
+from .probes import ProbeServer, Readiness, RelayReadiness, ServiceReadiness, probe, probe_address
 from .projections import Projection
 
 log = get_logger(__name__)
@@ -126,6 +131,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
     sub.add_parser("rebuild")
     sub.add_parser("check-config")
     sub.add_parser("rotate-master-key")
+    sub.add_parser("probe").add_argument("path", choices=("livez", "readyz"))
     parked = sub.add_parser("parked")
     parked.add_argument("action", choices=("list", "replay"))
     parked.add_argument("--queue", help="handler queue (default: all of this service's handlers)")
@@ -139,6 +145,9 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
         # daemons log to stdout; a command's stdout is its output (JSON Lines, say): its logs go to stderr
         configure_logging(definition.name, settings.log_level,
                           sys.stdout if args.command in ("run", "relay") else sys.stderr)
+        probe_at = probe_address(os.environ)  # a bad address stops the process before anything starts
+        if args.command == "probe" and probe_at is None:
+            raise ConfigError("UPGESTAO_PROBE_ADDRESS", "not set: this process serves no probes")
         keys = LazyKeys(settings)
         if definition.holds_personal_data and args.command in ("run", "check-config"):
             tuple(keys)  # a service that keeps personal data checks its keys before it starts
@@ -154,7 +163,11 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
 
     command = args.command.replace("-", "_")
     if command == "run":
-        return _run(definition, settings, nameko_config)
+        return _run(definition, settings, nameko_config, probe_at)
+    if command == "relay":
+        return _relay(definition, settings, probe_at)
+    if command == "probe":
+        return _probe(probe_at, args.path)
     if args.command in definition.commands:
         try:
             return definition.commands[args.command].run(definition, settings, keys, args)
@@ -164,20 +177,74 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
     return COMMANDS[command](definition, settings, keys, args)
 
 
-def _run(definition: ServiceDefinition, settings: Settings, nameko_config: dict) -> int:
-    from nameko.cli.run import run
-
+def _run(definition: ServiceDefinition, settings: Settings, nameko_config: dict,
+         probe_at: tuple[str, int] | None = None) -> int:
     if settings.database_url.startswith("postgresql"):
         from .db import green_postgres
 
         green_postgres()
+    readiness = ServiceReadiness()
     # nameko configures stdlib logging only when told to; ours is already JSON.
     try:
-        run([definition.load_class()], nameko_config)
+        with _probes(probe_at, readiness):
+            _run_nameko(definition.load_class(), nameko_config, readiness)
     except ConfigError as exc:  # found while the container set up: exit 2, the status a supervisor never retries
         print(f"upgestao-{definition.name}: {exc}", file=sys.stderr)
         return CONFIG_ERROR_EXIT
     return 0
+
+
+def _run_nameko(service_class: type, nameko_config: dict, readiness: ServiceReadiness) -> None:
+    """``nameko.cli.run.run`` for one service, the runner handed to the readiness probe once started."""
+    import errno
+
+    import eventlet
+    from nameko.runners import ServiceRunner
+
+    runner = ServiceRunner(nameko_config)
+    runner.add_service(service_class)
+    # a signal handler runs in the main loop and cannot use eventlet primitives: stop in a green thread
+    signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(runner.stop))
+    runner.start()
+    readiness.runner = runner
+    waiting = eventlet.spawn(runner.wait)
+    while True:
+        try:
+            waiting.wait()
+            return
+        except OSError as exc:  # a signal landing while the hub waits on a socket: keep waiting
+            if exc.errno != errno.EINTR:
+                raise
+        except KeyboardInterrupt:
+            try:
+                runner.stop()
+            except KeyboardInterrupt:
+                runner.kill()
+
+
+class _probes:
+    """The probe listener for the life of a command (none without an address)."""
+
+    def __init__(self, address: tuple[str, int] | None, readiness: Readiness) -> None:
+        self._server = None if address is None else ProbeServer(address, readiness)
+
+    def __enter__(self) -> None:
+        if self._server is not None:
+            self._server.start()
+
+    def __exit__(self, *exc_info) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+
+def _probe(address: tuple[str, int], path: str) -> int:
+    try:
+        status, body = probe(address, f"/{path}")
+    except OSError as exc:
+        print(f"{path}: no answer ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    print(f"{path}: {status} {body}")
+    return 0 if status == 200 else 1
 
 
 def relay_poll_ms(definition: ServiceDefinition, settings: Settings, environ: Mapping[str, str]) -> int:
@@ -187,7 +254,7 @@ def relay_poll_ms(definition: ServiceDefinition, settings: Settings, environ: Ma
     return definition.relay_poll_ms
 
 
-def _relay(definition: ServiceDefinition, settings: Settings, keys, args) -> int:
+def _relay(definition: ServiceDefinition, settings: Settings, probe_at: tuple[str, int] | None = None) -> int:
     from .db import create_engine
     from .relay import OutboxRelay
 
@@ -204,9 +271,14 @@ def _relay(definition: ServiceDefinition, settings: Settings, keys, args) -> int
     )
     loops = [threading.Thread(target=loop, args=(stop,), name=getattr(loop, "__name__", "relay-loop"), daemon=True)
              for loop in definition.relay_loops(settings)]
-    for thread in loops:
-        thread.start()
-    relay.run(stop)
+    try:
+        with _probes(probe_at, RelayReadiness(relay)):
+            for thread in loops:
+                thread.start()
+            relay.run(stop)
+    except ConfigError as exc:
+        print(f"upgestao-{definition.name}: {exc}", file=sys.stderr)
+        return CONFIG_ERROR_EXIT
     for thread in loops:
         thread.join(timeout=15)
     return 0
@@ -259,7 +331,6 @@ def _parked(definition: ServiceDefinition, settings: Settings, keys, args) -> in
 
 
 COMMANDS = {
-    "relay": _relay,
     "migrate": _migrate,
     "rebuild": _rebuild,
     "check_config": _check_config,

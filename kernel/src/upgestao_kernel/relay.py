@@ -74,6 +74,7 @@ class OutboxRelay:
         self._loop: BackoffLoop | None = None
         self.crash_after_confirm = crash_after_confirm
         self.confirmed_batches = 0
+        self.last_pass_at: float | None = None  # monotonic time the last pass completed (the readiness probe)
 
     # -- broker ---------------------------------------------------------
     def _ensure_channel(self):
@@ -180,6 +181,14 @@ class OutboxRelay:
                 conn.execute(outbox.update().where(outbox.c.id.in_(wipe)).values(body=WIPED_BODY))
 
     @property
+    def broker_connected(self) -> bool | None:
+        """Whether the broker connection the relay holds is up; ``None`` when it holds none (an idle relay
+        connects with its first rows; a failed batch drops its connection)."""
+        if self._connection is None:
+            return None
+        return bool(self._connection.connected)
+
+    @property
     def failures(self) -> int:
         """Consecutive failed batches (broker or database down)."""
         return self._loop.failures if self._loop is not None else 0
@@ -196,6 +205,7 @@ class OutboxRelay:
         def step() -> float:
             nonlocal last_work
             published = self.publish_batch()
+            self.last_pass_at = time.monotonic()
             if published:
                 last_work = time.monotonic()
             if published >= self.batch_size:

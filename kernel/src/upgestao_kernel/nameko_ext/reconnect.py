@@ -32,7 +32,13 @@ CONSUMER_SAFETY_INTERVAL_S = 0.1
 def _establish_connection(self):
     with self.create_connection() as conn:
         conn.ensure_connection(self.on_connection_error, self.connect_max_retries, **RECONNECT_BACKOFF)
-        yield conn
+        # the connection consuming now, for the readiness probe (``upgestao_kernel.probes``): None while
+        # the consumer has none (starting, or lost it and reconnecting)
+        self.broker_connection = conn
+        try:
+            yield conn
+        finally:
+            self.broker_connection = None
 
 
 def install_fast_reconnect() -> None:

@@ -1,0 +1,331 @@
+"""Liveness and readiness probes of a service process, for Kubernetes (issue 16).
+
+With ``UPGESTAO_PROBE_ADDRESS=host:port`` (validated at start; unset or empty: no listener, the default),
+every ``run`` and ``relay`` process answers on that address:
+
+- ``GET /livez``: 200 while the process is alive and its event loop turns. The answer comes from a green
+  thread of the process's own hub: a hub that is blocked does not answer, and the kubelet's timeout fires.
+- ``GET /readyz``: 200 only when the process can do its job (``run``: the nameko container is started,
+  every broker connection of its consumers is up and its database answers a ``SELECT 1``; ``relay``: its last
+  pass over the outbox completed within :data:`RELAY_MAX_PASS_AGE_S` and its broker connection is up);
+  503 otherwise, with a small JSON body naming the failing checks (a fixed reason or an error's type, never a
+  message, so no personal data and no stack trace).
+- any other path: 404; another method: 405. ``HEAD`` is a ``GET`` without the body.
+
+The listener is tiny: one green socket, at most :data:`MAX_CONNECTIONS` requests served at once (more are
+closed at once), a request read within :data:`READ_TIMEOUT_S`, ``Connection: close``, nothing logged per
+probe. A database check is cached for :data:`DATABASE_CHECK_TTL_S` so probes cannot load the database.
+
+The image's health check needs no service code::
+
+    python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:9000/livez', timeout=2)"
+
+or ``python -m upgestao_<svc> probe livez`` (``readyz``), which reads the same variable.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from .config import ConfigError
+from .logging import get_logger
+
+log = get_logger(__name__)
+
+PROBE_ADDRESS = "UPGESTAO_PROBE_ADDRESS"
+MAX_CONNECTIONS = 8
+READ_TIMEOUT_S = 2.0
+MAX_REQUEST_BYTES = 8192
+DATABASE_CHECK_TTL_S = 1.5
+DATABASE_CHECK_TIMEOUT_S = 2.0
+RELAY_MAX_PASS_AGE_S = 30.0
+
+# (check name, problem): problem None when the check passed
+Check = tuple[str, "str | None"]
+Readiness = Callable[[], Sequence[Check]]
+
+
+def probe_address(environ: Mapping[str, str]) -> tuple[str, int] | None:
+    """``UPGESTAO_PROBE_ADDRESS`` as ``(host, port)``; ``None`` when unset or empty. ``[::]:9000`` for IPv6."""
+    raw = (environ.get(PROBE_ADDRESS) or "").strip()
+    if not raw:
+        return None
+    host, sep, port_text = raw.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or any(c.isspace() for c in host):
+        raise ConfigError(PROBE_ADDRESS, f"expected host:port (e.g. 0.0.0.0:9000), got {raw!r}")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ConfigError(PROBE_ADDRESS, f"the port must be a number between 1 and 65535, got {port_text!r}")
+    return host, int(port_text)
+
+
+# -- the listener ----------------------------------------------------------------------------------------
+
+class ProbeServer:
+    """The HTTP listener: ``/livez`` and ``/readyz`` (see the module), in green threads of this process."""
+
+    def __init__(self, address: tuple[str, int], readiness: Readiness, *,
+                 max_connections: int = MAX_CONNECTIONS, read_timeout_s: float = READ_TIMEOUT_S) -> None:
+        self.address = address
+        self.readiness = readiness
+        self.max_connections = max_connections
+        self.read_timeout_s = read_timeout_s
+        self._socket = None
+        self._acceptor = None
+        self._pool = None
+
+    def start(self) -> tuple[str, int]:
+        """Listen (a ``ConfigError`` naming the variable when the address cannot be bound); returns the bound
+        ``(host, port)``."""
+        import eventlet
+
+        family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
+        try:
+            # no SO_REUSEPORT (eventlet's default): a second process on the same port must fail, not share it
+            self._socket = eventlet.listen(self.address, family=family, backlog=self.max_connections,
+                                           reuse_port=False)
+        except OSError as exc:
+            raise ConfigError(PROBE_ADDRESS, f"cannot listen on {self.address[0]}:{self.address[1]}: "
+                                             f"{exc.strerror or type(exc).__name__}") from None
+        self._pool = eventlet.GreenPool(self.max_connections)
+        self._acceptor = eventlet.spawn(self._accept)
+        bound = self._socket.getsockname()
+        log.info("probes.listening", port=bound[1])
+        return bound[0], bound[1]
+
+    def stop(self) -> None:
+        """Stop accepting and close the socket; requests in flight end with their connection."""
+        if self._acceptor is not None:
+            self._acceptor.kill()
+            self._acceptor = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:  # closed under us: stop() is on its way
+                return
+            if self._pool.free() == 0:  # bounded: a flood of probes cannot grow the process
+                conn.close()
+                continue
+            self._pool.spawn_n(self._serve, conn)
+
+    def _serve(self, conn) -> None:
+        try:
+            conn.settimeout(self.read_timeout_s)
+            request = _read_head(conn)
+            if request is not None:
+                conn.sendall(respond(request, self.readiness))
+        except (OSError, TimeoutError) as exc:  # a client gone or too slow: nothing to answer
+            log.debug("probes.connection_dropped", error=type(exc).__name__)
+        finally:
+            conn.close()
+
+
+def _read_head(conn) -> bytes | None:
+    data = b""
+    while b"\r\n\r\n" not in data and b"\n\n" not in data:
+        if len(data) > MAX_REQUEST_BYTES:
+            return None
+        chunk = conn.recv(1024)
+        if not chunk:
+            break
+        data += chunk
+    return data or None
+
+
+def respond(request: bytes, readiness: Readiness) -> bytes:
+    """The whole HTTP/1.1 response to a request's head (``request``), ``Connection: close``."""
+    line = request.split(b"\n", 1)[0].decode("latin-1").strip().split()
+    if len(line) != 3 or not line[2].startswith("HTTP/"):
+        return _response(400, {"status": "bad request"}, head=False)
+    method, target = line[0], line[1]
+    path = target.split("?", 1)[0]
+    if path not in ("/livez", "/readyz"):
+        return _response(404, {"status": "not found"}, head=method == "HEAD")
+    if method not in ("GET", "HEAD"):
+        return _response(405, {"status": "method not allowed"}, head=False, extra="Allow: GET, HEAD\r\n")
+    if path == "/livez":
+        return _response(200, {"status": "alive"}, head=method == "HEAD")
+    status, body = readiness_answer(readiness)
+    return _response(status, body, head=method == "HEAD")
+
+
+def readiness_answer(readiness: Readiness) -> tuple[int, dict]:
+    """``(200, {"status": "ready"})`` or ``(503, {"status": "not ready", "failing": {check: problem}})``."""
+    try:
+        checks = list(readiness())
+    except Exception as exc:  # a check that breaks says so by its type, never its message
+        checks = [("probe", f"failed ({type(exc).__name__})")]
+    failing = {name: problem for name, problem in checks if problem is not None}
+    if failing:
+        return 503, {"status": "not ready", "failing": failing}
+    return 200, {"status": "ready"}
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+def _response(status: int, body: dict, *, head: bool, extra: str = "") -> bytes:
+    payload = json.dumps(body, sort_keys=True).encode()
+    header = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {len(payload)}\r\nCache-Control: no-store\r\nConnection: close\r\n{extra}\r\n")
+    return header.encode("ascii") + (b"" if head else payload)
+
+
+# -- the checks ------------------------------------------------------------------------------------------
+
+class CachedCheck:
+    """``check()`` (a problem or ``None``) run at most once per ``ttl_s``; callers meanwhile get its last
+    answer, and one at a time runs it."""
+
+    def __init__(self, check: Callable[[], str | None], ttl_s: float = DATABASE_CHECK_TTL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._check = check
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._answer: str | None = None
+        self._at: float | None = None
+
+    def __call__(self) -> str | None:
+        with self._lock:
+            now = self._clock()
+            if self._at is None or now - self._at >= self._ttl_s:
+                self._answer = self._check()
+                self._at = self._clock()
+            return self._answer
+
+
+def database_problem(engine, timeout_s: float = DATABASE_CHECK_TIMEOUT_S) -> str | None:
+    """``SELECT 1`` on ``engine`` within ``timeout_s`` (green: PostgreSQL through psycogreen): ``None`` when
+    it answered, else why not (the error's type only)."""
+    import eventlet
+    import sqlalchemy as sa
+
+    timeout = eventlet.Timeout(timeout_s)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except eventlet.Timeout as exc:
+        if exc is not timeout:
+            raise
+        return f"no answer within {timeout_s:g} s"
+    except Exception as exc:
+        return f"unreachable ({type(exc).__name__})"
+    finally:
+        timeout.cancel()
+    return None
+
+
+class ServiceReadiness:
+    """Readiness of ``run``: the nameko runner once started (``runner``, set by the command), its containers
+    running, every queue consumer connected to the broker, every ``Database`` answering (cached)."""
+
+    def __init__(self, *, database_ttl_s: float = DATABASE_CHECK_TTL_S,
+                 database_timeout_s: float = DATABASE_CHECK_TIMEOUT_S) -> None:
+        self.runner = None
+        self._database_ttl_s = database_ttl_s
+        self._database_timeout_s = database_timeout_s
+        self._database_checks: dict[int, CachedCheck] = {}
+
+    def __call__(self) -> list[Check]:
+        runner = self.runner
+        if runner is None:
+            return [("service", "starting")]
+        containers = list(runner.containers)
+        stopped = [c for c in containers if not c.started or c._died.ready()]
+        if not containers or stopped:
+            return [("service", "stopped")]
+        return [("service", None), ("broker", broker_problem(containers)),
+                ("database", self._database_problem(containers))]
+
+    def _database_problem(self, containers: Iterable) -> str | None:
+        for engine in _engines(containers):
+            check = self._database_checks.get(id(engine))
+            if check is None:
+                check = self._database_checks[id(engine)] = CachedCheck(
+                    lambda engine=engine: database_problem(engine, self._database_timeout_s), self._database_ttl_s)
+            problem = check()
+            if problem is not None:
+                return problem
+        return None
+
+
+def broker_problem(containers: Iterable) -> str | None:
+    """``None`` when every queue consumer of ``containers`` holds a connected broker connection (tracked by
+    :mod:`.nameko_ext.reconnect`)."""
+    from nameko.messaging import QueueConsumer
+
+    for container in containers:
+        for extension in container.extensions:
+            if isinstance(extension, QueueConsumer):
+                connection = getattr(extension, "broker_connection", None)
+                if connection is None or not connection.connected:
+                    return "not connected"
+    return None
+
+
+def _engines(containers: Iterable) -> list:
+    from .nameko_ext.database import Database
+
+    engines = []
+    for container in containers:
+        for dependency in container.dependencies:
+            engine = getattr(dependency, "engine", None) if isinstance(dependency, Database) else None
+            if engine is not None and all(engine is not e for e in engines):
+                engines.append(engine)
+    return engines
+
+
+class RelayReadiness:
+    """Readiness of ``relay``: its last pass over the outbox completed within ``max_pass_age_s`` (a pass reads
+    the database), and the broker connection it holds is up (an idle relay holds none until rows come: then
+    only a failed pass says the broker is gone)."""
+
+    def __init__(self, relay, max_pass_age_s: float = RELAY_MAX_PASS_AGE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.relay = relay
+        self.max_pass_age_s = max_pass_age_s
+        self._clock = clock
+
+    def __call__(self) -> list[Check]:
+        last = self.relay.last_pass_at
+        if last is None:
+            outbox = "no pass yet"
+        elif self._clock() - last > self.max_pass_age_s:
+            outbox = f"no pass for more than {self.max_pass_age_s:g} s"
+        else:
+            outbox = None
+        connected = self.relay.broker_connected
+        if connected is False:
+            broker = "not connected"
+        elif connected is None and self.relay.failures:
+            broker = f"{self.relay.failures} failed passes in a row"
+        else:
+            broker = None
+        return [("outbox", outbox), ("broker", broker)]
+
+
+# -- the image's health check ----------------------------------------------------------------------------
+
+def probe(address: tuple[str, int], path: str, timeout_s: float = 2.0) -> tuple[int, str]:
+    """``GET path`` on a local probe listener: ``(status, body)``; a wildcard host is asked on loopback."""
+    import http.client
+
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address[0], address[0])
+    connection = http.client.HTTPConnection(host, address[1], timeout=timeout_s)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
