@@ -145,15 +145,15 @@ def test_relay_readiness_wants_a_recent_pass_and_a_broker():
     now = [1000.0]
     relay = FakeRelay()
     readiness = RelayReadiness(relay, max_pass_age_s=30, clock=lambda: now[0])
-    assert dict(readiness()) == {"outbox": "no pass yet", "broker": None}
+    assert dict(readiness()) == {"outbox": "no pass yet", "passes": None, "broker": None}
     relay.last_pass_at = 995.0  # idle: no rows, no connection yet, nothing failed
-    assert dict(readiness()) == {"outbox": None, "broker": None}
+    assert dict(readiness()) == {"outbox": None, "passes": None, "broker": None}
     relay.broker_connected = True
-    assert dict(readiness()) == {"outbox": None, "broker": None}
+    assert dict(readiness()) == {"outbox": None, "passes": None, "broker": None}
     relay.broker_connected = False
     assert dict(readiness())["broker"] == "not connected"
-    relay.broker_connected, relay.failures = None, 3  # a failed batch dropped its connection
-    assert dict(readiness())["broker"] == "3 failed passes in a row"
+    relay.broker_connected, relay.failures = None, 3  # the database, or a failed batch that dropped its connection
+    assert dict(readiness()) == {"outbox": None, "passes": "3 failed in a row", "broker": None}
     relay.failures = 0
     now[0] = 1025.1
     assert dict(readiness())["outbox"] == "no pass for more than 30 s"

@@ -287,9 +287,9 @@ def _engines(containers: Iterable) -> list:
 
 
 class RelayReadiness:
-    """Readiness of ``relay``: its last pass over the outbox completed within ``max_pass_age_s`` (a pass reads
-    the database), and the broker connection it holds is up (an idle relay holds none until rows come: then
-    only a failed pass says the broker is gone)."""
+    """Readiness of ``relay``: its last pass over the outbox completed within ``max_pass_age_s`` (a loop stuck
+    without failing shows here), its last passes did not fail (a pass reads the database, and publishes when
+    rows wait), and the broker connection it holds is up (an idle relay holds none until rows come)."""
 
     def __init__(self, relay, max_pass_age_s: float = RELAY_MAX_PASS_AGE_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -305,14 +305,10 @@ class RelayReadiness:
             outbox = f"no pass for more than {self.max_pass_age_s:g} s"
         else:
             outbox = None
-        connected = self.relay.broker_connected
-        if connected is False:
-            broker = "not connected"
-        elif connected is None and self.relay.failures:
-            broker = f"{self.relay.failures} failed passes in a row"
-        else:
-            broker = None
-        return [("outbox", outbox), ("broker", broker)]
+        failures = self.relay.failures
+        return [("outbox", outbox),
+                ("passes", f"{failures} failed in a row" if failures else None),
+                ("broker", "not connected" if self.relay.broker_connected is False else None)]
 
 
 # -- the image's health check ----------------------------------------------------------------------------
