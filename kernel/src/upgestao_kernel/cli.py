@@ -145,7 +145,8 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
         # daemons log to stdout; a command's stdout is its output (JSON Lines, say): its logs go to stderr
         configure_logging(definition.name, settings.log_level,
                           sys.stdout if args.command in ("run", "relay") else sys.stderr)
-        probe_at = probe_address(os.environ)  # a bad address stops the process before anything starts
+        # the probe listener's address: a bad one stops the process before anything starts
+        probe_at = probe_address(os.environ) if args.command in ("run", "relay", "check-config", "probe") else None
         if args.command == "probe" and probe_at is None:
             raise ConfigError("UPGESTAO_PROBE_ADDRESS", "not set: this process serves no probes")
         keys = LazyKeys(settings)
