@@ -271,3 +271,35 @@ def test_a_taken_port_is_a_config_error_and_stop_closes_the_socket(server):
     probe_server.stop()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(address, timeout=2).close()
+
+
+def test_a_blocked_hub_does_not_answer_livez(server):
+    """The kubelet's timeout is what catches a stuck process: the answer comes from the process's own hub."""
+    from eventlet import patcher
+
+    real_socket = patcher.original("socket")
+    real_threading = patcher.original("threading")
+    real_time = patcher.original("time")
+    _, address, _ = server
+    answers: list = []
+    asked = real_threading.Event()
+
+    def kubelet() -> None:  # a real OS thread, with a real socket: it runs while the hub is blocked
+        try:
+            with real_socket.create_connection(address, timeout=0.5) as s:
+                s.sendall(b"GET /livez HTTP/1.1\r\n\r\n")
+                asked.set()
+                answers.append(s.recv(100))
+        except OSError as exc:
+            answers.append(type(exc).__name__)
+        finally:
+            asked.set()
+
+    thread = real_threading.Thread(target=kubelet)
+    thread.start()
+    # real waits block the hub (nothing green runs meanwhile), past the kubelet's 0.5 s timeout
+    assert asked.wait(10)
+    real_time.sleep(1.0)
+    thread.join(5)
+    assert answers == ["TimeoutError"]
+    assert probe(address, "/livez")[0] == 200  # the hub turns again: so does the answer

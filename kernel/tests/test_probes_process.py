@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from kernel_sample import create_sample_tables
 from upgestao_kernel.cli import CONFIG_ERROR_EXIT, ServiceDefinition, main
 from upgestao_kernel.probes import probe
-from upgestao_kernel.testing import PG_ADMIN_URL
+from upgestao_kernel.testing import PG_ADMIN_URL, create_vhost, delete_vhost
 from upgestao_kernel.testing_tokens import token_jwks_json
 
 TESTS = Path(__file__).parent
@@ -238,3 +238,22 @@ def test_probe_without_an_address_says_so(monkeypatch, capsys, tmp_path):
     monkeypatch.delenv("UPGESTAO_PROBE_ADDRESS", raising=False)
     assert main(TALLY, ["probe", "livez"]) == CONFIG_ERROR_EXIT
     assert "UPGESTAO_PROBE_ADDRESS: not set" in capsys.readouterr().err
+
+
+def test_a_service_whose_broker_goes_away_is_alive_and_not_ready(tmp_path, amqp_vhost, amqp_uri, database_factory):
+    url = database_factory("probes")
+    create_sample_tables(url)
+    service = Process("run", _env(tmp_path, amqp_uri, url, _free_port()), tmp_path)
+    try:
+        service.until("/readyz", 200)
+        delete_vhost(amqp_vhost)  # this test's own vhost: its connections closed, new ones refused
+        try:
+            body = service.until("/readyz", 503)
+            assert body["failing"] == {"broker": "not connected"}, body
+            assert service.get("/livez")[0] == 200
+        finally:
+            create_vhost(amqp_vhost)
+        service.until("/readyz", 200)
+        assert service.terminate() == 0
+    finally:
+        service.kill()
