@@ -145,18 +145,36 @@ def test_relay_readiness_wants_a_recent_pass_and_a_broker():
     now = [1000.0]
     relay = FakeRelay()
     readiness = RelayReadiness(relay, max_pass_age_s=30, clock=lambda: now[0])
-    assert dict(readiness()) == {"outbox": "no pass yet", "passes": None, "broker": None}
+    assert dict(readiness()) == {"outbox": "no pass yet", "passes": None, "broker": None, "loops": None}
     relay.last_pass_at = 995.0  # idle: no rows, no connection yet, nothing failed
-    assert dict(readiness()) == {"outbox": None, "passes": None, "broker": None}
+    assert dict(readiness()) == {"outbox": None, "passes": None, "broker": None, "loops": None}
     relay.broker_connected = True
-    assert dict(readiness()) == {"outbox": None, "passes": None, "broker": None}
+    assert dict(readiness()) == {"outbox": None, "passes": None, "broker": None, "loops": None}
     relay.broker_connected = False
     assert dict(readiness())["broker"] == "not connected"
     relay.broker_connected, relay.failures = None, 3  # the database, or a failed batch that dropped its connection
-    assert dict(readiness()) == {"outbox": None, "passes": "3 failed in a row", "broker": None}
+    assert dict(readiness()) == {"outbox": None, "passes": "3 failed in a row", "broker": None, "loops": None}
     relay.failures = 0
     now[0] = 1025.1
     assert dict(readiness())["outbox"] == "no pass for more than 30 s"
+
+
+class FakeThread:
+    def __init__(self, name: str, alive: bool) -> None:
+        self.name = name
+        self._alive = alive
+
+    def is_alive(self) -> bool:
+        return self._alive
+
+
+def test_relay_readiness_names_a_publishing_loop_that_ended():
+    relay = FakeRelay()
+    relay.last_pass_at = time.monotonic()
+    loops = [FakeThread("audit_stream", alive=False), FakeThread("checkpoints", alive=True)]
+    assert dict(RelayReadiness(relay, loops=loops)())["loops"] == "ended: audit_stream"
+    loops[0]._alive = True
+    assert dict(RelayReadiness(relay, loops=loops)())["loops"] is None
 
 
 class FakeEvent:

@@ -273,7 +273,7 @@ def _relay(definition: ServiceDefinition, settings: Settings, probe_at: tuple[st
     loops = [threading.Thread(target=loop, args=(stop,), name=getattr(loop, "__name__", "relay-loop"), daemon=True)
              for loop in definition.relay_loops(settings)]
     try:
-        with _probes(probe_at, RelayReadiness(relay)):
+        with _probes(probe_at, RelayReadiness(relay, loops=loops)):
             for thread in loops:
                 thread.start()
             relay.run(stop)

@@ -292,10 +292,13 @@ class RelayReadiness:
     rows wait), and the broker connection it holds is up (an idle relay holds none until rows come)."""
 
     def __init__(self, relay, max_pass_age_s: float = RELAY_MAX_PASS_AGE_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, loops: Sequence = ()) -> None:
+        """``loops``: the threads of the service's other publishing loops (``relay_loops``: privacy's audit
+        stream); one that ended while the relay runs is a check that fails."""
         self.relay = relay
         self.max_pass_age_s = max_pass_age_s
         self._clock = clock
+        self.loops = tuple(loops)
 
     def __call__(self) -> list[Check]:
         last = self.relay.last_pass_at
@@ -306,9 +309,11 @@ class RelayReadiness:
         else:
             outbox = None
         failures = self.relay.failures
+        ended = sorted(thread.name for thread in self.loops if not thread.is_alive())
         return [("outbox", outbox),
                 ("passes", f"{failures} failed in a row" if failures else None),
-                ("broker", "not connected" if self.relay.broker_connected is False else None)]
+                ("broker", "not connected" if self.relay.broker_connected is False else None),
+                ("loops", f"ended: {', '.join(ended)}" if ended else None)]
 
 
 # -- the image's health check ----------------------------------------------------------------------------
