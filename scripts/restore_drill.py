@@ -178,13 +178,15 @@ def tamper(databases: DrillDatabases, how: str, read_models: Mapping[str, set[st
         for service, tables in read_models.items():
             for table in sorted(tables):
                 columns = databases.execute(service, (
-                    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
-                    "AND table_name = :t AND data_type IN ('character varying', 'text') ORDER BY ordinal_position"),
-                    {"t": table})
-                for (column,) in columns:
+                    "SELECT column_name FROM information_schema.columns c WHERE table_schema = 'public' "
+                    "AND table_name = :t AND data_type IN ('character varying', 'text') AND NOT EXISTS ("
+                    "SELECT 1 FROM information_schema.key_column_usage k WHERE k.table_name = c.table_name "
+                    "AND k.column_name = c.column_name) ORDER BY ordinal_position"), {"t": table})
+                for (column,) in columns:  # its first character replaced: the same length, another value
                     changed = databases.execute(service, (
-                        f'UPDATE public."{table}" SET "{column}" = "{column}" || \'~\' WHERE ctid = '
-                        f'(SELECT ctid FROM public."{table}" WHERE "{column}" IS NOT NULL LIMIT 1) RETURNING 1'))
+                        f'UPDATE public."{table}" SET "{column}" = overlay("{column}" placing CASE WHEN '
+                        f'left("{column}", 1) = \'x\' THEN \'y\' ELSE \'x\' END from 1 for 1) WHERE ctid = '
+                        f'(SELECT ctid FROM public."{table}" WHERE "{column}" <> \'\' LIMIT 1) RETURNING 1'))
                     if changed:
                         clock.say(f"TAMPERED: one row of {service}.{table}, column {column}")
                         return
@@ -409,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = Clock()
     try:
         run_drill(args, clock)
-    except (DrillFailed, SeedError, up.PlatformError, RuntimeError) as exc:
+    except (DrillFailed, SeedError, up.PlatformError, RuntimeError, OSError) as exc:
         clock.say(f"RESTORE DRILL FAILED: {exc}")
         return 1
     clock.say("RESTORE DRILL PASSED")

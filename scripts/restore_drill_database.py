@@ -207,8 +207,10 @@ def read_snapshot(conn: sa.Connection, database: str) -> dict[str, TableSnapshot
         "(sequences)": ("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public'",
                         ["sequence", "last_value"]),
     }
+    keys = {"(triggers)": ("relation", "trigger"), "(sequences)": ("sequence",)}
     for name, (query, columns) in meta.items():
-        snapshot[name] = TableSnapshot.of(columns, conn.execute(sa.text(query), {"db": database}).all())
+        rows = conn.execute(sa.text(query), {"db": database}).all()
+        snapshot[name] = TableSnapshot.of(columns, rows, keys.get(name, ()))
     return snapshot
 
 
