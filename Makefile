@@ -111,9 +111,11 @@ lock: | $(VPY)
 images:
 	$(PYTHON) deploy/images/build.py
 
-# The whole platform from those images (buildah run, host network) on the machine's RabbitMQ and PostgreSQL.
-images-smoke: images
-	$(PYTHON) deploy/images/smoke.py
+# The whole platform from those images (buildah run, host network) on the machine's RabbitMQ and PostgreSQL,
+# in production mode, on a vhost and databases of its own (all removed after). The venv gives the Platform
+# (scripts/upgestao_platform.py) its list of services; every process it starts is an image's.
+images-smoke: images venv
+	$(VPY) deploy/images/smoke.py
 
 # Every overlay of deploy/k8s rendered and validated offline against the vendored schemas, plus the policy check.
 k8s-check: venv
