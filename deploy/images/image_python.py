@@ -38,6 +38,10 @@ ENV_IN_CONTAINER = "/run/upgestao.env"
 PROBE_ENV = "UPGESTAO_PROBE_ADDRESS"
 PROBED_COMMANDS = ("run", "relay")  # the processes that serve /livez and /readyz
 PROBES_DIR = "probes"  # <data dir>/probes/<package>-<command>: the probe address each process got
+# "<package>-<command>" of the one process that keeps the image's own probe address (0.0.0.0:9000), so
+# that the image's HEALTHCHECK can be run against it as it is
+DEFAULT_PROBE_ENV = "UPGESTAO_IMAGE_DEFAULT_PROBE"
+IMAGE_PROBE_ADDRESS = "127.0.0.1:9000"
 
 
 def image_for(module: str) -> str:
@@ -61,17 +65,19 @@ def probe_address(argv: list[str], data_dir: str | None) -> str | None:
     taken by the first): a free one, written to <data dir>/probes/ for the smoke to poll."""
     if len(argv) < 3 or argv[2] not in PROBED_COMMANDS or not data_dir:
         return None
-    address = f"127.0.0.1:{free_port()}"
+    keep = os.environ.get(DEFAULT_PROBE_ENV) == f"{argv[1]}-{argv[2]}"
+    address = IMAGE_PROBE_ADDRESS if keep else f"127.0.0.1:{free_port()}"
     probes = Path(data_dir) / PROBES_DIR
     probes.mkdir(exist_ok=True)
     (probes / f"{argv[1]}-{argv[2]}").write_text(address)
-    return address
+    return None if keep else address
 
 
 def environment_file(directory: Path, probe: str | None) -> Path:
     """The platform's variables as `export NAME='value'` lines, readable by the image's user only."""
     chosen = {name: value for name, value in os.environ.items()
-              if (name.startswith(ENV_PREFIXES) or name in ENV_NAMES) and name != TAG_ENV and name.isidentifier()}
+              if (name.startswith(ENV_PREFIXES) or name in ENV_NAMES) and name not in (TAG_ENV, DEFAULT_PROBE_ENV)
+              and name.isidentifier()}
     if probe:
         chosen[PROBE_ENV] = probe
     lines = [f"export {name}={shlex.quote(value)}" for name, value in sorted(chosen.items())]

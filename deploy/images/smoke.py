@@ -138,6 +138,22 @@ def check_images(services: list[build.Service]) -> None:
         step(f"{service.image}: {build.image_size(service.image)}, user {user}, HEALTHCHECK {' '.join(health[1:2])}")
 
 
+def run_healthcheck(image: str, label: str) -> int:
+    """The image's own HEALTHCHECK command, as it is, in a new container of the image (host network)."""
+    inspected = json.loads(subprocess.run(["buildah", "inspect", "--type", "image", image], check=True,
+                                          capture_output=True, text=True).stdout)
+    test = inspected["Docker"]["config"]["Healthcheck"]["Test"]
+    command = test[1:] if test[0] == "CMD" else ["/bin/sh", "-c", test[1]]
+    name = f"{label}-healthcheck-{secrets.token_hex(4)}"
+    subprocess.run(["buildah", "from", "--pull-never", "--quiet", "--name", name, image], check=True,
+                   capture_output=True)
+    try:
+        return subprocess.run(["buildah", "run", "--isolation", "chroot", "--network", "host", name, "--", *command],
+                              capture_output=True, timeout=60).returncode
+    finally:
+        subprocess.run(["buildah", "rm", name], capture_output=True)
+
+
 def leftover_processes(tag: str) -> list[int]:
     """Processes whose environment names this run (its data directory or vhost): none may outlive it."""
     found = []
@@ -161,6 +177,13 @@ def main() -> int:
     data_dir = Path(tempfile.mkdtemp(prefix=f"{label}-"))
     os.chown(data_dir, int(IMAGE_UID), int(IMAGE_UID))
     os.environ[image_python.TAG_ENV] = label
+    gateway = next(s for s in services if s.name == platform.HTTP_SERVICE)
+    probe_host, probe_port = platform.split_address(image_python.IMAGE_PROBE_ADDRESS)
+    healthcheck = platform.port_is_free("0.0.0.0", probe_port)  # the gateway keeps the image's 0.0.0.0:9000
+    if healthcheck:
+        os.environ[image_python.DEFAULT_PROBE_ENV] = f"{gateway.package}-run"
+    else:
+        step(f"port {probe_port} is taken on this machine: the HEALTHCHECK command is not tried")
     databases = {s.name: f"imgsmoke_{s.name}_{tag}" for s in services}
     sink = None
     running = None
@@ -215,6 +238,12 @@ def main() -> int:
                                      lambda a=address, p=path: ((s := http("GET", f"http://{a}/{p}"))[0] == 200, s))
                 step(f"{service.name:12} {command:5} probes on {address}: /livez 200, /readyz 200")
 
+        if healthcheck:
+            code = run_healthcheck(gateway.image, label)
+            step(f"HEALTHCHECK of {gateway.image}, run as it is against its run process: exit {code}")
+            if code != 0:
+                raise RuntimeError("the image's HEALTHCHECK failed against a live process")
+
         status, answer = poll("the first admin's login", lambda: (
             (r := http("POST", running.url + "/v1/auth/login", {"email": ADMIN_EMAIL, "password": password}))[0]
             == 200, r))[1]
@@ -235,6 +264,10 @@ def main() -> int:
             step(f"stopped: {', '.join(f'{name} {code}' for name, code in sorted(codes.items()))}")
             running.remove_broker_users()
             running.remove_database_roles()
+            if healthcheck and not failed:
+                code = run_healthcheck(gateway.image, label)
+                step(f"HEALTHCHECK once the gateway is stopped: exit {code} (must fail)")
+                failed = failed or code == 0
         if sink is not None:
             sink.terminate()
             sink.wait(30)
