@@ -122,3 +122,17 @@ def test_the_checks_catch_a_missing_hash_a_loose_pin_and_a_stale_version():
         "kernel/pyproject.toml: alembic==1.20.1 but requirements.lock pins alembic==1.0 (run `make lock`)",
         "kernel/pyproject.toml: setuptools<81 is not in requirements.lock (run `make lock`)",
     ]
+
+
+def test_the_image_build_finds_setuptools_in_the_lock_with_its_hashes():
+    """deploy/Dockerfile's wheel stage installs setuptools from the lock (deploy/images/lock_entries.py)
+    before building the source-only pins without build isolation."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lock_entries", ROOT / "deploy" / "images" / "lock_entries.py")
+    lock_entries = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lock_entries)
+    entry = lock_entries.entries(LOCK.read_text())["setuptools"]
+    pins, problems = parse_lock(entry)
+    assert problems == [] and list(pins) == ["setuptools"]
+    assert lock_entries.main([str(LOCK), "no-such-package"]) == 1
