@@ -630,20 +630,33 @@ def test_dockerfile_builds_any_service_on_a_pinned_slim_python():
         if instruction == "ARG" and "=" in args:
             name, _, value = args.partition("=")
             global_args[name] = value
+
+    def resolved(text: str) -> str:
+        for _ in range(5):  # BUILD_IMAGE defaults to ${BASE_IMAGE}
+            text = re.sub(r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), text)
+        return text
+
     build = stages()
-    assert len(build) >= 2, "multi-stage: a builder and a runtime stage"
+    named = {stage[0][1].split()[-1]: stage for stage in build if " AS " in stage[0][1].upper()}
+    assert {"wheels", "builder", "runtime"} <= set(named), "multi-stage: shared wheels, a builder, a runtime"
     for stage in build:
-        image = stage[0][1].split()[0]
-        image = re.sub(r"\$\{?(\w+)\}?", lambda m: global_args.get(m.group(1), m.group(0)), image)
-        assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", image), f"unpinned or wrong base {image}"
-    builder, runtime = build[0], build[-1]
+        image = resolved(stage[0][1].split()[0])
+        assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", image), f"unpinned or wrong default base {image}"
+    wheels, builder, runtime = named["wheels"], named["builder"], build[-1]
+    assert runtime is named["runtime"], "the runtime stage is the last (the image built by default)"
+    wheel_args = {args.split("=")[0] for instruction, args in wheels if instruction == "ARG"}
+    assert not {"SERVICE", "PACKAGE"} & wheel_args, "the wheels stage is the same layer cache for every service"
     for stage in (builder, runtime):
         declared = {args.split("=")[0] for instruction, args in stage if instruction == "ARG"}
         assert {"SERVICE", "PACKAGE"} <= declared
-    copies = [args for instruction, args in builder if instruction == "COPY"]
-    assert any(args.split()[0] == "kernel/" for args in copies), "the builder must copy kernel/"
-    assert any(args.split()[0] == "services/${SERVICE}/" for args in copies)
-    assert any("pip wheel" in args and "./kernel" in args for instruction, args in builder if instruction == "RUN")
+    copies = [args.split()[0] for instruction, args in wheels if instruction == "COPY"]
+    assert {"kernel/", "services/", "requirements.lock"} <= set(copies), copies
+    wheel_runs = " ".join(args for instruction, args in wheels if instruction == "RUN")
+    assert "--require-hashes" in wheel_runs and "-r requirements.lock" in wheel_runs, "every dependency hash-checked"
+    assert "pip wheel" in wheel_runs and "./kernel" in wheel_runs
+    builder_runs = " ".join(args for instruction, args in builder if instruction == "RUN")
+    assert "--no-index" in builder_runs and '"upgestao-${SERVICE}"' in builder_runs, "only the built wheels"
+    assert "COPY --from=wheels" in " ".join(f"{i} {a}" for i, a in builder)
 
     runtime_text = " ".join(args for _, args in runtime)
     assert "from=builder" in runtime_text, "the runtime stage installs the builder's wheels"
@@ -729,6 +742,8 @@ def test_dockerignore_keeps_local_state_out_of_the_context(path):
         "kernel/src/upgestao_kernel/config.py",
         "services/identity/pyproject.toml",
         "services/integration-gateway/src/upgestao_gateway/migrations/script.py.mako",
+        "requirements.lock",
+        "deploy/images/lock_entries.py",
     ],
 )
 def test_dockerignore_keeps_what_the_build_copies(path):

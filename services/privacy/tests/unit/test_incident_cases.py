@@ -102,7 +102,8 @@ def test_record_seals_every_text_and_publishes_no_text(world):
     assert incident["state"] == "draft" and incident["risks"] == NAMED
     assert incident["deadline"]["status"] == "on_time"
     assert incident["deadline"]["due_at"] == "2026-12-08T03:00:00+00:00"  # Thu, Fri, Mon: close of Monday BRT
-    assert incident["keep_until"].startswith("2031-12-02")
+    recorded = datetime.fromisoformat(incident["recorded_at"])  # the event's own time, not the fake clock
+    assert incident["keep_until"] == recorded.replace(year=recorded.year + 5).isoformat()
     stored = world["store"].events[0].data
     assert NAMED not in json.dumps(stored) and set(stored["sealed"]) == set(SEALED_FIELDS)
     published = world["store"].published("privacy.incident_recorded.v1")
