@@ -16,6 +16,10 @@
 #   make clean   remove var/ and bench results (keeps .venv)
 #   make lock    after changing a pin in a pyproject.toml or requirements-dev.txt: re-resolve requirements.lock
 #                (scripts/lock.py, uv pip compile --generate-hashes); `make venv` installs only what it pins
+#   make images        a bookworm base from Debian's packages, then one image per service (deploy/images/)
+#   make images-smoke  the whole platform from those images: /readyz, a login and /v1/me through the gateway
+#   make k8s-check     every overlay of deploy/k8s rendered and validated offline (CI runs it in the tests)
+#   make restore-drill dump, drop, restore and compare every service's database and the audit log's root
 
 SHELL   := /bin/bash
 PYTHON  ?= python3
@@ -107,7 +111,7 @@ clean:
 lock: | $(VPY)
 	$(VPY) scripts/lock.py
 
-# The base rootfs (debootstrap of bookworm), then one image per service (buildah, chroot isolation).
+# The base rootfs (mmdebstrap of bookworm), then one image per service (buildah, chroot isolation).
 images:
 	$(PYTHON) deploy/images/build.py
 

@@ -89,6 +89,7 @@ MAIL_SINK = "mail-sink"  # its process and log name
 # the integrations service's SSRF guard refuses loopback unless allowed: a local run (never production) allows it,
 # so that a webhook receiver on this machine can be tried; UPGESTAO_WEBHOOK_ALLOWED_NETWORKS given wins
 WEBHOOK_NETWORKS_ENV = "UPGESTAO_WEBHOOK_ALLOWED_NETWORKS"
+PROBE_ADDRESS_ENV = "UPGESTAO_PROBE_ADDRESS"  # upgestao_kernel.probes: set per pod, never for make up's processes
 LOCAL_WEBHOOK_NETWORKS = "127.0.0.0/8,::1/128"
 MAIL_SERVICE = "notifier"  # the service that sends mail (and owns the sink command)
 SINK_HOST = "127.0.0.1"
@@ -636,6 +637,8 @@ class Platform:
     def environment(self, service: str | None = None) -> dict[str, str]:
         """The environment every child gets; ``service``'s own broker URI for that service's processes."""
         env = dict(os.environ)
+        # one address for every process would be taken by the first (a container sets it per pod)
+        env.pop(PROBE_ADDRESS_ENV, None)
         env.update(
             AMQP_URI=self.amqp_uri,
             UPGESTAO_DATA_DIR=str(self.data_dir),
@@ -728,7 +731,8 @@ class Platform:
                 raise PlatformError(
                     "cannot create the services' broker users: the management API does not let "
                     f"{admin.user!r} manage users and rabbitmqctl is absent or refused.\n"
-                    "  In production every service must connect as its own user (deploy/k8s/rabbitmq-topology.yaml).")
+                    "  In production every service must connect as its own user "
+                    "(deploy/k8s/base/rabbitmq-topology.yaml).")
             self.shared_broker_user = True
             self.broker_uris = {name: self.amqp_uri for name in names}
             self.echo("WARNING: " + "!" * 60 + "\n"

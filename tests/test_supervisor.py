@@ -166,3 +166,10 @@ def test_stop_cancels_pending_restarts(bare_platform):
     platform.stop(timeout=5)
     time.sleep(0.3)
     assert platform.supervise() == [] and platform.restarting == {}
+
+
+def test_a_probe_address_in_the_shell_never_reaches_the_processes(bare_platform, monkeypatch):
+    # one address for every run and relay process: all but the first would fail to bind it
+    monkeypatch.setenv("UPGESTAO_PROBE_ADDRESS", "127.0.0.1:9000")
+    assert "UPGESTAO_PROBE_ADDRESS" not in bare_platform.environment()
+    assert "UPGESTAO_PROBE_ADDRESS" not in bare_platform.environment("identity")
