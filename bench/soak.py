@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from chaos import PLATFORM_ENV, Supervisor, Workload, environment, wait_ready
+from chaos import PLATFORM_ENV, Supervisor, Workload, assign_role, environment, wait_ready
 from common import RESULTS, ROOT, log, machine
 from upgestao_platform import Platform, free_address
 
@@ -151,7 +151,8 @@ def run(duration_s: float, warmup_s: float, every_s: float, database: str, worke
         supervisor = Supervisor(platform)
         supervisor.thread.start()
         sampler = Sampler(platform, every_s)
-        workload = Workload(platform.url, seed, workers)
+        workload = Workload(platform.url, seed, workers,  # the dpo of the workload gets its role from an admin
+                            lambda user_id, role: assign_role(platform, user_id, role))
         try:
             workload.prepare()
             sampler.t0 = time.monotonic()
