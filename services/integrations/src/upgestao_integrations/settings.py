@@ -38,6 +38,7 @@ class IntegrationsSettings:
     secret_overlap_s: float = 86_400.0
     poll_s: float = 0.5
     batch: int = 100
+    events_batch: int = 200  # events in (another service's) taken and handled in one transaction
     per_endpoint: int = PER_ENDPOINT_IN_FLIGHT
     claimed_per_endpoint: int = CLAIMED_PER_ENDPOINT
     owners_timeout_s: float = OWNERS_TIMEOUT_S
@@ -105,6 +106,7 @@ def load_integrations_settings(settings: Settings, environ: Mapping[str, str] | 
         secret_overlap_s=_float(env, "INTEGRATIONS_SECRET_OVERLAP_S", 86_400.0, 0.0, 30 * 86_400.0),
         poll_s=_float(env, "INTEGRATIONS_POLL_S", 0.5, 0.01, 60.0),
         batch=_int(env, "INTEGRATIONS_BATCH", 100, 1, 200),
+        events_batch=_int(env, "INTEGRATIONS_EVENTS_BATCH", 200, 1, 1000),
         claimed_per_endpoint=_int(env, "INTEGRATIONS_CLAIMED_PER_ENDPOINT", CLAIMED_PER_ENDPOINT, 1, 200),
     )
 

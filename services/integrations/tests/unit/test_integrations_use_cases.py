@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -232,6 +232,71 @@ def test_a_redelivered_event_queues_nothing_twice(world: World) -> None:
         with world.uow() as uow:
             fanout.accept(uow, envelope)
     assert len(world.rows("webhook_messages")) == 1
+
+
+def _envelope(world: World, event_type: str, data: dict, correlation_id: str | None = None) -> EventEnvelope:
+    return EventEnvelope(event_id=new_id(), stream_id="x-1", version=1, type=event_type, occurred_at=world.clock(),
+                         actor=Actor("system", "system"), correlation_id=correlation_id, causation_id=None, data=data)
+
+
+def _caused_by(envelope: EventEnvelope) -> RequestContext:
+    return replace(system_context(), correlation_id=envelope.correlation_id, causation_id=envelope.event_id)
+
+
+def test_a_batch_queues_each_event_once_each_caused_by_its_own_event(world: World) -> None:
+    """One unit of work for a batch: an event twice in it, or redelivered in a later batch, queues nothing more;
+    each queued message's event is caused by (and correlated with) its own source event."""
+    world.register()
+    registered = [_envelope(world, "identity.customer_registered.v1", {"customer_id": c, "fields": ["email"]},
+                            correlation_id=f"req-{i}") for i, c in enumerate((CUSTOMER, OTHER))]
+    with world.uow() as uow:
+        first = fanout.accept_many(uow, "integrations.on_identity_event", [registered[0], registered[1],
+                                                                           registered[0]], _caused_by)
+    assert (first.handled, first.duplicates, first.messages) == (2, 1, 2)
+    again = _envelope(world, "identity.customer_registered.v1", {"customer_id": OTHER, "fields": ["email"]})
+    with world.uow() as uow:
+        second = fanout.accept_many(uow, "integrations.on_identity_event", [registered[1], again], _caused_by)
+    assert (second.handled, second.duplicates, second.messages) == (1, 1, 1)
+    assert sorted(r["event_id"] for r in world.rows("webhook_messages")) \
+        == sorted([registered[0].event_id, registered[1].event_id, again.event_id])
+    queued = {e["data"]["event_id"]: e for e in world.events_of("integrations.webhook_message_queued.v1")}
+    for envelope in (*registered, again):
+        assert queued[envelope.event_id]["causation_id"] == envelope.event_id
+        assert queued[envelope.event_id]["actor_id"] == "system"
+    assert [queued[e.event_id]["correlation_id"] for e in registered] == ["req-0", "req-1"]
+
+
+def test_a_batch_is_handled_in_its_order_an_erasure_cancels_what_came_before_it(world: World) -> None:
+    world.register(fields=["email"])
+    world.owners.messages["m1"] = {"message_id": "m1", "conversation_id": "c1", "customer_id": CUSTOMER}
+    created = _envelope(world, "messaging.message_created.v1", {
+        "message_id": "m1", "conversation_id": "c1", "chat_id": None, "customer_id": CUSTOMER, "private": False})
+    erased = _envelope(world, "privacy.erasure_requested.v1", {
+        "request_id": new_id(), "subject_id": CUSTOMER, "mode": "deletion", "recipients": []})
+    with world.uow() as uow:
+        accepted = fanout.accept_many(uow, "integrations.test", [created, erased], _caused_by)
+    assert accepted.handled == 2
+    assert {r["event_type"]: r["status"] for r in world.rows("webhook_messages")} == {"message.created": "canceled"}
+
+
+def test_a_batch_that_fails_leaves_nothing_claimed(world: World) -> None:
+    """Nothing of a batch is kept when one of its events fails: taken again, all of it is handled."""
+    world.register()
+    good = _envelope(world, "identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
+    bad = _envelope(world, "identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
+
+    def failing(envelope: EventEnvelope) -> RequestContext:
+        if envelope is bad:
+            raise RuntimeError("the database went away")
+        return _caused_by(envelope)
+
+    with pytest.raises(RuntimeError), world.uow() as uow:
+        fanout.accept_many(uow, "integrations.on_identity_event", [good, bad], failing)
+    assert world.rows("webhook_messages") == []
+    with world.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM processed_events")).scalar() == 0
+    with world.uow() as uow:
+        assert fanout.accept_many(uow, "integrations.on_identity_event", [good, bad], _caused_by).messages == 2
 
 
 # -- delivery ---------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """From another service's event to one webhook message per integration that should get it.
 
-Each handler's unit of work (``self.db.handling(event)``: idempotent by event id) queues the messages; the
-message id is derived from (event id, integration id), so a redelivered event finds its messages queued.
+Events arrive in batches (:func:`accept_many`: one unit of work for a batch, each event claimed by its id
+first, so a redelivered one queues nothing); the message id is derived from (event id, integration id), so
+an event handled again anyway finds its messages queued.
 Only ids and states of the published event are kept with a message: personal values are opened from their
 owners at each attempt (audited there as shares with the integration as recipient).
 
@@ -14,10 +15,11 @@ are canceled.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from upgestao_kernel.context import RequestContext
 from upgestao_kernel.events import EventEnvelope
 from upgestao_kernel.eventstore import ConcurrencyError
 
@@ -56,13 +58,59 @@ class Queued:
     integrations: list[str]
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """What a batch of events did: ``handled`` events (``duplicates`` others were handled before), queuing
+    ``messages`` webhook messages."""
+
+    handled: int
+    duplicates: int
+    messages: int
+
+
+def accept_many(uow: Any, consumer: str, envelopes: Sequence[EventEnvelope],
+                context_of: Callable[[EventEnvelope], RequestContext]) -> Accepted:
+    """Queue the webhooks of ``envelopes``, in their order, in ``uow`` (one transaction for all of them),
+    each event at most once for ``consumer``: its id is claimed first (``processed_events``), and one claimed
+    before (a redelivery, or twice in the batch) queues nothing. The claims are taken in id order, so two
+    processes given the same redelivered events wait for each other instead of deadlocking. Each event's
+    messages are recorded under its own context (``context_of``: caused by that event)."""
+    claimed = {event_id for event_id in sorted({e.event_id for e in envelopes}) if uow.claim(consumer, event_id)}
+    enabled = _Enabled(uow)
+    handled = messages = 0
+    for envelope in envelopes:
+        if envelope.event_id not in claimed:
+            continue
+        claimed.discard(envelope.event_id)  # the same event twice in the batch: the first one only
+        uow.context = context_of(envelope)
+        messages += accept(uow, envelope, enabled=enabled).messages
+        handled += 1
+    return Accepted(handled=handled, duplicates=len(envelopes) - handled, messages=messages)
+
+
+class _Enabled:
+    """The enabled integrations, read once per batch (at its first event that needs them): fan-out never
+    changes them."""
+
+    def __init__(self, uow: Any) -> None:
+        self._uow = uow
+        self._rows: list[Mapping[str, Any]] | None = None
+
+    def __call__(self) -> list[Mapping[str, Any]]:
+        if self._rows is None:
+            self._rows = list(self._uow.integrations.enabled())
+        return self._rows
+
+
 def _in_conversation(data: Mapping[str, Any]) -> bool:
     """A customer conversation's message (never a staff chat, never a private note)."""
     return bool(data.get("conversation_id")) and not data.get("chat_id") and not data.get("private")
 
 
-def accept(uow: Any, envelope: EventEnvelope) -> Queued:
-    """Queue the webhooks ``envelope`` asks for, in ``uow`` (the handler's unit of work, with repositories)."""
+def accept(uow: Any, envelope: EventEnvelope, *,
+           enabled: Callable[[], Sequence[Mapping[str, Any]]] | None = None) -> Queued:
+    """Queue the webhooks ``envelope`` asks for, in ``uow`` (a unit of work with repositories); ``enabled``:
+    the enabled integrations' rows, when the caller has them (default: read them)."""
     if envelope.type == "identity.customer_changed.v1":
         return _subject_updated(uow, envelope)
     if envelope.type == "privacy.erasure_requested.v1":
@@ -76,7 +124,8 @@ def accept(uow: Any, envelope: EventEnvelope) -> Queued:
         return Queued(0, [])
     kept = {k: data.get(k) for k in keys}
     subject_id = data.get(subject_key) if subject_key else None
-    targets = [row["id"] for row in uow.integrations.enabled() if subscribed(row["events"], webhook_type)]
+    rows = enabled() if enabled is not None else uow.integrations.enabled()
+    targets = [row["id"] for row in rows if subscribed(row["events"], webhook_type)]
     _queue(uow, envelope, webhook_type, targets, subject_id, kept)
     return Queued(len(targets), targets)
 
