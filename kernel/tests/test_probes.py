@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from nameko.messaging import QueueConsumer
 from upgestao_kernel.config import ConfigError
 from upgestao_kernel.db import create_engine
+from upgestao_kernel.nameko_ext.readiness import ServiceReadiness
 from upgestao_kernel.probes import (
     PROBE_ADDRESS,
     CachedCheck,
     ProbeServer,
     RelayReadiness,
-    ServiceReadiness,
     database_problem,
     probe,
     probe_address,
@@ -219,7 +219,7 @@ def test_service_readiness_follows_the_container_and_its_broker_connection():
 
 
 def test_service_readiness_asks_the_database_at_most_once_per_ttl(tmp_path, monkeypatch):
-    from upgestao_kernel import probes
+    from upgestao_kernel.nameko_ext import readiness as service_readiness
     from upgestao_kernel.nameko_ext.database import Database
 
     database = Database()
@@ -227,7 +227,7 @@ def test_service_readiness_asks_the_database_at_most_once_per_ttl(tmp_path, monk
     consumer = QueueConsumer()
     consumer.broker_connection = FakeConnection(True)
     asked = []
-    monkeypatch.setattr(probes, "database_problem", lambda engine, timeout_s: asked.append(engine) or "down")
+    monkeypatch.setattr(service_readiness, "database_problem", lambda engine, timeout_s: asked.append(engine) or "down")
     readiness = ServiceReadiness(database_ttl_s=60)
     readiness.runner = FakeRunner(FakeContainer(consumer, [database]))
     for _ in range(5):

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 from .config import ConfigError, Settings, load_settings
 from .logging import configure_logging, get_logger
-from .probes import ProbeServer, Readiness, RelayReadiness, ServiceReadiness, probe, probe_address
+from .nameko_ext.readiness import ServiceReadiness
+from .probes import ProbeServer, Readiness, RelayReadiness, probe, probe_address
 from .projections import Projection
 
 log = get_logger(__name__)

@@ -5,8 +5,9 @@ every ``run`` and ``relay`` process answers on that address:
 
 - ``GET /livez``: 200 while the process is alive and its event loop turns. The answer comes from a green
   thread of the process's own hub: a hub that is blocked does not answer, and the kubelet's timeout fires.
-- ``GET /readyz``: 200 only when the process can do its job (``run``: the nameko container is started,
-  every broker connection of its consumers is up and its database answers a ``SELECT 1``; ``relay``: its last
+- ``GET /readyz``: 200 only when the process can do its job (``run``, ``nameko_ext.readiness``: the nameko
+  container is started, every broker connection of its consumers is up and its database answers a
+  ``SELECT 1``; ``relay``: its last
   pass over the outbox completed within :data:`RELAY_MAX_PASS_AGE_S` and its broker connection is up);
   503 otherwise, with a small JSON body naming the failing checks (a fixed reason or an error's type, never a
   message, so no personal data and no stack trace).
@@ -29,7 +30,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .config import ConfigError
 from .logging import get_logger
@@ -224,66 +225,6 @@ def database_problem(engine, timeout_s: float = DATABASE_CHECK_TIMEOUT_S) -> str
     finally:
         timeout.cancel()
     return None
-
-
-class ServiceReadiness:
-    """Readiness of ``run``: the nameko runner once started (``runner``, set by the command), its containers
-    running, every queue consumer connected to the broker, every ``Database`` answering (cached)."""
-
-    def __init__(self, *, database_ttl_s: float = DATABASE_CHECK_TTL_S,
-                 database_timeout_s: float = DATABASE_CHECK_TIMEOUT_S) -> None:
-        self.runner = None
-        self._database_ttl_s = database_ttl_s
-        self._database_timeout_s = database_timeout_s
-        self._database_checks: dict[int, CachedCheck] = {}
-
-    def __call__(self) -> list[Check]:
-        runner = self.runner
-        if runner is None:
-            return [("service", "starting")]
-        containers = list(runner.containers)
-        stopped = [c for c in containers if not c.started or c._died.ready()]
-        if not containers or stopped:
-            return [("service", "stopped")]
-        return [("service", None), ("broker", broker_problem(containers)),
-                ("database", self._database_problem(containers))]
-
-    def _database_problem(self, containers: Iterable) -> str | None:
-        for engine in _engines(containers):
-            check = self._database_checks.get(id(engine))
-            if check is None:
-                check = self._database_checks[id(engine)] = CachedCheck(
-                    lambda engine=engine: database_problem(engine, self._database_timeout_s), self._database_ttl_s)
-            problem = check()
-            if problem is not None:
-                return problem
-        return None
-
-
-def broker_problem(containers: Iterable) -> str | None:
-    """``None`` when every queue consumer of ``containers`` holds a connected broker connection (tracked by
-    :mod:`.nameko_ext.reconnect`)."""
-    from nameko.messaging import QueueConsumer
-
-    for container in containers:
-        for extension in container.extensions:
-            if isinstance(extension, QueueConsumer):
-                connection = getattr(extension, "broker_connection", None)
-                if connection is None or not connection.connected:
-                    return "not connected"
-    return None
-
-
-def _engines(containers: Iterable) -> list:
-    from .nameko_ext.database import Database
-
-    engines = []
-    for container in containers:
-        for dependency in container.dependencies:
-            engine = getattr(dependency, "engine", None) if isinstance(dependency, Database) else None
-            if engine is not None and all(engine is not e for e in engines):
-                engines.append(engine)
-    return engines
 
 
 class RelayReadiness:
