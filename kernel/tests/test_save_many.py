@@ -114,3 +114,23 @@ def test_save_many_uses_a_projections_apply_many(tmp_path):
     assert real.observed()["read_model"] == [("acc-1", 0, 1), ("acc-2", 0, 1)]
     with real.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one() == 2
+
+
+@BOTH
+def test_save_many_records_each_aggregate_under_its_own_context(make, tmp_path):
+    """Work caused by several events in one unit (a batch consumer): each aggregate's events, and their outbox
+    headers, carry the context given for it; without contexts, the unit's own."""
+    from dataclasses import replace
+
+    side = make(tmp_path)
+    caused = [replace(CTX, causation_id=f"event-{n}", correlation_id=f"corr-{n}") for n in (1, 2)]
+    with side.uow() as uow:
+        uow.save_many([Account.open("acc-1", "x", "i1"), Account.open("acc-2", "y", "i2")], contexts=caused)
+        uow.save_many([Account.open("acc-3", "z", "i3")])
+    with pytest.raises(ValueError), side.uow() as uow:
+        uow.save_many([Account.open("acc-4", "w", "i4")], contexts=caused)
+    observed = side.observed()
+    assert [(sid, corr, cause) for sid, _, _, _, corr, cause, _ in observed["events"]] == [
+        ("account-acc-1", "corr-1", "event-1"), ("account-acc-2", "corr-2", "event-2"),
+        ("account-acc-3", "req-7", "req-7")]
+    assert [h.get("nameko.correlation_id") for _, _, _, h in observed["outbox"]] == ["corr-1", "corr-2", "req-7"]

@@ -107,26 +107,31 @@ def append_many(
     batch: Sequence[tuple[str, int | None, Sequence[NewEvent]]],
     context: RequestContext,
     occurred_at: datetime | None = None,
+    contexts: Sequence[RequestContext] | None = None,
 ) -> list[list[EventEnvelope]]:
     """:func:`append` for several streams at once, all or nothing: each ``(stream_id, expected_version,
     new_events)`` checked as ``append`` checks it, the versions read in one statement and every event inserted
     in one. A stream may appear once. :class:`ConcurrencyError` (the first stream that moved) and nothing
-    appended; the envelopes per item, in order."""
+    appended; the envelopes per item, in order. ``contexts``: one per item (work caused by several events, each
+    item by its own), else ``context`` for all."""
     streams = [stream_id for stream_id, _, new in batch if new]
     if len(streams) != len(set(streams)):
         raise ValueError("append_many: a stream appears more than once")
+    if contexts is not None and len(contexts) != len(batch):
+        raise ValueError("append_many: one context per item")
     actual = current_versions(conn, [stream_id for stream_id, expected, new in batch if new and expected != 0])
     when = occurred_at or utcnow()
     out: list[list[EventEnvelope]] = []
-    for stream_id, expected_version, new_events in batch:
+    for index, (stream_id, expected_version, new_events) in enumerate(batch):
         base = 0 if expected_version == 0 else actual[stream_id] if new_events else 0
         if new_events and expected_version is not None and base != expected_version:
             raise ConcurrencyError(stream_id, expected_version, base)
+        ctx = context if contexts is None else contexts[index]
         out.append([
             EventEnvelope(event_id=new_id(), stream_id=stream_id, version=base + offset, type=event.type,
-                          occurred_at=when, actor=context.actor,
-                          correlation_id=context.correlation_id or context.request_id,
-                          causation_id=context.causation_id or context.request_id, data=dict(event.data))
+                          occurred_at=when, actor=ctx.actor,
+                          correlation_id=ctx.correlation_id or ctx.request_id,
+                          causation_id=ctx.causation_id or ctx.request_id, data=dict(event.data))
             for offset, event in enumerate(new_events, start=1)
         ])
     envelopes = [e for item in out for e in item]

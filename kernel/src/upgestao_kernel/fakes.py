@@ -381,16 +381,29 @@ class FakeUnitOfWork(RepositoryAccess):
             aggregate.version = envelopes[-1].version
         return envelopes
 
-    def save_many(self, aggregates: Sequence[Aggregate]) -> list[EventEnvelope]:
-        """As the real one: all or nothing (checked before anything is appended), in order."""
+    def save_many(self, aggregates: Sequence[Aggregate],
+                  contexts: Sequence[RequestContext] | None = None) -> list[EventEnvelope]:
+        """As the real one: all or nothing (checked before anything is appended), in order; each aggregate's
+        events under its own context when ``contexts`` are given."""
         streams = [a.stream_id for a in aggregates if a._pending]
         if len(streams) != len(set(streams)):
             raise ValueError("save_many: a stream appears more than once")
+        if contexts is not None and len(contexts) != len(aggregates):
+            raise ValueError("save_many: one context per aggregate")
         for aggregate in aggregates:
             actual = self.conn.stream_version(aggregate.stream_id)
             if aggregate._pending and aggregate.expected_version is not None and actual != aggregate.expected_version:
                 raise ConcurrencyError(aggregate.stream_id, aggregate.expected_version, actual)
-        return [e for aggregate in aggregates for e in self.save(aggregate)]
+        if contexts is None:
+            return [e for aggregate in aggregates for e in self.save(aggregate)]
+        own, saved = self.context, []
+        try:
+            for aggregate, context in zip(aggregates, contexts, strict=True):
+                self.context = context
+                saved += self.save(aggregate)
+        finally:
+            self.context = own
+        return saved
 
     # -- audit ---------------------------------------------------------------
     def audit_access(self, **kwargs: Any) -> AuditRecord:

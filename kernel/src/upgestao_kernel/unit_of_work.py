@@ -65,7 +65,8 @@ class UnitOfWorkPort(Protocol):
 
     def save(self, aggregate: Aggregate) -> list[EventEnvelope]: ...
 
-    def save_many(self, aggregates: Sequence[Aggregate]) -> list[EventEnvelope]: ...
+    def save_many(self, aggregates: Sequence[Aggregate],
+                  contexts: Sequence[RequestContext] | None = None) -> list[EventEnvelope]: ...
 
     def audit_access(self, **kwargs: Any) -> AuditRecord: ...
 
@@ -341,13 +342,15 @@ class UnitOfWork(RepositoryAccess):
             aggregate.version = envelopes[-1].version
         return envelopes
 
-    def save_many(self, aggregates: Sequence[Aggregate]) -> list[EventEnvelope]:
+    def save_many(self, aggregates: Sequence[Aggregate],
+                  contexts: Sequence[RequestContext] | None = None) -> list[EventEnvelope]:
         """:meth:`save` for several aggregates (one stream each), all or nothing, in a few statements: the
         streams' versions in one, every event in one, and each projection given the whole list
-        (``apply_many`` when it has one, else ``apply`` per event, in order)."""
+        (``apply_many`` when it has one, else ``apply`` per event, in order). ``contexts``: one per aggregate
+        (work caused by several events: each aggregate's events caused by its own), else this unit's."""
         items = [(a, a.collect()) for a in aggregates]
         appended = eventstore.append_many(self.conn, [(a.stream_id, a.expected_version, new) for a, new in items],
-                                          self.context)
+                                          self.context, contexts=contexts)
         envelopes = [e for item in appended for e in item]
         for projection in self.projections:
             apply_many = getattr(projection, "apply_many", None)
@@ -356,9 +359,10 @@ class UnitOfWork(RepositoryAccess):
             else:
                 for envelope in envelopes:
                     projection.apply(self.conn, envelope)
-        for (aggregate, new), item in zip(items, appended, strict=True):
+        for index, ((aggregate, new), item) in enumerate(zip(items, appended, strict=True)):
             for event, envelope in zip(new, item, strict=True):
-                enqueue_event(self.conn, self.service, event, envelope, self.context)
+                enqueue_event(self.conn, self.service, event, envelope,
+                              self.context if contexts is None else contexts[index])
             if item:
                 aggregate.version = item[-1].version
         self.recorded.extend(envelopes)

@@ -74,17 +74,20 @@ def accept_many(uow: Any, consumer: str, envelopes: Sequence[EventEnvelope],
     each event at most once for ``consumer``: its id is claimed first (``processed_events``), and one claimed
     before (a redelivery, or twice in the batch) queues nothing. The claims are taken in id order, so two
     processes given the same redelivered events wait for each other instead of deadlocking. Each event's
-    messages are recorded under its own context (``context_of``: caused by that event)."""
+    messages are recorded under its own context (``context_of``: caused by that event), all of the batch's
+    with one ``save_many`` (an erasure first saves those queued before it: it cancels the person's pending ones)."""
     claimed = {event_id for event_id in sorted({e.event_id for e in envelopes}) if uow.claim(consumer, event_id)}
     enabled = _Enabled(uow)
+    pending = _Pending(uow)
     handled = messages = 0
     for envelope in envelopes:
         if envelope.event_id not in claimed:
             continue
         claimed.discard(envelope.event_id)  # the same event twice in the batch: the first one only
         uow.context = context_of(envelope)
-        messages += accept(uow, envelope, enabled=enabled).messages
+        messages += _accept(uow, envelope, enabled, pending).messages
         handled += 1
+    pending.save()
     return Accepted(handled=handled, duplicates=len(envelopes) - handled, messages=messages)
 
 
@@ -102,19 +105,73 @@ class _Enabled:
         return self._rows
 
 
+@dataclass(frozen=True)
+class _Planned:
+    envelope: EventEnvelope
+    webhook_type: str
+    integration_id: str
+    subject_id: str | None
+    data: dict[str, Any]
+    context: RequestContext
+
+    def message(self) -> WebhookMessage:
+        return WebhookMessage.queue(integration_id=self.integration_id, event_type=self.webhook_type,
+                                    event_id=self.envelope.event_id, source_event_type=self.envelope.type,
+                                    subject_id=self.subject_id, occurred_at=self.envelope.occurred_at, data=self.data)
+
+
+class _Pending:
+    """Messages planned and not yet saved, each with its event's context."""
+
+    def __init__(self, uow: Any) -> None:
+        self._uow = uow
+        self._planned: list[_Planned] = []
+
+    def add(self, envelope: EventEnvelope, webhook_type: str, integration_ids: list[str], subject_id: str | None,
+            data: dict[str, Any]) -> None:
+        context = self._uow.context
+        self._planned += [_Planned(envelope, webhook_type, iid, subject_id, data, context) for iid in integration_ids]
+
+    def save(self) -> None:
+        """Each a new stream (version 0): one statement for all. One queued before (the same event and
+        integration: nothing was appended then), the others one by one."""
+        planned, self._planned = self._planned, []
+        if not planned:
+            return
+        try:
+            self._uow.save_many([p.message() for p in planned], contexts=[p.context for p in planned])
+        except ConcurrencyError:
+            own = self._uow.context
+            try:
+                for p in planned:
+                    message = p.message()
+                    if self._uow.stream_version(message.stream_id) == 0:
+                        self._uow.context = p.context
+                        self._uow.save(message)
+            finally:
+                self._uow.context = own
+
+
 def _in_conversation(data: Mapping[str, Any]) -> bool:
     """A customer conversation's message (never a staff chat, never a private note)."""
     return bool(data.get("conversation_id")) and not data.get("chat_id") and not data.get("private")
 
 
-def accept(uow: Any, envelope: EventEnvelope, *,
-           enabled: Callable[[], Sequence[Mapping[str, Any]]] | None = None) -> Queued:
-    """Queue the webhooks ``envelope`` asks for, in ``uow`` (a unit of work with repositories); ``enabled``:
-    the enabled integrations' rows, when the caller has them (default: read them)."""
+def accept(uow: Any, envelope: EventEnvelope) -> Queued:
+    """Queue the webhooks ``envelope`` asks for, in ``uow`` (a unit of work with repositories)."""
+    pending = _Pending(uow)
+    queued = _accept(uow, envelope, lambda: uow.integrations.enabled(), pending)
+    pending.save()
+    return queued
+
+
+def _accept(uow: Any, envelope: EventEnvelope, enabled: Callable[[], Sequence[Mapping[str, Any]]],
+            pending: _Pending) -> Queued:
     if envelope.type == "identity.customer_changed.v1":
-        return _subject_updated(uow, envelope)
+        return _subject_updated(uow, envelope, pending)
     if envelope.type == "privacy.erasure_requested.v1":
-        return _subject_erased(uow, envelope)
+        pending.save()  # the person's messages queued before it are pending: canceled below
+        return _subject_erased(uow, envelope, pending)
     route = ROUTES.get(envelope.type)
     if route is None:
         return Queued(0, [])
@@ -124,29 +181,12 @@ def accept(uow: Any, envelope: EventEnvelope, *,
         return Queued(0, [])
     kept = {k: data.get(k) for k in keys}
     subject_id = data.get(subject_key) if subject_key else None
-    rows = enabled() if enabled is not None else uow.integrations.enabled()
-    targets = [row["id"] for row in rows if subscribed(row["events"], webhook_type)]
-    _queue(uow, envelope, webhook_type, targets, subject_id, kept)
+    targets = [row["id"] for row in enabled() if subscribed(row["events"], webhook_type)]
+    pending.add(envelope, webhook_type, targets, subject_id, kept)
     return Queued(len(targets), targets)
 
 
-def _queue(uow: Any, envelope: EventEnvelope, webhook_type: str, integration_ids: list[str],
-           subject_id: str | None, data: dict[str, Any]) -> None:
-    def queued(integration_id: str) -> WebhookMessage:
-        return WebhookMessage.queue(integration_id=integration_id, event_type=webhook_type,
-                                    event_id=envelope.event_id, source_event_type=envelope.type,
-                                    subject_id=subject_id, occurred_at=envelope.occurred_at, data=data)
-
-    try:
-        uow.save_many([queued(iid) for iid in integration_ids])  # each a new stream (version 0): one statement
-    except ConcurrencyError:  # one was queued before (the same event and integration): nothing was appended
-        for integration_id in integration_ids:
-            message = queued(integration_id)
-            if uow.stream_version(message.stream_id) == 0:
-                uow.save(message)
-
-
-def _subject_updated(uow: Any, envelope: EventEnvelope) -> Queued:
+def _subject_updated(uow: Any, envelope: EventEnvelope, pending: _Pending) -> Queued:
     subject_id = envelope.data.get("customer_id")
     changed = sorted({IDENTITY_FIELDS[f] for f in envelope.data.get("fields") or () if f in IDENTITY_FIELDS})
     if not subject_id or not changed:
@@ -158,11 +198,11 @@ def _subject_updated(uow: Any, envelope: EventEnvelope) -> Queued:
         row = rows.get(integration_id)
         if row is not None and set(changed) & set(row["fields"]):
             targets.append(integration_id)
-    _queue(uow, envelope, "subject.updated", targets, subject_id, {"subject_id": subject_id, "changed": changed})
+    pending.add(envelope, "subject.updated", targets, subject_id, {"subject_id": subject_id, "changed": changed})
     return Queued(len(targets), targets)
 
 
-def _subject_erased(uow: Any, envelope: EventEnvelope) -> Queued:
+def _subject_erased(uow: Any, envelope: EventEnvelope, pending: _Pending) -> Queued:
     data = envelope.data
     subject_id, mode, request_id = data.get("subject_id"), data.get("mode"), data.get("request_id")
     if not subject_id or not request_id:
@@ -177,7 +217,7 @@ def _subject_erased(uow: Any, envelope: EventEnvelope) -> Queued:
                                     next_attempt_at=row["next_attempt_at"])
         if message.cancel(ERASED_REASON):
             uow.save(message)
-    _queue(uow, envelope, "subject.erased", targets, None, {"subject_id": subject_id, "mode": mode})
+    pending.add(envelope, "subject.erased", targets, None, {"subject_id": subject_id, "mode": mode})
     stream = f"erasure-{request_id}"
     if uow.stream_version(stream) == 0:
         uow.record(stream, 0, [SubjectErased(subject_id=subject_id, mode=str(mode), integration_ids=targets)
