@@ -89,10 +89,14 @@ def test_an_event_queued_again_adds_only_the_missing_messages(database_factory) 
     envelope = EventEnvelope(event_id=new_id(), stream_id="x-1", version=1, type="identity.customer_registered.v1",
                              occurred_at=now(), actor=Actor("system", "system"), correlation_id=None,
                              causation_id=None, data={"customer_id": new_id(), "fields": []})
-    with uow() as unit:
-        fanout._queue(unit, envelope, "customer.created", ["int_a"], None, {"customer_id": "c"})
-    with uow() as unit:
-        fanout._queue(unit, envelope, "customer.created", ["int_a", "int_b", "int_c"], None, {"customer_id": "c"})
+    def queue(integration_ids: list[str]) -> None:
+        with uow() as unit:
+            pending = fanout._Pending(unit)
+            pending.add(envelope, "customer.created", integration_ids, None, {"customer_id": "c"})
+            pending.save()
+
+    queue(["int_a"])
+    queue(["int_a", "int_b", "int_c"])
     with engine.connect() as conn:
         delivered = snapshot(conn, projections())
     rebuild(engine, projections())
