@@ -199,3 +199,12 @@ def test_claim_is_once_per_consumer(engine, vault):
         assert uow.claim("tally.on_opened", "evt-1") is True
         assert uow.claim("tally.on_opened", "evt-1") is False
         assert uow.claim("other.handler", "evt-1") is True
+
+
+def test_claim_many_claims_in_one_statement_only_the_ids_not_processed_before(engine, vault):
+    with uow_for(engine, vault) as uow:
+        assert uow.claim("tally.on_opened", "evt-1") is True
+        assert uow.claim_many("tally.on_opened", ["evt-3", "evt-1", "evt-2", "evt-3"]) == {"evt-2", "evt-3"}
+        assert uow.claim_many("tally.on_opened", ["evt-2"]) == set()
+        assert uow.claim_many("tally.on_opened", []) == set()
+        assert uow.claim_many("other.handler", ["evt-1"]) == {"evt-1"}

@@ -422,3 +422,6 @@ class FakeUnitOfWork(RepositoryAccess):
         tx.put("processed_events", (consumer, event_id),
                {"consumer": consumer, "event_id": event_id, "processed_at": utcnow()})
         return True
+
+    def claim_many(self, consumer: str, event_ids: Sequence[str]) -> set[str]:
+        return {event_id for event_id in sorted(set(event_ids)) if self.claim(consumer, event_id)}

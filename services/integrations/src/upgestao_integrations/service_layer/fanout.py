@@ -71,12 +71,12 @@ class Accepted:
 def accept_many(uow: Any, consumer: str, envelopes: Sequence[EventEnvelope],
                 context_of: Callable[[EventEnvelope], RequestContext]) -> Accepted:
     """Queue the webhooks of ``envelopes``, in their order, in ``uow`` (one transaction for all of them),
-    each event at most once for ``consumer``: its id is claimed first (``processed_events``), and one claimed
-    before (a redelivery, or twice in the batch) queues nothing. The claims are taken in id order, so two
-    processes given the same redelivered events wait for each other instead of deadlocking. Each event's
+    each event at most once for ``consumer``: the ids are claimed first (``processed_events``, one statement, in
+    id order: two processes given the same redelivered events wait for each other instead of deadlocking), and
+    one claimed before (a redelivery, or twice in the batch) queues nothing. Each event's
     messages are recorded under its own context (``context_of``: caused by that event), all of the batch's
     with one ``save_many`` (an erasure first saves those queued before it: it cancels the person's pending ones)."""
-    claimed = {event_id for event_id in sorted({e.event_id for e in envelopes}) if uow.claim(consumer, event_id)}
+    claimed = uow.claim_many(consumer, [e.event_id for e in envelopes])
     enabled = _Enabled(uow)
     pending = _Pending(uow)
     handled = messages = 0
