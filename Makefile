@@ -113,7 +113,7 @@ lock: | $(VPY)
 
 # The base rootfs (mmdebstrap of bookworm), then one image per service (buildah, chroot isolation).
 images:
-	$(PYTHON) deploy/images/build.py
+	$(PYTHON) deploy/images/build.py --strict-size
 
 # The whole platform from those images (buildah run, host network) on the machine's RabbitMQ and PostgreSQL,
 # in production mode, on a vhost and databases of its own (all removed after). The venv gives the Platform

@@ -2,12 +2,12 @@
 """make images: a Debian bookworm base with Python 3.11 made here, then one image per service.
 
 1. The base (`localhost/upgestao/python:3.11-bookworm`): mmdebstrap's `essential` variant of bookworm
-   plus python3, python3-venv, ca-certificates, tzdata, passwd and libstdc++6, without docs, man pages,
+   plus python3, ca-certificates, tzdata, passwd and libstdc++6, without docs, man pages,
    locales and glibc's iconv modules, merged /usr, file times set to SOURCE_DATE_EPOCH (the last commit's
    time unless given), imported with buildah. Beside it the build base (`.../python-build:3.11-bookworm`):
-   the same plus binutils, for the wheel and builder stages only (`strip`). Both are made together (the
-   same python3) and only when their recipe (the constants below) changes or with --refresh-base (for
-   Debian's security updates).
+   the same plus python3-venv and binutils, for the wheel and builder stages only (venv, `strip`). Both
+   are made together (the same python3) and only when their recipe (the constants below) changes or
+   with --refresh-base (for Debian's security updates).
 2. Every folder of services/ with a pyproject.toml, from deploy/Dockerfile with `buildah build --layers
    --isolation chroot --format docker` (docker format: OCI drops HEALTHCHECK). The wheel stage does not
    depend on the service, so it is built once and every later service reuses it from the layer cache.
@@ -37,11 +37,12 @@ IGNOREFILE = ROOT / "deploy" / "Dockerfile.dockerignore"
 REGISTRY = "localhost/upgestao"
 BASE_IMAGE = f"{REGISTRY}/python:3.11-bookworm"
 BUILD_IMAGE = f"{REGISTRY}/python-build:3.11-bookworm"
-BUILD_PACKAGES = ("binutils",)  # strip, in the build stages only: never in a runtime image
+# strip, and venv with ensurepip, in the build stages only: a runtime image runs a venv made there
+BUILD_PACKAGES = ("python3-venv", "binutils")
 SUITE = "bookworm"
 MIRROR = os.environ.get("UPGESTAO_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # libstdc++6: greenlet (eventlet) links it; `essential` alone does not have it.
-BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "tzdata", "passwd", "libstdc++6")
+BASE_PACKAGES = ("python3", "ca-certificates", "tzdata", "passwd", "libstdc++6")
 DPKG_OPTIONS = (
     "path-exclude=/usr/share/doc/*",
     "path-include=/usr/share/doc/*/copyright",
