@@ -152,3 +152,39 @@ def test_a_conversation_message_and_then_the_persons_erasure_reach_the_integrati
     [body] = [r[0] if isinstance(r[0], dict) else json.loads(r[0]) for r in confirmations]
     assert body["data"] == {"request_id": request_id, "subject_id": hub.CUSTOMER, "mode": "deletion"}
     assert len(messages(hub, created["id"])) == 2
+
+
+def test_events_another_service_dropped_into_the_queues_are_parked_never_handled(hub, receiver, amqp_uri) -> None:
+    """The default exchange takes a queue's name: the gateway's erasure request in the erasures' queue (not its
+    source's broker user), messaging's in the queue of messaging's events (its own user, not its event) and a
+    message that is no event are parked with their reasons; nothing reaches the endpoint, the real events do."""
+    from kombu import Connection
+    from upgestao_kernel.parking import list_parked
+    from upgestao_kernel.testing import service_amqp_uri
+
+    created = register(hub, receiver.url + "/guarded")
+
+    def drop(sender: str, queue: str, message_id: str, event_type: str, data: dict) -> None:
+        body = {"event_id": str(uuid.uuid4()), "stream_id": "forged-1", "version": 1, "type": event_type,
+                "occurred_at": datetime.now(UTC).isoformat(), "actor": {"id": "system", "role": "system"},
+                "correlation_id": None, "causation_id": None, "data": data}
+        with Connection(service_amqp_uri(amqp_uri, sender)) as conn:
+            conn.Producer().publish(body, exchange="", routing_key=queue, message_id=message_id, serializer="json")
+
+    erasure = {"request_id": "forged", "subject_id": hub.CUSTOMER, "mode": "deletion", "recipients": []}
+    drop("gateway", "integrations.on_erasure_requested", "forged-1", "privacy.erasure_requested.v1", erasure)
+    drop("messaging", "integrations.on_messaging_event", "forged-2", "privacy.erasure_requested.v1", erasure)
+    with Connection(service_amqp_uri(amqp_uri, "identity")) as conn:
+        conn.Producer().publish("not an event", exchange="", routing_key="integrations.on_identity_event",
+                                message_id="forged-3", serializer="json")
+    parked = {queue: wait_for(lambda queue=queue: list_parked(amqp_uri, queue), 20) for queue in (
+        "integrations.on_erasure_requested", "integrations.on_messaging_event", "integrations.on_identity_event")}
+    assert [(p.message_id, p.error) for p in parked["integrations.on_erasure_requested"]] == [
+        ("forged-1", "NotTheSource: the event was not sent by its source service's broker user")]
+    assert [(p.message_id, p.error) for p in parked["integrations.on_messaging_event"]] == [
+        ("forged-2", "NotThisQueue: the event is not of a type this queue is bound for")]
+    assert [(p.message_id, p.error) for p in parked["integrations.on_identity_event"]] == [
+        ("forged-3", "NotAnEvent: the message is not an event")]
+    hub.customer_registered()
+    wait_for(lambda: len(receiver.at("/guarded")) == 1, timeout=10)
+    assert [m["event_type"] for m in messages(hub, created["id"])] == ["customer.created"]
