@@ -279,6 +279,22 @@ def test_a_batch_is_handled_in_its_order_an_erasure_cancels_what_came_before_it(
     assert {r["event_type"]: r["status"] for r in world.rows("webhook_messages")} == {"message.created": "canceled"}
 
 
+def test_the_messages_of_a_batch_are_delivered_in_their_events_order(world: World) -> None:
+    """A batch's messages are queued at one time (one save_many): the dispatcher takes them in their source
+    events' order, as it took the messages of events handled one by one."""
+    world.register(fields=["email"])
+    customers = [new_id() for _ in range(8)]
+    for customer in customers:
+        world.owners.subjects[customer] = {"email": EMAIL}
+    events = [_envelope(world, "identity.customer_registered.v1", {"customer_id": c, "fields": ["email"]})
+              for c in customers]
+    with world.uow() as uow:
+        fanout.accept_many(uow, "integrations.on_identity_event", events, _caused_by)
+    assert len({r["next_attempt_at"] for r in world.rows("webhook_messages")}) == 1
+    _deliver_all(world)
+    assert [json.loads(body)["data"]["customer_id"] for _, body, _ in world.sender.sent] == customers
+
+
 def test_a_batch_that_fails_leaves_nothing_claimed(world: World) -> None:
     """Nothing of a batch is kept when one of its events fails: taken again, all of it is handled."""
     world.register()

@@ -120,12 +120,13 @@ class SqlMessages(_Repo):
         return self._rows(query.order_by(m.created_at.desc(), m.id.desc()).limit(limit))
 
     def due(self, now: datetime, limit: int) -> list[Row]:
-        """Messages whose attempt is due, of enabled integrations, oldest first; on PostgreSQL the rows are
-        locked for this transaction and rows another dispatcher holds are skipped (``SKIP LOCKED``)."""
+        """Messages whose attempt is due, of enabled integrations, oldest first (the messages a batch of events
+        queued are due at one time: then in their source events' order); on PostgreSQL the rows are locked for
+        this transaction and rows another dispatcher holds are skipped (``SKIP LOCKED``)."""
         query = (webhook_messages.select()
                  .where(m.status.in_((PENDING, FAILED)), m.next_attempt_at.is_not(None), m.next_attempt_at <= now,
                         m.integration_id.in_(sa.select(i.id).where(i.status == "enabled")))
-                 .order_by(m.next_attempt_at, m.id).limit(limit))
+                 .order_by(m.next_attempt_at, m.occurred_at, m.id).limit(limit))
         if self._conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=webhook_messages)
         return self._rows(query)
