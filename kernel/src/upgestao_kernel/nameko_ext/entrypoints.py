@@ -10,10 +10,9 @@ exchange. Handlers receive an :class:`EventEnvelope` and must do their work in
 
 It is the consumer toolkit's entry for one event at a time in a nameko service
 (:mod:`upgestao_kernel.consumers` has the batch and stream consumers and the
-back-off loop). No service consumes another's events yet, so its users today
-are the kernel's tests (``kernel_sample_services``); it is kept, not removed,
-because the services to come consume events next: the notifier (mail on
-identity's events), messaging and the integrations.
+back-off loop). Identity, messaging, the notifier and privacy consume the
+others' events with it; the integrations, whose fan-out is worth batching,
+take theirs with the batch consumer (``upgestao_integrations.entrypoints.events_in``).
 """
 
 from __future__ import annotations
