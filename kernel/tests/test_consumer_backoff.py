@@ -145,3 +145,20 @@ def test_green_stop_waits_its_timeout_when_not_set():
     assert 0.09 <= time.monotonic() - started < 0.3
     stop.set()
     assert stop.wait(5) is True and stop.is_set()
+
+
+def test_stop_loops_stops_every_loop_and_waits_even_for_one_that_died():
+    stop = GreenStop(slice_s=0.02)
+    ended = []
+
+    def loop(name):
+        stop.wait()
+        ended.append(name)
+
+    def died():
+        raise RuntimeError("already logged by the loop")
+
+    threads = [eventlet.spawn(loop, "a"), eventlet.spawn(died), eventlet.spawn(loop, "b")]
+    eventlet.sleep(0.05)
+    stop.stop_loops(threads)
+    assert stop.is_set() and sorted(ended) == ["a", "b"]

@@ -18,7 +18,7 @@ and one wait slice of being told.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from ..logging import get_logger
@@ -56,6 +56,16 @@ class GreenStop:
 
     def is_set(self) -> bool:
         return self._set
+
+    def stop_loops(self, threads: Iterable[Any]) -> None:
+        """Set the signal, then wait for each of ``threads`` (green threads running loops that watch it); a loop
+        that died already logged why, so its error is not raised again here."""
+        self.set()
+        for thread in threads:
+            try:
+                thread.wait()
+            except Exception:  # noqa: BLE001 - logged by the loop itself
+                pass
 
     def wait(self, timeout: float | None = None) -> bool:
         import eventlet  # here, not at the top: the relay process runs real threads and never loads eventlet

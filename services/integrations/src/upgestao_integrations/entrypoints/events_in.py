@@ -178,12 +178,7 @@ class EventsIn(DependencyProvider):
             self._threads.append(self.container.spawn_managed_thread(consumer.run, identifier=consumer.name))
 
     def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            try:
-                thread.wait()
-            except Exception:  # noqa: BLE001 - a loop that died already logged why
-                pass
+        self._stop.stop_loops(self._threads)
 
     def kill(self) -> None:
         self._stop.set()

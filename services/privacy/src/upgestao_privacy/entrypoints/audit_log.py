@@ -101,12 +101,7 @@ class AuditLogRunner(DependencyProvider):
             self._threads.append(self.container.spawn_managed_thread(loop, identifier=f"audit.{loop.__name__}"))
 
     def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            try:
-                thread.wait()
-            except Exception:  # noqa: BLE001 - a loop that died already logged why
-                pass
+        self._stop.stop_loops(self._threads)
         self.engine.dispose()
 
     def kill(self) -> None:
