@@ -2,7 +2,9 @@
 
 * :class:`GatewayApp` (the WSGI application) gives each request its id and its client's address
   (through the trusted proxies only: :mod:`upgestao_gateway.domain.client_address`), routes it (404
-  and 405 as problem documents, never werkzeug's HTML), refuses a path id that is not a UUID (422,
+  and 405 as problem documents, never werkzeug's HTML), serves the web app's pages and files under
+  ``/app/`` (:mod:`upgestao_gateway.entrypoints.web`: no route, no OpenAPI operation) and puts its
+  security headers on every ``/app`` answer, refuses a path id that is not a UUID (422,
   before anything else looks at the request) and a body over the route's limit from its
   ``Content-Length`` before reading anything, and writes one ``http.request`` log line per request
   (never an address).
@@ -19,6 +21,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -35,6 +38,8 @@ from werkzeug.routing import Map
 
 from ...domain.client_address import client_address, is_trusted, parse_address
 from ...settings import EdgeSettings, load_edge_settings
+from ..web.headers import is_app_path, security_headers
+from ..web.pages import StaticFiles, is_session_path
 from .problems import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -81,19 +86,23 @@ class GatewayApp:
         if upgrade is not None:  # a WebSocket (GET /v1/stream: upgestao_gateway.push), before any routing
             return upgrade(request, start_response)
         provider = None
+        web = is_app_path(request.path)
         try:
-            try:
-                provider, values = self.url_map.bind_to_environ(environ).match()
-            except MethodNotAllowed as exc:
-                raise method_not_allowed(exc.valid_methods or ()) from None
-            except HTTPException:
-                raise not_found() from None
-            request.path_values = check_path_ids(provider.spec, values)
-            limit = provider.spec.max_body_bytes
-            if (request.content_length or 0) > limit:
-                close_connection_after_response(environ)
-                raise payload_too_large(limit)
-            response = provider.handle_request(request)
+            if web and not is_session_path(request.path):  # the web app's files and pages: no route
+                response = self.server.static_files.respond(request)
+            else:
+                try:
+                    provider, values = self.url_map.bind_to_environ(environ).match()
+                except MethodNotAllowed as exc:
+                    raise method_not_allowed(exc.valid_methods or ()) from None
+                except HTTPException:
+                    raise not_found() from None
+                request.path_values = check_path_ids(provider.spec, values)
+                limit = provider.spec.max_body_bytes
+                if (request.content_length or 0) > limit:
+                    close_connection_after_response(environ)
+                    raise payload_too_large(limit)
+                response = provider.handle_request(request)
         except Problem as problem:
             response = problem_response(problem, request)
         except Exception as exc:
@@ -106,10 +115,16 @@ class GatewayApp:
         if request.rate_limit is not None:  # a signed-in caller's quota, on every answer (429 too)
             for name, value in request.rate_limit.headers().items():
                 response.headers[name] = value
+        if web:  # the browser's pages, files and session: strict headers; nothing cached unless said
+            for name, value in security_headers(self.server.production).items():
+                response.headers[name] = value
+            if "Cache-Control" not in response.headers:
+                response.headers["Cache-Control"] = "no-store"
         log.info(
             "http.request",
             method=request.method,
-            path=provider.spec.template if provider is not None else None,
+            path=(provider.spec.template if provider is not None
+                  else _web_log_path(request.path) if web else None),
             status=response.status_code,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             request_id=request.request_id,
@@ -125,6 +140,11 @@ class GatewayApp:
         address = parse_address(peer) if peer else None
         request.operator = (address is not None and is_trusted(address, edge.ops_networks)
                             and not is_trusted(address, edge.trusted_proxies))
+
+
+def _web_log_path(path: str) -> str:
+    """What the access log says of a web app path (never a page's ids)."""
+    return "/app/static/*" if path.startswith("/app/static/") else "/app/*"
 
 
 class GatewayProtocol(HttpOnlyProtocol):
@@ -293,14 +313,17 @@ class GatewayWebServer(WebServer):
     keepalive_s = 75
     socket_timeout_s = 30
     edge: EdgeSettings = EdgeSettings()
+    production = False  # UPGESTAO_ENV=production: the web app's answers carry HSTS
 
     def __init__(self) -> None:
         super().__init__()
         # path -> WSGI-like callable (request, start_response) served before routing (upgestao_gateway.push)
         self.upgrades: dict[str, Callable] = {}
+        self.static_files = StaticFiles()  # the web app under /app/ (entrypoints.web.pages)
 
     def setup(self) -> None:
         self.edge = load_edge_settings()
+        self.production = os.environ.get("UPGESTAO_ENV", "local") == "production"
         super().setup()
 
     def get_wsgi_app(self) -> GatewayApp:
