@@ -47,8 +47,8 @@ function match(pathname) {
   return null;
 }
 
-export function navigate(url, { replace = false } = {}) {
-  if (replace) history.replaceState(null, "", url); else history.pushState(null, "", url);
+export function navigate(url, { replace = false, state = null } = {}) {
+  if (replace) history.replaceState(state, "", url); else history.pushState(state, "", url);
   return route();
 }
 
