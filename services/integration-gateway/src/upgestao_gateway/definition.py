@@ -30,12 +30,13 @@ def http_address(environ: Mapping[str, str] | None = None) -> str:
 def nameko_config(settings: Settings) -> dict:
     # Validated here so that `check-config` and `run` name a wrong variable before anything starts.
     from .push.settings import load_push_settings
-    from .settings import load_access_settings, load_edge_settings, load_rate_limit_settings
+    from .settings import load_access_settings, load_edge_settings, load_rate_limit_settings, load_web_session_settings
 
     load_access_settings()
     load_edge_settings()
     load_rate_limit_settings()  # GATEWAY_RATE_LIMIT_*
     load_push_settings()  # the live push's (GATEWAY_STREAM_*)
+    load_web_session_settings(make_key=False)  # UPGESTAO_WEB_SESSION_KEY (required in production)
     return {"WEB_SERVER_ADDRESS": http_address()}
 
 

@@ -3,8 +3,10 @@
 Thin: the service is its dependencies and the routes of each downstream service, mixed in
 (:mod:`upgestao_gateway.entrypoints`): the gateway's own (liveness, readiness, ping, the OpenAPI
 document), identity's, privacy's audit log, the notifier's delivery records, and messaging's
-conversations and chats. Each route validates, calls services over RPC and shapes the answer; bearer
-tokens are identity's access tokens, verified locally (:mod:`upgestao_gateway.access`).
+conversations and chats, and the privacy centre's web session (its pages and files are served under
+``/app/`` by the HTTP server itself: :mod:`upgestao_gateway.entrypoints.web`). Each route validates,
+calls services over RPC and shapes the answer; bearer tokens (or the web session's cookie) are
+identity's access tokens, verified locally (:mod:`upgestao_gateway.access`).
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from .entrypoints.privacy_exports.routes import PrivacyExportRoutes
 from .entrypoints.privacy_incidents.routes import PrivacyIncidentRoutes
 from .entrypoints.privacy_requests.routes import PrivacyRequestRoutes
 from .entrypoints.push import LivePush
+from .entrypoints.web.session import WebSessionRoutes
 
 
 class GatewayService(OperationsRoutes, IdentityRoutes, AuditRoutes, NotificationRoutes, MessagingRoutes,
                      PrivacyRequestRoutes, PrivacyConsentRoutes, PrivacyIncidentRoutes, PrivacyExportRoutes,
-                     IntegrationRoutes, ApiKeyRoutes, HealthRpc):
+                     IntegrationRoutes, ApiKeyRoutes, WebSessionRoutes, HealthRpc):
     name = "gateway"
 
     db = Database()

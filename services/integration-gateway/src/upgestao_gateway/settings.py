@@ -19,6 +19,17 @@ gateway process, see :mod:`upgestao_gateway.domain.rate_limits`):
     GATEWAY_RATE_LIMIT_KEY_PER_MIN   requests a minute of one API key (default 1200; 0: no limit)
     GATEWAY_RATE_LIMIT_BURST         requests one principal may send at once (default 1000)
 
+and the web session of the privacy centre (:class:`WebSessionSettings`, :func:`load_web_session_settings`;
+see :mod:`upgestao_gateway.access.web_session`):
+
+    UPGESTAO_WEB_SESSION_KEY         the key the CSRF tokens of web sessions are derived under (at least 32
+                                     characters, one value for every gateway replica; required in
+                                     production). Unset outside production: a random key kept in
+                                     ``<UPGESTAO_DATA_DIR>/web-session.key`` (made by the first gateway
+                                     process, read by the others of the same platform)
+    IDENTITY_REFRESH_TOKEN_TTL_S     identity's refresh-token lifetime (read, not owned, here: the
+                                     refresh cookie's Max-Age; default 14 days)
+
 Each is validated once, at start; a wrong value is a ``ConfigError`` naming it.
 
 There is one token lifetime to think of, not two: a revoked session is remembered for the longest
@@ -33,8 +44,10 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from upgestao_kernel.config import ConfigError
@@ -172,3 +185,67 @@ def load_rate_limit_settings(environ: Mapping[str, str] | None = None) -> RateLi
     key = _int(environ, RATE_LIMIT_KEY_VAR, DEFAULT_KEY_PER_MIN, 0, MAX_PER_MIN)
     burst = _int(environ, RATE_LIMIT_BURST_VAR, DEFAULT_BURST, 1, MAX_BURST)
     return RateLimitSettings(Quota(user, burst) if user else None, Quota(key, burst) if key else None)
+
+
+WEB_SESSION_KEY_VAR = "UPGESTAO_WEB_SESSION_KEY"
+WEB_SESSION_KEY_FILE = "web-session.key"
+WEB_SESSION_KEY_MIN = 32  # characters
+REFRESH_TTL_VAR = "IDENTITY_REFRESH_TOKEN_TTL_S"  # identity's; the same environment reaches every process
+DEFAULT_REFRESH_TTL_S = 14 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class WebSessionSettings:
+    """The web session's CSRF key (empty when only checked: ``check-config`` makes no file) and the
+    refresh cookie's lifetime."""
+
+    key: bytes = field(default=b"", repr=False)
+    refresh_max_age_s: int = DEFAULT_REFRESH_TTL_S
+
+
+def load_web_session_settings(environ: Mapping[str, str] | None = None, *, make_key: bool = True) -> WebSessionSettings:
+    """The web session's settings; ``make_key=False`` validates without reading or making the local key file."""
+    environ = os.environ if environ is None else environ
+    refresh_ttl = _int(environ, REFRESH_TTL_VAR, DEFAULT_REFRESH_TTL_S, 60, 90 * 24 * 3600)
+    raw = environ.get(WEB_SESSION_KEY_VAR) or ""
+    if raw:
+        if len(raw.strip()) < WEB_SESSION_KEY_MIN:
+            raise ConfigError(WEB_SESSION_KEY_VAR, f"must be at least {WEB_SESSION_KEY_MIN} characters of a random "
+                                                   "secret (e.g. `openssl rand -hex 32`)")
+        return WebSessionSettings(raw.strip().encode("utf-8"), refresh_ttl)
+    if (environ.get("UPGESTAO_ENV") or "local") == "production":
+        raise ConfigError(WEB_SESSION_KEY_VAR, "required in production: one random secret of at least "
+                                               f"{WEB_SESSION_KEY_MIN} characters shared by every gateway replica")
+    if not make_key:
+        return WebSessionSettings(b"", refresh_ttl)
+    data_dir = Path(environ.get("UPGESTAO_DATA_DIR") or "var").resolve()
+    try:
+        key = local_web_session_key(data_dir)
+    except OSError as exc:
+        raise ConfigError(WEB_SESSION_KEY_VAR, f"unset, and no local key could be kept in {data_dir}: "
+                                               f"{exc.strerror or exc}") from None
+    return WebSessionSettings(key, refresh_ttl)
+
+
+def local_web_session_key(data_dir: Path) -> bytes:
+    """The key in ``<data_dir>/web-session.key``, made (random, readable by its owner only) when missing: every
+    gateway process of one local platform shares the data directory, hence the key. Made whole or not at
+    all (written aside, then linked into place), so a concurrent start never reads half of it."""
+    path = data_dir / WEB_SESSION_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        aside = data_dir / f".{WEB_SESSION_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as out:
+                out.write(secrets.token_hex(32) + "\n")
+            try:
+                os.link(aside, path)
+            except FileExistsError:  # another process made it first: theirs it is
+                pass
+        finally:
+            aside.unlink(missing_ok=True)
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < WEB_SESSION_KEY_MIN:
+        raise OSError(f"{path} holds no key (delete it to make a new one)")
+    return key.encode("ascii")

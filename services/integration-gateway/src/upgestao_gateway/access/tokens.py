@@ -113,6 +113,11 @@ class JwtAuthenticator:
         token = bearer_token(request)
         if token is None:
             return None
+        return self.principal_of(token)
+
+    def principal_of(self, token: str) -> Principal:
+        """The principal of access token ``token`` (from a bearer header or the web session's cookie), or a
+        401/503 :class:`Problem`."""
         try:
             claims = self._claims(token)
         except KeysUnavailable:

@@ -10,7 +10,8 @@
   thread; ``stop()``/``kill()`` stop it. A service whose authenticator is
   something else (tests) leaves it disabled: no stream, no connection.
 * :class:`Access` gives a worker ``self.access`` (readiness, and routes that
-  revoke sessions tell the revocation list at once);
+  revoke sessions tell the revocation list at once; the web session routes verify the cookie's token
+  and derive its CSRF token through ``self.access.web``);
 * :class:`Readiness` gives a worker ``self.readiness``: the container's readiness cache (one check per
   few seconds however often ``/readyz`` is asked);
 * :class:`Rpc` gives a worker ``self.rpc``: calls to any service, each bounded
@@ -42,6 +43,7 @@ from ..access.api_keys import ApiKeyAuthenticator
 from ..access.events import apply_access_event
 from ..access.stream import AccessEventsStream
 from ..access.tokens import BROKER_UNREACHABLE, LOADING, JwtAuthenticator
+from ..access.web_session import CookieSessionAuthenticator
 from ..adapters.identity import IdentityClient
 from ..adapters.rpc import RpcClient
 from ..domain.in_flight import InFlightKeys
@@ -51,7 +53,14 @@ from ..domain.revocations import RevocationList
 from ..service_layer.public_keys import PublicKeys
 from ..service_layer.readiness import ReadinessCache
 from ..service_layer.role_permissions import RolePermissions
-from ..settings import AccessSettings, RateLimitSettings, load_access_settings, load_rate_limit_settings
+from ..settings import (
+    AccessSettings,
+    RateLimitSettings,
+    WebSessionSettings,
+    load_access_settings,
+    load_rate_limit_settings,
+    load_web_session_settings,
+)
 from .nameko_rpc import DeadlineReplyListener, NamekoTransport, RpcPublisher
 
 __all__ = ["Access", "AccessControl", "Config", "Database", "IdempotencyInFlight", "JwtAuthentication",
@@ -90,7 +99,7 @@ class JwtAuthentication:
         self.caught_up_wait_s = caught_up_wait_s
         self.identity_timeout_s = identity_timeout_s
 
-    def bind(self, access: AccessControl) -> ApiKeyAuthenticator:
+    def bind(self, access: AccessControl) -> CookieSessionAuthenticator:
         return access.enable(self)
 
 
@@ -99,6 +108,10 @@ class AccessControl(SharedExtension):
 
     settings: AccessSettings | None = None
     authenticator: ApiKeyAuthenticator | None = None
+    # bearer credentials as ``authenticator`` checks them, else the privacy centre's session cookie (with the
+    # CSRF check of its writes): what the routes use
+    web: CookieSessionAuthenticator | None = None
+    web_settings: WebSessionSettings = WebSessionSettings()
     keys: PublicKeys | None = None
     permissions: RolePermissions | None = None
     revocations: RevocationList | None = None
@@ -108,10 +121,11 @@ class AccessControl(SharedExtension):
     def enabled(self) -> bool:
         return self.authenticator is not None
 
-    def enable(self, declaration: JwtAuthentication) -> ApiKeyAuthenticator:
+    def enable(self, declaration: JwtAuthentication) -> CookieSessionAuthenticator:
         """Build the authenticator (once); raises ``ConfigError`` on a bad environment."""
         if self.authenticator is None:
             settings = load_access_settings()
+            self.web_settings = load_web_session_settings()
             config = self.container.config
             identity = IdentityClient(standalone_proxy(config), declaration.identity_timeout_s)
             self.settings = settings
@@ -125,7 +139,9 @@ class AccessControl(SharedExtension):
             # API keys (issue 15) are exchanged with identity for tokens; every other bearer is a JWT
             self.authenticator = ApiKeyAuthenticator(tokens, identity.exchange_api_key, self,
                                                      declaration.caught_up_wait_s)
-        return self.authenticator
+            self.web = CookieSessionAuthenticator(self.authenticator, tokens.principal_of,
+                                                  lambda: self.web_settings.key)
+        return self.web
 
     def _spawn(self, fn: Callable[[], None]):
         return self.container.spawn_managed_thread(fn, identifier=f"gateway.access.{fn.__name__}")

@@ -25,6 +25,7 @@ from upgestao_kernel.context import system_context
 from upgestao_kernel.logging import get_logger
 
 from ..access.authentication import Authenticator, AuthenticatorFactory, NoAuthenticator
+from ..access.web_session import CookieSessionAuthenticator
 from ..push.connection import StreamEndpoint
 from ..push.hub import PushHub
 from ..push.protocol import PATH
@@ -118,6 +119,8 @@ class LivePush(DependencyProvider):
         if not isinstance(authenticator, Authenticator):
             raise ConfigurationError(f"{self.container.service_cls.__name__}.authenticator has no "
                                      "authenticate(request)")
+        if isinstance(authenticator, CookieSessionAuthenticator):  # bearer tokens only: the privacy centre's
+            return authenticator.bearer  # session cookie is for its pages' requests, not for a WebSocket
         return authenticator
 
     def _spawn(self, fn: Callable[[], None]):

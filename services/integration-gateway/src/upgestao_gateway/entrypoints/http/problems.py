@@ -26,6 +26,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "invalid-token": (401, "Invalid token"),
     "forbidden": (403, "Forbidden"),
     "correction-required": (403, "Correction required"),
+    "csrf": (403, "Cross-site request refused"),
     "not-found": (404, "Not found"),
     "method-not-allowed": (405, "Method not allowed"),
     "conflict": (409, "Conflict"),
