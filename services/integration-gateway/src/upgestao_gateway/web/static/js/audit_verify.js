@@ -249,7 +249,7 @@ export async function verifyLog({ checkpoint, publicKey, proof = null, record = 
 /**
  * Fetch what verifyLog needs through `get(path)` (the page passes the API door) and check it.
  * `seq`: the record to prove (default: the newest one the checkpoint covers); `record`: that record, when known.
- * Returns verifyLog's answer plus {treeSize, seq}.
+ * Returns verifyLog's answer plus {treeSize, seq, keyId, checkpoint} (the checkpoint as served, to show).
  */
 export async function fetchAndVerify(get, { seq = null, record = null } = {}) {
   const [checkpoint, publicKey] = await Promise.all([get("/v1/audit/checkpoint"), get("/v1/audit/public-key")]);
@@ -268,5 +268,7 @@ export async function fetchAndVerify(get, { seq = null, record = null } = {}) {
   }
   const result = await verifyLog({ checkpoint, publicKey, proof, record: proved, seq: chosen });
   if (refused) { result.steps.push(refused); result.ok = false; }
-  return { ...result, treeSize: size, seq: chosen >= 0 ? chosen : null };
+  const served = checkpoint && typeof checkpoint === "object" ? checkpoint : {};
+  return { ...result, treeSize: size, seq: chosen >= 0 ? chosen : null, keyId: served.key_id ?? null,
+    checkpoint: { tree_size: served.tree_size, root_hash: served.root_hash, signed_at: served.signed_at, key_id: served.key_id } };
 }
