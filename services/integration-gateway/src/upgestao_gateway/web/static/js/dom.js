@@ -27,6 +27,12 @@ function append(el, children) {
   }
 }
 
+/** Append `children` to `el` as h() takes them (null/false skipped, arrays flattened), unlike el.append. */
+export function add(el, ...children) {
+  append(el, children);
+  return el;
+}
+
 /** Replace everything inside `el` with `children`. */
 export function mount(el, ...children) {
   el.replaceChildren();

@@ -1,7 +1,7 @@
 // The privacy contact channel (R10.1), no sign-in: request type, e-mail, message -> POST /v1/privacy/contact
 // (always 202 with a request id); then /app/contact/:id asks for the 6-digit code e-mailed (contact_status.js).
 import { api, ApiError } from "../api.js";
-import { h, mount, field, notice, showFieldErrors } from "../dom.js";
+import { add, h, mount, field, notice, showFieldErrors } from "../dom.js";
 import { t, register } from "../i18n.js";
 
 export const TYPES = ["access", "confirmation", "correction", "portability", "sharing_info", "consent_info",
@@ -107,7 +107,7 @@ export default async function render(main, ctx) {
     }
   });
 
-  main.append(h("h1", {}, t("contact.title")), h("p", {}, t("contact.lead")),
+  add(main, h("h1", {}, t("contact.title")), h("p", {}, t("contact.lead")),
     ctx.session ? h("p", {}, t("contact.signedIn"), " ", h("a", { href: "/app/me/requests" }, t("nav.me")), ".") : null,
     form);
 }

@@ -3,7 +3,7 @@
 // type, due_at, days_left}); it is kept in this history entry's state (history.state: it survives a reload
 // and the back button, never written to storage) and the answer itself comes by e-mail.
 import { api, ApiError } from "../api.js";
-import { h, mount, field, notice, showFieldErrors, formatDate } from "../dom.js";
+import { add, h, mount, field, notice, showFieldErrors, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 import "./contact.js";  // the request types' names
 
@@ -93,7 +93,7 @@ function nextStep(state) {
 function statusView(main, ctx, saved) {
   const answer = saved.verified;
   const overdue = answer.days_left !== undefined && answer.days_left <= 0;
-  main.append(
+  add(main, 
     h("h1", {}, t("cstatus.title")),
     notice(t("cstatus.verified"), "ok"),
     h("dl", { class: "props", id: "request-status" },
@@ -113,7 +113,7 @@ function statusView(main, ctx, saved) {
 export default async function render(main, ctx) {
   const id = ctx.params.requestId;
   if (!UUID.test(id)) {
-    main.append(h("h1", {}, t("cstatus.title")), notice(t("cstatus.unknown"), "error"),
+    add(main, h("h1", {}, t("cstatus.title")), notice(t("cstatus.unknown"), "error"),
       h("p", {}, h("a", { href: "/app/contact" }, t("cstatus.newRequest"))));
     return;
   }
@@ -162,7 +162,7 @@ export default async function render(main, ctx) {
     }
   });
 
-  main.append(h("h1", {}, t("cstatus.codeTitle")),
+  add(main, h("h1", {}, t("cstatus.codeTitle")),
     h("p", {}, t("cstatus.codeLead")),
     saved.type ? h("p", {}, t("cstatus.asked"), ": ", h("strong", {}, t(`type.${saved.type}`))) : null,
     form);

@@ -1,6 +1,6 @@
 // Cookie preferences (R7.1): the current choice per purpose, change it (giving and withdrawing take the same
 // one click), and the history of every change with its policy version. The logic is in ../consent.js.
-import { h, mount, notice, formatDate } from "../dom.js";
+import { add, h, mount, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 import { OPTIONAL, PURPOSES, currentPolicyVersion, getState, record, onRecorded, purposeFields, readPurposes, chosen } from "../consent.js";
 
@@ -97,7 +97,7 @@ export default async function render(main, ctx) {
   const [version, state] = await Promise.all([currentPolicyVersion(), getState()]);
   const status = h("div", { id: "cookies-status" });
   const body = h("div", {});
-  main.append(h("h1", {}, t("cookies.title")), h("p", {}, t("cookies.lead")), status, body);
+  add(main, h("h1", {}, t("cookies.title")), h("p", {}, t("cookies.lead")), status, body);
 
   const draw = (current) => {
     const purposes = (current && current.purposes) || { essential: true };

@@ -1,7 +1,7 @@
 // Sign in: e-mail + password -> signIn() (POST /app/session sets the HttpOnly session cookie), then back to
 // `next` -- only a path of this app (/app/...), never another origin.
 import { signIn, ApiError } from "../api.js";
-import { h, mount, field, notice, showFieldErrors } from "../dom.js";
+import { add, h, mount, field, notice, showFieldErrors } from "../dom.js";
 import { t, register } from "../i18n.js";
 
 register({
@@ -60,9 +60,9 @@ export function safeNext(next) {
 
 export default async function render(main, ctx) {
   const next = safeNext(ctx.query.get("next"));
-  main.append(h("h1", {}, t("login.title")));
+  add(main, h("h1", {}, t("login.title")));
   if (ctx.session) {
-    main.append(notice(t("login.already"), "ok"), h("p", {}, h("a", { href: next }, t("login.continue"))));
+    add(main, notice(t("login.already"), "ok"), h("p", {}, h("a", { href: next }, t("login.continue"))));
     return;
   }
   const status = h("div", {});
@@ -110,6 +110,6 @@ export default async function render(main, ctx) {
     }
   });
 
-  main.append(h("p", {}, t("login.lead")), form,
+  add(main, h("p", {}, t("login.lead")), form,
     h("p", { class: "hint" }, h("a", { href: "/app/contact" }, t("login.forgot"))));
 }

@@ -4,7 +4,7 @@
 // correction -- the 202 answer says which), a correction request (POST /v1/privacy/corrections) and my
 // corrections with their decisions; a notice when a new policy version awaits my acceptance.
 import { api, ApiError } from "../api.js";
-import { h, mount, field, notice, showFieldErrors, formatDate, formatDay } from "../dom.js";
+import { add, h, mount, field, notice, showFieldErrors, formatDate, formatDay } from "../dom.js";
 import { t, register } from "../i18n.js";
 
 register({
@@ -396,7 +396,7 @@ export default async function render(main, ctx) {
     slot?.scrollIntoView({ block: "nearest" });
   };
   const due = me.policy_acceptance_required;
-  main.append(
+  add(main, 
     h("h1", {}, t("me.title")),
     due ? h("div", { class: "notice notice-warn", role: "status", id: "policy-due" },
       t("me.policyDue", { version: due.version }), " ", h("a", { href: "/app/me/policy" }, t("me.policyLink"))) : null,

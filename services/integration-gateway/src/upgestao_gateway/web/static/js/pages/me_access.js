@@ -6,7 +6,7 @@
 //  * the answer of a "sharing_info" request (GET /v1/privacy/requests/{id}: recipients with their
 //    privacy-policy addresses), which this page files with one click.
 import { api, ApiError } from "../api.js";
-import { h, mount, field, notice, formatDate } from "../dom.js";
+import { add, h, mount, field, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 import "./contact.js";
 import "./contact_status.js";
@@ -203,7 +203,7 @@ export default async function render(main, ctx) {
   const recipients = detail && detail.answer && detail.answer.kind === "sharing_info" ? detail.answer.recipients || [] : null;
   const requestsLink = h("a", { href: "/app/me/requests?type=access" }, t("macc.requestsLink"));
   const how = t("macc.exportHow", { link: "\u0000" }).split("\u0000");
-  main.append(
+  add(main, 
     h("h1", {}, t("macc.title")),
     h("p", {}, t("macc.lead")),
     h("h2", {}, t("macc.fromExport")),

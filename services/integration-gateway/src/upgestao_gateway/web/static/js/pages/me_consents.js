@@ -1,7 +1,7 @@
 // My consent history and my policy acceptances (R7.1, R11.1): GET /v1/privacy/consents (the current choice per
 // purpose and every change, newest first) and GET /v1/privacy/policy-acceptances.
 import { api } from "../api.js";
-import { h, formatDate } from "../dom.js";
+import { add, h, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 import { PURPOSES } from "../consent.js";
 import { historyTable } from "./cookies.js";
@@ -47,7 +47,7 @@ export default async function render(main, ctx) {
   ]);
   const history = consents.history || [];
   const purposes = consents.purposes || {};
-  main.append(
+  add(main, 
     h("h1", {}, t("mcons.title")),
     h("h2", {}, t("mcons.current")),
     history.length ? [

@@ -1,7 +1,7 @@
 // Accept a new privacy-policy version (R11.1): GET /v1/me says which version is due; its text
 // (GET /v1/privacy/policies/{version}) and an "I accept" button (POST /v1/privacy/policies/{version}/accept).
 import { api, ApiError } from "../api.js";
-import { h, mount, notice, formatDate } from "../dom.js";
+import { add, h, mount, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 import { renderPolicyText } from "./policy.js";
 
@@ -38,12 +38,12 @@ export const titleKey = "mpol.title";
 export default async function render(main, ctx) {
   const me = await api("GET", "/v1/me");
   const due = me.policy_acceptance_required;
-  main.append(h("h1", {}, t("mpol.title")));
+  add(main, h("h1", {}, t("mpol.title")));
   const links = () => h("ul", {},
     h("li", {}, h("a", { href: "/app/me" }, t("mpol.back"))),
     h("li", {}, h("a", { href: "/app/me/consents" }, t("mpol.history"))));
   if (!due) {
-    main.append(notice(t("mpol.nothing"), "ok"), links());
+    add(main, notice(t("mpol.nothing"), "ok"), links());
     return;
   }
   const policy = await api("GET", `/v1/privacy/policies/${encodeURIComponent(due.version)}`);
@@ -62,7 +62,7 @@ export default async function render(main, ctx) {
     }
   } }, t("mpol.accept"));
   const actions = h("div", { class: "actions" }, button);
-  main.append(
+  add(main, 
     notice(t("mpol.due", { version: policy.version, date: formatDate(policy.effective_at, ctx.lang) }), "warn"),
     policy.summary ? h("p", {}, t("mpol.summary", { summary: policy.summary })) : null,
     h("article", { class: "policy-doc", lang: "pt-BR", "aria-label": t("mpol.text", { version: policy.version }) },

@@ -5,7 +5,7 @@
 // (GET /v1/privacy/exports/{token}: no session needed, the link is the credential), saved as a file and
 // kept in memory for "who accessed my data" (me_access.js) -- never written to storage.
 import { api, ApiError } from "../api.js";
-import { h, mount, field, notice, formatDate } from "../dom.js";
+import { add, h, mount, field, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 import { TYPES, typeSelect } from "./contact.js";
 import "./contact_status.js";  // the states' names
@@ -219,7 +219,7 @@ export default async function render(main, ctx) {
     }
   };
 
-  main.append(
+  add(main, 
     h("h1", {}, t("mreq.title")),
     h("p", {}, t("mreq.lead")),
     status,

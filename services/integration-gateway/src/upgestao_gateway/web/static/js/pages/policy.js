@@ -1,7 +1,7 @@
 // The privacy policy (R11.1): the version in effect (/app/privacy) or a given one (/app/privacy/versions/:v),
 // its effective date, and every version with a link. The text is rendered as DOM nodes, never parsed as HTML.
 import { api } from "../api.js";
-import { h, formatDate } from "../dom.js";
+import { add, h, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 
 register({
@@ -116,15 +116,15 @@ export default async function render(main, ctx) {
       .catch((error) => { if (!wanted && error.status === 404) return null; throw error; }),
     api("GET", "/v1/privacy/policies").catch(() => ({ items: [] })),
   ]);
-  main.append(h("h1", {}, t("policy.title")));
+  add(main, h("h1", {}, t("policy.title")));
   if (!policy) {
-    main.append(h("p", {}, t("policy.none")));
+    add(main, h("p", {}, t("policy.none")));
     return;
   }
   const items = list.items || [];
   const current = items.find((item) => item.current);
   const isCurrent = wanted ? Boolean(current && current.version === policy.version) : true;
-  main.append(
+  add(main, 
     h("dl", { class: "props" },
       h("dt", {}, t("policy.col.version")), h("dd", {}, policy.version,
         isCurrent ? [" ", h("span", { class: "badge badge-ok" }, t("policy.inEffect"))] : null),
@@ -137,7 +137,7 @@ export default async function render(main, ctx) {
     h("article", { class: "policy-doc", lang: "pt-BR", "aria-label": t("policy.version", { version: policy.version }) },
       renderPolicyText(policy.text)));
   if (items.length) {
-    main.append(
+    add(main, 
       h("h2", {}, t("policy.versions")),
       h("div", { class: "table-wrap" },
         h("table", {},
