@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api
+from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Api, wait_for_audit
 from e2e_identity import create_dpo
 from e2e_mail import mail_to, text_and_html
 from upgestao_kernel.testing import wait_for
@@ -40,6 +42,7 @@ BROWSER = Path(__file__).resolve().parent / "browser"
 CHROMIUM = "/usr/bin/chromium"
 SCENARIO_TIMEOUT_S = 90  # the subprocess's bound; each script bounds itself tighter (UPG_TIMEOUT_MS)
 CODE = re.compile(r"^\s*([0-9]{6})\s*$", re.MULTILINE)
+EXPORT_LINK = re.compile(r"https?://[^\s<>\"]+/v1/privacy/exports/[A-Za-z0-9_-]{20,128}")
 
 
 def browser_ready() -> str | None:
@@ -97,6 +100,76 @@ def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
 
 
+class Running:
+    """A scenario that needs something from here halfway (a code or a link from the SMTP sink): its RESULT
+    lines are read as they come (:meth:`wait_for`), and :meth:`hand` writes ``UPG_HANDOFF_DIR/<name>``, which
+    the script waits for (lib.mjs ``handoff``)."""
+
+    def __init__(self, name: str, env: dict[str, str], tmp_path: Path) -> None:
+        self.name = name
+        self.folder = tmp_path / f"handoff-{name}"
+        self.folder.mkdir()
+        self.stderr_path = tmp_path / f"{name}.stderr"
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stdout: list[str] = []
+        self.found: dict = {}
+        self.deadline = time.monotonic() + SCENARIO_TIMEOUT_S
+        with self.stderr_path.open("w") as stderr:
+            self.process = subprocess.Popen(["node", str(BROWSER / "scenarios" / f"{name}.mjs")], cwd=BROWSER,
+                                            env={**env, "UPG_HANDOFF_DIR": str(self.folder)},
+                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _take(self, line: str) -> None:
+        self.stdout.append(line)
+        if line.startswith("RESULT "):
+            self.found.update(json.loads(line[len("RESULT "):]))
+
+    def report(self) -> str:
+        return explain(self.name, self.process.poll(), "".join(self.stdout), self.stderr_path.read_text())
+
+    def wait_for(self, key: str, timeout: float = 45):
+        """The value of ``key`` in the script's RESULTs, once it printed it."""
+        deadline = min(self.deadline, time.monotonic() + timeout)
+        while key not in self.found:
+            try:
+                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None if time.monotonic() >= deadline else ""
+            if line is None:
+                self.stop()
+                raise AssertionError(f"the scenario gave no {key}\n{self.report()}")
+            if line:
+                self._take(line)
+        return self.found[key]
+
+    def hand(self, name: str, value: str) -> None:
+        (self.folder / f"{name}.part").write_text(value)
+        (self.folder / f"{name}.part").rename(self.folder / name)  # whole or nothing
+
+    def finish(self) -> dict:
+        """Wait for the script's end; fails with its report unless it exits 0; its RESULTs."""
+        try:
+            self.process.wait(timeout=max(1.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"the scenario took more than {SCENARIO_TIMEOUT_S} s\n{self.report()}") from None
+        while (line := self.lines.get(timeout=10)) is not None:
+            self._take(line)
+        assert self.process.returncode == 0, self.report()
+        return self.found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
 # -- the people and data the scenarios need -----------------------------------------------------------------
 
 
@@ -141,6 +214,17 @@ def code_for(platform, address: str, timeout: float = 30) -> str:
     return codes[-1]
 
 
+def export_link_for(platform, address: str, timeout: float = 45) -> str:
+    """The download link of the access bundle e-mailed to ``address`` (its only one)."""
+    def link() -> str | None:
+        for _, message in mail_to(platform, address):
+            if found := EXPORT_LINK.search(text_and_html(message)[0]):
+                return found.group(0)
+        return None
+
+    return wait_for(link, timeout=timeout, interval=0.2)
+
+
 # -- the scenarios -------------------------------------------------------------------------------------------
 
 
@@ -170,35 +254,55 @@ def test_a_visitor_accepts_only_analytics_then_withdraws_it(platform, api, tmp_p
 
 def test_a_visitor_files_a_request_through_the_contact_form_with_the_emailed_code(platform, api, dpo, tmp_path):
     address = f"contato-web-{uuid.uuid4().hex[:8]}@example.com"
-    code_file = tmp_path / "code"
-    env = scenario_env(platform, tmp_path, UPG_CONTACT_EMAIL=address, UPG_CODE_FILE=str(code_file))
-    process = subprocess.Popen(["node", str(BROWSER / "scenarios" / "contact.mjs")], cwd=BROWSER, env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    scenario = Running("contact", scenario_env(platform, tmp_path, UPG_CONTACT_EMAIL=address), tmp_path)
     try:
-        deadline = time.monotonic() + SCENARIO_TIMEOUT_S
-        try:
-            code = code_for(platform, address)
-        except AssertionError:
-            process.kill()
-            out, err = process.communicate(timeout=10)
-            raise AssertionError("no code e-mailed to the contact form's address\n"
-                                 + explain("contact", None, out, err)) from None
-        code_file.write_text(code)
-        try:
-            out, err = process.communicate(timeout=max(5.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            out, err = process.communicate(timeout=10)
-            raise AssertionError(explain("contact", None, out, err)) from None
+        request_id = scenario.wait_for("request_id")
+        scenario.hand("code", code_for(platform, address))
+        scenario.finish()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-    assert process.returncode == 0, explain("contact", process.returncode, out, err)
-    found = results_of(out)
-    request = api.get(f"/v1/privacy/requests/{found['request_id']}", dpo[1])
+        scenario.stop()
+    request = api.get(f"/v1/privacy/requests/{request_id}", dpo[1])
     assert request.status_code == 200, request.text
     request = request.json()
     assert (request["channel"], request["type"]) == ("contact", "confirmation"), request
     assert request["state"] != "identity_unverified", "the code verified the request"
     assert request["contact"]["email"] == address
+
+
+def test_an_attendant_asks_for_a_correction_the_dpo_approves_it_and_the_attendant_sees_it(platform, api, admin,
+                                                                                          dpo, tmp_path):
+    attendant, token = new_attendant(api, admin)
+    title = f"Supervisora {uuid.uuid4().hex[:6]}"
+    found = run_scenario("correction", scenario_env(platform, tmp_path, **people_env(attendant, dpo[0]),
+                                                    UPG_NEW_JOB_TITLE=title))
+    correction = api.get(f"/v1/privacy/corrections/{found['correction_id']}", dpo[1])
+    assert correction.status_code == 200, correction.text
+    correction = correction.json()
+    assert correction["status"] == "approved" and correction["requester_id"] == attendant["id"], correction
+    me = api.get("/v1/me", token)
+    assert me.status_code == 200, me.text
+    assert me.json()["job_title"] == title
+
+
+def test_the_attendant_downloads_their_export_and_sees_who_accessed_their_data(platform, api, admin, dpo,
+                                                                              tmp_path):
+    attendant, _ = new_attendant(api, admin)
+    (dpo_user, dpo_token) = dpo
+    env = scenario_env(platform, tmp_path, **people_env(attendant, dpo_user), UPG_DPO_ID=dpo_user["id"])
+    scenario = Running("export_access", env, tmp_path)
+    try:
+        request_id = scenario.wait_for("request_id")
+        # the DPO reads the request (an access to the attendant's data) and that reaches the log before the
+        # bundle is gathered: the page must show it
+        assert api.get(f"/v1/privacy/requests/{request_id}", dpo_token).status_code == 200
+        wait_for_audit(api, dpo_token, {"actor_id": dpo_user["id"], "subject_id": attendant["id"]},
+                       what="the DPO's reading of the request", subject_id=attendant["id"])
+        started = api.post(f"/v1/privacy/requests/{request_id}/start", dpo_token)
+        assert started.status_code == 200, started.text
+        scenario.hand("link", export_link_for(platform, attendant["email"]))
+        found = scenario.finish()
+    finally:
+        scenario.stop()
+    assert found["accesses"] >= 1 and "audit" in found["sections"], found
+    request = api.get(f"/v1/privacy/requests/{request_id}", dpo_token).json()
+    assert (request["type"], request["state"], request["requester_id"]) == ("access", "completed", attendant["id"])

@@ -218,6 +218,21 @@ export async function run(body) {
   process.exit(code);
 }
 
+/** What pytest hands over mid-scenario (a code from the SMTP sink, a link): the file UPG_HANDOFF_DIR/<name>,
+ * waited for (bounded). pytest knows when by the RESULT lines printed before. */
+export async function handoff(name, { timeout = WAIT_MS * 4, valid = (text) => text.length > 0 } = {}) {
+  const file = path.join(env("UPG_HANDOFF_DIR"), name);
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (existsSync(file)) {
+      const text = readFileSync(file, "utf8").trim();
+      if (valid(text)) return text;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  fail(`nothing handed over as ${name} within ${timeout} ms (pytest writes ${file})`);
+}
+
 /** Write `data` (for debugging a scenario by hand). */
 export function dump(name, data) {
   if (!ARTIFACTS) return;

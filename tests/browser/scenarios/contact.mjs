@@ -1,24 +1,10 @@
 // contact.mjs: a visitor files a request through the privacy contact form (type, e-mail, message), is asked for
 // the one-time code, gives back the code pytest read from the SMTP sink, and lands on the request's status.
-// Env: UPG_CONTACT_EMAIL (an address of the test's own), UPG_CODE_FILE (pytest writes the 6-digit code there
-// once the e-mail arrived; this script waits for it, bounded).
-import { existsSync, readFileSync } from "node:fs";
-import { env, eventually, expect, fail, newContext, open, result, run, settled, step, WAIT_MS } from "../lib.mjs";
+// Env: UPG_CONTACT_EMAIL (an address of the test's own), UPG_HANDOFF_DIR (pytest hands over the 6-digit code
+// as "code" once the e-mail reached the SMTP sink, after this script printed the request's id).
+import { env, eventually, expect, handoff, newContext, open, result, run, settled, step } from "../lib.mjs";
 
 const EMAIL = env("UPG_CONTACT_EMAIL");
-const CODE_FILE = env("UPG_CODE_FILE");
-
-async function codeFromPytest(timeout) {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if (existsSync(CODE_FILE)) {
-      const code = readFileSync(CODE_FILE, "utf8").trim();
-      if (/^[0-9]{6}$/.test(code)) return code;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  fail(`no code in ${CODE_FILE} within ${timeout} ms (pytest writes it once the e-mail reached the SMTP sink)`);
-}
 
 run(async (browser) => {
   const context = await newContext(browser);
@@ -45,7 +31,7 @@ run(async (browser) => {
   await settled(page);
   const code = page.getByLabel(/code/i);
   await code.waitFor();
-  await code.fill(await codeFromPytest(WAIT_MS * 4));
+  await code.fill(await handoff("code", { valid: (text) => /^[0-9]{6}$/.test(text) }));
   await page.getByRole("button", { name: /^confirm$/i }).click();
 
   step("the status page: the request is with the DPO, with its due date");
