@@ -237,9 +237,17 @@ def update_customer(w: World, rid: str) -> dict:
             "actor_id": w.user["id"], "fields": ["gender"]}
 
 
+def web_sign_in(w: World, rid: str) -> dict:
+    """The privacy centre's sign-in (issue 17) is identity's login: the same record; its answer names no one."""
+    w.call("POST", "/app/session", None, rid, 200, json={"email": w.user["email"], "password": PASSWORD})
+    return {"service": "identity", "action": "login", "resource_type": "session", "subject_id": w.user["id"],
+            "actor_id": None, "fields": []}
+
+
 # In this order (a scenario may use what an earlier one made).
 SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("POST", "/v1/auth/login"): login,
+    ("POST", "/app/session"): web_sign_in,
     ("POST", "/v1/auth/password"): change_password,
     ("POST", "/v1/auth/password-reset"): request_password_reset,
     ("POST", "/v1/auth/password-reset/confirm"): confirm_password_reset,

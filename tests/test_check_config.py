@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from upgestao_kernel.testing_tokens import token_jwks_json
 
 GOOD_PASSWORD = "Quartzo-Azul-Girassol-42"
 ADMIN_UNSET = {"UPGESTAO_ADMIN_EMAIL": "", "UPGESTAO_ADMIN_PASSWORD": "", "UPGESTAO_ADMIN_BIRTH_DATE": "",
@@ -89,6 +90,24 @@ def test_privacy_check_config_refuses_what_run_refuses(tmp_path, env, variable):
     result = check_config("privacy", tmp_path, **env)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert error_line(result, "privacy").startswith(f"upgestao-privacy: configuration error: {variable}: ")
+
+
+@pytest.mark.parametrize(("env", "variable"), [
+    ({"UPGESTAO_WEB_SESSION_KEY": "too short"}, "UPGESTAO_WEB_SESSION_KEY"),
+    ({"UPGESTAO_ENV": "production", "GATEWAY_DATABASE_URL": "postgresql://u@h/db",
+      "UPGESTAO_IDENTITY_JWKS": token_jwks_json()}, "UPGESTAO_WEB_SESSION_KEY"),
+], ids=["short-web-session-key", "production-without-web-session-key"])
+def test_gateway_check_config_refuses_what_run_refuses(tmp_path, env, variable):
+    result = check_config("gateway", tmp_path, **env)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert error_line(result, "gateway").startswith(f"upgestao-gateway: configuration error: {variable}: ")
+    assert not (tmp_path / "web-session.key").exists()  # a check makes nothing
+
+
+def test_gateway_check_config_accepts_a_web_session_key_in_production(tmp_path):
+    result = check_config("gateway", tmp_path, UPGESTAO_ENV="production", GATEWAY_DATABASE_URL="postgresql://u@h/db",
+                          UPGESTAO_IDENTITY_JWKS=token_jwks_json(), UPGESTAO_WEB_SESSION_KEY="k" * 64)
+    assert result.returncode == 0, result.stderr
 
 
 def test_platform_start_fails_fast_with_just_the_message(platform_module, tmp_path):

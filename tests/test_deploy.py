@@ -62,7 +62,7 @@ BROKER_API = "rabbitmq.com/v1beta1"
 # services' own keys: identity signs access tokens, privacy signs audit checkpoints
 SERVICE_SECRETS = {"IDENTITY_JWT_SIGNING_KEYS", "PRIVACY_AUDIT_SIGNING_KEY", "PRIVACY_MIGRATION_DATABASE_URL",
                    "UPGESTAO_IDENTITY_JWKS", "NOTIFIER_SMTP_URL", "NOTIFIER_SUPPRESSION_KEY",
-                   "MESSAGING_SEARCH_KEY", "INTEGRATIONS_SECRETS_KEY"}
+                   "MESSAGING_SEARCH_KEY", "INTEGRATIONS_SECRETS_KEY", "UPGESTAO_WEB_SESSION_KEY"}
 # issue 11, finding 9: the vault's keys reach only the containers that open personal data
 VAULT_KEY_HOLDERS = {"identity/identity", "messaging/messaging", "privacy/privacy"}
 # the jobs template runs any service's command (identity's rotate-master-key among them): it may carry them
@@ -356,7 +356,8 @@ def _fake_secret(key: str) -> str:
     if key == "UPGESTAO_IDENTITY_JWKS":
         return token_jwks_json()
     if key in ("UPGESTAO_MASTER_KEY", "UPGESTAO_BLIND_INDEX_KEY", "IDENTITY_JWT_SIGNING_KEYS",
-               "PRIVACY_AUDIT_SIGNING_KEY", "NOTIFIER_SUPPRESSION_KEY", "MESSAGING_SEARCH_KEY"):
+               "PRIVACY_AUDIT_SIGNING_KEY", "NOTIFIER_SUPPRESSION_KEY", "MESSAGING_SEARCH_KEY",
+               "UPGESTAO_WEB_SESSION_KEY"):
         return generate_key()
     if key == "NOTIFIER_SMTP_URL":
         return "smtp+starttls://user:password@smtp.example.com:587"
@@ -401,6 +402,10 @@ def test_every_container_gets_the_production_configuration(name):
             load_keys(settings, environ)
         if container["name"] == service:
             assert pinned_jwks(environ, production=True)
+        if service == "gateway" and container["name"] == "gateway":  # the privacy centre's CSRF key
+            from upgestao_gateway.settings import load_web_session_settings
+
+            assert len(load_web_session_settings(environ).key) >= 32
         if service == "identity" and container["name"] == "identity":  # the service itself signs tokens
             from upgestao_identity.adapters.tokens import load_signing_keys
             from upgestao_identity.settings import load_identity_settings

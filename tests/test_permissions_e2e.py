@@ -39,6 +39,9 @@ TABLE: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/v1/auth/sessions"): (200, 200, 200, 200),
     ("DELETE", "/v1/auth/sessions/{session_id}"): (404, 404, 404, 404),  # someone else's: as good as absent
     ("POST", "/v1/auth/logout"): (204, 204, 204, 204),
+    # the privacy centre's sign-out ends the session of its cookie: a bearer token is not one (401; the cookie
+    # and its CSRF check: tests/test_web_session_e2e.py)
+    ("DELETE", "/app/session"): (401, 401, 401, 401),
     ("POST", "/v1/auth/password"): (403, 403, 403, 403),  # wrong current password: authorised, then refused
     ("GET", "/v1/data-map"): (200, 200, 200, 200),
     ("POST", "/v1/users"): (403, 403, 403, 201),
@@ -85,6 +88,7 @@ PUBLIC = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/v1/ping"), ("GET", "/v1/openapi.json"),
     ("POST", "/v1/auth/login"), ("POST", "/v1/auth/refresh"), ("POST", "/v1/auth/password-reset"),
     ("POST", "/v1/auth/password-reset/confirm"),
+    ("POST", "/app/session"), ("GET", "/app/session"), ("POST", "/app/session/refresh"),  # the web session's cookies
 } | PRIVACY_REQUEST_PUBLIC | PRIVACY_CONSENT_PUBLIC | PRIVACY_EXPORT_PUBLIC
 
 

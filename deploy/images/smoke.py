@@ -215,7 +215,7 @@ def main() -> int:
             "UPGESTAO_MASTER_KEY": key(), "UPGESTAO_BLIND_INDEX_KEY": key(),
             "IDENTITY_JWT_SIGNING_KEYS": signing_key, "UPGESTAO_IDENTITY_JWKS": jwks,
             "PRIVACY_AUDIT_SIGNING_KEY": key(), "NOTIFIER_SUPPRESSION_KEY": key(),
-            "INTEGRATIONS_SECRETS_KEY": key(), "MESSAGING_SEARCH_KEY": key(),
+            "INTEGRATIONS_SECRETS_KEY": key(), "MESSAGING_SEARCH_KEY": key(), "UPGESTAO_WEB_SESSION_KEY": key(),
             "SMTP_URL": f"smtp://{sink_address}", "NOTIFIER_PUBLIC_URL": "https://upgestao.example.com",
             "NOTIFIER_FROM": "UpGestão <no-reply@upgestao.example.com>",
             "UPGESTAO_WEBHOOK_ALLOWED_NETWORKS": "",
