@@ -25,7 +25,8 @@ register({
     "mreq.daysLeft": "{days} dia(s) restante(s)",
     "mreq.overdue": "prazo vencido",
     "mreq.closedAt": "encerrado em {date}",
-    "mreq.cancel": "Cancelar pedido de {type}",
+    "mreq.cancel": "Cancelar pedido",
+    "mreq.cancelOf": "Cancelar pedido: {type}",
     "mreq.canceled": "Pedido cancelado.",
     "mreq.exportReady": "Seus dados estão prontos: o link de download foi enviado ao seu e-mail (vale uma vez, até {date}).",
     "mreq.exportReadyShort": "Link enviado por e-mail",
@@ -59,7 +60,8 @@ register({
     "mreq.daysLeft": "{days} day(s) left",
     "mreq.overdue": "overdue",
     "mreq.closedAt": "closed on {date}",
-    "mreq.cancel": "Cancel {type} request",
+    "mreq.cancel": "Cancel request",
+    "mreq.cancelOf": "Cancel request: {type}",
     "mreq.canceled": "Request canceled.",
     "mreq.exportReady": "Your data is ready: the download link was sent to your e-mail (it works once, until {date}).",
     "mreq.exportReadyShort": "Link sent by e-mail",
@@ -244,7 +246,8 @@ export default async function render(main, ctx) {
           h("td", {}, h("time", { datetime: item.received_at }, formatDate(item.received_at, ctx.lang))),
           dueCell(item, ctx.lang),
           h("td", {}, OPEN.has(item.state)
-            ? h("button", { type: "button", class: "secondary", onclick: cancel(item) }, t("mreq.cancel", { type: t(`type.${item.type}`) }))
+            ? h("button", { type: "button", class: "secondary", onclick: cancel(item),
+              "aria-label": t("mreq.cancelOf", { type: t(`type.${item.type}`) }) }, t("mreq.cancel"))
             : "—")))))) : h("p", {}, t("mreq.none")),
     h("h2", { id: "mreq-new" }, t("mreq.new")),
     newForm,
