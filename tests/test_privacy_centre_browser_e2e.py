@@ -28,6 +28,7 @@ import subprocess
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -196,9 +197,12 @@ def new_attendant(api: Api, admin: str) -> tuple[dict, str]:
     return user, tokens["access_token"]
 
 
-def people_env(attendant: dict, dpo_user: dict) -> dict[str, str]:
-    return {"UPG_ATTENDANT_EMAIL": attendant["email"], "UPG_ATTENDANT_PASSWORD": PASSWORD,
-            "UPG_DPO_EMAIL": dpo_user["email"], "UPG_DPO_PASSWORD": PASSWORD}
+def people_env(attendant: dict | None, dpo_user: dict) -> dict[str, str]:
+    """The scenarios' credentials (every staff user here has the password PASSWORD)."""
+    env = {"UPG_DPO_EMAIL": dpo_user["email"], "UPG_DPO_PASSWORD": PASSWORD}
+    if attendant is not None:
+        env.update({"UPG_ATTENDANT_EMAIL": attendant["email"], "UPG_ATTENDANT_PASSWORD": PASSWORD})
+    return env
 
 
 def code_for(platform, address: str, timeout: float = 30) -> str:
@@ -212,6 +216,15 @@ def code_for(platform, address: str, timeout: float = 30) -> str:
 
     wait_for(arrived, timeout=timeout, interval=0.2)
     return codes[-1]
+
+
+def incident_body(ids: list[str], now: datetime, **over) -> dict:
+    """An incident with every LGPD art. 48 §1 item, affecting the customers ``ids``."""
+    return {"nature_of_data": ["E-mail addresses"], "categories": ["contact"], "affected": {"kind": "ids", "ids": ids},
+            "people_affected": "Customers who wrote through the site's form", "technical_measures": "Encrypted at rest",
+            "risks": "Phishing", "measures_taken": "Link revoked", "what_to_do": ["Ignore e-mails asking for codes"],
+            "dpo_contact": "dpo@upgestao.example", "occurred_at": (now - timedelta(hours=2)).isoformat(),
+            "detected_at": (now - timedelta(hours=1)).isoformat(), **over}
 
 
 def export_link_for(platform, address: str, timeout: float = 45) -> str:
@@ -306,3 +319,78 @@ def test_the_attendant_downloads_their_export_and_sees_who_accessed_their_data(p
     assert found["accesses"] >= 1 and "audit" in found["sections"], found
     request = api.get(f"/v1/privacy/requests/{request_id}", dpo_token).json()
     assert (request["type"], request["state"], request["requester_id"]) == ("access", "completed", attendant["id"])
+
+
+
+def test_the_dpo_records_and_confirms_an_incident_and_sees_100_percent_delivered(platform, api, admin, dpo,
+                                                                                 tmp_path):
+    addresses = {}
+    for n in range(3):
+        address = f"brecha-web.{uuid.uuid4().hex[:8]}.{n}@example.com.br"
+        created = api.post("/v1/customers", admin, json={"full_name": f"Cliente Web {n}", "email": address})
+        assert created.status_code == 201, created.text
+        addresses[created.json()["id"]] = address
+    risks = f"Someone outside the company may have read your e-mail address ({uuid.uuid4().hex[:6]})."
+    found = run_scenario("incident", scenario_env(platform, tmp_path, **people_env(None, dpo[0]),
+                                                  UPG_CUSTOMER_IDS=list(addresses), UPG_RISKS=risks))
+    incident = api.get(f"/v1/privacy/incidents/{found['incident_id']}", dpo[1])
+    assert incident.status_code == 200, incident.text
+    incident = incident.json()
+    assert incident["state"] == "confirmed" and incident["risks"] == risks, incident
+    assert incident["progress"]["counts"]["sent"] == len(addresses)
+    for address in addresses.values():  # one individual e-mail each, holding the risks the DPO typed
+        (only,) = mail_to(platform, address)
+        assert risks in text_and_html(only[1])[0]
+
+
+def test_the_dpos_verify_button_reports_a_valid_log_and_tampering_when_the_checkpoint_is_altered(platform, dpo,
+                                                                                                 tmp_path):
+    found = run_scenario("audit_verify", scenario_env(platform, tmp_path, **people_env(None, dpo[0])))
+    assert found["altered"] == ["root_hash", "signature"]
+    assert "signature invalid" in found["tampered_root_hash"] and "signature invalid" in found["tampered_signature"]
+
+
+# -- every page: accessibility (axe-core) and the CSP, from one tour -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def every_page(platform, api, admin, dpo, tmp_path_factory) -> dict:
+    """One tour of every page (scenarios/every_page.mjs) as a visitor, an attendant and the DPO, desktop and
+    phone width, with a request, an incident, a contact request and the policy version to show: its findings."""
+    attendant, token = new_attendant(api, admin)
+    filed = api.post("/v1/privacy/requests", token, json={"type": "access"})
+    assert filed.status_code == 201, filed.text
+    assert api.post("/v1/privacy/corrections", token, json={"changes": {"job_title": "Cargo novo"}}).status_code == 201
+    customer = api.post("/v1/customers", admin, json={"full_name": "Cliente Tour",
+                                                       "email": f"tour.{uuid.uuid4().hex[:8]}@example.com.br"})
+    assert customer.status_code == 201, customer.text
+    now = datetime.now(UTC)
+    incident = api.post("/v1/privacy/incidents", dpo[1], json=incident_body([customer.json()["id"]], now))
+    assert incident.status_code == 201, incident.text
+    contact = api.post("/v1/privacy/contact", json={"email": f"tour.{uuid.uuid4().hex[:8]}@example.com",
+                                                    "type": "access"})
+    assert contact.status_code == 202, contact.text
+    ids = {"policyVersion": api.get("/v1/privacy/policies/current").json()["version"],
+           "contactRequestId": contact.json()["id"], "requestId": filed.json()["id"],
+           "incidentId": incident.json()["id"]}
+    tmp = tmp_path_factory.mktemp("every-page")
+    return run_scenario("every_page", scenario_env(platform, tmp, **people_env(attendant, dpo[0]), UPG_IDS=ids),
+                        timeout=SCENARIO_TIMEOUT_S + 60)
+
+
+PAGES = ["home", "policy", "policy-version", "cookies", "contact", "contact-status", "login", "me", "me-requests",
+         "me-access", "me-consents", "me-policy", "dpo-requests", "dpo-request", "dpo-corrections", "dpo-incidents",
+         "dpo-incident", "dpo-audit"]
+
+
+def test_axe_core_finds_no_serious_violation_on_any_page_at_desktop_or_phone_width(every_page):
+    assert every_page["checked"] == {"desktop": PAGES, "phone": PAGES}, every_page["skipped"]
+    assert not every_page["axe"], "axe-core (serious or critical):\n" + "\n".join(every_page["axe"])
+    assert not every_page["layout"], "\n".join(every_page["layout"])
+
+
+def test_every_page_carries_its_csp_and_the_console_shows_no_csp_violation(every_page):
+    assert every_page["checked"]["desktop"] == PAGES, every_page["skipped"]
+    assert not every_page["csp"], "\n".join(every_page["csp"])
+    # the check can fail: an inline script added to a page was refused, and the console said so
+    assert every_page["csp_self_check"] == {"inline_script_ran": False, "violation_seen": True}
