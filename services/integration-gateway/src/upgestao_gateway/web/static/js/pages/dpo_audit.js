@@ -5,7 +5,7 @@
 import { api } from "../api.js";
 import { h, mount, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
-import { consoleNav, shortId, showProblem, selectOf } from "./dpo_requests.js";
+import { consoleNav, shortId, showProblem, selectOf, tableWrap } from "./dpo_requests.js";
 import { fetchAndVerify } from "../audit_verify.js";
 
 const ACTIONS = ["read", "list", "create", "update", "delete", "export", "share", "notify", "login", "logout", "erase",
@@ -58,8 +58,8 @@ register({
     "dpoAudit.col.when": "Quando",
     "dpoAudit.col.service": "Serviço",
     "dpoAudit.col.actor": "Quem",
-    "dpoAudit.col.action": "Ação",
-    "dpoAudit.col.resource": "Recurso",
+    "dpoAudit.col.action": "Ação e resultado",
+    "dpoAudit.col.resource": "Serviço: recurso",
     "dpoAudit.col.subject": "Titular",
     "dpoAudit.col.fields": "Campos",
     "dpoAudit.col.purpose": "Finalidade",
@@ -112,8 +112,8 @@ register({
     "dpoAudit.col.when": "When",
     "dpoAudit.col.service": "Service",
     "dpoAudit.col.actor": "Who",
-    "dpoAudit.col.action": "Action",
-    "dpoAudit.col.resource": "Resource",
+    "dpoAudit.col.action": "Action and outcome",
+    "dpoAudit.col.resource": "Service: resource",
     "dpoAudit.col.subject": "Data subject",
     "dpoAudit.col.fields": "Fields",
     "dpoAudit.col.purpose": "Purpose",
@@ -289,8 +289,8 @@ function showResults(results, page, query, records, verifier, ctx) {
     }
   });
   mount(results,
-    h("div", { class: "table-wrap" }, h("table", {},
-      h("thead", {}, h("tr", {}, ["seq", "when", "service", "actor", "action", "resource", "subject", "fields", "purpose", "outcome", "check"]
+    tableWrap(t("dpoAudit.search"), h("table", { class: "audit-table" },
+      h("thead", {}, h("tr", {}, ["seq", "when", "actor", "action", "resource", "subject", "fields", "purpose", "check"]
         .map((key) => h("th", { scope: "col" }, t(`dpoAudit.col.${key}`))))),
       tbody)),
     slot, more);
@@ -302,13 +302,12 @@ function row(item, verifier, lang) {
   return h("tr", { dataset: { seq: item.seq } },
     h("td", {}, item.seq),
     h("td", {}, formatDate(item.occurred_at, lang)),
-    h("td", {}, item.service),
     h("td", {}, item.actor_id ? `${item.actor_role || ""} ${shortId(item.actor_id)}`.trim() : item.actor_role || "—"),
-    h("td", {}, item.action, item.recipient ? h("span", { class: "hint" }, ` (${t("dpoAudit.sharedWith", { recipient: item.recipient })})`) : null),
-    h("td", {}, item.resource_id ? `${item.resource_type} ${shortId(item.resource_id)}` : item.resource_type),
+    h("td", {}, item.action, " ", h("span", { class: `badge${item.outcome === "success" ? "" : " badge-bad"}` }, item.outcome),
+      item.recipient ? h("span", { class: "hint" }, ` (${t("dpoAudit.sharedWith", { recipient: item.recipient })})`) : null),
+    h("td", {}, `${item.service}: ${item.resource_type}`, item.resource_id ? ` ${shortId(item.resource_id)}` : null),
     h("td", {}, item.subject_id ? h("code", { title: item.subject_id }, shortId(item.subject_id)) : "—"),
     h("td", {}, (item.fields || []).join(", ")),
     h("td", {}, item.purpose),
-    h("td", {}, h("span", { class: `badge${item.outcome === "success" ? "" : " badge-bad"}` }, item.outcome)),
     h("td", {}, check));
 }

@@ -6,7 +6,7 @@
 import { api, can } from "../api.js";
 import { h, mount, field, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
-import { consoleNav, shortId, showProblem } from "./dpo_requests.js";
+import { consoleNav, shortId, showProblem, tableWrap } from "./dpo_requests.js";
 import { categoryLabel, incidentStateBadge, deadlineBadge } from "./dpo_incidents.js";
 
 const REFRESH_MS = 3000;
@@ -186,11 +186,10 @@ function prop(name, value) {
 
 function affectedText(incident) {
   const affected = incident.affected || {};
-  const kind = t(`dpoInc.kind.${affected.kind}`);
-  const extra = affected.kind === "ids" ? ` (${t("dpoIncOne.affectedIds", { count: affected.ids_count })})`
-    : affected.channel ? ` (${affected.channel})` : "";
+  const who = affected.kind === "ids" ? t("dpoIncOne.affectedIds", { count: affected.ids_count })
+    : `${t(`dpoInc.kind.${affected.kind}`)}${affected.channel ? ` (${affected.channel})` : ""}`;
   return incident.affected_count === null || incident.affected_count === undefined
-    ? `${kind}${extra}` : `${incident.affected_count} — ${kind}${extra}`;
+    ? who : `${incident.affected_count} — ${who}`;
 }
 
 function renderClock(view) {
@@ -327,7 +326,7 @@ function renderProgress(view) {
     h("p", { class: "hint" }, done ? t("dpoIncOne.done") : t("dpoIncOne.refreshing", { seconds: REFRESH_MS / 1000 })),
     recipients.length ? [
       h("h3", {}, t("dpoIncOne.recipients")),
-      h("div", { class: "table-wrap" }, h("table", {},
+      tableWrap(t("dpoIncOne.recipients"), h("table", {},
         h("thead", {}, h("tr", {}, ["dpoIncOne.col.recipient", "dpoIncOne.col.status", "dpoIncOne.col.attempts", "dpoIncOne.col.code",
           "dpoIncOne.col.sent"].map((key) => h("th", { scope: "col" }, t(key))))),
         tbody)),

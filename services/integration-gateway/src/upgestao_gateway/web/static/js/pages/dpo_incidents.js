@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { h, field, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
-import { consoleNav, shortId, showProblem } from "./dpo_requests.js";
+import { consoleNav, shortId, showProblem, tableWrap } from "./dpo_requests.js";
 
 export const CATEGORIES = ["identification", "contact", "demographic", "professional", "image", "credential",
   "communication", "financial", "location", "sensitive", "other"];
@@ -193,7 +193,7 @@ export default async function render(main, ctx) {
     h("section", { "aria-labelledby": "incidents-heading" },
       h("h2", { id: "incidents-heading" }, t("dpoInc.list")),
       page.items.length
-        ? h("div", { class: "table-wrap" }, h("table", {},
+        ? tableWrap(t("dpoInc.list"), h("table", {},
           h("thead", {}, h("tr", {}, ["dpoInc.col.incident", "dpoInc.col.state", "dpoInc.col.detected", "dpoInc.col.deadline",
             "dpoInc.col.affected"].map((key) => h("th", { scope: "col" }, t(key))))),
           tbody))

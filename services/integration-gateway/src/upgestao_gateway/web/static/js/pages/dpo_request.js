@@ -6,7 +6,7 @@
 import { api } from "../api.js";
 import { h, mount, field, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
-import { consoleNav, typeLabel, stateLabel, stateBadge, daysLeft, shortId, showProblem } from "./dpo_requests.js";
+import { consoleNav, typeLabel, stateLabel, stateBadge, daysLeft, shortId, showProblem, tableWrap } from "./dpo_requests.js";
 
 register({
   "pt-BR": {
@@ -242,7 +242,7 @@ function answerSection(request, lang) {
       (answer.services || []).length ? h("p", {}, `${t("dpoReq.services")}: ${answer.services.join(", ")}`) : null];
   } else if (answer.kind === "sharing_info") {
     const recipients = answer.recipients || [];
-    content = recipients.length ? h("div", { class: "table-wrap" }, h("table", {},
+    content = recipients.length ? tableWrap(t("dpoReq.answer"), h("table", {},
       h("thead", {}, h("tr", {}, ["dpoReq.recipient", "dpoReq.service", "dpoReq.fields", "dpoReq.count", "dpoReq.policy"]
         .map((key) => h("th", { scope: "col" }, t(key))))),
       h("tbody", {}, recipients.map((r) => h("tr", {},
@@ -271,7 +271,7 @@ function erasureSection(request) {
   return h("section", { "aria-labelledby": "erasure-heading" },
     h("h2", { id: "erasure-heading" }, t("dpoReq.erasure")),
     h("p", {}, `${t("dpoReq.erasureMode")}: ${typeLabel(progress.mode)}`),
-    participants.length ? h("div", { class: "table-wrap" }, h("table", {},
+    participants.length ? tableWrap(t("dpoReq.erasure"), h("table", {},
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("dpoReq.participant")), h("th", { scope: "col" }, t("dpoReq.participantState")))),
       h("tbody", {}, participants.map(([service, state]) => h("tr", {}, h("td", {}, service),
         h("td", {}, h("span", { class: `badge${state === "confirmed" ? " badge-ok" : ""}` }, t(`dpoReq.participant.${state}`)))))))) : null,
@@ -283,7 +283,7 @@ function erasureSection(request) {
 function historySection(request, lang) {
   return h("section", { "aria-labelledby": "history-heading" },
     h("h2", { id: "history-heading" }, t("dpoReq.history")),
-    h("div", { class: "table-wrap" }, h("table", {},
+    tableWrap(t("dpoReq.history"), h("table", {},
       h("thead", {}, h("tr", {}, ["dpoReq.col.at", "dpoReq.col.event", "dpoReq.col.change", "dpoReq.col.by", "dpoReq.col.reason"]
         .map((key) => h("th", { scope: "col" }, t(key))))),
       h("tbody", {}, (request.history || []).map((step) => h("tr", {},

@@ -157,6 +157,11 @@ export function daysLeft(request) {
 
 export const shortId = (id) => String(id || "").slice(0, 8);
 
+/** A table in a horizontally scrollable region reachable by keyboard (named, so it is announced). */
+export function tableWrap(label, table) {
+  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": label }, table);
+}
+
 /**
  * Show an API error in a form: problem+json `errors` next to their controls (data-field; "a.b.3" also finds
  * "a.b" and "a"), the rest in `slot` as an alert; anything but an API error as a generic alert.
@@ -194,8 +199,8 @@ export function selectOf(name, values, labelOf, selected, { any = false } = {}) 
 
 // -- the queue ------------------------------------------------------------------------------------------
 
-function requestsTable(items, lang) {
-  return h("div", { class: "table-wrap" }, h("table", {},
+function requestsTable(items, lang, label) {
+  return tableWrap(label, h("table", {},
     h("thead", {}, h("tr", {},
       ["dpo.col.request", "dpo.col.type", "dpo.col.state", "dpo.col.channel", "dpo.col.received", "dpo.col.due",
         "dpo.col.daysLeft"].map((key) => h("th", { scope: "col" }, t(key))))),
@@ -233,7 +238,7 @@ export default async function render(main, ctx) {
     queue.overdue_count
       ? notice(t("dpo.requests.overdue", { count: queue.overdue_count }), "warn")
       : h("p", {}, t("dpo.requests.noneOverdue")),
-    queue.items.length ? requestsTable(queue.items, ctx.lang) : h("p", {}, t("dpo.requests.queueEmpty"))));
+    queue.items.length ? requestsTable(queue.items, ctx.lang, t("dpo.requests.queue")) : h("p", {}, t("dpo.requests.queueEmpty"))));
 
   // every request, filtered
   const form = h("form", { class: "filters", role: "search", "aria-label": t("dpo.requests.all") },
@@ -255,7 +260,7 @@ export default async function render(main, ctx) {
   let cursor = page.next_cursor;
   let tbody = null;
   if (page.items.length) {
-    const table = requestsTable(page.items, ctx.lang);
+    const table = requestsTable(page.items, ctx.lang, t("dpo.requests.all"));
     tbody = table.querySelector("tbody");
     results.append(table);
   } else {
