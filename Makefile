@@ -1,7 +1,8 @@
 # UpGestão — the two commands of a fresh machine are `make up` and `make test`.
 #
 #   make up      install into .venv (if needed) and run the whole platform in the foreground
-#   make test    install (if needed), check RabbitMQ/PostgreSQL, ruff, the layer contracts (lint-imports), pytest
+#   make test    install (if needed), check RabbitMQ/PostgreSQL, ruff, the layer contracts (lint-imports), pytest:
+#                the infra tests and the others (offline, as test-fast) side by side (scripts/test_all.py)
 #   make lint    ruff and the layer contracts (lint-imports, [tool.importlinter] in pyproject.toml)
 #   make test-fast  every test that needs neither RabbitMQ nor PostgreSQL (conftest.py marks the others
 #                `infra`), with the broker and the databases pointed at a closed port to prove it
@@ -60,7 +61,7 @@ test: venv rabbitmq-management browser-deps
 	@rc=0; \
 	echo "$(VPY) -m ruff check ."; $(VPY) -m ruff check . || rc=$$?; \
 	echo "$(VENV)/bin/lint-imports"; $(VENV)/bin/lint-imports || rc=$$?; \
-	echo "$(VPY) -m pytest --durations=25"; $(VPY) -m pytest --durations=25 || rc=$$?; \
+	echo "$(VPY) scripts/test_all.py"; $(VPY) scripts/test_all.py || rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED (last non-zero exit: $$rc; pytest 5 = no tests ran)" >&2; fi; \
 	exit $$rc
 

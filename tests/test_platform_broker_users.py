@@ -16,6 +16,8 @@ from upgestao_kernel.broker_identity import platform_prefix
 from upgestao_kernel.broker_permissions import UNROUTED_POLICY_NAME
 from upgestao_kernel.testing import _api, create_vhost, delete_vhost
 
+pytestmark = pytest.mark.infra  # its vhost fixture reaches the management API (found by make test-fast)
+
 messages: list[str] = []  # what the platforms said (echo)
 
 

@@ -149,6 +149,7 @@ EXPECTED_RUNTIME = {t: ("SELECT", "INSERT") for t in ("audit_records", "audit_tr
 APPEND_ONLY = ("audit_records", "audit_tree_nodes", "audit_checkpoints")
 
 
+@pytest.mark.infra  # drill_databases reaches PostgreSQL (found by make test-fast)
 def test_a_dump_restored_into_a_new_database_compares_equal_and_a_tampered_one_does_not(drill_databases,
                                                                                         tmp_path: Path):
     from upgestao_privacy.domain.checkpoints import CheckpointSigner
