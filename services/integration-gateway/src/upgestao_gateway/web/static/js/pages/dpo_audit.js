@@ -302,7 +302,8 @@ function row(item, verifier, lang) {
   return h("tr", { dataset: { seq: item.seq } },
     h("td", {}, item.seq),
     h("td", {}, formatDate(item.occurred_at, lang)),
-    h("td", {}, item.actor_id ? `${item.actor_role || ""} ${shortId(item.actor_id)}`.trim() : item.actor_role || "—"),
+    h("td", {}, item.actor_id && item.actor_id !== item.actor_role ? `${item.actor_role || ""} ${shortId(item.actor_id)}`.trim()
+      : item.actor_role || item.actor_id || "—"),
     h("td", {}, item.action, " ", h("span", { class: `badge${item.outcome === "success" ? "" : " badge-bad"}` }, item.outcome),
       item.recipient ? h("span", { class: "hint" }, ` (${t("dpoAudit.sharedWith", { recipient: item.recipient })})`) : null),
     h("td", {}, `${item.service}: ${item.resource_type}`, item.resource_id ? ` ${shortId(item.resource_id)}` : null),

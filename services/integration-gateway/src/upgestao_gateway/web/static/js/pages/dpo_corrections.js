@@ -2,7 +2,7 @@
 // the values asked for, approved (identity applies it as the reviewer) or denied with a reason (e-mailed to the
 // requester). GET /v1/privacy/corrections?status=..., POST .../{id}/approve, POST .../{id}/deny {reason}.
 import { api } from "../api.js";
-import { h, mount, field, notice, formatDate } from "../dom.js";
+import { h, add as addTo, mount, field, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 import { consoleNav, shortId, showProblem, selectOf } from "./dpo_requests.js";
 
@@ -141,7 +141,7 @@ export default async function render(main, ctx) {
     }
   });
 
-  main.append(h("h1", {}, t("dpoCor.title")), consoleNav("/app/dpo/corrections"), filter,
+  addTo(main, h("h1", {}, t("dpoCor.title")), consoleNav("/app/dpo/corrections"), filter,
     page.items.length ? null : h("p", {}, t("dpoCor.empty")), list, more);
 }
 

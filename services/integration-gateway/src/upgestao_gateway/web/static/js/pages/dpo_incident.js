@@ -28,6 +28,7 @@ register({
     "dpoIncOne.affectedIds": "{count} identificador(es) listado(s)",
     "dpoIncOne.clock": "Prazo para comunicar (3 dias úteis)",
     "dpoIncOne.due": "Prazo",
+    "dpoIncOne.brasilia": "horário de Brasília",
     "dpoIncOne.deadlineState": "Situação do prazo",
     "dpoIncOne.left": "Tempo restante",
     "dpoIncOne.leftText": "{days} dia(s) útil(eis) — {hours} h {minutes} min",
@@ -88,6 +89,7 @@ register({
     "dpoIncOne.affectedIds": "{count} id(s) listed",
     "dpoIncOne.clock": "Deadline to notify (3 business days)",
     "dpoIncOne.due": "Deadline",
+    "dpoIncOne.brasilia": "Brasília time",
     "dpoIncOne.deadlineState": "Deadline status",
     "dpoIncOne.left": "Time left",
     "dpoIncOne.leftText": "{days} business day(s) — {hours} h {minutes} min",
@@ -207,10 +209,21 @@ function renderClock(view) {
       : t("dpoIncOne.overdueText", { hours, minutes });
   }
   mount(view.clock, h("dl", { class: "props" },
-    prop(t("dpoIncOne.due"), h("time", { datetime: deadline.due_at || null }, formatDate(deadline.due_at, lang))),
+    prop(t("dpoIncOne.due"), h("time", { datetime: deadline.due_at || null }, brasilia(deadline.due_at, lang))),
     prop(t("dpoIncOne.deadlineState"), deadlineBadge(deadline)),
     left ? prop(t("dpoIncOne.left"), left) : null),
     view.incident.confirmed_at && !left ? h("p", {}, t("dpoIncOne.notified", { at: formatDate(view.incident.confirmed_at, lang) })) : null);
+}
+
+/** The deadline in Brasília time, as ANPD counts it (the close of the 3rd business day there). */
+function brasilia(iso, lang) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return iso || "—";
+  try {
+    return `${date.toLocaleString(lang, { dateStyle: "medium", timeStyle: "short", timeZone: "America/Sao_Paulo" })} (${t("dpoIncOne.brasilia")})`;
+  } catch {
+    return formatDate(iso, lang);
+  }
 }
 
 function textsSection(incident) {

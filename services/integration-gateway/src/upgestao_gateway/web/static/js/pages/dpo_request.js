@@ -59,7 +59,7 @@ register({
     "dpoReq.actions": "Ações",
     "dpoReq.noActions": "Esta solicitação está encerrada: não há ações.",
     "dpoReq.start": "Iniciar atendimento",
-    "dpoReq.startHint": "Confirmação, compartilhamentos e informações sobre consentimento são respondidos na hora.",
+    "dpoReq.startHint": "Este tipo de solicitação é respondido na hora, pelo próprio serviço de privacidade.",
     "dpoReq.complete": "Concluir",
     "dpoReq.completeNote": "Nota ao titular (opcional)",
     "dpoReq.deny": "Negar",
@@ -138,7 +138,7 @@ register({
     "dpoReq.actions": "Actions",
     "dpoReq.noActions": "This request is closed: no actions left.",
     "dpoReq.start": "Start work",
-    "dpoReq.startHint": "Confirmation, sharing and consent information requests are answered at once.",
+    "dpoReq.startHint": "This kind of request is answered at once, by the privacy service itself.",
     "dpoReq.complete": "Complete",
     "dpoReq.completeNote": "Note to the requester (optional)",
     "dpoReq.deny": "Deny",
@@ -301,7 +301,8 @@ function actionsSection(request, done) {
   const forms = [];
   const state = request.state;
   if (state === "pending" || state === "error") {
-    forms.push(actionForm({ name: "start", title: t("dpoReq.start"), hint: t("dpoReq.startHint"), path: `${base}/start`, done }));
+    const answered = ["confirmation", "sharing_info", "consent_info"].includes(request.type);
+    forms.push(actionForm({ name: "start", title: t("dpoReq.start"), hint: answered ? t("dpoReq.startHint") : null, path: `${base}/start`, done }));
   }
   if (state === "in_progress") {
     forms.push(actionForm({ name: "complete", title: t("dpoReq.complete"), path: `${base}/complete`, done,
