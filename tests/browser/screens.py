@@ -68,7 +68,16 @@ def seed(platform) -> dict:
     token = tokens["access_token"]
     dpo, dpo_tokens = create_dpo(platform, api, admin, full_name="Daniel Prado Oliveira")
     dpo_token = dpo_tokens["access_token"]
-    version = ok(api.get("/v1/privacy/policies/current"))["version"]
+    first = ok(api.get("/v1/privacy/policies/current"))
+    # a second version in effect: the policy page lists two, the earlier one has a page of its own, and the
+    # attendant is asked to accept the new one ("Meus dados")
+    version = datetime.now(UTC).date().isoformat()
+    if version != first["version"]:
+        ok(api.post("/v1/privacy/policies", dpo_token, json={
+            "version": version, "effective_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+            "text": first["text"] + "\n\nCookies de personalização: só com a sua permissão, que você pode retirar "
+                                    "a qualquer momento em Preferências de cookies.",
+            "summary": "Explicamos melhor os cookies de personalização."}), 201)
 
     ok(api.put("/v1/privacy/consents", token, json={"purposes": {"essential": True, "analytics": True,
                                                                   "personalisation": False},
@@ -110,7 +119,7 @@ def seed(platform) -> dict:
     return {
         "UPG_ATTENDANT_EMAIL": attendant["email"], "UPG_ATTENDANT_PASSWORD": PASSWORD,
         "UPG_DPO_EMAIL": dpo["email"], "UPG_DPO_PASSWORD": PASSWORD,
-        "UPG_IDS": json.dumps({"policyVersion": version, "contactRequestId": contact["id"],
+        "UPG_IDS": json.dumps({"policyVersion": first["version"], "contactRequestId": contact["id"],
                                "requestId": access["id"], "incidentId": incident["id"]}),
     }
 
@@ -160,9 +169,11 @@ def main() -> None:
         print(f"platform at {platform.url}; seeding through the API", file=sys.stderr)
         seeded = seed(platform)
         OUT.mkdir(parents=True, exist_ok=True)
-        for old in OUT.glob("*.png"):
-            old.unlink()
         found = take(platform, seeded)
+    taken = {shot["file"] for shot in found["taken"]}
+    for old in OUT.glob("*.png"):  # a page no longer photographed leaves no stale picture
+        if old.name not in taken:
+            old.unlink()
     (OUT / "README.md").write_text(readme(found), encoding="utf-8")
     print(f"{len(found['taken'])} screenshots in {OUT.relative_to(ROOT)}; missing: "
           f"{', '.join(m['page'] for m in found['missing']) or 'none'}", file=sys.stderr)
