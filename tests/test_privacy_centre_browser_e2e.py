@@ -378,9 +378,10 @@ def every_page(platform, api, admin, dpo, tmp_path_factory) -> dict:
                         timeout=SCENARIO_TIMEOUT_S + 60)
 
 
-PAGES = ["home", "policy", "policy-version", "cookies", "contact", "contact-status", "login", "me", "me-requests",
-         "me-access", "me-consents", "me-policy", "dpo-requests", "dpo-request", "dpo-corrections", "dpo-incidents",
-         "dpo-incident", "dpo-audit"]
+# every page of pages.mjs in its order; "cookie-banner-choices": the visitor's banner with its choices open
+PAGES = ["home", "cookie-banner-choices", "policy", "policy-version", "cookies", "contact", "contact-status", "login",
+         "me", "me-requests", "me-access", "me-consents", "me-policy", "dpo-requests", "dpo-request", "dpo-corrections",
+         "dpo-incidents", "dpo-incident", "dpo-audit"]
 
 
 def test_axe_core_finds_no_serious_violation_on_any_page_at_desktop_or_phone_width(every_page):

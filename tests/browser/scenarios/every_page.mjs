@@ -72,6 +72,15 @@ async function tour(browser, label, viewport, findings) {
         findings.csp.push(`${where}: the console reports a CSP violation: ${violation.text.slice(0, 300)}`);
       }
       checked.push(entry.name);
+      if (who === null && entry.name === "home") {
+        // the cookie banner shows on every page of a visitor who has not chosen; its "Choose" state too
+        const banner = page.getByRole("region", { name: /cookies/i });
+        await banner.getByRole("button", { name: /^choose$/i }).click();
+        await banner.getByRole("checkbox", { name: /usage statistics|analytics/i }).waitFor();
+        const expanded = await axeViolations(page);
+        if (expanded.length) findings.axe.push(`${where}, the cookie banner's choices open:\n${describeViolations(expanded)}`);
+        checked.push("cookie-banner-choices");
+      }
     }
     await context.close();
   }
