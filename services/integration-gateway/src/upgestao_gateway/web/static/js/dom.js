@@ -33,6 +33,12 @@ export function add(el, ...children) {
   return el;
 }
 
+/** A table in a horizontally scrollable box reachable by keyboard (named, so it is announced): axe's
+ *  scrollable-region-focusable on a phone-sized screen. */
+export function tableWrap(label, table) {
+  return h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": label }, table);
+}
+
 /** Replace everything inside `el` with `children`. */
 export function mount(el, ...children) {
   el.replaceChildren();

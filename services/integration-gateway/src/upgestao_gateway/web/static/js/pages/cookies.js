@@ -1,6 +1,6 @@
 // Cookie preferences (R7.1): the current choice per purpose, change it (giving and withdrawing take the same
 // one click), and the history of every change with its policy version. The logic is in ../consent.js.
-import { add, h, mount, notice, formatDate } from "../dom.js";
+import { add, h, tableWrap, mount, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 import { OPTIONAL, PURPOSES, currentPolicyVersion, getState, record, onRecorded, purposeFields, readPurposes, chosen } from "../consent.js";
 
@@ -76,7 +76,7 @@ const purposeNames = (purposes) => {
 /** The history table of a consent state (also used by "Meus dados"). */
 export function historyTable(history, lang) {
   if (!history || !history.length) return h("p", {}, t("cookies.noHistory"));
-  return h("div", { class: "table-wrap" },
+  return tableWrap(t("cookies.history"),
     h("table", {},
       h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, t("cookies.col.when")),
@@ -128,7 +128,7 @@ export default async function render(main, ctx) {
       !current ? h("p", {}, t("cookies.none")) :
         (chosen(current, version) ? h("p", {}, t("cookies.recordedUnder", { version: current.policy_version })) :
           notice(t("cookies.outdated", { version: current.policy_version, current: version }), "warn")),
-      h("div", { class: "table-wrap" },
+      tableWrap(t("cookies.current"),
         h("table", { id: "consent-current" },
           h("thead", {}, h("tr", {},
             h("th", { scope: "col" }, t("cookies.col.purpose")),

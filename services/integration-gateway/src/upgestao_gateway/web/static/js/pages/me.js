@@ -4,7 +4,7 @@
 // correction -- the 202 answer says which), a correction request (POST /v1/privacy/corrections) and my
 // corrections with their decisions; a notice when a new policy version awaits my acceptance.
 import { api, ApiError } from "../api.js";
-import { add, h, mount, field, notice, showFieldErrors, formatDate, formatDay } from "../dom.js";
+import { add, h, tableWrap, mount, field, notice, showFieldErrors, formatDate, formatDay } from "../dom.js";
 import { t, register } from "../i18n.js";
 
 register({
@@ -216,7 +216,7 @@ function dataTable(me, map, lang) {
         (personal ? "—" : h("span", { class: "hint" }, t("category.none")))),
       h("td", {}, entry ? entry.purpose || entry.description : ""));
   };
-  return h("div", { class: "table-wrap" },
+  return tableWrap(t("me.data"),
     h("table", { id: "my-data" },
       h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, t("me.col.field")),
@@ -362,7 +362,7 @@ function correctionsTable(items, lang) {
     return Object.entries(changes).map(([name, value]) =>
       `${t(`field.${name}`)}: ${value && typeof value === "object" ? formatAddress(value) : value}`).join("; ");
   };
-  return h("div", { class: "table-wrap" },
+  return tableWrap(t("me.corrections"),
     h("table", { id: "my-corrections" },
       h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, t("me.col.when")),

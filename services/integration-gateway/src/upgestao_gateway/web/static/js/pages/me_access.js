@@ -6,7 +6,7 @@
 //  * the answer of a "sharing_info" request (GET /v1/privacy/requests/{id}: recipients with their
 //    privacy-policy addresses), which this page files with one click.
 import { api, ApiError } from "../api.js";
-import { add, h, mount, field, notice, formatDate } from "../dom.js";
+import { add, h, tableWrap, mount, field, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 import "./contact.js";
 import "./contact_status.js";
@@ -114,7 +114,7 @@ function accessesTable(accesses, myId, lang) {
   if (!accesses.length) return h("p", {}, t("macc.noAccesses"));
   const who = (a) => !a.actor_id ? t("macc.system") : a.actor_id === myId ? t("macc.you") :
     t("macc.role", { role: a.actor_role || "?", id: a.actor_id.slice(0, 8) });
-  return h("div", { class: "table-wrap" },
+  return tableWrap(t("macc.accesses"),
     h("table", { id: "access-list" },
       h("thead", {}, h("tr", {},
         ["who", "service", "action", "fields", "purpose", "count", "when"].map((c) => h("th", { scope: "col" }, t(`macc.col.${c}`))))),
@@ -131,7 +131,7 @@ function accessesTable(accesses, myId, lang) {
 /** Third parties: [{recipient, name, privacy_policy_url, service?, fields?, count?, first_at?, last_at?}]. */
 function sharesTable(shares, lang) {
   if (!shares.length) return h("p", {}, t("macc.noShares"));
-  return h("div", { class: "table-wrap" },
+  return tableWrap(t("macc.shared"),
     h("table", { class: "shares" },
       h("thead", {}, h("tr", {},
         ["party", "policy", "service", "fields", "count", "when"].map((c) => h("th", { scope: "col" }, t(`macc.col.${c}`))))),

@@ -1,7 +1,7 @@
 // My consent history and my policy acceptances (R7.1, R11.1): GET /v1/privacy/consents (the current choice per
 // purpose and every change, newest first) and GET /v1/privacy/policy-acceptances.
 import { api } from "../api.js";
-import { add, h, formatDate } from "../dom.js";
+import { add, h, tableWrap, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 import { PURPOSES } from "../consent.js";
 import { historyTable } from "./cookies.js";
@@ -52,7 +52,7 @@ export default async function render(main, ctx) {
     h("h2", {}, t("mcons.current")),
     history.length ? [
       h("p", {}, t("mcons.underVersion", { version: consents.policy_version })),
-      h("div", { class: "table-wrap" },
+      tableWrap(t("mcons.current"),
         h("table", { id: "my-consents" },
           h("thead", {}, h("tr", {},
             h("th", { scope: "col" }, t("mcons.col.purpose")),
@@ -66,7 +66,7 @@ export default async function render(main, ctx) {
     h("h2", {}, t("mcons.history")),
     historyTable(history, ctx.lang),
     h("h2", {}, t("mcons.acceptances")),
-    (acceptances.items || []).length ? h("div", { class: "table-wrap" },
+    (acceptances.items || []).length ? tableWrap(t("mcons.acceptances"),
       h("table", { id: "my-acceptances" },
         h("thead", {}, h("tr", {},
           h("th", { scope: "col" }, t("mcons.col.version")),

@@ -5,7 +5,7 @@
 // (GET /v1/privacy/exports/{token}: no session needed, the link is the credential), saved as a file and
 // kept in memory for "who accessed my data" (me_access.js) -- never written to storage.
 import { api, ApiError } from "../api.js";
-import { add, h, mount, field, notice, formatDate } from "../dom.js";
+import { add, h, tableWrap, mount, field, notice, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 import { TYPES, typeSelect } from "./contact.js";
 import "./contact_status.js";  // the states' names
@@ -231,7 +231,7 @@ export default async function render(main, ctx) {
         ? notice(t("mreq.exportReady", { date: formatDate(expires, ctx.lang) }), "ok") : null;
     }).filter(Boolean).slice(0, 1),
     h("h2", {}, t("mreq.list")),
-    items.length ? h("div", { class: "table-wrap" },
+    items.length ? tableWrap(t("mreq.list"),
       h("table", { id: "my-requests" },
         h("thead", {}, h("tr", {},
           h("th", { scope: "col" }, t("mreq.col.type")),

@@ -1,7 +1,7 @@
 // The privacy policy (R11.1): the version in effect (/app/privacy) or a given one (/app/privacy/versions/:v),
 // its effective date, and every version with a link. The text is rendered as DOM nodes, never parsed as HTML.
 import { api } from "../api.js";
-import { add, h, formatDate } from "../dom.js";
+import { add, h, tableWrap, formatDate } from "../dom.js";
 import { t, register } from "../i18n.js";
 
 register({
@@ -139,7 +139,7 @@ export default async function render(main, ctx) {
   if (items.length) {
     add(main, 
       h("h2", {}, t("policy.versions")),
-      h("div", { class: "table-wrap" },
+      tableWrap(t("policy.versions"),
         h("table", {},
           h("thead", {}, h("tr", {},
             h("th", { scope: "col" }, t("policy.col.version")),
