@@ -79,6 +79,9 @@ def test_the_right_token_passes_and_every_other_is_refused():
     ({"Origin": "https://evil.example"}, False),
     ({"Origin": "https://gateway.test.evil.example"}, False),
     ({"Origin": "https://gateway.test:444"}, False),
+    ({"Origin": "https://gateway.test:443"}, True),  # the default port, said or not
+    ({"Origin": "http://gateway.test:80"}, True),
+    ({"Origin": "http://gateway.test:443"}, False),
     ({"Origin": "null"}, False),
     ({"Origin": "https://gateway.test/path"}, False),
     ({"Origin": "ftp://gateway.test"}, False),

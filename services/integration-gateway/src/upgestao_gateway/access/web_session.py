@@ -75,9 +75,18 @@ def same_origin(request: Request) -> bool:
         parts = urlsplit(origin.strip())
     except ValueError:
         return False
+    if parts.scheme not in _DEFAULT_PORTS or not parts.netloc or parts.path:
+        return False
     host = request.headers.get("Host", "")
-    return (parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.path
-            and parts.netloc.lower() == host.strip().lower())
+    return _without_default_port(parts.netloc, parts.scheme) == _without_default_port(host.strip(), parts.scheme)
+
+
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def _without_default_port(netloc: str, scheme: str) -> str:
+    netloc = netloc.lower()
+    return netloc.removesuffix(_DEFAULT_PORTS[scheme])
 
 
 def check_origin(request: Request) -> None:
