@@ -13,7 +13,8 @@ too. ``make browser-deps`` (a prerequisite of ``make test``) installs Chromium a
 * the DPO records and confirms an incident and sees 100 % delivered;
 * the DPO's verify button reports a valid log, and tampering when the served checkpoint is altered
   (``page.route`` on ``GET /v1/audit/checkpoint``: the test double at the HTTP boundary);
-* axe-core on every page, desktop and phone width: no serious or critical violation;
+* axe-core on every page, desktop and phone width: no serious or critical violation (nor sideways scrolling on
+  the phone); the skip link, the cookie banner and the contact form work from the keyboard alone;
 * every page carries its CSP and the console shows no CSP violation.
 """
 
@@ -348,6 +349,15 @@ def test_the_dpos_verify_button_reports_a_valid_log_and_tampering_when_the_check
     found = run_scenario("audit_verify", scenario_env(platform, tmp_path, **people_env(None, dpo[0])))
     assert found["altered"] == ["root_hash", "signature"]
     assert "signature invalid" in found["tampered_root_hash"] and "signature invalid" in found["tampered_signature"]
+
+
+
+def test_the_skip_link_the_cookie_banner_and_the_contact_form_work_from_the_keyboard_alone(platform, dpo, tmp_path):
+    address = f"teclado-{uuid.uuid4().hex[:8]}@example.com"
+    found = run_scenario("keyboard", scenario_env(platform, tmp_path, UPG_CONTACT_EMAIL=address))
+    request = Api(platform.url).get(f"/v1/privacy/requests/{found['contact_request']}", dpo[1])
+    assert request.status_code == 200, request.text
+    assert (request.json()["channel"], request.json()["type"]) == ("contact", found["type"])
 
 
 # -- every page: accessibility (axe-core) and the CSP, from one tour -------------------------------------------
