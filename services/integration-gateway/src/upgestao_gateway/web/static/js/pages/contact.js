@@ -20,6 +20,7 @@ register({
     "contact.sending": "Enviando…",
     "contact.throttled": "Muitos pedidos em pouco tempo. Tente de novo mais tarde.",
     "contact.invalid": "Confira os campos destacados.",
+    "contact.emailInvalid": "Informe um e-mail válido, como nome@exemplo.com.br.",
     "contact.signedIn": "Você está conectado: também pode fazer pedidos em",
     "type.access": "Acesso aos meus dados",
     "type.confirmation": "Confirmar se vocês tratam meus dados",
@@ -44,6 +45,7 @@ register({
     "contact.sending": "Sending…",
     "contact.throttled": "Too many requests in a short time. Try again later.",
     "contact.invalid": "Check the highlighted fields.",
+    "contact.emailInvalid": "Give a valid e-mail address, like name@example.com.",
     "contact.signedIn": "You are signed in: you can also file requests in",
     "type.access": "Access to my data",
     "type.confirmation": "Confirm whether you process my data",
@@ -99,7 +101,8 @@ export default async function render(main, ctx) {
       if (error instanceof ApiError && error.status === 429) {
         mount(status, notice(t("contact.throttled"), "error"));
       } else if (error instanceof ApiError && error.status === 422) {
-        if (!showFieldErrors(form, error.problem)) mount(status, notice(error.message, "error"));
+        const errors = (error.problem.errors || []).map((e) => (e.field === "email" ? { ...e, message: t("contact.emailInvalid") } : e));
+        if (!showFieldErrors(form, { errors })) mount(status, notice(error.message, "error"));
         else mount(status, notice(t("contact.invalid"), "error"));
       } else {
         mount(status, notice(error instanceof ApiError ? error.message : t("error.network"), "error"));

@@ -16,6 +16,8 @@ register({
     "cstatus.codeHint": "Só números, como chegou no e-mail.",
     "cstatus.verify": "Confirmar",
     "cstatus.verifying": "Confirmando…",
+    "cstatus.codeFormat": "O código tem 6 dígitos, só números.",
+    "cstatus.wrong": "Código incorreto: resta(m) {left} tentativa(s).",
     "cstatus.newRequest": "Fazer um novo pedido",
     "cstatus.expired": "O código expirou. Faça o pedido de novo para receber outro.",
     "cstatus.exhausted": "Tentativas demais com códigos errados: este código não vale mais. Faça o pedido de novo.",
@@ -50,6 +52,8 @@ register({
     "cstatus.codeHint": "Digits only, as in the e-mail.",
     "cstatus.verify": "Confirm",
     "cstatus.verifying": "Confirming…",
+    "cstatus.codeFormat": "The code is 6 digits, numbers only.",
+    "cstatus.wrong": "Wrong code: {left} attempt(s) left.",
     "cstatus.newRequest": "File a new request",
     "cstatus.expired": "The code has expired. File the request again to get a new one.",
     "cstatus.exhausted": "Too many wrong codes: this code no longer works. File the request again.",
@@ -134,9 +138,13 @@ export default async function render(main, ctx) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = form.querySelector("button[type=submit]");
-    const code = form.elements.code.value.trim();
+    const code = form.elements.code.value.replace(/\s+/g, "");
     showFieldErrors(form, { errors: [] });
     mount(status);
+    if (!/^[0-9]{6}$/.test(code)) {
+      showFieldErrors(form, { errors: [{ field: "code", message: t("cstatus.codeFormat") }] });
+      return;
+    }
     button.disabled = true;
     button.textContent = t("cstatus.verifying");
     try {
@@ -147,7 +155,10 @@ export default async function render(main, ctx) {
       button.textContent = t("cstatus.verify");
       if (!(error instanceof ApiError)) { mount(status, notice(t("error.network"), "error")); return; }
       if (error.status === 422) {
-        if (!showFieldErrors(form, error.problem)) mount(status, notice(error.message, "error"));
+        const left = error.problem.attempts_left;
+        const errors = (error.problem.errors || []).map((e) => (e.field !== "code" ? e :
+          { field: "code", message: typeof left === "number" ? t("cstatus.wrong", { left }) : t("cstatus.codeFormat") }));
+        if (!showFieldErrors(form, { errors })) mount(status, notice(error.message, "error"));
       } else if (error.status === 410) {
         mount(status, notice(t("cstatus.expired"), "error"), fileAgain());
       } else if (error.status === 403) {
