@@ -107,12 +107,21 @@ export function safeLink(url, text) {
   return String(url);
 }
 
-const when = (entry, lang) => [formatDate(entry.first_at, lang), entry.last_at && entry.last_at !== entry.first_at ? formatDate(entry.last_at, lang) : null]
-  .filter(Boolean).join(" – ");
+function short(iso, lang) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? String(iso || "") : date.toLocaleString(lang, { dateStyle: "short", timeStyle: "short" });
+}
+
+/** First and last time, one per line. */
+const when = (entry, lang) => {
+  const first = short(entry.first_at, lang);
+  const last = entry.last_at && entry.last_at !== entry.first_at ? short(entry.last_at, lang) : null;
+  return h("span", { class: "when" }, first, last ? [h("br"), last] : null);
+};
 
 function accessesTable(accesses, myId, lang) {
   if (!accesses.length) return h("p", {}, t("macc.noAccesses"));
-  const who = (a) => !a.actor_id ? t("macc.system") : a.actor_id === myId ? t("macc.you") :
+  const who = (a) => !a.actor_id || a.actor_id === "system" || a.actor_role === "system" ? t("macc.system") : a.actor_id === myId ? t("macc.you") :
     t("macc.role", { role: a.actor_role || "?", id: a.actor_id.slice(0, 8) });
   return tableWrap(t("macc.accesses"),
     h("table", { id: "access-list" },
@@ -141,7 +150,7 @@ function sharesTable(shares, lang) {
         h("td", {}, s.service || ""),
         h("td", {}, (s.fields || []).join(", ")),
         h("td", {}, s.count === undefined ? "" : String(s.count)),
-        h("td", {}, s.first_at ? when(s, lang) : ""))))));
+        h("td", {}, s.first_at ? when(s, lang) : null))))));
 }
 
 /** The shares of an audit summary, each with its third party's name and policy (third_parties adds them). */
