@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from .config import ConfigError, Settings, load_settings
 from .logging import configure_logging, get_logger
+from .metrics import check_addresses as check_metrics_addresses
 from .nameko_ext.readiness import ServiceReadiness
 from .probes import ProbeServer, Readiness, RelayReadiness, probe, probe_address
 from .projections import Projection
@@ -71,6 +72,9 @@ class ServiceDefinition:
     # 50 ms, 4x that when idle): a service whose events a person waits for (messaging's live push) polls
     # more often, the outbox staying the only path to the broker
     relay_poll_ms: int | None = None
+    # the queues its batch consumers take (``BatchConsumer``: privacy's audit ingest, the integrations'
+    # fan-out), beside its reliable handlers': their ``.parked`` queues' depth is a metric of its relay
+    batch_queues: Callable[[], Sequence[str]] = field(default=lambda: ())
 
     def load_class(self) -> type:
         module, _, attr = self.service_class.partition(":")
@@ -86,6 +90,12 @@ class ServiceDefinition:
                 if isinstance(ext, ReliableEventHandler):
                     queues.append(f"{self.name}.{attr}")
         return sorted(queues)
+
+    def parking_queues(self) -> list[str]:
+        """Every parking queue of the service's consumers (``<queue>.parked``)."""
+        from .topology import parking_queue_name
+
+        return sorted(parking_queue_name(q) for q in {*self.handler_queues(), *self.batch_queues()})
 
 
 class LazyKeys:
@@ -148,6 +158,8 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
                           sys.stdout if args.command in ("run", "relay") else sys.stderr)
         # the probe listener's address: a bad one stops the process before anything starts
         probe_at = probe_address(os.environ) if args.command in ("run", "relay", "check-config", "probe") else None
+        if args.command in ("run", "relay", "check-config"):  # the metrics listeners' addresses, the same way
+            check_metrics_addresses(definition.name, os.environ)
         if args.command == "probe" and probe_at is None:
             raise ConfigError("UPGESTAO_PROBE_ADDRESS", "not set: this process serves no probes")
         keys = LazyKeys(settings)
@@ -257,8 +269,10 @@ def relay_poll_ms(definition: ServiceDefinition, settings: Settings, environ: Ma
 
 
 def _relay(definition: ServiceDefinition, settings: Settings, probe_at: tuple[str, int] | None = None) -> int:
+    from . import metrics
     from .db import create_engine
     from .relay import OutboxRelay
+    from .topology import UNROUTED
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -270,17 +284,25 @@ def _relay(definition: ServiceDefinition, settings: Settings, probe_at: tuple[st
         batch_size=settings.relay_batch_size,
         poll_interval_s=relay_poll_ms(definition, settings, os.environ) / 1000,
         crash_after_confirm=settings.relay_crash_after_confirm,
+        metrics_service=definition.name,
     )
+    queue_depths = metrics.BrokerQueueDepths(settings.amqp_uri, [*definition.parking_queues(), UNROUTED])
+    remove_source = metrics.add_source(metrics.queue_depth_source(queue_depths))
     loops = [threading.Thread(target=loop, args=(stop,), name=getattr(loop, "__name__", "relay-loop"), daemon=True)
              for loop in definition.relay_loops(settings)]
     try:
-        with _probes(probe_at, RelayReadiness(relay, loops=loops)):
+        with _probes(probe_at, RelayReadiness(relay, loops=loops)), \
+                metrics.serving(metrics.metrics_address(definition.name, os.environ, relay=True),
+                                metrics.metrics_variable(definition.name, relay=True)):
             for thread in loops:
                 thread.start()
             relay.run(stop)
     except ConfigError as exc:
         print(f"upgestao-{definition.name}: {exc}", file=sys.stderr)
         return CONFIG_ERROR_EXIT
+    finally:
+        remove_source()
+        queue_depths.close()
     for thread in loops:
         thread.join(timeout=15)
     return 0

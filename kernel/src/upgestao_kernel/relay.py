@@ -58,8 +58,12 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 0.05,
         crash_after_confirm: int | None = None,
+        metrics_service: str | None = None,
     ) -> None:
+        """``metrics_service``: count confirmed rows and failed passes under this service's label
+        (``upgestao_relay_published_total``, ``upgestao_relay_publish_failures_total``); ``None``: uncounted."""
         self.engine = engine
+        self.metrics_service = metrics_service
         self.amqp_uri = amqp_uri
         self.services = tuple(services)
         self.batch_size = batch_size
@@ -202,9 +206,23 @@ class OutboxRelay:
         idle_interval = max(self.poll_interval_s, min(4 * self.poll_interval_s, 0.25))
         last_work = time.monotonic()
 
+        published_counter = failures_counter = None
+        if self.metrics_service is not None:
+            from .metrics import RELAY_FAILURES, RELAY_PUBLISHED
+
+            published_counter = RELAY_PUBLISHED.labels(service=self.metrics_service)
+            failures_counter = RELAY_FAILURES.labels(service=self.metrics_service)
+
         def step() -> float:
             nonlocal last_work
-            published = self.publish_batch()
+            try:
+                published = self.publish_batch()
+            except Exception:
+                if failures_counter is not None:
+                    failures_counter.inc()
+                raise
+            if published and published_counter is not None:
+                published_counter.inc(published)
             self.last_pass_at = time.monotonic()
             if published:
                 last_work = time.monotonic()

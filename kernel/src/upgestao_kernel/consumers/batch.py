@@ -38,6 +38,7 @@ import eventlet
 from kombu import Connection
 
 from ..logging import get_logger
+from ..metrics import EVENTS_HANDLED, consumer_outcomes
 from ..parking import ERROR_HEADER, PARKED_AT_HEADER, QUEUE_HEADER, error_header, failure_reason
 from ..topology import parking_queue_name
 from .backoff import BackoffLoop, GreenStop
@@ -103,6 +104,14 @@ class BatchConsumer(Generic[T]):
         self.batch_wait_s = batch_wait_s
         self.stop = stop or GreenStop()
         self.max_items = max_items
+        # upgestao_events_handled_total{service, consumer}: the queue's service, the name without it
+        self.service = queue.split(".", 1)[0]
+        self.consumer = name.removeprefix(f"{self.service}.")
+        consumer_outcomes(self.service, self.consumer)
+
+    def _count(self, outcome: str, n: int = 1) -> None:
+        if n:
+            EVENTS_HANDLED.labels(service=self.service, consumer=self.consumer, outcome=outcome).inc(n)
 
     def run(self) -> None:
         """Consume until ``stop`` is set, reconnecting with back-off (a managed green thread)."""
@@ -131,14 +140,18 @@ class BatchConsumer(Generic[T]):
                     except TimeoutError:
                         quiet = True
                     if storing is not None and storing[0].dead:
-                        storing[0].wait()  # re-raises a failed store: nothing acked, all redelivered
+                        try:
+                            storing[0].wait()  # re-raises a failed store: nothing acked, all redelivered
+                        except Exception:
+                            self._count("retried", storing[2])
+                            raise
                         channel.basic_ack(storing[1], multiple=True)
                         storing = None
                     ready = len(pending) >= self.batch_size or (quiet and pending)
                     if storing is None and ready:
                         batch = pending[: self.batch_size]
                         del pending[: len(batch)]
-                        storing = (eventlet.spawn(self.handle, parking, batch), batch[-1].delivery_tag)
+                        storing = (eventlet.spawn(self.handle, parking, batch), batch[-1].delivery_tag, len(batch))
             finally:
                 if storing is not None:
                     try:
@@ -181,6 +194,7 @@ class BatchConsumer(Generic[T]):
     def _store(self, parking, parsed: Sequence[tuple[amqp.Message, Sequence[T]]]) -> None:
         try:
             self.handler.store([item for _, items in parsed for item in items])
+            self._count("handled", len(parsed))
         except Exception as exc:
             if not self.handler.refuses(exc):
                 raise  # the store is away: nothing acked, everything redelivered later
@@ -191,6 +205,7 @@ class BatchConsumer(Generic[T]):
         for message, items in parsed:
             try:
                 self.handler.store(list(items))
+                self._count("handled")
             except Exception as exc:
                 if not self.handler.refuses(exc):
                     raise
@@ -207,5 +222,6 @@ class BatchConsumer(Generic[T]):
                          delivery_mode=2, message_id=message.properties.get("message_id"),
                          application_headers=headers),
             exchange="", routing_key=parking_queue_name(self.queue))  # confirm mode: waits for the ack
+        self._count("parked")
         log.warning(f"{self.name}_parked", queue=self.queue, message_id=message.properties.get("message_id"),
                     error=type(exc).__name__, reason=failure_reason(exc))

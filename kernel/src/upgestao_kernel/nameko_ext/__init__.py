@@ -12,6 +12,7 @@ from . import (
 from .database import Database, ServiceDatabase
 from .entrypoints import reliable_handler
 from .health import HealthRpc
+from .metrics import Metrics
 from .rpc import rpc
 
-__all__ = ["Database", "ServiceDatabase", "reliable_handler", "HealthRpc", "rpc"]
+__all__ = ["Database", "ServiceDatabase", "reliable_handler", "HealthRpc", "Metrics", "rpc"]

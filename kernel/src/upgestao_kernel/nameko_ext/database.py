@@ -20,6 +20,7 @@ from ..db import create_engine, green_postgres
 from ..events import EventEnvelope
 from ..keyed_requests import KeyedRequest, fingerprint
 from ..logging import bind_request_context, clear_request_context
+from ..metrics import EVENTS_HANDLED
 from ..projections import Projection
 from ..unit_of_work import UnitOfWork
 from ..vault import Vault, load_keys
@@ -59,7 +60,11 @@ class ServiceDatabase:
         """
         consumer = f"{self._provider.service}.{self._entrypoint_name}"
         with self.unit_of_work(self.context.caused_by(event.event_id)) as uow:
-            yield uow if uow.claim(consumer, event.event_id) else None
+            claimed = uow.claim(consumer, event.event_id)
+            yield uow if claimed else None
+        # committed: counted (upgestao_events_handled_total; a failure is counted where it is retried or parked)
+        EVENTS_HANDLED.labels(service=self._provider.service, consumer=self._entrypoint_name,
+                              outcome="handled" if claimed else "duplicate").inc()
 
     def ping(self) -> str:
         with self._provider.engine.connect() as conn:

@@ -30,6 +30,7 @@ from ..broker_permissions import shares_one_user
 from ..config import load_settings
 from ..events import EventEnvelope
 from ..logging import get_logger
+from ..metrics import EVENTS_HANDLED, consumer_outcomes
 from ..parking import ATTEMPTS_HEADER, ERROR_HEADER, PARKED_AT_HEADER, QUEUE_HEADER, error_header, failure_reason
 from ..topology import (
     consumer_queue,
@@ -74,6 +75,7 @@ class ReliableEventHandler(Consumer):
         with Connection(self.amqp_uri) as conn:
             declare_consumer(conn.default_channel, self.queue, self.retry_delays_ms)
         self._publish_connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True})
+        consumer_outcomes(self.service, self.method_name)  # its series at 0 from the start
         super().setup()
 
     def handle_message(self, body, message) -> None:
@@ -138,6 +140,8 @@ class ReliableEventHandler(Consumer):
             log.error("consumer.reroute_failed", queue=self.queue_name, error=type(publish_error).__name__)
             self.queue_consumer.requeue_message(message)
             return
+        EVENTS_HANDLED.labels(service=self.container.service_name, consumer=self.method_name,
+                              outcome="parked" if final else "retried").inc()
         log.warning(
             "consumer.parked" if final else "consumer.retry_scheduled",
             queue=self.queue_name, target=target, attempts=attempts, error=type(exc).__name__,

@@ -14,7 +14,7 @@ import functools
 from upgestao_kernel.errors import ServiceError, field_error, validation_error
 from upgestao_kernel.events import EventEnvelope
 from upgestao_kernel.limits import PHOTO_MAX_BYTES
-from upgestao_kernel.nameko_ext import Database, HealthRpc, reliable_handler, rpc
+from upgestao_kernel.nameko_ext import Database, HealthRpc, Metrics, reliable_handler, rpc
 from upgestao_kernel.unit_of_work import UnitOfWork
 
 from .adapters.hashing_pool import HasherBusy
@@ -48,6 +48,7 @@ class IdentityService(ApiKeysRpc, SharingRpc, HealthRpc):
     name = "identity"
 
     db = Database(projections=projections, personal_data=True)
+    metrics = Metrics()  # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag
     identity = Identity()
 
     def not_ready_reason(self) -> str | None:

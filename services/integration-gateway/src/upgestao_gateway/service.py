@@ -11,7 +11,7 @@ identity's access tokens, verified locally (:mod:`upgestao_gateway.access`).
 
 from __future__ import annotations
 
-from upgestao_kernel.nameko_ext import HealthRpc
+from upgestao_kernel.nameko_ext import HealthRpc, Metrics
 
 from .access.authentication import Authenticator, AuthenticatorFactory
 from .entrypoints.api_keys.routes import ApiKeyRoutes
@@ -36,6 +36,7 @@ class GatewayService(OperationsRoutes, IdentityRoutes, AuditRoutes, Notification
     name = "gateway"
 
     db = Database()
+    metrics = Metrics()  # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag
     rpc = Rpc()
     config = Config()
     access = Access()

@@ -11,4 +11,11 @@ DEFINITION = ServiceDefinition(
     migrations="upgestao_integrations:migrations",
     projections=projections,
     check_config=check_config,  # the allowed networks, the secrets key, timeouts, the retry schedule
+    batch_queues=lambda: _batch_queues(),  # its relay reports their .parked queues' depth
 )
+
+
+def _batch_queues() -> list[str]:
+    from .entrypoints.events_in import SOURCES, queue_name
+
+    return [queue_name(handler) for handler in SOURCES]

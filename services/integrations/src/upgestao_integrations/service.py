@@ -10,7 +10,7 @@ notifier's ``notice``.
 from __future__ import annotations
 
 from nameko.rpc import RpcProxy
-from upgestao_kernel.nameko_ext import Database, HealthRpc
+from upgestao_kernel.nameko_ext import Database, HealthRpc, Metrics
 from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
 from upgestao_kernel.unit_of_work import UnitOfWork
 
@@ -27,6 +27,7 @@ class IntegrationsService(RegistryRpc, MessagesRpc, NoticesRpc, HealthRpc):
     name = "integrations"
 
     db = Database(projections=projections)
+    metrics = Metrics()  # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag
     runtime = IntegrationsRuntime()
     events_in = EventsIn()
     roles = RolePermissions()

@@ -15,7 +15,7 @@ from typing import Any
 
 from nameko.rpc import RpcProxy
 from upgestao_kernel.events import EventEnvelope
-from upgestao_kernel.nameko_ext import Database, HealthRpc, reliable_handler, rpc
+from upgestao_kernel.nameko_ext import Database, HealthRpc, Metrics, reliable_handler, rpc
 from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
 from upgestao_kernel.unit_of_work import UnitOfWork
 
@@ -38,6 +38,7 @@ class MessagingService(PushRpc, SharingRpc, HealthRpc):
     name = "messaging"
 
     db = Database(projections=projections, personal_data=True)
+    metrics = Metrics()  # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag
     runtime = MessagingRuntime()
     roles = RolePermissions()
     identity = RpcProxy("identity")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from nameko.rpc import RpcProxy
 from upgestao_kernel.events import EventEnvelope
-from upgestao_kernel.nameko_ext import Database, HealthRpc, reliable_handler, rpc
+from upgestao_kernel.nameko_ext import Database, HealthRpc, Metrics, reliable_handler, rpc
 from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
 from upgestao_kernel.unit_of_work import UnitOfWork
 
@@ -31,6 +31,7 @@ class NotifierService(HealthRpc):
     name = "notifier"
 
     db = Database(projections=projections)
+    metrics = Metrics()  # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag
     runtime = NotifierRuntime()
     roles = RolePermissions()
     identity = RpcProxy("identity")

@@ -17,4 +17,5 @@ DEFINITION = ServiceDefinition(
     relay_loops=relay_loops,  # the audit stream is published by the relay process
     # the audit log's settings and signing key, as the service loads them at start
     check_config=check_config,
+    batch_queues=lambda: ["privacy.audit-ingest"],  # its relay reports privacy.audit-ingest.parked's depth
 )

@@ -11,7 +11,7 @@ incidents and the data map, erasures and access bundles.
 from __future__ import annotations
 
 from nameko.rpc import RpcProxy
-from upgestao_kernel.nameko_ext import Database, HealthRpc, rpc
+from upgestao_kernel.nameko_ext import Database, HealthRpc, Metrics, rpc
 from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
 
 from .adapters.audit_store import with_sql_audit_log
@@ -32,6 +32,7 @@ class PrivacyService(RequestsRpc, ConsentRpc, IncidentsRpc, ErasureRpc, ThirdPar
     # the rights areas' read models applied in each append's transaction; personal data (a contact's
     # address, a correction's new values, an incident's texts) sealed per subject
     db = Database(projections=projections, personal_data=True)
+    metrics = Metrics()  # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag
     audit_log = AuditLogRunner()
     roles = RolePermissions()
     identity = RpcProxy("identity")
