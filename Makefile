@@ -25,6 +25,10 @@
 #                      privacy centre's browser tests need them; `make test` runs it first
 #   make screens       every page of the privacy centre at 1280x800 and 390x844 into docs/screens/ (its own
 #                      platform, seeded through the API; tests/browser/screens.py)
+#   make observability-deps  Debian's prometheus package (promtool, prometheus) when /usr/bin/promtool is missing,
+#                      its own daemon never left running; `make test` runs it first (promtool tests the alert rules)
+#   make observe       a real Prometheus on 127.0.0.1:9090 scraping the running `make up` platform, the alert rules
+#                      of deploy/observability/rules.yml loaded (scripts/observability.py)
 
 SHELL   := /bin/bash
 PYTHON  ?= python3
@@ -51,12 +55,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
 .PHONY: up test test-fast lint bench chaos fuzz fuzz-parsers soak clean venv rabbitmq-management \
-        lock images images-smoke k8s-check restore-drill browser-deps screens
+        lock images images-smoke k8s-check restore-drill browser-deps screens observability-deps observe
 
 up: venv
 	$(VPY) scripts/platformctl.py up
 
-test: venv rabbitmq-management browser-deps
+test: venv rabbitmq-management browser-deps observability-deps
 	$(VPY) scripts/platformctl.py preflight --wait 60
 	@rc=0; \
 	echo "$(VPY) -m ruff check ."; $(VPY) -m ruff check . || rc=$$?; \
@@ -161,6 +165,36 @@ browser-deps:
 screens: venv browser-deps
 	$(VPY) scripts/platformctl.py preflight --wait 60
 	$(VPY) $(BROWSER_DIR)/screens.py
+
+# -- observability (issue 18): promtool and a local Prometheus ------------------
+
+# Debian's prometheus package (promtool for the rules' tests, prometheus for `make observe` and the alert e2e
+# test) when /usr/bin/promtool is missing, as root: --no-install-recommends (no node exporter), and no daemon
+# from its postinst: a policy-rc.d that refuses every start while apt runs (unless the machine already has one),
+# then the package's own init script stops whatever still runs from its pidfile and the service is disabled
+# (the tests and `make observe` start their own Prometheus on their own ports and data directories).
+observability-deps:
+	@if [ ! -x /usr/bin/promtool ] || [ ! -x /usr/bin/prometheus ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's prometheus (apt-get) for promtool and the alert tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    own_policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1; fi; \
+	    apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+	      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }; \
+	    rc=$$?; if [ -n "$$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	    if [ $$rc -ne 0 ]; then echo "make observability-deps: could not install prometheus" >&2; exit 1; fi; \
+	    if [ -x /etc/init.d/prometheus ] && [ -s /run/prometheus/prometheus.pid ]; then \
+	      echo "stopping the prometheus daemon the package started"; /etc/init.d/prometheus stop >/dev/null 2>&1 || true; fi; \
+	    if [ -d /run/systemd/system ]; then systemctl disable --now prometheus.service >/dev/null 2>&1 || true; fi; \
+	    update-rc.d prometheus disable >/dev/null 2>&1 || true; \
+	  else echo "make observability-deps: /usr/bin/promtool is missing (as root: apt-get install prometheus)" >&2; exit 1; fi; \
+	fi
+
+# A real Prometheus (Debian's) scraping every metrics endpoint of the platform `make up` runs (the targets
+# file it writes in its data directory), with deploy/observability/rules.yml; UI on 127.0.0.1:9090.
+observe: venv observability-deps
+	$(VPY) scripts/observability.py observe
 
 # -- the virtualenv -----------------------------------------------------------
 
