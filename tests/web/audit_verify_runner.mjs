@@ -19,10 +19,11 @@ for (const item of cases) {
         if (!(path in item.responses)) throw new Error(`no answer for ${path}`);
         return item.responses[path];
       };
-      result = await verify.fetchAndVerify(get, { seq: item.seq ?? null, record: item.record ?? null });
+      result = await verify.fetchAndVerify(get, { seq: item.seq ?? null, record: item.record ?? null, previous: item.previous ?? null });
       result.asked = asked;
     } else {
-      result = await verify.verifyLog({ checkpoint: item.checkpoint, publicKey: item.public_key, proof: item.proof, record: item.record });
+      result = await verify.verifyLog({ checkpoint: item.checkpoint, publicKey: item.public_key, proof: item.proof, record: item.record,
+        previous: item.previous ?? null, consistency: item.consistency ?? null });
     }
     if (item.record) result.canonical = verify.canonicalJson(item.record);
     out.push({ name: item.name, result });

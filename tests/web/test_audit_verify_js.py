@@ -226,3 +226,92 @@ def test_the_page_flow_fetches_and_verifies(logs, tmp_path):
     assert _failed(results["empty log"]) == {"signature": "signature"}
     assert results["empty log"]["asked"] == ["/v1/audit/checkpoint", "/v1/audit/public-key"]
     assert _failed(results["no proof for a bigger tree"]) == {"signature": "signature", "proof": "proof"}
+
+
+def _consistency(log: Log, first: int) -> dict:
+    size = len(log.records)
+    proof = merkle.consistency_proof(first, size, log.source)
+    first_root = merkle.root_of(log.leaves[:first])
+    merkle.verify_consistency(first, size, first_root, log.checkpoint.root_hash, proof)
+    return {"first": first, "second": size, "proof": [b64encode(h) for h in proof]}
+
+
+def test_the_log_only_grew_since_a_checkpoint_verified_before(logs, signer, tmp_path):
+    """A checkpoint verified earlier (the page keeps it): the current one must extend it, by the consistency
+    proof merkle.py makes; a log rolled back, or rewritten and signed again, fails the "consistency" check."""
+    cases, expected = [], {}
+    for first, second in ((1, 2), (2, 3), (3, 8), (5, 13), (7, 8), (8, 13), (13, 64), (64, 100), (5, 100), (13, 13)):
+        case = logs[second].case(f"{first}->{second}", second - 1)
+        case.update(previous=logs[first].checkpoint.to_dict(), consistency=_consistency(logs[second], first))
+        cases.append(case)
+        expected[case["name"]] = {}
+
+    def tampered(name: str, fails: dict[str, str], first: int, second: int, change) -> None:
+        case = logs[second].case(name, second - 1)
+        case.update(previous=logs[first].checkpoint.to_dict(),
+                    consistency=_consistency(logs[second], first) if first <= second else None)
+        change(case)
+        cases.append(case)
+        expected[name] = fails
+
+    for position in range(len(_consistency(logs[100], 13)["proof"])):
+        tampered(f"consistency hash {position}", {"consistency": "consistency"}, 13, 100,
+                 lambda c, p=position: c["consistency"]["proof"].__setitem__(p, _flip(c["consistency"]["proof"][p], 4)))
+    tampered("consistency too short", {"consistency": "consistency"}, 13, 100,
+             lambda c: c["consistency"]["proof"].pop())
+    tampered("consistency for other sizes", {"consistency": "consistency"}, 13, 100,
+             lambda c: c["consistency"].update(first=8, proof=_consistency(logs[100], 8)["proof"]))
+    # a history rewritten and signed again with the real key: record 3 edited, the tree rebuilt
+    rewritten = [bytes(h) for h in logs[100].leaves]
+    rewritten[3] = merkle.leaf_hash(b'{"edited":true}')
+    forged_source = merkle.DictNodeSource.from_leaf_hashes(rewritten)
+    forged = signer.sign(100, merkle.root_of(rewritten), datetime.now(UTC))
+
+    def rewrite(case: dict) -> None:
+        case["checkpoint"] = forged.to_dict()
+        case["consistency"]["proof"] = [b64encode(h) for h in merkle.consistency_proof(13, 100, forged_source)]
+        case["proof"] = None
+        case["record"] = None
+
+    tampered("rewritten and re-signed", {"consistency": "consistency"}, 13, 100, rewrite)
+    # rolled back: the log now has fewer records than the checkpoint verified before
+    tampered("rolled back", {"consistency": "consistency"}, 64, 13, lambda c: None)
+    results = _run(cases, tmp_path)
+    for name, fails in expected.items():
+        result = results[name]
+        assert _failed(result) == fails, f"{name}: {result['steps']}"
+        if not fails:
+            assert [s["step"] for s in result["steps"]] == ["signature", "consistency", "proof", "leaf"], name
+
+
+def test_the_page_flow_checks_consistency_with_the_remembered_checkpoint(logs, signer, tmp_path):
+    log = logs[100]
+    base = {"/v1/audit/checkpoint": log.checkpoint.to_dict(), "/v1/audit/public-key": log.public_key,
+            "/v1/audit/proof/inclusion?seq=99&tree_size=100": log.proof(99)}
+    other = CheckpointSigner(os.urandom(32))
+    cases = [
+        {"name": "grown", "previous": logs[13].checkpoint.to_dict(),
+         "responses": {**base, "/v1/audit/proof/consistency?first=13&second=100": _consistency(log, 13)}},
+        {"name": "rolled back", "previous": logs[13].checkpoint.to_dict(),
+         "responses": {**base, "/v1/audit/checkpoint": logs[8].checkpoint.to_dict(),
+                       "/v1/audit/proof/inclusion?seq=7&tree_size=8": logs[8].proof(7)}},
+        {"name": "no consistency proof", "previous": logs[13].checkpoint.to_dict(), "responses": base},
+        # a remembered checkpoint of another key (another platform on this address): not compared
+        {"name": "another key", "previous": other.sign(13, logs[13].checkpoint.root_hash, datetime.now(UTC)).to_dict(),
+         "responses": base},
+        # a remembered checkpoint naming this key but not signed by it: forgotten, not compared
+        {"name": "unsigned memory", "previous": {**logs[13].checkpoint.to_dict(),
+                                                 "signature": _flip(logs[13].checkpoint.to_dict()["signature"])},
+         "responses": base},
+    ]
+    results = _run(cases, tmp_path)
+    grown = results["grown"]
+    assert grown["ok"] and [s["step"] for s in grown["steps"]] == ["signature", "consistency", "proof"]
+    assert grown["previous"]["tree_size"] == 13
+    assert "/v1/audit/proof/consistency?first=13&second=100" in grown["asked"]
+    assert _failed(results["rolled back"]) == {"consistency": "consistency"}
+    assert _failed(results["no consistency proof"]) == {"consistency": "consistency"}
+    for name in ("another key", "unsigned memory"):
+        assert results[name]["ok"], name
+        assert results[name]["previous"] is None
+        assert [s["step"] for s in results[name]["steps"]] == ["signature", "proof"], name

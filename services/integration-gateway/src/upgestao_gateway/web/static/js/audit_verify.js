@@ -10,6 +10,7 @@
 //   checkpoint's root;
 // - the record itself (domain/leaves.py): its leaf is its canonical JSON (keys sorted, no white space,
 //   UTF-8, non-ASCII kept as is) with its "seq", so SHA-256(0x00 || that) must be the proof's leaf hash.
+// - that the log only grew since a checkpoint verified earlier (RFC 9162 §2.1.4.2 consistency proof).
 // Signatures use WebCrypto's Ed25519 (Chromium 137+, Firefox 129+, Safari 17+, node 20): no library.
 
 export const ORIGIN = "upgestao.audit/v1";
@@ -21,7 +22,7 @@ export const SIGNATURE_SIZE = 64;
 const SIGNED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** A check that failed; `code` says which: malformed, unsupported, signature, proof, leaf. */
+/** A check that failed; `code` says which: malformed, unsupported, signature, consistency, proof, leaf. */
 export class VerifyError extends Error {
   constructor(code, message) {
     super(message);
@@ -219,6 +220,69 @@ export async function verifyRecord(record, proof) {
   if (!equalBytes(await recordLeafHash(record), expected)) throw new VerifyError("leaf", "the record is not the leaf the log holds");
 }
 
+/** RFC 9162 §2.1.4.2, as merkle.verify_consistency: the tree of `first` leaves is a prefix of the one of `second`. */
+export async function checkConsistency(first, second, firstRoot, secondRoot, proof) {
+  if (!(first >= 0 && second >= first)) throw new VerifyError("consistency", `a tree of ${second} records cannot extend one of ${first}`);
+  checkHash(firstRoot, "the first root");
+  checkHash(secondRoot, "the second root");
+  proof.forEach((element, i) => checkHash(element, `consistency proof element ${i}`));
+  if (first === second) {
+    if (proof.length) throw new VerifyError("consistency", "a consistency proof between equal tree sizes must be empty");
+    if (!equalBytes(firstRoot, secondRoot)) throw new VerifyError("consistency", `two different roots for a tree of ${first} records`);
+    return;
+  }
+  if (first === 0) {
+    if (proof.length) throw new VerifyError("consistency", "a consistency proof from the empty tree must be empty");
+    if (!equalBytes(firstRoot, await sha256(new Uint8Array(0)))) throw new VerifyError("consistency", "the empty tree's root is not SHA-256 of nothing");
+    return;
+  }
+  if (!proof.length) throw new VerifyError("consistency", `empty consistency proof from ${first} to ${second} records`);
+  const path = [...proof];
+  if (isPowerOfTwo(BigInt(first))) path.unshift(firstRoot);
+  let fn = BigInt(first) - 1n;
+  let sn = BigInt(second) - 1n;
+  while ((fn & 1n) === 1n) { fn >>= 1n; sn >>= 1n; }
+  let fr = path[0];
+  let sr = path[0];
+  for (const element of path.slice(1)) {
+    if (sn === 0n) throw new VerifyError("consistency", `the consistency proof from ${first} to ${second} is too long`);
+    if ((fn & 1n) === 1n || fn === sn) {
+      fr = await nodeHash(element, fr);
+      sr = await nodeHash(element, sr);
+      while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
+    } else {
+      sr = await nodeHash(sr, element);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  if (sn !== 0n) throw new VerifyError("consistency", `the consistency proof from ${first} to ${second} is too short`);
+  if (!equalBytes(fr, firstRoot)) throw new VerifyError("consistency", "the consistency proof does not reproduce the earlier root");
+  if (!equalBytes(sr, secondRoot)) throw new VerifyError("consistency", "the consistency proof does not reproduce the current root");
+}
+
+function isPowerOfTwo(n) {
+  return n > 0n && (n & (n - 1n)) === 0n;
+}
+
+/**
+ * Throws VerifyError("consistency") unless `checkpoint` extends `previous` (a checkpoint verified earlier):
+ * `answer` is GET /v1/audit/proof/consistency?first=<previous size>&second=<current size>.
+ */
+export async function verifyConsistencyProof(previous, checkpoint, answer) {
+  const before = parseCheckpoint(previous);
+  const now = parseCheckpoint(checkpoint);
+  if (before.treeSize > now.treeSize) {
+    throw new VerifyError("consistency", `the log has ${now.treeSize} records, fewer than the ${before.treeSize} verified before`);
+  }
+  if (!answer || typeof answer !== "object" || !Array.isArray(answer.proof)) throw new VerifyError("malformed", "the consistency proof is not an object");
+  if (answer.first !== before.treeSize || answer.second !== now.treeSize) {
+    throw new VerifyError("consistency", `the consistency proof is from ${answer.first} to ${answer.second}, not ${before.treeSize} to ${now.treeSize}`);
+  }
+  const proof = answer.proof.map((element, i) => b64decode(element, `consistency proof element ${i}`));
+  await checkConsistency(before.treeSize, now.treeSize, before.root, now.root, proof);
+}
+
 async function step(name, check) {
   try {
     await check();
@@ -233,12 +297,16 @@ async function step(name, check) {
  * Every check, each reported on its own: {ok, steps: [{step, ok, code?, message?}]}.
  *   checkpoint: GET /v1/audit/checkpoint; publicKey: GET /v1/audit/public-key;
  *   proof: GET /v1/audit/proof/inclusion (null: no record to prove, the log is empty);
- *   record: the item of GET /v1/audit the proof is for (optional); seq: the record asked for (optional).
- * Steps: "signature", "proof" (when a proof is given), "leaf" (when a record is given).
+ *   record: the item of GET /v1/audit the proof is for (optional); seq: the record asked for (optional);
+ *   previous: a checkpoint verified earlier, with consistency: GET /v1/audit/proof/consistency from it (optional).
+ * Steps: "signature", "consistency" (when previous is given), "proof" (when a proof is given), "leaf" (when a
+ * record is given).
  */
-export async function verifyLog({ checkpoint, publicKey, proof = null, record = null, seq = undefined }) {
+export async function verifyLog({ checkpoint, publicKey, proof = null, record = null, seq = undefined, previous = null,
+  consistency = null }) {
   const steps = [];
   steps.push(await step("signature", async () => verifyCheckpointSignature(checkpoint, parsePublicKey(publicKey))));
+  if (previous) steps.push(await step("consistency", () => verifyConsistencyProof(previous, checkpoint, consistency)));
   if (proof) {
     steps.push(await step("proof", () => verifyInclusionProof(proof, checkpoint, seq)));
     if (record) steps.push(await step("leaf", () => verifyRecord(record, proof)));
@@ -248,12 +316,33 @@ export async function verifyLog({ checkpoint, publicKey, proof = null, record = 
 
 /**
  * Fetch what verifyLog needs through `get(path)` (the page passes the API door) and check it.
- * `seq`: the record to prove (default: the newest one the checkpoint covers); `record`: that record, when known.
- * Returns verifyLog's answer plus {treeSize, seq, keyId, checkpoint} (the checkpoint as served, to show).
+ * `seq`: the record to prove (default: the newest one the checkpoint covers); `record`: that record, when known;
+ * `previous`: a checkpoint this browser verified before (kept by the page): the current one must extend it (a
+ * consistency proof), so a log rolled back or rewritten since is caught even when freshly signed.
+ * Returns verifyLog's answer plus {treeSize, seq, keyId, previous, checkpoint} (the checkpoint as served: to show,
+ * and for the page to keep once it verified).
  */
-export async function fetchAndVerify(get, { seq = null, record = null } = {}) {
+export async function fetchAndVerify(get, { seq = null, record = null, previous = null } = {}) {
   const [checkpoint, publicKey] = await Promise.all([get("/v1/audit/checkpoint"), get("/v1/audit/public-key")]);
   const size = checkpoint && Number.isSafeInteger(checkpoint.tree_size) ? checkpoint.tree_size : 0;
+  // a checkpoint verified before counts only if it is signed by this very key (a new key: a new log to this browser)
+  let earlier = null;
+  if (previous && publicKey && previous.key_id === publicKey.key_id) {
+    try {
+      await verifyCheckpointSignature(previous, parsePublicKey(publicKey));
+      earlier = previous;
+    } catch { /* not signed by this key: forgotten */ }
+  }
+  let consistency = null;
+  let consistencyRefused = null;
+  if (earlier && earlier.tree_size <= size && size >= 1) {
+    try {
+      consistency = await get(`/v1/audit/proof/consistency?first=${encodeURIComponent(earlier.tree_size)}&second=${encodeURIComponent(size)}`);
+    } catch (error) {
+      consistencyRefused = { step: "consistency", ok: false, code: "consistency",
+        message: `the log gives no consistency proof from ${earlier.tree_size} to ${size} records: ${error.message}` };
+    }
+  }
   let chosen = seq === null || seq === undefined ? size - 1 : seq;
   if (chosen >= size) chosen = size - 1;   // a record newer than the checkpoint: prove the newest it covers
   const proved = record && record.seq === chosen ? record : null;
@@ -266,9 +355,10 @@ export async function fetchAndVerify(get, { seq = null, record = null } = {}) {
       refused = { step: "proof", ok: false, code: "proof", message: `the log gives no proof for record ${chosen} of ${size}: ${error.message}` };
     }
   }
-  const result = await verifyLog({ checkpoint, publicKey, proof, record: proved, seq: chosen });
-  if (refused) { result.steps.push(refused); result.ok = false; }
+  const result = await verifyLog({ checkpoint, publicKey, proof, record: proved, seq: chosen,
+    previous: consistencyRefused ? null : earlier, consistency });
+  for (const failed of [consistencyRefused, refused]) if (failed) { result.steps.push(failed); result.ok = false; }
   const served = checkpoint && typeof checkpoint === "object" ? checkpoint : {};
-  return { ...result, treeSize: size, seq: chosen >= 0 ? chosen : null, keyId: served.key_id ?? null,
-    checkpoint: { tree_size: served.tree_size, root_hash: served.root_hash, signed_at: served.signed_at, key_id: served.key_id } };
+  return { ...result, treeSize: size, seq: chosen >= 0 ? chosen : null, keyId: served.key_id ?? null, previous: earlier,
+    checkpoint: served };
 }

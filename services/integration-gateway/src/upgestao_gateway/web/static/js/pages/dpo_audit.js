@@ -12,12 +12,23 @@ const ACTIONS = ["read", "list", "create", "update", "delete", "export", "share"
   "audit_query"];
 const OUTCOMES = ["success", "denied", "failure"];
 const TEXT_FILTERS = ["subject_id", "actor_id", "service", "resource_type", "request_id"];
+// The last checkpoint this browser verified: a later verification must find that the log only grew since
+// (a consistency proof). Public data (a size, a root hash, a signature): no token, nothing personal.
+const MEMORY = "upg_audit_checkpoint";
+
+function remembered() {
+  try { return JSON.parse(localStorage.getItem(MEMORY) || "null"); } catch { return null; }
+}
+
+function remember(checkpoint) {
+  try { localStorage.setItem(MEMORY, JSON.stringify(checkpoint)); } catch { /* storage refused: nothing kept */ }
+}
 
 register({
   "pt-BR": {
     "dpoAudit.title": "Registro de auditoria",
     "dpoAudit.verify": "Verificar o registro",
-    "dpoAudit.verifyLead": "Este navegador confere a assinatura Ed25519 do checkpoint mais recente com a chave pública do registro e recalcula, a partir de uma prova de inclusão, a raiz assinada para um registro: nada depende da palavra do servidor além da chave.",
+    "dpoAudit.verifyLead": "Este navegador confere a assinatura Ed25519 do checkpoint mais recente com a chave pública do registro, recalcula a raiz assinada a partir da prova de inclusão de um registro e confirma que o registro só cresceu desde a última verificação feita aqui: nada depende da palavra do servidor além da chave.",
     "dpoAudit.seq": "Registro a provar (nº)",
     "dpoAudit.seqHint": "Vazio: o mais recente. Ou use “Conferir” numa linha da busca.",
     "dpoAudit.verifyButton": "Verificar",
@@ -29,6 +40,8 @@ register({
     "dpoAudit.step.signature.ok": "Assinatura válida (chave {key}).",
     "dpoAudit.step.proof.ok": "A prova de inclusão do registro nº {seq} corresponde ao checkpoint.",
     "dpoAudit.step.leaf.ok": "O registro nº {seq} é exatamente a folha guardada no registro.",
+    "dpoAudit.step.consistency.ok": "O registro só cresceu desde o checkpoint que este navegador verificou antes ({size} registros, assinado em {at}).",
+    "dpoAudit.fail.consistency": "o registro foi reescrito ou encolheu desde a última verificação",
     "dpoAudit.fail.signature": "assinatura inválida",
     "dpoAudit.fail.proof": "a prova não corresponde ao checkpoint",
     "dpoAudit.fail.leaf": "o registro não corresponde à folha do registro",
@@ -71,7 +84,7 @@ register({
   en: {
     "dpoAudit.title": "Audit log",
     "dpoAudit.verify": "Verify the log",
-    "dpoAudit.verifyLead": "This browser checks the latest checkpoint's Ed25519 signature with the log's public key and recomputes the signed root from an inclusion proof of one record: nothing rests on the server's word but the key.",
+    "dpoAudit.verifyLead": "This browser checks the latest checkpoint's Ed25519 signature with the log's public key, recomputes the signed root from one record's inclusion proof, and checks that the log only grew since the last verification made here: nothing rests on the server's word but the key.",
     "dpoAudit.seq": "Record to prove (number)",
     "dpoAudit.seqHint": "Empty: the newest. Or use “Check” on a row of the search.",
     "dpoAudit.verifyButton": "Verify",
@@ -83,6 +96,8 @@ register({
     "dpoAudit.step.signature.ok": "Signature valid (key {key}).",
     "dpoAudit.step.proof.ok": "The inclusion proof of record #{seq} matches the checkpoint.",
     "dpoAudit.step.leaf.ok": "Record #{seq} is exactly the leaf the log holds.",
+    "dpoAudit.step.consistency.ok": "The log only grew since the checkpoint this browser verified before ({size} records, signed {at}).",
+    "dpoAudit.fail.consistency": "log rewritten or rolled back since the last verification",
     "dpoAudit.fail.signature": "signature invalid",
     "dpoAudit.fail.proof": "proof does not match the checkpoint",
     "dpoAudit.fail.leaf": "record does not match the log's leaf",
@@ -164,7 +179,9 @@ function verifySection(records) {
     try {
       const chosen = wanted === "" || wanted === null || wanted === undefined ? null : Number(wanted);
       const result = await fetchAndVerify((path) => api("GET", path),
-        { seq: Number.isSafeInteger(chosen) && chosen >= 0 ? chosen : null, record: chosen !== null ? records.get(chosen) || null : null });
+        { seq: Number.isSafeInteger(chosen) && chosen >= 0 ? chosen : null, record: chosen !== null ? records.get(chosen) || null : null,
+          previous: remembered() });
+      if (result.ok) remember(result.checkpoint);
       mount(outcome, ...report(result));
     } catch (error) {
       console.error(error);
@@ -194,7 +211,9 @@ function report(result) {
   summary.classList.add(result.ok ? "verify-valid" : "verify-invalid");
   const items = result.steps.map((s) => h("li", { class: s.ok ? "step-ok" : "step-bad" },
     h("span", { "aria-hidden": "true" }, s.ok ? "✓ " : "✗ "),
-    s.ok ? t(`dpoAudit.step.${s.step}.ok`, { seq: result.seq, key: result.keyId || "" }) : `${t(`dpoAudit.fail.${s.code}`)} — ${s.message}`));
+    s.ok ? t(`dpoAudit.step.${s.step}.ok`, { seq: result.seq, key: result.keyId || "",
+      size: result.previous ? result.previous.tree_size : "", at: result.previous ? result.previous.signed_at : "" })
+      : `${t(`dpoAudit.fail.${s.code}`)} — ${s.message}`));
   const served = result.checkpoint || {};
   const signed = result.steps.some((s) => s.step === "signature" && s.ok);
   return [summary, h("ul", { class: "steps plain" }, items),
