@@ -46,6 +46,24 @@ register({
     "mreq.downloaded": "Arquivo baixado ({size}).",
     "mreq.saveAgain": "Salvar o arquivo de novo",
     "mreq.seeAccess": "Ver quem acessou os meus dados",
+    "mreq.details": "Histórico",
+    "mreq.detailsOf": "Histórico do pedido: {type}",
+    "mreq.event.filed": "Registrado",
+    "mreq.event.verified": "E-mail confirmado",
+    "mreq.event.started": "Em andamento",
+    "mreq.event.completed": "Concluído",
+    "mreq.event.denied": "Negado",
+    "mreq.event.canceled": "Cancelado",
+    "mreq.event.failed": "Falhou",
+    "mreq.event.extended": "Prazo prorrogado",
+    "mreq.by.you": "por você",
+    "mreq.by.dpo": "pelo encarregado",
+    "mreq.by.system": "pelo sistema",
+    "mreq.reason": "Motivo: {reason}",
+    "mreq.newDue": "Novo prazo: {date}",
+    "mreq.answer.holds": "Sim: tratamos dados seus (serviços: {services}).",
+    "mreq.answer.holdsNone": "Não encontramos dados seus.",
+    "mreq.answer.sharing": "Resposta: veja em “Quem acessou os meus dados”.",
   },
   en: {
     "mreq.title": "My privacy requests",
@@ -81,6 +99,24 @@ register({
     "mreq.downloaded": "File downloaded ({size}).",
     "mreq.saveAgain": "Save the file again",
     "mreq.seeAccess": "See who accessed my data",
+    "mreq.details": "History",
+    "mreq.detailsOf": "Request history: {type}",
+    "mreq.event.filed": "Filed",
+    "mreq.event.verified": "E-mail confirmed",
+    "mreq.event.started": "In progress",
+    "mreq.event.completed": "Completed",
+    "mreq.event.denied": "Denied",
+    "mreq.event.canceled": "Canceled",
+    "mreq.event.failed": "Failed",
+    "mreq.event.extended": "Due date extended",
+    "mreq.by.you": "by you",
+    "mreq.by.dpo": "by the DPO",
+    "mreq.by.system": "by the system",
+    "mreq.reason": "Reason: {reason}",
+    "mreq.newDue": "New due date: {date}",
+    "mreq.answer.holds": "Yes: we process data about you (services: {services}).",
+    "mreq.answer.holdsNone": "We found no data about you.",
+    "mreq.answer.sharing": "Answer: see “Who accessed my data”.",
   },
 });
 
@@ -108,6 +144,52 @@ function dueCell(item, lang) {
     h("time", { datetime: item.due_at }, formatDate(item.due_at, lang)), " ",
     h("span", { class: item.overdue ? "badge badge-bad" : "badge" },
       item.overdue ? t("mreq.overdue") : t("mreq.daysLeft", { days: item.days_left })));
+}
+
+/** A request's history and answer, fetched when first opened (GET /v1/privacy/requests/{id}). */
+function detailsCell(item, myId, lang) {
+  const body = h("div", { class: "request-history" });
+  let loaded = false;
+  const details = h("details", {
+    ontoggle: async () => {
+      if (!details.open || loaded) return;
+      loaded = true;
+      mount(body, h("p", { class: "loading" }, t("loading")));
+      try {
+        const detail = await api("GET", `/v1/privacy/requests/${item.id}`);
+        mount(body, historyList(detail, myId, lang), answerOf(detail, lang));
+      } catch (error) {
+        loaded = false;
+        mount(body, notice(error instanceof ApiError ? error.message : t("error.network"), "error"));
+      }
+    },
+  }, h("summary", { "aria-label": t("mreq.detailsOf", { type: t(`type.${item.type}`) }) }, t("mreq.details")), body);
+  return details;
+}
+
+function historyList(detail, myId, lang) {
+  const by = (entry) => (entry.by_id && entry.by_id === myId ? t("mreq.by.you") :
+    entry.by_role === "dpo" ? t("mreq.by.dpo") : !entry.by_id || entry.by_role === "system" ? t("mreq.by.system") : null);
+  return h("ol", {}, (detail.history || []).map((entry) => h("li", {},
+    h("time", { datetime: entry.at }, formatDate(entry.at, lang)), " — ",
+    t(`mreq.event.${entry.event}`), by(entry) ? ` ${by(entry)}` : null,
+    entry.reason ? [h("br"), t("mreq.reason", { reason: entry.reason })] : null,
+    entry.event === "extended" && entry.note ? [h("br"), t("mreq.newDue", { date: formatDate(entry.note, lang) })] : null)));
+}
+
+function answerOf(detail, lang) {
+  const answer = detail.answer;
+  if (!answer || !answer.kind) return null;
+  if (answer.kind === "confirmation") {
+    return h("p", {}, answer.holds_data
+      ? t("mreq.answer.holds", { services: (answer.services || []).join(", ") || "—" }) : t("mreq.answer.holdsNone"));
+  }
+  if (answer.kind === "consent_info") {
+    const text = answer.text || {};
+    return h("p", {}, text[lang] || text["pt-BR"] || "");
+  }
+  if (answer.kind === "sharing_info") return h("p", {}, h("a", { href: "/app/me/access" }, t("mreq.answer.sharing")));
+  return null;
 }
 
 function formatSize(bytes) {
@@ -245,10 +327,12 @@ export default async function render(main, ctx) {
             EXPORTS.has(item.type) && item.state === "completed" ? [" ", h("span", { class: "badge badge-ok" }, t("mreq.exportReadyShort"))] : null),
           h("td", {}, h("time", { datetime: item.received_at }, formatDate(item.received_at, ctx.lang))),
           dueCell(item, ctx.lang),
-          h("td", {}, OPEN.has(item.state)
-            ? h("button", { type: "button", class: "secondary", onclick: cancel(item),
-              "aria-label": t("mreq.cancelOf", { type: t(`type.${item.type}`) }) }, t("mreq.cancel"))
-            : "—")))))) : h("p", {}, t("mreq.none")),
+          h("td", {},
+            detailsCell(item, ctx.session && ctx.session.user && ctx.session.user.id, ctx.lang),
+            OPEN.has(item.state)
+              ? h("button", { type: "button", class: "secondary", onclick: cancel(item),
+                "aria-label": t("mreq.cancelOf", { type: t(`type.${item.type}`) }) }, t("mreq.cancel"))
+              : null)))))) : h("p", {}, t("mreq.none")),
     h("h2", { id: "mreq-new" }, t("mreq.new")),
     newForm,
     h("h2", { id: "mreq-download" }, t("mreq.download")),
