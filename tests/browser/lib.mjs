@@ -3,7 +3,7 @@
 // tests/test_privacy_centre_browser_e2e.py with its inputs in the environment:
 //   UPG_BASE_URL      the gateway (http://127.0.0.1:<port>)
 //   UPG_ARTIFACTS     a folder for a failure's screenshot and page text (optional)
-//   UPG_TIMEOUT_MS    the whole scenario's bound (default 60 s); every single wait is bounded too (10 s)
+//   UPG_TIMEOUT_MS    the whole scenario's bound (default 60 s); every single wait is bounded too (UPG_WAIT_MS, 15 s)
 //   ...               the scenario's own (credentials, ids), named in its header
 // It prints `step: ...` lines as it goes (stderr), `RESULT <json>` lines for pytest to check (stdout), and exits
 // 0, or 1 with the failing step, the page's URL and what the page said.
@@ -15,7 +15,7 @@ import path from "node:path";
 
 export const BASE = (process.env.UPG_BASE_URL || "http://127.0.0.1:8000").replace(/\/$/, "");
 export const CHROMIUM = process.env.UPG_CHROMIUM || "/usr/bin/chromium";
-export const WAIT_MS = Number(process.env.UPG_WAIT_MS || 10000);
+export const WAIT_MS = Number(process.env.UPG_WAIT_MS || 15000);
 const TOTAL_MS = Number(process.env.UPG_TIMEOUT_MS || 60000);
 const ARTIFACTS = process.env.UPG_ARTIFACTS || "";
 
