@@ -74,7 +74,9 @@ export async function signIn(email, password) {
 }
 
 export async function signOut() {
-  try { await send("DELETE", "/app/session"); } finally {
+  // through api(): after an idle spell the access cookie has expired, and a 401 must refresh and retry, or the
+  // cookies would stay and the next page load would sign the person back in
+  try { await api("DELETE", "/app/session"); } finally {
     session = null;
     sessionLoaded = Promise.resolve(null);
   }
