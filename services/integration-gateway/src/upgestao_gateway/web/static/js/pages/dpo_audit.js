@@ -4,7 +4,7 @@
 // server's word is not taken: only the public key is.
 import { api } from "../api.js";
 import { h, mount, notice, formatDate } from "../dom.js";
-import { t, register } from "../i18n.js";
+import { t, lang, register } from "../i18n.js";
 import { consoleNav, shortId, showProblem, selectOf, tableWrap } from "./dpo_requests.js";
 import { fetchAndVerify } from "../audit_verify.js";
 
@@ -212,7 +212,7 @@ function report(result) {
   const items = result.steps.map((s) => h("li", { class: s.ok ? "step-ok" : "step-bad" },
     h("span", { "aria-hidden": "true" }, s.ok ? "✓ " : "✗ "),
     s.ok ? t(`dpoAudit.step.${s.step}.ok`, { seq: result.seq, key: result.keyId || "",
-      size: result.previous ? result.previous.tree_size : "", at: result.previous ? result.previous.signed_at : "" })
+      size: result.previous ? result.previous.tree_size : "", at: result.previous ? formatDate(result.previous.signed_at, lang()) : "" })
       : `${t(`dpoAudit.fail.${s.code}`)} — ${s.message}`));
   const served = result.checkpoint || {};
   const signed = result.steps.some((s) => s.step === "signature" && s.ok);
