@@ -164,7 +164,14 @@ function show(view) {
   const { incident, ctx } = view;
   const lang = ctx.lang;
   view.clock = h("div", {});
-  view.progress = h("section", { "aria-labelledby": "progress-heading" });
+  // the notice's progress: its parts are made once per view, so the live region keeps its identity and a change
+  // of its text is announced
+  view.live = h("p", { class: "progress-text", role: "status" });
+  view.progressBody = h("div", {});
+  view.recipientsBox = h("div", {});
+  view.morePages = false;
+  view.progress = h("section", { "aria-labelledby": "progress-heading" },
+    h("h2", { id: "progress-heading" }, t("dpoIncOne.progress")), view.live, view.progressBody, view.recipientsBox);
   mount(view.body,
     h("dl", { class: "props" },
       prop(t("dpoIncOne.state"), incidentStateBadge(incident.state)),
@@ -179,7 +186,7 @@ function show(view) {
     view.progress,
     textsSection(incident));
   renderClock(view);
-  renderProgress(view, null);
+  renderProgress(view);
 }
 
 function prop(name, value) {
@@ -301,25 +308,36 @@ function tally(view) {
 
 function renderProgress(view) {
   const incident = view.incident;
-  const section = view.progress;
-  const heading = h("h2", { id: "progress-heading" }, t("dpoIncOne.progress"));
   if (!incident.campaign_id) {
-    mount(section, heading, h("p", {}, incident.state === "confirmed" && incident.affected_count === 0
+    setLive(view, null);
+    mount(view.progressBody, h("p", {}, incident.state === "confirmed" && incident.affected_count === 0
       ? t("dpoIncOne.nobody") : t("dpoIncOne.noCampaign")));
     return;
   }
   const { counts, total, done, progress } = tally(view);
   if (total === 0 && done) {
-    mount(section, heading, h("p", {}, t("dpoIncOne.nobody")));
+    setLive(view, null);
+    mount(view.progressBody, h("p", {}, t("dpoIncOne.nobody")));
     return;
   }
   const percent = total ? Math.floor((counts.sent * 100) / total) : 0;
+  setLive(view, [h("strong", {}, t("dpoIncOne.delivered", { percent })), " — ", t("dpoIncOne.deliveredOf", { sent: counts.sent, total })],
+    `${percent}/${counts.sent}/${total}`);
+  mount(view.progressBody,
+    h("label", { for: "delivery-progress" }, t("dpoIncOne.bar")),
+    h("progress", { id: "delivery-progress", max: Math.max(total, 1), value: counts.sent }, `${percent} %`),
+    h("ul", { class: "counts" }, STATUSES.map((s) => h("li", {}, `${t(`delivery.${s}`)}: ${counts[s]}`))),
+    progress.not_yet_queued ? h("p", {}, t("dpoIncOne.waiting", { count: progress.not_yet_queued })) : null,
+    h("p", { class: "hint" }, done ? t("dpoIncOne.done") : t("dpoIncOne.refreshing", { seconds: REFRESH_MS / 1000 })));
+  // the table is redrawn only while nobody is in it and no later page was loaded into it
+  if (view.morePages || view.recipientsBox.contains(document.activeElement)) return;
   const recipients = progress.recipients || [];
   const tbody = h("tbody", {}, recipients.map((r) => recipientRow(r, view.ctx.lang)));
   const more = h("button", { type: "button", class: "secondary", hidden: !progress.next_cursor }, t("dpoIncOne.moreRecipients"));
   let cursor = progress.next_cursor;
   more.addEventListener("click", async () => {
     more.disabled = true;
+    view.morePages = true;
     try {
       const next = await api("GET", incidentPath(view.id, cursor));
       for (const r of next.progress.recipients || []) tbody.append(recipientRow(r, view.ctx.lang));
@@ -329,21 +347,20 @@ function renderProgress(view) {
       more.disabled = false;
     }
   });
-  mount(section, heading,
-    h("label", { for: "delivery-progress" }, t("dpoIncOne.bar")),
-    h("progress", { id: "delivery-progress", max: Math.max(total, 1), value: counts.sent }, `${percent} %`),
-    h("p", { class: "progress-text", role: "status" }, h("strong", {}, t("dpoIncOne.delivered", { percent })), " — ",
-      t("dpoIncOne.deliveredOf", { sent: counts.sent, total })),
-    h("ul", { class: "counts" }, STATUSES.map((s) => h("li", {}, `${t(`delivery.${s}`)}: ${counts[s]}`))),
-    progress.not_yet_queued ? h("p", {}, t("dpoIncOne.waiting", { count: progress.not_yet_queued })) : null,
-    h("p", { class: "hint" }, done ? t("dpoIncOne.done") : t("dpoIncOne.refreshing", { seconds: REFRESH_MS / 1000 })),
-    recipients.length ? [
-      h("h3", {}, t("dpoIncOne.recipients")),
-      tableWrap(t("dpoIncOne.recipients"), h("table", {},
-        h("thead", {}, h("tr", {}, ["dpoIncOne.col.recipient", "dpoIncOne.col.status", "dpoIncOne.col.attempts", "dpoIncOne.col.code",
-          "dpoIncOne.col.sent"].map((key) => h("th", { scope: "col" }, t(key))))),
-        tbody)),
-      more] : null);
+  mount(view.recipientsBox, recipients.length ? [
+    h("h3", {}, t("dpoIncOne.recipients")),
+    tableWrap(t("dpoIncOne.recipients"), h("table", {},
+      h("thead", {}, h("tr", {}, ["dpoIncOne.col.recipient", "dpoIncOne.col.status", "dpoIncOne.col.attempts", "dpoIncOne.col.code",
+        "dpoIncOne.col.sent"].map((key) => h("th", { scope: "col" }, t(key))))),
+      tbody)),
+    more] : null);
+}
+
+/** The live region's text, replaced only when it says something new (`key`). */
+function setLive(view, content, key = "") {
+  if (view.live.dataset.key === key) return;
+  view.live.dataset.key = key;
+  mount(view.live, content);
 }
 
 function recipientRow(r, lang) {
