@@ -25,6 +25,8 @@ from typing import Any
 from eventlet import patcher, tpool
 from eventlet.semaphore import Semaphore
 
+from .metrics import BCRYPT_QUEUE_DEPTH, BCRYPT_REFUSED
+
 _os_threading = patcher.original("threading")
 _thread_state = _os_threading.local()
 
@@ -65,12 +67,15 @@ class BoundedOffload:
     def __call__(self, func: Callable[..., Any], *args: Any) -> Any:
         if self._slots.locked() and self.waiting >= self.max_waiting:
             self.refused += 1
+            BCRYPT_REFUSED.inc()
             raise HasherBusy(f"{self.waiting} password checks already waiting")
         self.waiting += 1
+        BCRYPT_QUEUE_DEPTH.inc()
         try:
             self._slots.acquire()
         finally:
             self.waiting -= 1
+            BCRYPT_QUEUE_DEPTH.dec()
         try:
             return tpool.execute(_run_niced, self.nice, func, *args)
         finally:

@@ -21,6 +21,7 @@ from upgestao_kernel.eventstore import ConcurrencyError
 
 from ..adapters.hashing import PasswordHasher
 from ..adapters.hashing_pool import HasherBusy
+from ..adapters.metrics import LOGIN_LOCKOUTS, login_attempt
 from ..adapters.ports import IdentityUnitOfWork, LoginCandidate, NoticeRecord, PasswordResetRecord
 from ..adapters.tokens import TokenIssuer, in_seconds, token_hash
 from ..domain import people
@@ -87,9 +88,10 @@ RESET_ACCOUNT, RESET_ADDRESS = "reset-account:", "reset-address:"
 class Throttled(Exception):
     """A budget is spent for now: nothing was counted (the unit of work rolls back), retry after ``seconds``."""
 
-    def __init__(self, seconds: int) -> None:
+    def __init__(self, seconds: int, key: str = "") -> None:
         super().__init__(f"retry after {seconds} s")
         self.seconds = seconds
+        self.key = key  # which budget: an account's (a lockout) or an address's (throttled)
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,12 @@ class Throttle:
         for key, budget in keys:
             attempts = uow.login_budgets.charge(key, now, budget.quiet_since(now))
             if attempts is None:
-                raise Throttled(retry_after(uow.login_budgets.blocked_until(key), now))
+                raise Throttled(retry_after(uow.login_budgets.blocked_until(key), now), key)
             delay = budget.delay_after(attempts)
             if delay:
                 uow.login_budgets.block(key, now + timedelta(seconds=delay))
+                if key.startswith(ACCOUNT):  # charged last: no later key's refusal rolls this block back
+                    LOGIN_LOCKOUTS.inc()
 
     @staticmethod
     def succeeded(uow: IdentityUnitOfWork, index: str) -> None:
@@ -175,6 +179,7 @@ class Auth:
                              subject_id=row.id if row else None, fields=(), purpose="login (locked out)")
                     raise
         except Throttled as exc:
+            login_attempt("locked" if exc.key.startswith(ACCOUNT) else "throttled")
             raise too_many_attempts(exc.seconds) from None
         if row is not None:
             ok = self.hasher.verify(password, row.password_hash)  # type: ignore[arg-type]
@@ -188,6 +193,7 @@ class Auth:
             except ConcurrencyError:  # the user's stream moved meanwhile (a new-login alert at once): again
                 if attempt + 1 == LOGIN_WRITE_ATTEMPTS:
                     raise
+        login_attempt("invalid" if error is not None else "ok")
         if error is not None:
             raise error
         if self.hasher.needs_rehash(row.password_hash):  # the configured cost changed: upgrade the hash

@@ -20,9 +20,11 @@ from typing import Any
 import eventlet
 from nameko.exceptions import ConfigurationError
 from nameko.extensions import DependencyProvider
+from prometheus_client.core import GaugeMetricFamily
 from upgestao_kernel.broker_permissions import shares_one_user
 from upgestao_kernel.context import system_context
 from upgestao_kernel.logging import get_logger
+from upgestao_kernel.metrics import add_source
 
 from ..access.authentication import Authenticator, AuthenticatorFactory, NoAuthenticator
 from ..access.web_session import CookieSessionAuthenticator
@@ -129,8 +131,19 @@ class LivePush(DependencyProvider):
     def start(self) -> None:
         self.stream.start(self._spawn)
         self.hub.start(self._spawn)
+        self._remove_source = add_source(self._connections)
+
+    def _connections(self) -> list:
+        """``upgestao_websocket_connections``: this process's open sockets, read at scrape time."""
+        family = GaugeMetricFamily("upgestao_websocket_connections", "Open WebSocket connections (GET /v1/stream).")
+        family.add_metric([], self.hub.sockets if self.hub is not None else 0)
+        return [family]
 
     def stop(self) -> None:
+        remove = getattr(self, "_remove_source", None)
+        if remove is not None:
+            remove()
+            self._remove_source = None
         self.server.upgrades.pop(PATH, None)
         if self.hub is not None:
             self.hub.stop()

@@ -58,4 +58,7 @@ def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | 
 
 def problem_response(problem: Problem, request: Request) -> Response:
     body = problem.to_dict(instance=request.path, request_id=getattr(request, "request_id", None))
-    return Response(dumps(body), status=problem.status, headers=problem.headers, content_type=PROBLEM_CONTENT_TYPE)
+    response = Response(dumps(body), status=problem.status, headers=problem.headers,
+                        content_type=PROBLEM_CONTENT_TYPE)
+    response.problem_slug = problem.type.rsplit("/", 1)[-1]  # the metrics' problem label (.metrics)
+    return response

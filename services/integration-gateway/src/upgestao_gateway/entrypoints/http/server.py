@@ -40,6 +40,7 @@ from ...domain.client_address import client_address, is_trusted, parse_address
 from ...settings import EdgeSettings, load_edge_settings
 from ..web.headers import is_app_path, security_headers
 from ..web.pages import StaticFiles, is_session_path
+from .metrics import UNMATCHED, WEB_APP, observe_request
 from .problems import (
     PROBLEM_CONTENT_TYPE,
     Problem,
@@ -120,13 +121,16 @@ class GatewayApp:
                 response.headers[name] = value
             if "Cache-Control" not in response.headers:
                 response.headers["Cache-Control"] = "no-store"
+        elapsed = time.perf_counter() - started
+        observe_request(provider.spec.path if provider is not None else WEB_APP if web else UNMATCHED,
+                        request.method, response.status_code, getattr(response, "problem_slug", None), elapsed)
         log.info(
             "http.request",
             method=request.method,
             path=(provider.spec.template if provider is not None
                   else _web_log_path(request.path) if web else None),
             status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            duration_ms=round(elapsed * 1000, 3),
             request_id=request.request_id,
         )
         return response(environ, start_response)
