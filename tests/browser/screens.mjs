@@ -22,6 +22,14 @@ async function quiet(page) {
   await page.waitForTimeout(300);
 }
 
+// what a page shows once used, where that is the point of it (before the picture is taken)
+const PREPARE = {
+  "dpo-audit": async (page) => {  // the log verified in the browser
+    await page.locator("#verify-button").click();
+    await page.locator(".verify-valid, .verify-invalid").first().waitFor({ timeout: WAIT_MS * 2 });
+  },
+};
+
 async function dismissBanner(page) {
   const banner = page.locator(".cookie-banner");
   if (await banner.isVisible()) {
@@ -60,6 +68,7 @@ run(async (browser) => {
           if (label === "desktop") missing.push({ page: entry.name, why: said.replace(/\s+/g, " ").slice(0, 200) });
           continue;
         }
+        if (PREPARE[entry.name]) await PREPARE[entry.name](page).catch((error) => step(`(${entry.name}: ${error.message.split("\n")[0]})`));
         await quiet(page);
         const file = path.join(OUT, `${entry.name}-${label}.png`);
         await page.screenshot({ path: file, fullPage: true, animations: "disabled", timeout: WAIT_MS * 2 });
