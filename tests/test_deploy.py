@@ -34,6 +34,7 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"
 JOB_TEMPLATE = K8S_ROOT / "jobs" / "service-command.job.yaml"
 SECRET_TEMPLATE = K8S_ROOT / "secret.example.yaml"
+OBSERVABILITY = DEPLOY / "observability"
 
 NAMESPACE = "upgestao"
 SECRET = "upgestao-secrets"
@@ -77,6 +78,8 @@ API_VERSIONS = {
     "Job": "batch/v1",
     "Ingress": "networking.k8s.io/v1",
     "NetworkPolicy": "networking.k8s.io/v1",
+    "PodMonitor": "monitoring.coreos.com/v1",
+    "PrometheusRule": "monitoring.coreos.com/v1",
     "PodDisruptionBudget": "policy/v1",
     "HorizontalPodAutoscaler": "autoscaling/v2",
     "RabbitmqCluster": BROKER_API,
@@ -225,6 +228,9 @@ def gateway_run_container() -> dict:
 
 def test_every_yaml_document_parses_and_has_kind_and_name():
     files = sorted(DEPLOY.rglob("*.yaml")) + sorted(DEPLOY.rglob("*.yml"))
+    # deploy/observability holds Prometheus's own files (rules, their unit tests): promtool checks them
+    # (tests/test_observability.py)
+    files = [path for path in files if OBSERVABILITY not in path.parents]
     assert files, "no YAML under deploy/"
     for path in files:
         docs = load_docs(path)
@@ -539,7 +545,13 @@ def test_only_the_gateway_is_reachable():
     assert set(deny["spec"]["policyTypes"]) == {"Ingress", "Egress"}, "deny both ways by default"
     assert selected(deny["spec"]["podSelector"]) == every_pod
     for policy in policies:
-        if policy["spec"].get("ingress"):
+        if policy["metadata"]["name"] == "metrics-from-monitoring":  # issue 18: Prometheus, metrics port only
+            assert selected(policy["spec"]["podSelector"]) == every_pod
+            (rule,) = policy["spec"]["ingress"]
+            assert [peer for peer in rule["from"]] == [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+            assert rule["ports"] == [{"protocol": "TCP", "port": "metrics"}], "the metrics port only"
+        elif policy["spec"].get("ingress"):
             assert selected(policy["spec"]["podSelector"]) == {"gateway"}
             for rule in policy["spec"]["ingress"]:
                 assert [peer["namespaceSelector"]["matchLabels"] for peer in rule["from"]] == [
