@@ -138,7 +138,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  mail: every message lands in {platform.mail_dir}/ as an .eml file "
               f"(SMTP sink on {platform.sink_address})")
     for name, proc in platform.children.items():
-        print(f"    {name:<{width}}  pid {proc.pid:<7}  {platform.log_path(name)}")
+        metrics = platform.metrics_url(name) or "no /metrics"
+        print(f"    {name:<{width}}  pid {proc.pid:<7}  {platform.log_path(name)}   {metrics}")
     print("  Ctrl-C stops everything.\n", flush=True)
 
     code = 0

@@ -89,6 +89,7 @@ MAIL_SINK = "mail-sink"  # its process and log name
 # the integrations service's SSRF guard refuses loopback unless allowed: a local run (never production) allows it,
 # so that a webhook receiver on this machine can be tried; UPGESTAO_WEBHOOK_ALLOWED_NETWORKS given wins
 WEBHOOK_NETWORKS_ENV = "UPGESTAO_WEBHOOK_ALLOWED_NETWORKS"
+METRICS_SUFFIX, RELAY_METRICS_SUFFIX = "_METRICS_ADDRESS", "_RELAY_METRICS_ADDRESS"  # upgestao_kernel.metrics
 PROBE_ADDRESS_ENV = "UPGESTAO_PROBE_ADDRESS"  # upgestao_kernel.probes: set per pod, never for make up's processes
 LOCAL_WEBHOOK_NETWORKS = "127.0.0.0/8,::1/128"
 MAIL_SERVICE = "notifier"  # the service that sends mail (and owns the sink command)
@@ -140,6 +141,19 @@ def default_python() -> str:
     """The repository's virtualenv if there is one, else this interpreter."""
     venv = ROOT / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else sys.executable
+
+
+def env_prefix(service: str) -> str:
+    """``integration-gateway`` -> ``INTEGRATION_GATEWAY`` (``upgestao_kernel.config.env_prefix``)."""
+    return re.sub(r"[^A-Za-z0-9]", "_", service).upper()
+
+
+def metrics_variable(process: str) -> str:
+    """The variable of a process's ``/metrics`` address: ``identity`` -> ``IDENTITY_METRICS_ADDRESS``,
+    ``identity-relay`` -> ``IDENTITY_RELAY_METRICS_ADDRESS``."""
+    if process.endswith("-relay"):
+        return env_prefix(process.removesuffix("-relay")) + RELAY_METRICS_SUFFIX
+    return env_prefix(process) + METRICS_SUFFIX
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -614,6 +628,9 @@ class Platform:
         self.smtp_sink_port = smtp_sink_port
         self.sink_address: str | None = None
         self.mail_env: dict[str, str] = {}
+        # where each process serves /metrics (plan_metrics): process name -> host:port, and what they get
+        self.metrics_addresses: dict[str, str] = {}
+        self.metrics_env: dict[str, str] = {}
 
     # -- properties ------------------------------------------------------
     @property
@@ -649,6 +666,7 @@ class Platform:
             env.setdefault("NOTIFIER_PUBLIC_URL", self.url)
         if self.env_name != "production":  # a local run's webhooks may go to a receiver on this machine
             env.setdefault(WEBHOOK_NETWORKS_ENV, LOCAL_WEBHOOK_NETWORKS)
+        env.update(self.metrics_env)  # every process's /metrics address (plan_metrics); each reads its own
         env.update(self.extra_env)
         env.update(self.mail_env)  # SMTP_URL of the local sink, when there is one (plan_mail_sink)
         env.update(self.runtime_database_env)  # privacy runs as its runtime role (provision_database_roles)
@@ -825,6 +843,7 @@ class Platform:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self.preflight()
             self.plan_mail_sink()
+            self.plan_metrics()
             if self.run_check_config:
                 self.check_config()
             self.provision_database_roles()
@@ -842,6 +861,30 @@ class Platform:
             self.stop()
             raise
         return self
+
+    def plan_metrics(self) -> None:
+        """A ``/metrics`` address for every process (``<SERVICE>_METRICS_ADDRESS``, its relay's
+        ``<SERVICE>_RELAY_METRICS_ADDRESS``): the one given (``env`` or the environment; empty: none), else a
+        free loopback port."""
+        given = {**os.environ, **self.extra_env}
+        names = [s.name for s in self.services] + ([f"{s.name}-relay" for s in self.services] if self.relays else [])
+        self.metrics_env, self.metrics_addresses = {}, {}
+        for name in names:
+            variable = metrics_variable(name)
+            if variable in given:
+                if given[variable].strip():
+                    self.metrics_addresses[name] = given[variable].strip()
+                continue
+            self.metrics_env[variable] = self.metrics_addresses[name] = free_address()
+
+    def metrics_url(self, process: str) -> str | None:
+        """``http://host:port/metrics`` of a process (``identity``, ``identity-relay``); ``None``: it serves none."""
+        address = self.metrics_addresses.get(process)
+        if address is None:
+            return None
+        host, port = split_address(address)
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+        return f"http://{host}:{port}/metrics"
 
     def _wanted_sink_port(self) -> int:
         """The sink's port: ``smtp_sink_port``, else ``UPGESTAO_SMTP_SINK_PORT``, else (0 too) a free one."""
