@@ -207,7 +207,7 @@ function show(body, status, request, ctx) {
       request.requester_id ? prop(t("dpoReq.requester"), request.requester_id) : null,
       prop(t("dpoReq.received"), formatDate(request.received_at, lang)),
       prop(t("dpoReq.due"), formatDate(request.due_at, lang)),
-      prop(t("dpoReq.daysLeft"), daysLeft(request)),
+      OPEN.includes(request.state) ? prop(t("dpoReq.daysLeft"), daysLeft(request)) : null,
       request.closed_at ? prop(t("dpoReq.closed"), formatDate(request.closed_at, lang)) : null,
       request.outcome ? prop(t("dpoReq.outcome"), stateLabel(request.outcome)) : null,
       request.what_failed ? prop(t("dpoReq.whatFailed"), request.what_failed) : null),
@@ -290,7 +290,8 @@ function historySection(request, lang) {
         h("td", {}, formatDate(step.at, lang)),
         h("td", {}, t(`event.${step.event}`)),
         h("td", {}, step.from ? `${stateLabel(step.from)} → ${stateLabel(step.to)}` : stateLabel(step.to)),
-        h("td", {}, step.by_role ? `${step.by_role}${step.by_id ? ` (${shortId(step.by_id)})` : ""}` : t("dpoReq.system")),
+        h("td", {}, !step.by_role || step.by_role === "system" ? t("dpoReq.system")
+          : `${step.by_role}${step.by_id && step.by_id !== step.by_role ? ` (${shortId(step.by_id)})` : ""}`),
         h("td", {}, [step.reason, step.event === "extended" && step.note ? formatDate(step.note, lang) : step.note]
           .filter(Boolean).join(" — "))))))));
 }
