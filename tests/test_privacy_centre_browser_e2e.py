@@ -14,7 +14,8 @@ too. ``make browser-deps`` (a prerequisite of ``make test``) installs Chromium a
 * the DPO's verify button reports a valid log, and tampering when the served checkpoint is altered
   (``page.route`` on ``GET /v1/audit/checkpoint``: the test double at the HTTP boundary);
 * axe-core on every page, desktop and phone width: no serious or critical violation (nor sideways scrolling on
-  the phone); the skip link, the cookie banner and the contact form work from the keyboard alone;
+  the phone); the skip link, the cookie banner and the contact form work from the keyboard alone; Portuguese
+  by default, English on request (remembered);
 * every page carries its CSP and the console shows no CSP violation.
 """
 
@@ -359,6 +360,11 @@ def test_the_skip_link_the_cookie_banner_and_the_contact_form_work_from_the_keyb
     request = Api(platform.url).get(f"/v1/privacy/requests/{found['contact_request']}", dpo[1])
     assert request.status_code == 200, request.text
     assert (request.json()["channel"], request.json()["type"]) == ("contact", found["type"])
+
+
+
+def test_the_centre_is_in_portuguese_by_default_and_in_english_on_request(platform, tmp_path):
+    run_scenario("language", scenario_env(platform, tmp_path))
 
 
 # -- every page: accessibility (axe-core) and the CSP, from one tour -------------------------------------------
