@@ -298,6 +298,11 @@ def test_an_attendant_asks_for_a_correction_the_dpo_approves_it_and_the_attendan
     me = api.get("/v1/me", token)
     assert me.status_code == 200, me.text
     assert me.json()["job_title"] == title
+    # signed in through the login page: the tokens live in HttpOnly, Secure, SameSite=Strict cookies only
+    session = found["session"]
+    assert {cookie["name"] for cookie in session["cookies"]} == {"__Host-upg_session", "__Secure-upg_refresh"}
+    assert all(c["httpOnly"] and c["secure"] and c["sameSite"] == "Strict" for c in session["cookies"]), session
+    assert not session["script_reads_session_cookie"] and not session["token_in_storage"], session
 
 
 def test_the_attendant_downloads_their_export_and_sees_who_accessed_their_data(platform, api, admin, dpo,

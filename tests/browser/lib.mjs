@@ -94,6 +94,23 @@ export async function signInApi(context, email, password) {
   return answer.json();
 }
 
+/** What the browser holds of the web session: the session cookies' flags (never their values), whether a
+ * script can read them (document.cookie), and any token-looking value (a JWT) in localStorage/sessionStorage. */
+export async function sessionFacts(context, page) {
+  const cookies = (await context.cookies()).filter((c) => /upg_(session|refresh)/.test(c.name))
+    .map((c) => ({ name: c.name, httpOnly: c.httpOnly, secure: c.secure, sameSite: c.sameSite, path: c.path }));
+  const seen = await page.evaluate(() => {
+    const values = (storage) => Array.from({ length: storage.length }, (_, i) => storage.getItem(storage.key(i)) || "");
+    const all = [...values(localStorage), ...values(sessionStorage)];
+    return {
+      script_reads_session_cookie: /upg_(session|refresh)/.test(document.cookie),
+      storage_items: localStorage.length + sessionStorage.length,
+      token_in_storage: all.some((v) => /eyJ[\w-]+\.[\w-]+\./.test(v)),
+    };
+  });
+  return { cookies, ...seen };
+}
+
 /** Sign in through the login page, as a person does. */
 export async function signInUi(page, email, password, next = "/app/") {
   await page.goto(`/app/login?next=${encodeURIComponent(next)}`);

@@ -2,7 +2,7 @@
 // title), the DPO approves it in the console's correction reviews, and the attendant sees the new value in
 // "My data" with the correction marked approved.
 // Env: UPG_ATTENDANT_EMAIL, UPG_ATTENDANT_PASSWORD, UPG_DPO_EMAIL, UPG_DPO_PASSWORD, UPG_NEW_JOB_TITLE.
-import { env, eventually, expect, newContext, open, result, run, signInApi, signInUi, step } from "../lib.mjs";
+import { env, eventually, expect, newContext, open, result, run, sessionFacts, signInApi, signInUi, step } from "../lib.mjs";
 
 const NEW_TITLE = env("UPG_NEW_JOB_TITLE");
 
@@ -13,6 +13,7 @@ run(async (browser) => {
   step("the attendant signs in through the login page");
   await signInUi(attendant, env("UPG_ATTENDANT_EMAIL"), env("UPG_ATTENDANT_PASSWORD"), "/app/me");
   await open(attendant, "/app/me");
+  result({ session: await sessionFacts(attendantContext, attendant) });
 
   step("the attendant asks for a correction of the job title");
   let filed = null;
