@@ -303,6 +303,10 @@ def test_an_attendant_asks_for_a_correction_the_dpo_approves_it_and_the_attendan
     assert {cookie["name"] for cookie in session["cookies"]} == {"__Host-upg_session", "__Secure-upg_refresh"}
     assert all(c["httpOnly"] and c["secure"] and c["sameSite"] == "Strict" for c in session["cookies"]), session
     assert not session["script_reads_session_cookie"] and not session["token_in_storage"], session
+    # the page's own fetch of a state change without the CSRF token, or with a wrong one: refused, nothing filed
+    assert (found["without_csrf"], found["wrong_csrf"]) == (403, 403)
+    filed = api.get("/v1/privacy/corrections", token).json()["items"]
+    assert [c["id"] for c in filed] == [found["correction_id"]], filed
 
 
 def test_the_attendant_downloads_their_export_and_sees_who_accessed_their_data(platform, api, admin, dpo,

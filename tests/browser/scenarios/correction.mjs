@@ -14,6 +14,11 @@ run(async (browser) => {
   await signInUi(attendant, env("UPG_ATTENDANT_EMAIL"), env("UPG_ATTENDANT_PASSWORD"), "/app/me");
   await open(attendant, "/app/me");
   result({ session: await sessionFacts(attendantContext, attendant) });
+  // a state change from this page without the session's CSRF token (what a forged request could send) is refused
+  const forged = await attendant.evaluate(async () => Promise.all([{}, { "X-CSRF-Token": "forged" }].map(async (extra) =>
+    (await fetch("/v1/privacy/corrections", { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", ...extra }, body: JSON.stringify({ changes: { job_title: "Forjado" } }) })).status)));
+  result({ without_csrf: forged[0], wrong_csrf: forged[1] });
 
   step("the attendant asks for a correction of the job title");
   let filed = null;
