@@ -11,6 +11,7 @@ too. ``make browser-deps`` (a prerequisite of ``make test``) installs Chromium a
 * a signed-in attendant asks for a correction, the DPO approves it in the console, the attendant sees the change;
 * the attendant downloads their export and sees who accessed their data;
 * the DPO records and confirms an incident and sees 100 % delivered;
+* the DPO finds a request in the queue, extends its due date and denies it, each with a reason;
 * the DPO's verify button reports a valid log, and tampering when the served checkpoint is altered
   (``page.route`` on ``GET /v1/audit/checkpoint``: the test double at the HTTP boundary);
 * axe-core on every page, desktop and phone width: no serious or critical violation (nor sideways scrolling on
@@ -360,6 +361,24 @@ def test_the_dpos_verify_button_reports_a_valid_log_and_tampering_when_the_check
     found = run_scenario("audit_verify", scenario_env(platform, tmp_path, **people_env(None, dpo[0])))
     assert found["altered"] == ["root_hash", "signature"]
     assert "signature invalid" in found["tampered_root_hash"] and "signature invalid" in found["tampered_signature"]
+
+
+
+def test_the_dpo_finds_a_request_in_the_queue_extends_it_and_denies_it_with_reasons(platform, api, admin, dpo,
+                                                                                    tmp_path):
+    _, token = new_attendant(api, admin)
+    filed = api.post("/v1/privacy/requests", token, json={"type": "portability"})
+    assert filed.status_code == 201, filed.text
+    filed = filed.json()
+    reason = uuid.uuid4().hex[:10]
+    run_scenario("dpo_request", scenario_env(platform, tmp_path, **people_env(None, dpo[0]),
+                                             UPG_REQUEST_ID=filed["id"], UPG_REASON=reason))
+    request = api.get(f"/v1/privacy/requests/{filed['id']}", dpo[1]).json()
+    assert request["state"] == "denied", request
+    assert datetime.fromisoformat(request["due_at"]) > datetime.fromisoformat(filed["due_at"]), "not extended"
+    events = {step.get("event"): step for step in request["history"]}
+    assert events["extended"]["reason"] == f"Extension: {reason}", request["history"]
+    assert events["denied"]["reason"] == f"Denial: {reason}", request["history"]
 
 
 
