@@ -90,6 +90,9 @@ MAIL_SINK = "mail-sink"  # its process and log name
 # so that a webhook receiver on this machine can be tried; UPGESTAO_WEBHOOK_ALLOWED_NETWORKS given wins
 WEBHOOK_NETWORKS_ENV = "UPGESTAO_WEBHOOK_ALLOWED_NETWORKS"
 METRICS_SUFFIX, RELAY_METRICS_SUFFIX = "_METRICS_ADDRESS", "_RELAY_METRICS_ADDRESS"  # upgestao_kernel.metrics
+# every process's /metrics address, for a Prometheus (file_sd format; `make up` writes it, `make observe` reads it)
+METRICS_TARGETS_FILE = "metrics-targets.json"
+METRICS_JOB = "upgestao"  # the targets' job label, as in Kubernetes (deploy/k8s/base/monitoring.yaml)
 PROBE_ADDRESS_ENV = "UPGESTAO_PROBE_ADDRESS"  # upgestao_kernel.probes: set per pod, never for make up's processes
 LOCAL_WEBHOOK_NETWORKS = "127.0.0.0/8,::1/128"
 MAIL_SERVICE = "notifier"  # the service that sends mail (and owns the sink command)
@@ -844,6 +847,7 @@ class Platform:
             self.preflight()
             self.plan_mail_sink()
             self.plan_metrics()
+            self.write_metrics_targets()
             if self.run_check_config:
                 self.check_config()
             self.provision_database_roles()
@@ -876,6 +880,24 @@ class Platform:
                     self.metrics_addresses[name] = given[variable].strip()
                 continue
             self.metrics_env[variable] = self.metrics_addresses[name] = free_address()
+
+    @property
+    def metrics_targets_path(self) -> Path:
+        """``<data dir>/metrics-targets.json``: where every process serves ``/metrics``, in Prometheus's file_sd
+        format (``[{"targets": ["127.0.0.1:41234"], "labels": {"job": "upgestao", "process": "identity"}}, ...]``),
+        written at start and removed at stop; ``make observe`` (scripts/observability.py) scrapes what it lists."""
+        return self.data_dir / METRICS_TARGETS_FILE
+
+    def write_metrics_targets(self) -> None:
+        groups = []
+        for name, address in sorted(self.metrics_addresses.items()):
+            url = self.metrics_url(name)  # a wildcard host (0.0.0.0) is scraped on loopback
+            target = urlsplit(url).netloc if url else address
+            groups.append({"targets": [target], "labels": {"job": METRICS_JOB, "process": name}})
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.metrics_targets_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(groups, indent=1) + "\n")
+        os.replace(tmp, self.metrics_targets_path)  # Prometheus watches the file: never half written
 
     def metrics_url(self, process: str) -> str | None:
         """``http://host:port/metrics`` of a process (``identity``, ``identity-relay``); ``None``: it serves none."""
@@ -1201,6 +1223,8 @@ class Platform:
         if self.env_name == "test":  # a test platform leaves no user behind (make up keeps its users)
             self.remove_broker_users()
             self.remove_database_roles()
+        with contextlib.suppress(OSError):
+            self.metrics_targets_path.unlink(missing_ok=True)
         self._lock.release()
         return codes
 

@@ -216,3 +216,21 @@ def test_every_dashboard_query_is_valid_promql(tmp_path):
     path.write_text(yaml.safe_dump(rules))
     result = promtool("check", "rules", str(path))
     assert result.returncode == 0, f"promtool check rules (the dashboard's queries):\n{result.stdout}{result.stderr}"
+
+
+def test_the_platform_lists_its_metrics_endpoints_for_prometheus(tmp_path):
+    """``make up`` writes <data dir>/metrics-targets.json (file_sd) from its processes' addresses, which
+    ``make observe`` scrapes; a wildcard address is scraped on loopback; stop() removes it."""
+    platform_module = load_script("scripts/upgestao_platform.py", "upgestao_platform")
+    platform = platform_module.Platform(data_dir=tmp_path, http_address="127.0.0.1:1")
+    platform.metrics_addresses = {"identity": "127.0.0.1:9101", "identity-relay": "0.0.0.0:9102"}
+    platform.write_metrics_targets()
+    assert json.loads(platform.metrics_targets_path.read_text()) == obs.file_sd_groups(
+        {"identity": "127.0.0.1:9101", "identity-relay": "127.0.0.1:9102"})
+    assert platform.metrics_targets_path.name == obs.TARGETS_FILE
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(obs.prometheus_config(targets_file=platform.metrics_targets_path)))
+    result = promtool("check", "config", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    platform.stop()
+    assert not platform.metrics_targets_path.exists()
