@@ -22,6 +22,7 @@ import pytest
 from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, E2E_IDENTITY_ENV, Api, wait_for_audit
 from e2e_identity import create_dpo
 from e2e_platform import own_platform
+from upgestao_kernel.testing import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -130,3 +131,27 @@ def test_exports_searches_and_writes_on_sqlite_never_stall_or_503(sqlite_platfor
     # the audit log kept up: the last creation's record is stored and searchable
     wait_for_audit(api, dpo, {"action": "create", "subject_id": created[-1]}, what="the last creation",
                    subject_id=created[-1], timeout=60)
+
+
+def test_an_access_request_started_on_sqlite_completes_and_privacy_keeps_answering(sqlite_platform):
+    """Starting an access request hung privacy on SQLite: its handler read the audit summary in a second unit
+    of work while the first held the write gate, so every later call answered 503 after 10 s (found in the
+    privacy centre's console under `make up`)."""
+    api = Api(sqlite_platform.url)
+    admin = api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
+    _, dpo_tokens = create_dpo(sqlite_platform, api, admin)
+    dpo = dpo_tokens["access_token"]
+    filed = api.post("/v1/privacy/requests", admin, json={"type": "access"})
+    assert filed.status_code == 201, filed.text
+    request_id = filed.json()["id"]
+    started = api.post(f"/v1/privacy/requests/{request_id}/start", dpo)
+    assert started.status_code == 200, started.text
+
+    def completed() -> dict | None:
+        got = api.get(f"/v1/privacy/requests/{request_id}", dpo)
+        assert got.status_code == 200, got.text  # a hung privacy answers 503 here
+        body = got.json()
+        assert body["state"] not in ("error", "denied", "canceled"), body
+        return body if body["state"] == "completed" else None
+
+    assert wait_for(completed, timeout=60, interval=0.5)["state"] == "completed"

@@ -55,24 +55,27 @@ class ErasureRpc:
         subject_id = data.get("subject_id")
         if not isinstance(subject_id, str) or not subject_id:
             raise ValueError("privacy.request_started.v1 without a subject_id")  # parked: a request needs one
+        # the audit summary is read BEFORE the handling unit of work opens: reading it inside opened a second
+        # unit of work on the same database, which on SQLite waits for the write gate the first one holds (the
+        # service hung on every access or erasure request under `make up`; PostgreSQL did not show it)
+        summary = self._queries().subject_summary(subject_id)
         with self.db.handling(event) as uow:
             if uow is None:
                 return
             if erasure_cases.is_erasure(kind):
-                summary = self._queries().subject_summary(subject_id)
                 recipients = [e["recipient"] for e in summary.get("shared_with", []) if e.get("recipient")]
                 erasure_cases.start_erasure(uow, request_id, subject_id, kind, erasure_cases.participants(),
                                             recipients)
             else:
-                export_cases.prepare_export(uow, request_id, subject_id, kind, self._export_sources(),
+                export_cases.prepare_export(uow, request_id, subject_id, kind, self._export_sources(summary),
                                             export_cases.ExportSettings.from_env())
 
-    def _export_sources(self) -> export_cases.ExportSources:
+    def _export_sources(self, audit_summary: dict) -> export_cases.ExportSources:
         return export_cases.ExportSources(
             identity=lambda sid: self.identity.export_subject(sid),
             messaging=lambda sid: self.messaging.export_subject(sid),
             deliveries=self._deliveries_to,
-            audit_summary=lambda sid: self._queries().subject_summary(sid),
+            audit_summary=lambda sid: audit_summary,
         )
 
     def _deliveries_to(self, subject_id: str) -> Iterator[dict]:
