@@ -140,6 +140,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     for name, proc in platform.children.items():
         metrics = platform.metrics_url(name) or "no /metrics"
         print(f"    {name:<{width}}  pid {proc.pid:<7}  {platform.log_path(name)}   {metrics}")
+    if platform.metrics_addresses:
+        print(f"  metrics: every endpoint is listed in {platform.metrics_targets_path} "
+              "(`make observe` in another terminal: a Prometheus on http://127.0.0.1:9090 scraping them)")
     print("  Ctrl-C stops everything.\n", flush=True)
 
     code = 0
