@@ -42,6 +42,7 @@ CONFIGMAP = "upgestao-config"
 UID = 10001
 GATEWAY_PORT = 8000
 PROBE_PORT = 9000  # the kernel's probe listener (UPGESTAO_PROBE_ADDRESS): /livez, /readyz
+METRICS_PORT = 9100  # the kernel's metrics listener (<SERVICE>_METRICS_ADDRESS, _RELAY_METRICS_ADDRESS): /metrics
 AUTOSCALED = {"gateway", "messaging"}
 
 
@@ -492,7 +493,8 @@ def test_gateway_listens_where_its_probes_and_service_look():
     assert host == "0.0.0.0" and int(port) == GATEWAY_PORT
     definition = importlib.import_module("upgestao_gateway.definition")
     assert definition.http_address({"GATEWAY_HTTP_ADDRESS": env["GATEWAY_HTTP_ADDRESS"][1]})
-    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": GATEWAY_PORT, "probe": PROBE_PORT}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "http": GATEWAY_PORT, "probe": PROBE_PORT, "metrics": METRICS_PORT}
 
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")):
         get = container[probe]["httpGet"]
@@ -533,8 +535,10 @@ def test_only_the_gateway_is_reachable():
     for name, deployment in deployments().items():
         for container in containers(deployment):
             ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+            # /metrics (issue 18): reachable from the monitoring namespace only (metrics-from-monitoring below)
             allowed = {"http": GATEWAY_PORT, "probe": PROBE_PORT} if container["name"] == "gateway" else {
                 "probe": PROBE_PORT}
+            allowed["metrics"] = METRICS_PORT
             if container["name"] == "migrate":
                 allowed = {}
             assert ports.items() <= allowed.items(), f"{name}/{container['name']}: listens on {ports}"
@@ -923,3 +927,22 @@ def test_the_job_template_and_the_secret_template_pass_the_offline_validation():
     docs = [job(service, command) for service in SERVICES for command in ("rotate-master-key", "rebuild")]
     docs += load_docs(SECRET_TEMPLATE)
     assert [str(p) for p in check.check_documents(docs, "templates")] == []
+
+
+@pytest.mark.parametrize("name", sorted({*SERVICES, *(f"{s}-relay" for s in SERVICES)}))
+def test_every_long_running_container_serves_metrics_where_the_podmonitor_scrapes(name):
+    """Issue 18: the run container gets <SERVICE>_METRICS_ADDRESS, the relay <SERVICE>_RELAY_METRICS_ADDRESS, on
+    the container port `metrics` that monitoring.yaml's PodMonitor scrapes (and the monitoring namespace alone
+    reaches)."""
+    (container,) = pod_spec(deployments()[name])["containers"]
+    service = name.removesuffix("-relay")
+    variable = f"{env_prefix(service)}_{'RELAY_' if name.endswith('-relay') else ''}METRICS_ADDRESS"
+    assert resolved_env(container).get(variable) == ("value", f"0.0.0.0:{METRICS_PORT}"), f"{name}: {variable}"
+    assert container_port(container, "metrics") == METRICS_PORT
+    (monitor,) = of_kind("PodMonitor")
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+    labels = deployments()[name]["spec"]["template"]["metadata"]["labels"]
+    selector = monitor["spec"]["selector"]
+    assert selector["matchLabels"].items() <= labels.items()
+    assert all(labels.get(e["key"]) in e["values"] for e in selector["matchExpressions"])
