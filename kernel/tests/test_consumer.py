@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from kernel_sample import create_sample_tables as _create_tables
 from kernel_sample_services import LedgerService, TallyService
 from kombu import Connection
+from prometheus_client import REGISTRY
 from upgestao_kernel.db import create_engine
 from upgestao_kernel.parking import list_parked, replay_parked
 from upgestao_kernel.relay import OutboxRelay, drain
@@ -16,6 +17,12 @@ from upgestao_kernel.schema import outbox
 from upgestao_kernel.testing import service_amqp_uri, wait_for
 from upgestao_kernel.testing_tokens import acting_as
 from upgestao_kernel.topology import events_exchange
+
+
+def handled(outcome: str) -> float:
+    """upgestao_events_handled_total of tally's handler (issue 18)."""
+    return REGISTRY.get_sample_value("upgestao_events_handled_total",
+                                     {"service": "tally", "consumer": "on_ledger_event", "outcome": outcome}) or 0
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +46,7 @@ def platform(run_service, database_factory, amqp_uri):
 
 def test_event_is_handled_once_even_when_delivered_twice(platform, amqp_uri):
     ledger, tally, relay, ledger_url = platform
+    before = {outcome: handled(outcome) for outcome in ("handled", "duplicate")}
     ledger.open_account("acc-1", "a@example.com")
     drain(relay)
     wait_for(lambda: len(tally.handled()) == 1)
@@ -49,14 +57,18 @@ def test_event_is_handled_once_even_when_delivered_twice(platform, amqp_uri):
     drain(relay)
     wait_for(lambda: len(sample_services.DONE) == 2)  # the duplicate was handled...
     assert len(tally.handled()) == 1  # ...as a no-op
+    wait_for(lambda: handled("duplicate") == before["duplicate"] + 1)  # ... and counted as one (metrics)
+    assert handled("handled") == before["handled"] + 1
 
 
 def test_failing_handler_is_retried_then_parked_then_replayed(platform, amqp_uri, service_env):
     ledger, tally, relay, _ = platform
+    before = {outcome: handled(outcome) for outcome in ("retried", "parked")}
     sample_services.BEHAVIOUR["fail"] = True
     ledger.open_account("acc-1", "a@example.com")
     drain(relay)
     parked = wait_for(lambda: list_parked(amqp_uri, "tally.on_ledger_event"))
+    assert handled("retried") == before["retried"] + 2 and handled("parked") == before["parked"] + 1
     # UPGESTAO_RETRY_DELAYS_MS=100,200: first try + 2 retries, then parked
     assert len(sample_services.CALLS) == 3
     assert len(set(sample_services.CALLS)) == 1

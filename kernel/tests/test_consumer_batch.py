@@ -173,3 +173,19 @@ def test_the_park_log_line_names_the_type_and_reason_only():
     assert event == "svc.things_parked" and fields == {
         "queue": "svc.things", "message_id": "b", "error": "ValueError",
         "reason": "the message is malformed or holds a value the handler refuses"}
+
+
+def test_stored_and_parked_messages_are_counted():
+    """upgestao_events_handled_total (issue 18): the service is the queue's, the consumer its name without it."""
+    from prometheus_client import REGISTRY
+
+    def count(outcome: str) -> float:
+        return REGISTRY.get_sample_value("upgestao_events_handled_total",
+                                         {"service": "svc", "consumer": "things", "outcome": outcome}) or 0
+
+    stored, parking = [], FakeParking()
+    things = consumer(stored, refuse=frozenset({2}))
+    before = {outcome: count(outcome) for outcome in ("handled", "parked")}
+    things.handle(parking, [delivery("1", "a"), delivery("2", "b"), delivery("{bad", "c"), delivery("4", "d")])
+    assert count("handled") == before["handled"] + 2  # 1 and 4
+    assert count("parked") == before["parked"] + 2  # 2 refused, the unreadable one

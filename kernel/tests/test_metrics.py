@@ -178,3 +178,9 @@ def _broken():
 
 def _values(families) -> dict:
     return {family.name: family.samples[0].value for family in families}
+
+
+def test_problem_slugs_are_bounded_by_their_own_pattern():
+    slugs = metrics.BoundedNames(limit=5, pattern=metrics.BoundedNames.SLUG)
+    assert slugs("not-found") == "not-found"
+    assert slugs("Not Found") == "other"

@@ -175,19 +175,23 @@ def consumer_outcomes(service: str, consumer: str) -> None:
 
 
 class BoundedNames:
-    """Label values from code (exception class names), at most ``limit`` distinct ones, then ``other``."""
+    """Label values from code (exception class names, problem slugs), at most ``limit`` distinct ones, then
+    ``other``."""
 
-    _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+    IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+    SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
 
-    def __init__(self, limit: int = 40) -> None:
+    def __init__(self, limit: int = 40, pattern: re.Pattern = IDENTIFIER) -> None:
+        """``pattern``: what a value must look like (else ``other``): an identifier, or :attr:`SLUG`."""
         self.limit = limit
+        self.pattern = pattern
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
     def __call__(self, name: str) -> str:
         if name in self._seen:
             return name
-        if not self._IDENTIFIER.match(name):
+        if not self.pattern.match(name):
             return "other"
         with self._lock:
             if len(self._seen) >= self.limit:

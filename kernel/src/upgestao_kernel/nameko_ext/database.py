@@ -20,7 +20,6 @@ from ..db import create_engine, green_postgres
 from ..events import EventEnvelope
 from ..keyed_requests import KeyedRequest, fingerprint
 from ..logging import bind_request_context, clear_request_context
-from ..metrics import EVENTS_HANDLED
 from ..projections import Projection
 from ..unit_of_work import UnitOfWork
 from ..vault import Vault, load_keys
@@ -31,8 +30,9 @@ class ServiceDatabase:
     """What a worker sees as ``self.db``: bound to the worker's request context."""
 
     def __init__(self, provider: Database, context: RequestContext, entrypoint_name: str,
-                 keyed: KeyedRequest | None = None) -> None:
+                 keyed: KeyedRequest | None = None, worker_ctx=None) -> None:
         self._provider = provider
+        self._worker_ctx = worker_ctx
         self.context = context
         self._entrypoint_name = entrypoint_name
         self.keyed = keyed  # the worker's keyed request (an RPC that came with an idempotency key)
@@ -61,10 +61,9 @@ class ServiceDatabase:
         consumer = f"{self._provider.service}.{self._entrypoint_name}"
         with self.unit_of_work(self.context.caused_by(event.event_id)) as uow:
             claimed = uow.claim(consumer, event.event_id)
+            if not claimed and self._worker_ctx is not None:  # counted as a duplicate, not handled (metrics)
+                setattr(self._worker_ctx, DUPLICATE_DELIVERY, True)
             yield uow if claimed else None
-        # committed: counted (upgestao_events_handled_total; a failure is counted where it is retried or parked)
-        EVENTS_HANDLED.labels(service=self._provider.service, consumer=self._entrypoint_name,
-                              outcome="handled" if claimed else "duplicate").inc()
 
     def ping(self) -> str:
         with self._provider.engine.connect() as conn:
@@ -141,10 +140,12 @@ class Database(DependencyProvider):
                 actor_id=context.actor_id, keep_reply=getattr(worker_ctx.entrypoint, "keep_reply", True),
             )
             worker_ctx.keyed_request = keyed
-        return ServiceDatabase(self, context, worker_ctx.entrypoint.method_name, keyed)
+        return ServiceDatabase(self, context, worker_ctx.entrypoint.method_name, keyed, worker_ctx)
 
 
 IDEMPOTENCY_KEY = "idempotency_key"
+# set on a worker's context when ``handling`` found its event already processed (a redelivery)
+DUPLICATE_DELIVERY = "upgestao_duplicate_delivery"
 
 
 def request_fingerprint(worker_ctx) -> str:

@@ -39,6 +39,7 @@ from ..topology import (
     parking_queue_name,
     retry_queue_name,
 )
+from .database import DUPLICATE_DELIVERY
 from .principals import caller_service, stamp_caller
 
 log = get_logger(__name__)
@@ -103,6 +104,13 @@ class ReliableEventHandler(Consumer):
             )
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
+
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        if exc_info is None:  # acked below: handled, or a redelivery ``db.handling`` found processed already
+            duplicate = getattr(worker_ctx, DUPLICATE_DELIVERY, False)
+            EVENTS_HANDLED.labels(service=self.service, consumer=self.method_name,
+                                  outcome="duplicate" if duplicate else "handled").inc()
+        return super().handle_result(message, worker_ctx, result, exc_info)
 
     def handle_message_processed(self, message, result=None, exc_info=None) -> None:
         if exc_info is None:

@@ -9,8 +9,6 @@ own table), ``""`` otherwise.
 
 from __future__ import annotations
 
-import re
-
 from upgestao_kernel.metrics import BoundedNames, counter, histogram
 
 HTTP_REQUESTS = counter("upgestao_http_requests_total",
@@ -22,8 +20,7 @@ HTTP_DURATION = histogram("upgestao_http_request_duration_seconds", "Time to ans
 UNMATCHED = "unmatched"
 WEB_APP = "/app/*"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
-_problems = BoundedNames(limit=100)
+_problems = BoundedNames(limit=100, pattern=BoundedNames.SLUG)
 _children: dict[tuple, tuple] = {}
 
 
@@ -31,7 +28,7 @@ def problem_label(slug: str | None) -> str:
     """A problem type's slug as a label value: ``""`` for none, ``other`` for anything unexpected."""
     if not slug:
         return ""
-    return _problems(slug) if _SLUG.match(slug) else "other"
+    return _problems(slug)
 
 
 def observe_request(route: str, method: str, status: int, problem: str | None, seconds: float) -> None:
