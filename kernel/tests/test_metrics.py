@@ -184,3 +184,18 @@ def test_problem_slugs_are_bounded_by_their_own_pattern():
     slugs = metrics.BoundedNames(limit=5, pattern=metrics.BoundedNames.SLUG)
     assert slugs("not-found") == "not-found"
     assert slugs("Not Found") == "other"
+
+
+@pytest.mark.parametrize("command", ["run", "relay", "check-config"])
+@pytest.mark.parametrize(("variable", "address"), [("TALLY_METRICS_ADDRESS", "9100"),
+                                                   ("TALLY_RELAY_METRICS_ADDRESS", "localhost:http")])
+def test_a_bad_metrics_address_stops_the_process_before_it_starts(command, variable, address, monkeypatch, capsys,
+                                                                  tmp_path):
+    from upgestao_kernel.cli import CONFIG_ERROR_EXIT, ServiceDefinition, main
+
+    tally = ServiceDefinition(name="tally", service_class="kernel_sample_services:TallyService",
+                              migrations="upgestao_kernel:migrations")
+    monkeypatch.setenv("UPGESTAO_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(variable, address)
+    assert main(tally, [command]) == CONFIG_ERROR_EXIT
+    assert capsys.readouterr().err.startswith(f"upgestao-tally: configuration error: {variable}: ")
