@@ -15,6 +15,7 @@ from upgestao_kernel.nameko_ext import Database, HealthRpc, Metrics, rpc
 from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
 
 from .adapters.audit_store import with_sql_audit_log
+from .adapters.metrics import SOURCES as METRICS_SOURCES
 from .adapters.projections import projections
 from .entrypoints.audit_log import AuditLogRunner
 from .entrypoints.corrections_rpc import ConsentRpc
@@ -32,7 +33,9 @@ class PrivacyService(RequestsRpc, ConsentRpc, IncidentsRpc, ErasureRpc, ThirdPar
     # the rights areas' read models applied in each append's transaction; personal data (a contact's
     # address, a correction's new values, an incident's texts) sealed per subject
     db = Database(projections=projections, personal_data=True)
-    metrics = Metrics()  # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag
+    # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag; the audit log's size and
+    # checkpoints, the requests and incidents against their deadlines (read at scrape time)
+    metrics = Metrics(sources=METRICS_SOURCES)
     audit_log = AuditLogRunner()
     roles = RolePermissions()
     identity = RpcProxy("identity")

@@ -33,6 +33,7 @@ from upgestao_kernel.topology import audit_exchange, consumer_queue, declare_pub
 
 from ..adapters.audit_store import sql_transactions
 from ..adapters.database_roles import owns_the_log
+from ..adapters.metrics import audit_stored
 from ..domain.checkpoints import CheckpointSigner
 from ..service_layer import ingest
 from ..settings import AuditSettings, load_audit_settings
@@ -123,6 +124,7 @@ class AuditLogRunner(DependencyProvider):
 
     def _store(self, records: Sequence[dict[str, Any]]) -> None:
         result = ingest.store(self.transaction, records, self.signer, checkpoint_every=self.settings.checkpoint_every)
+        audit_stored(result.stored)  # committed: counted, each record's lag from its emission observed
         log.debug("audit.stored", stored=len(result.stored), duplicates=result.duplicates,
                   checkpoint=result.checkpoint.tree_size if result.checkpoint else None)
 
