@@ -447,8 +447,9 @@ def test_axe_core_finds_no_serious_violation_on_any_page_at_desktop_or_phone_wid
     assert not every_page["layout"], "\n".join(every_page["layout"])
 
 
-def test_every_page_carries_its_csp_and_the_console_shows_no_csp_violation(every_page):
+def test_every_page_carries_its_csp_and_runs_without_a_csp_violation_or_a_script_error(every_page):
     assert every_page["checked"]["desktop"] == PAGES, every_page["skipped"]
     assert not every_page["csp"], "\n".join(every_page["csp"])
+    assert not every_page["script_errors"], "\n".join(every_page["script_errors"])
     # the check can fail: an inline script added to a page was refused, and the console said so
     assert every_page["csp_self_check"] == {"inline_script_ran": False, "violation_seen": True}

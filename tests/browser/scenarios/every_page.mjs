@@ -6,9 +6,9 @@
 //  * on the phone, the page does not scroll sideways (wide tables scroll inside their .table-wrap);
 //  * its security headers: a CSP with script-src 'self' and no 'unsafe-inline'/'unsafe-eval' (style-src
 //    likewise), frame-ancestors 'none', a Referrer-Policy, nosniff;
-//  * no CSP violation in the console (the console's errors and the page's errors are watched throughout).
+//  * no CSP violation in the console, no uncaught script error (the console and the page's errors are watched).
 // Last, the CSP check itself is checked: an inline script added to a page is refused and the refusal is seen.
-// The findings are RESULTs (axe, layout, csp: lists of strings; checked; csp_self_check) that pytest asserts
+// The findings are RESULTs (axe, layout, csp, script_errors: lists of strings; checked; csp_self_check) that pytest asserts
 // on, one test for accessibility and one for the CSP; the script fails only when a page cannot be shown.
 // Env: UPG_ATTENDANT_EMAIL, UPG_ATTENDANT_PASSWORD, UPG_DPO_EMAIL, UPG_DPO_PASSWORD, UPG_IDS (pages.mjs),
 // UPG_WHO (optional, pages.mjs).
@@ -71,6 +71,9 @@ async function tour(browser, label, viewport, findings) {
       for (const violation of cspViolations({ problems: context.problems.slice(before) })) {
         findings.csp.push(`${where}: the console reports a CSP violation: ${violation.text.slice(0, 300)}`);
       }
+      for (const error of context.problems.slice(before).filter((p) => p.kind === "pageerror")) {
+        findings.script_errors.push(`${where}: an uncaught error: ${error.text.slice(0, 300)}`);
+      }
       checked.push(entry.name);
       if (who === null && entry.name === "home") {
         // the cookie banner shows on every page of a visitor who has not chosen; its "Choose" state too
@@ -108,7 +111,7 @@ async function cspSelfCheck(browser) {
 }
 
 run(async (browser) => {
-  const findings = { axe: [], layout: [], csp: [], skipped: [] };
+  const findings = { axe: [], layout: [], csp: [], script_errors: [], skipped: [] };
   const [desktop, phone] = await Promise.all([tour(browser, "desktop", DESKTOP, findings), tour(browser, "phone", PHONE, findings)]);
   const selfCheck = await cspSelfCheck(browser);
   result({ ...findings, checked: { desktop, phone }, csp_self_check: selfCheck });
