@@ -53,7 +53,7 @@ run(async (browser) => {
   await eventually(attendant, "the new job title in My data and the correction approved", async () => {
     const row = attendant.locator("main table").first().getByRole("row").filter({ hasText: /job title/i });
     return (await row.innerText()).includes(NEW_TITLE) && /approved/i.test(await mine.innerText());
-  }, { reload: true, timeout: 20000 });
+  }, { reload: true, timeout: 40000 });
   await dpoContext.close();
   await attendantContext.close();
 });
