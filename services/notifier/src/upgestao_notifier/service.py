@@ -13,6 +13,7 @@ from upgestao_kernel.nameko_ext import Database, HealthRpc, Metrics, reliable_ha
 from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
 from upgestao_kernel.unit_of_work import UnitOfWork
 
+from .adapters.metrics import delivery_states
 from .adapters.projections import projections
 from .adapters.sql_repositories import with_sql_repositories
 from .domain.kinds import KINDS, asks_for_mail
@@ -31,7 +32,8 @@ class NotifierService(HealthRpc):
     name = "notifier"
 
     db = Database(projections=projections)
-    metrics = Metrics()  # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag
+    # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag, deliveries by state
+    metrics = Metrics(sources=[delivery_states])
     runtime = NotifierRuntime()
     roles = RolePermissions()
     identity = RpcProxy("identity")

@@ -41,6 +41,8 @@ sa.Index("ix_deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
 sa.Index("ix_deliveries_campaign", deliveries.c.campaign_id, deliveries.c.status)
 sa.Index("ix_deliveries_recipient", deliveries.c.recipient_id, deliveries.c.created_at)
 sa.Index("ix_deliveries_created", deliveries.c.created_at, deliveries.c.id)
+# the deliveries that settled since the metrics' last full count (upgestao_email_deliveries, issue 18)
+sa.Index("ix_deliveries_status_updated", deliveries.c.status, deliveries.c.updated_at)
 
 suppressions = sa.Table(
     "suppressions", metadata,

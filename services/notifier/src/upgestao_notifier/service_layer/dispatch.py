@@ -25,6 +25,7 @@ from typing import Any
 from upgestao_kernel.eventstore import ConcurrencyError
 from upgestao_kernel.logging import get_logger
 
+from ..adapters.metrics import INTERRUPTED, email_attempt
 from ..adapters.mime import build_message, message_id_for
 from ..adapters.ports import (
     ACCEPTED,
@@ -249,6 +250,7 @@ class Dispatcher:
                         self._suppress(uow, attempt, result.code)  # the server refused the address itself
                 uow.save(delivery)
         for attempt, result in results:
+            email_attempt(result.status)  # committed: counted (upgestao_email_attempts_total)
             if result.status != "sent":
                 log.info("notifier.delivery_failed", delivery_id=attempt.record.id, kind=attempt.record.kind,
                          attempt=attempt.record.attempts, outcome=result.status, code=result.code)
@@ -327,6 +329,8 @@ class Dispatcher:
                 uow.save(delivery)
                 log.warning("notifier.claim_settled", delivery_id=r.id, kind=r.kind,
                             verdict={True: "accepted", False: "not_accepted", None: "unknown"}[verdict])
+        for _ in records:
+            email_attempt(INTERRUPTED)
         return len(records)
 
     def _retry(self, event_type: str, event_id: str, records: list[DeliveryRecord]) -> int:
