@@ -14,6 +14,7 @@ from upgestao_kernel.nameko_ext import Database, HealthRpc, Metrics
 from upgestao_kernel.nameko_ext.role_permissions import RolePermissions
 from upgestao_kernel.unit_of_work import UnitOfWork
 
+from .adapters.metrics import message_states
 from .adapters.projections import projections
 from .adapters.sql_repositories import with_sql_repositories
 from .entrypoints.dispatcher import IntegrationsRuntime
@@ -27,7 +28,8 @@ class IntegrationsService(RegistryRpc, MessagesRpc, NoticesRpc, HealthRpc):
     name = "integrations"
 
     db = Database(projections=projections)
-    metrics = Metrics()  # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag
+    # /metrics on <SERVICE>_METRICS_ADDRESS, RPC timings, outbox depth and lag, webhook messages by state
+    metrics = Metrics(sources=[message_states])
     runtime = IntegrationsRuntime()
     events_in = EventsIn()
     roles = RolePermissions()

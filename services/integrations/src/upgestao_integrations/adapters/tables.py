@@ -63,6 +63,8 @@ webhook_messages = sa.Table(
 sa.Index("ix_webhook_messages_due", webhook_messages.c.status, webhook_messages.c.next_attempt_at)
 sa.Index("ix_webhook_messages_integration", webhook_messages.c.integration_id, webhook_messages.c.created_at)
 sa.Index("ix_webhook_messages_subject", webhook_messages.c.subject_id, webhook_messages.c.status)
+# the messages that settled since the metrics' last full count (upgestao_webhook_messages, issue 18)
+sa.Index("ix_webhook_messages_status_updated", webhook_messages.c.status, webhook_messages.c.updated_at)
 
 webhook_attempts = sa.Table(
     "webhook_attempts", metadata,

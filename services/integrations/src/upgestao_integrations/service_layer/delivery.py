@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from upgestao_kernel.eventstore import ConcurrencyError
 from upgestao_kernel.logging import get_logger
 
+from ..adapters.metrics import webhook_attempt
 from ..adapters.secret_box import SecretBox
 from ..domain import schedule
 from ..domain.integrations import Integration, recipient_of
@@ -159,6 +160,8 @@ class Deliverer:
                 settled.append(message)
                 log.warning("integrations.claim_settled", message_id=row["id"], attempt=row["attempts"])
             uow.save_many(settled)
+        for _ in settled:
+            webhook_attempt("error")  # committed: an interrupted attempt counted as failed without an answer
 
     def claim(self) -> list[Claimed]:
         """Claim a batch of due messages (counted in flight until :meth:`deliver` records them)."""
@@ -350,6 +353,7 @@ class Deliverer:
         now = self.now()
         disable: dict[str, str] = {}
         by_endpoint: dict[str, list[schedule.Outcome]] = {}
+        labels: list[str] = []
         with self.unit_of_work() as uow:
             messages = []
             for p in canceled:
@@ -360,6 +364,7 @@ class Deliverer:
                 c = r.prepared.claimed
                 iid = c.integration["id"]
                 outcome, label, error = self._outcome(r, now)
+                labels.append(label)
                 if r.prepared.error is None:  # the endpoint answered or was tried: its health moves
                     by_endpoint.setdefault(iid, []).append(outcome)
                 if outcome.kind == schedule.GONE:
@@ -378,6 +383,8 @@ class Deliverer:
                 if integration is not None and integration.disable(reason):
                     uow.save(integration)
                     log.warning("integrations.endpoint_disabled", integration_id=iid, reason=reason)
+        for label in labels:  # committed: counted (upgestao_webhook_attempts_total)
+            webhook_attempt(label)
 
     def _health(self, uow: Any, by_endpoint: Mapping[str, list[schedule.Outcome]], disable: dict[str, str],
                 now: datetime) -> None:
