@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 import requests
-from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, staff_payload
+from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api
+from e2e_integrations import integration_request_json
 from prometheus_client.parser import text_string_to_metric_families
 from upgestao_kernel.testing import wait_for
 
@@ -95,12 +96,12 @@ def test_the_series_move_when_their_cause_happens(platform, endpoints, admin):
     assert created.status_code == 201, created.text
     missing = api.get(f"/v1/nowhere/{uuid.uuid4()}")
     assert missing.status_code == 404
-    wrong = api.login(ADMIN_EMAIL, "not the password at all 1234")
+    # nobody's address: no account's budget spent (the address's allows 1,000 failures in the session)
+    wrong = api.login(f"ninguem.{uuid.uuid4().hex[:8]}@example.com.br", "not the password at all 1234")
     assert wrong.status_code == 401
-    staff = staff_payload()  # a reset asked for: identity's event, handled by the notifier's reliable handler
-    assert api.post("/v1/users", admin, json=staff).status_code == 201
-    reset = api.post("/v1/auth/password-reset", json={"email": staff["email"]})
-    assert reset.status_code in (202, 204), reset.text
+    # an integration registered: its event handled by privacy's reliable handler (never throttled)
+    registered = api.post("/v1/integrations", admin, json=integration_request_json("POST", "/v1/integrations"))
+    assert registered.status_code == 201, registered.text
 
     route = {"route": "/v1/customers", "method": "POST"}
     checks = {
@@ -116,9 +117,9 @@ def test_the_series_move_when_their_cause_happens(platform, endpoints, admin):
                                  {"route": "/v1/auth/login", "status": "401", "problem": "invalid-credentials"}),
         "identity's relay publishing the event and the audit record": (
             "identity-relay", "upgestao_relay_published_total", {"service": "identity"}),
-        "the notifier's reliable handler taking identity's reset event": (
-            "notifier", "upgestao_events_handled_total",
-            {"service": "notifier", "consumer": "on_identity_event", "outcome": "handled"}),
+        "privacy's reliable handler taking the integration's event": (
+            "privacy", "upgestao_events_handled_total",
+            {"service": "privacy", "consumer": "third_party_on_integration", "outcome": "handled"}),
         "privacy's audit ingest consuming them": (
             "privacy", "upgestao_events_handled_total",
             {"service": "privacy", "consumer": "audit.ingest", "outcome": "handled"}),
