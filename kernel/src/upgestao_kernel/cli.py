@@ -31,6 +31,8 @@ from .metrics import check_addresses as check_metrics_addresses
 from .nameko_ext.readiness import ServiceReadiness
 from .probes import ProbeServer, Readiness, RelayReadiness, probe, probe_address
 from .projections import Projection
+from .tracing import configure_tracing, tracing_endpoint
+from .tracing import enabled as tracing_enabled
 
 log = get_logger(__name__)
 # the exit status of a process stopped by its configuration: restarting it cannot help (platformctl stops)
@@ -153,9 +155,13 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> in
 
     try:
         settings = load_settings(definition.name, default_max_workers=definition.default_max_workers)
+        # traces (OTEL_EXPORTER_OTLP_ENDPOINT set): the daemons export them; check-config checks the setting
+        traced = args.command in ("run", "relay") and configure_tracing(definition.name, args.command, os.environ)
+        if args.command == "check-config":
+            tracing_endpoint(os.environ)
         # daemons log to stdout; a command's stdout is its output (JSON Lines, say): its logs go to stderr
         configure_logging(definition.name, settings.log_level,
-                          sys.stdout if args.command in ("run", "relay") else sys.stderr)
+                          sys.stdout if args.command in ("run", "relay") else sys.stderr, trace_ids=traced)
         # the probe listener's address: a bad one stops the process before anything starts
         probe_at = probe_address(os.environ) if args.command in ("run", "relay", "check-config", "probe") else None
         if args.command in ("run", "relay", "check-config"):  # the metrics listeners' addresses, the same way
@@ -198,6 +204,10 @@ def _run(definition: ServiceDefinition, settings: Settings, nameko_config: dict,
 
         green_postgres()
     readiness = ServiceReadiness()
+    if tracing_enabled():  # a span for every worker and every RPC call (off: nameko untouched)
+        from .nameko_ext.tracing import install
+
+        install()
     # nameko configures stdlib logging only when told to; ours is already JSON.
     try:
         with _probes(probe_at, readiness):

@@ -128,8 +128,12 @@ class _UpgestaoHandler(logging.StreamHandler):
     """Marker class: the root handler installed by :func:`configure_logging`."""
 
 
-def configure_logging(service: str, level: str = "INFO", stream: IO[str] | None = None) -> None:
+def configure_logging(service: str, level: str = "INFO", stream: IO[str] | None = None,
+                      trace_ids: bool = False) -> None:
     """Send structlog and stdlib logs of ``service`` as JSON lines to ``stream`` (stdout).
+
+    ``trace_ids``: every line logged while a span is current says its ``trace_id`` and ``span_id`` (the
+    process exports traces: :mod:`upgestao_kernel.tracing`), beside the ``request_id`` bound to it.
 
     Idempotent: a second call replaces the handler installed by the first.
     """
@@ -145,6 +149,10 @@ def configure_logging(service: str, level: str = "INFO", stream: IO[str] | None 
         timestamper,
         _add_service(service),
     ]
+    if trace_ids:
+        from .tracing import add_trace_ids
+
+        shared.append(add_trace_ids)
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[

@@ -14,6 +14,7 @@ from .context import RequestContext
 from .events import EventEnvelope, NewEvent, utcnow
 from .schema import outbox
 from .topology import events_exchange_name
+from .tracing import outbox_headers
 
 # Marks a message whose body holds a secret (a single-use token): the relay
 # wipes the stored body once the broker has confirmed it.
@@ -25,9 +26,10 @@ _INSERT = outbox.insert()
 
 
 def message_headers(context: RequestContext, **extra: str | None) -> dict[str, str]:
-    """nameko-style headers, so consumers get the request context as context data."""
+    """nameko-style headers, so consumers get the request context as context data (and the trace)."""
     data = {**context.to_context_data(), **{k: v for k, v in extra.items() if v is not None}}
-    return {f"nameko.{key}": value for key, value in data.items()}
+    # and the current span's traceparent (tracing on): the relay and the consumers continue the trace
+    return outbox_headers({f"nameko.{key}": value for key, value in data.items()})
 
 
 def enqueue(

@@ -45,6 +45,7 @@ from .logging import get_logger
 from .outbox import SECRET_HEADER, WIPED_BODY
 from .schema import outbox
 from .topology import declare_publishing
+from .tracing import publish_spans
 
 log = get_logger(__name__)
 
@@ -148,18 +149,23 @@ class OutboxRelay:
         secret = {row.id for row in rows if (row.headers or {}).get(SECRET_HEADER)}
         message_ids = {row.id: row.message_id for row in rows}
         self._acked = []
+        traced = publish_spans()  # a producer span per traced row (tracing on)
+        failure: BaseException | None = None
         try:
             with coalesced_writes(channel.connection.transport):
                 for row in rows:
-                    channel.basic_publish(_message(row), exchange=row.exchange, routing_key=row.routing_key,
-                                          mandatory=True)
+                    headers = None if traced is None else traced.headers(
+                        row.id, row.exchange, row.routing_key, row.message_id, row.headers)
+                    channel.basic_publish(_message(row, headers), exchange=row.exchange,
+                                          routing_key=row.routing_key, mandatory=True)
                     self._delivery_tag += 1
                     self._unconfirmed[self._delivery_tag] = row.id
             wait_for_confirms(self._connection, self._unconfirmed, self.confirm_timeout_s)
             self.confirmed_batches += 1
             if self.crash_after_confirm is not None and self.confirmed_batches >= self.crash_after_confirm:
                 _crash(len(self._acked), self.confirmed_batches)
-        except Exception:
+        except Exception as exc:
+            failure = exc
             self._abandon()
             raise
         finally:
@@ -169,6 +175,8 @@ class OutboxRelay:
                     continue
                 confirmed.append(row_id)
             self._acked = []
+            if traced is not None:
+                traced.end(confirmed, failure)
             if confirmed:
                 mark_sent(confirmed, secret)
         return len(confirmed)
@@ -335,12 +343,13 @@ def coalesced_writes(transport) -> Iterator[None]:
             del transport._write
 
 
-def _message(row) -> amqp.Message:
-    """The AMQP message of an outbox row (read by :data:`_UNSENT`): its stored JSON text, persistent."""
+def _message(row, headers: dict | None = None) -> amqp.Message:
+    """The AMQP message of an outbox row (read by :data:`_UNSENT`): its stored JSON text, persistent; its stored
+    headers unless ``headers`` replace them (its producer span's ``traceparent``)."""
     properties = {
         "content_type": "application/json",
         "content_encoding": "utf-8",
-        "application_headers": dict(row.headers or {}),
+        "application_headers": dict(row.headers or {}) if headers is None else headers,
         "delivery_mode": 2,
         "message_id": row.message_id,
     }

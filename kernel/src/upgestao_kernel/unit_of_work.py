@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from . import eventstore
+from . import eventstore, tracing
 from .audit import AuditEmitter, AuditRecord
 from .context import RequestContext
 from .events import Aggregate, EventEnvelope, NewEvent, utcnow
@@ -322,11 +322,14 @@ class UnitOfWork(RepositoryAccess):
         self, stream_id: str, expected_version: int | None, new_events: Sequence[NewEvent]
     ) -> list[EventEnvelope]:
         """Append, project and queue for publication, all in this transaction."""
-        envelopes = eventstore.append(self.conn, stream_id, expected_version, new_events, self.context)
-        for event, envelope in zip(new_events, envelopes, strict=True):
-            for projection in self.projections:
-                projection.apply(self.conn, envelope)
-            enqueue_event(self.conn, self.service, event, envelope, self.context)
+        with tracing.span("eventstore.append") as span:  # the outbox rows carry it: the relay continues it
+            if span is not None:
+                span.set_attributes(_append_attributes(self.service, new_events))
+            envelopes = eventstore.append(self.conn, stream_id, expected_version, new_events, self.context)
+            for event, envelope in zip(new_events, envelopes, strict=True):
+                for projection in self.projections:
+                    projection.apply(self.conn, envelope)
+                enqueue_event(self.conn, self.service, event, envelope, self.context)
         self.recorded.extend(envelopes)
         return envelopes
 
@@ -351,6 +354,13 @@ class UnitOfWork(RepositoryAccess):
         (``apply_many`` when it has one, else ``apply`` per event, in order). ``contexts``: one per aggregate
         (work caused by several events: each aggregate's events caused by its own), else this unit's."""
         items = [(a, a.collect()) for a in aggregates]
+        with tracing.span("eventstore.append") as span:
+            if span is not None:
+                span.set_attributes(_append_attributes(self.service, [e for _, new in items for e in new]))
+            return self._save_many(items, contexts)
+
+    def _save_many(self, items: list[tuple[Aggregate, list[NewEvent]]],
+                   contexts: Sequence[RequestContext] | None) -> list[EventEnvelope]:
         appended = eventstore.append_many(self.conn, [(a.stream_id, a.expected_version, new) for a, new in items],
                                           self.context, contexts=contexts)
         envelopes = [e for item in appended for e in item]
@@ -409,6 +419,12 @@ class UnitOfWork(RepositoryAccess):
         rows = self.conn.execute(insert.values([{"consumer": consumer, "event_id": event_id, "processed_at": now}
                                                 for event_id in ids]).returning(_CLAIMED))
         return set(rows.scalars())
+
+
+def _append_attributes(service: str, events: Sequence[NewEvent]) -> dict[str, Any]:
+    """An append's span attributes: the event types (a bounded set of names) and their count, no values."""
+    return {"upgestao.service": service, "upgestao.event_count": len(events),
+            "upgestao.event_types": sorted({e.type for e in events})}
 
 
 _CLAIMED = processed_events.c.event_id

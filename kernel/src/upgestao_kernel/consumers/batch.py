@@ -41,6 +41,7 @@ from ..logging import get_logger
 from ..metrics import EVENTS_HANDLED, consumer_outcomes
 from ..parking import ERROR_HEADER, PARKED_AT_HEADER, QUEUE_HEADER, error_header, failure_reason
 from ..topology import parking_queue_name
+from ..tracing import consuming
 from .backoff import BackoffLoop, GreenStop
 
 log = get_logger(__name__)
@@ -162,7 +163,11 @@ class BatchConsumer(Generic[T]):
 
     def handle(self, parking, messages: Sequence[amqp.Message]) -> None:
         """Park the unreadable, store the rest in one transaction, or one per ``max_items`` items
-        (the caller acks afterwards)."""
+        (the caller acks afterwards); each message in a consumer span of its trace (tracing on)."""
+        with consuming(messages, self.queue):
+            self._handle(parking, messages)
+
+    def _handle(self, parking, messages: Sequence[amqp.Message]) -> None:
         parsed: list[tuple[amqp.Message, Sequence[T]]] = []
         for message in messages:
             try:
