@@ -32,6 +32,7 @@ from nameko.constants import (
 from nameko.exceptions import UnknownService
 from nameko.messaging import HeaderEncoder, QueueConsumer
 from nameko.rpc import ReplyListener, RpcReply, get_rpc_exchange
+from upgestao_kernel.tracing import ClientCall, rpc_client_call
 
 from ..adapters.rpc import RpcUnavailable
 
@@ -117,18 +118,34 @@ class DeadlineReplyListener(ReplyListener):
 
 
 class NamekoReply:
-    """nameko's pending reply; a service no one serves is :class:`RpcUnavailable`."""
+    """nameko's pending reply; a service no one serves is :class:`RpcUnavailable`. ``call``: the call's client
+    span (tracing on), ended with the reply or when the caller forgets it."""
 
-    def __init__(self, reply: RpcReply, service: str, method: str) -> None:
+    def __init__(self, reply: RpcReply, service: str, method: str, call: ClientCall | None = None) -> None:
         self.reply = reply
         self.service = service
         self.method = method
+        self.call = call
 
     def result(self) -> Any:
+        if self.call is not None:
+            return self._traced_result()
         try:
             return self.reply.result()
         except UnknownService:
             raise RpcUnavailable(self.service, self.method, NOT_LISTENING) from None
+
+    def _traced_result(self) -> Any:
+        try:
+            result = self.reply.result()
+        except UnknownService:
+            self.call.end(RpcUnavailable(self.service, self.method, NOT_LISTENING))
+            raise RpcUnavailable(self.service, self.method, NOT_LISTENING) from None
+        except BaseException as exc:  # a ServiceError the service answered, the caller's deadline
+            self.call.end(exc)
+            raise
+        self.call.end()
+        return result
 
 
 _HEADERS = HeaderEncoder()
@@ -147,6 +164,7 @@ class NamekoTransport:
         headers = _HEADERS.get_message_headers(self._worker_ctx)
         if idempotency_key is not None:
             headers[IDEMPOTENCY_HEADER] = idempotency_key
+        call = rpc_client_call(service, method, headers)  # tracing on: its span's traceparent in the headers
         correlation_id = str(uuid.uuid4())
         reply_event = self._reply_listener.get_reply_event(correlation_id)
         try:
@@ -158,11 +176,18 @@ class NamekoTransport:
                                     delivery_mode=NON_PERSISTENT)
         except UndeliverableMessage:
             self._reply_listener.forget(reply_event)
-            raise RpcUnavailable(service, method, NOT_LISTENING) from None
-        except BaseException:
+            unavailable = RpcUnavailable(service, method, NOT_LISTENING)
+            if call is not None:
+                call.end(unavailable)
+            raise unavailable from None
+        except BaseException as exc:
             self._reply_listener.forget(reply_event)
+            if call is not None:
+                call.end(exc)
             raise
-        return NamekoReply(RpcReply(reply_event), service, method)
+        return NamekoReply(RpcReply(reply_event), service, method, call)
 
     def forget(self, reply: NamekoReply) -> None:
         self._reply_listener.forget(reply.reply.reply_event)
+        if reply.call is not None:  # the caller gave up (its deadline): the span ends here
+            reply.call.end(error_type="timeout")

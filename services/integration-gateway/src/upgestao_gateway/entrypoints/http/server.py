@@ -33,6 +33,7 @@ from eventlet import wsgi
 from nameko.exceptions import ConfigurationError
 from nameko.web.server import HttpOnlyProtocol, WebServer
 from upgestao_kernel.logging import get_logger
+from upgestao_kernel.tracing import context_headers
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map
 
@@ -65,6 +66,7 @@ from .request import (
 )
 from .responses import dumps, problem_response
 from .spec import MAX_BODY_BYTES
+from .tracing import answered, request_span
 
 log = get_logger(__name__)
 
@@ -86,6 +88,11 @@ class GatewayApp:
         upgrade = self.server.upgrades.get(request.path)
         if upgrade is not None:  # a WebSocket (GET /v1/stream: upgestao_gateway.push), before any routing
             return upgrade(request, start_response)
+        with request_span(environ, request.request_id):  # its server span (tracing on: .tracing)
+            return self.answer(request, environ, start_response, started)
+
+    def answer(self, request: GatewayRequest, environ, start_response, started: float):
+        """Route, run and answer one request (not a WebSocket's)."""
         provider = None
         web = is_app_path(request.path)
         try:
@@ -124,6 +131,8 @@ class GatewayApp:
         elapsed = time.perf_counter() - started
         observe_request(provider.spec.path if provider is not None else WEB_APP if web else UNMATCHED,
                         request.method, response.status_code, getattr(response, "problem_slug", None), elapsed)
+        answered(provider.spec.template if provider is not None else WEB_APP if web else None,
+                 request.method, response.status_code, getattr(response, "problem_slug", None))
         log.info(
             "http.request",
             method=request.method,
@@ -376,4 +385,5 @@ class GatewayWebServer(WebServer):
                 data["access_token"] = request.principal.token
             data["actor_id"] = request.principal.actor_id
             data["actor_role"] = request.principal.role
+        data.update(context_headers())  # the request's span (tracing on): the worker continues it
         return data

@@ -1,0 +1,53 @@
+"""The gateway's HTTP server span (issue 18), made by :class:`~.server.GatewayApp` for every request but a
+WebSocket's (a socket open for hours is no request), when tracing is on (:mod:`upgestao_kernel.tracing`).
+
+It is the child of a ``traceparent`` the client sent (W3C Trace Context), else a new trace's root. Its name is
+``<method> <route template>`` (``POST /v1/customers``, ``GET /v1/users/{user_id}``: never the path asked for,
+never a query string), ``<method> /app/*`` for the privacy centre's pages and files, ``<method>`` alone for a
+path no route has; its attributes the method, the route template, the status, the problem type's slug and
+the request id. The request's worker continues it (its ``traceparent`` travels in the worker's context data,
+see :meth:`~.server.GatewayWebServer.context_data_from_headers`), so each RPC the route makes is its child.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from upgestao_kernel import tracing
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def request_span(environ: dict[str, Any], request_id: str):
+    """The span of one request, current for the block (a null context when tracing is off)."""
+    if not tracing.enabled():
+        return tracing.continued(None)
+    method = _method(environ.get("REQUEST_METHOD"))
+    carrier = {}
+    for key, name in (("HTTP_TRACEPARENT", tracing.TRACEPARENT), ("HTTP_TRACESTATE", tracing.TRACESTATE)):
+        if environ.get(key):
+            carrier[name] = environ[key]
+    return tracing.entry_span(method, tracing.SERVER, carrier, attributes={
+        "http.request.method": method, "upgestao.request_id": request_id,
+    })
+
+
+def answered(route: str | None, method: str, status: int, problem: str | None) -> None:
+    """Name the current request span after its route and record the answer (nothing when off)."""
+    span = tracing.current_span()
+    if span is None:
+        return
+    method = _method(method)
+    span.update_name(f"{method} {route}" if route else method)
+    if route:
+        span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
+    if problem:
+        span.set_attribute("upgestao.problem", problem)
+    if status >= 500:
+        span.set_attribute("error.type", str(status))
+        span.set_status(tracing.Status(tracing.StatusCode.ERROR, str(status)))
+
+
+def _method(method: Any) -> str:
+    return method if method in _METHODS else "_OTHER"
