@@ -7,6 +7,7 @@ import pytest
 import requests
 from e2e_api import E2E_IDENTITY_ENV
 from e2e_platform import load_script, own_platform
+from otlp_collector import OtlpCollector
 
 
 @pytest.fixture(scope="session")
@@ -16,8 +17,21 @@ def platform_module():
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory, platform_module):
-    with own_platform(platform_module, tmp_path_factory.mktemp("platform"), "e2e", E2E_IDENTITY_ENV) as running:
+def otlp_collector():
+    """The session platform's trace collector (``tests/otlp_collector.py``), up before it and after it."""
+    with OtlpCollector() as collector:
+        yield collector
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory, platform_module, otlp_collector):
+    # Tracing is on for the session platform (issue 18): its processes export every span to the in-process
+    # collector, which tests/test_tracing_e2e.py reads; a platform of its own would cost the suite a whole
+    # start (the gateway is ready only once every service answers), and every other e2e test now runs the
+    # traced code paths. Spans are batched every 200 ms (the SDK's default is 5 s) so a test waits little.
+    env = {**E2E_IDENTITY_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_collector.endpoint,
+           "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    with own_platform(platform_module, tmp_path_factory.mktemp("platform"), "e2e", env) as running:
         yield running
 
 

@@ -1,0 +1,103 @@
+"""Traces end to end (issue 18): one ``POST /v1/customers`` on the session platform is ONE trace, exported over
+OTLP/HTTP to the in-process collector (``tests/otlp_collector.py``; the session platform exports to it, see
+``tests/conftest.py``), holding the gateway's HTTP server span, its RPC client span, identity's RPC server span,
+identity's relay's publish and privacy's consumption of the audit record, each the child of the one before;
+no span of the whole session holds the e-mail, the name or the phone sent. The trace's span tree is printed
+(``pytest -s``) and written to ``bench/results/trace_post_customers.txt``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from e2e_api import ADMIN_EMAIL, ADMIN_PASSWORD, Api, new_request_id
+from otlp_collector import Span, span_tree
+
+pytestmark = pytest.mark.timeout(120)
+
+RESULT = Path(__file__).resolve().parent.parent / "bench" / "results" / "trace_post_customers.txt"
+
+
+def _one(spans: list[Span], **where) -> Span | None:
+    return next((span for span in spans if all(getattr(span, k) == v for k, v in where.items())), None)
+
+
+def _complete(trace: list[Span]) -> dict[str, Span] | None:
+    """The chain gateway → identity → identity-relay → privacy, each span the child of the one before, once all
+    of it arrived."""
+    by_id = {s.span_id: s for s in trace}
+    server = _one(trace, service="gateway", kind="server", name="POST /v1/customers")
+    client = _one(trace, service="gateway", kind="client", name="identity/create_customer")
+    rpc = _one(trace, service="identity", kind="server", name="identity/create_customer")
+    consumer = next((s for s in trace if s.service == "privacy" and s.kind == "consumer"
+                     and s.name == "process privacy.audit-ingest"
+                     and by_id.get(s.parent_id, None) is not None
+                     and by_id[s.parent_id].service == "identity-relay"), None)
+    if None in (server, client, rpc, consumer):
+        return None
+    return {"server": server, "client": client, "rpc": rpc, "publish": by_id[consumer.parent_id],
+            "consume": consumer}
+
+
+def _ancestors(span: Span, by_id: dict[str, Span]) -> list[Span]:
+    chain = []
+    while span.parent_id in by_id:
+        span = by_id[span.parent_id]
+        chain.append(span)
+    return chain
+
+
+def test_post_customers_is_one_trace_from_the_gateway_to_privacy(platform, otlp_collector):
+    api = Api(platform.url)
+    token = api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
+    tag = uuid.uuid4().hex[:8]
+    email = f"rastro.{tag}@example.com.br"
+    name = f"Cliente Rastreada {tag}"
+    digits = f"9{int(tag, 16) % 10**8:08d}"
+    phone = f"(11) {digits[:5]}-{digits[5:]}"
+    request_id = new_request_id("trace post customers")
+
+    created = api.post("/v1/customers", token, json={"full_name": name, "email": email, "phone": phone},
+                       headers={"X-Request-ID": request_id})
+    assert created.status_code == 201, created.text
+    customer_id = created.json()["id"]
+
+    # the gateway's span says the request id: the trace is found from it (and the logs' lines say its trace id)
+    server = otlp_collector.wait_for(lambda spans: next(
+        (s for s in spans if s.service == "gateway" and s.kind == "server"
+         and s.attributes.get("upgestao.request_id") == request_id), None))
+    chain = otlp_collector.wait_for(lambda spans: _complete([s for s in spans if s.trace_id == server.trace_id]))
+    trace = otlp_collector.trace(server.trace_id)
+    by_id = {s.span_id: s for s in trace}
+
+    # one trace, every span's parent in it but the root's, and the chain in order
+    assert {s.trace_id for s in trace} == {server.trace_id}
+    roots = [s for s in trace if not s.parent_id]
+    assert roots == [chain["server"]], [f"{s.service} {s.name}" for s in roots]
+    assert all(s.parent_id in by_id for s in trace if s.parent_id)
+    assert chain["client"].parent_id == chain["server"].span_id
+    assert chain["rpc"].parent_id == chain["client"].span_id
+    assert chain["rpc"] in _ancestors(chain["publish"], by_id)  # the outbox row written under identity's span
+    assert chain["publish"].kind == "producer" and chain["publish"].name == "publish audit"
+    assert chain["consume"].parent_id == chain["publish"].span_id
+    assert chain["server"].attributes["http.route"] == "/v1/customers"
+    assert chain["server"].attributes["http.response.status_code"] == 201
+    assert chain["rpc"].attributes["upgestao.request_id"] == request_id
+    assert {s.service for s in trace} >= {"gateway", "identity", "identity-relay", "privacy"}
+
+    # no personal data in any span of the session: names and attribute values (the customer's id may appear)
+    needles = [email, email.split("@")[0], name, "Rastreada", phone, digits]
+    for span in otlp_collector.spans():
+        values = [span.name, *(str(v) for v in span.attributes.values())]
+        for needle in needles:
+            assert not any(needle.lower() in value.lower() for value in values), (span.service, span.name, needle)
+    assert not any(customer_id in s.name for s in trace)  # ids are never in a span's name
+
+    tree = span_tree(trace)
+    text = (f"POST /v1/customers (X-Request-ID {request_id}): trace {server.trace_id}, {len(trace)} spans\n"
+            + "\n".join(tree) + "\n")
+    print("\n" + text)
+    RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RESULT.write_text(text)
