@@ -4,10 +4,9 @@ exists and moves when its cause happens.
 
 * a person files a data subject request: requests open +1, the nearest due date within 15 days; cancelled: -1;
 * the DPO records an incident: incidents open +1, the nearest notice deadline within its 3 business days;
-  confirmed: -1 (and its notice is an e-mail);
+  confirmed: -1, and its notice to the customer affected is an e-mail: an attempt sent, a delivery sent;
 * the audited calls above: audit records ingested and the tree's size grow, ingest lags observed, a newer
   checkpoint signed (every 10 s while records arrive);
-* a password reset: an e-mail attempt sent, a delivery sent;
 * a customer created while an integration listens on a local receiver: a webhook attempt succeeded, a message
   succeeded.
 """
@@ -105,21 +104,35 @@ def _moves(endpoints, api, admin_token, dpo, receiver, path) -> None:
         "occurred_at": (started - timedelta(hours=2)).isoformat(),
         "detected_at": (started - timedelta(hours=1)).isoformat()}), 201)
     deadline = datetime.fromisoformat(incident["deadline"]["due_at"])
-    reset = api.post("/v1/auth/password-reset", json={"email": staff["email"]})
-    assert reset.status_code in (202, 204), reset.text
+
+    # the read models move in the command's own transaction: seen at the next scrape
+    privacy = scrape(endpoints["privacy"])
+    opened = {n: value(privacy, n) for n in ("upgestao_privacy_requests_open", "upgestao_privacy_incidents_open")}
+    # (an earlier module's request answered in the background meanwhile could only lower the requests' count)
+    assert opened["upgestao_privacy_requests_open"] > value(before["privacy"], "upgestao_privacy_requests_open")
+    assert opened["upgestao_privacy_incidents_open"] == value(before["privacy"], "upgestao_privacy_incidents_open") + 1
+    due_in = value(privacy, "upgestao_privacy_request_nearest_due_seconds")
+    assert due_in is not None and due_in <= 15 * 86400  # ours is due in 15 days; an older one may be nearer
+    deadline_in = value(privacy, "upgestao_privacy_incident_nearest_deadline_seconds")
+    assert deadline_in is not None and deadline_in <= (deadline - started).total_seconds()
+    # answered: both leave the open counts; the confirmed incident's notice is an e-mail to the customer (a
+    # password reset would do too, but the session's other tests may have spent this address's reset budget)
+    _ok(api.post(f"/v1/privacy/requests/{request['id']}/cancel", person, json={}))
+    _ok(api.post(f"/v1/privacy/incidents/{incident['id']}/confirm", dpo, json={}))
+    privacy = scrape(endpoints["privacy"])
+    assert value(privacy, "upgestao_privacy_requests_open") < opened["upgestao_privacy_requests_open"]
+    assert value(privacy, "upgestao_privacy_incidents_open") == opened["upgestao_privacy_incidents_open"] - 1
     receiver.wait(path, lambda got: got, timeout=WAIT_S)
 
     def grew(process: str, name: str, **labels) -> bool:
         return (value(latest[process], name, **labels) or 0) > (value(before[process], name, **labels) or 0)
 
     checks = {
-        "a request open": lambda: grew("privacy", "upgestao_privacy_requests_open"),
-        "an incident open": lambda: grew("privacy", "upgestao_privacy_incidents_open"),
         "audit records ingested": lambda: grew("privacy", "upgestao_audit_records_ingested_total"),
         "their lag observed": lambda: grew("privacy", "upgestao_audit_ingest_lag_seconds_count"),
         "the tree grown": lambda: grew("privacy", "upgestao_audit_tree_size"),
         "a newer checkpoint": lambda: grew("privacy", "upgestao_audit_last_checkpoint_timestamp_seconds"),
-        "the reset e-mail's attempt": lambda: grew("notifier", "upgestao_email_attempts_total", outcome="sent"),
+        "the notice's e-mail attempt": lambda: grew("notifier", "upgestao_email_attempts_total", outcome="sent"),
         "its delivery": lambda: grew("notifier", "upgestao_email_deliveries", state="sent"),
         "the webhook's attempt": lambda: grew("integrations", "upgestao_webhook_attempts_total",
                                               outcome="succeeded"),
@@ -135,16 +148,4 @@ def _moves(endpoints, api, admin_token, dpo, receiver, path) -> None:
         wait_for(moved, timeout=WAIT_S, interval=0.5)
     except Exception:
         pytest.fail(f"did not move: {[what for what, check in checks.items() if not check()]}")
-    privacy = latest["privacy"]
-    due_in = value(privacy, "upgestao_privacy_request_nearest_due_seconds")
-    assert due_in is not None and due_in <= 15 * 86400  # ours is due in 15 days; an older one may be nearer
-    deadline_in = value(privacy, "upgestao_privacy_incident_nearest_deadline_seconds")
-    assert deadline_in is not None and deadline_in <= (deadline - started).total_seconds()
-    assert value(privacy, "upgestao_audit_last_checkpoint_timestamp_seconds") >= started.timestamp() - 1
-
-    # answered: both leave the open counts
-    opened = {n: value(privacy, n) for n in ("upgestao_privacy_requests_open", "upgestao_privacy_incidents_open")}
-    _ok(api.post(f"/v1/privacy/requests/{request['id']}/cancel", person, json={}))
-    _ok(api.post(f"/v1/privacy/incidents/{incident['id']}/confirm", dpo, json={}))
-    now = scrape(endpoints["privacy"])  # read models move in the command's own transaction
-    assert {n: value(now, n) for n in opened} == {n: v - 1 for n, v in opened.items()}
+    assert value(latest["privacy"], "upgestao_audit_last_checkpoint_timestamp_seconds") >= started.timestamp() - 1
