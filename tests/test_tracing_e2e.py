@@ -8,6 +8,7 @@ no span of the whole session holds the e-mail, the name or the phone sent. The t
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -94,6 +95,29 @@ def test_post_customers_is_one_trace_from_the_gateway_to_privacy(platform, otlp_
         for needle in needles:
             assert not any(needle.lower() in value.lower() for value in values), (span.service, span.name, needle)
     assert not any(customer_id in s.name for s in trace)  # ids are never in a span's name
+
+    # the logs say the trace: the gateway's access line of this request carries its trace id
+    def access_line() -> dict | None:
+        for line in platform.log_path("gateway").read_text(errors="replace").splitlines():
+            if request_id in line and '"http.request"' in line:
+                return json.loads(line)
+        return None
+
+    logged = otlp_collector.wait_for(lambda _spans: access_line(), timeout_s=10)
+    assert logged["trace_id"] == server.trace_id and logged["span_id"] == chain["server"].span_id
+
+    # a path with an id and a query string: the span is named after the route's template, and says neither
+    read_id = new_request_id("trace get customer")
+    read = api.get(f"/v1/customers/{customer_id}", token, params={"q": email}, headers={"X-Request-ID": read_id})
+    assert read.status_code == 200, read.text
+    missing_id = new_request_id("trace unmatched")
+    assert api.get(f"/v1/nothing/{customer_id}", token, headers={"X-Request-ID": missing_id}).status_code == 404
+    for rid, expected in ((read_id, "GET /v1/customers/{customer_id}"), (missing_id, "GET")):
+        span = otlp_collector.wait_for(lambda spans, rid=rid: next(
+            (s for s in spans if s.kind == "server" and s.attributes.get("upgestao.request_id") == rid), None))
+        assert span.name == expected
+        values = [str(v) for v in span.attributes.values()]
+        assert not any(customer_id in v or "q=" in v for v in values), span.attributes
 
     tree = span_tree(trace)
     text = (f"POST /v1/customers (X-Request-ID {request_id}): trace {server.trace_id}, {len(trace)} spans\n"
