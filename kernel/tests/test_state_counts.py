@@ -66,3 +66,16 @@ def test_the_scrape_takes_no_write_lock(tmp_path):
     with engine.begin() as writer:  # a writer holds the gate meanwhile
         writer.execute(items.insert().values(id=1, state="queued", changed_at=T0))
         assert values(counts(engine)) == {"queued": 0, "sent": 0}  # answered from the snapshot, not waiting
+
+
+def test_the_outbox_source_takes_no_write_lock_either(tmp_path):
+    from upgestao_kernel.metrics import outbox_source
+    from upgestao_kernel.schema import kernel_metadata
+
+    engine = create_engine(f"sqlite:///{tmp_path}/o.sqlite3")
+    kernel_metadata.create_all(engine)
+    source = outbox_source("svc", engine)
+    with engine.begin() as writer:  # a writer holds the gate meanwhile
+        writer.execute(sa.text("SELECT 1"))
+        depth = {f.name: f.samples[0].value for f in source()}["upgestao_outbox_depth"]
+    assert depth == 0

@@ -32,8 +32,8 @@ failures, the parking queues' and ``upgestao.unrouted``'s depth (the relay), the
        from prometheus_client.core import GaugeMetricFamily
        def delivery_states(engine):
            family = GaugeMetricFamily("upgestao_email_deliveries", "E-mail deliveries by state.", labels=["state"])
-           with engine.connect() as conn:
-               for state, n in conn.execute(sa.select(t.c.state, sa.func.count()).group_by(t.c.state)):
+           with engine.connect() as conn:  # read_only: on SQLite a scrape must not take the write lock
+               for state, n in read_only(conn).execute(sa.select(t.c.state, sa.func.count()).group_by(t.c.state)):
                    family.add_metric([state], n)
            return [family]
 
@@ -41,7 +41,8 @@ failures, the parking queues' and ``upgestao.unrouted``'s depth (the relay), the
            metrics = Metrics(sources=[delivery_states])   # in service.py, beside db = Database(...)
 
    The source runs in the listener's green thread on each scrape (keep it to an indexed query or two: a
-   Prometheus scrapes every 15 s or so); one that raises is logged (its error's type) and skipped, the
+   Prometheus scrapes every 15 s or so; a table that grows for years is counted by
+   :class:`~upgestao_kernel.state_counts.StateCounts`); one that raises is logged (its error's type) and skipped, the
    rest of the scrape is served. Families of the same name from several sources are merged. Outside a
    nameko container (a relay loop, a test) :func:`add_source` registers a source with no arguments.
 
@@ -266,13 +267,14 @@ def outbox_source(service: str, engine) -> Source:
     of ``service``'s own outbox, one query a scrape."""
     import sqlalchemy as sa
 
+    from .db import read_only
     from .schema import outbox
 
     query = sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(outbox.c.sent_at.is_(None))
 
     def outbox_metrics() -> list[Metric]:
-        with engine.connect() as conn:
-            depth, oldest = conn.execute(query).one()
+        with engine.connect() as conn:  # read_only: on SQLite no write lock (the service's writers go on)
+            depth, oldest = read_only(conn).execute(query).one()
         age = 0.0
         if oldest is not None:
             if isinstance(oldest, str):  # SQLite without a declared type's conversion
