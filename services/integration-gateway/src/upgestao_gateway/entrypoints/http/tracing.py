@@ -1,7 +1,8 @@
 """The gateway's HTTP server span (issue 18), made by :class:`~.server.GatewayApp` for every request but a
 WebSocket's (a socket open for hours is no request), when tracing is on (:mod:`upgestao_kernel.tracing`).
 
-It is the child of a ``traceparent`` the client sent (W3C Trace Context), else a new trace's root. Its name is
+It is the child of a ``traceparent`` the client sent (W3C Trace Context; its ``tracestate`` is ignored), else a
+new trace's root. Its name is
 ``<method> <route template>`` (``POST /v1/customers``, ``GET /v1/users/{user_id}``: never the path asked for,
 never a query string), ``<method> /app/*`` for the privacy centre's pages and files, ``<method>`` alone for a
 path no route has; its attributes the method, the route template, the status, the problem type's slug and
@@ -23,10 +24,9 @@ def request_span(environ: dict[str, Any], request_id: str):
     if not tracing.enabled():
         return tracing.continued(None)
     method = _method(environ.get("REQUEST_METHOD"))
-    carrier = {}
-    for key, name in (("HTTP_TRACEPARENT", tracing.TRACEPARENT), ("HTTP_TRACESTATE", tracing.TRACESTATE)):
-        if environ.get(key):
-            carrier[name] = environ[key]
+    # the client's traceparent only: its tracestate (free text, up to 32 members) would travel with every
+    # call and outbox row of the request and be exported, and the platform has no use for it
+    carrier = {tracing.TRACEPARENT: environ["HTTP_TRACEPARENT"]} if environ.get("HTTP_TRACEPARENT") else None
     return tracing.entry_span(method, tracing.SERVER, carrier, attributes={
         "http.request.method": method, "upgestao.request_id": request_id,
     })
