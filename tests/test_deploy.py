@@ -581,6 +581,11 @@ PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/
 @pytest.mark.parametrize("name", sorted({*SERVICES, *(f"{s}-relay" for s in SERVICES)}))
 def test_each_pod_reaches_only_dns_the_broker_its_database_and_what_it_must(name):
     rules = _egress_policies(name)
+    # issue 18: the OTLP/HTTP trace collector in the namespace monitoring, its port only
+    traces = [rule for rule in rules if any("podSelector" not in p and "ipBlock" not in p for p in rule["to"])]
+    assert traces == [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                       "ports": [{"protocol": "TCP", "port": 4318}]}], f"{name}: traces to the collector only"
+    rules = [rule for rule in rules if rule not in traces]
     peers = [peer for rule in rules for peer in rule["to"]]
     in_cluster = [p for p in peers if "ipBlock" not in p]
     assert {tuple(sorted(p["podSelector"]["matchLabels"].items())) for p in in_cluster} == {
