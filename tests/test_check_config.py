@@ -146,3 +146,17 @@ def test_platformctl_up_prints_the_message_and_exits_non_zero(platform_module, t
     assert "upgestao: could not start:\nidentity: configuration error: UPGESTAO_ADMIN_PASSWORD: " in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert "migrated" not in result.stdout
+
+
+@pytest.mark.parametrize(("command", "env", "variable"), [
+    ("check-config", {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ("relay", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+     "OTEL_EXPORTER_OTLP_PROTOCOL"),
+], ids=["check-config-endpoint-not-a-url", "relay-grpc-protocol"])
+def test_a_wrong_tracing_setting_stops_the_process_naming_the_variable(tmp_path, command, env, variable):
+    """Issue 18: traces are exported over OTLP/HTTP only; a setting that cannot work stops the process at start."""
+    environ = {"PATH": "/usr/bin:/bin", "UPGESTAO_DATA_DIR": str(tmp_path), "UPGESTAO_ENV": "local", **env}
+    result = subprocess.run([sys.executable, "-m", "upgestao_notifier", command], env=environ,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert error_line(result, "notifier").startswith(f"upgestao-notifier: configuration error: {variable}: ")
