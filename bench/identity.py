@@ -14,6 +14,14 @@
                     timed in this process (``bcrypt.checkpw``, median of
                     BENCH_BCRYPT_SAMPLES) at the platform's cost.
 
+4. ``metrics_cost``  GET /v1/me on this platform, metrics on and every
+                    process's /metrics scraped once a second (15 x a usual
+                    Prometheus interval), against GET /v1/me on a second
+                    platform started alongside with UPGESTAO_METRICS=off (no
+                    series recorded, no listener), alternated on/off/on/off
+                    at each connection count (issue 18). Target: on >= 0.95 x
+                    off req/s. BENCH_METRICS_COST=0 skips it.
+
 Any non-2xx answer (an expired or refused token, a failed login) fails the
 scenario (exit 1) with the first such answer in the log.
 
@@ -40,7 +48,8 @@ PostgreSQL database instead (BENCH_PG_DSN, dropped afterwards).
     BENCH_LOGIN_USERS         staff users the login loops take turns with (4)
     BENCH_BCRYPT_SAMPLES      timed bcrypt checks for the limit (7)
     BENCH_IDENTITY_DATABASE   sqlite (default) | postgresql
-    BENCH_IDENTITY_TIMEOUT_S  hard limit of the whole scenario (420)
+    BENCH_IDENTITY_TIMEOUT_S  hard limit of the whole scenario (720)
+    BENCH_METRICS_COST        1 (default): run phase 4, the metrics' cost; 0: skip it
     BENCH_LOADGEN             wrk | python (default: wrk if installed)
     IDENTITY_BCRYPT_COST      the platform's bcrypt cost, also used for the limit (12)
 """
@@ -83,6 +92,8 @@ PING = "/v1/ping"
 LOGIN = "/v1/auth/login"
 TARGET_ME_OVER_PING = 0.5  # /v1/me req/s >= 0.5 x /v1/ping req/s
 TARGET_P99_UNDER_LOGINS = 2.0  # p99 of /v1/me with login load <= 2 x without
+TARGET_METRICS_ON_OVER_OFF = 0.95  # /v1/me req/s with metrics on (scraped) >= 0.95 x with metrics off
+SCRAPE_INTERVAL_S = 1.0
 
 ADMIN_EMAIL = "admin@bench.upgestao.example.com"
 ADMIN_PASSWORD = "Quartzo-Azul-Girassol-42"
@@ -392,6 +403,99 @@ def databases(kind: str) -> Iterator[dict[str, str]]:
 
 
 
+# -- the metrics' cost ------------------------------------------------------------------
+
+
+class Scraper:
+    """GET every process's ``/metrics`` of ``platform`` every ``interval`` seconds (a Prometheus, faster)."""
+
+    def __init__(self, platform: Platform, interval: float = SCRAPE_INTERVAL_S) -> None:
+        self.urls = [url for name in sorted(platform.metrics_addresses) if (url := platform.metrics_url(name))]
+        self.interval = interval
+        self.scrapes = self.failures = 0
+        self.bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-scraper", daemon=True)
+
+    def _loop(self) -> None:
+        import urllib.request
+
+        while not self._stop.wait(self.interval):
+            for url in self.urls:
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as answer:
+                        self.bytes += len(answer.read())
+                        self.scrapes += 1
+                except OSError:
+                    self.failures += 1
+
+    def __enter__(self) -> Scraper:
+        if not self.urls:
+            raise BenchFailure("the platform serves no /metrics: nothing to scrape")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def metrics_cost(platform: Platform, token_on: str, *, database: str, levels: list[int], duration: float,
+                 warmup: float, kind: str) -> dict:
+    """/v1/me on ``platform`` (metrics on, scraped) against a second platform with ``UPGESTAO_METRICS=off``,
+    alternated twice per connection count."""
+    with (
+        bench_vhost() as amqp_uri,
+        tempfile.TemporaryDirectory(prefix="upgestao-bench-off-") as data_dir,
+        databases(database) as db_env,
+    ):
+        off = Platform(data_dir=data_dir, amqp_uri=amqp_uri, http_address=free_address(),
+                       env={**ADMIN_ENV, **db_env, "UPGESTAO_METRICS": "off"}, echo=log)
+        with off:
+            admin = wait_for_admin(off.url)
+            email = create_staff(off.url, admin["access_token"], 0)
+            token_off = login(off.url, email, STAFF_PASSWORD)["access_token"]
+            status, answer = call(off.url, "GET", ME, token=token_off)
+            if status != 200:
+                raise BenchFailure(f"GET {ME} on the metrics-off platform answered {status}: {_short(answer)}")
+            for name in off.metrics_addresses:  # the switch must really be off there
+                url = off.metrics_url(name)
+                if url is not None:
+                    try:
+                        http.client.HTTPConnection(urlsplit(url).netloc, timeout=2).request("GET", "/metrics")
+                        raise BenchFailure(f"{name} serves /metrics with UPGESTAO_METRICS=off")
+                    except OSError:
+                        pass
+            on_figures, off_figures, ratios = {}, {}, {}
+            with Scraper(platform) as scraper:
+                checked_load(platform.url, ME, 10, warmup, kind, token_on)  # warm-up, unrecorded
+                checked_load(off.url, ME, 10, warmup, kind, token_off)
+                for c in levels:
+                    on_runs, off_runs = [], []
+                    for _ in range(2):  # on, off, on, off: drift in the machine's load hits both alike
+                        on_runs.append(checked_load(platform.url, ME, c, duration, kind, token_on))
+                        off_runs.append(checked_load(off.url, ME, c, duration, kind, token_off))
+                    platform.check_alive()
+                    off.check_alive()
+                    on_rps = sum(r.rps for r in on_runs) / len(on_runs)
+                    off_rps = sum(r.rps for r in off_runs) / len(off_runs)
+                    key = f"c{c}"
+                    on_figures[key] = {"rps": round(on_rps, 1), "runs": [r.summary() for r in on_runs]}
+                    off_figures[key] = {"rps": round(off_rps, 1), "runs": [r.summary() for r in off_runs]}
+                    ratios[key] = {
+                        "rps": ratio(on_rps, off_rps),
+                        "p50": ratio(median([r.p50_ms for r in on_runs]), median([r.p50_ms for r in off_runs])),
+                        "p99": ratio(max(r.p99_ms for r in on_runs), max(r.p99_ms for r in off_runs)),
+                    }
+                    log(f"metrics cost c={c}: on {on_rps:.1f} req/s, off {off_rps:.1f} req/s = "
+                        f"{ratios[key]['rps']} x")
+            if scraper.failures:
+                raise BenchFailure(f"{scraper.failures} scrapes of the metrics-on platform failed")
+            scrapes = {"scrapes": scraper.scrapes, "targets": len(scraper.urls), "interval_s": scraper.interval,
+                       "bytes_per_scrape": round(scraper.bytes / max(1, scraper.scrapes))}
+    return {"on": on_figures, "off": off_figures, "ratios": ratios, "scrapes": scrapes}
+
+
 # -- the scenario --------------------------------------------------------------------
 
 
@@ -516,11 +620,26 @@ def run() -> dict:
                 ratios["logins/bcrypt_limit"][f"n{n}"] = ratio(got["per_s"], limit["limit_per_s"])
             platform.check_alive()
 
+            # -- 4. the metrics' cost: this platform (on, scraped each second) against one with metrics off
+            if env_int("BENCH_METRICS_COST", 1):
+                me_on = me_token(2 * len(levels) * 2 * (duration + 5) + 120)
+                cost = metrics_cost(platform, me_on, database=database, levels=levels, duration=duration,
+                                    warmup=warmup, kind=kind)
+                figures["me_metrics_on"], baseline["me_metrics_off"] = cost["on"], cost["off"]
+                ratios["me_metrics_on/off"] = cost["ratios"]
+                figures["scrapes"] = cost["scrapes"]
+
     ratios["targets"] = {
         "me/ping rps >=": TARGET_ME_OVER_PING,
         "me_under_logins/me_quiet p99 <=": TARGET_P99_UNDER_LOGINS,
     }
+    if "me_metrics_on/off" in ratios:
+        ratios["targets"]["me_metrics_on/off rps >="] = TARGET_METRICS_ON_OVER_OFF
     ratios["meets"] = {
+        **{
+            f"me_metrics_on/off {k}": v["rps"] is not None and v["rps"] >= TARGET_METRICS_ON_OVER_OFF
+            for k, v in ratios.get("me_metrics_on/off", {}).items()
+        },
         **{
             f"me/ping {k}": v["rps"] is not None and v["rps"] >= TARGET_ME_OVER_PING
             for k, v in ratios["me/ping"].items()
@@ -567,4 +686,4 @@ def run() -> dict:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_scenario(run, "identity", "BENCH_IDENTITY_TIMEOUT_S", 420, (BenchFailure,)))
+    raise SystemExit(run_scenario(run, "identity", "BENCH_IDENTITY_TIMEOUT_S", 720, (BenchFailure,)))

@@ -199,3 +199,24 @@ def test_a_bad_metrics_address_stops_the_process_before_it_starts(command, varia
     monkeypatch.setenv(variable, address)
     assert main(tally, [command]) == CONFIG_ERROR_EXIT
     assert capsys.readouterr().err.startswith(f"upgestao-tally: configuration error: {variable}: ")
+
+
+# -- UPGESTAO_METRICS=off: nothing recorded, no listener ----------------------------------------------------
+
+
+def test_the_switch_is_on_by_default_and_only_on_or_off_is_accepted():
+    assert metrics.metrics_enabled({}) is True
+    assert metrics.metrics_enabled({"UPGESTAO_METRICS": " OFF "}) is False
+    with pytest.raises(ConfigError) as refused:
+        metrics.check_addresses("identity", {"UPGESTAO_METRICS": "maybe"})
+    assert refused.value.variable == "UPGESTAO_METRICS"
+
+
+def test_switched_off_a_series_records_nothing_and_no_address_is_served(monkeypatch):
+    monkeypatch.setenv("UPGESTAO_METRICS", "off")
+    series = metrics.counter("upgestao_switched_off_probe_total", "never registered", ["outcome"])
+    series.labels(outcome="x").inc()
+    metrics.histogram("upgestao_switched_off_probe_seconds", "never registered").observe(0.5)
+    assert "upgestao_switched_off_probe" not in metrics.exposition(metrics.REGISTRY).decode()
+    assert metrics.metrics_address("identity", {"UPGESTAO_METRICS": "off",
+                                                "IDENTITY_METRICS_ADDRESS": "127.0.0.1:9100"}) is None

@@ -49,12 +49,17 @@ failures, the parking queues' and ``upgestao.unrouted``'s depth (the relay), the
 3. **Nothing at all** for the generic series: RPC methods, consumers and the outbox are counted by the
    kernel as soon as the service has its ``metrics = Metrics()`` dependency and uses the kernel's toolkit.
 
+``UPGESTAO_METRICS=off`` (default ``on``) turns it all off in a process: every series is declared as one that
+records nothing, and no listener is opened (the baseline of ``make bench SCENARIOS=identity``'s metrics
+cost; a deployment that scrapes nothing).
+
 Label values are bounded enums or route templates only: never an id, an e-mail, a name, a raw path or free
 text (``tests/test_metrics_e2e.py`` checks every scraped value).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -69,6 +74,7 @@ from .logging import get_logger
 
 log = get_logger(__name__)
 
+METRICS_SWITCH = "UPGESTAO_METRICS"  # on (default) | off
 METRICS_SUFFIX = "_METRICS_ADDRESS"
 RELAY_METRICS_SUFFIX = "_RELAY_METRICS_ADDRESS"
 MAX_CONNECTIONS = 8
@@ -101,8 +107,20 @@ def parse_address(variable: str, raw: str | None) -> tuple[str, int] | None:
     return host, int(port_text)
 
 
+def metrics_enabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``UPGESTAO_METRICS`` leaves metrics on (``on``, the default, or ``off``; anything else is a
+    :class:`ConfigError`)."""
+    value = (environ.get(METRICS_SWITCH) or "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(METRICS_SWITCH, f"expected on or off, got {value!r}")
+    return value == "on"
+
+
 def metrics_address(service: str, environ: Mapping[str, str], *, relay: bool = False) -> tuple[str, int] | None:
-    """Where this service's ``run`` (``relay``: its relay) serves ``/metrics``; ``None``: nowhere."""
+    """Where this service's ``run`` (``relay``: its relay) serves ``/metrics``; ``None``: nowhere (no address,
+    or ``UPGESTAO_METRICS=off``)."""
+    if not metrics_enabled(environ):
+        return None
     variable = metrics_variable(service, relay=relay)
     address = parse_address(variable, environ.get(variable))
     if address is not None and not relay and service == "gateway":
@@ -113,7 +131,8 @@ def metrics_address(service: str, environ: Mapping[str, str], *, relay: bool = F
 
 
 def check_addresses(service: str, environ: Mapping[str, str]) -> None:
-    """Both addresses of ``service`` validated (``check-config``)."""
+    """The switch and both addresses of ``service`` validated (``check-config``)."""
+    metrics_enabled(environ)
     metrics_address(service, environ)
     metrics_address(service, environ, relay=True)
 
@@ -124,7 +143,38 @@ _declared: dict[str, object] = {}
 _declare_lock = threading.Lock()
 
 
+class _Unrecorded:
+    """A series that records nothing (``UPGESTAO_METRICS=off``): every child is itself, every update a no-op."""
+
+    def labels(self, *values: object, **named: object) -> _Unrecorded:
+        return self
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def dec(self, amount: float = 1) -> None:
+        pass
+
+    def set(self, value: float) -> None:
+        pass
+
+    def observe(self, value: float, exemplar: object = None) -> None:
+        pass
+
+
+_UNRECORDED = _Unrecorded()
+
+
+def _switched_on() -> bool:
+    try:
+        return metrics_enabled()
+    except ConfigError:
+        return True  # check_addresses (check-config, start) says what is wrong; a module import must not fail
+
+
 def _declare(kind: type, name: str, documentation: str, labels: Sequence[str], **kwargs):
+    if not _switched_on():
+        return _UNRECORDED
     with _declare_lock:
         existing = _declared.get(name)
         if existing is not None:
