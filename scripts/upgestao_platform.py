@@ -869,8 +869,11 @@ class Platform:
     def plan_metrics(self) -> None:
         """A ``/metrics`` address for every process (``<SERVICE>_METRICS_ADDRESS``, its relay's
         ``<SERVICE>_RELAY_METRICS_ADDRESS``): the one given (``env`` or the environment; empty: none), else a
-        free loopback port."""
+        free loopback port; none at all with ``UPGESTAO_METRICS=off`` (the processes would not listen)."""
         given = {**os.environ, **self.extra_env}
+        self.metrics_env, self.metrics_addresses = {}, {}
+        if (given.get("UPGESTAO_METRICS") or "").strip().lower() == "off":
+            return
         names = [s.name for s in self.services] + ([f"{s.name}-relay" for s in self.services] if self.relays else [])
         self.metrics_env, self.metrics_addresses = {}, {}
         for name in names:
