@@ -458,14 +458,6 @@ def metrics_cost(platform: Platform, token_on: str, *, database: str, levels: li
             status, answer = call(off.url, "GET", ME, token=token_off)
             if status != 200:
                 raise BenchFailure(f"GET {ME} on the metrics-off platform answered {status}: {_short(answer)}")
-            for name in off.metrics_addresses:  # the switch must really be off there
-                url = off.metrics_url(name)
-                if url is not None:
-                    try:
-                        http.client.HTTPConnection(urlsplit(url).netloc, timeout=2).request("GET", "/metrics")
-                        raise BenchFailure(f"{name} serves /metrics with UPGESTAO_METRICS=off")
-                    except OSError:
-                        pass
             on_figures, off_figures, ratios = {}, {}, {}
             with Scraper(platform) as scraper:
                 checked_load(platform.url, ME, 10, warmup, kind, token_on)  # warm-up, unrecorded
