@@ -60,6 +60,13 @@ def test_off_unless_an_endpoint_is_set():
     assert tracing.tracing_endpoint(disabled) is None
 
 
+def test_spans_go_to_the_traces_path_of_the_endpoint_or_to_the_traces_endpoint_as_given():
+    base = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/"}
+    assert tracing.traces_url(base, tracing.tracing_endpoint(base)) == "http://c:4318/v1/traces"
+    own = {**base, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4318/custom"}
+    assert tracing.traces_url(own, tracing.tracing_endpoint(own)) == "http://t:4318/custom"
+
+
 @pytest.mark.parametrize(("environ", "variable"), [
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "grpc://c:4317"}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
@@ -84,13 +91,15 @@ def test_configured_process_exports_as_its_own_service_name():
         "assert tracing.configure_tracing('identity', 'relay', os.environ)\n"
         "provider = trace.get_tracer_provider()\n"
         "processor = provider._active_span_processor._span_processors[0]\n"
+        "exporter = processor._batch_processor._exporter\n"
         "print(provider.resource.attributes['service.name'], type(processor).__name__,\n"
-        "      type(processor._batch_processor._exporter).__name__)\n"
+        "      type(exporter).__name__, exporter._endpoint)\n"
     )
     env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SERVICE_NAME": "wrong"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["identity-relay", "BatchSpanProcessor", "OTLPSpanExporter"]
+    assert out.stdout.split() == ["identity-relay", "BatchSpanProcessor", "OTLPSpanExporter",
+                                  "http://127.0.0.1:9/v1/traces"]
 
 
 def test_off_nothing_is_installed_and_every_hook_is_inert():

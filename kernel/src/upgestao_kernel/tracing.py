@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -89,6 +90,14 @@ def tracing_endpoint(environ: Mapping[str, str]) -> str | None:
     return endpoint
 
 
+def traces_url(environ: Mapping[str, str], endpoint: str) -> str:
+    """Where spans are posted: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` as given, else
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces`` (the specification's rule)."""
+    if (environ.get(TRACES_ENDPOINT_VARIABLE) or "").strip() == endpoint:
+        return endpoint
+    return endpoint.rstrip("/") + "/v1/traces"
+
+
 def process_name(service: str, process: str) -> str:
     """``service.name`` of a process: ``identity`` (its ``run``), ``identity-relay``."""
     return service if process == "run" else f"{service}-{process}"
@@ -98,7 +107,8 @@ def configure_tracing(service: str, process: str, environ: Mapping[str, str]) ->
     """Install the SDK for this process when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the traces endpoint) is set;
     returns whether tracing is on. Raises :class:`ConfigError` for a wrong setting (before anything starts)."""
     global _enabled, _tracer, _provider
-    if tracing_endpoint(environ) is None:
+    endpoint = tracing_endpoint(environ)
+    if endpoint is None:
         return False
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
@@ -108,7 +118,9 @@ def configure_tracing(service: str, process: str, environ: Mapping[str, str]) ->
     resource = Resource.create({"service.name": process_name(service, process), "service.namespace": "upgestao",
                                 "upgestao.service": service, "upgestao.process": process})
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # the endpoint validated here; the exporter's other settings (headers, timeout, compression, TLS) and the
+    # processor's (OTEL_BSP_*) from the process's environment, as the SDK reads them
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url(environ, endpoint))))
     trace.set_tracer_provider(provider)
     _provider = provider
     _tracer = provider.get_tracer(TRACER_NAME)
@@ -117,12 +129,18 @@ def configure_tracing(service: str, process: str, environ: Mapping[str, str]) ->
     return True
 
 
-def shutdown_tracing() -> None:
-    """Export what is pending (at exit; tests)."""
+SHUTDOWN_WAIT_S = 3.0
+
+
+def shutdown_tracing(wait_s: float = SHUTDOWN_WAIT_S) -> None:
+    """Export what is pending (at exit), waiting at most ``wait_s``: a collector away would otherwise hold a
+    stopping process for the exporter's retries (``OTEL_EXPORTER_OTLP_TIMEOUT``, 10 s); its spans are lost."""
     global _enabled
     if _provider is not None and _enabled:
         _enabled = False
-        _provider.shutdown()
+        flushing = threading.Thread(target=_provider.shutdown, name="otel-shutdown", daemon=True)
+        flushing.start()
+        flushing.join(wait_s)
 
 
 def force_flush(timeout_ms: int = 5000) -> None:
