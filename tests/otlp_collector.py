@@ -4,7 +4,9 @@ A tiny HTTP server on 127.0.0.1 that takes what an OpenTelemetry exporter POSTs 
 (``ExportTraceServiceRequest`` protobufs, gzip or not), answers an empty ``ExportTraceServiceResponse``,
 and decodes the requests with ``opentelemetry-proto`` only when a test asks (:meth:`OtlpCollector.spans`):
 receiving stays cheap for a platform exporting the whole suite's spans. It keeps the newest
-:data:`MAX_BYTES` of requests (the older are dropped), so a session's worth cannot grow without bound.
+:data:`MAX_BYTES` of requests (the older are dropped), so a session's worth cannot grow without bound, and a
+test decodes only what arrived since its :meth:`~OtlpCollector.mark` (a late test in a long session does not
+decode the whole session's spans every time it looks).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class OtlpCollector:
     """``with OtlpCollector() as collector:`` ``collector.endpoint`` is what ``OTEL_EXPORTER_OTLP_ENDPOINT`` takes."""
 
     def __init__(self) -> None:
-        self._bodies: deque[bytes] = deque()
+        self._bodies: deque[tuple[int, bytes]] = deque()  # (the request's number, its body)
         self._size = 0
         self._lock = threading.Lock()
         self.requests = 0
@@ -122,26 +124,33 @@ class OtlpCollector:
 
     def _keep(self, body: bytes) -> None:
         with self._lock:
+            self._bodies.append((self.requests, body))
             self.requests += 1
-            self._bodies.append(body)
             self._size += len(body)
             while self._size > MAX_BYTES and len(self._bodies) > 1:
-                self._size -= len(self._bodies.popleft())
+                self._size -= len(self._bodies.popleft()[1])
 
-    def spans(self) -> list[Span]:
+    def mark(self) -> int:
+        """Where the spans exported from now on begin (for :meth:`spans`)."""
         with self._lock:
-            bodies = list(self._bodies)
+            return self.requests
+
+    def spans(self, since: int = 0) -> list[Span]:
+        """The spans received (and still kept), or those received since ``since`` (a :meth:`mark`)."""
+        with self._lock:
+            bodies = [body for number, body in self._bodies if number >= since]
         return [span for body in bodies for span in decode(body)]
 
-    def trace(self, trace_id: str) -> list[Span]:
-        return [s for s in self.spans() if s.trace_id == trace_id]
+    def trace(self, trace_id: str, since: int = 0) -> list[Span]:
+        return [s for s in self.spans(since) if s.trace_id == trace_id]
 
-    def wait_for(self, found: Callable[[list[Span]], Any], timeout_s: float = 15.0, interval_s: float = 0.2) -> Any:
-        """``found(spans)`` once it is truthy (spans arrive in batches, every ``OTEL_BSP_SCHEDULE_DELAY``);
-        ``AssertionError`` with what arrived when ``timeout_s`` passes first."""
+    def wait_for(self, found: Callable[[list[Span]], Any], timeout_s: float = 15.0, interval_s: float = 0.2,
+                 since: int = 0) -> Any:
+        """``found(spans)`` (those received since ``since``) once it is truthy (spans arrive in batches, every
+        ``OTEL_BSP_SCHEDULE_DELAY``); ``AssertionError`` with what arrived when ``timeout_s`` passes first."""
         deadline = time.monotonic() + timeout_s
         while True:
-            spans = self.spans()
+            spans = self.spans(since)
             result = found(spans)
             if result:
                 return result
