@@ -1,13 +1,14 @@
 """The gateway's HTTP server span (issue 18), made by :class:`~.server.GatewayApp` for every request but a
-WebSocket's (a socket open for hours is no request), when tracing is on (:mod:`upgestao_kernel.tracing`).
+WebSocket's (a socket open for hours is no request) and the probes' ``/healthz`` and ``/readyz``, when tracing
+is on (:mod:`upgestao_kernel.tracing`).
 
-It is the child of a ``traceparent`` the client sent (W3C Trace Context; its ``tracestate`` is ignored), else a
-new trace's root. Its name is
-``<method> <route template>`` (``POST /v1/customers``, ``GET /v1/users/{user_id}``: never the path asked for,
-never a query string), ``<method> /app/*`` for the privacy centre's pages and files, ``<method>`` alone for a
-path no route has; its attributes the method, the route template, the status, the problem type's slug and
-the request id. The request's worker continues it (its ``traceparent`` travels in the worker's context data,
-see :meth:`~.server.GatewayWebServer.context_data_from_headers`), so each RPC the route makes is its child.
+It is the child of a ``traceparent`` the client sent (W3C Trace Context; its ``tracestate`` is ignored), else
+a new trace's root. Its name is ``<method> <route template>`` (``POST /v1/customers``,
+``GET /v1/users/{user_id}``: never the path asked for, never a query string), ``<method> /app/*`` for the
+privacy centre's pages and files, ``<method>`` alone for a path no route has; its attributes the method, the
+route template, the status, the problem type's slug and the request id. The request's worker continues it
+(its ``traceparent`` travels in the worker's context data, see
+:meth:`~.server.GatewayWebServer.context_data_from_headers`), so each RPC the route makes is its child.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from typing import Any
 
 from upgestao_kernel import tracing
 
+PROBES = frozenset({"/healthz", "/readyz"})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def request_span(environ: dict[str, Any], request_id: str):
-    """The span of one request, current for the block (a null context when tracing is off)."""
-    if not tracing.enabled():
+    """The span of one request, current for the block (a null context when tracing is off, and for the probes'
+    ``/healthz`` and ``/readyz``: a trace every few seconds per kubelet would bury the requests')."""
+    if not tracing.enabled() or environ.get("PATH_INFO") in PROBES:
         return tracing.continued(None)
     method = _method(environ.get("REQUEST_METHOD"))
     # the client's traceparent only: its tracestate (free text, up to 32 members) would travel with every
