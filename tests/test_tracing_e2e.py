@@ -124,6 +124,14 @@ def test_post_customers_is_one_trace_from_the_gateway_to_privacy(platform, otlp_
         values = [str(v) for v in span.attributes.values()]
         assert not any(customer_id in v or "q=" in v for v in values), span.attributes
 
+    # the probes are not traced: /readyz leaves no span by the time a later request's has arrived
+    probe_id, later_id = new_request_id("trace readyz"), new_request_id("trace ping")
+    assert api.get("/readyz", headers={"X-Request-ID": probe_id}).status_code == 200
+    assert api.get("/v1/ping", headers={"X-Request-ID": later_id}).status_code == 200
+    spans = otlp_collector.wait_for(lambda spans: spans if any(
+        s.attributes.get("upgestao.request_id") == later_id for s in spans) else None, since=since)
+    assert not [s for s in spans if s.attributes.get("upgestao.request_id") == probe_id]
+
     tree = span_tree(trace)
     text = (f"POST /v1/customers (X-Request-ID {request_id}): trace {server.trace_id}, {len(trace)} spans\n"
             + "\n".join(tree) + "\n")

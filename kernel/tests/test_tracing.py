@@ -168,6 +168,12 @@ def test_rpc_client_call_writes_its_own_traceparent(exported):
     assert client.name == "identity/create_customer"
     assert headers["nameko.traceparent"].split("-")[2] == _hex(client.context.span_id, 16)
     assert client.status.status_code is StatusCode.ERROR and client.attributes["error.type"] == "timeout"
+    # outside any span: the child of the traceparent the worker's context data gave the headers, else none
+    spawned = {"nameko.traceparent": PARENT}
+    tracing.rpc_client_call("identity", "health", spawned).end()
+    assert _hex(exported.get_finished_spans()[-1].parent.span_id, 16) == PARENT_SPAN
+    untraced: dict = {}
+    assert tracing.rpc_client_call("identity", "health", untraced) is None and untraced == {}
 
 
 def test_the_relay_publishes_a_traced_row_under_a_producer_span(exported):

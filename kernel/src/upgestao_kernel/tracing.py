@@ -305,10 +305,17 @@ class ClientCall:
 def rpc_client_call(service: str, method: str, headers: MutableMapping[str, Any],
                     prefix: str = HEADER_PREFIX) -> ClientCall | None:
     """A client span for a call of ``service.method`` about to be sent with ``headers`` (its ``traceparent``
-    written into them); ``None`` when off."""
+    written into them), the child of the current span, else of the ``traceparent`` the headers carry already
+    (the worker's context data, in a green thread the worker spawned); ``None`` when off or when neither
+    names a trace (a call nobody traced, a readiness check: no trace of its own)."""
     if not _enabled:
         return None
-    client = start_span(f"{service}/{method}", CLIENT, attributes=rpc_attributes(service, method))
+    parent = None
+    if not trace.get_current_span().get_span_context().is_valid:
+        parent = extract(headers, prefix)
+        if parent is None:
+            return None
+    client = start_span(f"{service}/{method}", CLIENT, parent, attributes=rpc_attributes(service, method))
     inject(headers, prefix, client)
     return ClientCall(client)
 
