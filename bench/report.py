@@ -105,6 +105,16 @@ def table_identity(data: dict) -> list[str]:
         f"  bcrypt limit = {bc['cores']} cores / {bc['checkpw_ms']} ms (median bcrypt.checkpw, cost {bc['cost']}, "
         f"this process); {p['databases']}; {', '.join(p['loadgen'])}"
     )
+    if "me_metrics_on/off" in r:
+        target = r["targets"]["me_metrics_on/off rps >="]
+        lines.append(f"{'GET /v1/me metrics':<20} {'conns':>5} {'on req/s':>9} {'off req/s':>10}   "
+                     f"{'rps ratio':>9}  target >= {target} (on: every /metrics scraped each second)")
+        for key, on in f["me_metrics_on"].items():
+            meets = _meets(r["meets"][f"me_metrics_on/off {key}"])
+            lines.append(f"{'':<20} {key[1:]:>5} {on['rps']:>9.1f} {b['me_metrics_off'][key]['rps']:>10.1f}   "
+                         f"{r['me_metrics_on/off'][key]['rps']:>9.3f}  {meets}")
+        s = f["scrapes"]
+        lines.append(f"  {s['scrapes']} scrapes of {s['targets']} processes, {s['bytes_per_scrape']} bytes each")
     return lines
 
 
