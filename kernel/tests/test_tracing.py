@@ -174,6 +174,11 @@ def test_rpc_client_call_writes_its_own_traceparent(exported):
     assert _hex(exported.get_finished_spans()[-1].parent.span_id, 16) == PARENT_SPAN
     untraced: dict = {}
     assert tracing.rpc_client_call("identity", "health", untraced) is None and untraced == {}
+    # the same for a call made and awaited in a block (nameko's proxies)
+    with tracing.rpc_client_span("identity", "directory", {"traceparent": PARENT}) as span:
+        assert _hex(span.get_span_context().trace_id, 32) == PARENT_TRACE
+    with tracing.rpc_client_span("identity", "health", {}) as span:
+        assert span is None
 
 
 def test_the_relay_publishes_a_traced_row_under_a_producer_span(exported):

@@ -320,6 +320,20 @@ def rpc_client_call(service: str, method: str, headers: MutableMapping[str, Any]
     return ClientCall(client)
 
 
+def rpc_client_span(service: str, method: str, context_data: Mapping[str, Any] | None = None):
+    """A client span for a call of ``service.method`` made and awaited in this block, made current (what the
+    call's headers then carry): the child of the current span, else of the ``traceparent`` in the worker's
+    ``context_data`` (a green thread the worker spawned); a null context when off or outside any trace."""
+    if not _enabled:
+        return _NULL
+    parent = None
+    if not trace.get_current_span().get_span_context().is_valid:
+        parent = extract(context_data)
+        if parent is None:
+            return _NULL
+    return _started(f"{service}/{method}", CLIENT, parent, rpc_attributes(service, method))
+
+
 def rpc_attributes(service: str, method: str) -> dict[str, str]:
     return {"rpc.system": "nameko", "rpc.service": service, "rpc.method": method}
 

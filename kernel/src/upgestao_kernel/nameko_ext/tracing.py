@@ -11,9 +11,9 @@ off, nothing here is patched and nameko runs untouched) wraps
   data names, if any, without a span of its own (the gateway's HTTP server span is made by its WSGI app,
   in the connection's green thread). The outcome marks the span: an unexpected error, or a 5xx answer, as
   an error, with the exception's class name only;
-* every call through nameko's RPC proxies (``RpcProxy``, the standalone ``ClusterRpcProxy``): a client span
-  ``<service>/<method>`` around the request and its reply, whose ``traceparent`` goes out in the request's
-  ``nameko.traceparent`` header (replacing the one the worker received).
+* every call through nameko's RPC proxies (``RpcProxy``, the standalone ``ClusterRpcProxy``) made inside a
+  trace: a client span ``<service>/<method>`` around the request and its reply, whose ``traceparent`` goes out
+  in the request's ``nameko.traceparent`` header (replacing the one the worker received).
 """
 
 from __future__ import annotations
@@ -56,8 +56,7 @@ def install() -> None:
             return run_worker(self, worker_ctx, handled)
 
     def __call__(self, *args, **kwargs):
-        with tracing.span(f"{self.service_name}/{self.method_name}", tracing.CLIENT,
-                          tracing.rpc_attributes(self.service_name, self.method_name)):
+        with tracing.rpc_client_span(self.service_name, self.method_name, getattr(self.worker_ctx, "data", None)):
             return call(self, *args, **kwargs)
 
     def get_message_headers(self, worker_ctx):
