@@ -138,3 +138,34 @@ def test_post_customers_is_one_trace_from_the_gateway_to_privacy(platform, otlp_
     print("\n" + text)
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(text)
+
+
+def test_a_service_calling_another_continues_the_trace(platform, otlp_collector):
+    """nameko's RPC proxy in a service (messaging asking identity's directory for a team's members): its client
+    span is the child of messaging's server span, identity's server span the child of it."""
+    api = Api(platform.url)
+    token = api.admin_tokens(ADMIN_EMAIL, ADMIN_PASSWORD)["access_token"]
+    me = api.get("/v1/me", token).json()["id"]
+    request_id = new_request_id("trace post teams")
+    since = otlp_collector.mark()
+    created = api.post("/v1/teams", token, json={"name": f"Rastro {uuid.uuid4().hex[:6]}", "member_ids": [me]},
+                       headers={"X-Request-ID": request_id})
+    assert created.status_code == 201, created.text
+
+    def chain(spans: list[Span]) -> list[Span] | None:
+        server = next((s for s in spans if s.service == "gateway" and s.kind == "server"
+                       and s.attributes.get("upgestao.request_id") == request_id), None)
+        if server is None:
+            return None
+        trace = [s for s in spans if s.trace_id == server.trace_id]
+        found = [_one(trace, service="gateway", kind="server", name="POST /v1/teams"),
+                 _one(trace, service="gateway", kind="client", name="messaging/create_team"),
+                 _one(trace, service="messaging", kind="server", name="messaging/create_team"),
+                 _one(trace, service="messaging", kind="client", name="identity/directory"),
+                 _one(trace, service="identity", kind="server", name="identity/directory")]
+        return None if None in found else found
+
+    spans = otlp_collector.wait_for(chain, since=since)
+    for parent, child in zip(spans, spans[1:], strict=False):
+        assert child.parent_id == parent.span_id, (parent.name, child.name)
+    print("\n" + "\n".join(span_tree(otlp_collector.trace(spans[0].trace_id, since))))
