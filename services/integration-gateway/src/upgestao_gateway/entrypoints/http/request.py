@@ -87,6 +87,7 @@ class GatewayRequest(Request):
     rate_limit: Decision | None = None  # the principal's quota after this request (RateLimit-* headers)
     client_address: str | None = None  # the peer, or what trusted proxies say (domain.client_address)
     operator: bool = False  # a direct request from an operator network (readiness details)
+    from_trusted_proxy: bool = False  # relayed by GATEWAY_TRUSTED_PROXIES (its traceparent is believed)
     route: RouteSpec | None = None
     path_values: dict[str, Any]
 

@@ -88,7 +88,8 @@ class GatewayApp:
         upgrade = self.server.upgrades.get(request.path)
         if upgrade is not None:  # a WebSocket (GET /v1/stream: upgestao_gateway.push), before any routing
             return upgrade(request, start_response)
-        with request_span(environ, request.request_id):  # its server span (tracing on: .tracing)
+        # its server span (tracing on: .tracing); a client's traceparent is continued only from the ingress
+        with request_span(environ, request.request_id, continue_client=request.from_trusted_proxy):
             return self.answer(request, environ, start_response, started)
 
     def answer(self, request: GatewayRequest, environ, start_response, started: float):
@@ -153,6 +154,7 @@ class GatewayApp:
         address = parse_address(peer) if peer else None
         request.operator = (address is not None and is_trusted(address, edge.ops_networks)
                             and not is_trusted(address, edge.trusted_proxies))
+        request.from_trusted_proxy = address is not None and is_trusted(address, edge.trusted_proxies)
 
 
 def _web_log_path(path: str) -> str:

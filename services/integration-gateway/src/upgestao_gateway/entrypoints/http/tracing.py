@@ -2,8 +2,11 @@
 WebSocket's (a socket open for hours is no request) and the probes' ``/healthz`` and ``/readyz``, when tracing
 is on (:mod:`upgestao_kernel.tracing`).
 
-It is the child of a ``traceparent`` the client sent (W3C Trace Context; its ``tracestate`` is ignored), else
-a new trace's root. Its name is ``<method> <route template>`` (``POST /v1/customers``,
+It is the child of a ``traceparent`` sent by a trusted proxy (``GATEWAY_TRUSTED_PROXIES``: the ingress, which
+may trace too; W3C Trace Context, its ``tracestate`` ignored), else a new trace's root: a client reaching the
+gateway directly does not choose its trace id, nor force its request to be sampled (a ``traceparent`` with the
+sampled flag on every request would make the collector keep everything a sampler was set to drop).
+Its name is ``<method> <route template>`` (``POST /v1/customers``,
 ``GET /v1/users/{user_id}``: never the path asked for, never a query string), ``<method> /app/*`` for the
 privacy centre's pages and files, ``<method>`` alone for a path no route has; its attributes the method, the
 route template, the status, the problem type's slug and the request id. The request's worker continues it
@@ -21,15 +24,17 @@ PROBES = frozenset({"/healthz", "/readyz"})
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def request_span(environ: dict[str, Any], request_id: str):
+def request_span(environ: dict[str, Any], request_id: str, *, continue_client: bool = False):
     """The span of one request, current for the block (a null context when tracing is off, and for the probes'
-    ``/healthz`` and ``/readyz``: a trace every few seconds per kubelet would bury the requests')."""
+    ``/healthz`` and ``/readyz``: a trace every few seconds per kubelet would bury the requests').
+    ``continue_client``: the request's ``traceparent`` is its parent (the peer is a trusted proxy)."""
     if not tracing.enabled() or environ.get("PATH_INFO") in PROBES:
         return tracing.continued(None)
     method = _method(environ.get("REQUEST_METHOD"))
     # the client's traceparent only: its tracestate (free text, up to 32 members) would travel with every
     # call and outbox row of the request and be exported, and the platform has no use for it
-    carrier = {tracing.TRACEPARENT: environ["HTTP_TRACEPARENT"]} if environ.get("HTTP_TRACEPARENT") else None
+    parent = environ.get("HTTP_TRACEPARENT") if continue_client else None
+    carrier = {tracing.TRACEPARENT: parent} if parent else None
     return tracing.entry_span(method, tracing.SERVER, carrier, attributes={
         "http.request.method": method, "upgestao.request_id": request_id,
     })
