@@ -71,6 +71,7 @@ from prometheus_client.registry import Collector
 
 from .config import ConfigError, env_prefix
 from .logging import get_logger
+from .side_port import SidePortListener, host_port, http_response, request_line
 
 log = get_logger(__name__)
 
@@ -94,17 +95,7 @@ def metrics_variable(service: str, *, relay: bool = False) -> str:
 def parse_address(variable: str, raw: str | None) -> tuple[str, int] | None:
     """``host:port`` as ``(host, port)``; ``None`` when unset or empty; ``[::]:9100`` for IPv6. A
     :class:`ConfigError` naming ``variable`` otherwise."""
-    raw = (raw or "").strip()
-    if not raw:
-        return None
-    host, sep, port_text = raw.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or any(c.isspace() or c in "/@?#" for c in host):
-        raise ConfigError(variable, f"expected host:port (e.g. 0.0.0.0:9100), got {raw!r}")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ConfigError(variable, f"the port must be a number between 1 and 65535, got {port_text!r}")
-    return host, int(port_text)
+    return host_port(variable, raw, "0.0.0.0:9100")
 
 
 def metrics_enabled(environ: Mapping[str, str] = os.environ) -> bool:
@@ -428,80 +419,23 @@ def exposition(registry=REGISTRY) -> bytes:
     return generate_latest(registry)
 
 
-class MetricsServer:
+class MetricsServer(SidePortListener):
     """``GET /metrics`` on ``address`` in green threads of this process (eventlet: the ``run`` and the relay
     processes are monkey-patched); at most :data:`MAX_CONNECTIONS` scrapes at once, ``Connection: close``.
     Anything else is a 404 (another method a 405)."""
 
     def __init__(self, address: tuple[str, int], variable: str, registry=REGISTRY, *,
                  max_connections: int = MAX_CONNECTIONS, read_timeout_s: float = READ_TIMEOUT_S) -> None:
-        self.address = address
-        self.variable = variable
+        super().__init__(address, variable, self.answer, "metrics", max_connections=max_connections,
+                         read_timeout_s=read_timeout_s)
         self.registry = registry
-        self.max_connections = max_connections
-        self.read_timeout_s = read_timeout_s
-        self._socket = None
-        self._acceptor = None
-        self._pool = None
 
-    def start(self) -> tuple[str, int]:
-        """Listen (a ``ConfigError`` naming the variable when the address cannot be bound); returns the bound
-        ``(host, port)``."""
-        import socket
-
-        import eventlet
-
-        family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
-        try:
-            self._socket = eventlet.listen(self.address, family=family, backlog=self.max_connections,
-                                           reuse_port=False)
-        except OSError as exc:
-            raise ConfigError(self.variable, f"cannot listen on {self.address[0]}:{self.address[1]}: "
-                                             f"{exc.strerror or type(exc).__name__}") from None
-        self._pool = eventlet.GreenPool(self.max_connections)
-        self._acceptor = eventlet.spawn(self._accept)
-        bound = self._socket.getsockname()
-        log.info("metrics.listening", port=bound[1])
-        return bound[0], bound[1]
-
-    def stop(self) -> None:
-        if self._acceptor is not None:
-            self._acceptor.kill()
-            self._acceptor = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._socket.accept()
-            except OSError:
-                return
-            if self._pool.free() == 0:
-                conn.close()
-                continue
-            self._pool.spawn_n(self._serve, conn)
-
-    def _serve(self, conn) -> None:
-        from .probes import _read_head
-
-        try:
-            conn.settimeout(self.read_timeout_s)
-            request = _read_head(conn)
-            if request is not None:
-                conn.sendall(self.respond(request))
-        except (OSError, TimeoutError) as exc:
-            log.debug("metrics.connection_dropped", error=type(exc).__name__)
-        finally:
-            conn.close()
-
-    def respond(self, request: bytes) -> bytes:
+    def answer(self, request: bytes) -> bytes:
         """The whole HTTP/1.1 response to a request's head."""
-        line = request.split(b"\n", 1)[0].decode("latin-1").strip().split()
-        if len(line) != 3 or not line[2].startswith("HTTP/"):
+        line = request_line(request)
+        if line is None:
             return _response(400, b"bad request\n")
-        method, path = line[0], line[1].split("?", 1)[0]
+        method, path = line
         if path != "/metrics":
             return _response(404, b"not found\n")
         if method not in ("GET", "HEAD"):
@@ -510,14 +444,9 @@ class MetricsServer:
         return _response(200, body, content_type=CONTENT_TYPE_LATEST, head=method == "HEAD")
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
-
-
 def _response(status: int, body: bytes, *, content_type: str = "text/plain; charset=utf-8", head: bool = False,
               extra: str = "") -> bytes:
-    header = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {content_type}\r\n"
-              f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n{extra}\r\n")
-    return header.encode("ascii") + (b"" if head else body)
+    return http_response(status, body, content_type, head=head, extra=extra)
 
 
 class serving:

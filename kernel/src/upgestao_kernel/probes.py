@@ -27,20 +27,18 @@ or ``python -m upgestao_<svc> probe livez`` (``readyz``), which reads the same v
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from .config import ConfigError
 from .logging import get_logger
+from .side_port import SidePortListener, host_port, http_response, request_line
 
 log = get_logger(__name__)
 
 PROBE_ADDRESS = "UPGESTAO_PROBE_ADDRESS"
 MAX_CONNECTIONS = 8
 READ_TIMEOUT_S = 2.0
-MAX_REQUEST_BYTES = 8192
 DATABASE_CHECK_TTL_S = 1.5
 DATABASE_CHECK_TIMEOUT_S = 2.0
 RELAY_MAX_PASS_AGE_S = 30.0
@@ -52,104 +50,27 @@ Readiness = Callable[[], Sequence[Check]]
 
 def probe_address(environ: Mapping[str, str]) -> tuple[str, int] | None:
     """``UPGESTAO_PROBE_ADDRESS`` as ``(host, port)``; ``None`` when unset or empty. ``[::]:9000`` for IPv6."""
-    raw = (environ.get(PROBE_ADDRESS) or "").strip()
-    if not raw:
-        return None
-    host, sep, port_text = raw.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or any(c.isspace() for c in host):
-        raise ConfigError(PROBE_ADDRESS, f"expected host:port (e.g. 0.0.0.0:9000), got {raw!r}")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ConfigError(PROBE_ADDRESS, f"the port must be a number between 1 and 65535, got {port_text!r}")
-    return host, int(port_text)
+    return host_port(PROBE_ADDRESS, environ.get(PROBE_ADDRESS), "0.0.0.0:9000")
 
 
 # -- the listener ----------------------------------------------------------------------------------------
 
-class ProbeServer:
+class ProbeServer(SidePortListener):
     """The HTTP listener: ``/livez`` and ``/readyz`` (see the module), in green threads of this process."""
 
     def __init__(self, address: tuple[str, int], readiness: Readiness, *,
                  max_connections: int = MAX_CONNECTIONS, read_timeout_s: float = READ_TIMEOUT_S) -> None:
-        self.address = address
+        super().__init__(address, PROBE_ADDRESS, lambda head: respond(head, readiness), "probes",
+                         max_connections=max_connections, read_timeout_s=read_timeout_s)
         self.readiness = readiness
-        self.max_connections = max_connections
-        self.read_timeout_s = read_timeout_s
-        self._socket = None
-        self._acceptor = None
-        self._pool = None
-
-    def start(self) -> tuple[str, int]:
-        """Listen (a ``ConfigError`` naming the variable when the address cannot be bound); returns the bound
-        ``(host, port)``."""
-        import eventlet
-
-        family = socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET
-        try:
-            # no SO_REUSEPORT (eventlet's default): a second process on the same port must fail, not share it
-            self._socket = eventlet.listen(self.address, family=family, backlog=self.max_connections,
-                                           reuse_port=False)
-        except OSError as exc:
-            raise ConfigError(PROBE_ADDRESS, f"cannot listen on {self.address[0]}:{self.address[1]}: "
-                                             f"{exc.strerror or type(exc).__name__}") from None
-        self._pool = eventlet.GreenPool(self.max_connections)
-        self._acceptor = eventlet.spawn(self._accept)
-        bound = self._socket.getsockname()
-        log.info("probes.listening", port=bound[1])
-        return bound[0], bound[1]
-
-    def stop(self) -> None:
-        """Stop accepting and close the socket; requests in flight end with their connection."""
-        if self._acceptor is not None:
-            self._acceptor.kill()
-            self._acceptor = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._socket.accept()
-            except OSError:  # closed under us: stop() is on its way
-                return
-            if self._pool.free() == 0:  # bounded: a flood of probes cannot grow the process
-                conn.close()
-                continue
-            self._pool.spawn_n(self._serve, conn)
-
-    def _serve(self, conn) -> None:
-        try:
-            conn.settimeout(self.read_timeout_s)
-            request = _read_head(conn)
-            if request is not None:
-                conn.sendall(respond(request, self.readiness))
-        except (OSError, TimeoutError) as exc:  # a client gone or too slow: nothing to answer
-            log.debug("probes.connection_dropped", error=type(exc).__name__)
-        finally:
-            conn.close()
-
-
-def _read_head(conn) -> bytes | None:
-    data = b""
-    while b"\r\n\r\n" not in data and b"\n\n" not in data:
-        if len(data) > MAX_REQUEST_BYTES:
-            return None
-        chunk = conn.recv(1024)
-        if not chunk:
-            break
-        data += chunk
-    return data or None
 
 
 def respond(request: bytes, readiness: Readiness) -> bytes:
     """The whole HTTP/1.1 response to a request's head (``request``), ``Connection: close``."""
-    line = request.split(b"\n", 1)[0].decode("latin-1").strip().split()
-    if len(line) != 3 or not line[2].startswith("HTTP/"):
+    line = request_line(request)
+    if line is None:
         return _response(400, {"status": "bad request"}, head=False)
-    method, target = line[0], line[1]
-    path = target.split("?", 1)[0]
+    method, path = line
     if path not in ("/livez", "/readyz"):
         return _response(404, {"status": "not found"}, head=method == "HEAD")
     if method not in ("GET", "HEAD"):
@@ -172,14 +93,9 @@ def readiness_answer(readiness: Readiness) -> tuple[int, dict]:
     return 200, {"status": "ready"}
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
-
-
 def _response(status: int, body: dict, *, head: bool, extra: str = "") -> bytes:
-    payload = json.dumps(body, sort_keys=True).encode()
-    header = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
-              f"Content-Length: {len(payload)}\r\nCache-Control: no-store\r\nConnection: close\r\n{extra}\r\n")
-    return header.encode("ascii") + (b"" if head else payload)
+    return http_response(status, json.dumps(body, sort_keys=True).encode(), "application/json", head=head,
+                         extra=extra)
 
 
 # -- the checks ------------------------------------------------------------------------------------------
