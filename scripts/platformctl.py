@@ -132,6 +132,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if platform.has_gateway:
         print(f"  UpGestão is up: {platform.url}   (ready in {time.monotonic() - started:.1f} s)")
         print(f"  try: curl {platform.url}/v1/ping   |   {platform.url}/v1/openapi.json")
+        print(f"  privacy centre (open in a browser): {platform.url}/app/")
     else:
         print(f"  UpGestão is up without the gateway (started in {time.monotonic() - started:.1f} s)")
     if platform.sink_address:
