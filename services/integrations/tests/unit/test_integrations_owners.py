@@ -39,3 +39,25 @@ def test_a_call_past_its_deadline_marks_the_proxy_broken():
     with pytest.raises(eventlet.Timeout):
         owners.share_subjects(["c"], ["email"], "integration:int_x", "p")
     assert owners.broken is True
+
+
+def test_batches_opening_data_side_by_side_call_the_proxy_one_at_a_time():
+    """The proxy's reply queue is read by the waiting greenlet: two calls at once would fail (a second
+    simultaneous read) and break the proxy, so the calls of batches side by side take turns."""
+    import eventlet
+
+    running, most = [0], [0]
+
+    def call(*args):
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        eventlet.sleep(0.01)
+        running[0] -= 1
+        return {"messages": {}}
+
+    owners = RpcOwners(_cluster(call, call), timeout_s=5)
+    pool = eventlet.GreenPool(4)
+    for _ in range(4):
+        pool.spawn(owners.share_messages, ["m"], True, "integration:int_x", "p")
+    pool.waitall()
+    assert most[0] == 1 and owners.broken is False

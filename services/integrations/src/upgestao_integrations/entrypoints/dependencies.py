@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import eventlet
+import eventlet.semaphore
 
 OWNER_TIMEOUT_S = 10.0
 
@@ -21,10 +22,14 @@ class RpcOwners:
         # values -- would wait in this proxy's reply queue, which is drained only while a call waits. The
         # dispatcher then closes the proxy (its exclusive, auto-delete reply queue goes with it) and opens another.
         self.broken = False
+        # One call at a time: the proxy's reply queue is read by the calling greenlet, and two greenlets waiting
+        # on it at once fail (RuntimeError, a second simultaneous read). The dispatcher's batches open their data
+        # side by side; the wait for the proxy counts against the call's deadline.
+        self._one_at_a_time = eventlet.semaphore.Semaphore(1)
 
     def _call(self, method: Any, *args: Any) -> dict:
         try:
-            with eventlet.Timeout(self._timeout_s):
+            with eventlet.Timeout(self._timeout_s), self._one_at_a_time:
                 return method(*args)
         except BaseException:
             self.broken = True
