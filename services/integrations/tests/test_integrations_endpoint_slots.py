@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import eventlet
+import eventlet.event
 from eventlet.semaphore import Semaphore
 from upgestao_integrations.adapters.http_sender import SendResult
 from upgestao_integrations.adapters.projections import projections
@@ -67,3 +68,64 @@ def test_a_large_claim_posts_at_most_eight_at_once_per_endpoint(database_factory
     assert (first, rest) == (64, 16)  # 32 of each endpoint, then the 8 left of each
     assert receiver.most == {"http://a.test/hook": 8, "http://b.test/hook": 8}
     assert len(receiver.ids) == 80 and set(receiver.ids.values()) == {1}
+
+
+class GatedReceiver:
+    """Answers the first ``free`` POSTs at once; the others wait for ``gate``."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+        self.started = 0
+        self.gate = eventlet.event.Event()
+        self.ids: Counter[str] = Counter()
+
+    def post(self, url: str, body: bytes, headers: dict) -> SendResult:
+        self.started += 1
+        if self.started > self.free:
+            self.gate.wait()
+        self.ids[headers["webhook-id"]] += 1
+        return SendResult(200, {}, 1.0)
+
+
+def test_the_next_wave_is_claimed_while_a_batch_still_posts(database_factory) -> None:
+    """A message leaves the in-flight count when its POST ends: once a wave of 8 is over, the next 8 of the
+    endpoint are claimed (and could be opened) while the batch's other POSTs are in flight -- never more than
+    ``claimed_per_endpoint`` claimed and unposted."""
+    engine = create_engine(database_factory("integrations", "upgestao_integrations:migrations"))
+
+    def uow():
+        return with_sql_repositories(UnitOfWork(engine, "integrations", system_context(), projections=projections()))
+
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    registry = Registry(uow, lambda role: frozenset(), SecretBox(KEY), production=False, overlap_s=60, now=now)
+    registry.register("a", "http://a.test/hook", ["*"], [], "https://x.example/p")
+    for _ in range(40):
+        envelope = EventEnvelope(event_id=new_id(), stream_id="x-1", version=1, type="identity.customer_registered.v1",
+                                 occurred_at=now(), actor=Actor("system", "system"), correlation_id=None,
+                                 causation_id=None, data={"customer_id": new_id(), "fields": []})
+        with uow() as unit:
+            fanout.accept(unit, envelope)
+    settings = IntegrationsSettings(production=False, allowed_networks="", secrets_key=KEY, batch=200)
+    receiver = GatedReceiver(free=8)
+    deliverer = Deliverer(unit_of_work=uow, owners=None, sender=receiver, box=SecretBox(KEY), settings=settings,
+                          now=now, rng=random.Random(3), concurrently=eventlet.GreenPool(32).imap,
+                          semaphore=Semaphore)
+    first = deliverer.claim()
+    assert len(first) == 32 and deliverer.claim() == []  # the endpoint's claims are all in flight
+    batch = eventlet.spawn(deliverer.deliver, first)
+    try:
+        with eventlet.Timeout(10):
+            while sum(receiver.ids.values()) < 8 or receiver.started < 16:
+                eventlet.sleep(0.005)  # the first wave answered, the second waits at the gate
+        assert deliverer.in_flight == {first[0].integration["id"]: 24}
+        second = deliverer.claim()
+        assert len(second) == 8  # the rest, while 24 are still claimed: 32 at most
+        assert deliverer.in_flight == {first[0].integration["id"]: 32}
+    finally:
+        receiver.gate.send()
+    with eventlet.Timeout(10):
+        batch.wait()
+        deliverer.deliver(second)
+    assert deliverer.in_flight == {} and deliverer.claim() == []
+    engine.dispose()
+    assert len(receiver.ids) == 40 and set(receiver.ids.values()) == {1}

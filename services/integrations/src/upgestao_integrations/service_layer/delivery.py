@@ -12,7 +12,9 @@
    share); a message whose data is gone (the owner answers None) is canceled, not sent.
 4. Build each payload (only the integration's allowed fields), sign it with every valid secret (the
    current, and the previous during a rotation's overlap), POST them concurrently, at most ``per_endpoint``
-   (8) at once to one endpoint in this process (a semaphore per endpoint).
+   (8) at once to one endpoint in this process (a semaphore per endpoint). A message leaves the in-flight
+   count when its POST is over, so the next wave of an endpoint is claimed and opened while the batch's other
+   POSTs are still in flight (pipelined; still at most ``claimed_per_endpoint`` claimed and unposted).
 5. Record the outcomes in one transaction: the retry schedule, the endpoint's health (410 disables at once,
    5 days of failures spread over 12 h disable), an abort stops the message, and a success that carried
    personal fields records who received whose data (``shared_subjects``).
@@ -121,20 +123,37 @@ class Deliverer:
         return len(claimed)
 
     def deliver(self, claimed: list[Claimed]) -> None:
-        """Open, sign, POST and record a claimed batch (the dispatcher runs several side by side)."""
-        released = False
+        """Open, sign, POST and record a claimed batch (the dispatcher runs several side by side).
+
+        Each message leaves the in-flight count as soon as its POST is over (or it is known it will not be
+        sent), not when the whole batch is: the dispatcher claims and opens the next messages of an endpoint
+        while the rest of this batch's POSTs are in flight, never holding more than ``claimed_per_endpoint``
+        of it claimed and unposted (so the stale window is the same)."""
+        pending = {id(c): c for c in claimed}
+
+        def release(c: Claimed) -> None:
+            if pending.pop(id(c), None) is not None:
+                self._release([c])
+
+        def send(p: Prepared) -> Result:
+            try:
+                return self._send(p)
+            finally:
+                release(p.claimed)  # its POST is over: the next one of its endpoint may be claimed
+
         try:
             prepared = self._prepare(claimed)
+            for p in prepared:
+                if p.body is None:
+                    release(p.claimed)  # not sent: canceled, or its owner did not answer
             to_send = [p for p in prepared if p.body is not None]
-            results = list(self.concurrently(self._send, to_send))
-            self._release(claimed)  # the POSTs are over: the next batch may be claimed while this one records
-            released = True
+            results = list(self.concurrently(send, to_send))
             unsent = [Result(p, None, {}, None, p.error, None, self.now()) for p in prepared
                       if p.body is None and p.cancel is None]
             self._record(results + unsent, [p for p in prepared if p.cancel is not None])
         finally:
-            if not released:
-                self._release(claimed)
+            if pending:
+                self._release(list(pending.values()))
 
     def _release(self, claimed: list[Claimed]) -> None:
         for c in claimed:
@@ -191,10 +210,15 @@ class Deliverer:
         throttled = uow.health.throttled(now)
         per_endpoint: dict[str, int] = {}
         chosen = []
+        # an endpoint with messages in flight is claimed again only once a wave of POSTs (``per_endpoint``) fits:
+        # messages released one by one as their POSTs end would otherwise be claimed, and opened, one by one
+        wave = min(self.settings.per_endpoint, self.settings.claimed_per_endpoint)
         for row in due:
             iid = row["integration_id"]
+            busy = self.in_flight.get(iid, 0)
             if (iid in throttled
-                    or per_endpoint.get(iid, 0) + self.in_flight.get(iid, 0) >= self.settings.claimed_per_endpoint):
+                    or per_endpoint.get(iid, 0) + busy >= self.settings.claimed_per_endpoint
+                    or (busy and iid not in per_endpoint and self.settings.claimed_per_endpoint - busy < wave)):
                 continue
             per_endpoint[iid] = per_endpoint.get(iid, 0) + 1
             chosen.append(row)
