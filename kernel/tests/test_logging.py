@@ -164,3 +164,28 @@ def test_a_record_leaves_out_what_no_line_renders(out):
     assert (structured["event"], structured["email"], structured["n"], structured["logger"]) == (
         "structured", "[redacted]", 1, "upgestao.test")
     assert (plain["event"], plain["email"], plain["logger"]) == ("plain", "[redacted]", "kombu")
+
+
+def test_nameko_rpc_reply_bodies_are_withheld_at_debug(out):
+    """nameko's RPC client logs a reply's whole body at DEBUG (an opened message, a person's fields): the
+    line keeps the reply's identity and says the body was withheld, for our handler and any other one."""
+    from nameko.rpc import RpcReply
+    from upgestao_kernel.logging import REPLY_WITHHELD
+
+    configure_logging("people", level="debug", stream=out)
+    other = io.StringIO()
+    extra = logging.StreamHandler(other)
+    logging.getLogger().addHandler(extra)
+    try:
+        class Event:
+            def wait(self) -> dict:
+                return {"result": {"body": "secret value", "email": "maria@example.com"}, "error": None}
+
+        assert RpcReply(Event()).result() == {"body": "secret value", "email": "maria@example.com"}
+    finally:
+        logging.getLogger().removeHandler(extra)
+    complete = [r for r in lines(out) if r["event"].startswith("RPC reply event complete")]
+    assert len(complete) == 1 and REPLY_WITHHELD in complete[0]["event"]
+    for text in (out.getvalue(), other.getvalue()):
+        assert "secret value" not in text and "maria@example.com" not in text
+    assert "RPC reply event complete" in other.getvalue()

@@ -124,6 +124,18 @@ def _record_only_what_is_rendered() -> None:
         logging.logAsyncioTasks = False
 
 
+# nameko's RPC client logs every reply's whole body at DEBUG ("RPC reply event complete %s %s"): opened
+# messages, a person's fields. The body is withheld from the record before any handler sees it.
+_NAMEKO_REPLY_LOGGED = "RPC reply event complete %s %s"
+REPLY_WITHHELD = "<reply withheld: it may carry personal data>"
+
+
+def _withhold_rpc_reply_bodies(record: logging.LogRecord) -> bool:
+    if record.msg == _NAMEKO_REPLY_LOGGED and isinstance(record.args, tuple) and len(record.args) == 2:
+        record.args = (record.args[0], REPLY_WITHHELD)
+    return True
+
+
 class _UpgestaoHandler(logging.StreamHandler):
     """Marker class: the root handler installed by :func:`configure_logging`."""
 
@@ -172,6 +184,9 @@ def configure_logging(service: str, level: str = "INFO", stream: IO[str] | None 
         old.close()
     root.addHandler(handler)
     root.setLevel(numeric_level)
+    rpc_client = logging.getLogger("nameko.rpc")  # on the logger: every handler, ours or another, gets it withheld
+    if _withhold_rpc_reply_bodies not in rpc_client.filters:
+        rpc_client.addFilter(_withhold_rpc_reply_bodies)
 
     structlog.configure(
         processors=[
