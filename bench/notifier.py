@@ -235,24 +235,56 @@ def machine_busy() -> tuple[float, float]:
 
 
 class CpuMeter:
-    """CPU seconds each of the platform's processes (and this one) used between start() and stop()."""
+    """CPU seconds each of the platform's processes (and this one) used between start() and stop().
 
-    def __init__(self, platform: Platform) -> None:
+    ``extra``: more named groups of processes, each a callable giving its pids (asked at start and at stop, the
+    union measured: a PostgreSQL backend opened in between counts from its start), e.g. :func:`backend_pids`
+    of the platform's databases and :func:`broker_pids`."""
+
+    def __init__(self, platform: Platform, extra: dict[str, Callable[[], set[int]]] | None = None) -> None:
         self.pids = {name: proc.pid for name, proc in platform.children.items()}
         self.pids["bench"] = os.getpid()
+        self.extra = dict(extra or {})
 
     def start(self) -> None:
         self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._extra_before = {name: {pid: cpu_seconds(pid) for pid in pids()} for name, pids in self.extra.items()}
         self._machine = machine_busy()
         self._t0 = time.monotonic()
 
     def stop(self) -> dict:
         wall = time.monotonic() - self._t0
         used = {name: round(cpu_seconds(pid) - self._before[name], 2) for name, pid in self.pids.items()}
+        for name, pids in self.extra.items():
+            before = self._extra_before[name]
+            used[name] = round(sum(max(0.0, cpu_seconds(pid) - before.get(pid, 0.0))  # gone: its CPU is lost (0)
+                                     for pid in set(before) | pids()), 2)
         busy, total = machine_busy()
         share = (busy - self._machine[0]) / max(1, total - self._machine[1])
         return {"wall_s": round(wall, 2), "machine_busy": round(share, 3),
+                "machine_cpu_s": round(share * wall * (os.cpu_count() or 1), 2),
                 "cpu_s": dict(sorted(used.items(), key=lambda kv: -kv[1]))}
+
+
+def backend_pids(names: list[str]) -> Callable[[], set[int]]:
+    """The PostgreSQL server processes now serving these databases (``pg_stat_activity``)."""
+    def pids() -> set[int]:
+        return {pid for (pid,) in query(PG_ADMIN, "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s)", names)}
+    return pids
+
+
+def broker_pids() -> set[int]:
+    """The local RabbitMQ node's processes (the Erlang VM, ``beam.smp``): the whole broker, every vhost."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == "beam.smp":
+                        found.add(int(entry))
+            except OSError:
+                continue
+    return found
 
 
 def start_py_spy(pid: int, path: str, rate: int = 100) -> subprocess.Popen:

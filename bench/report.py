@@ -318,7 +318,11 @@ def table_webhooks(data: dict) -> list[str]:
     cpu = f.get("burst_cpu")
     if cpu:
         lines.append(f"  CPU s in the burst ({cpu['wall_s']} s, machine {100 * cpu['machine_busy']:.0f}% busy): "
-                     + ", ".join(f"{k} {v}" for k, v in cpu["cpu_s"].items() if v >= 0.5))
+                     + ", ".join(f"{k} {v}" for k, v in cpu["cpu_s"].items() if v >= 0.2))
+        if "machine_cpu_s" in cpu:
+            per = 1000 * cpu["machine_cpu_s"] / max(1, p["deliveries"])
+            lines.append(f"  the machine's CPU in the burst: {cpu['machine_cpu_s']} s = {per:.2f} ms per delivery "
+                         f"(the raw loop: {1000 / max(1e-9, raw['deliveries_per_s']):.2f} ms of wall time per POST)")
     return lines
 
 

@@ -76,6 +76,8 @@ from common import (  # noqa: E402
 from identity import ADMIN_ENV, BenchFailure, call, wait_for_admin  # noqa: E402
 from notifier import (  # noqa: E402
     CpuMeter,
+    backend_pids,
+    broker_pids,
     databases,
     pg_dsn,
     query,
@@ -269,7 +271,11 @@ def run() -> dict:
                     log(f"{n} messages posted in {time.monotonic() - t0:.1f} s; their events wait in messaging's "
                         "outbox (its relay paused)")
                     raw_runs = [baseline(platform.python, work, secret, n, burst_timeout, 1)]
-                    meter = CpuMeter(platform)
+                    meter = CpuMeter(platform, extra={
+                        "postgresql (the platform's databases)": backend_pids(
+                            [u.rsplit("/", 1)[1] for u in db_env.values()]),
+                        "rabbitmq (the whole broker)": broker_pids,
+                        "receiver": lambda: {receiver.proc.pid}})
                     profile = os.environ.get("BENCH_WEBHOOKS_PROFILE") or None
                     spy = start_py_spy(platform.children["integrations"].pid, profile) if profile else None
                     meter.start()
@@ -285,7 +291,8 @@ def run() -> dict:
                         stop_py_spy(spy)
                         log(f"profile of the integrations service during the burst: {profile}")
                 log(f"integrations: {n} deliveries {done_s:.1f} s after the relay continued; burst CPU seconds "
-                    + ", ".join(f"{k} {v}" for k, v in cpu["cpu_s"].items() if v >= 0.05))
+                    + ", ".join(f"{k} {v}" for k, v in cpu["cpu_s"].items() if v >= 0.05)
+                    + f"; the machine {cpu['machine_cpu_s']} ({1000 * cpu['machine_cpu_s'] / n:.2f} ms per delivery)")
                 raw_runs.append(baseline(platform.python, work, secret, n, burst_timeout, 2))
                 time.sleep(1.0)  # anything delivered twice shows up now
                 figures = measure(messaging_db, receiver.records(), n, continued, warm_done)
