@@ -93,3 +93,30 @@ def test_a_socket_is_looked_at_whatever_its_descriptor_number() -> None:
         os.close(high)
         ours.close()
         theirs.close()
+
+
+def test_an_update_with_many_parameter_sets_goes_in_pages_not_a_round_trip_per_row(pg, monkeypatch) -> None:
+    """A projection's batch (say, 100 webhook messages' states) is one UPDATE with many parameter sets:
+    psycopg2's ``executemany`` sends one statement per row and waits for each; the engine sends them in
+    pages (``execute_batch``, 100 statements a page)."""
+    engine, _ = pg
+    table = sa.Table("batched", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("n", sa.Integer))
+    table.metadata.create_all(engine)
+    pages: list[int] = []
+    extras = engine.dialect._psycopg2_extras
+    real = extras.execute_batch
+
+    def counting(cursor, statement, parameters, **kwargs):
+        parameters = list(parameters)
+        pages.append(len(parameters))
+        return real(cursor, statement, parameters, **kwargs)
+
+    monkeypatch.setattr(extras, "execute_batch", counting)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i, "n": 0} for i in range(250)])
+        conn.execute(table.update().where(table.c.id == sa.bindparam("b_id")).values(n=sa.bindparam("b_n")),
+                     [{"b_id": i, "b_n": i * 2} for i in range(250)])
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.sum(table.c.n))).scalar_one() == sum(i * 2 for i in range(250))
+    assert pages == [250]  # one call of execute_batch, which pages it (100 a page: 3 round trips, not 250)

@@ -42,7 +42,13 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
     """PostgreSQL through psycopg2, or an embedded SQLite file in WAL mode."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    options: dict[str, Any] = {}
+    if sa.engine.make_url(url).drivername == "postgresql+psycopg2":
+        # an UPDATE or DELETE with many parameter sets (a projection's batch, a batch of claims) goes in pages
+        # of statements (psycopg2's execute_batch), not one round trip per row; no caller reads such a
+        # statement's rowcount, which this mode does not give
+        options["executemany_mode"] = "values_plus_batch"
+    engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, **options)
     _ping_when_in_doubt(engine)
     return engine
 
