@@ -451,3 +451,29 @@ def test_a_dropped_connection_missed_by_the_idle_check_is_retried_once_on_a_fres
     result = sender.post(receiver.url(), BODY, {})
     assert result.status_code == 204, result
     assert len(receiver.requests) == 2 and sender.connections_opened == 2
+
+
+def test_the_dispatchers_sender_keeps_a_connection_for_each_post_of_a_wave(receiver):
+    """The dispatcher POSTs ``per_endpoint`` (8) at once to an endpoint: its sender keeps that many idle
+    connections, so wave after wave reuses them (it used to keep 4: every wave closed 4 and opened 4 more)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from upgestao_integrations.entrypoints.dispatcher import webhook_sender
+    from upgestao_integrations.settings import IntegrationsSettings
+
+    settings = IntegrationsSettings(production=False, allowed_networks="127.0.0.0/8", secrets_key=b"k" * 32,
+                                    timeout_s=5)
+    sender = webhook_sender(settings)
+    wave = settings.per_endpoint
+    started = threading.Barrier(wave)
+
+    def post(_: int) -> int:
+        started.wait(5)  # the wave's POSTs all at once: each needs a connection of its own
+        return sender.post(receiver.url(), BODY, {}).status_code
+
+    with ThreadPoolExecutor(wave) as pool:
+        for _ in range(3):
+            assert list(pool.map(post, range(wave))) == [204] * wave
+    assert len(receiver.requests) == 3 * wave
+    assert sender.connections_opened == len(receiver.connections) <= wave
+    sender.close()
