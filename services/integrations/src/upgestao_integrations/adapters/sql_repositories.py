@@ -13,6 +13,7 @@ from upgestao_kernel.unit_of_work import UnitOfWork
 
 from ..domain.messages import DELIVERING, FAILED, PENDING
 from .tables import (
+    WAITING,
     endpoint_health,
     integration_secrets,
     integrations,
@@ -123,8 +124,8 @@ class SqlMessages(_Repo):
         """Messages whose attempt is due, of enabled integrations, oldest first (the messages a batch of events
         queued are due at one time: then in their source events' order); on PostgreSQL the rows are locked for
         this transaction and rows another dispatcher holds are skipped (``SKIP LOCKED``)."""
-        query = (webhook_messages.select()
-                 .where(m.status.in_((PENDING, FAILED)), m.next_attempt_at.is_not(None), m.next_attempt_at <= now,
+        query = (webhook_messages.select()  # WAITING: the partial index's own condition, so that it is used
+                 .where(WAITING, m.next_attempt_at <= now,
                         m.integration_id.in_(sa.select(i.id).where(i.status == "enabled")))
                  .order_by(m.next_attempt_at, m.occurred_at, m.id).limit(limit))
         if self._conn.dialect.name == "postgresql":

@@ -61,6 +61,12 @@ webhook_messages = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
 )
 sa.Index("ix_webhook_messages_due", webhook_messages.c.status, webhook_messages.c.next_attempt_at)
+# the due messages in a claim's order (``SqlMessages.due``, whose condition is WAITING word for word: SQLite
+# uses a partial index only for a query naming its condition, and not through bound parameters): read in
+# order, no sort of every waiting message
+WAITING = sa.text("status IN ('pending', 'failed') AND next_attempt_at IS NOT NULL")
+sa.Index("ix_webhook_messages_due_order", webhook_messages.c.next_attempt_at, webhook_messages.c.occurred_at,
+         webhook_messages.c.id, postgresql_where=WAITING, sqlite_where=WAITING)
 sa.Index("ix_webhook_messages_integration", webhook_messages.c.integration_id, webhook_messages.c.created_at)
 sa.Index("ix_webhook_messages_subject", webhook_messages.c.subject_id, webhook_messages.c.status)
 # the messages that settled since the metrics' last full count (upgestao_webhook_messages, issue 18)
