@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from upgestao_kernel.events import EventEnvelope, EventHandlers
 
@@ -209,19 +210,12 @@ _BATCHED = {WebhookMessageQueued.type: _queued_many, WebhookAttemptStarted.type:
 
 
 def _shared(conn: Connection, integration_id: str, subject_id: str, fields: list[str], at: datetime) -> None:
-    where = (s.integration_id == integration_id, s.subject_id == subject_id)
-    row = conn.execute(sa.select(s.fields).where(*where)).first()
-    if row is None:
-        conn.execute(shared_subjects.insert().values(integration_id=integration_id, subject_id=subject_id,
-                                                     fields=sorted(set(fields)), first_at=at, last_at=at))
-    else:
-        conn.execute(shared_subjects.update().where(*where).values(fields=sorted(set(row.fields) | set(fields)),
-                                                                   last_at=at))
+    _merge_shares(conn, {(integration_id, subject_id): {"fields": set(fields), "first_at": at, "last_at": at}})
 
 
 def _shared_many(conn: Connection, shares: list[tuple[str, str, list[str], datetime]]) -> None:
     """:func:`_shared` for several successes (message id, subject id, fields, time), in order, to the same effect:
-    the pairs merged first, then one SELECT, one INSERT and one UPDATE (executemany)."""
+    the pairs merged first, then :func:`_merge_shares` once."""
     integration_of = dict(conn.execute(sa.select(m.id, m.integration_id).where(
         m.id.in_(sorted({message_id for message_id, *_ in shares})))).all())
     merged: dict[tuple[str, str], dict[str, Any]] = {}
@@ -232,26 +226,36 @@ def _shared_many(conn: Connection, shares: list[tuple[str, str, list[str], datet
         entry = merged.setdefault(pair, {"fields": set(), "first_at": at})
         entry["fields"] |= set(fields)
         entry["last_at"] = at
-    if not merged:
-        return
-    integration_ids = sorted({iid for iid, _ in merged})
-    existing = {(row.integration_id, row.subject_id): row.fields for row in conn.execute(
-        sa.select(s.integration_id, s.subject_id, s.fields).where(
-            s.integration_id.in_(integration_ids), s.subject_id.in_(sorted({sid for _, sid in merged}))))}
-    inserts, updates = [], []
-    for (iid, sid), entry in merged.items():
-        if (iid, sid) in existing:
-            updates.append({"b_iid": iid, "b_sid": sid, "b_fields": sorted(set(existing[(iid, sid)]) | entry["fields"]),
-                            "b_last": entry["last_at"]})
-        else:
-            inserts.append({"integration_id": iid, "subject_id": sid, "fields": sorted(entry["fields"]),
-                            "first_at": entry["first_at"], "last_at": entry["last_at"]})
-    if inserts:
-        conn.execute(shared_subjects.insert(), inserts)
-    if updates:
-        conn.execute(_SHARED_UPDATE, updates)
+    if merged:
+        _merge_shares(conn, merged)
 
 
+def _merge_shares(conn: Connection, merged: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Add ``fields`` to what each (integration, subject) pair received, in three statements, safe beside
+    another transaction merging into the same pairs (two batches of one integration recording successes for
+    one customer at once): each missing row is inserted empty unless one exists or is being inserted (``ON
+    CONFLICT DO NOTHING`` waits for the other insert), the pairs' rows are locked in key order (``FOR UPDATE``:
+    the other transaction's merge is read once it commits, never overwritten), then updated to the union.
+    Reading first and then inserting or updating lost one of two such merges: a duplicate key that failed
+    the whole batch's record, or a field dropped from the set that decides who is told of a correction."""
+    keys = sorted(merged)
+    insert = _INSERT_OF[conn.dialect.name](shared_subjects).on_conflict_do_nothing(
+        index_elements=[s.integration_id, s.subject_id])
+    conn.execute(insert, [{"integration_id": iid, "subject_id": sid, "fields": [],
+                           "first_at": merged[(iid, sid)]["first_at"], "last_at": merged[(iid, sid)]["first_at"]}
+                          for iid, sid in keys])
+    integration_ids, subject_ids = sorted({iid for iid, _ in keys}), sorted({sid for _, sid in keys})
+    current = {(row.integration_id, row.subject_id): row for row in conn.execute(
+        sa.select(s.integration_id, s.subject_id, s.fields, s.last_at)
+        .where(s.integration_id.in_(integration_ids), s.subject_id.in_(subject_ids))
+        .order_by(s.integration_id, s.subject_id).with_for_update())}
+    conn.execute(_SHARED_UPDATE, [
+        {"b_iid": iid, "b_sid": sid, "b_fields": sorted(set(current[(iid, sid)].fields) | merged[(iid, sid)]["fields"]),
+         "b_last": max(current[(iid, sid)].last_at, merged[(iid, sid)]["last_at"])}
+        for iid, sid in keys])
+
+
+_INSERT_OF = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _SHARED_UPDATE = shared_subjects.update().where(
     s.integration_id == sa.bindparam("b_iid"), s.subject_id == sa.bindparam("b_sid")).values(
     fields=sa.bindparam("b_fields", type_=shared_subjects.c.fields.type), last_at=sa.bindparam("b_last"))
