@@ -57,7 +57,8 @@ def test_a_large_claim_posts_at_most_eight_at_once_per_endpoint(database_factory
                                  causation_id=None, data={"customer_id": new_id(), "fields": []})
         with uow() as unit:
             fanout.accept(unit, envelope)
-    settings = IntegrationsSettings(production=False, allowed_networks="", secrets_key=KEY, batch=200)
+    settings = IntegrationsSettings(production=False, allowed_networks="", secrets_key=KEY, batch=200,
+                                    claimed_per_endpoint=32)
     receiver = CountingReceiver()
     deliverer = Deliverer(unit_of_work=uow, owners=None, sender=receiver, box=SecretBox(KEY), settings=settings,
                           now=now, rng=random.Random(3), concurrently=eventlet.GreenPool(32).imap,
@@ -71,7 +72,7 @@ def test_a_large_claim_posts_at_most_eight_at_once_per_endpoint(database_factory
 
 
 class GatedReceiver:
-    """Answers the first ``free`` POSTs at once; the others wait for ``gate``."""
+    """Answers the first ``free`` POSTs at once; the others wait until :meth:`let` lets them through."""
 
     def __init__(self, free: int) -> None:
         self.free = free
@@ -81,16 +82,23 @@ class GatedReceiver:
 
     def post(self, url: str, body: bytes, headers: dict) -> SendResult:
         self.started += 1
-        if self.started > self.free:
+        ticket = self.started
+        while ticket > self.free:
             self.gate.wait()
         self.ids[headers["webhook-id"]] += 1
         return SendResult(200, {}, 1.0)
 
+    def let(self, free: int) -> None:
+        self.free = free
+        gate, self.gate = self.gate, eventlet.event.Event()
+        gate.send()
 
-def test_the_next_wave_is_claimed_while_a_batch_still_posts(database_factory) -> None:
-    """A message leaves the in-flight count when its POST ends: once a wave of 8 is over, the next 8 of the
-    endpoint are claimed (and could be opened) while the batch's other POSTs are in flight -- never more than
-    ``claimed_per_endpoint`` claimed and unposted."""
+
+def test_the_next_claim_comes_once_half_the_claims_are_free_while_a_batch_still_posts(database_factory) -> None:
+    """A message leaves the in-flight count when its POST ends: once half the endpoint's claims are free
+    (``refill``, 16 of 32 here), the next messages of the endpoint are claimed (and could be opened) while the
+    batch's other POSTs are in flight -- never more than ``claimed_per_endpoint`` claimed and unposted, and
+    not one wave of 8 at a time (each claim a transaction and two owners' RPCs)."""
     engine = create_engine(database_factory("integrations", "upgestao_integrations:migrations"))
 
     def uow():
@@ -105,7 +113,9 @@ def test_the_next_wave_is_claimed_while_a_batch_still_posts(database_factory) ->
                                  causation_id=None, data={"customer_id": new_id(), "fields": []})
         with uow() as unit:
             fanout.accept(unit, envelope)
-    settings = IntegrationsSettings(production=False, allowed_networks="", secrets_key=KEY, batch=200)
+    settings = IntegrationsSettings(production=False, allowed_networks="", secrets_key=KEY, batch=200,
+                                    claimed_per_endpoint=32)
+    assert settings.refill == 16
     receiver = GatedReceiver(free=8)
     deliverer = Deliverer(unit_of_work=uow, owners=None, sender=receiver, box=SecretBox(KEY), settings=settings,
                           now=now, rng=random.Random(3), concurrently=eventlet.GreenPool(32).imap,
@@ -118,11 +128,17 @@ def test_the_next_wave_is_claimed_while_a_batch_still_posts(database_factory) ->
             while sum(receiver.ids.values()) < 8 or receiver.started < 16:
                 eventlet.sleep(0.005)  # the first wave answered, the second waits at the gate
         assert deliverer.in_flight == {first[0].integration["id"]: 24}
+        assert deliverer.claim() == []  # 8 free: not yet
+        receiver.let(16)
+        with eventlet.Timeout(10):
+            while sum(receiver.ids.values()) < 16 or receiver.started < 24:
+                eventlet.sleep(0.005)  # the second wave answered, the third waits at the gate
+        assert deliverer.in_flight == {first[0].integration["id"]: 16}
         second = deliverer.claim()
-        assert len(second) == 8  # the rest, while 24 are still claimed: 32 at most
-        assert deliverer.in_flight == {first[0].integration["id"]: 32}
+        assert len(second) == 8  # the rest (40 in all), while 16 are still claimed: 32 at most
+        assert deliverer.in_flight == {first[0].integration["id"]: 24}
     finally:
-        receiver.gate.send()
+        receiver.let(10_000)
     with eventlet.Timeout(10):
         batch.wait()
         deliverer.deliver(second)

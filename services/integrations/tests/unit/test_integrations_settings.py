@@ -21,10 +21,16 @@ def test_defaults_are_the_standard_schedule_and_a_local_key(tmp_path) -> None:
     settings = _load(tmp_path)
     assert settings.retry_delays_s == STANDARD_RETRY_DELAYS_S == (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     assert (settings.timeout_s, settings.concurrency, settings.allowed_networks) == (15.0, 32, "")
-    assert settings.stale_after_s == 15.0 * 2 * 4 + 2 * 15.0 + 30.0 and len(settings.secrets_key) == 32  # 180 s
-    assert (settings.per_endpoint, settings.claimed_per_endpoint, settings.rounds) == (8, 32, 4)
+    assert settings.stale_after_s == 15.0 * 2 * 8 + 2 * 15.0 + 30.0 and len(settings.secrets_key) == 32  # 300 s
+    assert (settings.per_endpoint, settings.claimed_per_endpoint, settings.rounds, settings.refill) == (8, 64, 8, 32)
     assert (tmp_path / "keys" / "integrations-secrets.key").is_file()
     assert _load(tmp_path, INTEGRATIONS_RETRY_DELAYS_S="0, 0.2,0.5").retry_delays_s == (0.0, 0.2, 0.5)
+
+
+@pytest.mark.parametrize(("claimed", "refill"), [(64, 32), (32, 16), (16, 8), (12, 8), (8, 8), (4, 4), (1, 1)])
+def test_an_endpoint_is_claimed_again_once_half_its_claims_and_at_least_a_wave_are_free(tmp_path, claimed,
+                                                                                        refill) -> None:
+    assert _load(tmp_path, INTEGRATIONS_CLAIMED_PER_ENDPOINT=str(claimed)).refill == refill
 
 
 @pytest.mark.parametrize(("variable", "value"), [

@@ -210,9 +210,10 @@ class Deliverer:
         throttled = uow.health.throttled(now)
         per_endpoint: dict[str, int] = {}
         chosen = []
-        # an endpoint with messages in flight is claimed again only once a wave of POSTs (``per_endpoint``) fits:
-        # messages released one by one as their POSTs end would otherwise be claimed, and opened, one by one
-        wave = min(self.settings.per_endpoint, self.settings.claimed_per_endpoint)
+        # an endpoint with messages in flight is claimed again only once ``refill`` (half its claims) fit:
+        # messages released one by one as their POSTs end would otherwise be claimed, opened and recorded a few
+        # at a time, each batch paying a transaction and two owners' RPCs
+        wave = self.settings.refill
         for row in due:
             iid = row["integration_id"]
             busy = self.in_flight.get(iid, 0)
