@@ -137,7 +137,7 @@ PLATFORM_ENV = {
     "UPGESTAO_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
     "INTEGRATIONS_RETRY_DELAYS_S": "0,1,2,4,8,8,8,8,8,8",
     # a claim left by a killed integrations process is settled within the quiescence: claims of 8 per endpoint
-    # (one round of POSTs) make the stale window 2 x 15 + 2 x 15 + 30 = 90 s (with the default 32 it is 180 s)
+    # (one round of POSTs) make the stale window 2 x 15 + 2 x 15 + 30 = 90 s (with the default 64 it is 300 s)
     "INTEGRATIONS_CLAIMED_PER_ENDPOINT": "8",
 }
 # every so often an attendant asks for a password reset (about RESET_EVERY_S apart), for a staff user of the run
