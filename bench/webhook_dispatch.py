@@ -47,6 +47,7 @@ def measure(n: int) -> dict:
     import sqlalchemy as sa
     from eventlet.greenpool import GreenPool
     from eventlet.semaphore import Semaphore
+    from notifier import backend_pids, cpu_seconds  # this directory's (the platform benches' CPU meters)
     from upgestao_integrations.adapters.http_sender import SendResult
     from upgestao_integrations.adapters.projections import projections
     from upgestao_integrations.adapters.secret_box import SecretBox
@@ -88,13 +89,13 @@ def measure(n: int) -> dict:
                      for i in range(n)]
 
         def phase(run) -> dict:
-            backends = _backend_pids(name)
-            before_pg = {pid: _cpu(pid) for pid in backends}
+            backends = backend_pids([name])
+            before_pg = {pid: cpu_seconds(pid) for pid in backends()}
             before = dict(counts)
             cpu0, wall0 = time.process_time(), time.monotonic()
             run()
             cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-            pg = sum(max(0.0, _cpu(pid) - before_pg.get(pid, 0.0)) for pid in before_pg.keys() | _backend_pids(name))
+            pg = sum(max(0.0, cpu_seconds(pid) - before_pg.get(pid, 0.0)) for pid in before_pg.keys() | backends())
             return {"wall_s": round(wall, 2), "cpu_ms_per_delivery": round(1000 * cpu / n, 3),
                     "postgresql_cpu_ms_per_delivery": round(1000 * pg / n, 3),
                     "statements_per_delivery": round((counts["statements"] - before["statements"]) / n, 2),
@@ -138,6 +139,16 @@ def measure(n: int) -> dict:
                               settings=settings, now=now, rng=random.Random(1), concurrently=pool.imap,
                               batch_done=woken, semaphore=Semaphore, posting={})
 
+        failures: list[str] = []
+
+        def deliver(claimed: list) -> None:
+            try:
+                deliverer.deliver(claimed)
+            except Exception:  # noqa: BLE001 - the dispatcher logs it (integrations.batch_failed): fail here
+                import traceback
+
+                failures.append(f"a batch of {len(claimed)} failed: {traceback.format_exc()}")
+
         def dispatch() -> None:
             nonlocal wake
             batches = GreenPool(4)
@@ -145,12 +156,14 @@ def measure(n: int) -> dict:
             while delivered["n"] < n and time.monotonic() < deadline:
                 claimed = deliverer.claim()
                 if claimed:
-                    batches.spawn(deliverer.deliver, claimed)
+                    batches.spawn(deliver, claimed)
                     continue
                 with eventlet.Timeout(0.05, False):
                     wake.wait()
                 wake = eventlet.event.Event()
             batches.waitall()
+            if failures:
+                raise SystemExit("\n".join(failures))
             if delivered["n"] < n:
                 raise SystemExit(f"only {delivered['n']} of {n} delivered")
 
@@ -163,24 +176,6 @@ def measure(n: int) -> dict:
     finally:
         engine.dispose()
         drop_database(name)
-
-
-def _backend_pids(database: str) -> set[int]:
-    import psycopg2
-
-    with psycopg2.connect(os.environ.get("BENCH_PG_ADMIN", "dbname=postgres user=postgres host=127.0.0.1")) as conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))
-            return {pid for (pid,) in cur.fetchall()}
-
-
-def _cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _baseline(revision: str, n: int) -> dict:
