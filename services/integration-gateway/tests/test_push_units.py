@@ -98,6 +98,7 @@ def test_an_auth_message_is_parsed():
     '{"type": "auth", "token": "t", "last_seq": "12"}',
     '{"type": "auth", "token": "t", "last_seq": -5}',
     '{"type": "auth", "token": "t", "extra": 1}',
+    '{"type": "ping", "xxxx\u00e9\u00e9": 1, "\\ud800": 2}',  # the client's keys are not quoted
     '{"type": "auth", "token": "' + "x" * 9000 + '"}',
 ])
 def test_anything_else_is_a_protocol_violation_that_does_not_quote_the_message(raw):
@@ -550,3 +551,119 @@ def test_a_frame_alone_is_written_alone_and_the_writer_goes_on():
     sink.close(1000, "done")
     writer.wait()
     assert len(sock.writes) == 3
+
+
+# -- the socket's reader (the frames a client sends) -----------------------------------------------------------
+
+
+class FeedSocket(RecordingSocket):
+    """Gives the reader ``data``, then the end of the connection; counts the bytes read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self.data = data
+        self.read = 0
+
+    def recv(self, size: int) -> bytes:
+        chunk = self.data[self.read:self.read + size]
+        self.read += len(chunk)
+        return chunk
+
+
+def client_frame(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0,
+                 length: int | None = None) -> bytes:
+    """A masked client frame (``length``: another declared length than the payload's)."""
+    mask = b"\x0f\xf0\x55\xaa"
+    length = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    if length < 126:
+        head += bytes([0x80 | length])
+    elif length < 65_536:
+        head += bytes([0x80 | 126]) + length.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + length.to_bytes(8, "big")
+    return head + mask + bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+
+
+def read_all(data: bytes) -> tuple[list, int | None, FeedSocket]:
+    """The messages the stream's reader gives for ``data``, the code of the close frame it sent (None:
+    none), and the socket."""
+    from upgestao_gateway.push.connection import BoundedWebSocket
+
+    sock = FeedSocket(data)
+    ws = BoundedWebSocket(sock, {}, version=13, max_frame_length=PushSettings().max_message_bytes)
+    messages = []
+    while (message := ws.wait()) is not None:
+        messages.append(message)
+    closes = [write for write in sock.writes if write[0] == 0x88]
+    code = int.from_bytes(closes[0][2:4], "big") if closes else None
+    assert code is None or ws.closed_with == code  # what the gateway logs
+    return messages, code, sock
+
+
+def test_a_well_formed_message_is_read_in_fragments_with_a_ping_between_them_answered():
+    data = (client_frame(0x1, b'{"type":', fin=False) + client_frame(0x9, b"hi") + client_frame(0x0, b' "pi', fin=False)
+            + client_frame(0x0, b'ng"}') + client_frame(0x2, b"\x00\xff"))
+    messages, code, sock = read_all(data)
+    assert messages == ['{"type": "ping"}', b"\x00\xff"] and code is None
+    assert bytes([0x8A, 2]) + b"hi" in sock.writes  # the pong
+
+
+@pytest.mark.parametrize("rsv", range(1, 8))
+def test_a_frame_with_any_rsv_bit_fails_the_connection_with_1002(rsv):
+    """eventlet refused a frame with RSV1 (no permessage-deflate here): RSV2 and RSV3 alone went through."""
+    messages, code, _ = read_all(client_frame(0x1, b'{"type": "ping"}', rsv=rsv))
+    assert messages == [] and code == protocol.PROTOCOL_ERROR
+
+
+@pytest.mark.parametrize("frames", [
+    [(0x1, b"\xff", True)],
+    [(0x1, b'{"type": "ping"}\xc0\xaf', True)],
+    [(0x1, b"\xed", False), (0x0, b"\xa0\x80", True)],  # a surrogate, across fragments
+    [(0x1, b"\xe2\x82", True)],  # cut short at the end
+])
+def test_a_text_message_that_is_not_utf8_fails_the_connection_with_1007(frames):
+    """eventlet's UnicodeDecodeError escaped its reader: closed with 1011 "Internal Server Error"."""
+    messages, code, _ = read_all(b"".join(client_frame(op, raw, fin=fin) for op, raw, fin in frames))
+    assert messages == [] and code == protocol.INVALID_DATA
+
+
+def test_a_message_in_too_many_fragments_fails_the_connection_with_1009_and_is_not_read_further():
+    """eventlet kept every fragment and summed them all again at each: 20,000 empty ones held the CPU for
+    seconds (and every other socket of the process with it)."""
+    from upgestao_gateway.push.connection import MAX_FRAGMENTS
+
+    start, empty = client_frame(0x1, b'{"type": ', fin=False), client_frame(0x0, b"", fin=False)
+    allowed = start + empty * (MAX_FRAGMENTS - 2) + client_frame(0x0, b'"ping"}')
+    assert read_all(allowed)[:2] == (['{"type": "ping"}'], None)
+    messages, code, sock = read_all(start + empty * 20_000 + client_frame(0x0, b'"ping"}'))
+    assert messages == [] and code == protocol.MESSAGE_TOO_BIG
+    assert sock.read <= len(start) + len(empty) * MAX_FRAGMENTS
+
+
+def test_a_message_over_the_limit_in_fragments_is_refused_from_its_declared_length():
+    """Before its bytes come: the last fragment's header is enough."""
+    data = client_frame(0x1, b"{" + b" " * 15_999, fin=False) + client_frame(0x0, length=1_000)[:6]
+    messages, code, _ = read_all(data)
+    assert messages == [] and code == protocol.MESSAGE_TOO_BIG
+
+
+def test_a_close_reason_is_at_most_123_bytes_of_utf8_whole_characters():
+    assert protocol.close_reason("done") == "done"
+    for text in ("é" * 100, "x" + "\U0001f600" * 40, "a" * 200):
+        reason = protocol.close_reason(text)
+        assert len(reason.encode("utf-8")) <= protocol.MAX_CLOSE_REASON_BYTES and text.startswith(reason)
+    assert protocol.close_reason("bad \ud800 key") == "bad ? key"
+
+
+def test_a_close_with_a_long_non_ascii_reason_still_sends_a_close_frame():
+    """The reason once named the client's unknown keys: 120 characters of them were over 125 bytes, and
+    eventlet's ProtocolError killed the writer (a traceback, an HTTP 500 written onto the WebSocket)."""
+    import eventlet
+
+    sock, _, sink = _writer([])
+    sink.close(protocol.POLICY_VIOLATION, "invalid " + "é" * 120)
+    eventlet.spawn(sink.write_forever).wait()
+    close = sock.writes[-1]
+    assert close[0] == 0x88 and close[1] <= 125 and int.from_bytes(close[2:4], "big") == 1008
+    close[4:].decode("utf-8")

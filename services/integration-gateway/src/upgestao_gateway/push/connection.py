@@ -4,9 +4,11 @@
 routing (:class:`upgestao_gateway.entrypoints.http.server.GatewayApp`). Before the upgrade it refuses, as
 problem+json: another method (405), a query string (400: the token must never be in the URL, where proxies
 and access logs keep it), a request that is not a WebSocket upgrade (426), an ``Origin`` not allowed (403),
-and a gateway at its socket cap (503). The handshake is eventlet's RFC 6455 implementation
-(``eventlet.websocket``), without compression (nothing to gain on a few hundred bytes an event, and no
-decompression bomb to bound), with client messages bounded in size, fragments included.
+and a gateway at its socket cap (503). The handshake and the frames sent are eventlet's RFC 6455
+implementation (``eventlet.websocket``), without compression (nothing to gain on a few hundred bytes an event,
+and no decompression bomb to bound); the frames received are read by :class:`BoundedWebSocket` (eventlet's
+reader, stricter where a frame fuzz found it lax: tests/fuzz/test_fuzz_stream_frames.py), client messages
+bounded in size and in fragments.
 
 A socket then has a reader (the request's green thread: authentication, pings, token renewals) and a writer
 (:class:`SocketSink`: a bounded queue of frames, those queued together written at once, pings when idle, the
@@ -17,7 +19,9 @@ nobody else waits for it.
 
 from __future__ import annotations
 
+import codecs
 import socket
+import struct
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -43,16 +47,102 @@ log = get_logger(__name__)
 _CLOSE = object()  # the writer's last item
 CLOSING_WAIT_S = 2.0  # how long the closing handshake may take before the socket is closed anyway
 MAX_WRITE_FRAMES = 64  # frames written to a socket in one go, at most
+MAX_FRAGMENTS = 64  # fragments of one client message, at most (a browser sends a message in one frame)
+_TEXT = 0x1
+_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})  # continuation, text, binary, close, ping, pong
+
+
+class _Message:
+    """A data message being received (or one control frame): its size and fragments counted as they come,
+    a text message's UTF-8 checked fragment by fragment (eventlet's checks it only when the message ends, and
+    its error escapes the frame reader: 1011 instead of 1007)."""
+
+    def __init__(self, opcode: int) -> None:
+        self.opcode = opcode
+        self.finished = False
+        self.size = 0
+        self.fragments = 0
+        self._parts: list[str | bytes] = []
+        self._decoder = codecs.getincrementaldecoder("utf-8")() if opcode == _TEXT else None
+
+    def push(self, data: bytes, final: bool) -> None:
+        self.finished = final
+        self.size += len(data)
+        self.fragments += 1
+        if self._decoder is None:
+            self._parts.append(data)
+            return
+        try:
+            self._parts.append(self._decoder.decode(data, final))
+        except UnicodeDecodeError:
+            raise websocket.FailedConnectionError(protocol.INVALID_DATA, "Text must be UTF-8.") from None
+
+    def getvalue(self) -> str | bytes:
+        return ("" if self._decoder is not None else b"").join(self._parts)
 
 
 class BoundedWebSocket(websocket.RFC6455WebSocket):
-    """eventlet's RFC 6455 socket, bounding a *message* (all its fragments) and not only each frame."""
+    """eventlet's RFC 6455 socket with its frame reader replaced (this one, for a server without extensions),
+    failing the connection where eventlet's does not:
 
-    def _recv_frame(self, message=None):
-        message = super()._recv_frame(message)
-        if not message.opcode & 8 and sum(len(part) for part in message.data) > self.max_frame_length:
+    * any RSV bit, 1002 (eventlet refuses a frame with RSV1: one with only RSV2 or RSV3 went through);
+    * a text message that is not UTF-8, 1007 (eventlet's error escaped its reader: 1011, "Internal Server
+      Error");
+    * a *message* over ``max_frame_length`` (all its fragments, not only each frame), 1009, said from the
+      declared length, before its bytes are read;
+    * more than :data:`MAX_FRAGMENTS` fragments in a message, 1009: eventlet kept every fragment, empty
+      ones too, and summed them all again at each (quadratic: 20,000 empty fragments, 120 kB, held the
+      process's CPU for seconds, and every other socket with it).
+
+    Its other checks are eventlet's (masking, opcodes, control frames, continuations), in the same order.
+    ``closed_with``: the code eventlet's reader closed the socket with (a failed connection, a client's close
+    answered), for the log."""
+
+    closed_with: int | None = None
+
+    def close(self, close_data=None) -> None:
+        if close_data is not None and self.closed_with is None:
+            self.closed_with = close_data[0]
+        super().close(close_data=close_data)
+
+    def _recv_frame(self, message: _Message | None = None) -> _Message:
+        first, second = self._get_bytes(2)
+        final = bool(first & 0x80)
+        opcode = first & 0x0F
+        if first & 0x70:
+            raise websocket.FailedConnectionError(protocol.PROTOCOL_ERROR, "RSV bits must be 0: no extension.")
+        if opcode not in _OPCODES:
+            raise websocket.FailedConnectionError(protocol.PROTOCOL_ERROR, "Unknown opcode received.")
+        if not second & 0x80:
+            raise websocket.FailedConnectionError(protocol.PROTOCOL_ERROR, "A client must mask its frames.")
+        length = second & 0x7F
+        control = bool(opcode & 0x8)
+        if control and (not final or length > 125):
+            raise websocket.FailedConnectionError(protocol.PROTOCOL_ERROR,
+                                                  "Control frames are unfragmented, at most 125 bytes.")
+        if not control and opcode and message is not None:
+            raise websocket.FailedConnectionError(protocol.PROTOCOL_ERROR, "A new message inside a fragmented one.")
+        if not control and not opcode and message is None:
+            raise websocket.FailedConnectionError(protocol.PROTOCOL_ERROR, "A continuation without a start.")
+        if length == 126:
+            length = struct.unpack("!H", self._get_bytes(2))[0]
+        elif length == 127:
+            length = struct.unpack("!Q", self._get_bytes(8))[0]
+        if control or message is None:
+            message = _Message(opcode)
+        if message.size + length > self.max_frame_length:
             raise websocket.FailedConnectionError(protocol.MESSAGE_TOO_BIG, "Message too big.")
+        if message.fragments >= MAX_FRAGMENTS:
+            raise websocket.FailedConnectionError(protocol.MESSAGE_TOO_BIG, "Too many fragments.")
+        mask = self._get_bytes(4)
+        message.push(_unmask(self._get_bytes(length), mask) if length else b"", final)
         return message
+
+
+def _unmask(data: bytes, mask: bytes) -> bytes:
+    """``data`` XOR the repeated 4-byte ``mask``, as one big integer (eventlet's goes byte by byte)."""
+    key = (mask * (len(data) // 4 + 1))[:len(data)]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(len(data), "big")
 
 
 class _Handshake(websocket.WebSocketWSGI):
@@ -61,7 +151,7 @@ class _Handshake(websocket.WebSocketWSGI):
     def _handle_hybi_request(self, environ):
         environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)  # no permessage-deflate
         ws = super()._handle_hybi_request(environ)
-        ws.__class__ = BoundedWebSocket  # eventlet builds its own class; ours only adds the bound above
+        ws.__class__ = BoundedWebSocket  # eventlet builds its own class; ours reads the frames (above)
         return ws
 
 
@@ -137,7 +227,7 @@ class SocketSink:
             pass  # the client went away: the reader sees it too
         finally:
             code, reason = self.closing or (protocol.GOING_AWAY, "")
-            ws._send_closing_frame(ignore_send_errors=True, close_data=(code, reason[:120]))
+            ws._send_closing_frame(ignore_send_errors=True, close_data=(code, protocol.close_reason(reason)))
             try:
                 ws.socket.shutdown(socket.SHUT_WR)
             except OSError:
@@ -216,8 +306,8 @@ class StreamEndpoint:
             if subscriber is not None:
                 self.hub.leave(subscriber)
             sink.reader_done.send(True)
-            if sink.closing is None:  # the client ended it (or went away): the closing handshake is done
-                sink.close(protocol.NORMAL, "")
+            if sink.closing is None:  # the client ended it (or went away), or broke the protocol: eventlet closed
+                sink.close(getattr(ws, "closed_with", None) or protocol.NORMAL, "")
             with eventlet.Timeout(CLOSING_WAIT_S + 1.0, False):
                 writer.wait()
             writer.kill()

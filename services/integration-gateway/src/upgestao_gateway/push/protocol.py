@@ -44,6 +44,8 @@ PATH = "/v1/stream"
 # Close codes (RFC 6455 section 7.4; 4000-4999 are the application's)
 NORMAL = 1000  # the client ended the stream
 GOING_AWAY = 1001  # the gateway is stopping: reconnect
+PROTOCOL_ERROR = 1002  # a frame RFC 6455 forbids (RSV bits, an unknown opcode, an unmasked frame, ...)
+INVALID_DATA = 1007  # a text message that is not UTF-8
 POLICY_VIOLATION = 1008  # a message that is not the protocol's
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
@@ -54,6 +56,7 @@ TOO_SLOW = 4008  # the client did not read what it was sent
 TOO_MANY = 4029  # the user's (or the gateway's) socket cap
 
 READ_PERMISSIONS = ("conversations.read", "chats.use")
+MAX_CLOSE_REASON_BYTES = 123
 
 
 class ProtocolViolation(ValueError):
@@ -96,9 +99,18 @@ def parse_client_message(raw: Any) -> ClientMessage:
         raise ProtocolViolation("unknown message type")
     try:
         loaded = schema.load(document)
-    except ValidationError as exc:
-        raise ProtocolViolation("invalid " + ", ".join(sorted(exc.messages))) from None
+    except ValidationError as exc:  # the protocol's fields by name; the client's own keys are not quoted
+        fields_named = sorted(name for name in exc.messages if name in schema.fields)
+        others = ["unknown fields"] if len(fields_named) < len(exc.messages) else []
+        raise ProtocolViolation("invalid " + ", ".join(fields_named + others)) from None
     return ClientMessage(loaded["type"], loaded.get("token"), loaded.get("last_seq"))
+
+
+def close_reason(text: str) -> str:
+    """``text`` as a close frame's reason: at most 123 bytes of UTF-8 (a control frame carries 125, the code
+    2 of them), whole characters (what cannot be encoded replaced)."""
+    raw = text.encode("utf-8", "replace")
+    return raw[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
 
 
 def offered_protocols(header: str | None) -> list[str]:
