@@ -2,7 +2,8 @@
 #
 #   make up      install into .venv (if needed) and run the whole platform in the foreground
 #   make test    install (if needed), check RabbitMQ/PostgreSQL, ruff, the layer contracts (lint-imports), pytest:
-#                the infra tests and the others (offline, as test-fast) side by side (scripts/test_all.py)
+#                the infra tests in two parts and the others (offline, as test-fast) side by side, then the
+#                infra tests that stop the broker alone (scripts/test_all.py)
 #   make lint    ruff and the layer contracts (lint-imports, [tool.importlinter] in pyproject.toml)
 #   make test-fast  every test that needs neither RabbitMQ nor PostgreSQL (conftest.py marks the others
 #                `infra`), with the broker and the databases pointed at a closed port to prove it

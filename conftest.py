@@ -7,12 +7,15 @@ needs no server whatever it depends on) and from its parameters (any ``"postgres
 ``UPGESTAO_TEST_OFFLINE=1``: the broker, the management API and every database URL then point at a
 closed port, and a test that needs them without saying so fails instead of passing unmarked; and in
 one process per core (``--shard i/n``: every n-th selected test; ``scripts/test_fast.py``), as
-eventlet's monkey-patching keeps pytest-xdist's workers from starting.
+eventlet's monkey-patching keeps pytest-xdist's workers from starting. ``make test`` runs the infra
+tests in parts (``--infra-part``, each module in one of them: ``scripts/test_all.py``).
 """
 
 import upgestao_kernel.green  # noqa: F401,I001  (first: eventlet monkey-patching)
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +58,18 @@ os.environ.setdefault("UPGESTAO_TEST_PG_URL", "postgresql+psycopg2://postgres@12
 pytest_plugins = ["upgestao_kernel.testing"]
 
 
+def _load_split():
+    """``scripts/test_all.py``: which part of the infra tests a module is in (``--infra-part``)."""
+    script = Path(__file__).parent / "scripts" / "test_all.py"
+    spec = importlib.util.spec_from_file_location("upgestao_test_all", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+split = _load_split()
+
+
 def needs_infra(item: pytest.Item) -> bool:
     """Whether ``item`` reaches the broker or a database server (see the module's docstring)."""
     callspec = getattr(item, "callspec", None)
@@ -85,15 +100,22 @@ def needs_infra(item: pytest.Item) -> bool:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--shard", default=None, metavar="I/N",
                      help="run only every N-th selected test, from the I-th (1-based): one of N processes")
+    split.addoption(parser)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    return split.ignore_collect(collection_path, config)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
-    """Mark ``infra`` before ``-m`` deselects; share what is left between the shards after."""
+    """Mark ``infra`` before ``-m`` deselects; keep the ``--infra-part``'s and share what is left between the
+    shards after."""
     for item in items:
         if item.get_closest_marker("e2e") or item.nodeid in INFRA_TESTS or needs_infra(item):
             item.add_marker(pytest.mark.infra)
     result = yield
+    split.deselect_other_parts(config, items)  # --infra-part: scripts/test_all.py
     shard = config.getoption("--shard")
     if shard:
         index, _, count = shard.partition("/")
