@@ -12,7 +12,8 @@
 #                `make chaos DURATION=1800 SEED=7`, CHAOS_DATABASE=sqlite for the embedded default
 #   make fuzz    schemathesis against /v1/openapi.json as admin, attendant and dpo, every operation and check;
 #                FUZZ_EXAMPLES per operation, mode and persona (25: about 5,000 cases); tally in bench/results/fuzz.json
-#   make fuzz-parsers  the hypothesis parser fuzzers with 5,000 random examples each (CI runs 200, fixed)
+#   make fuzz-parsers  the hypothesis parser fuzzers with 5,000 random examples each (CI runs 200, fixed; the
+#                live-push frame fuzz starts a gateway, so RabbitMQ must be up as for make test)
 #   make soak    an hour of the chaos workload without faults, RSS and open fds of every process sampled
 #                (bench/soak.py; SOAK_DURATION seconds, 3600): bench/results/soak.json and docs/soak-rss.png
 #   make clean   remove var/ and bench results (keeps .venv)
