@@ -145,3 +145,43 @@ def test_the_next_claim_comes_once_half_the_claims_are_free_while_a_batch_still_
     assert deliverer.in_flight == {} and deliverer.claim() == []
     engine.dispose()
     assert len(receiver.ids) == 40 and set(receiver.ids.values()) == {1}
+
+
+def test_an_endpoint_at_its_cap_does_not_hide_the_others_due_messages(database_factory) -> None:
+    """Endpoint a has 200 older messages due and its claims all in flight; b's 5 newer ones are claimed at once.
+    The claim's page of due messages used to be the oldest (twice the room): all a's, all skipped, nothing
+    claimed, and b waited behind a's whole backlog."""
+    engine = create_engine(database_factory("integrations", "upgestao_integrations:migrations"))
+
+    def uow():
+        return with_sql_repositories(UnitOfWork(engine, "integrations", system_context(), projections=projections()))
+
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    registry = Registry(uow, lambda role: frozenset(), SecretBox(KEY), production=False, overlap_s=60, now=now)
+
+    def queue(count: int) -> None:
+        for _ in range(count):
+            envelope = EventEnvelope(event_id=new_id(), stream_id="x-1", version=1,
+                                     type="identity.customer_registered.v1", occurred_at=now(),
+                                     actor=Actor("system", "system"), correlation_id=None, causation_id=None,
+                                     data={"customer_id": new_id(), "fields": []})
+            with uow() as unit:
+                fanout.accept(unit, envelope)
+
+    a = registry.register("a", "http://a.test/hook", ["*"], [], "https://x.example/p")
+    queue(200)  # a's backlog
+    b = registry.register("b", "http://b.test/hook", ["*"], [], "https://x.example/p")
+    queue(5)  # 5 more for a, 5 for b
+    settings = IntegrationsSettings(production=False, allowed_networks="", secrets_key=KEY, batch=40,
+                                    claimed_per_endpoint=32)  # a claim's room: 40 (the old page: 80, all a's)
+    deliverer = Deliverer(unit_of_work=uow, owners=None, sender=CountingReceiver(), box=SecretBox(KEY),
+                          settings=settings, now=now, rng=random.Random(3), concurrently=eventlet.GreenPool(32).imap,
+                          semaphore=Semaphore)
+    first = deliverer.claim()
+    assert {c.integration["id"] for c in first} == {a["id"]} and len(first) == 32  # a's oldest, up to its cap
+    second = deliverer.claim()
+    assert {c.integration["id"] for c in second} == {b["id"]} and len(second) == 5
+    assert deliverer.claim() == []  # a still at its cap, b's all claimed
+    deliverer.deliver(first)
+    assert {c.integration["id"] for c in deliverer.claim()} == {a["id"]}  # a's turn again
+    engine.dispose()

@@ -5,6 +5,7 @@ Rows come back as plain mappings (dicts) with the columns of :mod:`.tables`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -120,14 +121,18 @@ class SqlMessages(_Repo):
             query = query.where(sa.tuple_(m.created_at, m.id) < sa.tuple_(*after))
         return self._rows(query.order_by(m.created_at.desc(), m.id.desc()).limit(limit))
 
-    def due(self, now: datetime, limit: int) -> list[Row]:
+    def due(self, now: datetime, limit: int, excluded: Collection[str] = ()) -> list[Row]:
         """Messages whose attempt is due, of enabled integrations, oldest first (the messages a batch of events
         queued are due at one time: then in their source events' order); on PostgreSQL the rows are locked for
-        this transaction and rows another dispatcher holds are skipped (``SKIP LOCKED``)."""
+        this transaction and rows another dispatcher holds are skipped (``SKIP LOCKED``). ``excluded``: endpoints
+        that may not be claimed now (throttled, or at their claims' cap): their backlog, however old, neither
+        fills the page nor hides the others' due messages behind it."""
         query = (webhook_messages.select()  # WAITING: the partial index's own condition, so that it is used
                  .where(WAITING, m.next_attempt_at <= now,
                         m.integration_id.in_(sa.select(i.id).where(i.status == "enabled")))
                  .order_by(m.next_attempt_at, m.occurred_at, m.id).limit(limit))
+        if excluded:
+            query = query.where(m.integration_id.not_in(sorted(excluded)))
         if self._conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True, of=webhook_messages)
         return self._rows(query)

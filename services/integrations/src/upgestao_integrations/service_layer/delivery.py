@@ -204,22 +204,22 @@ class Deliverer:
         room = min(self.settings.batch, cap - sum(self.in_flight.values()))
         if room <= 0:
             return []
-        due = uow.messages.due(now, room * 2)
-        if not due:
-            return []
-        throttled = uow.health.throttled(now)
-        per_endpoint: dict[str, int] = {}
-        chosen = []
         # an endpoint with messages in flight is claimed again only once ``refill`` (half its claims) fit:
         # messages released one by one as their POSTs end would otherwise be claimed, opened and recorded a few
-        # at a time, each batch paying a transaction and two owners' RPCs
-        wave = self.settings.refill
+        # at a time, each batch paying a transaction and two owners' RPCs. Those endpoints and the throttled ones
+        # are left out of the query: an old backlog of theirs would otherwise fill the page of due messages, and
+        # every other endpoint's messages would wait behind it (claimed nothing, the loop waits for the poll)
+        full = self.settings.claimed_per_endpoint
+        excluded = uow.health.throttled(now) | {iid for iid, busy in self.in_flight.items()
+                                                if busy and full - busy < self.settings.refill}
+        due = uow.messages.due(now, room, excluded)
+        if not due:
+            return []
+        per_endpoint: dict[str, int] = {}
+        chosen = []
         for row in due:
             iid = row["integration_id"]
-            busy = self.in_flight.get(iid, 0)
-            if (iid in throttled
-                    or per_endpoint.get(iid, 0) + busy >= self.settings.claimed_per_endpoint
-                    or (busy and iid not in per_endpoint and self.settings.claimed_per_endpoint - busy < wave)):
+            if per_endpoint.get(iid, 0) + self.in_flight.get(iid, 0) >= full:
                 continue
             per_endpoint[iid] = per_endpoint.get(iid, 0) + 1
             chosen.append(row)
