@@ -211,6 +211,26 @@ def test_the_checkpoint_query_signs_the_tree_when_it_grew_and_only_then(fake_pri
     assert queries.public_key()["key_id"] == fake_privacy.signer.key_id
 
 
+def test_the_checkpoint_query_answers_the_checkpoint_an_ingest_signed_while_it_waited_for_the_lock(
+        fake_privacy, monkeypatch):
+    """The query reads the latest checkpoint (none) and the head (3 records), then takes the head's lock to sign;
+    an ingest that signed the same tree in between leaves nothing to sign. The query answers that checkpoint
+    (it used to answer an AttributeError: seen in CI, the audit stream's ingest signing beside the query)."""
+    from upgestao_privacy.service_layer import audit_queries
+
+    fake_privacy.ingest([fake_privacy.record() for _ in range(3)])
+    real = audit_queries.checkpoint_if_due
+
+    def after_an_ingest_signed(log, signer, now, **kwargs):
+        ingest.sign_pending(fake_privacy.transaction, fake_privacy.signer, now)  # the other transaction's
+        return real(log, signer, now, **kwargs)
+
+    monkeypatch.setattr(audit_queries, "checkpoint_if_due", after_an_ingest_signed)
+    checkpoint = fake_privacy.queries().checkpoint()
+    assert checkpoint["tree_size"] == 3
+    assert [r["tree_size"] for r in fake_privacy.store.rows("audit_checkpoints")] == [3]
+
+
 def test_inclusion_and_consistency_proofs_verify_against_signed_roots(fake_privacy):
     fake_privacy.ingest([fake_privacy.record() for _ in range(7)])
     queries = fake_privacy.queries()

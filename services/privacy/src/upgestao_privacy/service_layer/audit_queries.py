@@ -109,8 +109,9 @@ class AuditQueries:
         with self._open() as uow:
             checkpoint = uow.audit_log.latest_checkpoint()
             if checkpoint is None or checkpoint.tree_size < uow.audit_log.head().tree_size:
-                checkpoint = checkpoint_if_due(uow.audit_log, self.signer, datetime.now(UTC), every=1,
-                                                           force=True) or checkpoint
+                # None: an ingest signed this very tree between the read above and the head's lock (read again)
+                checkpoint = (checkpoint_if_due(uow.audit_log, self.signer, datetime.now(UTC), every=1, force=True)
+                              or uow.audit_log.latest_checkpoint())
         return checkpoint.to_dict()
 
     def public_key(self) -> dict:
