@@ -89,12 +89,19 @@ def test_the_columns_written_from_arrays_hold_what_the_leaves_say(engine, audit_
 
 
 def _wait_for_a_lock_waiter(engine, timeout_s: float = 10.0) -> None:
-    """Until another session of this database waits for a lock (``pg_stat_activity``)."""
+    """Until another session of this database waits for a lock (``pg_stat_activity``), each look in a
+    transaction of its own: PostgreSQL keeps a transaction's first view of pg_stat_activity until it ends,
+    so looking again in the same one never saw a waiter that came later (the test failed whenever its first
+    look came before the second ingest reached the lock: seen on a loaded CI machine)."""
     deadline = time.monotonic() + timeout_s
     with engine.connect() as conn:
-        while not conn.execute(sa.text(
+        while True:
+            waiting = conn.execute(sa.text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'")).scalar():
+                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'")).scalar()
+            conn.rollback()  # the next look sees the sessions as they are then
+            if waiting:
+                return
             assert time.monotonic() < deadline, "the second ingest never waited for the lock"
             time.sleep(0.02)
 
