@@ -493,6 +493,82 @@ def test_a_claim_left_by_a_dead_process_is_retried_with_the_same_id(world: World
     assert world.sender.sent[0][2]["webhook-id"] == row["id"]
 
 
+def test_a_claim_is_a_lease_and_the_attempt_enters_the_log_once_with_its_outcome(world: World) -> None:
+    """A claim appends nothing (the row is leased); the attempt is one event, with its start and its end."""
+    created = world.register()
+    world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
+    queued = world.message(created["id"])
+    deliverer = world.deliverer()
+    [claimed] = deliverer.claim()
+    leased = world.message(created["id"])
+    assert (leased["status"], leased["attempts"], leased["version"]) == ("delivering", 1, queued["version"])
+    assert leased["claimed_at"] is not None and leased["next_attempt_at"] is None
+    assert world.events_of("integrations.webhook_attempt_started.v1") == []
+    assert world.rows("webhook_attempts") == []  # recorded when it ends
+    deliverer.deliver([claimed])
+    [finished] = world.events_of("integrations.webhook_attempt_finished.v1")
+    assert (finished["version"], finished["data"]["attempt"]) == (queued["version"] + 1, 1)
+    [attempt] = world.rows("webhook_attempts")
+    assert attempt["started_at"].replace(tzinfo=UTC) == leased["claimed_at"].replace(tzinfo=UTC)
+    assert (attempt["number"], attempt["outcome"], attempt["status_code"]) == (1, "succeeded", 200)
+    assert attempt["finished_at"] is not None
+    row = world.message(created["id"])
+    assert (row["status"], row["attempts"], row["claimed_at"]) == ("succeeded", 1, None)
+
+
+def test_a_lease_takes_only_messages_still_waiting_for_an_attempt(world: World) -> None:
+    """What another transaction settled between the due read and the lease is not leased: canceled, succeeded,
+    failed for good, or already delivering."""
+    created = world.register()
+    for n in range(5):
+        world.publish("identity.customer_registered.v1", {"customer_id": new_id(), "fields": ["email"]})
+    ids = sorted(r["id"] for r in world.rows("webhook_messages") if r["integration_id"] == created["id"])
+    with world.engine.begin() as conn:
+        table = metadata.tables["webhook_messages"]
+        for message_id, status, due in zip(ids, ("canceled", "succeeded", "failed", "delivering"),
+                                           (None, None, None, None), strict=False):
+            conn.execute(table.update().where(table.c.id == message_id).values(status=status, next_attempt_at=due))
+    with world.uow() as uow:
+        leased = uow.messages.lease(ids, world.clock())
+    assert list(leased) == [ids[4]] and leased[ids[4]]["attempts"] == 1
+
+
+def test_a_log_written_when_claims_were_events_replays_and_its_claim_still_ends(world: World) -> None:
+    """A message claimed by the code before leases (its ``webhook_attempt_started`` appended, its attempt's row
+    opened) is settled by today's dispatcher; the read models equal a replay of the whole log."""
+    from upgestao_integrations.domain.events import WebhookAttemptStarted
+    from upgestao_integrations.domain.messages import WebhookMessage
+    from upgestao_kernel.projections import rebuild, snapshot
+
+    created = world.register()
+    world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
+    queued = world.message(created["id"])
+    started = world.clock()
+    old_claim = WebhookMessage.at(queued["id"], version=queued["version"], status=queued["status"], attempts=0,
+                                  integration_id=created["id"])
+    old_claim.trigger(WebhookAttemptStarted(attempt=1, started_at=started.isoformat()))
+    with world.uow() as uow:  # what the old claim appended
+        uow.save(old_claim)
+    row = world.message(created["id"])
+    assert (row["status"], row["attempts"]) == ("delivering", 1)
+    assert [a["finished_at"] for a in world.rows("webhook_attempts")] == [None]
+    world.clock.now += timedelta(seconds=world.settings.stale_after_s + 1)
+    world.deliverer().run_once()  # settled as interrupted, at the version the old claim left
+    row = world.message(created["id"])
+    assert (row["status"], row["attempts"]) == ("failed", 1)
+    [attempt] = world.rows("webhook_attempts")
+    assert attempt["outcome"] == "error" and attempt["finished_at"] is not None
+    world.clock.now = row["next_attempt_at"] + timedelta(seconds=1)
+    _deliver_all(world)  # attempt 2: a lease
+    assert world.message(created["id"])["status"] == "succeeded"
+    assert sorted(a["number"] for a in world.rows("webhook_attempts")) == [1, 2]
+    with world.engine.connect() as conn:
+        delivered = snapshot(conn, projections())
+    rebuild(world.engine, projections())
+    with world.engine.connect() as conn:
+        assert snapshot(conn, projections()) == delivered
+
+
 def test_during_a_rotation_both_secrets_sign_and_both_verify(world: World) -> None:
     created = world.register()
     rotated = world.registry().rotate_secret(created["id"])

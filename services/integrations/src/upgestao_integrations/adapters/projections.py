@@ -120,7 +120,7 @@ class IntegrationsProjection:
             next_attempt_at=envelope.occurred_at, claimed_at=None, created_at=envelope.occurred_at,
             updated_at=envelope.occurred_at, version=envelope.version))
 
-    @on(WebhookAttemptStarted)
+    @on(WebhookAttemptStarted)  # logs written before claims were leases
     def _started(self, conn: Connection, envelope: EventEnvelope, event: WebhookAttemptStarted) -> None:
         started = _at(event.started_at)
         message_id = _id(envelope, "webhook_message")
@@ -132,11 +132,9 @@ class IntegrationsProjection:
     @on(WebhookAttemptFinished)
     def _finished(self, conn: Connection, envelope: EventEnvelope, event: WebhookAttemptFinished) -> None:
         message_id = _id(envelope, "webhook_message")
-        self._message(conn, envelope, status=event.status, next_attempt_at=_at(event.next_attempt_at),
-                      claimed_at=None)
-        conn.execute(webhook_attempts.update().where(a.message_id == message_id, a.number == event.attempt).values(
-            finished_at=_at(event.finished_at), status_code=event.status_code, outcome=event.outcome,
-            duration_ms=event.duration_ms, error=event.error))
+        self._message(conn, envelope, status=event.status, attempts=event.attempt,
+                      next_attempt_at=_at(event.next_attempt_at), claimed_at=None)
+        _attempts_finished(conn, [_attempt_row(message_id, event)])
         if event.shared_fields and event.shared_subject_id:
             row = conn.execute(sa.select(m.integration_id).where(m.id == message_id)).first()
             if row is not None:
@@ -151,42 +149,39 @@ class IntegrationsProjection:
         self._message(conn, envelope, status=PENDING, next_attempt_at=envelope.occurred_at, claimed_at=None)
 
 
-_MESSAGE_STARTED = webhook_messages.update().where(m.id == sa.bindparam("b_id")).values(
-    status=DELIVERING, attempts=sa.bindparam("b_attempt"), claimed_at=sa.bindparam("b_started"),
-    next_attempt_at=None, updated_at=sa.bindparam("b_at"), version=sa.bindparam("b_version"))
 _MESSAGE_FINISHED = webhook_messages.update().where(m.id == sa.bindparam("b_id")).values(
-    status=sa.bindparam("b_status"), next_attempt_at=sa.bindparam("b_next"), claimed_at=None,
-    updated_at=sa.bindparam("b_at"), version=sa.bindparam("b_version"))
-_ATTEMPT_FINISHED = webhook_attempts.update().where(
-    a.message_id == sa.bindparam("b_id"), a.number == sa.bindparam("b_attempt")).values(
-    finished_at=sa.bindparam("b_finished"), status_code=sa.bindparam("b_code"), outcome=sa.bindparam("b_outcome"),
-    duration_ms=sa.bindparam("b_duration"), error=sa.bindparam("b_error"))
+    status=sa.bindparam("b_status"), attempts=sa.bindparam("b_attempt"), next_attempt_at=sa.bindparam("b_next"),
+    claimed_at=None, updated_at=sa.bindparam("b_at"), version=sa.bindparam("b_version"))
 
 
-def _started_many(conn: Connection, envelopes: Sequence[EventEnvelope]) -> None:
-    rows = []
-    for envelope in envelopes:
-        event = WebhookAttemptStarted.from_envelope(envelope)
-        rows.append({"b_id": _id(envelope, "webhook_message"), "b_attempt": event.attempt,
-                     "b_started": _at(event.started_at), "b_at": envelope.occurred_at, "b_version": envelope.version})
-    conn.execute(_MESSAGE_STARTED, rows)
-    conn.execute(webhook_attempts.insert(), [{"message_id": r["b_id"], "number": r["b_attempt"],
-                                              "started_at": r["b_started"]} for r in rows])
+def _attempt_row(message_id: str, event: WebhookAttemptFinished) -> dict[str, Any]:
+    return {"message_id": message_id, "number": event.attempt, "started_at": _at(event.started_at),
+            "finished_at": _at(event.finished_at), "status_code": event.status_code, "outcome": event.outcome,
+            "duration_ms": event.duration_ms, "error": event.error}
+
+
+def _attempts_finished(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """The attempts as they ended, in one statement: each inserted whole (its claim was a lease), or, for an
+    attempt whose start a log from before leases recorded (:class:`WebhookAttemptStarted`), its row completed."""
+    insert = _INSERT_OF[conn.dialect.name](webhook_attempts)
+    conn.execute(insert.on_conflict_do_update(
+        index_elements=[a.message_id, a.number],
+        set_={column: insert.excluded[column] for column in
+              ("started_at", "finished_at", "status_code", "outcome", "duration_ms", "error")}), rows)
 
 
 def _finished_many(conn: Connection, envelopes: Sequence[EventEnvelope]) -> None:
-    rows, shares = [], []
+    rows, attempts, shares = [], [], []
     for envelope in envelopes:
         event = WebhookAttemptFinished.from_envelope(envelope)
         message_id = _id(envelope, "webhook_message")
         rows.append({"b_id": message_id, "b_status": event.status, "b_next": _at(event.next_attempt_at),
-                     "b_at": envelope.occurred_at, "b_version": envelope.version, "b_attempt": event.attempt,
-                     "b_finished": _at(event.finished_at), "b_code": event.status_code, "b_outcome": event.outcome,
-                     "b_duration": event.duration_ms, "b_error": event.error})
+                     "b_at": envelope.occurred_at, "b_version": envelope.version, "b_attempt": event.attempt})
+        attempts.append(_attempt_row(message_id, event))
         if event.shared_fields and event.shared_subject_id:
             shares.append((message_id, event.shared_subject_id, event.shared_fields, envelope.occurred_at))
     conn.execute(_MESSAGE_FINISHED, rows)
-    conn.execute(_ATTEMPT_FINISHED, rows)
+    _attempts_finished(conn, attempts)
     if shares:
         _shared_many(conn, shares)
 
@@ -205,8 +200,7 @@ def _queued_many(conn: Connection, envelopes: Sequence[EventEnvelope]) -> None:
     conn.execute(webhook_messages.insert(), rows)
 
 
-_BATCHED = {WebhookMessageQueued.type: _queued_many, WebhookAttemptStarted.type: _started_many,
-            WebhookAttemptFinished.type: _finished_many}
+_BATCHED = {WebhookMessageQueued.type: _queued_many, WebhookAttemptFinished.type: _finished_many}
 
 
 def _shared(conn: Connection, integration_id: str, subject_id: str, fields: list[str], at: datetime) -> None:

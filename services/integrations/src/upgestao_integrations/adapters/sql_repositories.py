@@ -137,6 +137,20 @@ class SqlMessages(_Repo):
             query = query.with_for_update(skip_locked=True, of=webhook_messages)
         return self._rows(query)
 
+    def lease(self, ids: Collection[str], now: datetime) -> dict[str, Row]:
+        """Claim these messages for their next attempt (the claim's lease: ``delivering``, ``claimed_at``, one
+        more attempt), each only if it is still ``pending`` or ``failed`` with an attempt due, in one statement;
+        the rows leased (id, version, attempts), fresh. On PostgreSQL the due query locked them: all are leased;
+        on SQLite, the single writer: one that another process took or changed since the read is not."""
+        if not ids:
+            return {}
+        result = self._conn.execute(
+            webhook_messages.update().where(m.id.in_(sorted(set(ids))), m.status.in_((PENDING, FAILED)),
+                                          m.next_attempt_at.is_not(None))
+            .values(status=DELIVERING, attempts=m.attempts + 1, claimed_at=now, next_attempt_at=None, updated_at=now)
+            .returning(m.id, m.version, m.attempts))
+        return {row.id: {"version": row.version, "attempts": row.attempts} for row in result}
+
     def stale(self, before: datetime, limit: int) -> list[Row]:
         return self._rows(webhook_messages.select().where(m.status == DELIVERING, m.claimed_at < before)
                           .order_by(m.claimed_at, m.id).limit(limit))

@@ -106,7 +106,9 @@ class WebhookMessageQueued(IntegrationsEvent, subject="message_id", publishes=Fa
 
 @dataclass(frozen=True)
 class WebhookAttemptStarted(IntegrationsEvent, subject="message_id", publishes=False):
-    """The message was claimed for attempt ``attempt``: the POST runs after the claim commits."""
+    """The message was claimed for attempt ``attempt``. No longer appended (a claim is now a lease on the message's
+    row, and the attempt is recorded once, by :class:`WebhookAttemptFinished`); kept so that logs written before
+    replay as they did."""
 
     attempt: int
     started_at: str
@@ -114,10 +116,11 @@ class WebhookAttemptStarted(IntegrationsEvent, subject="message_id", publishes=F
 
 @dataclass(frozen=True)
 class WebhookAttemptFinished(IntegrationsEvent, subject="message_id", publishes=False):
-    """Attempt ``attempt`` ended. ``status``: succeeded, failed (``next_attempt_at`` set: retried; None: failed
-    for good) or aborted. ``outcome``: succeeded, failed, aborted, timeout, refused, error. ``shared_fields``:
-    the integration's names of the personal fields the payload carried about ``subject_id`` (a success that
-    carried any records who received whose data: subject.updated and subject.erased follow it)."""
+    """Attempt ``attempt``, started at ``started_at`` (when its claim was taken), ended. ``status``: succeeded,
+    failed (``next_attempt_at`` set: retried; None: failed for good) or aborted. ``outcome``: succeeded, failed,
+    aborted, timeout, refused, error. ``shared_fields``: the integration's names of the personal fields the
+    payload carried about ``subject_id`` (a success that carried any records who received whose data:
+    subject.updated and subject.erased follow it)."""
 
     attempt: int
     status: str

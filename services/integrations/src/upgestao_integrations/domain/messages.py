@@ -7,8 +7,14 @@ scheduled; None: failed for good), ``aborted`` (the receiver said ``webhook-deli
 again, with the same id (the Standard Webhooks ``webhook-id``). Every attempt is kept: its number, times,
 status code, outcome, duration and a short error, never the body.
 
-A claim is an event appended at the message's version, so two dispatchers (two replicas) never both attempt
-one message. A claim left by a process that died is settled as a failed attempt and retried (at least once).
+A claim is a lease, not an event: the claiming transaction marks the message's row ``delivering`` (its
+``claimed_at`` and attempt count) only where it is still ``pending`` or ``failed``, and on PostgreSQL holds the
+row locked from the due query on, so two dispatchers (two replicas) never both attempt one message. The attempt
+enters the log once, when it ends: :class:`WebhookAttemptFinished` carries its number, start and end, and is
+appended at the version the claim read (a resend or cancel in between makes it a conflict, not a second
+truth). A lease adds nothing to the message's history: a claim left by a process that died is settled as a
+failed attempt and retried (at least once); a read model rebuilt from the log shows the message as it was
+before the claim. Logs written when claims were events (:class:`WebhookAttemptStarted`) replay as before.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from upgestao_kernel.events import Aggregate
 
 from .events import (
     WebhookAttemptFinished,
-    WebhookAttemptStarted,
     WebhookMessageCanceled,
     WebhookMessageQueued,
     WebhookMessageRequeued,
@@ -78,10 +83,12 @@ class WebhookMessage(Aggregate):
         message.next_attempt_at = next_attempt_at.isoformat() if next_attempt_at else None
         return message
 
-    def start_attempt(self, now: datetime) -> int:
+    def start_attempt(self) -> int:
+        """Take the message for its next attempt (a lease: the caller stores it on the row, see the module's
+        docstring); the attempt's number."""
         if self.status not in (PENDING, FAILED):
             raise MessageRefused(self.status)
-        self.trigger(WebhookAttemptStarted(attempt=self.attempts + 1, started_at=now.isoformat()))
+        self.status, self.attempts, self.next_attempt_at = DELIVERING, self.attempts + 1, None
         return self.attempts
 
     def finish(self, *, outcome: str, started_at: datetime, finished_at: datetime, status_code: int | None,
@@ -119,11 +126,11 @@ class WebhookMessage(Aggregate):
     def when_webhook_message_queued(self, integration_id, **_) -> None:
         self.status, self.integration_id = PENDING, integration_id
 
-    def when_webhook_attempt_started(self, attempt, started_at) -> None:
+    def when_webhook_attempt_started(self, attempt, started_at) -> None:  # logs from before claims were leases
         self.status, self.attempts, self.next_attempt_at = DELIVERING, attempt, None
 
-    def when_webhook_attempt_finished(self, status, next_attempt_at=None, **_) -> None:
-        self.status, self.next_attempt_at = status, next_attempt_at
+    def when_webhook_attempt_finished(self, attempt, status, next_attempt_at=None, **_) -> None:
+        self.status, self.attempts, self.next_attempt_at = status, attempt, next_attempt_at
 
     def when_webhook_message_canceled(self, reason) -> None:
         self.status, self.next_attempt_at = CANCELED, None

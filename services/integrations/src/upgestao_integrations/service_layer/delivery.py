@@ -3,9 +3,10 @@
 1. Settle claims left by a dead process (``delivering`` older than the timeout + 30 s): a failed attempt,
    retried with the same ``webhook-id`` (at least once).
 2. Claim due messages of enabled, unthrottled endpoints (at most ``claimed_per_endpoint`` in flight each, and
-   no more in all than ``concurrency x rounds``): one transaction appending each claim at the message's version
-   (``save_many``; on PostgreSQL the rows are also ``SKIP LOCKED``), so two replicas never both attempt one
-   message. A claim never outlives the stale window (``settings.stale_after_s`` covers the owners' answers and
+   no more in all than ``concurrency x rounds``): one transaction leasing their rows (``delivering``, only where
+   still pending or failed; on PostgreSQL the rows are ``SKIP LOCKED`` from the due query on), so two replicas
+   never both attempt one message. A lease is no event: the attempt is appended once, with its outcome (5).
+   A claim never outlives the stale window (``settings.stale_after_s`` covers the owners' answers and
    ``rounds`` POST timeouts).
 3. Open the data through its owners' audited RPCs, one call per owner per integration in the batch
    (``identity.share_subjects``, ``messaging.share_messages``: the integration is the recipient of each
@@ -29,14 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from upgestao_kernel.eventstore import ConcurrencyError
 from upgestao_kernel.logging import get_logger
 
 from ..adapters.metrics import webhook_attempt
 from ..adapters.secret_box import SecretBox
 from ..domain import schedule
 from ..domain.integrations import Integration, recipient_of
-from ..domain.messages import MessageRefused, WebhookMessage
+from ..domain.messages import DELIVERING, MessageRefused, WebhookMessage
 from ..domain.payloads import build_payload
 from ..domain.signing import webhook_headers
 from ..settings import IntegrationsSettings
@@ -188,8 +188,8 @@ class Deliverer:
         try:
             with self.unit_of_work() as uow:
                 claimed = self._claim_in(uow, now)
-        except (ConcurrencyError, MessageRefused):
-            return []  # another dispatcher moved one of them first: the next round takes the rest
+        except MessageRefused:
+            return []  # not claimable after all: the next round looks again
         for c in claimed:
             iid = c.integration["id"]
             self.in_flight[iid] = self.in_flight.get(iid, 0) + 1
@@ -228,15 +228,12 @@ class Deliverer:
         integrations = uow.integrations.get_many([r["integration_id"] for r in chosen])
         sealed = uow.secrets.valid(list(integrations), now)
         secrets = {iid: [self.box.open(iid, s["id"], s["sealed"]) for s in rows] for iid, rows in sealed.items()}
-        messages = []
         for row in chosen:
-            message = _snapshot(row)
-            message.start_attempt(now)
-            messages.append(message)
-        uow.save_many(messages)  # every claim at its message's version, all or none
-        return [Claimed({**row, "status": "delivering", "attempts": message.attempts, "version": message.version},
-                        integrations[row["integration_id"]], secrets.get(row["integration_id"], []), now)
-                for row, message in zip(chosen, messages, strict=True)]
+            _snapshot(row).start_attempt()  # the domain's rule; the lease below applies it to the rows
+        leased = uow.messages.lease([row["id"] for row in chosen], now)  # a lease, not an event (domain.messages)
+        return [Claimed({**row, "status": DELIVERING, **leased[row["id"]]}, integrations[row["integration_id"]],
+                        secrets.get(row["integration_id"], []), now)
+                for row in chosen if row["id"] in leased]
 
     # -- the data ---------------------------------------------------------------------------
 
