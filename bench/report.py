@@ -323,6 +323,12 @@ def table_webhooks(data: dict) -> list[str]:
             per = 1000 * cpu["machine_cpu_s"] / max(1, p["deliveries"])
             lines.append(f"  the machine's CPU in the burst: {cpu['machine_cpu_s']} s = {per:.2f} ms per delivery "
                          f"(the raw loop: {1000 / max(1e-9, raw['deliveries_per_s']):.2f} ms of wall time per POST)")
+    ceiling = f.get("ceiling_without_integrations")
+    if ceiling and ceiling.get("deliveries_per_s"):
+        lines.append(f"  with integrations and its database free: the rest of the path "
+                     f"{ceiling['rest_cpu_ms_per_delivery']} ms CPU per delivery, at most "
+                     f"{ceiling['deliveries_per_s']} deliveries/s on {ceiling['cores']} cores = "
+                     f"{r.get('ceiling_without_integrations/raw')} x raw")
     return lines
 
 
