@@ -89,7 +89,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections import Counter  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
+from collections.abc import Callable, Iterator, Sequence  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
@@ -110,7 +110,15 @@ from common import (  # noqa: E402
 )
 from identity import ADMIN_ENV, STAFF_PASSWORD, BenchFailure, call, staff_payload, wait_for_admin  # noqa: E402
 from loadgen import LoadResult, _ms, wrk_available, wrk_version  # noqa: E402
-from notifier import cpu_seconds, query, start_py_spy, started_platform, stop_py_spy  # noqa: E402
+from notifier import (  # noqa: E402
+    backend_pids,
+    broker_pids,
+    cpu_seconds,
+    query,
+    start_py_spy,
+    started_platform,
+    stop_py_spy,
+)
 from upgestao_kernel.config import env_prefix  # noqa: E402
 from upgestao_platform import SERVICE_NAMES, Platform, free_address  # noqa: E402
 
@@ -476,16 +484,23 @@ def profiled(platform: Platform | None, name: str) -> Iterator[None]:
 
 
 def measured(what: str, base_url: str, requests: Sequence[Request], connections: int, duration_s: float,
-             kind: str, token: str | None = None, platform: Platform | None = None, name: str = "") -> dict:
+             kind: str, token: str | None = None, platform: Platform | None = None, name: str = "",
+             extra: dict[str, Callable[[], set[int]]] | None = None) -> dict:
     """run_requests, logged, summarised; any non-2xx answer or socket error fails the scenario (the first one asked
     again to show it). With the ``platform``: the CPU milliseconds each of its processes spent per request
-    meanwhile (``cpu_ms_per_request``: what a request costs the machine, whatever else shares it), and under
-    py-spy when asked (:func:`profiled`, ``name`` in the file names)."""
+    meanwhile (``cpu_ms_per_request``: what a request costs the machine, whatever else shares it), and of each
+    group of ``extra`` processes (PostgreSQL's backends per database, the broker: :func:`server_groups`), and
+    under py-spy when asked (:func:`profiled`, ``name`` in the file names)."""
     pids = {n: proc.pid for n, proc in platform.children.items()} if platform is not None else {}
     before = {n: cpu_seconds(pid) for n, pid in pids.items()}
+    groups = dict(extra or {}) if platform is not None else {}
+    group_before = {n: {pid: cpu_seconds(pid) for pid in pids_of()} for n, pids_of in groups.items()}
     with profiled(platform, f"{name}-{what}-c{connections}"):
         r = run_requests(base_url, requests, connections, duration_s, kind, token)
     used = {n: cpu_seconds(pid) - before[n] for n, pid in pids.items()}
+    for n, pids_of in groups.items():  # a backend gone meanwhile: its CPU is lost (0); one new counts whole
+        used[n] = sum(max(0.0, cpu_seconds(pid) - group_before[n].get(pid, 0.0))
+                      for pid in set(group_before[n]) | pids_of())
     log(f"{what:<8} c={connections:<3} {r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  "
         f"non-2xx {r.non_2xx}  socket errors {r.errors}")
     if r.non_2xx or r.errors or not r.requests:
@@ -500,6 +515,36 @@ def measured(what: str, base_url: str, requests: Sequence[Request], connections:
         summary["cpu_ms_per_request"] = {n: v for n, v in per.items() if v >= 0.05}
         summary["cpu_ms_per_request_total"] = round(sum(per.values()), 2)
     return summary
+
+
+MESSAGING_OWN = ("messaging", "messaging-relay", "postgresql messaging")
+
+
+def server_groups(db_env: dict[str, str]) -> dict[str, Callable[[], set[int]]]:
+    """The servers' processes measured beside the platform's: each service's PostgreSQL database's backends
+    (PostgreSQL only) and the whole broker."""
+    groups: dict[str, Callable[[], set[int]]] = {}
+    for service in SERVICE_NAMES:
+        url = db_env.get(f"{env_prefix(service)}_DATABASE_URL")
+        if url:
+            groups[f"postgresql {service}"] = backend_pids([url.rsplit("/", 1)[1]])
+    groups["rabbitmq (the whole broker)"] = broker_pids
+    return groups
+
+
+def ceiling_without_messaging(send: dict, ping: dict) -> dict | None:
+    """The most sends per second the cores could give if messaging (its service, its relay and its database)
+    cost nothing: every other measured process's CPU per send (the gateway, privacy's audit ingest, identity,
+    the other databases, the broker) is work a send costs whatever messaging does; over the ping beside it. An
+    upper bound: the load generator and anything not measured are left out of that rest."""
+    per = send.get("cpu_ms_per_request")
+    if not per:
+        return None
+    rest = sum(v for n, v in per.items() if n not in MESSAGING_OWN)
+    cores = os.cpu_count() or 1
+    rps = round(cores * 1000 / rest, 1) if rest > 0 else None
+    return {"rest_cpu_ms_per_send": round(rest, 2), "cores": cores, "sends_per_s": rps,
+            "over_ping": ratio(rps, ping["rps"]) if rps else None}
 
 
 # -- the help desk, through the gateway --------------------------------------------------------------
@@ -1193,20 +1238,21 @@ def run_database(kind: str, plan: Plan) -> dict:
                         person.token = tokens["access_token"]
                 r = random.Random(plan.seed)
                 k = plan.loadgen
+                servers = server_groups(db_env)
                 levels = sorted(set(plan.send_conns) | set(plan.read_conns))
 
                 # -- the baseline
                 measured("ping", url, [Request("GET", PING)], 10, plan.warmup_s, k)
                 for c in levels:
                     baseline["ping"][f"c{c}"] = measured("ping", url, [Request("GET", PING)], c, plan.duration_s,
-                                                         k, None, platform, kind)
+                                                         k, None, platform, kind, servers)
 
                 # -- a page of 50, search
                 for name, requests in (("page", page_requests(desk, 500, r)),
                                        ("search", search_requests(text.queries(400, normalise_words)))):
                     measured(name, url, requests, 10, plan.warmup_s, k, desk.a.token)
                     figures[name] = {f"c{c}": measured(name, url, requests, c, plan.duration_s, k, desk.a.token,
-                                                       platform, kind) for c in plan.read_conns}
+                                                       platform, kind, servers) for c in plan.read_conns}
                 platform.check_alive()
                 figures["outbox_drain"] = {"after_reads": outbox.drain(platform, "the page and search runs")}
 
@@ -1217,7 +1263,8 @@ def run_database(kind: str, plan: Plan) -> dict:
                     requests = send_requests(desk, text, 2000)
                     measured("send", url, requests, 10, plan.warmup_s, k, desk.a.token)
                     figures["send"] = {f"c{c}": measured("send", url, requests, c, plan.duration_s, k,
-                                                         desk.a.token, platform, kind) for c in plan.send_conns}
+                                                         desk.a.token, platform, kind, servers)
+                                       for c in plan.send_conns}
                     closed = [s.closed for s in sockets if s.closed]
                     if closed:
                         raise BenchFailure(f"{len(closed)} listeners closed during the sends: {closed[0]}")
@@ -1255,6 +1302,8 @@ def run_database(kind: str, plan: Plan) -> dict:
     }
     top = f"c{max(plan.read_conns)}"
     c10 = figures["send"].get("c10")
+    if c10 is not None:
+        ratios["send_c10_ceiling_without_messaging"] = ceiling_without_messaging(c10, baseline["ping"]["c10"])
     meets = {
         "send_rps_over_ping_c10": None if c10 is None else ratios["send/ping"]["c10"]["rps"] >= TARGETS[
             "send_rps_over_ping_c10 >="],

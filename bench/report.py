@@ -244,6 +244,11 @@ def table_messaging(data: dict) -> list[str]:
                     cpu.append(f"{name} c{level[1:]} {one['cpu_ms_per_request_total']} ({top})")
         if cpu:
             lines.append("  CPU ms per request, all processes (the top three): " + "; ".join(cpu))
+        ceiling = r.get("send_c10_ceiling_without_messaging")
+        if ceiling and ceiling.get("sends_per_s"):
+            lines.append(f"  send c10 with messaging free (its service, relay and database): the rest "
+                         f"{ceiling['rest_cpu_ms_per_send']} ms CPU per send, at most {ceiling['sends_per_s']} "
+                         f"sends/s on {ceiling['cores']} cores = {ceiling['over_ping']} x ping")
         push, rss, seed = f["push"], f["rss"], f["seed"]
         lines.append(f"  push: {push['messages']} messages to {push['clients']} WebSocket clients "
                      f"({push['deliveries']} deliveries): p50 {push['p50_ms']} ms, p99 {push['p99_ms']} ms, "
