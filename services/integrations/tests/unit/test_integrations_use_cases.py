@@ -520,17 +520,47 @@ def test_a_lease_takes_only_messages_still_waiting_for_an_attempt(world: World) 
     """What another transaction settled between the due read and the lease is not leased: canceled, succeeded,
     failed for good, or already delivering."""
     created = world.register()
-    for n in range(5):
+    for _ in range(5):
         world.publish("identity.customer_registered.v1", {"customer_id": new_id(), "fields": ["email"]})
     ids = sorted(r["id"] for r in world.rows("webhook_messages") if r["integration_id"] == created["id"])
     with world.engine.begin() as conn:
         table = metadata.tables["webhook_messages"]
-        for message_id, status, due in zip(ids, ("canceled", "succeeded", "failed", "delivering"),
-                                           (None, None, None, None), strict=False):
-            conn.execute(table.update().where(table.c.id == message_id).values(status=status, next_attempt_at=due))
+        for message_id, status in zip(ids, ("canceled", "succeeded", "failed", "delivering"), strict=False):
+            conn.execute(table.update().where(table.c.id == message_id).values(status=status, next_attempt_at=None))
     with world.uow() as uow:
         leased = uow.messages.lease(ids, world.clock())
     assert list(leased) == [ids[4]] and leased[ids[4]]["attempts"] == 1
+
+
+def test_a_message_canceled_under_its_claim_leaves_the_batchs_other_outcomes_recorded(world: World) -> None:
+    """An erasure that read a message as pending just before a claim leased it cancels it at the version the
+    lease left unchanged: that message's outcome conflicts, the rest of the batch is recorded (not left claimed
+    for the stale window and POSTed again)."""
+    from upgestao_integrations.domain.messages import WebhookMessage
+
+    created = world.register()
+    for _ in range(3):
+        world.publish("identity.customer_registered.v1", {"customer_id": CUSTOMER, "fields": ["email"]})
+    before_lease = {r["id"]: r for r in world.rows("webhook_messages")}
+    victim = sorted(before_lease)[1]
+    posting = world.sender.post
+
+    def post_and_cancel(url: str, body: bytes, headers: dict) -> SendResult:
+        if not world.events_of("integrations.webhook_message_canceled.v1"):
+            row = before_lease[victim]  # as the erasure read it, before the lease
+            stale = WebhookMessage.at(victim, version=row["version"], status=row["status"], attempts=0,
+                                      integration_id=created["id"], next_attempt_at=row["next_attempt_at"])
+            assert stale.cancel("the person's data was erased")
+            with world.uow() as uow:
+                uow.save(stale)
+        return posting(url, body, headers)
+
+    world.sender.post = post_and_cancel
+    assert world.deliverer().run_once() == 3
+    statuses = {r["id"]: r["status"] for r in world.rows("webhook_messages")}
+    assert statuses.pop(victim) == "canceled"
+    assert set(statuses.values()) == {"succeeded"}
+    assert len(world.events_of("integrations.webhook_attempt_finished.v1")) == 2
 
 
 def test_a_log_written_when_claims_were_events_replays_and_its_claim_still_ends(world: World) -> None:

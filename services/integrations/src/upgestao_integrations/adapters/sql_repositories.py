@@ -156,8 +156,15 @@ class SqlMessages(_Repo):
                           .order_by(m.claimed_at, m.id).limit(limit))
 
     def pending_of_subject(self, subject_id: str) -> list[Row]:
-        return self._rows(webhook_messages.select().where(
-            m.subject_id == subject_id, m.status.in_((PENDING, FAILED)), m.next_attempt_at.is_not(None)))
+        """The person's messages still waiting for an attempt. On PostgreSQL their rows are locked for this
+        transaction: a claim leasing one of them meanwhile is waited for, and the row, ``delivering`` once it
+        commits, is then left out (a lease moves no version: canceling it under the claim would make the
+        attempt's outcome the one that conflicts)."""
+        query = webhook_messages.select().where(
+            m.subject_id == subject_id, m.status.in_((PENDING, FAILED)), m.next_attempt_at.is_not(None))
+        if self._conn.dialect.name == "postgresql":
+            query = query.order_by(m.id).with_for_update(of=webhook_messages)
+        return self._rows(query)
 
     def failed_since(self, integration_id: str, since: datetime, after_id: str | None, limit: int) -> list[Row]:
         query = webhook_messages.select().where(m.integration_id == integration_id, m.created_at >= since,

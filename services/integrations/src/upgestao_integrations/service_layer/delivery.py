@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from upgestao_kernel.eventstore import ConcurrencyError
 from upgestao_kernel.logging import get_logger
 
 from ..adapters.metrics import webhook_attempt
@@ -372,6 +373,26 @@ class Deliverer:
         return outcome, label, None if outcome.kind == schedule.SUCCEEDED else f"HTTP {r.status_code}"
 
     def _record(self, results: list[Result], canceled: list[Prepared]) -> None:
+        """Record the batch's outcomes. A message another transaction moved since its claim (a lease moves no
+        version: an erasure's cancel that read it before the lease) is a conflict for that message alone: its
+        outcome is dropped (its row says what happened to it) and the others are recorded, not left claimed
+        until the stale window and POSTed again."""
+        while True:
+            try:
+                labels = self._record_once(results, canceled)
+                break
+            except ConcurrencyError as conflict:
+                moved = conflict.stream_id.removeprefix(WebhookMessage.stream_id_for(""))
+                log.warning("integrations.outcome_conflict", message_id=moved)
+                kept = [r for r in results if r.prepared.claimed.row["id"] != moved]
+                kept_canceled = [p for p in canceled if p.claimed.row["id"] != moved]
+                if len(kept) + len(kept_canceled) == len(results) + len(canceled):
+                    raise  # not one of this batch's messages
+                results, canceled = kept, kept_canceled
+        for label in labels:  # committed: counted (upgestao_webhook_attempts_total)
+            webhook_attempt(label)
+
+    def _record_once(self, results: list[Result], canceled: list[Prepared]) -> list[str]:
         now = self.now()
         disable: dict[str, str] = {}
         by_endpoint: dict[str, list[schedule.Outcome]] = {}
@@ -405,8 +426,7 @@ class Deliverer:
                 if integration is not None and integration.disable(reason):
                     uow.save(integration)
                     log.warning("integrations.endpoint_disabled", integration_id=iid, reason=reason)
-        for label in labels:  # committed: counted (upgestao_webhook_attempts_total)
-            webhook_attempt(label)
+        return labels
 
     def _health(self, uow: Any, by_endpoint: Mapping[str, list[schedule.Outcome]], disable: dict[str, str],
                 now: datetime) -> None:
