@@ -227,6 +227,24 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def wait_for_a_lock_waiter(engine: sa.Engine, what: str = "the other session", timeout_s: float = 10.0) -> None:
+    """Until another session of ``engine``'s PostgreSQL database waits for a lock (``pg_stat_activity``), for a
+    test that holds a lock and must know the other side reached it (not a sleep: on a loaded machine the other
+    side comes later). Each look runs in a transaction of its own: PostgreSQL keeps a transaction's first view of
+    pg_stat_activity until it ends, so looking again in the same one never sees a waiter that came later."""
+    deadline = time.monotonic() + timeout_s
+    with engine.connect() as conn:
+        while True:
+            waiting = conn.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'")).scalar()
+            conn.rollback()  # the next look sees the sessions as they are then
+            if waiting:
+                return
+            assert time.monotonic() < deadline, f"{what} never waited for the lock"
+            time.sleep(0.02)
+
+
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout

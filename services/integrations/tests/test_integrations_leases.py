@@ -6,7 +6,6 @@ reads: it waits for the claim, then leaves the leased row out."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +15,7 @@ from upgestao_integrations.adapters.sql_repositories import with_sql_repositorie
 from upgestao_integrations.adapters.tables import integrations, webhook_messages
 from upgestao_kernel.context import system_context
 from upgestao_kernel.db import create_engine
+from upgestao_kernel.testing import wait_for_a_lock_waiter
 from upgestao_kernel.unit_of_work import UnitOfWork
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(60)]
@@ -45,21 +45,6 @@ def _uow(engine: sa.Engine):
     return with_sql_repositories(UnitOfWork(engine, "integrations", system_context(), projections=projections()))
 
 
-def _wait_for_a_lock_waiter(engine: sa.Engine, timeout_s: float = 10.0) -> None:
-    """Until another session of this database waits for a lock, each look in a transaction of its own."""
-    deadline = time.monotonic() + timeout_s
-    with engine.connect() as conn:
-        while True:
-            waiting = conn.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'")).scalar()
-            conn.rollback()
-            if waiting:
-                return
-            assert time.monotonic() < deadline, "the erasure's look never waited for the claim"
-            time.sleep(0.02)
-
-
 def test_an_erasure_waits_for_a_claim_and_leaves_the_leased_message_out(engine) -> None:
     found: list[list[str]] = []
     errors: list[BaseException] = []
@@ -76,7 +61,7 @@ def test_an_erasure_waits_for_a_claim_and_leaves_the_leased_message_out(engine) 
         [due] = uow.messages.due(now, 1)  # the oldest, locked for this claim
         thread = threading.Thread(target=erasure)
         thread.start()
-        _wait_for_a_lock_waiter(engine)
+        wait_for_a_lock_waiter(engine, "the erasure's look")
         assert list(uow.messages.lease([due["id"]], now)) == [due["id"]]
     thread.join(20)
     assert not thread.is_alive() and errors == []

@@ -11,7 +11,6 @@ each wrote their own union (one field lost: a later correction of it would not r
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from upgestao_integrations.adapters.projections import _merge_shares
 from upgestao_integrations.adapters.tables import shared_subjects
 from upgestao_kernel.db import create_engine
+from upgestao_kernel.testing import wait_for_a_lock_waiter
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(60)]
 
@@ -53,7 +53,7 @@ def _race(engine: sa.Engine, first: dict, second: dict) -> list[BaseException]:
         thread = threading.Thread(target=other)
         thread.start()
         waiting.wait(5)
-        time.sleep(0.5)  # the other transaction reaches the pair's row and waits for this one
+        wait_for_a_lock_waiter(engine, "the other merge")  # it reached the pair's row and waits for this one
     thread.join(20)
     assert not thread.is_alive()
     return errors

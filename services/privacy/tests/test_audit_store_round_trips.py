@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
@@ -14,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 from upgestao_kernel.db import create_engine
+from upgestao_kernel.testing import wait_for_a_lock_waiter
 from upgestao_privacy.adapters import audit_store
 from upgestao_privacy.adapters.stream_feeder import StreamFeeder
 from upgestao_privacy.domain import merkle
@@ -88,24 +88,6 @@ def test_the_columns_written_from_arrays_hold_what_the_leaves_say(engine, audit_
     assert rows[0].occurred_at == when and rows[0].stored_at == now and rows[1].subject_id is None
 
 
-def _wait_for_a_lock_waiter(engine, timeout_s: float = 10.0) -> None:
-    """Until another session of this database waits for a lock (``pg_stat_activity``), each look in a
-    transaction of its own: PostgreSQL keeps a transaction's first view of pg_stat_activity until it ends,
-    so looking again in the same one never saw a waiter that came later (the test failed whenever its first
-    look came before the second ingest reached the lock: seen on a loaded CI machine)."""
-    deadline = time.monotonic() + timeout_s
-    with engine.connect() as conn:
-        while True:
-            waiting = conn.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'")).scalar()
-            conn.rollback()  # the next look sees the sessions as they are then
-            if waiting:
-                return
-            assert time.monotonic() < deadline, "the second ingest never waited for the lock"
-            time.sleep(0.02)
-
-
 def test_an_append_waiting_for_the_lock_sees_what_its_holder_committed(engine, audit_record):
     """A second ingest blocked on the head's lock, once it has it, skips the records the first stored and
     counts from the checkpoint the first signed: its reads are made after the lock was granted."""
@@ -125,7 +107,7 @@ def test_an_append_waiting_for_the_lock_sees_what_its_holder_committed(engine, a
         stored = log.append(first_records, datetime.now(UTC))
         signed = checkpoint_if_due(log, SIGNER, datetime.now(UTC), every=4)
         holding.set()
-        _wait_for_a_lock_waiter(engine)  # the second is blocked on the head's lock, not merely late
+        wait_for_a_lock_waiter(engine, "the second ingest")  # the second is blocked on the head's lock, not merely late
         assert thread.is_alive()
     thread.join(10)
     assert [a.seq for a in stored] == [0, 1, 2, 3] and signed.tree_size == 4
