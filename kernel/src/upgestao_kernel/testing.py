@@ -11,6 +11,7 @@ afterwards, so no queue or row of one test is seen by another.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -20,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
@@ -149,6 +151,42 @@ def migrated_database(name: str, script_location: str) -> str:
         upgrade(script_location, create_database(template))
         _TEMPLATES[key] = template
     return create_database(name, template=template)
+
+
+@dataclass
+class IsolatedService:
+    """What :func:`isolated_service` made: a vhost, a migrated database, and the environment (``env``: set more
+    with it, undone with the rest)."""
+
+    vhost: str
+    amqp_uri: str
+    database_url: str
+    env: pytest.MonkeyPatch
+
+
+@contextlib.contextmanager
+def isolated_service(service: str, script_location: str, data_dir: os.PathLike | str,
+                     label: str) -> Iterator[IsolatedService]:
+    """A vhost and a migrated database of their own (named after ``label``) and the environment a container of
+    ``service`` started in this process reads (``UPGESTAO_ENV=test``, ``UPGESTAO_DATA_DIR``, ``AMQP_URI``, its
+    ``*_DATABASE_URL``), for a module's fixture that runs containers; afterwards the environment is undone, the
+    database dropped and the vhost deleted (stop the containers inside the block)."""
+    tag = uuid.uuid4().hex[:10]
+    vhost = f"upgestao-{label}-{tag}"
+    database = f"t_{service}_{label.replace('-', '_')}_{tag}"
+    amqp_uri = create_vhost(vhost)
+    env = pytest.MonkeyPatch()
+    try:
+        database_url = migrated_database(database, script_location)
+        env.setenv("UPGESTAO_ENV", "test")
+        env.setenv("UPGESTAO_DATA_DIR", str(data_dir))
+        env.setenv("AMQP_URI", amqp_uri)
+        env.setenv(f"{env_prefix(service)}_DATABASE_URL", database_url)
+        yield IsolatedService(vhost, amqp_uri, database_url, env)
+    finally:
+        env.undo()
+        drop_database(database)
+        delete_vhost(vhost)
 
 
 def drop_database(name: str) -> None:

@@ -26,18 +26,15 @@ from upgestao_gateway.entrypoints.http.problems import PROBLEM_BASE
 from upgestao_gateway.entrypoints.http.routing import route
 from upgestao_gateway.service import GatewayService
 from upgestao_gateway.settings import load_access_settings
-from upgestao_kernel.config import env_prefix
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.events import SYSTEM_ACTOR, EventEnvelope, new_id, utcnow
-from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc
 from upgestao_kernel.schema import outbox
 from upgestao_kernel.testing import (
     _api,
-    create_database,
     create_vhost,
     delete_vhost,
-    drop_database,
+    isolated_service,
     service_amqp_uri,
     wait_for,
 )
@@ -231,33 +228,22 @@ class AccessPlatform:
 
 @pytest.fixture(scope="module")
 def platform(issuer, tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    vhost = f"upgestao-access-test-{uuid.uuid4().hex[:10]}"
-    database = f"t_gateway_access_{uuid.uuid4().hex[:10]}"
-    amqp_uri = create_vhost(vhost)
-    database_url = create_database(database)
-    platform = AccessPlatform(vhost, amqp_uri, database_url, issuer)
-    try:
-        mp.setenv("UPGESTAO_ENV", "test")
-        mp.setenv("UPGESTAO_DATA_DIR", str(tmp_path_factory.mktemp("var")))
-        mp.setenv("AMQP_URI", amqp_uri)
-        mp.setenv(f"{env_prefix('gateway')}_DATABASE_URL", database_url)
-        upgrade("upgestao_gateway:migrations", database_url)
-        platform.start(FakeIdentity)
-        platform.gateway = platform.start_gateway()
-        # The stream exists and is bound once the gateway has read it up to date:
-        # only then are identity's events kept for gateways started later.
-        assert platform.gateway.access.wait_current(10)
-        yield platform
-    finally:
-        if platform.gateway is not None:
-            platform.gateway.session.close()
-        for container in reversed(platform.containers):
-            container.kill()
-        platform.engine.dispose()
-        drop_database(database)
-        delete_vhost(vhost)
-        mp.undo()
+    with isolated_service("gateway", "upgestao_gateway:migrations", tmp_path_factory.mktemp("var"),
+                          "access-test") as isolated:
+        platform = AccessPlatform(isolated.vhost, isolated.amqp_uri, isolated.database_url, issuer)
+        try:
+            platform.start(FakeIdentity)
+            platform.gateway = platform.start_gateway()
+            # The stream exists and is bound once the gateway has read it up to date:
+            # only then are identity's events kept for gateways started later.
+            assert platform.gateway.access.wait_current(10)
+            yield platform
+        finally:
+            if platform.gateway is not None:
+                platform.gateway.session.close()
+            for container in reversed(platform.containers):
+                container.kill()
+            platform.engine.dispose()
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ an event in the stream that messaging did not publish is not pushed."""
 from __future__ import annotations
 
 import json
-import socket
 import time
-import uuid
 from urllib.parse import quote
 
 import jwt
@@ -22,20 +20,12 @@ import requests
 import websocket
 from kombu import Connection, Producer
 from nameko.containers import ServiceContainer
-from upgestao_gateway.entrypoints.dependencies import JwtAuthentication
-from upgestao_gateway.entrypoints.push import LivePush
+from push_harness import PushGateway, free_port, hub_of, publish_event
 from upgestao_gateway.push.stream import EVENT_TYPES, QUEUE
-from upgestao_gateway.service import GatewayService
-from upgestao_kernel.config import env_prefix
-from upgestao_kernel.events import SYSTEM_ACTOR, EventEnvelope, new_id, utcnow
-from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc
 from upgestao_kernel.testing import (
     _api,
-    create_database,
-    create_vhost,
-    delete_vhost,
-    drop_database,
+    isolated_service,
     service_amqp_uri,
     wait_for,
 )
@@ -87,17 +77,6 @@ class FakeMessaging:
         return {"items": answer}
 
 
-class PushGateway(GatewayService):
-    authenticator = JwtAuthentication(key_refetch_interval_s=0.3)
-    push = LivePush()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PushPlatform:
     def __init__(self, vhost: str, amqp_uri: str, issuer) -> None:
         self.vhost = vhost
@@ -122,23 +101,14 @@ class PushPlatform:
 
     @property
     def hub(self):
-        return next(dep for dep in self.gateway.dependencies if isinstance(dep, LivePush)).hub
+        return hub_of(self.gateway)
 
     def token(self, user: str, role: str = "attendant", **claims) -> tuple[str, dict]:
         payload = self.issuer.claims(sub=user, role=role, **claims)
         return self.issuer.token(self.kid, payload), payload
 
     def publish(self, event_type: str, data: dict, as_service: str | None = "messaging") -> None:
-        uri = service_amqp_uri(self.amqp_uri, as_service) if as_service else self.amqp_uri
-        exchange = "messaging.events" if as_service in ("messaging", None) else f"{as_service}.events"
-        envelope = EventEnvelope(
-            event_id=new_id(), stream_id=f"message-{uuid.uuid4().hex[:8]}", version=1, type=event_type,
-            occurred_at=utcnow(), actor=SYSTEM_ACTOR, correlation_id=None, causation_id=None, data=data,
-        )
-        with Connection(uri, transport_options={"confirm_publish": True}) as connection:
-            producer = Producer(connection.default_channel, serializer="json")
-            producer.publish(envelope.to_message(), exchange=exchange, routing_key=event_type,
-                             delivery_mode=2, mandatory=True, retry=False)
+        publish_event(self.amqp_uri, event_type, data, as_service)
 
     def message(self, message_id: str, *visible_to: str) -> None:
         self.publish("messaging.message_created.v1", {"message_id": message_id, "visible_to": list(visible_to)})
@@ -150,33 +120,22 @@ class PushPlatform:
 
 @pytest.fixture(scope="module")
 def platform(issuer, tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    vhost = f"upgestao-push-test-{uuid.uuid4().hex[:10]}"
-    database = f"t_gateway_push_{uuid.uuid4().hex[:10]}"
-    amqp_uri = create_vhost(vhost)
-    database_url = create_database(database)
-    platform = PushPlatform(vhost, amqp_uri, issuer)
-    try:
-        mp.setenv("UPGESTAO_ENV", "test")
-        mp.setenv("UPGESTAO_DATA_DIR", str(tmp_path_factory.mktemp("var")))
-        mp.setenv("AMQP_URI", amqp_uri)
-        mp.setenv(f"{env_prefix('gateway')}_DATABASE_URL", database_url)
-        mp.setenv("GATEWAY_STREAM_AUTH_TIMEOUT_S", "1")
-        mp.setenv("GATEWAY_STREAM_MAX_PER_USER", "3")
-        upgrade("upgestao_gateway:migrations", database_url)
-        platform.start(FakeIdentity, amqp_uri)
-        platform.start(FakeMessaging, amqp_uri)
-        # the gateway as its own broker user: its permissions let it bind its stream to messaging.events
-        platform.start(PushGateway, service_amqp_uri(amqp_uri, "gateway"),
-                       WEB_SERVER_ADDRESS=f"127.0.0.1:{platform.port}")
-        wait_for(lambda: platform.hub is not None and platform.hub.ring.started, timeout=15)
-        yield platform
-    finally:
-        for container in reversed(platform.containers):
-            container.kill()
-        drop_database(database)
-        delete_vhost(vhost)
-        mp.undo()
+    with isolated_service("gateway", "upgestao_gateway:migrations", tmp_path_factory.mktemp("var"),
+                          "push-test") as isolated:
+        isolated.env.setenv("GATEWAY_STREAM_AUTH_TIMEOUT_S", "1")
+        isolated.env.setenv("GATEWAY_STREAM_MAX_PER_USER", "3")
+        platform = PushPlatform(isolated.vhost, isolated.amqp_uri, issuer)
+        try:
+            platform.start(FakeIdentity, isolated.amqp_uri)
+            platform.start(FakeMessaging, isolated.amqp_uri)
+            # the gateway as its own broker user: its permissions let it bind its stream to messaging.events
+            platform.start(PushGateway, service_amqp_uri(isolated.amqp_uri, "gateway"),
+                           WEB_SERVER_ADDRESS=f"127.0.0.1:{platform.port}")
+            wait_for(lambda: platform.hub is not None and platform.hub.ring.started, timeout=15)
+            yield platform
+        finally:
+            for container in reversed(platform.containers):
+                container.kill()
 
 
 @pytest.fixture

@@ -55,23 +55,14 @@ import websocket
 from fuzzing import MiB, fuzz
 from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
-from kombu import Connection, Producer
 from nameko.containers import ServiceContainer
-from upgestao_gateway.entrypoints.dependencies import JwtAuthentication
-from upgestao_gateway.entrypoints.push import LivePush
+from push_harness import PushGateway, free_port, hub_of, publish_event
 from upgestao_gateway.push import protocol
 from upgestao_gateway.push.connection import MAX_FRAGMENTS
-from upgestao_gateway.service import GatewayService
-from upgestao_kernel.config import env_prefix
-from upgestao_kernel.events import SYSTEM_ACTOR, EventEnvelope, new_id, utcnow
 from upgestao_kernel.logging import configure_logging
-from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc
 from upgestao_kernel.testing import (
-    create_database,
-    create_vhost,
-    delete_vhost,
-    drop_database,
+    isolated_service,
     service_amqp_uri,
     wait_for,
 )
@@ -115,11 +106,6 @@ class FakeMessaging:
                           if user in item["event"]["data"].get("visible_to", ())]}
 
 
-class FrameGateway(GatewayService):
-    authenticator = JwtAuthentication(key_refetch_interval_s=0.3)
-    push = LivePush()
-
-
 class LogWatch(io.TextIOBase):
     """The gateway's log stream (and stderr): each line checked as it is written, what should not be there
     kept (a long fuzz writes far too much to keep it all)."""
@@ -153,20 +139,12 @@ class Platform:
         return self.issuer.token(self.kid, self.issuer.claims(sub=user))
 
     def message(self, message_id: str, *visible_to: str) -> None:
-        envelope = EventEnvelope(
-            event_id=new_id(), stream_id=f"message-{uuid.uuid4().hex[:8]}", version=1,
-            type="messaging.message_created.v1", occurred_at=utcnow(), actor=SYSTEM_ACTOR, correlation_id=None,
-            causation_id=None, data={"message_id": message_id, "visible_to": list(visible_to)})
-        uri = service_amqp_uri(self.amqp_uri, "messaging")
-        with Connection(uri, transport_options={"confirm_publish": True}) as connection:
-            Producer(connection.default_channel, serializer="json").publish(
-                envelope.to_message(), exchange="messaging.events", routing_key=envelope.type,
-                delivery_mode=2, mandatory=True, retry=False)
+        publish_event(self.amqp_uri, "messaging.message_created.v1",
+                      {"message_id": message_id, "visible_to": list(visible_to)})
 
     @property
     def hub(self):
-        gateway = self.containers[-1]
-        return next(dep for dep in gateway.dependencies if isinstance(dep, LivePush)).hub
+        return hub_of(self.containers[-1])
 
 
 class _Tee(io.TextIOBase):
@@ -185,57 +163,40 @@ class _Tee(io.TextIOBase):
             stream.flush()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def platform(issuer, tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    vhost = f"upgestao-push-fuzz-{uuid.uuid4().hex[:10]}"
-    database = f"t_gateway_push_fuzz_{uuid.uuid4().hex[:10]}"
-    amqp_uri = create_vhost(vhost)
-    database_url = create_database(database)
     kid = issuer.new_key()
     JWKS.append(issuer.jwk(kid))
-    platform = Platform(amqp_uri, issuer, kid, free_port())
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     stderr = sys.stderr
-    try:
-        mp.setenv("UPGESTAO_ENV", "test")
-        mp.setenv("UPGESTAO_DATA_DIR", str(tmp_path_factory.mktemp("var")))
-        mp.setenv("AMQP_URI", amqp_uri)
-        mp.setenv(f"{env_prefix('gateway')}_DATABASE_URL", database_url)
-        mp.setenv("GATEWAY_STREAM_AUTH_TIMEOUT_S", "2")
-        mp.setenv("GATEWAY_STREAM_PING_S", "4")  # pings to answer (a socket silent for 10 s is closed)
-        mp.setenv("GATEWAY_STREAM_MAX_PER_USER", "1000")
-        upgrade("upgestao_gateway:migrations", database_url)
-        configure_logging("gateway", "DEBUG", stream=platform.logs)  # as it runs, every level kept
-        sys.stderr = _Tee(stderr, platform.logs)
-        for service_cls, uri, config in (
-                (FakeIdentity, amqp_uri, {}), (FakeMessaging, amqp_uri, {}),
-                (FrameGateway, service_amqp_uri(amqp_uri, "gateway"),
-                 {"WEB_SERVER_ADDRESS": f"127.0.0.1:{platform.port}"})):
-            container = ServiceContainer(service_cls, {"AMQP_URI": uri, "serializer": "json", **config})
-            container.start()
-            platform.containers.append(container)
-        wait_for(lambda: platform.hub is not None and platform.hub.ring.started, timeout=15)
-        yield platform
-    finally:
-        for container in reversed(platform.containers):
-            container.kill()
-        sys.stderr = stderr
-        for handler in root.handlers:
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-        structlog.reset_defaults()
-        drop_database(database)
-        delete_vhost(vhost)
-        mp.undo()
+    with isolated_service("gateway", "upgestao_gateway:migrations", tmp_path_factory.mktemp("var"),
+                          "push-fuzz") as isolated:
+        isolated.env.setenv("GATEWAY_STREAM_AUTH_TIMEOUT_S", "2")
+        isolated.env.setenv("GATEWAY_STREAM_PING_S", "4")  # pings to answer (a socket silent for 10 s is closed)
+        isolated.env.setenv("GATEWAY_STREAM_MAX_PER_USER", "1000")
+        platform = Platform(isolated.amqp_uri, issuer, kid, free_port())
+        try:
+            configure_logging("gateway", "DEBUG", stream=platform.logs)  # as it runs, every level kept
+            sys.stderr = _Tee(stderr, platform.logs)
+            for service_cls, uri, config in (
+                    (FakeIdentity, isolated.amqp_uri, {}), (FakeMessaging, isolated.amqp_uri, {}),
+                    (PushGateway, service_amqp_uri(isolated.amqp_uri, "gateway"),
+                     {"WEB_SERVER_ADDRESS": f"127.0.0.1:{platform.port}"})):
+                container = ServiceContainer(service_cls, {"AMQP_URI": uri, "serializer": "json", **config})
+                container.start()
+                platform.containers.append(container)
+            wait_for(lambda: platform.hub is not None and platform.hub.ring.started, timeout=15)
+            yield platform
+        finally:
+            for container in reversed(platform.containers):
+                container.kill()
+            sys.stderr = stderr
+            for handler in root.handlers:
+                if handler not in handlers:
+                    root.removeHandler(handler)
+            root.setLevel(level)
+            structlog.reset_defaults()
 
 
 @pytest.fixture
