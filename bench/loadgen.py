@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 from common import percentile
+from upgestao_kernel.listen_ports import free_port
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
@@ -214,9 +215,7 @@ async def _serve(port: int) -> None:
 
 def ceiling(kind: str, connections: int, duration_s: float) -> LoadResult:
     """The load generator against a trivial one-process asyncio server."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "serve", str(port)])
     try:
         deadline = time.monotonic() + 10

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from upgestao_kernel.listen_ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 OBSERVABILITY = ROOT / "deploy" / "observability"
@@ -170,12 +170,6 @@ def file_sd_groups(addresses: Mapping[str, str]) -> list[dict[str, Any]]:
     """Prometheus file_sd groups for ``process name -> host:port``."""
     return [{"targets": [address], "labels": {"job": JOB, "process": name}}
             for name, address in sorted(addresses.items())]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class PrometheusError(Exception):

@@ -52,6 +52,7 @@ import contextlib
 import ctypes
 import fcntl
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -166,11 +167,22 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _load_listen_ports():
+    """``upgestao_kernel/listen_ports.py`` (stdlib only), loaded by its path: this script imports no package."""
+    name = "upgestao_kernel_listen_ports"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "kernel/src/upgestao_kernel/listen_ports.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def free_address(host: str = "127.0.0.1") -> str:
-    """``host:port`` with a port that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return f"{host}:{s.getsockname()[1]}"
+    """``host:port`` with a port free now, outside the ephemeral range and reserved on this machine for a while
+    (``upgestao_kernel.listen_ports``): no outgoing connection and no other platform takes it before the
+    process it is meant for listens on it."""
+    return f"{host}:{_load_listen_ports().free_port(host)}"
 
 
 def port_is_free(host: str, port: int) -> bool:

@@ -20,14 +20,15 @@ import os
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[2] / "scripts"))
 from build import services  # noqa: E402  (deploy/images/build.py, beside this file)
+from upgestao_platform import free_address  # noqa: E402  (stdlib only, as this wrapper must be)
 
 TAG_ENV = "UPGESTAO_IMAGE_RUN_TAG"  # names the working containers, so the smoke can remove them all
 ENV_PREFIXES = ("UPGESTAO_", "AMQP_", "GATEWAY_", "IDENTITY_", "MESSAGING_", "PRIVACY_", "NOTIFIER_",
@@ -54,19 +55,13 @@ def image_for(module: str) -> str:
     return known[package].image
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def probe_address(argv: list[str], data_dir: str | None) -> str | None:
     """On the host network every process needs a probe port of its own (the image's 0.0.0.0:9000 would be
     taken by the first): a free one, written to <data dir>/probes/ for the smoke to poll."""
     if len(argv) < 3 or argv[2] not in PROBED_COMMANDS or not data_dir:
         return None
     keep = os.environ.get(DEFAULT_PROBE_ENV) == f"{argv[1]}-{argv[2]}"
-    address = IMAGE_PROBE_ADDRESS if keep else f"127.0.0.1:{free_port()}"
+    address = IMAGE_PROBE_ADDRESS if keep else free_address()
     probes = Path(data_dir) / PROBES_DIR
     probes.mkdir(exist_ok=True)
     (probes / f"{argv[1]}-{argv[2]}").write_text(address)

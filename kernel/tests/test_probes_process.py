@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from kernel_sample import create_sample_tables
 from upgestao_kernel.cli import CONFIG_ERROR_EXIT, ServiceDefinition, main
+from upgestao_kernel.listen_ports import free_port
 from upgestao_kernel.probes import probe
 from upgestao_kernel.testing import PG_ADMIN_URL, create_vhost, delete_vhost
 from upgestao_kernel.testing_tokens import token_jwks_json
@@ -28,11 +29,6 @@ LAUNCH = ("import upgestao_kernel.green, sys; sys.path.insert(0, sys.argv.pop(1)
           "sys.exit(main(ServiceDefinition(name='tally', service_class='kernel_sample_services:TallyService', "
           "migrations='unused'), sys.argv[1:]))")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(tmp_path, amqp_uri: str, database_url: str, port: int) -> dict[str, str]:
@@ -111,7 +107,7 @@ def test_a_service_is_ready_then_not_ready_without_its_database_and_stops_on_sig
         tmp_path, amqp_uri, database_factory, capsys):
     url = database_factory("probes")
     create_sample_tables(url)
-    service = Process("run", _env(tmp_path, amqp_uri, url, _free_port()), tmp_path)
+    service = Process("run", _env(tmp_path, amqp_uri, url, free_port()), tmp_path)
     try:
         assert service.until("/readyz", 200) == {"status": "ready"}
         assert service.get("/livez") == (200, {"status": "alive"})
@@ -156,8 +152,8 @@ def test_a_service_is_ready_then_not_ready_without_its_database_and_stops_on_sig
 def test_a_service_without_its_broker_is_alive_and_not_ready(tmp_path, database_factory):
     url = database_factory("probes")
     create_sample_tables(url)
-    broker = f"amqp://guest:guest@127.0.0.1:{_free_port()}/"  # nothing listens there
-    service = Process("run", _env(tmp_path, broker, url, _free_port()), tmp_path)
+    broker = f"amqp://guest:guest@127.0.0.1:{free_port()}/"  # nothing listens there
+    service = Process("run", _env(tmp_path, broker, url, free_port()), tmp_path)
     try:
         assert service.until("/livez", 200) == {"status": "alive"}
         assert service.until("/readyz", 503) == {"status": "not ready", "failing": {"service": "starting"}}
@@ -171,7 +167,7 @@ def test_a_service_without_its_broker_is_alive_and_not_ready(tmp_path, database_
 def test_a_relay_is_ready_once_it_polls_and_stops_on_sigterm(tmp_path, amqp_uri, database_factory):
     url = database_factory("probes")
     create_sample_tables(url)
-    relay = Process("relay", _env(tmp_path, amqp_uri, url, _free_port()), tmp_path)
+    relay = Process("relay", _env(tmp_path, amqp_uri, url, free_port()), tmp_path)
     try:
         assert relay.until("/readyz", 200) == {"status": "ready"}
         assert relay.get("/livez")[0] == 200
@@ -184,7 +180,7 @@ def test_a_relay_is_ready_once_it_polls_and_stops_on_sigterm(tmp_path, amqp_uri,
 def test_a_relay_without_its_database_is_alive_and_not_ready(tmp_path, amqp_uri, database_factory):
     url = database_factory("probes")
     create_sample_tables(url)
-    relay = Process("relay", _env(tmp_path, amqp_uri, url, _free_port()), tmp_path)
+    relay = Process("relay", _env(tmp_path, amqp_uri, url, free_port()), tmp_path)
     try:
         relay.until("/readyz", 200)
         name = sa.make_url(url).database
@@ -200,8 +196,8 @@ def test_a_relay_without_its_database_is_alive_and_not_ready(tmp_path, amqp_uri,
     finally:
         relay.kill()
 
-    closed = f"postgresql://postgres@127.0.0.1:{_free_port()}/nothing"  # never there at all
-    relay = Process("relay", _env(tmp_path, amqp_uri, closed, _free_port()), tmp_path)
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"  # never there at all
+    relay = Process("relay", _env(tmp_path, amqp_uri, closed, free_port()), tmp_path)
     try:
         body = relay.until("/readyz", 503)
         assert body["failing"]["outbox"] == "no pass yet", body
@@ -243,7 +239,7 @@ def test_probe_without_an_address_says_so(monkeypatch, capsys, tmp_path):
 def test_a_service_whose_broker_goes_away_is_alive_and_not_ready(tmp_path, amqp_vhost, amqp_uri, database_factory):
     url = database_factory("probes")
     create_sample_tables(url)
-    service = Process("run", _env(tmp_path, amqp_uri, url, _free_port()), tmp_path)
+    service = Process("run", _env(tmp_path, amqp_uri, url, free_port()), tmp_path)
     try:
         service.until("/readyz", 200)
         delete_vhost(amqp_vhost)  # this test's own vhost: its connections closed, new ones refused

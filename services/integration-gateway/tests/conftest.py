@@ -33,6 +33,7 @@ from upgestao_gateway.entrypoints.http.routing import route
 from upgestao_gateway.entrypoints.http.streaming import Stream
 from upgestao_gateway.service import GatewayService
 from upgestao_kernel.config import env_prefix
+from upgestao_kernel.listen_ports import free_port
 from upgestao_kernel.migrations import upgrade
 from upgestao_kernel.nameko_ext import rpc
 from upgestao_kernel.schema import outbox
@@ -264,11 +265,6 @@ class Client:
     def close(self) -> None:
         self.session.close()
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until_listening(host: str, port: int, timeout: float = 10.0) -> None:

@@ -4,7 +4,6 @@ published as messaging's broker user publishes them (confirmed, mandatory)."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 from kombu import Connection, Producer
@@ -13,6 +12,7 @@ from upgestao_gateway.entrypoints.dependencies import JwtAuthentication
 from upgestao_gateway.entrypoints.push import LivePush
 from upgestao_gateway.service import GatewayService
 from upgestao_kernel.events import SYSTEM_ACTOR, EventEnvelope, new_id, utcnow
+from upgestao_kernel.listen_ports import free_port  # noqa: F401 (the push tests take it from here)
 from upgestao_kernel.testing import service_amqp_uri
 
 
@@ -25,11 +25,6 @@ def hub_of(gateway: ServiceContainer):
     """The push hub of a running :class:`PushGateway` container."""
     return next(dep for dep in gateway.dependencies if isinstance(dep, LivePush)).hub
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def publish_event(amqp_uri: str, event_type: str, data: dict, as_service: str | None = "messaging") -> None:

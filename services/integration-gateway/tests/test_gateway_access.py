@@ -28,6 +28,7 @@ from upgestao_gateway.service import GatewayService
 from upgestao_gateway.settings import load_access_settings
 from upgestao_kernel.errors import ServiceError
 from upgestao_kernel.events import SYSTEM_ACTOR, EventEnvelope, new_id, utcnow
+from upgestao_kernel.listen_ports import free_port
 from upgestao_kernel.nameko_ext import rpc
 from upgestao_kernel.schema import outbox
 from upgestao_kernel.testing import (
@@ -133,11 +134,6 @@ class JwtGateway(GatewayService):
 
 # -- the platform: one broker vhost, the fake identity and a gateway, per module ----------
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Gateway:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from upgestao_kernel.listen_ports import free_port
 from upgestao_notifier.adapters.mime import build_message, message_id_for
 from upgestao_notifier.adapters.sink import MailSink, accepted, message_id_hash
 from upgestao_notifier.adapters.smtp import SmtpMailer, parse_smtp_url
@@ -20,11 +21,6 @@ from upgestao_notifier.adapters.smtp import SmtpMailer, parse_smtp_url
 SENDER = "no-reply@upgestao.example"
 TO = "maria.silva@example.com"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sink_command(port: int, directory: Path) -> list[str]:
