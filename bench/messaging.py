@@ -375,16 +375,17 @@ end
 
 
 def run_requests(base_url: str, requests: Sequence[Request], connections: int, duration_s: float, kind: str,
-                 token: str | None = None) -> LoadResult:
-    """Closed loop, keep-alive, ``requests`` in turn (wrk with a Lua script, else threads of http.client)."""
+                 token: str | None = None, rate: float | None = None) -> LoadResult:
+    """Closed loop, keep-alive, ``requests`` in turn (wrk with a Lua script, else threads of http.client); with a
+    ``rate`` (requests per second, all connections together), paced instead: see :func:`_run_threads`."""
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     if any(r.body is not None for r in requests):
         headers["Content-Type"] = "application/json"
-    if kind == "wrk":
+    if kind == "wrk" and rate is None:
         return _run_wrk(base_url, requests, headers, connections, duration_s)
-    return _run_threads(base_url, requests, headers, connections, duration_s)
+    return _run_threads(base_url, requests, headers, connections, duration_s, rate)
 
 
 def _run_wrk(base_url: str, requests: Sequence[Request], headers: dict[str, str], connections: int,
@@ -418,19 +419,36 @@ def _run_wrk(base_url: str, requests: Sequence[Request], headers: dict[str, str]
 
 
 def _run_threads(base_url: str, requests: Sequence[Request], headers: dict[str, str], connections: int,
-                 duration_s: float) -> LoadResult:
+                 duration_s: float, rate: float | None = None) -> LoadResult:
+    """Closed loop: each connection sends its next request as soon as the last one is answered, so at c
+    connections the mean latency is c / throughput (Little's law) whatever the server does. Paced (``rate``):
+    request n is due at start + n / rate, on connection n mod c, and its latency counts from when it was due
+    (a request that waited for its connection waited for the server: no coordinated omission)."""
     parts = urlsplit(base_url)
     latencies: list[list[float]] = [[] for _ in range(connections)]
     statuses: list[Counter] = [Counter() for _ in range(connections)]
     errors = [0] * connections
     barrier = threading.Barrier(connections + 1)
-    stop_at = [0.0]
+    window = [0.0, 0.0]  # start, stop (perf_counter)
+
+    def next_start(i: int, n: int) -> float | None:
+        if rate is None:
+            now = time.perf_counter()
+            return now if now < window[1] else None
+        due = window[0] + (n * connections + i) / rate
+        if due >= window[1]:
+            return None
+        if (wait := due - time.perf_counter()) > 0:
+            time.sleep(wait)
+        return due
 
     def worker(i: int) -> None:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
         k = i * 7919
         barrier.wait()
-        while (t0 := time.perf_counter()) < stop_at[0]:
+        n = 0
+        while (t0 := next_start(i, n)) is not None:
+            n += 1
             r = requests[k % len(requests)]
             k += 1
             try:
@@ -449,8 +467,8 @@ def _run_threads(base_url: str, requests: Sequence[Request], headers: dict[str, 
     workers = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
     for t in workers:
         t.start()
-    begin = time.perf_counter()
-    stop_at[0] = begin + duration_s
+    begin = window[0] = time.perf_counter()
+    window[1] = begin + duration_s
     barrier.wait()
     for t in workers:
         t.join(duration_s + 30)
@@ -461,7 +479,8 @@ def _run_threads(base_url: str, requests: Sequence[Request], headers: dict[str, 
         url=base_url, connections=connections, duration_s=elapsed, requests=len(all_lat),
         rps=len(all_lat) / elapsed, p50_ms=percentile(all_lat, 50), p99_ms=percentile(all_lat, 99),
         non_2xx=sum(n for code, n in merged.items() if not 200 <= code < 400), errors=sum(errors),
-        loadgen=f"python http.client x{connections} threads", statuses={str(k): v for k, v in merged.items()},
+        loadgen=f"python http.client x{connections} threads" + (f", paced at {rate:g} req/s" if rate else ""),
+        statuses={str(k): v for k, v in merged.items()},
     )
 
 
@@ -485,7 +504,7 @@ def profiled(platform: Platform | None, name: str) -> Iterator[None]:
 
 def measured(what: str, base_url: str, requests: Sequence[Request], connections: int, duration_s: float,
              kind: str, token: str | None = None, platform: Platform | None = None, name: str = "",
-             extra: dict[str, Callable[[], set[int]]] | None = None) -> dict:
+             extra: dict[str, Callable[[], set[int]]] | None = None, rate: float | None = None) -> dict:
     """run_requests, logged, summarised; any non-2xx answer or socket error fails the scenario (the first one asked
     again to show it). With the ``platform``: the CPU milliseconds each of its processes spent per request
     meanwhile (``cpu_ms_per_request``: what a request costs the machine, whatever else shares it), and of each
@@ -496,12 +515,13 @@ def measured(what: str, base_url: str, requests: Sequence[Request], connections:
     groups = dict(extra or {}) if platform is not None else {}
     group_before = {n: {pid: cpu_seconds(pid) for pid in pids_of()} for n, pids_of in groups.items()}
     with profiled(platform, f"{name}-{what}-c{connections}"):
-        r = run_requests(base_url, requests, connections, duration_s, kind, token)
+        r = run_requests(base_url, requests, connections, duration_s, kind, token, rate)
     used = {n: cpu_seconds(pid) - before[n] for n, pid in pids.items()}
     for n, pids_of in groups.items():  # a backend gone meanwhile: its CPU is lost (0); one new counts whole
         used[n] = sum(max(0.0, cpu_seconds(pid) - group_before[n].get(pid, 0.0))
                       for pid in set(group_before[n]) | pids_of())
-    log(f"{what:<8} c={connections:<3} {r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  "
+    label = f"{what} paced" if rate else what
+    log(f"{label:<8} c={connections:<3} {r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  "
         f"non-2xx {r.non_2xx}  socket errors {r.errors}")
     if r.non_2xx or r.errors or not r.requests:
         sample = requests[0]
@@ -510,6 +530,8 @@ def measured(what: str, base_url: str, requests: Sequence[Request], connections:
         raise BenchFailure(f"{what} at c={connections}: {r.non_2xx} non-2xx and {r.errors} socket errors of "
                            f"{r.requests} (one asked again answers {status}: {json.dumps(answer)[:300]})")
     summary = r.summary()
+    if rate:
+        summary["paced_rate"] = rate
     if used:
         per = {n: round(1e3 * v / r.requests, 2) for n, v in sorted(used.items(), key=lambda kv: -kv[1])}
         summary["cpu_ms_per_request"] = {n: v for n, v in per.items() if v >= 0.05}
@@ -1054,6 +1076,19 @@ class Outbox:
 # -- memory, databases ------------------------------------------------------------------------------
 
 
+def settle(platform: Platform, window_s: float = 0.5, busy: float = 0.1, timeout_s: float = 60.0) -> float:
+    """Wait until the platform's processes together use under ``busy`` of a core over ``window_s`` (the
+    backlog of a saturating run, privacy's audit ingest above all, worked off); how long that took."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        pids = [proc.pid for proc in platform.children.values() if proc.poll() is None]
+        before = sum(cpu_seconds(pid) for pid in pids)
+        time.sleep(window_s)
+        if sum(cpu_seconds(pid) for pid in pids) - before < busy * window_s:
+            break
+    return round(time.monotonic() - t0, 1)
+
+
 def memory(pid: int) -> dict[str, float]:
     """VmRSS and VmHWM (the peak) of one process, in MiB (/proc/<pid>/status)."""
     values = {}
@@ -1115,6 +1150,7 @@ class Plan:
     read_conns: list[int]
     push_messages: int
     push_interval_s: float
+    paced_load: float  # the paced send's rate, as a fraction of the closed loop's at c=10 (0: none)
     duration_s: float
     warmup_s: float
     seed: int
@@ -1136,6 +1172,7 @@ class Plan:
             read_conns=levels("BENCH_MESSAGING_READ_CONNS", "1,10"),
             push_messages=env_int("BENCH_MESSAGING_PUSH_MESSAGES", 60),
             push_interval_s=env_float("BENCH_MESSAGING_PUSH_INTERVAL_S", 0.2),
+            paced_load=env_float("BENCH_MESSAGING_PACED_LOAD", 0.5),
             duration_s=env_float("BENCH_DURATION_S", 8.0), warmup_s=env_float("BENCH_WARMUP_S", 2.0),
             seed=env_int("BENCH_MESSAGING_SEED", 13), start_s=env_float("BENCH_MESSAGING_START_S", 240.0),
             loadgen=os.environ.get("BENCH_LOADGEN") or ("wrk" if wrk_available() else "python"),
@@ -1265,12 +1302,21 @@ def run_database(kind: str, plan: Plan) -> dict:
                     figures["send"] = {f"c{c}": measured("send", url, requests, c, plan.duration_s, k,
                                                          desk.a.token, platform, kind, servers)
                                        for c in plan.send_conns}
+                    figures["outbox_drain"]["after_send"] = outbox.drain(platform, "the send runs")
+                    c10 = figures["send"].get("c10")
+                    if c10 is not None and plan.paced_load > 0:  # latency below saturation, beside ping's at the rate
+                        figures["settled_before_paced_s"] = settle(platform)
+                        rate = round(plan.paced_load * c10["rps"], 1)
+                        figures["send_paced"] = measured("send", url, requests, 10, plan.duration_s, "python",
+                                                         desk.a.token, platform, kind, servers, rate)
+                        figures["outbox_drain"]["after_paced_send"] = outbox.drain(platform, "the paced send")
+                        baseline["ping_paced"] = measured("ping", url, [Request("GET", PING)], 10, plan.duration_s,
+                                                          "python", None, platform, kind, servers, rate)
                     closed = [s.closed for s in sockets if s.closed]
                     if closed:
                         raise BenchFailure(f"{len(closed)} listeners closed during the sends: {closed[0]}")
                     figures["send"]["listeners"] = len(sockets)
                     figures["send"]["pushes_received"] = sum(len(s.received) for s in sockets)
-                    figures["outbox_drain"]["after_send"] = outbox.drain(platform, "the send runs")
                 platform.check_alive()
 
                 # -- push to S clients
@@ -1300,6 +1346,11 @@ def run_database(kind: str, plan: Plan) -> dict:
                                   "rps": ratio(f["rps"], baseline["ping"][key]["rps"])}
                             for key, f in figures[name].items()} for name in ("page", "search")},
     }
+    if "send_paced" in figures:
+        ratios["send_paced/ping_paced"] = {"p50": ratio(figures["send_paced"]["p50_ms"],
+                                                        baseline["ping_paced"]["p50_ms"]),
+                                           "p99": ratio(figures["send_paced"]["p99_ms"],
+                                                        baseline["ping_paced"]["p99_ms"])}
     top = f"c{max(plan.read_conns)}"
     c10 = figures["send"].get("c10")
     if c10 is not None:
@@ -1346,8 +1397,12 @@ def run() -> dict:
         zulip=ZULIP,
         load_average_1m={kind: got["load_average_1m"] for kind, got in per_db.items()},
         notes=[
-            "every HTTP figure is a closed loop with keep-alive; GET /v1/ping (gateway -> RPC -> identity, no auth) "
-            "is measured at the same connection counts in the same platform just before",
+            "every HTTP figure but the paced ones is a closed loop with keep-alive; GET /v1/ping (gateway -> RPC -> "
+            "identity, no auth) is measured at the same connection counts in the same platform just before",
+            "a closed loop at c connections has mean latency c / throughput (Little's law): p50 <= 20 ms at c=10 "
+            "needs about 500 answers/s, which ping itself may not reach on the machine",
+            f"send_paced: 10 connections sending at {plan.paced_load:g} x the closed loop's c=10 rate, each "
+            "latency counted from when the request was due; ping_paced: ping at the same rate, just after",
             "send: POST /v1/conversations/{id}/messages as attendant A, outgoing, a different body each time, "
             "with the listed WebSocket listeners connected (the send is pushed and audited for each of them)",
             f"page and search targets are judged at the highest read concurrency (c{max(plan.read_conns)}); "

@@ -249,6 +249,11 @@ def table_messaging(data: dict) -> list[str]:
             lines.append(f"  send c10 with messaging free (its service, relay and database): the rest "
                          f"{ceiling['rest_cpu_ms_per_send']} ms CPU per send, at most {ceiling['sends_per_s']} "
                          f"sends/s on {ceiling['cores']} cores = {ceiling['over_ping']} x ping")
+        paced, ping_paced = f.get("send_paced"), data["baseline"][db].get("ping_paced")
+        if paced and ping_paced:
+            lines.append(f"  send paced at {paced['paced_rate']} req/s over 10 conns (latency from when due): "
+                         f"p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms; ping at that rate p50 "
+                         f"{ping_paced['p50_ms']:.2f} ms, p99 {ping_paced['p99_ms']:.2f} ms")
         push, rss, seed = f["push"], f["rss"], f["seed"]
         lines.append(f"  push: {push['messages']} messages to {push['clients']} WebSocket clients "
                      f"({push['deliveries']} deliveries): p50 {push['p50_ms']} ms, p99 {push['p99_ms']} ms, "
