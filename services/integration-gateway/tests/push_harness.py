@@ -26,7 +26,6 @@ def hub_of(gateway: ServiceContainer):
     return next(dep for dep in gateway.dependencies if isinstance(dep, LivePush)).hub
 
 
-
 def publish_event(amqp_uri: str, event_type: str, data: dict, as_service: str | None = "messaging") -> None:
     """An event on ``<as_service>.events`` as that service's broker user (None: the vhost's own user, on
     ``messaging.events``), confirmed."""

@@ -124,6 +124,7 @@ def platform(issuer, tmp_path_factory):
                           "push-test") as isolated:
         isolated.env.setenv("GATEWAY_STREAM_AUTH_TIMEOUT_S", "1")
         isolated.env.setenv("GATEWAY_STREAM_MAX_PER_USER", "3")
+        isolated.env.setenv("GATEWAY_STREAM_MESSAGE_TIMEOUT_S", "1")
         platform = PushPlatform(isolated.vhost, isolated.amqp_uri, issuer)
         try:
             platform.start(FakeIdentity, isolated.amqp_uri)
@@ -359,6 +360,27 @@ def test_a_message_over_the_size_limit_closes_the_socket(platform):
         ws.send_frame(websocket.ABNF.create_frame(" " * 4000, websocket.ABNF.OPCODE_CONT, fin=0))
     assert closed_with(ws).code == 1009
     ws.close()
+
+
+def test_a_client_that_stalls_mid_message_is_closed_with_1008_and_others_are_served(platform):
+    """Each byte used to restart the idle timeout: an authenticated client could hold a frame open for ever
+    (a few bytes a minute), and with it one of its sockets and the gateway's green thread."""
+    ana, _ = platform.token("user-ana")
+    staller, bystander = connect(platform, ana), connect(platform, ana)
+    try:
+        frame = websocket.ABNF.create_frame(json.dumps({"type": "ping"}), websocket.ABNF.OPCODE_TEXT).format()
+        staller.sock.send(frame[:8])  # the header, the mask and two bytes of the payload
+        started = time.monotonic()
+        time.sleep(0.6)
+        staller.sock.send(frame[8:9])  # a byte now and then: what the idle timeout let through
+        closed = closed_with(staller)
+        assert closed.code == 1008 and "within 1 seconds" in closed.reason
+        assert time.monotonic() - started < 4
+        platform.message("m-after-stall", "user-ana")
+        assert receive(bystander)["data"]["id"] == "m-after-stall"
+    finally:
+        staller.close()
+        bystander.close()
 
 
 def test_a_user_without_conversations_or_chats_is_refused_with_4003(platform):

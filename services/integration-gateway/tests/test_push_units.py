@@ -139,6 +139,10 @@ def test_settings_validate_origins_and_the_stream_retention():
         load_push_settings({"GATEWAY_STREAM_ORIGINS": "app.example.com"})
     with pytest.raises(ConfigError, match="GATEWAY_STREAM_EVENTS_MAX_AGE"):
         load_push_settings({"GATEWAY_STREAM_WINDOW_S": "900", "GATEWAY_STREAM_EVENTS_MAX_AGE": "10m"})
+    assert load_push_settings({}).message_timeout_s == 10.0
+    assert load_push_settings({"GATEWAY_STREAM_MESSAGE_TIMEOUT_S": "2.5"}).message_timeout_s == 2.5
+    with pytest.raises(ConfigError, match="GATEWAY_STREAM_MESSAGE_TIMEOUT_S"):
+        load_push_settings({"GATEWAY_STREAM_MESSAGE_TIMEOUT_S": "0"})
 
 
 # -- the hub --------------------------------------------------------------------------------------
@@ -646,6 +650,72 @@ def test_a_message_over_the_limit_in_fragments_is_refused_from_its_declared_leng
     data = client_frame(0x1, b"{" + b" " * 15_999, fin=False) + client_frame(0x0, length=1_000)[:6]
     messages, code, _ = read_all(data)
     assert messages == [] and code == protocol.MESSAGE_TOO_BIG
+
+
+class PacedSocket(FeedSocket):
+    """Gives the reader ``chunks`` (seconds to wait first, bytes), at most ``per_recv`` bytes a call, then the
+    end of the connection: a slow, stalled or trickling client."""
+
+    def __init__(self, chunks: list[tuple[float, bytes]], per_recv: int | None = None) -> None:
+        super().__init__(b"")
+        self.chunks = list(chunks)
+        self.per_recv = per_recv
+
+    def recv(self, size: int) -> bytes:
+        import eventlet
+
+        if not self.chunks:
+            return b""
+        wait, data = self.chunks[0]
+        eventlet.sleep(wait)
+        take = min(size, self.per_recv or size)
+        self.chunks[0] = (0.0, data[take:])
+        if not data[take:]:
+            self.chunks.pop(0)
+        self.read += len(data[:take])
+        return data[:take]
+
+
+def read_paced(chunks: list[tuple[float, bytes]], per_recv: int | None = None,
+               timeout_s: float = 0.3) -> tuple[list, int | None]:
+    from upgestao_gateway.push.connection import BoundedWebSocket
+
+    sock = PacedSocket(chunks, per_recv)
+    ws = BoundedWebSocket(sock, {}, version=13, max_frame_length=PushSettings().max_message_bytes)
+    ws.message_timeout_s = timeout_s
+    messages = []
+    while (message := ws.wait()) is not None:
+        messages.append(message)
+    closes = [write for write in sock.writes if write[0] == 0x88]
+    return messages, int.from_bytes(closes[0][2:4], "big") if closes else None
+
+
+PING = b'{"type": "ping"}'
+
+
+def test_a_message_stalled_mid_frame_fails_the_connection_with_1008():
+    """The idle timeout restarted at every byte: a client could hold a frame open for ever."""
+    frame = client_frame(0x1, PING)
+    assert read_paced([(0.0, frame[:9]), (5.0, frame[9:])]) == ([], protocol.POLICY_VIOLATION)
+
+
+def test_a_message_trickled_a_byte_at_a_time_fails_the_connection_with_1008():
+    assert read_paced([(0.05, byte.to_bytes(1, "big")) for byte in client_frame(0x1, PING)]) == (
+        [], protocol.POLICY_VIOLATION)
+
+
+def test_a_fragmented_message_whose_next_fragment_stalls_fails_the_connection_with_1008():
+    first, rest = client_frame(0x1, b'{"type": ', fin=False), client_frame(0x0, b'"ping"}')
+    assert read_paced([(0.0, first), (0.1, client_frame(0x9, b"hi")), (5.0, rest)]) == (
+        [], protocol.POLICY_VIOLATION)
+
+
+def test_the_wait_between_messages_is_not_a_messages_deadline():
+    """Idle is the socket's idle timeout (pings), not this one; a slow but whole message is read."""
+    frame = client_frame(0x1, PING)
+    chunks = [(0.0, frame), (0.6, frame[:4]), (0.1, frame[4:]), (0.6, frame)]
+    assert read_paced(chunks) == ([PING.decode()] * 3, None)
+    assert read_paced([(0.0, frame)], per_recv=1, timeout_s=10.0) == ([PING.decode()], None)
 
 
 def test_a_close_reason_is_at_most_123_bytes_of_utf8_whole_characters():

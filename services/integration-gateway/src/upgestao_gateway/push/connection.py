@@ -57,8 +57,9 @@ class _Message:
     a text message's UTF-8 checked fragment by fragment (eventlet's checks it only when the message ends, and
     its error escapes the frame reader: 1011 instead of 1007)."""
 
-    def __init__(self, opcode: int) -> None:
+    def __init__(self, opcode: int, deadline: float) -> None:
         self.opcode = opcode
+        self.deadline = deadline  # time.monotonic() by which its last fragment must have come
         self.finished = False
         self.size = 0
         self.fragments = 0
@@ -92,13 +93,16 @@ class BoundedWebSocket(websocket.RFC6455WebSocket):
       declared length, before its bytes are read;
     * more than :data:`MAX_FRAGMENTS` fragments in a message, 1009: eventlet kept every fragment, empty
       ones too, and summed them all again at each (quadratic: 20,000 empty fragments, 120 kB, held the
-      process's CPU for seconds, and every other socket with it).
+      process's CPU for seconds, and every other socket with it);
+    * a message whose frames do not all come within ``message_timeout_s`` of its first header, 1008: a
+      socket that stalled or trickled mid-message was only ended by the idle timeout, which each byte reset.
 
     Its other checks are eventlet's (masking, opcodes, control frames, continuations), in the same order.
     ``closed_with``: the code eventlet's reader closed the socket with (a failed connection, a client's close
     answered), for the log."""
 
     closed_with: int | None = None
+    message_timeout_s: float = 10.0  # PushSettings.message_timeout_s, set by the handler
 
     def close(self, close_data=None) -> None:
         if close_data is not None and self.closed_with is None:
@@ -106,7 +110,18 @@ class BoundedWebSocket(websocket.RFC6455WebSocket):
         super().close(close_data=close_data)
 
     def _recv_frame(self, message: _Message | None = None) -> _Message:
-        first, second = self._get_bytes(2)
+        if message is None:  # between messages: the wait is the socket's idle timeout
+            header = self._get_bytes(2)
+            deadline = time.monotonic() + self.message_timeout_s
+        else:  # inside a fragmented one: its deadline holds, for the next fragment's header too
+            header, deadline = None, message.deadline
+        late = websocket.FailedConnectionError(
+            protocol.POLICY_VIOLATION, f"A message must arrive within {self.message_timeout_s:g} seconds.")
+        with eventlet.Timeout(max(0.001, deadline - time.monotonic()), late):
+            return self._recv_rest(header or self._get_bytes(2), message, deadline)
+
+    def _recv_rest(self, header: bytes, message: _Message | None, deadline: float) -> _Message:
+        first, second = header
         final = bool(first & 0x80)
         opcode = first & 0x0F
         if first & 0x70:
@@ -129,7 +144,7 @@ class BoundedWebSocket(websocket.RFC6455WebSocket):
         elif length == 127:
             length = struct.unpack("!Q", self._get_bytes(8))[0]
         if control or message is None:
-            message = _Message(opcode)
+            message = _Message(opcode, deadline)
         if message.size + length > self.max_frame_length:
             raise websocket.FailedConnectionError(protocol.MESSAGE_TOO_BIG, "Message too big.")
         if message.fragments >= MAX_FRAGMENTS:
@@ -289,6 +304,7 @@ class StreamEndpoint:
 
     def _handle(self, ws: websocket.RFC6455WebSocket) -> None:
         ws.socket.settimeout(self.settings.idle_timeout_s)
+        ws.message_timeout_s = self.settings.message_timeout_s
         sink = SocketSink(ws, self.settings)
         writer = eventlet.spawn(sink.write_forever)
         subscriber: Subscriber | None = None

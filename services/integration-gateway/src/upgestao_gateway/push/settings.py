@@ -10,6 +10,8 @@
     GATEWAY_STREAM_MAX_CONNECTIONS  open sockets per gateway process (default 5,000)
     GATEWAY_STREAM_AUTH_TIMEOUT_S   time for an opened socket to authenticate (default 5)
     GATEWAY_STREAM_PING_S           server ping interval; a socket silent for 2.5 times that is closed (default 25)
+    GATEWAY_STREAM_MESSAGE_TIMEOUT_S  time from a client message's first byte to its last (default 10): a client
+                                    that stalls or trickles mid-message is closed (1008)
     GATEWAY_STREAM_EVENTS_MAX_AGE   retention of the ``gateway.push-events`` stream (default 1h; at least the window)
 """
 
@@ -31,6 +33,7 @@ MAX_PER_USER_VAR = "GATEWAY_STREAM_MAX_PER_USER"
 MAX_CONNECTIONS_VAR = "GATEWAY_STREAM_MAX_CONNECTIONS"
 AUTH_TIMEOUT_VAR = "GATEWAY_STREAM_AUTH_TIMEOUT_S"
 PING_VAR = "GATEWAY_STREAM_PING_S"
+MESSAGE_TIMEOUT_VAR = "GATEWAY_STREAM_MESSAGE_TIMEOUT_S"
 EVENTS_MAX_AGE_VAR = "GATEWAY_STREAM_EVENTS_MAX_AGE"
 
 DEFAULT_EVENTS_MAX_AGE = "1h"
@@ -49,6 +52,7 @@ class PushSettings:
     events_max_age: str = DEFAULT_EVENTS_MAX_AGE
     events_max_bytes: int = EVENTS_MAX_BYTES
     max_message_bytes: int = 16_384  # what a client sends: an auth message (a token is at most 8 KiB), a ping
+    message_timeout_s: float = 10.0  # from a client message's first header to its last byte (a stall mid-message)
     outbox_messages: int = 2_000  # frames queued for one socket before it is closed as too slow
     sweep_s: float = 0.5  # how often open sockets' tokens are checked (revoked, expired)
     resume_ahead_wait_s: float = 1.0  # a last_seq beyond what this replica read: how long to wait for it
@@ -103,5 +107,6 @@ def load_push_settings(environ: Mapping[str, str] | None = None) -> PushSettings
         max_connections=int_setting(environ, MAX_CONNECTIONS_VAR, 5_000, 1, 100_000),
         auth_timeout_s=float_setting(environ, AUTH_TIMEOUT_VAR, 5.0, 0.1, 60.0),
         ping_s=float_setting(environ, PING_VAR, 25.0, 0.5, 300.0),
+        message_timeout_s=float_setting(environ, MESSAGE_TIMEOUT_VAR, 10.0, 0.1, 60.0),
         events_max_age=max_age,
     )
