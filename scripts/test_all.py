@@ -16,7 +16,7 @@ database at a closed port, as in ``make test-fast``, so a test that reaches them
 of racing the infra runs) side by side; phase 2 runs ``serial``. The parts cannot collide: every test
 makes its own vhost, databases and broker users (uuid names; ``upgestao_kernel.testing``,
 tests/e2e_platform.py), ports are free ones, and each process has its own ``--basetemp`` (kept, and
-named, when something failed).
+named, when something failed; a ``--basetemp`` given is the folder they are made in).
 
 Every process gets the same extra arguments (``-k``, ``-x``, paths relative to the repository root, …).
 A part keeps only the tests of its own modules: it skips the others' folders and files while collecting
@@ -184,9 +184,26 @@ def exit_status(statuses: list[int]) -> int:
     return next(status for status in statuses if status not in (0, NO_TESTS))
 
 
+def split_basetemp(argv: list[str]) -> tuple[Path | None, list[str]]:
+    """``--basetemp`` taken out of the arguments (its last value wins, as in pytest): given to every process
+    as it is, the three processes of phase 1 would share one folder, which each empties as it starts."""
+    given, rest, args = None, [], iter(argv)
+    for arg in args:
+        if arg == "--basetemp":
+            given = next(args, None)
+        elif arg.startswith("--basetemp="):
+            given = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+    return (Path(given) if given else None), rest
+
+
 def main(argv: list[str]) -> int:
     started = time.monotonic()
-    temp = Path(tempfile.mkdtemp(prefix="test-all-"))
+    given, argv = split_basetemp(argv)
+    if given is not None:  # the parts' folders inside it (e2e, services, offline, serial), kept
+        given.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix="test-all-", dir=given))
     runs: list[Run] = []
     logs = []
     try:

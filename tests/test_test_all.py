@@ -52,6 +52,16 @@ def test_every_module_that_stops_the_broker_or_the_database_runs_alone():
             assert split.part_of(module) == "serial", module
 
 
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["-x", "--basetemp=/tmp/mine", "-k", "ping"], ("/tmp/mine", ["-x", "-k", "ping"])),
+    (["--basetemp", "/tmp/a", "tests/x.py", "--basetemp=/tmp/b"], ("/tmp/b", ["tests/x.py"])),
+    (["-q"], (None, ["-q"])),
+])
+def test_a_basetemp_given_is_taken_out_so_the_parallel_parts_never_share_one_folder(argv, expected):
+    given, rest = split.split_basetemp(argv)
+    assert (str(given) if given else None, rest) == expected
+
+
 def test_the_parts():
     assert split.part_of("tests/test_chaos_e2e.py") == "serial"
     assert split.part_of("tests/test_api_fuzz_e2e.py") == "services"
