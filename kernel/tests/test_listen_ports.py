@@ -114,3 +114,21 @@ def test_no_free_port_is_said(monkeypatch):
     with socket.create_server(("127.0.0.1", busy)):
         with pytest.raises(listen_ports.NoFreePort, match="after 3 tries"):
             listen_ports.free_port(rng=Sequence(busy, busy, busy))
+
+
+def test_a_reservations_folder_that_is_a_link_or_writable_by_others_is_refused(tmp_path, monkeypatch):
+    """The folder lies in the shared temporary directory: another local user may have made it first."""
+    monkeypatch.setattr(listen_ports.tempfile, "gettempdir", lambda: str(tmp_path))
+    mine = tmp_path / f"upgestao-ports-{os.getuid()}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    mine.symlink_to(elsewhere)
+    with pytest.raises(listen_ports.NoFreePort, match="remove it"):
+        listen_ports.reservations_dir()
+    mine.unlink()
+    mine.mkdir(mode=0o700)
+    mine.chmod(0o777)
+    with pytest.raises(listen_ports.NoFreePort, match="remove it"):
+        listen_ports.reservations_dir()
+    mine.chmod(0o700)
+    assert listen_ports.reservations_dir() == mine

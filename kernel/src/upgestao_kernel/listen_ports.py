@@ -20,6 +20,7 @@ import fcntl
 import os
 import random
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -71,13 +72,18 @@ def bindable(host: str, port: int) -> bool:
 
 
 def reservations_dir() -> Path:
+    """This user's folder of reservation files in the (shared) temporary directory: a real folder of this user's,
+    never one another local user made there first or a symbolic link (files would be made where it points)."""
     path = Path(tempfile.gettempdir()) / f"upgestao-ports-{os.getuid()}"
     path.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise NoFreePort(f"{path} is not a folder of this user's that only it may write: remove it")
     return path
 
 
 def _reserve(port: int, directory: Path) -> bool:
-    fd = os.open(directory / str(port), os.O_CREAT | os.O_RDWR, 0o600)
+    fd = os.open(directory / str(port), os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
